@@ -1,0 +1,122 @@
+"""Entry point of the ``segmint`` command: global options, error handling, sub-commands.
+
+Each command module registers its commands on :data:`cli`; they call the Python API and
+hold no business logic. A :class:`~segmint.errors.SegmintError` is printed as one clear
+message (with its source excerpt) and exit status 1; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+
+from segmint._version import __version__
+from segmint.cli.output import emit_json, err_console, format_option
+from segmint.errors import SegmintError
+from segmint.workspace import Workspace
+
+COMMAND_MODULES: tuple[str, ...] = ("demo",)
+"""Modules under ``segmint.cli`` that add commands; each defines ``register(cli)``."""
+
+
+class Context:
+    """What every command receives: the workspace location and global flags."""
+
+    def __init__(self, workspace: Path, debug: bool) -> None:
+        self.workspace_path = workspace
+        self.debug = debug
+        self._workspace: Workspace | None = None
+
+    @property
+    def workspace(self) -> Workspace:
+        """The workspace, opened on first use."""
+        if self._workspace is None:
+            self._workspace = Workspace.open(self.workspace_path)
+        return self._workspace
+
+    def close(self) -> None:
+        """Close the workspace if it was opened."""
+        if self._workspace is not None:
+            self._workspace.close()
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="segmint")
+@click.option(
+    "-w",
+    "--workspace",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    envvar="SEGMINT_WORKSPACE",
+    show_default=True,
+    help="The workspace folder.",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, workspace: Path, debug: bool) -> None:
+    """segmint: customer profiles, exact segments and personalised email."""
+    ctx.obj = Context(workspace, debug)
+    ctx.call_on_close(ctx.obj.close)
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--name", help="The workspace name (default: the folder name).")
+def init(directory: Path, name: str | None) -> None:
+    """Create a workspace in DIRECTORY with a commented example shop."""
+    ws = Workspace.init(directory, name=name or directory.resolve().name)
+    ws.close()
+    click.echo(f"Created workspace '{ws.definition.name}' in {directory}")
+    click.echo(f"  edit {directory / 'segmint.yaml'}, then run: segmint -w {directory} status")
+
+
+@cli.command()
+@format_option
+@pass_ctx
+def status(ctx: Context, fmt: str) -> None:
+    """Show the store backend, schema version and counts."""
+    info = ctx.workspace.status()
+    if fmt == "json":
+        emit_json(info)
+        return
+    store = info["store"]
+    click.echo(f"workspace  {info['workspace']}  ({info['path']})")
+    click.echo(f"store      {store['backend']}  {store['url']}")
+    click.echo(f"schema     v{store['schema_version']} (latest v{store['latest_schema_version']})")
+    for key, value in info["counts"].items():
+        click.echo(f"{key:<12}{value}")
+
+
+def _register_commands() -> None:
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"segmint.cli.{name}")
+        module.register(cli)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Run the CLI, turning segmint errors into one clear message and a non-zero exit."""
+    _register_commands()
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        return cli.main(args=argv, prog_name="segmint", standalone_mode=False)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except SegmintError as exc:
+        if debug:
+            traceback.print_exc()
+        err_console.print(
+            f"[red]error:[/red] {exc.detailed_message()}", highlight=False, soft_wrap=True
+        )
+        sys.exit(1)

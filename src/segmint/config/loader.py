@@ -1,0 +1,219 @@
+"""Load ``segmint.yaml`` into a :class:`WorkspaceDef`, with errors that point at the source.
+
+ruamel.yaml keeps the line and column of every key and value; pydantic reports each failure
+with its key path. The two meet in :class:`Positions`, which turns a key path back into a
+location, so every error names ``file:line:column``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from segmint.config.errors import ConfigError, ConfigErrors
+from segmint.config.model import AGGREGATES, TraitDef, WorkspaceDef
+from segmint.config.suggest import did_you_mean
+from segmint.errors import SourceLocation
+
+KeyPath = Sequence[str | int]
+
+
+class Positions:
+    """Resolves key paths in a parsed YAML document to source locations."""
+
+    def __init__(self, root: Any, file: str, text: str) -> None:
+        self.root = root
+        self.file = file
+        self.text = text
+
+    def locate(self, path: KeyPath, *, key: bool = False) -> SourceLocation:
+        """Return the location of the value (or the key, if ``key``) at ``path``.
+
+        Falls back to the deepest existing ancestor when the path does not exist.
+        """
+        node = self.root
+        line, col, length = 0, 0, 1
+        for index, part in enumerate(path):
+            last = index == len(path) - 1
+            if isinstance(node, CommentedMap) and part in node:
+                k_line, k_col = node.lc.key(part)
+                v_line, v_col = node.lc.value(part)
+                value = node[part]
+                if key and last or isinstance(value, CommentedMap | CommentedSeq):
+                    line, col, length = k_line, k_col, len(str(part))
+                else:
+                    line, col, length = v_line, v_col, max(len(str(value)), 1)
+                node = value
+            elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+                line, col = node.lc.item(part)
+                node = node[part]
+            else:
+                break
+        return SourceLocation(self.file, line + 1, col + 1, length)
+
+    def error(
+        self, message: str, path: KeyPath, *, hint: str | None = None, key: bool = False
+    ) -> ConfigError:
+        """Build a :class:`ConfigError` located at ``path``."""
+        return ConfigError(
+            message,
+            location=self.locate(path, key=key),
+            key_path=dotted(path),
+            hint=hint,
+            source=self.text,
+        )
+
+
+def dotted(path: KeyPath) -> str:
+    """Render a key path as ``segments.vip.rule`` (list indices as ``[0]``)."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def read_yaml(path: Path) -> tuple[Any, str]:
+    """Parse a YAML file, keeping positions; raise ConfigError for malformed YAML."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"no workspace file at {path}", hint="run 'segmint init DIR'") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text: {exc.reason}") from None
+    try:
+        data = YAML(typ="rt").load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        loc = SourceLocation(str(path), mark.line + 1, mark.column + 1) if mark else None
+        problem = exc.problem or exc.context or "malformed YAML"
+        raise ConfigError(f"malformed YAML: {problem}", location=loc, source=text) from None
+    return data, text
+
+
+def load_workspace_def(path: Path) -> WorkspaceDef:
+    """Load and validate a workspace file.
+
+    Raises:
+        ConfigErrors: Every problem found, each with its location.
+    """
+    data, text = read_yaml(path)
+    positions = Positions(data, str(path), text)
+    if not isinstance(data, CommentedMap):
+        raise ConfigErrors([positions.error("the workspace file must be a mapping of keys", [])])
+    try:
+        workspace = WorkspaceDef.model_validate(_plain(data))
+    except ValidationError as exc:
+        raise ConfigErrors(_translate(exc, positions)) from None
+    problems = list(cross_check(workspace, positions))
+    if problems:
+        raise ConfigErrors(problems)
+    return workspace
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, CommentedMap):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, CommentedSeq):
+        return [_plain(v) for v in node]
+    return node
+
+
+def _translate(exc: ValidationError, positions: Positions) -> list[ConfigError]:
+    errors: list[ConfigError] = []
+    for err in exc.errors():
+        path = [p for p in err["loc"] if not _is_union_tag(p)]
+        if err["type"] == "extra_forbidden":
+            errors.append(_unknown_key(path, positions))
+            continue
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "missing":
+            message = f"missing required key '{path[-1]}'"
+            path = path[:-1]
+        errors.append(positions.error(message, path))
+    return errors
+
+
+def _is_union_tag(part: Any) -> bool:
+    return isinstance(part, str) and part.startswith("function-")
+
+
+def _unknown_key(path: list[str | int], positions: Positions) -> ConfigError:
+    name = str(path[-1])
+    candidates = _fields_at(path[:-1])
+    hint = did_you_mean(name, candidates)
+    if _under(path, "traits"):
+        listing = f"aggregates are: {', '.join(AGGREGATES)}"
+        hint = f"{hint} ({listing})" if hint else listing
+    return positions.error(f"unknown key '{name}'", path, hint=hint, key=True)
+
+
+def _under(path: KeyPath, section: str) -> bool:
+    return len(path) == 3 and path[0] == section
+
+
+def _fields_at(path: KeyPath) -> list[str]:
+    model: type[BaseModel] | None = WorkspaceDef
+    for part in path:
+        if model is None:
+            return []
+        field = model.model_fields.get(str(part))
+        if field is None:
+            # inside a dict[str, Model]: the key is a user name; keep the model
+            continue
+        model = _model_of(field.annotation)
+    if model is None:
+        return []
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def cross_check(ws: WorkspaceDef, positions: Positions) -> list[ConfigError]:
+    """Check references between sections: parents, groups, campaign segments."""
+    errors: list[ConfigError] = []
+    names = list(ws.segments)
+    defaults: dict[str, str] = {}
+    for name, seg in ws.segments.items():
+        if seg.parent is not None and seg.parent not in ws.segments:
+            hint = did_you_mean(seg.parent, names)
+            msg = f"unknown parent segment '{seg.parent}' of segment '{name}'"
+            errors.append(positions.error(msg, ["segments", name, "parent"], hint=hint))
+        if seg.default and seg.group is not None:
+            if seg.group in defaults:
+                msg = f"group '{seg.group}' already has default segment '{defaults[seg.group]}'"
+                errors.append(positions.error(msg, ["segments", name, "default"]))
+            defaults[seg.group] = name
+    for name, campaign in ws.campaigns.items():
+        if campaign.segment not in ws.segments:
+            hint = did_you_mean(campaign.segment, names)
+            msg = f"unknown segment '{campaign.segment}' in campaign '{name}'"
+            errors.append(positions.error(msg, ["campaigns", name, "segment"], hint=hint))
+        if campaign.topic not in ws.consent.topics:
+            hint = did_you_mean(campaign.topic, ws.consent.topics)
+            msg = f"unknown consent topic '{campaign.topic}' in campaign '{name}'"
+            errors.append(positions.error(msg, ["campaigns", name, "topic"], hint=hint))
+    if ws.email.group is not None and not any(
+        s.group == ws.email.group for s in ws.segments.values()
+    ):
+        msg = f"email.group names '{ws.email.group}', which no segment belongs to"
+        errors.append(positions.error(msg, ["email", "group"]))
+    return errors
+
+
+def trait_types(ws: WorkspaceDef) -> dict[str, TraitDef]:
+    """Return the trait definitions by name (a convenience for other stages)."""
+    return dict(ws.traits)

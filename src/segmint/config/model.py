@@ -1,0 +1,313 @@
+"""Typed definitions of a workspace, validated from ``segmint.yaml``.
+
+Every model forbids unknown keys, so a typo is an error (with a suggestion), never ignored.
+The loader (:mod:`segmint.config.loader`) maps validation failures back to file:line:column.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from segmint.config.durations import parse_duration
+
+TraitType = Literal["string", "number", "boolean", "timestamp", "list"]
+AGGREGATES = (
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "first",
+    "last",
+    "distinct_count",
+    "most_frequent",
+    "exists",
+)
+Aggregate = Literal[
+    "count", "sum", "avg", "min", "max", "first", "last", "distinct_count", "most_frequent",
+    "exists",
+]  # fmt: skip
+
+
+class Strict(BaseModel):
+    """Base model: unknown keys are errors, values are immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _duration(value: Any) -> timedelta | None:
+    if value is None or isinstance(value, timedelta):
+        return value
+    return parse_duration(str(value))
+
+
+class TraitDef(Strict):
+    """One trait: from identify calls, computed over events, or derived from other traits.
+
+    Exactly one of ``from``, an aggregate key (``count``, ``sum``, …) or ``expr`` is given.
+
+    Attributes:
+        from_: ``identify`` for a trait read from identify calls (and imports of contacts).
+        type: The declared type; computed traits infer theirs when omitted.
+        pii: Personal data: masked in listings, subject to export and erasure.
+        default: The value used when the trait is missing.
+        count: ``events`` to count matching events.
+        sum: The property path summed (``properties.total``).
+        avg: The property path averaged.
+        min: The property path (or ``timestamp``) whose minimum is kept.
+        max: The property path (or ``timestamp``) whose maximum is kept.
+        first: The property path (or ``timestamp``) of the earliest matching event.
+        last: The property path (or ``timestamp``) of the latest matching event.
+        distinct_count: The property path whose distinct values are counted.
+        most_frequent: The property path whose most frequent value is kept.
+        exists: ``events``: true when at least one matching event exists.
+        event: The event name the aggregate reads (all track events when omitted).
+        where: A filter over the event's properties, in the rule language.
+        within: A window such as ``30d``: only events in the last 30 days at ``as_of`` count.
+        expr: A derived trait: an expression over other traits, in the rule language.
+        description: Free text shown in listings.
+    """
+
+    from_: Literal["identify"] | None = Field(default=None, alias="from")
+    type: TraitType | None = None
+    pii: bool = False
+    default: Any = None
+    count: str | None = None
+    sum: str | None = None
+    avg: str | None = None
+    min: str | None = None
+    max: str | None = None
+    first: str | None = None
+    last: str | None = None
+    distinct_count: str | None = None
+    most_frequent: str | None = None
+    exists: str | None = None
+    event: str | None = None
+    where: str | None = None
+    within: timedelta | None = None
+    expr: str | None = None
+    description: str | None = None
+
+    _check_within = field_validator("within", mode="before")(_duration)
+
+    @property
+    def aggregate(self) -> tuple[Aggregate, str] | None:
+        """The (function, target) pair of a computed trait, else None."""
+        for name in AGGREGATES:
+            target = getattr(self, name)
+            if target is not None:
+                return name, target  # type: ignore[return-value]
+        return None
+
+    @property
+    def kind(self) -> Literal["identify", "computed", "derived"]:
+        """Which of the three trait kinds this is."""
+        if self.from_ is not None:
+            return "identify"
+        if self.expr is not None:
+            return "derived"
+        return "computed"
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> TraitDef:
+        aggs = [a for a in AGGREGATES if getattr(self, a) is not None]
+        kinds = int(self.from_ is not None) + int(self.expr is not None) + int(bool(aggs))
+        if kinds != 1:
+            raise ValueError(
+                "a trait needs exactly one of 'from: identify', an aggregate "
+                f"({', '.join(AGGREGATES)}) or 'expr'"
+            )
+        if len(aggs) > 1:
+            raise ValueError(f"a trait has one aggregate, found {', '.join(aggs)}")
+        if self.kind != "computed" and (self.event or self.where or self.within):
+            raise ValueError("'event', 'where' and 'within' apply only to computed traits")
+        return self
+
+
+class SegmentDef(Strict):
+    """One segment.
+
+    Attributes:
+        rule: The rule, in the rule language. Omitted only for a group's default segment.
+        description: What the segment is for.
+        tags: Free labels for filtering listings.
+        group: An exclusive group: a profile is in at most one segment of the group.
+        priority: Within a group, the matching segment with the highest priority wins.
+        default: The group's fallback for profiles that match none of its segments.
+        parent: A segment whose members bound this one: a child never holds a non-member.
+    """
+
+    rule: str | None = None
+    description: str | None = None
+    tags: tuple[str, ...] = ()
+    group: str | None = None
+    priority: int = 0
+    default: bool = False
+    parent: str | None = None
+
+    @model_validator(mode="after")
+    def _rule_or_default(self) -> SegmentDef:
+        if self.default and self.group is None:
+            raise ValueError("a default segment needs a 'group' to be the default of")
+        if self.default and self.rule is not None:
+            raise ValueError("a default segment has no rule: it holds whoever matches none")
+        if not self.default and self.rule is None:
+            raise ValueError("a segment needs a 'rule' (or 'default: true' with a 'group')")
+        return self
+
+
+class PropertySpec(Strict):
+    """A property in the tracking plan."""
+
+    type: Literal["string", "number", "integer", "boolean", "timestamp", "object", "array"]
+    required: bool = False
+    enum: tuple[Any, ...] | None = None
+
+
+class EventPlan(Strict):
+    """What one event must look like."""
+
+    properties: dict[str, PropertySpec] = Field(default_factory=dict)
+    allow_other_properties: bool = True
+
+
+class TrackingPlan(Strict):
+    """Declared events; violations are quarantined with their reason."""
+
+    events: dict[str, EventPlan] = Field(default_factory=dict)
+    allow_unplanned_events: bool = True
+
+
+class SourceDef(Strict):
+    """A named source of events, for data-quality reporting."""
+
+    kind: Literal["http", "import", "webhook", "stream"] = "http"
+    freshness: timedelta | None = None
+    description: str | None = None
+
+    _check_freshness = field_validator("freshness", mode="before")(_duration)
+
+
+class ImportDef(Strict):
+    """A column mapping for ``segmint ingest``.
+
+    Attributes:
+        kind: ``identify`` for contacts, ``track`` for events.
+        event: The event name for ``track`` imports (or ``event_column``).
+        event_column: A column holding the event name.
+        user_id: The column holding the user id.
+        anonymous_id: The column holding an anonymous id.
+        timestamp: The column holding the event time.
+        traits: Trait name → column, for ``identify`` imports.
+        properties: Property name → column, for ``track`` imports.
+        key: Columns whose values identify a row, for stable message ids.
+        source: The source name recorded on the events.
+    """
+
+    kind: Literal["identify", "track"]
+    event: str | None = None
+    event_column: str | None = None
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    timestamp: str | None = None
+    traits: dict[str, str] = Field(default_factory=dict)
+    properties: dict[str, str] = Field(default_factory=dict)
+    key: tuple[str, ...] = ()
+    source: str | None = None
+
+
+class ConsentDef(Strict):
+    """Consent policy for marketing email."""
+
+    policy: Literal["opt_in", "opt_out"] = "opt_in"
+    topics: tuple[str, ...] = ("newsletter",)
+    trait: str | None = "email_consent"
+
+
+class SmtpDef(Strict):
+    """How to reach the SMTP server."""
+
+    host: str = "127.0.0.1"
+    port: int = 25
+    security: Literal["none", "starttls", "tls"] = "none"
+    username: str | None = None
+    password_env: str | None = None
+    pool_size: int = 4
+    rate_limit: float | None = None
+    timeout: float = 30.0
+
+
+class EmailDef(Strict):
+    """Email settings shared by campaigns."""
+
+    smtp: SmtpDef = Field(default_factory=SmtpDef)
+    base_url: str = "http://127.0.0.1:8000"
+    secret_env: str = "SEGMINT_SECRET"  # noqa: S105 (a variable name, not a secret)
+    group: str | None = None
+    timezone_trait: str = "timezone"
+    email_trait: str = "email"
+
+
+class CampaignDef(Strict):
+    """A campaign: who gets which template, from whom, under which consent topic."""
+
+    segment: str
+    template: str
+    sender: str = Field(alias="from")
+    topic: str = "newsletter"
+    subject: str | None = None
+    description: str | None = None
+
+
+class WebhookDef(Strict):
+    """An outgoing webhook that receives membership changes."""
+
+    url: str
+    secret_env: str = "SEGMINT_WEBHOOK_SECRET"  # noqa: S105 (a variable name, not a secret)
+    segments: tuple[str, ...] = ()
+    max_attempts: int = 8
+
+
+class ShopifyDef(Strict):
+    """The shop webhook's shared secret, read from an environment variable."""
+
+    secret_env: str = "SHOPIFY_WEBHOOK_SECRET"  # noqa: S105 (a variable name, not a secret)
+
+
+class WorkspaceDef(Strict):
+    """The whole of ``segmint.yaml``.
+
+    Attributes:
+        name: The workspace name.
+        store: ``duckdb`` (the embedded default) or a ``postgresql://`` URL.
+        timezone: The workspace's default time zone for dates in email.
+        identifiers: Traits that identify a person across devices (email by default).
+        traits: Trait definitions by name.
+        segments: Segment definitions by name.
+        tracking_plan: Optional declared events.
+        sources: Named sources with freshness SLAs.
+        imports: Column mappings for ``segmint ingest``.
+        consent: The consent policy.
+        email: SMTP and link settings.
+        campaigns: Campaign definitions by name.
+        webhooks: Outgoing webhooks by name.
+        shopify: The shop webhook settings.
+    """
+
+    name: str
+    store: str = "duckdb"
+    timezone: str = "UTC"
+    identifiers: tuple[str, ...] = ("email",)
+    traits: dict[str, TraitDef] = Field(default_factory=dict)
+    segments: dict[str, SegmentDef] = Field(default_factory=dict)
+    tracking_plan: TrackingPlan | None = None
+    sources: dict[str, SourceDef] = Field(default_factory=dict)
+    imports: dict[str, ImportDef] = Field(default_factory=dict)
+    consent: ConsentDef = Field(default_factory=ConsentDef)
+    email: EmailDef = Field(default_factory=EmailDef)
+    campaigns: dict[str, CampaignDef] = Field(default_factory=dict)
+    webhooks: dict[str, WebhookDef] = Field(default_factory=dict)
+    shopify: ShopifyDef = Field(default_factory=ShopifyDef)

@@ -1,0 +1,44 @@
+"""``segmint init``: scaffold a workspace folder from the packaged example."""
+
+from __future__ import annotations
+
+import shutil
+from importlib import resources
+from pathlib import Path
+
+from segmint.config.errors import ConfigError
+
+WORKSPACE_FILE = "segmint.yaml"
+STATE_DIR = ".segmint"
+
+
+def scaffold(target: Path, *, name: str | None = None) -> Path:
+    """Create a workspace in ``target`` (created if missing) and return its path.
+
+    Raises:
+        ConfigError: If ``target`` already holds a workspace file.
+    """
+    if (target / WORKSPACE_FILE).exists():
+        raise ConfigError(
+            f"{target / WORKSPACE_FILE} already exists",
+            hint="choose an empty folder, or edit the existing workspace",
+        )
+    target.mkdir(parents=True, exist_ok=True)
+    example = resources.files("segmint.config") / "example"
+    text = (example / WORKSPACE_FILE).read_text(encoding="utf-8")
+    if name:
+        text = text.replace("name: example-shop", f"name: {name}", 1)
+    (target / WORKSPACE_FILE).write_text(text, encoding="utf-8")
+    templates = target / "templates"
+    templates.mkdir(exist_ok=True)
+    for item in (example / "templates").iterdir():
+        if item.is_file():
+            (templates / item.name).write_text(item.read_text(encoding="utf-8"), encoding="utf-8")
+    (target / STATE_DIR).mkdir(exist_ok=True)
+    (target / ".gitignore").write_text(f"{STATE_DIR}/\n", encoding="utf-8")
+    return target
+
+
+def copy_tree(source: Path, target: Path) -> None:
+    """Copy a folder tree (used by the demo to lay out extra files)."""
+    shutil.copytree(source, target, dirs_exist_ok=True)

@@ -1,0 +1,74 @@
+"""The root of segmint's error hierarchy, and the mixins every stage shares.
+
+Each stage has its own ``errors.py`` whose classes derive from these::
+
+    SegmintError
+    ├── ConfigError                    (config/errors.py)  file:line:column + key path
+    │   └── ConfigKeyError
+    ├── StoreError                     (store/errors.py)
+    │   ├── StoreUnavailable   + Transient
+    │   ├── StoreLocked
+    │   └── StoreTooNew
+    ├── RuleError                      (rules/errors.py)   position + caret
+    ├── IntakeError                    (intake/errors.py)
+    ├── TemplateError                  (personalize/errors.py)
+    └── DeliveryError                  (deliver/errors.py) Transient or Terminal
+
+Retry logic looks only at the :class:`Transient` / :class:`Terminal` marks, never at the
+concrete class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class SegmintError(Exception):
+    """Base class of every error segmint raises on purpose."""
+
+    def detailed_message(self) -> str:
+        """Return the message with any source excerpt and caret, for people to read."""
+        return str(self)
+
+
+class Transient:
+    """Mixin: the operation may succeed if retried later."""
+
+
+class Terminal:
+    """Mixin: retrying will not help; record why and give up."""
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    """Where in a text something is: 1-based line and column, and the span length."""
+
+    file: str | None
+    line: int
+    column: int
+    length: int = 1
+
+    def __str__(self) -> str:
+        prefix = f"{self.file}:" if self.file else ""
+        return f"{prefix}{self.line}:{self.column}"
+
+
+def caret_excerpt(text: str, loc: SourceLocation, hint: str | None = None) -> str:
+    """Render the line of ``text`` at ``loc`` with a caret under the span.
+
+    Args:
+        text: The whole source text.
+        loc: The location to point at.
+        hint: Text written after the carets, such as a "did you mean" suggestion.
+
+    Returns:
+        Two lines: the numbered source line and the caret line.
+    """
+    lines = text.splitlines() or [""]
+    index = min(max(loc.line, 1), len(lines)) - 1
+    number = str(index + 1)
+    gutter = " " * len(number)
+    carets = "^" * max(loc.length, 1)
+    tail = f" {hint}" if hint else ""
+    pad = " " * (loc.column - 1)
+    return f"  {number} | {lines[index]}\n  {gutter} | {pad}{carets}{tail}"

@@ -1,0 +1,48 @@
+"""Storage: the ``Store`` protocol and its DuckDB and PostgreSQL backends."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from segmint.store.base import Store, current_version, from_store_time, utcnow_naive
+from segmint.store.errors import StoreError, StoreLocked, StoreTooNew, StoreUnavailable
+from segmint.store.schema import EVENT_SCHEMA, LATEST_VERSION
+
+
+def open_store(spec: str, *, workspace_dir: Path | None = None) -> Store:
+    """Open the store named by ``spec``: ``duckdb``, ``duckdb:PATH`` or a PostgreSQL URL.
+
+    ``SEGMINT_DATABASE_URL``, when set, overrides ``spec``.
+    """
+    spec = os.environ.get("SEGMINT_DATABASE_URL") or spec
+    if spec.startswith(("postgresql://", "postgres://")):
+        from segmint.store.postgres import PostgresStore
+
+        return PostgresStore(spec)
+    from segmint.store.duckdb import DuckDBStore
+
+    if spec == "duckdb":
+        base = workspace_dir if workspace_dir is not None else Path.cwd()
+        return DuckDBStore(base / ".segmint" / "segmint.duckdb")
+    if spec.startswith("duckdb:"):
+        return DuckDBStore(spec.removeprefix("duckdb:"))
+    raise StoreError(
+        f"unknown store {spec!r}: use 'duckdb' (embedded, the default) or a "
+        "postgresql://user@host:port/db URL"
+    )
+
+
+__all__ = [
+    "EVENT_SCHEMA",
+    "LATEST_VERSION",
+    "Store",
+    "StoreError",
+    "StoreLocked",
+    "StoreTooNew",
+    "StoreUnavailable",
+    "current_version",
+    "from_store_time",
+    "open_store",
+    "utcnow_naive",
+]

@@ -1,0 +1,159 @@
+"""The embedded default: one DuckDB file under the workspace's ``.segmint/`` folder."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from segmint.store.base import migrate
+from segmint.store.errors import StoreError, StoreLocked
+from segmint.store.schema import EVENT_COLUMNS, EVENT_SCHEMA
+
+_LOCK_PID = re.compile(r"PID (\d+)")
+
+
+class DuckDBStore:
+    """A :class:`~segmint.store.base.Store` on an embedded DuckDB database.
+
+    One connection per store; each thread gets its own cursor, and a lock serialises
+    transactions so concurrent writers in one process never interleave.
+    """
+
+    dialect = "duckdb"
+
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+        self.path = str(path)
+        self.url = f"duckdb:{self.path}"
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.IOException as exc:
+            raise _explain_io_error(self.path, exc) from None
+        self._con.execute("SET TimeZone = 'UTC'")
+        self._local = threading.local()
+        self._tx_lock = threading.RLock()
+        self._tx_depth = 0
+        if not read_only:
+            migrate(self)
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._con.cursor()
+            self._local.cursor = cur
+        return cur
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement."""
+        self._cursor().execute(sql, list(params) if params else None)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for each row of parameters."""
+        if rows:
+            self._cursor().executemany(sql, [list(r) for r in rows])
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a query and return all rows."""
+        return self._cursor().execute(sql, list(params) if params else None).fetchall()
+
+    def fetch_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        """Run a query and return an Arrow table."""
+        result = self._cursor().execute(sql, list(params) if params else None)
+        return result.to_arrow_table()
+
+    def register(self, name: str, table: pa.Table) -> None:
+        """Make an Arrow table queryable under ``name`` on this thread's cursor."""
+        self._cursor().register(name, table)
+
+    def unregister(self, name: str) -> None:
+        """Forget a table registered with :meth:`register`."""
+        self._cursor().unregister(name)
+
+    def append_events(self, batch: pa.Table, *, returning: bool = False) -> list[str] | int:
+        """Append events through an Arrow scan, skipping known message ids.
+
+        Duplicates inside the batch are dropped too (the first occurrence is kept).
+        """
+        table = batch.select([n for n, _ in EVENT_COLUMNS]).cast(EVENT_SCHEMA)
+        cols = ", ".join(f'"{n}"' for n, _ in EVENT_COLUMNS)
+        sql = (
+            f"INSERT INTO events ({cols}) SELECT {cols} FROM __segmint_batch "
+            "QUALIFY row_number() OVER (PARTITION BY message_id) = 1 "
+            "ON CONFLICT DO NOTHING"
+        )
+        if returning:
+            sql += " RETURNING message_id"
+        cur = self._cursor()
+        cur.register("__segmint_batch", table)
+        try:
+            with self.transaction():
+                rows = cur.execute(sql).fetchall()
+        finally:
+            cur.unregister("__segmint_batch")
+        if returning:
+            return [r[0] for r in rows]
+        return int(rows[0][0]) if rows else 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run the block in one transaction (nested blocks join the outer one)."""
+        with self._tx_lock:
+            cur = self._cursor()
+            if self._tx_depth:
+                self._tx_depth += 1
+                try:
+                    yield
+                finally:
+                    self._tx_depth -= 1
+                return
+            cur.execute("BEGIN TRANSACTION")
+            self._tx_depth = 1
+            try:
+                yield
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            else:
+                cur.execute("COMMIT")
+            finally:
+                self._tx_depth = 0
+
+    def checkpoint(self) -> None:
+        """Write the write-ahead log into the database file."""
+        self._cursor().execute("CHECKPOINT")
+
+    def close(self) -> None:
+        """Close the database."""
+        self._con.close()
+
+
+def _explain_io_error(path: str, exc: duckdb.IOException) -> StoreError:
+    text = str(exc)
+    if "lock" not in text.lower():
+        return StoreError(f"cannot open {path}: {text}")
+    match = _LOCK_PID.search(text)
+    holder = "another process"
+    if match:
+        pid = match.group(1)
+        holder = f"process {pid} ({_command_of(pid)})"
+    return StoreLocked(
+        f"the store {path} is in use by {holder}. DuckDB allows one writing process: "
+        "stop that process (for example a running 'segmint serve') and retry, "
+        "or use PostgreSQL (store: postgresql://…) to share the store"
+    )
+
+
+def _command_of(pid: str) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "command unknown"
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()[:120] or "command unknown"

@@ -1,0 +1,193 @@
+"""The logical schema: the events Arrow schema and versioned migrations for both backends.
+
+DDL is written once with a few placeholders that each backend fills in:
+``{json}`` (DuckDB ``JSON``, PostgreSQL ``JSONB``), ``{blob}`` (``BLOB`` / ``BYTEA``) and
+``{serial:NAME}`` (an auto-incrementing BIGINT; DuckDB needs a named sequence).
+
+All timestamps are stored as UTC without a zone (``TIMESTAMP``); segmint converts to aware UTC
+datetimes at the edges. This keeps DuckDB's session time zone out of every comparison.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pyarrow as pa
+
+EVENT_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("message_id", pa.string()),
+    ("type", pa.string()),
+    ("event", pa.string()),
+    ("profile_id", pa.string()),
+    ("user_id", pa.string()),
+    ("anonymous_id", pa.string()),
+    ("timestamp", pa.timestamp("us")),
+    ("received_at", pa.timestamp("us")),
+    ("source", pa.string()),
+    ("properties", pa.string()),
+    ("traits", pa.string()),
+    ("context", pa.string()),
+)
+EVENT_SCHEMA = pa.schema([pa.field(n, t) for n, t in EVENT_COLUMNS])
+"""The Arrow schema of an event batch given to ``Store.append_events``.
+
+``properties``, ``traits`` and ``context`` are JSON text; timestamps are naive UTC.
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE events (
+            message_id TEXT PRIMARY KEY,
+            type TEXT NOT NULL,
+            event TEXT,
+            profile_id TEXT,
+            user_id TEXT,
+            anonymous_id TEXT,
+            timestamp TIMESTAMP NOT NULL,
+            received_at TIMESTAMP NOT NULL,
+            source TEXT,
+            properties {json},
+            traits {json},
+            context {json},
+            seq {serial:events}
+        );
+        CREATE TABLE profiles (
+            profile_id TEXT PRIMARY KEY,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL,
+            merged_into TEXT
+        );
+        CREATE TABLE identities (
+            kind TEXT NOT NULL,
+            value TEXT NOT NULL,
+            profile_id TEXT NOT NULL,
+            first_seen_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (kind, value)
+        );
+        CREATE TABLE profile_merges (
+            id {serial:profile_merges},
+            from_profile TEXT NOT NULL,
+            into_profile TEXT NOT NULL,
+            occurred_at TIMESTAMP NOT NULL,
+            reason TEXT NOT NULL
+        );
+        CREATE TABLE trait_values (
+            profile_id TEXT PRIMARY KEY,
+            "values" {json} NOT NULL,
+            as_of TIMESTAMP NOT NULL
+        );
+        CREATE TABLE trait_state (
+            profile_id TEXT PRIMARY KEY,
+            state {blob} NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE memberships (
+            segment TEXT NOT NULL,
+            profile_id TEXT NOT NULL,
+            entered_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (segment, profile_id)
+        );
+        CREATE TABLE membership_changes (
+            id {serial:membership_changes},
+            segment TEXT NOT NULL,
+            profile_id TEXT NOT NULL,
+            change TEXT NOT NULL,
+            occurred_at TIMESTAMP NOT NULL,
+            cause {json}
+        );
+        CREATE TABLE schedule (
+            profile_id TEXT PRIMARY KEY,
+            due_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE quarantine (
+            id {serial:quarantine},
+            received_at TIMESTAMP NOT NULL,
+            source TEXT,
+            payload TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            field TEXT,
+            replayed_at TIMESTAMP
+        );
+        CREATE TABLE consents (
+            id {serial:consents},
+            profile_id TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            status TEXT NOT NULL,
+            source TEXT NOT NULL,
+            occurred_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE suppressions (
+            address TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            source TEXT,
+            occurred_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE sends (
+            send_key TEXT PRIMARY KEY,
+            campaign TEXT NOT NULL,
+            profile_id TEXT NOT NULL,
+            address TEXT,
+            status TEXT NOT NULL,
+            reason TEXT,
+            message_id TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE audit_log (
+            id {serial:audit_log},
+            occurred_at TIMESTAMP NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            subject TEXT,
+            details {json}
+        );
+        CREATE TABLE api_keys (
+            key_id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            key_hash TEXT NOT NULL,
+            scopes TEXT NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            revoked_at TIMESTAMP
+        );
+        CREATE TABLE webhook_outbox (
+            id {serial:webhook_outbox},
+            webhook TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TIMESTAMP NOT NULL,
+            last_error TEXT,
+            created_at TIMESTAMP NOT NULL
+        );
+        CREATE INDEX events_profile ON events (profile_id);
+        CREATE INDEX changes_segment ON membership_changes (segment, occurred_at);
+        """,
+    ),
+)
+"""Versioned migrations, applied in order on open. Append; never edit a released one."""
+
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+_SERIAL = re.compile(r"\{serial:(\w+)\}")
+
+
+def render(ddl: str, dialect: str) -> tuple[list[str], list[str]]:
+    """Fill a migration's placeholders for ``dialect``.
+
+    Returns:
+        The statements to run first (DuckDB sequences) and the migration's statements.
+    """
+    sequences = _SERIAL.findall(ddl)
+    if dialect == "duckdb":
+        pre = [f"CREATE SEQUENCE IF NOT EXISTS seq_{name}" for name in sequences]
+        ddl = _SERIAL.sub(lambda m: f"BIGINT DEFAULT nextval('seq_{m.group(1)}')", ddl)
+        ddl = ddl.replace("{json}", "JSON").replace("{blob}", "BLOB")
+    else:
+        pre = []
+        ddl = _SERIAL.sub("BIGSERIAL", ddl).replace("{json}", "JSONB").replace("{blob}", "BYTEA")
+    statements = [s.strip() for s in ddl.split(";") if s.strip()]
+    return pre, statements

@@ -1,0 +1,116 @@
+"""The Python facade over a workspace folder; the CLI and the REST API go through it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from segmint.config.errors import ConfigError
+from segmint.config.loader import load_workspace_def
+from segmint.config.model import WorkspaceDef
+from segmint.config.scaffold import STATE_DIR, WORKSPACE_FILE, scaffold
+from segmint.store import LATEST_VERSION, Store, current_version, open_store
+
+
+@dataclass
+class Workspace:
+    """A workspace: its folder, its validated definitions and (opened on demand) its store.
+
+    Attributes:
+        path: The workspace folder.
+        definition: The validated contents of ``segmint.yaml``.
+    """
+
+    path: Path
+    definition: WorkspaceDef
+    _store: Store | None = None
+
+    @classmethod
+    def open(cls, path: Path | str = ".") -> Workspace:
+        """Load the workspace at ``path`` (a folder, or its ``segmint.yaml``).
+
+        Raises:
+            ConfigError: If the folder or its workspace file does not exist or is invalid.
+        """
+        folder = Path(path)
+        if folder.name == WORKSPACE_FILE:
+            folder = folder.parent
+        if not folder.exists():
+            raise ConfigError(
+                f"workspace folder {folder} does not exist",
+                hint=f"create one with 'segmint init {folder}'",
+            )
+        if not (folder / WORKSPACE_FILE).exists():
+            raise ConfigError(
+                f"{folder} has no {WORKSPACE_FILE}",
+                hint=f"create one with 'segmint init {folder}', or pass --workspace",
+            )
+        definition = load_workspace_def(folder / WORKSPACE_FILE)
+        return cls(path=folder, definition=definition)
+
+    @classmethod
+    def init(cls, path: Path | str, *, name: str | None = None) -> Workspace:
+        """Scaffold a new workspace at ``path`` and open it."""
+        scaffold(Path(path), name=name)
+        return cls.open(path)
+
+    @property
+    def store(self) -> Store:
+        """The store, opened (and migrated) on first use."""
+        if self._store is None:
+            self._store = open_store(self.definition.store, workspace_dir=self.path)
+        return self._store
+
+    @property
+    def state_dir(self) -> Path:
+        """The folder for local state (the embedded database, outboxes)."""
+        return self.path / STATE_DIR
+
+    @property
+    def templates_dir(self) -> Path:
+        """The folder holding email templates."""
+        return self.path / "templates"
+
+    def status(self) -> dict[str, Any]:
+        """Summarise the workspace: backend, schema version and counts."""
+        store = self.store
+        counts = {
+            name: store.fetchall(f"SELECT count(*) FROM {table}")[0][0]
+            for name, table in (
+                ("events", "events"),
+                ("profiles", "profiles"),
+                ("memberships", "memberships"),
+                ("quarantined", "quarantine"),
+            )
+        }
+        return {
+            "workspace": self.definition.name,
+            "path": str(self.path.resolve()),
+            "store": {
+                "backend": store.dialect,
+                "url": store.url,
+                "schema_version": current_version(store),
+                "latest_schema_version": LATEST_VERSION,
+                "from_environment": bool(os.environ.get("SEGMINT_DATABASE_URL")),
+            },
+            "counts": counts
+            | {
+                "traits": len(self.definition.traits),
+                "segments": len(self.definition.segments),
+                "campaigns": len(self.definition.campaigns),
+            },
+        }
+
+    def close(self) -> None:
+        """Close the store if it was opened."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,112 @@
+"""Workspace loading: the example validates; every bad input names file, line and key."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from segmint.config import ConfigError, ConfigErrors, load_workspace_def, scaffold
+from segmint.config.durations import format_duration, parse_duration
+
+
+@pytest.fixture
+def yaml_file(tmp_path: Path) -> Path:
+    scaffold(tmp_path / "ws")
+    return tmp_path / "ws" / "segmint.yaml"
+
+
+def rewrite(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def errors_of(path: Path) -> list[ConfigError]:
+    with pytest.raises(ConfigErrors) as info:
+        load_workspace_def(path)
+    return info.value.errors
+
+
+def test_example_workspace_loads(yaml_file: Path) -> None:
+    ws = load_workspace_def(yaml_file)
+    assert ws.traits["big_orders_90d"].within == timedelta(days=90)
+    assert ws.traits["lifetime_value"].aggregate == ("sum", "properties.total")
+    assert ws.segments["new_customer"].default
+    assert ws.traits["days_since_purchase"].kind == "derived"
+
+
+def test_unknown_key_names_line_column_and_suggests(yaml_file: Path) -> None:
+    rewrite(yaml_file, "    priority: 100", "    priorty: 100")
+    [error] = errors_of(yaml_file)
+    assert error.key_path == "segments.vip.priorty"
+    assert error.hint == "did you mean 'priority'?"
+    assert str(error.location).endswith(f"{yaml_file.name}:35:5")
+    assert "^^^^^^^" in error.detailed_message()
+
+
+def test_unknown_aggregate_lists_the_valid_ones(yaml_file: Path) -> None:
+    rewrite(yaml_file, "{avg: properties.total", "{median: properties.total")
+    [error] = errors_of(yaml_file)
+    assert "unknown key 'median'" in str(error)
+    assert error.hint is not None and "most_frequent" in error.hint
+
+
+def test_wrong_type_is_reported_at_the_value(yaml_file: Path) -> None:
+    rewrite(yaml_file, "priority: 100", "priority: high")
+    [error] = errors_of(yaml_file)
+    assert error.key_path == "segments.vip.priority"
+    assert error.location is not None and error.location.line == 35
+
+
+def test_bad_window_is_reported(yaml_file: Path) -> None:
+    rewrite(yaml_file, "within: 90d", "within: 3 months")
+    [error] = errors_of(yaml_file)
+    assert "cannot read duration" in error.message
+    assert error.key_path == "traits.big_orders_90d.within"
+
+
+def test_all_errors_are_reported_together(yaml_file: Path) -> None:
+    rewrite(yaml_file, "    priority: 100", "    priorty: 100")
+    rewrite(yaml_file, "    priority: 50", "    prio: 50")
+    assert len(errors_of(yaml_file)) == 2
+
+
+def test_malformed_yaml_points_at_the_problem(yaml_file: Path) -> None:
+    rewrite(yaml_file, "  vip:\n", "  vip: [\n")
+    with pytest.raises(ConfigError) as info:
+        load_workspace_def(yaml_file)
+    assert "malformed YAML" in str(info.value)
+    assert info.value.location is not None and info.value.location.file == str(yaml_file)
+
+
+def test_cross_references_are_checked(yaml_file: Path) -> None:
+    rewrite(yaml_file, "    segment: vip", "    segment: vipp")
+    [error] = errors_of(yaml_file)
+    assert error.hint == "did you mean 'vip'?"
+    assert error.key_path == "campaigns.lifecycle_update.segment"
+
+
+def test_missing_file_says_how_to_create_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="segmint init"):
+        load_workspace_def(tmp_path / "segmint.yaml")
+
+
+def test_default_segment_needs_group(yaml_file: Path) -> None:
+    rewrite(yaml_file, "    default: true\n    group: lifecycle", "    default: true")
+    [error] = errors_of(yaml_file)
+    assert "needs a 'group'" in error.message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("30d", timedelta(days=30)), ("12 hours", timedelta(hours=12)), ("2w", timedelta(weeks=2))],
+)
+def test_durations(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+def test_duration_format_round_trips() -> None:
+    for text in ("30 days", "1 day", "12 hours", "90 minutes", "45 seconds"):
+        assert format_duration(parse_duration(text)) == text

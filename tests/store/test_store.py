@@ -1,0 +1,118 @@
+"""The store suite, written once and run on DuckDB and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from segmint.store import EVENT_SCHEMA, LATEST_VERSION, Store, StoreTooNew, current_version
+from segmint.store.base import migrate
+
+
+def events(ids: list[str], *, event: str = "Order Completed") -> pa.Table:
+    n = len(ids)
+    ts = [datetime(2026, 1, 1, 12, 0, i % 60) for i in range(n)]
+    return pa.table(
+        {
+            "message_id": ids,
+            "type": ["track"] * n,
+            "event": [event] * n,
+            "profile_id": [f"p{i % 3}" for i in range(n)],
+            "user_id": [None] * n,
+            "anonymous_id": [f"a{i}" for i in range(n)],
+            "timestamp": ts,
+            "received_at": ts,
+            "source": ["test"] * n,
+            "properties": ['{"total": 12.5, "note": "caf\\u00e9, \\"quoted\\""}'] * n,
+            "traits": [None] * n,
+            "context": ["{}"] * n,
+        },
+        schema=EVENT_SCHEMA,
+    )
+
+
+def test_fresh_store_is_at_latest_version(store: Store) -> None:
+    assert current_version(store) == LATEST_VERSION
+    assert migrate(store) == LATEST_VERSION  # idempotent
+
+
+def test_logical_tables_exist(store: Store) -> None:
+    for table in (
+        "events", "identities", "profiles", "trait_values", "memberships",
+        "membership_changes", "quarantine", "consents", "suppressions", "sends", "audit_log",
+    ):  # fmt: skip
+        assert store.fetchall(f"SELECT count(*) FROM {table}") == [(0,)]
+
+
+def test_append_is_idempotent_on_message_id(store: Store) -> None:
+    assert store.append_events(events(["m1", "m2", "m3"])) == 3
+    assert store.append_events(events(["m2", "m3", "m4"])) == 1
+    assert store.fetchall("SELECT count(*) FROM events") == [(4,)]
+
+
+def test_duplicates_inside_one_batch_are_stored_once(store: Store) -> None:
+    inserted = store.append_events(events(["x", "x", "y"]), returning=True)
+    assert sorted(inserted) == ["x", "y"]
+    assert store.fetchall("SELECT count(*) FROM events") == [(2,)]
+
+
+def test_json_properties_survive_the_round_trip(store: Store) -> None:
+    store.append_events(events(["j1"]))
+    sql = (
+        "SELECT json_extract_string(properties, '$.note') FROM events"
+        if store.dialect == "duckdb"
+        else "SELECT properties->>'note' FROM events"
+    )
+    assert store.fetchall(sql) == [('café, "quoted"',)]
+
+
+def test_timestamps_are_naive_utc(store: Store) -> None:
+    store.append_events(events(["t1"]))
+    assert store.fetchall("SELECT timestamp FROM events") == [(datetime(2026, 1, 1, 12, 0, 0),)]
+
+
+def test_sequence_numbers_increase(store: Store) -> None:
+    store.append_events(events(["s1", "s2"]))
+    store.append_events(events(["s3"]))
+    seqs = dict(store.fetchall("SELECT message_id, seq FROM events"))
+    assert len(set(seqs.values())) == 3
+    assert seqs["s3"] > max(seqs["s1"], seqs["s2"])
+
+
+def test_transaction_rolls_back_on_error(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.transaction():
+        store.execute(
+            "INSERT INTO suppressions VALUES ('a@x.io', 'bounce', NULL, ?)", [datetime(2026, 1, 1)]
+        )
+        raise RuntimeError("boom")
+    assert store.fetchall("SELECT count(*) FROM suppressions") == [(0,)]
+
+
+def test_placeholders_leave_question_marks_in_strings_alone(store: Store) -> None:
+    store.execute(
+        "INSERT INTO meta VALUES (?, 'what? 100%')",
+        ["k"],
+    )
+    assert store.fetchall("SELECT value FROM meta WHERE key = ?", ["k"]) == [("what? 100%",)]
+
+
+def test_store_from_newer_version_is_refused(store: Store) -> None:
+    store.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    with pytest.raises(StoreTooNew, match="upgrade segmint"):
+        migrate(store)
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(batches=st.lists(st.lists(st.sampled_from("abcdefgh"), max_size=6), max_size=5))
+def test_nothing_lost_nothing_twice(store: Store, batches: list[list[str]]) -> None:
+    store.execute("DELETE FROM events")
+    for batch in batches:
+        store.append_events(events(batch))
+    stored = sorted(r[0] for r in store.fetchall("SELECT message_id FROM events"))
+    assert stored == sorted({m for batch in batches for m in batch})
