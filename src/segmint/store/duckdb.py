@@ -11,6 +11,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from segmint.store.base import migrate
 from segmint.store.errors import StoreError, StoreLocked
@@ -84,10 +85,13 @@ class DuckDBStore:
         """
         table = batch.select([n for n, _ in EVENT_COLUMNS]).cast(EVENT_SCHEMA)
         cols = ", ".join(f'"{n}"' for n, _ in EVENT_COLUMNS)
+        # The window that drops in-batch duplicates costs ~20%; skip it when Arrow says
+        # every id in the batch is distinct (the usual case).
+        unique = pc.count_distinct(table["message_id"]).as_py() == table.num_rows
+        dedupe = "" if unique else "QUALIFY row_number() OVER (PARTITION BY message_id) = 1 "
         sql = (
             f"INSERT INTO events ({cols}) SELECT {cols} FROM __segmint_batch "
-            "QUALIFY row_number() OVER (PARTITION BY message_id) = 1 "
-            "ON CONFLICT DO NOTHING"
+            f"{dedupe}ON CONFLICT DO NOTHING"
         )
         if returning:
             sql += " RETURNING message_id"
