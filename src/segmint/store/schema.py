@@ -167,6 +167,25 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX changes_segment ON membership_changes (segment, occurred_at);
         """,
     ),
+    (
+        4,
+        """
+        ALTER TABLE webhook_outbox ADD COLUMN delivered_at TIMESTAMP;
+        CREATE INDEX webhook_outbox_due ON webhook_outbox (status, next_attempt_at);
+        CREATE INDEX memberships_profile ON memberships (profile_id);
+        CREATE INDEX schedule_due ON schedule (due_at);
+        """,
+    ),
+    (
+        5,
+        """
+        ALTER TABLE sends ADD COLUMN sent_at TIMESTAMP;
+        ALTER TABLE sends ADD COLUMN announced BOOLEAN DEFAULT FALSE;
+        ALTER TABLE consents ADD COLUMN event_id TEXT;
+        CREATE INDEX consents_topic ON consents (topic, occurred_at);
+        CREATE INDEX consents_event ON consents (event_id);
+        """,
+    ),
 )
 """Versioned migrations, applied in order on open. Append; never edit a released one."""
 

@@ -1,0 +1,38 @@
+"""Membership: segments kept current in batch and in real time, and their changes fanned out.
+
+Stages of this package, following the data flow:
+
+- :mod:`~segmint.membership.structure`: exclusive groups, defaults, parents, the order.
+- :mod:`~segmint.membership.changes`: enter/exit changes written with the memberships.
+- :mod:`~segmint.membership.schedule`: when each profile may next change by time alone.
+- :mod:`~segmint.membership.hub`, :mod:`~segmint.membership.redis_stream`,
+  :mod:`~segmint.membership.webhooks`, :mod:`~segmint.membership.delivery`: fan-out.
+"""
+
+from __future__ import annotations
+
+from segmint.membership.changes import MembershipChange, read_changes
+from segmint.membership.delivery import WebhookDispatcher
+from segmint.membership.errors import MembershipError, SegmentStructureError
+from segmint.membership.hub import ChangeHub
+from segmint.membership.redis_stream import RedisChangeStream
+from segmint.membership.schedule import Schedule
+from segmint.membership.structure import SegmentPlan, SegmentSpec
+from segmint.membership.webhooks import WebhookOutbox, outbox_status, sign, verify
+
+__all__ = [
+    "ChangeHub",
+    "MembershipChange",
+    "MembershipError",
+    "RedisChangeStream",
+    "Schedule",
+    "SegmentPlan",
+    "SegmentSpec",
+    "SegmentStructureError",
+    "WebhookDispatcher",
+    "WebhookOutbox",
+    "outbox_status",
+    "read_changes",
+    "sign",
+    "verify",
+]

@@ -1,0 +1,171 @@
+"""Membership changes: the enter/exit records, and writing them with the memberships.
+
+A change's ``cause`` is a small JSON object saying why it happened::
+
+    {"source": "event" | "time" | "refresh" | "merge",
+     "rule": "lifetime_value >= 1000",        # None for a group's default segment
+     "traits": ["lifetime_value"],            # the traits the rule reads that changed
+     "message_id": "…"}                       # the event, for source "event"
+
+Memberships and their changes are always written together, in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+
+from segmint.clock import ensure_utc
+from segmint.store import Store, from_store_time, utcnow_naive
+
+ChangeKind = Literal["enter", "exit"]
+CauseFor = Callable[[str, ChangeKind], Mapping[str, Any]]
+"""Builds the cause of a change from the segment name and the kind of change."""
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipChange:
+    """One profile entering or leaving one segment.
+
+    Attributes:
+        segment: The segment.
+        profile_id: The profile.
+        change: ``enter`` or ``exit``.
+        occurred_at: The instant of the change (aware UTC).
+        cause: Why it happened (see the module docstring).
+        id: The store's id of the change, once written and read back.
+    """
+
+    segment: str
+    profile_id: str
+    change: ChangeKind
+    occurred_at: datetime
+    cause: Mapping[str, Any] = field(default_factory=dict)
+    id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the change as a JSON-ready dict (the webhook and stream payload)."""
+        return {
+            "id": self.id,
+            "type": f"segment.{self.change}",
+            "segment": self.segment,
+            "profile_id": self.profile_id,
+            "change": self.change,
+            "occurred_at": self.occurred_at.isoformat(),
+            "cause": dict(self.cause),
+        }
+
+
+def diff_members(
+    profile_id: str, old: Set[str], new: Set[str], at: datetime, cause_for: CauseFor
+) -> list[MembershipChange]:
+    """Return the changes that turn ``old`` memberships into ``new`` ones at ``at``.
+
+    Exits come before enters, each sorted by segment name, so the order is reproducible.
+    """
+    exits = [
+        MembershipChange(s, profile_id, "exit", at, cause_for(s, "exit")) for s in sorted(old - new)
+    ]
+    enters = [
+        MembershipChange(s, profile_id, "enter", at, cause_for(s, "enter"))
+        for s in sorted(new - old)
+    ]
+    return exits + enters
+
+
+def write_changes(store: Store, changes: Sequence[MembershipChange]) -> None:
+    """Apply ``changes`` to ``memberships`` and append them to ``membership_changes``.
+
+    Runs in one transaction (joining the caller's, if any).
+    """
+    if not changes:
+        return
+    exits = [(c.segment, c.profile_id) for c in changes if c.change == "exit"]
+    enters = [
+        (c.segment, c.profile_id, utcnow_naive(c.occurred_at))
+        for c in changes
+        if c.change == "enter"
+    ]
+    log = [
+        (c.segment, c.profile_id, c.change, utcnow_naive(c.occurred_at), _dumps(c.cause))
+        for c in changes
+    ]
+    with store.transaction():
+        store.executemany("DELETE FROM memberships WHERE segment = ? AND profile_id = ?", exits)
+        store.executemany(
+            "DELETE FROM memberships WHERE segment = ? AND profile_id = ?", [e[:2] for e in enters]
+        )
+        store.executemany(
+            "INSERT INTO memberships (segment, profile_id, entered_at) VALUES (?, ?, ?)", enters
+        )
+        store.executemany(
+            "INSERT INTO membership_changes (segment, profile_id, change, occurred_at, cause) "
+            "VALUES (?, ?, ?, ?, ?)",
+            log,
+        )
+
+
+def _dumps(value: Mapping[str, Any]) -> str:
+    return orjson.dumps(dict(value), default=str).decode()
+
+
+def members_of(store: Store, profile_ids: Iterable[str]) -> dict[str, set[str]]:
+    """Return the current memberships of each of ``profile_ids`` (empty sets included)."""
+    ids = list(dict.fromkeys(profile_ids))
+    found: dict[str, set[str]] = {pid: set() for pid in ids}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        rows = store.fetchall(
+            f"SELECT profile_id, segment FROM memberships WHERE profile_id IN ({marks})", chunk
+        )
+        for pid, segment in rows:
+            found[pid].add(segment)
+    return found
+
+
+def all_members(store: Store) -> dict[str, set[str]]:
+    """Return every profile's memberships (profiles in no segment are absent)."""
+    found: dict[str, set[str]] = {}
+    for pid, segment in store.fetchall("SELECT profile_id, segment FROM memberships"):
+        found.setdefault(pid, set()).add(segment)
+    return found
+
+
+def read_changes(
+    store: Store,
+    *,
+    segment: str | None = None,
+    profile_id: str | None = None,
+    after_id: int | None = None,
+    limit: int | None = None,
+    newest_first: bool = False,
+) -> list[MembershipChange]:
+    """Read recorded changes, filtered and ordered by id."""
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in (("segment", segment), ("profile_id", profile_id)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if after_id is not None:
+        where.append("id > ?")
+        params.append(after_id)
+    sql = "SELECT id, segment, profile_id, change, occurred_at, cause FROM membership_changes"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY id DESC" if newest_first else " ORDER BY id"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return [_row_to_change(row) for row in store.fetchall(sql, params)]
+
+
+def _row_to_change(row: tuple[Any, ...]) -> MembershipChange:
+    cid, segment, pid, change, occurred, cause = row
+    decoded = orjson.loads(cause) if isinstance(cause, str | bytes) else (cause or {})
+    at = ensure_utc(from_store_time(occurred) or occurred)
+    return MembershipChange(segment, pid, change, at, decoded, int(cid))

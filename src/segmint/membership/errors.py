@@ -1,0 +1,48 @@
+"""Errors of the membership engine.
+
+::
+
+    SegmintError
+    └── MembershipError
+        ├── SegmentStructureError          cycles, bad parents, bad groups
+        ├── UnknownSegmentError  + KeyError
+        ├── ReconcileError                 live and batch memberships differ
+        └── WebhookError
+            ├── WebhookRetryable + Transient   5xx, 408, 429, network failures
+            └── WebhookRejected  + Terminal    other 4xx, missing secret
+"""
+
+from __future__ import annotations
+
+from segmint.errors import SegmintError, Terminal, Transient
+
+
+class MembershipError(SegmintError):
+    """Base class of the membership engine's errors."""
+
+
+class SegmentStructureError(MembershipError):
+    """The segments cannot be ordered: a cycle, or a parent inside its child's group."""
+
+
+class UnknownSegmentError(MembershipError, KeyError):
+    """A segment name that the workspace does not define."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown segment"
+
+
+class ReconcileError(MembershipError):
+    """Live memberships and a batch recompute disagree."""
+
+
+class WebhookError(MembershipError):
+    """A webhook delivery failed."""
+
+
+class WebhookRetryable(WebhookError, Transient):
+    """The receiver may accept the delivery later (5xx, 408, 429, network errors)."""
+
+
+class WebhookRejected(WebhookError, Terminal):
+    """Retrying will not help (a 4xx answer, or no signing secret configured)."""

@@ -1,0 +1,251 @@
+"""Segment structure: exclusive groups, defaults, parents and the evaluation order.
+
+The rules say who *matches* a segment; the structure says who is a *member*:
+
+- A segment with a ``parent`` only holds members of the parent.
+- In an exclusive ``group`` a profile is a member of at most one segment: among the group's
+  segments it matches (within their parents), the highest ``priority`` wins, ties going to
+  the name that sorts first. The group's ``default`` segment holds profiles that match none.
+- ``in_segment('x')`` in a rule reads the *membership* of ``x``, so ``x`` is settled first.
+
+Segments are evaluated in *units*: a group is one unit (its segments are decided together),
+any other segment is a unit of its own. Units are ordered so that every unit comes after the
+units of the segments it reads (``in_segment`` and parents); a cycle is an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Set
+from dataclasses import dataclass, field
+
+from segmint.config.model import SegmentDef, WorkspaceDef
+from segmint.membership.errors import SegmentStructureError, UnknownSegmentError
+
+Matcher = Callable[[str, Set[str]], bool]
+"""Whether a profile matches a segment's rule, given the memberships settled so far."""
+
+
+@dataclass(frozen=True)
+class SegmentSpec:
+    """One segment as the membership engine sees it.
+
+    Attributes:
+        name: The segment's name.
+        rule: The rule text, or None for a group's default segment.
+        group: The exclusive group, if any.
+        priority: Rank within the group (highest wins).
+        default: Whether this is the group's fallback segment.
+        parent: The segment that bounds this one, if any.
+        tags: Free labels.
+        description: What the segment is for.
+    """
+
+    name: str
+    rule: str | None
+    group: str | None = None
+    priority: int = 0
+    default: bool = False
+    parent: str | None = None
+    tags: tuple[str, ...] = ()
+    description: str | None = None
+
+    @classmethod
+    def from_def(cls, name: str, seg: SegmentDef) -> SegmentSpec:
+        """Build a spec from a workspace segment definition."""
+        return cls(
+            name, seg.rule, seg.group, seg.priority, seg.default, seg.parent, seg.tags,
+            seg.description,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Segments decided together: one group (ranked, default last) or one segment."""
+
+    index: int
+    group: str | None
+    ranked: tuple[SegmentSpec, ...]
+    default: SegmentSpec | None
+    reads: frozenset[str]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every segment of the unit, ranked, the default last."""
+        extra = (self.default.name,) if self.default else ()
+        return tuple(s.name for s in self.ranked) + extra
+
+
+@dataclass
+class SegmentPlan:
+    """The segments of a workspace, ordered for evaluation.
+
+    Args:
+        specs: The segments.
+        reads: For each segment, the segments its rule reads through ``in_segment``.
+    """
+
+    specs: Mapping[str, SegmentSpec]
+    reads: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    units: tuple[Unit, ...] = field(init=False)
+    unit_of: dict[str, int] = field(init=False)
+    dependents: dict[int, frozenset[int]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._check_names()
+        self.units = _order_units(_build_units(self.specs, self.reads))
+        self.unit_of = {name: u.index for u in self.units for name in u.names}
+        self.dependents = _dependents(self.units, self.unit_of)
+
+    @classmethod
+    def from_workspace(
+        cls, ws: WorkspaceDef, reads: Mapping[str, frozenset[str]] | None = None
+    ) -> SegmentPlan:
+        """Build the plan of a workspace definition."""
+        specs = {name: SegmentSpec.from_def(name, seg) for name, seg in ws.segments.items()}
+        return cls(specs, reads or {})
+
+    def _check_names(self) -> None:
+        for name, deps in self.reads.items():
+            for dep in deps:
+                if dep not in self.specs:
+                    raise UnknownSegmentError(f"segment '{name}' reads unknown segment '{dep}'")
+
+    def spec(self, name: str) -> SegmentSpec:
+        """Return one segment's spec.
+
+        Raises:
+            UnknownSegmentError: If no such segment exists.
+        """
+        try:
+            return self.specs[name]
+        except KeyError:
+            raise UnknownSegmentError(f"unknown segment '{name}'") from None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """All segment names in evaluation order."""
+        return tuple(n for u in self.units for n in u.names)
+
+    def resolve(self, matches: Matcher) -> frozenset[str]:
+        """Return the segments a profile is a member of, evaluating every unit."""
+        return self.update(matches, frozenset(), {u.index for u in self.units})
+
+    def update(self, matches: Matcher, previous: Set[str], dirty: Iterable[int]) -> frozenset[str]:
+        """Re-decide the ``dirty`` units (and units reading a changed one) of one profile.
+
+        Args:
+            matches: The profile's rule matcher.
+            previous: The memberships before the change.
+            dirty: Indexes of the units whose rules may have changed their answer.
+
+        Returns:
+            The new memberships.
+        """
+        todo = set(dirty)
+        members = set(previous)
+        for unit in self.units:
+            if unit.index not in todo:
+                continue
+            before = members.intersection(unit.names)
+            members.difference_update(unit.names)
+            members.update(decide(unit, matches, members))
+            if members.intersection(unit.names) != before:
+                todo.update(self.dependents[unit.index])
+        return frozenset(members)
+
+    def units_reading(self, segments: Iterable[str]) -> set[int]:
+        """Indexes of the units whose rules read any of ``segments``."""
+        wanted = set(segments)
+        return {u.index for u in self.units if u.reads & wanted}
+
+
+def decide(unit: Unit, matches: Matcher, members: Set[str]) -> list[str]:
+    """Return the members of one unit's segments, given the memberships decided before it."""
+    for spec in unit.ranked:
+        if _parent_ok(spec, members) and matches(spec.name, members):
+            return [spec.name]
+        if unit.group is None:
+            return []
+    default = unit.default
+    if default is not None and _parent_ok(default, members):
+        return [default.name]
+    return []
+
+
+def _parent_ok(spec: SegmentSpec, members: Set[str]) -> bool:
+    return spec.parent is None or spec.parent in members
+
+
+def _build_units(
+    specs: Mapping[str, SegmentSpec], reads: Mapping[str, frozenset[str]]
+) -> list[Unit]:
+    groups: dict[str, list[SegmentSpec]] = {}
+    singles: list[SegmentSpec] = []
+    for spec in specs.values():
+        if spec.group is None:
+            singles.append(spec)
+        else:
+            groups.setdefault(spec.group, []).append(spec)
+    units: list[Unit] = []
+    for group, members in sorted(groups.items()):
+        units.append(_group_unit(group, members, reads))
+    for spec in sorted(singles, key=lambda s: s.name):
+        deps = reads.get(spec.name, frozenset())
+        units.append(Unit(0, None, (spec,), None, _reads_of([spec], deps)))
+    return units
+
+
+def _group_unit(
+    group: str, members: list[SegmentSpec], reads: Mapping[str, frozenset[str]]
+) -> Unit:
+    defaults = [s for s in members if s.default]
+    if len(defaults) > 1:
+        names = ", ".join(s.name for s in defaults)
+        raise SegmentStructureError(f"group '{group}' has more than one default: {names}")
+    ranked = sorted((s for s in members if not s.default), key=lambda s: (-s.priority, s.name))
+    deps = frozenset().union(*(reads.get(s.name, frozenset()) for s in members))
+    own = {s.name for s in members}
+    inside = (deps | {s.parent for s in members if s.parent}) & own
+    if inside:
+        raise SegmentStructureError(
+            f"segments of group '{group}' read or nest in segments of the same group "
+            f"({', '.join(sorted(inside))}); exclusive members can never satisfy that"
+        )
+    return Unit(
+        0, group, tuple(ranked), defaults[0] if defaults else None, _reads_of(members, deps)
+    )
+
+
+def _reads_of(specs: Iterable[SegmentSpec], deps: frozenset[str]) -> frozenset[str]:
+    return deps | {s.parent for s in specs if s.parent}
+
+
+def _order_units(units: list[Unit]) -> tuple[Unit, ...]:
+    """Order units so that each comes after the units it reads (Kahn, stable by position)."""
+    owner = {name: i for i, u in enumerate(units) for name in u.names}
+    needs = {i: {owner[n] for n in u.reads if n in owner} - {i} for i, u in enumerate(units)}
+    for i, u in enumerate(units):
+        if any(owner.get(n) == i for n in u.reads) and u.group is None:
+            raise SegmentStructureError(f"segment '{u.names[0]}' reads itself")
+    ordered: list[Unit] = []
+    done: set[int] = set()
+    while len(done) < len(units):
+        ready = [i for i in range(len(units)) if i not in done and needs[i] <= done]
+        if not ready:
+            stuck = sorted(n for i in range(len(units)) if i not in done for n in units[i].names)
+            raise SegmentStructureError(
+                "segments read each other in a cycle (in_segment or parent): " + ", ".join(stuck)
+            )
+        for i in ready:
+            done.add(i)
+            u = units[i]
+            ordered.append(Unit(len(ordered), u.group, u.ranked, u.default, u.reads))
+    return tuple(ordered)
+
+
+def _dependents(units: tuple[Unit, ...], unit_of: Mapping[str, int]) -> dict[int, frozenset[int]]:
+    found: dict[int, set[int]] = {u.index: set() for u in units}
+    for unit in units:
+        for name in unit.reads:
+            found[unit_of[name]].add(unit.index)
+    return {k: frozenset(v) for k, v in found.items()}
