@@ -1,0 +1,67 @@
+"""Delivery: the consent and suppression gate, the send ledger, SMTP, tracking links.
+
+The flow of one campaign run (:class:`CampaignRun`): the segment's members are written to
+the send ledger, checked by the :class:`ConsentGate`, rendered by a composer, and sent
+through an :class:`EmailTransport` (the pooled :class:`SmtpPool`, or an outbox folder for a
+dry run) with retries on transient failures. Opens, clicks and unsubscribes come back
+through signed links (:class:`LinkSigner`, served by :mod:`segmint.api.links`) and enter
+intake as events.
+"""
+
+from __future__ import annotations
+
+from segmint.deliver.campaign import CampaignRun, campaign_def
+from segmint.deliver.consent import (
+    ConsentChange,
+    consent_history,
+    record_consent,
+    suppress,
+    sync_trait_consents,
+    unsuppress,
+)
+from segmint.deliver.errors import (
+    CampaignError,
+    ConnectionDropped,
+    DeliveryError,
+    HardBounce,
+    LinkError,
+    MessageRejected,
+    SoftBounce,
+)
+from segmint.deliver.fake import FakeTransport, OutboxTransport
+from segmint.deliver.gate import ConsentGate
+from segmint.deliver.ledger import SendLedger
+from segmint.deliver.links import LinkSigner
+from segmint.deliver.ratelimit import TokenBucket
+from segmint.deliver.report import CampaignReport
+from segmint.deliver.retry import RetryPolicy
+from segmint.deliver.transport import EmailTransport, SendReceipt, SmtpPool
+
+__all__ = [
+    "CampaignError",
+    "CampaignReport",
+    "CampaignRun",
+    "ConnectionDropped",
+    "ConsentChange",
+    "ConsentGate",
+    "DeliveryError",
+    "EmailTransport",
+    "FakeTransport",
+    "HardBounce",
+    "LinkError",
+    "LinkSigner",
+    "MessageRejected",
+    "OutboxTransport",
+    "RetryPolicy",
+    "SendLedger",
+    "SendReceipt",
+    "SmtpPool",
+    "SoftBounce",
+    "TokenBucket",
+    "campaign_def",
+    "consent_history",
+    "record_consent",
+    "suppress",
+    "sync_trait_consents",
+    "unsuppress",
+]

@@ -1,0 +1,220 @@
+"""Running a campaign: audience → ledger → consent gate → render → send → report.
+
+:class:`CampaignRun` is what ``segmint campaign send`` calls. It is resumable: every
+profile is in the send ledger before anything is attempted, so running it again after a
+crash or a kill continues where the dead run stopped and sends nobody twice (the rule for
+messages interrupted mid-transaction is in :mod:`segmint.deliver.ledger`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parseaddr
+from typing import Any, Protocol
+
+from segmint.clock import Clock
+from segmint.config.model import CampaignDef
+from segmint.config.suggest import did_you_mean
+from segmint.deliver.consent import check_topic, suppress, sync_trait_consents
+from segmint.deliver.errors import CampaignError, DeliveryError, HardBounce
+from segmint.deliver.gate import ConsentGate, address_of
+from segmint.deliver.ledger import FINAL, MemoryLedger, SendLedger, send_key
+from segmint.deliver.report import CampaignReport
+from segmint.deliver.retry import RetryPolicy, with_retries
+from segmint.deliver.transport import EmailTransport
+from segmint.personalize.errors import TemplateRenderError
+from segmint.profiles import Profile, segment_members
+from segmint.workspace import Workspace
+
+Progress = Callable[[int, int], None]
+"""Called with (profiles done, profiles to do) as the run advances."""
+
+
+class Composer(Protocol):
+    """Builds one recipient's complete message (see :mod:`segmint.deliver.compose`)."""
+
+    def __call__(self, profile: Profile, *, to: str, message_id: str) -> bytes:
+        """Return the message bytes; raise ``TemplateRenderError`` for this recipient."""
+        ...
+
+
+def campaign_def(workspace: Workspace, name: str) -> CampaignDef:
+    """Return the named campaign's definition.
+
+    Raises:
+        CampaignError: If there is no such campaign, with the nearest name.
+    """
+    campaigns = workspace.definition.campaigns
+    if name not in campaigns:
+        close = did_you_mean(name, campaigns)
+        hint = f"; {close}" if close else ""
+        known = ", ".join(sorted(campaigns)) or "none defined"
+        raise CampaignError(f"unknown campaign {name!r} (campaigns: {known}){hint}")
+    return campaigns[name]
+
+
+def message_id_for(key: str, sender: str) -> str:
+    """Return the Message-ID of a send, stable per (campaign, profile).
+
+    A re-send after an uncertain attempt carries the same id, so receivers can drop it.
+    """
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "segmint.invalid"
+    return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
+
+
+@dataclass
+class CampaignRun:
+    """One run of a campaign.
+
+    Attributes:
+        workspace: The workspace (definitions and store).
+        name: The campaign's name in ``segmint.yaml``.
+        clock: The time of every decision and ledger stamp; ``as_of`` is its reading at
+            the start of the run.
+        transport: Where messages go (the SMTP pool, or an outbox for a dry run).
+        composer: Builds each message.
+        dry_run: Keep the ledger in memory and announce nothing.
+        retry: Backoff for transient failures.
+        concurrency: Messages in flight at once (the pool's size).
+        retry_uncertain: Re-send interrupted attempts (at-least-once for those rows).
+        announce: Submits engagement messages to intake (``Email Delivered``).
+        progress: Called as profiles are done.
+    """
+
+    workspace: Workspace
+    name: str
+    clock: Clock
+    transport: EmailTransport
+    composer: Composer
+    dry_run: bool = False
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    concurrency: int = 4
+    retry_uncertain: bool = False
+    announce: Callable[[list[dict[str, Any]]], object] | None = None
+    progress: Progress | None = None
+
+    def __post_init__(self) -> None:
+        self.definition = campaign_def(self.workspace, self.name)
+        ws = self.workspace.definition
+        if self.definition.segment not in ws.segments:
+            raise CampaignError(
+                f"campaign {self.name!r} targets unknown segment {self.definition.segment!r}"
+            )
+        check_topic(ws.consent, self.definition.topic)
+        self.store = self.workspace.store
+        ledger_type = MemoryLedger if self.dry_run else SendLedger
+        self.ledger = ledger_type(self.store, self.name, self.clock)
+        self.report = CampaignReport(self.name, dry_run=self.dry_run)
+        self.envelope_from = parseaddr(self.definition.sender)[1]
+
+    async def run(self) -> CampaignReport:
+        """Send the campaign to every eligible member not yet sent it; return the report."""
+        as_of = self.clock.now()
+        members = self._audience()
+        todo = self._prepare(members, as_of)
+        self._done, self._total = 0, len(todo)
+        self._tick(0)
+        queue: asyncio.Queue[tuple[Profile, str]] = asyncio.Queue()
+        for item in todo:
+            queue.put_nowait(item)
+        workers = [self._worker(queue) for _ in range(max(1, self.concurrency))]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            await self.transport.close()
+        self._announce_delivered()
+        return self.report
+
+    def _audience(self) -> dict[str, Profile]:
+        types = {n: t.type for n, t in self.workspace.definition.traits.items() if t.type}
+        members = segment_members(self.store, self.definition.segment, types)
+        return {p.profile_id: p for p in members}
+
+    def _prepare(self, members: dict[str, Profile], as_of: datetime) -> list[tuple[Profile, str]]:
+        ws = self.workspace.definition
+        if not self.dry_run:
+            sync_trait_consents(self.store, ws.consent)
+        self.report.audience = len(members)
+        self.ledger.plan(members)
+        self.report.recovered = self.ledger.recover()
+        if self.retry_uncertain:
+            self.ledger.release_uncertain()
+        gate = ConsentGate(
+            self.store, ws.consent, self.definition.topic, as_of, ws.email.email_trait
+        )
+        skipped: list[tuple[str, str]] = []
+        todo: list[tuple[Profile, str]] = []
+        for row in self.ledger.rows():
+            if row.status in FINAL:
+                self.report.already_sent += row.status == "sent"
+                self.report.uncertain += row.status == "uncertain"
+                continue
+            profile = members.get(row.profile_id)
+            reason = "left_segment" if profile is None else gate.check(profile)
+            if reason is not None:
+                skipped.append((row.profile_id, reason))
+            elif profile is not None:
+                todo.append((profile, address_of(profile, ws.email.email_trait) or ""))
+        self.ledger.skip(skipped)
+        self.report.skipped.update(reason for _, reason in skipped)
+        return sorted(todo, key=lambda item: item[0].profile_id)
+
+    async def _worker(self, queue: asyncio.Queue[tuple[Profile, str]]) -> None:
+        while not queue.empty():
+            profile, address = queue.get_nowait()
+            await self._deliver(profile, address)
+            self._done += 1
+            self._tick(self._done)
+
+    async def _deliver(self, profile: Profile, address: str) -> None:
+        pid = profile.profile_id
+        message_id = message_id_for(send_key(self.name, pid), self.definition.sender)
+        try:
+            message = self.composer(profile, to=address, message_id=message_id)
+        except TemplateRenderError as exc:
+            self.ledger.failed(pid, f"render_error:{exc.reason}")
+            self.report.failed[f"render_error:{exc.reason}"] += 1
+            return
+        if not self.ledger.claim(pid, address, message_id):
+            self.report.already_sent += 1
+            return
+        try:
+            await with_retries(
+                lambda: self.transport.send(message, self.envelope_from, [address]),
+                self.retry,
+                on_retry=self._count_retry,
+            )
+        except DeliveryError as exc:
+            self._failed(pid, address, exc)
+            return
+        self.ledger.sent(pid)
+        self.report.sent += 1
+
+    def _failed(self, pid: str, address: str, exc: DeliveryError) -> None:
+        reason = exc.reason if exc.code is None else f"{exc.reason}:{exc.code}"
+        if isinstance(exc, HardBounce) and not self.dry_run:
+            suppress(self.store, address, "bounce", source=f"smtp:{self.name}", at=self.clock.now())
+        self.ledger.failed(pid, reason)
+        self.report.failed[reason] += 1
+
+    def _count_retry(self, attempt: int, exc: BaseException) -> None:
+        self.report.retries += 1
+
+    def _tick(self, done: int) -> None:
+        if self.progress is not None:
+            self.progress(done, self._total)
+
+    def _announce_delivered(self) -> None:
+        if self.announce is None or self.dry_run:
+            return
+        from segmint.deliver.engagement import delivered_messages
+
+        rows = self.ledger.unannounced()
+        for start in range(0, len(rows), 500):
+            chunk = rows[start : start + 500]
+            self.announce(delivered_messages(self.store, self.definition, self.name, chunk))
+            self.ledger.announced([r[0] for r in chunk])

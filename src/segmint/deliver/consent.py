@@ -1,0 +1,199 @@
+"""Consent and suppression: recording changes, and the gate every marketing email passes.
+
+Consent is kept per (profile, topic) in the ``consents`` table as a history of changes,
+each with its source and time; the latest change at ``as_of`` wins. Topic ``*`` means every
+topic. Statuses:
+
+- ``granted``: the person said yes;
+- ``denied``: the person said no (a signup form, an import, the API);
+- ``unsubscribed``: the person withdrew through an unsubscribe link or the preference page.
+
+Changes arrive through :func:`record_consent` (the API and CLI call it), through contact
+imports and identify calls (:func:`sync_trait_consents`, see there for the trait names), and
+through the unsubscribe and preference pages. Suppressions (hard bounces, complaints, manual
+blocks) are kept per address in ``suppressions`` and override consent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+
+from segmint.config.model import ConsentDef
+from segmint.deliver.errors import CampaignError
+from segmint.store import Store, from_store_time, utcnow_naive
+
+ConsentStatus = Literal["granted", "denied", "unsubscribed"]
+STATUSES: tuple[ConsentStatus, ...] = ("granted", "denied", "unsubscribed")
+ALL_TOPICS = "*"
+SUPPRESSION_REASONS = {"bounce": "suppressed_bounce", "complaint": "complained"}
+"""Suppression reason → the skip reason reported for it (others report ``suppressed``)."""
+
+
+@dataclass(frozen=True)
+class ConsentChange:
+    """One recorded consent change."""
+
+    profile_id: str
+    topic: str
+    status: ConsentStatus
+    source: str
+    occurred_at: datetime
+
+
+def check_topic(consent: ConsentDef, topic: str) -> None:
+    """Raise :class:`CampaignError` unless ``topic`` is ``*`` or a configured topic."""
+    if topic != ALL_TOPICS and topic not in consent.topics:
+        known = ", ".join(consent.topics)
+        raise CampaignError(f"unknown consent topic {topic!r}; the workspace has: {known}")
+
+
+def record_consent(
+    store: Store,
+    profile_id: str,
+    topic: str,
+    status: ConsentStatus,
+    *,
+    source: str,
+    at: datetime,
+    event_id: str | None = None,
+) -> ConsentChange:
+    """Record one consent change and return it.
+
+    Args:
+        store: The store.
+        profile_id: Whose consent changed.
+        topic: The topic, or ``*`` for all topics.
+        status: ``granted``, ``denied`` or ``unsubscribed``.
+        source: Where the change came from (``api``, ``unsubscribe_link``, ``import:crm`` …).
+        at: When the person made the choice.
+        event_id: The identify event it was read from, if any.
+    """
+    if status not in STATUSES:
+        raise CampaignError(f"unknown consent status {status!r}; use one of {STATUSES}")
+    store.execute(
+        "INSERT INTO consents (profile_id, topic, status, source, occurred_at, event_id) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [profile_id, topic, status, source, utcnow_naive(at), event_id],
+    )
+    return ConsentChange(profile_id, topic, status, source, at)
+
+
+def consent_history(store: Store, profile_id: str) -> list[ConsentChange]:
+    """Return a profile's consent changes, oldest first."""
+    rows = store.fetchall(
+        "SELECT profile_id, topic, status, source, occurred_at FROM consents "
+        "WHERE profile_id = ? ORDER BY occurred_at, id",
+        [profile_id],
+    )
+    return [ConsentChange(p, t, s, src, from_store_time(at)) for p, t, s, src, at in rows]  # type: ignore[arg-type]
+
+
+def current_consents(
+    store: Store, topic: str, as_of: datetime, profile_ids: Iterable[str] | None = None
+) -> dict[str, ConsentStatus]:
+    """Return each profile's latest status for ``topic`` (or ``*``) at ``as_of``."""
+    rows = store.fetchall(
+        "SELECT profile_id, status FROM consents WHERE topic IN (?, ?) AND occurred_at <= ? "
+        "ORDER BY occurred_at, id",
+        [topic, ALL_TOPICS, utcnow_naive(as_of)],
+    )
+    wanted = set(profile_ids) if profile_ids is not None else None
+    latest: dict[str, ConsentStatus] = {}
+    for profile_id, status in rows:
+        if wanted is None or profile_id in wanted:
+            latest[profile_id] = status
+    return latest
+
+
+def suppress(store: Store, address: str, reason: str, *, source: str, at: datetime) -> None:
+    """Block ``address`` from all marketing email (``bounce``, ``complaint``, ``manual`` …)."""
+    with store.transaction():
+        store.execute("DELETE FROM suppressions WHERE address = ?", [address.strip().lower()])
+        store.execute(
+            "INSERT INTO suppressions (address, reason, source, occurred_at) VALUES (?, ?, ?, ?)",
+            [address.strip().lower(), reason, source, utcnow_naive(at)],
+        )
+
+
+def unsuppress(store: Store, address: str) -> bool:
+    """Lift a suppression; return whether there was one."""
+    key = address.strip().lower()
+    found = bool(store.fetchall("SELECT 1 FROM suppressions WHERE address = ?", [key]))
+    store.execute("DELETE FROM suppressions WHERE address = ?", [key])
+    return found
+
+
+def suppressions(store: Store) -> dict[str, str]:
+    """Return every suppressed address with its reason."""
+    return {a: r for a, r in store.fetchall("SELECT address, reason FROM suppressions")}
+
+
+def trait_consents(
+    traits: Mapping[str, Any], consent: ConsentDef
+) -> list[tuple[str, ConsentStatus]]:
+    """Read consent statements from identify traits.
+
+    With ``consent.trait`` = ``email_consent``:
+
+    - ``email_consent: true|false`` grants or denies every topic (``*``);
+    - ``email_consent: {offers: true, newsletter: false}`` sets topics one by one;
+    - ``email_consent_offers: false`` sets one topic.
+
+    Values other than booleans are ignored.
+
+    Returns:
+        (topic, status) pairs in the order above (so per-topic statements follow ``*``).
+    """
+    name = consent.trait
+    if not name:
+        return []
+    found: list[tuple[str, ConsentStatus]] = []
+    value = traits.get(name)
+    if isinstance(value, bool):
+        found.append((ALL_TOPICS, _status(value)))
+    elif isinstance(value, dict):
+        found += [(t, _status(v)) for t, v in value.items() if isinstance(v, bool)]
+    for topic in consent.topics:
+        value = traits.get(f"{name}_{topic}")
+        if isinstance(value, bool):
+            found.append((topic, _status(value)))
+    return found
+
+
+def _status(value: bool) -> ConsentStatus:
+    return "granted" if value else "denied"
+
+
+def sync_trait_consents(store: Store, consent: ConsentDef) -> int:
+    """Record consent stated in identify events not yet read; return the changes recorded.
+
+    Each identify event is read once (``consents.event_id`` remembers it); its timestamp
+    becomes the change's time and ``identify`` (or ``identify:<source>``) its source.
+    """
+    if not consent.trait:
+        return 0
+    rows = store.fetchall(
+        "SELECT e.message_id, e.profile_id, e.timestamp, e.source, CAST(e.traits AS TEXT) "
+        "FROM events e WHERE e.type = 'identify' AND e.profile_id IS NOT NULL "
+        "AND CAST(e.traits AS TEXT) LIKE ? "
+        "AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.event_id = e.message_id) "
+        "ORDER BY e.timestamp, e.seq",
+        [f"%{consent.trait}%"],
+    )
+    recorded = 0
+    with store.transaction():
+        for message_id, profile_id, timestamp, source, raw in rows:
+            label = f"identify:{source}" if source else "identify"
+            for topic, status in trait_consents(orjson.loads(raw) if raw else {}, consent):
+                at = from_store_time(timestamp)
+                assert at is not None
+                record_consent(
+                    store, profile_id, topic, status, source=label, at=at, event_id=message_id
+                )
+                recorded += 1
+    return recorded

@@ -1,0 +1,80 @@
+"""The consent and suppression gate: may this profile receive this campaign's topic?"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from segmint.config.model import ConsentDef
+from segmint.deliver.consent import SUPPRESSION_REASONS, current_consents, suppressions
+from segmint.profiles import Profile
+from segmint.store import Store
+
+_ADDRESS = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
+
+SKIP_REASONS = (
+    "no_email",
+    "suppressed_bounce",
+    "complained",
+    "suppressed",
+    "unsubscribed",
+    "no_consent",
+    "left_segment",
+)
+"""Why a profile is skipped, in the order the gate checks (``left_segment``: no longer a
+member when a resumed send reached it)."""
+
+
+def address_of(profile: Profile, email_trait: str) -> str | None:
+    """Return the profile's email address if it looks deliverable, else None."""
+    value = profile.traits.get(email_trait)
+    if not isinstance(value, str):
+        return None
+    address = value.strip()
+    return address if _ADDRESS.match(address) else None
+
+
+class ConsentGate:
+    """Decide, for one campaign topic at ``as_of``, who may be sent marketing email.
+
+    The rules, in order: a profile needs a deliverable address (``no_email``); the address
+    must not be suppressed (``suppressed_bounce``, ``complained``, ``suppressed``); the
+    latest consent change for the topic (or ``*``) must not be ``unsubscribed``
+    (``unsubscribed``) or ``denied`` (``no_consent``); under the ``opt_in`` policy it must
+    exist and be ``granted`` (``no_consent``), under ``opt_out`` no change means yes.
+
+    Args:
+        store: The store to read consents and suppressions from (once, at construction).
+        consent: The workspace's consent policy.
+        topic: The campaign's topic.
+        as_of: Consent changes after this instant are not considered.
+        email_trait: The trait holding the address.
+    """
+
+    def __init__(
+        self, store: Store, consent: ConsentDef, topic: str, as_of: datetime, email_trait: str
+    ) -> None:
+        self.policy = consent.policy
+        self.topic = topic
+        self.email_trait = email_trait
+        self._consents = current_consents(store, topic, as_of)
+        self._suppressed = suppressions(store)
+
+    def check(self, profile: Profile) -> str | None:
+        """Return the skip reason for ``profile``, or None if it may be sent the email."""
+        address = address_of(profile, self.email_trait)
+        if address is None:
+            return "no_email"
+        reason = self._suppressed.get(address.lower())
+        if reason is not None:
+            return SUPPRESSION_REASONS.get(reason, "suppressed")
+        status = self._consents.get(profile.profile_id)
+        if status == "unsubscribed":
+            return "unsubscribed"
+        if status == "denied" or (status is None and self.policy == "opt_in"):
+            return "no_consent"
+        return None
+
+    def suppress_locally(self, address: str, reason: str) -> None:
+        """Remember a suppression made during the run (a hard bounce)."""
+        self._suppressed[address.lower()] = reason

@@ -1,0 +1,257 @@
+"""The send ledger: one row per (campaign, profile), written before anything is attempted.
+
+Row states::
+
+    pending ──► attempting ──► sent
+       │  ▲          │   └───► failed ──► (attempted again on the next run)
+       │  └─ skipped ◄┘ (re-checked on the next run)
+       └───► skipped
+    attempting (found on resume) ──► uncertain
+
+A row is claimed (``attempting``, with the Message-ID it will carry) in its own committed
+statement before the SMTP transaction starts, and marked ``sent`` once the server accepted
+the message. If the process dies in between, nobody can tell whether the server accepted
+the message. The rule: **uncertain rows are at-most-once.** On resume they become
+``uncertain`` and are not sent again (reported, never resent blindly); an operator who
+prefers at-least-once for them runs ``campaign send --retry-uncertain``, which re-sends them
+with the same Message-ID so receiving systems can drop a duplicate. ``sent`` rows are never
+attempted again; every other state is looked at again by the next run.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from segmint.clock import Clock
+from segmint.store import Store, utcnow_naive
+from segmint.store.base import batched
+
+FINAL = ("sent", "uncertain", "attempting")
+"""States a run never attempts again (``attempting`` only while another run holds it)."""
+
+
+def send_key(campaign: str, profile_id: str) -> str:
+    """Return the ledger key of ``profile_id`` in ``campaign``."""
+    return f"{campaign}:{profile_id}"
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """One ledger row as a run sees it."""
+
+    profile_id: str
+    status: str
+    reason: str | None
+    message_id: str | None
+
+
+class SendLedger:
+    """The ``sends`` rows of one campaign.
+
+    Args:
+        store: The store holding ``sends``.
+        campaign: The campaign name.
+        clock: Stamps ``created_at``, ``updated_at`` and ``sent_at``.
+    """
+
+    def __init__(self, store: Store, campaign: str, clock: Clock) -> None:
+        self.store = store
+        self.campaign = campaign
+        self.clock = clock
+
+    def _now(self) -> object:
+        return utcnow_naive(self.clock.now())
+
+    def plan(self, profile_ids: Iterable[str]) -> int:
+        """Add a ``pending`` row for each profile not in the ledger yet; return how many."""
+        known = {r.profile_id for r in self.rows()}
+        new = [p for p in dict.fromkeys(profile_ids) if p not in known]
+        now = self._now()
+        for chunk in batched(new, 400):
+            marks = ", ".join("(?, ?, ?, 'pending', 0, ?, ?)" for _ in chunk)
+            params: list[object] = []
+            for pid in chunk:
+                params += [send_key(self.campaign, pid), self.campaign, pid, now, now]
+            self.store.execute(
+                "INSERT INTO sends (send_key, campaign, profile_id, status, attempts, "
+                f"created_at, updated_at) VALUES {marks} ON CONFLICT DO NOTHING",
+                params,
+            )
+        return len(new)
+
+    def recover(self) -> int:
+        """Turn rows left ``attempting`` by a dead run into ``uncertain``; return how many."""
+        rows = self.store.fetchall(
+            "UPDATE sends SET status = 'uncertain', reason = 'interrupted_in_transaction', "
+            "updated_at = ? WHERE campaign = ? AND status = 'attempting' RETURNING send_key",
+            [self._now(), self.campaign],
+        )
+        return len(rows)
+
+    def rows(self) -> list[LedgerRow]:
+        """Return every row of the campaign."""
+        return [
+            LedgerRow(*r)
+            for r in self.store.fetchall(
+                "SELECT profile_id, status, reason, message_id FROM sends WHERE campaign = ?",
+                [self.campaign],
+            )
+        ]
+
+    def release_uncertain(self) -> int:
+        """Make ``uncertain`` rows attemptable again (``--retry-uncertain``)."""
+        rows = self.store.fetchall(
+            "UPDATE sends SET status = 'pending', updated_at = ? "
+            "WHERE campaign = ? AND status = 'uncertain' RETURNING send_key",
+            [self._now(), self.campaign],
+        )
+        return len(rows)
+
+    def skip(self, skipped: Sequence[tuple[str, str]]) -> None:
+        """Mark (profile_id, reason) pairs ``skipped``, in one transaction."""
+        now = self._now()
+        with self.store.transaction():
+            for chunk in batched(skipped, 500):
+                self.store.executemany(
+                    "UPDATE sends SET status = 'skipped', reason = ?, updated_at = ? "
+                    "WHERE send_key = ? AND status NOT IN ('sent', 'uncertain', 'attempting')",
+                    [(reason, now, send_key(self.campaign, pid)) for pid, reason in chunk],
+                )
+
+    def claim(self, profile_id: str, address: str, message_id: str) -> bool:
+        """Mark a row ``attempting`` (committed) before its SMTP transaction.
+
+        Returns:
+            False if the row is already sent, uncertain or held by another run.
+        """
+        rows = self.store.fetchall(
+            "UPDATE sends SET status = 'attempting', address = ?, message_id = ?, "
+            "attempts = attempts + 1, reason = NULL, updated_at = ? "
+            "WHERE send_key = ? AND status NOT IN ('sent', 'uncertain', 'attempting') "
+            "RETURNING send_key",
+            [address, message_id, self._now(), send_key(self.campaign, profile_id)],
+        )
+        return bool(rows)
+
+    def sent(self, profile_id: str) -> None:
+        """Mark a claimed row ``sent``."""
+        now = self._now()
+        self.store.execute(
+            "UPDATE sends SET status = 'sent', reason = NULL, sent_at = ?, updated_at = ? "
+            "WHERE send_key = ?",
+            [now, now, send_key(self.campaign, profile_id)],
+        )
+
+    def failed(self, profile_id: str, reason: str) -> None:
+        """Mark a row ``failed`` with a machine-readable reason."""
+        self.store.execute(
+            "UPDATE sends SET status = 'failed', reason = ?, updated_at = ? WHERE send_key = ?",
+            [reason, self._now(), send_key(self.campaign, profile_id)],
+        )
+
+    def counts(self) -> dict[str, Counter[str]]:
+        """Return, per status, the count of rows by reason (``""`` when none)."""
+        out: dict[str, Counter[str]] = {}
+        for status, reason, n in self.store.fetchall(
+            "SELECT status, coalesce(reason, ''), count(*) FROM sends WHERE campaign = ? "
+            "GROUP BY 1, 2",
+            [self.campaign],
+        ):
+            out.setdefault(status, Counter())[reason] += int(n)
+        return out
+
+    def unannounced(self) -> list[tuple[str, str, str | None, object]]:
+        """Return sent rows whose ``Email Delivered`` event was not yet submitted.
+
+        Returns:
+            (profile_id, message_id, address, sent_at) tuples.
+        """
+        return [
+            (r[0], r[1], r[2], r[3])
+            for r in self.store.fetchall(
+                "SELECT profile_id, message_id, address, sent_at FROM sends "
+                "WHERE campaign = ? AND status = 'sent' AND NOT announced ORDER BY sent_at",
+                [self.campaign],
+            )
+        ]
+
+    def announced(self, profile_ids: Sequence[str]) -> None:
+        """Remember that ``Email Delivered`` was submitted for these rows."""
+        self.store.executemany(
+            "UPDATE sends SET announced = TRUE WHERE send_key = ?",
+            [(send_key(self.campaign, p),) for p in profile_ids],
+        )
+
+
+class MemoryLedger(SendLedger):
+    """A ledger for dry runs: starts from the real rows, keeps every change in memory.
+
+    A dry run thus reports what a real run would do now (who was already sent, who would
+    be skipped) without writing to the store.
+    """
+
+    def __init__(self, store: Store, campaign: str, clock: Clock) -> None:
+        super().__init__(store, campaign, clock)
+        self._rows = {r.profile_id: r for r in SendLedger.rows(self)}
+
+    def _set(self, pid: str, status: str, reason: str | None, message_id: str | None) -> None:
+        self._rows[pid] = LedgerRow(pid, status, reason, message_id)
+
+    def plan(self, profile_ids: Iterable[str]) -> int:
+        """Add pending rows in memory."""
+        new = [p for p in dict.fromkeys(profile_ids) if p not in self._rows]
+        for pid in new:
+            self._set(pid, "pending", None, None)
+        return len(new)
+
+    def recover(self) -> int:
+        """Count rows a real run would turn uncertain."""
+        stuck = [r for r in self._rows.values() if r.status == "attempting"]
+        for row in stuck:
+            self._set(row.profile_id, "uncertain", "interrupted_in_transaction", row.message_id)
+        return len(stuck)
+
+    def rows(self) -> list[LedgerRow]:
+        """Return the in-memory rows."""
+        return list(self._rows.values())
+
+    def release_uncertain(self) -> int:
+        """Make uncertain rows pending, in memory."""
+        rows = [r for r in self._rows.values() if r.status == "uncertain"]
+        for row in rows:
+            self._set(row.profile_id, "pending", None, row.message_id)
+        return len(rows)
+
+    def skip(self, skipped: Sequence[tuple[str, str]]) -> None:
+        """Mark rows skipped in memory."""
+        for pid, reason in skipped:
+            if self._rows[pid].status not in FINAL:
+                self._set(pid, "skipped", reason, None)
+
+    def claim(self, profile_id: str, address: str, message_id: str) -> bool:
+        """Claim a row in memory."""
+        if self._rows[profile_id].status in FINAL:
+            return False
+        self._set(profile_id, "attempting", None, message_id)
+        return True
+
+    def sent(self, profile_id: str) -> None:
+        """Mark a row sent in memory."""
+        self._set(profile_id, "sent", None, self._rows[profile_id].message_id)
+
+    def failed(self, profile_id: str, reason: str) -> None:
+        """Mark a row failed in memory."""
+        self._set(profile_id, "failed", reason, self._rows[profile_id].message_id)
+
+    def counts(self) -> dict[str, Counter[str]]:
+        """Count the in-memory rows by status and reason."""
+        out: dict[str, Counter[str]] = {}
+        for row in self._rows.values():
+            out.setdefault(row.status, Counter())[row.reason or ""] += 1
+        return out
+
+    def unannounced(self) -> list[tuple[str, str, str | None, object]]:
+        """A dry run announces nothing."""
+        return []
