@@ -168,29 +168,22 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         """,
     ),
     (
-        2,
-        """
-        ALTER TABLE quarantine ADD COLUMN message_id TEXT;
-        CREATE INDEX identities_profile ON identities (profile_id);
-        CREATE TABLE identity_conflicts (
-            id {serial:identity_conflicts},
-            kind TEXT NOT NULL,
-            value TEXT NOT NULL,
-            owner_profile TEXT NOT NULL,
-            claimant_profile TEXT NOT NULL,
-            message_id TEXT,
-            occurred_at TIMESTAMP NOT NULL
-        );
-        INSERT INTO meta VALUES ('intake_generation', '0');
-        """,
-    ),
-    (
         4,
         """
         ALTER TABLE webhook_outbox ADD COLUMN delivered_at TIMESTAMP;
         CREATE INDEX webhook_outbox_due ON webhook_outbox (status, next_attempt_at);
         CREATE INDEX memberships_profile ON memberships (profile_id);
         CREATE INDEX schedule_due ON schedule (due_at);
+        """,
+    ),
+    (
+        5,
+        """
+        ALTER TABLE sends ADD COLUMN sent_at TIMESTAMP;
+        ALTER TABLE sends ADD COLUMN announced BOOLEAN DEFAULT FALSE;
+        ALTER TABLE consents ADD COLUMN event_id TEXT;
+        CREATE INDEX consents_topic ON consents (topic, occurred_at);
+        CREATE INDEX consents_event ON consents (event_id);
         """,
     ),
     (
