@@ -186,16 +186,6 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX consents_event ON consents (event_id);
         """,
     ),
-    (
-        5,
-        """
-        ALTER TABLE sends ADD COLUMN sent_at TIMESTAMP;
-        ALTER TABLE sends ADD COLUMN announced BOOLEAN DEFAULT FALSE;
-        ALTER TABLE consents ADD COLUMN event_id TEXT;
-        CREATE INDEX consents_topic ON consents (topic, occurred_at);
-        CREATE INDEX consents_event ON consents (event_id);
-        """,
-    ),
 )
 """Versioned migrations, applied in order on open. Append; never edit a released one."""
 
