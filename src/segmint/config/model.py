@@ -205,6 +205,12 @@ class ImportDef(Strict):
         properties: Property name → column, for ``track`` imports.
         key: Columns whose values identify a row, for stable message ids.
         source: The source name recorded on the events.
+        types: Column → type (``string``, ``number``, ``integer``, ``boolean``,
+            ``timestamp``): how a column's text is converted; other columns keep the value
+            the file gives (text for CSV).
+        message_id: A template such as ``shopify-order-{order_id}`` for the messageId, so
+            imported rows coincide with the same events arriving from another source
+            (default: derived from the mapping name and ``key``).
     """
 
     kind: Literal["identify", "track"]
@@ -217,6 +223,10 @@ class ImportDef(Strict):
     properties: dict[str, str] = Field(default_factory=dict)
     key: tuple[str, ...] = ()
     source: str | None = None
+    types: dict[str, Literal["string", "number", "integer", "boolean", "timestamp"]] = Field(
+        default_factory=dict
+    )
+    message_id: str | None = None
 
 
 class ConsentDef(Strict):

@@ -29,11 +29,12 @@ def scaffold(target: Path, *, name: str | None = None) -> Path:
     if name:
         text = text.replace("name: example-shop", f"name: {name}", 1)
     (target / WORKSPACE_FILE).write_text(text, encoding="utf-8")
-    templates = target / "templates"
-    templates.mkdir(exist_ok=True)
-    for item in (example / "templates").iterdir():
-        if item.is_file():
-            (templates / item.name).write_text(item.read_text(encoding="utf-8"), encoding="utf-8")
+    for folder in ("templates", "data"):
+        (target / folder).mkdir(exist_ok=True)
+        for item in (example / folder).iterdir():
+            if item.is_file():
+                text = item.read_text(encoding="utf-8")
+                (target / folder / item.name).write_text(text, encoding="utf-8")
     (target / STATE_DIR).mkdir(exist_ok=True)
     (target / ".gitignore").write_text(f"{STATE_DIR}/\n", encoding="utf-8")
     return target
