@@ -168,6 +168,23 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         """,
     ),
     (
+        2,
+        """
+        ALTER TABLE quarantine ADD COLUMN message_id TEXT;
+        CREATE INDEX identities_profile ON identities (profile_id);
+        CREATE TABLE identity_conflicts (
+            id {serial:identity_conflicts},
+            kind TEXT NOT NULL,
+            value TEXT NOT NULL,
+            owner_profile TEXT NOT NULL,
+            claimant_profile TEXT NOT NULL,
+            message_id TEXT,
+            occurred_at TIMESTAMP NOT NULL
+        );
+        INSERT INTO meta VALUES ('intake_generation', '0');
+        """,
+    ),
+    (
         4,
         """
         ALTER TABLE webhook_outbox ADD COLUMN delivered_at TIMESTAMP;

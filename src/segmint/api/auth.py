@@ -1,0 +1,117 @@
+"""Authentication: API keys from HTTP Basic (user name), a Bearer token or ``writeKey``.
+
+``require_write`` and ``require_read`` are FastAPI dependencies for routers (other packages'
+too). Verified keys are cached for a short time so a hot path costs no query; a revocation
+made through this process's :class:`KeyRing` applies at once, one made elsewhere (another
+process on PostgreSQL) within :data:`CACHE_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import threading
+import time
+from typing import Any
+
+from fastapi import Request
+
+from segmint.api.errors import ApiError
+from segmint.intake.errors import ApiKeyError
+from segmint.intake.keys import ApiKey, hash_key, verify_key
+from segmint.store import Store
+
+CACHE_SECONDS = 2.0
+
+
+class KeyRing:
+    """Verifies keys against the store, with a short cache."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._cache: dict[str, tuple[ApiKey, float]] = {}
+        self._lock = threading.Lock()
+
+    def verify(self, secret: str) -> ApiKey:
+        """Return the live key for ``secret``.
+
+        Raises:
+            UnknownKey: No such key.
+            RevokedKey: It was revoked.
+        """
+        digest = hash_key(secret)
+        hit = self._cache.get(digest)
+        if hit is not None and hit[1] > time.monotonic():
+            return hit[0]
+        key = verify_key(self.store, secret)
+        with self._lock:
+            self._cache[digest] = (key, time.monotonic() + CACHE_SECONDS)
+        return key
+
+    def forget(self) -> None:
+        """Drop the cache (after a revocation)."""
+        with self._lock:
+            self._cache.clear()
+
+
+def presented_key(request: Request, body: Any = None) -> str | None:
+    """The key a request presents: Basic user name, Bearer token, or ``writeKey`` in the body.
+
+    Raises:
+        ApiError: For an Authorization header that cannot be read.
+    """
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        if scheme.lower() == "basic":
+            return _basic_user(value.strip())
+        raise ApiError(401, "unauthorized", f"unsupported Authorization scheme {scheme!r}")
+    if isinstance(body, dict):
+        key = body.get("writeKey")
+        if isinstance(key, str) and key:
+            return key
+    return None
+
+
+def _basic_user(value: str) -> str:
+    try:
+        decoded = base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise ApiError(401, "unauthorized", "Basic credentials are not valid base64") from None
+    user = decoded.partition(":")[0]
+    if not user:
+        raise ApiError(401, "unauthorized", "Basic credentials carry no user name (the key)")
+    return user
+
+
+def authenticate(request: Request, scope: str, body: Any = None) -> ApiKey:
+    """Return the request's key, checked to carry ``scope``.
+
+    Raises:
+        ApiError: 401 without a valid key, 403 when the key lacks ``scope``.
+    """
+    secret = presented_key(request, body)
+    if secret is None:
+        raise ApiError(
+            401, "unauthorized", "no API key: send it as the HTTP Basic user name", "writeKey"
+        )
+    ring: KeyRing = request.app.state.keys
+    try:
+        key = ring.verify(secret)
+    except ApiKeyError as exc:
+        raise ApiError(401, "unauthorized", str(exc), "writeKey") from None
+    if not key.allows(scope):
+        raise ApiError(403, "forbidden", f"key {key.key_id} ({key.name}) lacks the {scope} scope")
+    return key
+
+
+async def require_write(request: Request) -> ApiKey:
+    """Dependency: a key with the ``write`` scope (from a header)."""
+    return authenticate(request, "write")
+
+
+async def require_read(request: Request) -> ApiKey:
+    """Dependency: a key with the ``read`` scope (from a header)."""
+    return authenticate(request, "read")

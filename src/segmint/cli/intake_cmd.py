@@ -1,0 +1,132 @@
+"""Intake commands: ``serve``, ``keys create|list|revoke``, ``quarantine list|replay``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import click
+
+from segmint.cli import groups
+from segmint.cli.main import Context, pass_ctx
+from segmint.cli.output import emit_json, emit_table, format_option
+from segmint.clock import SystemClock
+from segmint.intake.keys import SCOPES, create_key, list_keys, revoke_key
+from segmint.intake.pipeline import Intake
+from segmint.intake.quarantine import list_quarantine
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to bind.")
+@click.option("--port", default=8000, show_default=True, type=int, help="The port to bind.")
+@click.option("--log-level", default="warning", show_default=True, help="uvicorn's log level.")
+@pass_ctx
+def serve(ctx: Context, host: str, port: int, log_level: str) -> None:
+    """Serve the tracking API (Segment compatible) and the REST API."""
+    import uvicorn
+
+    from segmint.api.app import create_app
+
+    workspace = ctx.workspace
+    clock = SystemClock()
+    intake = Intake(workspace, clock)
+    # Real-time listeners attach here, before the server starts, e.g.:
+    #     intake.add_listener(engine.on_commit)
+    app = create_app(workspace, clock, intake=intake)
+    loop = "uvloop" if _has("uvloop") else "asyncio"
+    http = "httptools" if _has("httptools") else "h11"
+    click.echo(f"segmint serving {workspace.definition.name} on http://{host}:{port}", err=True)
+    uvicorn.run(app, host=host, port=port, loop=loop, http=http, log_level=log_level,
+                access_log=False)  # fmt: skip
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+@groups.keys.command("create")
+@click.option("--name", required=True, help="What the key is for; events carry it as source.")
+@click.option(
+    "--scope",
+    "scopes",
+    type=click.Choice(SCOPES),
+    multiple=True,
+    default=("write",),
+    show_default=True,
+    help="What the key may do (repeat for both).",
+)
+@format_option
+@pass_ctx
+def keys_create(ctx: Context, name: str, scopes: tuple[str, ...], fmt: str) -> None:
+    """Create an API key and print it once; only its hash is kept."""
+    key, secret = create_key(ctx.workspace.store, name, scopes=scopes, now=SystemClock().now())
+    if fmt == "json":
+        emit_json(asdict(key) | {"key": secret})
+        return
+    click.echo(secret)
+    click.echo(
+        f"key {key.key_id} ({key.name}, {','.join(key.scopes)}): store it now, "
+        "it is not shown again",
+        err=True,
+    )
+
+
+@groups.keys.command("list")
+@format_option
+@pass_ctx
+def keys_list(ctx: Context, fmt: str) -> None:
+    """List API keys (never their secrets)."""
+    found = list_keys(ctx.workspace.store)
+    if fmt == "json":
+        emit_json([asdict(k) for k in found])
+        return
+    rows = [(k.key_id, k.name, ",".join(k.scopes), k.created_at, k.revoked_at) for k in found]
+    emit_table("API keys", ("id", "name", "scopes", "created", "revoked"), rows)
+
+
+@groups.keys.command("revoke")
+@click.argument("key")
+@pass_ctx
+def keys_revoke(ctx: Context, key: str) -> None:
+    """Revoke KEY (its id, or its name when unique)."""
+    revoked = revoke_key(ctx.workspace.store, key, now=SystemClock().now())
+    click.echo(f"revoked {revoked.key_id} ({revoked.name})")
+
+
+@groups.quarantine.command("list")
+@click.option("--all", "include_replayed", is_flag=True, help="Include replayed messages.")
+@format_option
+@pass_ctx
+def quarantine_list(ctx: Context, include_replayed: bool, fmt: str) -> None:
+    """List quarantined messages and why they were held."""
+    items = list_quarantine(ctx.workspace.store, include_replayed=include_replayed)
+    if fmt == "json":
+        emit_json([asdict(i) for i in items])
+        return
+    rows = [(i.id, i.received_at, i.source, i.message_id, i.field, i.reason) for i in items]
+    emit_table("Quarantine", ("id", "received", "source", "messageId", "field", "reason"), rows)
+
+
+@groups.quarantine.command("replay")
+@click.option("--id", "ids", type=int, multiple=True, help="Replay only these rows (repeat).")
+@format_option
+@pass_ctx
+def quarantine_replay(ctx: Context, ids: tuple[int, ...], fmt: str) -> None:
+    """Run open quarantined messages through the pipeline again."""
+    intake = Intake(ctx.workspace, SystemClock())
+    before = len(list_quarantine(ctx.workspace.store, ids=ids or None))
+    result = intake.replay(ids or None)
+    remaining = before - result.accepted - result.duplicates
+    summary = {"stored": result.accepted, "duplicates": result.duplicates, "still_held": remaining}
+    if fmt == "json":
+        emit_json(summary)
+        return
+    click.echo(
+        f"stored {result.accepted}, already stored {result.duplicates}, still held {remaining}"
+    )
+
+
+def register(cli: click.Group) -> None:
+    """Add ``serve``; the keys and quarantine commands attach to the shared groups."""
+    cli.add_command(serve)

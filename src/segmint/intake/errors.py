@@ -1,0 +1,72 @@
+"""Errors raised by intake.
+
+::
+
+    SegmintError
+    └── IntakeError
+        ├── PayloadError (+ ValueError)     a message is malformed; names the field
+        │   └── PayloadTooLarge            over the per-message or per-batch size limit
+        ├── ApiKeyError                    missing, unknown, revoked or out of scope
+        │   ├── UnknownKey                 no such API key
+        │   └── RevokedKey                 the key was revoked
+        └── IntakeClosed                   the group-commit writer has stopped
+
+Malformed input is refused with a :class:`PayloadError`; input that is well formed but breaks
+the tracking plan is not an error at all: it is quarantined with its reason.
+"""
+
+from __future__ import annotations
+
+from segmint.errors import SegmintError
+
+
+class IntakeError(SegmintError):
+    """A problem taking in events."""
+
+
+class PayloadError(IntakeError, ValueError):
+    """A message is malformed.
+
+    Attributes:
+        field: The JSON path of the offending field (``batch[3].userId``), or ``""`` for the
+            whole body.
+        reason: The problem, without the field.
+    """
+
+    status = 400
+    code = "invalid_payload"
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}" if field else reason)
+
+    def within(self, prefix: str) -> PayloadError:
+        """Return the same error with its field placed under ``prefix``."""
+        field = f"{prefix}.{self.field}" if self.field else prefix
+        if self.field.startswith("["):
+            field = f"{prefix}{self.field}"
+        return type(self)(field, self.reason)
+
+
+class PayloadTooLarge(PayloadError):
+    """A message or a batch is over its size limit."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class ApiKeyError(IntakeError):
+    """An API key is missing, unknown, revoked or lacks the scope asked for."""
+
+
+class UnknownKey(ApiKeyError):
+    """No key matches."""
+
+
+class RevokedKey(ApiKeyError):
+    """The key was revoked."""
+
+
+class IntakeClosed(IntakeError):
+    """The group-commit writer has stopped; nothing more is accepted."""

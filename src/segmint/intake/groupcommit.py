@@ -1,0 +1,111 @@
+"""Group commit: one writer thread stores many requests' events in one transaction.
+
+Requests hand their decoded :class:`~segmint.intake.results.Submission` to
+:meth:`GroupCommitter.submit` (or ``await submit_async``) and wait. The writer takes the first
+waiting submission, then gathers more for at most ``max_wait`` seconds or until
+``max_events`` are collected, commits them all with one :meth:`Intake.commit` (one durable
+transaction) and only then answers every waiting request. A 2xx therefore always means
+"stored"; durability costs one fsync per group, not per request.
+
+If the commit fails, every request of the group gets the exception; nothing of it was stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from concurrent.futures import Future
+
+from segmint.intake.errors import IntakeClosed
+from segmint.intake.pipeline import Intake
+from segmint.intake.results import Submission, SubmitResult
+
+_Item = tuple[Submission, "Future[SubmitResult]"]
+
+
+class GroupCommitter:
+    """A single writer thread batching submissions into shared transactions.
+
+    Args:
+        intake: The pipeline that commits.
+        max_wait: The longest a group waits for company after its first request, in seconds.
+        max_events: A group closes as soon as it holds this many messages.
+    """
+
+    def __init__(self, intake: Intake, *, max_wait: float = 0.004, max_events: int = 5000) -> None:
+        self.intake = intake
+        self.max_wait = max_wait
+        self.max_events = max_events
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="segmint-group-commit", daemon=True)
+        self._closed = False
+        self.commits = 0
+        self._thread.start()
+
+    def submit(self, submission: Submission) -> Future[SubmitResult]:
+        """Queue ``submission``; the future resolves once it is durably stored.
+
+        Raises:
+            IntakeClosed: After :meth:`close`.
+        """
+        if self._closed:
+            raise IntakeClosed("the intake writer is stopped")
+        future: Future[SubmitResult] = Future()
+        self._queue.put((submission, future))
+        return future
+
+    async def submit_async(self, submission: Submission) -> SubmitResult:
+        """Queue ``submission`` and wait, without blocking the event loop, until stored."""
+        return await asyncio.wrap_future(self.submit(submission))
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Commit what is queued, then stop the writer thread."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group, stop = self._gather(first)
+            self._commit(group)
+            if stop:
+                return
+
+    def _gather(self, first: _Item) -> tuple[list[_Item], bool]:
+        group = [first]
+        count = len(first[0].messages)
+        deadline = time.monotonic() + self.max_wait
+        while count < self.max_events:
+            remaining = deadline - time.monotonic()
+            try:
+                item = (
+                    self._queue.get(timeout=remaining)
+                    if remaining > 0
+                    else self._queue.get_nowait()
+                )
+            except queue.Empty:
+                break
+            if item is None:
+                return group, True
+            group.append(item)
+            count += len(item[0].messages)
+        return group, False
+
+    def _commit(self, group: list[_Item]) -> None:
+        try:
+            results = self.intake.commit([sub for sub, _ in group], notify=False)
+        except BaseException as exc:  # every waiting request learns of the failure
+            for _, future in group:
+                future.set_exception(exc)
+            return
+        self.commits += 1
+        for (_, future), result in zip(group, results, strict=True):
+            future.set_result(result)
+        self.intake.notify(results)

@@ -1,0 +1,230 @@
+"""Identity resolution: which profile a message belongs to, and when two profiles are one.
+
+An *identity* is a ``(kind, value)`` pair: ``("user_id", "u1")``, ``("anonymous_id",
+"a1")``, or a configured identifier trait (workspace ``identifiers``, ``email`` by default)
+such as ``("email", "ann@example.com")``. Email values are compared trimmed and lowercased.
+Identifier traits are read from identify traits and from ``context.traits`` of other calls.
+Each identity belongs to exactly one profile (table ``identities``).
+
+Rules, applied to each message in order:
+
+1. **Target.** The message goes to the profile owning its userId; else to the first profile
+   found through its identifier traits, then its anonymousId, that has no userId of its own
+   (or, for a message without userId, any such profile); else to a new profile.
+2. **Link.** Identities of the message nobody owns yet join the target.
+3. **Merge.** An identity owned by another profile merges that profile into the target,
+   unless both profiles already carry different userIds (rule 4). The survivor is the profile
+   with a userId; otherwise the target. A merge moves every identity, re-attributes every
+   event (``UPDATE events``), marks the old profile ``merged_into`` and is recorded in
+   ``profile_merges``. The old profile id is never reused.
+4. **Conflict.** One identity claimed by two different userIds (an anonymousId or an email
+   seen with ``u1`` and later with ``u2``): **the first userId keeps it**. The message goes to
+   its own userId's profile (new if need be), the contested identity stays where it was, and
+   the conflict is recorded in ``identity_conflicts``. Two known users are never merged
+   implicitly.
+5. **Alias** is the explicit exception: ``alias(userId=U, previousId=P)`` merges the profile
+   owning ``P`` (as a userId, else as an anonymousId) into the profile of ``U``, even when both
+   carry userIds; a profile may then hold several userIds.
+
+Traits are not stored here. Events are the source of truth: after a merge all events of both
+profiles belong to the survivor, so trait values computed from them follow **most recent
+wins** (the identify call with the latest timestamp gives a ``from: identify`` trait its
+value); see :func:`segmint.intake.pipeline.identify_traits`.
+
+The graph is cached in memory and trusted while the store's ``intake_generation`` counter
+(bumped by every intake transaction, which also serialises intake writers on PostgreSQL) is
+the one this process wrote last; otherwise it is reloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from segmint.intake.payloads import Message
+from segmint.store import Store
+
+USER = "user_id"
+ANONYMOUS = "anonymous_id"
+
+Identity = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Merge:
+    """Profile ``from_profile`` was merged into ``into_profile``."""
+
+    from_profile: str
+    into_profile: str
+    occurred_at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """An identity claimed by a profile with a different userId than its owner's."""
+
+    kind: str
+    value: str
+    owner_profile: str
+    claimant_profile: str
+    message_id: str
+    occurred_at: datetime
+
+
+@dataclass
+class Changes:
+    """What resolving a batch changed, to be written in the same transaction."""
+
+    new_profiles: dict[str, datetime] = field(default_factory=dict)
+    new_identities: dict[Identity, datetime] = field(default_factory=dict)
+    merges: list[Merge] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+
+
+def profile_id_for(identity: Identity) -> str:
+    """The id of a profile created for ``identity`` (stable, so rebuilds agree)."""
+    digest = hashlib.sha256(f"{identity[0]}\x1f{identity[1]}".encode()).hexdigest()
+    return f"p_{digest[:24]}"
+
+
+class IdentityGraph:
+    """The identities → profile map, with the rules of the module docstring."""
+
+    def __init__(self, identifiers: Sequence[str] = ("email",)) -> None:
+        self.identifiers = tuple(identifiers)
+        self.owner: dict[Identity, str] = {}
+        self.members: dict[str, list[Identity]] = {}
+        self.users: dict[str, set[str]] = {}
+        self.merged_into: dict[str, str] = {}
+
+    def load(self, store: Store) -> None:
+        """Replace the cache with the store's identities."""
+        self.owner.clear()
+        self.members.clear()
+        self.users.clear()
+        self.merged_into.clear()
+        for kind, value, pid in store.fetchall("SELECT kind, value, profile_id FROM identities"):
+            self._attach((kind, value), pid)
+        for pid, into in store.fetchall(
+            "SELECT profile_id, merged_into FROM profiles WHERE merged_into IS NOT NULL"
+        ):
+            self.merged_into[pid] = into
+
+    def root(self, profile_id: str) -> str:
+        """Follow merges from ``profile_id`` to the surviving profile."""
+        while profile_id in self.merged_into:
+            profile_id = self.merged_into[profile_id]
+        return profile_id
+
+    def resolve(self, message: Message, changes: Changes) -> str:
+        """Return the profile of ``message``, recording links, merges and conflicts."""
+        if message.type == "alias" and message.user_id and message.previous_id:
+            return self._alias(message, changes)
+        claims = self.claims(message)
+        target = self._target(message, claims, changes)
+        for identity in claims:
+            target = self._link(identity, target, message, changes)
+        return target
+
+    def claims(self, message: Message) -> list[Identity]:
+        """The identities a message carries, strongest first."""
+        found: list[Identity] = []
+        if message.user_id is not None:
+            found.append((USER, message.user_id))
+        traits = message.traits if message.type == "identify" else _context_traits(message)
+        for name in self.identifiers:
+            value = _identifier(name, traits.get(name))
+            if value is not None:
+                found.append((name, value))
+        if message.anonymous_id is not None:
+            found.append((ANONYMOUS, message.anonymous_id))
+        return found
+
+    def _target(self, message: Message, claims: list[Identity], changes: Changes) -> str:
+        if message.user_id is not None:
+            owner = self.owner.get((USER, message.user_id))
+            if owner is not None:
+                return owner
+        for identity in claims:
+            owner = self.owner.get(identity)
+            if owner is not None and (message.user_id is None or not self.users[owner]):
+                return owner
+        return self._new_profile(claims[0], message.received_at, changes)
+
+    def _link(self, identity: Identity, target: str, message: Message, changes: Changes) -> str:
+        owner = self.owner.get(identity)
+        if owner is None:
+            self._attach(identity, target)
+            changes.new_identities[identity] = message.received_at
+            return target
+        if owner == target:
+            return target
+        mine, theirs = self.users[target], self.users[owner]
+        if mine and theirs and mine != theirs:
+            conflict = Conflict(*identity, owner, target, message.message_id, message.received_at)
+            changes.conflicts.append(conflict)
+            return target
+        into, gone = (owner, target) if theirs and not mine else (target, owner)
+        self.merge(gone, into, message, changes, f"{message.type} shares {identity[0]}")
+        return into
+
+    def _alias(self, message: Message, changes: Changes) -> str:
+        assert message.user_id is not None and message.previous_id is not None
+        user = (USER, message.user_id)
+        previous = self.owner.get((USER, message.previous_id)) or self.owner.get(
+            (ANONYMOUS, message.previous_id)
+        )
+        target = self.owner.get(user)
+        if target is None:
+            target = previous or self._new_profile(user, message.received_at, changes)
+            self._attach(user, target)
+            changes.new_identities[user] = message.received_at
+        if previous is None:
+            identity = (ANONYMOUS, message.previous_id)
+            self._attach(identity, target)
+            changes.new_identities[identity] = message.received_at
+        elif previous != target:
+            self.merge(previous, target, message, changes, "alias")
+        if message.anonymous_id is not None:
+            target = self._link((ANONYMOUS, message.anonymous_id), target, message, changes)
+        return target
+
+    def merge(self, gone: str, into: str, message: Message, changes: Changes, reason: str) -> None:
+        """Merge profile ``gone`` into ``into`` in the cache and record it in ``changes``."""
+        for identity in self.members.pop(gone, []):
+            self._attach(identity, into)
+        self.users[into] |= self.users.pop(gone, set())
+        self.merged_into[gone] = into
+        changes.merges.append(Merge(gone, into, message.received_at, reason))
+
+    def _new_profile(self, identity: Identity, at: datetime, changes: Changes) -> str:
+        pid = profile_id_for(identity)
+        self.members.setdefault(pid, [])
+        self.users.setdefault(pid, set())
+        changes.new_profiles[pid] = at
+        return pid
+
+    def _attach(self, identity: Identity, pid: str) -> None:
+        self.owner[identity] = pid
+        self.members.setdefault(pid, []).append(identity)
+        users = self.users.setdefault(pid, set())
+        if identity[0] == USER:
+            users.add(identity[1])
+
+
+def _context_traits(message: Message) -> dict[str, Any]:
+    traits = message.context.get("traits")
+    return traits if isinstance(traits, dict) else {}
+
+
+def _identifier(name: str, value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    text = str(value).strip()
+    if name == "email":
+        text = text.lower()
+    return text or None

@@ -1,0 +1,252 @@
+"""Segment-spec messages: decoding, validation and the clock-skew correction.
+
+A message is a JSON object as the Segment HTTP Tracking API defines it (``type``,
+``userId``, ``anonymousId``, ``event``, ``properties``, ``traits``, ``timestamp``,
+``sentAt``, ``messageId``, ``context`` …). :func:`decode_message` checks it and returns a
+:class:`Message`, or raises :class:`~segmint.intake.errors.PayloadError` naming the field.
+
+Timestamps follow the spec's correction for client clock skew::
+
+    originalTimestamp = message.timestamp (else message.originalTimestamp)
+    timestamp         = receivedAt - (sentAt - originalTimestamp)   when sentAt is known
+                      = originalTimestamp                           when it is not (imports)
+                      = receivedAt                                  when neither is given
+
+``receivedAt`` is always segmint's own clock at arrival; a client-sent ``receivedAt`` is
+ignored. ``sentAt`` is the message's own or, in a batch, the batch's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from segmint.clock import parse_instant
+from segmint.events import EVENT_TYPES
+from segmint.intake.errors import PayloadError, PayloadTooLarge
+
+MAX_MESSAGE_BYTES = 32 * 1024
+"""The largest message accepted, as the Segment API limits it (32 KB)."""
+MAX_BATCH_BYTES = 500 * 1024
+"""The largest batch body accepted (500 KB)."""
+MAX_DEPTH = 32
+"""The deepest nesting of objects and arrays accepted inside a message."""
+MAX_ID_LENGTH = 1024
+"""The longest userId, anonymousId, messageId or event name accepted."""
+
+_IDS = ("userId", "anonymousId")
+_OBJECTS = ("properties", "traits", "context")
+
+
+@dataclass(slots=True)
+class Message:
+    """A decoded, validated message, ready for identity resolution.
+
+    Attributes:
+        type: One of :data:`segmint.events.EVENT_TYPES`.
+        message_id: The client's messageId, or one derived from the content.
+        user_id: The userId, if any.
+        anonymous_id: The anonymousId, if any.
+        event: The track event name, or the page/screen name.
+        properties: The event properties (alias and group keep previousId/groupId here).
+        traits: identify traits, or group traits.
+        context: The context object.
+        timestamp: When it happened, skew corrected (aware UTC).
+        received_at: When segmint received it (aware UTC).
+        previous_id: An alias call's previousId.
+        raw: The message as received (with the batch's sentAt), kept for quarantine.
+    """
+
+    type: str
+    message_id: str
+    user_id: str | None
+    anonymous_id: str | None
+    event: str | None
+    properties: dict[str, Any]
+    traits: dict[str, Any]
+    context: dict[str, Any]
+    timestamp: datetime
+    received_at: datetime
+    previous_id: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def decode_message(
+    raw: Any,
+    *,
+    received_at: datetime,
+    type_: str | None = None,
+    sent_at: Any = None,
+    defaults: Mapping[str, Any] | None = None,
+) -> Message:
+    """Validate one Segment-spec message and return it decoded.
+
+    Args:
+        raw: The parsed JSON value.
+        received_at: When segmint received it (aware UTC).
+        type_: The call type imposed by the endpoint (``/v1/track``); else ``raw["type"]``.
+        sent_at: The batch's ``sentAt``, used when the message has none.
+        defaults: Batch-level ``context`` and ``integrations`` applied when the message has none.
+
+    Raises:
+        PayloadError: Naming the first malformed field.
+    """
+    if not isinstance(raw, dict):
+        raise PayloadError("", f"a message must be a JSON object, got {_kind(raw)}")
+    if defaults:
+        raw = {**{k: v for k, v in defaults.items() if v is not None}, **raw}
+    kind = type_ or raw.get("type")
+    if kind not in EVENT_TYPES:
+        raise PayloadError("type", f"must be one of {', '.join(EVENT_TYPES)}, got {kind!r}")
+    objects = {name: _object(raw, name) for name in _OBJECTS}
+    user_id, anonymous_id = (_id(raw, name) for name in _IDS)
+    if user_id is None and anonymous_id is None:
+        raise PayloadError("userId", "a message needs a userId or an anonymousId")
+    if sent_at is not None and "sentAt" not in raw:
+        raw = {**raw, "sentAt": sent_at}
+    _check_size(raw)
+    event, previous_id = _specifics(kind, raw, objects)
+    return Message(
+        type=kind,
+        message_id=_message_id(raw),
+        user_id=user_id,
+        anonymous_id=anonymous_id,
+        event=event,
+        properties=objects["properties"],
+        traits=objects["traits"],
+        context=objects["context"],
+        timestamp=corrected_timestamp(raw, received_at),
+        received_at=received_at,
+        previous_id=previous_id,
+        raw=raw,
+    )
+
+
+def corrected_timestamp(raw: Mapping[str, Any], received_at: datetime) -> datetime:
+    """Apply the spec's clock-skew correction (see the module docstring)."""
+    original = _instant(raw, "timestamp") or _instant(raw, "originalTimestamp")
+    if original is None:
+        return received_at
+    sent = _instant(raw, "sentAt")
+    if sent is None:
+        return original
+    return received_at - (sent - original)
+
+
+def _specifics(
+    kind: str, raw: Mapping[str, Any], objects: dict[str, dict[str, Any]]
+) -> tuple[str | None, str | None]:
+    if kind == "track":
+        return _text(raw, "event", required=True), None
+    if kind in ("page", "screen"):
+        return _text(raw, "name"), None
+    if kind == "alias":
+        previous = _id(raw, "previousId")
+        if previous is None:
+            raise PayloadError("previousId", "an alias call needs a previousId")
+        if raw.get("userId") is None:
+            raise PayloadError("userId", "an alias call needs a userId")
+        objects["properties"] = {**objects["properties"], "previousId": previous}
+        return None, previous
+    if kind == "group":
+        group_id = _id(raw, "groupId")
+        if group_id is None:
+            raise PayloadError("groupId", "a group call needs a groupId")
+        objects["properties"] = {**objects["properties"], "groupId": group_id}
+    return None, None
+
+
+def _object(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = raw.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PayloadError(name, f"must be a JSON object, got {_kind(value)}")
+    _check_nested(value, name, 1)
+    return value
+
+
+def _check_nested(value: Any, path: str, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise PayloadError(path, f"nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                raise PayloadError(path, "a key contains a NUL character")
+            if isinstance(item, dict | list | str):
+                _check_nested(item, f"{path}.{key}", depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, dict | list | str):
+                _check_nested(item, f"{path}[{index}]", depth + 1)
+    elif "\x00" in value:
+        raise PayloadError(path, "contains a NUL character")
+
+
+def _id(raw: Mapping[str, Any], name: str) -> str | None:
+    value = raw.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise PayloadError(name, f"must be a string, got {_kind(value)}")
+    return _checked_text(str(value), name)
+
+
+def _text(raw: Mapping[str, Any], name: str, *, required: bool = False) -> str | None:
+    value = raw.get(name)
+    if value is None or value == "":
+        if required:
+            raise PayloadError(name, "is required")
+        return None
+    if not isinstance(value, str):
+        raise PayloadError(name, f"must be a string, got {_kind(value)}")
+    return _checked_text(value, name)
+
+
+def _checked_text(value: str, name: str) -> str:
+    if len(value) > MAX_ID_LENGTH:
+        raise PayloadError(name, f"is {len(value)} characters long, over {MAX_ID_LENGTH}")
+    if "\x00" in value:
+        raise PayloadError(name, "contains a NUL character")
+    return value
+
+
+def _instant(raw: Mapping[str, Any], name: str) -> datetime | None:
+    value = raw.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise PayloadError(name, f"must be an ISO 8601 string, got {_kind(value)}")
+    try:
+        return parse_instant(value)
+    except ValueError:
+        raise PayloadError(name, f"is not an ISO 8601 date-time: {value[:40]!r}") from None
+
+
+def _message_id(raw: Mapping[str, Any]) -> str:
+    given = _id(raw, "messageId")
+    if given is not None:
+        return given
+    content = {k: v for k, v in raw.items() if k not in ("sentAt", "writeKey")}
+    digest = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return f"derived-{digest[:32]}"
+
+
+def _check_size(raw: Mapping[str, Any]) -> None:
+    size = len(orjson.dumps(raw))
+    if size > MAX_MESSAGE_BYTES:
+        raise PayloadTooLarge("", f"message is {size} bytes, over the {MAX_MESSAGE_BYTES} limit")
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "a number"
+    return names.get(type(value), type(value).__name__)
