@@ -1,0 +1,107 @@
+"""The rule language: one AST, a text and a JSON form, a type checker, and two compilers.
+
+``parse`` reads the text form; ``str(expr)`` writes it back canonically; ``to_json`` /
+``from_json`` are the JSON form. ``check`` types a rule against a :class:`TraitSchema`.
+``compile_python`` and ``compile_sql`` agree on every rule, NULL included: the semantics are
+written once in :mod:`segmint.rules.semantics`.
+"""
+
+from __future__ import annotations
+
+from segmint.rules.ast import (
+    And,
+    Arithmetic,
+    Between,
+    Compare,
+    DaysSince,
+    Expr,
+    InList,
+    InSegment,
+    Interval,
+    IsNull,
+    LastPerformed,
+    Like,
+    ListContains,
+    Literal,
+    Not,
+    Now,
+    Or,
+    Performed,
+    StringMatch,
+    TraitRef,
+    Within,
+)
+from segmint.rules.checker import check, diagnose
+from segmint.rules.deps import Dependencies, dependencies
+from segmint.rules.errors import (
+    RuleCycleError,
+    RuleError,
+    RuleNameError,
+    RuleSyntaxError,
+    RuleTypeError,
+    Span,
+)
+from segmint.rules.jsonform import from_json, to_json
+from segmint.rules.lowering import EventAggregate, lower_events
+from segmint.rules.parser import parse
+from segmint.rules.pycompile import Evaluator, compile_python
+from segmint.rules.schema import RuleType, TraitSchema
+from segmint.rules.semantics import SEGMENTS_KEY
+from segmint.rules.sqlcompile import (
+    DIALECTS,
+    column,
+    compile_sql,
+    memberships_resolver,
+    segment_column,
+)
+from segmint.rules.timing import next_transition
+
+__all__ = [
+    "DIALECTS",
+    "SEGMENTS_KEY",
+    "And",
+    "Arithmetic",
+    "Between",
+    "Compare",
+    "DaysSince",
+    "Dependencies",
+    "EventAggregate",
+    "Evaluator",
+    "Expr",
+    "InList",
+    "InSegment",
+    "Interval",
+    "IsNull",
+    "LastPerformed",
+    "Like",
+    "ListContains",
+    "Literal",
+    "Not",
+    "Now",
+    "Or",
+    "Performed",
+    "RuleCycleError",
+    "RuleError",
+    "RuleNameError",
+    "RuleSyntaxError",
+    "RuleType",
+    "RuleTypeError",
+    "Span",
+    "StringMatch",
+    "TraitRef",
+    "TraitSchema",
+    "Within",
+    "check",
+    "column",
+    "compile_python",
+    "compile_sql",
+    "dependencies",
+    "diagnose",
+    "from_json",
+    "lower_events",
+    "memberships_resolver",
+    "next_transition",
+    "parse",
+    "segment_column",
+    "to_json",
+]
