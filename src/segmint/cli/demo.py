@@ -1,33 +1,74 @@
-"""``segmint demo``: build an example workspace and show what segmint does with it."""
+"""``segmint demo``: build a synthetic shop, ingest it, and show what segmint does with it."""
 
 from __future__ import annotations
 
+import sys
+from datetime import datetime
 from pathlib import Path
 
 import click
 
-from segmint.workspace import Workspace
+from segmint.cli.output import console
+from segmint.clock import parse_instant
+from segmint.demo.generator import DEFAULT_AS_OF, DEFAULT_CUSTOMERS, DEFAULT_SEED
+from segmint.demo.runner import run_demo
+from segmint.demo.stage import DemoOptions
+
+
+def _instant(_ctx: click.Context, _param: click.Parameter, value: str) -> datetime:
+    try:
+        return parse_instant(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 instant") from None
 
 
 @click.command()
 @click.option(
+    "--customers",
+    type=click.IntRange(min=1),
+    default=DEFAULT_CUSTOMERS,
+    show_default=True,
+    help="How many customers the synthetic shop has.",
+)
+@click.option(
     "--dir",
     "directory",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, file_okay=False),
     default=Path("demo-shop"),
     show_default=True,
-    help="Where the demo workspace is created.",
+    help="The demo workspace folder; reset on every run.",
 )
-def demo(directory: Path) -> None:
-    """Create the demo shop workspace (if missing) and print its status."""
-    if not (directory / "segmint.yaml").exists():
-        Workspace.init(directory, name="demo-shop").close()
-        click.echo(f"Created demo workspace in {directory}")
-    with Workspace.open(directory) as ws:
-        info = ws.status()
-    click.echo(f"workspace {info['workspace']} on {info['store']['backend']}")
-    for key, value in info["counts"].items():
-        click.echo(f"  {key:<12}{value}")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("demo-out"),
+    show_default=True,
+    help="Where previews, the campaign outbox and summary.json go; reset on every run.",
+)
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="The shop's seed.")
+@click.option(
+    "--as-of",
+    "as_of",
+    default=DEFAULT_AS_OF.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    show_default=True,
+    callback=_instant,
+    help="The end of the demo year (the shop covers the 12 months before it).",
+)
+@click.option("--debug", is_flag=True, help="Print tracebacks of failed steps.")
+def demo(
+    customers: int, directory: Path, out: Path, seed: int, as_of: datetime, debug: bool
+) -> None:
+    """Build a demo shop: generate a year of customers, ingest, segment, preview, dry-run.
+
+    Everything is deterministic: the same --seed and --as-of give the same shop. The demo
+    resets --dir and --out on every run (and refuses folders it did not make).
+    """
+    options = DemoOptions(
+        customers=customers, directory=directory, out=out, seed=seed, as_of=as_of, debug=debug
+    )
+    result = run_demo(options, console)
+    if not result.ok:
+        sys.exit(1)
 
 
 def register(cli: click.Group) -> None:

@@ -1,0 +1,143 @@
+"""The demo's refresh and segment-table steps.
+
+The refresh is segmint's batch refresh (what ``segmint refresh`` runs); the table reads the
+membership engine's insight functions (what ``segmint segments list`` and ``segments
+overlap`` print), and adds one view only the demo can give: which segment each generated
+archetype landed in, found through the intake's identity table.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from typing import Any
+
+from rich.table import Table
+
+from segmint.demo.archetypes import ARCHETYPE_NAMES
+from segmint.demo.stage import DemoContext, need
+
+LIFECYCLE = "lifecycle"
+
+
+def refresh_segments(ctx: DemoContext) -> str:
+    """Run the batch refresh at the demo's ``as_of``; return a one-line summary."""
+    (refresh,) = need("segmint.membership", "refresh")
+    started = time.perf_counter()
+    with ctx.console.status("Computing traits and segments for every profile…"):
+        report = refresh(ctx.ws, as_of=ctx.options.as_of)
+    seconds = time.perf_counter() - started
+    profiles = count_profiles(ctx)
+    ctx.facts["refresh"] = {"seconds": round(seconds, 1), "profiles": profiles}
+    return f"{profiles:,} profiles refreshed in {seconds:.1f} s ({_describe(report)})"
+
+
+def count_profiles(ctx: DemoContext) -> int:
+    """Profiles that exist (merged-away profiles are not counted)."""
+    rows = ctx.ws.store.fetchall("SELECT count(*) FROM profiles WHERE merged_into IS NULL")
+    return int(rows[0][0])
+
+
+def _describe(report: Any) -> str:
+    """Say what the refresh reported, whatever shape its report has."""
+    fields = getattr(report, "__dict__", None) or (report if isinstance(report, dict) else {})
+    parts = [f"{k} {v:,}" for k, v in fields.items() if isinstance(v, int)]
+    return ", ".join(parts[:4]) or "done"
+
+
+def segment_table(ctx: DemoContext) -> str:
+    """Print each segment's size, share and notable overlaps, then archetypes by segment."""
+    insight = need("segmint.membership.insight", "list_segments", "overlap")
+    (plan_class,) = need("segmint.membership", "SegmentPlan")
+    plan = plan_class.from_workspace(ctx.ws.definition)
+    store = ctx.ws.store
+    segments: list[dict[str, Any]] = insight[0](store, plan)
+    pairs: list[dict[str, Any]] = insight[1](store, plan)
+    profiles = count_profiles(ctx)
+    ctx.console.print(_sizes_table(segments, pairs, profiles))
+    lifecycle = [s["name"] for s in segments if s["group"] == LIFECYCLE]
+    crosstab = archetype_crosstab(ctx, lifecycle)
+    if crosstab:
+        ctx.console.print(_crosstab_table(crosstab, lifecycle))
+    ctx.facts["segments"] = {s["name"]: s["size"] for s in segments}
+    members = sum(s["size"] for s in segments if s["group"] == LIFECYCLE)
+    return f"{len(segments)} segments over {profiles:,} profiles; {members:,} placed in lifecycle"
+
+
+def notable_overlaps(name: str, pairs: list[dict[str, Any]], size: int, top: int = 2) -> str:
+    """The segments sharing the most of ``name``'s members, as ``62% in engaged_readers``."""
+    if not size:
+        return ""
+    shared = []
+    for pair in pairs:
+        if name in (pair["a"], pair["b"]) and pair["both"]:
+            other = pair["b"] if pair["a"] == name else pair["a"]
+            shared.append((pair["both"] / size, other))
+    shared.sort(reverse=True)
+    return ", ".join(f"{share:.0%} in {other}" for share, other in shared[:top])
+
+
+def _sizes_table(segments: list[dict[str, Any]], pairs: list[dict[str, Any]], total: int) -> Table:
+    table = Table(title="Segments at the end of the demo year", title_justify="left")
+    for column, justify in (("segment", "left"), ("group", "left"), ("members", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    table.add_column("share", justify="right")
+    table.add_column("notable overlaps")
+    ordered = sorted(segments, key=lambda s: (s["group"] is None, s["group"] or "", -s["size"]))
+    for seg in ordered:
+        share = seg["size"] / total if total else 0.0
+        table.add_row(
+            seg["name"],
+            seg["group"] or "",
+            f"{seg['size']:,}",
+            f"{share:.1%}",
+            notable_overlaps(seg["name"], pairs, seg["size"]),
+        )
+    return table
+
+
+def archetype_crosstab(ctx: DemoContext, lifecycle: list[str]) -> dict[str, Counter[str]]:
+    """Count, per generated archetype, the lifecycle segment its profiles ended in."""
+    store = ctx.ws.store
+    owner = {
+        value: pid
+        for value, pid in store.fetchall(
+            "SELECT value, profile_id FROM identities WHERE kind IN ('user_id', 'anonymous_id')"
+        )
+    }
+    segment_of = {
+        pid: seg
+        for seg, pid in store.fetchall("SELECT segment, profile_id FROM memberships")
+        if seg in lifecycle
+    }
+    placed: dict[str, set[str]] = defaultdict(set)
+    for ident, archetype in ctx.archetypes.items():
+        if ident in owner:
+            placed[archetype].add(owner[ident])
+    return {
+        arch: Counter(segment_of.get(pid, "(none)") for pid in placed[arch])
+        for arch in ARCHETYPE_NAMES
+        if placed.get(arch)
+    }
+
+
+def _crosstab_table(crosstab: dict[str, Counter[str]], lifecycle: list[str]) -> Table:
+    table = Table(
+        title="Where each generated archetype landed in the lifecycle group", title_justify="left"
+    )
+    table.add_column("archetype")
+    for name in lifecycle:
+        table.add_column(name, justify="right")
+    for arch, counts in crosstab.items():
+        total = sum(counts.values())
+        cells = [_cell(counts[name], total) for name in lifecycle]
+        table.add_row(arch, *cells)
+    return table
+
+
+def _cell(count: int, total: int) -> str:
+    if not count:
+        return "·"
+    share = count / total
+    text = f"{share:.0%}"
+    return f"[bold]{text}[/bold]" if share >= 0.5 else text

@@ -1,0 +1,60 @@
+"""The demo's folders: the workspace it resets on every run, and the output folder.
+
+The demo deletes only folders it made itself, recognised by a marker file; any other
+non-empty folder is refused, so a mistyped ``--dir`` never wipes someone's work.
+"""
+
+from __future__ import annotations
+
+import shutil
+from importlib import resources
+from pathlib import Path
+
+from segmint.demo.errors import DemoError
+
+MARKER = ".segmint-demo"
+"""The file that marks a folder as made by ``segmint demo`` (and so safe to reset)."""
+
+
+def reset_folder(folder: Path, role: str) -> Path:
+    """Empty ``folder`` (creating it) if it is missing, empty, or made by the demo.
+
+    Args:
+        folder: The folder to reset.
+        role: What the folder is for, used in the error message.
+
+    Raises:
+        DemoError: If the folder exists, holds files, and was not made by the demo.
+    """
+    if folder.exists():
+        if not folder.is_dir():
+            raise DemoError(f"the demo {role} {folder} is a file, not a folder")
+        if any(folder.iterdir()) and not (folder / MARKER).exists():
+            raise DemoError(
+                f"{folder} is not empty and was not made by 'segmint demo'; "
+                f"the demo resets its {role} on every run, so it will not touch this one. "
+                "Choose another folder with --dir/--out."
+            )
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / MARKER).write_text(
+        "Made by 'segmint demo', which empties this folder on every run.\n", encoding="utf-8"
+    )
+    return folder
+
+
+def lay_out_workspace(folder: Path) -> Path:
+    """Reset ``folder`` and copy the packaged demo workspace (segmint.yaml, templates) into it."""
+    reset_folder(folder, "workspace")
+    packaged = resources.files("segmint.demo") / "workspace"
+    (folder / "segmint.yaml").write_text(
+        (packaged / "segmint.yaml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    templates = folder / "templates"
+    templates.mkdir()
+    for item in (packaged / "templates").iterdir():
+        if item.is_file() and item.name.endswith(".html"):
+            (templates / item.name).write_text(item.read_text(encoding="utf-8"), encoding="utf-8")
+    (folder / ".segmint").mkdir()
+    (folder / ".gitignore").write_text(".segmint/\n", encoding="utf-8")
+    return folder
