@@ -90,7 +90,9 @@ def _submission(body: bytes, request: Request) -> Submission:
         text = body.decode("utf-8", errors="replace")
         return _quarantined(at, text, f"shopify order is not valid JSON: {exc}", "body")
     try:
-        messages = [decode_message(_tagged(m, request), received_at=at) for m in order_messages(order)]
+        messages = [
+            decode_message(_tagged(m, request), received_at=at) for m in order_messages(order)
+        ]
     except ShopifyPayloadError as exc:
         return _quarantined(at, order, f"shopify order cannot be mapped: {exc}", exc.field)
     except PayloadError as exc:

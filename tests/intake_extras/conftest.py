@@ -1,0 +1,52 @@
+"""Fixtures for imports, the shop webhook, stream sources and data quality."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from segmint.clock import FixedClock
+from segmint.intake import Intake
+from segmint.store import Store
+from segmint.workspace import Workspace
+
+NOW = datetime(2026, 10, 15, 12, 0, tzinfo=UTC)
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW)
+
+
+@pytest.fixture
+def ws(workspace: Workspace, store: Store) -> Iterator[Workspace]:
+    """The example workspace on each backend in turn (DuckDB file, PostgreSQL schema)."""
+    if store.dialect == "duckdb":
+        yield workspace
+        return
+    yield Workspace(path=workspace.path, definition=workspace.definition, _store=store)
+
+
+@pytest.fixture
+def intake(ws: Workspace, clock: FixedClock) -> Intake:
+    return Intake(ws, clock)
+
+
+@pytest.fixture
+def duck_intake(workspace: Workspace, clock: FixedClock) -> Intake:
+    return Intake(workspace, clock)
+
+
+def count(ws: Workspace, sql: str, params: tuple[object, ...] = ()) -> int:
+    return int(ws.store.fetchall(sql, list(params))[0][0])
+
+
+def as_json(value: Any) -> Any:
+    """A JSON column as Python (DuckDB returns text, PostgreSQL a decoded value)."""
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
