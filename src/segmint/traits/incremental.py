@@ -1,0 +1,198 @@
+"""The incremental (real-time) trait engine: per-profile state updated one event at a time.
+
+:class:`TraitEngine` is built once from a :class:`~segmint.traits.catalog.TraitCatalog`.
+For each event it looks up (once per event type and name, then cached) the traits the event
+can touch, applies each trait's ``where`` filter and coercion, and folds the value into the
+trait's slot: O(1) for all-time aggregates, O(log n) insertion for windowed ones
+(:mod:`segmint.traits.folds`). :meth:`TraitEngine.values` reads every trait at ``as_of``
+(then evaluates derived traits over them); :meth:`TraitEngine.next_expiry` says when a
+windowed value can next change without a new event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from segmint.events import Event
+from segmint.traits.catalog import TraitCatalog
+from segmint.traits.coerce import COERCERS, lookup
+from segmint.traits.derive import compile_derived, compile_filter
+from segmint.traits.folds import ALL_TIME, Fold, Max, Min, Window
+from segmint.traits.model import TraitSpec
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_NEVER = -(2**62)
+
+
+def to_us(value: datetime) -> int:
+    """An aware datetime as integer microseconds since the epoch."""
+    return (value - EPOCH) // _US
+
+
+def from_us(value: int) -> datetime:
+    """Integer microseconds since the epoch as an aware UTC datetime."""
+    return EPOCH + timedelta(microseconds=value)
+
+
+class TraitState:
+    """One profile's incremental state: a slot per event-based trait and a watermark.
+
+    Attributes:
+        slots: One slot per aggregate trait, in catalog order.
+        watermark: The latest event time applied (µs since the epoch).
+    """
+
+    __slots__ = ("slots", "watermark")
+
+    def __init__(self, slots: list[Any], watermark: int = _NEVER) -> None:
+        self.slots = slots
+        self.watermark = watermark
+
+    @property
+    def empty(self) -> bool:
+        """True before any event was applied."""
+        return self.watermark == _NEVER
+
+
+@dataclass(frozen=True)
+class _Route:
+    index: int
+    fold: Fold
+    value: Callable[[Event, int], Any] | None
+    where: Callable[[Event], bool] | None
+
+
+class TraitEngine:
+    """Computes every trait of a catalog incrementally, one profile state at a time.
+
+    Args:
+        catalog: The traits (see :func:`~segmint.traits.catalog.build_catalog`).
+    """
+
+    def __init__(self, catalog: TraitCatalog) -> None:
+        self.catalog = catalog
+        self.specs = catalog.aggregates
+        self.folds = [make_fold(s) for s in self.specs]
+        self._windows = [(i, f) for i, f in enumerate(self.folds) if isinstance(f, Window)]
+        self._routes: dict[tuple[str, str | None], tuple[_Route, ...]] = {}
+        types = catalog.types()
+        self._derived = [(s.name, compile_derived(s, types)) for s in catalog.derived]
+        self._defaults = [(s.name, s.default) for s in self.specs if s.default is not None]
+        self._timestamps = [i for i, s in enumerate(self.specs) if s.type == "timestamp"]
+
+    def new_state(self) -> TraitState:
+        """The state of a profile with no events."""
+        return TraitState([f.new() for f in self.folds])
+
+    def apply(self, state: TraitState, event: Event) -> None:
+        """Fold one event into ``state`` (any arrival order gives the same result)."""
+        ts = to_us(event.timestamp)
+        if ts > state.watermark:
+            state.watermark = ts
+        routes = self._routes.get((event.type, event.event))
+        if routes is None:
+            routes = self._route(event.type, event.event)
+        slots = state.slots
+        for route in routes:
+            if route.where is not None and not route.where(event):
+                continue
+            fold = route.fold
+            value = None
+            if route.value is not None:
+                value = route.value(event, ts)
+                if value is None:
+                    continue
+            if fold.windowed:
+                if ts <= state.watermark - fold.within:
+                    continue
+                fold.prune(slots[route.index], state.watermark)  # type: ignore[attr-defined]
+            slots[route.index] = fold.add(slots[route.index], ts, event.message_id, value)
+
+    def apply_all(self, state: TraitState, events: Iterable[Event]) -> TraitState:
+        """Fold many events into ``state`` and return it."""
+        for event in events:
+            self.apply(state, event)
+        return state
+
+    def values(self, state: TraitState, as_of: datetime) -> dict[str, Any]:
+        """Every trait's value at ``as_of`` (exact for ``as_of`` at or after the watermark)."""
+        now = to_us(as_of)
+        out: dict[str, Any] = {}
+        for spec, fold, slot in zip(self.specs, self.folds, state.slots, strict=True):
+            cutoff = now - fold.within if fold.windowed else 0
+            out[spec.name] = fold.read(slot, cutoff)
+        for i in self._timestamps:
+            name = self.specs[i].name
+            if out[name] is not None:
+                out[name] = from_us(out[name])
+        for name, default in self._defaults:
+            if out[name] is None:
+                out[name] = default
+        for name, compute in self._derived:
+            out[name] = compute(out, as_of)
+        return out
+
+    def next_expiry(self, state: TraitState, as_of: datetime) -> datetime | None:
+        """The first instant after ``as_of`` at which a windowed value can change, or None.
+
+        At that instant the oldest event inside some window leaves it; re-evaluating then
+        is always correct (for ``count`` and ``exists`` the value does change).
+        """
+        now = to_us(as_of)
+        due = [f.expiry(state.slots[i], now - f.within) for i, f in self._windows]
+        found = [d for d in due if d is not None]
+        return from_us(min(found)) if found else None
+
+    def _route(self, kind: str, name: str | None) -> tuple[_Route, ...]:
+        routes = tuple(
+            _Route(i, fold, value_reader(spec, fold), compile_filter(spec))
+            for i, (spec, fold) in enumerate(zip(self.specs, self.folds, strict=True))
+            if matches(spec, kind, name)
+        )
+        self._routes[(kind, name)] = routes
+        return routes
+
+
+def matches(spec: TraitSpec, kind: str, name: str | None) -> bool:
+    """True when an event of type ``kind`` named ``name`` can count towards ``spec``."""
+    if spec.scope == "all":
+        return True
+    if spec.scope == "identify":
+        return kind == "identify"
+    return kind == "track" and (spec.event is None or spec.event == name)
+
+
+def make_fold(spec: TraitSpec) -> Fold:
+    """The fold computing ``spec``."""
+    on_timestamp = spec.target == "timestamp"
+    if spec.within is not None:
+        return Window(spec.func, spec.within // _US, on_timestamp)
+    if on_timestamp:
+        return Min() if spec.func in ("min", "first") else Max()
+    return ALL_TIME[spec.func]()
+
+
+def value_reader(spec: TraitSpec, fold: Fold) -> Callable[[Event, int], Any] | None:
+    """How to read the value an event contributes to ``spec`` (None: no value needed)."""
+    if spec.target == "timestamp":
+        return None if fold.windowed else (lambda event, ts: ts)
+    if not fold.wants_value or spec.value_kind is None:
+        return None
+    coerce = COERCERS[spec.value_kind]
+    path = spec.path
+    field = spec.column
+    if spec.value_kind == "timestamp":
+
+        def read_ts(event: Event, ts: int) -> Any:
+            found = coerce(lookup(getattr(event, field), path))
+            return None if found is None else to_us(found)
+
+        return read_ts
+    if len(path) == 1:
+        key = path[0]
+        return lambda event, ts: coerce(getattr(event, field).get(key))
+    return lambda event, ts: coerce(lookup(getattr(event, field), path))
