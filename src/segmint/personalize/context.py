@@ -1,0 +1,95 @@
+"""What a template sees: the profile's traits, its segments, and the names segmint adds.
+
+Variables, later ones winning:
+
+- the sandbox globals ``range`` and ``namespace``;
+- every trait's ``default`` from ``segmint.yaml``, then the profile's non-null traits
+  (a null trait is *missing*, so ``default`` applies);
+- ``profile_id``; ``segments`` (sorted tuple of all memberships, for ``'vip' in segments``);
+  ``segment`` (the profile's segment in the exclusive group ``email.group``: its member
+  segment there, else the group's default segment, else None);
+- ``extra`` from the caller (``unsubscribe_url``, ``preferences_url``…);
+- while rendering the body: ``subject`` and ``preheader``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from segmint.config.model import WorkspaceDef
+from segmint.personalize.filters import FILTERS, zone
+from segmint.personalize.sandbox import ITER_NAME, Budget, Sandbox, budget_iter
+from segmint.profiles import Profile
+
+BUILTIN_TRAITS = ("user_id", "anonymous_id", "first_seen_at", "last_seen_at")
+"""Traits every profile may have besides the declared ones."""
+
+CONTEXT_NAMES = ("profile_id", "segments", "segment", "subject", "preheader")
+"""Names segmint puts in every template's context."""
+
+EXTRA_NAMES = ("unsubscribe_url", "preferences_url", "view_in_browser_url", "date")
+"""Names delivery passes through ``extra``; known to lint, empty when not given."""
+
+_REMOVED_GLOBALS = ("cycler", "joiner", "lipsum", "dict")
+
+
+class ContextBuilder:
+    """Builds template variables for profiles of one workspace."""
+
+    def __init__(self, definition: WorkspaceDef) -> None:
+        """Precompute defaults, the exclusive group's order and the known names."""
+        self.definition = definition
+        traits = definition.traits
+        self.defaults = {n: t.default for n, t in traits.items() if t.default is not None}
+        self.group = definition.email.group
+        members = [
+            (-seg.priority, name)
+            for name, seg in definition.segments.items()
+            if self.group and seg.group == self.group and not seg.default
+        ]
+        self.group_order = tuple(name for _, name in sorted(members))
+        self.group_default = next(
+            (
+                name
+                for name, seg in definition.segments.items()
+                if self.group and seg.group == self.group and seg.default
+            ),
+            None,
+        )
+        self.tz_trait = definition.email.timezone_trait
+        self.known_names = frozenset((*traits, *BUILTIN_TRAITS, *CONTEXT_NAMES, *EXTRA_NAMES))
+        self.base: dict[str, Any] = {}
+
+    def install(self, env: Sandbox) -> None:
+        """Add segmint's filters to ``env`` and remove the globals templates do not need."""
+        env.filters.update(FILTERS)
+        for name in _REMOVED_GLOBALS:
+            env.globals.pop(name, None)
+        env.globals[ITER_NAME] = budget_iter
+        self.base = dict(env.globals)
+
+    def group_segment(self, segments: frozenset[str]) -> str | None:
+        """The profile's segment in the configured exclusive group (see module docs)."""
+        for name in self.group_order:
+            if name in segments:
+                return name
+        return self.group_default
+
+    def build(
+        self, profile: Profile, extra: Mapping[str, Any] | None, budget: Budget
+    ) -> dict[str, Any]:
+        """Return the variables for ``profile``; sets ``budget.tz`` to the profile's zone."""
+        variables = dict(self.base)
+        variables.update(self.defaults)
+        for name, value in profile.traits.items():
+            if value is not None:
+                variables[name] = value
+        variables["profile_id"] = profile.profile_id
+        variables["segments"] = tuple(sorted(profile.segments))
+        variables["segment"] = self.group_segment(profile.segments)
+        if extra:
+            variables.update(extra)
+        tz_name = variables.get(self.tz_trait)
+        budget.tz = zone(tz_name if isinstance(tz_name, str) else None, self.definition.timezone)
+        return variables

@@ -1,0 +1,165 @@
+r"""Compile-time HTML work: inline the CSS, and derive the plain-text template.
+
+Both steps run once per template, on source whose Jinja tags are protected tokens (see
+:mod:`segmint.personalize.source`), so no recipient pays for them. The plain-text template
+is made *from the HTML template*: the tags come back untouched, so rendering it gives the
+text of the rendered HTML, links written as ``text (url)``. Link URLs are wrapped in
+``\x02…\x03`` marks so the renderer can hand them to a link rewriter and then drop the
+marks.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import css_inline
+
+from segmint.personalize.errors import TemplateError
+from segmint.personalize.source import OPEN, TOKEN_RE, wrap_text_tokens
+
+LINK_OPEN, LINK_CLOSE = "\x02", "\x03"
+_STYLE_RE = re.compile(r"<style\b[^>]*>(.*?)</style>", re.S | re.I)
+_SPACE_RE = re.compile(r"\s+")
+_BRACE_RE = re.compile(r"\{(?=[{%#])")
+_HIDDEN_RE = re.compile(r"display\s*:\s*none", re.I)
+_PARAGRAPHS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote", "pre", "ul", "ol"}
+_LINES = {"div", "tr", "li", "section", "article", "header", "footer", "center", "dl", "dt"}
+_SKIP = {"head", "style", "script", "title", "template"}
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source"}
+
+
+def inline_css(html: str, *, template: str) -> str:
+    """Inline the ``<style>`` rules of ``html`` (with protected tags) into style attributes.
+
+    ``@media`` and other at-rules stay in a ``<style>`` block so responsive layouts work.
+
+    Raises:
+        TemplateError: If a Jinja tag sits inside ``<style>``: CSS is fixed at compile time.
+    """
+    for match in _STYLE_RE.finditer(html):
+        if OPEN in match.group(1):
+            raise TemplateError(
+                "template tags inside <style> are not supported: CSS is inlined once, "
+                "at compile time; use a style attribute with a tag instead",
+                template=template,
+            )
+    inliner = css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True)
+    try:
+        result: str = inliner.inline(wrap_text_tokens(html))
+    except css_inline.InlineError as exc:
+        raise TemplateError(f"cannot inline the CSS: {exc}", template=template) from None
+    return result
+
+
+class _TextWriter(HTMLParser):
+    """Turns HTML (with protected tokens) into text (with the same tokens)."""
+
+    def __init__(self, table: list[str]) -> None:
+        super().__init__(convert_charrefs=True)
+        self.table = table
+        self.out: list[str] = []
+        self.pending = 0
+        self.skip: list[str] = []
+        self.pre = 0
+        self.links: list[str | None] = []
+        self.at_line_start = True
+
+    def _breaks(self, count: int) -> None:
+        self.pending = max(self.pending, count)
+
+    def _emit(self, text: str) -> None:
+        if not text:
+            return
+        if self.pending and self.out:
+            self.out.append("\n" * self.pending)
+            self.at_line_start = True
+        self.pending = 0
+        if self.at_line_start and not self.pre:
+            text = text.lstrip(" ")
+            if not text:
+                return
+        self.out.append(text)
+        self.at_line_start = text.endswith("\n")
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attr = dict(attrs)
+        if self.skip:
+            if tag == self.skip[-1] and tag not in _VOID:
+                self.skip.append(tag)
+            return
+        if tag in _SKIP or _HIDDEN_RE.search(attr.get("style") or ""):
+            if tag not in _VOID:
+                self.skip.append(tag)
+            return
+        self._open(tag, attr)
+
+    def _open(self, tag: str, attr: dict[str, str | None]) -> None:
+        if tag in _PARAGRAPHS:
+            self._breaks(2)
+            self.pre += tag == "pre"
+        elif tag in _LINES:
+            self._breaks(1)
+        if tag == "li":
+            self._emit("- ")
+        elif tag == "br":
+            self.out.append("\n")
+            self.at_line_start = True
+        elif tag == "hr":
+            self._breaks(2)
+            self._emit("----------")
+            self._breaks(2)
+        elif tag in ("td", "th") and not self.at_line_start:
+            self._emit(" ")
+        elif tag == "img" and attr.get("alt"):
+            self._emit(self._text(attr["alt"] or ""))
+        elif tag == "a":
+            self.links.append(attr.get("href"))
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.skip:
+            if tag == self.skip[-1]:
+                self.skip.pop()
+            return
+        if tag == "a" and self.links:
+            href = self.links.pop()
+            if href and not href.startswith("#"):
+                self._emit(f" ({LINK_OPEN}{href}{LINK_CLOSE})")
+        elif tag in _PARAGRAPHS:
+            self.pre -= tag == "pre"
+            self._breaks(2)
+        elif tag in _LINES:
+            self._breaks(1)
+
+    def _text(self, data: str) -> str:
+        text = data if self.pre else _SPACE_RE.sub(" ", data)
+        return _BRACE_RE.sub('{{ "{" }}', text)
+
+    def handle_data(self, data: str) -> None:
+        if self.skip:
+            return
+        for piece in re.split(f"({TOKEN_RE.pattern})", data):
+            match = TOKEN_RE.fullmatch(piece)
+            if match:
+                self._token(piece, int(match.group(1)))
+            else:
+                self._emit(self._text(piece))
+
+    def handle_comment(self, data: str) -> None:
+        match = TOKEN_RE.fullmatch(data)
+        if match and not self.skip:
+            self._token(data, int(match.group(1)))
+
+    def _token(self, token: str, index: int) -> None:
+        if self.table[index].startswith("{{"):
+            self._emit(token)
+        else:
+            self.out.append(token)  # a statement: glued, so a false branch leaves no gap
+
+
+def html_to_text_template(html: str, table: list[str]) -> str:
+    """Return the text template for ``html`` (tokens kept; restore them afterwards)."""
+    writer = _TextWriter(table)
+    writer.feed(html)
+    writer.close()
+    return "".join(writer.out).strip() + "\n"

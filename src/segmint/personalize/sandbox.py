@@ -1,0 +1,164 @@
+"""The Jinja2 sandbox that marketer-written templates run in.
+
+:class:`Sandbox` is an :class:`~jinja2.sandbox.ImmutableSandboxedEnvironment` made stricter:
+
+- any access to an unsafe attribute (``__class__``, ``_TemplateReference__context``,
+  ``__globals__``, ``mro``…) raises at once instead of yielding a silent empty value;
+- a name the workspace does not know (``config``, ``request``…) raises when used, while a
+  known trait that is missing for this profile renders empty (and ``default`` applies);
+- only ``range`` and ``namespace`` are global; ``cycler``, ``joiner``, ``lipsum`` and
+  ``dict`` are gone;
+- ``*``, ``**`` and ``%`` are checked so a template cannot build a huge string or number.
+
+Render time is bounded without threads: a :class:`Budget` (kept in a context variable) is
+charged on every sandboxed call, every loop iteration (each ``for`` loop's iterable is
+wrapped at parse time) and every output chunk, and the clock is read every 64 charges.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Undefined, nodes
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import missing
+
+from segmint.config.suggest import did_you_mean
+from segmint.personalize.errors import TemplateLimitError
+
+ITER_NAME = "__segmint_iter"
+_WIDE_FORMAT = re.compile(r"\d{6,}|%[-#0 +]*\*")
+_UTC = ZoneInfo("UTC")
+
+
+@dataclass
+class Budget:
+    """What one render may still spend: a deadline, an output allowance, a time zone."""
+
+    deadline: float
+    max_output: int
+    tz: ZoneInfo = _UTC
+    ticks: int = field(default=0)
+
+    def charge(self) -> None:
+        """Count one unit of work; every 64 units, check the deadline."""
+        self.ticks += 1
+        if not self.ticks & 63 and time.monotonic() > self.deadline:
+            raise TemplateLimitError("render time limit exceeded")
+
+
+BUDGET: ContextVar[Budget | None] = ContextVar("segmint_template_budget", default=None)
+
+
+def charge() -> None:
+    """Charge the current render's budget, if a render is running."""
+    budget = BUDGET.get()
+    if budget is not None:
+        budget.charge()
+
+
+def budget_iter(iterable: Iterable[Any]) -> Iterator[Any]:
+    """Iterate ``iterable``, charging the budget for each item (wraps every ``for``)."""
+    budget = BUDGET.get()
+    if budget is None:
+        yield from iterable
+        return
+    for item in iterable:
+        budget.charge()
+        yield item
+
+
+def make_undefined(known: frozenset[str]) -> type[Undefined]:
+    """Return an Undefined class that is lenient for ``known`` names and strict otherwise."""
+
+    class WorkspaceUndefined(Undefined):
+        __slots__ = ()
+
+        def _check(self) -> None:
+            name = self._undefined_name
+            if self._undefined_obj is missing and name is not None and name not in known:
+                hint = did_you_mean(name, known)
+                suffix = f"; {hint}" if hint else ""
+                raise UndefinedError(f"unknown variable {name!r}{suffix}")
+
+        def __str__(self) -> str:
+            self._check()
+            return ""
+
+        def __iter__(self) -> Iterator[Any]:
+            self._check()
+            return iter(())
+
+        def __bool__(self) -> bool:
+            self._check()
+            return False
+
+        def __len__(self) -> int:
+            self._check()
+            return 0
+
+    return WorkspaceUndefined
+
+
+def _check_size(value: Any, limit: int) -> None:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > limit:
+        raise TemplateLimitError(f"number {value} is too large for a template argument")
+
+
+class Sandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox with the extra checks described in the module docstring."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+    max_size = 1_000_000
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Undefined:
+        """Refuse an unsafe attribute at once, with a clear message."""
+        raise SecurityError(
+            f"access to attribute {attribute!r} of a {type(obj).__name__!r} object "
+            "is not allowed in templates"
+        )
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        """Apply a binary operator after checking it cannot blow up memory or time."""
+        charge()
+        if operator == "*":
+            for seq, count in ((left, right), (right, left)):
+                sized = isinstance(seq, str | list | tuple) and isinstance(count, int)
+                if sized and len(seq) * count > self.max_size:
+                    raise TemplateLimitError("repetition would exceed the output limit")
+        elif operator == "**":
+            if isinstance(right, int) and isinstance(left, int) and abs(right) > 64:
+                raise TemplateLimitError("exponent too large")
+        elif operator == "%" and isinstance(left, str) and _WIDE_FORMAT.search(left):
+            raise TemplateLimitError("format width too large")
+        return super().call_binop(context, operator, left, right)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """Sandbox ``str.format``/``format_map`` as Jinja does, refusing huge field widths."""
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None and _WIDE_FORMAT.search(value.__self__):
+            raise TemplateLimitError("format width too large")
+        return wrapped
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        """Call ``__obj`` in the sandbox, charging the budget and bounding int arguments."""
+        charge()
+        if __obj is not budget_iter:
+            for value in (*args, *kwargs.values()):
+                _check_size(value, __self.max_size)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        """Parse, then wrap each ``for`` loop's iterable so iterations charge the budget."""
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            call = nodes.Call(nodes.Name(ITER_NAME, "load"), [loop.iter], [], None, None)
+            loop.iter = call.set_lineno(loop.lineno)
+        return tree
