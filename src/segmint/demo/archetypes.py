@@ -103,13 +103,13 @@ ARCHETYPES: tuple[Archetype, ...] = (
     ),
     Archetype(
         "lapsing", 0.08, tenure_days=(200, 365), quiet_days=(45, 120), sessions=(1, 3),
-        views=(1, 3), orders=(2, 4), last_order_days=(65, 140), consent=0.7, open_rate=0.15,
-        click_rate=0.1, unsubscribe_rate=0.01,
+        views=(1, 3), orders=(2, 4), last_order_days=(65, 140), recent_abandon=0.0,
+        consent=0.7, open_rate=0.15, click_rate=0.1, unsubscribe_rate=0.01,
     ),
     Archetype(
         "churned", 0.12, tenure_days=(260, 365), quiet_days=(160, 240), sessions=(0, 2),
-        views=(1, 3), orders=(1, 3), last_order_days=(165, 250), consent=0.6, open_rate=0.05,
-        click_rate=0.05, unsubscribe_rate=0.03,
+        views=(1, 3), orders=(1, 3), last_order_days=(165, 250), recent_abandon=0.0,
+        consent=0.6, open_rate=0.05, click_rate=0.05, unsubscribe_rate=0.03,
     ),
 )  # fmt: skip
 ARCHETYPE_NAMES = tuple(a.name for a in ARCHETYPES)

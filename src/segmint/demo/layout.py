@@ -26,21 +26,32 @@ def reset_folder(folder: Path, role: str) -> Path:
     Raises:
         DemoError: If the folder exists, holds files, and was not made by the demo.
     """
+    check_resettable(folder, role)
     if folder.exists():
-        if not folder.is_dir():
-            raise DemoError(f"the demo {role} {folder} is a file, not a folder")
-        if any(folder.iterdir()) and not (folder / MARKER).exists():
-            raise DemoError(
-                f"{folder} is not empty and was not made by 'segmint demo'; "
-                f"the demo resets its {role} on every run, so it will not touch this one. "
-                "Choose another folder with --dir/--out."
-            )
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     (folder / MARKER).write_text(
         "Made by 'segmint demo', which empties this folder on every run.\n", encoding="utf-8"
     )
     return folder
+
+
+def check_resettable(folder: Path, role: str) -> None:
+    """Make sure the demo may reset ``folder``: missing, empty, or made by the demo.
+
+    Raises:
+        DemoError: If the folder is a file, or holds files and was not made by the demo.
+    """
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise DemoError(f"the demo {role} {folder} is a file, not a folder")
+    if any(folder.iterdir()) and not (folder / MARKER).exists():
+        raise DemoError(
+            f"{folder} is not empty and was not made by 'segmint demo'; "
+            f"the demo resets its {role} on every run, so it will not touch this one. "
+            "Choose another folder with --dir/--out."
+        )
 
 
 def lay_out_workspace(folder: Path) -> Path:

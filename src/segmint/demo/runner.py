@@ -17,7 +17,7 @@ from rich.console import Console
 from segmint.demo.emails import dry_run_campaign, preview_emails
 from segmint.demo.ingest import ingest_shop
 from segmint.demo.insight import refresh_segments, segment_table
-from segmint.demo.layout import lay_out_workspace, reset_folder
+from segmint.demo.layout import check_resettable, lay_out_workspace, reset_folder
 from segmint.demo.report import next_steps, write_summary
 from segmint.demo.stage import DemoContext, DemoOptions, Outcome, StageUnavailable
 from segmint.errors import SegmintError
@@ -84,7 +84,12 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
 
     Returns:
         The outcome of each step.
+
+    Raises:
+        DemoError: Before anything is written, if a folder is not the demo's to reset.
     """
+    check_resettable(options.directory, "workspace")
+    check_resettable(options.out, "output folder")
     ctx = DemoContext(options, console or Console())
     result = DemoResult()
     try:

@@ -1,0 +1,167 @@
+"""``segmint demo`` end to end on a small shop, run as a user runs it.
+
+Every step the demo reports as done is checked against what it left behind: events and
+profiles in the store, memberships, preview files, the campaign outbox.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from segmint.workspace import Workspace
+
+CUSTOMERS = 300
+WIRED = {"workspace", "ingest"}
+"""Steps whose APIs have landed: they must be done, not merely attempted."""
+
+
+@pytest.fixture(scope="module")
+def demo_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    root = tmp_path_factory.mktemp("demo")
+    result = subprocess.run(
+        [sys.executable, "-m", "segmint", "demo", "--customers", str(CUSTOMERS),
+         "--dir", str(root / "shop"), "--out", str(root / "out")],
+        capture_output=True, text=True, check=False, cwd=root,
+        env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    return result, root
+
+
+@pytest.fixture(scope="module")
+def summary(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> dict[str, Any]:
+    result, root = demo_run
+    assert result.returncode == 0, result.stdout + result.stderr
+    data: dict[str, Any] = json.loads((root / "out" / "summary.json").read_text(encoding="utf-8"))
+    return data
+
+
+def status(summary: dict[str, Any]) -> dict[str, str]:
+    return {s["stage"]: s["status"] for s in summary["steps"]}
+
+
+def test_no_step_failed_and_the_wired_ones_ran(summary: dict[str, Any]) -> None:
+    steps = status(summary)
+    assert list(steps) == ["workspace", "ingest", "refresh", "segments", "previews", "campaign"]
+    assert all(steps[name] == "done" for name in WIRED), steps
+    assert all(s in {"done", "unavailable", "skipped"} for s in steps.values()), steps
+
+
+def test_output_says_what_to_open_and_run(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path], summary: dict[str, Any]
+) -> None:
+    out = demo_run[0].stdout
+    assert "What the demo did" in out and "Open" in out and "Run" in out
+    assert "segmint -w" in out and "status" in out
+    for step in summary["steps"]:
+        if step["status"] == "unavailable":
+            assert "not available in this build" in out
+
+
+def test_ingest_stored_every_message_as_one_profile_per_customer(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path], summary: dict[str, Any]
+) -> None:
+    facts = summary["facts"]["ingest"]
+    assert facts["customers"] == CUSTOMERS
+    assert facts["accepted"] == facts["messages"] > 20 * CUSTOMERS
+    with Workspace.open(demo_run[1] / "shop") as ws:
+        store = ws.store
+        assert store.fetchall("SELECT count(*) FROM events")[0][0] == facts["messages"]
+        live = store.fetchall("SELECT count(*) FROM profiles WHERE merged_into IS NULL")[0][0]
+        assert live == CUSTOMERS  # anonymous sessions merged into the customer who identified
+        assert store.fetchall("SELECT count(*) FROM quarantine")[0][0] == 0
+
+
+def test_refresh_placed_every_profile_in_one_lifecycle_segment(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path], summary: dict[str, Any]
+) -> None:
+    if status(summary)["refresh"] != "done":
+        assert "refresh" not in WIRED
+        return
+    with Workspace.open(demo_run[1] / "shop") as ws:
+        lifecycle = [n for n, s in ws.definition.segments.items() if s.group == "lifecycle"]
+        marks = ", ".join(f"'{n}'" for n in lifecycle)
+        rows = ws.store.fetchall(
+            f"SELECT profile_id, count(*) FROM memberships WHERE segment IN ({marks}) "
+            "GROUP BY profile_id"
+        )
+    assert len(rows) == CUSTOMERS and all(n == 1 for _, n in rows)
+    sizes = summary["facts"]["segments"]
+    assert sizes["vip"] > 0 and sizes["churned"] > 0 and sizes["window_shoppers"] > 0
+
+
+def test_previews_were_written(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path], summary: dict[str, Any]
+) -> None:
+    if status(summary)["previews"] != "done":
+        assert "previews" not in WIRED
+        return
+    previews = demo_run[1] / "out" / "previews"
+    for segment, files in summary["facts"]["previews"].items():
+        assert files, segment
+        for html in files:
+            assert Path(html).read_text(encoding="utf-8").startswith("<")
+            eml = Path(html).with_suffix(".eml").read_bytes()
+            assert b"Subject:" in eml and b"multipart/alternative" in eml
+    assert (previews / "vip").is_dir()
+
+
+def test_campaign_dry_run_wrote_its_outbox(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path], summary: dict[str, Any]
+) -> None:
+    if status(summary)["campaign"] != "done":
+        assert "campaign" not in WIRED
+        return
+    report = summary["facts"]["campaign"]
+    assert report["dry_run"] is True
+    assert (
+        report["sent"] + sum(report["skipped"].values()) + sum(report["failed"].values())
+        == report["audience"]
+    )
+    outbox = Path(summary["facts"]["outbox"])
+    assert len(list(outbox.glob("*.eml"))) == report["sent"]
+
+
+def test_a_second_run_starts_from_scratch(tmp_path: Path) -> None:
+    args = [
+        sys.executable,
+        "-m",
+        "segmint",
+        "demo",
+        "--customers",
+        "20",
+        "--dir",
+        "shop",
+        "--out",
+        "out",
+    ]
+    for _ in range(2):
+        result = subprocess.run(args, capture_output=True, text=True, check=False, cwd=tmp_path)
+        assert result.returncode == 0, result.stdout + result.stderr
+    with Workspace.open(tmp_path / "shop") as ws:
+        events = ws.store.fetchall("SELECT count(*) FROM events")[0][0]
+    assert (
+        events
+        == json.loads((tmp_path / "out" / "summary.json").read_text())["facts"]["ingest"][
+            "messages"
+        ]
+    )
+
+
+def test_refuses_a_foreign_folder(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep.txt").write_text("mine", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "segmint", "demo", "--customers", "5", "--dir", "mine"],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "was not made by 'segmint demo'" in result.stdout + result.stderr
+    assert (tmp_path / "mine" / "keep.txt").exists()
