@@ -127,8 +127,9 @@ class SQLBackend:
             values += [s in p.segments for s in SEGMENTS]
             self.execute(f"INSERT INTO traits VALUES ({marks})", values)
             for e in p.events:
+                four = ", ".join([self.mark] * 4)
                 self.execute(
-                    f"INSERT INTO events VALUES ({self.mark}, {self.mark}, {self.mark}, {self.mark})",
+                    f"INSERT INTO events VALUES ({four})",
                     [i, e.event, _naive(e.timestamp), json.dumps(e.properties)],
                 )
 
