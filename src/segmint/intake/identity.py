@@ -29,7 +29,7 @@ Rules, applied to each message in order:
 Traits are not stored here. Events are the source of truth: after a merge all events of both
 profiles belong to the survivor, so trait values computed from them follow **most recent
 wins** (the identify call with the latest timestamp gives a ``from: identify`` trait its
-value); see :func:`segmint.intake.pipeline.identify_traits`.
+value); :func:`identify_traits` computes that view.
 
 The graph is cached in memory and trusted while the store's ``intake_generation`` counter
 (bumped by every intake transaction, which also serialises intake writers on PostgreSQL) is
@@ -43,6 +43,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from segmint.intake.payloads import Message
 from segmint.store import Store
@@ -228,3 +230,20 @@ def _identifier(name: str, value: Any) -> str | None:
     if name == "email":
         text = text.lower()
     return text or None
+
+
+def identify_traits(store: Store, profile_id: str) -> dict[str, Any]:
+    """A profile's traits from its identify calls, the most recent (by timestamp) winning.
+
+    Keys absent from a later call keep their earlier value; an explicit null clears one.
+    """
+    rows = store.fetchall(
+        "SELECT traits FROM events WHERE profile_id = ? AND type = 'identify' "
+        "ORDER BY timestamp, seq",
+        [profile_id],
+    )
+    merged: dict[str, Any] = {}
+    for (raw,) in rows:
+        traits = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
+        merged.update(traits or {})
+    return {k: v for k, v in merged.items() if v is not None}

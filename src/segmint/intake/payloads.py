@@ -130,9 +130,9 @@ def decode_message(
 def corrected_timestamp(raw: Mapping[str, Any], received_at: datetime) -> datetime:
     """Apply the spec's clock-skew correction (see the module docstring)."""
     original = _instant(raw, "timestamp") or _instant(raw, "originalTimestamp")
+    sent = _instant(raw, "sentAt")
     if original is None:
         return received_at
-    sent = _instant(raw, "sentAt")
     if sent is None:
         return original
     return received_at - (sent - original)

@@ -117,8 +117,8 @@ def decode(record: Record, prefix: str) -> dict[str, Any]:
         raise ValueError("record has no message payload")
     try:
         message = orjson.loads(record.payload)
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"invalid JSON: {exc}") from None
+    except orjson.JSONDecodeError:
+        raise ValueError("invalid JSON") from None
     if not isinstance(message, dict):
         raise ValueError(f"expected a JSON object, found {type(message).__name__}")
     if not message.get("messageId"):
@@ -199,8 +199,7 @@ def _poison_row(at: Any, record: Record, reason: str, report: ConsumeReport) -> 
         payload: Any = record.detail
     else:
         payload = record.payload.decode("utf-8", errors="replace")
-    why = f"poison record at {record.position}: {reason}"
-    return quarantine_row(at, report.source, payload, why, None)
+    return quarantine_row(at, report.source, payload, f"poison record: {reason}", None)
 
 
 def open_source(
