@@ -50,3 +50,11 @@ def count(ws: Workspace, sql: str, params: tuple[object, ...] = ()) -> int:
 def as_json(value: Any) -> Any:
     """A JSON column as Python (DuckDB returns text, PostgreSQL a decoded value)."""
     return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+@pytest.fixture(scope="module")
+def duck_ws_intake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspace, Intake]]:
+    """One DuckDB workspace shared by a module's property tests (they clean up after)."""
+    ws = Workspace.init(tmp_path_factory.mktemp("prop") / "ws", name="prop")
+    yield ws, Intake(ws, FixedClock(NOW))
+    ws.close()
