@@ -1,0 +1,208 @@
+"""Batch refresh and reconciliation: every segment for every profile, in SQL.
+
+:func:`refresh` computes traits with the traits engine's batch path (``profile_traits`` and
+``trait_values``), evaluates every segment in one query over them
+(:mod:`segmint.membership.segsql`), and turns the difference from the current memberships
+into enter/exit changes, all at one ``as_of``.
+
+A change's cause names the rule and the traits it reads whose values differ from the
+previous ``trait_values``. For large differences (more than ``precise_limit`` changes, as
+on a first refresh) changes are written set-based in SQL and their cause lists the traits
+the rule reads, with ``"bulk": true``.
+
+:func:`reconcile` computes the same memberships from the events without writing anything
+and lists every (segment, profile) on which they disagree with the live memberships.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlglot import exp
+
+from segmint.membership.changes import MembershipChange, write_changes
+from segmint.membership.compiled import CompiledSegments
+from segmint.membership.segsql import segments_query
+from segmint.profiles import decode_traits
+from segmint.rules.sqlcompile import timestamp_literal
+from segmint.store import Store, utcnow_naive
+from segmint.traits.batch import read_values
+from segmint.traits.batch import refresh as refresh_traits
+from segmint.traits.sqlgen import trait_query
+
+PRECISE_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class RefreshReport:
+    """What a batch refresh did."""
+
+    as_of: datetime
+    profiles: int
+    entered: int
+    exited: int
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A (segment, profile) on which live memberships and a batch recompute disagree."""
+
+    segment: str
+    profile_id: str
+    live: bool
+    batch: bool
+
+
+@contextmanager
+def evaluated(
+    store: Store, compiled: CompiledSegments, source: exp.Expr, as_of: datetime
+) -> Iterator[str]:
+    """Evaluate every segment over ``source`` into a temporary (segment, profile_id) table."""
+    tag = uuid.uuid4().hex[:10]
+    wide, pairs = f"_segmint_wide_{tag}", f"_segmint_eval_{tag}"
+    query = segments_query(compiled, source, store.dialect, as_of).sql(dialect=store.dialect)
+    store.execute(f"CREATE TEMP TABLE {wide} AS {query}")
+    try:
+        selects = [
+            f"SELECT profile_id, '{_lit(n)}' AS segment FROM {wide} WHERE \"__segment_{n}\""
+            for n in compiled.plan.names
+        ]
+        body = " UNION ALL ".join(selects) or "SELECT NULL AS profile_id, NULL AS segment"
+        store.execute(f"CREATE TEMP TABLE {pairs} AS {body}")
+        try:
+            yield pairs
+        finally:
+            store.execute(f"DROP TABLE {pairs}")
+    finally:
+        store.execute(f"DROP TABLE {wide}")
+
+
+def _lit(name: str) -> str:
+    return name.replace("'", "''").replace('"', '""')
+
+
+def refresh(
+    store: Store, compiled: CompiledSegments, as_of: datetime, precise_limit: int = PRECISE_LIMIT
+) -> RefreshReport:
+    """Recompute traits and memberships at ``as_of`` and record the changes."""
+    with store.transaction():
+        prev = f"_segmint_prev_{uuid.uuid4().hex[:10]}"
+        store.execute(f'CREATE TEMP TABLE {prev} AS SELECT profile_id, "values" FROM trait_values')
+        try:
+            result = refresh_traits(store, compiled.catalog, as_of)
+            source = exp.to_table("profile_traits", quoted=True)
+            with evaluated(store, compiled, source, as_of) as pairs:
+                entered, exited = _apply(store, compiled, pairs, prev, as_of, precise_limit)
+        finally:
+            store.execute(f"DROP TABLE {prev}")
+    return RefreshReport(as_of, result.profiles, entered, exited)
+
+
+_ENTERS = (
+    "SELECT e.segment, e.profile_id FROM {pairs} e WHERE NOT EXISTS (SELECT 1 FROM memberships m "
+    "WHERE m.segment = e.segment AND m.profile_id = e.profile_id)"
+)
+_EXITS = (
+    "SELECT m.segment, m.profile_id FROM memberships m WHERE NOT EXISTS (SELECT 1 FROM {pairs} e "
+    "WHERE m.segment = e.segment AND m.profile_id = e.profile_id)"
+)
+
+
+def _apply(
+    store: Store, compiled: CompiledSegments, pairs: str, prev: str, as_of: datetime, limit: int
+) -> tuple[int, int]:
+    count = store.fetchall(
+        f"SELECT (SELECT count(*) FROM ({_ENTERS.format(pairs=pairs)}) a), "
+        f"(SELECT count(*) FROM ({_EXITS.format(pairs=pairs)}) b)"
+    )[0]
+    entered, exited = int(count[0]), int(count[1])
+    if entered + exited <= limit:
+        _apply_precise(store, compiled, pairs, prev, as_of)
+    else:
+        _apply_bulk(store, compiled, pairs, as_of)
+    return entered, exited
+
+
+def _apply_precise(
+    store: Store, compiled: CompiledSegments, pairs: str, prev: str, as_of: datetime
+) -> None:
+    enters = store.fetchall(_ENTERS.format(pairs=pairs) + " ORDER BY 2, 1")
+    exits = store.fetchall(_EXITS.format(pairs=pairs) + " ORDER BY 2, 1")
+    ids = sorted({pid for _, pid in enters + exits})
+    old, new = _old_values(store, compiled, prev, ids), read_values(store, compiled.catalog, ids)
+    changes: list[MembershipChange] = []
+    for kind, rows in (("exit", exits), ("enter", enters)):
+        for segment, pid in rows:
+            cause = _cause(compiled, segment, old.get(pid, {}), new.get(pid, {}))
+            changes.append(MembershipChange(segment, pid, kind, as_of, cause))  # type: ignore[arg-type]
+    write_changes(store, changes)
+
+
+def _old_values(
+    store: Store, compiled: CompiledSegments, prev: str, ids: list[str]
+) -> dict[str, dict[str, Any]]:
+    types = compiled.catalog.types()
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        for pid, raw in store.fetchall(
+            f'SELECT profile_id, "values" FROM {prev} WHERE profile_id IN ({marks})', chunk
+        ):
+            found[pid] = decode_traits(raw, types)
+    return found
+
+
+def _cause(
+    compiled: CompiledSegments, segment: str, old: dict[str, Any], new: dict[str, Any]
+) -> dict[str, Any]:
+    seg = compiled.segments[segment]
+    changed = sorted(t for t in seg.traits if old.get(t) != new.get(t))
+    return {"source": "refresh", "rule": seg.spec.rule, "traits": changed}
+
+
+def _apply_bulk(store: Store, compiled: CompiledSegments, pairs: str, as_of: datetime) -> None:
+    causes = f"_segmint_causes_{uuid.uuid4().hex[:10]}"
+    store.execute(f"CREATE TEMP TABLE {causes} (segment TEXT, cause TEXT)")
+    rows = [
+        (name, orjson.dumps({"source": "refresh", "rule": seg.spec.rule,
+                             "traits": sorted(seg.traits), "bulk": True}).decode())
+        for name, seg in compiled.segments.items()
+    ]  # fmt: skip
+    store.executemany(f"INSERT INTO {causes} VALUES (?, ?)", rows)
+    at = timestamp_literal(as_of).sql(dialect=store.dialect)
+    json_type = "JSON" if store.dialect == "duckdb" else "JSONB"
+    for kind, sql in (("exit", _EXITS), ("enter", _ENTERS)):
+        store.execute(
+            "INSERT INTO membership_changes (segment, profile_id, change, occurred_at, cause) "
+            f"SELECT d.segment, d.profile_id, '{kind}', {at}, CAST(c.cause AS {json_type}) "
+            f"FROM ({sql.format(pairs=pairs)}) d JOIN {causes} c ON c.segment = d.segment"
+        )
+    store.execute(f"DROP TABLE {causes}")
+    store.execute(
+        f"DELETE FROM memberships WHERE NOT EXISTS (SELECT 1 FROM {pairs} e "
+        "WHERE memberships.segment = e.segment AND memberships.profile_id = e.profile_id)"
+    )
+    store.execute(
+        "INSERT INTO memberships (segment, profile_id, entered_at) "
+        f"SELECT d.segment, d.profile_id, ? FROM ({_ENTERS.format(pairs=pairs)}) d",
+        [utcnow_naive(as_of)],
+    )
+
+
+def reconcile(store: Store, compiled: CompiledSegments, as_of: datetime) -> list[Difference]:
+    """Compare live memberships with a batch recompute at ``as_of``; return the differences."""
+    query = trait_query(compiled.catalog, store.dialect, as_of)
+    source = exp.paren(query)
+    with store.transaction(), evaluated(store, compiled, source, as_of) as pairs:
+        enters = store.fetchall(_ENTERS.format(pairs=pairs))
+        exits = store.fetchall(_EXITS.format(pairs=pairs))
+    found = [Difference(s, p, False, True) for s, p in enters]
+    found += [Difference(s, p, True, False) for s, p in exits]
+    return sorted(found, key=lambda d: (d.segment, d.profile_id))

@@ -1,0 +1,110 @@
+"""Insight into segments: sizes, size history, recent changes and pairwise overlap.
+
+Every figure is read from ``memberships`` and ``membership_changes``. Since memberships
+only ever change through recorded changes, a segment's size at any instant is the running
+sum of its enters minus its exits up to that instant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import combinations
+from typing import Any
+
+from segmint.membership.changes import MembershipChange, read_changes
+from segmint.membership.structure import SegmentPlan, SegmentSpec
+from segmint.store import Store, from_store_time
+
+
+@dataclass(frozen=True)
+class SizePoint:
+    """A segment's size at the end of one day that saw changes."""
+
+    day: datetime
+    entered: int
+    exited: int
+    size: int
+
+
+def segment_sizes(store: Store) -> dict[str, int]:
+    """Return the member count of every segment that has members."""
+    rows = store.fetchall("SELECT segment, count(*) FROM memberships GROUP BY segment")
+    return {name: int(count) for name, count in rows}
+
+
+def describe(spec: SegmentSpec, size: int) -> dict[str, Any]:
+    """Return one segment's definition and size as a JSON-ready dict."""
+    return {
+        "name": spec.name,
+        "rule": spec.rule,
+        "group": spec.group,
+        "priority": spec.priority,
+        "default": spec.default,
+        "parent": spec.parent,
+        "tags": list(spec.tags),
+        "description": spec.description,
+        "size": size,
+    }
+
+
+def list_segments(store: Store, plan: SegmentPlan, tag: str | None = None) -> list[dict[str, Any]]:
+    """Return every segment (optionally only those tagged ``tag``) with its size."""
+    sizes = segment_sizes(store)
+    specs = sorted(plan.specs.values(), key=lambda s: s.name)
+    return [describe(s, sizes.get(s.name, 0)) for s in specs if tag is None or tag in s.tags]
+
+
+def size_history(store: Store, segment: str) -> list[SizePoint]:
+    """Return the segment's size at the end of each day on which it changed."""
+    rows = store.fetchall(
+        "SELECT CAST(occurred_at AS DATE) AS day, "
+        "sum(CASE WHEN change = 'enter' THEN 1 ELSE 0 END), "
+        "sum(CASE WHEN change = 'exit' THEN 1 ELSE 0 END) "
+        "FROM membership_changes WHERE segment = ? GROUP BY day ORDER BY day",
+        [segment],
+    )
+    points: list[SizePoint] = []
+    size = 0
+    for day, entered, exited in rows:
+        size += int(entered) - int(exited)
+        at = datetime(day.year, day.month, day.day)
+        points.append(SizePoint(from_store_time(at) or at, int(entered), int(exited), size))
+    return points
+
+
+def show_segment(store: Store, plan: SegmentPlan, name: str, recent: int = 20) -> dict[str, Any]:
+    """Return one segment's rule, size, size history and most recent changes.
+
+    Raises:
+        UnknownSegmentError: If the segment is not defined.
+    """
+    spec = plan.spec(name)
+    info = describe(spec, segment_sizes(store).get(name, 0))
+    info["history"] = [p.__dict__ for p in size_history(store, name)]
+    changes: Sequence[MembershipChange] = read_changes(
+        store, segment=name, newest_first=True, limit=recent
+    )
+    info["recent_changes"] = [c.to_json() for c in changes]
+    return info
+
+
+def overlap(store: Store, plan: SegmentPlan) -> list[dict[str, Any]]:
+    """Return, for every pair of segments, the shared member count and the Jaccard index."""
+    sizes = segment_sizes(store)
+    rows = store.fetchall(
+        "SELECT a.segment, b.segment, count(*) FROM memberships a "
+        "JOIN memberships b ON a.profile_id = b.profile_id AND a.segment < b.segment "
+        "GROUP BY a.segment, b.segment"
+    )
+    shared = {(a, b): int(n) for a, b, n in rows}
+    pairs: list[dict[str, Any]] = []
+    for a, b in combinations(sorted(plan.specs), 2):
+        both = shared.get((a, b), 0)
+        union = sizes.get(a, 0) + sizes.get(b, 0) - both
+        pairs.append(
+            {"a": a, "b": b, "size_a": sizes.get(a, 0), "size_b": sizes.get(b, 0),
+             "both": both, "jaccard": both / union if union else 0.0}
+        )  # fmt: skip
+    return pairs

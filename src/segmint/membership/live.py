@@ -1,0 +1,188 @@
+"""The real-time engine's per-profile state, and loading and saving it in bulk.
+
+A :class:`Live` profile holds its incremental trait state, the trait values and
+memberships last decided, the next instant time alone may change them, and a cache of each
+time-dependent rule's next transition. It is loaded from ``trait_state``, ``trait_values``,
+``memberships`` and ``schedule``; a profile without usable trait state is rebuilt from its
+events in the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from segmint.clock import ensure_utc
+from segmint.events import Event
+from segmint.membership.compiled import CompiledSegments
+from segmint.profiles import decode_traits
+from segmint.store import Store, from_store_time, utcnow_naive
+from segmint.traits import StaleStateError, TraitState
+from segmint.traits.state import loads, save_states
+
+CHUNK = 500
+
+
+@dataclass
+class Live:
+    """One profile as the real-time engine holds it.
+
+    Attributes:
+        state: The incremental trait state.
+        values: The trait values at the last evaluation.
+        members: The segments decided at the last evaluation.
+        due: When time alone may next change a membership (the schedule entry).
+        transitions: Per time-dependent segment, its rule's next transition.
+        fresh: True until the first evaluation after loading (then every unit is decided).
+    """
+
+    state: TraitState
+    values: dict[str, Any] = field(default_factory=dict)
+    members: frozenset[str] = frozenset()
+    due: datetime | None = None
+    transitions: dict[str, datetime | None] = field(default_factory=dict)
+    fresh: bool = True
+
+
+def load_many(
+    store: Store,
+    compiled: CompiledSegments,
+    ids: Sequence[str],
+    exclude: Iterable[str] = (),
+    rebuild: Iterable[str] = (),
+) -> dict[str, Live]:
+    """Load profiles from the store, rebuilding from events those without usable state.
+
+    Args:
+        store: The store.
+        compiled: The compiled segments (and trait engine).
+        ids: The profiles to load.
+        exclude: Message ids of events the caller will apply itself (skipped on rebuild).
+        rebuild: Profiles to rebuild from their events even if they have stored state.
+    """
+    engine = compiled.traits
+    forced = set(rebuild)
+    states: dict[str, TraitState] = {}
+    for pid, blob in _select(store, "SELECT profile_id, state FROM trait_state", ids):
+        if pid not in forced:
+            try:
+                states[pid] = loads(engine, bytes(blob))
+            except StaleStateError:
+                continue
+    missing = [pid for pid in ids if pid not in states]
+    states.update(rebuild_states(store, compiled, missing, set(exclude)))
+    types = compiled.catalog.types()
+    values = {
+        pid: decode_traits(raw, types)
+        for pid, raw in _select(store, 'SELECT profile_id, "values" FROM trait_values', ids)
+        if pid in states and pid not in missing
+    }
+    members: dict[str, set[str]] = {pid: set() for pid in ids}
+    for pid, seg in _select(store, "SELECT profile_id, segment FROM memberships", ids):
+        members[pid].add(seg)
+    due = {
+        pid: _aware(at)
+        for pid, at in _select(store, "SELECT profile_id, due_at FROM schedule", ids)
+    }
+    return {
+        pid: Live(states[pid], values.get(pid, {}), frozenset(members[pid]), due.get(pid))
+        for pid in ids
+    }
+
+
+def rebuild_states(
+    store: Store, compiled: CompiledSegments, ids: Sequence[str], exclude: set[str]
+) -> dict[str, TraitState]:
+    """Fold each profile's stored events (except ``exclude``) into a new trait state."""
+    engine = compiled.traits
+    states = {pid: engine.new_state() for pid in ids}
+    sql = (
+        'SELECT message_id, type, event, profile_id, "timestamp", properties, traits, '
+        "user_id, anonymous_id, received_at, seq FROM events"
+    )
+    for row in _select(store, sql, ids, order='"timestamp", seq'):
+        if row[0] not in exclude:
+            engine.apply(states[row[3]], row_to_event(row))
+    return states
+
+
+def row_to_event(row: Sequence[Any]) -> Event:
+    """Turn an ``events`` row (in the column order of :func:`rebuild_states`) into an Event."""
+    mid, kind, name, pid, ts, props, traits, user, anon, received, seq = row
+    return Event(
+        mid, kind, name, pid, ensure_utc(ts), _json(props), _json(traits), user, anon,
+        ensure_utc(received) if received is not None else None, seq,
+    )  # fmt: skip
+
+
+def save_many(
+    store: Store, compiled: CompiledSegments, lives: Mapping[str, Live], as_of: datetime
+) -> None:
+    """Write the trait state, trait values and schedule of ``lives`` (inside a transaction)."""
+    if not lives:
+        return
+    save_states(store, compiled.traits, ((p, live.state) for p, live in lives.items()), as_of)
+    ids = list(lives)
+    _delete(store, "trait_values", ids)
+    _delete(store, "schedule", ids)
+    at = utcnow_naive(as_of)
+    store.executemany(
+        'INSERT INTO trait_values (profile_id, "values", as_of) VALUES (?, ?, ?)',
+        [(p, orjson.dumps(live.values, default=_plain).decode(), at) for p, live in lives.items()],
+    )
+    store.executemany(
+        "INSERT INTO schedule (profile_id, due_at) VALUES (?, ?)",
+        [(p, utcnow_naive(live.due)) for p, live in lives.items() if live.due is not None],
+    )
+
+
+def forget_many(store: Store, ids: Sequence[str]) -> None:
+    """Delete the derived state of profiles merged away (their memberships exit separately)."""
+    for table in ("trait_state", "trait_values", "schedule"):
+        _delete(store, table, ids)
+
+
+def _select(
+    store: Store, sql: str, ids: Sequence[str], order: str | None = None
+) -> Iterator[tuple[Any, ...]]:
+    for chunk in _chunks(ids):
+        marks = ", ".join("?" for _ in chunk)
+        query = f"{sql} WHERE profile_id IN ({marks})"
+        if order:
+            query += f" ORDER BY {order}"
+        yield from store.fetchall(query, chunk)
+
+
+def _delete(store: Store, table: str, ids: Sequence[str]) -> None:
+    for chunk in _chunks(ids):
+        marks = ", ".join("?" for _ in chunk)
+        store.execute(f"DELETE FROM {table} WHERE profile_id IN ({marks})", chunk)
+
+
+def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:
+    items = list(ids)
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def _json(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, str | bytes):
+        decoded = orjson.loads(value)
+        return decoded if isinstance(decoded, dict) else {}
+    return dict(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, set | frozenset | tuple):
+        return sorted(value)
+    return str(value)
+
+
+def _aware(value: datetime) -> datetime:
+    return ensure_utc(from_store_time(value) or value)

@@ -1,0 +1,256 @@
+"""The real-time engine: each stored event updates its profile's memberships at once.
+
+For a batch of events (one intake commit) at instant ``as_of`` the engine:
+
+1. fires every scheduled time transition due at or before ``as_of``, each at its own
+   instant, in order (so a profile leaves ``high_value`` exactly 30 days after its purchase);
+2. handles profile merges: the merged-away profile leaves its segments, the survivor is
+   rebuilt from its events;
+3. folds each event into its profile's trait state, compares the new trait values with the
+   previous ones, and re-decides only the units whose rules read a changed trait (plus the
+   time-dependent ones and, through the structure, the units reading a changed segment);
+4. schedules the profile's next possible change: the earliest of its time-dependent rules'
+   next transitions and its windowed traits' next expiry;
+5. writes trait state, values, memberships, changes, schedule and webhook outbox rows in one
+   transaction, then hands the changes to the hub's subscribers.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from segmint.clock import Clock
+from segmint.events import Event
+from segmint.membership.changes import ChangeKind, MembershipChange, diff_members, write_changes
+from segmint.membership.compiled import CompiledSegments
+from segmint.membership.hub import ChangeHub
+from segmint.membership.live import Live, forget_many, load_many, save_many
+from segmint.membership.webhooks import WebhookOutbox
+from segmint.store import Store, from_store_time
+
+
+class MergeLike(Protocol):
+    """A profile merge as intake reports it (:class:`segmint.intake.identity.Merge`)."""
+
+    @property
+    def from_profile(self) -> str:
+        """The profile merged away."""
+        ...
+
+    @property
+    def into_profile(self) -> str:
+        """The surviving profile."""
+        ...
+
+
+@dataclass
+class _Pending:
+    """What one engine step will write in its transaction."""
+
+    changes: list[MembershipChange] = field(default_factory=list)
+    touched: dict[str, Live] = field(default_factory=dict)
+    removed: set[str] = field(default_factory=set)
+
+
+class RealtimeEngine:
+    """Keeps memberships current, event by event and instant by instant.
+
+    Args:
+        store: The store.
+        compiled: The workspace's compiled segments.
+        clock: The clock read when the engine is used as an intake listener.
+        hub: Where committed changes are published (a new hub if omitted).
+        outbox: The webhook outbox, filled in the same transaction as the changes.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        compiled: CompiledSegments,
+        clock: Clock,
+        *,
+        hub: ChangeHub | None = None,
+        outbox: WebhookOutbox | None = None,
+    ) -> None:
+        self.store = store
+        self.compiled = compiled
+        self.clock = clock
+        self.hub = hub or ChangeHub()
+        self.outbox = outbox
+        self._live: dict[str, Live] = {}
+        self._heap: list[tuple[datetime, str]] | None = None
+        self._lock = threading.RLock()
+        self._all_units = frozenset(u.index for u in compiled.plan.units)
+
+    def __call__(self, events: Sequence[Event], merges: Sequence[Any] = ()) -> None:
+        """Act as an intake listener: process the committed batch at the clock's now."""
+        self.process(events, merges, self.clock.now())
+
+    def process(
+        self,
+        events: Sequence[Event],
+        merges: Sequence[MergeLike] = (),
+        as_of: datetime | None = None,
+    ) -> list[MembershipChange]:
+        """Apply stored events (and merges) at ``as_of``; return the committed changes."""
+        at = as_of or self.clock.now()
+        with self._lock:
+            pending = _Pending()
+            self._fire(at, pending)
+            roots = self._merge_all(merges, at, pending, {e.message_id for e in events})
+            grouped: dict[str, list[Event]] = {}
+            for event in events:
+                grouped.setdefault(roots.get(event.profile_id, event.profile_id), []).append(event)
+            self._ensure(list(grouped), {e.message_id for e in events})
+            for pid, batch in grouped.items():
+                live = self._live[pid]
+                for event in batch:
+                    self.compiled.traits.apply(live.state, event)
+                cause = {"source": "event", "message_id": batch[-1].message_id}
+                self._evaluate(pid, live, at, cause, pending)
+            return self._flush(pending, at)
+
+    def advance(self, as_of: datetime) -> list[MembershipChange]:
+        """Fire every time transition due at or before ``as_of``; return the changes."""
+        with self._lock:
+            pending = _Pending()
+            self._fire(as_of, pending)
+            return self._flush(pending, as_of)
+
+    def next_due(self) -> datetime | None:
+        """The earliest scheduled time transition, or None."""
+        with self._lock:
+            heap = self._schedule()
+            while heap and self._stale(heap[0]):
+                heapq.heappop(heap)
+            return heap[0][0] if heap else None
+
+    def segments_of(self, profile_id: str) -> frozenset[str] | None:
+        """The live memberships of a profile (None if the engine never saw it)."""
+        with self._lock:
+            self._ensure([profile_id], set())
+            live = self._live[profile_id]
+            return None if live.state.empty else live.members
+
+    def invalidate(self) -> None:
+        """Forget cached state (after a batch refresh rewrote memberships)."""
+        with self._lock:
+            self._live.clear()
+            self._heap = None
+
+    def _ensure(self, ids: Sequence[str], exclude: set[str], rebuild: Sequence[str] = ()) -> None:
+        missing = [pid for pid in ids if pid not in self._live or pid in rebuild]
+        if missing:
+            self._live.update(load_many(self.store, self.compiled, missing, exclude, rebuild))
+
+    def _evaluate(
+        self, pid: str, live: Live, at: datetime, base: Mapping[str, Any], pending: _Pending
+    ) -> None:
+        compiled = self.compiled
+        values = compiled.traits.values(live.state, at)
+        old = live.values
+        changed = {k for k, v in values.items() if k not in old or old[k] != v}
+        if live.fresh:
+            dirty: set[int] | frozenset[int] = self._all_units
+        else:
+            dirty = compiled.units_for(changed) | compiled.timed_units
+        members = compiled.members(values, at, live.members, dirty)
+        if members != live.members:
+            cause = _causes(compiled, base, changed)
+            pending.changes += diff_members(pid, live.members, members, at, cause)
+        self._reschedule(pid, live, values, at, changed)
+        live.values, live.members, live.fresh = values, members, False
+        pending.touched[pid] = live
+
+    def _reschedule(
+        self, pid: str, live: Live, values: Mapping[str, Any], at: datetime, changed: set[str]
+    ) -> None:
+        transitions = live.transitions
+        for seg in self.compiled.timed_segments:
+            name = seg.spec.name
+            cached = transitions.get(name, at)
+            if live.fresh or cached is not None and cached <= at or seg.timed_traits & changed:
+                transitions[name] = self.compiled.transition(name, values, at)
+        found = [t for t in transitions.values() if t is not None]
+        expiry = self.compiled.traits.next_expiry(live.state, at)
+        if expiry is not None:
+            found.append(expiry)
+        due = min(found) if found else None
+        if due != live.due:
+            live.due = due
+            if due is not None:
+                heapq.heappush(self._schedule(), (due, pid))
+
+    def _fire(self, as_of: datetime, pending: _Pending) -> None:
+        heap = self._schedule()
+        while heap and heap[0][0] <= as_of:
+            due, pid = heapq.heappop(heap)
+            self._ensure([pid], set())
+            live = self._live[pid]
+            if live.due != due:
+                continue
+            live.due = None
+            self._evaluate(pid, live, due, {"source": "time"}, pending)
+
+    def _stale(self, entry: tuple[datetime, str]) -> bool:
+        live = self._live.get(entry[1])
+        return live is not None and live.due != entry[0]
+
+    def _schedule(self) -> list[tuple[datetime, str]]:
+        if self._heap is None:
+            rows = self.store.fetchall("SELECT due_at, profile_id FROM schedule")
+            self._heap = [(from_store_time(at) or at, pid) for at, pid in rows]
+            heapq.heapify(self._heap)
+        return self._heap
+
+    def _merge_all(
+        self, merges: Sequence[MergeLike], at: datetime, pending: _Pending, batch: set[str]
+    ) -> dict[str, str]:
+        roots: dict[str, str] = {}
+        for merge in merges:
+            roots[merge.from_profile] = merge.into_profile
+        for gone in list(roots):
+            while roots[gone] in roots:
+                roots[gone] = roots[roots[gone]]
+        for merge in merges:
+            self._merge_one(merge.from_profile, roots[merge.from_profile], at, pending, batch)
+        return roots
+
+    def _merge_one(
+        self, gone: str, into: str, at: datetime, pending: _Pending, batch: set[str]
+    ) -> None:
+        self._ensure([gone], batch)
+        old = self._live.pop(gone)
+        cause = {"source": "merge", "merged_into": into}
+        pending.changes += diff_members(gone, old.members, frozenset(), at, lambda s, k: cause)
+        pending.touched.pop(gone, None)
+        pending.removed.add(gone)
+        self._ensure([into], batch, rebuild=[into])
+        live = self._live[into]
+        self._evaluate(into, live, at, {"source": "merge", "merged_from": gone}, pending)
+
+    def _flush(self, pending: _Pending, as_of: datetime) -> list[MembershipChange]:
+        if not pending.touched and not pending.changes and not pending.removed:
+            return []
+        with self.store.transaction():
+            forget_many(self.store, sorted(pending.removed))
+            save_many(self.store, self.compiled, pending.touched, as_of)
+            write_changes(self.store, pending.changes)
+            if self.outbox is not None:
+                self.outbox.enqueue_new(as_of)
+        self.hub.publish(pending.changes)
+        return pending.changes
+
+
+def _causes(compiled: CompiledSegments, base: Mapping[str, Any], changed: set[str]) -> Any:
+    def cause(segment: str, kind: ChangeKind) -> dict[str, Any]:
+        seg = compiled.segments[segment]
+        traits = sorted(changed & seg.traits)
+        return {**base, "rule": seg.spec.rule, "traits": traits}
+
+    return cause
