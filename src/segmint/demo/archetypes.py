@@ -87,7 +87,7 @@ ARCHETYPES: tuple[Archetype, ...] = (
     ),
     Archetype(
         "loyal_customer", 0.10, tenure_days=(240, 365), quiet_days=(0, 10), sessions=(2, 4),
-        views=(1, 3), orders=(4, 6), last_order_days=(1, 40), items=(1, 3), premium=0.3,
+        views=(1, 3), orders=(5, 7), last_order_days=(1, 40), items=(1, 3), premium=0.3,
         coupon=0.15, consent=0.9, open_rate=0.65, click_rate=0.3, unsubscribe_rate=0.001,
     ),
     Archetype(

@@ -7,44 +7,90 @@ send NAME --dry-run`` runs), whose report counts who would be sent and who is sk
 
 from __future__ import annotations
 
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
 from segmint.demo.stage import DemoContext, need
+from segmint.profiles import segment_members
 
 TEMPLATE = "lifecycle"
 PREVIEW_SEGMENTS = ("vip", "lapsing", "new_customer")
 PREVIEWS_PER_SEGMENT = 2
+PREVIEW_POOL = 50
+"""Members read per segment to find ones with an email address (visitors have none)."""
 CAMPAIGN = "winback"
 
 
 def preview_emails(ctx: DemoContext) -> str:
     """Render the lifecycle template for real members of three segments into the output."""
-    (preview,) = need("segmint.personalize", "preview")
+    renderer_class, render_error = need("segmint.personalize", "Renderer", "TemplateRenderError")
+    (build_catalog,) = need("segmint.traits", "build_catalog")
+    ws = ctx.ws
+    types = build_catalog(ws.definition).types()
+    compiled = renderer_class(ws.templates_dir, ws.definition).compile(TEMPLATE)
+    sender = ws.definition.campaigns[CAMPAIGN].sender
     written: dict[str, list[str]] = {}
     for segment in PREVIEW_SEGMENTS:
         folder = ctx.options.out / "previews" / segment
         folder.mkdir(parents=True, exist_ok=True)
-        files = preview(
-            ctx.ws,
-            TEMPLATE,
-            segment=segment,
-            n=PREVIEWS_PER_SEGMENT,
-            out=folder,
-            as_of=ctx.options.as_of,
-        )
-        written[segment] = sorted(str(f) for f in _files(files, folder) if f.suffix == ".html")
+        written[segment] = []
+        for profile, to in _recipients(ctx, segment, types):
+            try:
+                email = compiled.render(
+                    profile,
+                    sender=sender,
+                    to=to,
+                    message_id=f"preview-{profile.profile_id}@shop.example.com",
+                    extra={"unsubscribe_url": f"{ws.definition.email.base_url}/u/preview"},
+                    date=ctx.options.as_of,
+                )
+            except render_error as exc:
+                ctx.console.print(f"[yellow]{segment} / {profile.profile_id}: {exc}[/yellow]")
+                continue
+            html = folder / f"{profile.profile_id}.html"
+            html.write_text(email.html, encoding="utf-8")
+            html.with_suffix(".eml").write_bytes(email.as_bytes())
+            written[segment].append(str(html))
     ctx.facts["previews"] = written
+    ctx.console.print(_previews_table(ctx, written))
     total = sum(len(v) for v in written.values())
-    return f"{total} previews (.html and .eml) in {ctx.options.out / 'previews'}/"
+    return f"{total} personalised emails (.html and .eml) in {ctx.options.out / 'previews'}/"
 
 
-def _files(result: Any, folder: Path) -> list[Path]:
-    if isinstance(result, list | tuple) and all(isinstance(p, str | Path) for p in result):
-        return [Path(p) for p in result]
-    return sorted(folder.iterdir())
+def _recipients(ctx: DemoContext, segment: str, types: dict[str, str]) -> list[tuple[Any, str]]:
+    """The first few members of ``segment`` that have an email address."""
+    trait = ctx.ws.definition.email.email_trait
+    found = []
+    for profile in segment_members(ctx.ws.store, segment, types, limit=PREVIEW_POOL):
+        address = profile.traits.get(trait)
+        if isinstance(address, str) and "@" in address:
+            found.append((profile, address))
+        if len(found) == PREVIEWS_PER_SEGMENT:
+            break
+    return found
+
+
+def _previews_table(ctx: DemoContext, written: dict[str, list[str]]) -> Table:
+    table = Table(title="Personalised previews", title_justify="left")
+    table.add_column("segment")
+    table.add_column("subject")
+    table.add_column("file")
+    for segment, files in written.items():
+        for html in files:
+            subject = _subject(Path(html).with_suffix(".eml"))
+            table.add_row(segment, subject, html)
+        if not files:
+            table.add_row(segment, "(no member with an email address)", "")
+    return table
+
+
+def _subject(eml: Path) -> str:
+    message = BytesParser(policy=policy.default).parsebytes(eml.read_bytes(), headersonly=True)
+    return str(message["Subject"] or "")
 
 
 def dry_run_campaign(ctx: DemoContext) -> str:

@@ -18,31 +18,35 @@ from segmint.demo.archetypes import ARCHETYPE_NAMES
 from segmint.demo.stage import DemoContext, need
 
 LIFECYCLE = "lifecycle"
+MIN_OVERLAP = 0.05
+"""Overlaps below this share of a segment are not notable."""
 
 
 def refresh_segments(ctx: DemoContext) -> str:
     """Run the batch refresh at the demo's ``as_of``; return a one-line summary."""
-    (refresh,) = need("segmint.membership", "refresh")
+    (refresh,) = need("segmint.membership.batch", "refresh")
+    (compiled_class,) = need("segmint.membership.compiled", "CompiledSegments")
     started = time.perf_counter()
     with ctx.console.status("Computing traits and segments for every profile…"):
-        report = refresh(ctx.ws, as_of=ctx.options.as_of)
+        compiled = compiled_class(ctx.ws.definition)
+        report = refresh(ctx.ws.store, compiled, ctx.options.as_of)
     seconds = time.perf_counter() - started
-    profiles = count_profiles(ctx)
-    ctx.facts["refresh"] = {"seconds": round(seconds, 1), "profiles": profiles}
-    return f"{profiles:,} profiles refreshed in {seconds:.1f} s ({_describe(report)})"
+    ctx.facts["refresh"] = {
+        "seconds": round(seconds, 1),
+        "profiles": report.profiles,
+        "entered": report.entered,
+        "exited": report.exited,
+    }
+    return (
+        f"{report.profiles:,} profiles: traits computed and {report.entered:,} segment "
+        f"entries recorded at {ctx.options.as_of:%Y-%m-%d %H:%M} UTC in {seconds:.1f} s"
+    )
 
 
 def count_profiles(ctx: DemoContext) -> int:
     """Profiles that exist (merged-away profiles are not counted)."""
     rows = ctx.ws.store.fetchall("SELECT count(*) FROM profiles WHERE merged_into IS NULL")
     return int(rows[0][0])
-
-
-def _describe(report: Any) -> str:
-    """Say what the refresh reported, whatever shape its report has."""
-    fields = getattr(report, "__dict__", None) or (report if isinstance(report, dict) else {})
-    parts = [f"{k} {v:,}" for k, v in fields.items() if isinstance(v, int)]
-    return ", ".join(parts[:4]) or "done"
 
 
 def segment_table(ctx: DemoContext) -> str:
@@ -74,7 +78,8 @@ def notable_overlaps(name: str, pairs: list[dict[str, Any]], size: int, top: int
             other = pair["b"] if pair["a"] == name else pair["a"]
             shared.append((pair["both"] / size, other))
     shared.sort(reverse=True)
-    return ", ".join(f"{share:.0%} in {other}" for share, other in shared[:top])
+    notable = [(share, other) for share, other in shared[:top] if share >= MIN_OVERLAP]
+    return ", ".join(f"{share:.0%} in {other}" for share, other in notable)
 
 
 def _sizes_table(segments: list[dict[str, Any]], pairs: list[dict[str, Any]], total: int) -> Table:
@@ -126,18 +131,16 @@ def _crosstab_table(crosstab: dict[str, Counter[str]], lifecycle: list[str]) -> 
         title="Where each generated archetype landed in the lifecycle group", title_justify="left"
     )
     table.add_column("archetype")
-    for name in lifecycle:
-        table.add_column(name, justify="right")
+    table.add_column("profiles", justify="right")
+    table.add_column("lifecycle segment (share of the archetype)")
     for arch, counts in crosstab.items():
         total = sum(counts.values())
-        cells = [_cell(counts[name], total) for name in lifecycle]
-        table.add_row(arch, *cells)
+        landed = [
+            f"[bold]{name} {n / total:.0%}[/bold]"
+            if n / total >= 0.5
+            else f"{name} {n / total:.0%}"
+            for name, n in counts.most_common(3)
+            if n / total >= 0.01
+        ]
+        table.add_row(arch, f"{total:,}", ", ".join(landed))
     return table
-
-
-def _cell(count: int, total: int) -> str:
-    if not count:
-        return "·"
-    share = count / total
-    text = f"{share:.0%}"
-    return f"[bold]{text}[/bold]" if share >= 0.5 else text
