@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from segmint.config.errors import ConfigError
+from segmint.config.errors import ConfigError, ConfigErrors
 from segmint.config.loader import load_workspace_def
 from segmint.config.model import WorkspaceDef
 from segmint.config.scaffold import STATE_DIR, WORKSPACE_FILE, scaffold
+from segmint.rules.workspace import check_workspace
 from segmint.store import LATEST_VERSION, Store, current_version, open_store
 
 
@@ -48,6 +49,9 @@ class Workspace:
                 hint=f"create one with 'segmint init {folder}', or pass --workspace",
             )
         definition = load_workspace_def(folder / WORKSPACE_FILE)
+        problems = check_workspace(definition, folder / WORKSPACE_FILE)
+        if problems:
+            raise ConfigErrors(problems)
         return cls(path=folder, definition=definition)
 
     @classmethod
