@@ -104,6 +104,11 @@ def decode_message(
     if kind not in EVENT_TYPES:
         raise PayloadError("type", f"must be one of {', '.join(EVENT_TYPES)}, got {kind!r}")
     objects = {name: _object(raw, name) for name in _OBJECTS}
+    if kind == "identify" and not objects["traits"]:
+        # RudderStack's libraries send identify traits in context.traits only.
+        context_traits = objects["context"].get("traits")
+        if isinstance(context_traits, dict):
+            objects["traits"] = context_traits
     user_id, anonymous_id = (_id(raw, name) for name in _IDS)
     if user_id is None and anonymous_id is None:
         raise PayloadError("userId", "a message needs a userId or an anonymousId")
