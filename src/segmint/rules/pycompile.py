@@ -59,7 +59,8 @@ def compile_python(
     implicit = {agg.name: _implicit_type(agg.func) for agg in aggregates}
     base = schema or TraitSchema()
     full = TraitSchema({**base.types, **implicit}, base.segments, base.default, base.profile)
-    return PythonCompiler(full, getter).visit(lowered)
+    # A dynamic value standing alone is a condition (to boolean), as it is under and/or/not.
+    return PythonCompiler(full, getter).typed(lowered, "boolean")
 
 
 def _implicit_type(func: str) -> RuleType:

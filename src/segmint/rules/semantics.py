@@ -36,7 +36,8 @@ Python.
 
 **Dynamic values** (event properties in ``where`` filters, untyped computed traits) are
 coerced to the type of what they meet: the other side of a comparison, ``in`` list or
-``between``; a number in arithmetic; text in text matching; a boolean as a condition. Two
+``between``; a number in arithmetic; text in text matching; a boolean as a condition
+(under ``and``/``or``/``not``, or as the whole rule). Two
 dynamic values compare as text.
 
 - to number: an int or float (not a bool), or text matching :data:`NUMBER_PATTERN`; anything

@@ -96,7 +96,8 @@ def compile_sql(
     implicit = {agg.name: _implicit_type(agg.func) for agg in aggregates}
     base = schema or TraitSchema()
     full = TraitSchema({**base.types, **implicit}, base.segments, base.default, base.profile)
-    return SQLCompiler(full, dialect, resolve, resolve_segment, as_of).visit(lowered)
+    # A dynamic value standing alone is a condition (to boolean), as it is under and/or/not.
+    return SQLCompiler(full, dialect, resolve, resolve_segment, as_of).typed(lowered, "boolean")
 
 
 def timestamp_literal(value: datetime) -> exp.Expression:
