@@ -11,6 +11,8 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+_EPSILON = 1e-9
+
 
 class TokenBucket:
     """Allow ``rate`` acquisitions per second on average, with bursts of up to ``burst``.
@@ -52,8 +54,8 @@ class TokenBucket:
             0.0 when a token was taken, else the seconds until one will be.
         """
         self._refill()
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        if self._tokens >= 1.0 - _EPSILON:  # float rounding must not starve a waiter
+            self._tokens = max(0.0, self._tokens - 1.0)
             return 0.0
         return (1.0 - self._tokens) / self.rate
 

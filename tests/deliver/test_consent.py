@@ -1,0 +1,146 @@
+"""Consent and suppression: recording, identify traits, and the gate under both policies."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from segmint.clock import FixedClock
+from segmint.config.model import ConsentDef
+from segmint.deliver.consent import (
+    consent_history,
+    record_consent,
+    suppress,
+    sync_trait_consents,
+    trait_consents,
+    unsuppress,
+)
+from segmint.deliver.errors import CampaignError
+from segmint.deliver.gate import ConsentGate
+from segmint.profiles import Profile
+from segmint.store import Store
+from segmint.workspace import Workspace
+
+T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+OPT_IN = ConsentDef(policy="opt_in", topics=("newsletter", "offers"))
+OPT_OUT = ConsentDef(policy="opt_out", topics=("newsletter", "offers"))
+
+
+def person(pid: str, email: str | None = None) -> Profile:
+    return Profile(pid, {"email": email if email is not None else f"{pid}@example.com"})
+
+
+def gate(
+    store: Store, consent: ConsentDef, topic: str = "offers", at: datetime = T0
+) -> ConsentGate:
+    return ConsentGate(store, consent, topic, at, "email")
+
+
+def test_opt_in_needs_a_grant_and_opt_out_needs_no_refusal(store: Store) -> None:
+    record_consent(store, "yes", "offers", "granted", source="api", at=T0 - timedelta(days=1))
+    record_consent(store, "no", "offers", "denied", source="api", at=T0 - timedelta(days=1))
+    opt_in, opt_out = gate(store, OPT_IN), gate(store, OPT_OUT)
+    assert [opt_in.check(person(p)) for p in ("yes", "no", "silent")] == [
+        None,
+        "no_consent",
+        "no_consent",
+    ]
+    assert [opt_out.check(person(p)) for p in ("yes", "no", "silent")] == [
+        None,
+        "no_consent",
+        None,
+    ]
+
+
+def test_latest_change_wins_per_topic_and_star_covers_all(store: Store) -> None:
+    record_consent(store, "p", "*", "granted", source="signup", at=T0 - timedelta(days=3))
+    record_consent(store, "p", "offers", "unsubscribed", source="link", at=T0 - timedelta(days=1))
+    assert gate(store, OPT_IN, "newsletter").check(person("p")) is None
+    assert gate(store, OPT_IN, "offers").check(person("p")) == "unsubscribed"
+    # A change after as_of does not count yet.
+    record_consent(store, "p", "offers", "granted", source="api", at=T0 + timedelta(hours=1))
+    assert gate(store, OPT_IN, "offers").check(person("p")) == "unsubscribed"
+    assert gate(store, OPT_IN, "offers", T0 + timedelta(hours=2)).check(person("p")) is None
+    history = consent_history(store, "p")
+    assert [(c.topic, c.status, c.source) for c in history] == [
+        ("*", "granted", "signup"),
+        ("offers", "unsubscribed", "link"),
+        ("offers", "granted", "api"),
+    ]
+    assert history[0].occurred_at == T0 - timedelta(days=3)
+
+
+def test_suppressions_override_consent_with_their_own_reason(store: Store) -> None:
+    for pid in ("b", "c", "m"):
+        record_consent(store, pid, "*", "granted", source="api", at=T0)
+    suppress(store, "B@Example.com", "bounce", source="smtp", at=T0)
+    suppress(store, "c@example.com", "complaint", source="fbl", at=T0)
+    suppress(store, "m@example.com", "manual", source="cli", at=T0)
+    g = gate(store, OPT_OUT)
+    assert [g.check(person(p)) for p in ("b", "c", "m")] == [
+        "suppressed_bounce",
+        "complained",
+        "suppressed",
+    ]
+    assert unsuppress(store, "b@example.com") and not unsuppress(store, "b@example.com")
+    assert gate(store, OPT_OUT).check(person("b")) is None
+
+
+@pytest.mark.parametrize("email", ["", "not-an-address", "a@b", None])
+def test_profiles_without_a_deliverable_address_are_skipped(
+    store: Store, email: str | None
+) -> None:
+    profile = Profile("p", {} if email is None else {"email": email})
+    assert gate(store, OPT_OUT).check(profile) == "no_email"
+
+
+def test_trait_consent_shapes() -> None:
+    assert trait_consents({"email_consent": True}, OPT_IN) == [("*", "granted")]
+    assert trait_consents({"email_consent": {"offers": False, "newsletter": True}}, OPT_IN) == [
+        ("offers", "denied"),
+        ("newsletter", "granted"),
+    ]
+    assert trait_consents({"email_consent_offers": False, "email_consent": "yes"}, OPT_IN) == [
+        ("offers", "denied")
+    ]
+    assert trait_consents({"email_consent": True}, ConsentDef(trait=None)) == []
+
+
+def test_identify_traits_become_consent_changes_once(workspace: Workspace) -> None:
+    from segmint.intake import Intake
+
+    intake = Intake(workspace, FixedClock(T0))
+    result = intake.submit(
+        [
+            {
+                "type": "identify",
+                "userId": "u1",
+                "traits": {"email_consent": True},
+                "timestamp": "2026-02-01T00:00:00Z",
+            },
+            {
+                "type": "identify",
+                "userId": "u2",
+                "traits": {"email_consent_offers": False},
+                "timestamp": "2026-02-02T00:00:00Z",
+            },
+            {"type": "identify", "userId": "u3", "traits": {"first_name": "Ann"}},
+        ],
+        source="import:crm",
+    )
+    pids = {e.user_id: e.profile_id for e in result.events}
+    store = workspace.store
+    assert sync_trait_consents(store, workspace.definition.consent) == 2
+    assert sync_trait_consents(store, workspace.definition.consent) == 0
+    [change] = consent_history(store, pids["u1"])
+    assert (change.topic, change.status, change.source) == ("*", "granted", "identify:import:crm")
+    assert change.occurred_at == datetime(2026, 2, 1, tzinfo=UTC)
+    g = gate(store, workspace.definition.consent)
+    assert g.check(person(pids["u1"])) is None
+    assert g.check(person(pids["u2"])) == "no_consent"
+
+
+def test_unknown_status_is_refused(store: Store) -> None:
+    with pytest.raises(CampaignError, match="unknown consent status"):
+        record_consent(store, "p", "offers", "maybe", source="api", at=T0)  # type: ignore[arg-type]

@@ -1,0 +1,75 @@
+"""The send ledger on both backends: planning, claiming, recovery, counts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from segmint.clock import FixedClock
+from segmint.deliver.ledger import MemoryLedger, SendLedger
+from segmint.store import Store
+
+T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+def statuses(ledger: SendLedger) -> dict[str, tuple[str, str | None]]:
+    return {r.profile_id: (r.status, r.reason) for r in ledger.rows()}
+
+
+def test_plan_is_idempotent_and_claim_is_exclusive(store: Store) -> None:
+    ledger = SendLedger(store, "spring", FixedClock(T0))
+    assert ledger.plan(["p1", "p2", "p2", "p3"]) == 3
+    assert ledger.plan(["p1", "p4"]) == 1
+    assert {s for s, _ in statuses(ledger).values()} == {"pending"}
+    assert ledger.claim("p1", "a@x.com", "<m1@x>")
+    assert not ledger.claim("p1", "a@x.com", "<m1@x>")  # held: never twice
+    ledger.sent("p1")
+    assert not ledger.claim("p1", "a@x.com", "<m1@x>")  # sent: never again
+    row = store.fetchall("SELECT attempts, sent_at, message_id FROM sends WHERE profile_id='p1'")
+    assert row[0][0] == 1 and row[0][1] == T0.replace(tzinfo=None) and row[0][2] == "<m1@x>"
+
+
+def test_interrupted_attempts_become_uncertain_and_stay_unsent(store: Store) -> None:
+    ledger = SendLedger(store, "spring", FixedClock(T0))
+    ledger.plan(["p1", "p2", "p3"])
+    ledger.claim("p1", "a@x.com", "<m1@x>")
+    ledger.claim("p2", "b@x.com", "<m2@x>")
+    ledger.sent("p2")
+    resumed = SendLedger(store, "spring", FixedClock(T0))
+    assert resumed.recover() == 1
+    assert statuses(resumed)["p1"] == ("uncertain", "interrupted_in_transaction")
+    assert not resumed.claim("p1", "a@x.com", "<m1@x>")
+    assert resumed.release_uncertain() == 1
+    assert resumed.claim("p1", "a@x.com", "<m1@x>")
+
+
+def test_skipped_and_failed_rows_are_looked_at_again(store: Store) -> None:
+    ledger = SendLedger(store, "spring", FixedClock(T0))
+    ledger.plan(["p1", "p2"])
+    ledger.skip([("p1", "no_consent")])
+    ledger.failed("p2", "soft_bounce:451")
+    assert ledger.counts() == {"skipped": {"no_consent": 1}, "failed": {"soft_bounce:451": 1}}
+    assert ledger.claim("p1", "a@x.com", "<m@x>") and ledger.claim("p2", "b@x.com", "<n@x>")
+
+
+def test_campaigns_do_not_share_rows(store: Store) -> None:
+    a = SendLedger(store, "a", FixedClock(T0))
+    b = SendLedger(store, "b", FixedClock(T0))
+    a.plan(["p1"])
+    b.plan(["p1"])
+    a.claim("p1", "x@x.com", "<1@x>")
+    a.sent("p1")
+    assert b.claim("p1", "x@x.com", "<2@x>")
+
+
+def test_memory_ledger_starts_from_the_store_and_writes_nothing(store: Store) -> None:
+    real = SendLedger(store, "spring", FixedClock(T0))
+    real.plan(["p1"])
+    real.claim("p1", "a@x.com", "<m@x>")
+    real.sent("p1")
+    dry = MemoryLedger(store, "spring", FixedClock(T0))
+    dry.plan(["p1", "p2"])
+    assert not dry.claim("p1", "a@x.com", "<m@x>")
+    assert dry.claim("p2", "b@x.com", "<n@x>")
+    dry.sent("p2")
+    assert dry.counts() == {"sent": {"": 2}}
+    assert store.fetchall("SELECT count(*) FROM sends")[0][0] == 1
