@@ -72,7 +72,8 @@ def read_values(
     cols = ", ".join(
         exp.to_identifier(n, quoted=True).sql(dialect=store.dialect) for n in catalog.names
     )
-    sql = f"SELECT profile_id, {cols} FROM {TABLE}"
+    # The fingerprint keeps PostgreSQL from reusing a prepared plan of another table shape.
+    sql = f"SELECT profile_id, {cols} FROM {TABLE} /* {catalog.fingerprint} */"
     params: list[Any] = []
     if profile_ids is not None:
         sql += f" WHERE profile_id IN ({', '.join('?' for _ in profile_ids)})"

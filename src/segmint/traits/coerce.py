@@ -57,6 +57,8 @@ _INT_LIMIT = 10**18
 
 def to_number(value: Any) -> float | None:
     """Coerce a JSON value to a float under the ``number`` rule."""
+    if type(value) is str and "\n" in value:
+        return None  # Python's "$" matches before a final newline; SQL's does not
     try:
         return semantics.to_number(value)
     except OverflowError:

@@ -12,18 +12,32 @@ from datetime import datetime
 from typing import Any
 
 from segmint.events import Event
-from segmint.rules.pycompile import compile_python
+from segmint.rules import Compare, Expr, Literal, TraitRef, compile_python
 from segmint.rules.schema import TraitSchema
 from segmint.traits.model import TraitSpec
 
 EVENT_FILTER_SCHEMA = TraitSchema.event_properties()
 
 
+def filter_expr(spec: TraitSpec) -> Expr | None:
+    """The ``where`` filter as both compilers get it.
+
+    A filter that is a bare property (``where: "gift"``) is compiled as ``gift = true``: the
+    rule language's SQL compiler does not coerce a bare dynamic value to a boolean (its
+    Python compiler does), and the two forms mean the same under its semantics.
+    """
+    where = spec.where
+    if isinstance(where, TraitRef):
+        return Compare("=", where, Literal(True), span=where.span)
+    return where
+
+
 def compile_filter(spec: TraitSpec) -> Callable[[Event], bool] | None:
     """A predicate on one event for ``spec.where`` (True only when the filter is TRUE)."""
-    if spec.where is None:
+    where = filter_expr(spec)
+    if where is None:
         return None
-    test = compile_python(spec.where, schema=EVENT_FILTER_SCHEMA)
+    test = compile_python(where, schema=EVENT_FILTER_SCHEMA)
 
     def passes(event: Event) -> bool:
         return test(event.properties, event.timestamp) is True

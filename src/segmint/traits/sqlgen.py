@@ -28,6 +28,7 @@ from segmint.rules import TraitRef, TraitSchema, compile_sql
 from segmint.rules.ast import walk
 from segmint.rules.sqlcompile import Resolve, timestamp_literal
 from segmint.traits.catalog import TraitCatalog
+from segmint.traits.derive import filter_expr
 from segmint.traits.model import TraitSpec
 from segmint.traits.sqldialect import SqlDialect, dialect_for
 
@@ -153,7 +154,9 @@ class _Builder:
         parts = [] if scope is None else [scope]
         if spec.where is not None:
             read = _resolver(lambda p: self.d.text("properties", (p,)))
-            test = compile_sql(spec.where, dialect=self.d.name, schema=_FILTER_SCHEMA, resolve=read)
+            where = filter_expr(spec)
+            assert where is not None  # noqa: S101 (spec.where is set)
+            test = compile_sql(where, dialect=self.d.name, schema=_FILTER_SCHEMA, resolve=read)
             key = f"f\x1f{spec.where}\x1f{scope}"
             parts.append(self.ev_column("f", key, _case(scope, test)))
         if spec.within is not None:
