@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-import pytest
 import pyarrow as pa
+import pytest
 
 from segmint.config.model import TraitDef
 from segmint.events import Event
