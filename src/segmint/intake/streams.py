@@ -4,7 +4,7 @@ Delivery is at least once: a batch of records is acknowledged (Redis ``XACK``, K
 commit) only after the intake pipeline has durably stored or quarantined every message in
 it. A crash before the acknowledgement redelivers the batch, and the pipeline's messageId
 dedupe stores each message once. A record without a ``messageId`` gets one derived from its
-position in the stream (``redis-{stream}-{entry id}``, ``kafka-{topic}-{partition}-{offset}``),
+position in the stream (``redis:{stream}:{entry id}``, ``kafka:{topic}:{partition}:{offset}``),
 which is the same on every redelivery.
 
 A poison record (not JSON, not an object, not a Segment message) is quarantined with its
@@ -26,7 +26,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from segmint.errors import Terminal
+from segmint.config.suggest import did_you_mean
+from segmint.errors import Terminal, Transient
 from segmint.intake.errors import IntakeError
 from segmint.intake.pipeline import Intake
 from segmint.intake.quarantine import quarantine_row
@@ -38,6 +39,10 @@ class StreamError(IntakeError):
 
 class StreamUrlError(StreamError, Terminal, ValueError):
     """The ``consume`` URL is malformed or names an unsupported scheme."""
+
+
+class StreamUnavailable(StreamError, Transient):
+    """The stream server cannot be reached or answered with an error; retry later."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +63,15 @@ class Record:
 
 
 class StreamSource(Protocol):
-    """A stream of records with acknowledgement (a consumer group's view)."""
+    """A stream of records with acknowledgement (a consumer group's view).
+
+    Attributes:
+        name: The stream or topic name (the default source name).
+        id_prefix: Prefixed to a record's position to derive a missing messageId.
+    """
 
     name: str
+    id_prefix: str
 
     def read(self, count: int, timeout: float) -> list[Record]:
         """Return up to ``count`` records, waiting at most ``timeout`` seconds for one."""
@@ -122,7 +133,7 @@ def decode(record: Record, prefix: str) -> dict[str, Any]:
     if not isinstance(message, dict):
         raise ValueError(f"expected a JSON object, found {type(message).__name__}")
     if not message.get("messageId"):
-        message["messageId"] = f"{prefix}-{record.position}"
+        message["messageId"] = f"{prefix}:{record.position}"
     return message
 
 
@@ -176,7 +187,7 @@ def _handle(
     poison: list[tuple[Any, ...]] = []
     for record in records:
         try:
-            messages.append(decode(record, source.name))
+            messages.append(decode(record, source.id_prefix))
         except ValueError as exc:
             poison.append(_poison_row(at, record, str(exc), report))
     submission, _ = intake.decode(
@@ -258,6 +269,7 @@ class RedisStreamSource:
         self.consumer = consumer
         self.field = field.encode()
         self.name = stream
+        self.id_prefix = f"redis:{stream}"
         self._ensure_group()
         self._claim(int(claim_idle * 1000))
         self._backlog = True
@@ -272,7 +284,8 @@ class RedisStreamSource:
         group = query.pop("group", "segmint")
         name = consumer or query.pop("consumer", None) or f"segmint-{_hostname()}"
         field_name = query.pop("field", "data")
-        claim = float(query.pop("claim_idle", "60"))
+        claim = _number(query.pop("claim_idle", "60"), "claim_idle")
+        _no_leftovers(query, ("stream", "group", "consumer", "field", "claim_idle"))
         base = parts._replace(query="", fragment="").geturl()
         client = redis.Redis.from_url(base, socket_connect_timeout=5)
         return cls(client, stream, group, name, field=field_name, claim_idle=claim)
@@ -286,20 +299,33 @@ class RedisStreamSource:
             if "BUSYGROUP" not in str(exc):
                 raise StreamError(f"cannot create group {self.group}: {exc}") from exc
         except redis.RedisError as exc:
-            raise StreamError(f"cannot reach Redis for stream {self.stream}: {exc}") from exc
+            raise StreamUnavailable(f"cannot reach Redis for stream {self.stream}: {exc}") from exc
 
     def _claim(self, idle_ms: int) -> None:
         start = "0-0"
         while True:
+            # Claimed entries join this consumer's pending list; read() takes them from there.
             reply = self.client.xautoclaim(
-                self.stream, self.group, self.consumer, idle_ms, start_id=start, justid=True
+                self.stream, self.group, self.consumer, idle_ms, start_id=start, count=500
             )
             start = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
             if start == "0-0":
                 return
 
     def read(self, count: int, timeout: float) -> list[Record]:
-        """Read this consumer's pending entries first, then new ones."""
+        """Read this consumer's pending entries first, then new ones.
+
+        Raises:
+            StreamUnavailable: If Redis cannot be reached.
+        """
+        import redis
+
+        try:
+            return self._read(count, timeout)
+        except redis.RedisError as exc:
+            raise StreamUnavailable(f"reading stream {self.stream} failed: {exc}") from exc
+
+    def _read(self, count: int, timeout: float) -> list[Record]:
         if self._backlog:
             entries = self._xread("0", count, None)
             if entries:
@@ -328,8 +354,14 @@ class RedisStreamSource:
 
     def ack(self, records: Sequence[Record]) -> None:
         """``XACK`` the entries."""
-        if records:
+        import redis
+
+        if not records:
+            return
+        try:
             self.client.xack(self.stream, self.group, *[r.token for r in records])
+        except redis.RedisError as exc:  # the batch is stored; it will be redelivered, deduped
+            raise StreamUnavailable(f"acknowledging on {self.stream} failed: {exc}") from exc
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -343,12 +375,17 @@ class KafkaSource:
     """
 
     def __init__(self, config: dict[str, Any], topic: str) -> None:
-        from confluent_kafka import Consumer
+        from confluent_kafka import Consumer, KafkaException
 
         self.topic = topic
         self.name = topic
-        settings = {"enable.auto.commit": False, "auto.offset.reset": "earliest"} | config
-        self.consumer = Consumer(settings)
+        self.id_prefix = f"kafka:{topic}"
+        # Auto-commit would acknowledge before the batch is stored: always off.
+        settings = {"auto.offset.reset": "earliest"} | config | {"enable.auto.commit": False}
+        try:
+            self.consumer = Consumer(settings)
+        except KafkaException as exc:
+            raise StreamUrlError(f"invalid Kafka setting: {exc.args[0].str()}") from None
         self.consumer.subscribe([topic])
 
     @classmethod
@@ -377,7 +414,7 @@ class KafkaSource:
         for msg in self.consumer.consume(num_messages=count, timeout=timeout):
             error = msg.error()
             if error is None:
-                position = f"{msg.topic()}-{msg.partition()}-{msg.offset()}"
+                position = f"{msg.partition()}:{msg.offset()}"
                 records.append(Record(position=position, payload=msg.value(), token=msg))
             elif error.code() != KafkaError._PARTITION_EOF and not error.retriable():
                 raise StreamError(f"Kafka error on {self.topic}: {error.str()}")
@@ -397,7 +434,21 @@ class KafkaSource:
 
     def close(self) -> None:
         """Leave the group and close the consumer."""
+        self.consumer.unsubscribe()
         self.consumer.close()
+
+
+def _number(text: str, key: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise StreamUrlError(f"?{key}= must be a number of seconds, got {text!r}") from None
+
+
+def _no_leftovers(query: dict[str, str], known: tuple[str, ...]) -> None:
+    for key in query:
+        hint = did_you_mean(key, known)
+        raise StreamUrlError(f"unknown stream URL option ?{key}=" + (f"; {hint}" if hint else ""))
 
 
 def _hostname() -> str:
