@@ -1,0 +1,135 @@
+"""Trait commands: ``traits list|sql|refresh``, ``profile show`` and ``rebuild``.
+
+Each command calls :mod:`segmint.traits` and only prints; ``profile show`` prints the
+mapping :func:`segmint.traits.live.profile_traits` gathers, so other stages can add keys
+(segments, memberships) to it and a section here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import click
+from rich.progress import Progress
+
+from segmint.cli.groups import profile, traits
+from segmint.cli.main import Context, pass_ctx
+from segmint.cli.output import emit_json, emit_table, format_option
+from segmint.clock import SystemClock, parse_instant
+from segmint.rules.sqlcompile import DIALECTS
+from segmint.traits.batch import refresh as batch_refresh
+from segmint.traits.errors import TraitError
+from segmint.traits.live import profile_traits
+from segmint.traits.live import rebuild as rebuild_state
+from segmint.traits.sqlgen import trait_sql
+from segmint.traits.validate import workspace_catalog
+
+as_of_option = click.option(
+    "--as-of",
+    "as_of",
+    help="Evaluate at this ISO 8601 instant (default: now).",
+)
+
+
+def _as_of(text: str | None) -> datetime:
+    return parse_instant(text) if text else SystemClock().now()
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+@traits.command("list")
+@format_option
+@pass_ctx
+def list_traits(ctx: Context, fmt: str) -> None:
+    """List every trait: name, kind, type and definition."""
+    catalog = workspace_catalog(ctx.workspace)
+    rows = [
+        {"name": s.name, "kind": s.kind, "type": s.type, "pii": s.pii, "definition": s.definition}
+        for s in catalog
+    ]
+    if fmt == "json":
+        emit_json(rows)
+        return
+    table = [
+        (r["name"], r["kind"], r["type"], "yes" if r["pii"] else "", r["definition"]) for r in rows
+    ]
+    emit_table("Traits", ["name", "kind", "type", "pii", "definition"], table)
+
+
+@traits.command("sql")
+@click.argument("name", required=False)
+@click.option("--dialect", type=click.Choice(DIALECTS), default="duckdb", show_default=True)
+@as_of_option
+@pass_ctx
+def sql(ctx: Context, name: str | None, dialect: str, as_of: str | None) -> None:
+    """Print the batch SQL computing every trait (or trait NAME) for every profile."""
+    catalog = workspace_catalog(ctx.workspace)
+    if name is not None and name not in catalog:
+        from segmint.config.suggest import did_you_mean
+
+        hint = did_you_mean(name, catalog.names) or "see 'segmint traits list'"
+        raise TraitError(f"unknown trait '{name}'; {hint}")
+    names = None if name is None else [name]
+    click.echo(trait_sql(catalog, dialect, _as_of(as_of), names))
+
+
+@traits.command("refresh")
+@as_of_option
+@pass_ctx
+def refresh(ctx: Context, as_of: str | None) -> None:
+    """Recompute every profile's traits in batch into profile_traits and trait_values."""
+    ws = ctx.workspace
+    result = batch_refresh(ws.store, workspace_catalog(ws), _as_of(as_of))
+    click.echo(f"computed traits of {result.profiles} profiles at {_show(result.as_of)}")
+
+
+@profile.command("show")
+@click.argument("profile_id")
+@as_of_option
+@format_option
+@pass_ctx
+def show(ctx: Context, profile_id: str, as_of: str | None, fmt: str) -> None:
+    """Show one profile's traits with their values."""
+    ws = ctx.workspace
+    view = profile_traits(ws.store, workspace_catalog(ws), profile_id, _as_of(as_of))
+    if view is None:
+        raise TraitError(f"no profile '{profile_id}': it has no events and no identity")
+    if fmt == "json":
+        emit_json(view)
+        return
+    click.echo(
+        f"profile {view['profile_id']}  ({view['events']} events, at {_show(view['as_of'])})"
+    )
+    rows = [(t["name"], t["kind"], t["type"], _show(t["value"])) for t in view["traits"]]
+    emit_table("Traits", ["trait", "kind", "type", "value"], rows)
+
+
+@click.command("rebuild")
+@as_of_option
+@pass_ctx
+def rebuild(ctx: Context, as_of: str | None) -> None:
+    """Rebuild every profile's trait state and values from the stored events."""
+    ws = ctx.workspace
+    catalog = workspace_catalog(ws)
+    with Progress(transient=True) as bar:
+        task = bar.add_task("rebuilding traits", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        count = rebuild_state(ws.store, catalog, _as_of(as_of), progress=advance)
+    click.echo(f"rebuilt trait state of {count} profiles")
+
+
+def register(cli: click.Group) -> None:
+    """Add ``rebuild`` (the ``traits`` and ``profile`` groups come from ``groups``)."""
+    cli.add_command(rebuild)
