@@ -17,7 +17,7 @@ import pytest
 from segmint.workspace import Workspace
 
 CUSTOMERS = 300
-WIRED = {"workspace", "ingest", "refresh", "segments", "previews"}
+WIRED = {"workspace", "ingest", "refresh", "segments", "previews", "campaign"}
 """Steps whose APIs have landed: they must be done, not merely attempted."""
 
 

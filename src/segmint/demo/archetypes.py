@@ -81,28 +81,28 @@ ARCHETYPES: tuple[Archetype, ...] = (
         recent_abandon=0.1, starts_anonymous=0.85, consent=0.75, open_rate=0.45,
     ),
     Archetype(
-        "repeat_buyer", 0.17, tenure_days=(90, 365), quiet_days=(0, 40), sessions=(1, 3),
+        "repeat_buyer", 0.17, tenure_days=(90, 365), quiet_days=(0, 40), sessions=(0, 2),
         views=(1, 3), orders=(2, 4), last_order_days=(5, 55), coupon=0.2, cart_rate=0.15,
         recent_abandon=0.08,
     ),
     Archetype(
-        "loyal_customer", 0.10, tenure_days=(240, 365), quiet_days=(0, 10), sessions=(2, 4),
+        "loyal_customer", 0.10, tenure_days=(240, 365), quiet_days=(0, 10), sessions=(1, 3),
         views=(1, 3), orders=(5, 7), last_order_days=(1, 40), items=(1, 3), premium=0.3,
         coupon=0.15, consent=0.9, open_rate=0.65, click_rate=0.3, unsubscribe_rate=0.001,
     ),
     Archetype(
-        "vip", 0.04, tenure_days=(200, 365), quiet_days=(0, 15), sessions=(2, 4),
+        "vip", 0.04, tenure_days=(200, 365), quiet_days=(0, 15), sessions=(1, 3),
         views=(2, 4), orders=(4, 8), last_order_days=(1, 28), items=(2, 4), premium=0.9,
         coupon=0.05, consent=0.85, open_rate=0.5, click_rate=0.35, unsubscribe_rate=0.001,
     ),
     Archetype(
-        "bargain_hunter", 0.10, tenure_days=(60, 365), quiet_days=(0, 20), sessions=(2, 4),
+        "bargain_hunter", 0.10, tenure_days=(60, 365), quiet_days=(0, 20), sessions=(1, 3),
         views=(2, 3), orders=(2, 4), last_order_days=(3, 50), items=(1, 2), premium=0.0,
         coupon=0.95, cart_rate=0.35, recent_abandon=0.25, consent=0.85, open_rate=0.55,
         click_rate=0.4, loves_sales=True,
     ),
     Archetype(
-        "lapsing", 0.08, tenure_days=(200, 365), quiet_days=(45, 120), sessions=(1, 3),
+        "lapsing", 0.08, tenure_days=(200, 365), quiet_days=(45, 120), sessions=(0, 2),
         views=(1, 3), orders=(2, 4), last_order_days=(65, 140), recent_abandon=0.0,
         consent=0.7, open_rate=0.15, click_rate=0.1, unsubscribe_rate=0.01,
     ),

@@ -7,6 +7,8 @@ send NAME --dry-run`` runs), whose report counts who would be sent and who is sk
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 
 from rich.table import Table
 
+from segmint.clock import FixedClock
 from segmint.demo.stage import DemoContext, need
 from segmint.profiles import segment_members
 
@@ -95,18 +98,58 @@ def _subject(eml: Path) -> str:
 
 def dry_run_campaign(ctx: DemoContext) -> str:
     """Dry-run the winback campaign into an outbox and print its consent report."""
-    (send,) = need("segmint.deliver", "send_campaign")
+    run_class, outbox_class, sync = need(
+        "segmint.deliver", "CampaignRun", "OutboxTransport", "sync_trait_consents"
+    )
+    ws = ctx.ws
     outbox = ctx.options.out / "outbox"
-    report = send(ctx.ws, CAMPAIGN, dry_run=True, outbox=outbox, as_of=ctx.options.as_of)
+    # A real send records consent stated in identify calls first; a dry run writes nothing,
+    # so the demo records it itself (through the same public function) before the run.
+    recorded = sync(ws.store, ws.definition.consent)
+    run = run_class(
+        workspace=ws,
+        name=CAMPAIGN,
+        clock=FixedClock(ctx.options.as_of),
+        transport=outbox_class(outbox),
+        composer=_composer(ctx),
+        dry_run=True,
+    )
+    report = asyncio.run(run.run())
     data: dict[str, Any] = report.to_dict()
-    ctx.facts["campaign"] = data
+    ctx.facts["campaign"] = data | {"consents_recorded": recorded}
     ctx.facts["outbox"] = str(outbox)
     ctx.console.print(_report_table(report.rows(), data))
     skipped = sum(data["skipped"].values())
     return (
-        f"campaign {CAMPAIGN}: {data['audience']:,} in the audience, {data['sent']:,} "
-        f"written to {outbox}/, {skipped:,} skipped"
+        f"campaign {CAMPAIGN} (segment {ws.definition.campaigns[CAMPAIGN].segment}): "
+        f"{data['audience']:,} in the audience, {data['sent']:,} written to {outbox}/, "
+        f"{skipped:,} skipped ({recorded:,} consent statements recorded from identify calls)"
     )
+
+
+def _composer(ctx: DemoContext) -> Callable[..., bytes]:
+    """Build each recipient's message with the personalize Renderer (dated ``as_of``)."""
+    (renderer_class,) = need("segmint.personalize", "Renderer")
+    ws = ctx.ws
+    campaign = ws.definition.campaigns[CAMPAIGN]
+    compiled = renderer_class(ws.templates_dir, ws.definition).compile(
+        campaign.template, subject=campaign.subject
+    )
+    unsubscribe = f"{ws.definition.email.base_url}/u/dry-run"
+
+    def compose_one(profile: Any, *, to: str, message_id: str) -> bytes:
+        email = compiled.render(
+            profile,
+            sender=campaign.sender,
+            to=to,
+            message_id=message_id,
+            extra={"unsubscribe_url": unsubscribe},
+            date=ctx.options.as_of,
+        )
+        result: bytes = email.as_bytes()
+        return result
+
+    return compose_one
 
 
 def _report_table(rows: list[tuple[str, str, int]], data: dict[str, Any]) -> Table:
