@@ -7,13 +7,18 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from aiosmtpd.controller import Controller
 
+from segmint.clock import FixedClock
 from segmint.config.model import SmtpDef
+from segmint.workspace import Workspace
 
 
 @dataclass
@@ -111,3 +116,107 @@ def smtp_server() -> Iterator[SmtpServer]:
         yield SmtpServer("127.0.0.1", port, handler)
     finally:
         controller.stop()
+
+
+SECRET = "test-secret-0123456789abcdef"
+T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+FRAGILE = """{% extends "layout.html" %}
+{% block subject %}Your {{ orders }} orders{% endblock %}
+{% block content %}<p>Average spend {{ lifetime_value / orders }}</p>
+<p><a href="https://shop.example.com/winter?utm=1">Shop now</a></p>{% endblock %}
+"""
+
+
+@dataclass
+class Shop:
+    """A workspace wired to the test SMTP server, with helpers to add people."""
+
+    path: Path
+    server: SmtpServer
+    workspace: Workspace
+    profiles: dict[str, str] = field(default_factory=dict)
+
+    def add(
+        self,
+        user_id: str,
+        *,
+        email: str | None = "",
+        consent: bool | None = True,
+        segments: tuple[str, ...] = ("vip",),
+        **traits: Any,
+    ) -> str:
+        """Identify a person through intake, then give them traits and memberships."""
+        from segmint.intake import Intake
+
+        values: dict[str, Any] = {"first_name": user_id.title(), **traits}
+        if email is not None:
+            values["email"] = email or f"{user_id}@example.com"
+        sent = dict(values)
+        if consent is not None:
+            sent["email_consent"] = consent
+        message = {"type": "identify", "userId": user_id, "traits": sent,
+                   "timestamp": "2026-02-01T00:00:00Z"}  # fmt: skip
+        result = Intake(self.workspace, FixedClock(T0)).submit([message], source="test")
+        pid = result.events[0].profile_id
+        store = self.workspace.store
+        store.execute("DELETE FROM trait_values WHERE profile_id = ?", [pid])
+        store.execute(
+            'INSERT INTO trait_values (profile_id, "values", as_of) VALUES (?, ?, ?)',
+            [pid, orjson.dumps(values).decode(), T0.replace(tzinfo=None)],
+        )
+        for segment in segments:
+            store.execute(
+                "INSERT INTO memberships (segment, profile_id, entered_at) VALUES (?, ?, ?)",
+                [segment, pid, T0.replace(tzinfo=None)],
+            )
+        self.profiles[user_id] = pid
+        return pid
+
+    def reopen(self) -> Workspace:
+        self.workspace.close()
+        self.workspace = Workspace.open(self.path)
+        return self.workspace
+
+    def statuses(self, campaign: str = "lifecycle_update") -> dict[str, tuple[str, str | None]]:
+        by_pid = {v: k for k, v in self.profiles.items()}
+        rows = self.workspace.store.fetchall(
+            "SELECT profile_id, status, reason FROM sends WHERE campaign = ?", [campaign]
+        )
+        return {by_pid.get(p, p): (s, r) for p, s, r in rows}
+
+
+def configure(path: Path, port: int, *, policy: str = "opt_in", pool: int = 2,
+              rate: float | None = None) -> None:  # fmt: skip
+    """Point the example workspace at the test SMTP server and add a fragile campaign."""
+    yaml_file = path / "segmint.yaml"
+    text = yaml_file.read_text()
+    rate_text = f", rate_limit: {rate}" if rate else ""
+    text = text.replace(
+        "smtp: {host: 127.0.0.1, port: 1025}",
+        f"smtp: {{host: 127.0.0.1, port: {port}, pool_size: {pool}, timeout: 5{rate_text}}}",
+    )
+    text = text.replace("policy: opt_in ", f"policy: {policy} ")
+    if "  fragile:" not in text:
+        text = text.replace(
+            "\ncampaigns:\n",
+            "\ncampaigns:\n  fragile:\n    segment: vip\n    template: fragile\n"
+            '    from: "Shop <shop@example.com>"\n    topic: newsletter\n',
+        )
+    yaml_file.write_text(text)
+    (path / "templates" / "fragile.html").write_text(FRAGILE)
+
+
+@pytest.fixture
+def shop(
+    tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Shop]:
+    """The example workspace, wired to the test SMTP server, with the link secret set."""
+    monkeypatch.setenv("SEGMINT_SECRET", SECRET)
+    path = tmp_path / "shop"
+    Workspace.init(path, name="test-shop").close()
+    configure(path, smtp_server.port)
+    ws = Workspace.open(path)
+    item = Shop(path, smtp_server, ws)
+    yield item
+    item.workspace.close()

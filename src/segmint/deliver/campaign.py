@@ -136,8 +136,9 @@ class CampaignRun:
 
     def _prepare(self, members: dict[str, Profile], as_of: datetime) -> list[tuple[Profile, str]]:
         ws = self.workspace.definition
-        if not self.dry_run:
-            sync_trait_consents(self.store, ws.consent)
+        # Derived from stored identify events and idempotent, so a dry run syncs too: it
+        # must see the same consent a real run would.
+        sync_trait_consents(self.store, ws.consent)
         self.report.audience = len(members)
         self.ledger.plan(members)
         self.report.recovered = self.ledger.recover()

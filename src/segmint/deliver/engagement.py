@@ -124,3 +124,57 @@ def delivered_messages(
         key = f"{name}|{profile_id}"
         out.append(engagement_message("Email Delivered", identity, at, properties, key=key))
     return out
+
+
+def sent_at_of(store: Store, campaign: str, profile_id: str) -> datetime | None:
+    """Return when the ledger says ``campaign`` was sent to ``profile_id``."""
+    rows = store.fetchall(
+        "SELECT sent_at FROM sends WHERE campaign = ? AND profile_id = ?", [campaign, profile_id]
+    )
+    return from_store_time(rows[0][0]) if rows else None
+
+
+def open_message(
+    store: Store, data: dict[str, Any], at: datetime, user_agent: str | None
+) -> dict[str, Any]:
+    """Build the ``Email Opened`` message for a verified open-pixel payload."""
+    campaign, profile_id, email_id = data["c"], data["p"], data.get("m")
+    machine = is_machine_open(user_agent, at, sent_at_of(store, campaign, profile_id))
+    properties = {
+        "campaign": campaign,
+        "email_id": email_id,
+        "machine_open": machine,
+        "user_agent": user_agent or "",
+    }
+    key = f"{campaign}|{profile_id}|{at.isoformat()}|{user_agent}"
+    return engagement_message(
+        "Email Opened", identity_of(store, profile_id), at, properties, key=key
+    )
+
+
+def click_message(
+    store: Store, data: dict[str, Any], at: datetime, user_agent: str | None
+) -> dict[str, Any]:
+    """Build the ``Email Link Clicked`` message for a verified click payload."""
+    campaign, profile_id = data["c"], data["p"]
+    properties = {
+        "campaign": campaign,
+        "email_id": data.get("m"),
+        "url": data["u"],
+        "user_agent": user_agent or "",
+    }
+    key = f"{campaign}|{profile_id}|{data['u']}|{at.isoformat()}|{user_agent}"
+    return engagement_message(
+        "Email Link Clicked", identity_of(store, profile_id), at, properties, key=key
+    )
+
+
+def unsubscribe_message(
+    store: Store, profile_id: str, topic: str, campaign: str | None, at: datetime, method: str
+) -> dict[str, Any]:
+    """Build the ``Email Unsubscribed`` message (``method``: ``one_click``, ``page``, ``api``)."""
+    properties = {"campaign": campaign, "topic": topic, "method": method}
+    key = f"{campaign}|{profile_id}|{topic}|{at.isoformat()}"
+    return engagement_message(
+        "Email Unsubscribed", identity_of(store, profile_id), at, properties, key=key
+    )

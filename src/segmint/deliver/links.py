@@ -108,8 +108,8 @@ class LinkSigner:
         return self.url("o", {"c": campaign, "p": profile_id, "m": message_id})
 
     def click_url(self, campaign: str, profile_id: str, message_id: str, target: str) -> str:
-        """The click redirect's URL for ``target`` (only http and https are tracked)."""
-        if not is_web_url(target):
+        """The click redirect's URL for ``target`` (http and https links, except our own)."""
+        if not is_web_url(target) or target.startswith(f"{self.base_url}/e/"):
             return target
         return self.url("c", {"c": campaign, "p": profile_id, "m": message_id, "u": target})
 

@@ -1,0 +1,214 @@
+"""Email links served by ``segmint serve``: open pixel, click redirect, unsubscribe, preferences.
+
+Every link is signed (:class:`segmint.deliver.links.LinkSigner`); a tampered or truncated
+link is refused with 403 and never redirects. Opens, clicks and unsubscribes enter intake as
+``Email Opened``, ``Email Link Clicked`` and ``Email Unsubscribed`` events (through the
+app's group-commit writer), and unsubscribes and preference changes are recorded as consent
+changes. ``POST /v1/consent`` and ``POST /v1/suppressions`` let other systems record
+consent and complaints (API key with the ``write`` scope).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from segmint.api.auth import require_write
+from segmint.api.errors import ApiError
+from segmint.clock import Clock, ensure_utc
+from segmint.deliver import engagement, pages
+from segmint.deliver.consent import (
+    ALL_TOPICS,
+    check_topic,
+    current_consents,
+    record_consent,
+    suppress,
+)
+from segmint.deliver.errors import CampaignError, LinkError
+from segmint.deliver.links import LinkKind, LinkSigner, is_web_url
+from segmint.workspace import Workspace
+
+router = APIRouter(tags=["email"])
+
+PIXEL = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+NO_STORE = {"Cache-Control": "no-store, max-age=0"}
+
+
+def _workspace(request: Request) -> Workspace:
+    ws: Workspace = request.app.state.workspace
+    return ws
+
+
+def _now(request: Request) -> datetime:
+    clock: Clock = request.app.state.clock
+    return clock.now()
+
+
+def _verify(request: Request, kind: LinkKind, token: str) -> dict[str, Any]:
+    try:
+        signer = LinkSigner.from_email(_workspace(request).definition.email)
+        return signer.verify(kind, token)
+    except LinkError as exc:
+        raise ApiError(403, "invalid_link", str(exc), "token") from None
+    except CampaignError as exc:
+        raise ApiError(503, "not_configured", str(exc)) from None
+
+
+def _submit(request: Request, messages: list[dict[str, Any]]) -> None:
+    intake = request.app.state.intake
+    submission, _ = intake.decode(messages, source="email", received_at=_now(request))
+    request.app.state.committer.submit(submission).result(timeout=30)
+
+
+@router.get("/e/o/{token}", include_in_schema=False)
+def open_pixel(request: Request, token: str) -> Response:
+    """Record an open and answer a 1×1 transparent GIF."""
+    data = _verify(request, "o", token)
+    agent = request.headers.get("user-agent")
+    store = _workspace(request).store
+    _submit(request, [engagement.open_message(store, data, _now(request), agent)])
+    return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
+
+
+@router.get("/e/c/{token}", include_in_schema=False)
+def click(request: Request, token: str) -> Response:
+    """Record a click and redirect to the signed target (only http and https)."""
+    data = _verify(request, "c", token)
+    target = data.get("u")
+    if not isinstance(target, str) or not is_web_url(target):
+        raise ApiError(403, "invalid_link", "the link's target is not an http(s) URL", "token")
+    agent = request.headers.get("user-agent")
+    store = _workspace(request).store
+    _submit(request, [engagement.click_message(store, data, _now(request), agent)])
+    return RedirectResponse(target, status_code=302, headers=NO_STORE)
+
+
+def _html(request: Request, kind: LinkKind, token: str) -> dict[str, Any] | HTMLResponse:
+    try:
+        return _verify(request, kind, token)
+    except ApiError as exc:
+        return HTMLResponse(pages.refused(), status_code=exc.status)
+
+
+@router.get("/e/u/{token}", include_in_schema=False)
+def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
+    """Show the unsubscribe confirmation (GET never unsubscribes: link scanners fetch it)."""
+    data = _html(request, "u", token)
+    if isinstance(data, HTMLResponse):
+        return data
+    signer = LinkSigner.from_email(_workspace(request).definition.email)
+    body = pages.unsubscribe_form(
+        data["t"], str(request.url.path), signer.preferences_url(data["p"])
+    )
+    return HTMLResponse(body, headers=NO_STORE)
+
+
+@router.post("/e/u/{token}", include_in_schema=False)
+def unsubscribe(request: Request, token: str) -> HTMLResponse:
+    """Unsubscribe: RFC 8058 one-click (``List-Unsubscribe=One-Click``) or the page's form."""
+    data = _html(request, "u", token)
+    if isinstance(data, HTMLResponse):
+        return data
+    ws, at = _workspace(request), _now(request)
+    profile_id, topic = data["p"], data["t"]
+    record_consent(ws.store, profile_id, topic, "unsubscribed", source="unsubscribe_link", at=at)
+    message = engagement.unsubscribe_message(
+        ws.store, profile_id, topic, data.get("c"), at, "one_click"
+    )
+    _submit(request, [message])
+    signer = LinkSigner.from_email(ws.definition.email)
+    return HTMLResponse(pages.unsubscribed(topic, signer.preferences_url(profile_id)))
+
+
+def _subscribed(ws: Workspace, profile_id: str, at: datetime) -> dict[str, bool]:
+    consent = ws.definition.consent
+    out = {}
+    for topic in consent.topics:
+        status = current_consents(ws.store, topic, at, [profile_id]).get(profile_id)
+        out[topic] = status == "granted" or (status is None and consent.policy == "opt_out")
+    return out
+
+
+@router.get("/e/p/{token}", include_in_schema=False)
+def preferences(request: Request, token: str) -> HTMLResponse:
+    """Show one checkbox per topic, checked where the profile receives it."""
+    data = _html(request, "p", token)
+    if isinstance(data, HTMLResponse):
+        return data
+    state = _subscribed(_workspace(request), data["p"], _now(request))
+    return HTMLResponse(pages.preferences_form(str(request.url.path), state), headers=NO_STORE)
+
+
+@router.post("/e/p/{token}", include_in_schema=False)
+async def save_preferences(request: Request, token: str) -> HTMLResponse:
+    """Record a consent change for each topic whose checkbox changed."""
+    data = _html(request, "p", token)
+    if isinstance(data, HTMLResponse):
+        return data
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    wanted = set(form.get("topic", []))
+    ws, at, profile_id = _workspace(request), _now(request), data["p"]
+    for topic, was in _subscribed(ws, profile_id, at).items():
+        if (topic in wanted) != was:
+            status: Literal["granted", "unsubscribed"] = (
+                "granted" if topic in wanted else "unsubscribed"
+            )
+            record_consent(ws.store, profile_id, topic, status, source="preferences", at=at)
+    state = _subscribed(ws, profile_id, at)
+    return HTMLResponse(pages.preferences_form(str(request.url.path), state, saved=True))
+
+
+class ConsentIn(BaseModel):
+    """A consent change sent by another system."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    profile_id: str = Field(alias="profileId", min_length=1)
+    topic: str = ALL_TOPICS
+    status: Literal["granted", "denied", "unsubscribed"]
+    source: str = "api"
+    timestamp: datetime | None = None
+
+
+@router.post("/v1/consent", dependencies=[Depends(require_write)])
+def post_consent(request: Request, body: ConsentIn) -> dict[str, Any]:
+    """Record a consent change (``profileId``, ``topic`` or ``*``, ``status``)."""
+    ws = _workspace(request)
+    try:
+        check_topic(ws.definition.consent, body.topic)
+    except CampaignError as exc:
+        raise ApiError(422, "invalid_request", str(exc), "topic") from None
+    at = ensure_utc(body.timestamp) if body.timestamp else _now(request)
+    change = record_consent(
+        ws.store, body.profile_id, body.topic, body.status, source=body.source, at=at
+    )
+    return {"profileId": change.profile_id, "topic": change.topic, "status": change.status,
+            "occurredAt": change.occurred_at.isoformat()}  # fmt: skip
+
+
+class SuppressionIn(BaseModel):
+    """A complaint, bounce or manual block reported by another system."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str = Field(min_length=3)
+    reason: Literal["complaint", "bounce", "manual"] = "complaint"
+    source: str = "api"
+
+
+@router.post("/v1/suppressions", dependencies=[Depends(require_write)])
+def post_suppression(request: Request, body: SuppressionIn) -> dict[str, Any]:
+    """Suppress an address (a spam complaint from a feedback loop, a bounce, a block)."""
+    if "@" not in body.address:
+        raise ApiError(422, "invalid_request", "address: not an email address", "address")
+    suppress(_workspace(request).store, body.address, body.reason, source=body.source,
+             at=_now(request))  # fmt: skip
+    return {"address": body.address.strip().lower(), "reason": body.reason}

@@ -1,0 +1,205 @@
+"""``segmint campaign send|list|report`` and ``segmint consent …``: email with consent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+from segmint.cli.groups import campaign
+from segmint.cli.main import Context, pass_ctx
+from segmint.cli.output import console, emit_json, emit_table, err_console, format_option
+from segmint.clock import Clock, FixedClock, SystemClock, parse_instant
+from segmint.deliver import consent as consent_api
+from segmint.deliver.imports import import_consents_csv
+from segmint.deliver.report import CampaignReport
+from segmint.deliver.service import campaign_status, list_campaigns, send_campaign
+
+
+def _clock(as_of: str | None) -> Clock:
+    return FixedClock(parse_instant(as_of)) if as_of else SystemClock()
+
+
+as_of_option = click.option(
+    "--as-of", help="The instant of the run (ISO 8601); the current time when omitted."
+)
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    if not enabled:
+        yield None
+        return
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task("sending", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@campaign.command("send")
+@click.argument("name")
+@click.option("--dry-run", is_flag=True, help="Write .eml files instead of sending.")
+@click.option("--out", type=click.Path(path_type=Path), help="The dry run's folder.")
+@click.option(
+    "--retry-uncertain",
+    is_flag=True,
+    help="Re-send messages whose earlier attempt was interrupted (may duplicate them).",
+)
+@as_of_option
+@format_option
+@pass_ctx
+def send(
+    ctx: Context,
+    name: str,
+    dry_run: bool,
+    out: Path | None,
+    retry_uncertain: bool,
+    as_of: str | None,
+    fmt: str,
+) -> None:
+    """Send campaign NAME to its segment, with consent enforced; resumable."""
+    with _progress(fmt != "json") as progress:
+        report = send_campaign(
+            ctx.workspace,
+            name,
+            clock=_clock(as_of),
+            dry_run=dry_run,
+            out=out,
+            retry_uncertain=retry_uncertain,
+            progress=progress,
+        )
+    _print_report(report, fmt)
+
+
+def _print_report(report: CampaignReport, fmt: str) -> None:
+    if fmt == "json":
+        emit_json(report.to_dict())
+        return
+    title = f"campaign {report.campaign}" + (" (dry run)" if report.dry_run else "")
+    emit_table(title, ["outcome", "reason", "profiles"], report.rows())
+    console.print(f"audience {report.audience}, transient retries {report.retries}")
+    if report.outbox:
+        console.print(f"messages written to {report.outbox}")
+    if report.uncertain:
+        console.print(
+            f"[yellow]{report.uncertain} interrupted attempt(s) not re-sent (at most once); "
+            "see 'segmint campaign report' or use --retry-uncertain[/yellow]"
+        )
+
+
+@campaign.command("list")
+@format_option
+@pass_ctx
+def list_(ctx: Context, fmt: str) -> None:
+    """List the campaigns defined in segmint.yaml."""
+    rows = list_campaigns(ctx.workspace)
+    if fmt == "json":
+        emit_json(rows)
+        return
+    columns = ["name", "segment", "template", "topic", "from", "sent"]
+    emit_table("campaigns", columns, [[r[c] for c in columns] for r in rows])
+
+
+@campaign.command("report")
+@click.argument("name")
+@format_option
+@pass_ctx
+def report_(ctx: Context, name: str, fmt: str) -> None:
+    """Show campaign NAME's send ledger by status and reason, and its engagement."""
+    info = campaign_status(ctx.workspace, name, SystemClock())
+    if fmt == "json":
+        emit_json(info)
+        return
+    rows = [(s, r or "", n) for s, by in info["ledger"].items() for r, n in by.items()]
+    emit_table(f"campaign {name}", ["status", "reason", "profiles"], rows)
+    emit_table("engagement", ["measure", "count"], sorted(info["engagement"].items()))
+
+
+@click.group("consent")
+def consent_group() -> None:
+    """Consent and suppressions: record, show, import."""
+
+
+@consent_group.command("set")
+@click.argument("profile_id")
+@click.argument("status", type=click.Choice(["granted", "denied", "unsubscribed"]))
+@click.option("--topic", default="*", show_default=True, help="A topic, or * for all.")
+@click.option("--source", default="cli", show_default=True, help="Where the change came from.")
+@as_of_option
+@pass_ctx
+def consent_set(
+    ctx: Context, profile_id: str, status: Any, topic: str, source: str, as_of: str | None
+) -> None:
+    """Record that PROFILE_ID's consent for a topic is now STATUS."""
+    ws = ctx.workspace
+    consent_api.check_topic(ws.definition.consent, topic)
+    at = _clock(as_of).now()
+    consent_api.record_consent(ws.store, profile_id, topic, status, source=source, at=at)
+    click.echo(f"{profile_id}: {topic} {status} ({source}, {at.isoformat()})")
+
+
+@consent_group.command("show")
+@click.argument("profile_id")
+@format_option
+@pass_ctx
+def consent_show(ctx: Context, profile_id: str, fmt: str) -> None:
+    """Show PROFILE_ID's consent history, oldest first."""
+    history = consent_api.consent_history(ctx.workspace.store, profile_id)
+    rows = [[c.occurred_at, c.topic, c.status, c.source] for c in history]
+    if fmt == "json":
+        emit_json(
+            [dict(zip(("occurred_at", "topic", "status", "source"), r, strict=True)) for r in rows]
+        )
+        return
+    emit_table(f"consent of {profile_id}", ["occurred_at", "topic", "status", "source"], rows)
+
+
+@consent_group.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@as_of_option
+@pass_ctx
+def consent_import(ctx: Context, path: Path, as_of: str | None) -> None:
+    """Record consent from a CSV file (profile_id|user_id|email, topic, status[, occurred_at])."""
+    ws = ctx.workspace
+    at: datetime = _clock(as_of).now()
+    result = import_consents_csv(
+        ws.store, path, ws.definition.consent, source=f"import:{path.name}", at=at
+    )
+    click.echo(f"recorded {result.recorded} consent change(s)")
+    for line, reason in result.refused:
+        err_console.print(f"{path}:{line}: {reason}", highlight=False)
+
+
+@consent_group.command("suppress")
+@click.argument("address")
+@click.option(
+    "--reason",
+    type=click.Choice(["manual", "bounce", "complaint"]),
+    default="manual",
+    show_default=True,
+)
+@as_of_option
+@pass_ctx
+def consent_suppress(ctx: Context, address: str, reason: str, as_of: str | None) -> None:
+    """Block ADDRESS from all marketing email."""
+    consent_api.suppress(ctx.workspace.store, address, reason, source="cli", at=_clock(as_of).now())
+    click.echo(f"suppressed {address} ({reason})")
+
+
+@consent_group.command("unsuppress")
+@click.argument("address")
+@pass_ctx
+def consent_unsuppress(ctx: Context, address: str) -> None:
+    """Lift the suppression of ADDRESS."""
+    found = consent_api.unsuppress(ctx.workspace.store, address)
+    click.echo(f"{'lifted' if found else 'no'} suppression for {address}")
+
+
+def register(cli: click.Group) -> None:
+    """Add the consent group (campaign commands attach to the shared group on import)."""
+    cli.add_command(consent_group)

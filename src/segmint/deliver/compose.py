@@ -1,0 +1,78 @@
+"""The composer: one recipient's complete message, with signed links, from a template.
+
+It compiles the campaign's template once (through :mod:`segmint.personalize`) and, per
+recipient, renders it with:
+
+- every http(s) link rewritten to a signed click redirect;
+- an open pixel;
+- ``List-Unsubscribe`` / ``List-Unsubscribe-Post`` headers (RFC 8058) pointing at the signed
+  one-click unsubscribe URL;
+- template variables ``unsubscribe_url``, ``preferences_url`` and ``campaign``.
+"""
+
+from __future__ import annotations
+
+from segmint.clock import Clock
+from segmint.config.model import CampaignDef
+from segmint.deliver.links import LinkSigner
+from segmint.personalize import CompiledTemplate, Renderer
+from segmint.profiles import Profile
+from segmint.workspace import Workspace
+
+
+class TemplateComposer:
+    """Builds messages for one campaign.
+
+    Args:
+        workspace: The workspace (templates and definitions).
+        name: The campaign's name.
+        campaign: Its definition (template, sender, topic, subject).
+        signer: Signs the tracking and unsubscribe links.
+        clock: Dates the messages.
+
+    Raises:
+        TemplateError: If the template is missing or invalid (before anything is sent).
+    """
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        name: str,
+        campaign: CampaignDef,
+        signer: LinkSigner,
+        clock: Clock,
+    ) -> None:
+        self.name = name
+        self.campaign = campaign
+        self.signer = signer
+        self.clock = clock
+        renderer = Renderer(workspace.templates_dir, workspace.definition)
+        self.template: CompiledTemplate = renderer.compile(
+            campaign.template, subject=campaign.subject
+        )
+
+    def __call__(self, profile: Profile, *, to: str, message_id: str) -> bytes:
+        """Render and assemble the message for ``profile``.
+
+        Raises:
+            TemplateRenderError: If this recipient's message cannot be built.
+        """
+        pid = profile.profile_id
+        signer = self.signer
+        unsubscribe = signer.unsubscribe_url(self.name, pid, self.campaign.topic)
+        email = self.template.render(
+            profile,
+            sender=self.campaign.sender,
+            to=to,
+            message_id=message_id,
+            extra={
+                "unsubscribe_url": unsubscribe,
+                "preferences_url": signer.preferences_url(pid),
+                "campaign": self.name,
+            },
+            link_rewriter=lambda url: signer.click_url(self.name, pid, message_id, url),
+            open_pixel_url=signer.open_url(self.name, pid, message_id),
+            list_unsubscribe=(unsubscribe, ""),
+            date=self.clock.now(),
+        )
+        return email.as_bytes()

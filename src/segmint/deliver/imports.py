@@ -1,0 +1,106 @@
+"""Importing consent from a CSV export (a CRM, a previous email tool).
+
+Columns: ``topic`` (``*`` for all), ``status`` (``granted``/``denied``/``unsubscribed``, or
+``true``/``false``/``yes``/``no``), one of ``profile_id``, ``user_id`` or ``email`` naming
+the person, and optionally ``occurred_at`` (ISO 8601; the import time when absent).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from segmint.clock import parse_instant
+from segmint.config.model import ConsentDef
+from segmint.deliver.consent import ALL_TOPICS, ConsentStatus, check_topic, record_consent
+from segmint.deliver.errors import CampaignError
+from segmint.store import Store
+
+_STATUS: dict[str, ConsentStatus] = {
+    "granted": "granted",
+    "true": "granted",
+    "yes": "granted",
+    "1": "granted",
+    "denied": "denied",
+    "false": "denied",
+    "no": "denied",
+    "0": "denied",
+    "unsubscribed": "unsubscribed",
+}
+
+
+@dataclass
+class ImportResult:
+    """What a consent import did: rows recorded, and rows refused with the reason."""
+
+    recorded: int = 0
+    refused: list[tuple[int, str]] = field(default_factory=list)
+
+
+def import_consents_csv(
+    store: Store, path: Path, consent: ConsentDef, *, source: str, at: datetime
+) -> ImportResult:
+    """Record the consent rows of a CSV file (see the module docstring)."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        return import_consents(store, csv.DictReader(handle), consent, source=source, at=at)
+
+
+def import_consents(
+    store: Store,
+    rows: Iterable[Mapping[str, str]],
+    consent: ConsentDef,
+    *,
+    source: str,
+    at: datetime,
+) -> ImportResult:
+    """Record consent rows in one transaction; a bad row is refused, the others go in.
+
+    Args:
+        store: The store.
+        rows: Mappings with the columns of the module docstring.
+        consent: The workspace's consent settings (its topics).
+        source: Recorded as each change's source (``import:<file>``).
+        at: The time of changes whose row has no ``occurred_at``.
+    """
+    result = ImportResult()
+    with store.transaction():
+        for number, row in enumerate(rows, start=2):  # line 1 is the header
+            try:
+                pid, topic, status, when = _parse(store, row, consent, at)
+            except (CampaignError, ValueError) as exc:
+                result.refused.append((number, str(exc)))
+                continue
+            record_consent(store, pid, topic, status, source=source, at=when)
+            result.recorded += 1
+    return result
+
+
+def _parse(
+    store: Store, row: Mapping[str, str], consent: ConsentDef, at: datetime
+) -> tuple[str, str, ConsentStatus, datetime]:
+    topic = (row.get("topic") or ALL_TOPICS).strip()
+    check_topic(consent, topic)
+    status = _STATUS.get((row.get("status") or "").strip().lower())
+    if status is None:
+        raise CampaignError(f"status {row.get('status')!r} is not one of {sorted(_STATUS)}")
+    when = parse_instant(row["occurred_at"]) if row.get("occurred_at") else at
+    return _profile(store, row), topic, status, when
+
+
+def _profile(store: Store, row: Mapping[str, str]) -> str:
+    if row.get("profile_id"):
+        return row["profile_id"].strip()
+    for column in ("user_id", "email"):
+        value = (row.get(column) or "").strip()
+        if value:
+            found = store.fetchall(
+                "SELECT profile_id FROM identities WHERE kind = ? AND value IN (?, ?)",
+                [column, value, value.lower()],
+            )
+            if not found:
+                raise CampaignError(f"no profile has {column} {value!r}")
+            return str(found[0][0])
+    raise CampaignError("a row needs a profile_id, user_id or email")
