@@ -66,7 +66,7 @@ def syntax_error(exc: jinja2.TemplateSyntaxError, name: str, text: str) -> Templ
     """Convert Jinja's syntax error into ours, with line, column and caret."""
     line = exc.lineno or 1
     column = src.syntax_error_column(text, line, exc.message or "")
-    loc = SourceLocation(exc.filename or exc.name or name, line, column)
+    loc = SourceLocation(f"templates/{exc.name or name}", line, column)
     return TemplateSyntaxError(
         exc.message or "syntax error", template=name, location=loc, source=text
     )

@@ -69,7 +69,7 @@ class _TextWriter(HTMLParser):
         self.pending = max(self.pending, count)
 
     def _emit(self, text: str) -> None:
-        if not text:
+        if not text or (not self.pre and text.isspace() and (self.pending or self.at_line_start)):
             return
         if self.pending and self.out:
             self.out.append("\n" * self.pending)
@@ -109,7 +109,7 @@ class _TextWriter(HTMLParser):
             self._breaks(2)
             self._emit("----------")
             self._breaks(2)
-        elif tag in ("td", "th") and not self.at_line_start:
+        elif tag in ("td", "th") and not self.at_line_start and self.out[-1][-1:] != " ":
             self._emit(" ")
         elif tag == "img" and attr.get("alt"):
             self._emit(self._text(attr["alt"] or ""))

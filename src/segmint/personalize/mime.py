@@ -2,9 +2,9 @@
 
 A :class:`Skeleton` is built once per compiled template: the multipart boundary and every
 part header are fixed bytes. Per recipient only the header values (RFC 2047 encoded when
-not ASCII) and the two quoted-printable bodies are produced, with C-speed
-:func:`binascii.b2a_qp`. The boundary contains ``=_``, which quoted-printable output can
-never contain, so it cannot collide with a body.
+not ASCII) and the two bodies are produced, with C-speed :mod:`binascii`. The boundary
+contains ``=_``, which neither quoted-printable nor base64 output can contain, and 7bit
+bodies are checked not to contain it, so it cannot collide with a body.
 """
 
 from __future__ import annotations
@@ -27,11 +27,16 @@ _WS = re.compile(r"\s+")
 
 @dataclass(frozen=True)
 class Skeleton:
-    """The fixed bytes of a multipart/alternative message (text part, then HTML part)."""
+    """The fixed bytes of a multipart/alternative message (text part, then HTML part).
+
+    Each part head exists in two variants: ``7bit`` (ASCII with short lines: no encoding
+    at all) and ``base64`` (anything else; four times cheaper to produce than
+    quoted-printable, and never flagged as needless since the content is not 7-bit).
+    """
 
     content_headers: bytes
-    text_head: bytes
-    html_head: bytes
+    text_heads: tuple[bytes, bytes]
+    html_heads: tuple[bytes, bytes]
     tail: bytes
 
     @classmethod
@@ -39,37 +44,62 @@ class Skeleton:
         """Build the skeleton for template ``name`` (the boundary is derived from it)."""
         digest = hashlib.sha256(name.encode()).hexdigest()[:24]
         boundary = f"=_segmint_{digest}".encode()
-        part = b'Content-Type: text/%s; charset="utf-8"\r\nContent-Transfer-Encoding: '
-        part += b"quoted-printable\r\n\r\n"
+        start = b"--" + boundary + CRLF
+
+        def head(subtype: bytes, cte: bytes) -> bytes:
+            return (
+                start + b'Content-Type: text/' + subtype + b'; charset="utf-8"' + CRLF
+                + b"Content-Transfer-Encoding: " + cte + CRLF + CRLF
+            )  # fmt: skip
+
         return cls(
             content_headers=b"MIME-Version: 1.0\r\nContent-Type: multipart/alternative;"
             b'\r\n boundary="' + boundary + b'"\r\n\r\n',
-            text_head=b"--" + boundary + CRLF + part % b"plain",
-            html_head=CRLF + b"--" + boundary + CRLF + part % b"html",
+            text_heads=(head(b"plain", b"7bit"), head(b"plain", b"base64")),
+            html_heads=(
+                CRLF + head(b"html", b"7bit"),
+                CRLF + head(b"html", b"base64"),
+            ),
             tail=CRLF + b"--" + boundary + b"--" + CRLF,
         )
 
     def assemble(self, headers: bytes, text: str, html: str) -> bytes:
         """Join the header block and the two bodies into one RFC 5322 message."""
+        text_raw = seven_bit(text)
+        html_raw = seven_bit(html)
         return b"".join(
             (
                 headers,
                 self.content_headers,
-                self.text_head,
-                quoted_printable(text),
-                self.html_head,
-                quoted_printable(html),
+                self.text_heads[text_raw is None],
+                base64_lines(text) if text_raw is None else text_raw,
+                self.html_heads[html_raw is None],
+                base64_lines(html) if html_raw is None else html_raw,
                 self.tail,
             )
         )
 
 
-def quoted_printable(text: str) -> bytes:
-    """Encode a body as quoted-printable UTF-8 with CRLF line ends."""
+def _crlf(text: str) -> str:
     if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    encoded = binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True)
-    return encoded.replace(b"\n", CRLF)
+        return text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def seven_bit(text: str) -> bytes | None:
+    """Return ``text`` as CRLF bytes if it can go unencoded (ASCII, lines <= 998), else None."""
+    if not text.isascii() or "=_segmint_" in text:
+        return None
+    lines = _crlf(text).split("\n")
+    if max(map(len, lines)) > 998:
+        return None
+    return "\r\n".join(lines).encode("ascii")
+
+
+def base64_lines(text: str) -> bytes:
+    """Encode a body as base64 UTF-8 in lines of 76 characters."""
+    data = binascii.b2a_base64(_crlf(text).replace("\n", "\r\n").encode("utf-8"), newline=False)
+    return CRLF.join([data[i : i + 76] for i in range(0, len(data), 76)])
 
 
 def _encoded_words(value: str) -> bytes:
@@ -78,7 +108,7 @@ def _encoded_words(value: str) -> bytes:
     words: list[bytes] = []
     start = 0
     while start < len(data):
-        end = min(start + 45, len(data))
+        end = min(start + 39, len(data))  # 52 base64 chars: a word fits after "Subject: "
         while end < len(data) and end > start + 1 and data[end] & 0xC0 == 0x80:
             end -= 1  # never split a UTF-8 sequence between two words
         chunk = binascii.b2a_base64(data[start:end], newline=False)

@@ -52,8 +52,6 @@ from segmint.profiles import Profile
 
 _HTML_LINK = re.compile(f'href="{LINK_OPEN}([^{LINK_CLOSE}"]*){LINK_CLOSE}"')
 _TEXT_LINK = re.compile(f"{LINK_OPEN}([^{LINK_OPEN}{LINK_CLOSE}]*){LINK_CLOSE}")
-_TRAILING = re.compile(r"[ \t]+\n")
-_BLANKS = re.compile(r"\n{3,}")
 _PREHEADER = ('<div style="display:none;max-height:0;overflow:hidden;mso-hide:all">', "</div>")
 _PIXEL = (
     '<img src="',
@@ -278,13 +276,22 @@ class CompiledTemplate:
         variables["__segmint_pixel"] = _wrap(_PIXEL, pixel)
         html = _run(self._html, variables, budget)
         text = _run(self._text, variables, budget)
-        text = _BLANKS.sub("\n\n", _TRAILING.sub("\n", text)).strip() + "\n"
+        text = _tidy(text)
         return subject, preheader, html, text
 
 
 def _wrap(around: tuple[str, str], value: str | None) -> Markup | str:
     """Return ``value`` escaped between the two HTML halves of ``around`` (or "")."""
     return Markup(around[0] + str(escape(value)) + around[1]) if value else ""  # noqa: S704
+
+
+def _tidy(text: str) -> str:
+    """Strip trailing spaces and keep at most one blank line between paragraphs."""
+    if " \n" in text or "\t\n" in text:
+        text = "\n".join([line.rstrip() for line in text.split("\n")])
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    return text.strip() + "\n"
 
 
 def _run(template: jinja2.Template, variables: dict[str, Any], budget: Budget) -> str:

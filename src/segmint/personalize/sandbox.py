@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Undefined, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 from jinja2.utils import missing
 
 from segmint.config.suggest import did_you_mean
@@ -88,6 +88,10 @@ def make_undefined(known: frozenset[str]) -> type[Undefined]:
                 suffix = f"; {hint}" if hint else ""
                 raise UndefinedError(f"unknown variable {name!r}{suffix}")
 
+        def _fail_with_undefined_error(self, *args: Any, **kwargs: Any) -> Any:
+            self._check()
+            return super()._fail_with_undefined_error(*args, **kwargs)
+
         def __str__(self) -> str:
             self._check()
             return ""
@@ -104,6 +108,10 @@ def make_undefined(known: frozenset[str]) -> type[Undefined]:
             self._check()
             return 0
 
+    # Undefined aliases its operators to the base method; point them at the override.
+    for attr, value in vars(Undefined).items():
+        if value is Undefined._fail_with_undefined_error:
+            setattr(WorkspaceUndefined, attr, WorkspaceUndefined._fail_with_undefined_error)
     return WorkspaceUndefined
 
 
@@ -124,6 +132,19 @@ class Sandbox(ImmutableSandboxedEnvironment):
             f"access to attribute {attribute!r} of a {type(obj).__name__!r} object "
             "is not allowed in templates"
         )
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """Look up ``obj.attribute``; any name starting with ``_`` is refused outright."""
+        if attribute[:1] == "_" and not (isinstance(obj, Mapping) and attribute in obj):
+            self.unsafe_undefined(obj, attribute)
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        """Look up ``obj[argument]``; a ``_`` name that is not a mapping key is refused."""
+        if isinstance(argument, str) and argument[:1] == "_":
+            if not (isinstance(obj, Mapping) and argument in obj):
+                self.unsafe_undefined(obj, argument)
+        return super().getitem(obj, argument)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         """Apply a binary operator after checking it cannot blow up memory or time."""
@@ -150,7 +171,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         """Call ``__obj`` in the sandbox, charging the budget and bounding int arguments."""
         charge()
-        if __obj is not budget_iter:
+        if __obj is not budget_iter and __obj is not safe_range:
             for value in (*args, *kwargs.values()):
                 _check_size(value, __self.max_size)
         return super().call(__context, __obj, *args, **kwargs)
