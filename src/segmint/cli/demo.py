@@ -63,12 +63,28 @@ def demo(
     Everything is deterministic: the same --seed and --as-of give the same shop. The demo
     resets --dir and --out on every run (and refuses folders it did not make).
     """
+    root = click.get_current_context().find_root().command
     options = DemoOptions(
-        customers=customers, directory=directory, out=out, seed=seed, as_of=as_of, debug=debug
+        customers=customers,
+        directory=directory,
+        out=out,
+        seed=seed,
+        as_of=as_of,
+        debug=debug,
+        commands=command_paths(root),
     )
     result = run_demo(options, console)
     if not result.ok:
         sys.exit(1)
+
+
+def command_paths(root: click.Command) -> frozenset[str]:
+    """Every command path of the CLI (``status``, ``segments list``…), two levels deep."""
+    paths: set[str] = set()
+    for name, command in getattr(root, "commands", {}).items():
+        paths.add(name)
+        paths.update(f"{name} {sub}" for sub in getattr(command, "commands", {}))
+    return frozenset(paths)
 
 
 def register(cli: click.Group) -> None:

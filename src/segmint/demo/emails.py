@@ -7,8 +7,10 @@ send NAME --dry-run`` runs), whose report counts who would be sent and who is sk
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any
 from rich.table import Table
 
 from segmint.clock import FixedClock
+from segmint.demo.ingest import progress_bar
 from segmint.demo.stage import DemoContext, need
 from segmint.profiles import segment_members
 
@@ -26,6 +29,8 @@ PREVIEWS_PER_SEGMENT = 2
 PREVIEW_POOL = 50
 """Members read per segment to find ones with an email address (visitors have none)."""
 CAMPAIGN = "winback"
+MIN_SECRET = 16
+"""The shortest signing secret segmint accepts."""
 
 
 def preview_emails(ctx: DemoContext) -> str:
@@ -98,23 +103,23 @@ def _subject(eml: Path) -> str:
 
 def dry_run_campaign(ctx: DemoContext) -> str:
     """Dry-run the winback campaign into an outbox and print its consent report."""
-    run_class, outbox_class, sync = need(
-        "segmint.deliver", "CampaignRun", "OutboxTransport", "sync_trait_consents"
-    )
+    (send_campaign,) = need("segmint.deliver.service", "send_campaign")
+    (sync,) = need("segmint.deliver", "sync_trait_consents")
     ws = ctx.ws
     outbox = ctx.options.out / "outbox"
     # A real send records consent stated in identify calls first; a dry run writes nothing,
     # so the demo records it itself (through the same public function) before the run.
     recorded = sync(ws.store, ws.definition.consent)
-    run = run_class(
-        workspace=ws,
-        name=CAMPAIGN,
-        clock=FixedClock(ctx.options.as_of),
-        transport=outbox_class(outbox),
-        composer=_composer(ctx),
-        dry_run=True,
-    )
-    report = asyncio.run(run.run())
+    with progress_bar(ctx) as bar, signing_secret(ctx):
+        task = bar.add_task(f"Dry-running {CAMPAIGN}", total=None, note="")
+        report = send_campaign(
+            ws,
+            CAMPAIGN,
+            clock=FixedClock(ctx.options.as_of),
+            dry_run=True,
+            out=outbox,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     data: dict[str, Any] = report.to_dict()
     ctx.facts["campaign"] = data | {"consents_recorded": recorded}
     ctx.facts["outbox"] = str(outbox)
@@ -127,29 +132,31 @@ def dry_run_campaign(ctx: DemoContext) -> str:
     )
 
 
-def _composer(ctx: DemoContext) -> Callable[..., bytes]:
-    """Build each recipient's message with the personalize Renderer (dated ``as_of``)."""
-    (renderer_class,) = need("segmint.personalize", "Renderer")
-    ws = ctx.ws
-    campaign = ws.definition.campaigns[CAMPAIGN]
-    compiled = renderer_class(ws.templates_dir, ws.definition).compile(
-        campaign.template, subject=campaign.subject
-    )
-    unsubscribe = f"{ws.definition.email.base_url}/u/dry-run"
+@contextmanager
+def signing_secret(ctx: DemoContext) -> Iterator[None]:
+    """Make sure links can be signed: a throwaway secret when none is set, for this run only.
 
-    def compose_one(profile: Any, *, to: str, message_id: str) -> bytes:
-        email = compiled.render(
-            profile,
-            sender=campaign.sender,
-            to=to,
-            message_id=message_id,
-            extra={"unsubscribe_url": unsubscribe},
-            date=ctx.options.as_of,
-        )
-        result: bytes = email.as_bytes()
-        return result
-
-    return compose_one
+    The secret is saved to ``.segmint/demo-secret`` in the demo workspace so the user can
+    export it and serve the very links the outbox holds.
+    """
+    name = ctx.ws.definition.email.secret_env
+    if len(os.environ.get(name, "")) >= MIN_SECRET:
+        yield
+        return
+    path = ctx.ws.state_dir / "demo-secret"
+    secret = secrets.token_urlsafe(24)
+    path.write_text(secret + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    ctx.facts["secret"] = {"env": name, "file": str(path)}
+    previous = os.environ.get(name)
+    os.environ[name] = secret
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = previous
 
 
 def _report_table(rows: list[tuple[str, str, int]], data: dict[str, Any]) -> Table:

@@ -64,6 +64,11 @@ def segment_table(ctx: DemoContext) -> str:
     if crosstab:
         ctx.console.print(_crosstab_table(crosstab, lifecycle))
     ctx.facts["segments"] = {s["name"]: s["size"] for s in segments}
+    vip = store.fetchall(
+        "SELECT profile_id FROM memberships WHERE segment = 'vip' ORDER BY profile_id LIMIT 1"
+    )
+    if vip:
+        ctx.facts["example_profile"] = vip[0][0]
     members = sum(s["size"] for s in segments if s["group"] == LIFECYCLE)
     return f"{len(segments)} segments over {profiles:,} profiles; {members:,} placed in lifecycle"
 

@@ -32,33 +32,60 @@ def next_steps(ctx: DemoContext, outcomes: Sequence[Outcome]) -> None:
 
 def _advice(ctx: DemoContext, outcomes: Sequence[Outcome]) -> list[str]:
     done = {o.stage for o in outcomes if o.status == "done"}
-    ws = ctx.options.directory
+    lines = ["[bold]Open[/bold]", *_to_open(ctx, done), "", "[bold]Run[/bold]"]
+    known = ctx.options.commands
+    for command, text in _to_run(ctx, done):
+        if known is None or command in known:
+            lines.append(f"  {text}")
+    return lines
+
+
+def _to_open(ctx: DemoContext, done: set[str]) -> list[str]:
     out = ctx.options.out
-    lines = ["[bold]Open[/bold]"]
-    previews = ctx.facts.get("previews", {})
-    for segment, files in previews.items():
+    lines = []
+    for segment, files in ctx.facts.get("previews", {}).items():
         if files:
             lines.append(f"  {files[0]}   (an email for the {segment} segment)")
     if "campaign" in done:
         lines.append(f"  {ctx.facts.get('outbox', out)}/   (the campaign's dry-run outbox)")
-    lines.append(f"  {ws / 'segmint.yaml'}   (the traits, segments and campaigns)")
-    lines.append(f"  {out / SUMMARY_FILE}   (everything above, as JSON)")
-    lines.append("")
-    lines.append("[bold]Run[/bold]")
-    w = f"segmint -w {ws}"
-    lines.append(f"  {w} status")
+    lines.append(f"  {ctx.options.directory / 'segmint.yaml'}   (traits, segments, campaigns)")
+    lines.append(f"  {out / SUMMARY_FILE}   (what the demo did, as JSON)")
+    return lines
+
+
+def _to_run(ctx: DemoContext, done: set[str]) -> list[tuple[str, str]]:
+    """(command path, command line) suggestions, for the steps that ran."""
+    w = f"segmint -w {ctx.options.directory}"
+    at = f"--as-of {ctx.options.as_of:%Y-%m-%dT%H:%M:%SZ}"
+    runs = [("status", f"{w} status")]
     if "refresh" in done:
-        lines.append(f"  {w} segments list")
-        lines.append(f"  {w} segments overlap")
+        runs += [
+            ("segments list", f"{w} segments list"),
+            ("segments overlap", f"{w} segments overlap"),
+        ]
         example = ctx.facts.get("example_profile")
         if example:
-            lines.append(f"  {w} profile show {example}")
-    if "previews" in done:
-        lines.append(f"  {w} template preview lifecycle --segment churned --n 3 --out {out}")
+            runs.append(("profile show", f"{w} profile show {example} {at}   (a VIP)"))
+        preview = ctx.options.out / "previews" / "churned"
+        runs.append(
+            (
+                "template preview",
+                f"{w} template preview lifecycle --segment churned --out {preview}",
+            )
+        )
     if "campaign" in done:
-        lines.append(f"  {w} campaign send vip_early_access --dry-run")
-    lines.append(f"  then edit a rule in {ws / 'segmint.yaml'} and run: {w} refresh")
-    return lines
+        secret = ctx.facts.get("secret")
+        prefix = f"{secret['env']}=$(cat {secret['file']}) " if secret else ""
+        runs.append(("campaign send", f"{prefix}{w} campaign send vip_early_access --dry-run {at}"))
+    runs += [
+        (
+            "refresh",
+            f"edit a rule in {ctx.options.directory / 'segmint.yaml'}, then: {w} refresh {at}",
+        ),
+        ("quality", f"{w} quality   (data quality per source)"),
+        ("serve", f"{w} serve   (the tracking API: point a Segment client at it)"),
+    ]
+    return runs
 
 
 def write_summary(ctx: DemoContext, outcomes: Sequence[Outcome]) -> Path | None:

@@ -36,6 +36,8 @@ class DemoOptions:
         seed: The shop's seed.
         as_of: The end of the demo year; refresh, previews and campaign run at this instant.
         debug: Print tracebacks of failed steps.
+        commands: The CLI's command paths (``segments list``…), to suggest only those that
+            exist; None suggests them all.
     """
 
     customers: int = DEFAULT_CUSTOMERS
@@ -44,6 +46,7 @@ class DemoOptions:
     seed: int = DEFAULT_SEED
     as_of: datetime = DEFAULT_AS_OF
     debug: bool = False
+    commands: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
