@@ -100,7 +100,7 @@ def test_report_is_plain_data(ws: Workspace, intake: Intake) -> None:
     assert data["notes"]
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(st.lists(st.integers(min_value=-1000, max_value=100_000), min_size=8, max_size=30))
 def test_outliers_agree_with_a_python_robust_z(
     duck_ws_intake: tuple[Workspace, Intake], totals: list[int]

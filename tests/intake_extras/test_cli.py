@@ -1,0 +1,85 @@
+"""``segmint ingest``, ``consume`` and ``quality`` run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import orjson
+import redis
+from click.testing import CliRunner
+
+from segmint.cli.main import _register_commands, cli
+from segmint.workspace import Workspace
+
+# The installed console script: it turns a command's exit status into the process's.
+SEGMINT = str(Path(sys.executable).parent / "segmint")
+
+
+def run(ws: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SEGMINT, "-w", str(ws), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def invoke(ws: Path, *args: str) -> tuple[int, str]:
+    """Run a command in-process (quicker than a process; the exit status is kept)."""
+    _register_commands()
+    result = CliRunner().invoke(cli, ["-w", str(ws), *args], catch_exceptions=False)
+    return result.exit_code, result.stdout
+
+
+def test_ingest_then_quality(tmp_path: Path) -> None:
+    ws = Workspace.init(tmp_path / "ws", name="cli")
+    ws.close()
+    code, out = invoke(ws.path, "ingest", str(ws.path / "data/shop_orders.csv"), "-m",
+                       "shop_orders", "--format", "json")  # fmt: skip
+    assert code == 0
+    assert json.loads(out)["stored"] == 7
+    code, out = invoke(ws.path, "quality", "--as-of", "2100-01-01T00:00:00Z", "--format", "json",
+                       "--strict")  # fmt: skip
+    assert code == 2  # every source is stale in 2100
+    shop = next(s for s in json.loads(out)["sources"] if s["source"] == "shop")
+    assert shop["events"] == 7 and shop["status"] == "stale"
+
+
+def test_bad_rows_table_and_errors(tmp_path: Path) -> None:
+    ws = Workspace.init(tmp_path / "ws", name="cli")
+    ws.close()
+    bad = tmp_path / "orders.csv"
+    header = (ws.path / "data/shop_orders.csv").read_text().splitlines()[0]
+    bad.write_text(header + "\n" + "1,#1,c1,a@b.c,yesterday,paid,EUR,1,0,0,0,1,1,X,\n")
+    result = run(ws.path, "ingest", str(bad), "-m", "shop_order")
+    assert result.returncode == 1
+    assert "did you mean 'shop_orders'" in result.stderr
+    result = run(ws.path, "ingest", str(bad), "-m", "shop_orders")
+    assert result.returncode == 1  # nothing could be stored
+    assert "created_at" in result.stdout and "not a timestamp" in result.stdout
+
+
+def test_consume_redis_stream(tmp_path: Path, redis_url: str) -> None:
+    ws = Workspace.init(tmp_path / "ws", name="cli")
+    ws.close()
+    client = redis.Redis.from_url(redis_url)
+    stream = f"segmint-cli-{uuid.uuid4().hex[:10]}"
+    try:
+        message = {"type": "identify", "userId": "u1", "traits": {"email": "u1@example.com"}}
+        client.xadd(stream, {"data": orjson.dumps(message)})
+        client.xadd(stream, {"data": b"oops"})
+        url = f"{redis_url}?stream={stream}&group=cli"
+        code, out = invoke(ws.path, "consume", url, "--source", "web", "--idle-timeout", "0.3",
+                           "--format", "json")  # fmt: skip
+    finally:
+        client.delete(stream)
+        client.close()
+    assert code == 0
+    report = json.loads(out)
+    assert (report["source"], report["stored"], report["quarantined"]) == ("web", 1, 1)
+    assert report["poison"] == [{"position": report["poison"][0]["position"],
+                                 "reason": "invalid JSON"}]  # fmt: skip
