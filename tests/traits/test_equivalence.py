@@ -146,7 +146,7 @@ OFFSETS = st.lists(
     "backend", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(data=st.data(), defs=definitions(), offsets=OFFSETS)
 def test_incremental_equals_batch(

@@ -1,0 +1,110 @@
+"""The incremental engine on worked examples: windows, expiry, late events, state bytes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from segmint.events import Event
+from segmint.traits import StaleStateError, TraitEngine, build_catalog
+from segmint.traits.state import dumps, loads
+
+DEFS = {
+    "orders": {"count": "events", "event": "Order Completed"},
+    "spend": {"sum": "properties.total", "event": "Order Completed"},
+    "opens_1d": {"count": "events", "event": "Email Opened", "within": "1d"},
+    "last_sku": {"last": "properties.sku", "event": "Order Completed"},
+    "first_sku": {"first": "properties.sku", "event": "Order Completed"},
+    "top_sku": {"most_frequent": "properties.sku", "event": "Order Completed"},
+    "skus": {"distinct_count": "properties.sku"},
+    "big": {"exists": "events", "event": "Order Completed", "where": "total >= 100"},
+    "plan": {"from": "identify", "type": "string", "default": "free"},
+    "spend_x2": {"expr": "spend * 2"},
+}
+
+
+@pytest.fixture
+def engine(kit: Any) -> TraitEngine:
+    return TraitEngine(build_catalog(kit.traits(DEFS)))
+
+
+def track(mid: str, name: str, when: Any, **props: Any) -> Event:
+    return Event(mid, "track", name, "u1", when, properties=props)
+
+
+def test_values_of_a_small_history(kit: Any, engine: TraitEngine) -> None:
+    t = kit.at("2024-05-01T12:00:00Z")
+    state = engine.new_state()
+    engine.apply_all(state, [
+        track("a", "Order Completed", t, total="40.5", sku="s1"),
+        track("b", "Order Completed", t + timedelta(hours=1), total=100, sku=7),
+        track("c", "Order Completed", t + timedelta(hours=2), total=None, sku="s1"),
+        Event("d", "identify", None, "u1", t, traits={"plan": None}),
+    ])  # fmt: skip
+    values = engine.values(state, t + timedelta(days=1))
+    assert values["orders"] == 3
+    assert values["spend"] == pytest.approx(140.5)
+    assert values["spend_x2"] == pytest.approx(281.0)
+    assert (values["first_sku"], values["last_sku"], values["top_sku"]) == ("s1", "s1", "s1")
+    assert values["skus"] == 2  # "s1" and the integer 7 read as text "7"
+    assert values["big"] is True
+    assert values["plan"] == "free"  # identify sent null: the default applies
+    assert values["event_count"] == 4
+
+
+def test_window_expires_without_new_events(kit: Any, engine: TraitEngine) -> None:
+    t = kit.at("2024-05-01T00:00:00Z")
+    state = engine.apply_all(engine.new_state(), [
+        track("a", "Email Opened", t), track("b", "Email Opened", t + timedelta(hours=6)),
+    ])  # fmt: skip
+    as_of = t + timedelta(hours=7)
+    assert engine.values(state, as_of)["opens_1d"] == 2
+    expiry = engine.next_expiry(state, as_of)
+    assert expiry == t + timedelta(days=1)
+    assert engine.values(state, expiry - timedelta(microseconds=1))["opens_1d"] == 2
+    assert engine.values(state, expiry)["opens_1d"] == 1
+    assert engine.next_expiry(state, expiry) == t + timedelta(days=1, hours=6)
+    assert engine.values(state, t + timedelta(days=2))["opens_1d"] == 0
+    assert engine.next_expiry(state, t + timedelta(days=2)) is None
+
+
+def test_late_events_give_the_in_order_result(kit: Any, engine: TraitEngine) -> None:
+    t = kit.at("2024-05-01T00:00:00Z")
+    events = [
+        track(f"m{i}", name, t + timedelta(hours=5 * i), total=i * 10, sku=f"s{i % 3}")
+        for i, name in enumerate(["Order Completed", "Email Opened"] * 6)
+    ]
+    in_order = engine.apply_all(engine.new_state(), events)
+    shuffled = engine.apply_all(engine.new_state(), events[::-1])
+    as_of = t + timedelta(days=3)
+    assert engine.values(in_order, as_of) == engine.values(shuffled, as_of)
+
+
+def test_ties_on_timestamp_break_on_message_id(kit: Any, engine: TraitEngine) -> None:
+    t = kit.at("2024-05-01T00:00:00Z")
+    events = [track("m2", "Order Completed", t, sku="late"),
+              track("m1", "Order Completed", t, sku="early")]  # fmt: skip
+    values = engine.values(engine.apply_all(engine.new_state(), events), t)
+    assert (values["first_sku"], values["last_sku"]) == ("early", "late")
+    assert values["top_sku"] == "early"  # a tie in counts goes to the smallest value
+
+
+def test_state_round_trips_and_stays_small(kit: Any, engine: TraitEngine) -> None:
+    t = kit.at("2024-05-01T00:00:00Z")
+    state = engine.apply_all(engine.new_state(), [
+        track(f"m{i}", "Order Completed", t + timedelta(minutes=i), total=i, sku=f"s{i % 4}")
+        for i in range(200)
+    ])  # fmt: skip
+    data = dumps(engine, state)
+    assert len(data) < 2048
+    as_of = t + timedelta(days=1)
+    assert engine.values(loads(engine, data), as_of) == engine.values(state, as_of)
+
+
+def test_state_of_other_definitions_is_refused(kit: Any, engine: TraitEngine) -> None:
+    data = dumps(engine, engine.new_state())
+    other = TraitEngine(build_catalog(kit.traits({"orders": {"count": "events"}})))
+    with pytest.raises(StaleStateError, match="segmint rebuild"):
+        loads(other, data)
