@@ -22,11 +22,16 @@ def next_steps(ctx: DemoContext, outcomes: Sequence[Outcome]) -> None:
     table = Table(title="What the demo did", title_justify="left")
     table.add_column("step")
     table.add_column("status")
+    table.add_column("time", justify="right")
     table.add_column("detail", overflow="fold")
     for outcome in outcomes:
         style = _STYLE[outcome.status]
-        table.add_row(outcome.stage, f"[{style}]{outcome.status}[/{style}]", outcome.detail)
+        status = f"[{style}]{outcome.status}[/{style}]"
+        took = f"{outcome.seconds:.1f} s" if outcome.status == "done" else ""
+        table.add_row(outcome.stage, status, took, outcome.detail)
     console.print(table)
+    total = sum(o.seconds for o in outcomes)
+    console.print(f"The demo took {total:.0f} s for {ctx.options.customers:,} customers.")
     console.print(Panel("\n".join(_advice(ctx, outcomes)), title="Next", expand=False))
 
 

@@ -9,6 +9,7 @@ with a non-zero exit status.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ from segmint.demo.ingest import ingest_shop
 from segmint.demo.insight import refresh_segments, segment_table
 from segmint.demo.layout import check_resettable, lay_out_workspace, reset_folder
 from segmint.demo.report import next_steps, write_summary
-from segmint.demo.stage import DemoContext, DemoOptions, Outcome, StageUnavailable
+from segmint.demo.stage import DemoContext, DemoOptions, Outcome, StageUnavailable, Status
 from segmint.errors import SegmintError
 from segmint.workspace import Workspace
 
@@ -111,19 +112,26 @@ def _run_step(step: StepDef, ctx: DemoContext, result: DemoResult) -> Outcome:
         detail = f"skipped: needs the {', '.join(missing)} step, which did not run"
         console.print(f"[yellow]{detail}[/yellow]")
         return Outcome(step.name, "skipped", detail)
+    started = time.perf_counter()
+    status, detail = _attempt(step, ctx)
+    return Outcome(step.name, status, detail, round(time.perf_counter() - started, 1))
+
+
+def _attempt(step: StepDef, ctx: DemoContext) -> tuple[Status, str]:
+    console = ctx.console
     try:
         detail = step.run(ctx)
     except StageUnavailable as exc:
         console.print(f"[yellow]not available in this build:[/yellow] {exc}")
-        return Outcome(step.name, "unavailable", str(exc))
+        return "unavailable", str(exc)
     except SegmintError as exc:
         console.print(f"[red]failed:[/red] {exc.detailed_message()}", highlight=False)
-        return Outcome(step.name, "failed", str(exc))
+        return "failed", str(exc)
     except Exception as exc:  # a bug in one step must not hide what the others show
         if ctx.options.debug:
             console.print_exception()
         detail = f"{type(exc).__name__}: {exc}"
         console.print(f"[red]failed:[/red] {detail}", highlight=False)
-        return Outcome(step.name, "failed", detail)
+        return "failed", detail
     console.print(f"[green]✓[/green] {detail}", highlight=False)
-    return Outcome(step.name, "done", detail)
+    return "done", detail

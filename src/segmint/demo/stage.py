@@ -56,6 +56,7 @@ class Outcome:
     stage: str
     status: Status
     detail: str
+    seconds: float = 0.0
 
 
 @dataclass
