@@ -86,20 +86,27 @@ def parse_json(body: bytes) -> dict[str, Any]:
     return data
 
 
-def batch_submission(data: dict[str, Any], request: Request, source: str) -> Submission:
-    """Decode a ``/v1/batch`` body into a submission."""
+def batch_submission(
+    data: dict[str, Any], request: Request, source: str, body: bytes
+) -> Submission:
+    """Decode a ``/v1/batch`` body (``data``, parsed from ``body``) into a submission."""
     batch = data.get("batch")
     if not isinstance(batch, list):
         raise PayloadError("batch", "must be an array of messages")
     at = request.app.state.clock.now()
-    defaults = {"context": data.get("context"), "integrations": data.get("integrations")}
-    sent_at = data.get("sentAt")
+    defaults = {k: data[k] for k in ("context", "integrations") if data.get(k) is not None}
+    options = {
+        "received_at": at,
+        "sent_at": data.get("sentAt"),
+        "defaults": defaults,
+        # JSON can carry NUL only as an escape, and no message outgrows a body it fits in.
+        "scan_nul": b"\\u0000" in body,
+        "check_size": len(body) > MAX_MESSAGE_BYTES,
+    }
     messages = []
     for index, raw in enumerate(batch):
         try:
-            messages.append(
-                decode_message(_strip(raw), received_at=at, sent_at=sent_at, defaults=defaults)
-            )
+            messages.append(decode_message(_strip(raw), **options))
         except PayloadError as exc:
             raise exc.within(f"batch[{index}]") from None
     return Submission(messages, source)
@@ -115,11 +122,12 @@ async def _accept(request: Request, kind: str | None) -> Response:
     state = request.app.state
     key = authenticate(request, "write") if "authorization" in request.headers else None
     limit = MAX_BATCH_BYTES if kind is None else MAX_MESSAGE_BYTES
-    data = parse_json(await read_body(request, limit))
+    body = await read_body(request, limit)
+    data = parse_json(body)
     if key is None:
         key = authenticate(request, "write", data)
     if kind is None:
-        submission = batch_submission(data, request, key.name)
+        submission = batch_submission(data, request, key.name, body)
     else:
         message = decode_message(_strip(data), received_at=state.clock.now(), type_=kind)
         submission = Submission([message], key.name)

@@ -100,7 +100,8 @@ class GroupCommitter:
 
     def _commit(self, group: list[_Item]) -> None:
         try:
-            results = self.intake.commit([sub for sub, _ in group], notify=False)
+            subs = [sub for sub, _ in group]
+            results = self.intake.commit(subs, notify=False, events=self.intake.has_listeners)
         except BaseException as exc:  # every waiting request learns of the failure
             for _, future in group:
                 future.set_exception(exc)

@@ -127,6 +127,9 @@ class IdentityGraph:
         if message.type == "alias" and message.user_id and message.previous_id:
             return self._alias(message, changes)
         claims = self.claims(message)
+        owner = self.owner.get(claims[0])
+        if owner is not None and all(self.owner.get(c) == owner for c in claims[1:]):
+            return owner  # the usual case: nothing new to link
         target = self._target(message, claims, changes)
         for identity in claims:
             target = self._link(identity, target, message, changes)
@@ -138,10 +141,11 @@ class IdentityGraph:
         if message.user_id is not None:
             found.append((USER, message.user_id))
         traits = message.traits if message.type == "identify" else _context_traits(message)
-        for name in self.identifiers:
-            value = _identifier(name, traits.get(name))
-            if value is not None:
-                found.append((name, value))
+        if traits:
+            for name in self.identifiers:
+                value = _identifier(name, traits.get(name))
+                if value is not None:
+                    found.append((name, value))
         if message.anonymous_id is not None:
             found.append((ANONYMOUS, message.anonymous_id))
         return found

@@ -70,6 +70,8 @@ class ImportReport:
         quarantined: Messages the pipeline quarantined (tracking plan violations).
         bad_rows: The first :data:`MAX_REPORTED` unreadable or unmappable rows.
         bad_row_count: All of them.
+        warnings: Problems with the file as a whole, such as a mapped key that no JSON line
+            has (a file without a header cannot be checked before reading).
     """
 
     file: str
@@ -82,6 +84,7 @@ class ImportReport:
     quarantined: int = 0
     bad_rows: list[dict[str, Any]] = field(default_factory=list)
     bad_row_count: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     def bad(self, line: int, reason: str, column: str | None = None) -> None:
         """Record one bad row."""
@@ -161,14 +164,20 @@ def run_import(
         on_start(source.total)
     report = ImportReport(file=str(path), mapping=mapper.name, source=mapper.source)
     pending: list[tuple[int, dict[str, Any]]] = []
+    unseen = mapper.columns() if source.columns is None else set()
     for row in source.rows(progress):
         report.rows += 1
+        if unseen and row.values is not None:
+            unseen.difference_update(row.values)
         message = _map(row, mapper, report)
         if message is not None:
             pending.append((row.line, message))
         if len(pending) >= batch_size:
             _flush(pending, intake, report)
     _flush(pending, intake, report)
+    report.warnings.extend(
+        f"mapping '{mapper.name}' reads key '{c}', which no record has" for c in sorted(unseen)
+    )
     return report
 
 
@@ -247,7 +256,7 @@ def _csv_row(line: int, header: list[str], record: list[str] | Exception) -> Row
         return Row(line, None, f"malformed CSV: {record}")
     if len(record) != len(header):
         return Row(line, None, f"expected {len(header)} fields, found {len(record)}")
-    if any(_undecodable(cell) for cell in record):
+    if _undecodable("".join(record)):
         return Row(line, None, "not valid UTF-8 text")
     return Row(line, dict(zip(header, record, strict=True)))
 

@@ -26,7 +26,7 @@ import hashlib
 import math
 import string
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -71,6 +71,11 @@ class RowMapper:
     name: str
     spec: ImportDef
     source: str
+    _template: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Parsed once: the template is applied to every row.
+        object.__setattr__(self, "_template", tuple(template_fields(self.spec.message_id)))
 
     @classmethod
     def from_workspace(cls, imports: Mapping[str, ImportDef], name: str) -> RowMapper:
@@ -122,10 +127,10 @@ class RowMapper:
         """
         spec = self.spec
         message: dict[str, Any] = {"type": spec.kind, "messageId": self.message_id(row)}
-        for field, column in (("userId", spec.user_id), ("anonymousId", spec.anonymous_id)):
+        for key, column in (("userId", spec.user_id), ("anonymousId", spec.anonymous_id)):
             value = self._value(row, column)
             if value is not None:
-                message[field] = _identity(value)
+                message[key] = _identity(value)
         if "userId" not in message and "anonymousId" not in message:
             wanted = " or ".join(repr(c) for c in (spec.user_id, spec.anonymous_id) if c)
             raise RowError(f"no user id: column {wanted} is empty", spec.user_id)
@@ -161,7 +166,7 @@ class RowMapper:
 
     def _templated(self, row: Mapping[str, Any], template: str) -> str:
         values = {}
-        for column in template_fields(template):
+        for column in self._template:
             value = self._value(row, column)
             if value is None:
                 raise RowError(f"no message id: column '{column}' is empty", column)
@@ -190,9 +195,13 @@ class RowMapper:
         if column is None:
             return None
         value = row.get(column)
-        if value is None or (isinstance(value, str) and not value.strip()):
+        if value is None:
             return None
         kind = self.spec.types.get(column)
+        if type(value) is str:  # the common case (CSV): no conversion unless declared
+            if not value or value.isspace():
+                return None
+            return convert(value, kind, column) if kind else value
         if kind:
             return convert(value, kind, column)
         return _plain(value, column)

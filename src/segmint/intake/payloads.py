@@ -22,6 +22,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -39,7 +40,6 @@ MAX_DEPTH = 32
 MAX_ID_LENGTH = 1024
 """The longest userId, anonymousId, messageId or event name accepted."""
 
-_IDS = ("userId", "anonymousId")
 _OBJECTS = ("properties", "traits", "context")
 
 
@@ -83,6 +83,8 @@ def decode_message(
     type_: str | None = None,
     sent_at: Any = None,
     defaults: Mapping[str, Any] | None = None,
+    scan_nul: bool = True,
+    check_size: bool = True,
 ) -> Message:
     """Validate one Segment-spec message and return it decoded.
 
@@ -92,29 +94,34 @@ def decode_message(
         type_: The call type imposed by the endpoint (``/v1/track``); else ``raw["type"]``.
         sent_at: The batch's ``sentAt``, used when the message has none.
         defaults: Batch-level ``context`` and ``integrations`` applied when the message has none.
+        scan_nul: Look for NUL characters (which neither backend can store) in every string;
+            a caller that saw no ``\u0000`` in the raw JSON may skip it.
+        check_size: Enforce :data:`MAX_MESSAGE_BYTES`; a caller whose whole body is smaller
+            may skip it.
 
     Raises:
         PayloadError: Naming the first malformed field.
     """
-    if not isinstance(raw, dict):
+    if type(raw) is not dict:
         raise PayloadError("", f"a message must be a JSON object, got {_kind(raw)}")
     if defaults:
         raw = {**{k: v for k, v in defaults.items() if v is not None}, **raw}
     kind = type_ or raw.get("type")
     if kind not in EVENT_TYPES:
         raise PayloadError("type", f"must be one of {', '.join(EVENT_TYPES)}, got {kind!r}")
-    objects = {name: _object(raw, name) for name in _OBJECTS}
+    objects = {name: _object(raw, name, scan_nul) for name in _OBJECTS}
     if kind == "identify" and not objects["traits"]:
         # RudderStack's libraries send identify traits in context.traits only.
         context_traits = objects["context"].get("traits")
         if isinstance(context_traits, dict):
             objects["traits"] = context_traits
-    user_id, anonymous_id = (_id(raw, name) for name in _IDS)
+    user_id, anonymous_id = _id(raw, "userId"), _id(raw, "anonymousId")
     if user_id is None and anonymous_id is None:
         raise PayloadError("userId", "a message needs a userId or an anonymousId")
     if sent_at is not None and "sentAt" not in raw:
         raw = {**raw, "sentAt": sent_at}
-    _check_size(raw)
+    if check_size:
+        _check_size(raw)
     event, previous_id = _specifics(kind, raw, objects)
     return Message(
         type=kind,
@@ -166,35 +173,40 @@ def _specifics(
     return None, None
 
 
-def _object(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
+def _object(raw: Mapping[str, Any], name: str, scan_nul: bool) -> dict[str, Any]:
     value = raw.get(name)
     if value is None:
         return {}
-    if not isinstance(value, dict):
+    if type(value) is not dict:
         raise PayloadError(name, f"must be a JSON object, got {_kind(value)}")
-    _check_nested(value, name, 1)
+    _check_nested(value, name, 1, scan_nul)
     return value
 
 
-def _check_nested(value: Any, path: str, depth: int) -> None:
+def _check_nested(value: Any, path: str, depth: int, scan_nul: bool) -> None:
+    """Refuse nesting past :data:`MAX_DEPTH` and (when asked) NUL characters."""
     if depth > MAX_DEPTH:
         raise PayloadError(path, f"nested deeper than {MAX_DEPTH} levels")
-    if isinstance(value, dict):
+    if type(value) is dict:
         for key, item in value.items():
-            if "\x00" in key:
+            if scan_nul and "\x00" in key:
                 raise PayloadError(path, "a key contains a NUL character")
-            if isinstance(item, dict | list | str):
-                _check_nested(item, f"{path}.{key}", depth + 1)
-    elif isinstance(value, list):
+            kind = type(item)
+            if kind is dict or kind is list or (scan_nul and kind is str):
+                _check_nested(item, f"{path}.{key}", depth + 1, scan_nul)
+    elif type(value) is list:
         for index, item in enumerate(value):
-            if isinstance(item, dict | list | str):
-                _check_nested(item, f"{path}[{index}]", depth + 1)
+            kind = type(item)
+            if kind is dict or kind is list or (scan_nul and kind is str):
+                _check_nested(item, f"{path}[{index}]", depth + 1, scan_nul)
     elif "\x00" in value:
         raise PayloadError(path, "contains a NUL character")
 
 
 def _id(raw: Mapping[str, Any], name: str) -> str | None:
     value = raw.get(name)
+    if type(value) is str and 0 < len(value) <= MAX_ID_LENGTH and "\x00" not in value:
+        return value  # the common case, checked at once
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
@@ -228,9 +240,15 @@ def _instant(raw: Mapping[str, Any], name: str) -> datetime | None:
     if not isinstance(value, str):
         raise PayloadError(name, f"must be an ISO 8601 string, got {_kind(value)}")
     try:
-        return parse_instant(value)
+        return _parse_instant(value)
     except ValueError:
         raise PayloadError(name, f"is not an ISO 8601 date-time: {value[:40]!r}") from None
+
+
+@lru_cache(maxsize=4096)
+def _parse_instant(text: str) -> datetime:
+    """:func:`parse_instant`, cached: a batch's ``sentAt`` repeats in every message."""
+    return parse_instant(text)
 
 
 def _message_id(raw: Mapping[str, Any]) -> str:

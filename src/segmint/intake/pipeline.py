@@ -120,7 +120,7 @@ class Intake:
         return SubmitResult(**{**result.__dict__, "rejected": tuple(rejected)})
 
     def commit(
-        self, submissions: Sequence[Submission], *, notify: bool = True
+        self, submissions: Sequence[Submission], *, notify: bool = True, events: bool = True
     ) -> list[SubmitResult]:
         """Store several decoded submissions in one transaction.
 
@@ -128,12 +128,20 @@ class Intake:
             submissions: Decoded messages, each with its source.
             notify: Call the listeners before returning; the group-commit writer passes
                 False, answers the waiting requests first and then calls :meth:`notify`.
+            events: Put the stored events in the results (the group-commit writer skips it
+                when no listener is registered).
         """
+        plan = self.workspace.definition.tracking_plan
         with self._lock:
-            results = self._writer.write(submissions, self.workspace.definition.tracking_plan)
+            results = self._writer.write(submissions, plan, events=events)
         if notify:
             self.notify(results)
         return results
+
+    @property
+    def has_listeners(self) -> bool:
+        """Whether any listener is registered."""
+        return bool(self._listeners)
 
     def notify(self, results: Sequence[SubmitResult]) -> None:
         """Give the listeners the events and merges of committed ``results``."""

@@ -67,11 +67,20 @@ class BatchWriter:
         self.store = store
         self.graph = graph
         self.generation: int | None = None
+        self._want_events = True
 
     def write(
-        self, submissions: Sequence[Submission], plan: TrackingPlan | None
+        self, submissions: Sequence[Submission], plan: TrackingPlan | None, *, events: bool = True
     ) -> list[SubmitResult]:
-        """Write ``submissions`` in one transaction and return one result for each."""
+        """Write ``submissions`` in one transaction and return one result for each.
+
+        Args:
+            submissions: What to write.
+            plan: The tracking plan to check track events against.
+            events: Build the stored :class:`~segmint.events.Event` records for the results
+                (skipped on the hot path when nobody listens).
+        """
+        self._want_events = events
         try:
             with self.store.transaction():
                 self._sync()
@@ -225,7 +234,8 @@ class BatchWriter:
         for item in unique:
             if item.message.message_id in inserted:
                 batch.counts[item.sub][0] += 1
-                batch.events[item.sub].append(_event(item))
+                if self._want_events:
+                    batch.events[item.sub].append(_event(item))
             else:
                 batch.counts[item.sub][1] += 1
         return inserted
@@ -269,8 +279,9 @@ def _table(items: Sequence[_Pending]) -> pa.Table:
         "profile_id": [i.profile_id for i in items],
         "user_id": [m.user_id for m in msgs],
         "anonymous_id": [m.anonymous_id for m in msgs],
-        "timestamp": [utcnow_naive(m.timestamp) for m in msgs],
-        "received_at": [utcnow_naive(m.received_at) for m in msgs],
+        # Arrow turns aware datetimes into naive UTC itself.
+        "timestamp": [m.timestamp for m in msgs],
+        "received_at": [m.received_at for m in msgs],
         "source": [i.source for i in items],
         "properties": [dumps(m.properties).decode() for m in msgs],
         "traits": [dumps(m.traits).decode() for m in msgs],

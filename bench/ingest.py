@@ -1,0 +1,163 @@
+"""Durable ingest through the tracking API: events/s through ``POST /v1/batch``.
+
+A real ``segmint serve`` process on 127.0.0.1 (DuckDB workspace, group commit) receives
+batches of 100 Segment-spec events (a realistic mix: tracks with properties, some identifies
+with email traits, 20,000 known users and their anonymous ids) over several keep-alive
+connections. Every 200 means the events are durably committed.
+
+Figure: events/s acknowledged by ``/v1/batch``. Baseline: the same requests sent to the same
+server's ``/v1/noop`` (reads the body and answers; the HTTP stack's own limit). Goal:
+>= 30,000 events/s durable.
+
+Size: ``SEGMINT_BENCH_SCALE`` (default 1) times 3,000 requests (300,000 events);
+``SEGMINT_BENCH_CONNECTIONS`` connections (default 8).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import importlib.util
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# bench/ holds modules named like the standard library's (email.py): keep it off the path.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+
+import httpx  # noqa: E402
+import orjson  # noqa: E402
+
+from segmint.intake.keys import create_key  # noqa: E402
+from segmint.workspace import Workspace  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("bench_common", HERE / "common.py")
+assert _spec is not None and _spec.loader is not None
+_common = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_common)
+report = _common.report
+
+SCALE = float(os.environ.get("SEGMINT_BENCH_SCALE", "1"))
+REQUESTS = int(3000 * SCALE)
+PER_REQUEST = 100
+CONNECTIONS = int(os.environ.get("SEGMINT_BENCH_CONNECTIONS", "8"))
+USERS = 20_000
+EVENTS = ("Product Viewed", "Order Completed", "Cart Abandoned", "Page Viewed")
+
+
+def make_bodies(run: str) -> list[bytes]:
+    rng = random.Random(7)
+    bodies = []
+    for r in range(REQUESTS):
+        batch = []
+        for i in range(PER_REQUEST):
+            user = rng.randrange(USERS)
+            msg = {
+                "messageId": f"{run}-{r}-{i}",
+                "anonymousId": f"anon-{user}",
+                "timestamp": "2026-03-01T11:59:00.000Z",
+                "context": {"library": {"name": "bench", "version": "1"}, "ip": "10.0.0.1"},
+            }
+            if rng.random() < 0.1:
+                msg |= {"type": "identify", "userId": f"user-{user}",
+                        "traits": {"email": f"user{user}@example.com", "first_name": "Ann"}}  # fmt: skip
+            else:
+                msg |= {"type": "track", "event": rng.choice(EVENTS),
+                        "properties": {"total": round(rng.uniform(5, 500), 2),
+                                       "category": rng.choice(["shoes", "bags", "hats"]),
+                                       "sku": f"sku-{rng.randrange(1000)}"}}  # fmt: skip
+            batch.append(msg)
+        bodies.append(orjson.dumps({"batch": batch, "sentAt": "2026-03-01T11:59:01.000Z"}))
+    return bodies
+
+
+async def connection(port: int, path: bytes, auth: bytes, bodies: list[bytes]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = b"POST " + path + b" HTTP/1.1\r\nHost: bench\r\nAuthorization: Basic " + auth
+    head += b"\r\nContent-Type: application/json\r\nContent-Length: "
+    for body in bodies:
+        writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
+        response = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in response.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        payload = await reader.readexactly(length)
+        if response[9:12] != b"200":
+            raise RuntimeError(f"{response[:12]!r} {payload[:200]!r}")
+    writer.close()
+    await writer.wait_closed()
+
+
+def blast(port: int, path: str, key: str, bodies: list[bytes]) -> float:
+    auth = base64.b64encode(f"{key}:".encode())
+    shares = [bodies[i::CONNECTIONS] for i in range(CONNECTIONS)]
+
+    async def run() -> None:
+        await asyncio.gather(*(connection(port, path.encode(), auth, s) for s in shares))
+
+    start = time.perf_counter()
+    asyncio.run(run())
+    return len(bodies) * PER_REQUEST / (time.perf_counter() - start)
+
+
+def start_server(folder: Path, port: int) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "segmint", "-w", str(folder), "serve", "--port", str(port)]
+    proc = subprocess.Popen(cmd)
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "ws"
+        with Workspace.init(folder, name="bench") as ws:
+            _, key = create_key(ws.store, "bench", now=ws_now())
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        warm, noop_bodies, bodies = make_bodies("warm"), make_bodies("noop"), make_bodies("run")
+        proc = start_server(folder, port)
+        try:
+            blast(port, "/v1/batch", key, warm[: max(1, len(warm) // 5)])  # known users
+            noop = blast(port, "/v1/noop", key, noop_bodies)
+            durable = blast(port, "/v1/batch", key, bodies)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        with Workspace.open(folder) as ws:
+            stored = ws.store.fetchall("SELECT count(*) FROM events WHERE message_id LIKE 'run-%'")
+        assert stored[0][0] == len(bodies) * PER_REQUEST, stored
+    print(f"{len(bodies)} requests x {PER_REQUEST} events, {CONNECTIONS} connections, "
+          f"scale {SCALE}")  # fmt: skip
+    report(
+        "ingest /v1/batch durable",
+        durable,
+        "events/s",
+        baseline=noop,
+        baseline_name="same server /v1/noop",
+        ratio=durable / noop,
+        goal=">= 30,000 events/s",
+    )
+
+
+def ws_now() -> object:
+    from segmint.clock import SystemClock
+
+    return SystemClock().now()
+
+
+if __name__ == "__main__":
+    main()
