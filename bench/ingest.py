@@ -65,8 +65,8 @@ def make_bodies(run: str) -> list[bytes]:
                 "context": {"library": {"name": "bench", "version": "1"}, "ip": "10.0.0.1"},
             }
             if rng.random() < 0.1:
-                msg |= {"type": "identify", "userId": f"user-{user}",
-                        "traits": {"email": f"user{user}@example.com", "first_name": "Ann"}}  # fmt: skip
+                traits = {"email": f"user{user}@example.com", "first_name": "Ann"}
+                msg |= {"type": "identify", "userId": f"user-{user}", "traits": traits}
             else:
                 msg |= {"type": "track", "event": rng.choice(EVENTS),
                         "properties": {"total": round(rng.uniform(5, 500), 2),
