@@ -11,9 +11,6 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from email import policy
-from email.parser import BytesParser
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -21,13 +18,10 @@ from rich.table import Table
 from segmint.clock import FixedClock
 from segmint.demo.ingest import progress_bar
 from segmint.demo.stage import DemoContext, need
-from segmint.profiles import segment_members
 
 TEMPLATE = "lifecycle"
 PREVIEW_SEGMENTS = ("vip", "lapsing", "new_customer")
 PREVIEWS_PER_SEGMENT = 2
-PREVIEW_POOL = 50
-"""Members read per segment to find ones with an email address (visitors have none)."""
 CAMPAIGN = "winback"
 MIN_SECRET = 16
 """The shortest signing secret segmint accepts."""
@@ -35,70 +29,44 @@ MIN_SECRET = 16
 
 def preview_emails(ctx: DemoContext) -> str:
     """Render the lifecycle template for real members of three segments into the output."""
-    renderer_class, render_error = need("segmint.personalize", "Renderer", "TemplateRenderError")
-    (build_catalog,) = need("segmint.traits", "build_catalog")
-    ws = ctx.ws
-    types = build_catalog(ws.definition).types()
-    compiled = renderer_class(ws.templates_dir, ws.definition).compile(TEMPLATE)
-    sender = ws.definition.campaigns[CAMPAIGN].sender
+    request_class, render_previews = need(
+        "segmint.personalize.preview", "PreviewRequest", "render_previews"
+    )
     written: dict[str, list[str]] = {}
+    rows: list[tuple[str, str, str]] = []
+    failed = 0
     for segment in PREVIEW_SEGMENTS:
-        folder = ctx.options.out / "previews" / segment
-        folder.mkdir(parents=True, exist_ok=True)
-        written[segment] = []
-        for profile, to in _recipients(ctx, segment, types):
-            try:
-                email = compiled.render(
-                    profile,
-                    sender=sender,
-                    to=to,
-                    message_id=f"preview-{profile.profile_id}@shop.example.com",
-                    extra={"unsubscribe_url": f"{ws.definition.email.base_url}/u/preview"},
-                    date=ctx.options.as_of,
-                )
-            except render_error as exc:
-                ctx.console.print(f"[yellow]{segment} / {profile.profile_id}: {exc}[/yellow]")
-                continue
-            html = folder / f"{profile.profile_id}.html"
-            html.write_text(email.html, encoding="utf-8")
-            html.with_suffix(".eml").write_bytes(email.as_bytes())
-            written[segment].append(str(html))
+        request = request_class(
+            template=TEMPLATE,
+            segment=segment,
+            profile_id=None,
+            count=PREVIEWS_PER_SEGMENT,
+            out=ctx.options.out / "previews" / segment,
+            sender=None,
+            date=ctx.options.as_of,
+        )
+        result = render_previews(ctx.ws, request)
+        written[segment] = [item["html"] for item in result.written]
+        rows += [(segment, item["subject"], item["html"]) for item in result.written]
+        rows += [(segment, f"[red]{f['error']}[/red]", "") for f in result.failed]
+        failed += len(result.failed)
     ctx.facts["previews"] = written
-    ctx.console.print(_previews_table(ctx, written))
+    ctx.console.print(_previews_table(rows))
     total = sum(len(v) for v in written.values())
-    return f"{total} personalised emails (.html and .eml) in {ctx.options.out / 'previews'}/"
+    problems = f", {failed} failed to render" if failed else ""
+    return (
+        f"{total} personalised emails (.html and .eml) in {ctx.options.out / 'previews'}/{problems}"
+    )
 
 
-def _recipients(ctx: DemoContext, segment: str, types: dict[str, str]) -> list[tuple[Any, str]]:
-    """The first few members of ``segment`` that have an email address."""
-    trait = ctx.ws.definition.email.email_trait
-    found = []
-    for profile in segment_members(ctx.ws.store, segment, types, limit=PREVIEW_POOL):
-        address = profile.traits.get(trait)
-        if isinstance(address, str) and "@" in address:
-            found.append((profile, address))
-        if len(found) == PREVIEWS_PER_SEGMENT:
-            break
-    return found
-
-
-def _previews_table(ctx: DemoContext, written: dict[str, list[str]]) -> Table:
+def _previews_table(rows: list[tuple[str, str, str]]) -> Table:
     table = Table(title="Personalised previews", title_justify="left")
     table.add_column("segment")
     table.add_column("subject")
-    table.add_column("file")
-    for segment, files in written.items():
-        for html in files:
-            subject = _subject(Path(html).with_suffix(".eml"))
-            table.add_row(segment, subject, html)
-        if not files:
-            table.add_row(segment, "(no member with an email address)", "")
+    table.add_column("file", overflow="fold")
+    for row in rows:
+        table.add_row(*row)
     return table
-
-
-def _subject(eml: Path) -> str:
-    message = BytesParser(policy=policy.default).parsebytes(eml.read_bytes(), headersonly=True)
-    return str(message["Subject"] or "")
 
 
 def dry_run_campaign(ctx: DemoContext) -> str:
