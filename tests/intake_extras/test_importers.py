@@ -1,16 +1,19 @@
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from segmint.config.model import ImportDef, TrackingPlan
 from segmint.intake import Intake
-from segmint.intake.importers import run_import
-from segmint.intake.mappings import MappingError, RowMapper
+from segmint.intake.importers import open_rows, run_import
+from segmint.intake.mappings import MappingError, RowError, RowMapper
 from segmint.workspace import Workspace
 
 from .conftest import as_json, count
@@ -244,3 +247,50 @@ def test_progress_reaches_the_total(
     assert report.stored == 2500
     assert totals == [path.stat().st_size]
     assert seen == sorted(seen) and seen[-1] == totals[0] and len(seen) >= 3
+
+
+def test_jsonl_warns_about_keys_no_record_has(
+    duck_intake: Intake, workspace: Workspace, tmp_path: Path
+) -> None:
+    path = tmp_path / "o.jsonl"
+    path.write_bytes(orjson.dumps({"order_id": "1", "customer_id": "c", "totl": "1"}) + b"\n")
+    report = run_import(path, orders_mapping(workspace), duck_intake)
+    assert report.stored == 1
+    assert report.warnings == [
+        f"mapping 'orders' reads key '{c}', which no record has"
+        for c in ("created_at", "items", "total")
+    ]
+
+
+CELL = st.text(
+    st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=12
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(CELL, CELL, CELL), min_size=1, max_size=6))
+def test_csv_jsonl_and_parquet_map_alike(
+    tmp_path_factory: pytest.TempPathFactory, cells: list[tuple[str, str, str]]
+) -> None:
+    """The same text rows, written in each format, map to the same messages (ids included)."""
+    folder = tmp_path_factory.mktemp("formats")
+    rows = [{"user": u or "anon", "note": n, "city": c} for u, n, c in cells]
+    spec = ImportDef(kind="identify", user_id="user", traits={"note": "note", "city": "city"})
+    mapper = RowMapper.from_workspace({"people": spec}, "people")
+    with (folder / "p.csv").open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, fieldnames=["user", "note", "city"])
+        writer.writeheader()
+        writer.writerows(rows)
+    (folder / "p.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    pq.write_table(pa.Table.from_pylist(rows), folder / "p.parquet")
+    mapped = {}
+    for name in ("p.csv", "p.jsonl", "p.parquet"):
+        out = []
+        for row in open_rows(folder / name).rows(None):
+            assert row.values is not None, row.error
+            try:
+                out.append(mapper(row.values))
+            except RowError as exc:
+                out.append({"error": str(exc)})
+        mapped[name] = out
+    assert mapped["p.csv"] == mapped["p.jsonl"] == mapped["p.parquet"]

@@ -100,6 +100,8 @@ def _show_import(report: ImportReport, fmt: str) -> None:
         f"{report.duplicates} already stored, {report.quarantined} quarantined, "
         f"{report.bad_row_count} bad"
     )
+    for warning in report.warnings:
+        err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     if report.bad_rows:
         rows = [(b["line"], b["column"] or "", b["reason"]) for b in report.bad_rows[:50]]
         emit_table("bad rows (not stored)", ["line", "column", "reason"], rows)

@@ -201,7 +201,8 @@ class ImportDef(Strict):
         user_id: The column holding the user id.
         anonymous_id: The column holding an anonymous id.
         timestamp: The column holding the event time.
-        traits: Trait name → column, for ``identify`` imports.
+        traits: Trait name → column, for ``identify`` imports (on ``track`` imports they
+            go to ``context.traits``, which identifies who performed the event).
         properties: Property name → column, for ``track`` imports.
         key: Columns whose values identify a row, for stable message ids.
         source: The source name recorded on the events.
