@@ -18,12 +18,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from segmint.config.model import WorkspaceDef
+from segmint.errors import SegmintError
 from segmint.personalize.filters import FILTERS, zone
 from segmint.personalize.sandbox import ITER_NAME, Budget, Sandbox, budget_iter
 from segmint.profiles import Profile
 
-BUILTIN_TRAITS = ("user_id", "anonymous_id", "first_seen_at", "last_seen_at")
-"""Traits every profile may have besides the declared ones."""
+BUILTIN_TRAITS = ("user_id", "anonymous_id", "first_seen_at", "last_seen_at", "event_count")
+"""Traits every profile may have besides the declared ones (the traits catalog adds any
+further built-ins it defines)."""
 
 CONTEXT_NAMES = ("profile_id", "segments", "segment", "subject", "preheader")
 """Names segmint puts in every template's context."""
@@ -32,6 +34,16 @@ EXTRA_NAMES = ("unsubscribe_url", "preferences_url", "view_in_browser_url", "dat
 """Names delivery passes through ``extra``; known to lint, empty when not given."""
 
 _REMOVED_GLOBALS = ("cycler", "joiner", "lipsum", "dict")
+
+
+def trait_types(definition: WorkspaceDef) -> dict[str, str]:
+    """Trait name → type from the traits catalog (built-ins included); {} if it fails."""
+    from segmint.traits import build_catalog
+
+    try:
+        return build_catalog(definition).types()
+    except SegmintError:
+        return {}
 
 
 class ContextBuilder:
@@ -58,7 +70,9 @@ class ContextBuilder:
             None,
         )
         self.tz_trait = definition.email.timezone_trait
-        self.known_names = frozenset((*traits, *BUILTIN_TRAITS, *CONTEXT_NAMES, *EXTRA_NAMES))
+        self.types = trait_types(definition)
+        names = (*traits, *self.types, *BUILTIN_TRAITS, *CONTEXT_NAMES, *EXTRA_NAMES)
+        self.known_names = frozenset(names)
         self.base: dict[str, Any] = {}
 
     def install(self, env: Sandbox) -> None:

@@ -142,13 +142,14 @@ class Renderer:
         Raises:
             TemplateError: If the template is missing, invalid or has no subject.
         """
-        name = self._resolve(template_name)
+        name = self.resolve_name(template_name)
         key = f"{name}\0{subject}"
         if key not in self._compiled:
             self._compiled[key] = self._compile(name, subject)
         return self._compiled[key]
 
-    def _resolve(self, template_name: str) -> str:
+    def resolve_name(self, template_name: str) -> str:
+        """Return the file name of ``template_name`` (``.html`` added when it has no suffix)."""
         if template_name.endswith((".html", ".htm")) or "." in Path(template_name).name:
             return template_name
         return f"{template_name}.html"

@@ -141,9 +141,9 @@ class Sandbox(ImmutableSandboxedEnvironment):
 
     def getitem(self, obj: Any, argument: Any) -> Any:
         """Look up ``obj[argument]``; a ``_`` name that is not a mapping key is refused."""
-        if isinstance(argument, str) and argument[:1] == "_":
-            if not (isinstance(obj, Mapping) and argument in obj):
-                self.unsafe_undefined(obj, argument)
+        private = isinstance(argument, str) and argument[:1] == "_"
+        if private and not (isinstance(obj, Mapping) and argument in obj):
+            self.unsafe_undefined(obj, argument)
         return super().getitem(obj, argument)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:

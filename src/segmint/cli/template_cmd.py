@@ -1,0 +1,108 @@
+"""``segmint template lint`` and ``segmint template preview``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from segmint.cli.groups import template
+from segmint.cli.main import Context, pass_ctx
+from segmint.cli.output import console, emit_json, err_console, format_option
+from segmint.clock import SystemClock, parse_instant
+from segmint.personalize.lint import lint_templates
+from segmint.personalize.preview import PreviewRequest, render_previews
+
+
+@template.command("lint")
+@click.argument("name", required=False)
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
+@format_option
+@pass_ctx
+def lint(ctx: Context, name: str | None, strict: bool, fmt: str) -> None:
+    """Check templates against the traits and segments; exit 1 on errors.
+
+    Lints NAME (and the layouts and partials it uses), or every file in templates/.
+    """
+    ws = ctx.workspace
+    issues, sources = lint_templates(ws.templates_dir, ws.definition, [name] if name else None)
+    errors = sum(i.severity == "error" for i in issues)
+    warnings = len(issues) - errors
+    if fmt == "json":
+        emit_json(
+            {
+                "templates": sorted(sources),
+                "errors": errors,
+                "warnings": warnings,
+                "issues": [i.to_dict() for i in issues],
+            }
+        )
+    else:
+        for issue in issues:
+            color = "red" if issue.severity == "error" else "yellow"
+            text = issue.detailed_message(sources.get(issue.template))
+            console.print(f"[{color}]{text}[/{color}]", highlight=False, soft_wrap=True)
+        summary = f"{len(sources)} template(s): {errors} error(s), {warnings} warning(s)"
+        (err_console if issues else console).print(summary, highlight=False)
+    if errors or (strict and warnings):
+        raise SystemExit(1)
+
+
+@template.command("preview")
+@click.argument("name")
+@click.option("--segment", help="Render for members of this segment.")
+@click.option("--profile", "profile_id", help="Render for this one profile.")
+@click.option("--n", "count", type=int, default=3, show_default=True, help="How many members.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("previews"),
+    show_default=True,
+    help="Folder for the .html and .eml files.",
+)
+@click.option("--from", "sender", help="The From address (default: a campaign's, if any).")
+@click.option("--as-of", help="The message date (ISO 8601); now when omitted.")
+@format_option
+@pass_ctx
+def preview(
+    ctx: Context,
+    name: str,
+    segment: str | None,
+    profile_id: str | None,
+    count: int,
+    out: Path,
+    sender: str | None,
+    as_of: str | None,
+    fmt: str,
+) -> None:
+    """Render NAME for real members of --segment (or one --profile) to .html and .eml."""
+    if (segment is None) == (profile_id is None):
+        raise click.UsageError("give exactly one of --segment or --profile")
+    request = PreviewRequest(
+        template=name,
+        segment=segment,
+        profile_id=profile_id,
+        count=count,
+        out=out,
+        sender=sender,
+        date=parse_instant(as_of) if as_of else SystemClock().now(),
+    )
+    result = render_previews(ctx.workspace, request)
+    if fmt == "json":
+        emit_json(result.to_dict())
+    else:
+        for item in result.written:
+            console.print(f"{item['profile_id']}: {item['html']}  {item['eml']}", highlight=False)
+        for failure in result.failed:
+            err_console.print(
+                f"[red]{failure['profile_id']}: {failure['error']}[/red]", highlight=False
+            )
+        console.print(
+            f"{len(result.written)} written, {len(result.failed)} failed", highlight=False
+        )
+    if result.failed:
+        raise SystemExit(1)
+
+
+def register(cli: click.Group) -> None:
+    """The commands attach to the shared ``template`` group; nothing else to add."""

@@ -1,0 +1,115 @@
+"""Template lint: unknown names, missing fallbacks, segment names, syntax errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from segmint.personalize.lint import LintIssue, lint_templates
+from segmint.workspace import Workspace
+
+Write = Callable[[str, str], None]
+
+
+def lint(workspace: Workspace, *names: str) -> list[LintIssue]:
+    issues, _ = lint_templates(workspace.templates_dir, workspace.definition, names or None)
+    return issues
+
+
+def codes(issues: list[LintIssue]) -> list[tuple[str, str, int, int]]:
+    return [(i.code, i.severity, i.line, i.column) for i in issues]
+
+
+def test_example_templates_are_clean(workspace: Workspace) -> None:
+    assert lint(workspace) == []
+    issues, sources = lint_templates(workspace.templates_dir, workspace.definition, ["lifecycle"])
+    assert issues == [] and sorted(sources) == ["layout.html", "lifecycle.html"]
+
+
+def test_unknown_variable_with_suggestion(workspace: Workspace, write_template: Write) -> None:
+    write_template("a.html", "<p>Hi</p>\n<p>{{ frist_name }} {% set x = 1 %}{{ x }}</p>")
+    (issue,) = lint(workspace, "a")
+    assert (issue.code, issue.severity, issue.line, issue.column) == (
+        "unknown-variable", "error", 2, 7,
+    )  # fmt: skip
+    assert issue.hint == "did you mean 'first_name'?"
+    assert issue.length == len("frist_name")
+
+
+def test_builtins_extras_and_globals_are_known(workspace: Workspace, write_template: Write) -> None:
+    write_template(
+        "a.html",
+        "{{ profile_id }}{{ segment }}{{ segments }}{{ subject }}{{ unsubscribe_url }}"
+        "{{ preferences_url }}{{ last_seen_at | date }}{{ event_count }}"
+        "{% for i in range(3) %}{{ i }}{% endfor %}{% set ns = namespace(a=1) %}{{ ns.a }}",
+    )
+    assert lint(workspace, "a") == []
+
+
+def test_optional_trait_without_fallback(workspace: Workspace, write_template: Write) -> None:
+    write_template(
+        "a.html",
+        "{{ first_name }}\n"  # identify, no default: warn
+        "{{ first_name | default('x') | title }}\n"  # fallback
+        "{% if first_name %}{{ first_name | title }}{% endif %}\n"  # guarded
+        "{{ first_name if first_name else 'x' }}\n"  # not a bare merge tag
+        "{{ timezone }}{{ orders }}\n"  # default given / a count is never null
+        "{{ avg_order_value | money('EUR') }}\n",  # null without orders: warn
+    )
+    assert codes(lint(workspace, "a")) == [
+        ("no-fallback", "warning", 1, 4),
+        ("no-fallback", "warning", 6, 4),
+    ]
+
+
+def test_segment_names(workspace: Workspace, write_template: Write) -> None:
+    write_template(
+        "a.html",
+        "{% if segment == 'vipp' %}{% endif %}\n"
+        "{% if 'cart_abandoner' in segments %}{% endif %}\n"
+        "{% if segment in ['vip', 'loyal'] %}{% endif %}\n"
+        "{% if 'high_value' in segments %}{% elif segment == 'high_value' %}{% endif %}\n"
+        "{% if segment != 'new_customer' and 'churned' not in segments %}{% endif %}\n",
+    )
+    issues = lint(workspace, "a")
+    assert codes(issues) == [
+        ("unknown-segment", "error", 1, 18),
+        ("unknown-segment", "error", 2, 7),
+        ("unknown-segment", "error", 3, 26),
+        ("segment-not-in-group", "warning", 4, 53),
+    ]
+    assert issues[0].hint == "did you mean 'vip'?"
+    assert issues[1].hint == "did you mean 'cart_abandoners'?"
+    assert issues[3].hint == "use 'high_value' in segments"
+
+
+def test_syntax_error_line_and_column(workspace: Workspace, write_template: Write) -> None:
+    write_template("a.html", "<p>ok</p>\n{% if x %}\n<p>{% endfro %}</p>\n")
+    (issue,) = lint(workspace, "a")
+    assert (issue.code, issue.line, issue.column) == ("syntax", 3, 7)
+    assert "endfro" in issue.message
+    text = issue.detailed_message("<p>ok</p>\n{% if x %}\n<p>{% endfro %}</p>\n")
+    assert text.splitlines()[0].startswith("templates/a.html:3:7: error:")
+    assert text.splitlines()[2] == "    |       ^"
+
+
+def test_unknown_filter_is_a_syntax_error(workspace: Workspace, write_template: Write) -> None:
+    write_template("a.html", "{{ orders | moneyy('EUR') }}")
+    (issue,) = lint(workspace, "a")
+    assert issue.code == "syntax" and "moneyy" in issue.message
+
+
+def test_lint_follows_layouts_and_partials(workspace: Workspace, write_template: Write) -> None:
+    write_template("base.html", "{{ nope }}{% block content %}{% endblock %}")
+    write_template("part.html", "{{ nada }}")
+    write_template("a.html", '{% extends "base.html" %}{% block content %}'
+                   '{% include "part.html" %}{% endblock %}')  # fmt: skip
+    issues = lint(workspace, "a")
+    assert sorted((i.template, i.code) for i in issues) == [
+        ("base.html", "unknown-variable"),
+        ("part.html", "unknown-variable"),
+    ]
+
+
+def test_missing_template(workspace: Workspace) -> None:
+    (issue,) = lint(workspace, "ghost")
+    assert issue.code == "not-found" and issue.template == "ghost.html"
