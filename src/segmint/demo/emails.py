@@ -36,6 +36,10 @@ def preview_emails(ctx: DemoContext) -> str:
     rows: list[tuple[str, str, str]] = []
     failed = 0
     for segment in PREVIEW_SEGMENTS:
+        if not _has_members(ctx, segment):
+            rows.append((segment, "(no members to preview in this shop)", ""))
+            written[segment] = []
+            continue
         request = request_class(
             template=TEMPLATE,
             segment=segment,
@@ -57,6 +61,11 @@ def preview_emails(ctx: DemoContext) -> str:
     return (
         f"{total} personalised emails (.html and .eml) in {ctx.options.out / 'previews'}/{problems}"
     )
+
+
+def _has_members(ctx: DemoContext, segment: str) -> bool:
+    rows = ctx.ws.store.fetchall("SELECT 1 FROM memberships WHERE segment = ? LIMIT 1", [segment])
+    return bool(rows)
 
 
 def _previews_table(rows: list[tuple[str, str, str]]) -> Table:
