@@ -103,21 +103,24 @@ def test_redis_redelivers_unacked_entries_and_stores_them_once(
     client, name = stream
     for i in range(4):
         client.xadd(name, {"data": track(i)})  # ids derived from the entry: same on redelivery
+    client.xadd(name, {"data": b"poison"})
     crashing = CrashBeforeAck(open_source(url(redis_url, name), consumer="c1"))  # type: ignore[arg-type]
     with pytest.raises(ConnectionError):
-        consume(crashing, intake, max_messages=4)
+        consume(crashing, intake, max_messages=5)
     crashing.close()
     assert count(ws, "SELECT count(*) FROM events") == 4
-    assert pending(client, name) == 4
+    assert count(ws, "SELECT count(*) FROM quarantine") == 1
+    assert pending(client, name) == 5
     client.xadd(name, {"data": track(10)})
     again = open_source(url(redis_url, name), consumer="c1")
     try:
         report = consume(again, intake, idle_timeout=0.2)
     finally:
         again.close()
-    assert (report.received, report.duplicates, report.stored) == (5, 4, 1)
+    assert (report.received, report.duplicates, report.stored) == (6, 4, 1)
     assert pending(client, name) == 0
     assert count(ws, "SELECT count(*) FROM events") == 5
+    assert count(ws, "SELECT count(*) FROM quarantine") == 1  # the poison record, once
 
 
 def test_redis_claims_entries_a_dead_consumer_left_pending(

@@ -30,7 +30,7 @@ from segmint.config.suggest import did_you_mean
 from segmint.errors import Terminal, Transient
 from segmint.intake.errors import IntakeError
 from segmint.intake.pipeline import Intake
-from segmint.intake.quarantine import quarantine_row
+from segmint.intake.quarantine import QUARANTINE_COLUMNS, open_message_ids, quarantine_row
 
 
 class StreamError(IntakeError):
@@ -147,7 +147,7 @@ def consume(
     batch_size: int = 500,
     poll: float = 1.0,
 ) -> ConsumeReport:
-    """Move records from ``source`` into ``sink`` until a limit is reached.
+    """Move records from ``source`` into ``intake`` until a limit is reached.
 
     Args:
         source: The stream (Redis or Kafka).
@@ -189,7 +189,8 @@ def _handle(
         try:
             messages.append(decode(record, source.id_prefix))
         except ValueError as exc:
-            poison.append(_poison_row(at, record, str(exc), report))
+            poison.append(_poison_row(at, record, str(exc), report, source.id_prefix))
+    poison = _not_yet_quarantined(intake, poison)
     submission, _ = intake.decode(
         messages, source=report.source, received_at=at, invalid="quarantine"
     )
@@ -203,14 +204,30 @@ def _handle(
     report.acked += len(records)
 
 
-def _poison_row(at: Any, record: Record, reason: str, report: ConsumeReport) -> tuple[Any, ...]:
+_MID = QUARANTINE_COLUMNS.index("message_id")
+
+
+def _poison_row(
+    at: Any, record: Record, reason: str, report: ConsumeReport, prefix: str
+) -> tuple[Any, ...]:
+    """A quarantine row for a poison record, keyed by its stream position."""
     if len(report.poison) < 100:
         report.poison.append({"position": record.position, "reason": reason})
     if record.payload is None:
         payload: Any = record.detail
     else:
         payload = record.payload.decode("utf-8", errors="replace")
-    return quarantine_row(at, report.source, payload, f"poison record: {reason}", None)
+    row = list(quarantine_row(at, report.source, payload, f"poison record: {reason}", None))
+    row[_MID] = f"{prefix}:{record.position}"
+    return tuple(row)
+
+
+def _not_yet_quarantined(intake: Intake, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Drop poison rows a previous delivery already quarantined (a crash before the ack)."""
+    if not rows:
+        return rows
+    known = open_message_ids(intake.store, [r[_MID] for r in rows])
+    return [r for r in rows if r[_MID] not in known]
 
 
 def open_source(
