@@ -104,23 +104,24 @@ def test_redis_redelivers_unacked_entries_and_stores_them_once(
     for i in range(4):
         client.xadd(name, {"data": track(i)})  # ids derived from the entry: same on redelivery
     client.xadd(name, {"data": b"poison"})
+    client.xadd(name, {"data": orjson.dumps({"type": "track", "userId": "u"})})  # no event
     crashing = CrashBeforeAck(open_source(url(redis_url, name), consumer="c1"))  # type: ignore[arg-type]
     with pytest.raises(ConnectionError):
-        consume(crashing, intake, max_messages=5)
+        consume(crashing, intake, max_messages=6)
     crashing.close()
     assert count(ws, "SELECT count(*) FROM events") == 4
-    assert count(ws, "SELECT count(*) FROM quarantine") == 1
-    assert pending(client, name) == 5
+    assert count(ws, "SELECT count(*) FROM quarantine") == 2
+    assert pending(client, name) == 6
     client.xadd(name, {"data": track(10)})
     again = open_source(url(redis_url, name), consumer="c1")
     try:
         report = consume(again, intake, idle_timeout=0.2)
     finally:
         again.close()
-    assert (report.received, report.duplicates, report.stored) == (6, 4, 1)
+    assert (report.received, report.duplicates, report.stored) == (7, 4, 1)
     assert pending(client, name) == 0
     assert count(ws, "SELECT count(*) FROM events") == 5
-    assert count(ws, "SELECT count(*) FROM quarantine") == 1  # the poison record, once
+    assert count(ws, "SELECT count(*) FROM quarantine") == 2  # poison and malformed, once each
 
 
 def test_redis_claims_entries_a_dead_consumer_left_pending(

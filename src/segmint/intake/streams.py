@@ -190,11 +190,10 @@ def _handle(
             messages.append(decode(record, source.id_prefix))
         except ValueError as exc:
             poison.append(_poison_row(at, record, str(exc), report, source.id_prefix))
-    poison = _not_yet_quarantined(intake, poison)
     submission, _ = intake.decode(
         messages, source=report.source, received_at=at, invalid="quarantine"
     )
-    submission.quarantine.extend(poison)
+    submission.quarantine = _not_yet_quarantined(intake, submission.quarantine + poison)
     result = intake.commit([submission])[0]
     report.submitted += len(messages)
     report.stored += result.accepted
@@ -223,11 +222,10 @@ def _poison_row(
 
 
 def _not_yet_quarantined(intake: Intake, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Drop poison rows a previous delivery already quarantined (a crash before the ack)."""
-    if not rows:
-        return rows
-    known = open_message_ids(intake.store, [r[_MID] for r in rows])
-    return [r for r in rows if r[_MID] not in known]
+    """Drop rows a previous delivery already quarantined (a crash before the ack)."""
+    ids = [r[_MID] for r in rows if r[_MID] is not None]
+    known = open_message_ids(intake.store, ids) if ids else set()
+    return [r for r in rows if r[_MID] is None or r[_MID] not in known]
 
 
 def open_source(
