@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import orjson
 import pytest
-import httpx
 
 from segmint.api.app import create_app
 from segmint.clock import FixedClock
