@@ -3,9 +3,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 import pytest
+
+from segmint.clock import FixedClock
+from segmint.intake.pipeline import Intake
+from segmint.membership.compiled import CompiledSegments
+from segmint.membership.realtime import RealtimeEngine
+from segmint.workspace import Workspace
 
 
 @dataclass
@@ -47,3 +56,102 @@ def receiver() -> Iterator[Receiver]:
     server.shutdown()
     server.server_close()
     thread.join()
+
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+SHOP = """
+name: shop
+traits:
+  email: {from: identify, type: string}
+  orders: {count: events, event: Order Completed}
+  lifetime_value: {sum: properties.total, event: Order Completed}
+  last_purchase_at: {last: timestamp, event: Order Completed}
+  opens_30d: {count: events, event: Email Opened, within: 30d}
+  days_since_purchase: {expr: "days_since(last_purchase_at)", type: number}
+segments:
+  recent_buyer: {rule: "last_purchase_at >= now() - interval '30 days'"}
+  engaged: {rule: "opens_30d >= 3"}
+  vip: {rule: "lifetime_value >= 1000", group: lifecycle, priority: 100}
+  repeat: {rule: "orders >= 2", group: lifecycle, priority: 50}
+  lapsed: {rule: "days_since_purchase > 60", group: lifecycle, priority: 10}
+  prospect: {default: true, group: lifecycle}
+  big_recent: {rule: "lifetime_value >= 500", parent: recent_buyer}
+  vip_engaged: {rule: "in_segment('vip') and in_segment('engaged')"}
+  browsers:
+    rule: "performed('Product Viewed', within => '7 days') and not performed('Order Completed')"
+"""
+
+
+def _make_workspace(root: Path, text: str = SHOP, store: Any = None) -> Workspace:
+    folder = root / "ws"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "segmint.yaml").write_text(text)
+    ws = Workspace.open(folder)
+    if store is not None:
+        ws._store = store
+    return ws
+
+
+@dataclass
+class Rig:
+    """A workspace with intake and the real-time engine wired, on a fixed clock."""
+
+    ws: Workspace
+    clock: FixedClock
+    intake: Intake
+    compiled: CompiledSegments
+    engine: RealtimeEngine
+
+    def send(self, *messages: dict[str, Any]) -> None:
+        self.intake.submit(list(messages), source="test")
+
+    def at(self, when: datetime) -> None:
+        self.clock.set(when)
+        self.engine.advance(when)
+
+
+def _make_rig(ws: Workspace, at: datetime = T0) -> Rig:
+    clock = FixedClock(at)
+    intake = Intake(ws, clock)
+    compiled = CompiledSegments(ws.definition)
+    engine = RealtimeEngine(ws.store, compiled, clock)
+    intake.add_listener(engine)
+    return Rig(ws, clock, intake, compiled, engine)
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    ws = _make_workspace(tmp_path)
+    yield _make_rig(ws)
+    ws.close()
+
+
+@pytest.fixture
+def make_workspace():
+    return _make_workspace
+
+
+@pytest.fixture
+def make_rig():
+    return _make_rig
+
+
+@pytest.fixture
+def shop_yaml() -> str:
+    return SHOP
+
+
+@pytest.fixture(name="track")
+def track_fixture():
+    return _track
+
+
+_counter = iter(range(10**9))
+
+
+def _track(user: str, event: str, at: datetime, **props: Any) -> dict[str, Any]:
+    return {
+        "type": "track", "userId": user, "event": event, "properties": props,
+        "timestamp": at.isoformat(), "messageId": f"m{next(_counter)}",
+    }  # fmt: skip

@@ -135,6 +135,8 @@ def _apply_precise(
     enters = store.fetchall(_ENTERS.format(pairs=pairs) + " ORDER BY 2, 1")
     exits = store.fetchall(_EXITS.format(pairs=pairs) + " ORDER BY 2, 1")
     ids = sorted({pid for _, pid in enters + exits})
+    if not ids:
+        return
     old, new = _old_values(store, compiled, prev, ids), read_values(store, compiled.catalog, ids)
     changes: list[MembershipChange] = []
     for kind, rows in (("exit", exits), ("enter", enters)):
@@ -199,8 +201,7 @@ def _apply_bulk(store: Store, compiled: CompiledSegments, pairs: str, as_of: dat
 def reconcile(store: Store, compiled: CompiledSegments, as_of: datetime) -> list[Difference]:
     """Compare live memberships with a batch recompute at ``as_of``; return the differences."""
     query = trait_query(compiled.catalog, store.dialect, as_of)
-    source = exp.paren(query)
-    with store.transaction(), evaluated(store, compiled, source, as_of) as pairs:
+    with store.transaction(), evaluated(store, compiled, query, as_of) as pairs:
         enters = store.fetchall(_ENTERS.format(pairs=pairs))
         exits = store.fetchall(_EXITS.format(pairs=pairs))
     found = [Difference(s, p, False, True) for s, p in enters]

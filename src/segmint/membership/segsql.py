@@ -47,7 +47,11 @@ def segments_query(
         as_of: The instant ``now()`` stands for.
     """
     builder = _Layers(compiled, dialect, as_of)
-    query = exp.select("*").from_(exp.alias_(source, "t0", table=True))
+    if isinstance(source, exp.Query):
+        origin: exp.Expr = source.subquery("t0")
+    else:
+        origin = exp.alias_(source, "t0", table=True)
+    query = exp.select("*").from_(origin)
     ctes: list[tuple[str, exp.Select]] = [("l0", query)]
     for level, units in enumerate(builder.levels(), start=1):
         previous = ctes[-1][0]
