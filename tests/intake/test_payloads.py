@@ -139,3 +139,31 @@ def test_skew_correction_keeps_the_client_side_interval(
     raw = {"timestamp": original.isoformat(), "sentAt": sent.isoformat()}
     corrected = corrected_timestamp(raw, received)
     assert received - corrected == sent - original
+
+
+json_values = st.recursive(
+    st.none() | st.integers(-(2**60), 2**60) | st.text(alphabet='{}[]"\\ab', max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(alphabet='{}[]"\\k', max_size=3), inner, max_size=3)
+    ),
+    max_leaves=25,
+)
+
+
+def depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max((depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((depth(v) for v in value), default=0)
+    return 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(value=json_values, limit=st.integers(0, 8))
+def test_nesting_within_agrees_with_a_walk(value: object, limit: int) -> None:
+    import orjson
+
+    from segmint.intake.payloads import nesting_within
+
+    assert nesting_within(orjson.dumps(value), limit) == (depth(value) <= limit)

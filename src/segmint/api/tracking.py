@@ -21,7 +21,13 @@ from starlette.responses import Response
 
 from segmint.api.auth import authenticate
 from segmint.intake.errors import PayloadError, PayloadTooLarge
-from segmint.intake.payloads import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, decode_message
+from segmint.intake.payloads import (
+    MAX_BATCH_BYTES,
+    MAX_DEPTH,
+    MAX_MESSAGE_BYTES,
+    decode_message,
+    nesting_within,
+)
 from segmint.intake.results import Submission
 
 router = APIRouter()
@@ -102,6 +108,7 @@ def batch_submission(
         # JSON can carry NUL only as an escape, and no message outgrows a body it fits in.
         "scan_nul": b"\\u0000" in body,
         "check_size": len(body) > MAX_MESSAGE_BYTES,
+        "check_depth": not nesting_within(body, MAX_DEPTH),
     }
     messages = []
     for index, raw in enumerate(batch):

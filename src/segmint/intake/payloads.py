@@ -19,6 +19,7 @@ ignored. ``sentAt`` is the message's own or, in a batch, the batch's.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -85,6 +86,7 @@ def decode_message(
     defaults: Mapping[str, Any] | None = None,
     scan_nul: bool = True,
     check_size: bool = True,
+    check_depth: bool = True,
 ) -> Message:
     """Validate one Segment-spec message and return it decoded.
 
@@ -98,6 +100,8 @@ def decode_message(
             a caller that saw no ``\u0000`` in the raw JSON may skip it.
         check_size: Enforce :data:`MAX_MESSAGE_BYTES`; a caller whose whole body is smaller
             may skip it.
+        check_depth: Enforce :data:`MAX_DEPTH`; a caller that checked the raw JSON with
+            :func:`nesting_within` may skip it.
 
     Raises:
         PayloadError: Naming the first malformed field.
@@ -109,7 +113,8 @@ def decode_message(
     kind = type_ or raw.get("type")
     if kind not in EVENT_TYPES:
         raise PayloadError("type", f"must be one of {', '.join(EVENT_TYPES)}, got {kind!r}")
-    objects = {name: _object(raw, name, scan_nul) for name in _OBJECTS}
+    walk = scan_nul or check_depth
+    objects = {name: _object(raw, name, walk, scan_nul) for name in _OBJECTS}
     if kind == "identify" and not objects["traits"]:
         # RudderStack's libraries send identify traits in context.traits only.
         context_traits = objects["context"].get("traits")
@@ -137,6 +142,25 @@ def decode_message(
         previous_id=previous_id,
         raw=raw,
     )
+
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_PAIR = re.compile(rb"\{\}|\[\]")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"{}[]")
+
+
+def nesting_within(body: bytes, limit: int) -> bool:
+    """Whether the JSON text ``body`` nests objects and arrays at most ``limit`` deep.
+
+    Runs at C speed (regex and byte replacement), so a batch's messages need no walk when
+    the whole body is shallow. ``body`` must be valid JSON.
+    """
+    shape = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    for _ in range(limit):
+        if not shape:
+            return True
+        shape = _PAIR.sub(b"", shape)  # one level per pass: every innermost pair at once
+    return not shape
 
 
 def corrected_timestamp(raw: Mapping[str, Any], received_at: datetime) -> datetime:
@@ -173,13 +197,14 @@ def _specifics(
     return None, None
 
 
-def _object(raw: Mapping[str, Any], name: str, scan_nul: bool) -> dict[str, Any]:
+def _object(raw: Mapping[str, Any], name: str, walk: bool, scan_nul: bool) -> dict[str, Any]:
     value = raw.get(name)
     if value is None:
         return {}
     if type(value) is not dict:
         raise PayloadError(name, f"must be a JSON object, got {_kind(value)}")
-    _check_nested(value, name, 1, scan_nul)
+    if walk:
+        _check_nested(value, name, 1, scan_nul)
     return value
 
 
