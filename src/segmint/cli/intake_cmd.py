@@ -25,12 +25,13 @@ def serve(ctx: Context, host: str, port: int, log_level: str) -> None:
     import uvicorn
 
     from segmint.api.app import create_app
+    from segmint.membership.service import attach_realtime
 
     workspace = ctx.workspace
     clock = SystemClock()
     intake = Intake(workspace, clock)
-    # Real-time listeners attach here, before the server starts, e.g.:
-    #     intake.add_listener(engine.on_commit)
+    # Real-time listeners attach here, before the server starts:
+    attach_realtime(workspace, intake, clock)  # membership engine, time transitions, webhooks
     app = create_app(workspace, clock, intake=intake)
     loop = "uvloop" if _has("uvloop") else "asyncio"
     http = "httptools" if _has("httptools") else "h11"

@@ -25,7 +25,6 @@ from segmint.membership.structure import SegmentPlan, SegmentSpec
 from segmint.rules import (
     SEGMENTS_KEY,
     Dependencies,
-    EventAggregate,
     Expr,
     RuleError,
     TraitRef,
@@ -39,6 +38,7 @@ from segmint.rules import (
 from segmint.rules.lowering import transform
 from segmint.rules.pycompile import Evaluator
 from segmint.traits import TraitCatalog, TraitEngine, build_catalog
+from segmint.traits.validate import segment_aggregates
 
 
 @dataclass(frozen=True)
@@ -82,11 +82,9 @@ class CompiledSegments:
         self.definition = definition
         specs = {n: SegmentSpec.from_def(n, s) for n, s in definition.segments.items()}
         parsed = {n: _parse(n, s.rule) for n, s in specs.items() if s.rule is not None}
-        implicit: dict[EventAggregate, None] = {}
         deps = {n: dependencies(e) for n, e in parsed.items()}
-        for d in deps.values():
-            implicit.update(dict.fromkeys(d.aggregates))
-        self.catalog: TraitCatalog = build_catalog(definition, tuple(implicit))
+        # the same catalog (and so the same state fingerprint) as ``segmint rebuild`` builds
+        self.catalog: TraitCatalog = build_catalog(definition, segment_aggregates(definition))
         self.traits = TraitEngine(self.catalog)
         self.schema = TraitSchema(self.catalog.types(), frozenset(specs))  # type: ignore[arg-type]
         self.segments = {n: self._compile(s, parsed.get(n), deps.get(n)) for n, s in specs.items()}

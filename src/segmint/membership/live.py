@@ -22,6 +22,7 @@ from segmint.membership.compiled import CompiledSegments
 from segmint.profiles import decode_traits
 from segmint.store import Store, from_store_time, utcnow_naive
 from segmint.traits import StaleStateError, TraitState
+from segmint.traits.live import values_json
 from segmint.traits.state import loads, save_states
 
 CHUNK = 500
@@ -132,7 +133,7 @@ def save_many(
     at = utcnow_naive(as_of)
     store.executemany(
         'INSERT INTO trait_values (profile_id, "values", as_of) VALUES (?, ?, ?)',
-        [(p, orjson.dumps(live.values, default=_plain).decode(), at) for p, live in lives.items()],
+        [(p, values_json(live.values), at) for p, live in lives.items()],
     )
     store.executemany(
         "INSERT INTO schedule (profile_id, due_at) VALUES (?, ?)",
@@ -176,12 +177,6 @@ def _json(value: Any) -> dict[str, Any]:
         decoded = orjson.loads(value)
         return decoded if isinstance(decoded, dict) else {}
     return dict(value)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, set | frozenset | tuple):
-        return sorted(value)
-    return str(value)
 
 
 def _aware(value: datetime) -> datetime:

@@ -1,0 +1,161 @@
+"""Membership commands: ``refresh``, ``reconcile``, ``segments list|show|overlap``, ``webhooks``.
+
+Each command calls :class:`segmint.membership.service.Membership` and only prints.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+import click
+
+from segmint.cli.groups import segments, webhooks
+from segmint.cli.main import Context, pass_ctx
+from segmint.cli.output import emit_json, emit_table, format_option
+from segmint.clock import SystemClock, parse_instant
+from segmint.membership.service import Membership
+
+as_of_option = click.option("--as-of", "as_of", help="The ISO 8601 instant (default: now).")
+
+
+def _as_of(text: str | None) -> datetime:
+    return parse_instant(text) if text else SystemClock().now()
+
+
+def _when(value: Any) -> str:
+    return value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else str(value)
+
+
+@click.command()
+@as_of_option
+@format_option
+@pass_ctx
+def refresh(ctx: Context, as_of: str | None, fmt: str) -> None:
+    """Recompute traits and every segment in batch; record enter/exit changes."""
+    report = Membership(ctx.workspace).refresh(_as_of(as_of))
+    if fmt == "json":
+        emit_json(asdict(report))
+        return
+    click.echo(
+        f"refreshed {report.profiles} profiles at {_when(report.as_of)}: "
+        f"{report.entered} entered, {report.exited} exited"
+    )
+
+
+@click.command()
+@as_of_option
+@format_option
+@pass_ctx
+def reconcile(ctx: Context, as_of: str | None, fmt: str) -> None:
+    """Compare live memberships with a batch recompute; exit 1 if they differ."""
+    at = _as_of(as_of)
+    found = Membership(ctx.workspace).reconcile(at)
+    if fmt == "json":
+        emit_json({"as_of": at, "differences": [asdict(d) for d in found]})
+    elif found:
+        rows = [(d.segment, d.profile_id, _yes(d.live), _yes(d.batch)) for d in found]
+        emit_table("Differences", ["segment", "profile", "live", "batch"], rows)
+    else:
+        click.echo(f"live memberships agree with the batch at {_when(at)}")
+    if found:
+        sys.exit(1)
+
+
+def _yes(flag: bool) -> str:
+    return "member" if flag else "-"
+
+
+@segments.command("list")
+@click.option("--tag", help="Only segments with this tag.")
+@format_option
+@pass_ctx
+def segments_list(ctx: Context, tag: str | None, fmt: str) -> None:
+    """List segments with their group, tags and size."""
+    rows = Membership(ctx.workspace).segments(tag)
+    if fmt == "json":
+        emit_json(rows)
+        return
+    table = [
+        (r["name"], r["size"], r["group"] or "", r["parent"] or "", ", ".join(r["tags"]),
+         r["description"] or "")
+        for r in rows
+    ]  # fmt: skip
+    emit_table("Segments", ["segment", "size", "group", "parent", "tags", "description"], table)
+
+
+@segments.command("show")
+@click.argument("name")
+@click.option("--recent", default=20, show_default=True, help="How many recent changes.")
+@format_option
+@pass_ctx
+def segments_show(ctx: Context, name: str, recent: int, fmt: str) -> None:
+    """Show a segment's rule, size, size history and recent changes."""
+    info = Membership(ctx.workspace).segment(name, recent)
+    if fmt == "json":
+        emit_json(info)
+        return
+    click.echo(f"{info['name']}: {info['rule'] or '(default of group ' + str(info['group']) + ')'}")
+    click.echo(f"size {info['size']}" + (f", group {info['group']}" if info["group"] else ""))
+    history = [
+        (_when(p["day"])[:10], p["entered"], p["exited"], p["size"]) for p in info["history"]
+    ]
+    emit_table("Size history", ["day", "entered", "exited", "size"], history)
+    changes = [
+        (_when(c["occurred_at"]), c["profile_id"], c["change"], c["cause"].get("source", ""))
+        for c in info["recent_changes"]
+    ]
+    emit_table("Recent changes", ["at", "profile", "change", "source"], changes)
+
+
+@segments.command("overlap")
+@format_option
+@pass_ctx
+def segments_overlap(ctx: Context, fmt: str) -> None:
+    """Pairwise shared members and Jaccard index of every two segments."""
+    pairs = Membership(ctx.workspace).overlap()
+    if fmt == "json":
+        emit_json(pairs)
+        return
+    rows = [
+        (p["a"], p["b"], p["size_a"], p["size_b"], p["both"], f"{p['jaccard']:.3f}") for p in pairs
+    ]
+    emit_table("Overlap", ["a", "b", "|a|", "|b|", "both", "jaccard"], rows)
+
+
+@webhooks.command("status")
+@format_option
+@pass_ctx
+def webhooks_status(ctx: Context, fmt: str) -> None:
+    """Show the webhook outbox: pending, delivered and dead letters per webhook."""
+    status = Membership(ctx.workspace).webhook_status()
+    if fmt == "json":
+        emit_json(status)
+        return
+    rows = [
+        (name, s["pending"], s["delivered"], s["dead"], _when(s.get("next_attempt_at") or ""))
+        for name, s in sorted(status["webhooks"].items())
+    ]
+    emit_table("Webhooks", ["webhook", "pending", "delivered", "dead", "next attempt"], rows)
+    letters = [
+        (d["id"], d["webhook"], d["attempts"], d["last_error"]) for d in status["dead_letters"]
+    ]
+    if letters:
+        emit_table("Dead letters", ["id", "webhook", "attempts", "last error"], letters)
+
+
+@webhooks.command("deliver")
+@as_of_option
+@pass_ctx
+def webhooks_deliver(ctx: Context, as_of: str | None) -> None:
+    """Deliver the outbox rows that are due now (once)."""
+    report = Membership(ctx.workspace).deliver_webhooks(_as_of(as_of))
+    click.echo(f"delivered {report.delivered}, retrying {report.retried}, dead {report.dead}")
+
+
+def register(cli: click.Group) -> None:
+    """Add ``refresh`` and ``reconcile``; the rest attach to the shared groups."""
+    cli.add_command(refresh)
+    cli.add_command(reconcile)

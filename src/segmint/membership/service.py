@@ -1,0 +1,158 @@
+"""The membership engine's Python API over a workspace; the CLI and the REST API use it.
+
+>>> m = Membership(workspace)
+>>> m.refresh(as_of)                       # batch: traits and every segment
+>>> engine = m.realtime(clock)             # real time: give it to intake as a listener
+>>> m.reconcile(as_of)                     # live vs batch, every difference
+
+In a server, :func:`attach_realtime` wires everything: the engine listens to intake, a
+background thread fires due time transitions and delivers webhooks every second, and an
+optional Redis stream (``SEGMINT_CHANGES_REDIS_URL``) carries each change.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+from segmint.clock import Clock
+from segmint.membership.batch import Difference, RefreshReport, reconcile, refresh
+from segmint.membership.changes import members_of
+from segmint.membership.compiled import CompiledSegments
+from segmint.membership.delivery import DeliveryReport, WebhookDispatcher
+from segmint.membership.explain import explain_profile
+from segmint.membership.hub import ChangeHub
+from segmint.membership.insight import list_segments, overlap, show_segment
+from segmint.membership.realtime import RealtimeEngine
+from segmint.membership.redis_stream import RedisChangeStream
+from segmint.membership.webhooks import WebhookOutbox, outbox_status
+from segmint.workspace import Workspace
+
+REDIS_ENV = "SEGMINT_CHANGES_REDIS_URL"
+log = logging.getLogger(__name__)
+
+
+class Membership:
+    """Segments of one workspace: refresh, real time, reconcile, insight.
+
+    Args:
+        workspace: The workspace.
+    """
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self.store = workspace.store
+        self.hub = ChangeHub()
+
+    @cached_property
+    def compiled(self) -> CompiledSegments:
+        """The workspace's segments, compiled (raises ConfigError for a broken rule)."""
+        return CompiledSegments(self.workspace.definition)
+
+    @property
+    def outbox(self) -> WebhookOutbox | None:
+        """The webhook outbox, when the workspace has webhooks."""
+        hooks = self.workspace.definition.webhooks
+        return WebhookOutbox(self.store, hooks) if hooks else None
+
+    def refresh(self, as_of: datetime) -> RefreshReport:
+        """Recompute traits and every segment at ``as_of``; record the changes."""
+        report = refresh(self.store, self.compiled, as_of)
+        outbox = self.outbox
+        if outbox is not None:
+            outbox.enqueue_new(as_of)
+        return report
+
+    def reconcile(self, as_of: datetime) -> list[Difference]:
+        """Every (segment, profile) where live memberships and a batch recompute differ."""
+        return reconcile(self.store, self.compiled, as_of)
+
+    def realtime(self, clock: Clock) -> RealtimeEngine:
+        """A real-time engine publishing to this object's hub and the webhook outbox."""
+        return RealtimeEngine(self.store, self.compiled, clock, hub=self.hub, outbox=self.outbox)
+
+    def segments(self, tag: str | None = None) -> list[dict[str, Any]]:
+        """Every segment (optionally with ``tag``) with its definition and size."""
+        return list_segments(self.store, self.compiled.plan, tag)
+
+    def segment(self, name: str, recent: int = 20) -> dict[str, Any]:
+        """One segment: rule, size, size history and recent changes."""
+        return show_segment(self.store, self.compiled.plan, name, recent)
+
+    def overlap(self) -> list[dict[str, Any]]:
+        """Pairwise shared members and Jaccard index of every two segments."""
+        return overlap(self.store, self.compiled.plan)
+
+    def profile_segments(self, profile_id: str) -> list[str]:
+        """The live memberships of one profile, sorted."""
+        return sorted(members_of(self.store, [profile_id])[profile_id])
+
+    def explain(self, profile_id: str, as_of: datetime) -> dict[str, Any]:
+        """Why the profile is or is not in each segment (see :mod:`.explain`)."""
+        return explain_profile(self.store, self.compiled, profile_id, as_of)
+
+    def webhook_status(self) -> dict[str, Any]:
+        """Outbox counts per webhook and the latest dead letters."""
+        return outbox_status(self.store)
+
+    def deliver_webhooks(self, as_of: datetime) -> DeliveryReport:
+        """Deliver every webhook row due at ``as_of`` once."""
+        dispatcher = WebhookDispatcher(self.store, self.workspace.definition.webhooks)
+        try:
+            return dispatcher.deliver_due(as_of)
+        finally:
+            dispatcher.close()
+
+
+class RealtimeService:
+    """What :func:`attach_realtime` started; :meth:`close` stops it."""
+
+    def __init__(self, membership: Membership, engine: RealtimeEngine, clock: Clock) -> None:
+        self.membership = membership
+        self.engine = engine
+        self.clock = clock
+        self.stop = threading.Event()
+        hooks = membership.workspace.definition.webhooks
+        self.dispatcher = WebhookDispatcher(membership.store, hooks) if hooks else None
+        self.thread = threading.Thread(target=self._run, name="segmint-membership", daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.engine.advance(self.clock.now())
+                if self.dispatcher is not None:
+                    self.dispatcher.deliver_due(self.clock.now())
+            except Exception:
+                log.exception("membership timer failed; retrying")
+            self.stop.wait(1.0)
+
+    def close(self) -> None:
+        """Stop the timer thread."""
+        self.stop.set()
+        self.thread.join(timeout=5)
+        if self.dispatcher is not None:
+            self.dispatcher.close()
+
+
+def attach_realtime(workspace: Workspace, intake: Any, clock: Clock) -> RealtimeService:
+    """Wire real-time membership into a server: listener, timer, webhooks, Redis stream.
+
+    Args:
+        workspace: The workspace.
+        intake: The :class:`segmint.intake.pipeline.Intake` the server commits through.
+        clock: The server's clock.
+    """
+    membership = Membership(workspace)
+    engine = membership.realtime(clock)
+    url = os.environ.get(REDIS_ENV)
+    if url:
+        membership.hub.subscribe(RedisChangeStream(workspace.store, url))
+    service = RealtimeService(membership, engine, clock)
+    engine.advance(clock.now())  # whatever fell due while the server was down
+    intake.add_listener(engine)
+    service.thread.start()
+    return service
