@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from segmint.personalize import (
     RenderedEmail,
@@ -14,7 +16,9 @@ from segmint.personalize import (
     TemplateRenderError,
     TemplateSyntaxError,
 )
+from segmint.personalize.htmltext import html_to_text
 from segmint.profiles import Profile
+from segmint.workspace import Workspace
 
 from .conftest import defaults
 
@@ -139,18 +143,20 @@ def test_link_rewriter_applies_to_both_parts_once_per_url(render: Render) -> Non
     assert 'href="https://t.example/c?to=https://shop.example/p?a=1%26b=2"' in email.html
     assert 'href="mailto:help@shop.example"' in email.html
     assert "shop (https://t.example/c?to=https://shop.example/p?a=1%26b=2)" in email.text
-    assert "\x02" not in email.html + email.text and "\x03" not in email.html + email.text
 
 
-def test_values_cannot_forge_link_marks(render: Render) -> None:
+def test_only_template_links_are_rewritten(render: Render) -> None:
     seen: list[str] = []
     email = render(
-        "<p>{{ first_name }}</p>",
-        {"first_name": "\x02https://evil.example\x03"},
-        link_rewriter=lambda u: seen.append(u) or u,
-    )
-    assert seen == []
-    assert "https://evil.example" in email.text
+        '<p>{{ first_name }} <a href="https://shop.example/{{ favorite_category }}">x</a></p>',
+        {"first_name": 'https://evil.example "<a href=https://evil.example>"',
+         "favorite_category": 'hats?a=1&b="2"'},
+        link_rewriter=lambda u: seen.append(u) or "https://t.example/c/1",
+    )  # fmt: skip
+    assert seen == ['https://shop.example/hats?a=1&b="2"']
+    assert email.html.count("https://t.example/c/1") == 1
+    assert "&lt;a href=https://evil.example&gt;" in email.html
+    assert "x (https://t.example/c/1)" in email.text
 
 
 def test_open_pixel_and_preheader(render: Render) -> None:
@@ -229,3 +235,53 @@ def test_extra_and_builtins_in_context(render: Render) -> None:
 
 def test_trait_default_from_workspace(render: Render) -> None:
     assert "UTC" in render("<p>{{ timezone }}</p>").text
+
+
+_PIECES = [*"ab Zé€<>&\"'{}%#=\n\t", "{{", "{%", "&amp;", "<b>", "http://x.y/?a=1&b=2"]
+tricky_text = st.lists(st.sampled_from(_PIECES), max_size=12).map("".join)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    first_name=st.one_of(st.none(), tricky_text),
+    category=tricky_text,
+    segments=st.sets(st.sampled_from(["vip", "loyal_customer", "churned", "high_value"])),
+    orders=st.integers(min_value=0, max_value=3),
+)
+def test_text_template_agrees_with_converting_the_rendered_html(
+    text_agreement: Renderer,
+    first_name: str | None,
+    category: str,
+    segments: set[str],
+    orders: int,
+) -> None:
+    profile = Profile(
+        "p1",
+        {"first_name": first_name, "favorite_category": category, "orders": orders},
+        frozenset(segments),
+    )
+    email = text_agreement.compile("mixed").render(profile, extra=EXTRA, **defaults())
+
+    def words(text: str) -> list[str]:
+        return text.split()
+
+    assert words(email.text) == words(html_to_text(email.html))
+
+
+@pytest.fixture(scope="module")
+def text_agreement(tmp_path_factory: pytest.TempPathFactory) -> Renderer:
+    ws = Workspace.init(tmp_path_factory.mktemp("agree") / "ws", name="agree")
+    (ws.templates_dir / "mixed.html").write_text(
+        '{% extends "layout.html" %}{% block subject %}s{% endblock %}{% block content %}'
+        "<h1>Hi {{ first_name | default('there') }}</h1>"
+        "<table><tr><td>{{ favorite_category }}</td><td>{{ orders }}</td></tr>"
+        "{% for s in segments %}<tr><td>{{ s }}</td></tr>{% endfor %}</table>"
+        '{% if segment == "vip" %}<p>VIP '
+        '<a href="https://shop.example/v?c={{ favorite_category }}">go {{ favorite_category }}</a></p>{% elif orders > 1 %}<ul><li>{{ orders }}</li>"
+        "<li>{{ orders | pluralize('order', 'orders') }}</li></ul>{% endif %}"
+        "<p>{{ first_name }}<br>{{ favorite_category | upper }}</p>{% endblock %}",
+        encoding="utf-8",
+    )
+    renderer = Renderer(ws.templates_dir, ws.definition)
+    ws.close()
+    return renderer

@@ -10,7 +10,8 @@ The steps, all on source whose Jinja tags are protected tokens:
    in the body (a layout can show ``{{ subject }}``).
 2. **Inline CSS** with css-inline on the flattened document.
 3. **Text template** from the inlined HTML (see :mod:`segmint.personalize.htmltext`).
-4. **Restore** the tags, add the preheader and open-pixel slots, mark link URLs.
+4. **Restore** the tags, add the preheader and open-pixel slots, wrap link URLs in the
+   ``segmint_link`` filter (see :func:`segmint.personalize.sandbox.link`).
 
 Known differences from rendering the files directly: ``include ... without context`` sees
 the context; an include whose name is computed is left dynamic (its HTML is not
@@ -32,7 +33,7 @@ from jinja2 import BaseLoader, Environment, FileSystemLoader
 from segmint.errors import SourceLocation
 from segmint.personalize import source as src
 from segmint.personalize.errors import TemplateError, TemplateNotFound, TemplateSyntaxError
-from segmint.personalize.htmltext import LINK_CLOSE, LINK_OPEN, html_to_text_template, inline_css
+from segmint.personalize.htmltext import LINK_END, LINK_START, html_to_text_template, inline_css
 
 META_BLOCKS = ("subject", "preheader")
 PREHEADER_SLOT = "{{ __segmint_preheader }}"
@@ -154,7 +155,7 @@ def flatten(
         raise TemplateError(f"cannot assemble the template: {exc}", template=name) from None
     inlined = inline_css(body, template=name)
     text = src.restore(html_to_text_template(inlined, table), table)
-    marked = _HREF.sub(rf"\1{LINK_OPEN}\2{LINK_CLOSE}\3", inlined)
+    marked = _HREF.sub(lambda m: f"{m[1]}{LINK_START}{m[2]}{LINK_END}{m[3]}", inlined)
     html = src.restore_inlined(_add_slots(marked), table)
     return FlatSources(
         html=html,

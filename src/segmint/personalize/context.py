@@ -20,7 +20,8 @@ from typing import Any
 from segmint.config.model import WorkspaceDef
 from segmint.errors import SegmintError
 from segmint.personalize.filters import FILTERS, zone
-from segmint.personalize.sandbox import ITER_NAME, Budget, Sandbox, budget_iter
+from segmint.personalize.htmltext import LINK_FILTER
+from segmint.personalize.sandbox import ITER_NAME, Budget, Sandbox, budget_iter, link
 from segmint.profiles import Profile
 
 BUILTIN_TRAITS = ("user_id", "anonymous_id", "first_seen_at", "last_seen_at", "event_count")
@@ -78,6 +79,7 @@ class ContextBuilder:
     def install(self, env: Sandbox) -> None:
         """Add segmint's filters to ``env`` and remove the globals templates do not need."""
         env.filters.update(FILTERS)
+        env.filters[LINK_FILTER] = link
         for name in _REMOVED_GLOBALS:
             env.globals.pop(name, None)
         env.globals[ITER_NAME] = budget_iter

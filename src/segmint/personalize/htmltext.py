@@ -3,9 +3,9 @@ r"""Compile-time HTML work: inline the CSS, and derive the plain-text template.
 Both steps run once per template, on source whose Jinja tags are protected tokens (see
 :mod:`segmint.personalize.source`), so no recipient pays for them. The plain-text template
 is made *from the HTML template*: the tags come back untouched, so rendering it gives the
-text of the rendered HTML, links written as ``text (url)``. Link URLs are wrapped in
-``\x02…\x03`` marks so the renderer can hand them to a link rewriter and then drop the
-marks.
+text of the rendered HTML, links written as ``text (url)``. Link URLs are wrapped in a
+``{% filter segmint_link %}`` block (in both parts) that hands them to the render's link
+rewriter: no scan of the output is needed.
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ import css_inline
 from segmint.personalize.errors import TemplateError
 from segmint.personalize.source import OPEN, TOKEN_RE, wrap_text_tokens
 
-LINK_OPEN, LINK_CLOSE = "\x02", "\x03"
+LINK_FILTER = "segmint_link"
+LINK_START, LINK_END = "{% filter " + LINK_FILTER + " %}", "{% endfilter %}"
 _STYLE_RE = re.compile(r"<style\b[^>]*>(.*?)</style>", re.S | re.I)
 _SPACE_RE = re.compile(r"\s+")
 _BRACE_RE = re.compile(r"\{(?=[{%#])")
+_BRACE = '{{ "{" }}'
 _HIDDEN_RE = re.compile(r"display\s*:\s*none", re.I)
 _PARAGRAPHS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote", "pre", "ul", "ol"}
 _LINES = {"div", "tr", "li", "section", "article", "header", "footer", "center", "dl", "dt"}
@@ -55,9 +57,10 @@ def inline_css(html: str, *, template: str) -> str:
 class _TextWriter(HTMLParser):
     """Turns HTML (with protected tokens) into text (with the same tokens)."""
 
-    def __init__(self, table: list[str]) -> None:
+    def __init__(self, table: list[str], template: bool = True) -> None:
         super().__init__(convert_charrefs=True)
         self.table = table
+        self.template = template
         self.out: list[str] = []
         self.pending = 0
         self.skip: list[str] = []
@@ -124,7 +127,7 @@ class _TextWriter(HTMLParser):
         if tag == "a" and self.links:
             href = self.links.pop()
             if href and not href.startswith("#"):
-                self._emit(f" ({LINK_OPEN}{href}{LINK_CLOSE})")
+                self._emit(f" ({self._link(href)})")
         elif tag in _PARAGRAPHS:
             self.pre -= tag == "pre"
             self._breaks(2)
@@ -133,7 +136,12 @@ class _TextWriter(HTMLParser):
 
     def _text(self, data: str) -> str:
         text = data if self.pre else _SPACE_RE.sub(" ", data)
-        return _BRACE_RE.sub('{{ "{" }}', text)
+        return _BRACE_RE.sub(_BRACE, text) if self.template else text
+
+    def _link(self, href: str) -> str:
+        if not self.template:
+            return href
+        return f"{LINK_START}{_BRACE_RE.sub(_BRACE, href)}{LINK_END}"
 
     def handle_data(self, data: str) -> None:
         if self.skip:
@@ -160,6 +168,18 @@ class _TextWriter(HTMLParser):
 def html_to_text_template(html: str, table: list[str]) -> str:
     """Return the text template for ``html`` (tokens kept; restore them afterwards)."""
     writer = _TextWriter(table)
+    writer.feed(html)
+    writer.close()
+    return "".join(writer.out).strip() + "\n"
+
+
+def html_to_text(html: str) -> str:
+    """Return the plain text of rendered ``html``, by the rules of the text template.
+
+    Used to check the compiled text template against a direct conversion; a renderer
+    never calls it per recipient.
+    """
+    writer = _TextWriter([], template=False)
     writer.feed(html)
     writer.close()
     return "".join(writer.out).strip() + "\n"

@@ -180,6 +180,7 @@ def message_id_header(message_id: str) -> bytes:
     return f"Message-ID: <{bare}>\r\n".encode("ascii")
 
 
+@lru_cache(maxsize=256)
 def date_header(when: datetime) -> bytes:
     """Return the ``Date`` header for an instant (naive values are taken as UTC)."""
     aware = when if when.tzinfo else when.replace(tzinfo=UTC)

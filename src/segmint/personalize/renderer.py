@@ -14,12 +14,10 @@ that recipient and carries on.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from html import unescape as html_unescape
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +35,6 @@ from segmint.personalize.errors import (
     TemplateSecurityError,
     TemplateUndefinedError,
 )
-from segmint.personalize.htmltext import LINK_CLOSE, LINK_OPEN
 from segmint.personalize.mime import (
     Skeleton,
     address_header,
@@ -50,8 +47,7 @@ from segmint.personalize.sandbox import BUDGET, Budget, Sandbox
 from segmint.personalize.sandbox import make_undefined as _make_undefined
 from segmint.profiles import Profile
 
-_HTML_LINK = re.compile(f'href="{LINK_OPEN}([^{LINK_CLOSE}"]*){LINK_CLOSE}"')
-_TEXT_LINK = re.compile(f"{LINK_OPEN}([^{LINK_OPEN}{LINK_CLOSE}]*){LINK_CLOSE}")
+_META_SEP = "\x1f"
 _PREHEADER = ('<div style="display:none;max-height:0;overflow:hidden;mso-hide:all">', "</div>")
 _PIXEL = (
     '<img src="',
@@ -98,18 +94,6 @@ class RenderedEmail:
         return self.skeleton.assemble(self.headers, self.text, self.html)
 
 
-def _unmark(text: str) -> str:
-    """Remove the link marks from ``text``."""
-    if LINK_OPEN in text or LINK_CLOSE in text:
-        return text.replace(LINK_OPEN, "").replace(LINK_CLOSE, "")
-    return text
-
-
-def _strip_marks(value: Any) -> Any:
-    """Text-part finalizer: a value may not forge the link marks."""
-    return _unmark(value) if isinstance(value, str) else value
-
-
 class Renderer:
     """Compiles the templates of one workspace (cache by name) for its profiles."""
 
@@ -124,9 +108,7 @@ class Renderer:
         self.files = FileSystemLoader(str(self.templates_dir))
         undefined = _make_undefined(self.context.known_names)
         self.html_env = Sandbox(loader=self.files, autoescape=True, undefined=undefined)
-        self.text_env = Sandbox(
-            loader=self.files, autoescape=False, undefined=undefined, finalize=_strip_marks
-        )
+        self.text_env = Sandbox(loader=self.files, autoescape=False, undefined=undefined)
         for env in (self.html_env, self.text_env):
             env.max_size = self.limits.max_output_bytes
             self.context.install(env)
@@ -168,8 +150,9 @@ class Renderer:
             renderer=self,
             html=self._from_string(self.html_env, flat.html, name),
             text=self._from_string(self.text_env, flat.text, name),
-            subject=self._from_string(self.text_env, subject_src, name),
-            preheader=self._from_string(self.text_env, flat.preheader or "", name),
+            meta=self._from_string(
+                self.text_env, subject_src + _META_SEP + (flat.preheader or ""), name
+            ),
         )
 
     def _from_string(self, env: Sandbox, source: str, name: str) -> jinja2.Template:
@@ -190,16 +173,14 @@ class CompiledTemplate:
         renderer: Renderer,
         html: jinja2.Template,
         text: jinja2.Template,
-        subject: jinja2.Template,
-        preheader: jinja2.Template,
+        meta: jinja2.Template,
     ) -> None:
         """Hold the compiled parts; use :meth:`Renderer.compile` to build one."""
         self.name = name
         self._renderer = renderer
         self._html = html
         self._text = text
-        self._subject = subject
-        self._preheader = preheader
+        self._meta = meta
         self.skeleton = Skeleton.for_template(name)
 
     def render(
@@ -238,7 +219,11 @@ class CompiledTemplate:
         if not isinstance(when, datetime):
             raise TemplateRenderError("no message date: pass date= (or extra['date'])")
         limits = self._renderer.limits
-        budget = Budget(time.monotonic() + limits.max_render_seconds, limits.max_output_bytes)
+        budget = Budget(
+            time.monotonic() + limits.max_render_seconds,
+            limits.max_output_bytes,
+            rewriter=link_rewriter,
+        )
         token = BUDGET.set(budget)
         try:
             variables = self._renderer.context.build(profile, extra, budget)
@@ -253,7 +238,6 @@ class CompiledTemplate:
             raise TemplateRenderError(f"{type(exc).__name__}: {exc}", template=self.name) from None
         finally:
             BUDGET.reset(token)
-        html, text = _apply_links(html, text, link_rewriter)
         headers = b"".join(
             (
                 address_header("From", sender),
@@ -269,8 +253,9 @@ class CompiledTemplate:
     def _render_parts(
         self, variables: dict[str, Any], budget: Budget, pixel: str | None
     ) -> tuple[str, str, str, str]:
-        subject = " ".join(_run(self._subject, variables, budget).split())
-        preheader = " ".join(_run(self._preheader, variables, budget).split())
+        subject, _, preheader = _run(self._meta, variables, budget).partition(_META_SEP)
+        subject = " ".join(subject.split())
+        preheader = " ".join(preheader.split())
         variables["subject"] = subject
         variables["preheader"] = preheader
         variables["__segmint_preheader"] = _wrap(_PREHEADER, preheader)
@@ -292,36 +277,25 @@ def _tidy(text: str) -> str:
         text = "\n".join([line.rstrip() for line in text.split("\n")])
     while "\n\n\n" in text:
         text = text.replace("\n\n\n", "\n\n")
-    return text.strip() + "\n"
+    if text[:1].isspace() or text[-1:] != "\n" or text[-2:-1].isspace():
+        return text.strip() + "\n"
+    return text
 
 
 def _run(template: jinja2.Template, variables: dict[str, Any], budget: Budget) -> str:
-    """Render ``template`` chunk by chunk, enforcing the output limit and the deadline."""
+    """Render ``template`` chunk by chunk, enforcing the output limit.
+
+    Time is charged where work can repeat (loops, calls); output without either is
+    bounded by the template's size.
+    """
     out: list[str] = []
+    append = out.append
     size = 0
+    limit = budget.max_output
     for chunk in template.root_render_func(template.new_context(variables, shared=True)):
         size += len(chunk)
-        if size > budget.max_output:
-            raise TemplateLimitError(
-                f"output larger than the {budget.max_output:,}-character limit"
-            )
-        budget.charge()
-        out.append(chunk)
+        if size > limit:
+            raise TemplateLimitError(f"output larger than the {limit:,}-character limit")
+        append(chunk)
+    budget.charge()
     return "".join(out)
-
-
-def _apply_links(html: str, text: str, rewriter: Callable[[str], str] | None) -> tuple[str, str]:
-    """Hand each marked http(s) link to ``rewriter`` (once per URL), then drop the marks."""
-    if rewriter is None:
-        return _unmark(html), _unmark(text)
-    seen: dict[str, str] = {}
-
-    def rewrite(url: str) -> str:
-        if url not in seen:
-            is_web = url[:8].lower().startswith(("http://", "https://"))
-            seen[url] = rewriter(url) if is_web else url
-        return seen[url]
-
-    html = _HTML_LINK.sub(lambda m: f'href="{escape(rewrite(html_unescape(m[1])))}"', html)
-    text = _TEXT_LINK.sub(lambda m: rewrite(m[1]), text)
-    return _unmark(html), _unmark(text)

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from html import unescape as html_unescape
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,6 +30,7 @@ from jinja2 import Undefined, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 from jinja2.utils import missing
+from markupsafe import Markup, escape
 
 from segmint.config.suggest import did_you_mean
 from segmint.personalize.errors import TemplateLimitError
@@ -40,12 +42,23 @@ _UTC = ZoneInfo("UTC")
 
 @dataclass
 class Budget:
-    """What one render may still spend: a deadline, an output allowance, a time zone."""
+    """One render's state: its deadline and output allowance, time zone and link rewriter."""
 
     deadline: float
     max_output: int
     tz: ZoneInfo = _UTC
+    rewriter: Callable[[str], str] | None = None
     ticks: int = field(default=0)
+    links: dict[str, str] = field(default_factory=dict)
+
+    def rewrite(self, url: str) -> str:
+        """Return the rewritten http(s) ``url`` (once per distinct URL); others unchanged."""
+        if self.rewriter is None or not url[:8].lower().startswith(("http://", "https://")):
+            return url
+        found = self.links.get(url)
+        if found is None:
+            found = self.links[url] = self.rewriter(url)
+        return found
 
     def charge(self) -> None:
         """Count one unit of work; every 64 units, check the deadline."""
@@ -62,6 +75,20 @@ def charge() -> None:
     budget = BUDGET.get()
     if budget is not None:
         budget.charge()
+
+
+def link(value: Any) -> Any:
+    """The ``segmint_link`` filter wrapped around every link URL at compile time.
+
+    Hands the URL to the current render's link rewriter. In HTML the value is escaped
+    markup: it is unescaped for the rewriter and the result escaped again.
+    """
+    budget = BUDGET.get()
+    if budget is None or budget.rewriter is None:
+        return value
+    if isinstance(value, Markup):
+        return escape(budget.rewrite(html_unescape(str(value)).strip()))
+    return budget.rewrite(str(value).strip())
 
 
 def budget_iter(iterable: Iterable[Any]) -> Iterator[Any]:
