@@ -95,7 +95,7 @@ Your average order is {{ avg_order_value | money('EUR') }}.</p>
 <p>Welcome! Here is 10% off your next order with the code WELCOME10.</p>
 {% endif %}
 """
-    + FILLER * 15
+    + FILLER * 16
     + """{% if last_purchase_at %}
 <p>Your last order was on {{ last_purchase_at | date('long') }}; we hope you enjoy it.</p>
 {% endif %}

@@ -98,7 +98,10 @@ def seven_bit(text: str) -> bytes | None:
 
 def base64_lines(text: str) -> bytes:
     """Encode a body as base64 UTF-8 in lines of 76 characters."""
-    data = binascii.b2a_base64(_crlf(text).replace("\n", "\r\n").encode("utf-8"), newline=False)
+    raw = text.encode("utf-8")
+    if b"\r" in raw:
+        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    data = binascii.b2a_base64(raw.replace(b"\n", CRLF), newline=False)
     return CRLF.join([data[i : i + 76] for i in range(0, len(data), 76)])
 
 

@@ -10,9 +10,11 @@
   ``dict`` are gone;
 - ``*``, ``**`` and ``%`` are checked so a template cannot build a huge string or number.
 
-Render time is bounded without threads: a :class:`Budget` (kept in a context variable) is
-charged on every sandboxed call, every loop iteration (each ``for`` loop's iterable is
-wrapped at parse time) and every output chunk, and the clock is read every 64 charges.
+Render time is bounded without threads or signals: a :class:`Budget` (kept in a context
+variable) is charged on every sandboxed call, every ``*``/``**``/``%`` and every loop
+iteration (each ``for`` loop's iterable is wrapped at parse time), and the clock is read
+every 64 charges. Output written without a loop or a call is bounded by the template's
+size, so it needs no charge.
 """
 
 from __future__ import annotations
