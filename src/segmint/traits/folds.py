@@ -74,21 +74,19 @@ class Exists(Count):
 
 
 class Sum(Fold):
-    """``sum`` (NULL when no value); the slot is [total, n]."""
-
-    def new(self) -> Slot:
-        """No values yet."""
-        return [0.0, 0]
+    """``sum`` (NULL when no value); the slot is [total, n], None before the first value."""
 
     def add(self, slot: Slot, ts: int, mid: str, value: Any) -> Slot:
         """Add the value."""
+        if slot is None:
+            return [value, 1]
         slot[0] += value
         slot[1] += 1
         return slot
 
     def read(self, slot: Slot, cutoff: int) -> Any:
         """The total, or None without values."""
-        return slot[0] if slot[1] else None
+        return None if slot is None else slot[0]
 
 
 class Avg(Sum):
@@ -96,7 +94,7 @@ class Avg(Sum):
 
     def read(self, slot: Slot, cutoff: int) -> Any:
         """The mean, or None without values."""
-        return slot[0] / slot[1] if slot[1] else None
+        return None if slot is None else slot[0] / slot[1]
 
 
 class Min(Fold):
@@ -142,43 +140,39 @@ class Last(First):
 class DistinctCount(Fold):
     """``distinct_count``: the set of text values seen."""
 
-    def new(self) -> Slot:
-        """An empty set."""
-        return set()
-
     def add(self, slot: Slot, ts: int, mid: str, value: Any) -> Slot:
         """Remember the value."""
+        if slot is None:
+            return {value}
         slot.add(value)
         return slot
 
     def read(self, slot: Slot, cutoff: int) -> Any:
         """How many distinct values."""
-        return len(slot)
+        return 0 if slot is None else len(slot)
 
     def dump(self, slot: Slot) -> Any:
         """A sorted list."""
-        return sorted(slot)
+        return None if slot is None else sorted(slot)
 
     def load(self, data: Any) -> Slot:
         """The set back."""
-        return set(data)
+        return None if data is None else set(data)
 
 
 class MostFrequent(Fold):
     """``most_frequent``: counts per text value; ties go to the smallest value."""
 
-    def new(self) -> Slot:
-        """No counts."""
-        return {}
-
     def add(self, slot: Slot, ts: int, mid: str, value: Any) -> Slot:
         """Count the value."""
+        if slot is None:
+            return {value: 1}
         slot[value] = slot.get(value, 0) + 1
         return slot
 
     def read(self, slot: Slot, cutoff: int) -> Any:
         """The most frequent value."""
-        return most_frequent(slot)
+        return None if slot is None else most_frequent(slot)
 
 
 def most_frequent(counts: dict[str, int]) -> str | None:
@@ -213,13 +207,15 @@ class Window(Fold):
         self.wants_value = not self.bare and not on_timestamp
         self._read = _WINDOW_READERS[func] if self.bare or not on_timestamp else _ts_reader(func)
 
-    def new(self) -> Slot:
-        """No entries."""
-        return []
-
     def add(self, slot: Slot, ts: int, mid: str, value: Any) -> Slot:
         """Insert the event (already checked to be inside the window at the watermark)."""
-        insort(slot, ts if self.bare else [ts, mid, value])
+        entry = ts if self.bare else [ts, mid, value]
+        if slot is None:
+            return [entry]
+        if not slot or _ts(slot[-1]) < ts:
+            slot.append(entry)  # the common case: events arrive in time order
+        else:
+            insort(slot, entry)
         return slot
 
     def prune(self, slot: Slot, watermark: int) -> None:
@@ -230,6 +226,8 @@ class Window(Fold):
 
     def live(self, slot: Slot, cutoff: int) -> list[Any]:
         """The entries inside the window whose lower edge is ``cutoff``."""
+        if not slot:
+            return []
         return slot[bisect_right(slot, cutoff, key=_ts) :]  # type: ignore[no-any-return]
 
     def read(self, slot: Slot, cutoff: int) -> Any:
@@ -238,6 +236,8 @@ class Window(Fold):
 
     def expiry(self, slot: Slot, cutoff: int) -> int | None:
         """When the oldest live entry leaves the window (µs), or None."""
+        if not slot:
+            return None
         live = bisect_right(slot, cutoff, key=_ts)
         return _ts(slot[live]) + self.within if live < len(slot) else None
 

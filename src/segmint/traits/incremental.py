@@ -12,7 +12,6 @@ windowed value can next change without a new event.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +20,7 @@ from segmint.traits.catalog import TraitCatalog
 from segmint.traits.coerce import COERCERS, lookup
 from segmint.traits.derive import compile_derived, compile_filter
 from segmint.traits.folds import ALL_TIME, Fold, Max, Min, Window
-from segmint.traits.model import TraitSpec
+from segmint.traits.model import BUILTINS, TraitSpec
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -58,12 +57,9 @@ class TraitState:
         return self.watermark == _NEVER
 
 
-@dataclass(frozen=True)
-class _Route:
-    index: int
-    fold: Fold
-    value: Callable[[Event, int], Any] | None
-    where: Callable[[Event], bool] | None
+BUILTIN_KEYS = [(name, "builtin") for name, _, _ in BUILTINS]
+Step = Callable[[list[Any], int, str, Event, int], None]
+"""Folds one event into one trait's slot: (slots, ts, message_id, event, watermark)."""
 
 
 class TraitEngine:
@@ -78,7 +74,7 @@ class TraitEngine:
         self.specs = catalog.aggregates
         self.folds = [make_fold(s) for s in self.specs]
         self._windows = [(i, f) for i, f in enumerate(self.folds) if isinstance(f, Window)]
-        self._routes: dict[tuple[str, str | None], tuple[_Route, ...]] = {}
+        self._routes: dict[str, dict[str | None, tuple[Step, ...]]] = {}
         types = catalog.types()
         self._derived = [(s.name, compile_derived(s, types)) for s in catalog.derived]
         self._defaults = [(s.name, s.default) for s in self.specs if s.default is not None]
@@ -90,27 +86,19 @@ class TraitEngine:
 
     def apply(self, state: TraitState, event: Event) -> None:
         """Fold one event into ``state`` (any arrival order gives the same result)."""
-        ts = to_us(event.timestamp)
-        if ts > state.watermark:
-            state.watermark = ts
-        routes = self._routes.get((event.type, event.event))
-        if routes is None:
-            routes = self._route(event.type, event.event)
+        delta = event.timestamp - EPOCH
+        ts = (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+        watermark = state.watermark
+        if ts > watermark:
+            state.watermark = watermark = ts
+        by_name = self._routes.get(event.type)
+        steps = None if by_name is None else by_name.get(event.event)
+        if steps is None:
+            steps = self._route(event.type, event.event)
         slots = state.slots
-        for route in routes:
-            if route.where is not None and not route.where(event):
-                continue
-            fold = route.fold
-            value = None
-            if route.value is not None:
-                value = route.value(event, ts)
-                if value is None:
-                    continue
-            if fold.windowed:
-                if ts <= state.watermark - fold.within:
-                    continue
-                fold.prune(slots[route.index], state.watermark)  # type: ignore[attr-defined]
-            slots[route.index] = fold.add(slots[route.index], ts, event.message_id, value)
+        mid = event.message_id
+        for step in steps:
+            step(slots, ts, mid, event, watermark)
 
     def apply_all(self, state: TraitState, events: Iterable[Event]) -> TraitState:
         """Fold many events into ``state`` and return it."""
@@ -147,14 +135,17 @@ class TraitEngine:
         found = [d for d in due if d is not None]
         return from_us(min(found)) if found else None
 
-    def _route(self, kind: str, name: str | None) -> tuple[_Route, ...]:
-        routes = tuple(
-            _Route(i, fold, value_reader(spec, fold), compile_filter(spec))
-            for i, (spec, fold) in enumerate(zip(self.specs, self.folds, strict=True))
-            if matches(spec, kind, name)
-        )
-        self._routes[(kind, name)] = routes
-        return routes
+    def _route(self, kind: str, name: str | None) -> tuple[Step, ...]:
+        pairs = list(enumerate(zip(self.specs, self.folds, strict=True)))
+        steps: list[Step] = []
+        if [(s.name, s.kind) for s in self.specs[:3]] == BUILTIN_KEYS:
+            steps.append(_builtin_step)  # every event touches the built-ins: one call
+            pairs = pairs[3:]
+        steps += [
+            make_step(i, spec, fold) for i, (spec, fold) in pairs if matches(spec, kind, name)
+        ]
+        self._routes.setdefault(kind, {})[name] = tuple(steps)
+        return tuple(steps)
 
 
 def matches(spec: TraitSpec, kind: str, name: str | None) -> bool:
@@ -176,6 +167,83 @@ def make_fold(spec: TraitSpec) -> Fold:
     return ALL_TIME[spec.func]()
 
 
+def make_step(index: int, spec: TraitSpec, fold: Fold) -> Step:
+    """The one closure that folds an event into ``spec``'s slot (filter, coercion, fold)."""
+    where = compile_filter(spec)
+    value = value_reader(spec, fold)
+    if fold.windowed:
+        return _window_step(index, fold, value, where)
+    if value is None:
+        return _count_step(index, where)
+    if spec.target == "timestamp" and where is None:
+        return _time_step(index, isinstance(fold, Min))
+    add = fold.add
+
+    def step(slots: list[Any], ts: int, mid: str, event: Event, watermark: int) -> None:
+        if where is not None and not where(event):
+            return
+        found = value(event, ts)
+        if found is not None:
+            slots[index] = add(slots[index], ts, mid, found)
+
+    return step
+
+
+def _builtin_step(slots: list[Any], ts: int, mid: str, event: Event, watermark: int) -> None:
+    """first_seen_at, last_seen_at and event_count (slots 0, 1, 2) in one step."""
+    first = slots[0]
+    if first is None or ts < first:
+        slots[0] = ts
+    last = slots[1]
+    if last is None or ts > last:
+        slots[1] = ts
+    slots[2] += 1
+
+
+def _count_step(index: int, where: Callable[[Event], bool] | None) -> Step:
+    def count(slots: list[Any], ts: int, mid: str, event: Event, watermark: int) -> None:
+        if where is None or where(event):
+            slots[index] += 1
+
+    return count
+
+
+def _time_step(index: int, earliest: bool) -> Step:
+    def first(slots: list[Any], ts: int, mid: str, event: Event, watermark: int) -> None:
+        slot = slots[index]
+        if slot is None or ts < slot:
+            slots[index] = ts
+
+    def last(slots: list[Any], ts: int, mid: str, event: Event, watermark: int) -> None:
+        slot = slots[index]
+        if slot is None or ts > slot:
+            slots[index] = ts
+
+    return first if earliest else last
+
+
+def _window_step(
+    index: int, fold: Fold, value: Callable[[Event, int], Any] | None,
+    where: Callable[[Event], bool] | None,
+) -> Step:  # fmt: skip
+    within, add, prune = fold.within, fold.add, fold.prune  # type: ignore[attr-defined]
+
+    def window(slots: list[Any], ts: int, mid: str, event: Event, watermark: int) -> None:
+        if ts <= watermark - within or (where is not None and not where(event)):
+            return
+        found = None
+        if value is not None:
+            found = value(event, ts)
+            if found is None:
+                return
+        slot = slots[index]
+        if slot:
+            prune(slot, watermark)
+        slots[index] = add(slot, ts, mid, found)
+
+    return window
+
+
 def value_reader(spec: TraitSpec, fold: Fold) -> Callable[[Event, int], Any] | None:
     """How to read the value an event contributes to ``spec`` (None: no value needed)."""
     if spec.target == "timestamp":
@@ -192,7 +260,7 @@ def value_reader(spec: TraitSpec, fold: Fold) -> Callable[[Event, int], Any] | N
             return None if found is None else to_us(found)
 
         return read_ts
-    if len(path) == 1:
+    if len(path) == 1 and field == "properties":
         key = path[0]
-        return lambda event, ts: coerce(getattr(event, field).get(key))
+        return lambda event, ts: coerce(event.properties.get(key))
     return lambda event, ts: coerce(lookup(getattr(event, field), path))
