@@ -277,7 +277,8 @@ def text_agreement(tmp_path_factory: pytest.TempPathFactory) -> Renderer:
         "<table><tr><td>{{ favorite_category }}</td><td>{{ orders }}</td></tr>"
         "{% for s in segments %}<tr><td>{{ s }}</td></tr>{% endfor %}</table>"
         '{% if segment == "vip" %}<p>VIP '
-        '<a href="https://shop.example/v?c={{ favorite_category }}">go {{ favorite_category }}</a></p>{% elif orders > 1 %}<ul><li>{{ orders }}</li>"
+        '<a href="https://shop.example/v?c={{ favorite_category }}">'
+        "go {{ favorite_category }}</a></p>{% elif orders > 1 %}<ul><li>{{ orders }}</li>"
         "<li>{{ orders | pluralize('order', 'orders') }}</li></ul>{% endif %}"
         "<p>{{ first_name }}<br>{{ favorite_category | upper }}</p>{% endblock %}",
         encoding="utf-8",
@@ -285,3 +286,36 @@ def text_agreement(tmp_path_factory: pytest.TempPathFactory) -> Renderer:
     renderer = Renderer(ws.templates_dir, ws.definition)
     ws.close()
     return renderer
+
+
+def test_tags_in_awkward_places_survive_compilation(write: Write, workspace: Workspace) -> None:
+    write("macros.html", "{% macro badge(n) %}<b>{{ n }}</b>{% endmacro %}")
+    write(
+        "odd.html",
+        '{% import "macros.html" as m %}{% block subject %}S{% endblock %}'
+        "<html><head><title>{{ subject }} · {{ first_name }}</title>"
+        "<style>td { color: blue }</style></head><body>"
+        "{# a comment #}{% raw %}<p>{{ not_a_tag }}</p>{% endraw %}"
+        '<table><tr><td {% if orders > 1 %}class="many"{% endif %} '
+        'title="{% if orders %}has{% else %}none{% endif %}">'
+        "{{- m.badge(orders) -}}</td></tr></table>"
+        "<p>{{ '{{' }} literal</p></body></html>",
+    )
+    renderer = Renderer(workspace.templates_dir, workspace.definition)
+    compiled = renderer.compile("odd")
+    many = compiled.render(Profile("p", {"first_name": "Ada", "orders": 3}), **defaults())
+    assert "<title>S · Ada</title>" in many.html
+    assert "<p>{{ not_a_tag }}</p>" in many.html
+    assert "a comment" not in many.html
+    assert '<td class="many"  title="has" style="color: blue;"><b>3</b></td>' in many.html
+    assert "{{ literal" in many.html and "{{ literal" in many.text
+    none = compiled.render(Profile("p", {"orders": 0}), **defaults())
+    assert '<td title="none" style="color: blue;"><b>0</b></td>' in none.html
+    assert "{{ not_a_tag }}" in none.text
+
+
+def test_fragment_template_gets_a_document(render: Render) -> None:
+    email = render("<p>Just a paragraph</p>", open_pixel_url="https://t.example/o.gif")
+    assert email.html.startswith("<html><head></head><body>")
+    assert email.html.endswith('height:1px"></body></html>')
+    assert email.text == "Just a paragraph\n"
