@@ -310,7 +310,7 @@ def test_tags_in_awkward_places_survive_compilation(write: Write, workspace: Wor
     assert '<td class="many"  title="has" style="color: blue;"><b>3</b></td>' in many.html
     assert "{{ literal" in many.html and "{{ literal" in many.text
     none = compiled.render(Profile("p", {"orders": 0}), **defaults())
-    assert '<td title="none" style="color: blue;"><b>0</b></td>' in none.html
+    assert '<td  title="none" style="color: blue;"><b>0</b></td>' in none.html
     assert "{{ not_a_tag }}" in none.text
 
 
