@@ -156,3 +156,18 @@ def test_the_shop_refuses_nonsense() -> None:
         ShopConfig(customers=0)
     with pytest.raises(DemoError):
         ShopConfig(as_of=datetime(2026, 11, 1))
+
+
+@pytest.mark.parametrize("helper", [False, True], ids=["in-process", "helper-process"])
+def test_chunks_are_the_shop_in_order(helper: bool) -> None:
+    from segmint.demo.chunks import chunks
+
+    config = ShopConfig(customers=57, seed=3)
+    shop = Shop(config)
+    expected = list(shop.messages())
+    parts = list(chunks(config, size=10, helper=helper))
+    assert [(c.start, c.stop) for c in parts] == [(a, min(a + 10, 57)) for a in range(0, 57, 10)]
+    assert [m for c in parts for m in c.messages] == expected
+    assert sum(c.stats.messages for c in parts) == shop.stats.messages == len(expected)
+    archetypes = [arch for c in parts for _, _, arch in c.ids]
+    assert archetypes == [shop.customer(i)[0].archetype.name for i in range(57)]

@@ -67,3 +67,12 @@ def test_refuses_to_reset_a_folder_it_did_not_make(tmp_path: Path) -> None:
 def test_an_empty_folder_is_fine(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     assert (reset_folder(tmp_path / "empty", "output folder") / MARKER).exists()
+
+
+def test_the_templates_lint_clean(tmp_path: Path) -> None:
+    from segmint.personalize.lint import lint_templates
+
+    with Workspace.open(lay_out_workspace(tmp_path / "shop")) as ws:
+        issues, sources = lint_templates(ws.templates_dir, ws.definition, None)
+    assert set(sources) >= {"layout.html", "lifecycle.html"}
+    assert [i.to_dict() for i in issues] == []

@@ -70,6 +70,15 @@ class ShopStats:
         """Visitors who never identified."""
         return self.customers - self.identified
 
+    def add(self, other: ShopStats) -> None:
+        """Add the counts of ``other`` (a chunk generated elsewhere) to these."""
+        self.customers += other.customers
+        self.messages += other.messages
+        self.identified += other.identified
+        self.by_type.update(other.by_type)
+        self.by_event.update(other.by_event)
+        self.archetypes.update(other.archetypes)
+
 
 class Shop:
     """A synthetic shop: customers and their messages, generated on demand.
@@ -95,7 +104,7 @@ class Shop:
         """Yield every customer with their messages, counting them into :attr:`stats`."""
         for index in range(self.config.customers):
             customer, messages = self.customer(index)
-            self._count(customer, messages)
+            self.count(customer, messages)
             yield customer, messages
 
     def messages(self) -> Iterator[dict[str, Any]]:
@@ -114,7 +123,8 @@ class Shop:
         if batch:
             yield batch
 
-    def _count(self, customer: Customer, messages: list[dict[str, Any]]) -> None:
+    def count(self, customer: Customer, messages: list[dict[str, Any]]) -> None:
+        """Count one customer and their messages into :attr:`stats`."""
         stats = self.stats
         stats.customers += 1
         stats.messages += len(messages)

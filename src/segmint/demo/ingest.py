@@ -8,8 +8,6 @@ The shop goes through :class:`segmint.intake.Intake` exactly as a user's own dat
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import Any
 
 from rich.progress import (
     BarColumn,
@@ -22,11 +20,10 @@ from rich.progress import (
 )
 
 from segmint.clock import FixedClock
-from segmint.demo.generator import Shop, ShopConfig
+from segmint.demo.chunks import Chunk, chunks
+from segmint.demo.generator import ShopConfig, ShopStats
 from segmint.demo.stage import DemoContext, need
 
-BATCH = 5000
-"""Messages per intake transaction (whole customers per batch)."""
 SOURCE = "demo"
 
 
@@ -49,20 +46,22 @@ def ingest_shop(ctx: DemoContext) -> str:
     """Generate the shop and submit it to the intake pipeline; return a one-line summary."""
     (intake_class,) = need("segmint.intake", "Intake")
     options = ctx.options
-    shop = Shop(ShopConfig(customers=options.customers, seed=options.seed, as_of=options.as_of))
+    config = ShopConfig(customers=options.customers, seed=options.seed, as_of=options.as_of)
     intake = intake_class(ctx.ws, FixedClock(options.as_of))
     totals = {"accepted": 0, "duplicates": 0, "quarantined": 0}
+    stats = ShopStats()
     started = time.perf_counter()
     with progress_bar(ctx) as progress:
         task = progress.add_task("Ingesting customers", total=options.customers, note="")
-        for batch in _batches(shop, ctx.archetypes):
-            result = intake.submit(batch, source=SOURCE)
+        for chunk in chunks(config):
+            _remember(chunk, ctx.archetypes)
+            stats.add(chunk.stats)
+            result = intake.submit(chunk.messages, source=SOURCE)
             for key in totals:
                 totals[key] += getattr(result, key)
             note = f"{totals['accepted']:,} events"
-            progress.update(task, completed=shop.stats.customers, note=note)
+            progress.update(task, completed=chunk.stop, note=note)
     seconds = time.perf_counter() - started
-    stats = shop.stats
     ctx.facts["ingest"] = totals | {
         "messages": stats.messages,
         "customers": stats.customers,
@@ -78,17 +77,9 @@ def ingest_shop(ctx: DemoContext) -> str:
     )
 
 
-def _batches(shop: Shop, archetypes: dict[str, str]) -> Iterator[list[dict[str, Any]]]:
-    """Whole customers per batch; remember each customer's archetype by their ids."""
-    batch: list[dict[str, Any]] = []
-    for customer, messages in shop.customers():
-        identity = customer.identity
-        archetypes[identity.anonymous_id] = customer.archetype.name
-        if identity.identified_at is not None:
-            archetypes[identity.user_id] = customer.archetype.name
-        batch.extend(messages)
-        if len(batch) >= BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def _remember(chunk: Chunk, archetypes: dict[str, str]) -> None:
+    """Note each customer's archetype by their ids, to show later where they landed."""
+    for anonymous_id, user_id, archetype in chunk.ids:
+        archetypes[anonymous_id] = archetype
+        if user_id is not None:
+            archetypes[user_id] = archetype

@@ -10,8 +10,10 @@ the ``userId`` only.
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 Kind = Literal["track", "page", "identify"]
@@ -49,9 +51,13 @@ class Entry:
 
 
 def iso(at: float) -> str:
-    """Format epoch seconds as an ISO 8601 UTC instant with milliseconds and a ``Z``."""
-    moment = datetime.fromtimestamp(round(at, 3), UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """Format epoch seconds as an ISO 8601 UTC instant, truncated to milliseconds, ``Z``."""
+    seconds, millis = divmod(math.floor(at * 1000), 1000)
+    t = time.gmtime(seconds)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{millis:03d}Z"
+    )
 
 
 def to_message(entry: Entry, message_id: str, who: Identity) -> dict[str, Any]:
