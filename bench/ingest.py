@@ -9,6 +9,9 @@ Figure: events/s acknowledged by ``/v1/batch``. Baseline: the same requests sent
 server's ``/v1/noop`` (reads the body and answers; the HTTP stack's own limit). Goal:
 >= 30,000 events/s durable.
 
+Also printed: the server's CPU time per event (all its threads), a figure that does not
+depend on what else the machine is running.
+
 Size: ``SEGMINT_BENCH_SCALE`` (default 1) times 3,000 requests (300,000 events);
 ``SEGMINT_BENCH_CONNECTIONS`` connections (default 8).
 """
@@ -107,6 +110,12 @@ def blast(port: int, path: str, key: str, bodies: list[bytes]) -> float:
     return len(bodies) * PER_REQUEST / (time.perf_counter() - start)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_server(folder: Path, port: int) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "segmint", "-w", str(folder), "serve", "--port", str(port)]
     proc = subprocess.Popen(cmd)
@@ -133,7 +142,9 @@ def main() -> None:
         try:
             blast(port, "/v1/batch", key, warm[: max(1, len(warm) // 5)])  # known users
             noop = blast(port, "/v1/noop", key, noop_bodies)
+            cpu_before = cpu_seconds(proc.pid)
             durable = blast(port, "/v1/batch", key, bodies)
+            cpu = cpu_seconds(proc.pid) - cpu_before
         finally:
             proc.terminate()
             proc.wait(30)
@@ -142,6 +153,15 @@ def main() -> None:
         assert stored[0][0] == len(bodies) * PER_REQUEST, stored
     print(f"{len(bodies)} requests x {PER_REQUEST} events, {CONNECTIONS} connections, "
           f"scale {SCALE}")  # fmt: skip
+    load = os.getloadavg()[0]
+    print(f"server CPU {cpu / (len(bodies) * PER_REQUEST) * 1e6:.1f} us/event; "
+          f"load average {load:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
+    report(
+        "ingest durable events per server CPU-second",
+        len(bodies) * PER_REQUEST / cpu,
+        "events/CPU-s",
+        goal="context: throughput if the server had a core to itself",
+    )
     report(
         "ingest /v1/batch durable",
         durable,

@@ -144,18 +144,20 @@ def decode_message(
     )
 
 
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _PAIR = re.compile(rb"\{\}|\[\]")
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"{}[]")
+_DROP = bytes(b for b in range(256) if b not in b'{}[]"')
 
 
 def nesting_within(body: bytes, limit: int) -> bool:
     """Whether the JSON text ``body`` nests objects and arrays at most ``limit`` deep.
 
-    Runs at C speed (regex and byte replacement), so a batch's messages need no walk when
-    the whole body is shallow. ``body`` must be valid JSON.
+    Runs at C speed, so a batch's messages need no walk when the whole body is shallow:
+    escaped backslashes and quotes are dropped, then everything but brackets and quotes,
+    then strings, and each pass of the last step removes one level of empty pairs.
+    ``body`` must be valid JSON.
     """
-    shape = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    plain = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    shape = b"".join(plain.translate(None, _DROP).split(b'"')[::2])  # outside strings
     for _ in range(limit):
         if not shape:
             return True
