@@ -1,14 +1,17 @@
-"""The Python compiler: a rule becomes a tree of closures, built once.
+"""The Python compiler: a rule becomes one Python function, generated and compiled once.
 
-Evaluation calls the closures with ``(row, as_of)``: no parsing and no dispatch on node type
-happen then. The meaning of every node, NULL included, is :mod:`segmint.rules.semantics`.
+A visitor with one method per node type emits a Python expression for each node, children
+first; the whole rule becomes the body of ``def rule(row, as_of)``. Values enter the code
+only as bound constants (``_c0``, ``_c1``, …) or as ``repr`` of numbers and names, never as
+rule text. Evaluation then does no parsing, no dispatch on node type and no per-node call,
+which keeps it close to a hand-written function. NULL is ``None``; the meaning of every node
+is :mod:`segmint.rules.semantics`.
 """
 
 # ruff: noqa: D102 -- visit_<Node> methods mean what the node's own docstring says.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -17,31 +20,30 @@ from segmint.rules import ast as A
 from segmint.rules.checker import infer, meeting_type
 from segmint.rules.lowering import lower_events
 from segmint.rules.schema import COERCIBLE, RuleType, TraitSchema
-from segmint.rules.semantics import SEGMENTS_KEY, like, like_regex, to_boolean, to_number, to_text
+from segmint.rules.semantics import (
+    SEGMENTS_KEY,
+    like,
+    like_regex,
+    to_boolean,
+    to_number,
+    to_text,
+)
 
 Row = Mapping[str, Any]
 Evaluator = Callable[[Row, datetime], Any]
 Getter = Callable[[str], Callable[[Row], Any]]
 """Maps a trait name to a function reading that trait's value from a row."""
 
-_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "=": operator.eq, "!=": operator.ne, "<": operator.lt,
-    "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-}  # fmt: skip
-_ARITH: dict[str, Callable[[Any, Any], Any]] = {
-    "+": operator.add, "-": operator.sub, "*": operator.mul,
-}  # fmt: skip
 _CONVERT: dict[str, Callable[[Any], Any]] = {
-    "number": to_number,
-    "string": to_text,
-    "boolean": to_boolean,
-}
+    "number": to_number, "string": to_text, "boolean": to_boolean,
+}  # fmt: skip
+_PY_OP = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
 def compile_python(
     expr: A.Expr, *, schema: TraitSchema | None = None, getter: Getter | None = None
 ) -> Evaluator:
-    """Compile a rule into a closure ``(row, as_of) -> bool | None``.
+    """Compile a rule into a function ``(row, as_of) -> bool | None``.
 
     Args:
         expr: The rule (event conditions are lowered to implicit traits first).
@@ -59,294 +61,333 @@ def compile_python(
     implicit = {agg.name: _implicit_type(agg.func) for agg in aggregates}
     base = schema or TraitSchema()
     full = TraitSchema({**base.types, **implicit}, base.segments, base.default, base.profile)
-    # A dynamic value standing alone is a condition (to boolean), as it is under and/or/not.
-    return PythonCompiler(full, getter).typed(lowered, "boolean")
+    return PythonCompiler(full, getter).function(lowered)
 
 
 def _implicit_type(func: str) -> RuleType:
     return "number" if func == "count" else "timestamp"
 
 
+_LEAVES = (A.Compare, A.InList, A.ListContains, A.Between, A.Like, A.StringMatch, A.Within)
+
+
+def nullable(node: A.Expr) -> bool:
+    """False for nodes that are never NULL (so generated code skips their NULL test)."""
+    if isinstance(node, A.Literal):
+        return node.value is None
+    if isinstance(node, A.Now | A.Interval | A.IsNull | A.InSegment):
+        return False
+    if isinstance(node, A.Arithmetic) and node.op != "/":
+        return nullable(node.left) or nullable(node.right)
+    return True
+
+
 class PythonCompiler:
-    """One visit method per node type; each returns the node's closure."""
+    """Emits one Python expression per node; :meth:`function` compiles the whole rule."""
 
     def __init__(self, schema: TraitSchema, getter: Getter | None) -> None:
         self.schema = schema
         self.getter = getter
+        self.namespace: dict[str, Any] = {"__builtins__": {}}
+        self.temps = 0
+        self._capture: list[tuple[list[tuple[str, str]], str | None]] | None = None
 
-    def visit(self, node: A.Expr) -> Evaluator:
-        """Compile ``node`` (children first)."""
-        result: Evaluator = getattr(self, f"visit_{type(node).__name__}")(node)
+    def function(self, node: A.Expr) -> Evaluator:
+        """Compile ``node`` into ``rule(row, as_of)``; a dynamic root is a condition."""
+        body = self.typed(node, "boolean")
+        source = f"def rule(row, as_of):\n    _get = row.get\n    return {body}\n"
+        exec(compile(source, "<rule>", "exec"), self.namespace)  # noqa: S102 (generated here)
+        result: Evaluator = self.namespace["rule"]
         return result
 
-    def typed(self, node: A.Expr, target: RuleType | None) -> Evaluator:
-        """Compile ``node``, coercing it to ``target`` if it is dynamic."""
-        fn = self.visit(node)
-        if target in COERCIBLE and infer(node, self.schema) == "dynamic":
-            convert = _CONVERT[target or ""]
-            return lambda row, as_of: convert(fn(row, as_of))
-        return fn
+    def const(self, value: Any) -> str:
+        """Bind ``value`` to a fresh constant name and return the name."""
+        name = f"_c{len(self.namespace)}"
+        self.namespace[name] = value
+        return name
 
-    def visit_Literal(self, node: A.Literal) -> Evaluator:
+    def temp(self) -> str:
+        """A fresh local variable name."""
+        self.temps += 1
+        return f"_t{self.temps}"
+
+    def visit(self, node: A.Expr) -> str:
+        """The Python expression of ``node`` (children first)."""
+        result: str = getattr(self, f"visit_{type(node).__name__}")(node)
+        return result
+
+    def typed(self, node: A.Expr, target: RuleType | None) -> str:
+        """The expression of ``node``, coerced to ``target`` if it is dynamic."""
+        code = self.visit(node)
+        if target in COERCIBLE and infer(node, self.schema) == "dynamic":
+            return f"{self.const(_CONVERT[target or ''])}({code})"
+        return code
+
+    def guarded(
+        self,
+        parts: list[tuple[A.Expr, str]],
+        make: Callable[[list[str]], str],
+        *,
+        total: bool = True,
+    ) -> str:
+        """``None`` if a nullable part is NULL, else ``make(values)``.
+
+        ``total``: ``make`` is never NULL once the parts are not (False for helpers such as
+        ``in`` with expressions in the list, which may still answer NULL).
+
+        Nullable parts are evaluated once into temporaries; parts that are never NULL are
+        pure (literals, ``now()``, intervals, ``is null``, ``in_segment``) and used inline.
+        """
+        names, tests, temps = [], [], []
+        for node, code in parts:
+            if not nullable(node):
+                names.append(code)
+                continue
+            name = self.temp()
+            names.append(name)
+            temps.append((name, code))
+            tests.append(f"({name} := {code}) is None")
+        result = make(names)
+        if self._capture is not None:
+            self._capture.append((temps, result if total else None))
+        return f"(None if {' or '.join(tests)} else {result})" if tests else f"({result})"
+
+    def visit_Literal(self, node: A.Literal) -> str:
         value = node.value
+        if value is None or isinstance(value, bool | int):
+            return repr(value)
+        if isinstance(value, float) and value == value and abs(value) != float("inf"):
+            return repr(value)
         if isinstance(value, datetime) and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        return lambda row, as_of: value
+        return self.const(value)
 
-    def visit_TraitRef(self, node: A.TraitRef) -> Evaluator:
-        name = node.name
+    def visit_TraitRef(self, node: A.TraitRef) -> str:
         if self.getter is not None:
-            read = self.getter(name)
-            return lambda row, as_of: read(row)
-        return lambda row, as_of: row.get(name)
+            return f"{self.const(self.getter(node.name))}(row)"
+        return f"_get({node.name!r})"
 
-    def visit_Now(self, node: A.Now) -> Evaluator:
-        return lambda row, as_of: as_of
+    def visit_Now(self, node: A.Now) -> str:
+        return "as_of"
 
-    def visit_Interval(self, node: A.Interval) -> Evaluator:
-        duration = node.duration
-        return lambda row, as_of: duration
+    def visit_Interval(self, node: A.Interval) -> str:
+        return self.const(node.duration)
 
-    def visit_Arithmetic(self, node: A.Arithmetic) -> Evaluator:
-        numeric = infer(node, self.schema) == "number"
-        target: RuleType | None = "number" if numeric else None
-        left, right = self.typed(node.left, target), self.typed(node.right, target)
+    def visit_Arithmetic(self, node: A.Arithmetic) -> str:
+        target: RuleType | None = "number" if infer(node, self.schema) == "number" else None
+        parts = [
+            (node.left, self.typed(node.left, target)),
+            (node.right, self.typed(node.right, target)),
+        ]
         if node.op == "/":
-            return _divide(left, right)
-        op = _ARITH[node.op]
+            return self.guarded(parts, lambda v: f"None if {v[1]} == 0 else {v[0]} / {v[1]}")
+        return self.guarded(parts, lambda v: f"{v[0]} {node.op} {v[1]}")
 
-        def arithmetic(row: Row, as_of: datetime) -> Any:
-            a = left(row, as_of)
-            if a is None:
-                return None
-            b = right(row, as_of)
-            return None if b is None else op(a, b)
+    def _operands(self, operands: tuple[A.Expr, ...]) -> list[tuple[A.Expr, str, str]]:
+        return [(o, self.typed(o, "boolean"), self.temp()) for o in operands]
 
-        return arithmetic
+    def visit_And(self, node: A.And) -> str:
+        return self._connective(node.operands, stop="False", other="True")
 
-    def _conditions(self, operands: tuple[A.Expr, ...]) -> list[Evaluator]:
-        return [self.typed(o, "boolean") for o in operands]
+    def visit_Or(self, node: A.Or) -> str:
+        return self._connective(node.operands, stop="True", other="False")
 
-    def visit_And(self, node: A.And) -> Evaluator:
-        fns = self._conditions(node.operands)
+    def _connective(self, operands: tuple[A.Expr, ...], *, stop: str, other: str) -> str:
+        # and: FALSE if any is FALSE, else NULL if any is NULL, else TRUE (or: the dual).
+        chain: list[str] = []
+        unknown: list[str] = []
+        for operand in operands:
+            inner, flip = (
+                (operand.operand, True) if isinstance(operand, A.Not) else (operand, False)
+            )
+            form = self.leaf_form(inner)
+            wanted = ("True" if stop == "False" else "False") if flip else stop
+            if form is not None:
+                known, result = form
+                decides = f"({result})" if wanted == "True" else f"not ({result})"
+                chain.append(f"{stop} if {' and '.join([*(k for k, _ in known), decides])} else")
+                unknown.extend(u for _, u in known)
+                continue
+            name, code = self.temp(), self.typed(inner, "boolean")
+            chain.append(f"{stop} if ({name} := {code}) is {wanted} else")
+            if nullable(inner):
+                unknown.append(f"{name} is None")
+        tail = f"None if {' or '.join(unknown)} else {other}" if unknown else other
+        return f"({' '.join(chain)} {tail})"
 
-        def and_(row: Row, as_of: datetime) -> bool | None:
-            unknown = False
-            for fn in fns:
-                value = fn(row, as_of)
-                if value is None:
-                    unknown = True
-                elif not value:
-                    return False
-            return None if unknown else True
+    def leaf_form(self, node: A.Expr) -> tuple[list[tuple[str, str]], str] | None:
+        """A NULL-guarded leaf as ``([(assign-and-test-not-None, is-None test)], result)``.
 
-        return and_
+        Inside ``and``/``or`` the leaf is inlined: it decides the connective only when its
+        operands are not NULL. Reading ``t1 is None or t2 is None`` later is safe: a later
+        temporary is assigned whenever the earlier ones are not None.
+        """
+        if not isinstance(node, _LEAVES) or (isinstance(node, A.Between) and node.negated):
+            return None
+        self._capture = []
+        try:
+            self.visit(node)
+            parts, result = self._capture[-1]
+        finally:
+            self._capture = None
+        if result is None:
+            return None
+        known = [(f"({n} := {c}) is not None", f"{n} is None") for n, c in parts]
+        return known, result
 
-    def visit_Or(self, node: A.Or) -> Evaluator:
-        fns = self._conditions(node.operands)
+    def visit_Not(self, node: A.Not) -> str:
+        code = self.typed(node.operand, "boolean")
+        if not nullable(node.operand):
+            return f"(not {code})"
+        name = self.temp()
+        return f"(None if ({name} := {code}) is None else not {name})"
 
-        def or_(row: Row, as_of: datetime) -> bool | None:
-            unknown = False
-            for fn in fns:
-                value = fn(row, as_of)
-                if value is None:
-                    unknown = True
-                elif value:
-                    return True
-            return None if unknown else False
-
-        return or_
-
-    def visit_Not(self, node: A.Not) -> Evaluator:
-        return _negate(self.typed(node.operand, "boolean"))
-
-    def visit_Compare(self, node: A.Compare) -> Evaluator:
+    def _compare_parts(self, node: A.Compare) -> list[tuple[A.Expr, str]]:
         meet = meeting_type(infer(node.left, self.schema), infer(node.right, self.schema))
-        op = _COMPARE[node.op]
-        fast = self._compare_ref_literal(node, meet, op)
-        if fast is not None:
-            return fast
-        left, right = self.typed(node.left, meet), self.typed(node.right, meet)
+        return [
+            (node.left, self.typed(node.left, meet)),
+            (node.right, self.typed(node.right, meet)),
+        ]
 
-        def compare(row: Row, as_of: datetime) -> bool | None:
-            a = left(row, as_of)
-            if a is None:
-                return None
-            b = right(row, as_of)
-            return None if b is None else op(a, b)
+    def visit_Compare(self, node: A.Compare) -> str:
+        parts = self._compare_parts(node)
+        return self.guarded(parts, lambda v: f"{v[0]} {_PY_OP[node.op]} {v[1]}")
 
-        return compare
-
-    def _compare_ref_literal(
-        self, node: A.Compare, meet: RuleType | None, op: Callable[[Any, Any], bool]
-    ) -> Evaluator | None:
-        """The common ``trait op constant`` leaf as a single closure."""
-        left, right = node.left, node.right
-        if not isinstance(left, A.TraitRef) or not isinstance(right, A.Literal):
-            return None
-        if self.getter is not None or right.value is None or isinstance(right.value, datetime):
-            return None
-        name, constant = left.name, right.value
-        if meet in COERCIBLE and self.schema.type_of(name) == "dynamic":
-            convert = _CONVERT[meet or ""]
-
-            def coerced(row: Row, as_of: datetime) -> bool | None:
-                value = convert(row.get(name))
-                return None if value is None else op(value, constant)
-
-            return coerced
-
-        def direct(row: Row, as_of: datetime) -> bool | None:
-            value = row.get(name)
-            return None if value is None else op(value, constant)
-
-        return direct
-
-    def visit_InList(self, node: A.InList) -> Evaluator:
+    def visit_InList(self, node: A.InList) -> str:
         meet = infer(node.operand, self.schema)
         for item in node.items:
             meet = meeting_type(meet, infer(item, self.schema))
-        operand = self.typed(node.operand, meet)
-        items = [self.typed(i, meet) for i in node.items]
+        operand = (node.operand, self.typed(node.operand, meet))
+        word = "not in" if node.negated else "in"
+        if all(isinstance(i, A.Literal) and i.value is not None for i in node.items):
+            values = frozenset(i.value for i in node.items)  # type: ignore[attr-defined]
+            return self.guarded([operand], lambda v: f"{v[0]} {word} {self.const(values)}")
+        items = ", ".join(self.typed(i, meet) for i in node.items)
+        helper = self.const(_in_list_negated if node.negated else _in_list)
+        return self.guarded([operand], lambda v: f"{helper}({v[0]}, ({items},))", total=False)
 
-        def in_list(row: Row, as_of: datetime) -> bool | None:
-            value = operand(row, as_of)
-            if value is None:
-                return None
-            unknown = False
-            for item in items:
-                candidate = item(row, as_of)
-                if candidate is None:
-                    unknown = True
-                elif candidate == value:
-                    return True
-            return None if unknown else False
+    def visit_ListContains(self, node: A.ListContains) -> str:
+        parts = [
+            (node.item, self.typed(node.item, "string")),
+            (node.container, self.visit(node.container)),
+        ]
+        word = "not in" if node.negated else "in"
+        return self.guarded(parts, lambda v: f"{v[0]} {word} {v[1]}")
 
-        return _negate(in_list) if node.negated else in_list
-
-    def visit_ListContains(self, node: A.ListContains) -> Evaluator:
-        item, container = self.typed(node.item, "string"), self.visit(node.container)
-
-        def contains(row: Row, as_of: datetime) -> bool | None:
-            value, values = item(row, as_of), container(row, as_of)
-            if value is None or values is None:
-                return None
-            return value in values
-
-        return _negate(contains) if node.negated else contains
-
-    def visit_Between(self, node: A.Between) -> Evaluator:
+    def visit_Between(self, node: A.Between) -> str:
         meet = meeting_type(infer(node.operand, self.schema), infer(node.low, self.schema))
         meet = meeting_type(meet, infer(node.high, self.schema))
-        operand = self.typed(node.operand, meet)
-        low, high = self.typed(node.low, meet), self.typed(node.high, meet)
+        value = (node.operand, self.typed(node.operand, meet))
+        low, high = (node.low, self.typed(node.low, meet)), (node.high, self.typed(node.high, meet))
+        if not nullable(node.low) and not nullable(node.high):
+            test = "not {1} <= {0} <= {2}" if node.negated else "{1} <= {0} <= {2}"
+            return self.guarded([value, low, high], lambda v: test.format(*v))
+        helper = self.const(_between_negated if node.negated else _between)
+        return self.guarded(
+            [value], lambda v: f"{helper}({v[0]}, {low[1]}, {high[1]})", total=False
+        )
 
-        def between(row: Row, as_of: datetime) -> bool | None:
-            value = operand(row, as_of)
-            if value is None:
-                return None
-            lo, hi = low(row, as_of), high(row, as_of)
-            above = None if lo is None else value >= lo
-            below = None if hi is None else value <= hi
-            if above is False or below is False:
-                return False
-            return None if above is None or below is None else True
+    def visit_IsNull(self, node: A.IsNull) -> str:
+        if isinstance(node.operand, A.Literal):
+            return repr((node.operand.value is None) != node.negated)
+        return f"({self.visit(node.operand)} is {'not ' if node.negated else ''}None)"
 
-        return _negate(between) if node.negated else between
-
-    def visit_IsNull(self, node: A.IsNull) -> Evaluator:
-        operand = self.visit(node.operand)
-        if node.negated:
-            return lambda row, as_of: operand(row, as_of) is not None
-        return lambda row, as_of: operand(row, as_of) is None
-
-    def visit_Like(self, node: A.Like) -> Evaluator:
-        operand = self.typed(node.operand, "string")
-        ci = node.case_insensitive
-        pattern = node.pattern
+    def visit_Like(self, node: A.Like) -> str:
+        ci, pattern = node.case_insensitive, node.pattern
+        operand = (node.operand, self.typed(node.operand, "string"))
+        neg = "not " if node.negated else ""
         if isinstance(pattern, A.Literal) and isinstance(pattern.value, str):
-            regex = like_regex(pattern.value, ci)
+            lower = ".lower()" if ci else ""
+            plain = _plain_like(pattern.value.lower() if ci else pattern.value)
+            if plain is not None:
+                kind, part = plain
+                fixed = self.const(part)
+                test = _PLAIN_TESTS[kind]
+                return self.guarded([operand], lambda v: neg + test.format(v[0] + lower, fixed))
+            match = self.const(like_regex(pattern.value, ci).fullmatch)
+            return self.guarded([operand], lambda v: f"{neg}({match}({v[0]}{lower}) is not None)")
+        helper = self.const(like)
+        parts = [operand, (pattern, self.typed(pattern, "string"))]
+        return self.guarded(parts, lambda v: f"{neg}{helper}({v[0]}, {v[1]}, {ci})")
 
-            def like_constant(row: Row, as_of: datetime) -> bool | None:
-                value = operand(row, as_of)
-                if value is None:
-                    return None
-                return regex.fullmatch(value.lower() if ci else value) is not None
+    def visit_StringMatch(self, node: A.StringMatch) -> str:
+        ci, needle = node.case_insensitive, node.needle
+        constant = isinstance(needle, A.Literal) and isinstance(needle.value, str)
+        if constant and ci:
+            # A constant needle is lower-cased once, here, not at every evaluation.
+            needle = A.Literal(needle.value.lower())  # type: ignore[attr-defined]
+        parts = [
+            (node.operand, self.typed(node.operand, "string")),
+            (needle, self.typed(needle, "string")),
+        ]
+        lower = ".lower()" if ci else ""
+        needle_lower = "" if constant else lower
+        test = {"contains": "{1} in {0}", "starts_with": "{0}.startswith({1})"}.get(
+            node.func, "{0}.endswith({1})"
+        )
+        return self.guarded(parts, lambda v: test.format(v[0] + lower, v[1] + needle_lower))
 
-            result: Evaluator = like_constant
-        else:
-            result = _binary_text(
-                operand, self.typed(pattern, "string"), lambda v, p: like(v, p, ci)
-            )
-        return _negate(result) if node.negated else result
+    def visit_Within(self, node: A.Within) -> str:
+        duration = self.const(node.duration)
+        parts = [(node.operand, self.visit(node.operand))]
+        return self.guarded(parts, lambda v: f"as_of - {duration} <= {v[0]} <= as_of")
 
-    def visit_StringMatch(self, node: A.StringMatch) -> Evaluator:
-        operand, needle = self.typed(node.operand, "string"), self.typed(node.needle, "string")
-        test: Callable[[str, str], bool] = {
-            "contains": lambda v, n: n in v,
-            "starts_with": str.startswith,
-            "ends_with": str.endswith,
-        }[node.func]
-        if node.case_insensitive:
-            plain = test
-            test = lambda v, n: plain(v.lower(), n.lower())  # noqa: E731
-        return _binary_text(operand, needle, test)
+    def visit_DaysSince(self, node: A.DaysSince) -> str:
+        parts = [(node.operand, self.visit(node.operand))]
+        return self.guarded(parts, lambda v: f"(as_of - {v[0]}).total_seconds() / 86400")
 
-    def visit_Within(self, node: A.Within) -> Evaluator:
-        operand, duration = self.visit(node.operand), node.duration
-
-        def within(row: Row, as_of: datetime) -> bool | None:
-            value = operand(row, as_of)
-            if value is None:
-                return None
-            return bool(as_of - duration <= value <= as_of)
-
-        return within
-
-    def visit_DaysSince(self, node: A.DaysSince) -> Evaluator:
-        operand = self.visit(node.operand)
-
-        def days_since(row: Row, as_of: datetime) -> float | None:
-            value = operand(row, as_of)
-            return None if value is None else (as_of - value).total_seconds() / 86400
-
-        return days_since
-
-    def visit_InSegment(self, node: A.InSegment) -> Evaluator:
-        name = node.segment
-
-        def in_segment(row: Row, as_of: datetime) -> bool:
-            segments = row.get(SEGMENTS_KEY)
-            return segments is not None and name in segments
-
-        return in_segment
+    def visit_InSegment(self, node: A.InSegment) -> str:
+        return f"({node.segment!r} in (_get({SEGMENTS_KEY!r}) or ()))"
 
 
-def _negate(fn: Evaluator) -> Evaluator:
-    def negate(row: Row, as_of: datetime) -> bool | None:
-        value = fn(row, as_of)
-        return None if value is None else not value
-
-    return negate
-
-
-def _divide(left: Evaluator, right: Evaluator) -> Evaluator:
-    def divide(row: Row, as_of: datetime) -> float | None:
-        a = left(row, as_of)
-        if a is None:
-            return None
-        b = right(row, as_of)
-        return None if b is None or b == 0 else a / b
-
-    return divide
+_PLAIN_TESTS = {
+    "=": "({0} == {1})",
+    "prefix": "{0}.startswith({1})",
+    "suffix": "{0}.endswith({1})",
+    "infix": "({1} in {0})",
+}
 
 
-def _binary_text(left: Evaluator, right: Evaluator, test: Callable[[str, str], bool]) -> Evaluator:
-    def text(row: Row, as_of: datetime) -> bool | None:
-        a = left(row, as_of)
-        if a is None:
-            return None
-        b = right(row, as_of)
-        return None if b is None else test(a, b)
+def _plain_like(pattern: str) -> tuple[str, str] | None:
+    """A LIKE pattern that is a plain equality, prefix, suffix or infix test, else None."""
+    if "_" in pattern or "\\" in pattern:
+        return None
+    core = pattern.strip("%")
+    if "%" in core or not core:
+        return None
+    starts, ends = pattern.startswith("%"), pattern.endswith("%")
+    if starts and ends:
+        return "infix", core
+    if ends:
+        return "prefix", core
+    if starts:
+        return "suffix", core
+    return "=", core
 
-    return text
+
+def _in_list(value: Any, items: tuple[Any, ...]) -> bool | None:
+    unknown = False
+    for item in items:
+        if item is None:
+            unknown = True
+        elif item == value:
+            return True
+    return None if unknown else False
+
+
+def _in_list_negated(value: Any, items: tuple[Any, ...]) -> bool | None:
+    found = _in_list(value, items)
+    return None if found is None else not found
+
+
+def _between(value: Any, low: Any, high: Any) -> bool | None:
+    above = None if low is None else value >= low
+    below = None if high is None else value <= high
+    if above is False or below is False:
+        return False
+    return None if above is None or below is None else True
+
+
+def _between_negated(value: Any, low: Any, high: Any) -> bool | None:
+    inside = _between(value, low, high)
+    return None if inside is None else not inside
