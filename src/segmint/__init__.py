@@ -9,6 +9,7 @@ from segmint._version import __version__
 from segmint.clock import Clock, FixedClock, SystemClock
 from segmint.config import ConfigError, WorkspaceDef
 from segmint.errors import SegmintError, Terminal, Transient
+from segmint.intake import Intake, IntakeError, PayloadError, SubmitResult
 from segmint.store import Store, StoreError, open_store
 from segmint.workspace import Workspace
 
@@ -16,9 +17,13 @@ __all__ = [
     "Clock",
     "ConfigError",
     "FixedClock",
+    "Intake",
+    "IntakeError",
+    "PayloadError",
     "SegmintError",
     "Store",
     "StoreError",
+    "SubmitResult",
     "SystemClock",
     "Terminal",
     "Transient",
