@@ -6,7 +6,7 @@ import pytest
 
 from segmint.config.errors import ConfigErrors
 from segmint.config.loader import load_workspace_def
-from segmint.rules.workspace import check_workspace, workspace_schema
+from segmint.rules import check_workspace, workspace_schema
 from segmint.workspace import Workspace
 
 EXAMPLE = Path(__file__).parents[2] / "src/segmint/config/example/segmint.yaml"

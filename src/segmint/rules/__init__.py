@@ -55,6 +55,7 @@ from segmint.rules.sqlcompile import (
     segment_column,
 )
 from segmint.rules.timing import next_transition
+from segmint.rules.workspace import check_workspace, workspace_schema
 
 __all__ = [
     "DIALECTS",
@@ -92,6 +93,7 @@ __all__ = [
     "TraitSchema",
     "Within",
     "check",
+    "check_workspace",
     "column",
     "compile_python",
     "compile_sql",
@@ -104,4 +106,5 @@ __all__ = [
     "parse",
     "segment_column",
     "to_json",
+    "workspace_schema",
 ]
