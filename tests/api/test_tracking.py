@@ -152,3 +152,61 @@ def test_noop_answers_without_storing(live: Live) -> None:
         r = c.post("/v1/noop", content=body({"batch": [{"type": "track"}]}))
     assert (r.status_code, r.json()) == (200, {"success": True})
     assert live.count() == 0
+
+
+def test_plan_violations_are_accepted_into_quarantine(workspace: Any) -> None:
+    from segmint.clock import FixedClock
+
+    from segmint.workspace import Workspace
+
+    from .conftest import serve
+
+    data = workspace.definition.model_dump(by_alias=True)
+    definition = workspace.definition.model_validate(
+        data | {"tracking_plan": {"allow_unplanned_events": False}}
+    )
+    planned = Workspace(path=workspace.path, definition=definition, _store=workspace.store)
+    for live in serve(planned, FixedClock(NOW)):
+        with live.client(auth=(live.write_key, "")) as c:
+            r = c.post("/v1/track", content=body({"userId": "u", "event": "Nope"}))
+        assert (r.status_code, r.json()) == (200, {"success": True})
+        assert live.count() == 0
+        rows = live.workspace.store.fetchall("SELECT source, field FROM quarantine")
+        assert rows == [("web", "event")]
+
+
+def test_an_unavailable_store_answers_503(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    from segmint.store import StoreUnavailable
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise StoreUnavailable("lost PostgreSQL")
+
+    monkeypatch.setattr(live.workspace.store, "append_events", down)
+    with live.client(auth=(live.write_key, "")) as c:
+        r = c.post("/v1/track", content=body({"userId": "u", "event": "E"}))
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert r.json()["error"]["code"] == "unavailable"
+        monkeypatch.undo()
+        assert c.post("/v1/track", content=body({"userId": "u", "event": "E"})).status_code == 200
+    assert live.count() == 1
+
+
+@pytest.mark.postgres
+def test_the_server_runs_on_postgresql(workspace: Any, pg_store: Any) -> None:
+    from segmint.clock import FixedClock
+    from segmint.workspace import Workspace
+
+    from .conftest import serve
+
+    on_pg = Workspace(path=workspace.path, definition=workspace.definition, _store=pg_store)
+    for live in serve(on_pg, FixedClock(NOW)):
+        payload = {"batch": [
+            {"type": "identify", "anonymousId": "a", "userId": "u", "messageId": "1",
+             "traits": {"email": "x@y.z", "bio": "tab\there"}},
+            {"type": "track", "anonymousId": "a", "event": "E", "messageId": "2"},
+        ]}  # fmt: skip
+        with live.client(auth=(live.write_key, "")) as c:
+            assert c.post("/v1/batch", content=body(payload)).status_code == 200
+            assert c.post("/v1/batch", content=body(payload)).status_code == 200
+        rows = pg_store.fetchall("SELECT count(*), count(DISTINCT profile_id) FROM events")
+        assert rows == [(2, 1)]

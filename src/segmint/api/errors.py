@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from segmint.errors import SegmintError
+from segmint.errors import SegmintError, Transient
 from segmint.intake.errors import ApiKeyError, PayloadError
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,14 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
     return error_response(422, "invalid_request", message, where)
 
 
+async def _segmint_error(_: Request, exc: Exception) -> Response:
+    if isinstance(exc, Transient):  # the store is away: clients retry on 503
+        message = f"temporarily unavailable, nothing was stored; retry: {exc}"
+        return error_response(503, "unavailable", message, headers={"Retry-After": "1"})
+    log.error("request failed: %s", exc)
+    return error_response(500, "internal_error", f"nothing was stored: {exc}")
+
+
 async def _unexpected(_: Request, exc: Exception) -> Response:
     log.exception("unexpected error", exc_info=exc)
     return error_response(500, "internal_error", "internal error; the request was not stored")
@@ -100,6 +108,7 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(PayloadError, _payload_error)
     app.add_exception_handler(ApiKeyError, _key_error)
+    app.add_exception_handler(SegmintError, _segmint_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)
