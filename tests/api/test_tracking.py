@@ -156,7 +156,6 @@ def test_noop_answers_without_storing(live: Live) -> None:
 
 def test_plan_violations_are_accepted_into_quarantine(workspace: Any) -> None:
     from segmint.clock import FixedClock
-
     from segmint.workspace import Workspace
 
     from .conftest import serve
