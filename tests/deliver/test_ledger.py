@@ -73,3 +73,30 @@ def test_memory_ledger_starts_from_the_store_and_writes_nothing(store: Store) ->
     dry.sent("p2")
     assert dry.counts() == {"sent": {"": 2}}
     assert store.fetchall("SELECT count(*) FROM sends")[0][0] == 1
+
+
+def test_group_ledger_shares_commits_and_keeps_claims_exclusive(store: Store) -> None:
+    import asyncio
+
+    from segmint.deliver.group import GroupLedger
+
+    ledger = SendLedger(store, "spring", FixedClock(T0))
+    ids = [f"p{i}" for i in range(40)]
+    ledger.plan(ids)
+
+    async def main() -> list[bool]:
+        group = GroupLedger(ledger)
+        # every row claimed twice at once: exactly one of each pair wins
+        claims = [group.claim(p, f"{p}@x.com", f"<{p}@x>") for p in ids + ids]
+        granted = await asyncio.gather(*claims)
+        for p in ids[:30]:
+            group.sent(p)
+        for p in ids[30:]:
+            group.failed(p, "soft_bounce:451")
+        await group.drain()
+        assert group.commits < len(claims)
+        return list(granted)
+
+    granted = asyncio.run(main())
+    assert [a + b for a, b in zip(granted[:40], granted[40:], strict=True)] == [1] * 40
+    assert ledger.counts() == {"sent": {"": 30}, "failed": {"soft_bounce:451": 10}}

@@ -61,7 +61,8 @@ def test_kill_and_resume_sends_nobody_twice(shop: Shop) -> None:
     assert max(counts.values()) == 1, "someone received the campaign twice"
     statuses = shop.reopen() and shop.statuses()
     uncertain = {u for u, (s, _) in statuses.items() if s == "uncertain"}
-    assert report["recovered"] == report["uncertain"] == len(uncertain) <= 3
+    # at most the pool's in-flight sends plus sent marks waiting for the next commit
+    assert report["recovered"] == report["uncertain"] == len(uncertain) <= 2 * 3
     for user, (status, _) in statuses.items():
         got = counts.get(f"{user}@example.com", 0)
         assert (status, got) in {("sent", 1), ("uncertain", 0), ("uncertain", 1)}, user

@@ -22,6 +22,7 @@ from segmint.config.suggest import did_you_mean
 from segmint.deliver.consent import check_topic, suppress, sync_trait_consents
 from segmint.deliver.errors import CampaignError, DeliveryError, HardBounce
 from segmint.deliver.gate import ConsentGate, address_of
+from segmint.deliver.group import GroupLedger
 from segmint.deliver.ledger import FINAL, MemoryLedger, SendLedger, send_key
 from segmint.deliver.report import CampaignReport
 from segmint.deliver.retry import RetryPolicy, with_retries
@@ -121,10 +122,12 @@ class CampaignRun:
         queue: asyncio.Queue[tuple[Profile, str]] = asyncio.Queue()
         for item in todo:
             queue.put_nowait(item)
+        self.group = GroupLedger(self.ledger)
         workers = [self._worker(queue) for _ in range(max(1, self.concurrency))]
         try:
             await asyncio.gather(*workers)
         finally:
+            await self.group.drain()
             await self.transport.close()
         self._announce_delivered()
         return self.report
@@ -177,10 +180,10 @@ class CampaignRun:
         try:
             message = self.composer(profile, to=address, message_id=message_id)
         except TemplateRenderError as exc:
-            self.ledger.failed(pid, f"render_error:{exc.reason}")
+            self.group.failed(pid, f"render_error:{exc.reason}")
             self.report.failed[f"render_error:{exc.reason}"] += 1
             return
-        if not self.ledger.claim(pid, address, message_id):
+        if not await self.group.claim(pid, address, message_id):
             self.report.already_sent += 1
             return
         try:
@@ -192,14 +195,14 @@ class CampaignRun:
         except DeliveryError as exc:
             self._failed(pid, address, exc)
             return
-        self.ledger.sent(pid)
+        self.group.sent(pid)
         self.report.sent += 1
 
     def _failed(self, pid: str, address: str, exc: DeliveryError) -> None:
         reason = exc.reason if exc.code is None else f"{exc.reason}:{exc.code}"
         if isinstance(exc, HardBounce) and not self.dry_run:
             suppress(self.store, address, "bounce", source=f"smtp:{self.name}", at=self.clock.now())
-        self.ledger.failed(pid, reason)
+        self.group.failed(pid, reason)
         self.report.failed[reason] += 1
 
     def _count_retry(self, attempt: int, exc: BaseException) -> None:

@@ -13,11 +13,13 @@ Rates that should count people exclude them with ``where: "not machine_open"``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from segmint.config.model import CampaignDef
 from segmint.store import Store, from_store_time
+from segmint.store.base import batched
 
 MACHINE_OPEN_SECONDS = 5.0
 MACHINE_AGENTS = (
@@ -56,17 +58,23 @@ def identity_of(store: Store, profile_id: str) -> dict[str, str]:
 
     Reads the ``identities`` table; a profile without one is addressed by its own id.
     """
-    rows = store.fetchall(
-        "SELECT kind, value FROM identities WHERE profile_id = ? ORDER BY first_seen_at",
-        [profile_id],
-    )
-    by_kind: dict[str, str] = {}
-    for kind, value in rows:
-        by_kind.setdefault(str(kind).lower().replace("_", ""), value)
-    for kind, field in (("userid", "userId"), ("user", "userId"), ("anonymousid", "anonymousId")):
-        if kind in by_kind:
-            return {field: by_kind[kind]}
-    return {"userId": profile_id}
+    return identities_of(store, [profile_id])[profile_id]
+
+
+def identities_of(store: Store, profile_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Return :func:`identity_of` for many profiles, in one query per 500 of them."""
+    found: dict[str, dict[str, str]] = {}
+    for chunk in batched(list(dict.fromkeys(profile_ids)), 500):
+        marks = ", ".join("?" for _ in chunk)
+        rows = store.fetchall(
+            "SELECT profile_id, kind, value FROM identities "
+            f"WHERE profile_id IN ({marks}) AND kind IN ('user_id', 'anonymous_id') "
+            "ORDER BY kind DESC, first_seen_at",
+            list(chunk),
+        )
+        for pid, kind, value in rows:  # user_id sorts after anonymous_id: DESC puts it first
+            found.setdefault(pid, {"userId" if kind == "user_id" else "anonymousId": value})
+    return {pid: found.get(pid, {"userId": pid}) for pid in profile_ids}
 
 
 def engagement_message(
@@ -111,6 +119,7 @@ def delivered_messages(
         rows: (profile_id, message_id, address, sent_at naive UTC) from the ledger.
     """
     out = []
+    identities = identities_of(store, [r[0] for r in rows])
     for profile_id, message_id, _address, sent_at in rows:
         at = from_store_time(sent_at)
         assert at is not None
@@ -120,9 +129,10 @@ def delivered_messages(
             "template": campaign.template,
             "email_id": message_id,
         }
-        identity = identity_of(store, profile_id)
         key = f"{name}|{profile_id}"
-        out.append(engagement_message("Email Delivered", identity, at, properties, key=key))
+        out.append(
+            engagement_message("Email Delivered", identities[profile_id], at, properties, key=key)
+        )
     return out
 
 

@@ -2,20 +2,22 @@
 
 Row states::
 
-    pending ──► attempting ──► sent
-       │  ▲          │   └───► failed ──► (attempted again on the next run)
-       │  └─ skipped ◄┘ (re-checked on the next run)
-       └───► skipped
-    attempting (found on resume) ──► uncertain
+    pending ─► attempting ─► sent                  (never attempted again)
+       │            └──────► failed                (attempted again by the next run)
+       └─► skipped (with its reason)               (checked again by the next run)
+    attempting, found by a later run ─► uncertain  (not re-sent: at most once)
 
-A row is claimed (``attempting``, with the Message-ID it will carry) in its own committed
-statement before the SMTP transaction starts, and marked ``sent`` once the server accepted
-the message. If the process dies in between, nobody can tell whether the server accepted
-the message. The rule: **uncertain rows are at-most-once.** On resume they become
-``uncertain`` and are not sent again (reported, never resent blindly); an operator who
-prefers at-least-once for them runs ``campaign send --retry-uncertain``, which re-sends them
-with the same Message-ID so receiving systems can drop a duplicate. ``sent`` rows are never
-attempted again; every other state is looked at again by the next run.
+A row is claimed (``attempting``, with the Message-ID it will carry) in a committed
+transaction before its SMTP transaction starts, and marked ``sent`` once the server accepted
+the message. Claims and marks of concurrent sends share commits
+(:class:`~segmint.deliver.group.GroupLedger`), so a ``sent`` mark may trail the acceptance
+by one commit. If the process dies between claim and mark, nobody can tell whether the
+server accepted the message.
+
+The rule: **uncertain rows are at-most-once.** A resumed run turns them ``uncertain`` and
+does not send them again (they are reported, never re-sent blindly); an operator who prefers
+at-least-once for them runs ``campaign send --retry-uncertain``, which re-sends them with
+the same Message-ID so receiving systems can drop a duplicate.
 """
 
 from __future__ import annotations
@@ -144,6 +146,17 @@ class SendLedger:
             [now, now, send_key(self.campaign, profile_id)],
         )
 
+    def sent_many(self, profile_ids: Sequence[str]) -> None:
+        """Mark many claimed rows ``sent`` with one statement per 500."""
+        now = self._now()
+        for chunk in batched(profile_ids, 500):
+            marks = ", ".join("?" for _ in chunk)
+            self.store.execute(
+                "UPDATE sends SET status = 'sent', reason = NULL, sent_at = ?, updated_at = ? "
+                f"WHERE send_key IN ({marks})",
+                [now, now, *(send_key(self.campaign, p) for p in chunk)],
+            )
+
     def failed(self, profile_id: str, reason: str) -> None:
         """Mark a row ``failed`` with a machine-readable reason."""
         self.store.execute(
@@ -179,10 +192,34 @@ class SendLedger:
 
     def announced(self, profile_ids: Sequence[str]) -> None:
         """Remember that ``Email Delivered`` was submitted for these rows."""
-        self.store.executemany(
-            "UPDATE sends SET announced = TRUE WHERE send_key = ?",
-            [(send_key(self.campaign, p),) for p in profile_ids],
-        )
+        for chunk in batched(profile_ids, 500):
+            marks = ", ".join("?" for _ in chunk)
+            self.store.execute(
+                f"UPDATE sends SET announced = TRUE WHERE send_key IN ({marks})",
+                [send_key(self.campaign, p) for p in chunk],
+            )
+
+    def apply(
+        self,
+        claims: Sequence[tuple[str, str, str]],
+        sent: Sequence[str],
+        failed: Sequence[tuple[str, str]],
+    ) -> list[bool]:
+        """Apply marks and claims in one transaction (one durable commit for them all).
+
+        Args:
+            claims: (profile_id, address, message_id) rows to claim.
+            sent: Claimed rows the server accepted.
+            failed: (profile_id, reason) rows that failed.
+
+        Returns:
+            For each claim, whether it was granted.
+        """
+        with self.store.transaction():
+            self.sent_many(sent)
+            for pid, reason in failed:
+                self.failed(pid, reason)
+            return [self.claim(*claim) for claim in claims]
 
 
 class MemoryLedger(SendLedger):
@@ -240,6 +277,11 @@ class MemoryLedger(SendLedger):
     def sent(self, profile_id: str) -> None:
         """Mark a row sent in memory."""
         self._set(profile_id, "sent", None, self._rows[profile_id].message_id)
+
+    def sent_many(self, profile_ids: Sequence[str]) -> None:
+        """Mark rows sent in memory."""
+        for pid in profile_ids:
+            self.sent(pid)
 
     def failed(self, profile_id: str, reason: str) -> None:
         """Mark a row failed in memory."""
