@@ -58,3 +58,22 @@ def test_a_failed_group_fails_every_request_in_it(
     ok = committer.submit(intake.decode([track("m1", userId="u")], source="w")[0])
     assert ok.result(timeout=30).accepted == 1
     committer.close()
+
+
+def test_too_much_waiting_is_refused_as_transient(ws: Workspace, intake: Intake) -> None:
+    from segmint.errors import Transient
+    from segmint.intake.errors import IntakeBusy
+
+    committer = GroupCommitter(intake, max_pending=30)
+    with intake._lock:  # hold the writer: what is submitted now waits
+        first = committer.submit(intake.decode([track("m0", userId="u")], source="w")[0])
+        many = [track(f"m{i}", userId="u") for i in range(1, 21)]
+        second = committer.submit(intake.decode(many, source="w")[0])
+        third, _ = intake.decode([track(f"x{i}", userId="u") for i in range(20)], source="w")
+        with pytest.raises(IntakeBusy) as info:
+            committer.submit(third)
+    assert isinstance(info.value, Transient)
+    assert first.result(timeout=30).accepted == 1
+    assert second.result(timeout=30).accepted == 20
+    assert committer.submit(third).result(timeout=30).accepted == 20  # room again
+    committer.close()

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from segmint.api.errors import ApiError
 from segmint.intake.errors import ApiKeyError
@@ -39,10 +40,23 @@ class KeyRing:
             UnknownKey: No such key.
             RevokedKey: It was revoked.
         """
-        digest = hash_key(secret)
-        hit = self._cache.get(digest)
+        return self.cached(secret) or self.lookup(secret)
+
+    def cached(self, secret: str) -> ApiKey | None:
+        """The key for ``secret`` if verified recently, without touching the store."""
+        hit = self._cache.get(hash_key(secret))
         if hit is not None and hit[1] > time.monotonic():
             return hit[0]
+        return None
+
+    def lookup(self, secret: str) -> ApiKey:
+        """Verify ``secret`` against the store and cache the answer.
+
+        Raises:
+            UnknownKey: No such key.
+            RevokedKey: It was revoked.
+        """
+        digest = hash_key(secret)
         key = verify_key(self.store, secret)
         with self._lock:
             self._cache[digest] = (key, time.monotonic() + CACHE_SECONDS)
@@ -86,8 +100,11 @@ def _basic_user(value: str) -> str:
     return user
 
 
-def authenticate(request: Request, scope: str, body: Any = None) -> ApiKey:
+async def authenticate(request: Request, scope: str, body: Any = None) -> ApiKey:
     """Return the request's key, checked to carry ``scope``.
+
+    A key not in the cache is looked up on a worker thread, so a store busy with a commit
+    never blocks the event loop.
 
     Raises:
         ApiError: 401 without a valid key, 403 when the key lacks ``scope``.
@@ -99,7 +116,8 @@ def authenticate(request: Request, scope: str, body: Any = None) -> ApiKey:
         )
     ring: KeyRing = request.app.state.keys
     try:
-        key = ring.verify(secret)
+        found = ring.cached(secret)
+        key = found if found is not None else await run_in_threadpool(ring.lookup, secret)
     except ApiKeyError as exc:
         raise ApiError(401, "unauthorized", str(exc), "writeKey") from None
     if not key.allows(scope):
@@ -109,9 +127,9 @@ def authenticate(request: Request, scope: str, body: Any = None) -> ApiKey:
 
 async def require_write(request: Request) -> ApiKey:
     """Dependency: a key with the ``write`` scope (from a header)."""
-    return authenticate(request, "write")
+    return await authenticate(request, "write")
 
 
 async def require_read(request: Request) -> ApiKey:
     """Dependency: a key with the ``read`` scope (from a header)."""
-    return authenticate(request, "read")
+    return await authenticate(request, "read")

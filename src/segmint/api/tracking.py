@@ -127,18 +127,19 @@ def _strip(raw: Any) -> Any:
 
 async def _accept(request: Request, kind: str | None) -> Response:
     state = request.app.state
-    key = authenticate(request, "write") if "authorization" in request.headers else None
+    key = await authenticate(request, "write") if "authorization" in request.headers else None
     limit = MAX_BATCH_BYTES if kind is None else MAX_MESSAGE_BYTES
     body = await read_body(request, limit)
     data = parse_json(body)
     if key is None:
-        key = authenticate(request, "write", data)
+        key = await authenticate(request, "write", data)
     if kind is None:
         submission = batch_submission(data, request, key.name, body)
     else:
         message = decode_message(_strip(data), received_at=state.clock.now(), type_=kind)
         submission = Submission([message], key.name)
-    await state.committer.submit_async(submission)
+    if submission.messages:
+        await state.committer.submit_async(submission)
     return success()
 
 

@@ -9,6 +9,7 @@
         ├── ApiKeyError                    missing, unknown, revoked or out of scope
         │   ├── UnknownKey                 no such API key
         │   └── RevokedKey                 the key was revoked
+        ├── IntakeBusy (+ Transient)       too much is waiting to be stored; retry
         └── IntakeClosed                   the group-commit writer has stopped
 
 Malformed input is refused with a :class:`PayloadError`; input that is well formed but breaks
@@ -17,7 +18,7 @@ the tracking plan is not an error at all: it is quarantined with its reason.
 
 from __future__ import annotations
 
-from segmint.errors import SegmintError
+from segmint.errors import SegmintError, Transient
 
 
 class IntakeError(SegmintError):
@@ -66,6 +67,10 @@ class UnknownKey(ApiKeyError):
 
 class RevokedKey(ApiKeyError):
     """The key was revoked."""
+
+
+class IntakeBusy(IntakeError, Transient):
+    """Too many messages wait for the writer; the caller should retry shortly."""
 
 
 class IntakeClosed(IntakeError):

@@ -18,7 +18,7 @@ import threading
 import time
 from concurrent.futures import Future
 
-from segmint.intake.errors import IntakeClosed
+from segmint.intake.errors import IntakeBusy, IntakeClosed
 from segmint.intake.pipeline import Intake
 from segmint.intake.results import Submission, SubmitResult
 
@@ -34,10 +34,20 @@ class GroupCommitter:
         max_events: A group closes as soon as it holds this many messages.
     """
 
-    def __init__(self, intake: Intake, *, max_wait: float = 0.004, max_events: int = 5000) -> None:
+    def __init__(
+        self,
+        intake: Intake,
+        *,
+        max_wait: float = 0.004,
+        max_events: int = 5000,
+        max_pending: int = 200_000,
+    ) -> None:
         self.intake = intake
         self.max_wait = max_wait
         self.max_events = max_events
+        self.max_pending = max_pending
+        self._pending = 0
+        self._pending_lock = threading.Lock()
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="segmint-group-commit", daemon=True)
         self._closed = False
@@ -49,9 +59,14 @@ class GroupCommitter:
 
         Raises:
             IntakeClosed: After :meth:`close`.
+            IntakeBusy: When ``max_pending`` messages already wait (clients should retry).
         """
         if self._closed:
             raise IntakeClosed("the intake writer is stopped")
+        with self._pending_lock:
+            if self._pending and self._pending + len(submission.messages) > self.max_pending:
+                raise IntakeBusy(f"{self._pending} messages are waiting to be stored")
+            self._pending += len(submission.messages)
         future: Future[SubmitResult] = Future()
         self._queue.put((submission, future))
         return future
@@ -99,13 +114,16 @@ class GroupCommitter:
         return group, False
 
     def _commit(self, group: list[_Item]) -> None:
+        subs = [sub for sub, _ in group]
         try:
-            subs = [sub for sub, _ in group]
             results = self.intake.commit(subs, notify=False, events=self.intake.has_listeners)
         except BaseException as exc:  # every waiting request learns of the failure
             for _, future in group:
                 future.set_exception(exc)
             return
+        finally:
+            with self._pending_lock:
+                self._pending -= sum(len(sub.messages) for sub in subs)
         self.commits += 1
         for (_, future), result in zip(group, results, strict=True):
             future.set_result(result)

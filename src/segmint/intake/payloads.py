@@ -173,7 +173,10 @@ def corrected_timestamp(raw: Mapping[str, Any], received_at: datetime) -> dateti
         return received_at
     if sent is None:
         return original
-    return received_at - (sent - original)
+    try:
+        return received_at - (sent - original)
+    except OverflowError:
+        raise PayloadError("timestamp", "is out of range once corrected by sentAt") from None
 
 
 def _specifics(
