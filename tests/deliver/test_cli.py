@@ -1,0 +1,65 @@
+"""``segmint campaign …`` and ``segmint consent …`` run in-process through click."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from segmint.cli.main import _register_commands, cli
+
+from .conftest import T0, Shop  # type: ignore[import-not-found]
+
+
+def run(shop: Shop, *args: str) -> str:
+    _register_commands()
+    shop.workspace.close()  # the command opens the workspace itself
+    result = CliRunner().invoke(cli, ["-w", str(shop.path), *args], catch_exceptions=False)
+    shop.reopen()
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_dry_run_then_send_then_report(shop: Shop, tmp_path: Path) -> None:
+    shop.add("ann")
+    shop.add("bob", consent=False)
+    out = tmp_path / "out"
+    at = ["--as-of", T0.isoformat()]
+    dry = json.loads(run(shop, "campaign", "send", "lifecycle_update", "--dry-run",
+                         "--out", str(out), "--format", "json", *at))  # fmt: skip
+    assert dry["dry_run"] and dry["sent"] == 1 and dry["skipped"] == {"no_consent": 1}
+    assert [p.name for p in out.iterdir()] == ["ann@example.com.eml"]
+    assert shop.server.handler.received == []
+
+    table = run(shop, "campaign", "send", "lifecycle_update", *at)
+    assert "no_consent" in table and "sent" in table
+    assert shop.server.handler.by_recipient() == {"ann@example.com": 1}
+
+    listed = json.loads(run(shop, "campaign", "list", "--format", "json"))
+    assert {c["name"]: c["sent"] for c in listed} == {"fragile": 0, "lifecycle_update": 1}
+    report = json.loads(run(shop, "campaign", "report", "lifecycle_update", "--format", "json"))
+    assert report["ledger"] == {"sent": {"": 1}, "skipped": {"no_consent": 1}}
+
+
+def test_consent_commands(shop: Shop, tmp_path: Path) -> None:
+    ann = shop.add("ann", consent=None)
+    run(shop, "consent", "set", ann, "granted", "--topic", "offers", "--as-of", T0.isoformat())
+    csv_file = tmp_path / "consent.csv"
+    csv_file.write_text(
+        "user_id,topic,status,occurred_at\n"
+        "ann,newsletter,yes,2026-02-01T00:00:00Z\n"
+        "nobody,offers,yes,\n"
+        "ann,spam,yes,\n"
+    )
+    output = run(shop, "consent", "import", str(csv_file))
+    assert "recorded 1 consent change" in output
+    history = json.loads(run(shop, "consent", "show", ann, "--format", "json"))
+    assert [(h["topic"], h["status"], h["source"]) for h in history] == [
+        ("newsletter", "granted", "import:consent.csv"),
+        ("offers", "granted", "cli"),
+    ]
+    run(shop, "consent", "suppress", "Ann@example.com", "--reason", "complaint")
+    rows = shop.workspace.store.fetchall("SELECT address, reason, source FROM suppressions")
+    assert rows == [("ann@example.com", "complaint", "cli")]
+    assert "lifted" in run(shop, "consent", "unsuppress", "ann@example.com")
