@@ -70,7 +70,7 @@ class Limits:
     max_render_seconds: float = 0.5
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RenderedEmail:
     """One recipient's message.
 
@@ -292,7 +292,12 @@ def _run(template: jinja2.Template, variables: dict[str, Any], budget: Budget) -
     append = out.append
     size = 0
     limit = budget.max_output
-    for chunk in template.root_render_func(template.new_context(variables, shared=True)):
+    # A bare Context: ``Template.new_context`` would copy the globals' keys (a ChainMap
+    # walk) for ``{% import %}`` exports, which a root template never makes.
+    context = template.environment.context_class(
+        template.environment, variables, template.name, template.blocks
+    )
+    for chunk in template.root_render_func(context):
         size += len(chunk)
         if size > limit:
             raise TemplateLimitError(f"output larger than the {limit:,}-character limit")
