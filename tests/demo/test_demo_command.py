@@ -6,6 +6,7 @@ profiles in the store, memberships, preview files, the campaign outbox.
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -13,11 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
+from segmint.demo.runner import run_demo
+from segmint.demo.stage import DemoOptions
 from segmint.workspace import Workspace
 
 CUSTOMERS = 300
-WIRED = {"workspace", "ingest", "refresh", "segments", "previews", "campaign"}
+WIRED = {"workspace", "ingest", "refresh", "segments", "previews", "consent", "campaign"}
 """Steps whose APIs have landed: they must be done, not merely attempted."""
 
 
@@ -49,7 +53,9 @@ def status(summary: dict[str, Any]) -> dict[str, str]:
 
 def test_no_step_failed_and_the_wired_ones_ran(summary: dict[str, Any]) -> None:
     steps = status(summary)
-    assert list(steps) == ["workspace", "ingest", "refresh", "segments", "previews", "campaign"]
+    assert list(steps) == [
+        "workspace", "ingest", "refresh", "segments", "previews", "consent", "campaign",
+    ]  # fmt: skip
     assert all(steps[name] == "done" for name in WIRED), steps
     assert all(s in {"done", "unavailable", "skipped"} for s in steps.values()), steps
 
@@ -113,6 +119,25 @@ def test_previews_were_written(
     assert (previews / "vip").is_dir()
 
 
+def test_consent_came_from_identify_calls_unsubscribes_and_bounces(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path], summary: dict[str, Any]
+) -> None:
+    if status(summary)["consent"] != "done":
+        assert "consent" not in WIRED
+        return
+    facts = summary["facts"]["consent"]
+    events = summary["facts"]["ingest"]["by_event"]
+    assert facts["unsubscribes_imported"] == events.get("Unsubscribed", 0)
+    assert facts["unsubscribes_refused"] == 0
+    assert facts["from_identify"] > 0
+    with Workspace.open(demo_run[1] / "shop") as ws:
+        suppressed = ws.store.fetchall("SELECT count(*) FROM suppressions")[0][0]
+        statuses = dict(ws.store.fetchall("SELECT status, count(*) FROM consents GROUP BY status"))
+    assert suppressed == facts["bounces_suppressed"] == events.get("Email Bounced", 0)
+    assert statuses.get("unsubscribed", 0) == facts["unsubscribes_imported"]
+    assert statuses["granted"] > statuses.get("denied", 0) > 0
+
+
 def test_campaign_dry_run_wrote_its_outbox(
     demo_run: tuple[subprocess.CompletedProcess[str], Path], summary: dict[str, Any]
 ) -> None:
@@ -130,29 +155,15 @@ def test_campaign_dry_run_wrote_its_outbox(
 
 
 def test_a_second_run_starts_from_scratch(tmp_path: Path) -> None:
-    args = [
-        sys.executable,
-        "-m",
-        "segmint",
-        "demo",
-        "--customers",
-        "20",
-        "--dir",
-        "shop",
-        "--out",
-        "out",
-    ]
+    options = DemoOptions(customers=20, directory=tmp_path / "shop", out=tmp_path / "out")
     for _ in range(2):
-        result = subprocess.run(args, capture_output=True, text=True, check=False, cwd=tmp_path)
-        assert result.returncode == 0, result.stdout + result.stderr
+        console = Console(file=io.StringIO(), width=100)
+        result = run_demo(options, console)
+        assert result.ok, console.file.getvalue()  # type: ignore[attr-defined]
     with Workspace.open(tmp_path / "shop") as ws:
         events = ws.store.fetchall("SELECT count(*) FROM events")[0][0]
-    assert (
-        events
-        == json.loads((tmp_path / "out" / "summary.json").read_text())["facts"]["ingest"][
-            "messages"
-        ]
-    )
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
+    assert events == summary["facts"]["ingest"]["messages"]
 
 
 def test_refuses_a_foreign_folder(tmp_path: Path) -> None:

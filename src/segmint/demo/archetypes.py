@@ -39,6 +39,7 @@ class Archetype:
         open_rate: Probability of opening a delivered email.
         click_rate: Probability of clicking an opened email.
         unsubscribe_rate: Probability of unsubscribing from a delivered email.
+        bounce_rate: Probability that a send hard-bounces (the address died); sends stop.
         loves_sales: Lands on the sale page and buys discounted items.
     """
 
@@ -61,6 +62,7 @@ class Archetype:
     open_rate: float = 0.3
     click_rate: float = 0.2
     unsubscribe_rate: float = 0.004
+    bounce_rate: float = 0.002
     loves_sales: bool = False
 
 
@@ -104,12 +106,12 @@ ARCHETYPES: tuple[Archetype, ...] = (
     Archetype(
         "lapsing", 0.08, tenure_days=(200, 365), quiet_days=(45, 120), sessions=(0, 2),
         views=(1, 3), orders=(2, 4), last_order_days=(65, 140), recent_abandon=0.0,
-        consent=0.7, open_rate=0.15, click_rate=0.1, unsubscribe_rate=0.01,
+        consent=0.7, open_rate=0.15, click_rate=0.1, unsubscribe_rate=0.01, bounce_rate=0.006,
     ),
     Archetype(
         "churned", 0.12, tenure_days=(260, 365), quiet_days=(160, 240), sessions=(0, 2),
         views=(1, 3), orders=(1, 3), last_order_days=(165, 250), recent_abandon=0.0,
-        consent=0.6, open_rate=0.05, click_rate=0.05, unsubscribe_rate=0.03,
+        consent=0.6, open_rate=0.05, click_rate=0.05, unsubscribe_rate=0.03, bounce_rate=0.012,
     ),
 )  # fmt: skip
 ARCHETYPE_NAMES = tuple(a.name for a in ARCHETYPES)

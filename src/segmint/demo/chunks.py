@@ -17,6 +17,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from segmint.demo.customer import Customer
 from segmint.demo.generator import Shop, ShopConfig, ShopStats
 
 CHUNK = 200
@@ -34,6 +35,8 @@ class Chunk:
         stop: One past the last customer's index.
         messages: Their messages, customer after customer.
         ids: (anonymousId, userId or None, archetype name) per customer.
+        esp: What the shop's email provider knows of them: rows of ``kind``
+            (``unsubscribed`` or ``bounced``), ``user_id``, ``email``, ``occurred_at``.
         stats: Counts over these customers.
     """
 
@@ -41,6 +44,7 @@ class Chunk:
     stop: int
     messages: list[dict[str, Any]] = field(default_factory=list)
     ids: list[tuple[str, str | None, str]] = field(default_factory=list)
+    esp: list[dict[str, str]] = field(default_factory=list)
     stats: ShopStats = field(default_factory=ShopStats)
 
 
@@ -55,7 +59,24 @@ def generate_chunk(config: ShopConfig, start: int, stop: int) -> Chunk:
         who = customer.identity
         user = who.user_id if who.identified_at is not None else None
         chunk.ids.append((who.anonymous_id, user, customer.archetype.name))
+        chunk.esp.extend(_provider_records(customer, messages))
     return chunk
+
+
+PROVIDER_EVENTS = {"Unsubscribed": "unsubscribed", "Email Bounced": "bounced"}
+
+
+def _provider_records(customer: Customer, messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+    return [
+        {
+            "kind": PROVIDER_EVENTS[m["event"]],
+            "user_id": customer.identity.user_id,
+            "email": customer.email or "",
+            "occurred_at": m["timestamp"],
+        }
+        for m in messages
+        if m.get("event") in PROVIDER_EVENTS
+    ]
 
 
 def chunks(config: ShopConfig, *, size: int = CHUNK, helper: bool = True) -> Iterator[Chunk]:

@@ -154,7 +154,7 @@ SEND_SHARE = 0.15
 def _emails(
     rng: random.Random, arch: Archetype, customer: Customer, since: float, end: float
 ) -> list[Entry]:
-    """Weekly newsletters after identifying: deliveries, opens, clicks, unsubscribes."""
+    """Weekly newsletters after identifying: deliveries, bounces, opens, clicks, unsubscribes."""
     entries: list[Entry] = []
     for week in range(52, 0, -1):
         sent = (end // DAY - week * 7 + 2) * DAY + 14 * 3600
@@ -167,14 +167,17 @@ def _emails(
             "campaign_name": subject,
             "email_subject": subject,
         }
-        entries.append(
-            Entry(sent + rng.uniform(0, 900), "track", "Email Delivered", props, "email")
-        )
+        at = sent + rng.uniform(0, 900)
+        if rng.random() < arch.bounce_rate:  # the address is dead: the provider stops sending
+            bounce = dict(props, recipient=customer.email, bounce_type="hard")
+            entries.append(Entry(at, "track", "Email Bounced", bounce, "email"))
+            break
+        entries.append(Entry(at, "track", "Email Delivered", props, "email"))
         if rng.random() < arch.unsubscribe_rate:
             at = sent + rng.uniform(3600, 2 * DAY)
             if at < end:
+                # The provider keeps the unsubscribe; the demo imports its list (consent step).
                 entries.append(Entry(at, "track", "Unsubscribed", dict(props), "email"))
-                entries.append(Entry(at + 1, "identify", None, {"email_consent": False}, "email"))
             break
         entries.extend(_engagement(rng, arch, props, sent, end))
     return entries

@@ -81,12 +81,8 @@ def _previews_table(rows: list[tuple[str, str, str]]) -> Table:
 def dry_run_campaign(ctx: DemoContext) -> str:
     """Dry-run the winback campaign into an outbox and print its consent report."""
     (send_campaign,) = need("segmint.deliver.service", "send_campaign")
-    (sync,) = need("segmint.deliver", "sync_trait_consents")
     ws = ctx.ws
     outbox = ctx.options.out / "outbox"
-    # A real send records consent stated in identify calls first; a dry run writes nothing,
-    # so the demo records it itself (through the same public function) before the run.
-    recorded = sync(ws.store, ws.definition.consent)
     with progress_bar(ctx) as bar, signing_secret(ctx):
         task = bar.add_task(f"Dry-running {CAMPAIGN}", total=None, note="")
         report = send_campaign(
@@ -98,14 +94,14 @@ def dry_run_campaign(ctx: DemoContext) -> str:
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     data: dict[str, Any] = report.to_dict()
-    ctx.facts["campaign"] = data | {"consents_recorded": recorded}
+    ctx.facts["campaign"] = data
     ctx.facts["outbox"] = str(outbox)
     ctx.console.print(_report_table(report.rows(), data))
     skipped = sum(data["skipped"].values())
     return (
         f"campaign {CAMPAIGN} (segment {ws.definition.campaigns[CAMPAIGN].segment}): "
         f"{data['audience']:,} in the audience, {data['sent']:,} written to {outbox}/, "
-        f"{skipped:,} skipped ({recorded:,} consent statements recorded from identify calls)"
+        f"{skipped:,} skipped"
     )
 
 

@@ -54,7 +54,7 @@ def ingest_shop(ctx: DemoContext) -> str:
     with progress_bar(ctx) as progress:
         task = progress.add_task("Ingesting customers", total=options.customers, note="")
         for chunk in chunks(config):
-            _remember(chunk, ctx.archetypes)
+            _remember(chunk, ctx.archetypes, ctx.provider)
             stats.add(chunk.stats)
             result = intake.submit(chunk.messages, source=SOURCE)
             for key in totals:
@@ -77,9 +77,14 @@ def ingest_shop(ctx: DemoContext) -> str:
     )
 
 
-def _remember(chunk: Chunk, archetypes: dict[str, str]) -> None:
-    """Note each customer's archetype by their ids, to show later where they landed."""
+def _remember(chunk: Chunk, archetypes: dict[str, str], provider: list[dict[str, str]]) -> None:
+    """Note each customer's archetype, and what their email provider knows.
+
+    Archetypes (by id) show later where customers landed; the provider's unsubscribes and
+    bounces feed the consent step.
+    """
     for anonymous_id, user_id, archetype in chunk.ids:
         archetypes[anonymous_id] = archetype
         if user_id is not None:
             archetypes[user_id] = archetype
+    provider.extend(chunk.esp)

@@ -1,7 +1,8 @@
 """The ``segmint demo`` walk-through: each step in turn, reported honestly.
 
 Steps: lay out the workspace → ingest the shop → refresh traits and segments → the segment
-table → email previews → a campaign dry run → what to open and run next. A step whose API is
+table → email previews → consent (identify calls, the old provider's unsubscribes and
+bounces) → a campaign dry run → what to open and run next. A step whose API is
 not available says so and the demo goes on; a step that depends on one that did not run is
 skipped with the reason; a step that fails prints its error and the demo goes on, ending
 with a non-zero exit status.
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 from rich.console import Console
 
+from segmint.demo.consent import record_consent
 from segmint.demo.emails import dry_run_campaign, preview_emails
 from segmint.demo.ingest import ingest_shop
 from segmint.demo.insight import refresh_segments, segment_table
@@ -56,7 +58,8 @@ STEPS: tuple[StepDef, ...] = (
     StepDef("refresh", "Computing traits and segments", refresh_segments, ("ingest",)),
     StepDef("segments", "Segments", segment_table, ("refresh",)),
     StepDef("previews", "Previewing personalised email", preview_emails, ("refresh",)),
-    StepDef("campaign", "Dry-running a campaign", dry_run_campaign, ("refresh",)),
+    StepDef("consent", "Recording consent, unsubscribes and bounces", record_consent, ("ingest",)),
+    StepDef("campaign", "Dry-running a campaign", dry_run_campaign, ("refresh", "consent")),
 )
 
 

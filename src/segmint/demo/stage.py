@@ -68,6 +68,7 @@ class DemoContext:
         console: Where the steps print.
         workspace: The demo workspace, once laid out.
         archetypes: Each customer's user id → archetype name (to show where they landed).
+        provider: The unsubscribes and bounces the shop's previous email provider recorded.
         facts: Figures steps record for the summary (event counts, segment sizes, files).
     """
 
@@ -75,6 +76,7 @@ class DemoContext:
     console: Console
     workspace: Workspace | None = None
     archetypes: dict[str, str] = field(default_factory=dict)
+    provider: list[dict[str, str]] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
 
     @property
