@@ -78,3 +78,15 @@ def test_bad_window_and_unknown_aggregate_fail_at_load(
         open_ws(tmp_path, line)
     assert needle in str(info.value)
     assert ":4:" in str(info.value)
+
+
+def test_check_traits_lists_the_problem(tmp_path: Path) -> None:
+    from segmint.traits.validate import check_traits
+
+    path = tmp_path / "segmint.yaml"
+    path.write_text(HEAD + "  n: {avg: timestamp}\n", encoding="utf-8")
+    problems = check_traits(load_workspace_def(path), path)
+    assert [p.key_path for p in problems] == ["traits.n.avg"]
+    assert problems[0].location is not None and problems[0].location.line == 4
+    path.write_text(HEAD, encoding="utf-8")
+    assert check_traits(load_workspace_def(path), path) == []

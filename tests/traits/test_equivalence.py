@@ -38,13 +38,14 @@ SCALARS = st.one_of(
     st.just([1, "x"]),
     st.sampled_from(["2024-03-01T10:00:00Z", "2024-02-28T01:02:03.456789", "yesterday"]),
 )
-PROPERTY_NAMES = ("p", "q", "b", "r")
+PROPERTY_NAMES = ("p", "q", "b", "r", "o")
+VALUES = st.one_of(SCALARS, st.fixed_dictionaries({"k": SCALARS}), st.lists(SCALARS, max_size=2))
 
 
 @st.composite
 def properties(draw: st.DrawFn) -> dict[str, Any]:
-    names = draw(st.lists(st.sampled_from(PROPERTY_NAMES), unique=True, max_size=4))
-    return {n: draw(SCALARS) for n in names}
+    names = draw(st.lists(st.sampled_from(PROPERTY_NAMES), unique=True, max_size=5))
+    return {n: draw(VALUES) for n in names}
 
 
 @st.composite
@@ -71,16 +72,16 @@ def streams(draw: st.DrawFn, kit: Any) -> list[Event]:
 TARGETS: dict[str, list[tuple[str, str | None]]] = {
     "count": [("events", None)],
     "exists": [("events", None)],
-    "sum": [("properties.p", None)],
+    "sum": [("properties.p", None), ("properties.o.k", None)],
     "avg": [("properties.p", None)],
     "min": [("timestamp", None), ("properties.p", None), ("properties.r", "timestamp")],
     "max": [("timestamp", None), ("properties.p", "number"), ("properties.r", "timestamp")],
     "first": [("timestamp", None), ("properties.p", "number"), ("properties.q", "string"),
               ("properties.b", "boolean"), ("properties.r", "timestamp")],
     "last": [("timestamp", None), ("properties.q", None), ("properties.p", "number"),
-             ("properties.b", "boolean")],
-    "distinct_count": [("properties.q", None), ("properties.p", None)],
-    "most_frequent": [("properties.q", None), ("properties.p", None)],
+             ("properties.b", "boolean"), ("properties.o.k", "timestamp")],
+    "distinct_count": [("properties.q", None), ("properties.p", None), ("properties.o.k", None)],
+    "most_frequent": [("properties.q", None), ("properties.p", None), ("properties.o.k", None)],
 }  # fmt: skip
 FILTERS = [None, "p > 5", "q = 'x'", "p is null", "b", "q in ('x', 'y') or p < 0", "not b"]
 
@@ -88,10 +89,12 @@ FILTERS = [None, "p > 5", "q = 'x'", "p is null", "b", "q in ('x', 'y') or p < 0
 @st.composite
 def definitions(draw: st.DrawFn) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {
-        "name": {"from": "identify", "type": "string"},
-        "age": {"from": "identify", "type": "number", "default": 0},
-        "vip": {"from": "identify", "type": "boolean"},
-        "tags": {"from": "identify", "type": "list"},
+        # identify events carry the same keys as track properties: p, q, b, r, o
+        "q": {"from": "identify", "type": "string"},
+        "p": {"from": "identify", "type": "number", "default": 0},
+        "b": {"from": "identify", "type": "boolean"},
+        "r": {"from": "identify", "type": "timestamp"},
+        "o": {"from": "identify", "type": "list"},
         "twice": {"expr": "event_count * 2"},
         "idle_days": {"expr": "days_since(last_seen_at)"},
     }

@@ -53,6 +53,19 @@ def workspace_catalog(workspace: Workspace, extra: Iterable[EventAggregate] = ()
         raise locate(exc, workspace.path / WORKSPACE_FILE) from None
 
 
+def check_traits(definition: WorkspaceDef, path: Path) -> list[ConfigError]:
+    """The trait-specific problems of a workspace file (empty when its traits compute).
+
+    Rule texts are also checked by :func:`segmint.rules.workspace.check_workspace`; this adds
+    what only the traits stage knows: aggregate targets, declared types, derived cycles.
+    """
+    try:
+        build_catalog(definition, segment_aggregates(definition))
+    except TraitDefinitionError as exc:
+        return [locate(exc, path)]
+    return []
+
+
 def locate(error: TraitDefinitionError, path: Path) -> TraitDefinitionError:
     """Return ``error`` with the location of its key in the file at ``path``."""
     try:
