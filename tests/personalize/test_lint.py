@@ -113,3 +113,5 @@ def test_lint_follows_layouts_and_partials(workspace: Workspace, write_template:
 def test_missing_template(workspace: Workspace) -> None:
     (issue,) = lint(workspace, "ghost")
     assert issue.code == "not-found" and issue.template == "ghost.html"
+    (issue,) = lint(workspace, "../segmint.yaml")  # names never leave templates/
+    assert issue.code == "not-found"

@@ -29,6 +29,7 @@ from typing import Any
 
 import jinja2
 from jinja2 import BaseLoader, Environment, FileSystemLoader
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from segmint.errors import SourceLocation
 from segmint.personalize import source as src
@@ -134,7 +135,9 @@ def flatten(
         TemplateError: If the template cannot be loaded, parsed, flattened or inlined.
     """
     table: list[str] = []
-    marker = Environment(  # noqa: S701 (renders only structural tags: no values, no HTML)
+    # Sandboxed too: it should only ever see structural tags, but if a tag ever slipped
+    # past the scanner it must not run with full Python access.
+    marker = ImmutableSandboxedEnvironment(  # noqa: S701 (structural tags only, no HTML)
         loader=_ProtectingLoader(files, checker, table, max_bytes),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,

@@ -119,13 +119,13 @@ class Linter:
 
     def lint_one(self, name: str) -> tuple[list[LintIssue], list[str]]:
         """Lint one file; return its issues and the templates it references by name."""
-        path = self.renderer.templates_dir / name
-        if not path.is_file():
+        env = self.renderer.html_env
+        try:  # through the loader: it refuses names that leave templates/
+            source = self.renderer.files.get_source(env, name)[0]
+        except jinja2.TemplateNotFound:
             issue = LintIssue(name, "error", "not-found", f"no template named {name!r}", 1, 1)
             return [issue], []
-        source = path.read_text(encoding="utf-8")
         self.sources[name] = source
-        env = self.renderer.html_env
         try:
             tree = env.parse(source, name)
             env.compile(source, name)  # unknown filters and tests surface here
