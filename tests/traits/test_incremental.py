@@ -108,3 +108,14 @@ def test_state_of_other_definitions_is_refused(kit: Any, engine: TraitEngine) ->
     other = TraitEngine(build_catalog(kit.traits({"orders": {"count": "events"}})))
     with pytest.raises(StaleStateError, match="segmint rebuild"):
         loads(other, data)
+
+
+def test_time_dependent_derived_traits_are_named(kit: Any) -> None:
+    catalog = build_catalog(kit.traits({
+        "last_order": {"last": "timestamp", "event": "Order Completed"},
+        "idle": {"expr": "days_since(last_order)"},
+        "idle_weeks": {"expr": "idle / 7"},
+        "orders": {"count": "events"},
+        "double": {"expr": "orders * 2"},
+    }))  # fmt: skip
+    assert catalog.time_dependent == {"idle", "idle_weeks"}

@@ -18,6 +18,7 @@ from functools import cached_property
 from segmint.config.model import TraitDef, WorkspaceDef
 from segmint.rules.ast import Expr, TraitRef, walk
 from segmint.rules.checker import check
+from segmint.rules.deps import dependencies
 from segmint.rules.errors import RuleError
 from segmint.rules.lowering import EventAggregate, lower_events
 from segmint.rules.parser import parse
@@ -71,6 +72,23 @@ class TraitCatalog:
     def types(self) -> dict[str, str]:
         """Trait name → type, for the rule type checker and :mod:`segmint.profiles`."""
         return {s.name: s.type for s in self.specs}
+
+    @cached_property
+    def time_dependent(self) -> frozenset[str]:
+        """Derived traits whose value moves with ``as_of`` alone, with no new event.
+
+        That is, they use ``days_since``, ``now()`` or ``within``, directly or through
+        another derived trait. Their changes are neither events nor window expiries
+        (``next_expiry``): a rule that reads one must be treated as time-dependent by
+        whoever schedules re-evaluation.
+        """
+        found: set[str] = set()
+        for spec in self.derived:
+            assert spec.expr is not None  # noqa: S101 (derived specs have an expression)
+            deps = dependencies(spec.expr)
+            if deps.time_dependent or found & set(deps.traits):
+                found.add(spec.name)
+        return frozenset(found)
 
     @cached_property
     def fingerprint(self) -> str:
