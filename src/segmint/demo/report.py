@@ -51,6 +51,8 @@ def _to_open(ctx: DemoContext, done: set[str]) -> list[str]:
     for segment, files in ctx.facts.get("previews", {}).items():
         if files:
             lines.append(f"  {files[0]}   (an email for the {segment} segment)")
+    if "consent" in done:
+        lines.append(f"  {out / 'esp-export'}/   (the old provider's unsubscribes and bounces)")
     if "campaign" in done:
         lines.append(f"  {ctx.facts.get('outbox', out)}/   (the campaign's dry-run outbox)")
     lines.append(f"  {ctx.options.directory / 'segmint.yaml'}   (traits, segments, campaigns)")

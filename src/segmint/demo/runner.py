@@ -10,6 +10,7 @@ with a non-zero exit status.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,9 +47,14 @@ def lay_out(ctx: DemoContext) -> str:
     reset_folder(options.out, "output folder")
     ctx.workspace = Workspace.open(options.directory)
     definition = ctx.workspace.definition
+    store = ctx.workspace.store
+    where = f"{store.dialect} store"
+    if os.environ.get("SEGMINT_DATABASE_URL"):
+        where += " from SEGMINT_DATABASE_URL (the demo does not empty that database)"
     return (
         f"{options.directory}/ with {len(definition.traits)} traits, "
-        f"{len(definition.segments)} segments and {len(definition.campaigns)} campaigns"
+        f"{len(definition.segments)} segments and {len(definition.campaigns)} campaigns, "
+        f"on the {where}"
     )
 
 
