@@ -294,3 +294,19 @@ def test_csv_jsonl_and_parquet_map_alike(
                 out.append({"error": str(exc)})
         mapped[name] = out
     assert mapped["p.csv"] == mapped["p.jsonl"] == mapped["p.parquet"]
+
+
+def test_oversized_csv_field_is_a_bad_row_and_reading_goes_on(
+    duck_intake: Intake, workspace: Workspace, tmp_path: Path
+) -> None:
+    path = tmp_path / "o.csv"
+    path.write_text(
+        "order_id,customer_id,created_at,total,items\n"
+        f"1,c1,2026-09-01T10:00:00Z,1,{'9' * 200_000}\n"
+        "2,c2,2026-09-01T10:00:00Z,1,1\n",
+        encoding="utf-8",
+    )
+    report = run_import(path, orders_mapping(workspace), duck_intake)
+    assert [b["line"] for b in report.bad_rows] == [2]
+    assert report.bad_rows[0]["reason"].startswith("malformed CSV: field larger than")
+    assert report.stored == 1
