@@ -147,31 +147,51 @@ class Shop:
         **traits: Any,
     ) -> str:
         """Identify a person through intake, then give them traits and memberships."""
+        return self.add_many([user_id], email=email, consent=consent, segments=segments,
+                             **traits)[0]  # fmt: skip
+
+    def add_many(
+        self,
+        user_ids: list[str],
+        *,
+        email: str | None = "",
+        consent: bool | None = True,
+        segments: tuple[str, ...] = ("vip",),
+        **traits: Any,
+    ) -> list[str]:
+        """:meth:`add` for many people, in one intake submission."""
         from segmint.intake import Intake
 
-        values: dict[str, Any] = {"first_name": user_id.title(), **traits}
-        if email is not None:
-            values["email"] = email or f"{user_id}@example.com"
-        sent = dict(values)
-        if consent is not None:
-            sent["email_consent"] = consent
-        message = {"type": "identify", "userId": user_id, "traits": sent,
-                   "timestamp": "2026-02-01T00:00:00Z"}  # fmt: skip
-        result = Intake(self.workspace, FixedClock(T0)).submit([message], source="test")
-        pid = result.events[0].profile_id
+        messages, values = [], []
+        for user_id in user_ids:
+            these: dict[str, Any] = {"first_name": user_id.title(), **traits}
+            if email is not None:
+                these["email"] = email or f"{user_id}@example.com"
+            sent = dict(these)
+            if consent is not None:
+                sent["email_consent"] = consent
+            values.append(these)
+            messages.append({"type": "identify", "userId": user_id, "traits": sent,
+                             "timestamp": "2026-02-01T00:00:00Z"})  # fmt: skip
+        result = Intake(self.workspace, FixedClock(T0)).submit(messages, source="test")
+        pids = [e.profile_id for e in result.events]
+        naive = T0.replace(tzinfo=None)
         store = self.workspace.store
-        store.execute("DELETE FROM trait_values WHERE profile_id = ?", [pid])
-        store.execute(
-            'INSERT INTO trait_values (profile_id, "values", as_of) VALUES (?, ?, ?)',
-            [pid, orjson.dumps(values).decode(), T0.replace(tzinfo=None)],
-        )
-        for segment in segments:
-            store.execute(
-                "INSERT INTO memberships (segment, profile_id, entered_at) VALUES (?, ?, ?)",
-                [segment, pid, T0.replace(tzinfo=None)],
-            )
-        self.profiles[user_id] = pid
-        return pid
+        with store.transaction():
+            for pid, these in zip(pids, values, strict=True):
+                store.execute("DELETE FROM trait_values WHERE profile_id = ?", [pid])
+                store.execute(
+                    'INSERT INTO trait_values (profile_id, "values", as_of) VALUES (?, ?, ?)',
+                    [pid, orjson.dumps(these).decode(), naive],
+                )
+                for segment in segments:
+                    store.execute(
+                        "INSERT INTO memberships (segment, profile_id, entered_at) "
+                        "VALUES (?, ?, ?)",
+                        [segment, pid, naive],
+                    )
+        self.profiles.update(zip(user_ids, pids, strict=True))
+        return pids
 
     def reopen(self) -> Workspace:
         self.workspace.close()

@@ -143,8 +143,7 @@ def test_dry_run_writes_eml_files_and_changes_nothing(shop: Shop, tmp_path: Path
 
 
 def test_injected_transient_faults_still_deliver_each_profile_once(shop: Shop) -> None:
-    for i in range(20):
-        shop.add(f"p{i:02d}")
+    shop.add_many([f"p{i:02d}" for i in range(20)])
     fake = FakeTransport(transient_prob=0.3, seed=7)
     fake.script["p03@example.com"] = [SoftBounce("451 later", code=451)] * 2
     report = send(shop, transport=fake, retry=RetryPolicy(max_attempts=10, base_delay=0.0))

@@ -21,8 +21,8 @@ from segmint.deliver.service import send_campaign
 
 from .conftest import SECRET, T0, Shop, configure  # type: ignore[import-not-found]
 
-PEOPLE = 80
-KILL_AFTER = 20
+PEOPLE = 60
+KILL_AFTER = 15
 
 
 def cli(shop: Shop, *args: str) -> subprocess.Popen[str]:
@@ -37,8 +37,7 @@ def cli(shop: Shop, *args: str) -> subprocess.Popen[str]:
 def test_kill_and_resume_sends_nobody_twice(shop: Shop) -> None:
     configure(shop.path, shop.server.port, pool=3, rate=40.0)
     shop.reopen()
-    for i in range(PEOPLE):
-        shop.add(f"p{i:03d}")
+    shop.add_many([f"p{i:03d}" for i in range(PEOPLE)])
     shop.workspace.close()  # DuckDB allows one writing process: the CLI's
     handler = shop.server.handler
 
