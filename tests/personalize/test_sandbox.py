@@ -114,11 +114,26 @@ def test_immutable_sandbox_refuses_mutation(render: Render) -> None:
         "{{ '{:>{}}'.format(1, 999999999) }}",
         "{{ 'x'.center(999999999) }}",
         "{{ 'x'.ljust(999999999) }}",
+        "{{ '%999999999d' | format(1) }}",
+        "{{ '%*d' | format(999999999, 1) }}",
+        "{{ 'x' | center(999999999) }}",
+        "{{ 'x' | indent(999999999, true) }}",
+        "{{ range(10) | slice(999999999) | list }}",
     ],
 )
 def test_memory_bombs_are_refused(render: Render, body: str) -> None:
     with pytest.raises(TemplateLimitError):
         render(body)
+
+
+def test_big_numbers_are_fine_where_they_size_nothing(render: Render) -> None:
+    body = (
+        "<p>{{ '{:,}'.format(lifetime_value) }} {{ lifetime_value | money('EUR') }} "
+        "{{ '%d' | format(lifetime_value) }} {{ (lifetime_value * 1000) | int }} "
+        "{{ lifetime_value | round }}</p>"
+    )
+    email = render(body, {"lifetime_value": 123_456_789})
+    assert email.text == "123,456,789 €123,456,789.00 123456789 123456789000 123456789\n"
 
 
 def test_output_limit(render: Render) -> None:

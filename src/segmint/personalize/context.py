@@ -21,7 +21,14 @@ from segmint.config.model import WorkspaceDef
 from segmint.errors import SegmintError
 from segmint.personalize.filters import FILTERS, zone
 from segmint.personalize.htmltext import LINK_FILTER
-from segmint.personalize.sandbox import ITER_NAME, Budget, Sandbox, budget_iter, link
+from segmint.personalize.sandbox import (
+    ITER_NAME,
+    Budget,
+    Sandbox,
+    bounded_filters,
+    budget_iter,
+    link,
+)
 from segmint.profiles import Profile
 
 BUILTIN_TRAITS = ("user_id", "anonymous_id", "first_seen_at", "last_seen_at", "event_count")
@@ -78,6 +85,7 @@ class ContextBuilder:
 
     def install(self, env: Sandbox) -> None:
         """Add segmint's filters to ``env`` and remove the globals templates do not need."""
+        env.filters.update(bounded_filters(env.filters, env.max_size))
         env.filters.update(FILTERS)
         env.filters[LINK_FILTER] = link
         for name in _REMOVED_GLOBALS:

@@ -8,7 +8,9 @@
   known trait that is missing for this profile renders empty (and ``default`` applies);
 - only ``range`` and ``namespace`` are global; ``cycler``, ``joiner``, ``lipsum`` and
   ``dict`` are gone;
-- ``*``, ``**`` and ``%`` are checked so a template cannot build a huge string or number.
+- ``*``, ``**``, ``%``, ``str.format``, the padding methods (``center``, ``ljust``…) and
+  the filters ``center``, ``indent``, ``format`` and ``slice`` are checked so a template
+  cannot build a huge string or number.
 
 Render time is bounded without threads or signals: a :class:`Budget` (kept in a context
 variable) is charged on every sandboxed call, every ``*``/``**``/``%`` and every loop
@@ -30,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Undefined, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
-from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 from markupsafe import Markup, escape
 
@@ -39,6 +41,9 @@ from segmint.personalize.errors import TemplateLimitError
 
 ITER_NAME = "__segmint_iter"
 _WIDE_FORMAT = re.compile(r"\d{6,}|%[-#0 +]*\*")
+_NESTED_SPEC = re.compile(r"\{[^{}]*:[^{}]*\{")
+_PADDING = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+_MAX_SLICES = 10_000
 _UTC = ZoneInfo("UTC")
 
 
@@ -149,6 +154,35 @@ def _check_size(value: Any, limit: int) -> None:
         raise TemplateLimitError(f"number {value} is too large for a template argument")
 
 
+def bounded_filters(
+    filters: dict[str, Callable[..., Any]], limit: int
+) -> dict[str, Callable[..., Any]]:
+    """Guard the built-in filters whose arguments size their output or their work.
+
+    ``center`` and ``indent`` take a width, ``slice`` a count, ``format`` a format string
+    (whose ``*`` widths come from the arguments): each is refused up front when too large.
+    """
+
+    def guard(func: Callable[..., Any], bound: int | None) -> Callable[..., Any]:
+        def guarded(value: Any, *args: Any, **kwargs: Any) -> Any:
+            if bound is None:
+                if isinstance(value, str) and _WIDE_FORMAT.search(value):
+                    raise TemplateLimitError("format width too large")
+            else:
+                for arg in (*args, *kwargs.values()):
+                    _check_size(arg, bound)
+            return func(value, *args, **kwargs)
+
+        return guarded
+
+    return {
+        "center": guard(filters["center"], limit),
+        "indent": guard(filters["indent"], limit),
+        "format": guard(filters["format"], None),
+        "slice": guard(filters["slice"], _MAX_SLICES),
+    }
+
+
 class Sandbox(ImmutableSandboxedEnvironment):
     """The immutable sandbox with the extra checks described in the module docstring."""
 
@@ -193,14 +227,18 @@ class Sandbox(ImmutableSandboxedEnvironment):
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         """Sandbox ``str.format``/``format_map`` as Jinja does, refusing huge field widths."""
         wrapped = super().wrap_str_format(value)
-        if wrapped is not None and _WIDE_FORMAT.search(value.__self__):
-            raise TemplateLimitError("format width too large")
+        if wrapped is not None and (
+            _WIDE_FORMAT.search(value.__self__) or _NESTED_SPEC.search(value.__self__)
+        ):
+            raise TemplateLimitError("format width too large (or taken from an argument)")
         return wrapped
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
-        """Call ``__obj`` in the sandbox, charging the budget and bounding int arguments."""
+        """Call ``__obj`` in the sandbox, charging the budget and bounding padding widths."""
         charge()
-        if __obj is not budget_iter and __obj is not safe_range:
+        if getattr(__obj, "__name__", "") in _PADDING and isinstance(
+            getattr(__obj, "__self__", None), str
+        ):
             for value in (*args, *kwargs.values()):
                 _check_size(value, __self.max_size)
         return super().call(__context, __obj, *args, **kwargs)
