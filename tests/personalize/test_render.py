@@ -319,3 +319,21 @@ def test_fragment_template_gets_a_document(render: Render) -> None:
     assert email.html.startswith("<html><head></head><body>")
     assert email.html.endswith('height:1px"></body></html>')
     assert email.text == "Just a paragraph\n"
+
+
+def test_css_is_inlined_at_compile_time_only(
+    renderer: Renderer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import css_inline
+
+    compiled = renderer.compile("lifecycle")
+
+    class Refuse:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            raise AssertionError("css-inline called while rendering")
+
+    monkeypatch.setattr(css_inline, "CSSInliner", Refuse)
+    monkeypatch.setattr(css_inline, "inline", Refuse)
+    for name in ("Ada", "Bo", "Cy"):
+        email = compiled.render(Profile(name, {"first_name": name}), **defaults())
+        assert 'style="color: #888;font-size: 12px;"' in email.html
