@@ -90,12 +90,18 @@ class PythonCompiler:
         self.getter = getter
         self.namespace: dict[str, Any] = {"__builtins__": {}}
         self.temps = 0
+        self.reads: dict[str, str] = {}
+        self.shared: set[str] = set()
         self._capture: list[tuple[list[tuple[str, str]], str | None]] | None = None
 
     def function(self, node: A.Expr) -> Evaluator:
         """Compile ``node`` into ``rule(row, as_of)``; a dynamic root is a condition."""
+        names = [n.name for n in A.walk(node) if isinstance(n, A.TraitRef)]
+        self.shared = {n for n in names if names.count(n) > 1}
         body = self.typed(node, "boolean")
-        source = f"def rule(row, as_of):\n    _get = row.get\n    return {body}\n"
+        # A trait read more than once is read once, up front, into a local; others inline.
+        reads = "".join(f"    {local} = {read}\n" for read, local in self.reads.items())
+        source = f"def rule(row, as_of):\n    _get = row.get\n{reads}    return {body}\n"
         exec(compile(source, "<rule>", "exec"), self.namespace)  # noqa: S102 (generated here)
         result: Evaluator = self.namespace["rule"]
         return result
@@ -143,6 +149,11 @@ class PythonCompiler:
             if not nullable(node):
                 names.append(code)
                 continue
+            if code.isidentifier():  # a local already holding the value
+                names.append(code)
+                temps.append((code, ""))
+                tests.append(f"{code} is None")
+                continue
             name = self.temp()
             names.append(name)
             temps.append((name, code))
@@ -164,8 +175,12 @@ class PythonCompiler:
 
     def visit_TraitRef(self, node: A.TraitRef) -> str:
         if self.getter is not None:
-            return f"{self.const(self.getter(node.name))}(row)"
-        return f"_get({node.name!r})"
+            read = f"{self.const(self.getter(node.name))}(row)"
+        else:
+            read = f"_get({node.name!r})"
+        if node.name not in self.shared:
+            return read
+        return self.reads.setdefault(read, f"_r{len(self.reads)}")
 
     def visit_Now(self, node: A.Now) -> str:
         return "as_of"
@@ -232,7 +247,10 @@ class PythonCompiler:
             self._capture = None
         if result is None:
             return None
-        known = [(f"({n} := {c}) is not None", f"{n} is None") for n, c in parts]
+        known = [
+            (f"({n} := {c}) is not None" if c else f"{n} is not None", f"{n} is None")
+            for n, c in parts
+        ]
         return known, result
 
     def visit_Not(self, node: A.Not) -> str:
