@@ -29,12 +29,9 @@ MIN_SECRET = 16
 
 def preview_emails(ctx: DemoContext) -> str:
     """Render the lifecycle template for real members of three segments into the output."""
-    request_class, render_previews = need(
-        "segmint.personalize.preview", "PreviewRequest", "render_previews"
-    )
+    request_class, render = need("segmint.personalize.preview", "PreviewRequest", "render_previews")
     written: dict[str, list[str]] = {}
     rows: list[tuple[str, str, str]] = []
-    failed = 0
     for segment in PREVIEW_SEGMENTS:
         if not _has_members(ctx, segment):
             rows.append((segment, "(no members to preview in this shop)", ""))
@@ -49,14 +46,14 @@ def preview_emails(ctx: DemoContext) -> str:
             sender=None,
             date=ctx.options.as_of,
         )
-        result = render_previews(ctx.ws, request)
+        result = render(ctx.ws, request)
         written[segment] = [item["html"] for item in result.written]
         rows += [(segment, item["subject"], item["html"]) for item in result.written]
-        rows += [(segment, f"[red]{f['error']}[/red]", "") for f in result.failed]
-        failed += len(result.failed)
+        rows += [(segment, f"[red]failed: {f['error']}[/red]", "") for f in result.failed]
     ctx.facts["previews"] = written
     ctx.console.print(_previews_table(rows))
     total = sum(len(v) for v in written.values())
+    failed = sum(1 for row in rows if row[1].startswith("[red]"))
     problems = f", {failed} failed to render" if failed else ""
     return (
         f"{total} personalised emails (.html and .eml) in {ctx.options.out / 'previews'}/{problems}"
@@ -132,6 +129,18 @@ def signing_secret(ctx: DemoContext) -> Iterator[None]:
             os.environ[name] = previous
 
 
+REASONS = {
+    "no_consent": "did not opt in, or opted out",
+    "unsubscribed": "unsubscribed (old provider's list)",
+    "suppressed_bounce": "address hard-bounced",
+    "complained": "marked mail as spam",
+    "suppressed": "address blocked",
+    "no_email": "no deliverable address",
+    "left_segment": "left the segment mid-send",
+}
+"""What each skip reason of the consent gate means, in the demo's words."""
+
+
 def _report_table(rows: list[tuple[str, str, int]], data: dict[str, Any]) -> Table:
     table = Table(
         title=f"Consent report: {data['campaign']} (dry run, audience {data['audience']:,})",
@@ -140,7 +149,9 @@ def _report_table(rows: list[tuple[str, str, int]], data: dict[str, Any]) -> Tab
     table.add_column("outcome")
     table.add_column("reason")
     table.add_column("profiles", justify="right")
+    table.add_column("meaning")
     for outcome, reason, count in rows:
         if count or outcome in ("sent", "skipped"):
-            table.add_row(outcome, reason, f"{count:,}")
+            label = "written" if outcome == "sent" else outcome
+            table.add_row(label, reason, f"{count:,}", REASONS.get(reason, ""))
     return table
