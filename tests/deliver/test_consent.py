@@ -144,3 +144,32 @@ def test_identify_traits_become_consent_changes_once(workspace: Workspace) -> No
 def test_unknown_status_is_refused(store: Store) -> None:
     with pytest.raises(CampaignError, match="unknown consent status"):
         record_consent(store, "p", "offers", "maybe", source="api", at=T0)  # type: ignore[arg-type]
+
+
+def test_repeated_identify_traits_do_not_undo_an_unsubscribe(workspace: Workspace) -> None:
+    from segmint.intake import Intake
+
+    intake = Intake(workspace, FixedClock(T0))
+    store, consent = workspace.store, workspace.definition.consent
+
+    def identify(value: bool, day: int) -> str:
+        result = intake.submit(
+            [{"type": "identify", "userId": "u1", "traits": {"email_consent": value},
+              "timestamp": f"2026-02-{day:02d}T00:00:00Z"}],
+            source="app",
+        )  # fmt: skip
+        return result.events[0].profile_id
+
+    pid = identify(True, 1)
+    assert sync_trait_consents(store, consent) == 1
+    record_consent(store, pid, "offers", "unsubscribed", source="link", at=T0 - timedelta(days=20))
+    identify(True, 15)  # the app repeats its traits: not a change
+    assert sync_trait_consents(store, consent) == 0
+    assert gate(store, consent).check(person(pid)) == "unsubscribed"
+    identify(False, 16)
+    identify(True, 17)  # the person ticked the box again in the app: a real change
+    assert sync_trait_consents(store, consent) == 2
+    assert gate(store, consent).check(person(pid)) is None
+    assert [c.source for c in consent_history(store, pid)] == [
+        "identify:app", "link", "identify:app", "identify:app"
+    ]  # fmt: skip

@@ -28,6 +28,7 @@ from segmint.deliver.consent import (
     current_consents,
     record_consent,
     suppress,
+    sync_trait_consents,
 )
 from segmint.deliver.errors import CampaignError, LinkError
 from segmint.deliver.links import LinkKind, LinkSigner, is_web_url
@@ -130,6 +131,7 @@ def unsubscribe(request: Request, token: str) -> HTMLResponse:
 
 def _subscribed(ws: Workspace, profile_id: str, at: datetime) -> dict[str, bool]:
     consent = ws.definition.consent
+    sync_trait_consents(ws.store, consent)  # show consent given through identify calls too
     out = {}
     for topic in consent.topics:
         status = current_consents(ws.store, topic, at, [profile_id]).get(profile_id)

@@ -170,30 +170,61 @@ def _status(value: bool) -> ConsentStatus:
 
 
 def sync_trait_consents(store: Store, consent: ConsentDef) -> int:
-    """Record consent stated in identify events not yet read; return the changes recorded.
+    """Record the consent changes stated in identify events not read yet; return how many.
 
-    Each identify event is read once (``consents.event_id`` remembers it); its timestamp
-    becomes the change's time and ``identify`` (or ``identify:<source>``) its source.
+    Only a *change* of a profile's consent trait is a consent change: apps often repeat
+    every trait on every identify call, and a repeated ``email_consent: true`` must not
+    undo an unsubscribe made through a link since. So a statement is recorded when it
+    differs from the last one read from that profile's identify events (per topic); its
+    time is the event's timestamp and ``identify`` (or ``identify:<source>``) its source.
+
+    Events are read once: ``meta`` keeps the highest ``events.seq`` read
+    (:data:`WATERMARK_KEY`).
     """
     if not consent.trait:
         return 0
+    low = _watermark(store)
+    high = store.fetchall("SELECT coalesce(max(seq), 0) FROM events")[0][0]
+    if high <= low:
+        return 0
     rows = store.fetchall(
-        "SELECT e.message_id, e.profile_id, e.timestamp, e.source, CAST(e.traits AS TEXT) "
-        "FROM events e WHERE e.type = 'identify' AND e.profile_id IS NOT NULL "
-        "AND CAST(e.traits AS TEXT) LIKE ? "
-        "AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.event_id = e.message_id) "
-        "ORDER BY e.timestamp, e.seq",
-        [f"%{consent.trait}%"],
+        "SELECT message_id, profile_id, timestamp, source, CAST(traits AS TEXT) FROM events "
+        "WHERE type = 'identify' AND profile_id IS NOT NULL AND seq > ? AND seq <= ? "
+        "AND CAST(traits AS TEXT) LIKE ? ORDER BY timestamp, seq",
+        [low, high, f"%{consent.trait}%"],
     )
+    last = _last_trait_statements(store)
     recorded = 0
     with store.transaction():
         for message_id, profile_id, timestamp, source, raw in rows:
+            at = from_store_time(timestamp)
+            assert at is not None
             label = f"identify:{source}" if source else "identify"
             for topic, status in trait_consents(orjson.loads(raw) if raw else {}, consent):
-                at = from_store_time(timestamp)
-                assert at is not None
+                if last.get((profile_id, topic)) == status:
+                    continue
+                last[(profile_id, topic)] = status
                 record_consent(
                     store, profile_id, topic, status, source=label, at=at, event_id=message_id
                 )
                 recorded += 1
+        store.execute("DELETE FROM meta WHERE key = ?", [WATERMARK_KEY])
+        store.execute("INSERT INTO meta (key, value) VALUES (?, ?)", [WATERMARK_KEY, str(high)])
     return recorded
+
+
+WATERMARK_KEY = "deliver.consent_trait_seq"
+"""The ``meta`` key holding the last ``events.seq`` read by :func:`sync_trait_consents`."""
+
+
+def _watermark(store: Store) -> int:
+    rows = store.fetchall("SELECT value FROM meta WHERE key = ?", [WATERMARK_KEY])
+    return int(rows[0][0]) if rows else 0
+
+
+def _last_trait_statements(store: Store) -> dict[tuple[str, str], str]:
+    rows = store.fetchall(
+        "SELECT profile_id, topic, status FROM consents WHERE event_id IS NOT NULL "
+        "ORDER BY occurred_at, id"
+    )
+    return {(pid, topic): status for pid, topic, status in rows}
