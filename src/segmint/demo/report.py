@@ -77,7 +77,7 @@ def _to_run(ctx: DemoContext, done: set[str]) -> list[tuple[str, str]]:
         runs.append(
             (
                 "template preview",
-                f"{w} template preview lifecycle --segment churned --out {preview}",
+                f"{w} template preview lifecycle --segment churned {at} --out {preview}",
             )
         )
     if "campaign" in done:
