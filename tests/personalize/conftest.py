@@ -59,6 +59,33 @@ def render(
     return run
 
 
+@pytest.fixture(scope="module")
+def quick_render(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., RenderedEmail]:
+    """Like ``render``, over one workspace per test module (for long parametrized lists)."""
+    ws = Workspace.init(tmp_path_factory.mktemp("quick") / "ws", name="quick")
+    ws.close()
+    renderers: dict[Limits | None, Renderer] = {}
+    counter = iter(range(1_000_000))
+
+    def run(
+        body: str,
+        traits: dict[str, Any] | None = None,
+        segments: frozenset[str] = frozenset(),
+        limits: Limits | None = None,
+        **kwargs: Any,
+    ) -> RenderedEmail:
+        if "{% block subject" not in body:
+            body = "{% block subject %}Subject{% endblock %}" + body
+        name = f"t{next(counter)}.html"
+        (ws.templates_dir / name).write_text(body, encoding="utf-8")
+        if limits not in renderers:
+            renderers[limits] = Renderer(ws.templates_dir, ws.definition, limits=limits)
+        profile = Profile("p1", traits or {}, segments)
+        return renderers[limits].compile(name).render(profile, **(defaults() | kwargs))
+
+    return run
+
+
 def defaults() -> dict[str, Any]:
     """The render arguments every test needs."""
     return {

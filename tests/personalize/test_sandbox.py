@@ -64,12 +64,12 @@ PAYLOADS = [
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
-def test_injection_payload_fails_clearly(render: Render, payload: str) -> None:
+def test_injection_payload_fails_clearly(quick_render: Render, payload: str) -> None:
     with pytest.raises(TemplateRenderError) as caught:
-        render(payload, {"first_name": "Ada"})
+        quick_render(payload, {"first_name": "Ada"})
     assert isinstance(caught.value, TemplateSecurityError | TemplateUndefinedError)
     message = str(caught.value)
-    assert "t.html" in message
+    assert ".html" in message  # names the template
     assert "not allowed" in message or "unknown variable" in message or "unsafe" in message
 
 
@@ -121,9 +121,9 @@ def test_immutable_sandbox_refuses_mutation(render: Render) -> None:
         "{{ range(10) | slice(999999999) | list }}",
     ],
 )
-def test_memory_bombs_are_refused(render: Render, body: str) -> None:
+def test_memory_bombs_are_refused(quick_render: Render, body: str) -> None:
     with pytest.raises(TemplateLimitError):
-        render(body)
+        quick_render(body)
 
 
 def test_big_numbers_are_fine_where_they_size_nothing(render: Render) -> None:

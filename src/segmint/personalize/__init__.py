@@ -1,8 +1,9 @@
 """Personalisation: sandboxed Jinja templates per profile, and fast MIME messages.
 
 Build a :class:`Renderer` once per workspace, :meth:`~Renderer.compile` a template once per
-campaign, then :meth:`~CompiledTemplate.render` per recipient. :func:`lint_template` checks
-a template against the workspace's traits and segments.
+campaign, then :meth:`~CompiledTemplate.render` per recipient. :func:`lint_templates` checks
+templates against the workspace's traits and segments; :func:`render_previews` writes
+``.html`` and ``.eml`` previews for real profiles.
 """
 
 from __future__ import annotations
@@ -16,11 +17,16 @@ from segmint.personalize.errors import (
     TemplateSyntaxError,
     TemplateUndefinedError,
 )
+from segmint.personalize.lint import LintIssue, lint_templates
+from segmint.personalize.preview import PreviewRequest, PreviewResult, render_previews
 from segmint.personalize.renderer import CompiledTemplate, Limits, RenderedEmail, Renderer
 
 __all__ = [
     "CompiledTemplate",
     "Limits",
+    "LintIssue",
+    "PreviewRequest",
+    "PreviewResult",
     "RenderedEmail",
     "Renderer",
     "TemplateError",
@@ -30,4 +36,6 @@ __all__ = [
     "TemplateSecurityError",
     "TemplateSyntaxError",
     "TemplateUndefinedError",
+    "lint_templates",
+    "render_previews",
 ]

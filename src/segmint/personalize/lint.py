@@ -25,6 +25,7 @@ from typing import Any, Literal
 import jinja2
 from jinja2 import meta, nodes
 
+from segmint.config.model import WorkspaceDef
 from segmint.config.suggest import did_you_mean
 from segmint.errors import SourceLocation, caret_excerpt
 from segmint.personalize.compiler import syntax_error
@@ -297,13 +298,13 @@ def _is_str(node: nodes.Node) -> bool:
 
 
 def lint_templates(
-    templates_dir: Path | str, definition: Any, names: Iterable[str] | None = None
+    templates_dir: Path | str, definition: WorkspaceDef, names: Iterable[str] | None = None
 ) -> tuple[list[LintIssue], dict[str, str]]:
     """Lint templates of a workspace; return the issues and the sources read (for carets).
 
     Args:
         templates_dir: The workspace's ``templates/`` folder.
-        definition: The workspace definition (:class:`~segmint.config.model.WorkspaceDef`).
+        definition: The workspace definition.
         names: Templates to lint with what they extend or include; all files when None.
     """
     linter = Linter(Renderer(templates_dir, definition))
