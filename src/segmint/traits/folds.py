@@ -31,7 +31,7 @@ class Fold:
     within = 0
 
     def new(self) -> Slot:
-        """The slot of a profile with no matching event."""
+        """The slot of a profile with no matching event (immutable: states share it)."""
         return None
 
     def add(self, slot: Slot, ts: int, mid: str, value: Any) -> Slot:

@@ -73,6 +73,7 @@ class TraitEngine:
         self.catalog = catalog
         self.specs = catalog.aggregates
         self.folds = [make_fold(s) for s in self.specs]
+        self._empty = [f.new() for f in self.folds]  # immutable slots (None, 0): copy is enough
         self._windows = [(i, f) for i, f in enumerate(self.folds) if isinstance(f, Window)]
         self._routes: dict[str, dict[str | None, tuple[Step, ...]]] = {}
         types = catalog.types()
@@ -82,7 +83,7 @@ class TraitEngine:
 
     def new_state(self) -> TraitState:
         """The state of a profile with no events."""
-        return TraitState([f.new() for f in self.folds])
+        return TraitState(self._empty.copy())
 
     def apply(self, state: TraitState, event: Event) -> None:
         """Fold one event into ``state`` (any arrival order gives the same result)."""
