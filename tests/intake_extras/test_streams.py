@@ -179,11 +179,11 @@ def kafka_brokers() -> Iterator[tuple[Any, str]]:
     producer.flush(5)
 
 
-# Short sessions so a second consumer in the same group is assigned quickly.
+# Short sessions: a crashed test consumer does not hold the group for 45 s.
 KAFKA_OPTIONS = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "log_level": "3"}
 
 
-def test_kafka_topic_commits_after_durable_submit_and_resumes(
+def test_kafka_topic_commits_offsets_after_durable_submit(
     kafka_brokers: tuple[Any, str], workspace: Workspace, duck_intake: Intake
 ) -> None:
     """On DuckDB only: the storage side is the same as Redis's, tested on both backends."""
@@ -194,31 +194,30 @@ def test_kafka_topic_commits_after_durable_submit_and_resumes(
         producer.produce(topic, value=track(i, messageId=f"k-{i}"), partition=0)
     producer.produce(topic, value=b"\x00garbage", partition=0)
     producer.produce(topic, value=None, partition=0)  # a tombstone carries no message
-    producer.produce(
-        topic, value=track(2, messageId="k-2"), partition=0
-    )  # redelivered by a producer
+    producer.produce(topic, value=track(2, messageId="k-2"), partition=0)  # a producer retry
+    producer.produce(topic, value=track(9), partition=0)  # no messageId: derived from offset
     producer.flush(10)
     kafka_url = f"kafka://{brokers}/{topic}?group=g"
     source = open_source(kafka_url, consumer="k1", options=KAFKA_OPTIONS)
     try:
-        report = consume(source, intake, max_messages=7, idle_timeout=20)
+        report = consume(source, intake, max_messages=8, idle_timeout=20)
     finally:
         source.close()
-    assert (report.received, report.stored, report.duplicates, report.quarantined) == (7, 4, 1, 2)
+    assert (report.received, report.stored, report.duplicates, report.quarantined) == (8, 5, 1, 2)
     reasons = sorted(r[0] for r in ws.store.fetchall("SELECT reason FROM quarantine"))
     assert reasons == [
         "poison record: invalid JSON",
         "poison record: record has no message payload",
     ]
-    # Offsets were committed: a new consumer in the group reads only what came after.
-    producer.produce(topic, value=track(50), partition=0)
-    producer.flush(10)
-    again = open_source(kafka_url, consumer="k2", options=KAFKA_OPTIONS)
+    # The offsets were committed after the durable commit: the group resumes after them.
+    from confluent_kafka import Consumer, TopicPartition
+
+    probe = Consumer({"bootstrap.servers": brokers, "group.id": "g", "log_level": 3})
     try:
-        second = consume(again, intake, max_messages=1, idle_timeout=20)
+        committed = probe.committed([TopicPartition(topic, 0)], timeout=10)
     finally:
-        again.close()
-    assert (second.received, second.stored, second.duplicates) == (1, 1, 0)
+        probe.close()
+    assert committed[0].offset == 8
     assert (
         count(ws, "SELECT count(*) FROM events WHERE message_id = ?", (f"kafka:{topic}:0:7",)) == 1
     )
