@@ -164,7 +164,10 @@ class Renderer:
 
 
 class CompiledTemplate:
-    """A template ready to render: four sandboxed templates and a MIME skeleton."""
+    """A template ready to render: its HTML, text and subject+preheader sandboxed templates.
+
+    The MIME skeleton (boundary and part headers) is built once here too.
+    """
 
     def __init__(
         self,
