@@ -38,7 +38,7 @@ further built-ins it defines)."""
 CONTEXT_NAMES = ("profile_id", "segments", "segment", "subject", "preheader")
 """Names segmint puts in every template's context."""
 
-EXTRA_NAMES = ("unsubscribe_url", "preferences_url", "view_in_browser_url", "date")
+EXTRA_NAMES = ("unsubscribe_url", "preferences_url", "view_in_browser_url", "campaign", "date")
 """Names delivery passes through ``extra``; known to lint, empty when not given."""
 
 _REMOVED_GLOBALS = ("cycler", "joiner", "lipsum", "dict")
