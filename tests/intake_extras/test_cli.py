@@ -9,10 +9,11 @@ import uuid
 from pathlib import Path
 
 import orjson
+import pytest
 import redis
 from click.testing import CliRunner
 
-from segmint.cli.main import _register_commands, cli
+from segmint.cli.main import _register_commands, cli, main
 from segmint.workspace import Workspace
 
 # The installed console script: it turns a command's exit status into the process's.
@@ -49,15 +50,16 @@ def test_ingest_then_quality(tmp_path: Path) -> None:
     assert shop["events"] == 7 and shop["status"] == "stale"
 
 
-def test_bad_rows_table_and_errors(tmp_path: Path) -> None:
+def test_bad_rows_table_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ws = Workspace.init(tmp_path / "ws", name="cli")
     ws.close()
     bad = tmp_path / "orders.csv"
     header = (ws.path / "data/shop_orders.csv").read_text().splitlines()[0]
     bad.write_text(header + "\n" + "1,#1,c1,a@b.c,yesterday,paid,EUR,1,0,0,0,1,1,X,\n")
-    result = run(ws.path, "ingest", str(bad), "-m", "shop_order")
-    assert result.returncode == 1
-    assert "did you mean 'shop_orders'" in result.stderr
+    with pytest.raises(SystemExit) as exit_info:  # main() turns the error into one line
+        main(["-w", str(ws.path), "ingest", str(bad), "-m", "shop_order"])
+    assert exit_info.value.code == 1
+    assert "did you mean 'shop_orders'" in capsys.readouterr().err
     result = run(ws.path, "ingest", str(bad), "-m", "shop_orders")
     assert result.returncode == 1  # nothing could be stored
     assert "created_at" in result.stdout and "not a timestamp" in result.stdout
