@@ -22,8 +22,13 @@ from segmint.rules.lowering import lower_events
 from segmint.rules.schema import COERCIBLE, RuleType, TraitSchema
 from segmint.rules.semantics import (
     SEGMENTS_KEY,
+    between,
+    in_list,
     like,
     like_regex,
+    not_between,
+    not_in_list,
+    plain_like,
     to_boolean,
     to_number,
     to_text,
@@ -281,7 +286,7 @@ class PythonCompiler:
             values = frozenset(i.value for i in node.items)  # type: ignore[attr-defined]
             return self.guarded([operand], lambda v: f"{v[0]} {word} {self.const(values)}")
         items = ", ".join(self.typed(i, meet) for i in node.items)
-        helper = self.const(_in_list_negated if node.negated else _in_list)
+        helper = self.const(not_in_list if node.negated else in_list)
         return self.guarded([operand], lambda v: f"{helper}({v[0]}, ({items},))", total=False)
 
     def visit_ListContains(self, node: A.ListContains) -> str:
@@ -300,7 +305,7 @@ class PythonCompiler:
         if not nullable(node.low) and not nullable(node.high):
             test = "not {1} <= {0} <= {2}" if node.negated else "{1} <= {0} <= {2}"
             return self.guarded([value, low, high], lambda v: test.format(*v))
-        helper = self.const(_between_negated if node.negated else _between)
+        helper = self.const(not_between if node.negated else between)
         return self.guarded(
             [value], lambda v: f"{helper}({v[0]}, {low[1]}, {high[1]})", total=False
         )
@@ -316,7 +321,7 @@ class PythonCompiler:
         neg = "not " if node.negated else ""
         if isinstance(pattern, A.Literal) and isinstance(pattern.value, str):
             lower = ".lower()" if ci else ""
-            plain = _plain_like(pattern.value.lower() if ci else pattern.value)
+            plain = plain_like(pattern.value.lower() if ci else pattern.value)
             if plain is not None:
                 kind, part = plain
                 fixed = self.const(part)
@@ -364,48 +369,3 @@ _PLAIN_TESTS = {
     "suffix": "{0}.endswith({1})",
     "infix": "({1} in {0})",
 }
-
-
-def _plain_like(pattern: str) -> tuple[str, str] | None:
-    """A LIKE pattern that is a plain equality, prefix, suffix or infix test, else None."""
-    if "_" in pattern or "\\" in pattern:
-        return None
-    core = pattern.strip("%")
-    if "%" in core or not core:
-        return None
-    starts, ends = pattern.startswith("%"), pattern.endswith("%")
-    if starts and ends:
-        return "infix", core
-    if ends:
-        return "prefix", core
-    if starts:
-        return "suffix", core
-    return "=", core
-
-
-def _in_list(value: Any, items: tuple[Any, ...]) -> bool | None:
-    unknown = False
-    for item in items:
-        if item is None:
-            unknown = True
-        elif item == value:
-            return True
-    return None if unknown else False
-
-
-def _in_list_negated(value: Any, items: tuple[Any, ...]) -> bool | None:
-    found = _in_list(value, items)
-    return None if found is None else not found
-
-
-def _between(value: Any, low: Any, high: Any) -> bool | None:
-    above = None if low is None else value >= low
-    below = None if high is None else value <= high
-    if above is False or below is False:
-        return False
-    return None if above is None or below is None else True
-
-
-def _between_negated(value: Any, low: Any, high: Any) -> bool | None:
-    inside = _between(value, low, high)
-    return None if inside is None else not inside

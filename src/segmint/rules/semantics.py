@@ -117,3 +117,52 @@ def like(value: str, pattern: str, case_insensitive: bool) -> bool:
     """SQL ``LIKE``/``ILIKE`` of two non-NULL strings."""
     subject = value.lower() if case_insensitive else value
     return like_regex(pattern, case_insensitive).fullmatch(subject) is not None
+
+
+def plain_like(pattern: str) -> tuple[str, str] | None:
+    """A LIKE pattern that is a plain equality, prefix, suffix or infix test, else None."""
+    if "_" in pattern or "\\" in pattern:
+        return None
+    core = pattern.strip("%")
+    if "%" in core or not core:
+        return None
+    starts, ends = pattern.startswith("%"), pattern.endswith("%")
+    if starts and ends:
+        return "infix", core
+    if ends:
+        return "prefix", core
+    if starts:
+        return "suffix", core
+    return "=", core
+
+
+def in_list(value: Any, items: tuple[Any, ...]) -> bool | None:
+    """``value in (items)`` of a non-NULL value, three-valued."""
+    unknown = False
+    for item in items:
+        if item is None:
+            unknown = True
+        elif item == value:
+            return True
+    return None if unknown else False
+
+
+def not_in_list(value: Any, items: tuple[Any, ...]) -> bool | None:
+    """``value not in (items)`` of a non-NULL value, three-valued."""
+    found = in_list(value, items)
+    return None if found is None else not found
+
+
+def between(value: Any, low: Any, high: Any) -> bool | None:
+    """``value between low and high`` of a non-NULL value, three-valued."""
+    above = None if low is None else value >= low
+    below = None if high is None else value <= high
+    if above is False or below is False:
+        return False
+    return None if above is None or below is None else True
+
+
+def not_between(value: Any, low: Any, high: Any) -> bool | None:
+    """``value not between low and high`` of a non-NULL value, three-valued."""
+    inside = between(value, low, high)
+    return None if inside is None else not inside
