@@ -114,6 +114,7 @@ def test_missing_data_is_there_on_purpose(small_shop: Shopped) -> None:
     without_total = sum("total" not in o for o in orders)
     assert 0 < without_total < len(orders) * 0.05
     identified = [c for c, _ in small_shop if c.email is not None]
+    assert all(c.email is not None and c.email.isascii() for c in identified)
     nameless = sum(c.first_name is None for c in identified)
     assert 0 < nameless < len(identified) * 0.2
     assert sum(c.consent is None for c in identified) > 0
@@ -148,6 +149,14 @@ def test_email_engagement_and_unsubscribes(small_shop: Shopped) -> None:
         if quits:
             after = msgs[quits[0] :]
             assert not any(m.get("event") == "Email Delivered" for m in after)
+        delivered_at = {
+            m["properties"]["email_id"]: instant(m)
+            for m in msgs
+            if m.get("event") == "Email Delivered"
+        }
+        for m in msgs:
+            if m.get("event") in ("Email Opened", "Email Link Clicked"):
+                assert instant(m) > delivered_at[m["properties"]["email_id"]]
         for bounce in (m for m in msgs if m.get("event") == "Email Bounced"):
             assert bounce["properties"]["recipient"] == customer.email
     assert events["Email Bounced"] > 0

@@ -8,6 +8,7 @@ always gives the same shop.
 from __future__ import annotations
 
 import random
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,7 +113,8 @@ def _make_customer(
 ) -> Customer:
     first = rng.choice(cat.FIRST_NAMES)
     last = rng.choice(cat.LAST_NAMES)
-    local = f"{first}.{last}".lower().replace("'", "").encode("ascii", "ignore").decode()
+    name = f"{first}.{last}".lower().replace("'", "").replace("ø", "o")
+    local = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     email = f"{local}.{index}@{rng.choice(cat.EMAIL_DOMAINS)}"
     roll = rng.random()
     consent = True if roll < arch.consent else (False if roll < (1 + arch.consent) / 2 else None)
@@ -179,16 +181,16 @@ def _emails(
                 # The provider keeps the unsubscribe; the demo imports its list (consent step).
                 entries.append(Entry(at, "track", "Unsubscribed", dict(props), "email"))
             break
-        entries.extend(_engagement(rng, arch, props, sent, end))
+        entries.extend(_engagement(rng, arch, props, at, end))
     return entries
 
 
 def _engagement(
-    rng: random.Random, arch: Archetype, props: dict[str, Any], sent: float, end: float
+    rng: random.Random, arch: Archetype, props: dict[str, Any], delivered: float, end: float
 ) -> list[Entry]:
     if rng.random() >= arch.open_rate:
         return []
-    opened = sent + rng.expovariate(1 / (6 * 3600))
+    opened = delivered + 30 + rng.expovariate(1 / (6 * 3600))
     found = [Entry(opened, "track", "Email Opened", dict(props), "email")]
     if rng.random() < arch.click_rate:
         link = f"{cat.SHOP_URL}/{'sale' if 'sale' in props['campaign_id'] else 'new'}"
