@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -35,6 +36,7 @@ from segmint.rules import (
     check,
     parse,
 )
+from segmint.rules.jsonschema import json_schema
 
 from .conftest import SCHEMA, Event, Profile, evaluate_python  # type: ignore[import-not-found]
 
@@ -203,6 +205,7 @@ def profiles() -> st.SearchStrategy[Profile]:
     return st.builds(Profile, traits, segments, events())
 
 
+VALIDATOR = jsonschema.Draft202012Validator(json_schema())
 SETTINGS = settings(
     max_examples=60,
     deadline=None,
@@ -226,6 +229,7 @@ def test_generated_rules_round_trip_through_text_and_json(rule: Expr) -> None:
     assert parse(str(rule)) == rule
     assert from_json(to_json(rule)) == rule
     assert to_json(from_json(to_json(rule))) == to_json(rule)
+    VALIDATOR.validate(to_json(rule))
 
 
 @pytest.mark.parametrize("text", ["n1 > 1 and (s1 = 'a' or not b1)"])
