@@ -110,6 +110,19 @@ def test_lint_follows_layouts_and_partials(workspace: Workspace, write_template:
     ]
 
 
+def test_missing_layout_or_partial(workspace: Workspace, write_template: Write) -> None:
+    write_template(
+        "a.html",
+        '{% extends "layuot.html" %}\n{% block content %}{% include "nope.html" %}'
+        '{% include "maybe.html" ignore missing %}{% endblock %}',
+    )
+    issues = lint(workspace)
+    assert [(i.template, i.code, i.line, i.column, i.hint) for i in issues] == [
+        ("a.html", "missing-template", 1, 13, "did you mean 'layout.html'?"),
+        ("a.html", "missing-template", 2, 32, "did you mean 'a.html'?"),
+    ]
+
+
 def test_missing_template(workspace: Workspace) -> None:
     (issue,) = lint(workspace, "ghost")
     assert issue.code == "not-found" and issue.template == "ghost.html"

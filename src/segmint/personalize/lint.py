@@ -3,6 +3,7 @@
 Checks, each with file, line and column:
 
 - ``syntax`` (error): the file is not valid Jinja, or uses an unknown filter or test;
+- ``missing-template`` (error): it extends, includes or imports a file that is not there;
 - ``unknown-variable`` (error): a name that is not a trait, a context name, an ``extra``
   name delivery passes, a sandbox global or something the template defines itself;
 - ``unknown-segment`` (error): a segment name compared with ``segment`` or tested against
@@ -136,9 +137,29 @@ class Linter:
             return [LintIssue(name, "error", "syntax", err.message, line, column)], []
         referenced = [r for r in meta.find_referenced_templates(tree) if r is not None]
         issues = [*self._segment_names(name, source, tree), *self._fallbacks(name, source, tree)]
+        issues.extend(self._references(name, source, tree))
         # Last: jinja2.meta runs a code generator whose optimizer folds constants in place.
         issues.extend(self._names(name, source, tree))
         return sorted(issues, key=lambda i: (i.line, i.column)), referenced
+
+    def _references(self, name: str, source: str, tree: nodes.Template) -> Iterator[LintIssue]:
+        """Layouts, partials and imports named in quotes must exist."""
+        kinds = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
+        found: Iterator[Any] = tree.find_all(kinds)
+        for node in found:
+            target = node.template
+            ignore = isinstance(node, nodes.Include) and node.ignore_missing
+            if not isinstance(target, nodes.Const) or not isinstance(target.value, str) or ignore:
+                continue
+            try:
+                self.renderer.files.get_source(self.renderer.html_env, target.value)
+            except jinja2.TemplateNotFound:
+                known = self.template_names()
+                yield self._issue(
+                    name, source, node, "error", "missing-template",
+                    f"no template named {target.value!r} in templates/",
+                    f"['\"]({re.escape(target.value)})['\"]", did_you_mean(target.value, known),
+                )  # fmt: skip
 
     def _names(self, name: str, source: str, tree: nodes.Template) -> Iterator[LintIssue]:
         unknown = meta.find_undeclared_variables(tree) - self.known
