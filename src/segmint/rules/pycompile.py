@@ -97,6 +97,7 @@ class PythonCompiler:
         self.temps = 0
         self.reads: dict[str, str] = {}
         self.shared: set[str] = set()
+        self.guards: dict[str, tuple[list[tuple[str, str]], list[str], str]] = {}
         self._capture: list[tuple[list[tuple[str, str]], str | None]] | None = None
 
     def function(self, node: A.Expr) -> Evaluator:
@@ -136,7 +137,7 @@ class PythonCompiler:
 
     def guarded(
         self,
-        parts: list[tuple[A.Expr, str]],
+        parts: list[tuple[A.Expr, str]] | list[tuple[A.Expr | None, str]],
         make: Callable[[list[str]], str],
         *,
         total: bool = True,
@@ -149,8 +150,16 @@ class PythonCompiler:
         Nullable parts are evaluated once into temporaries; parts that are never NULL are
         pure (literals, ``now()``, intervals, ``is null``, ``in_segment``) and used inline.
         """
-        names, tests, temps = [], [], []
+        names: list[str] = []
+        tests: list[str] = []
+        temps: list[tuple[str, str]] = []
         for node, code in parts:
+            if node is None:
+                inner_temps, inner_tests, inner_result = self.guards[code]
+                temps.extend(inner_temps)
+                tests.extend(inner_tests)
+                names.append(f"({inner_result})")
+                continue
             if not nullable(node):
                 names.append(code)
                 continue
@@ -166,7 +175,18 @@ class PythonCompiler:
         result = make(names)
         if self._capture is not None:
             self._capture.append((temps, result if total else None))
-        return f"(None if {' or '.join(tests)} else {result})" if tests else f"({result})"
+        code = f"(None if {' or '.join(tests)} else {result})" if tests else f"({result})"
+        if total and tests:
+            self.guards[code] = (temps, tests, result)
+        return code
+
+    def absorbed(self, parts: list[tuple[A.Expr, str]]) -> list[tuple[A.Expr | None, str]]:
+        """Open up parts whose code is itself a guarded expression (node None marks them).
+
+        Their NULL tests join the caller's and their result is used directly, so the
+        caller must use each value once (comparisons do).
+        """
+        return [(None if code in self.guards else node, code) for node, code in parts]
 
     def visit_Literal(self, node: A.Literal) -> str:
         value = node.value
@@ -203,9 +223,6 @@ class PythonCompiler:
             return self.guarded(parts, lambda v: f"None if {v[1]} == 0 else {v[0]} / {v[1]}")
         return self.guarded(parts, lambda v: f"{v[0]} {node.op} {v[1]}")
 
-    def _operands(self, operands: tuple[A.Expr, ...]) -> list[tuple[A.Expr, str, str]]:
-        return [(o, self.typed(o, "boolean"), self.temp()) for o in operands]
-
     def visit_And(self, node: A.And) -> str:
         return self._connective(node.operands, stop="False", other="True")
 
@@ -228,10 +245,13 @@ class PythonCompiler:
                 chain.append(f"{stop} if {' and '.join([*(k for k, _ in known), decides])} else")
                 unknown.extend(u for _, u in known)
                 continue
-            name, code = self.temp(), self.typed(inner, "boolean")
+            code = self.typed(inner, "boolean")
+            if not nullable(inner):
+                chain.append(f"{stop} if {code} is {wanted} else")
+                continue
+            name = self.temp()
             chain.append(f"{stop} if ({name} := {code}) is {wanted} else")
-            if nullable(inner):
-                unknown.append(f"{name} is None")
+            unknown.append(f"{name} is None")
         tail = f"None if {' or '.join(unknown)} else {other}" if unknown else other
         return f"({' '.join(chain)} {tail})"
 
@@ -273,7 +293,7 @@ class PythonCompiler:
         ]
 
     def visit_Compare(self, node: A.Compare) -> str:
-        parts = self._compare_parts(node)
+        parts = self.absorbed(self._compare_parts(node))
         return self.guarded(parts, lambda v: f"{v[0]} {_PY_OP[node.op]} {v[1]}")
 
     def visit_InList(self, node: A.InList) -> str:
