@@ -123,6 +123,13 @@ def test_missing_layout_or_partial(workspace: Workspace, write_template: Write) 
     ]
 
 
+def test_lint_all_skips_non_templates(workspace: Workspace) -> None:
+    (workspace.templates_dir / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    (workspace.templates_dir / "latin1.html").write_bytes(b"caf\xe9")
+    issues = lint(workspace)
+    assert [(i.template, i.code) for i in issues] == [("latin1.html", "encoding")]
+
+
 def test_missing_template(workspace: Workspace) -> None:
     (issue,) = lint(workspace, "ghost")
     assert issue.code == "not-found" and issue.template == "ghost.html"

@@ -201,6 +201,11 @@ def test_compile_errors(workspace, write_template: Write) -> None:  # type: igno
     write_template("dyn.html", "{% extends layout_name %}")
     with pytest.raises(TemplateError, match="in quotes"):
         renderer.compile("dyn")
+    (workspace.templates_dir / "latin1.html").write_bytes(
+        b"{% block subject %}caf\xe9{% endblock %}"
+    )
+    with pytest.raises(TemplateError, match="not UTF-8"):
+        renderer.compile("latin1")
     write_template("styled.html", "<style>p { color: {{ c }} }</style><p>x</p>")
     with pytest.raises(TemplateError, match="inside <style>"):
         renderer.compile("styled")

@@ -113,6 +113,8 @@ def load_checked(
         text, filename, uptodate = files.get_source(checker, name)
     except jinja2.TemplateNotFound:
         raise TemplateNotFound(f"no template named {name!r} in templates/", template=name) from None
+    except UnicodeDecodeError as exc:
+        raise TemplateError(f"not UTF-8 text: {exc.reason}", template=name) from None
     if len(text.encode("utf-8")) > max_bytes:
         raise TemplateError(f"template is larger than the {max_bytes:,}-byte limit", template=name)
     try:

@@ -34,6 +34,8 @@ from segmint.personalize.renderer import Renderer
 
 NULLABLE_AGGREGATES = frozenset({"avg", "min", "max", "first", "last", "most_frequent"})
 _FALLBACK_FILTERS = frozenset({"default", "d"})
+TEMPLATE_SUFFIXES = frozenset({".html", ".htm", ".txt", ".jinja", ".jinja2", ".j2"})
+"""Files ``segmint template lint`` checks when no name is given (images and such are not)."""
 
 
 @dataclass(frozen=True)
@@ -97,9 +99,13 @@ class Linter:
         self.sources: dict[str, str] = {}
 
     def template_names(self) -> list[str]:
-        """Every template file under ``templates/``, sorted."""
+        """Every template file under ``templates/`` (by suffix), sorted."""
         root = self.renderer.templates_dir
-        found = (p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+        found = (
+            p
+            for p in root.rglob("*")
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in TEMPLATE_SUFFIXES
+        )
         return sorted(p.relative_to(root).as_posix() for p in found)
 
     def lint(self, names: Iterable[str] | None = None) -> list[LintIssue]:
@@ -126,6 +132,9 @@ class Linter:
             source = self.renderer.files.get_source(env, name)[0]
         except jinja2.TemplateNotFound:
             issue = LintIssue(name, "error", "not-found", f"no template named {name!r}", 1, 1)
+            return [issue], []
+        except UnicodeDecodeError as exc:
+            issue = LintIssue(name, "error", "encoding", f"not UTF-8 text: {exc.reason}", 1, 1)
             return [issue], []
         self.sources[name] = source
         try:
