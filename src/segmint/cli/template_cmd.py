@@ -52,7 +52,14 @@ def lint(ctx: Context, name: str | None, strict: bool, fmt: str) -> None:
 @click.argument("name")
 @click.option("--segment", help="Render for members of this segment.")
 @click.option("--profile", "profile_id", help="Render for this one profile.")
-@click.option("--n", "count", type=int, default=3, show_default=True, help="How many members.")
+@click.option(
+    "--n",
+    "count",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="How many members.",
+)
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
