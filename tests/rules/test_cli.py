@@ -126,3 +126,19 @@ def test_rules_schema(run: Callable[..., Result]) -> None:
     schema = json.loads(result.stdout)
     jsonschema.Draft202012Validator.check_schema(schema)
     assert "performed" in schema["$defs"]
+
+
+def test_rules_check(run: Callable[..., Result], workspace: Workspace) -> None:
+    rule = "ORDERS > 3 AND performed('Order Completed', within => '30d')"
+    result = run(
+        "-w", str(workspace.path), "rules", "check", "orders > 3 AND NOT in_segment('vip')"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "canonical      orders > 3 and not in_segment('vip')" in result.stdout
+    assert "segments       vip" in result.stdout
+    bad = run("-w", str(workspace.path), "rules", "check", rule)
+    assert bad.returncode == 1
+    assert "1:1: unknown trait 'ORDERS'\n" in bad.stderr
+    assert "^^^^^^ did you mean 'orders'?" in bad.stderr
+    as_filter = run("rules", "check", "--filter", "total > 5", "--format", "json")
+    assert json.loads(as_filter.stdout)["traits"] == ["total"]

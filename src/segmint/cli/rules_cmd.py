@@ -1,4 +1,4 @@
-"""Rule commands: ``segments validate``, ``segments sql`` and ``rules schema``."""
+"""Rule commands: ``segments validate``, ``segments sql``, ``rules check``, ``rules schema``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from segmint.config.errors import ConfigError
 from segmint.config.loader import load_workspace_def
 from segmint.config.model import WorkspaceDef
 from segmint.config.scaffold import WORKSPACE_FILE
+from segmint.rules import TraitSchema, check, dependencies, parse, to_json, workspace_schema
 from segmint.rules.jsonschema import json_schema
 from segmint.rules.segments import segment_sql
 from segmint.rules.sqlcompile import DIALECTS
@@ -98,6 +99,38 @@ def sql(ctx: Context, name: str, dialect: str, as_of: str | None) -> None:
 def schema() -> None:
     """Print the JSON Schema of the rule JSON form (for UI builders)."""
     emit_json(json_schema())
+
+
+@rules.command("check")
+@click.argument("rule")
+@click.option(
+    "--filter", "as_filter", is_flag=True, help="Check a where filter over event properties."
+)
+@format_option
+@pass_ctx
+def check_rule(ctx: Context, rule: str, as_filter: bool, fmt: str) -> None:
+    """Parse and type-check RULE against the workspace; print its canonical form and reads."""
+    filters = TraitSchema.event_properties()
+    schema = filters if as_filter else workspace_schema(_definition(ctx)[0])
+    expr = parse(rule)
+    found = check(expr, schema)
+    deps = dependencies(expr)
+    info = {
+        "canonical": str(expr),
+        "type": found,
+        "traits": sorted(deps.traits),
+        "events": sorted(deps.events),
+        "segments": sorted(deps.segments),
+        "time_dependent": deps.time_dependent,
+        "json": to_json(expr),
+    }
+    if fmt == "json":
+        emit_json(info)
+        return
+    for key in ("canonical", "type", "traits", "events", "segments", "time_dependent"):
+        value = info[key]
+        shown = ", ".join(value) if isinstance(value, list) else value
+        click.echo(f"{key:<15}{shown}")
 
 
 def register(cli: click.Group) -> None:
