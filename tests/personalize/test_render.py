@@ -342,3 +342,16 @@ def test_css_is_inlined_at_compile_time_only(
     for name in ("Ada", "Bo", "Cy"):
         email = compiled.render(Profile(name, {"first_name": name}), **defaults())
         assert 'style="color: #888;font-size: 12px;"' in email.html
+
+
+def test_segment_is_none_without_an_email_group(workspace: Workspace) -> None:
+    path = workspace.path / "segmint.yaml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("  group: lifecycle", "  group: null"),
+        encoding="utf-8",
+    )
+    ws = Workspace.open(workspace.path)
+    assert ws.definition.email.group is None
+    renderer = Renderer(ws.templates_dir, ws.definition)
+    email = renderer.compile("lifecycle").render(Profile("p", {}, frozenset({"vip"})), **defaults())
+    assert "Welcome!" in email.text  # segment is None: the template's else branch
