@@ -347,7 +347,7 @@ def test_css_is_inlined_at_compile_time_only(
 def test_segment_is_none_without_an_email_group(workspace: Workspace) -> None:
     path = workspace.path / "segmint.yaml"
     path.write_text(
-        path.read_text(encoding="utf-8").replace("  group: lifecycle", "  group: null"),
+        path.read_text(encoding="utf-8").replace("\n  group: lifecycle ", "\n  group: null "),
         encoding="utf-8",
     )
     ws = Workspace.open(workspace.path)
