@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from segmint.config.model import TraitDef
 from segmint.events import Event
 from segmint.traits import StaleStateError, TraitEngine, build_catalog
 from segmint.traits.state import dumps, loads
@@ -119,3 +122,41 @@ def test_time_dependent_derived_traits_are_named(kit: Any) -> None:
         "double": {"expr": "orders * 2"},
     }))  # fmt: skip
     assert catalog.time_dependent == {"idle", "idle_weeks"}
+
+
+WINDOWED = {
+    "n_1h": {"count": "events", "within": "1h"},
+    "any_1d": {"exists": "events", "event": "A", "within": "1d"},
+    "sum_1d": {"sum": "properties.v", "within": "1d"},
+    "last_1h": {"last": "properties.v", "type": "number", "within": "1h"},
+    "a_1d": {"count": "events", "event": "A", "within": "1d"},
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    offsets=st.lists(st.integers(0, 3 * 86400), max_size=15),
+    names=st.lists(st.sampled_from(["A", "B"]), min_size=15, max_size=15),
+    probe=st.integers(0, 4 * 86400),
+)
+def test_next_expiry_is_when_windowed_values_change(
+    offsets: list[int], names: list[str], probe: int
+) -> None:
+    """No windowed value changes before ``next_expiry``; with counts only, one changes then."""
+    base = datetime(2024, 1, 1, tzinfo=UTC)
+    events = [Event(f"m{i}", "track", names[i], "u", base + timedelta(seconds=s),
+                    properties={"v": i}) for i, s in enumerate(offsets)]  # fmt: skip
+    as_of = base + timedelta(seconds=max([probe, *offsets]))
+    for names_kept in (list(WINDOWED), ["n_1h", "a_1d"]):
+        defs = {n: TraitDef.model_validate(WINDOWED[n]) for n in names_kept}
+        engine = TraitEngine(build_catalog(defs))
+        state = engine.apply_all(engine.new_state(), events)
+        before = engine.values(state, as_of)
+        due = engine.next_expiry(state, as_of)
+        if due is None:
+            assert engine.values(state, as_of + timedelta(days=30)) == before
+            continue
+        assert due > as_of
+        assert engine.values(state, due - timedelta(microseconds=1)) == before
+        if names_kept == ["n_1h", "a_1d"]:  # counts: the expiry is exact
+            assert engine.values(state, due) != before
