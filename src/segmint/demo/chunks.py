@@ -12,7 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,7 +79,9 @@ def _provider_records(customer: Customer, messages: list[dict[str, Any]]) -> lis
     ]
 
 
-def chunks(config: ShopConfig, *, size: int = CHUNK, helper: bool = True) -> Iterator[Chunk]:
+def chunks(
+    config: ShopConfig, *, size: int = CHUNK, helper: bool = True
+) -> Generator[Chunk, None, None]:
     """Yield the shop in chunks of ``size`` customers, in order.
 
     Args:

@@ -8,6 +8,7 @@ The shop goes through :class:`segmint.intake.Intake` exactly as a user's own dat
 from __future__ import annotations
 
 import time
+from contextlib import closing
 
 from rich.progress import (
     BarColumn,
@@ -51,9 +52,9 @@ def ingest_shop(ctx: DemoContext) -> str:
     totals = {"accepted": 0, "duplicates": 0, "quarantined": 0}
     stats = ShopStats()
     started = time.perf_counter()
-    with progress_bar(ctx) as progress:
+    with progress_bar(ctx) as progress, closing(chunks(config)) as stream:
         task = progress.add_task("Ingesting customers", total=options.customers, note="")
-        for chunk in chunks(config):
+        for chunk in stream:
             _remember(chunk, ctx.archetypes, ctx.provider)
             stats.add(chunk.stats)
             result = intake.submit(chunk.messages, source=SOURCE)
