@@ -103,6 +103,20 @@ def test_refresh_placed_every_profile_in_one_lifecycle_segment(
     assert sizes["vip"] > 0 and sizes["churned"] > 0 and sizes["window_shoppers"] > 0
 
 
+def test_archetypes_land_in_their_segments(summary: dict[str, Any]) -> None:
+    if status(summary)["segments"] != "done":
+        assert "segments" not in WIRED
+        return
+    landing = summary["facts"]["landing"]
+    assert sum(sum(c.values()) for c in landing.values()) == CUSTOMERS
+    assert set(landing["churned"]) == {"churned"}
+    assert set(landing["lapsing"]) == {"lapsing"}
+    for visitor in ("new_visitor", "window_shopper", "new_customer"):
+        assert set(landing[visitor]) == {"new_customer"}
+    vip = landing["vip"]
+    assert vip["vip"] >= 0.75 * sum(vip.values())
+
+
 def test_previews_were_written(
     demo_run: tuple[subprocess.CompletedProcess[str], Path], summary: dict[str, Any]
 ) -> None:

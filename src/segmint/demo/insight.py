@@ -63,6 +63,7 @@ def segment_table(ctx: DemoContext) -> str:
     crosstab = archetype_crosstab(ctx, lifecycle)
     if crosstab:
         ctx.console.print(_crosstab_table(crosstab, lifecycle))
+    ctx.facts["landing"] = {arch: dict(counts) for arch, counts in crosstab.items()}
     ctx.facts["segments"] = {s["name"]: s["size"] for s in segments}
     vip = store.fetchall(
         "SELECT profile_id FROM memberships WHERE segment = 'vip' ORDER BY profile_id LIMIT 1"
