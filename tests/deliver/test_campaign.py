@@ -82,6 +82,10 @@ def test_hard_bounce_fails_the_recipient_and_suppresses_the_address(shop: Shop) 
     rows = shop.workspace.store.fetchall("SELECT address, reason FROM suppressions")
     assert rows == [("bob@example.com", "bounce")]
     assert shop.statuses()["bob"] == ("failed", "hard_bounce:550")
+    bounced = shop.workspace.store.fetchall(
+        "SELECT profile_id, user_id FROM events WHERE event = 'Email Bounced'"
+    )
+    assert bounced == [(shop.profiles["bob"], "bob")]
     again = send(shop)
     assert dict(again.skipped) == {"suppressed_bounce": 1} and again.sent == 0
 

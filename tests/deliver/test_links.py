@@ -100,7 +100,7 @@ def test_click_redirects_to_the_signed_target_only(served: Any) -> None:
     assert answer.status_code == 302
     assert answer.headers["location"] == "https://shop.example.com/winter"
     [clicked] = events(shop, "Email Link Clicked")
-    assert clicked["url"] == "https://shop.example.com/winter"
+    assert clicked["url"] == "https://shop.example.com/winter" and not clicked["machine_click"]
 
     token = path.rsplit("/", 1)[1]
     forged = _b64(orjson.dumps({"c": "lifecycle_update", "p": pid, "u": "https://evil.example"}))
@@ -177,3 +177,17 @@ def test_consent_and_suppression_api(served: Any) -> None:
     gate = ConsentGate(shop.workspace.store, shop.workspace.definition.consent, "offers",
                        clock.now(), "email")  # fmt: skip
     assert gate.check(_profile(shop, "ann")) == "complained"
+
+
+def test_machine_open_rules() -> None:
+    from segmint.deliver.engagement import is_machine_agent, is_machine_open
+
+    sent = T0
+    later = T0 + timedelta(hours=2)
+    assert not is_machine_open(CHROME, later, sent)
+    assert is_machine_open(CHROME, T0 + timedelta(seconds=3), sent)
+    assert is_machine_open("Mozilla/5.0", later, sent)  # Apple's privacy proxy
+    assert is_machine_open("Mozilla/5.0 (Windows NT 5.1; rv:11.0) GoogleImageProxy", later, sent)
+    assert is_machine_open(None, later, sent)
+    assert not is_machine_open(CHROME, later, None)
+    assert is_machine_agent("Barracuda Sentinel (EE)") and not is_machine_agent(CHROME)

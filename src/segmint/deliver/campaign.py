@@ -111,6 +111,7 @@ class CampaignRun:
         self.ledger = ledger_type(self.store, self.name, self.clock)
         self.report = CampaignReport(self.name, dry_run=self.dry_run)
         self.envelope_from = parseaddr(self.definition.sender)[1]
+        self._bounces: list[tuple[str, int | None, datetime]] = []
 
     async def run(self) -> CampaignReport:
         """Send the campaign to every eligible member not yet sent it; return the report."""
@@ -201,7 +202,9 @@ class CampaignRun:
     def _failed(self, pid: str, address: str, exc: DeliveryError) -> None:
         reason = exc.reason if exc.code is None else f"{exc.reason}:{exc.code}"
         if isinstance(exc, HardBounce) and not self.dry_run:
-            suppress(self.store, address, "bounce", source=f"smtp:{self.name}", at=self.clock.now())
+            at = self.clock.now()
+            suppress(self.store, address, "bounce", source=f"smtp:{self.name}", at=at)
+            self._bounces.append((pid, exc.code, at))
         self.group.failed(pid, reason)
         self.report.failed[reason] += 1
 
@@ -215,8 +218,10 @@ class CampaignRun:
     def _announce_delivered(self) -> None:
         if self.announce is None or self.dry_run:
             return
-        from segmint.deliver.engagement import delivered_messages
+        from segmint.deliver.engagement import bounce_messages, delivered_messages
 
+        if self._bounces:
+            self.announce(bounce_messages(self.store, self.name, self._bounces))
         rows = self.ledger.unannounced()
         for start in range(0, len(rows), 500):
             chunk = rows[start : start + 500]

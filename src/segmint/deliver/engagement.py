@@ -1,4 +1,4 @@
-"""Engagement events (delivered, opened, clicked, unsubscribed) built for intake.
+"""Engagement events (delivered, bounced, opened, clicked, unsubscribed) built for intake.
 
 Engagement never writes the ``events`` table itself: these functions build Segment-spec
 track messages, and the caller submits them through :class:`segmint.intake.Intake`, so
@@ -7,7 +7,8 @@ engagement feeds traits (``emails_opened_30d``) and segments like any other even
 Machine opens are flagged, not dropped: ``properties.machine_open`` is true when the pixel
 was fetched by a known image proxy or security scanner (by user agent), or within
 :data:`MACHINE_OPEN_SECONDS` of delivery (prefetching, as Apple Mail Privacy Protection does).
-Rates that should count people exclude them with ``where: "not machine_open"``.
+Rates that should count people exclude them with ``where: "not machine_open"``. Clicks by
+link scanners are flagged the same way (``machine_click``, by user agent only).
 """
 
 from __future__ import annotations
@@ -43,10 +44,15 @@ BARE_AGENTS = ("mozilla/5.0", "")
 """Whole user agents that only proxies send (Apple's privacy proxy sends a bare Mozilla/5.0)."""
 
 
+def is_machine_agent(user_agent: str | None) -> bool:
+    """Return whether a user agent is an image proxy, a link scanner or a script."""
+    agent = (user_agent or "").strip().lower()
+    return agent in BARE_AGENTS or any(fragment in agent for fragment in MACHINE_AGENTS)
+
+
 def is_machine_open(user_agent: str | None, opened_at: datetime, sent_at: datetime | None) -> bool:
     """Return whether an open looks automatic (see the module docstring)."""
-    agent = (user_agent or "").strip().lower()
-    if agent in BARE_AGENTS or any(fragment in agent for fragment in MACHINE_AGENTS):
+    if is_machine_agent(user_agent):
         return True
     if sent_at is None:
         return False
@@ -136,6 +142,23 @@ def delivered_messages(
     return out
 
 
+def bounce_messages(
+    store: Store, name: str, bounces: Sequence[tuple[str, int | None, datetime]]
+) -> list[dict[str, Any]]:
+    """Build ``Email Bounced`` messages for hard bounces: (profile_id, SMTP code, time)."""
+    identities = identities_of(store, [b[0] for b in bounces])
+    return [
+        engagement_message(
+            "Email Bounced",
+            identities[pid],
+            at,
+            {"campaign": name, "code": code, "type": "hard"},
+            key=f"{name}|{pid}|bounce",
+        )
+        for pid, code, at in bounces
+    ]
+
+
 def sent_at_of(store: Store, campaign: str, profile_id: str) -> datetime | None:
     """Return when the ledger says ``campaign`` was sent to ``profile_id``."""
     rows = store.fetchall(
@@ -171,6 +194,7 @@ def click_message(
         "campaign": campaign,
         "email_id": data.get("m"),
         "url": data["u"],
+        "machine_click": is_machine_agent(user_agent),
         "user_agent": user_agent or "",
     }
     key = f"{campaign}|{profile_id}|{data['u']}|{at.isoformat()}|{user_agent}"
