@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from segmint.demo import DemoError
-from segmint.demo.layout import MARKER, lay_out_workspace, reset_folder
+from segmint.demo.layout import MARKER, check_separate, lay_out_workspace, reset_folder
 from segmint.workspace import Workspace
 
 
@@ -76,3 +76,10 @@ def test_the_templates_lint_clean(tmp_path: Path) -> None:
         issues, sources = lint_templates(ws.templates_dir, ws.definition, None)
     assert set(sources) >= {"layout.html", "lifecycle.html"}
     assert [i.to_dict() for i in issues] == []
+
+
+def test_workspace_and_output_must_be_separate(tmp_path: Path) -> None:
+    check_separate(tmp_path / "shop", tmp_path / "out")
+    for workspace, out in [("a", "a"), ("a", "a/out"), ("a/shop", "a")]:
+        with pytest.raises(DemoError, match="must be separate"):
+            check_separate(tmp_path / workspace, tmp_path / out)

@@ -54,6 +54,20 @@ def check_resettable(folder: Path, role: str) -> None:
         )
 
 
+def check_separate(workspace: Path, out: Path) -> None:
+    """Refuse a workspace and an output folder that are the same or nested.
+
+    Raises:
+        DemoError: If one folder is, or is inside, the other (resetting one would wipe both).
+    """
+    a, b = workspace.resolve(), out.resolve()
+    if a == b or a in b.parents or b in a.parents:
+        raise DemoError(
+            f"the demo workspace ({workspace}) and output folder ({out}) must be separate "
+            "folders, neither inside the other: the demo resets both"
+        )
+
+
 def lay_out_workspace(folder: Path) -> Path:
     """Reset ``folder`` and copy the packaged demo workspace (segmint.yaml, templates) into it."""
     reset_folder(folder, "workspace")

@@ -21,7 +21,12 @@ from segmint.demo.consent import record_consent
 from segmint.demo.emails import dry_run_campaign, preview_emails
 from segmint.demo.ingest import ingest_shop
 from segmint.demo.insight import refresh_segments, segment_table
-from segmint.demo.layout import check_resettable, lay_out_workspace, reset_folder
+from segmint.demo.layout import (
+    check_resettable,
+    check_separate,
+    lay_out_workspace,
+    reset_folder,
+)
 from segmint.demo.report import next_steps, write_summary
 from segmint.demo.stage import DemoContext, DemoOptions, Outcome, StageUnavailable, Status
 from segmint.errors import SegmintError
@@ -98,6 +103,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
     Raises:
         DemoError: Before anything is written, if a folder is not the demo's to reset.
     """
+    check_separate(options.directory, options.out)
     check_resettable(options.directory, "workspace")
     check_resettable(options.out, "output folder")
     ctx = DemoContext(options, console or Console())
