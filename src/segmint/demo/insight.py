@@ -1,9 +1,9 @@
 """The demo's refresh and segment-table steps.
 
-The refresh is segmint's batch refresh (what ``segmint refresh`` runs); the table reads the
-membership engine's insight functions (what ``segmint segments list`` and ``segments
-overlap`` print), and adds one view only the demo can give: which segment each generated
-archetype landed in, found through the intake's identity table.
+The refresh is the membership engine's batch refresh and the table reads its insight
+(``Membership.refresh``, ``.segments``, ``.overlap``: what ``segmint refresh``, ``segments
+list`` and ``segments overlap`` run). The demo adds one view only it can give: which
+segment each generated archetype landed in, found through the intake's identity table.
 """
 
 from __future__ import annotations
@@ -24,12 +24,10 @@ MIN_OVERLAP = 0.05
 
 def refresh_segments(ctx: DemoContext) -> str:
     """Run the batch refresh at the demo's ``as_of``; return a one-line summary."""
-    (refresh,) = need("segmint.membership.batch", "refresh")
-    (compiled_class,) = need("segmint.membership.compiled", "CompiledSegments")
+    (membership_class,) = need("segmint.membership.service", "Membership")
     started = time.perf_counter()
     with ctx.console.status("Computing traits and segments for every profile…"):
-        compiled = compiled_class(ctx.ws.definition)
-        report = refresh(ctx.ws.store, compiled, ctx.options.as_of)
+        report = membership_class(ctx.ws).refresh(ctx.options.as_of)
     seconds = time.perf_counter() - started
     ctx.facts["refresh"] = {
         "seconds": round(seconds, 1),
@@ -51,12 +49,11 @@ def count_profiles(ctx: DemoContext) -> int:
 
 def segment_table(ctx: DemoContext) -> str:
     """Print each segment's size, share and notable overlaps, then archetypes by segment."""
-    insight = need("segmint.membership.insight", "list_segments", "overlap")
-    (plan_class,) = need("segmint.membership", "SegmentPlan")
-    plan = plan_class.from_workspace(ctx.ws.definition)
+    (membership_class,) = need("segmint.membership.service", "Membership")
+    membership = membership_class(ctx.ws)
     store = ctx.ws.store
-    segments: list[dict[str, Any]] = insight[0](store, plan)
-    pairs: list[dict[str, Any]] = insight[1](store, plan)
+    segments: list[dict[str, Any]] = membership.segments()
+    pairs: list[dict[str, Any]] = membership.overlap()
     profiles = count_profiles(ctx)
     ctx.console.print(_sizes_table(segments, pairs, profiles))
     lifecycle = [s["name"] for s in segments if s["group"] == LIFECYCLE]
