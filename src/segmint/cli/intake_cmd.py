@@ -19,8 +19,14 @@ from segmint.intake.quarantine import list_quarantine
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to bind.")
 @click.option("--port", default=8000, show_default=True, type=int, help="The port to bind.")
 @click.option("--log-level", default="warning", show_default=True, help="uvicorn's log level.")
+@click.option(
+    "--realtime/--no-realtime",
+    default=True,
+    show_default=True,
+    help="Keep traits and segment memberships current as events arrive.",
+)
 @pass_ctx
-def serve(ctx: Context, host: str, port: int, log_level: str) -> None:
+def serve(ctx: Context, host: str, port: int, log_level: str, realtime: bool) -> None:
     """Serve the tracking API (Segment compatible) and the REST API."""
     import uvicorn
 
@@ -31,7 +37,8 @@ def serve(ctx: Context, host: str, port: int, log_level: str) -> None:
     clock = SystemClock()
     intake = Intake(workspace, clock)
     # Real-time listeners attach here, before the server starts:
-    attach_realtime(workspace, intake, clock)  # membership engine, time transitions, webhooks
+    if realtime:
+        attach_realtime(workspace, intake, clock)  # membership engine, time transitions, webhooks
     app = create_app(workspace, clock, intake=intake)
     loop = "uvloop" if _has("uvloop") else "asyncio"
     http = "httptools" if _has("httptools") else "h11"
