@@ -120,21 +120,21 @@ agg AS (
     max(timestamp) FILTER (WHERE event = 'Order Completed') AS last_purchase_at,
     count(*) FILTER (WHERE event = 'Order Completed'
       AND TRY_CAST(properties->>'total' AS DOUBLE) > 100
-      AND timestamp >= TIMESTAMP '2024-07-01' - INTERVAL 90 DAY) AS big_orders_90d,
+      AND timestamp > TIMESTAMP '2024-07-01' - INTERVAL 90 DAY) AS big_orders_90d,
     count(*) FILTER (WHERE event = 'Order Completed' AND properties->>'currency' = 'EUR') > 0
       AS eur_buyer,
     count(*) FILTER (WHERE event = 'Email Opened'
-      AND timestamp >= TIMESTAMP '2024-07-01' - INTERVAL 30 DAY) AS emails_opened_30d,
+      AND timestamp > TIMESTAMP '2024-07-01' - INTERVAL 30 DAY) AS emails_opened_30d,
     count(*) FILTER (WHERE event = 'Email Delivered'
-      AND timestamp >= TIMESTAMP '2024-07-01' - INTERVAL 30 DAY) AS emails_delivered_30d,
+      AND timestamp > TIMESTAMP '2024-07-01' - INTERVAL 30 DAY) AS emails_delivered_30d,
     count(DISTINCT properties->>'category') FILTER (WHERE event = 'Product Viewed')
       AS categories_viewed,
     arg_max(properties->>'sku', timestamp) FILTER (WHERE event = 'Order Completed'
       AND properties->>'sku' IS NOT NULL) AS last_sku,
     count(*) FILTER (WHERE event = 'Page Viewed'
-      AND timestamp >= TIMESTAMP '2024-07-01' - INTERVAL 7 DAY) AS pages_7d,
+      AND timestamp > TIMESTAMP '2024-07-01' - INTERVAL 7 DAY) AS pages_7d,
     count(*) FILTER (WHERE event = 'Cart Abandoned'
-      AND timestamp >= TIMESTAMP '2024-07-01' - INTERVAL 3 DAY) AS carts_3d
+      AND timestamp > TIMESTAMP '2024-07-01' - INTERVAL 3 DAY) AS carts_3d
   FROM ev GROUP BY profile_id),
 fav AS (
   SELECT profile_id, arg_max(category, n) AS favorite_category FROM (

@@ -15,8 +15,7 @@ most_frequent      ``properties.<p>``            text                string (tie
 
 ``first``/``last`` order matching events by (timestamp, message_id) and skip events whose
 value is NULL under the coercion; ``min``/``max``/``sum``/``avg`` skip NULL values too.
-A window ``within: W`` keeps events with ``as_of - W <= timestamp <= as_of`` (both ends
-included, as the rule language's ``within``).
+A window ``within: W`` keeps events with ``as_of - W < timestamp <= as_of``.
 """
 
 from __future__ import annotations

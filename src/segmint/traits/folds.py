@@ -8,8 +8,7 @@ out-of-order events give the in-order result. ``first``/``last`` keep the event 
 smallest/largest (timestamp, message_id), the same tie-break the SQL uses.
 
 Windowed folds keep the matching events still inside the window, sorted by time; reading
-at ``as_of`` folds the entries with ``timestamp >= as_of - within`` (the rule language's
-``within``: both ends included). Entries that fell out of
+at ``as_of`` folds the entries with ``timestamp > as_of - within``. Entries that fell out of
 the window at the profile's *watermark* (its latest event time) are dropped, so memory is
 bounded by the events inside one window. Reading is exact for any ``as_of`` at or after the
 watermark (the real-time case: state is read at "now").
@@ -17,7 +16,7 @@ watermark (the real-time case: state is read at "now").
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_right, insort
 from collections import Counter
 from typing import Any
 
@@ -222,25 +221,25 @@ class Window(Fold):
     def prune(self, slot: Slot, watermark: int) -> None:
         """Drop entries that left the window by ``watermark``."""
         horizon = watermark - self.within
-        if slot and _ts(slot[0]) < horizon:
-            del slot[: bisect_left(slot, horizon, key=_ts)]
+        if slot and _ts(slot[0]) <= horizon:
+            del slot[: bisect_right(slot, horizon, key=_ts)]
 
     def live(self, slot: Slot, cutoff: int) -> list[Any]:
         """The entries inside the window whose lower edge is ``cutoff``."""
         if not slot:
             return []
-        return slot[bisect_left(slot, cutoff, key=_ts) :]  # type: ignore[no-any-return]
+        return slot[bisect_right(slot, cutoff, key=_ts) :]  # type: ignore[no-any-return]
 
     def read(self, slot: Slot, cutoff: int) -> Any:
         """The aggregate over the live entries."""
         return self._read(self.live(slot, cutoff))
 
     def expiry(self, slot: Slot, cutoff: int) -> int | None:
-        """When the oldest live entry leaves the window (µs, 1 after its edge), or None."""
+        """When the oldest live entry leaves the window (µs), or None."""
         if not slot:
             return None
-        live = bisect_left(slot, cutoff, key=_ts)
-        return _ts(slot[live]) + self.within + 1 if live < len(slot) else None
+        live = bisect_right(slot, cutoff, key=_ts)
+        return _ts(slot[live]) + self.within if live < len(slot) else None
 
 
 def _ts(entry: Any) -> int:

@@ -230,7 +230,7 @@ def _window_step(
     within, add, prune = fold.within, fold.add, fold.prune  # type: ignore[attr-defined]
 
     def window(slots: list[Any], ts: int, mid: str, event: Event, watermark: int) -> None:
-        if ts < watermark - within or (where is not None and not where(event)):
+        if ts <= watermark - within or (where is not None and not where(event)):
             return
         found = None
         if value is not None:

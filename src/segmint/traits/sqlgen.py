@@ -161,7 +161,7 @@ class _Builder:
             parts.append(self.ev_column("f", key, _case(scope, test)))
         if spec.within is not None:
             cutoff = timestamp_literal(self.as_of - spec.within)
-            parts.append(exp.GTE(this=exp.column("ts"), expression=cutoff))
+            parts.append(exp.GT(this=exp.column("ts"), expression=cutoff))
         return exp.and_(*parts) if parts else None
 
     def value(self, spec: TraitSpec) -> exp.Expr:
