@@ -123,7 +123,7 @@ class BatchWriter:
         replay_id: int | None,
         plan: TrackingPlan | None,
     ) -> None:
-        violations = check_plan(plan, message)
+        violations = check_plan(plan, message) if plan is not None else None
         if violations:
             reason = "; ".join(str(v) for v in violations)
             if replay_id is not None:
@@ -267,10 +267,11 @@ def _event(item: _Pending) -> Event:
     )
 
 
-def _table(items: Sequence[_Pending]) -> pa.Table:
-    def dumps(value: Any) -> bytes:
-        return orjson.dumps(value, default=str)
+def _json(value: dict[str, Any]) -> str:
+    return orjson.dumps(value, default=str).decode() if value else "{}"
 
+
+def _table(items: Sequence[_Pending]) -> pa.Table:
     msgs = [i.message for i in items]
     columns = {
         "message_id": [m.message_id for m in msgs],
@@ -283,8 +284,8 @@ def _table(items: Sequence[_Pending]) -> pa.Table:
         "timestamp": [m.timestamp for m in msgs],
         "received_at": [m.received_at for m in msgs],
         "source": [i.source for i in items],
-        "properties": [dumps(m.properties).decode() for m in msgs],
-        "traits": [dumps(m.traits).decode() for m in msgs],
-        "context": [dumps(m.context).decode() for m in msgs],
+        "properties": [_json(m.properties) for m in msgs],
+        "traits": [_json(m.traits) for m in msgs],
+        "context": [_json(m.context) for m in msgs],
     }
     return pa.table(columns, schema=EVENT_SCHEMA)
