@@ -355,3 +355,42 @@ def test_segment_is_none_without_an_email_group(workspace: Workspace) -> None:
     renderer = Renderer(ws.templates_dir, ws.definition)
     email = renderer.compile("lifecycle").render(Profile("p", {}, frozenset({"vip"})), **defaults())
     assert "Welcome!" in email.text  # segment is None: the template's else branch
+
+
+def test_statements_in_head_and_hidden_parts_serve_the_text(render: Render) -> None:
+    body = (
+        "<html><head>{% set greeting = 'Howdy' %}"
+        "{% macro shout(s) %}{{ s | upper }}!{% endmacro %}<title>{% set n = 2 %}T</title></head>"
+        '<body><div style="display:none">{% set tail = "bye" %}hidden</div>'
+        "<p>{{ greeting }} {{ shout(first_name) }} {{ n }} {{ tail }}</p></body></html>"
+    )
+    email = render(body, {"first_name": "ada"})
+    assert "<p>Howdy ADA! 2 bye</p>" in email.html
+    assert email.text == "Howdy ADA! 2 bye\n"
+
+
+def test_macros_imported_or_defined_first_give_text_in_the_text_part(
+    write: Write, workspace: Workspace
+) -> None:
+    write("ui.html", '{% macro button(url, label) %}<a class="btn" href="{{ url }}">'
+                     "<b>{{ label }}</b></a>{% endmacro %}")  # fmt: skip
+    write(
+        "m.html",
+        '{% import "ui.html" as ui %}'
+        "{% macro line(x) %}<p><i>{{ x }}</i></p>{% endmacro %}"
+        "{% set footer %}<p>Small <b>print</b></p>{% endset %}"
+        "{% block subject %}S{% endblock %}<!doctype html><html><head>"
+        "<style>.btn { color: red } p { margin: 0 }</style></head><body>"
+        "{{ line(first_name) }}{{ ui.button('https://shop.example/x', 'Go') }}{{ footer }}"
+        "</body></html>",
+    )
+    renderer = Renderer(workspace.templates_dir, workspace.definition)
+    email = renderer.compile("m").render(
+        Profile("p", {"first_name": "Ada"}), link_rewriter=lambda u: u + "?t=1", **defaults()
+    )
+    assert email.html.startswith("<!DOCTYPE html><html><head>")
+    assert '<p style="margin: 0;"><i>Ada</i></p>' not in email.html  # macro output: no CSS
+    assert "<p><i>Ada</i></p>" in email.html
+    # imported at render time: no CSS, but links still reach the rewriter, in both parts
+    assert '<a class="btn" href="https://shop.example/x?t=1"><b>Go</b></a>' in email.html
+    assert email.text == "Ada\n\nGo (https://shop.example/x?t=1)\n\nSmall print\n"

@@ -8,7 +8,8 @@ The steps, all on source whose Jinja tags are protected tokens:
    Jinja resolves the inheritance and leaves one document with the other tags as tokens.
    The ``subject`` and ``preheader`` blocks are taken out the same way, and render nothing
    in the body (a layout can show ``{{ subject }}``).
-2. **Inline CSS** with css-inline on the flattened document.
+2. **Inline CSS** with css-inline on the flattened document, macro and block-``set``
+   definitions hoisted into single tokens first (:mod:`segmint.personalize.definitions`).
 3. **Text template** from the inlined HTML (see :mod:`segmint.personalize.htmltext`).
 4. **Restore** the tags, add the preheader and open-pixel slots, wrap link URLs in the
    ``segmint_link`` filter (see :func:`segmint.personalize.sandbox.link`).
@@ -33,8 +34,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from segmint.errors import SourceLocation
 from segmint.personalize import source as src
+from segmint.personalize.definitions import hoist_definitions
 from segmint.personalize.errors import TemplateError, TemplateNotFound, TemplateSyntaxError
-from segmint.personalize.htmltext import LINK_END, LINK_START, html_to_text_template, inline_css
+from segmint.personalize.htmltext import html_to_text_template, inline_css, wrap_links
 
 META_BLOCKS = ("subject", "preheader")
 PREHEADER_SLOT = "{{ __segmint_preheader }}"
@@ -42,7 +44,6 @@ PIXEL_SLOT = "{{ __segmint_pixel }}"
 _SUPER = re.compile(r"\{\{-?\s*super\(\)\s*-?\}\}$")
 _BODY_OPEN = re.compile(r"<body\b[^>]*>", re.I)
 _BODY_CLOSE = re.compile(r"</body\s*>", re.I)
-_HREF = re.compile(r'(\shref=")([^"]*)(")', re.I)
 
 
 @dataclass(frozen=True)
@@ -158,9 +159,10 @@ def flatten(
         raise TemplateSyntaxError(exc.message or "syntax error", template=name) from None
     except jinja2.TemplateError as exc:
         raise TemplateError(f"cannot assemble the template: {exc}", template=name) from None
+    body, text_table = hoist_definitions(body, table)
     inlined = inline_css(body, template=name)
-    text = src.restore(html_to_text_template(inlined, table), table)
-    marked = _HREF.sub(lambda m: f"{m[1]}{LINK_START}{m[2]}{LINK_END}{m[3]}", inlined)
+    text = src.restore(html_to_text_template(inlined, table), text_table)
+    marked = wrap_links(inlined)
     html = src.restore_inlined(_add_slots(marked), table)
     return FlatSources(
         html=html,

@@ -11,17 +11,21 @@ rewriter: no scan of the output is needed.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from html.parser import HTMLParser
 
 import css_inline
+from jinja2 import BaseLoader, Environment, FileSystemLoader
 
 from segmint.personalize.errors import TemplateError
-from segmint.personalize.source import OPEN, TOKEN_RE, wrap_text_tokens
+from segmint.personalize.source import CLOSE, OPEN, TOKEN_RE, protect, restore, wrap_text_tokens
 
 LINK_FILTER = "segmint_link"
 LINK_START, LINK_END = "{% filter " + LINK_FILTER + " %}", "{% endfilter %}"
+_HREF = re.compile(r"""(\shref\s*=\s*)(?:"([^"]*)"|'([^']*)')""", re.I)
 _STYLE_RE = re.compile(r"<style\b[^>]*>(.*?)</style>", re.S | re.I)
 _SPACE_RE = re.compile(r"\s+")
+_TOKEN_SPLIT = re.compile(f"({OPEN}\\d+{CLOSE})")
 _BRACE_RE = re.compile(r"\{(?=[{%#])")
 _BRACE = '{{ "{" }}'
 _HIDDEN_RE = re.compile(r"display\s*:\s*none", re.I)
@@ -57,10 +61,11 @@ def inline_css(html: str, *, template: str) -> str:
 class _TextWriter(HTMLParser):
     """Turns HTML (with protected tokens) into text (with the same tokens)."""
 
-    def __init__(self, table: list[str], template: bool = True) -> None:
+    def __init__(self, table: list[str], template: bool = True, piece: bool = False) -> None:
         super().__init__(convert_charrefs=True)
         self.table = table
         self.template = template
+        self.piece = piece  # a part of a document: keep its leading line breaks
         self.out: list[str] = []
         self.pending = 0
         self.skip: list[str] = []
@@ -74,7 +79,7 @@ class _TextWriter(HTMLParser):
     def _emit(self, text: str) -> None:
         if not text or (not self.pre and text.isspace() and (self.pending or self.at_line_start)):
             return
-        if self.pending and self.out:
+        if self.pending and (self.out or self.piece):
             self.out.append("\n" * self.pending)
             self.at_line_start = True
         self.pending = 0
@@ -144,33 +149,101 @@ class _TextWriter(HTMLParser):
         return f"{LINK_START}{_BRACE_RE.sub(_BRACE, href)}{LINK_END}"
 
     def handle_data(self, data: str) -> None:
-        if self.skip:
-            return
-        for piece in re.split(f"({TOKEN_RE.pattern})", data):
+        for piece in _TOKEN_SPLIT.split(data):
             match = TOKEN_RE.fullmatch(piece)
             if match:
                 self._token(piece, int(match.group(1)))
-            else:
+            elif not self.skip:
                 self._emit(self._text(piece))
 
     def handle_comment(self, data: str) -> None:
         match = TOKEN_RE.fullmatch(data)
-        if match and not self.skip:
+        if match:
             self._token(data, int(match.group(1)))
 
     def _token(self, token: str, index: int) -> None:
         if self.table[index].startswith("{{"):
-            self._emit(token)
+            if not self.skip:
+                self._emit(token)
         else:
-            self.out.append(token)  # a statement: glued, so a false branch leaves no gap
+            # A statement is kept even in skipped parts (<head>, hidden elements): a
+            # {% set %} or {% macro %} there serves the text too. Glued, so a false
+            # branch leaves no gap.
+            self.out.append(token)
 
 
-def html_to_text_template(html: str, table: list[str]) -> str:
-    """Return the text template for ``html`` (tokens kept; restore them afterwards)."""
-    writer = _TextWriter(table)
+def html_to_text_template(html: str, table: list[str], *, whole: bool = True) -> str:
+    """Return the text template for ``html`` (tokens kept; restore them afterwards).
+
+    ``whole`` trims the result to a document (no leading or trailing blank lines); a piece
+    such as a macro body is returned as it comes, with its trailing line breaks.
+    """
+    writer = _TextWriter(table, piece=not whole)
     writer.feed(html)
     writer.close()
-    return "".join(writer.out).strip() + "\n"
+    text = "".join(writer.out)
+    return text.strip() + "\n" if whole else text + "\n" * writer.pending
+
+
+def text_template_source(html_source: str) -> str:
+    """Return the text template of a whole HTML template source (tags kept as they are)."""
+    table: list[str] = []
+    protected = protect(html_source, table, lambda tag, text: False)
+    return restore(html_to_text_template(protected, table, whole=False), table)
+
+
+def wrap_links(html: str) -> str:
+    """Wrap every quoted ``href`` value in the ``segmint_link`` filter block."""
+
+    def wrap(m: re.Match[str]) -> str:
+        quote = '"' if m[2] is not None else "'"
+        value = m[2] if m[2] is not None else m[3]
+        return f"{m[1]}{quote}{LINK_START}{value}{LINK_END}{quote}"
+
+    return _HREF.sub(wrap, html)
+
+
+def html_template_source(html_source: str) -> str:
+    """Return an HTML template source with its links wrapped (tags kept as they are)."""
+    table: list[str] = []
+    protected = protect(html_source, table, lambda tag, text: False)
+    return restore(wrap_links(protected), table)
+
+
+class HtmlLoader(BaseLoader):
+    """Serves the files under ``templates/`` to the HTML sandbox with links wrapped.
+
+    For what a compiled template imports or includes at render time (macro files,
+    computed includes): their links reach the link rewriter too.
+    """
+
+    def __init__(self, files: FileSystemLoader) -> None:
+        self.files = files
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        """Load ``template`` with its links wrapped."""
+        source, filename, uptodate = self.files.get_source(environment, template)
+        return html_template_source(source), filename, uptodate
+
+
+class TextLoader(BaseLoader):
+    """Serves text versions of the HTML files under ``templates/`` to the text sandbox.
+
+    A text template that imports macros or includes a partial at render time gets the
+    text of that file, not its HTML.
+    """
+
+    def __init__(self, files: FileSystemLoader) -> None:
+        self.files = files
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        """Load ``template`` and convert it to its text template."""
+        source, filename, uptodate = self.files.get_source(environment, template)
+        return text_template_source(source), filename, uptodate
 
 
 def html_to_text(html: str) -> str:

@@ -35,6 +35,7 @@ from segmint.personalize.errors import (
     TemplateSecurityError,
     TemplateUndefinedError,
 )
+from segmint.personalize.htmltext import HtmlLoader, TextLoader
 from segmint.personalize.mime import (
     Skeleton,
     address_header,
@@ -107,8 +108,10 @@ class Renderer:
         self.context = ContextBuilder(definition)
         self.files = FileSystemLoader(str(self.templates_dir))
         undefined = _make_undefined(self.context.known_names)
-        self.html_env = Sandbox(loader=self.files, autoescape=True, undefined=undefined)
-        self.text_env = Sandbox(loader=self.files, autoescape=False, undefined=undefined)
+        self.html_env = Sandbox(loader=HtmlLoader(self.files), autoescape=True, undefined=undefined)
+        self.text_env = Sandbox(
+            loader=TextLoader(self.files), autoescape=False, undefined=undefined
+        )
         for env in (self.html_env, self.text_env):
             env.max_size = self.limits.max_output_bytes
             self.context.install(env)
