@@ -39,9 +39,9 @@ def memory_ws(tmp_path, make_workspace, shop_yaml):
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(steps=st.lists(STEP, min_size=1, max_size=8))
+@given(steps=st.lists(STEP, min_size=1, max_size=7))
 def test_real_time_agrees_with_batch_at_every_checkpoint(steps, memory_ws, make_rig, track):
     ws = memory_ws
     for table in DERIVED:  # one store for all examples: start each from nothing

@@ -156,3 +156,18 @@ def test_explain_gives_each_clause_and_the_structure_reason(shop):
     lapsed = {e["segment"]: e for e in later["segments"]}["lapsed"]
     assert lapsed["matches"] is True
     assert lapsed["reason"] == "the rule is true, but 'repeat' ranks higher in group 'lifecycle'"
+
+
+def test_profile_show_lists_segments_and_why(shop):
+    ws = shop.ws
+    ann = pid(ws, "ann")
+    ws.close()
+    view = orjson.loads(
+        run(ws, "profile", "show", ann, "--as-of", T0.isoformat(), "--format", "json")
+    )
+    vip = next(s for s in view["segments"] if s["segment"] == "vip")
+    assert vip["member"] is True and vip["clauses"] == [
+        {"clause": "lifetime_value >= 1000", "value": True}
+    ]
+    table = run(ws, "profile", "show", ann, "--as-of", T0.isoformat())
+    assert "Segments" in table and "vip_engaged" in table

@@ -17,6 +17,7 @@ from segmint.cli.groups import profile, traits
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import emit_json, emit_table, format_option
 from segmint.clock import SystemClock, parse_instant
+from segmint.membership.explain import SEGMENT_COLUMNS, add_profile_segments, segment_rows
 from segmint.rules.sqlcompile import DIALECTS
 from segmint.traits.batch import refresh as batch_refresh
 from segmint.traits.errors import TraitError
@@ -103,6 +104,7 @@ def show(ctx: Context, profile_id: str, as_of: str | None, fmt: str) -> None:
     view = profile_traits(ws.store, workspace_catalog(ws), profile_id, _as_of(as_of))
     if view is None:
         raise TraitError(f"no profile '{profile_id}': it has no events and no identity")
+    add_profile_segments(view, ws)  # segments and why, from the membership engine
     if fmt == "json":
         emit_json(view)
         return
@@ -111,6 +113,7 @@ def show(ctx: Context, profile_id: str, as_of: str | None, fmt: str) -> None:
     )
     rows = [(t["name"], t["kind"], t["type"], _show(t["value"])) for t in view["traits"]]
     emit_table("Traits", ["trait", "kind", "type", "value"], rows)
+    emit_table("Segments", list(SEGMENT_COLUMNS), segment_rows(view))
 
 
 @click.command("rebuild")

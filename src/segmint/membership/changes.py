@@ -20,6 +20,7 @@ from typing import Any, Literal
 import orjson
 
 from segmint.clock import ensure_utc
+from segmint.membership.bulk import delete_keys, insert_rows
 from segmint.store import Store, from_store_time, utcnow_naive
 
 ChangeKind = Literal["enter", "exit"]
@@ -94,19 +95,11 @@ def write_changes(store: Store, changes: Sequence[MembershipChange]) -> None:
         (c.segment, c.profile_id, c.change, utcnow_naive(c.occurred_at), _dumps(c.cause))
         for c in changes
     ]
+    keys = ("segment", "profile_id")
     with store.transaction():
-        store.executemany("DELETE FROM memberships WHERE segment = ? AND profile_id = ?", exits)
-        store.executemany(
-            "DELETE FROM memberships WHERE segment = ? AND profile_id = ?", [e[:2] for e in enters]
-        )
-        store.executemany(
-            "INSERT INTO memberships (segment, profile_id, entered_at) VALUES (?, ?, ?)", enters
-        )
-        store.executemany(
-            "INSERT INTO membership_changes (segment, profile_id, change, occurred_at, cause) "
-            "VALUES (?, ?, ?, ?, ?)",
-            log,
-        )
+        delete_keys(store, "memberships", keys, exits + [e[:2] for e in enters])
+        insert_rows(store, "memberships", (*keys, "entered_at"), enters)
+        insert_rows(store, "membership_changes", (*keys, "change", "occurred_at", "cause"), log)
 
 
 def _dumps(value: Mapping[str, Any]) -> str:

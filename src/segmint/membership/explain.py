@@ -18,6 +18,7 @@ from segmint.membership.compiled import CompiledSegments
 from segmint.rules import SEGMENTS_KEY, And, Expr, Or, compile_python
 from segmint.store import Store
 from segmint.traits.live import profile_events
+from segmint.workspace import Workspace
 
 
 def clauses(expr: Expr) -> tuple[str, tuple[Expr, ...]]:
@@ -135,3 +136,10 @@ def segment_rows(view: dict[str, Any]) -> list[tuple[str, ...]]:
 
 def _bool(value: Any) -> str:
     return "null" if value is None else str(value).lower()
+
+
+def add_profile_segments(view: dict[str, Any], workspace: Workspace) -> dict[str, Any]:
+    """Add ``segments`` to a ``segmint profile show`` view, at the view's own ``as_of``."""
+    return add_segments(
+        view, workspace.store, CompiledSegments(workspace.definition), view["as_of"]
+    )

@@ -18,12 +18,13 @@ import orjson
 
 from segmint.clock import ensure_utc
 from segmint.events import Event
+from segmint.membership.bulk import delete_keys, insert_rows
 from segmint.membership.compiled import CompiledSegments
 from segmint.profiles import decode_traits
 from segmint.store import Store, from_store_time, utcnow_naive
 from segmint.traits import StaleStateError, TraitState
 from segmint.traits.live import values_json
-from segmint.traits.state import loads, save_states
+from segmint.traits.state import dumps, loads
 
 CHUNK = 500
 
@@ -126,25 +127,29 @@ def save_many(
     """Write the trait state, trait values and schedule of ``lives`` (inside a transaction)."""
     if not lives:
         return
-    save_states(store, compiled.traits, ((p, live.state) for p, live in lives.items()), as_of)
     ids = list(lives)
-    _delete(store, "trait_values", ids)
-    _delete(store, "schedule", ids)
+    forget_many(store, ids)
     at = utcnow_naive(as_of)
-    store.executemany(
-        'INSERT INTO trait_values (profile_id, "values", as_of) VALUES (?, ?, ?)',
+    engine = compiled.traits
+    insert_rows(
+        store, "trait_state", ("profile_id", "state", "updated_at"),
+        [(p, dumps(engine, live.state), at) for p, live in lives.items()],
+    )  # fmt: skip
+    insert_rows(
+        store, "trait_values", ("profile_id", "values", "as_of"),
         [(p, values_json(live.values), at) for p, live in lives.items()],
-    )
-    store.executemany(
-        "INSERT INTO schedule (profile_id, due_at) VALUES (?, ?)",
+    )  # fmt: skip
+    insert_rows(
+        store, "schedule", ("profile_id", "due_at"),
         [(p, utcnow_naive(live.due)) for p, live in lives.items() if live.due is not None],
-    )
+    )  # fmt: skip
 
 
 def forget_many(store: Store, ids: Sequence[str]) -> None:
     """Delete the derived state of profiles merged away (their memberships exit separately)."""
+    keys = [(pid,) for pid in ids]
     for table in ("trait_state", "trait_values", "schedule"):
-        _delete(store, table, ids)
+        delete_keys(store, table, ("profile_id",), keys)
 
 
 def _select(
@@ -156,12 +161,6 @@ def _select(
         if order:
             query += f" ORDER BY {order}"
         yield from store.fetchall(query, chunk)
-
-
-def _delete(store: Store, table: str, ids: Sequence[str]) -> None:
-    for chunk in _chunks(ids):
-        marks = ", ".join("?" for _ in chunk)
-        store.execute(f"DELETE FROM {table} WHERE profile_id IN ({marks})", chunk)
 
 
 def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:

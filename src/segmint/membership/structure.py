@@ -67,12 +67,12 @@ class Unit:
     ranked: tuple[SegmentSpec, ...]
     default: SegmentSpec | None
     reads: frozenset[str]
+    names: tuple[str, ...] = field(init=False)
+    """Every segment of the unit, ranked, the default last."""
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        """Every segment of the unit, ranked, the default last."""
+    def __post_init__(self) -> None:
         extra = (self.default.name,) if self.default else ()
-        return tuple(s.name for s in self.ranked) + extra
+        object.__setattr__(self, "names", tuple(s.name for s in self.ranked) + extra)
 
 
 @dataclass

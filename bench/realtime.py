@@ -1,0 +1,299 @@
+"""Membership engine: real-time throughput and latency, and batch refresh against hand SQL.
+
+Workspace: the 20 traits of ``bench/traits.py`` and 50 segments over them (two exclusive
+groups with defaults, parents, ``in_segment``, ``performed(...)``, time-relative rules).
+
+Default size: 100k profiles / 1M events (SEGMINT_BENCH_SCALE=1: 1M profiles / 10M events).
+
+Figures:
+- realtime.events_per_s: events streamed in-process through :class:`RealtimeEngine` in
+  batches of 1,000 (as one intake group commit hands them over under load), per CPU second of this
+  process, trait state, memberships, changes, schedule and values written to DuckDB in one
+  transaction per batch (goal >= 50,000/s). Baseline: the trait engine alone on the same
+  events (``TraitEngine.apply``), so the ratio is the cost of membership on top of traits.
+- realtime.latency_*: wall time from handing one event to the engine (one event per call)
+  until its changes are *decided* (in memory, before the write) and until they are
+  *committed* to DuckDB and published (goal p99 <= 5 ms).
+- refresh.batch_s: ``segmint refresh`` (traits SQL, profile_traits + trait_values, every
+  segment in one SQL, memberships and change log) against hand-written DuckDB SQL computing
+  the same traits and memberships into tables (ratio).
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+
+
+def _load(name: str) -> object:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", HERE / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+common = _load("common")
+traits_bench = _load("traits")
+report = common.report  # type: ignore[attr-defined]
+
+from segmint.clock import FixedClock  # noqa: E402
+from segmint.config.model import WorkspaceDef  # noqa: E402
+from segmint.membership.batch import refresh  # noqa: E402
+from segmint.membership.compiled import CompiledSegments  # noqa: E402
+from segmint.membership.realtime import RealtimeEngine  # noqa: E402
+from segmint.store.duckdb import DuckDBStore  # noqa: E402
+from segmint.traits.live import to_event  # noqa: E402
+
+FULL = os.environ.get("SEGMINT_BENCH_SCALE") == "1"
+SMOKE = os.environ.get("SEGMINT_BENCH_SMOKE") == "1"  # a quick check of the script itself
+PROFILES = 1_000_000 if FULL else 5_000 if SMOKE else 100_000
+EVENTS = 10_000_000 if FULL else 50_000 if SMOKE else 1_000_000
+STREAM = 20_000 if SMOKE else 200_000
+LATENCY_EVENTS = 3_000
+BATCH = 1000
+AS_OF = datetime(2024, 7, 1, tzinfo=UTC)
+NOW = "TIMESTAMP '2024-07-01'"
+
+# name -> (rule, hand-written SQL over the hand trait table), ungrouped segments
+SEGMENTS: dict[str, tuple[str, str]] = {
+    **{f"ltv_{n}": (f"lifetime_value >= {n}", f"lifetime_value >= {n}")
+       for n in (50, 100, 200, 400, 800)},
+    **{f"orders_{n}": (f"orders >= {n}", f"orders >= {n}") for n in (1, 2, 3, 5, 8)},
+    **{f"opens_{n}": (f"emails_opened_30d >= {n}", f"emails_opened_30d >= {n}")
+       for n in (1, 3, 5)},
+    **{f"pages_{n}": (f"pages_7d >= {n}", f"pages_7d >= {n}") for n in (1, 5, 10)},
+    **{f"cats_{n}": (f"categories_viewed >= {n}", f"categories_viewed >= {n}")
+       for n in (2, 5, 10)},
+    "carts_recent": ("carts_3d >= 1", "carts_3d >= 1"),
+    "carts_many": ("carts_3d >= 2", "carts_3d >= 2"),
+    "big_orders": ("big_orders_90d >= 1", "big_orders_90d >= 1"),
+    "big_orders_2": ("big_orders_90d >= 2", "big_orders_90d >= 2"),
+    "fav_c1": ("favorite_category in ('c1', 'c2', 'c3')", "fav IN ('c1', 'c2', 'c3')"),
+    "fav_c9": ("favorite_category = 'c9'", "fav = 'c9'"),
+    "pro": ("plan = 'pro'", "plan = 'pro'"),
+    "eur": ("eur_buyer", "eur_buyer"),
+    "openers": ("open_rate > 0.3", "open_rate > 0.3"),
+    "fresh_buyer": ("days_since_purchase < 14", "days_since_purchase < 14"),
+    "stale_buyer": ("days_since_purchase > 30", "days_since_purchase > 30"),
+    "bought_30d": ("last_purchase_at >= now() - interval '30 days'",
+                   f"last_purchase_at >= {NOW} - INTERVAL 30 DAY"),
+    "seen_7d": ("last_seen_at >= now() - interval '7 days'",
+                f"last_seen_at >= {NOW} - INTERVAL 7 DAY"),
+    "abandoners": (
+        "performed('Cart Abandoned', within => '3 days') and "
+        "not performed('Order Completed', within => '3 days')",
+        "ca3 >= 1 AND NOT (oc3 >= 1)"),
+    "browsing": ("performed('Product Viewed', at_least => 3, within => '7 days')", "pv7 >= 3"),
+    "big_spender_eur": ("avg_order_value > 150 and eur_buyer",
+                        "avg_order_value > 150 AND eur_buyer"),
+    "reachable": ("email is not null and plan != 'pro'", "email IS NOT NULL AND plan != 'pro'"),
+}  # fmt: skip
+GROUPS: dict[str, list[tuple[str, str, str, int]]] = {
+    "lifecycle": [
+        ("vip", "lifetime_value >= 1000", "lifetime_value >= 1000", 100),
+        ("loyal", "orders >= 5", "orders >= 5", 80),
+        ("active", "last_seen_at >= now() - interval '7 days'",
+         f"last_seen_at >= {NOW} - INTERVAL 7 DAY", 60),
+        ("at_risk", "last_purchase_at < now() - interval '60 days'",
+         f"last_purchase_at < {NOW} - INTERVAL 60 DAY", 40),
+        ("churned", "last_seen_at < now() - interval '90 days'",
+         f"last_seen_at < {NOW} - INTERVAL 90 DAY", 20),
+    ],
+    "engagement": [
+        ("engaged", "emails_opened_30d >= 4", "emails_opened_30d >= 4", 30),
+        ("lurking", "pages_7d >= 3", "pages_7d >= 3", 20),
+        ("dormant", "event_count < 5", "event_count < 5", 10),
+    ],
+}  # fmt: skip
+DERIVED = {  # children and in_segment: (rule, parent, hand SQL using the hand segment columns)
+    "vip_eur": ("eur_buyer", "vip", "s_vip AND coalesce(eur_buyer, false)"),
+    "loyal_pro": ("plan = 'pro'", "loyal", "s_loyal AND coalesce(plan = 'pro', false)"),
+    "vip_engaged": ("in_segment('vip') and in_segment('engaged')", None, "s_vip AND s_engaged"),
+    "risky_browsers": ("in_segment('at_risk') and in_segment('browsing')", None,
+                       "s_at_risk AND s_browsing"),
+}  # fmt: skip
+
+
+def workspace() -> WorkspaceDef:
+    segments: dict[str, dict[str, object]] = {n: {"rule": r} for n, (r, _) in SEGMENTS.items()}
+    for group, members in GROUPS.items():
+        for name, rule, _, priority in members:
+            segments[name] = {"rule": rule, "group": group, "priority": priority}
+        segments[f"{group}_default"] = {"default": True, "group": group}
+    for name, (rule, parent, _) in DERIVED.items():
+        segments[name] = {"rule": rule, **({"parent": parent} if parent else {})}
+    return WorkspaceDef.model_validate(
+        {"name": "bench", "traits": traits_bench.TRAITS, "segments": segments}  # type: ignore[attr-defined]
+    )
+
+
+def hand_segments_sql() -> str:
+    cols = [f"coalesce({sql}, false) AS s_{n}" for n, (_, sql) in SEGMENTS.items()]
+    for group, members in GROUPS.items():
+        whens = " ".join(f"WHEN coalesce({sql}, false) THEN '{n}'" for n, _, sql, _ in members)
+        cols.append(f"CASE {whens} ELSE '{group}_default' END AS g_{group}")
+    inner = (
+        f"SELECT h.*, x.ca3, x.oc3, x.pv7, x.fav, {', '.join(cols)} "
+        "FROM hand h JOIN extra x USING (profile_id)"
+    )
+    flags = [f"g_lifecycle = '{n}' AS s_{n}" for n, *_ in GROUPS["lifecycle"]]
+    flags += [f"g_engagement = '{n}' AS s_{n}" for n, *_ in GROUPS["engagement"]]
+    step = f"SELECT *, {', '.join(flags)} FROM ({inner})"
+    derived = ", ".join(f"{sql} AS s_{n}" for n, (_, _, sql) in DERIVED.items())
+    wide = f"SELECT *, {derived} FROM ({step})"
+    names = [*SEGMENTS, *DERIVED, *(n for g in GROUPS.values() for n, *_ in g)]
+    parts = [f"SELECT profile_id, '{n}' AS segment FROM wide WHERE s_{n}" for n in names]
+    parts += [
+        f"SELECT profile_id, '{g}_default' FROM wide WHERE g_{g} = '{g}_default'" for g in GROUPS
+    ]
+    return f"WITH wide AS ({wide}) " + " UNION ALL ".join(parts)
+
+
+# the implicit traits of performed(), and favorite_category with its tie-break (smallest value)
+EXTRA = f"""
+WITH ev AS (SELECT * FROM events WHERE timestamp <= {NOW}),
+fav AS (SELECT profile_id, first(category ORDER BY n DESC, category) AS fav FROM (
+    SELECT profile_id, properties->>'category' AS category, count(*) AS n FROM ev
+    WHERE event = 'Product Viewed' AND properties->>'category' IS NOT NULL GROUP BY 1, 2)
+  GROUP BY 1)
+SELECT profile_id, fav.fav,
+  count(*) FILTER (WHERE event = 'Cart Abandoned' AND timestamp > {NOW} - INTERVAL 3 DAY) AS ca3,
+  count(*) FILTER (WHERE event = 'Order Completed' AND timestamp > {NOW} - INTERVAL 3 DAY) AS oc3,
+  count(*) FILTER (WHERE event = 'Product Viewed' AND timestamp > {NOW} - INTERVAL 7 DAY) AS pv7
+FROM ev LEFT JOIN fav USING (profile_id) GROUP BY profile_id, fav.fav
+"""
+
+
+def hand_refresh(store: DuckDBStore) -> None:
+    store.execute(f"CREATE OR REPLACE TABLE hand AS {traits_bench.HAND}")  # type: ignore[attr-defined]
+    store.execute(f"CREATE OR REPLACE TABLE extra AS {EXTRA}")
+    store.execute(f"CREATE OR REPLACE TABLE hand_members AS {hand_segments_sql()}")
+
+
+def batch(store: DuckDBStore, compiled: CompiledSegments) -> None:
+    start = time.perf_counter()
+    result = refresh(store, compiled, AS_OF)
+    ours = time.perf_counter() - start
+    start = time.perf_counter()
+    hand_refresh(store)
+    hand = time.perf_counter() - start
+    differ = store.fetchall(
+        "SELECT count(*) FROM ((SELECT segment, profile_id FROM memberships EXCEPT "
+        "SELECT segment, profile_id FROM hand_members) UNION ALL (SELECT segment, profile_id "
+        "FROM hand_members EXCEPT SELECT segment, profile_id FROM memberships))"
+    )[0][0]
+    members = store.fetchall("SELECT count(*) FROM memberships")[0][0]
+    print(f"refresh: {result.profiles:,} profiles, {members:,} memberships, "
+          f"{result.entered:,} changes; {differ} (segment, profile) pairs differ from the "
+          "hand-written SQL")  # fmt: skip
+    report("membership.refresh_batch_s", ours, "s", baseline=hand,
+           baseline_name="hand-written SQL (traits + segments into tables)", ratio=ours / hand,
+           goal="first refresh incl. change log; ratio reported")  # fmt: skip
+
+
+def stream(gen: DuckDBStore, compiled: CompiledSegments, tmp: Path) -> None:
+    rows = gen.fetchall(  # the latest events, in time order: a stream arriving now
+        "SELECT * FROM (SELECT message_id, type, event, profile_id, timestamp, properties, "
+        f"traits FROM events ORDER BY timestamp DESC LIMIT {STREAM + LATENCY_EVENTS}) "
+        "ORDER BY timestamp"
+    )
+    events = [to_event(r) for r in rows]
+    del rows
+    gc.collect()
+    gc.freeze()
+    warm, timed, single = events[: STREAM // 4], events[STREAM // 4 : STREAM], events[STREAM:]
+    store = DuckDBStore(tmp / "live.duckdb")
+    engine = RealtimeEngine(store, compiled, FixedClock(AS_OF))
+    feed(engine, warm)  # load profiles and schedules: steady state, as in a running server
+    cpu = time.process_time()
+    changes = feed(engine, timed)
+    took = time.process_time() - cpu
+    traits_only = traits_baseline(compiled, timed)
+    rate, base = len(timed) / took, len(timed) / traits_only
+    print(f"stream: {len(timed):,} events, {changes:,} membership changes, "
+          f"{len(engine._live):,} live profiles")  # fmt: skip
+    report("membership.realtime_events_per_s", rate, "events/s", baseline=base,
+           baseline_name="trait engine alone on the same events", ratio=rate / base,
+           goal=">= 50000 events/s (one core)")  # fmt: skip
+    latency(engine, single)
+    store.close()
+
+
+def feed(engine: RealtimeEngine, events: list[object]) -> int:
+    count = 0
+    for start in range(0, len(events), BATCH):
+        chunk = events[start : start + BATCH]
+        as_of = chunk[-1].timestamp  # type: ignore[attr-defined]
+        count += len(engine.process(chunk, (), as_of))  # type: ignore[arg-type]
+    return count
+
+
+def traits_baseline(compiled: CompiledSegments, events: list[object]) -> float:
+    engine = compiled.traits
+    states: dict[str, object] = {}
+    cpu = time.process_time()
+    for event in events:
+        state = states.get(event.profile_id)  # type: ignore[attr-defined]
+        if state is None:
+            state = states[event.profile_id] = engine.new_state()  # type: ignore[attr-defined]
+        engine.apply(state, event)  # type: ignore[arg-type]
+    return time.process_time() - cpu
+
+
+def latency(engine: RealtimeEngine, events: list[object]) -> None:
+    flushes: list[float] = []
+    flush = engine._flush
+
+    def timed_flush(*args: object) -> object:
+        start = time.perf_counter()
+        try:
+            return flush(*args)  # type: ignore[arg-type]
+        finally:
+            flushes.append((time.perf_counter() - start) * 1000)
+
+    engine._flush = timed_flush  # type: ignore[method-assign]
+    total = []
+    for event in events:
+        start = time.perf_counter()
+        engine.process([event], (), event.timestamp + timedelta(seconds=1))  # type: ignore[attr-defined,list-item]
+        total.append((time.perf_counter() - start) * 1000)
+    engine._flush = flush  # type: ignore[method-assign]
+    decided = sorted(t - f for t, f in zip(total, flushes, strict=True))
+    total.sort()
+    for label, samples in (("decided", decided), ("committed", total)):
+        p50, p99 = statistics.median(samples), samples[int(len(samples) * 0.99)]
+        report(f"membership.realtime_latency_{label}_p50_ms", p50, "ms",
+               goal=f"event -> change {label}")  # fmt: skip
+        report(f"membership.realtime_latency_{label}_p99_ms", p99, "ms", goal="<= 5 ms")
+
+
+def main() -> None:
+    count = len(SEGMENTS) + len(DERIVED) + sum(len(g) + 1 for g in GROUPS.values())
+    size = "full" if FULL else "reduced"
+    print(f"size: {PROFILES:,} profiles, {EVENTS:,} events ({size}); {count} segments")
+    compiled = CompiledSegments(workspace())
+    with tempfile.TemporaryDirectory() as tmp:
+        store = DuckDBStore(Path(tmp) / "bench.duckdb")
+        start = time.perf_counter()
+        store.execute("SELECT setseed(0.42)")
+        store.execute(traits_bench.GENERATE.format(profiles=PROFILES, events=EVENTS))  # type: ignore[attr-defined]
+        store.checkpoint()
+        print(f"generated in {time.perf_counter() - start:.1f} s")
+        batch(store, compiled)
+        stream(store, compiled, Path(tmp))
+        store.close()
+
+
+if __name__ == "__main__":
+    main()
