@@ -23,7 +23,7 @@ from rich.progress import (
 from segmint.clock import FixedClock
 from segmint.demo.chunks import Chunk, chunks
 from segmint.demo.generator import ShopConfig, ShopStats
-from segmint.demo.stage import DemoContext, need
+from segmint.demo.stage import DemoContext, count, need
 
 SOURCE = "demo"
 
@@ -71,7 +71,7 @@ def ingest_shop(ctx: DemoContext) -> str:
         "by_event": dict(stats.by_event),
     }
     return (
-        f"{stats.messages:,} messages from {stats.customers:,} customers "
+        f"{count(stats.messages, 'message')} from {count(stats.customers, 'customer')} "
         f"({stats.anonymous_only:,} never identified): {totals['accepted']:,} stored, "
         f"{totals['duplicates']:,} duplicates, {totals['quarantined']:,} quarantined; "
         f"{stats.messages / max(seconds, 1e-9):,.0f} messages/s"

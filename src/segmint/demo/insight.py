@@ -15,7 +15,7 @@ from typing import Any
 from rich.table import Table
 
 from segmint.demo.archetypes import ARCHETYPE_NAMES
-from segmint.demo.stage import DemoContext, need
+from segmint.demo.stage import DemoContext, count, need
 
 LIFECYCLE = "lifecycle"
 MIN_OVERLAP = 0.05
@@ -36,7 +36,7 @@ def refresh_segments(ctx: DemoContext) -> str:
         "exited": report.exited,
     }
     return (
-        f"{report.profiles:,} profiles: traits computed and {report.entered:,} segment "
+        f"{count(report.profiles, 'profile')}: traits computed and {report.entered:,} segment "
         f"entries recorded at {ctx.options.as_of:%Y-%m-%d %H:%M} UTC"
     )
 
@@ -68,7 +68,7 @@ def segment_table(ctx: DemoContext) -> str:
     if vip:
         ctx.facts["example_profile"] = vip[0][0]
     members = sum(s["size"] for s in segments if s["group"] == LIFECYCLE)
-    return f"{len(segments)} segments over {profiles:,} profiles; {members:,} placed in lifecycle"
+    return f"{len(segments)} segments over {count(profiles, 'profile')}; {members:,} in lifecycle"
 
 
 def notable_overlaps(name: str, pairs: list[dict[str, Any]], size: int, top: int = 2) -> str:

@@ -9,7 +9,7 @@ import orjson
 from rich.panel import Panel
 from rich.table import Table
 
-from segmint.demo.stage import DemoContext, Outcome
+from segmint.demo.stage import DemoContext, Outcome, count
 
 SUMMARY_FILE = "summary.json"
 _STYLE = {"done": "green", "unavailable": "yellow", "skipped": "yellow", "failed": "red"}
@@ -31,7 +31,7 @@ def next_steps(ctx: DemoContext, outcomes: Sequence[Outcome]) -> None:
         table.add_row(outcome.stage, status, took, outcome.detail)
     console.print(table)
     total = sum(o.seconds for o in outcomes)
-    console.print(f"The demo took {total:.0f} s for {ctx.options.customers:,} customers.")
+    console.print(f"The demo took {total:.0f} s for {count(ctx.options.customers, 'customer')}.")
     console.print(Panel("\n".join(_advice(ctx, outcomes)), title="Next", expand=False))
 
 

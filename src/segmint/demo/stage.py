@@ -105,3 +105,8 @@ def need(module: str, *names: str) -> tuple[Any, ...]:
     if missing:
         raise StageUnavailable(f"{module} does not provide {', '.join(missing)} yet")
     return tuple(getattr(found, name) for name in names)
+
+
+def count(number: int, noun: str) -> str:
+    """``20,000 customers``, ``1 customer``: a number with its noun, plural when needed."""
+    return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"
