@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from segmint.clock import FixedClock
 from segmint.deliver.ledger import MemoryLedger, SendLedger
 from segmint.store import Store
@@ -100,3 +103,51 @@ def test_group_ledger_shares_commits_and_keeps_claims_exclusive(store: Store) ->
     granted = asyncio.run(main())
     assert [a + b for a, b in zip(granted[:40], granted[40:], strict=True)] == [1] * 40
     assert ledger.counts() == {"sent": {"": 30}, "failed": {"soft_bounce:451": 10}}
+
+
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["plan", "claim", "sent", "failed", "skip", "recover", "release"]),
+        st.sampled_from(["p1", "p2", "p3", "p4"]),
+    ),
+    max_size=25,
+)
+
+
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=OPS)
+def test_memory_ledger_predicts_the_store_ledger(
+    duck_store: Store, ops: list[tuple[str, str]]
+) -> None:
+    """A dry run's in-memory ledger must answer as the real one would, step by step."""
+    duck_store.execute("DELETE FROM sends")
+    real = SendLedger(duck_store, "prop", FixedClock(T0))
+    for name, pid in ops[: len(ops) // 2]:  # some history in the store first
+        _apply(real, name, pid)
+    dry = MemoryLedger(duck_store, "prop", FixedClock(T0))
+    for name, pid in ops[len(ops) // 2 :]:
+        assert _apply(dry, name, pid) == _apply(real, name, pid), (name, pid)
+        assert statuses(dry) == statuses(real)
+
+
+def _apply(ledger: SendLedger, name: str, pid: str) -> object:
+    known = {r.profile_id for r in ledger.rows()}
+    if name == "plan":
+        return ledger.plan([pid])
+    if name == "recover":
+        return ledger.recover()
+    if name == "release":
+        return ledger.release_uncertain()
+    if pid not in known:
+        return None
+    if name == "claim":
+        return ledger.claim(pid, f"{pid}@x.com", f"<{pid}@x>")
+    if name == "skip":
+        ledger.skip([(pid, "no_consent")])
+    elif name == "sent" and statuses(ledger)[pid][0] == "attempting":
+        ledger.sent(pid)
+    elif name == "failed" and statuses(ledger)[pid][0] == "attempting":
+        ledger.failed(pid, "soft_bounce:451")
+    return None

@@ -105,7 +105,7 @@ class SendLedger:
     def release_uncertain(self) -> int:
         """Make ``uncertain`` rows attemptable again (``--retry-uncertain``)."""
         rows = self.store.fetchall(
-            "UPDATE sends SET status = 'pending', updated_at = ? "
+            "UPDATE sends SET status = 'pending', reason = NULL, updated_at = ? "
             "WHERE campaign = ? AND status = 'uncertain' RETURNING send_key",
             [self._now(), self.campaign],
         )
