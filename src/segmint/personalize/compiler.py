@@ -15,9 +15,10 @@ The steps, all on source whose Jinja tags are protected tokens:
    ``segmint_link`` filter (see :func:`segmint.personalize.sandbox.link`).
 
 Known differences from rendering the files directly: ``include ... without context`` sees
-the context; an include whose name is computed is left dynamic (its HTML is not
-CSS-inlined); ``{% set %}`` outside blocks in a child template is dropped, as Jinja drops
-its output.
+the context; ``{% set %}`` outside blocks in a child template is dropped, as Jinja drops
+its output. CSS is inlined into what the template's own HTML holds: the output of macros
+and of files imported or included by a computed name is not CSS-inlined (their links are
+still rewritten, and the text part gets their text).
 """
 
 from __future__ import annotations
