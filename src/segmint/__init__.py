@@ -10,6 +10,7 @@ from segmint.clock import Clock, FixedClock, SystemClock
 from segmint.config import ConfigError, WorkspaceDef
 from segmint.errors import SegmintError, Terminal, Transient
 from segmint.intake import Intake, IntakeError, PayloadError, SubmitResult
+from segmint.membership import Membership, MembershipChange, MembershipError, RealtimeEngine
 from segmint.store import Store, StoreError, open_store
 from segmint.workspace import Workspace
 
@@ -19,7 +20,11 @@ __all__ = [
     "FixedClock",
     "Intake",
     "IntakeError",
+    "Membership",
+    "MembershipChange",
+    "MembershipError",
     "PayloadError",
+    "RealtimeEngine",
     "SegmintError",
     "Store",
     "StoreError",
