@@ -269,3 +269,33 @@ class ThreadServer:
         self.server.should_exit = True
         self.thread.join(20)
         self.sock.close()
+
+
+@pytest.fixture
+def pg_shop(
+    tmp_path: Path,
+    smtp_server: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+    postgres_url: str,
+    pg_session_schema: str,
+) -> Iterator[Shop]:
+    """:func:`shop` with its store on PostgreSQL (a fresh schema, via SEGMINT_DATABASE_URL)."""
+    import uuid
+
+    import psycopg
+
+    schema = f"{pg_session_schema}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_url, autocommit=True) as con:
+        con.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in postgres_url else "?"
+    monkeypatch.setenv(
+        "SEGMINT_DATABASE_URL", f"{postgres_url}{sep}options=-csearch_path%3D{schema}"
+    )
+    monkeypatch.setenv("SEGMINT_SECRET", SECRET)
+    path = tmp_path / "shop"
+    Workspace.init(path, name="pg-shop").close()
+    configure(path, smtp_server.port)
+    ws = Workspace.open(path)
+    item = Shop(path, smtp_server, ws)
+    yield item
+    item.workspace.close()
