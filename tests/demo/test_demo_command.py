@@ -10,6 +10,7 @@ import io
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -190,3 +191,33 @@ def test_refuses_a_foreign_folder(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "was not made by 'segmint demo'" in result.stdout + result.stderr
     assert (tmp_path / "mine" / "keep.txt").exists()
+
+
+@pytest.mark.postgres
+def test_the_demo_runs_on_postgresql(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    name = f"segmint_demo_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_url, autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{name}"')
+    url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    monkeypatch.setenv("SEGMINT_DATABASE_URL", url)
+    try:
+        options = DemoOptions(customers=60, directory=tmp_path / "shop", out=tmp_path / "out")
+        console = Console(file=io.StringIO(), width=100)
+        result = run_demo(options, console)
+        assert result.ok, console.file.getvalue()  # type: ignore[attr-defined]
+        assert {o.stage: o.status for o in result.outcomes}.keys() >= WIRED
+        assert all(o.status == "done" for o in result.outcomes if o.stage in WIRED)
+        with Workspace.open(tmp_path / "shop") as ws:
+            assert ws.store.dialect == "postgres"
+            events = ws.store.fetchall("SELECT count(*) FROM events")[0][0]
+            members = ws.store.fetchall("SELECT count(*) FROM memberships")[0][0]
+        summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
+        assert events == summary["facts"]["ingest"]["messages"]
+        assert members >= 60
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as con:
+            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
