@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 from segmint.membership.changes import all_members, read_changes
@@ -173,3 +174,39 @@ def test_segments_of_answers_from_live_state(rig, track):
     pid = pid_of(rig, "u1")
     assert rig.engine.segments_of(pid) == members(rig)[pid]
     assert rig.engine.segments_of("nobody") is None
+
+
+def test_attach_realtime_wires_intake_webhooks_and_the_timer(
+    tmp_path, make_workspace, shop_yaml, track, receiver, monkeypatch
+):
+    from segmint.clock import FixedClock
+    from segmint.intake.pipeline import Intake
+    from segmint.membership.service import attach_realtime
+    from segmint.membership.webhooks import outbox_status
+
+    monkeypatch.setenv("SEGMINT_WEBHOOK_SECRET", "s3cret")
+    hook = f"webhooks:\n  crm: {{url: '{receiver.url}', segments: [vip]}}\n"
+    ws = make_workspace(tmp_path, shop_yaml + hook)
+    clock = FixedClock(T0)
+    intake = Intake(ws, clock)
+    service = attach_realtime(ws, intake, clock)
+    try:
+        intake.submit([track("u1", "Order Completed", T0, total=1500)], source="test")
+        assert "vip" in all_members(ws.store)[pid_of_ws(ws, "u1")]
+        deadline = time.monotonic() + 30  # the server's timer thread delivers on its own
+        while not receiver.received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        service.close()
+        [(_, body)] = receiver.received
+        assert b'"segment":"vip"' in body
+        assert outbox_status(ws.store)["webhooks"]["crm"]["delivered"] == 1
+    finally:
+        service.close()
+        ws.close()
+
+
+def pid_of_ws(ws, user: str) -> str:
+    rows = ws.store.fetchall(
+        "SELECT profile_id FROM identities WHERE kind = 'user_id' AND value = ?", [user]
+    )
+    return rows[0][0]

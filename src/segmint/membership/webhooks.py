@@ -67,6 +67,8 @@ class WebhookOutbox:
     def __init__(self, store: Store, webhooks: Mapping[str, WebhookDef]) -> None:
         self.store = store
         self.webhooks = dict(webhooks)
+        if self.webhooks:  # start at the newest change: later changes are all delivered
+            start_cursor(store, CURSOR_KEY, from_start=False)
 
     def enqueue_new(self, as_of: datetime) -> int:
         """Queue the changes recorded since the last call; return how many rows were added.
