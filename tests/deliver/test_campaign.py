@@ -176,3 +176,14 @@ def test_list_and_status(shop: Shop) -> None:
     assert listed["lifecycle_update"]["sent"] == 1 and listed["fragile"]["sent"] == 0
     status = campaign_status(shop.workspace, "lifecycle_update", FixedClock(T0))
     assert status["ledger"] == {"sent": {"": 1}, "skipped": {"no_consent": 1}}
+
+
+def test_two_profiles_sharing_an_address_get_one_message(shop: Shop) -> None:
+    shop.add("ann", email="family@example.com")
+    shop.add("bob", email="Family@Example.com")
+    report = send(shop)
+    assert report.sent == 1 and dict(report.skipped) == {"duplicate_address": 1}
+    assert shop.statuses()["bob"] == ("skipped", "duplicate_address")
+    assert shop.server.handler.by_recipient() == {"family@example.com": 1}
+    again = send(shop)
+    assert again.sent == 0 and dict(again.skipped) == {"duplicate_address": 1}

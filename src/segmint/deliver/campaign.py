@@ -153,20 +153,26 @@ class CampaignRun:
         )
         skipped: list[tuple[str, str]] = []
         todo: list[tuple[Profile, str]] = []
-        for row in self.ledger.rows():
+        taken = self.ledger.taken_addresses()
+        rows = sorted(self.ledger.rows(), key=lambda r: r.profile_id)
+        for row in rows:
             if row.status in FINAL:
                 self.report.already_sent += row.status == "sent"
                 self.report.uncertain += row.status == "uncertain"
                 continue
             profile = members.get(row.profile_id)
             reason = "left_segment" if profile is None else gate.check(profile)
+            address = "" if profile is None else address_of(profile, ws.email.email_trait) or ""
+            if reason is None and address.lower() in taken:
+                reason = "duplicate_address"  # two profiles, one inbox: one message
             if reason is not None:
                 skipped.append((row.profile_id, reason))
             elif profile is not None:
-                todo.append((profile, address_of(profile, ws.email.email_trait) or ""))
+                taken.add(address.lower())
+                todo.append((profile, address))
         self.ledger.skip(skipped)
         self.report.skipped.update(reason for _, reason in skipped)
-        return sorted(todo, key=lambda item: item[0].profile_id)
+        return todo
 
     async def _worker(self, queue: asyncio.Queue[tuple[Profile, str]]) -> None:
         while not queue.empty():

@@ -20,9 +20,11 @@ SKIP_REASONS = (
     "unsubscribed",
     "no_consent",
     "left_segment",
+    "duplicate_address",
 )
-"""Why a profile is skipped, in the order the gate checks (``left_segment``: no longer a
-member when a resumed send reached it)."""
+"""Why a profile is skipped, in the order the gate checks; then ``left_segment`` (no longer
+a member when a resumed send reached it) and ``duplicate_address`` (another profile of the
+campaign has the same address)."""
 
 
 def address_of(profile: Profile, email_trait: str) -> str | None:

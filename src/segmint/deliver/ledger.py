@@ -102,6 +102,15 @@ class SendLedger:
             )
         ]
 
+    def taken_addresses(self) -> set[str]:
+        """Return the (lower-cased) addresses already sent, held or uncertain in the store."""
+        rows = self.store.fetchall(
+            "SELECT DISTINCT lower(address) FROM sends WHERE campaign = ? AND address IS NOT "
+            "NULL AND status IN ('sent', 'uncertain', 'attempting')",
+            [self.campaign],
+        )
+        return {r[0] for r in rows}
+
     def release_uncertain(self) -> int:
         """Make ``uncertain`` rows attemptable again (``--retry-uncertain``)."""
         rows = self.store.fetchall(
