@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from segmint.clock import FixedClock
@@ -49,7 +50,7 @@ def preview_emails(ctx: DemoContext) -> str:
         result = render(ctx.ws, request)
         written[segment] = [item["html"] for item in result.written]
         rows += [(segment, item["subject"], item["html"]) for item in result.written]
-        rows += [(segment, f"[red]failed: {f['error']}[/red]", "") for f in result.failed]
+        rows += [(segment, f"[red]failed: {escape(f['error'])}[/red]", "") for f in result.failed]
     ctx.facts["previews"] = written
     ctx.console.print(_previews_table(rows))
     total = sum(len(v) for v in written.values())

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -28,7 +29,7 @@ def next_steps(ctx: DemoContext, outcomes: Sequence[Outcome]) -> None:
         style = _STYLE[outcome.status]
         status = f"[{style}]{outcome.status}[/{style}]"
         took = f"{outcome.seconds:.1f} s" if outcome.status == "done" else ""
-        table.add_row(outcome.stage, status, took, outcome.detail)
+        table.add_row(outcome.stage, status, took, escape(outcome.detail))
     console.print(table)
     total = sum(o.seconds for o in outcomes)
     console.print(f"The demo took {total:.0f} s for {count(ctx.options.customers, 'customer')}.")

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rich.console import Console
+from rich.markup import escape
 
 from segmint.demo.consent import record_consent
 from segmint.demo.emails import dry_run_campaign, preview_emails
@@ -125,7 +126,7 @@ def _run_step(step: StepDef, ctx: DemoContext, result: DemoResult) -> Outcome:
     missing = [n for n in step.needs if result.status(n) != "done"]
     if missing:
         detail = f"skipped: needs the {', '.join(missing)} step, which did not run"
-        console.print(f"[yellow]{detail}[/yellow]")
+        console.print(f"[yellow]{escape(detail)}[/yellow]")
         return Outcome(step.name, "skipped", detail)
     started = time.perf_counter()
     status, detail = _attempt(step, ctx)
@@ -137,16 +138,16 @@ def _attempt(step: StepDef, ctx: DemoContext) -> tuple[Status, str]:
     try:
         detail = step.run(ctx)
     except StageUnavailable as exc:
-        console.print(f"[yellow]not available in this build:[/yellow] {exc}")
+        console.print(f"[yellow]not available in this build:[/yellow] {escape(str(exc))}")
         return "unavailable", str(exc)
     except SegmintError as exc:
-        console.print(f"[red]failed:[/red] {exc.detailed_message()}", highlight=False)
+        console.print(f"[red]failed:[/red] {escape(exc.detailed_message())}", highlight=False)
         return "failed", str(exc)
     except Exception as exc:  # a bug in one step must not hide what the others show
         if ctx.options.debug:
             console.print_exception()
         detail = f"{type(exc).__name__}: {exc}"
-        console.print(f"[red]failed:[/red] {detail}", highlight=False)
+        console.print(f"[red]failed:[/red] {escape(detail)}", highlight=False)
         return "failed", detail
-    console.print(f"[green]✓[/green] {detail}", highlight=False)
+    console.print(f"[green]✓[/green] {escape(detail)}", highlight=False)
     return "done", detail
