@@ -165,8 +165,16 @@ def main() -> None:
 
 def batch(store: DuckDBStore, catalog: object) -> None:
     sql = trait_query(catalog, "duckdb", AS_OF).sql(dialect="duckdb")  # type: ignore[arg-type]
-    ours = best_of(lambda: store.execute(f"CREATE OR REPLACE TABLE profile_traits AS {sql}"))
-    hand = best_of(lambda: store.execute(f"CREATE OR REPLACE TABLE hand AS {HAND}"))
+    # Interleaved runs, fastest of each: the machine is shared, so load comes and goes.
+    ours, hand = float("inf"), float("inf")
+    for _ in range(4):
+        ours = min(
+            ours,
+            best_of(lambda: store.execute(f"CREATE OR REPLACE TABLE profile_traits AS {sql}"), 1),
+        )
+        hand = min(
+            hand, best_of(lambda: store.execute(f"CREATE OR REPLACE TABLE hand AS {HAND}"), 1)
+        )
     same = store.fetchall(
         "SELECT count(*) FROM profile_traits p JOIN hand h USING (profile_id) "
         "WHERE p.orders = h.orders AND p.pages_7d = h.pages_7d AND p.carts_3d = h.carts_3d "
