@@ -90,3 +90,9 @@ def test_check_traits_lists_the_problem(tmp_path: Path) -> None:
     assert problems[0].location is not None and problems[0].location.line == 4
     path.write_text(HEAD, encoding="utf-8")
     assert check_traits(load_workspace_def(path), path) == []
+
+
+def test_profile_id_is_not_a_trait_name(tmp_path: Path) -> None:
+    error = refused(tmp_path, "  profile_id: {count: events}\n")
+    assert "profile key" in str(error)
+    assert error.location is not None and error.location.line == 4

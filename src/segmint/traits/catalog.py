@@ -27,6 +27,9 @@ from segmint.traits.aggregates import computed_spec
 from segmint.traits.errors import TraitCycleError, TraitDefinitionError
 from segmint.traits.model import TraitSpec, builtin_specs, identify_spec, implicit_spec
 
+RESERVED = "profile_id"
+"""The one name a trait cannot have: it is the key column of ``profile_traits``."""
+
 
 @dataclass(frozen=True)
 class TraitCatalog:
@@ -110,6 +113,9 @@ def build_catalog(
         TraitDefinitionError: For the first broken definition (TraitCycleError for a cycle).
     """
     traits = definition.traits if isinstance(definition, WorkspaceDef) else definition
+    if RESERVED in traits:
+        raise TraitDefinitionError(RESERVED, None, f"'{RESERVED}' is the profile key, not a trait",
+                                   hint="choose another name")  # fmt: skip
     specs = {s.name: s for s in builtin_specs()}
     derived: dict[str, TraitDef] = {}
     for name, trait in traits.items():
