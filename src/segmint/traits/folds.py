@@ -12,6 +12,10 @@ at ``as_of`` folds the entries with ``timestamp > as_of - within``. Entries that
 the window at the profile's *watermark* (its latest event time) are dropped, so memory is
 bounded by the events inside one window. Reading is exact for any ``as_of`` at or after the
 watermark (the real-time case: state is read at "now").
+
+Memory per trait: O(1) for count, exists, sum, avg, min, max, first and last; O(distinct
+values) for all-time ``distinct_count`` and ``most_frequent`` (an exact answer needs them);
+O(events inside the window) for windowed traits.
 """
 
 from __future__ import annotations
