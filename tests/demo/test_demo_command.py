@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -22,6 +23,10 @@ from segmint.demo.stage import DemoOptions
 from segmint.workspace import Workspace
 
 CUSTOMERS = 300
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("SEGMINT_")} | {
+    "COLUMNS": "120"
+}
+"""The environment without SEGMINT_* settings (a SEGMINT_DATABASE_URL would redirect the store)."""
 WIRED = {"workspace", "ingest", "refresh", "segments", "previews", "consent", "campaign"}
 """Steps whose APIs have landed: they must be done, not merely attempted."""
 
@@ -35,7 +40,7 @@ def demo_run(
         [sys.executable, "-m", "segmint", "demo", "--customers", str(CUSTOMERS),
          "--dir", str(root / "shop"), "--out", str(root / "out")],
         capture_output=True, text=True, check=False, cwd=root,
-        env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"},
+        env=CLEAN_ENV,
     )  # fmt: skip
     return result, root
 
@@ -169,7 +174,8 @@ def test_campaign_dry_run_wrote_its_outbox(
     assert len(list(outbox.glob("*.eml"))) == report["sent"]
 
 
-def test_a_second_run_starts_from_scratch(tmp_path: Path) -> None:
+def test_a_second_run_starts_from_scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SEGMINT_DATABASE_URL", raising=False)
     options = DemoOptions(customers=20, directory=tmp_path / "shop", out=tmp_path / "out")
     for _ in range(2):
         console = Console(file=io.StringIO(), width=100)
@@ -186,7 +192,7 @@ def test_refuses_a_foreign_folder(tmp_path: Path) -> None:
     (tmp_path / "mine" / "keep.txt").write_text("mine", encoding="utf-8")
     result = subprocess.run(
         [sys.executable, "-m", "segmint", "demo", "--customers", "5", "--dir", "mine"],
-        capture_output=True, text=True, check=False, cwd=tmp_path,
+        capture_output=True, text=True, check=False, cwd=tmp_path, env=CLEAN_ENV,
     )  # fmt: skip
     assert result.returncode == 1
     assert "was not made by 'segmint demo'" in result.stdout + result.stderr
