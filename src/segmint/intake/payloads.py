@@ -113,8 +113,11 @@ def decode_message(
     kind = type_ or raw.get("type")
     if kind not in EVENT_TYPES:
         raise PayloadError("type", f"must be one of {', '.join(EVENT_TYPES)}, got {kind!r}")
-    walk = scan_nul or check_depth
-    objects = {name: _object(raw, name, walk, scan_nul) for name in _OBJECTS}
+    get = raw.get
+    objects = {"properties": get("properties"), "traits": get("traits"), "context": get("context")}
+    for name, value in objects.items():
+        if type(value) is not dict or scan_nul or check_depth:
+            objects[name] = _object(raw, name, scan_nul or check_depth, scan_nul)
     if kind == "identify" and not objects["traits"]:
         # RudderStack's libraries send identify traits in context.traits only.
         context_traits = objects["context"].get("traits")
