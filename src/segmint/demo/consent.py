@@ -31,7 +31,8 @@ def record_consent(ctx: DemoContext) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     unsubscribes = [r for r in ctx.provider if r["kind"] == "unsubscribed"]
     bounces = [r for r in ctx.provider if r["kind"] == "bounced"]
-    stated = sync(ws.store, ws.definition.consent)
+    with ctx.console.status("Recording the consent stated in identify calls…"):
+        stated = sync(ws.store, ws.definition.consent)
     rows = [[r["user_id"], "*", "unsubscribed", r["occurred_at"]] for r in unsubscribes]
     path = _write(folder / "unsubscribes.csv", ["user_id", "topic", "status", "occurred_at"], rows)
     imported = import_csv(
