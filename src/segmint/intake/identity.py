@@ -24,7 +24,11 @@ Rules, applied to each message in order:
    implicitly.
 5. **Alias** is the explicit exception: ``alias(userId=U, previousId=P)`` merges the profile
    owning ``P`` (as a userId, else as an anonymousId) into the profile of ``U``, even when both
-   carry userIds; a profile may then hold several userIds.
+   carry userIds; a profile may then hold several userIds. When ``U`` is new it simply joins
+   ``P``'s profile; when ``P`` is new it joins ``U``'s as an anonymousId.
+
+A new profile's id is ``p_`` and a hash of the identity that created it, so replaying the same
+events into an empty store gives the same ids.
 
 Traits are not stored here. Events are the source of truth: after a merge all events of both
 profiles belong to the survivor, so trait values computed from them follow **most recent
