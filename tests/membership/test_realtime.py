@@ -210,3 +210,20 @@ def pid_of_ws(ws, user: str) -> str:
         "SELECT profile_id FROM identities WHERE kind = 'user_id' AND value = ?", [user]
     )
     return rows[0][0]
+
+
+def test_real_time_on_postgres_agrees_with_batch(
+    tmp_path, pg_store, make_workspace, make_rig, track
+):
+    from segmint.membership.batch import reconcile
+
+    ws = make_workspace(tmp_path, store=pg_store)
+    rig = make_rig(ws)
+    rig.send(*[track(f"u{i}", "Order Completed", T0, total=400 * i) for i in range(4)])
+    rig.send(*[track("u1", "Email Opened", T0 - timedelta(hours=h)) for h in range(3)])
+    assert reconcile(ws.store, rig.compiled, T0) == []
+    for days in (29, 31, 61, 200):
+        rig.at(T0 + timedelta(days=days))
+        assert reconcile(ws.store, rig.compiled, T0 + timedelta(days=days)) == []
+    sources = {c.cause["source"] for c in read_changes(ws.store)}
+    assert sources == {"event", "time"}
