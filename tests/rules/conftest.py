@@ -70,7 +70,7 @@ def python_aggregate(agg: EventAggregate, events: list[Event], as_of: datetime) 
         for e in events
         if e.event == agg.event
         and e.timestamp <= as_of
-        and (agg.within is None or e.timestamp >= as_of - agg.within)
+        and (agg.within is None or e.timestamp > as_of - agg.within)
         and (test is None or test(e.properties, as_of) is True)
     ]
     if agg.func == "count":
@@ -150,7 +150,7 @@ class SQLBackend:
             exp.column("ts", "e") <= timestamp_literal(as_of),
         ]
         if agg.within is not None:
-            conditions.append(exp.column("ts", "e") >= timestamp_literal(as_of - agg.within))
+            conditions.append(exp.column("ts", "e") > timestamp_literal(as_of - agg.within))
         if agg.where is not None:
             test = compile_sql(
                 agg.where, dialect=self.dialect, schema=PROPERTIES, resolve=self.property

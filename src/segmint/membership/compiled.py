@@ -152,7 +152,7 @@ class CompiledSegments:
     def transition(self, name: str, row: Mapping[str, Any], as_of: datetime) -> datetime | None:
         """When time alone may next change segment ``name``'s rule for these values."""
         timed = self.segments[name].timed
-        return None if timed is None else next_transition(timed, row, as_of)
+        return None if timed is None else next_transition(timed, row, as_of, schema=self.schema)
 
 
 def _parse(name: str, text: str) -> Expr:

@@ -373,7 +373,7 @@ class PythonCompiler:
     def visit_Within(self, node: A.Within) -> str:
         duration = self.const(node.duration)
         parts = [(node.operand, self.visit(node.operand))]
-        return self.guarded(parts, lambda v: f"as_of - {duration} <= {v[0]} <= as_of")
+        return self.guarded(parts, lambda v: f"as_of - {duration} < {v[0]} <= as_of")
 
     def visit_DaysSince(self, node: A.DaysSince) -> str:
         parts = [(node.operand, self.visit(node.operand))]

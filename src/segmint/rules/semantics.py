@@ -22,7 +22,8 @@ implement exactly this, and the golden and property tests hold them to it.
 - ``performed(...)`` compares a count, which is 0 (never NULL) without matching events.
   ``last_performed('E')`` is NULL when the profile never performed ``E``.
 
-**Time.** ``now()`` is ``as_of``. ``within(ts, d)`` is ``now() - d <= ts <= now()``.
+**Time.** ``now()`` is ``as_of``. ``within(ts, d)`` is ``now() - d < ts <= now()``: the lower
+edge is excluded, as in every event window (a trait's ``within:``, ``performed(within => …)``).
 ``days_since(ts)`` is the fractional number of days ``(now() - ts) / 86400 seconds``
 (a float; 36 hours is 1.5). Python values are aware UTC datetimes; SQL columns are naive UTC
 ``TIMESTAMP`` and ``now()`` becomes the naive UTC literal of ``as_of``.

@@ -293,10 +293,12 @@ class SQLCompiler:
 
     def visit_Within(self, node: A.Within) -> exp.Expression:
         now = self.now(node)
-        return exp.Between(
-            this=paren(self.visit(node.operand)),
-            low=timestamp_literal(now - node.duration),
-            high=timestamp_literal(now),
+        # The window excludes its lower edge, like every event window (traits' `within:`
+        # and performed(within => ...)): now() - d < ts <= now().
+        operand = paren(self.visit(node.operand))
+        return exp.And(
+            this=exp.GT(this=operand, expression=timestamp_literal(now - node.duration)),
+            expression=exp.LTE(this=operand.copy(), expression=timestamp_literal(now)),
         )
 
     def visit_DaysSince(self, node: A.DaysSince) -> exp.Expression:

@@ -19,6 +19,7 @@ from typing import Any
 from segmint.rules import ast as A
 from segmint.rules.lowering import lower_events
 from segmint.rules.pycompile import Evaluator, compile_python
+from segmint.rules.schema import TraitSchema
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DAY_US = 86_400_000_000
@@ -31,20 +32,28 @@ class NonLinear(Exception):
     """A leaf whose value is not linear in time; it is rechecked after :data:`RECHECK`."""
 
 
-def next_transition(expr: A.Expr, row: Mapping[str, Any], as_of: datetime) -> datetime | None:
+def next_transition(
+    expr: A.Expr,
+    row: Mapping[str, Any],
+    as_of: datetime,
+    *,
+    schema: TraitSchema | None = None,
+) -> datetime | None:
     """The earliest instant after ``as_of`` at which a time-relative leaf could flip.
 
     Args:
         expr: The rule.
         row: The profile's trait values (as for :func:`compile_python`).
         as_of: The instant the rule was last evaluated at.
+        schema: The trait types the rule was compiled with, so dynamic values are coerced
+            here exactly as in the rule itself.
 
     Returns:
         The instant, or None if no leaf can change with time alone for these values.
     """
     best: datetime | None = None
     for leaf in _time_leaves(expr):
-        found = _leaf_transition(leaf, row, as_of)
+        found = _leaf_transition(leaf, row, as_of, schema)
         if found is not None and (best is None or found < best):
             best = found
     return best
@@ -70,17 +79,30 @@ def _timed(node: A.Expr) -> bool:
     return any(isinstance(n, A.Now | A.DaysSince | A.Within) for n in A.walk(node))
 
 
-@functools.lru_cache(maxsize=2048)
-def _evaluator(node: A.Expr) -> Evaluator:
-    return compile_python(node)
+_EVALUATORS: dict[tuple[A.Expr, int], tuple[TraitSchema | None, Evaluator]] = {}
 
 
-def _leaf_transition(leaf: A.Expr, row: Mapping[str, Any], as_of: datetime) -> datetime | None:
+def _evaluator(node: A.Expr, schema: TraitSchema | None) -> Evaluator:
+    # Keyed by the schema's identity (schemas are long-lived; the stored reference keeps the
+    # id from being reused while the entry exists).
+    key = (node, id(schema))
+    found = _EVALUATORS.get(key)
+    if found is None:
+        if len(_EVALUATORS) > 4096:
+            _EVALUATORS.clear()
+        found = (schema, compile_python(node, schema=schema))
+        _EVALUATORS[key] = found
+    return found[1]
+
+
+def _leaf_transition(
+    leaf: A.Expr, row: Mapping[str, Any], as_of: datetime, schema: TraitSchema | None
+) -> datetime | None:
     try:
-        crossings = list(_crossings(leaf, row, as_of))
+        crossings = list(_crossings(leaf, row, as_of, schema))
     except NonLinear:
         return as_of + RECHECK
-    evaluate = _evaluator(leaf)
+    evaluate = _evaluator(leaf, schema)
     current = evaluate(row, as_of)
     now_us = _micros(as_of)
     candidates = sorted(
@@ -94,9 +116,11 @@ def _leaf_transition(leaf: A.Expr, row: Mapping[str, Any], as_of: datetime) -> d
     return None
 
 
-def _crossings(leaf: A.Expr, row: Mapping[str, Any], as_of: datetime) -> Iterator[Fraction]:
+def _crossings(
+    leaf: A.Expr, row: Mapping[str, Any], as_of: datetime, schema: TraitSchema | None
+) -> Iterator[Fraction]:
     if isinstance(leaf, A.Within):
-        form = _linear(leaf.operand, row, as_of)
+        form = _linear(leaf.operand, row, as_of, schema)
         if form is not None and form[0] == 0:
             start = form[1]
             yield from (start, start + _micros_of(leaf.duration))
@@ -109,29 +133,33 @@ def _crossings(leaf: A.Expr, row: Mapping[str, Any], as_of: datetime) -> Iterato
     elif isinstance(leaf, A.InList):
         pairs = [(leaf.operand, item) for item in leaf.items]
     for left, right in pairs:
-        a, b = _linear(left, row, as_of), _linear(right, row, as_of)
+        a, b = _linear(left, row, as_of, schema), _linear(right, row, as_of, schema)
         if a is not None and b is not None and a[0] != b[0]:
             yield -(a[1] - b[1]) / (a[0] - b[0])
 
 
-def _linear(node: A.Expr, row: Mapping[str, Any], as_of: datetime) -> Linear | None:
+def _linear(
+    node: A.Expr, row: Mapping[str, Any], as_of: datetime, schema: TraitSchema | None
+) -> Linear | None:
     """``(a, b)`` with value = a·t + b (t in microseconds); None when the value is NULL."""
     if isinstance(node, A.Now):
         return Fraction(1), Fraction(0)
     if not _timed(node):
-        return _constant(_evaluator(node)(row, as_of))
+        return _constant(_evaluator(node, schema)(row, as_of))
     if isinstance(node, A.DaysSince):
-        inner = _linear(node.operand, row, as_of)
+        inner = _linear(node.operand, row, as_of, schema)
         if inner is None:
             return None
         return (1 - inner[0]) / DAY_US, -inner[1] / DAY_US
     if isinstance(node, A.Arithmetic):
-        return _arith(node, row, as_of)
+        return _arith(node, row, as_of, schema)
     raise NonLinear
 
 
-def _arith(node: A.Arithmetic, row: Mapping[str, Any], as_of: datetime) -> Linear | None:
-    left, right = _linear(node.left, row, as_of), _linear(node.right, row, as_of)
+def _arith(
+    node: A.Arithmetic, row: Mapping[str, Any], as_of: datetime, schema: TraitSchema | None
+) -> Linear | None:
+    left, right = _linear(node.left, row, as_of, schema), _linear(node.right, row, as_of, schema)
     if left is None or right is None:
         return None
     if node.op in "+-":
