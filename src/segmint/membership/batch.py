@@ -117,23 +117,28 @@ _EXITS = (
 def _apply(
     store: Store, compiled: CompiledSegments, pairs: str, prev: str, as_of: datetime, limit: int
 ) -> tuple[int, int]:
-    count = store.fetchall(
-        f"SELECT (SELECT count(*) FROM ({_ENTERS.format(pairs=pairs)}) a), "
-        f"(SELECT count(*) FROM ({_EXITS.format(pairs=pairs)}) b)"
-    )[0]
-    entered, exited = int(count[0]), int(count[1])
-    if entered + exited <= limit:
-        _apply_precise(store, compiled, pairs, prev, as_of)
-    else:
-        _apply_bulk(store, compiled, pairs, as_of)
+    tag = uuid.uuid4().hex[:10]
+    diff = {"enter": f"_segmint_enter_{tag}", "exit": f"_segmint_exit_{tag}"}
+    store.execute(f"CREATE TEMP TABLE {diff['enter']} AS {_ENTERS.format(pairs=pairs)}")
+    store.execute(f"CREATE TEMP TABLE {diff['exit']} AS {_EXITS.format(pairs=pairs)}")
+    try:
+        entered = int(store.fetchall(f"SELECT count(*) FROM {diff['enter']}")[0][0])
+        exited = int(store.fetchall(f"SELECT count(*) FROM {diff['exit']}")[0][0])
+        if entered + exited <= limit:
+            _apply_precise(store, compiled, diff, prev, as_of)
+        else:
+            _apply_bulk(store, compiled, diff, as_of)
+    finally:
+        for table in diff.values():
+            store.execute(f"DROP TABLE {table}")
     return entered, exited
 
 
 def _apply_precise(
-    store: Store, compiled: CompiledSegments, pairs: str, prev: str, as_of: datetime
+    store: Store, compiled: CompiledSegments, diff: dict[str, str], prev: str, as_of: datetime
 ) -> None:
-    enters = store.fetchall(_ENTERS.format(pairs=pairs) + " ORDER BY 2, 1")
-    exits = store.fetchall(_EXITS.format(pairs=pairs) + " ORDER BY 2, 1")
+    enters = store.fetchall(f"SELECT segment, profile_id FROM {diff['enter']} ORDER BY 2, 1")
+    exits = store.fetchall(f"SELECT segment, profile_id FROM {diff['exit']} ORDER BY 2, 1")
     ids = sorted({pid for _, pid in enters + exits})
     if not ids:
         return
@@ -169,7 +174,9 @@ def _cause(
     return {"source": "refresh", "rule": seg.spec.rule, "traits": changed}
 
 
-def _apply_bulk(store: Store, compiled: CompiledSegments, pairs: str, as_of: datetime) -> None:
+def _apply_bulk(
+    store: Store, compiled: CompiledSegments, diff: dict[str, str], as_of: datetime
+) -> None:
     causes = f"_segmint_causes_{uuid.uuid4().hex[:10]}"
     store.execute(f"CREATE TEMP TABLE {causes} (segment TEXT, cause TEXT)")
     rows = [
@@ -180,20 +187,20 @@ def _apply_bulk(store: Store, compiled: CompiledSegments, pairs: str, as_of: dat
     store.executemany(f"INSERT INTO {causes} VALUES (?, ?)", rows)
     at = timestamp_literal(as_of).sql(dialect=store.dialect)
     json_type = "JSON" if store.dialect == "duckdb" else "JSONB"
-    for kind, sql in (("exit", _EXITS), ("enter", _ENTERS)):
+    for kind in ("exit", "enter"):
         store.execute(
             "INSERT INTO membership_changes (segment, profile_id, change, occurred_at, cause) "
             f"SELECT d.segment, d.profile_id, '{kind}', {at}, CAST(c.cause AS {json_type}) "
-            f"FROM ({sql.format(pairs=pairs)}) d JOIN {causes} c ON c.segment = d.segment"
+            f"FROM {diff[kind]} d JOIN {causes} c ON c.segment = d.segment"
         )
     store.execute(f"DROP TABLE {causes}")
     store.execute(
-        f"DELETE FROM memberships WHERE NOT EXISTS (SELECT 1 FROM {pairs} e "
-        "WHERE memberships.segment = e.segment AND memberships.profile_id = e.profile_id)"
+        f"DELETE FROM memberships WHERE EXISTS (SELECT 1 FROM {diff['exit']} x "
+        "WHERE memberships.segment = x.segment AND memberships.profile_id = x.profile_id)"
     )
     store.execute(
         "INSERT INTO memberships (segment, profile_id, entered_at) "
-        f"SELECT d.segment, d.profile_id, ? FROM ({_ENTERS.format(pairs=pairs)}) d",
+        f"SELECT segment, profile_id, ? FROM {diff['enter']}",
         [utcnow_naive(as_of)],
     )
 
