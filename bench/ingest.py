@@ -15,7 +15,7 @@ server's CPU time per event (all its threads), which does not depend on what els
 is running.
 
 Size: ``SEGMINT_BENCH_SCALE`` (default 1) times 3,000 requests (300,000 events);
-``SEGMINT_BENCH_CONNECTIONS`` connections (default 32).
+``SEGMINT_BENCH_CONNECTIONS`` connections (default 64).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ report = _common.report
 SCALE = float(os.environ.get("SEGMINT_BENCH_SCALE", "1"))
 REQUESTS = int(3000 * SCALE)
 PER_REQUEST = 100
-CONNECTIONS = int(os.environ.get("SEGMINT_BENCH_CONNECTIONS", "32"))
+CONNECTIONS = int(os.environ.get("SEGMINT_BENCH_CONNECTIONS", "64"))
 USERS = 20_000
 EVENTS = ("Product Viewed", "Order Completed", "Cart Abandoned", "Page Viewed")
 

@@ -123,7 +123,7 @@ def test_batch_sent_at_applies_to_messages_without_their_own() -> None:
     raw = {"type": "track", "userId": "u", "event": "E", "timestamp": "2026-03-01T10:00:00Z"}
     m = decode_message(raw, received_at=NOW, sent_at="2026-03-01T10:00:30Z")
     assert m.timestamp == NOW - timedelta(seconds=30)
-    assert m.raw["sentAt"] == "2026-03-01T10:00:30Z"  # kept for replays
+    assert m.payload["sentAt"] == "2026-03-01T10:00:30Z"  # kept for replays
 
 
 instants = st.datetimes(

@@ -60,7 +60,8 @@ class Message:
         timestamp: When it happened, skew corrected (aware UTC).
         received_at: When segmint received it (aware UTC).
         previous_id: An alias call's previousId.
-        raw: The message as received (with the batch's sentAt), kept for quarantine.
+        raw: The message as received.
+        batch_sent_at: The batch's ``sentAt`` when the message has none of its own.
     """
 
     type: str
@@ -75,6 +76,14 @@ class Message:
     received_at: datetime
     previous_id: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    batch_sent_at: Any = None
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The message as received, with the batch's ``sentAt`` (what quarantine keeps)."""
+        if self.batch_sent_at is None:
+            return self.raw
+        return {**self.raw, "sentAt": self.batch_sent_at}
 
 
 def decode_message(
@@ -126,8 +135,7 @@ def decode_message(
     user_id, anonymous_id = _id(raw, "userId"), _id(raw, "anonymousId")
     if user_id is None and anonymous_id is None:
         raise PayloadError("userId", "a message needs a userId or an anonymousId")
-    if sent_at is not None and "sentAt" not in raw:
-        raw = {**raw, "sentAt": sent_at}
+    batch_sent_at = sent_at if sent_at is not None and "sentAt" not in raw else None
     if check_size:
         _check_size(raw)
     event, previous_id = _specifics(kind, raw, objects)
@@ -140,10 +148,11 @@ def decode_message(
         properties=objects["properties"],
         traits=objects["traits"],
         context=objects["context"],
-        timestamp=corrected_timestamp(raw, received_at),
+        timestamp=corrected_timestamp(raw, received_at, batch_sent_at),
         received_at=received_at,
         previous_id=previous_id,
         raw=raw,
+        batch_sent_at=batch_sent_at,
     )
 
 
@@ -168,10 +177,20 @@ def nesting_within(body: bytes, limit: int) -> bool:
     return not shape
 
 
-def corrected_timestamp(raw: Mapping[str, Any], received_at: datetime) -> datetime:
-    """Apply the spec's clock-skew correction (see the module docstring)."""
+def corrected_timestamp(
+    raw: Mapping[str, Any], received_at: datetime, batch_sent_at: Any = None
+) -> datetime:
+    """Apply the spec's clock-skew correction (see the module docstring).
+
+    Args:
+        raw: The message.
+        received_at: When segmint received it.
+        batch_sent_at: The batch's ``sentAt``, used when the message has none.
+    """
     original = _instant(raw, "timestamp") or _instant(raw, "originalTimestamp")
     sent = _instant(raw, "sentAt")
+    if sent is None and batch_sent_at is not None:
+        sent = _instant({"sentAt": batch_sent_at}, "sentAt")
     if original is None:
         return received_at
     if sent is None:

@@ -212,7 +212,7 @@ class BatchWriter:
             known.add(message.message_id)
             field = reason.split(":", 1)[0]
             batch.quarantine.append(
-                quarantine_row(message.received_at, source, message.raw, reason, field)
+                quarantine_row(message.received_at, source, message.payload, reason, field)
             )
             batch.counts[index][2] += 1
         insert_rows(self.store, "quarantine", QUARANTINE_COLUMNS, batch.quarantine)
