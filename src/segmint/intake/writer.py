@@ -29,7 +29,7 @@ _BUMP = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     """A message resolved to a profile, waiting to be appended."""
 
@@ -109,10 +109,24 @@ class BatchWriter:
         for index, sub in enumerate(submissions):
             batch.quarantine.extend(sub.quarantine)
             batch.counts[index][2] += len(sub.quarantine)
+            if plan is None and sub.replay_ids is None:
+                self._resolve_plain(batch, index, sub)
+                continue
             for position, message in enumerate(sub.messages):
                 replay_id = sub.replay_ids[position] if sub.replay_ids is not None else None
                 self._one(batch, index, sub.source, message, replay_id, plan)
         return batch
+
+    def _resolve_plain(self, batch: _Batch, index: int, sub: Submission) -> None:
+        """The hot path of :meth:`_resolve`: no plan to check, nothing replayed."""
+        resolve, changes, source = self.graph.resolve, batch.changes, sub.source
+        merges, pending = changes.merges, batch.pending.append
+        for message in sub.messages:
+            before = len(merges)
+            profile_id = resolve(message, changes)
+            if len(merges) != before:
+                batch.merges[index].extend(merges[before:])
+            pending(_Pending(index, source, message, profile_id, None))
 
     def _one(
         self,
