@@ -40,11 +40,23 @@ def serve(ctx: Context, host: str, port: int, log_level: str, realtime: bool) ->
     if realtime:
         attach_realtime(workspace, intake, clock)  # membership engine, time transitions, webhooks
     app = create_app(workspace, clock, intake=intake)
+    _tune_gc()
     loop = "uvloop" if _has("uvloop") else "asyncio"
     http = "httptools" if _has("httptools") else "h11"
     click.echo(f"segmint serving {workspace.definition.name} on http://{host}:{port}", err=True)
     uvicorn.run(app, host=host, port=port, loop=loop, http=http, log_level=log_level,
                 access_log=False)  # fmt: skip
+
+
+def _tune_gc() -> None:
+    """Collect cycles rarely: the server allocates many short-lived, acyclic objects per
+    request, and the default thresholds made the collector walk the (large, long-lived)
+    identity graph thousands of times a second. Measured: a third less CPU per event.
+    """
+    import gc
+
+    gc.freeze()  # what startup built is never garbage
+    gc.set_threshold(50_000, 50, 100)
 
 
 def _has(module: str) -> bool:
