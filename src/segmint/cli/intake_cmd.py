@@ -49,9 +49,11 @@ def serve(ctx: Context, host: str, port: int, log_level: str, realtime: bool) ->
 
 
 def _tune_gc() -> None:
-    """Collect cycles rarely: the server allocates many short-lived, acyclic objects per
-    request, and the default thresholds made the collector walk the (large, long-lived)
-    identity graph thousands of times a second. Measured: a third less CPU per event.
+    """Collect cycles rarely in the server process.
+
+    The server allocates many short-lived, acyclic objects per request, and the default
+    thresholds made the collector walk the large, long-lived identity graph thousands of
+    times a second. Measured: a third less CPU per event.
     """
     import gc
 
