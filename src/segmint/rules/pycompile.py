@@ -333,7 +333,12 @@ class PythonCompiler:
     def visit_IsNull(self, node: A.IsNull) -> str:
         if isinstance(node.operand, A.Literal):
             return repr((node.operand.value is None) != node.negated)
-        return f"({self.visit(node.operand)} is {'not ' if node.negated else ''}None)"
+        code = self.visit(node.operand)
+        if not any(isinstance(n, A.TraitRef) for n in A.walk(node.operand)):
+            # Python folds constant arithmetic into a literal, and `literal is None` is a
+            # SyntaxWarning; equality with None gives the same answer for such values.
+            return f"({code} {'!=' if node.negated else '=='} None)"
+        return f"({code} is {'not ' if node.negated else ''}None)"
 
     def visit_Like(self, node: A.Like) -> str:
         ci, pattern = node.case_insensitive, node.pattern
