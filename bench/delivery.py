@@ -13,32 +13,21 @@ server do not share one event loop. Size: ``SEGMINT_BENCH_SCALE`` multiplies the
 
 from __future__ import annotations
 
-import sys
+import asyncio
+import multiprocessing
+import os
+import socket
+import time
+from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
-# bench/email.py would shadow the standard library's email package: drop bench/ from the path.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+import aiosmtplib
 
-import asyncio  # noqa: E402
-import importlib.util  # noqa: E402
-import multiprocessing  # noqa: E402
-import os  # noqa: E402
-import socket  # noqa: E402
-import time  # noqa: E402
-from email.message import EmailMessage  # noqa: E402
-from typing import Any  # noqa: E402
-
-import aiosmtplib  # noqa: E402
-
-from segmint.config.model import SmtpDef  # noqa: E402
-from segmint.deliver.retry import RetryPolicy, with_retries  # noqa: E402
-from segmint.deliver.transport import SmtpPool  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("bench_common", _HERE / "common.py")
-assert _spec is not None and _spec.loader is not None
-common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(common)
+import common
+from segmint.config.model import SmtpDef
+from segmint.deliver.retry import RetryPolicy, with_retries
+from segmint.deliver.transport import SmtpPool
 
 SCALE = float(os.environ.get("SEGMINT_BENCH_SCALE", "1"))
 MESSAGES = int(2000 * SCALE)

@@ -18,34 +18,25 @@ Size: ``SEGMINT_BENCH_SCALE`` multiplies the default 20,000 messages.
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 # This file is named like the standard library's ``email`` package: take the bench folder
 # off the import path first, or ``import email`` would find this script.
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
 
-from email import policy  # noqa: E402
-from email.message import EmailMessage  # noqa: E402
+import jinja2
 
-import jinja2  # noqa: E402
-
-from segmint.personalize import Renderer  # noqa: E402
-from segmint.personalize.filters import FILTERS  # noqa: E402
-from segmint.profiles import Profile  # noqa: E402
-from segmint.workspace import Workspace  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("bench_common", HERE / "common.py")
-assert _spec and _spec.loader
-common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(common)
+import common
+from segmint.personalize import Renderer
+from segmint.personalize.filters import FILTERS
+from segmint.profiles import Profile
+from segmint.workspace import Workspace
 
 N = int(20_000 * float(os.environ.get("SEGMINT_BENCH_SCALE", "1")))
 AS_OF = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib.util
 import os
 import random
 import socket
@@ -32,20 +31,13 @@ import tempfile
 import time
 from pathlib import Path
 
-# bench/ holds modules named like the standard library's (email.py): keep it off the path.
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+import httpx
+import orjson
 
-import httpx  # noqa: E402
-import orjson  # noqa: E402
+import common as _common
+from segmint.intake.keys import create_key
+from segmint.workspace import Workspace
 
-from segmint.intake.keys import create_key  # noqa: E402
-from segmint.workspace import Workspace  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("bench_common", HERE / "common.py")
-assert _spec is not None and _spec.loader is not None
-_common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_common)
 report = _common.report
 
 SCALE = float(os.environ.get("SEGMINT_BENCH_SCALE", "1"))

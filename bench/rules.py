@@ -15,28 +15,17 @@ Size: ``SEGMINT_BENCH_PROFILES`` (default 200,000; the issue's full size is 1,00
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import random
-import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-# Another script in bench/ may shadow a stdlib module (bench/email.py): keep bench/ off the path.
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-_spec = importlib.util.spec_from_file_location("bench_common", HERE / "common.py")
-assert _spec is not None and _spec.loader is not None
-common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(common)
-best_of, report = common.best_of, common.report
+import duckdb
+from sqlglot import exp
 
-import duckdb  # noqa: E402
-from sqlglot import exp  # noqa: E402
-
-from segmint.rules import TraitSchema, compile_python, compile_sql, parse  # noqa: E402
+from common import best_of, report
+from segmint.rules import TraitSchema, compile_python, compile_sql, parse
 
 AS_OF = datetime(2024, 5, 1, 12, tzinfo=UTC)
 NAIVE_NOW = AS_OF.replace(tzinfo=None)

@@ -13,29 +13,21 @@ Figures (default 50,000 rows; ``SEGMINT_BENCH_SCALE=4`` for 200,000):
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-# bench/email.py would shadow the standard library's email package (imported by redis):
-# take this folder off the path until the third-party imports are done.
-BENCH = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
+import orjson
+import redis
 
-import orjson  # noqa: E402
-import redis  # noqa: E402
-
-from segmint.clock import SystemClock  # noqa: E402
-from segmint.intake import Intake  # noqa: E402
-from segmint.intake.importers import open_rows, run_import  # noqa: E402
-from segmint.intake.mappings import RowMapper  # noqa: E402
-from segmint.intake.streams import consume, open_source  # noqa: E402
-from segmint.workspace import Workspace  # noqa: E402
-
-sys.path.append(str(BENCH))
-from common import report  # noqa: E402
+from common import report
+from segmint.clock import SystemClock
+from segmint.intake import Intake
+from segmint.intake.importers import open_rows, run_import
+from segmint.intake.mappings import RowMapper
+from segmint.intake.streams import consume, open_source
+from segmint.workspace import Workspace
 
 ROWS = 50_000 * int(os.environ.get("SEGMINT_BENCH_SCALE", "1"))
 REDIS_URL = os.environ.get("SEGMINT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -17,31 +17,20 @@ Figures:
 from __future__ import annotations
 
 import gc
-import importlib.util
 import os
 import statistics
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-# bench/email.py would shadow the standard library's email package: take bench/ off the path
-# and load common.py by file.
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-_spec = importlib.util.spec_from_file_location("bench_common", HERE / "common.py")
-assert _spec is not None and _spec.loader is not None
-common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(common)
-best_of, report = common.best_of, common.report
-
-from segmint.config.model import TraitDef  # noqa: E402
-from segmint.store.duckdb import DuckDBStore  # noqa: E402
-from segmint.traits import TraitEngine, build_catalog  # noqa: E402
-from segmint.traits.live import to_event  # noqa: E402
-from segmint.traits.sqlgen import trait_query  # noqa: E402
-from segmint.traits.state import dumps  # noqa: E402
+from common import best_of, report
+from segmint.config.model import TraitDef
+from segmint.store.duckdb import DuckDBStore
+from segmint.traits import TraitEngine, build_catalog
+from segmint.traits.live import to_event
+from segmint.traits.sqlgen import trait_query
+from segmint.traits.state import dumps
 
 FULL = os.environ.get("SEGMINT_BENCH_SCALE") == "1"
 PROFILES = 1_000_000 if FULL else 100_000
