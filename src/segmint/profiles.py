@@ -73,3 +73,30 @@ def segment_members(
             memberships[pid].add(seg)
     for pid, raw in rows:
         yield Profile(pid, decode_traits(raw, types), frozenset(memberships[pid]))
+
+
+IDENTITY_PREFERENCE = ("user_id", "email", "anonymous_id")
+"""The identity kinds a bare reference is tried as, in order, when it is not a profile id."""
+
+
+def resolve_profile_ref(store: Store, ref: str) -> str | None:
+    """Find the profile a person-facing reference names.
+
+    ``ref`` may be a profile id (``p_…``), ``KIND:VALUE`` (``user_id:42``,
+    ``email:ada@example.com``, any identity kind), or a bare user id, email or anonymous id
+    (tried in :data:`IDENTITY_PREFERENCE` order).
+
+    Returns:
+        The profile id, or None if nothing matches.
+    """
+    if store.fetchall("SELECT 1 FROM profiles WHERE profile_id = ?", [ref]):
+        return ref
+    kind, sep, value = ref.partition(":")
+    candidates = [(kind, value)] if sep else [(k, ref) for k in IDENTITY_PREFERENCE]
+    for kind, value in candidates:
+        rows = store.fetchall(
+            "SELECT profile_id FROM identities WHERE kind = ? AND value = ?", [kind, value]
+        )
+        if rows:
+            return str(rows[0][0])
+    return None

@@ -18,6 +18,7 @@ from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import emit_json, emit_table, format_option
 from segmint.clock import SystemClock, parse_instant
 from segmint.membership.explain import SEGMENT_COLUMNS, add_profile_segments, segment_rows
+from segmint.profiles import resolve_profile_ref
 from segmint.rules.sqlcompile import DIALECTS
 from segmint.traits.batch import refresh as batch_refresh
 from segmint.traits.errors import TraitError
@@ -101,9 +102,12 @@ def refresh(ctx: Context, as_of: str | None) -> None:
 def show(ctx: Context, profile_id: str, as_of: str | None, fmt: str) -> None:
     """Show one profile's traits with their values."""
     ws = ctx.workspace
+    profile_id = resolve_profile_ref(ws.store, profile_id) or profile_id
     view = profile_traits(ws.store, workspace_catalog(ws), profile_id, _as_of(as_of))
     if view is None:
-        raise TraitError(f"no profile '{profile_id}': it has no events and no identity")
+        raise TraitError(
+            f"no profile '{profile_id}': no profile id, user id, email or anonymous id matches"
+        )
     add_profile_segments(view, ws)  # segments and why, from the membership engine
     if fmt == "json":
         emit_json(view)
