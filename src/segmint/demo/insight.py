@@ -63,7 +63,8 @@ def segment_table(ctx: DemoContext) -> str:
     ctx.facts["landing"] = {arch: dict(counts) for arch, counts in crosstab.items()}
     ctx.facts["segments"] = {s["name"]: s["size"] for s in segments}
     vip = store.fetchall(
-        "SELECT profile_id FROM memberships WHERE segment = 'vip' ORDER BY profile_id LIMIT 1"
+        "SELECT i.value FROM memberships m JOIN identities i ON i.profile_id = m.profile_id "
+        "WHERE m.segment = 'vip' AND i.kind = 'user_id' ORDER BY i.value LIMIT 1"
     )
     if vip:
         ctx.facts["example_profile"] = vip[0][0]
