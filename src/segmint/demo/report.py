@@ -70,6 +70,7 @@ def _to_run(ctx: DemoContext, done: set[str]) -> list[tuple[str, str]]:
         runs += [
             ("segments list", f"{w} segments list"),
             ("segments overlap", f"{w} segments overlap"),
+            ("segments show", f"{w} segments show vip"),
         ]
         example = ctx.facts.get("example_profile")
         if example:
