@@ -165,7 +165,7 @@ def segments() -> list[tuple[str, str]]:
              f"avg_order_value BETWEEN {20 * k} AND {60 * k}"),
             (f"country in ({cc})", f"country IN ({cc})"),
             (f"last_purchase_at >= now() - interval '{d} days'", f"last_purchase_at >= {lo}"),
-            (f"within(last_seen_at, '{d} days')", f"last_seen_at BETWEEN {lo} AND {now}"),
+            (f"within(last_seen_at, '{d} days')", f"last_seen_at > {lo} AND last_seen_at <= {now}"),
             (f"days_since(last_purchase_at) > {d}",
              f"(epoch({now}) - epoch(last_purchase_at)) / 86400 > {d}"),
             (f"first_name like '{name[0]}%' or email_consent",
