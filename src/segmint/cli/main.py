@@ -20,7 +20,17 @@ from segmint.cli.output import emit_json, err_console, format_option
 from segmint.errors import SegmintError
 from segmint.workspace import Workspace
 
-COMMAND_MODULES: tuple[str, ...] = ("groups", "demo", "intake_cmd", "ingest_cmd", "traits_cmd", "campaign_cmd", "rules_cmd", "template_cmd", "membership_cmd")
+COMMAND_MODULES: tuple[str, ...] = (
+    "groups",
+    "demo",
+    "intake_cmd",
+    "ingest_cmd",
+    "traits_cmd",
+    "campaign_cmd",
+    "rules_cmd",
+    "template_cmd",
+    "membership_cmd",
+)
 """Modules under ``segmint.cli`` that add commands; each defines ``register(cli)``."""
 
 
