@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from segmint.cli.main import main
 from segmint.store import Store
 from segmint.store.duckdb import DuckDBStore
 from segmint.workspace import Workspace
@@ -103,3 +105,37 @@ def workspace(tmp_path: Path) -> Iterator[Workspace]:
     ws = Workspace.init(tmp_path / "ws", name="test-shop")
     yield ws
     ws.close()
+
+
+@pytest.fixture
+def ws(workspace: Workspace, store: Store) -> Iterator[Workspace]:
+    """The example workspace on each backend in turn (DuckDB file, PostgreSQL schema)."""
+    if store.dialect == "duckdb":
+        yield workspace
+        return
+    yield Workspace(path=workspace.path, definition=workspace.definition, _store=store)
+
+
+@dataclass
+class CliResult:
+    """What one in-process run of the ``segmint`` command printed and returned."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run ``segmint ARGS`` in this process, as the console script does."""
+
+    def invoke(*args: str) -> CliResult:
+        capsys.readouterr()
+        try:
+            code = main(list(args)) or 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        out = capsys.readouterr()
+        return CliResult(int(code), out.out, out.err)
+
+    return invoke

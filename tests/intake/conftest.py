@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +10,6 @@ import pytest
 
 from segmint.clock import FixedClock
 from segmint.intake import Intake
-from segmint.store import Store
 from segmint.workspace import Workspace
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -20,15 +18,6 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(NOW)
-
-
-@pytest.fixture
-def ws(workspace: Workspace, store: Store) -> Iterator[Workspace]:
-    """The example workspace on each backend in turn."""
-    if store.dialect == "duckdb":
-        yield workspace
-        return
-    yield Workspace(path=workspace.path, definition=workspace.definition, _store=store)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import pytest
 
 from segmint.clock import FixedClock
 from segmint.intake import Intake
-from segmint.store import Store
 from segmint.workspace import Workspace
 
 NOW = datetime(2026, 10, 15, 12, 0, tzinfo=UTC)
@@ -22,15 +21,6 @@ DATA = Path(__file__).parent / "data"
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(NOW)
-
-
-@pytest.fixture
-def ws(workspace: Workspace, store: Store) -> Iterator[Workspace]:
-    """The example workspace on each backend in turn (DuckDB file, PostgreSQL schema)."""
-    if store.dialect == "duckdb":
-        yield workspace
-        return
-    yield Workspace(path=workspace.path, definition=workspace.definition, _store=store)
 
 
 @pytest.fixture

@@ -4,42 +4,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import jsonschema
 import pytest
 
-from segmint.cli.main import main
 from segmint.workspace import Workspace
 
 from .test_workspace import BROKEN  # type: ignore[import-not-found]
 
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
+Result = Any  # the root conftest's CliResult
 
 
 @pytest.fixture
-def run(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
-    """Run the CLI in this process (as `segmint ARGS`), capturing its output and exit status."""
-
-    def invoke(*args: str) -> Result:
-        capsys.readouterr()
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out = capsys.readouterr()
-        return Result(code, out.out, out.err)
-
-    return invoke
+def run(cli: Callable[..., Result]) -> Callable[..., Result]:
+    """The in-process CLI of tests/conftest.py: ``run(ARGS…)``."""
+    return cli
 
 
 def test_validate_example(run: Callable[..., Result], workspace: Workspace) -> None:

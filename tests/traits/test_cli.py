@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from segmint.cli.main import main
 from segmint.events import Event
 from segmint.profiles import load_profile
 from segmint.traits import TraitEngine
@@ -22,27 +20,13 @@ from segmint.workspace import Workspace
 AS_OF = "2024-06-01T00:00:00Z"
 
 
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
+Result = Any  # the root conftest's CliResult
 
 
 @pytest.fixture
-def run(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
-    """Run ``segmint -w WS ARGS…`` in this process (as the console script does)."""
-
-    def invoke(ws: Path, *args: str) -> Result:
-        code = 0
-        try:
-            main(["-w", str(ws), *args])
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    return invoke
+def run(cli: Callable[..., Result]) -> Callable[..., Result]:
+    """Run ``segmint -w WS ARGS…`` in this process (the root conftest's ``cli``)."""
+    return lambda ws, *args: cli("-w", str(ws), *args)
 
 
 @pytest.fixture
