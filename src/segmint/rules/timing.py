@@ -75,6 +75,7 @@ def _leaves(node: A.Expr) -> Iterator[A.Expr]:
         yield node
 
 
+@functools.lru_cache(maxsize=4096)
 def _timed(node: A.Expr) -> bool:
     return any(isinstance(n, A.Now | A.DaysSince | A.Within) for n in A.walk(node))
 
