@@ -20,8 +20,8 @@ from segmint.intake.payloads import Message
 from segmint.intake.plan import check_plan
 from segmint.intake.quarantine import QUARANTINE_COLUMNS, open_message_ids, quarantine_row
 from segmint.intake.results import Submission, SubmitResult
-from segmint.intake.rows import insert_rows
 from segmint.store import EVENT_SCHEMA, Store, utcnow_naive
+from segmint.store.bulk import insert_rows
 
 _BUMP = (
     "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) "

@@ -20,8 +20,8 @@ from typing import Any, Literal
 import orjson
 
 from segmint.clock import ensure_utc
-from segmint.membership.bulk import delete_keys, insert_rows
 from segmint.store import Store, from_store_time, utcnow_naive
+from segmint.store.bulk import delete_keys, insert_rows
 
 ChangeKind = Literal["enter", "exit"]
 CauseFor = Callable[[str, ChangeKind], Mapping[str, Any]]

@@ -18,10 +18,10 @@ import orjson
 
 from segmint.clock import ensure_utc
 from segmint.events import Event
-from segmint.membership.bulk import delete_keys, insert_rows
 from segmint.membership.compiled import CompiledSegments
 from segmint.profiles import decode_traits
 from segmint.store import Store, from_store_time, utcnow_naive
+from segmint.store.bulk import delete_keys, insert_rows
 from segmint.traits import StaleStateError, TraitState
 from segmint.traits.live import values_json
 from segmint.traits.state import dumps, loads

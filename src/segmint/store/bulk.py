@@ -1,5 +1,7 @@
 """Set-based writes of many rows: Arrow scans on DuckDB, pipelined statements on PostgreSQL.
 
+Shared by intake (events, identities, quarantine) and membership (state, changes).
+
 DuckDB runs ``executemany`` one statement per row, which costs far more than the engine's
 work per event; registering the rows as an Arrow table and writing them with one
 ``INSERT … SELECT`` / ``DELETE … WHERE EXISTS`` is one statement per batch.
