@@ -210,40 +210,25 @@ def html_template_source(html_source: str) -> str:
     return restore(wrap_links(protected), table)
 
 
-class HtmlLoader(BaseLoader):
-    """Serves the files under ``templates/`` to the HTML sandbox with links wrapped.
+class ConvertingLoader(BaseLoader):
+    """Serves the files under ``templates/`` to a sandbox through a source conversion.
 
-    For what a compiled template imports or includes at render time (macro files,
-    computed includes): their links reach the link rewriter too.
+    What a compiled template imports or includes at render time (macro files, computed
+    includes) goes through the same conversion as the template itself: the HTML sandbox gets
+    its links wrapped (so they reach the link rewriter), the text sandbox gets the text of
+    the file, not its HTML.
     """
 
-    def __init__(self, files: FileSystemLoader) -> None:
+    def __init__(self, files: FileSystemLoader, convert: Callable[[str], str]) -> None:
         self.files = files
+        self.convert = convert
 
     def get_source(
         self, environment: Environment, template: str
     ) -> tuple[str, str | None, Callable[[], bool] | None]:
-        """Load ``template`` with its links wrapped."""
+        """Load ``template`` and convert its source."""
         source, filename, uptodate = self.files.get_source(environment, template)
-        return html_template_source(source), filename, uptodate
-
-
-class TextLoader(BaseLoader):
-    """Serves text versions of the HTML files under ``templates/`` to the text sandbox.
-
-    A text template that imports macros or includes a partial at render time gets the
-    text of that file, not its HTML.
-    """
-
-    def __init__(self, files: FileSystemLoader) -> None:
-        self.files = files
-
-    def get_source(
-        self, environment: Environment, template: str
-    ) -> tuple[str, str | None, Callable[[], bool] | None]:
-        """Load ``template`` and convert it to its text template."""
-        source, filename, uptodate = self.files.get_source(environment, template)
-        return text_template_source(source), filename, uptodate
+        return self.convert(source), filename, uptodate
 
 
 def html_to_text(html: str) -> str:

@@ -35,7 +35,11 @@ from segmint.personalize.errors import (
     TemplateSecurityError,
     TemplateUndefinedError,
 )
-from segmint.personalize.htmltext import HtmlLoader, TextLoader
+from segmint.personalize.htmltext import (
+    ConvertingLoader,
+    html_template_source,
+    text_template_source,
+)
 from segmint.personalize.mime import (
     Skeleton,
     address_header,
@@ -108,9 +112,15 @@ class Renderer:
         self.context = ContextBuilder(definition)
         self.files = FileSystemLoader(str(self.templates_dir))
         undefined = _make_undefined(self.context.known_names)
-        self.html_env = Sandbox(loader=HtmlLoader(self.files), autoescape=True, undefined=undefined)
+        self.html_env = Sandbox(
+            loader=ConvertingLoader(self.files, html_template_source),
+            autoescape=True,
+            undefined=undefined,
+        )
         self.text_env = Sandbox(
-            loader=TextLoader(self.files), autoescape=False, undefined=undefined
+            loader=ConvertingLoader(self.files, text_template_source),
+            autoescape=False,
+            undefined=undefined,
         )
         for env in (self.html_env, self.text_env):
             env.max_size = self.limits.max_output_bytes
