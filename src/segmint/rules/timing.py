@@ -52,7 +52,7 @@ def next_transition(
         The instant, or None if no leaf can change with time alone for these values.
     """
     best: datetime | None = None
-    for leaf in _time_leaves(expr):
+    for leaf in time_leaves(expr):
         found = _leaf_transition(leaf, row, as_of, schema)
         if found is not None and (best is None or found < best):
             best = found
@@ -60,7 +60,8 @@ def next_transition(
 
 
 @functools.lru_cache(maxsize=512)
-def _time_leaves(expr: A.Expr) -> tuple[A.Expr, ...]:
+def time_leaves(expr: A.Expr) -> tuple[A.Expr, ...]:
+    """The leaves of ``expr`` (events lowered to traits) that time alone can flip."""
     lowered, _ = lower_events(expr)
     return tuple(_leaves(lowered))
 
