@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segmint.rules import Expr, compile_python, next_transition
-from segmint.rules.timing import RECHECK, _time_leaves
+from segmint.rules.timing import RECHECK, time_leaves
 
 from .conftest import SCHEMA  # type: ignore[import-not-found]
 from .test_agreement import AS_OF, profiles, rules  # type: ignore[import-not-found]
@@ -22,7 +22,7 @@ from .test_agreement import AS_OF, profiles, rules  # type: ignore[import-not-fo
 @given(rule=rules(), person=profiles(), fractions=st.lists(st.floats(0, 1), max_size=5))
 def test_leaves_hold_until_the_transition(rule: Expr, person: Any, fractions: list[float]) -> None:
     row = dict(person.traits)
-    leaves = [compile_python(leaf, schema=SCHEMA) for leaf in _time_leaves(rule)]
+    leaves = [compile_python(leaf, schema=SCHEMA) for leaf in time_leaves(rule)]
     found = next_transition(rule, row, AS_OF, schema=SCHEMA)
     now = [leaf(row, AS_OF) for leaf in leaves]
     horizon = found if found is not None else AS_OF + timedelta(days=30)

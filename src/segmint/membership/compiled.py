@@ -9,7 +9,9 @@
   trait, and which rules can change with time alone;
 - for time-dependent rules, the rule with derived traits inlined, so
   :func:`segmint.rules.next_transition` also sees the time inside ``days_since(...)`` of a
-  derived trait.
+  derived trait, and every distinct time leaf of those rules compiled once
+  (:class:`segmint.rules.timing.LeafTimer`): a profile's next time transition is the
+  earliest next flip of any leaf.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from segmint.rules import (
 )
 from segmint.rules.lowering import transform
 from segmint.rules.pycompile import Evaluator
+from segmint.rules.timing import LeafTimer, time_leaves
 from segmint.traits import TraitCatalog, TraitEngine, build_catalog
 from segmint.traits.validate import segment_aggregates
 
@@ -95,6 +98,14 @@ class CompiledSegments:
             self.plan.unit_of[n] for n, s in self.segments.items() if s.timed is not None
         )
         self.timed_segments = tuple(s for s in self.segments.values() if s.timed is not None)
+        leaves = {
+            leaf: None
+            for s in self.timed_segments
+            if s.timed is not None
+            for leaf in time_leaves(s.timed)
+        }
+        self.timers = tuple(LeafTimer(leaf, self.schema) for leaf in leaves)
+        """Every distinct time leaf of every rule, compiled (see :class:`LeafTimer`)."""
 
     def _compile(
         self, spec: SegmentSpec, expr: Expr | None, deps: Dependencies | None

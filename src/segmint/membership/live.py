@@ -38,7 +38,7 @@ class Live:
         values: The trait values at the last evaluation.
         members: The segments decided at the last evaluation.
         due: When time alone may next change a membership (the schedule entry).
-        transitions: Per time-dependent segment, its rule's next transition.
+        transitions: Per time leaf (index into ``CompiledSegments.timers``), its next flip.
         fresh: True until the first evaluation after loading (then every unit is decided).
     """
 
@@ -46,7 +46,7 @@ class Live:
     values: dict[str, Any] = field(default_factory=dict)
     members: frozenset[str] = frozenset()
     due: datetime | None = None
-    transitions: dict[str, datetime | None] = field(default_factory=dict)
+    transitions: dict[int, datetime | None] = field(default_factory=dict)
     fresh: bool = True
 
 

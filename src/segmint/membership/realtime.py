@@ -171,16 +171,21 @@ class RealtimeEngine:
         self, pid: str, live: Live, values: Mapping[str, Any], at: datetime, changed: set[str]
     ) -> None:
         transitions = live.transitions
-        for seg in self.compiled.timed_segments:
-            name = seg.spec.name
-            cached = transitions.get(name, at)
-            if live.fresh or cached is not None and cached <= at or seg.timed_traits & changed:
-                transitions[name] = self.compiled.transition(name, values, at)
-        found = [t for t in transitions.values() if t is not None]
+        fresh = live.fresh
+        due: datetime | None = None
+        for index, timer in enumerate(self.compiled.timers):
+            cached = transitions.get(index, at)
+            if (
+                fresh
+                or (cached is not None and cached <= at)
+                or not timer.traits.isdisjoint(changed)
+            ):
+                cached = transitions[index] = timer.next(values, at)
+            if cached is not None and (due is None or cached < due):
+                due = cached
         expiry = self.compiled.traits.next_expiry(live.state, at)
-        if expiry is not None:
-            found.append(expiry)
-        due = min(found) if found else None
+        if expiry is not None and (due is None or expiry < due):
+            due = expiry
         if due != live.due:
             live.due = due
             if due is not None:

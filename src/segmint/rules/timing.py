@@ -2,30 +2,37 @@
 
 A time-relative leaf (a comparison, ``between`` or ``in`` involving ``now()`` or
 ``days_since``, and ``within``) is linear in the evaluation instant ``t``: each side is
-``a·t + b`` with exact rational ``a`` and ``b`` (microseconds), so the instant where a
-comparison can flip is solved exactly, then confirmed by evaluating the leaf itself around
-that instant with the Python compiler. Windowed aggregates (``performed(…, within => …)``)
-expire by the traits engine's ``next_expiry``, not here.
+``(a·t + b) / d`` with integers ``a``, ``b`` and ``d > 0`` (``t`` in microseconds), so the
+instant where a comparison can flip is solved exactly, then confirmed by evaluating the leaf
+itself around that instant with the Python compiler. Windowed aggregates
+(``performed(…, within => …)``) expire by the traits engine's ``next_expiry``, not here.
+
+Each leaf is compiled once (per schema) into a :class:`LeafTimer`: a tree of closures
+computing the linear forms from a row, so the real-time engine pays for integer arithmetic
+and a few evaluations of the leaf per profile, not for walking the rule.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Mapping
+import math
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from fractions import Fraction
+from decimal import Decimal
 from typing import Any
 
 from segmint.rules import ast as A
 from segmint.rules.lowering import lower_events
-from segmint.rules.pycompile import Evaluator, compile_python
+from segmint.rules.pycompile import compile_python
 from segmint.rules.schema import TraitSchema
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DAY_US = 86_400_000_000
 RECHECK = timedelta(hours=1)
 """How soon to look again at a leaf that is not linear in time (e.g. days_since squared)."""
-Linear = tuple[Fraction, Fraction]
+Linear = tuple[int, int, int]
+"""``(a, b, d)``: the value ``(a·t + b) / d`` at instant ``t`` (µs since the epoch), d > 0."""
+Form = Callable[[Mapping[str, Any], datetime], Linear | None]
 
 
 class NonLinear(Exception):
@@ -52,8 +59,8 @@ def next_transition(
         The instant, or None if no leaf can change with time alone for these values.
     """
     best: datetime | None = None
-    for leaf in time_leaves(expr):
-        found = _leaf_transition(leaf, row, as_of, schema)
+    for timer in leaf_timers(expr, schema):
+        found = timer.next(row, as_of)
         if found is not None and (best is None or found < best):
             best = found
     return best
@@ -63,7 +70,7 @@ def next_transition(
 def time_leaves(expr: A.Expr) -> tuple[A.Expr, ...]:
     """The leaves of ``expr`` (events lowered to traits) that time alone can flip."""
     lowered, _ = lower_events(expr)
-    return tuple(_leaves(lowered))
+    return tuple(dict.fromkeys(_leaves(lowered)))
 
 
 def _leaves(node: A.Expr) -> Iterator[A.Expr]:
@@ -81,109 +88,167 @@ def _timed(node: A.Expr) -> bool:
     return any(isinstance(n, A.Now | A.DaysSince | A.Within) for n in A.walk(node))
 
 
-_EVALUATORS: dict[tuple[A.Expr, int], tuple[TraitSchema | None, Evaluator]] = {}
+_TIMERS: dict[tuple[A.Expr, int], tuple[TraitSchema | None, tuple[LeafTimer, ...]]] = {}
 
 
-def _evaluator(node: A.Expr, schema: TraitSchema | None) -> Evaluator:
+def leaf_timers(expr: A.Expr, schema: TraitSchema | None = None) -> tuple[LeafTimer, ...]:
+    """The compiled timers of ``expr``'s time leaves (cached per rule and schema)."""
     # Keyed by the schema's identity (schemas are long-lived; the stored reference keeps the
     # id from being reused while the entry exists).
-    key = (node, id(schema))
-    found = _EVALUATORS.get(key)
+    key = (expr, id(schema))
+    found = _TIMERS.get(key)
     if found is None:
-        if len(_EVALUATORS) > 4096:
-            _EVALUATORS.clear()
-        found = (schema, compile_python(node, schema=schema))
-        _EVALUATORS[key] = found
+        if len(_TIMERS) > 4096:
+            _TIMERS.clear()
+        found = (schema, tuple(LeafTimer(leaf, schema) for leaf in time_leaves(expr)))
+        _TIMERS[key] = found
     return found[1]
 
 
-def _leaf_transition(
-    leaf: A.Expr, row: Mapping[str, Any], as_of: datetime, schema: TraitSchema | None
-) -> datetime | None:
-    try:
-        crossings = list(_crossings(leaf, row, as_of, schema))
-    except NonLinear:
-        return as_of + RECHECK
-    evaluate = _evaluator(leaf, schema)
-    current = evaluate(row, as_of)
-    now_us = _micros(as_of)
-    candidates = sorted(
-        {int(c) + d for c in crossings for d in (-1, 0, 1, 2)} if crossings else set()
-    )
-    for micros in candidates:
-        if micros > now_us:
+class LeafTimer:
+    """One time leaf, compiled: :meth:`next` says when time alone next flips it.
+
+    Args:
+        leaf: A leaf from :func:`time_leaves`.
+        schema: The trait types the rule was compiled with.
+
+    Attributes:
+        leaf: The leaf.
+        traits: The traits the leaf reads (its next flip changes only when they change).
+    """
+
+    __slots__ = ("_evaluate", "_sides", "_within", "leaf", "traits")
+
+    def __init__(self, leaf: A.Expr, schema: TraitSchema | None = None) -> None:
+        self.leaf = leaf
+        self.traits = frozenset(n.name for n in A.walk(leaf) if isinstance(n, A.TraitRef))
+        self._evaluate = compile_python(leaf, schema=schema)
+        self._within: tuple[Form, int] | None = None
+        self._sides: tuple[tuple[Form, Form], ...] = ()
+        if isinstance(leaf, A.Within):
+            self._within = (_form(leaf.operand, schema), _micros_of(leaf.duration))
+        elif isinstance(leaf, A.Compare):
+            self._sides = ((_form(leaf.left, schema), _form(leaf.right, schema)),)
+        elif isinstance(leaf, A.Between):
+            operand = _form(leaf.operand, schema)
+            self._sides = ((operand, _form(leaf.low, schema)), (operand, _form(leaf.high, schema)))
+        elif isinstance(leaf, A.InList):
+            operand = _form(leaf.operand, schema)
+            self._sides = tuple((operand, _form(item, schema)) for item in leaf.items)
+
+    def next(self, row: Mapping[str, Any], as_of: datetime) -> datetime | None:
+        """The earliest instant after ``as_of`` at which the leaf's value differs, or None."""
+        try:
+            crossings = self._crossings(row, as_of)
+        except NonLinear:
+            return as_of + RECHECK
+        if not crossings:
+            return None
+        now_us = _micros(as_of)
+        candidates = sorted({c + d for c in crossings for d in (-1, 0, 1, 2) if c + d > now_us})
+        if not candidates:
+            return None
+        evaluate = self._evaluate
+        current = evaluate(row, as_of)
+        for micros in candidates:
             instant = EPOCH + timedelta(microseconds=micros)
             if evaluate(row, instant) != current:
                 return instant
-    return None
-
-
-def _crossings(
-    leaf: A.Expr, row: Mapping[str, Any], as_of: datetime, schema: TraitSchema | None
-) -> Iterator[Fraction]:
-    if isinstance(leaf, A.Within):
-        form = _linear(leaf.operand, row, as_of, schema)
-        if form is not None and form[0] == 0:
-            start = form[1]
-            yield from (start, start + _micros_of(leaf.duration))
-        return
-    pairs: list[tuple[A.Expr, A.Expr]] = []
-    if isinstance(leaf, A.Compare):
-        pairs = [(leaf.left, leaf.right)]
-    elif isinstance(leaf, A.Between):
-        pairs = [(leaf.operand, leaf.low), (leaf.operand, leaf.high)]
-    elif isinstance(leaf, A.InList):
-        pairs = [(leaf.operand, item) for item in leaf.items]
-    for left, right in pairs:
-        a, b = _linear(left, row, as_of, schema), _linear(right, row, as_of, schema)
-        if a is not None and b is not None and a[0] != b[0]:
-            yield -(a[1] - b[1]) / (a[0] - b[0])
-
-
-def _linear(
-    node: A.Expr, row: Mapping[str, Any], as_of: datetime, schema: TraitSchema | None
-) -> Linear | None:
-    """``(a, b)`` with value = a·t + b (t in microseconds); None when the value is NULL."""
-    if isinstance(node, A.Now):
-        return Fraction(1), Fraction(0)
-    if not _timed(node):
-        return _constant(_evaluator(node, schema)(row, as_of))
-    if isinstance(node, A.DaysSince):
-        inner = _linear(node.operand, row, as_of, schema)
-        if inner is None:
-            return None
-        return (1 - inner[0]) / DAY_US, -inner[1] / DAY_US
-    if isinstance(node, A.Arithmetic):
-        return _arith(node, row, as_of, schema)
-    raise NonLinear
-
-
-def _arith(
-    node: A.Arithmetic, row: Mapping[str, Any], as_of: datetime, schema: TraitSchema | None
-) -> Linear | None:
-    left, right = _linear(node.left, row, as_of, schema), _linear(node.right, row, as_of, schema)
-    if left is None or right is None:
         return None
-    if node.op in "+-":
-        sign = 1 if node.op == "+" else -1
-        return left[0] + sign * right[0], left[1] + sign * right[1]
-    if node.op == "*" and (left[0] == 0 or right[0] == 0):
-        scale, form = (left[1], right) if left[0] == 0 else (right[1], left)
-        return form[0] * scale, form[1] * scale
-    if node.op == "/" and right[0] == 0:
-        return None if right[1] == 0 else (left[0] / right[1], left[1] / right[1])
+
+    def _crossings(self, row: Mapping[str, Any], as_of: datetime) -> list[int]:
+        """Instants (µs, rounded down) where the two sides of a comparison meet."""
+        if self._within is not None:
+            form, duration = self._within
+            linear = form(row, as_of)
+            if linear is None or linear[0] != 0:
+                return []
+            start = linear[1] // linear[2]
+            return [start, start + duration]
+        found = []
+        for left, right in self._sides:
+            lf, rf = left(row, as_of), right(row, as_of)
+            if lf is None or rf is None:
+                continue
+            # (a1·t + b1)/d1 = (a2·t + b2)/d2  <=>  (a1·d2 - a2·d1)·t = b2·d1 - b1·d2
+            slope = lf[0] * rf[2] - rf[0] * lf[2]
+            if slope:
+                found.append((rf[1] * lf[2] - lf[1] * rf[2]) // slope)
+        return found
+
+
+def _form(node: A.Expr, schema: TraitSchema | None) -> Form:
+    """Compile ``node`` into a function returning its linear form (None when NULL)."""
+    if isinstance(node, A.Now):
+        return _now_form
+    if not _timed(node):
+        evaluate = compile_python(node, schema=schema)
+        return lambda row, as_of: _constant(evaluate(row, as_of))
+    if isinstance(node, A.DaysSince):
+        return _days_since(_form(node.operand, schema))
+    if isinstance(node, A.Arithmetic):
+        return _arith(node.op, _form(node.left, schema), _form(node.right, schema))
+    return _nonlinear
+
+
+def _now_form(row: Mapping[str, Any], as_of: datetime) -> Linear:
+    return (1, 0, 1)
+
+
+def _nonlinear(row: Mapping[str, Any], as_of: datetime) -> Linear:
     raise NonLinear
+
+
+def _days_since(inner: Form) -> Form:
+    def form(row: Mapping[str, Any], as_of: datetime) -> Linear | None:
+        found = inner(row, as_of)
+        if found is None:
+            return None
+        a, b, d = found
+        # (t - (a·t + b)/d) / DAY = ((d - a)·t - b) / (d·DAY)
+        return d - a, -b, d * DAY_US
+
+    return form
+
+
+def _arith(op: str, left: Form, right: Form) -> Form:
+    def form(row: Mapping[str, Any], as_of: datetime) -> Linear | None:
+        lf, rf = left(row, as_of), right(row, as_of)
+        if lf is None or rf is None:
+            return None
+        a1, b1, d1 = lf
+        a2, b2, d2 = rf
+        if op == "+":
+            return a1 * d2 + a2 * d1, b1 * d2 + b2 * d1, d1 * d2
+        if op == "-":
+            return a1 * d2 - a2 * d1, b1 * d2 - b2 * d1, d1 * d2
+        if op == "*" and (a1 == 0 or a2 == 0):
+            return a1 * b2 + a2 * b1, b1 * b2, d1 * d2
+        if op == "/" and a2 == 0:
+            if b2 == 0:
+                return None
+            # ((a1·t + b1)/d1) / (b2/d2) = (a1·d2·t + b1·d2) / (d1·b2)
+            sign = 1 if b2 > 0 else -1
+            return sign * a1 * d2, sign * b1 * d2, d1 * b2 * sign
+        raise NonLinear
+
+    return form
 
 
 def _constant(value: Any) -> Linear | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, datetime):
-        return Fraction(0), Fraction(_micros(value))
+        return 0, _micros(value), 1
     if isinstance(value, timedelta):
-        return Fraction(0), Fraction(_micros_of(value))
-    if isinstance(value, int | float):
-        return Fraction(0), Fraction(value)
+        return 0, _micros_of(value), 1
+    if isinstance(value, int):
+        return 0, value, 1
+    if isinstance(value, float | Decimal):
+        if not math.isfinite(value):
+            return None
+        numerator, denominator = value.as_integer_ratio()
+        return 0, numerator, denominator
     return None
 
 
