@@ -37,15 +37,18 @@ def serve(ctx: Context, host: str, port: int, log_level: str, realtime: bool) ->
     clock = SystemClock()
     intake = Intake(workspace, clock)
     # Real-time listeners attach here, before the server starts:
-    if realtime:
-        attach_realtime(workspace, intake, clock)  # membership engine, time transitions, webhooks
+    service = attach_realtime(workspace, intake, clock) if realtime else None
     app = create_app(workspace, clock, intake=intake)
     _tune_gc()
     loop = "uvloop" if _has("uvloop") else "asyncio"
     http = "httptools" if _has("httptools") else "h11"
     click.echo(f"segmint serving {workspace.definition.name} on http://{host}:{port}", err=True)
-    uvicorn.run(app, host=host, port=port, loop=loop, http=http, log_level=log_level,
-                access_log=False)  # fmt: skip
+    try:
+        uvicorn.run(app, host=host, port=port, loop=loop, http=http, log_level=log_level,
+                    access_log=False)  # fmt: skip
+    finally:
+        if service is not None:
+            service.close()  # writes the trait state the engine holds
 
 
 def _tune_gc() -> None:

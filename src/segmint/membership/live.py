@@ -21,12 +21,12 @@ from segmint.events import Event
 from segmint.membership.compiled import CompiledSegments
 from segmint.profiles import decode_traits
 from segmint.store import Store, from_store_time, utcnow_naive
-from segmint.store.bulk import delete_keys, insert_rows
+from segmint.store.bulk import delete_keys, upsert_rows
 from segmint.traits import StaleStateError, TraitState
 from segmint.traits.live import values_json
 from segmint.traits.state import dumps, loads
 
-CHUNK = 500
+CHUNK = 5000
 
 
 @dataclass
@@ -40,6 +40,7 @@ class Live:
         due: When time alone may next change a membership (the schedule entry).
         transitions: Per time leaf (index into ``CompiledSegments.timers``), its next flip.
         fresh: True until the first evaluation after loading (then every unit is decided).
+        stored_due: The due instant the ``schedule`` table holds for the profile.
     """
 
     state: TraitState
@@ -48,6 +49,7 @@ class Live:
     due: datetime | None = None
     transitions: dict[int, datetime | None] = field(default_factory=dict)
     fresh: bool = True
+    stored_due: datetime | None = None
 
 
 def load_many(
@@ -91,7 +93,13 @@ def load_many(
         for pid, at in _select(store, "SELECT profile_id, due_at FROM schedule", ids)
     }
     return {
-        pid: Live(states[pid], values.get(pid, {}), frozenset(members[pid]), due.get(pid))
+        pid: Live(
+            states[pid],
+            values.get(pid, {}),
+            frozenset(members[pid]),
+            due.get(pid),
+            stored_due=due.get(pid),
+        )  # fmt: skip
         for pid in ids
     }
 
@@ -121,28 +129,34 @@ def row_to_event(row: Sequence[Any]) -> Event:
     )  # fmt: skip
 
 
-def save_many(
+def save_states(
     store: Store, compiled: CompiledSegments, lives: Mapping[str, Live], as_of: datetime
 ) -> None:
-    """Write the trait state, trait values and schedule of ``lives`` (inside a transaction)."""
+    """Upsert the trait state and trait values of ``lives`` (inside a transaction)."""
     if not lives:
         return
-    ids = list(lives)
-    forget_many(store, ids)
     at = utcnow_naive(as_of)
     engine = compiled.traits
-    insert_rows(
-        store, "trait_state", ("profile_id", "state", "updated_at"),
+    key = ("profile_id",)
+    upsert_rows(
+        store, "trait_state", ("profile_id", "state", "updated_at"), key,
         [(p, dumps(engine, live.state), at) for p, live in lives.items()],
     )  # fmt: skip
-    insert_rows(
-        store, "trait_values", ("profile_id", "values", "as_of"),
+    upsert_rows(
+        store, "trait_values", ("profile_id", "values", "as_of"), key,
         [(p, values_json(live.values), at) for p, live in lives.items()],
     )  # fmt: skip
-    insert_rows(
-        store, "schedule", ("profile_id", "due_at"),
-        [(p, utcnow_naive(live.due)) for p, live in lives.items() if live.due is not None],
-    )  # fmt: skip
+
+
+def save_schedule(store: Store, lives: Mapping[str, Live]) -> None:
+    """Write the schedule entries of ``lives`` whose due instant changed since stored."""
+    moved = [(p, live) for p, live in lives.items() if live.due != live.stored_due]
+    due = [(p, utcnow_naive(live.due)) for p, live in moved if live.due is not None]
+    upsert_rows(store, "schedule", ("profile_id", "due_at"), ("profile_id",), due)
+    gone = [(p,) for p, live in moved if live.due is None]
+    delete_keys(store, "schedule", ("profile_id",), gone)
+    for _, live in moved:
+        live.stored_due = live.due
 
 
 def forget_many(store: Store, ids: Sequence[str]) -> None:
@@ -155,12 +169,12 @@ def forget_many(store: Store, ids: Sequence[str]) -> None:
 def _select(
     store: Store, sql: str, ids: Sequence[str], order: str | None = None
 ) -> Iterator[tuple[Any, ...]]:
+    # One list parameter, not a placeholder per id: measured three times faster on DuckDB.
     for chunk in _chunks(ids):
-        marks = ", ".join("?" for _ in chunk)
-        query = f"{sql} WHERE profile_id IN ({marks})"
+        query = f"{sql} WHERE profile_id = ANY(?)"
         if order:
             query += f" ORDER BY {order}"
-        yield from store.fetchall(query, chunk)
+        yield from store.fetchall(query, [chunk])
 
 
 def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:

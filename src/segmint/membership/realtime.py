@@ -11,14 +11,20 @@ For a batch of events (one intake commit) at instant ``as_of`` the engine:
    time-dependent ones and, through the structure, the units reading a changed segment);
 4. schedules the profile's next possible change: the earliest of its time-dependent rules'
    next transitions and its windowed traits' next expiry;
-5. writes trait state, values, memberships, changes, schedule and webhook outbox rows in one
-   transaction, then hands the changes to the hub's subscribers.
+5. writes memberships, changes, schedule and webhook outbox rows in one transaction, then
+   hands the changes to the hub's subscribers. Trait state and values are written in the
+   same transaction, or every ``checkpoint_every`` seconds (a server), so a busy profile's
+   state is written once per interval, not once per event. Trait state is derived from the
+   stored events: an engine that stopped without saving marks it (``meta``), and the next
+   engine drops the stored state, which is then rebuilt from the events profile by profile.
 """
 
 from __future__ import annotations
 
 import heapq
+import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,9 +35,13 @@ from segmint.events import Event
 from segmint.membership.changes import ChangeKind, MembershipChange, diff_members, write_changes
 from segmint.membership.compiled import CompiledSegments
 from segmint.membership.hub import ChangeHub
-from segmint.membership.live import Live, forget_many, load_many, save_many
+from segmint.membership.live import Live, forget_many, load_many, save_schedule, save_states
 from segmint.membership.webhooks import WebhookOutbox
 from segmint.store import Store, from_store_time
+
+UNSAVED_KEY = "membership.unsaved_state"
+"""Meta key set while an engine holds trait state it has not written yet."""
+log = logging.getLogger(__name__)
 
 
 class MergeLike(Protocol):
@@ -66,6 +76,11 @@ class RealtimeEngine:
         clock: The clock read when the engine is used as an intake listener.
         hub: Where committed changes are published (a new hub if omitted).
         outbox: The webhook outbox, filled in the same transaction as the changes.
+        checkpoint_every: Seconds between writes of trait state and values (0: with every
+            batch). Memberships, changes and the schedule are always written with each batch;
+            the events are the source of truth for trait state, so state an engine did not
+            save before it stopped is rebuilt from them when the next engine starts.
+        checkpoint_rows: Write trait state at the latest when this many profiles are unsaved.
     """
 
     def __init__(
@@ -76,6 +91,8 @@ class RealtimeEngine:
         *,
         hub: ChangeHub | None = None,
         outbox: WebhookOutbox | None = None,
+        checkpoint_every: float = 0.0,
+        checkpoint_rows: int = 50_000,
     ) -> None:
         self.store = store
         self.compiled = compiled
@@ -86,6 +103,12 @@ class RealtimeEngine:
         self._heap: list[tuple[datetime, str]] | None = None
         self._lock = threading.RLock()
         self._all_units = frozenset(u.index for u in compiled.plan.units)
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_rows = checkpoint_rows
+        self._unsaved: dict[str, Live] = {}
+        self._saved_at = time.monotonic()
+        self._marked = False
+        self._recover()
 
     def __call__(self, events: Sequence[Event], merges: Sequence[Any] = ()) -> None:
         """Act as an intake listener: process the committed batch at the clock's now."""
@@ -140,6 +163,7 @@ class RealtimeEngine:
     def invalidate(self) -> None:
         """Forget cached state (after a batch refresh rewrote memberships)."""
         with self._lock:
+            self.checkpoint()
             self._live.clear()
             self._heap = None
 
@@ -243,13 +267,62 @@ class RealtimeEngine:
         if not pending.touched and not pending.changes and not pending.removed:
             return []
         with self.store.transaction():
-            forget_many(self.store, sorted(pending.removed))
-            save_many(self.store, self.compiled, pending.touched, as_of)
+            if pending.removed:
+                forget_many(self.store, sorted(pending.removed))
+                for pid in pending.removed:
+                    self._unsaved.pop(pid, None)
+            save_schedule(self.store, pending.touched)
             write_changes(self.store, pending.changes)
             if self.outbox is not None:
                 self.outbox.enqueue_new(as_of)
+            self._unsaved.update(pending.touched)
+            if self._checkpoint_due():
+                self._save(as_of)
+            elif not self._marked:
+                _set_meta(self.store, UNSAVED_KEY, "1")
+                self._marked = True
         self.hub.publish(pending.changes)
         return pending.changes
+
+    def checkpoint(self, as_of: datetime | None = None) -> int:
+        """Write the trait state and values not yet saved; return how many profiles."""
+        with self._lock:
+            count = len(self._unsaved)
+            if count or self._marked:
+                with self.store.transaction():
+                    self._save(as_of or self.clock.now())
+            return count
+
+    def close(self) -> None:
+        """Save what is unsaved (a stop without it costs a rebuild of trait state on start)."""
+        self.checkpoint()
+
+    def _checkpoint_due(self) -> bool:
+        if self.checkpoint_every <= 0 or len(self._unsaved) >= self.checkpoint_rows:
+            return True
+        return time.monotonic() - self._saved_at >= self.checkpoint_every
+
+    def _save(self, as_of: datetime) -> None:
+        save_states(self.store, self.compiled, self._unsaved, as_of)
+        self._unsaved = {}
+        self._saved_at = time.monotonic()
+        if self._marked:
+            _set_meta(self.store, UNSAVED_KEY, "0")
+            self._marked = False
+
+    def _recover(self) -> None:
+        """Drop trait state an engine stopped without saving (it lags behind the events)."""
+        rows = self.store.fetchall("SELECT value FROM meta WHERE key = ?", [UNSAVED_KEY])
+        if rows and rows[0][0] == "1":
+            log.warning("real-time trait state was not saved at the last stop; rebuilding it")
+            with self.store.transaction():
+                self.store.execute("DELETE FROM trait_state")
+                _set_meta(self.store, UNSAVED_KEY, "0")
+
+
+def _set_meta(store: Store, key: str, value: str) -> None:
+    store.execute("DELETE FROM meta WHERE key = ?", [key])
+    store.execute("INSERT INTO meta (key, value) VALUES (?, ?)", [key, value])
 
 
 def _causes(compiled: CompiledSegments, base: Mapping[str, Any], changed: set[str]) -> Any:

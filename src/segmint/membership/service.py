@@ -33,6 +33,8 @@ from segmint.membership.webhooks import WebhookOutbox, outbox_status
 from segmint.workspace import Workspace
 
 REDIS_ENV = "SEGMINT_CHANGES_REDIS_URL"
+CHECKPOINT_EVERY = 1.0
+"""Seconds between writes of the server's real-time trait state."""
 log = logging.getLogger(__name__)
 
 
@@ -71,9 +73,15 @@ class Membership:
         """Every (segment, profile) where live memberships and a batch recompute differ."""
         return reconcile(self.store, self.compiled, as_of)
 
-    def realtime(self, clock: Clock) -> RealtimeEngine:
-        """A real-time engine publishing to this object's hub and the webhook outbox."""
-        return RealtimeEngine(self.store, self.compiled, clock, hub=self.hub, outbox=self.outbox)
+    def realtime(self, clock: Clock, checkpoint_every: float = 0.0) -> RealtimeEngine:
+        """A real-time engine publishing to this object's hub and the webhook outbox.
+
+        ``checkpoint_every``: seconds between writes of trait state (0: with every batch).
+        """
+        return RealtimeEngine(
+            self.store, self.compiled, clock, hub=self.hub, outbox=self.outbox,
+            checkpoint_every=checkpoint_every,
+        )  # fmt: skip
 
     def segments(self, tag: str | None = None) -> list[dict[str, Any]]:
         """Every segment (optionally with ``tag``) with its definition and size."""
@@ -124,6 +132,7 @@ class RealtimeService:
         while not self.stop.is_set():
             try:
                 self.engine.advance(self.clock.now())
+                self.engine.checkpoint()
                 if self.dispatcher is not None:
                     self.dispatcher.deliver_due(self.clock.now())
             except Exception:
@@ -134,6 +143,7 @@ class RealtimeService:
         """Stop the timer thread."""
         self.stop.set()
         self.thread.join(timeout=5)
+        self.engine.close()
         if self.dispatcher is not None:
             self.dispatcher.close()
 
@@ -147,7 +157,7 @@ def attach_realtime(workspace: Workspace, intake: Any, clock: Clock) -> Realtime
         clock: The server's clock.
     """
     membership = Membership(workspace)
-    engine = membership.realtime(clock)
+    engine = membership.realtime(clock, checkpoint_every=CHECKPOINT_EVERY)
     url = os.environ.get(REDIS_ENV)
     if url:
         membership.hub.subscribe(RedisChangeStream(workspace.store, url))
