@@ -85,15 +85,16 @@ def write_changes(store: Store, changes: Sequence[MembershipChange]) -> None:
     """
     if not changes:
         return
+    naive: dict[datetime, datetime] = {}  # a batch's changes share a few instants
+    for c in changes:
+        if c.occurred_at not in naive:
+            naive[c.occurred_at] = utcnow_naive(c.occurred_at)
     exits = [(c.segment, c.profile_id) for c in changes if c.change == "exit"]
     enters = [
-        (c.segment, c.profile_id, utcnow_naive(c.occurred_at))
-        for c in changes
-        if c.change == "enter"
+        (c.segment, c.profile_id, naive[c.occurred_at]) for c in changes if c.change == "enter"
     ]
     log = [
-        (c.segment, c.profile_id, c.change, utcnow_naive(c.occurred_at), _dumps(c.cause))
-        for c in changes
+        (c.segment, c.profile_id, c.change, naive[c.occurred_at], _dumps(c.cause)) for c in changes
     ]
     keys = ("segment", "profile_id")
     with store.transaction():

@@ -143,7 +143,37 @@ class SegmentPlan:
         """
         todo = set(dirty)
         members = set(previous)
-        for unit in self.units:
+        units = self.units
+        for index in sorted(todo):
+            if index not in todo:
+                continue
+            todo.discard(index)
+            unit = units[index]
+            if unit.group is None:  # one segment: in or out
+                spec = unit.ranked[0]
+                name = spec.name
+                now = (spec.parent is None or spec.parent in members) and matches(name, members)
+                if now == (name in members):
+                    continue
+                if now:
+                    members.add(name)
+                else:
+                    members.discard(name)
+            else:
+                before = members.intersection(unit.names)
+                members.difference_update(unit.names)
+                members.update(decide(unit, matches, members))
+                if members.intersection(unit.names) == before:
+                    continue
+            later = self.dependents[index] - todo
+            if later:  # dependents come later in the order: walk them too
+                return self._continue(matches, members, todo | later, index)
+        return frozenset(members)
+
+    def _continue(
+        self, matches: Matcher, members: set[str], todo: set[int], after: int
+    ) -> frozenset[str]:
+        for unit in self.units[after + 1 :]:
             if unit.index not in todo:
                 continue
             before = members.intersection(unit.names)

@@ -74,7 +74,10 @@ class TraitEngine:
         self.specs = catalog.aggregates
         self.folds = [make_fold(s) for s in self.specs]
         self._empty = [f.new() for f in self.folds]  # immutable slots (None, 0): copy is enough
-        self._windows = [(i, f) for i, f in enumerate(self.folds) if isinstance(f, Window)]
+        self.windows = [(i, f) for i, f in enumerate(self.folds) if isinstance(f, Window)]
+        self.dumping = [(i, f) for i, f in enumerate(self.folds) if type(f).dump is not Fold.dump]
+        """The folds whose slot is not already JSON-ready (the others are written as they are)."""
+        self.loading = [(i, f) for i, f in enumerate(self.folds) if type(f).load is not Fold.load]
         self._routes: dict[str, dict[str | None, tuple[Step, ...]]] = {}
         types = catalog.types()
         self._derived = [(s.name, compile_derived(s, types)) for s in catalog.derived]
@@ -132,7 +135,7 @@ class TraitEngine:
         is always correct (for ``count`` and ``exists`` the value does change).
         """
         now = to_us(as_of)
-        due = [f.expiry(state.slots[i], now - f.within) for i, f in self._windows]
+        due = [f.expiry(state.slots[i], now - f.within) for i, f in self.windows]
         found = [d for d in due if d is not None]
         return from_us(min(found)) if found else None
 

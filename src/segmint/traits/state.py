@@ -16,7 +16,6 @@ import orjson
 
 from segmint.store import Store, utcnow_naive
 from segmint.traits.errors import StaleStateError
-from segmint.traits.folds import Window
 from segmint.traits.incremental import TraitEngine, TraitState
 
 FORMAT = 1
@@ -25,10 +24,11 @@ FORMAT = 1
 def dumps(engine: TraitEngine, state: TraitState) -> bytes:
     """Serialise ``state`` (pruning windows to the watermark first)."""
     slots = state.slots
-    for i, fold in enumerate(engine.folds):
-        if isinstance(fold, Window):
-            fold.prune(slots[i], state.watermark)
-    body = [fold.dump(slot) for fold, slot in zip(engine.folds, slots, strict=True)]
+    for i, window in engine.windows:
+        window.prune(slots[i], state.watermark)
+    body = list(slots)
+    for i, fold in engine.dumping:
+        body[i] = fold.dump(body[i])
     return orjson.dumps([FORMAT, engine.catalog.fingerprint, state.watermark, body])
 
 
@@ -46,7 +46,11 @@ def loads(engine: TraitEngine, data: bytes) -> TraitState:
         raise StaleStateError(
             "trait state was built for other trait definitions; run 'segmint rebuild'"
         )
-    slots = [fold.load(item) for fold, item in zip(engine.folds, body, strict=True)]
+    if len(body) != len(engine.folds):
+        raise StaleStateError("trait state has another number of traits; run 'segmint rebuild'")
+    slots = list(body)
+    for i, fold in engine.loading:
+        slots[i] = fold.load(slots[i])
     return TraitState(slots, watermark)
 
 
