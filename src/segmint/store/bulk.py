@@ -2,9 +2,11 @@
 
 Shared by intake (events, identities, quarantine) and membership (state, changes, schedule).
 
-DuckDB runs ``executemany`` one statement per row, which costs far more than the engine's
-work per event; registering the rows as an Arrow table and writing them with one
-``INSERT … SELECT`` / ``DELETE … WHERE EXISTS`` is one statement per batch.
+DuckDB runs ``executemany`` one statement per row (about a millisecond each on a table of
+some size), which costs far more than the engine's work per event. On DuckDB a batch is
+one statement: from an Arrow table (``INSERT … SELECT`` / ``DELETE … WHERE EXISTS``) for
+many rows, and with a ``VALUES`` list for a few (the single-event case, where registering
+an Arrow table costs more than the statement).
 """
 
 from __future__ import annotations
@@ -27,6 +29,20 @@ def _duck(store: Store, count: int) -> Any:
     return store
 
 
+def _few(store: Store, count: int) -> bool:
+    """True for a small batch on DuckDB: one statement with a VALUES list."""
+    return count < SMALL and store.dialect == "duckdb"
+
+
+def _values(count: int, width: int) -> str:
+    row = "(" + ", ".join("?" for _ in range(width)) + ")"
+    return ", ".join(row for _ in range(count))
+
+
+def _flat(rows: Sequence[Sequence[Any]]) -> list[Any]:
+    return [value for row in rows for value in row]
+
+
 def insert_rows(
     store: Store, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
@@ -34,6 +50,10 @@ def insert_rows(
     if not rows:
         return
     cols = ", ".join(f'"{c}"' for c in columns)
+    if _few(store, len(rows)):
+        values = _values(len(rows), len(columns))
+        store.execute(f"INSERT INTO {table} ({cols}) VALUES {values}", _flat(rows))
+        return
     duck = _duck(store, len(rows))
     if duck is None:
         marks = ", ".join("?" for _ in columns)
@@ -53,6 +73,15 @@ def delete_keys(
 ) -> None:
     """Delete the rows of ``table`` whose ``columns`` equal one of ``keys``."""
     if not keys:
+        return
+    if _few(store, len(keys)):
+        names = ", ".join(f'"{c}"' for c in columns)
+        if len(columns) == 1:
+            marks = ", ".join("?" for _ in keys)
+            store.execute(f"DELETE FROM {table} WHERE {names} IN ({marks})", _flat(keys))
+        else:
+            values = _values(len(keys), len(columns))
+            store.execute(f"DELETE FROM {table} WHERE ({names}) IN (VALUES {values})", _flat(keys))
         return
     duck = _duck(store, len(keys))
     if duck is None:
@@ -82,6 +111,12 @@ def upsert_rows(
     DuckDB: about five times faster than deleting the keys and inserting again).
     """
     if not rows:
+        return
+    if _few(store, len(rows)):  # conflict checks cost more than a delete for a few rows
+        index = [columns.index(k) for k in keys]
+        with store.transaction():
+            delete_keys(store, table, keys, [[row[i] for i in index] for row in rows])
+            insert_rows(store, table, columns, rows)
         return
     cols = ", ".join(f'"{c}"' for c in columns)
     target = ", ".join(f'"{c}"' for c in keys)
