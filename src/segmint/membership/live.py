@@ -2,9 +2,10 @@
 
 A :class:`Live` profile holds its incremental trait state, the trait values and
 memberships last decided, the next instant time alone may change them, and a cache of each
-time-dependent rule's next transition. It is loaded from ``trait_state``, ``trait_values``,
-``memberships`` and ``schedule``; a profile without usable trait state is rebuilt from its
-events in the store.
+time-dependent rule's next transition. It is loaded from ``trait_state``, ``memberships``
+and ``schedule``; a profile without usable trait state is rebuilt from its events in the
+store. (Its trait values before a change are computed from the state, not read back from
+``trait_values``: see :class:`~segmint.membership.realtime.RealtimeEngine`.)
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import orjson
 from segmint.clock import ensure_utc
 from segmint.events import Event
 from segmint.membership.compiled import CompiledSegments
-from segmint.profiles import decode_traits
 from segmint.store import Store, from_store_time, utcnow_naive
 from segmint.store.bulk import delete_keys, upsert_rows
 from segmint.traits import StaleStateError, TraitState
@@ -35,7 +35,7 @@ class Live:
 
     Attributes:
         state: The incremental trait state.
-        values: The trait values at the last evaluation.
+        values: The trait values at the last evaluation (empty until the first after loading).
         members: The segments decided at the last evaluation.
         due: When time alone may next change a membership (the schedule entry).
         transitions: Per time leaf (index into ``CompiledSegments.timers``), its next flip.
@@ -79,12 +79,6 @@ def load_many(
                 continue
     missing = [pid for pid in ids if pid not in states]
     states.update(rebuild_states(store, compiled, missing, set(exclude)))
-    types = compiled.catalog.types()
-    values = {
-        pid: decode_traits(raw, types)
-        for pid, raw in _select(store, 'SELECT profile_id, "values" FROM trait_values', ids)
-        if pid in states and pid not in missing
-    }
     members: dict[str, set[str]] = {pid: set() for pid in ids}
     for pid, seg in _select(store, "SELECT profile_id, segment FROM memberships", ids):
         members[pid].add(seg)
@@ -93,13 +87,7 @@ def load_many(
         for pid, at in _select(store, "SELECT profile_id, due_at FROM schedule", ids)
     }
     return {
-        pid: Live(
-            states[pid],
-            values.get(pid, {}),
-            frozenset(members[pid]),
-            due.get(pid),
-            stored_due=due.get(pid),
-        )  # fmt: skip
+        pid: Live(states[pid], {}, frozenset(members[pid]), due.get(pid), stored_due=due.get(pid))
         for pid in ids
     }
 

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from segmint.clock import Clock
@@ -39,6 +39,7 @@ from segmint.membership.live import Live, forget_many, load_many, save_schedule,
 from segmint.membership.webhooks import WebhookOutbox
 from segmint.store import Store, from_store_time
 
+_US = timedelta(microseconds=1)
 UNSAVED_KEY = "membership.unsaved_state"
 """Meta key set while an engine holds trait state it has not written yet."""
 log = logging.getLogger(__name__)
@@ -132,6 +133,8 @@ class RealtimeEngine:
             self._ensure(list(grouped), {e.message_id for e in events})
             for pid, batch in grouped.items():
                 live = self._live[pid]
+                if live.fresh:  # the values before these events, for the causes
+                    live.values = self.compiled.traits.values(live.state, at)
                 for event in batch:
                     self.compiled.traits.apply(live.state, event)
                 cause = {"source": "event", "message_id": batch[-1].message_id}
@@ -223,6 +226,8 @@ class RealtimeEngine:
             live = self._live[pid]
             if live.due != due:
                 continue
+            if live.fresh:  # the values an instant before, for the causes
+                live.values = self.compiled.traits.values(live.state, due - _US)
             live.due = None
             self._evaluate(pid, live, due, {"source": "time"}, pending)
 
