@@ -9,8 +9,9 @@ from segmint.intake.pipeline import Intake
 from segmint.membership.batch import reconcile
 from segmint.membership.changes import all_members
 from segmint.membership.compiled import CompiledSegments
-from segmint.membership.realtime import UNSAVED_KEY, RealtimeEngine
+from segmint.membership.realtime import RealtimeEngine
 from segmint.store.bulk import upsert_rows
+from segmint.traits.state import SEQ_KEY, UNSAVED_KEY
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -109,3 +110,89 @@ def test_upsert_rows_replaces_and_inserts_on_each_backend(store):
     assert rows["p0"] == datetime(2028, 1, 1)
     assert rows["p1"] == datetime(2026, 1, 1, 1)
     assert all(rows[f"p{i}"] == datetime(2027, 1, 1) for i in range(20, 60))
+
+
+def _ingest(ws, at: datetime, *messages) -> None:
+    """Store events with no engine listening (``segmint ingest``, or a crash before delivery)."""
+    Intake(ws, FixedClock(at)).submit(list(messages), source="test")
+
+
+def test_events_stored_while_no_engine_ran_are_caught_up(tmp_path, track, make_workspace):
+    ws = make_workspace(tmp_path)
+    try:
+        _, intake, engine = _rig(ws, T0, every=0)
+        intake.submit([track("u1", "Order Completed", T0, total=600)], source="test")
+        engine.close()
+        later = T0 + DAY
+        _ingest(
+            ws, later,
+            track("u1", "Order Completed", later, total=600),
+            track("u2", "Order Completed", later, total=50),
+        )  # fmt: skip
+        clock, _, engine = _rig(ws, later + DAY, every=3600)
+        assert engine.catch_up(later + DAY) == 2
+        u1, u2 = _pid(ws.store, "u1"), _pid(ws.store, "u2")
+        members = all_members(ws.store)
+        assert "vip" in members[u1]  # 600 from the saved state + 600 caught up, not 1800
+        assert "recent_buyer" in members[u2]
+        assert reconcile(ws.store, engine.compiled, later + DAY) == []
+        assert engine.catch_up(later + DAY) == 0  # nothing twice
+    finally:
+        ws.close()
+
+
+def test_a_crash_between_commit_and_delivery_loses_nothing(tmp_path, track, make_workspace):
+    ws = make_workspace(tmp_path)
+    try:
+        _, intake, engine = _rig(ws, T0, every=3600)
+        intake.submit([track("u1", "Order Completed", T0, total=400)], source="test")
+        intake.submit([track("u1", "Order Completed", T0, total=400)], source="test")
+        # committed, never delivered: the process died in between
+        _ingest(ws, T0, track("u1", "Order Completed", T0, total=400))
+        _, _, engine = _rig(ws, T0 + DAY, every=3600)
+        engine.catch_up(T0 + DAY)
+        pid = _pid(ws.store, "u1")
+        assert "vip" in all_members(ws.store)[pid]  # 3 x 400 >= 1000
+        assert reconcile(ws.store, engine.compiled, T0 + DAY) == []
+    finally:
+        ws.close()
+
+
+def test_a_merge_while_no_engine_ran_exits_the_merged_profile(tmp_path, track, make_workspace):
+    ws = make_workspace(tmp_path)
+    try:
+        _, intake, engine = _rig(ws, T0, every=0)
+        anon = {
+            "type": "track", "anonymousId": "a1", "event": "Order Completed",
+            "properties": {"total": 800}, "timestamp": T0.isoformat(), "messageId": "x1",
+        }  # fmt: skip
+        intake.submit([anon, track("u1", "Order Completed", T0, total=300)], source="test")
+        old = ws.store.fetchall(
+            "SELECT profile_id FROM identities WHERE kind = 'anonymous_id' AND value = 'a1'"
+        )[0][0]
+        assert "big_recent" in all_members(ws.store)[old]
+        engine.close()
+        alias = {"type": "alias", "userId": "u1", "previousId": "a1", "messageId": "al",
+                 "timestamp": T0.isoformat()}  # fmt: skip
+        _ingest(ws, T0, alias)
+        _, _, engine = _rig(ws, T0 + DAY, every=0)
+        engine.catch_up(T0 + DAY)
+        survivor = _pid(ws.store, "u1")
+        members = all_members(ws.store)
+        assert old not in members
+        assert {"vip", "big_recent", "recent_buyer"} <= members[survivor]
+        assert reconcile(ws.store, engine.compiled, T0 + DAY) == []
+    finally:
+        ws.close()
+
+
+def test_a_store_no_engine_saved_into_starts_from_its_newest_event(tmp_path, track, make_workspace):
+    ws = make_workspace(tmp_path)
+    try:
+        _ingest(ws, T0, track("u1", "Order Completed", T0, total=600))
+        _, _, engine = _rig(ws, T0, every=0)
+        assert engine.catch_up(T0) == 0
+        top = ws.store.fetchall("SELECT max(seq) FROM events")[0][0]
+        assert _meta(ws.store, SEQ_KEY) == str(top)
+    finally:
+        ws.close()

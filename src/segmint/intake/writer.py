@@ -244,15 +244,16 @@ class BatchWriter:
         if not unique:
             return set()
         returned = self.store.append_events(_table(unique), returning=True)
-        inserted = set(returned) if isinstance(returned, list) else set()
+        inserted = returned if isinstance(returned, dict) else {}
         for item in unique:
-            if item.message.message_id in inserted:
+            seq = inserted.get(item.message.message_id)
+            if seq is not None:
                 batch.counts[item.sub][0] += 1
                 if self._want_events:
-                    batch.events[item.sub].append(_event(item))
+                    batch.events[item.sub].append(_event(item, seq))
             else:
                 batch.counts[item.sub][1] += 1
-        return inserted
+        return set(inserted)
 
 
 def _stored(store: Store, message_ids: Sequence[str]) -> set[str]:
@@ -265,7 +266,7 @@ def _stored(store: Store, message_ids: Sequence[str]) -> set[str]:
     return {r[0] for r in rows}
 
 
-def _event(item: _Pending) -> Event:
+def _event(item: _Pending, seq: int) -> Event:
     m = item.message
     return Event(
         message_id=m.message_id,
@@ -278,6 +279,7 @@ def _event(item: _Pending) -> Event:
         user_id=m.user_id,
         anonymous_id=m.anonymous_id,
         received_at=m.received_at,
+        seq=seq,
     )
 
 

@@ -35,13 +35,21 @@ from segmint.events import Event
 from segmint.membership.changes import ChangeKind, MembershipChange, diff_members, write_changes
 from segmint.membership.compiled import CompiledSegments
 from segmint.membership.hub import ChangeHub
-from segmint.membership.live import Live, forget_many, load_many, save_schedule, save_states
+from segmint.membership.live import (
+    EVENT_COLUMNS,
+    Live,
+    forget_many,
+    load_many,
+    row_to_event,
+    save_schedule,
+    save_states,
+)
 from segmint.membership.webhooks import WebhookOutbox
 from segmint.store import Store, from_store_time
+from segmint.traits.state import SEQ_KEY, UNSAVED_KEY
 
 _US = timedelta(microseconds=1)
-UNSAVED_KEY = "membership.unsaved_state"
-"""Meta key set while an engine holds trait state it has not written yet."""
+CATCH_UP_CHUNK = 5000
 log = logging.getLogger(__name__)
 
 
@@ -66,6 +74,7 @@ class _Pending:
     changes: list[MembershipChange] = field(default_factory=list)
     touched: dict[str, Live] = field(default_factory=dict)
     removed: set[str] = field(default_factory=set)
+    base_seq: int | None = None
 
 
 class RealtimeEngine:
@@ -109,7 +118,10 @@ class RealtimeEngine:
         self._unsaved: dict[str, Live] = {}
         self._saved_at = time.monotonic()
         self._marked = False
+        self._seq: int | None = None  # the latest event sequence number processed
+        self._until: int | None = None  # rebuilds fold events up to this one
         self._recover()
+        self._seq_known = bool(self._meta(SEQ_KEY))
 
     def __call__(self, events: Sequence[Event], merges: Sequence[Any] = ()) -> None:
         """Act as an intake listener: process the committed batch at the clock's now."""
@@ -123,8 +135,17 @@ class RealtimeEngine:
     ) -> list[MembershipChange]:
         """Apply stored events (and merges) at ``as_of``; return the committed changes."""
         at = as_of or self.clock.now()
+        seqs = [e.seq for e in events if e.seq is not None]
         with self._lock:
+            # Rebuilds fold the stored events up to this batch, never later ones (catching
+            # up, the later ones come in the next batches).
+            top = max(seqs) if seqs else None
+            self._until = top if len(seqs) == len(events) else None
+            if top is not None and (self._seq is None or top > self._seq):
+                self._seq = top
             pending = _Pending()
+            if seqs and not self._seq_known:  # so that a crash from here on is caught up
+                pending.base_seq = min(seqs) - 1
             self._fire(at, pending)
             roots = self._merge_all(merges, at, pending, {e.message_id for e in events})
             grouped: dict[str, list[Event]] = {}
@@ -173,7 +194,8 @@ class RealtimeEngine:
     def _ensure(self, ids: Sequence[str], exclude: set[str], rebuild: Sequence[str] = ()) -> None:
         missing = [pid for pid in ids if pid not in self._live or pid in rebuild]
         if missing:
-            self._live.update(load_many(self.store, self.compiled, missing, exclude, rebuild))
+            loaded = load_many(self.store, self.compiled, missing, exclude, rebuild, self._until)
+            self._live.update(loaded)
 
     def _evaluate(
         self, pid: str, live: Live, at: datetime, base: Mapping[str, Any], pending: _Pending
@@ -272,6 +294,9 @@ class RealtimeEngine:
         if not pending.touched and not pending.changes and not pending.removed:
             return []
         with self.store.transaction():
+            if pending.base_seq is not None:
+                _set_meta(self.store, SEQ_KEY, str(pending.base_seq))
+                self._seq_known = True
             if pending.removed:
                 forget_many(self.store, sorted(pending.removed))
                 for pid in pending.removed:
@@ -309,25 +334,102 @@ class RealtimeEngine:
 
     def _save(self, as_of: datetime) -> None:
         save_states(self.store, self.compiled, self._unsaved, as_of)
+        if self._seq is not None:
+            _set_meta(self.store, SEQ_KEY, str(self._seq))
         self._unsaved = {}
         self._saved_at = time.monotonic()
         if self._marked:
             _set_meta(self.store, UNSAVED_KEY, "0")
             self._marked = False
 
+    def catch_up(self, as_of: datetime, chunk: int = CATCH_UP_CHUNK) -> int:
+        """Process the events stored since the engine last saved; return how many.
+
+        Events written while no engine ran (``segmint ingest``, ``segmint import``, a
+        Shopify backfill) or committed just before a crash change memberships now, at
+        ``as_of``; profiles merged meanwhile leave their segments. A store no engine ever
+        saved into starts from its newest event (run ``segmint refresh`` after a bulk
+        import).
+        """
+        with self._lock:
+            stored = self._meta(SEQ_KEY)
+            if stored is None:
+                top = self.store.fetchall("SELECT coalesce(max(seq), 0) FROM events")[0][0]
+                with self.store.transaction():
+                    _set_meta(self.store, SEQ_KEY, str(top))
+                self._seq, self._seq_known = int(top), True
+                return 0
+            after = int(stored)
+            merges: Sequence[MergeLike] = _pending_merges(self.store)
+            done = 0
+            while True:
+                found = self.store.fetchall(
+                    f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                    [after, chunk],
+                )
+                if not found and not merges:
+                    break
+                events = [row_to_event(row) for row in found]
+                self.process(events, merges, as_of)
+                merges = ()
+                done += len(events)
+                if not found:
+                    break
+                after = int(found[-1][-1])
+            if done:
+                log.info("real time caught up on %d stored events", done)
+            self.checkpoint(as_of)
+            return done
+
+    def _meta(self, key: str) -> str | None:
+        rows = self.store.fetchall("SELECT value FROM meta WHERE key = ?", [key])
+        return str(rows[0][0]) if rows else None
+
     def _recover(self) -> None:
         """Drop trait state an engine stopped without saving (it lags behind the events)."""
-        rows = self.store.fetchall("SELECT value FROM meta WHERE key = ?", [UNSAVED_KEY])
-        if rows and rows[0][0] == "1":
+        if self._meta(UNSAVED_KEY) == "1":
             log.warning("real-time trait state was not saved at the last stop; rebuilding it")
             with self.store.transaction():
                 self.store.execute("DELETE FROM trait_state")
                 _set_meta(self.store, UNSAVED_KEY, "0")
 
 
+@dataclass(frozen=True)
+class _Merge:
+    from_profile: str
+    into_profile: str
+
+
+def _pending_merges(store: Store) -> list[_Merge]:
+    """Profiles merged away that still hold memberships, trait state or a schedule entry."""
+    merged = dict(
+        store.fetchall("SELECT profile_id, merged_into FROM profiles WHERE merged_into IS NOT NULL")
+    )
+    if not merged:
+        return []
+    holding = {
+        row[0]
+        for table in ("memberships", "trait_state", "schedule")
+        for row in store.fetchall(
+            f"SELECT DISTINCT t.profile_id FROM {table} t JOIN profiles p "
+            "ON p.profile_id = t.profile_id WHERE p.merged_into IS NOT NULL"
+        )
+    }
+    found = []
+    for gone in sorted(holding):
+        into = merged[gone]
+        while into in merged:
+            into = merged[into]
+        found.append(_Merge(gone, into))
+    return found
+
+
 def _set_meta(store: Store, key: str, value: str) -> None:
-    store.execute("DELETE FROM meta WHERE key = ?", [key])
-    store.execute("INSERT INTO meta (key, value) VALUES (?, ?)", [key, value])
+    store.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [key, value],
+    )
 
 
 def _causes(compiled: CompiledSegments, base: Mapping[str, Any], changed: set[str]) -> Any:

@@ -162,6 +162,7 @@ def attach_realtime(workspace: Workspace, intake: Any, clock: Clock) -> Realtime
     if url:
         membership.hub.subscribe(RedisChangeStream(workspace.store, url))
     service = RealtimeService(membership, engine, clock)
+    engine.catch_up(clock.now())  # events stored while no engine ran, or just before a crash
     engine.advance(clock.now())  # whatever fell due while the server was down
     intake.add_listener(engine)
     service.thread.start()

@@ -45,12 +45,13 @@ class Store(Protocol):
         """Run a query and return the result as an Arrow table."""
         ...
 
-    def append_events(self, batch: pa.Table, *, returning: bool = False) -> list[str] | int:
+    def append_events(self, batch: pa.Table, *, returning: bool = False) -> dict[str, int] | int:
         """Append events (schema :data:`EVENT_SCHEMA`), skipping known ``message_id`` s.
 
         Args:
             batch: The events.
-            returning: Return the message ids actually inserted instead of their count.
+            returning: Return the message ids actually inserted, each with the sequence
+                number the store gave it, instead of their count.
         """
         ...
 

@@ -83,7 +83,7 @@ class DuckDBStore:
         """Forget a table registered with :meth:`register`."""
         self._cursor().unregister(name)
 
-    def append_events(self, batch: pa.Table, *, returning: bool = False) -> list[str] | int:
+    def append_events(self, batch: pa.Table, *, returning: bool = False) -> dict[str, int] | int:
         """Append events through an Arrow scan, skipping known message ids.
 
         Duplicates inside the batch are dropped too (the first occurrence is kept).
@@ -99,7 +99,7 @@ class DuckDBStore:
             f"{dedupe}ON CONFLICT DO NOTHING"
         )
         if returning:
-            sql += " RETURNING message_id"
+            sql += " RETURNING message_id, seq"
         cur = self._cursor()
         cur.register("__segmint_batch", table)
         try:
@@ -108,7 +108,7 @@ class DuckDBStore:
         finally:
             cur.unregister("__segmint_batch")
         if returning:
-            return [r[0] for r in rows]
+            return {r[0]: int(r[1]) for r in rows}
         return int(rows[0][0]) if rows else 0
 
     @contextmanager

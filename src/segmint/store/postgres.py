@@ -117,7 +117,7 @@ class PostgresStore:
         columns: list[Any] = list(zip(*rows, strict=True)) if rows else [() for _ in names]
         return pa.table({n: pa.array(list(c)) for n, c in zip(names, columns, strict=True)})
 
-    def append_events(self, batch: pa.Table, *, returning: bool = False) -> list[str] | int:
+    def append_events(self, batch: pa.Table, *, returning: bool = False) -> dict[str, int] | int:
         """COPY the batch into a temporary table, then insert the rows not yet stored."""
         table = batch.select([n for n, _ in EVENT_COLUMNS]).cast(EVENT_SCHEMA)
         buf = io.BytesIO()
@@ -129,7 +129,7 @@ class PostgresStore:
             "FROM _segmint_batch ON CONFLICT (message_id) DO NOTHING"
         )
         if returning:
-            insert += " RETURNING message_id"
+            insert += " RETURNING message_id, seq"
         with self._lock, self._con.transaction(), self._con.cursor() as cur:
             cur.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS _segmint_batch "
@@ -139,7 +139,7 @@ class PostgresStore:
                 copy.write(buf.getvalue())
             cur.execute(insert)
             if returning:
-                return [r[0] for r in cur.fetchall()]
+                return {r[0]: int(r[1]) for r in cur.fetchall()}
             return cur.rowcount
 
     @contextmanager

@@ -25,7 +25,7 @@ from segmint.events import Event
 from segmint.store import Store, from_store_time, utcnow_naive
 from segmint.traits.catalog import TraitCatalog
 from segmint.traits.incremental import TraitEngine, TraitState
-from segmint.traits.state import load_state, save_states
+from segmint.traits.state import SEQ_KEY, UNSAVED_KEY, load_state, save_states
 
 _COLUMNS = "message_id, type, event, profile_id, timestamp, properties, traits"
 Progress = Callable[[int, int], None]
@@ -101,6 +101,7 @@ def rebuild(
     """
     engine = TraitEngine(catalog)
     done = 0
+    seq = store.fetchall("SELECT coalesce(max(seq), 0) FROM events")[0][0]
     store.execute("DELETE FROM trait_state")
     for low, high, total in _ranges(store, chunk):
         sql = f"SELECT {_COLUMNS} FROM events WHERE profile_id >= ? AND profile_id <= ?"
@@ -113,6 +114,9 @@ def rebuild(
         done += len(states)
         if progress is not None:
             progress(done, total)
+    with store.transaction():
+        store.execute("DELETE FROM meta WHERE key IN (?, ?)", [SEQ_KEY, UNSAVED_KEY])
+        store.execute("INSERT INTO meta (key, value) VALUES (?, ?)", [SEQ_KEY, str(seq)])
     return done
 
 

@@ -19,6 +19,13 @@ from segmint.traits.errors import StaleStateError
 from segmint.traits.incremental import TraitEngine, TraitState
 
 FORMAT = 1
+SEQ_KEY = "trait_state.events_seq"
+"""Meta key: the stored trait state reflects the events up to this ``seq`` (the real-time
+engine writes it with each checkpoint, ``segmint rebuild`` when it finishes); a starting
+engine catches up on the events after it."""
+UNSAVED_KEY = "trait_state.unsaved"
+"""Meta key: "1" while a real-time engine holds trait state it has not written yet (if it
+stops so, the next engine drops the stored state and rebuilds it from the events)."""
 
 
 def dumps(engine: TraitEngine, state: TraitState) -> bytes:
