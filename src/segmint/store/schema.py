@@ -11,6 +11,7 @@ datetimes at the edges. This keeps DuckDB's session time zone out of every compa
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import pyarrow as pa
 
@@ -34,7 +35,10 @@ EVENT_SCHEMA = pa.schema([pa.field(n, t) for n, t in EVENT_COLUMNS])
 ``properties``, ``traits`` and ``context`` are JSON text; timestamps are naive UTC.
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = (
+Migration = str | Mapping[str, str]
+"""A migration's DDL: one text for every dialect, or a text per dialect (missing: none)."""
+
+MIGRATIONS: tuple[tuple[int, Migration], ...] = (
     (
         1,
         """
@@ -203,6 +207,29 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX consents_event ON consents (event_id);
         """,
     ),
+    (
+        6,
+        {
+            # DuckDB: memberships without a primary key. Deleting rows under a unique index
+            # cost about 25 µs per row at commit (measured: 51 ms for 2,000 exits, against
+            # 0.2 ms with a plain index), and exits are most of what real time writes. The
+            # writers keep (segment, profile_id) unique: real time deletes the keys it
+            # inserts, refresh inserts only pairs not present.
+            "duckdb": """
+            CREATE TABLE memberships_v6 (
+                segment TEXT NOT NULL,
+                profile_id TEXT NOT NULL,
+                entered_at TIMESTAMP NOT NULL
+            );
+            INSERT INTO memberships_v6 SELECT segment, profile_id, entered_at FROM memberships;
+            DROP INDEX memberships_profile;
+            DROP TABLE memberships;
+            ALTER TABLE memberships_v6 RENAME TO memberships;
+            CREATE INDEX memberships_profile ON memberships (profile_id);
+            CREATE INDEX memberships_segment ON memberships (segment, profile_id);
+            """,
+        },
+    ),
 )
 """Versioned migrations, applied in order on open. Append; never edit a released one."""
 
@@ -211,12 +238,13 @@ LATEST_VERSION = MIGRATIONS[-1][0]
 _SERIAL = re.compile(r"\{serial:(\w+)\}")
 
 
-def render(ddl: str, dialect: str) -> tuple[list[str], list[str]]:
+def render(migration: Migration, dialect: str) -> tuple[list[str], list[str]]:
     """Fill a migration's placeholders for ``dialect``.
 
     Returns:
         The statements to run first (DuckDB sequences) and the migration's statements.
     """
+    ddl = migration if isinstance(migration, str) else migration.get(dialect, "")
     sequences = _SERIAL.findall(ddl)
     if dialect == "duckdb":
         pre = [f"CREATE SEQUENCE IF NOT EXISTS seq_{name}" for name in sequences]
