@@ -116,3 +116,36 @@ def test_nothing_lost_nothing_twice(store: Store, batches: list[list[str]]) -> N
         store.append_events(events(batch))
     stored = sorted(r[0] for r in store.fetchall("SELECT message_id FROM events"))
     assert stored == sorted({m for batch in batches for m in batch})
+
+
+def test_duckdb_memberships_keep_their_rows_through_migration_6(tmp_path) -> None:
+    import duckdb
+
+    from segmint.store.duckdb import DuckDBStore
+    from segmint.store.schema import MIGRATIONS, render
+
+    path = tmp_path / "v5.duckdb"
+    con = duckdb.connect(str(path))
+    for number, ddl in MIGRATIONS:
+        if number > 5:
+            break
+        pre, statements = render(ddl, "duckdb")
+        for sql in pre + statements:
+            con.execute(sql)
+    con.execute("INSERT INTO meta VALUES ('schema_version', '5')")
+    con.execute("INSERT INTO memberships VALUES ('vip', 'p1', TIMESTAMP '2026-01-01')")
+    con.close()
+    store = DuckDBStore(path)
+    try:
+        assert current_version(store) == LATEST_VERSION
+        rows = store.fetchall("SELECT segment, profile_id, entered_at FROM memberships")
+        assert rows == [("vip", "p1", datetime(2026, 1, 1))]
+        indexes = {
+            r[0]
+            for r in store.fetchall(
+                "SELECT index_name FROM duckdb_indexes() WHERE table_name = 'memberships'"
+            )
+        }
+        assert indexes == {"memberships_profile", "memberships_segment"}
+    finally:
+        store.close()
