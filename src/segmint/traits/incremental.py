@@ -83,6 +83,13 @@ class TraitEngine:
         self._derived = [(s.name, compile_derived(s, types)) for s in catalog.derived]
         self._defaults = [(s.name, s.default) for s in self.specs if s.default is not None]
         self._timestamps = [i for i, s in enumerate(self.specs) if s.type == "timestamp"]
+        self._timestamp_names = [self.specs[i].name for i in self._timestamps]
+        self._names = [s.name for s in self.specs]
+        self._readers = [
+            (i, s.name, f.read, f.within if f.windowed else 0)
+            for i, (s, f) in enumerate(zip(self.specs, self.folds, strict=True))
+            if type(f).read is not Fold.read
+        ]
 
     def new_state(self) -> TraitState:
         """The state of a profile with no events."""
@@ -113,14 +120,15 @@ class TraitEngine:
     def values(self, state: TraitState, as_of: datetime) -> dict[str, Any]:
         """Every trait's value at ``as_of`` (exact for ``as_of`` at or after the watermark)."""
         now = to_us(as_of)
-        out: dict[str, Any] = {}
-        for spec, fold, slot in zip(self.specs, self.folds, state.slots, strict=True):
-            cutoff = now - fold.within if fold.windowed else 0
-            out[spec.name] = fold.read(slot, cutoff)
-        for i in self._timestamps:
-            name = self.specs[i].name
-            if out[name] is not None:
-                out[name] = from_us(out[name])
+        # plain slots are their value; the others read with the window's lower edge
+        out = dict(zip(self._names, state.slots, strict=True))
+        slots = state.slots
+        for i, name, read, within in self._readers:
+            out[name] = read(slots[i], now - within)
+        for name in self._timestamp_names:
+            value = out[name]
+            if value is not None:
+                out[name] = EPOCH + timedelta(microseconds=value)
         for name, default in self._defaults:
             if out[name] is None:
                 out[name] = default
