@@ -3,7 +3,9 @@
 :func:`refresh` computes traits with the traits engine's batch path (``profile_traits`` and
 ``trait_values``), evaluates every segment in one query over them
 (:mod:`segmint.membership.segsql`), and turns the difference from the current memberships
-into enter/exit changes, all at one ``as_of``.
+into enter/exit changes, all at one ``as_of``. It then replaces ``schedule`` with each
+profile's next possible time transition (:mod:`segmint.membership.schedsql`), so the
+real-time engine fires the time-based exits and entries of profiles it never saw.
 
 A change's cause names the rule and the traits it reads whose values differ from the
 previous ``trait_values``. For large differences (more than ``precise_limit`` changes, as
@@ -28,6 +30,7 @@ from sqlglot import exp
 
 from segmint.membership.changes import MembershipChange, write_changes
 from segmint.membership.compiled import CompiledSegments
+from segmint.membership.schedsql import write_schedule
 from segmint.membership.segsql import segments_query
 from segmint.profiles import decode_traits
 from segmint.rules.sqlcompile import timestamp_literal
@@ -99,6 +102,7 @@ def refresh(
             source = exp.to_table("profile_traits", quoted=True)
             with evaluated(store, compiled, source, as_of) as pairs:
                 entered, exited = _apply(store, compiled, pairs, prev, as_of, precise_limit)
+            write_schedule(store, compiled, as_of)
         finally:
             store.execute(f"DROP TABLE {prev}")
     return RefreshReport(as_of, result.profiles, entered, exited)
