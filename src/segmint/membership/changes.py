@@ -89,16 +89,23 @@ def write_changes(store: Store, changes: Sequence[MembershipChange]) -> None:
     for c in changes:
         if c.occurred_at not in naive:
             naive[c.occurred_at] = utcnow_naive(c.occurred_at)
-    exits = [(c.segment, c.profile_id) for c in changes if c.change == "exit"]
+    # One step may enter and leave a segment (a jump over both instants): the last change
+    # of each pair, in order, decides whether the pair stays.
+    last: dict[tuple[str, str], MembershipChange] = {}
+    for c in changes:
+        last[(c.segment, c.profile_id)] = c
+    keys_touched = list(last)
     enters = [
-        (c.segment, c.profile_id, naive[c.occurred_at]) for c in changes if c.change == "enter"
+        (c.segment, c.profile_id, naive[c.occurred_at])
+        for c in last.values()
+        if c.change == "enter"
     ]
     log = [
         (c.segment, c.profile_id, c.change, naive[c.occurred_at], _dumps(c.cause)) for c in changes
     ]
     keys = ("segment", "profile_id")
     with store.transaction():
-        delete_keys(store, "memberships", keys, exits + [e[:2] for e in enters])
+        delete_keys(store, "memberships", keys, keys_touched)
         insert_rows(store, "memberships", (*keys, "entered_at"), enters)
         insert_rows(store, "membership_changes", (*keys, "change", "occurred_at", "cause"), log)
 
