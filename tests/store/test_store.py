@@ -146,6 +146,6 @@ def test_duckdb_memberships_keep_their_rows_through_migration_6(tmp_path) -> Non
                 "SELECT index_name FROM duckdb_indexes() WHERE table_name = 'memberships'"
             )
         }
-        assert indexes == {"memberships_profile", "memberships_segment"}
+        assert indexes == {"memberships_profile"}
     finally:
         store.close()
