@@ -242,6 +242,7 @@ class RealtimeEngine:
 
     def _fire(self, as_of: datetime, pending: _Pending) -> None:
         heap = self._schedule()
+        self._preload(heap, as_of)
         while heap and heap[0][0] <= as_of:
             due, pid = heapq.heappop(heap)
             self._ensure([pid], set())
@@ -249,9 +250,35 @@ class RealtimeEngine:
             if live.due != due:
                 continue
             if live.fresh:  # the values an instant before, for the causes
-                live.values = self.compiled.traits.values(live.state, due - _US)
+                before = due - _US
+                live.values = self.compiled.traits.values(live.state, before)
+                # A batch refresh writes schedule rows up to 1 ms early: when nothing can
+                # change by ``due``, wait for the exact instant instead of deciding now.
+                exact = self._earliest(live, live.values, before)
+                if exact is not None and exact > due:
+                    live.due = exact
+                    heapq.heappush(heap, (exact, pid))
+                    pending.touched[pid] = live
+                    continue
             live.due = None
             self._evaluate(pid, live, due, {"source": "time"}, pending)
+
+    def _preload(self, heap: list[tuple[datetime, str]], as_of: datetime) -> None:
+        """Load every profile due by ``as_of`` at once (a query per table, not per profile)."""
+        due: list[tuple[datetime, str]] = []
+        while heap and heap[0][0] <= as_of:
+            due.append(heapq.heappop(heap))
+        for entry in due:
+            heapq.heappush(heap, entry)
+        missing = list(dict.fromkeys(pid for _, pid in due if pid not in self._live))
+        if missing:
+            self._ensure(missing, set())
+
+    def _earliest(self, live: Live, values: Mapping[str, Any], at: datetime) -> datetime | None:
+        """The first instant after ``at`` at which any leaf or window of the profile flips."""
+        found = [timer.next(values, at) for timer in self.compiled.timers]
+        found.append(self.compiled.traits.next_expiry(live.state, at))
+        return min((f for f in found if f is not None), default=None)
 
     def _stale(self, entry: tuple[datetime, str]) -> bool:
         live = self._live.get(entry[1])
