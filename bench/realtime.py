@@ -234,6 +234,7 @@ def stream(store: DuckDBStore, compiled: CompiledSegments) -> None:
     engine = RealtimeEngine(store, compiled, FixedClock(AS_OF), checkpoint_every=CHECKPOINT_EVERY)
     feed(engine, warm)  # a running server has its hot profiles in memory
     engine.checkpoint()
+    engine.stats.clear()
     cpu = time.process_time()
     changes = feed(engine, timed)
     engine.checkpoint()  # the trait state of every profile touched, written
@@ -241,8 +242,9 @@ def stream(store: DuckDBStore, compiled: CompiledSegments) -> None:
     took = time.process_time() - cpu
     traits_only = traits_baseline(compiled, timed)
     rate, base = len(timed) / took, len(timed) / traits_only
-    print(f"stream: {len(timed):,} events, {changes:,} membership changes, "
-          f"{len(engine._live):,} live profiles")  # fmt: skip
+    stats = engine.stats
+    print(f"stream: {len(timed):,} events, {stats['time']:,} time transitions fired, "
+          f"{changes:,} membership changes, {len(engine._live):,} live profiles")  # fmt: skip
     report("membership.realtime_events_per_s", rate, "events/s", baseline=base,
            baseline_name="trait engine alone on the same events", ratio=rate / base,
            goal=">= 50000 events/s (one core)")  # fmt: skip
@@ -261,6 +263,7 @@ def hot(engine: RealtimeEngine, store: DuckDBStore, timed: list[Event], end: dat
         dataclasses.replace(e, message_id=f"{e.message_id}-again", timestamp=e.timestamp + shift)
         for e in timed
     ]
+    engine.stats.clear()
     cpu = time.process_time()
     changes = feed(engine, again)
     engine.checkpoint()
@@ -268,7 +271,8 @@ def hot(engine: RealtimeEngine, store: DuckDBStore, timed: list[Event], end: dat
     took = time.process_time() - cpu
     base = len(again) / traits_baseline(engine.compiled, again)
     rate = len(again) / took
-    print(f"hot stream: {len(again):,} events, {changes:,} membership changes")
+    print(f"hot stream: {len(again):,} events, {engine.stats['time']:,} time transitions "
+          f"fired, {changes:,} membership changes")  # fmt: skip
     report("membership.realtime_hot_events_per_s", rate, "events/s", baseline=base,
            baseline_name="trait engine alone on the same events", ratio=rate / base,
            goal="profiles already in memory; >= 50000 events/s (one core)")  # fmt: skip

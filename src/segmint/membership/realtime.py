@@ -25,6 +25,7 @@ import heapq
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -118,6 +119,8 @@ class RealtimeEngine:
         self._unsaved: dict[str, Live] = {}
         self._saved_at = time.monotonic()
         self._marked = False
+        self.stats: Counter[str] = Counter()
+        """Evaluations by cause ("event", "time", "merge") and profile loads ("loads")."""
         self._seq: int | None = None  # the latest event sequence number processed
         self._until: int | None = None  # rebuilds fold events up to this one
         self._recover()
@@ -196,11 +199,13 @@ class RealtimeEngine:
         if missing:
             loaded = load_many(self.store, self.compiled, missing, exclude, rebuild, self._until)
             self._live.update(loaded)
+            self.stats["loads"] += 1
 
     def _evaluate(
         self, pid: str, live: Live, at: datetime, base: Mapping[str, Any], pending: _Pending
     ) -> None:
         compiled = self.compiled
+        self.stats[base["source"]] += 1
         values = compiled.traits.values(live.state, at)
         old = live.values
         changed = {k for k, v in values.items() if k not in old or old[k] != v}
@@ -260,6 +265,9 @@ class RealtimeEngine:
                     heapq.heappush(heap, (exact, pid))
                     pending.touched[pid] = live
                     continue
+                # The stored memberships hold until ``due`` (nothing was due before it): decide
+                # only what time or the windows change now, as for a profile in memory.
+                live.fresh = False
             live.due = None
             self._evaluate(pid, live, due, {"source": "time"}, pending)
 
