@@ -105,9 +105,33 @@ def write_changes(store: Store, changes: Sequence[MembershipChange]) -> None:
     ]
     keys = ("segment", "profile_id")
     with store.transaction():
-        delete_keys(store, "memberships", keys, keys_touched)
+        _delete_members(store, keys_touched)
         insert_rows(store, "memberships", (*keys, "entered_at"), enters)
         insert_rows(store, "membership_changes", (*keys, "change", "occurred_at", "cause"), log)
+
+
+FEW_PROFILES = 8
+
+
+def _delete_members(store: Store, pairs: Sequence[tuple[str, str]]) -> None:
+    """Delete (segment, profile_id) pairs from ``memberships``.
+
+    On DuckDB, for a few profiles (one event): find the rows through the profile_id index,
+    then delete them by row id (about 1 ms; a filter on both columns scans the table, 2 ms
+    at 600k rows, and more with more). Otherwise one set-based statement for the batch.
+    """
+    by_profile: dict[str, set[str]] = {}
+    for segment, pid in pairs:
+        by_profile.setdefault(pid, set()).add(segment)
+    if store.dialect != "duckdb" or len(by_profile) > FEW_PROFILES:
+        delete_keys(store, "memberships", ("segment", "profile_id"), pairs)
+        return
+    for pid, segments in by_profile.items():
+        rows = store.fetchall("SELECT rowid, segment FROM memberships WHERE profile_id = ?", [pid])
+        found = [row_id for row_id, segment in rows if segment in segments]
+        if found:
+            marks = ", ".join("?" for _ in found)
+            store.execute(f"DELETE FROM memberships WHERE rowid IN ({marks})", found)
 
 
 def _dumps(value: Mapping[str, Any]) -> str:

@@ -15,6 +15,7 @@ units of the segments it reads (``in_segment`` and parents); a cycle is an error
 
 from __future__ import annotations
 
+from bisect import insort
 from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass, field
 
@@ -141,13 +142,14 @@ class SegmentPlan:
         Returns:
             The new memberships.
         """
-        todo = set(dirty)
+        todo = sorted(set(dirty))
+        queued = set(todo)
         members = set(previous)
         units = self.units
-        for index in sorted(todo):
-            if index not in todo:
-                continue
-            todo.discard(index)
+        position = 0
+        while position < len(todo):
+            index = todo[position]
+            position += 1
             unit = units[index]
             if unit.group is None:  # one segment: in or out
                 spec = unit.ranked[0]
@@ -165,22 +167,10 @@ class SegmentPlan:
                 members.update(decide(unit, matches, members))
                 if members.intersection(unit.names) == before:
                     continue
-            later = self.dependents[index] - todo
-            if later:  # dependents come later in the order: walk them too
-                return self._continue(matches, members, todo | later, index)
-        return frozenset(members)
-
-    def _continue(
-        self, matches: Matcher, members: set[str], todo: set[int], after: int
-    ) -> frozenset[str]:
-        for unit in self.units[after + 1 :]:
-            if unit.index not in todo:
-                continue
-            before = members.intersection(unit.names)
-            members.difference_update(unit.names)
-            members.update(decide(unit, matches, members))
-            if members.intersection(unit.names) != before:
-                todo.update(self.dependents[unit.index])
+            for dependent in self.dependents[index]:  # later in the order than ``index``
+                if dependent not in queued:
+                    queued.add(dependent)
+                    insort(todo, dependent)
         return frozenset(members)
 
     def units_reading(self, segments: Iterable[str]) -> set[int]:
