@@ -117,8 +117,8 @@ def _ingest(ws, at: datetime, *messages) -> None:
     Intake(ws, FixedClock(at)).submit(list(messages), source="test")
 
 
-def test_events_stored_while_no_engine_ran_are_caught_up(tmp_path, track, make_workspace):
-    ws = make_workspace(tmp_path)
+def test_events_stored_while_no_engine_ran_are_caught_up(tmp_path, track, make_workspace, store):
+    ws = make_workspace(tmp_path, store=store)
     try:
         _, intake, engine = _rig(ws, T0, every=0)
         intake.submit([track("u1", "Order Completed", T0, total=600)], source="test")
@@ -130,7 +130,9 @@ def test_events_stored_while_no_engine_ran_are_caught_up(tmp_path, track, make_w
             track("u2", "Order Completed", later, total=50),
         )  # fmt: skip
         clock, _, engine = _rig(ws, later + DAY, every=3600)
-        assert engine.catch_up(later + DAY) == 2
+        seen: list[tuple[int, int]] = []
+        assert engine.catch_up(later + DAY, progress=lambda *p: seen.append(p)) == 2
+        assert seen == [(2, 2)]
         u1, u2 = _pid(ws.store, "u1"), _pid(ws.store, "u2")
         members = all_members(ws.store)
         assert "vip" in members[u1]  # 600 from the saved state + 600 caught up, not 1800
@@ -158,8 +160,10 @@ def test_a_crash_between_commit_and_delivery_loses_nothing(tmp_path, track, make
         ws.close()
 
 
-def test_a_merge_while_no_engine_ran_exits_the_merged_profile(tmp_path, track, make_workspace):
-    ws = make_workspace(tmp_path)
+def test_a_merge_while_no_engine_ran_exits_the_merged_profile(
+    tmp_path, track, make_workspace, store
+):
+    ws = make_workspace(tmp_path, store=store)
     try:
         _, intake, engine = _rig(ws, T0, every=0)
         anon = {

@@ -37,7 +37,7 @@ def serve(ctx: Context, host: str, port: int, log_level: str, realtime: bool) ->
     clock = SystemClock()
     intake = Intake(workspace, clock)
     # Real-time listeners attach here, before the server starts:
-    service = attach_realtime(workspace, intake, clock) if realtime else None
+    service = attach_realtime(workspace, intake, clock, _catch_up_progress) if realtime else None
     app = create_app(workspace, clock, intake=intake)
     _tune_gc()
     loop = "uvloop" if _has("uvloop") else "asyncio"
@@ -49,6 +49,11 @@ def serve(ctx: Context, host: str, port: int, log_level: str, realtime: bool) ->
     finally:
         if service is not None:
             service.close()  # writes the trait state the engine holds
+
+
+def _catch_up_progress(done: int, total: int) -> None:
+    """Say on standard error how far the engine is through events stored while it was down."""
+    click.echo(f"applying stored events to segments: {done:,} of {total:,}", err=True)
 
 
 def _tune_gc() -> None:

@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -377,14 +377,19 @@ class RealtimeEngine:
             _set_meta(self.store, UNSAVED_KEY, "0")
             self._marked = False
 
-    def catch_up(self, as_of: datetime, chunk: int = CATCH_UP_CHUNK) -> int:
+    def catch_up(
+        self,
+        as_of: datetime,
+        chunk: int = CATCH_UP_CHUNK,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
         """Process the events stored since the engine last saved; return how many.
 
         Events written while no engine ran (``segmint ingest``, ``segmint import``, a
         Shopify backfill) or committed just before a crash change memberships now, at
         ``as_of``; profiles merged meanwhile leave their segments. A store no engine ever
         saved into starts from its newest event (run ``segmint refresh`` after a bulk
-        import).
+        import). ``progress(done, total)`` is called after each chunk.
         """
         with self._lock:
             stored = self._meta(SEQ_KEY)
@@ -396,6 +401,7 @@ class RealtimeEngine:
                 return 0
             after = int(stored)
             merges: Sequence[MergeLike] = _pending_merges(self.store)
+            total = self.store.fetchall("SELECT count(*) FROM events WHERE seq > ?", [after])
             done = 0
             while True:
                 found = self.store.fetchall(
@@ -408,6 +414,8 @@ class RealtimeEngine:
                 self.process(events, merges, as_of)
                 merges = ()
                 done += len(events)
+                if progress is not None:
+                    progress(done, int(total[0][0]))
                 if not found:
                     break
                 after = int(found[-1][-1])

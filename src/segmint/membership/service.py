@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -148,13 +149,19 @@ class RealtimeService:
             self.dispatcher.close()
 
 
-def attach_realtime(workspace: Workspace, intake: Any, clock: Clock) -> RealtimeService:
+def attach_realtime(
+    workspace: Workspace,
+    intake: Any,
+    clock: Clock,
+    progress: Callable[[int, int], None] | None = None,
+) -> RealtimeService:
     """Wire real-time membership into a server: listener, timer, webhooks, Redis stream.
 
     Args:
         workspace: The workspace.
         intake: The :class:`segmint.intake.pipeline.Intake` the server commits through.
         clock: The server's clock.
+        progress: Called with (done, total) while catching up on stored events.
     """
     membership = Membership(workspace)
     engine = membership.realtime(clock, checkpoint_every=CHECKPOINT_EVERY)
@@ -162,7 +169,8 @@ def attach_realtime(workspace: Workspace, intake: Any, clock: Clock) -> Realtime
     if url:
         membership.hub.subscribe(RedisChangeStream(workspace.store, url))
     service = RealtimeService(membership, engine, clock)
-    engine.catch_up(clock.now())  # events stored while no engine ran, or just before a crash
+    # events stored while no engine ran, or just before a crash
+    engine.catch_up(clock.now(), progress=progress)
     engine.advance(clock.now())  # whatever fell due while the server was down
     intake.add_listener(engine)
     service.thread.start()
