@@ -385,7 +385,7 @@ class RealtimeEngine:
     ) -> int:
         """Process the events stored since the engine last saved; return how many.
 
-        Events written while no engine ran (``segmint ingest``, ``segmint import``, a
+        Events written while no engine ran (``segmint ingest``, ``segmint consume``, a
         Shopify backfill) or committed just before a crash change memberships now, at
         ``as_of``; profiles merged meanwhile leave their segments. A store no engine ever
         saved into starts from its newest event (run ``segmint refresh`` after a bulk
