@@ -283,10 +283,18 @@ class RealtimeEngine:
             self._ensure(missing, set())
 
     def _earliest(self, live: Live, values: Mapping[str, Any], at: datetime) -> datetime | None:
-        """The first instant after ``at`` at which any leaf or window of the profile flips."""
-        found = [timer.next(values, at) for timer in self.compiled.timers]
-        found.append(self.compiled.traits.next_expiry(live.state, at))
-        return min((f for f in found if f is not None), default=None)
+        """The first instant after ``at`` at which any leaf or window of the profile flips.
+
+        Each leaf's next flip is kept: it stays right until its traits change or it is due.
+        """
+        transitions = live.transitions
+        for index, timer in enumerate(self.compiled.timers):
+            transitions[index] = timer.next(values, at)
+        found = [t for t in transitions.values() if t is not None]
+        expiry = self.compiled.traits.next_expiry(live.state, at)
+        if expiry is not None:
+            found.append(expiry)
+        return min(found, default=None)
 
     def _stale(self, entry: tuple[datetime, str]) -> bool:
         live = self._live.get(entry[1])

@@ -145,7 +145,11 @@ class LeafTimer:
         if not crossings:
             return None
         now_us = _micros(as_of)
-        candidates = sorted({c + d for c in crossings for d in (-1, 0, 1, 2) if c + d > now_us})
+        if len(crossings) == 1:  # the usual case: four instants around one crossing, in order
+            c = crossings[0]
+            candidates = [m for m in (c - 1, c, c + 1, c + 2) if m > now_us]
+        else:
+            candidates = sorted({c + d for c in crossings for d in (-1, 0, 1, 2) if c + d > now_us})
         if not candidates:
             return None
         evaluate = self._evaluate

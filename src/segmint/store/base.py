@@ -68,6 +68,8 @@ def utcnow_naive(at: datetime) -> datetime:
     """Convert an aware instant into the naive-UTC form the store keeps."""
     if at.tzinfo is None:
         return at
+    if at.tzinfo is UTC:
+        return at.replace(tzinfo=None)
     return at.astimezone(UTC).replace(tzinfo=None)
 
 
