@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from segmint.clock import FixedClock
 from segmint.intake.pipeline import Intake
 from segmint.membership.batch import reconcile
@@ -15,6 +17,20 @@ from segmint.traits.state import SEQ_KEY, UNSAVED_KEY
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
+
+
+@pytest.fixture
+def shop(tmp_path, make_workspace):
+    ws = make_workspace(tmp_path)
+    yield ws
+    ws.close()
+
+
+@pytest.fixture
+def any_shop(tmp_path, make_workspace, store):
+    ws = make_workspace(tmp_path, store=store)
+    yield ws
+    ws.close()
 
 
 def _meta(store, key: str) -> str | None:
@@ -39,61 +55,50 @@ def _pid(store, user: str) -> str:
     return str(rows[0][0])
 
 
-def test_state_waits_for_the_checkpoint_but_memberships_and_schedule_do_not(
-    tmp_path, track, make_workspace
-):
-    ws = make_workspace(tmp_path)
-    try:
-        _, intake, engine = _rig(ws, T0, every=3600)
-        intake.submit([track("u1", "Order Completed", T0, total=700)], source="test")
-        pid = _pid(ws.store, "u1")
-        assert "recent_buyer" in all_members(ws.store)[pid]
-        assert ws.store.fetchall("SELECT count(*) FROM schedule")[0][0] == 1
-        assert ws.store.fetchall("SELECT count(*) FROM trait_state")[0][0] == 0
-        assert _meta(ws.store, UNSAVED_KEY) == "1"
-        assert engine.checkpoint() == 1
-        assert ws.store.fetchall("SELECT count(*) FROM trait_state")[0][0] == 1
-        assert _meta(ws.store, UNSAVED_KEY) == "0"
-        assert engine.checkpoint() == 0
-    finally:
-        ws.close()
+def test_state_waits_for_the_checkpoint_but_memberships_and_schedule_do_not(shop, track):
+    ws = shop
+    _, intake, engine = _rig(ws, T0, every=3600)
+    intake.submit([track("u1", "Order Completed", T0, total=700)], source="test")
+    pid = _pid(ws.store, "u1")
+    assert "recent_buyer" in all_members(ws.store)[pid]
+    assert ws.store.fetchall("SELECT count(*) FROM schedule")[0][0] == 1
+    assert ws.store.fetchall("SELECT count(*) FROM trait_state")[0][0] == 0
+    assert _meta(ws.store, UNSAVED_KEY) == "1"
+    assert engine.checkpoint() == 1
+    assert ws.store.fetchall("SELECT count(*) FROM trait_state")[0][0] == 1
+    assert _meta(ws.store, UNSAVED_KEY) == "0"
+    assert engine.checkpoint() == 0
 
 
-def test_a_stop_without_saving_rebuilds_state_from_the_events(tmp_path, track, make_workspace):
-    ws = make_workspace(tmp_path)
-    try:
-        _, intake, engine = _rig(ws, T0, every=0)
-        intake.submit([track("u1", "Order Completed", T0, total=300)], source="test")
-        _, intake, _lagging = _rig(ws, T0 + DAY, every=3600)
-        later = T0 + DAY
-        intake.submit([track("u1", "Order Completed", later, total=400)], source="test")
-        # The process dies here: the stored state still holds only the first order.
-        assert _meta(ws.store, UNSAVED_KEY) == "1"
-        clock, intake, engine = _rig(ws, T0 + 2 * DAY, every=3600)
-        assert ws.store.fetchall("SELECT count(*) FROM trait_state")[0][0] == 0
-        intake.submit([track("u1", "Order Completed", T0 + 2 * DAY, total=400)], source="test")
-        pid = _pid(ws.store, "u1")
-        # 300 + 400 + 400 from the rebuilt state: the lost checkpoint cost nothing.
-        assert "vip" in all_members(ws.store)[pid]
-        engine.close()
-        assert _meta(ws.store, UNSAVED_KEY) == "0"
-        assert reconcile(ws.store, engine.compiled, T0 + 2 * DAY) == []
-    finally:
-        ws.close()
+def test_a_stop_without_saving_rebuilds_state_from_the_events(shop, track):
+    ws = shop
+    _, intake, engine = _rig(ws, T0, every=0)
+    intake.submit([track("u1", "Order Completed", T0, total=300)], source="test")
+    _, intake, _lagging = _rig(ws, T0 + DAY, every=3600)
+    later = T0 + DAY
+    intake.submit([track("u1", "Order Completed", later, total=400)], source="test")
+    # The process dies here: the stored state still holds only the first order.
+    assert _meta(ws.store, UNSAVED_KEY) == "1"
+    clock, intake, engine = _rig(ws, T0 + 2 * DAY, every=3600)
+    assert ws.store.fetchall("SELECT count(*) FROM trait_state")[0][0] == 0
+    intake.submit([track("u1", "Order Completed", T0 + 2 * DAY, total=400)], source="test")
+    pid = _pid(ws.store, "u1")
+    # 300 + 400 + 400 from the rebuilt state: the lost checkpoint cost nothing.
+    assert "vip" in all_members(ws.store)[pid]
+    engine.close()
+    assert _meta(ws.store, UNSAVED_KEY) == "0"
+    assert reconcile(ws.store, engine.compiled, T0 + 2 * DAY) == []
 
 
-def test_a_clean_close_keeps_the_saved_state(tmp_path, track, make_workspace):
-    ws = make_workspace(tmp_path)
-    try:
-        _, intake, engine = _rig(ws, T0, every=3600)
-        intake.submit([track("u1", "Order Completed", T0, total=600)], source="test")
-        engine.close()
-        _, intake, engine = _rig(ws, T0 + DAY, every=3600)
-        assert ws.store.fetchall("SELECT count(*) FROM trait_state")[0][0] == 1
-        intake.submit([track("u1", "Order Completed", T0 + DAY, total=600)], source="test")
-        assert "vip" in all_members(ws.store)[_pid(ws.store, "u1")]
-    finally:
-        ws.close()
+def test_a_clean_close_keeps_the_saved_state(shop, track):
+    ws = shop
+    _, intake, engine = _rig(ws, T0, every=3600)
+    intake.submit([track("u1", "Order Completed", T0, total=600)], source="test")
+    engine.close()
+    _, intake, engine = _rig(ws, T0 + DAY, every=3600)
+    assert ws.store.fetchall("SELECT count(*) FROM trait_state")[0][0] == 1
+    intake.submit([track("u1", "Order Completed", T0 + DAY, total=600)], source="test")
+    assert "vip" in all_members(ws.store)[_pid(ws.store, "u1")]
 
 
 def test_upsert_rows_replaces_and_inserts_on_each_backend(store):
@@ -117,86 +122,72 @@ def _ingest(ws, at: datetime, *messages) -> None:
     Intake(ws, FixedClock(at)).submit(list(messages), source="test")
 
 
-def test_events_stored_while_no_engine_ran_are_caught_up(tmp_path, track, make_workspace, store):
-    ws = make_workspace(tmp_path, store=store)
-    try:
-        _, intake, engine = _rig(ws, T0, every=0)
-        intake.submit([track("u1", "Order Completed", T0, total=600)], source="test")
-        engine.close()
-        later = T0 + DAY
-        _ingest(
-            ws, later,
-            track("u1", "Order Completed", later, total=600),
-            track("u2", "Order Completed", later, total=50),
-        )  # fmt: skip
-        clock, _, engine = _rig(ws, later + DAY, every=3600)
-        seen: list[tuple[int, int]] = []
-        assert engine.catch_up(later + DAY, progress=lambda *p: seen.append(p)) == 2
-        assert seen == [(2, 2)]
-        u1, u2 = _pid(ws.store, "u1"), _pid(ws.store, "u2")
-        members = all_members(ws.store)
-        assert "vip" in members[u1]  # 600 from the saved state + 600 caught up, not 1800
-        assert "recent_buyer" in members[u2]
-        assert reconcile(ws.store, engine.compiled, later + DAY) == []
-        assert engine.catch_up(later + DAY) == 0  # nothing twice
-    finally:
-        ws.close()
+def test_events_stored_while_no_engine_ran_are_caught_up(any_shop, track):
+    ws = any_shop
+    _, intake, engine = _rig(ws, T0, every=0)
+    intake.submit([track("u1", "Order Completed", T0, total=600)], source="test")
+    engine.close()
+    later = T0 + DAY
+    _ingest(
+        ws, later,
+        track("u1", "Order Completed", later, total=600),
+        track("u2", "Order Completed", later, total=50),
+    )  # fmt: skip
+    clock, _, engine = _rig(ws, later + DAY, every=3600)
+    seen: list[tuple[int, int]] = []
+    assert engine.catch_up(later + DAY, progress=lambda *p: seen.append(p)) == 2
+    assert seen == [(2, 2)]
+    u1, u2 = _pid(ws.store, "u1"), _pid(ws.store, "u2")
+    members = all_members(ws.store)
+    assert "vip" in members[u1]  # 600 from the saved state + 600 caught up, not 1800
+    assert "recent_buyer" in members[u2]
+    assert reconcile(ws.store, engine.compiled, later + DAY) == []
+    assert engine.catch_up(later + DAY) == 0  # nothing twice
 
 
-def test_a_crash_between_commit_and_delivery_loses_nothing(tmp_path, track, make_workspace):
-    ws = make_workspace(tmp_path)
-    try:
-        _, intake, engine = _rig(ws, T0, every=3600)
-        intake.submit([track("u1", "Order Completed", T0, total=400)], source="test")
-        intake.submit([track("u1", "Order Completed", T0, total=400)], source="test")
-        # committed, never delivered: the process died in between
-        _ingest(ws, T0, track("u1", "Order Completed", T0, total=400))
-        _, _, engine = _rig(ws, T0 + DAY, every=3600)
-        engine.catch_up(T0 + DAY)
-        pid = _pid(ws.store, "u1")
-        assert "vip" in all_members(ws.store)[pid]  # 3 x 400 >= 1000
-        assert reconcile(ws.store, engine.compiled, T0 + DAY) == []
-    finally:
-        ws.close()
+def test_a_crash_between_commit_and_delivery_loses_nothing(shop, track):
+    ws = shop
+    _, intake, engine = _rig(ws, T0, every=3600)
+    intake.submit([track("u1", "Order Completed", T0, total=400)], source="test")
+    intake.submit([track("u1", "Order Completed", T0, total=400)], source="test")
+    # committed, never delivered: the process died in between
+    _ingest(ws, T0, track("u1", "Order Completed", T0, total=400))
+    _, _, engine = _rig(ws, T0 + DAY, every=3600)
+    engine.catch_up(T0 + DAY)
+    pid = _pid(ws.store, "u1")
+    assert "vip" in all_members(ws.store)[pid]  # 3 x 400 >= 1000
+    assert reconcile(ws.store, engine.compiled, T0 + DAY) == []
 
 
-def test_a_merge_while_no_engine_ran_exits_the_merged_profile(
-    tmp_path, track, make_workspace, store
-):
-    ws = make_workspace(tmp_path, store=store)
-    try:
-        _, intake, engine = _rig(ws, T0, every=0)
-        anon = {
-            "type": "track", "anonymousId": "a1", "event": "Order Completed",
-            "properties": {"total": 800}, "timestamp": T0.isoformat(), "messageId": "x1",
-        }  # fmt: skip
-        intake.submit([anon, track("u1", "Order Completed", T0, total=300)], source="test")
-        old = ws.store.fetchall(
-            "SELECT profile_id FROM identities WHERE kind = 'anonymous_id' AND value = 'a1'"
-        )[0][0]
-        assert "big_recent" in all_members(ws.store)[old]
-        engine.close()
-        alias = {"type": "alias", "userId": "u1", "previousId": "a1", "messageId": "al",
-                 "timestamp": T0.isoformat()}  # fmt: skip
-        _ingest(ws, T0, alias)
-        _, _, engine = _rig(ws, T0 + DAY, every=0)
-        engine.catch_up(T0 + DAY)
-        survivor = _pid(ws.store, "u1")
-        members = all_members(ws.store)
-        assert old not in members
-        assert {"vip", "big_recent", "recent_buyer"} <= members[survivor]
-        assert reconcile(ws.store, engine.compiled, T0 + DAY) == []
-    finally:
-        ws.close()
+def test_a_merge_while_no_engine_ran_exits_the_merged_profile(any_shop, track):
+    ws = any_shop
+    _, intake, engine = _rig(ws, T0, every=0)
+    anon = {
+        "type": "track", "anonymousId": "a1", "event": "Order Completed",
+        "properties": {"total": 800}, "timestamp": T0.isoformat(), "messageId": "x1",
+    }  # fmt: skip
+    intake.submit([anon, track("u1", "Order Completed", T0, total=300)], source="test")
+    old = ws.store.fetchall(
+        "SELECT profile_id FROM identities WHERE kind = 'anonymous_id' AND value = 'a1'"
+    )[0][0]
+    assert "big_recent" in all_members(ws.store)[old]
+    engine.close()
+    alias = {"type": "alias", "userId": "u1", "previousId": "a1", "messageId": "al",
+             "timestamp": T0.isoformat()}  # fmt: skip
+    _ingest(ws, T0, alias)
+    _, _, engine = _rig(ws, T0 + DAY, every=0)
+    engine.catch_up(T0 + DAY)
+    survivor = _pid(ws.store, "u1")
+    members = all_members(ws.store)
+    assert old not in members
+    assert {"vip", "big_recent", "recent_buyer"} <= members[survivor]
+    assert reconcile(ws.store, engine.compiled, T0 + DAY) == []
 
 
-def test_a_store_no_engine_saved_into_starts_from_its_newest_event(tmp_path, track, make_workspace):
-    ws = make_workspace(tmp_path)
-    try:
-        _ingest(ws, T0, track("u1", "Order Completed", T0, total=600))
-        _, _, engine = _rig(ws, T0, every=0)
-        assert engine.catch_up(T0) == 0
-        top = ws.store.fetchall("SELECT max(seq) FROM events")[0][0]
-        assert _meta(ws.store, SEQ_KEY) == str(top)
-    finally:
-        ws.close()
+def test_a_store_no_engine_saved_into_starts_from_its_newest_event(shop, track):
+    ws = shop
+    _ingest(ws, T0, track("u1", "Order Completed", T0, total=600))
+    _, _, engine = _rig(ws, T0, every=0)
+    assert engine.catch_up(T0) == 0
+    top = ws.store.fetchall("SELECT max(seq) FROM events")[0][0]
+    assert _meta(ws.store, SEQ_KEY) == str(top)

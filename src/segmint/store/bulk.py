@@ -49,21 +49,33 @@ def insert_rows(
     """Insert ``rows`` (tuples in ``columns`` order) into ``table``."""
     if not rows:
         return
-    cols = ", ".join(f'"{c}"' for c in columns)
     if _few(store, len(rows)):
+        cols = ", ".join(f'"{c}"' for c in columns)
         values = _values(len(rows), len(columns))
         store.execute(f"INSERT INTO {table} ({cols}) VALUES {values}", _flat(rows))
         return
+    _insert_many(store, table, columns, rows)
+
+
+def _insert_many(
+    store: Store,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    suffix: str = "",
+) -> None:
+    """One INSERT of many rows (Arrow on DuckDB, executemany elsewhere), then ``suffix``."""
+    cols = ", ".join(f'"{c}"' for c in columns)
     duck = _duck(store, len(rows))
     if duck is None:
         marks = ", ".join("?" for _ in columns)
-        store.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
+        store.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks}) {suffix}", rows)
         return
     name = f"_segmint_rows_{uuid.uuid4().hex[:8]}"
     data = pa.table({c: pa.array([r[i] for r in rows]) for i, c in enumerate(columns)})
     duck.register(name, data)
     try:
-        store.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {name}")
+        store.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {name} {suffix}")
     finally:
         duck.unregister(name)
 
@@ -118,21 +130,9 @@ def upsert_rows(
             delete_keys(store, table, keys, [[row[i] for i in index] for row in rows])
             insert_rows(store, table, columns, rows)
         return
-    cols = ", ".join(f'"{c}"' for c in columns)
     target = ", ".join(f'"{c}"' for c in keys)
     updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in keys)
     conflict = f"ON CONFLICT ({target}) " + (
         f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
     )
-    duck = _duck(store, len(rows))
-    if duck is None:
-        marks = ", ".join("?" for _ in columns)
-        store.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks}) {conflict}", rows)
-        return
-    name = f"_segmint_rows_{uuid.uuid4().hex[:8]}"
-    data = pa.table({c: pa.array([r[i] for r in rows]) for i, c in enumerate(columns)})
-    duck.register(name, data)
-    try:
-        store.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {name} {conflict}")
-    finally:
-        duck.unregister(name)
+    _insert_many(store, table, columns, rows, conflict)
