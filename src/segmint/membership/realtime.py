@@ -88,9 +88,11 @@ class RealtimeEngine:
         hub: Where committed changes are published (a new hub if omitted).
         outbox: The webhook outbox, filled in the same transaction as the changes.
         checkpoint_every: Seconds between writes of trait state and values (0: with every
-            batch). Memberships, changes and the schedule are always written with each batch;
-            the events are the source of truth for trait state, so state an engine did not
-            save before it stopped is rebuilt from them when the next engine starts.
+            batch); :meth:`checkpoint` is then called by a timer (serve's, every second),
+            and a batch writes them itself when twice the interval has passed.
+            Memberships, changes and the schedule are always written with each batch; the
+            events are the source of truth for trait state, so state an engine did not save
+            before it stopped is rebuilt from them when the next engine starts.
         checkpoint_rows: Write trait state at the latest when this many profiles are unsaved.
     """
 
@@ -373,7 +375,9 @@ class RealtimeEngine:
     def _checkpoint_due(self) -> bool:
         if self.checkpoint_every <= 0 or len(self._unsaved) >= self.checkpoint_rows:
             return True
-        return time.monotonic() - self._saved_at >= self.checkpoint_every
+        # serve's timer saves every interval, off the event path; a batch saves only when
+        # the timer is late (or when there is none)
+        return time.monotonic() - self._saved_at >= 2 * self.checkpoint_every
 
     def _save(self, as_of: datetime) -> None:
         save_states(self.store, self.compiled, self._unsaved, as_of)
