@@ -175,9 +175,11 @@ def _select(
     store: Store, sql: str, ids: Sequence[str], order: str | None = None, until: int | None = None
 ) -> Iterator[tuple[Any, ...]]:
     # One list parameter, not a placeholder per id: measured three times faster on DuckDB.
+    # A single id is an equality, which the primary key or profile index answers.
     for chunk in _chunks(ids):
-        query = f"{sql} WHERE profile_id = ANY(?)"
-        params: list[Any] = [chunk]
+        single = len(chunk) == 1
+        query = f"{sql} WHERE profile_id = ?" if single else f"{sql} WHERE profile_id = ANY(?)"
+        params: list[Any] = [chunk[0] if single else chunk]
         if until is not None:
             query += " AND seq <= ?"
             params.append(until)
