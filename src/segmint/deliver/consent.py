@@ -26,6 +26,9 @@ import orjson
 from segmint.config.model import ConsentDef
 from segmint.deliver.errors import CampaignError
 from segmint.store import Store, from_store_time, utcnow_naive
+from segmint.store.bulk import insert_rows
+
+CONSENT_COLUMNS = ("profile_id", "topic", "status", "source", "occurred_at", "event_id")
 
 ConsentStatus = Literal["granted", "denied", "unsubscribed"]
 STATUSES: tuple[ConsentStatus, ...] = ("granted", "denied", "unsubscribed")
@@ -75,11 +78,10 @@ def record_consent(
     """
     if status not in STATUSES:
         raise CampaignError(f"unknown consent status {status!r}; use one of {STATUSES}")
-    store.execute(
-        "INSERT INTO consents (profile_id, topic, status, source, occurred_at, event_id) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        [profile_id, topic, status, source, utcnow_naive(at), event_id],
-    )
+    insert_rows(
+        store, "consents", CONSENT_COLUMNS,
+        [(profile_id, topic, status, source, utcnow_naive(at), event_id)],
+    )  # fmt: skip
     return ConsentChange(profile_id, topic, status, source, at)
 
 
@@ -194,23 +196,20 @@ def sync_trait_consents(store: Store, consent: ConsentDef) -> int:
         [low, high, f"%{consent.trait}%"],
     )
     last = _last_trait_statements(store)
-    recorded = 0
+    found: list[tuple[str, str, str, str, datetime, str]] = []
+    for message_id, profile_id, timestamp, source, raw in rows:
+        label = f"identify:{source}" if source else "identify"
+        for topic, status in trait_consents(orjson.loads(raw) if raw else {}, consent):
+            if last.get((profile_id, topic)) == status:
+                continue
+            last[(profile_id, topic)] = status
+            found.append((profile_id, topic, status, label, timestamp, message_id))
     with store.transaction():
-        for message_id, profile_id, timestamp, source, raw in rows:
-            at = from_store_time(timestamp)
-            assert at is not None
-            label = f"identify:{source}" if source else "identify"
-            for topic, status in trait_consents(orjson.loads(raw) if raw else {}, consent):
-                if last.get((profile_id, topic)) == status:
-                    continue
-                last[(profile_id, topic)] = status
-                record_consent(
-                    store, profile_id, topic, status, source=label, at=at, event_id=message_id
-                )
-                recorded += 1
+        # one set-based write (a statement per change was most of the demo's consent step)
+        insert_rows(store, "consents", CONSENT_COLUMNS, found)
         store.execute("DELETE FROM meta WHERE key = ?", [WATERMARK_KEY])
         store.execute("INSERT INTO meta (key, value) VALUES (?, ?)", [WATERMARK_KEY, str(high)])
-    return recorded
+    return len(found)
 
 
 WATERMARK_KEY = "deliver.consent_trait_seq"
