@@ -25,7 +25,7 @@ import orjson
 
 from segmint.config.model import ConsentDef
 from segmint.deliver.errors import CampaignError
-from segmint.store import Store, from_store_time, utcnow_naive
+from segmint.store import Store, from_store_time, read_meta, utcnow_naive, write_meta
 from segmint.store.bulk import insert_rows
 
 CONSENT_COLUMNS = ("profile_id", "topic", "status", "source", "occurred_at", "event_id")
@@ -207,8 +207,7 @@ def sync_trait_consents(store: Store, consent: ConsentDef) -> int:
     with store.transaction():
         # one set-based write (a statement per change was most of the demo's consent step)
         insert_rows(store, "consents", CONSENT_COLUMNS, found)
-        store.execute("DELETE FROM meta WHERE key = ?", [WATERMARK_KEY])
-        store.execute("INSERT INTO meta (key, value) VALUES (?, ?)", [WATERMARK_KEY, str(high)])
+        write_meta(store, WATERMARK_KEY, high)
     return len(found)
 
 
@@ -217,8 +216,8 @@ WATERMARK_KEY = "deliver.consent_trait_seq"
 
 
 def _watermark(store: Store) -> int:
-    rows = store.fetchall("SELECT value FROM meta WHERE key = ?", [WATERMARK_KEY])
-    return int(rows[0][0]) if rows else 0
+    found = read_meta(store, WATERMARK_KEY)
+    return 0 if found is None else int(found)
 
 
 def _last_trait_statements(store: Store) -> dict[tuple[str, str], str]:

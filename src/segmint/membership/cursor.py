@@ -6,20 +6,18 @@ restart resumes where the last committed position was: at-least-once, nothing sk
 
 from __future__ import annotations
 
-from segmint.store import Store
+from segmint.store import Store, read_meta, write_meta
 
 
 def read_cursor(store: Store, key: str) -> int | None:
     """Return the last consumed change id under ``key``, or None if never set."""
-    rows = store.fetchall("SELECT value FROM meta WHERE key = ?", [key])
-    return int(rows[0][0]) if rows else None
+    found = read_meta(store, key)
+    return None if found is None else int(found)
 
 
 def write_cursor(store: Store, key: str, value: int) -> None:
     """Store the last consumed change id under ``key``."""
-    with store.transaction():
-        store.execute("DELETE FROM meta WHERE key = ?", [key])
-        store.execute("INSERT INTO meta (key, value) VALUES (?, ?)", [key, str(value)])
+    write_meta(store, key, value)
 
 
 def last_change_id(store: Store) -> int:

@@ -46,7 +46,7 @@ from segmint.membership.live import (
     save_states,
 )
 from segmint.membership.webhooks import WebhookOutbox
-from segmint.store import Store, from_store_time
+from segmint.store import Store, from_store_time, read_meta, write_meta
 from segmint.traits.state import SEQ_KEY, UNSAVED_KEY
 
 _US = timedelta(microseconds=1)
@@ -126,7 +126,7 @@ class RealtimeEngine:
         self._seq: int | None = None  # the latest event sequence number processed
         self._until: int | None = None  # rebuilds fold events up to this one
         self._recover()
-        self._seq_known = bool(self._meta(SEQ_KEY))
+        self._seq_known = read_meta(self.store, SEQ_KEY) is not None
 
     def __call__(self, events: Sequence[Event], merges: Sequence[Any] = ()) -> None:
         """Act as an intake listener: process the committed batch at the clock's now."""
@@ -228,7 +228,6 @@ class RealtimeEngine:
     ) -> None:
         transitions = live.transitions
         fresh = live.fresh
-        due: datetime | None = None
         for index, timer in enumerate(self.compiled.timers):
             cached = transitions.get(index, at)
             if (
@@ -236,12 +235,8 @@ class RealtimeEngine:
                 or (cached is not None and cached <= at)
                 or not timer.traits.isdisjoint(changed)
             ):
-                cached = transitions[index] = timer.next(values, at)
-            if cached is not None and (due is None or cached < due):
-                due = cached
-        expiry = self.compiled.traits.next_expiry(live.state, at)
-        if expiry is not None and (due is None or expiry < due):
-            due = expiry
+                transitions[index] = timer.next(values, at)
+        due = self._next_due(live, at)
         if due != live.due:
             live.due = due
             if due is not None:
@@ -292,7 +287,11 @@ class RealtimeEngine:
         transitions = live.transitions
         for index, timer in enumerate(self.compiled.timers):
             transitions[index] = timer.next(values, at)
-        found = [t for t in transitions.values() if t is not None]
+        return self._next_due(live, at)
+
+    def _next_due(self, live: Live, at: datetime) -> datetime | None:
+        """The earliest of the profile's cached leaf flips and its windows' next expiry."""
+        found = [t for t in live.transitions.values() if t is not None]
         expiry = self.compiled.traits.next_expiry(live.state, at)
         if expiry is not None:
             found.append(expiry)
@@ -340,7 +339,7 @@ class RealtimeEngine:
             return []
         with self.store.transaction():
             if pending.base_seq is not None:
-                _set_meta(self.store, SEQ_KEY, str(pending.base_seq))
+                write_meta(self.store, SEQ_KEY, str(pending.base_seq))
                 self._seq_known = True
             if pending.removed:
                 forget_many(self.store, sorted(pending.removed))
@@ -354,7 +353,7 @@ class RealtimeEngine:
             if self._checkpoint_due():
                 self._save(as_of)
             elif not self._marked:
-                _set_meta(self.store, UNSAVED_KEY, "1")
+                write_meta(self.store, UNSAVED_KEY, "1")
                 self._marked = True
         self.hub.publish(pending.changes)
         return pending.changes
@@ -382,11 +381,11 @@ class RealtimeEngine:
     def _save(self, as_of: datetime) -> None:
         save_states(self.store, self.compiled, self._unsaved, as_of)
         if self._seq is not None:
-            _set_meta(self.store, SEQ_KEY, str(self._seq))
+            write_meta(self.store, SEQ_KEY, str(self._seq))
         self._unsaved = {}
         self._saved_at = time.monotonic()
         if self._marked:
-            _set_meta(self.store, UNSAVED_KEY, "0")
+            write_meta(self.store, UNSAVED_KEY, "0")
             self._marked = False
 
     def catch_up(
@@ -404,11 +403,11 @@ class RealtimeEngine:
         import). ``progress(done, total)`` is called after each chunk.
         """
         with self._lock:
-            stored = self._meta(SEQ_KEY)
+            stored = read_meta(self.store, SEQ_KEY)
             if stored is None:
                 top = self.store.fetchall("SELECT coalesce(max(seq), 0) FROM events")[0][0]
                 with self.store.transaction():
-                    _set_meta(self.store, SEQ_KEY, str(top))
+                    write_meta(self.store, SEQ_KEY, str(top))
                 self._seq, self._seq_known = int(top), True
                 return 0
             after = int(stored)
@@ -436,17 +435,13 @@ class RealtimeEngine:
             self.checkpoint(as_of)
             return done
 
-    def _meta(self, key: str) -> str | None:
-        rows = self.store.fetchall("SELECT value FROM meta WHERE key = ?", [key])
-        return str(rows[0][0]) if rows else None
-
     def _recover(self) -> None:
         """Drop trait state an engine stopped without saving (it lags behind the events)."""
-        if self._meta(UNSAVED_KEY) == "1":
+        if read_meta(self.store, UNSAVED_KEY) == "1":
             log.warning("real-time trait state was not saved at the last stop; rebuilding it")
             with self.store.transaction():
                 self.store.execute("DELETE FROM trait_state")
-                _set_meta(self.store, UNSAVED_KEY, "0")
+                write_meta(self.store, UNSAVED_KEY, "0")
 
 
 @dataclass(frozen=True)
@@ -477,14 +472,6 @@ def _pending_merges(store: Store) -> list[_Merge]:
             into = merged[into]
         found.append(_Merge(gone, into))
     return found
-
-
-def _set_meta(store: Store, key: str, value: str) -> None:
-    store.execute(
-        "INSERT INTO meta (key, value) VALUES (?, ?) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        [key, value],
-    )
 
 
 def _causes(compiled: CompiledSegments, base: Mapping[str, Any], changed: set[str]) -> Any:

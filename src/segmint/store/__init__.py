@@ -5,7 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from segmint.store.base import Store, current_version, from_store_time, utcnow_naive
+from segmint.store.base import (
+    Store,
+    current_version,
+    from_store_time,
+    read_meta,
+    utcnow_naive,
+    write_meta,
+)
 from segmint.store.errors import StoreError, StoreLocked, StoreTooNew, StoreUnavailable
 from segmint.store.schema import EVENT_SCHEMA, LATEST_VERSION
 
@@ -44,5 +51,7 @@ __all__ = [
     "current_version",
     "from_store_time",
     "open_store",
+    "read_meta",
     "utcnow_naive",
+    "write_meta",
 ]

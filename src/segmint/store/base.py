@@ -64,6 +64,21 @@ class Store(Protocol):
         ...
 
 
+def read_meta(store: Store, key: str) -> str | None:
+    """The value stored under ``key`` in table ``meta``, or None."""
+    rows = store.fetchall("SELECT value FROM meta WHERE key = ?", [key])
+    return str(rows[0][0]) if rows else None
+
+
+def write_meta(store: Store, key: str, value: str | int) -> None:
+    """Store ``value`` under ``key`` in table ``meta`` (one statement: an upsert)."""
+    store.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [key, str(value)],
+    )
+
+
 def utcnow_naive(at: datetime) -> datetime:
     """Convert an aware instant into the naive-UTC form the store keeps."""
     if at.tzinfo is None:

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from segmint.events import Event
-from segmint.store import Store, from_store_time, utcnow_naive
+from segmint.store import Store, from_store_time, utcnow_naive, write_meta
 from segmint.traits.catalog import TraitCatalog
 from segmint.traits.incremental import TraitEngine, TraitState
 from segmint.traits.state import SEQ_KEY, UNSAVED_KEY, load_state, save_states
@@ -115,8 +115,8 @@ def rebuild(
         if progress is not None:
             progress(done, total)
     with store.transaction():
-        store.execute("DELETE FROM meta WHERE key IN (?, ?)", [SEQ_KEY, UNSAVED_KEY])
-        store.execute("INSERT INTO meta (key, value) VALUES (?, ?)", [SEQ_KEY, str(seq)])
+        write_meta(store, SEQ_KEY, seq)
+        write_meta(store, UNSAVED_KEY, "0")
     return done
 
 
