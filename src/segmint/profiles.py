@@ -100,3 +100,21 @@ def resolve_profile_ref(store: Store, ref: str) -> str | None:
         if rows:
             return str(rows[0][0])
     return None
+
+
+def merge_roots(store: Store) -> dict[str, str]:
+    """Every profile merged away, mapped to the profile that survives it (chains followed)."""
+    merged: dict[str, str] = {
+        str(pid): str(into)
+        for pid, into in store.fetchall(
+            "SELECT profile_id, merged_into FROM profiles WHERE merged_into IS NOT NULL"
+        )
+    }
+    roots: dict[str, str] = {}
+    for gone in merged:
+        into, seen = merged[gone], {gone}
+        while into in merged and into not in seen:
+            seen.add(into)
+            into = merged[into]
+        roots[gone] = into
+    return roots

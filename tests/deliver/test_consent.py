@@ -173,3 +173,20 @@ def test_repeated_identify_traits_do_not_undo_an_unsubscribe(workspace: Workspac
     assert [c.source for c in consent_history(store, pid)] == [
         "identify:app", "link", "identify:app", "identify:app"
     ]  # fmt: skip
+
+
+def test_an_unsubscribe_under_a_profile_merged_away_holds_for_the_survivor(store: Store) -> None:
+    rows = [("old", T0, T0, "mid"), ("mid", T0, T0, "new"), ("new", T0, T0, None)]
+    store.executemany(
+        "INSERT INTO profiles (profile_id, created_at, updated_at, merged_into) "
+        "VALUES (?, ?, ?, ?)",
+        [(p, c.replace(tzinfo=None), u.replace(tzinfo=None), m) for p, c, u, m in rows],
+    )
+    record_consent(store, "new", "offers", "granted", source="api", at=T0 - timedelta(days=3))
+    # a link in an email sent to the old profile, clicked after the merges
+    record_consent(
+        store, "old", "offers", "unsubscribed", source="unsubscribe_link", at=T0 - timedelta(days=1)
+    )
+    assert gate(store, OPT_IN).check(person("new")) == "unsubscribed"
+    record_consent(store, "mid", "offers", "granted", source="api", at=T0 - timedelta(hours=1))
+    assert gate(store, OPT_IN).check(person("new")) is None  # the latest statement wins

@@ -25,6 +25,7 @@ import orjson
 
 from segmint.config.model import ConsentDef
 from segmint.deliver.errors import CampaignError
+from segmint.profiles import merge_roots
 from segmint.store import Store, from_store_time, read_meta, utcnow_naive, write_meta
 from segmint.store.bulk import insert_rows
 
@@ -98,17 +99,23 @@ def consent_history(store: Store, profile_id: str) -> list[ConsentChange]:
 def current_consents(
     store: Store, topic: str, as_of: datetime, profile_ids: Iterable[str] | None = None
 ) -> dict[str, ConsentStatus]:
-    """Return each profile's latest status for ``topic`` (or ``*``) at ``as_of``."""
+    """Return each profile's latest status for ``topic`` (or ``*``) at ``as_of``.
+
+    A statement made under a profile merged away since (an unsubscribe link from an email to
+    it, an identify call before the merge) counts for the profile that survives it.
+    """
     rows = store.fetchall(
         "SELECT profile_id, status FROM consents WHERE topic IN (?, ?) AND occurred_at <= ? "
         "ORDER BY occurred_at, id",
         [topic, ALL_TOPICS, utcnow_naive(as_of)],
     )
+    roots = merge_roots(store)
     wanted = set(profile_ids) if profile_ids is not None else None
     latest: dict[str, ConsentStatus] = {}
     for profile_id, status in rows:
-        if wanted is None or profile_id in wanted:
-            latest[profile_id] = status
+        owner = roots.get(profile_id, profile_id)
+        if wanted is None or owner in wanted:
+            latest[owner] = status
     return latest
 
 

@@ -46,6 +46,7 @@ from segmint.membership.live import (
     save_states,
 )
 from segmint.membership.webhooks import WebhookOutbox
+from segmint.profiles import merge_roots
 from segmint.store import Store, from_store_time, read_meta, write_meta
 from segmint.traits.state import SEQ_KEY, UNSAVED_KEY
 
@@ -452,10 +453,8 @@ class _Merge:
 
 def _pending_merges(store: Store) -> list[_Merge]:
     """Profiles merged away that still hold memberships, trait state or a schedule entry."""
-    merged = dict(
-        store.fetchall("SELECT profile_id, merged_into FROM profiles WHERE merged_into IS NOT NULL")
-    )
-    if not merged:
+    roots = merge_roots(store)
+    if not roots:
         return []
     holding = {
         row[0]
@@ -465,13 +464,7 @@ def _pending_merges(store: Store) -> list[_Merge]:
             "ON p.profile_id = t.profile_id WHERE p.merged_into IS NOT NULL"
         )
     }
-    found = []
-    for gone in sorted(holding):
-        into = merged[gone]
-        while into in merged:
-            into = merged[into]
-        found.append(_Merge(gone, into))
-    return found
+    return [_Merge(gone, roots[gone]) for gone in sorted(holding)]
 
 
 def _causes(compiled: CompiledSegments, base: Mapping[str, Any], changed: set[str]) -> Any:
