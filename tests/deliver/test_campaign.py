@@ -187,3 +187,19 @@ def test_two_profiles_sharing_an_address_get_one_message(shop: Shop) -> None:
     assert shop.server.handler.by_recipient() == {"family@example.com": 1}
     again = send(shop)
     assert again.sent == 0 and dict(again.skipped) == {"duplicate_address": 1}
+
+
+def test_a_person_mailed_before_a_merge_is_not_mailed_again_under_the_survivor(
+    shop: Shop,
+) -> None:
+    old = shop.add("ann")
+    assert send(shop).sent == 1
+    new = shop.add("ann-2", email="ann.new@example.com")
+    store = shop.workspace.store
+    with store.transaction():  # identity resolution merged the first profile into the second
+        store.execute("UPDATE profiles SET merged_into = ? WHERE profile_id = ?", [new, old])
+        store.execute("DELETE FROM memberships WHERE profile_id = ?", [old])
+    report = send(shop)
+    assert report.sent == 0 and dict(report.skipped) == {"sent_before_merge": 1}
+    assert shop.statuses()["ann-2"] == ("skipped", "sent_before_merge")
+    assert shop.server.handler.by_recipient() == {"ann@example.com": 1}

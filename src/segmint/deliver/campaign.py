@@ -28,7 +28,7 @@ from segmint.deliver.report import CampaignReport
 from segmint.deliver.retry import RetryPolicy, with_retries
 from segmint.deliver.transport import EmailTransport
 from segmint.personalize.errors import TemplateRenderError
-from segmint.profiles import Profile, segment_members
+from segmint.profiles import Profile, merge_roots, segment_members
 from segmint.workspace import Workspace
 
 Progress = Callable[[int, int], None]
@@ -155,6 +155,9 @@ class CampaignRun:
         todo: list[tuple[Profile, str]] = []
         taken = self.ledger.taken_addresses()
         rows = sorted(self.ledger.rows(), key=lambda r: r.profile_id)
+        # a person already mailed under a profile merged into this one since: not again
+        roots = merge_roots(self.store)
+        mailed = {roots[r.profile_id] for r in rows if r.status in FINAL and r.profile_id in roots}
         for row in rows:
             if row.status in FINAL:
                 self.report.already_sent += row.status == "sent"
@@ -165,6 +168,8 @@ class CampaignRun:
             address = "" if profile is None else address_of(profile, ws.email.email_trait) or ""
             if reason is None and address.lower() in taken:
                 reason = "duplicate_address"  # two profiles, one inbox: one message
+            if reason is None and row.profile_id in mailed:
+                reason = "sent_before_merge"
             if reason is not None:
                 skipped.append((row.profile_id, reason))
             elif profile is not None:

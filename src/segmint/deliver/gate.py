@@ -21,10 +21,12 @@ SKIP_REASONS = (
     "no_consent",
     "left_segment",
     "duplicate_address",
+    "sent_before_merge",
 )
 """Why a profile is skipped, in the order the gate checks; then ``left_segment`` (no longer
-a member when a resumed send reached it) and ``duplicate_address`` (another profile of the
-campaign has the same address)."""
+a member when a resumed send reached it), ``duplicate_address`` (another profile of the
+campaign has the same address) and ``sent_before_merge`` (the campaign already went to a
+profile merged into this one since)."""
 
 
 def address_of(profile: Profile, email_trait: str) -> str | None:
