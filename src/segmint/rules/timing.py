@@ -257,8 +257,8 @@ def _constant(value: Any) -> Linear | None:
 
 
 def _micros(value: datetime) -> int:
-    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return (aware - EPOCH) // timedelta(microseconds=1)
+    delta = (value if value.tzinfo else value.replace(tzinfo=UTC)) - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _micros_of(value: timedelta) -> int:
