@@ -34,7 +34,6 @@ from segmint.rules import (
     check,
     compile_python,
     dependencies,
-    next_transition,
     parse,
 )
 from segmint.rules.lowering import transform
@@ -54,7 +53,6 @@ class CompiledSegment:
         deps: What the rule reads.
         evaluate: The rule as a Python closure ``(row, as_of) -> bool | None``.
         timed: The rule with derived traits inlined when time alone can change it, else None.
-        timed_traits: The traits the inlined rule reads (its transition depends on them).
     """
 
     spec: SegmentSpec
@@ -62,7 +60,6 @@ class CompiledSegment:
     deps: Dependencies | None = None
     evaluate: Evaluator | None = None
     timed: Expr | None = None
-    timed_traits: frozenset[str] = frozenset()
 
     @property
     def traits(self) -> frozenset[str]:
@@ -117,10 +114,10 @@ class CompiledSegments:
         except RuleError as exc:
             raise _config_error(spec.name, exc) from None
         evaluate = compile_python(expr, schema=self.schema)
-        inlined = dependencies(self._inline(expr))
-        if not inlined.time_dependent:
+        inlined = self._inline(expr)
+        if not dependencies(inlined).time_dependent:
             return CompiledSegment(spec, expr, deps, evaluate)
-        return CompiledSegment(spec, expr, deps, evaluate, self._inline(expr), inlined.traits)
+        return CompiledSegment(spec, expr, deps, evaluate, inlined)
 
     def _inline(self, expr: Expr) -> Expr:
         def replace(node: Expr) -> Expr:
@@ -159,11 +156,6 @@ class CompiledSegments:
             return evaluate is not None and evaluate(values, as_of) is True
 
         return self.plan.update(matches, previous, dirty)
-
-    def transition(self, name: str, row: Mapping[str, Any], as_of: datetime) -> datetime | None:
-        """When time alone may next change segment ``name``'s rule for these values."""
-        timed = self.segments[name].timed
-        return None if timed is None else next_transition(timed, row, as_of, schema=self.schema)
 
 
 def _parse(name: str, text: str) -> Expr:

@@ -47,7 +47,7 @@ from segmint.rules.sqlcompile import (
     paren,
     timestamp_literal,
 )
-from segmint.rules.timing import RECHECK, time_leaves
+from segmint.rules.timing import RECHECK
 from segmint.store import Store
 from segmint.traits.catalog import TraitCatalog
 from segmint.traits.model import TraitSpec
@@ -123,9 +123,7 @@ def schedule_query(compiled: CompiledSegments, dialect: str, as_of: datetime) ->
 
 
 def _leaf_dues(compiled: CompiledSegments, dialect: str, as_of: datetime) -> exp.Select | None:
-    leaves = dict.fromkeys(
-        leaf for seg in compiled.timed_segments if seg.timed for leaf in time_leaves(seg.timed)
-    )
+    leaves = [timer.leaf for timer in compiled.timers]  # every distinct time leaf
     if not leaves:
         return None
     at = [_compiler(compiled.schema, dialect, t) for t in (as_of, as_of + STEP)]

@@ -12,7 +12,8 @@ an Arrow table costs more than the statement).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
@@ -37,6 +38,19 @@ def _few(store: Store, count: int) -> bool:
 def _values(count: int, width: int) -> str:
     row = "(" + ", ".join("?" for _ in range(width)) + ")"
     return ", ".join(row for _ in range(count))
+
+
+@contextmanager
+def _registered(duck: Any, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Iterator[str]:
+    """Register ``rows`` as an Arrow table on DuckDB for one statement; yield its name."""
+    name = f"_segmint_rows_{uuid.uuid4().hex[:8]}"
+    duck.register(
+        name, pa.table({c: pa.array([r[i] for r in rows]) for i, c in enumerate(columns)})
+    )
+    try:
+        yield name
+    finally:
+        duck.unregister(name)
 
 
 def _flat(rows: Sequence[Sequence[Any]]) -> list[Any]:
@@ -71,13 +85,8 @@ def _insert_many(
         marks = ", ".join("?" for _ in columns)
         store.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks}) {suffix}", rows)
         return
-    name = f"_segmint_rows_{uuid.uuid4().hex[:8]}"
-    data = pa.table({c: pa.array([r[i] for r in rows]) for i, c in enumerate(columns)})
-    duck.register(name, data)
-    try:
+    with _registered(duck, columns, rows) as name:
         store.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {name} {suffix}")
-    finally:
-        duck.unregister(name)
 
 
 def delete_keys(
@@ -100,14 +109,9 @@ def delete_keys(
         where = " AND ".join(f'"{c}" = ?' for c in columns)
         store.executemany(f"DELETE FROM {table} WHERE {where}", keys)
         return
-    name = f"_segmint_keys_{uuid.uuid4().hex[:8]}"
-    data = pa.table({c: pa.array([k[i] for k in keys]) for i, c in enumerate(columns)})
-    duck.register(name, data)
-    try:
-        match = " AND ".join(f'k."{c}" = {table}."{c}"' for c in columns)
+    match = " AND ".join(f'k."{c}" = {table}."{c}"' for c in columns)
+    with _registered(duck, columns, keys) as name:
         store.execute(f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM {name} k WHERE {match})")
-    finally:
-        duck.unregister(name)
 
 
 def upsert_rows(
