@@ -3,16 +3,61 @@
 Each stage has its own ``errors.py`` whose classes derive from these::
 
     SegmintError
-    ├── ConfigError                    (config/errors.py)  file:line:column + key path
-    │   └── ConfigKeyError
+    ├── ConfigError + ValueError       (config/errors.py)  file:line:column + key path
+    │   ├── ConfigErrors                                   several found in one pass
+    │   └── TraitDefinitionError       (traits/errors.py)
+    │       └── TraitCycleError
     ├── StoreError                     (store/errors.py)
     │   ├── StoreUnavailable   + Transient
     │   ├── StoreLocked
     │   └── StoreTooNew
     ├── RuleError                      (rules/errors.py)   position + caret
+    │   ├── RuleSyntaxError    + ValueError
+    │   ├── RuleTypeError      + TypeError
+    │   ├── RuleNameError      + LookupError
+    │   └── RuleCycleError
     ├── IntakeError                    (intake/errors.py)
+    │   ├── PayloadError       + ValueError
+    │   │   └── PayloadTooLarge
+    │   ├── ShopifyPayloadError + ValueError               (intake/shopify.py)
+    │   ├── MappingError, RowError + ValueError            (intake/mappings.py)
+    │   ├── ApiKeyError
+    │   │   ├── UnknownKey
+    │   │   └── RevokedKey
+    │   ├── IntakeBusy         + Transient
+    │   ├── IntakeClosed
+    │   └── StreamError                                    (intake/streams.py)
+    │       ├── StreamUrlError     + Terminal, ValueError
+    │       └── StreamUnavailable  + Transient
+    ├── TraitError                     (traits/errors.py)
+    │   └── StaleStateError
+    ├── MembershipError                (membership/errors.py)
+    │   ├── SegmentStructureError
+    │   ├── UnknownSegmentError + KeyError
+    │   ├── ReconcileError
+    │   └── WebhookError
+    │       ├── WebhookRetryable   + Transient
+    │       └── WebhookRejected    + Terminal
     ├── TemplateError                  (personalize/errors.py)
-    └── DeliveryError                  (deliver/errors.py) Transient or Terminal
+    │   ├── TemplateNotFound   + LookupError
+    │   ├── TemplateSyntaxError + ValueError
+    │   └── TemplateRenderError
+    │       ├── TemplateSecurityError
+    │       ├── TemplateLimitError
+    │       └── TemplateUndefinedError
+    ├── DeliveryError                  (deliver/errors.py)
+    │   ├── TransientDeliveryError + Transient
+    │   │   ├── SoftBounce
+    │   │   └── ConnectionDropped
+    │   └── TerminalDeliveryError  + Terminal
+    │       ├── HardBounce
+    │       ├── MessageRejected
+    │       └── AuthenticationFailed
+    ├── CampaignError                  (deliver/errors.py)
+    ├── LinkError + ValueError         (deliver/errors.py) tampered or malformed link
+    ├── ApiError                       (api/errors.py)     HTTP status + field
+    └── DemoError                      (demo/errors.py)
+        └── StageUnavailable                               (demo/stage.py)
 
 Retry logic looks only at the :class:`Transient` / :class:`Terminal` marks, never at the
 concrete class.

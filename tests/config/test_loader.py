@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from segmint.common import format_duration, parse_duration
 from segmint.config import ConfigError, ConfigErrors, load_workspace_def, scaffold
-from segmint.config.durations import format_duration, parse_duration
 
 
 @pytest.fixture

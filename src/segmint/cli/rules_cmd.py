@@ -13,7 +13,7 @@ from segmint.cli.groups import rules, segments
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import emit_json, err_console, format_option
 from segmint.clock import SystemClock, parse_instant
-from segmint.config.durations import format_duration
+from segmint.common import format_duration
 from segmint.config.errors import ConfigError
 from segmint.config.loader import load_workspace_def
 from segmint.config.model import WorkspaceDef

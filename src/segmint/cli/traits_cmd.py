@@ -76,7 +76,7 @@ def sql(ctx: Context, name: str | None, dialect: str, as_of: str | None) -> None
     """Print the batch SQL computing every trait (or trait NAME) for every profile."""
     catalog = workspace_catalog(ctx.workspace)
     if name is not None and name not in catalog:
-        from segmint.config.suggest import did_you_mean
+        from segmint.common import did_you_mean
 
         hint = did_you_mean(name, catalog.names) or "see 'segmint traits list'"
         raise TraitError(f"unknown trait '{name}'; {hint}")

@@ -16,9 +16,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+from segmint.common import did_you_mean
 from segmint.config.errors import ConfigError, ConfigErrors
 from segmint.config.model import AGGREGATES, TraitDef, WorkspaceDef
-from segmint.config.suggest import did_you_mean
 from segmint.errors import SourceLocation
 
 KeyPath = Sequence[str | int]

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from segmint.config.durations import parse_duration
+from segmint.common import parse_duration
 
 TraitType = Literal["string", "number", "boolean", "timestamp", "list"]
 AGGREGATES = (

@@ -17,8 +17,8 @@ from email.utils import parseaddr
 from typing import Any, Protocol
 
 from segmint.clock import Clock
+from segmint.common import batched, did_you_mean
 from segmint.config.model import CampaignDef
-from segmint.config.suggest import did_you_mean
 from segmint.deliver.consent import check_topic, suppress, sync_trait_consents
 from segmint.deliver.errors import CampaignError, DeliveryError, HardBounce
 from segmint.deliver.gate import ConsentGate, address_of
@@ -234,7 +234,6 @@ class CampaignRun:
         if self._bounces:
             self.announce(bounce_messages(self.store, self.name, self._bounces))
         rows = self.ledger.unannounced()
-        for start in range(0, len(rows), 500):
-            chunk = rows[start : start + 500]
+        for chunk in batched(rows):
             self.announce(delivered_messages(self.store, self.definition, self.name, chunk))
             self.ledger.announced([r[0] for r in chunk])

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from segmint.common import batched
 from segmint.config.model import CampaignDef
 from segmint.store import Store, from_store_time
-from segmint.store.base import batched
 
 MACHINE_OPEN_SECONDS = 5.0
 MACHINE_AGENTS = (
@@ -114,7 +114,7 @@ def engagement_message(
 
 
 def delivered_messages(
-    store: Store, campaign: CampaignDef, name: str, rows: list[tuple[str, str, str | None, Any]]
+    store: Store, campaign: CampaignDef, name: str, rows: Sequence[tuple[str, str, str | None, Any]]
 ) -> list[dict[str, Any]]:
     """Build ``Email Delivered`` messages for sent ledger rows.
 

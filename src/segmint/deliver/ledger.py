@@ -27,8 +27,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from segmint.clock import Clock
+from segmint.common import batched
 from segmint.store import Store, utcnow_naive
-from segmint.store.base import batched
 
 FINAL = ("sent", "uncertain", "attempting")
 """States a run never attempts again (``attempting`` only while another run holds it)."""

@@ -34,8 +34,8 @@ from typing import Any
 import orjson
 
 from segmint.clock import ensure_utc, parse_instant
+from segmint.common import did_you_mean
 from segmint.config.model import ImportDef
-from segmint.config.suggest import did_you_mean
 from segmint.intake.errors import IntakeError
 
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})

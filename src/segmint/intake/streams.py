@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from segmint.config.suggest import did_you_mean
+from segmint.common import did_you_mean
 from segmint.errors import Terminal, Transient
 from segmint.intake.errors import IntakeError
 from segmint.intake.pipeline import Intake

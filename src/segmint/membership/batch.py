@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 from sqlglot import exp
 
+from segmint.common import in_lists
 from segmint.membership.changes import MembershipChange, write_changes
 from segmint.membership.compiled import CompiledSegments
 from segmint.membership.schedsql import write_schedule
@@ -160,9 +161,7 @@ def _old_values(
 ) -> dict[str, dict[str, Any]]:
     types = compiled.catalog.types()
     found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ", ".join("?" for _ in chunk)
+    for marks, chunk in in_lists(ids):
         for pid, raw in store.fetchall(
             f'SELECT profile_id, "values" FROM {prev} WHERE profile_id IN ({marks})', chunk
         ):

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import orjson
 
 from segmint.clock import ensure_utc
+from segmint.common import in_lists
 from segmint.store import Store, from_store_time, utcnow_naive
 from segmint.store.bulk import delete_keys, insert_rows
 
@@ -142,9 +143,7 @@ def members_of(store: Store, profile_ids: Iterable[str]) -> dict[str, set[str]]:
     """Return the current memberships of each of ``profile_ids`` (empty sets included)."""
     ids = list(dict.fromkeys(profile_ids))
     found: dict[str, set[str]] = {pid: set() for pid in ids}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ", ".join("?" for _ in chunk)
+    for marks, chunk in in_lists(ids):
         rows = store.fetchall(
             f"SELECT profile_id, segment FROM memberships WHERE profile_id IN ({marks})", chunk
         )

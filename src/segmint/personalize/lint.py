@@ -26,8 +26,8 @@ from typing import Any, Literal
 import jinja2
 from jinja2 import meta, nodes
 
+from segmint.common import did_you_mean
 from segmint.config.model import WorkspaceDef
-from segmint.config.suggest import did_you_mean
 from segmint.errors import SourceLocation, caret_excerpt
 from segmint.personalize.compiler import syntax_error
 from segmint.personalize.renderer import Renderer

@@ -14,8 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from segmint.common import did_you_mean
 from segmint.config.model import WorkspaceDef
-from segmint.config.suggest import did_you_mean
 from segmint.personalize.errors import TemplateError, TemplateRenderError
 from segmint.personalize.renderer import CompiledTemplate, Renderer
 from segmint.profiles import Profile, load_profile, segment_members

@@ -36,7 +36,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 from markupsafe import Markup, escape
 
-from segmint.config.suggest import did_you_mean
+from segmint.common import did_you_mean
 from segmint.personalize.errors import TemplateLimitError
 
 ITER_NAME = "__segmint_iter"

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 from typing import Literal as L
 
-from segmint.config.durations import format_duration
+from segmint.common import format_duration
 from segmint.rules.errors import Span
 
 LiteralValue = str | int | float | bool | datetime | None

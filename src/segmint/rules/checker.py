@@ -9,7 +9,7 @@ collected, so one pass reports every problem, each at its position.
 
 from __future__ import annotations
 
-from segmint.config.suggest import did_you_mean
+from segmint.common import did_you_mean
 from segmint.rules import ast as A
 from segmint.rules.errors import RuleError, RuleNameError, RuleTypeError
 from segmint.rules.schema import COERCIBLE, RuleType, TraitSchema

@@ -6,8 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from segmint.config.durations import parse_duration
-from segmint.config.suggest import did_you_mean
+from segmint.common import did_you_mean, parse_duration
 from segmint.rules.ast import (
     DaysSince,
     Expr,

@@ -11,8 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from segmint.clock import parse_instant
-from segmint.config.durations import format_duration, parse_duration
-from segmint.config.suggest import did_you_mean
+from segmint.common import did_you_mean, format_duration, parse_duration
 from segmint.rules import ast as A
 from segmint.rules.errors import RuleSyntaxError
 

@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from segmint.clock import parse_instant
-from segmint.config.suggest import did_you_mean
+from segmint.common import did_you_mean
 from segmint.rules import functions
 from segmint.rules.ast import (
     And,

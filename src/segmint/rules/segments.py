@@ -7,8 +7,8 @@ from datetime import datetime
 
 from sqlglot import exp
 
+from segmint.common import did_you_mean
 from segmint.config.model import WorkspaceDef
-from segmint.config.suggest import did_you_mean
 from segmint.rules.errors import RuleError, RuleNameError
 from segmint.rules.lowering import EventAggregate, lower_events
 from segmint.rules.parser import parse

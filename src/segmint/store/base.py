@@ -6,7 +6,7 @@ dialect-specific SQL with sqlglot, using :attr:`Store.dialect` as the sqlglot di
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -133,9 +133,3 @@ def migrate(store: Store) -> int:
             store.execute("DELETE FROM meta WHERE key = 'schema_version'")
             store.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(number)])
     return LATEST_VERSION
-
-
-def batched(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    """Yield successive slices of ``rows`` of at most ``size`` items."""
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]

@@ -23,8 +23,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from segmint.common import did_you_mean
 from segmint.config.model import AGGREGATES, TraitDef, TraitType
-from segmint.config.suggest import did_you_mean
 from segmint.rules.lowering import EVENTS_TARGET, TIMESTAMP_TARGET
 from segmint.traits.coerce import ValueKind
 from segmint.traits.errors import TraitDefinitionError

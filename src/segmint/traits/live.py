@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from segmint.common import in_lists
 from segmint.events import Event
 from segmint.store import Store, from_store_time, utcnow_naive, write_meta
 from segmint.traits.catalog import TraitCatalog
@@ -79,9 +80,7 @@ def write_values(store: Store, rows: Iterable[tuple[str, dict[str, Any]]], as_of
     if not data:
         return
     with store.transaction():
-        for start in range(0, len(data), 500):
-            chunk = data[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
+        for marks, chunk in in_lists(data):
             store.execute(
                 f"DELETE FROM trait_values WHERE profile_id IN ({marks})", [r[0] for r in chunk]
             )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
-from segmint.config.durations import format_duration
+from segmint.common import format_duration
 from segmint.config.model import TraitDef, TraitType
 from segmint.rules.ast import Expr
 from segmint.rules.lowering import EVENTS_TARGET, TIMESTAMP_TARGET, EventAggregate

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from segmint.common import in_lists
 from segmint.store import Store, utcnow_naive
 from segmint.traits.errors import StaleStateError
 from segmint.traits.incremental import TraitEngine, TraitState
@@ -87,7 +88,5 @@ def load_state(store: Store, engine: TraitEngine, profile_id: str) -> TraitState
 
 
 def _delete(store: Store, ids: Sequence[Any]) -> None:
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ", ".join("?" for _ in chunk)
+    for marks, chunk in in_lists(ids):
         store.execute(f"DELETE FROM trait_state WHERE profile_id IN ({marks})", chunk)

@@ -1,9 +1,38 @@
-"""Parsing of the short duration syntax used in workspaces: ``30d``, ``12h``, ``90 days``."""
+"""Helpers that belong to no stage: name suggestions, durations, chunked ``IN`` lists.
+
+Every stage may import this module; it imports nothing of segmint's, so the rule language's
+core does not depend on the config package (or any other stage) for these.
+"""
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
+from typing import TypeVar
+
+T = TypeVar("T")
+
+#: How many values one ``IN (?, ?, …)`` list holds: far below every backend's parameter limit.
+IN_CHUNK = 500
+
+
+def nearest(name: str, candidates: Iterable[str]) -> str | None:
+    """Return the candidate closest to ``name``, or None if nothing is close."""
+    pool = list(candidates)
+    found = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
+    if found:
+        return found[0]
+    lowered = {c.lower(): c for c in pool}
+    return lowered.get(name.lower())
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """Return "did you mean 'x'?" for the nearest candidate, or None."""
+    found = nearest(name, candidates)
+    return f"did you mean '{found}'?" if found else None
+
 
 _UNITS = {
     "s": "seconds", "sec": "seconds", "second": "seconds", "seconds": "seconds",
@@ -42,3 +71,18 @@ def format_duration(value: timedelta) -> str:
             count = seconds // size
             return f"{count} {unit if count != 1 else unit[:-1]}"
     return f"{seconds} seconds" if seconds != 1 else "1 second"
+
+
+def batched(rows: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    """Yield successive slices of ``rows`` of at most ``size`` items."""
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def in_lists(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[tuple[str, Sequence[T]]]:
+    """Yield ``(marks, chunk)`` pairs for ``... IN ({marks})`` queries over ``values``.
+
+    ``marks`` is ``"?, ?, …"`` with one placeholder per value of ``chunk``.
+    """
+    for chunk in batched(values, size):
+        yield ", ".join("?" for _ in chunk), chunk
