@@ -37,3 +37,9 @@ def test_scanner_finds_exactly_the_lexers_tags(source: str) -> None:
     protected = protect(source, table, lambda tag, text: False)
     assert [t for _, t, _ in env.lex(protected) if t in KINDS] == []  # only data is left
     assert restore(protected, table) == source
+
+
+def test_a_comment_opener_that_ends_the_source_is_an_empty_comment() -> None:
+    # Found by the property test above: Jinja lexes a trailing "{#" as a comment.
+    assert [tag.kind for tag in scan("text {#")] == ["comment"]
+    assert [tag.kind for tag in scan("{# a")] == []  # unclosed with text after: no tag

@@ -86,7 +86,9 @@ def scan(source: str) -> Iterator[Tag]:
         closer = {"{{": "}}", "{%": "%}", "{#": "#}"}[opener]
         if opener == "{#":
             found = source.find(closer, start + 2)
-            end = found + 2 if found >= 0 else -1
+            # Jinja's lexer takes a ``{#`` that ends the source as an empty comment.
+            at_eof = len(source) if start + 2 == len(source) else -1
+            end = found + 2 if found >= 0 else at_eof
         else:
             end = _tag_end(source, start + 2, closer)
         if end < 0:
