@@ -11,14 +11,16 @@ import importlib
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from segmint._version import __version__
 from segmint.cli.output import emit_json, err_console, format_option
 from segmint.errors import SegmintError
-from segmint.workspace import Workspace
+
+if TYPE_CHECKING:
+    from segmint.workspace import Workspace
 
 COMMAND_MODULES: tuple[str, ...] = (
     "groups",
@@ -46,6 +48,8 @@ class Context:
     def workspace(self) -> Workspace:
         """The workspace, opened on first use."""
         if self._workspace is None:
+            from segmint.workspace import Workspace
+
             self._workspace = Workspace.open(self.workspace_path)
         return self._workspace
 
@@ -82,6 +86,8 @@ def cli(ctx: click.Context, workspace: Path, debug: bool) -> None:
 @click.option("--name", help="The workspace name (default: the folder name).")
 def init(directory: Path, name: str | None) -> None:
     """Create a workspace in DIRECTORY with a commented example shop."""
+    from segmint.workspace import Workspace
+
     ws = Workspace.init(directory, name=name or directory.resolve().name)
     ws.close()
     click.echo(f"Created workspace '{ws.definition.name}' in {directory}")

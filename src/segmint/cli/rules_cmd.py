@@ -5,27 +5,25 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from segmint.cli.groups import rules, segments
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import emit_json, err_console, format_option
-from segmint.clock import SystemClock, parse_instant
+from segmint.cli.params import as_of_option, deferred_choice
 from segmint.common import format_duration
-from segmint.config.errors import ConfigError
-from segmint.config.loader import load_workspace_def
-from segmint.config.model import WorkspaceDef
-from segmint.config.scaffold import WORKSPACE_FILE
-from segmint.rules import TraitSchema, check, dependencies, parse, to_json, workspace_schema
-from segmint.rules.jsonschema import json_schema
-from segmint.rules.segments import segment_sql
-from segmint.rules.sqlcompile import DIALECTS
-from segmint.rules.workspace import check_workspace
+
+if TYPE_CHECKING:
+    from segmint.config.errors import ConfigError
+    from segmint.config.model import WorkspaceDef
 
 
 def _definition(ctx: Context) -> tuple[WorkspaceDef, Path]:
+    from segmint.config.loader import load_workspace_def
+    from segmint.config.scaffold import WORKSPACE_FILE
+
     path = ctx.workspace_path
     yaml_path = path if path.name == WORKSPACE_FILE else path / WORKSPACE_FILE
     return load_workspace_def(yaml_path), yaml_path
@@ -48,6 +46,8 @@ def _as_json(error: ConfigError) -> dict[str, Any]:
 @pass_ctx
 def validate(ctx: Context, fmt: str) -> None:
     """Check every segment rule, trait filter and derived trait; exit 1 listing the errors."""
+    from segmint.rules.workspace import check_workspace
+
     defn, yaml_path = _definition(ctx)
     problems = check_workspace(defn, yaml_path)
     if fmt == "json":
@@ -71,17 +71,18 @@ def validate(ctx: Context, fmt: str) -> None:
 @click.argument("name")
 @click.option(
     "--dialect",
-    type=click.Choice(DIALECTS),
+    type=deferred_choice("segmint.rules.sqlcompile", "DIALECTS"),
     default="duckdb",
     show_default=True,
     help="The SQL dialect to print.",
 )
-@click.option("--as-of", "as_of", help="The instant now() stands for (ISO 8601; default: now).")
+@as_of_option("The instant now() stands for")
 @pass_ctx
-def sql(ctx: Context, name: str, dialect: str, as_of: str | None) -> None:
+def sql(ctx: Context, name: str, dialect: str, as_of: datetime) -> None:
     """Print the SQL that selects the members of segment NAME from the traits table."""
-    instant: datetime = parse_instant(as_of) if as_of else SystemClock().now()
-    compiled = segment_sql(ctx.workspace.definition, name, dialect=dialect, as_of=instant)
+    from segmint.rules.segments import segment_sql
+
+    compiled = segment_sql(ctx.workspace.definition, name, dialect=dialect, as_of=as_of)
     for agg in compiled.aggregates:
         window = f" within {format_duration(agg.within)}" if agg.within else ""
         where = f" where {agg.where}" if agg.where else ""
@@ -98,6 +99,8 @@ def sql(ctx: Context, name: str, dialect: str, as_of: str | None) -> None:
 @rules.command()
 def schema() -> None:
     """Print the JSON Schema of the rule JSON form (for UI builders)."""
+    from segmint.rules.jsonschema import json_schema
+
     emit_json(json_schema())
 
 
@@ -110,6 +113,8 @@ def schema() -> None:
 @pass_ctx
 def check_rule(ctx: Context, rule: str, as_filter: bool, fmt: str) -> None:
     """Parse and type-check RULE against the workspace; print its canonical form and reads."""
+    from segmint.rules import TraitSchema, check, dependencies, parse, to_json, workspace_schema
+
     filters = TraitSchema.event_properties()
     schema = filters if as_filter else workspace_schema(_definition(ctx)[0])
     expr = parse(rule)
