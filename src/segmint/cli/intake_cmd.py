@@ -33,6 +33,9 @@ def serve(ctx: Context, host: str, port: int, log_level: str, realtime: bool) ->
     from segmint.membership.service import attach_realtime
 
     workspace = ctx.workspace
+    share_reads = getattr(workspace.store, "share_reads", None)
+    if share_reads is not None:  # DuckDB: read-only commands read through this process
+        share_reads()
     clock = SystemClock()
     intake = Intake(workspace, clock)
     # Real-time listeners attach here, before the server starts:

@@ -36,6 +36,16 @@ COMMAND_MODULES: tuple[str, ...] = (
 """Modules under ``segmint.cli`` that add commands; each defines ``register(cli)``."""
 
 
+READS_ONLY: frozenset[str] = frozenset({
+    "status", "reconcile", "quality",
+    "segments list", "segments show", "segments overlap", "segments sql",
+    "traits list", "traits sql", "profile show", "template lint", "template preview",
+    "campaign list", "campaign report", "consent show", "keys list", "quarantine list",
+    "webhooks status",
+})  # fmt: skip
+"""Commands that only read the store: they work while ``segmint serve`` holds DuckDB."""
+
+
 class Context:
     """What every command receives: the workspace location and global flags."""
 
@@ -50,13 +60,20 @@ class Context:
         if self._workspace is None:
             from segmint.workspace import Workspace
 
-            self._workspace = Workspace.open(self.workspace_path)
+            reads_only = _command_path() in READS_ONLY
+            self._workspace = Workspace.open(self.workspace_path, reads_only=reads_only)
         return self._workspace
 
     def close(self) -> None:
         """Close the workspace if it was opened."""
         if self._workspace is not None:
             self._workspace.close()
+
+
+def _command_path() -> str:
+    """The running command's path without the program name (``segments list``)."""
+    current = click.get_current_context(silent=True)
+    return " ".join(current.command_path.split()[1:]) if current is not None else ""
 
 
 pass_ctx = click.make_pass_decorator(Context)

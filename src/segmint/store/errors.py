@@ -23,7 +23,11 @@ class StoreUnavailable(StoreError, Transient):
 
 
 class StoreLocked(StoreError):
-    """The embedded database file is held by another process."""
+    """The embedded database file is held by another process (``holder`` says which)."""
+
+    def __init__(self, message: str, *, holder: str = "another process") -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class StoreTooNew(StoreError):
