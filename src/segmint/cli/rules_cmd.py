@@ -45,26 +45,74 @@ def _as_json(error: ConfigError) -> dict[str, Any]:
 @format_option
 @pass_ctx
 def validate(ctx: Context, fmt: str) -> None:
-    """Check every segment rule, trait filter and derived trait; exit 1 listing the errors."""
+    """Check every segment rule, trait filter and derived trait; exit 1 listing the errors.
+
+    Event and property names that neither the tracking plan (if the workspace has one) nor
+    the stored events know are warnings with a suggestion: the rule is valid but would
+    never match them.
+    """
     from segmint.rules.workspace import check_workspace
 
     defn, yaml_path = _definition(ctx)
     problems = check_workspace(defn, yaml_path)
+    warnings, basis = _name_warnings(ctx, defn, yaml_path)
     if fmt == "json":
-        emit_json({"ok": not problems, "errors": [_as_json(e) for e in problems]})
+        emit_json(
+            {
+                "ok": not problems,
+                "errors": [_as_json(e) for e in problems],
+                "warnings": [_as_json(w) for w in warnings],
+                "names_checked_against": basis,
+            }
+        )
     else:
         for problem in problems:
             message = problem.detailed_message()
             err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+        for warning in warnings:
+            message = warning.detailed_message()
+            err_console.print(
+                f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True
+            )
         rules_count = sum(1 for s in defn.segments.values() if s.rule is not None)
         filters = sum(1 for t in defn.traits.values() if t.where or t.expr)
         summary = f"{rules_count} segment rules and {filters} trait expressions checked"
+        names = f"event and property names checked against {basis}" if basis else ""
         if problems:
             err_console.print(f"{summary}: {len(problems)} problem(s)", highlight=False)
         else:
-            click.echo(f"{summary}: no problems")
+            click.echo(
+                f"{summary}: no problems" + (f", {len(warnings)} warning(s)" if warnings else "")
+            )
+        if names or warnings:
+            err_console.print(names or "event and property names not checked", highlight=False)
     if problems:
         sys.exit(1)
+
+
+def _name_warnings(
+    ctx: Context, defn: WorkspaceDef, yaml_path: Path
+) -> tuple[list[ConfigError], str | None]:
+    """Warnings for unknown event and property names, and what they were checked against."""
+    from segmint.errors import SegmintError
+    from segmint.rules.vocabulary import name_warnings, workspace_vocabulary
+    from segmint.store import open_store
+
+    try:
+        if defn.tracking_plan is not None and defn.tracking_plan.events:
+            vocab = workspace_vocabulary(defn, None)
+        else:
+            store = open_store(defn.store, workspace_dir=yaml_path.parent, reads_only=True)
+            try:
+                vocab = workspace_vocabulary(defn, store)
+            finally:
+                store.close()
+    except SegmintError as exc:  # no store to ask (locked, unreachable): say so, go on
+        err_console.print(f"note: event and property names not checked: {exc}", highlight=False)
+        return [], None
+    if vocab is None:
+        return [], None
+    return name_warnings(defn, yaml_path, vocab), vocab.basis
 
 
 @segments.command()
@@ -115,11 +163,13 @@ def check_rule(ctx: Context, rule: str, as_filter: bool, fmt: str) -> None:
     """Parse and type-check RULE against the workspace; print its canonical form and reads."""
     from segmint.rules import TraitSchema, check, dependencies, parse, to_json, workspace_schema
 
-    filters = TraitSchema.event_properties()
-    schema = filters if as_filter else workspace_schema(_definition(ctx)[0])
     expr = parse(rule)
-    found = check(expr, schema)
-    deps = dependencies(expr)
+    if as_filter:
+        found, moving = check(expr, TraitSchema.event_properties()), frozenset[str]()
+    else:
+        defn = _definition(ctx)[0]
+        found, moving = check(expr, workspace_schema(defn)), _moving_traits(defn)
+    deps = dependencies(expr, moving)
     info = {
         "canonical": str(expr),
         "type": found,
@@ -136,6 +186,18 @@ def check_rule(ctx: Context, rule: str, as_filter: bool, fmt: str) -> None:
         value = info[key]
         shown = ", ".join(value) if isinstance(value, list) else value
         click.echo(f"{key:<15}{shown}")
+
+
+def _moving_traits(defn: WorkspaceDef) -> frozenset[str]:
+    """The workspace's traits that move with time alone (none if its traits do not build)."""
+    from segmint.traits.catalog import build_catalog
+    from segmint.traits.errors import TraitError
+    from segmint.traits.validate import moving_traits, segment_aggregates
+
+    try:
+        return moving_traits(build_catalog(defn, segment_aggregates(defn)))
+    except TraitError:  # 'segments validate' reports it
+        return frozenset()
 
 
 def register(cli: click.Group) -> None:
