@@ -97,3 +97,8 @@ def test_range_ends_are_accepted() -> None:
 def test_overflow_without_now_is_a_value_error_too() -> None:
     with pytest.raises(ValueError, match="out of range"):
         parse_instant("9999-12-31T23:59:59-01:00")
+
+
+def test_an_impossible_date_says_why() -> None:
+    with pytest.raises(ValueError, match="day is out of range for month"):
+        parse_instant("2026-02-30", now=NOW)

@@ -98,8 +98,9 @@ def _iso(cleaned: str, text: str) -> datetime:
         cleaned = cleaned[:-1] + "+00:00"
     try:
         return ensure_utc(datetime.fromisoformat(cleaned))
-    except ValueError:
-        raise ValueError(f"cannot read instant {text!r}: not ISO 8601") from None
+    except ValueError as exc:  # "day is out of range for month" says more than "not ISO"
+        why = "not ISO 8601" if str(exc).startswith("Invalid isoformat") else str(exc)
+        raise ValueError(f"cannot read instant {text!r}: {why}") from None
     except OverflowError:  # a valid local time whose UTC equivalent is out of range
         raise InstantOutOfRange(f"instant {text!r} is out of range") from None
 

@@ -171,3 +171,8 @@ def test_lint_and_preview_agree_on_the_subject(
     assert lint_run.returncode == 1 and "the template has no subject" in lint_run.stdout
     preview = cli("-w", ws, "template", "preview", "nosubject", "--profile", "nobody")
     assert preview.returncode == 1 and "no subject" in preview.stderr
+
+
+def test_a_misspelt_template_name_gets_a_suggestion(workspace: Workspace) -> None:
+    (issue,) = lint(workspace, "lifecyle")
+    assert issue.code == "not-found" and issue.hint == "did you mean 'lifecycle.html'?"

@@ -77,6 +77,8 @@ def _yes(flag: bool) -> str:
 def segments_list(ctx: Context, tag: str | None, fmt: str) -> None:
     """List segments with their group, tags and size."""
     rows = _membership(ctx).segments(tag)
+    if tag is not None and not rows:
+        _unknown_tag(ctx, tag)
     if fmt == "json":
         emit_json(rows)
         return
@@ -86,6 +88,15 @@ def segments_list(ctx: Context, tag: str | None, fmt: str) -> None:
         for r in rows
     ]  # fmt: skip
     emit_table("Segments", ["segment", "size", "group", "parent", "tags", "description"], table)
+
+
+def _unknown_tag(ctx: Context, tag: str) -> None:
+    """Say on standard error that no segment has ``tag``, with the nearest tag."""
+    from segmint.common import did_you_mean
+
+    tags = {t for s in ctx.workspace.definition.segments.values() for t in s.tags}
+    hint = did_you_mean(tag, tags) or f"tags: {', '.join(sorted(tags)) or 'none'}"
+    click.echo(f"note: no segment has tag '{tag}'; {hint}", err=True)
 
 
 @segments.command("show")

@@ -159,7 +159,8 @@ class Linter:
         try:  # through the loader: it refuses names that leave templates/
             source = self.renderer.files.get_source(env, name)[0]
         except jinja2.TemplateNotFound:
-            issue = LintIssue(name, "error", "not-found", f"no template named {name!r}", 1, 1)
+            hint = did_you_mean(name, self.template_names())
+            issue = LintIssue(name, "error", "not-found", f"no template named {name!r}", 1, 1, hint)
             return [issue], []
         except UnicodeDecodeError as exc:
             issue = LintIssue(name, "error", "encoding", f"not UTF-8 text: {exc.reason}", 1, 1)
