@@ -131,3 +131,10 @@ def test_close_stops_sharing_and_removes_the_file(tmp_path: Path) -> None:
 
 def test_no_info_file_means_no_shared_reads(tmp_path: Path) -> None:
     assert connect_shared_reads(tmp_path / "none.duckdb", "nobody") is None
+
+
+def test_a_file_left_by_another_process_is_ignored(holder: DuckDBStore) -> None:
+    assert connect_shared_reads(holder.path, "someone else", pid=os.getpid() + 1) is None
+    shared = connect_shared_reads(holder.path, "this process", pid=os.getpid())
+    assert shared is not None
+    shared.close()

@@ -174,7 +174,7 @@ def open_for_reads(path: Path | str) -> Store:
     try:
         return DuckDBStore(path)
     except StoreLocked as locked:
-        shared = connect_shared_reads(str(path), locked.holder)
+        shared = connect_shared_reads(str(path), locked.holder, locked.pid)
         if shared is None:
             raise
         return shared
@@ -194,6 +194,7 @@ def _explain_io_error(path: str, exc: duckdb.IOException) -> StoreError:
         "stop that process (for example a running 'segmint serve') and retry, "
         "or use PostgreSQL (store: postgresql://…) to share the store",
         holder=holder,
+        pid=int(match.group(1)) if match else None,
     )
 
 

@@ -265,10 +265,18 @@ class SharedReadStore:
             self._sock.close()
 
 
-def connect_shared_reads(database: str | Path, holder: str) -> SharedReadStore | None:
-    """Connect to the process holding ``database`` if it shares reads (else None)."""
+def connect_shared_reads(
+    database: str | Path, holder: str, pid: int | None = None
+) -> SharedReadStore | None:
+    """Connect to the process holding ``database`` if it shares reads (else None).
+
+    ``pid``: the holder's process id when the lock error told it; a ``.reads`` file that
+    another process wrote (left by one that died) is then ignored.
+    """
     try:
         info = json.loads(info_path(database).read_text())
+        if pid is not None and int(info["pid"]) != pid:
+            return None
         sock = socket.create_connection(("127.0.0.1", int(info["port"])), timeout=30)
     except (OSError, ValueError, KeyError, TypeError):
         return None  # no .reads file, a stale one, or nobody listening
