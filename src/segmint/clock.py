@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+from segmint.common import parse_duration
 
 
 class Clock(Protocol):
@@ -49,13 +52,78 @@ def ensure_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def parse_instant(text: str) -> datetime:
+#: The instants a person may ask for (``--as-of``): evaluations add windows and durations to
+#: them, so the ends of Python's datetime range would overflow; nobody means year 9999.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2999, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+#: What :func:`parse_instant` accepts when given ``now``; error messages quote it.
+INSTANT_FORMS = (
+    "an ISO 8601 date or date-time (2026-11-01, 2026-11-01T09:30:00Z, "
+    "2026-11-01T10:30:00+01:00; without an offset it is UTC), 'now', "
+    "or an offset from now such as '-7d', '+2h', 'now-90 minutes'"
+)
+
+
+class InstantOutOfRange(ValueError):
+    """An instant that reads well but lies outside :data:`EARLIEST`…:data:`LATEST`."""
+
+
+_RELATIVE = re.compile(r"^(?:now)?\s*([+-])\s*(\S.*)$", re.IGNORECASE)
+
+
+def parse_instant(text: str, now: datetime | None = None) -> datetime:
     """Parse an ISO 8601 instant (``Z`` suffix allowed) into an aware UTC datetime.
 
+    A date alone is midnight UTC; a date-time without an offset is taken to be UTC.
+
+    Args:
+        text: The text to read.
+        now: Given for instants a person types (``--as-of``): then ``now``, offsets from it
+            (``-7d``, ``+2h``, ``now-90 minutes``; units of
+            :func:`segmint.common.parse_duration`) are accepted too, and the result must lie
+            between :data:`EARLIEST` and :data:`LATEST`.
+
     Raises:
-        ValueError: If the text is not an ISO 8601 date or datetime.
+        ValueError: If the text is none of the accepted forms, or out of range.
     """
     cleaned = text.strip()
+    if now is not None:
+        return _bounded(_relative(cleaned, ensure_utc(now)), text)
+    return _iso(cleaned, text)
+
+
+def _iso(cleaned: str, text: str) -> datetime:
     if cleaned.endswith(("Z", "z")):
         cleaned = cleaned[:-1] + "+00:00"
-    return ensure_utc(datetime.fromisoformat(cleaned))
+    try:
+        return ensure_utc(datetime.fromisoformat(cleaned))
+    except ValueError as exc:  # "day is out of range for month" says more than "not ISO"
+        why = "not ISO 8601" if str(exc).startswith("Invalid isoformat") else str(exc)
+        raise ValueError(f"cannot read instant {text!r}: {why}") from None
+    except OverflowError:  # a valid local time whose UTC equivalent is out of range
+        raise InstantOutOfRange(f"instant {text!r} is out of range") from None
+
+
+def _relative(cleaned: str, now: datetime) -> datetime:
+    if cleaned.lower() == "now":
+        return now
+    match = _RELATIVE.match(cleaned)
+    if match is None:
+        return _iso(cleaned, cleaned)
+    try:
+        delta = parse_duration(match.group(2))
+        return now + delta if match.group(1) == "+" else now - delta
+    except ValueError as exc:
+        raise ValueError(f"cannot read instant {cleaned!r}: {exc}") from None
+    except OverflowError:
+        raise InstantOutOfRange(f"instant {cleaned!r} is out of range") from None
+
+
+def _bounded(value: datetime, text: str) -> datetime:
+    if not EARLIEST <= value <= LATEST:
+        raise InstantOutOfRange(
+            f"instant {text.strip()!r} is out of range: give one between "
+            f"{EARLIEST.date()} and {LATEST.date()}"
+        )
+    return value

@@ -27,9 +27,11 @@ class Workspace:
     path: Path
     definition: WorkspaceDef
     _store: Store | None = None
+    reads_only: bool = False
+    """Open the store for reading only: while ``serve`` holds DuckDB, read through it."""
 
     @classmethod
-    def open(cls, path: Path | str = ".") -> Workspace:
+    def open(cls, path: Path | str = ".", *, reads_only: bool = False) -> Workspace:
         """Load the workspace at ``path`` (a folder, or its ``segmint.yaml``).
 
         Raises:
@@ -52,7 +54,7 @@ class Workspace:
         problems = check_workspace(definition, folder / WORKSPACE_FILE)
         if problems:
             raise ConfigErrors(problems)
-        return cls(path=folder, definition=definition)
+        return cls(path=folder, definition=definition, reads_only=reads_only)
 
     @classmethod
     def init(cls, path: Path | str, *, name: str | None = None) -> Workspace:
@@ -64,7 +66,9 @@ class Workspace:
     def store(self) -> Store:
         """The store, opened (and migrated) on first use."""
         if self._store is None:
-            self._store = open_store(self.definition.store, workspace_dir=self.path)
+            self._store = open_store(
+                self.definition.store, workspace_dir=self.path, reads_only=self.reads_only
+            )
         return self._store
 
     @property

@@ -72,7 +72,9 @@ def test_lint_errors_exit_1(capsys: pytest.CaptureFixture[str], workspace: Works
 def test_lint_strict_fails_on_warnings(
     capsys: pytest.CaptureFixture[str], workspace: Workspace
 ) -> None:
-    (workspace.templates_dir / "warn.html").write_text("{{ first_name }}", encoding="utf-8")
+    (workspace.templates_dir / "warn.html").write_text(
+        "{% block subject %}Hi{% endblock %}{{ first_name }}", encoding="utf-8"
+    )
     assert run(capsys, "-w", str(workspace.path), "template", "lint", "warn")[0] == 0
     assert run(capsys, "-w", str(workspace.path), "template", "lint", "warn", "--strict")[0] == 1
 

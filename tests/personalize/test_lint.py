@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from segmint.personalize.lint import LintIssue, lint_templates
 from segmint.workspace import Workspace
@@ -38,6 +39,7 @@ def test_unknown_variable_with_suggestion(workspace: Workspace, write_template: 
 def test_builtins_extras_and_globals_are_known(workspace: Workspace, write_template: Write) -> None:
     write_template(
         "a.html",
+        "{% block subject %}Hi{% endblock %}"
         "{{ profile_id }}{{ segment }}{{ segments }}{{ subject }}{{ unsubscribe_url }}"
         "{{ preferences_url }}{{ last_seen_at | date }}{{ event_count }}"
         "{% for i in range(3) %}{{ i }}{% endfor %}{% set ns = namespace(a=1) %}{{ ns.a }}",
@@ -53,7 +55,8 @@ def test_optional_trait_without_fallback(workspace: Workspace, write_template: W
         "{% if first_name %}{{ first_name | title }}{% endif %}\n"  # guarded
         "{{ first_name if first_name else 'x' }}\n"  # not a bare merge tag
         "{{ timezone }}{{ orders }}\n"  # default given / a count is never null
-        "{{ avg_order_value | money('EUR') }}\n",  # null without orders: warn
+        "{{ avg_order_value | money('EUR') }}\n"  # null without orders: warn
+        "{% block subject %}Hi{% endblock %}",
     )
     assert codes(lint(workspace, "a")) == [
         ("no-fallback", "warning", 1, 4),
@@ -102,7 +105,8 @@ def test_lint_follows_layouts_and_partials(workspace: Workspace, write_template:
     write_template("base.html", "{{ nope }}{% block content %}{% endblock %}")
     write_template("part.html", "{{ nada }}")
     write_template("a.html", '{% extends "base.html" %}{% block content %}'
-                   '{% include "part.html" %}{% endblock %}')  # fmt: skip
+                   '{% include "part.html" %}{% endblock %}'
+                   '{% block subject %}Hi{% endblock %}')  # fmt: skip
     issues = lint(workspace, "a")
     assert sorted((i.template, i.code) for i in issues) == [
         ("base.html", "unknown-variable"),
@@ -135,3 +139,40 @@ def test_missing_template(workspace: Workspace) -> None:
     assert issue.code == "not-found" and issue.template == "ghost.html"
     (issue,) = lint(workspace, "../segmint.yaml")  # names never leave templates/
     assert issue.code == "not-found"
+
+
+def test_an_email_without_subject_is_an_error(workspace: Workspace, write_template: Write) -> None:
+    write_template("base.html", "<html>{% block content %}{% endblock %}</html>")
+    write_template("part.html", "<p>{{ orders }}</p>")
+    write_template("a.html", '{% extends "base.html" %}{% block content %}'
+                   '{% include "part.html" %}{% endblock %}')  # fmt: skip
+    write_template("blank.html", "{% block subject %}  {% endblock %}<p>Hi</p>")
+    (issue,) = lint(workspace, "a")  # not base.html or part.html: they are not emails
+    assert (issue.template, issue.code, issue.severity) == ("a.html", "no-subject", "error")
+    assert "block subject" in (issue.hint or "")
+    every = {(i.template, i.code) for i in lint(workspace)}
+    assert every == {("a.html", "no-subject"), ("blank.html", "no-subject")}
+
+
+def test_a_subject_from_the_layout_counts(workspace: Workspace, write_template: Write) -> None:
+    write_template("base.html", "{% block subject %}News{% endblock %}{% block c %}{% endblock %}")
+    write_template("a.html", '{% extends "base.html" %}{% block c %}<p>Hi</p>{% endblock %}')
+    assert lint(workspace, "a") == []
+    assert lint(workspace) == []
+
+
+def test_lint_and_preview_agree_on_the_subject(
+    workspace: Workspace, write_template: Write, cli: Callable[..., Any]
+) -> None:
+    write_template("nosubject.html", "<p>Hi {{ first_name | default('there') }}</p>")
+    ws = str(workspace.path)
+    workspace.close()
+    lint_run = cli("-w", ws, "template", "lint", "nosubject")
+    assert lint_run.returncode == 1 and "the template has no subject" in lint_run.stdout
+    preview = cli("-w", ws, "template", "preview", "nosubject", "--profile", "nobody")
+    assert preview.returncode == 1 and "no subject" in preview.stderr
+
+
+def test_a_misspelt_template_name_gets_a_suggestion(workspace: Workspace) -> None:
+    (issue,) = lint(workspace, "lifecyle")
+    assert issue.code == "not-found" and issue.hint == "did you mean 'lifecycle.html'?"

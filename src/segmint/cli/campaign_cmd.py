@@ -6,28 +6,25 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from segmint.cli.groups import campaign
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import console, emit_json, emit_table, err_console, format_option
-from segmint.clock import Clock, FixedClock, SystemClock, parse_instant
-from segmint.deliver import consent as consent_api
-from segmint.deliver.imports import import_consents_csv
-from segmint.deliver.report import CampaignReport
-from segmint.deliver.service import campaign_status, list_campaigns, send_campaign
+from segmint.cli.params import as_of_option as _instant_option
+from segmint.clock import Clock, FixedClock, SystemClock
+
+if TYPE_CHECKING:
+    from segmint.deliver.report import CampaignReport
 
 
-def _clock(as_of: str | None) -> Clock:
-    return FixedClock(parse_instant(as_of)) if as_of else SystemClock()
+def _clock(as_of: datetime | None) -> Clock:
+    return FixedClock(as_of) if as_of else SystemClock()
 
 
-as_of_option = click.option(
-    "--as-of", help="The instant of the run (ISO 8601); the current time when omitted."
-)
+as_of_option = _instant_option("The instant of the run", now_default=False)
 
 
 @contextmanager
@@ -35,6 +32,8 @@ def _progress(enabled: bool) -> Iterator[Any]:
     if not enabled:
         yield None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task("sending", total=None)
@@ -59,10 +58,12 @@ def send(
     dry_run: bool,
     out: Path | None,
     retry_uncertain: bool,
-    as_of: str | None,
+    as_of: datetime | None,
     fmt: str,
 ) -> None:
     """Send campaign NAME to its segment, with consent enforced; resumable."""
+    from segmint.deliver.service import send_campaign
+
     with _progress(fmt != "json") as progress:
         report = send_campaign(
             ctx.workspace,
@@ -97,6 +98,8 @@ def _print_report(report: CampaignReport, fmt: str) -> None:
 @pass_ctx
 def list_(ctx: Context, fmt: str) -> None:
     """List the campaigns defined in segmint.yaml."""
+    from segmint.deliver.service import list_campaigns
+
     rows = list_campaigns(ctx.workspace)
     if fmt == "json":
         emit_json(rows)
@@ -111,6 +114,8 @@ def list_(ctx: Context, fmt: str) -> None:
 @pass_ctx
 def report_(ctx: Context, name: str, fmt: str) -> None:
     """Show campaign NAME's send ledger by status and reason, and its engagement."""
+    from segmint.deliver.service import campaign_status
+
     info = campaign_status(ctx.workspace, name, SystemClock())
     if fmt == "json":
         emit_json(info)
@@ -133,9 +138,11 @@ def consent_group() -> None:
 @as_of_option
 @pass_ctx
 def consent_set(
-    ctx: Context, profile_id: str, status: Any, topic: str, source: str, as_of: str | None
+    ctx: Context, profile_id: str, status: Any, topic: str, source: str, as_of: datetime | None
 ) -> None:
     """Record that PROFILE_ID's consent for a topic is now STATUS."""
+    from segmint.deliver import consent as consent_api
+
     ws = ctx.workspace
     consent_api.check_topic(ws.definition.consent, topic)
     at = _clock(as_of).now()
@@ -149,6 +156,8 @@ def consent_set(
 @pass_ctx
 def consent_show(ctx: Context, profile_id: str, fmt: str) -> None:
     """Show PROFILE_ID's consent history, oldest first."""
+    from segmint.deliver import consent as consent_api
+
     history = consent_api.consent_history(ctx.workspace.store, profile_id)
     rows = [[c.occurred_at, c.topic, c.status, c.source] for c in history]
     if fmt == "json":
@@ -163,8 +172,10 @@ def consent_show(ctx: Context, profile_id: str, fmt: str) -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @as_of_option
 @pass_ctx
-def consent_import(ctx: Context, path: Path, as_of: str | None) -> None:
+def consent_import(ctx: Context, path: Path, as_of: datetime | None) -> None:
     """Record consent from a CSV file (profile_id|user_id|email, topic, status[, occurred_at])."""
+    from segmint.deliver.imports import import_consents_csv
+
     ws = ctx.workspace
     at: datetime = _clock(as_of).now()
     result = import_consents_csv(
@@ -185,8 +196,10 @@ def consent_import(ctx: Context, path: Path, as_of: str | None) -> None:
 )
 @as_of_option
 @pass_ctx
-def consent_suppress(ctx: Context, address: str, reason: str, as_of: str | None) -> None:
+def consent_suppress(ctx: Context, address: str, reason: str, as_of: datetime | None) -> None:
     """Block ADDRESS from all marketing email."""
+    from segmint.deliver import consent as consent_api
+
     consent_api.suppress(ctx.workspace.store, address, reason, source="cli", at=_clock(as_of).now())
     click.echo(f"suppressed {address} ({reason})")
 
@@ -196,6 +209,8 @@ def consent_suppress(ctx: Context, address: str, reason: str, as_of: str | None)
 @pass_ctx
 def consent_unsuppress(ctx: Context, address: str) -> None:
     """Lift the suppression of ADDRESS."""
+    from segmint.deliver import consent as consent_api
+
     found = consent_api.unsuppress(ctx.workspace.store, address)
     click.echo(f"{'lifted' if found else 'no'} suppression for {address}")
 

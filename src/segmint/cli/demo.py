@@ -9,17 +9,8 @@ from pathlib import Path
 import click
 
 from segmint.cli.output import console
-from segmint.clock import parse_instant
+from segmint.cli.params import INSTANT
 from segmint.demo.generator import DEFAULT_AS_OF, DEFAULT_CUSTOMERS, DEFAULT_SEED
-from segmint.demo.runner import run_demo
-from segmint.demo.stage import DemoOptions
-
-
-def _instant(_ctx: click.Context, _param: click.Parameter, value: str) -> datetime:
-    try:
-        return parse_instant(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 instant") from None
 
 
 @click.command()
@@ -51,8 +42,8 @@ def _instant(_ctx: click.Context, _param: click.Parameter, value: str) -> dateti
     "as_of",
     default=DEFAULT_AS_OF.strftime("%Y-%m-%dT%H:%M:%SZ"),
     show_default=True,
-    callback=_instant,
-    help="The end of the demo year (the shop covers the 12 months before it).",
+    type=INSTANT,
+    help="The end of the demo year (the shop covers the 12 months before it); ISO 8601.",
 )
 @click.option("--debug", is_flag=True, help="Print tracebacks of failed steps.")
 def demo(
@@ -63,6 +54,9 @@ def demo(
     Everything is deterministic: the same --seed and --as-of give the same shop. The demo
     resets --dir and --out on every run (and refuses folders it did not make).
     """
+    from segmint.demo.runner import run_demo
+    from segmint.demo.stage import DemoOptions
+
     root = click.get_current_context().find_root().command
     options = DemoOptions(
         customers=customers,

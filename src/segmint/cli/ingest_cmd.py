@@ -6,25 +6,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TaskID,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
 
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import emit_json, emit_table, err_console, format_option
-from segmint.clock import SystemClock, parse_instant
-from segmint.intake.importers import ImportReport, run_import
-from segmint.intake.mappings import MappingError, RowMapper
-from segmint.intake.pipeline import Intake
-from segmint.intake.quality import QualityReport, human_duration, quality_report
-from segmint.intake.streams import ConsumeReport, consume, open_source
+from segmint.cli.params import as_of_option
+from segmint.clock import SystemClock
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from segmint.intake.importers import ImportReport
+    from segmint.intake.quality import QualityReport
+    from segmint.intake.streams import ConsumeReport
 
 
 @click.command()
@@ -54,6 +50,10 @@ def ingest(
     'imports:' section. Bad rows are reported with their line number and the rest are
     stored; re-running the same import stores nothing twice.
     """
+    from segmint.intake.importers import run_import
+    from segmint.intake.mappings import MappingError, RowMapper
+    from segmint.intake.pipeline import Intake
+
     workspace = ctx.workspace
     imports = workspace.definition.imports
     if mapping is None:
@@ -82,6 +82,14 @@ def ingest(
 @contextmanager
 def _progress(file: Path, *, quiet: bool) -> Iterator[tuple[Progress, TaskID]]:
     """A rich progress bar on standard error (hidden for JSON output)."""
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn())
     bar = Progress(
         *columns, TimeRemainingColumn(), console=err_console, disable=quiet, transient=True
@@ -145,6 +153,9 @@ def consume_cmd(
     Each batch is acknowledged after it is durably stored; poison records are quarantined
     and consumption goes on. Runs until interrupted, --max-messages or --idle-timeout.
     """
+    from segmint.intake.pipeline import Intake
+    from segmint.intake.streams import consume, open_source
+
     settings = dict(_option(o) for o in options)
     source = open_source(url, consumer=consumer, options=settings)
     intake = Intake(ctx.workspace, SystemClock())
@@ -186,33 +197,27 @@ def _show_consume(report: ConsumeReport, fmt: str) -> None:
 
 
 @click.command()
-@click.option("--as-of", help="The instant to report at (ISO 8601; default: now).")
+@as_of_option("Report at this instant")
 @click.option("--strict", is_flag=True, help="Exit with status 2 when any source has issues.")
 @format_option
 @pass_ctx
-def quality(ctx: Context, as_of: str | None, strict: bool, fmt: str) -> None:
+def quality(ctx: Context, as_of: datetime, strict: bool, fmt: str) -> None:
     """Per-source data quality: freshness, duplicates, quarantine, anomalies."""
-    at = _instant(as_of) if as_of else SystemClock().now()
+    from segmint.intake.quality import quality_report
+
     workspace = ctx.workspace
-    report = quality_report(workspace.store, workspace.definition, at)
+    report = quality_report(workspace.store, workspace.definition, as_of)
     _show_quality(report, fmt)
     if strict and any(s.issues for s in report.sources):
         raise click.exceptions.Exit(2)
-
-
-def _instant(text: str) -> datetime:
-    try:
-        return parse_instant(text)
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r} is not an ISO 8601 instant", param_hint="--as-of"
-        ) from None
 
 
 def _show_quality(report: QualityReport, fmt: str) -> None:
     if fmt == "json":
         emit_json(report.as_dict())
         return
+    from segmint.intake.quality import human_duration
+
     rows = []
     for s in report.sources:
         last = s.last_received_at.isoformat(timespec="seconds") if s.last_received_at else "-"

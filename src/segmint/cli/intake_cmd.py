@@ -9,10 +9,8 @@ import click
 from segmint.cli import groups
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import emit_json, emit_table, format_option
+from segmint.cli.params import deferred_choice
 from segmint.clock import SystemClock
-from segmint.intake.keys import SCOPES, create_key, list_keys, revoke_key
-from segmint.intake.pipeline import Intake
-from segmint.intake.quarantine import list_quarantine
 
 
 @click.command()
@@ -31,9 +29,13 @@ def serve(ctx: Context, host: str, port: int, log_level: str, realtime: bool) ->
     import uvicorn
 
     from segmint.api.app import create_app
+    from segmint.intake.pipeline import Intake
     from segmint.membership.service import attach_realtime
 
     workspace = ctx.workspace
+    share_reads = getattr(workspace.store, "share_reads", None)
+    if share_reads is not None:  # DuckDB: read-only commands read through this process
+        share_reads()
     clock = SystemClock()
     intake = Intake(workspace, clock)
     # Real-time listeners attach here, before the server starts:
@@ -80,7 +82,7 @@ def _has(module: str) -> bool:
 @click.option(
     "--scope",
     "scopes",
-    type=click.Choice(SCOPES),
+    type=deferred_choice("segmint.intake.keys", "SCOPES"),
     multiple=True,
     default=("write",),
     show_default=True,
@@ -90,6 +92,8 @@ def _has(module: str) -> bool:
 @pass_ctx
 def keys_create(ctx: Context, name: str, scopes: tuple[str, ...], fmt: str) -> None:
     """Create an API key and print it once; only its hash is kept."""
+    from segmint.intake.keys import create_key
+
     key, secret = create_key(ctx.workspace.store, name, scopes=scopes, now=SystemClock().now())
     if fmt == "json":
         emit_json(asdict(key) | {"key": secret})
@@ -107,6 +111,8 @@ def keys_create(ctx: Context, name: str, scopes: tuple[str, ...], fmt: str) -> N
 @pass_ctx
 def keys_list(ctx: Context, fmt: str) -> None:
     """List API keys (never their secrets)."""
+    from segmint.intake.keys import list_keys
+
     found = list_keys(ctx.workspace.store)
     if fmt == "json":
         emit_json([asdict(k) for k in found])
@@ -120,6 +126,8 @@ def keys_list(ctx: Context, fmt: str) -> None:
 @pass_ctx
 def keys_revoke(ctx: Context, key: str) -> None:
     """Revoke KEY (its id, or its name when unique)."""
+    from segmint.intake.keys import revoke_key
+
     revoked = revoke_key(ctx.workspace.store, key, now=SystemClock().now())
     click.echo(f"revoked {revoked.key_id} ({revoked.name})")
 
@@ -130,6 +138,8 @@ def keys_revoke(ctx: Context, key: str) -> None:
 @pass_ctx
 def quarantine_list(ctx: Context, include_replayed: bool, fmt: str) -> None:
     """List quarantined messages and why they were held."""
+    from segmint.intake.quarantine import list_quarantine
+
     items = list_quarantine(ctx.workspace.store, include_replayed=include_replayed)
     if fmt == "json":
         emit_json([asdict(i) for i in items])
@@ -144,6 +154,9 @@ def quarantine_list(ctx: Context, include_replayed: bool, fmt: str) -> None:
 @pass_ctx
 def quarantine_replay(ctx: Context, ids: tuple[int, ...], fmt: str) -> None:
     """Run open quarantined messages through the pipeline again."""
+    from segmint.intake.pipeline import Intake
+    from segmint.intake.quarantine import list_quarantine
+
     intake = Intake(ctx.workspace, SystemClock())
     before = len(list_quarantine(ctx.workspace.store, ids=ids or None))
     result = intake.replay(ids or None)

@@ -11,14 +11,16 @@ import importlib
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from segmint._version import __version__
 from segmint.cli.output import emit_json, err_console, format_option
 from segmint.errors import SegmintError
-from segmint.workspace import Workspace
+
+if TYPE_CHECKING:
+    from segmint.workspace import Workspace
 
 COMMAND_MODULES: tuple[str, ...] = (
     "groups",
@@ -34,6 +36,16 @@ COMMAND_MODULES: tuple[str, ...] = (
 """Modules under ``segmint.cli`` that add commands; each defines ``register(cli)``."""
 
 
+READS_ONLY: frozenset[str] = frozenset({
+    "status", "reconcile", "quality",
+    "segments list", "segments show", "segments overlap", "segments sql",
+    "traits list", "traits sql", "profile show", "template lint", "template preview",
+    "campaign list", "campaign report", "consent show", "keys list", "quarantine list",
+    "webhooks status",
+})  # fmt: skip
+"""Commands that only read the store: they work while ``segmint serve`` holds DuckDB."""
+
+
 class Context:
     """What every command receives: the workspace location and global flags."""
 
@@ -46,13 +58,22 @@ class Context:
     def workspace(self) -> Workspace:
         """The workspace, opened on first use."""
         if self._workspace is None:
-            self._workspace = Workspace.open(self.workspace_path)
+            from segmint.workspace import Workspace
+
+            reads_only = _command_path() in READS_ONLY
+            self._workspace = Workspace.open(self.workspace_path, reads_only=reads_only)
         return self._workspace
 
     def close(self) -> None:
         """Close the workspace if it was opened."""
         if self._workspace is not None:
             self._workspace.close()
+
+
+def _command_path() -> str:
+    """The running command's path without the program name (``segments list``)."""
+    current = click.get_current_context(silent=True)
+    return " ".join(current.command_path.split()[1:]) if current is not None else ""
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -82,6 +103,8 @@ def cli(ctx: click.Context, workspace: Path, debug: bool) -> None:
 @click.option("--name", help="The workspace name (default: the folder name).")
 def init(directory: Path, name: str | None) -> None:
     """Create a workspace in DIRECTORY with a commented example shop."""
+    from segmint.workspace import Workspace
+
     ws = Workspace.init(directory, name=name or directory.resolve().name)
     ws.close()
     click.echo(f"Created workspace '{ws.definition.name}' in {directory}")

@@ -8,21 +8,23 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from segmint.cli.groups import segments, webhooks
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import emit_json, emit_table, format_option
-from segmint.clock import SystemClock, parse_instant
-from segmint.membership.service import Membership
+from segmint.cli.params import as_of_option
 
-as_of_option = click.option("--as-of", "as_of", help="The ISO 8601 instant (default: now).")
+if TYPE_CHECKING:
+    from segmint.membership.service import Membership
 
 
-def _as_of(text: str | None) -> datetime:
-    return parse_instant(text) if text else SystemClock().now()
+def _membership(ctx: Context) -> Membership:
+    from segmint.membership.service import Membership
+
+    return Membership(ctx.workspace)
 
 
 def _when(value: Any) -> str:
@@ -30,12 +32,12 @@ def _when(value: Any) -> str:
 
 
 @click.command()
-@as_of_option
+@as_of_option("Evaluate at this instant")
 @format_option
 @pass_ctx
-def refresh(ctx: Context, as_of: str | None, fmt: str) -> None:
+def refresh(ctx: Context, as_of: datetime, fmt: str) -> None:
     """Recompute traits and every segment in batch; record enter/exit changes."""
-    report = Membership(ctx.workspace).refresh(_as_of(as_of))
+    report = _membership(ctx).refresh(as_of)
     if fmt == "json":
         emit_json(asdict(report))
         return
@@ -46,13 +48,13 @@ def refresh(ctx: Context, as_of: str | None, fmt: str) -> None:
 
 
 @click.command()
-@as_of_option
+@as_of_option("Compare at this instant")
 @format_option
 @pass_ctx
-def reconcile(ctx: Context, as_of: str | None, fmt: str) -> None:
+def reconcile(ctx: Context, as_of: datetime, fmt: str) -> None:
     """Compare live memberships with a batch recompute; exit 1 if they differ."""
-    at = _as_of(as_of)
-    found = Membership(ctx.workspace).reconcile(at)
+    at = as_of
+    found = _membership(ctx).reconcile(at)
     if fmt == "json":
         emit_json({"as_of": at, "differences": [asdict(d) for d in found]})
     elif found:
@@ -74,7 +76,9 @@ def _yes(flag: bool) -> str:
 @pass_ctx
 def segments_list(ctx: Context, tag: str | None, fmt: str) -> None:
     """List segments with their group, tags and size."""
-    rows = Membership(ctx.workspace).segments(tag)
+    rows = _membership(ctx).segments(tag)
+    if tag is not None and not rows:
+        _unknown_tag(ctx, tag)
     if fmt == "json":
         emit_json(rows)
         return
@@ -86,6 +90,15 @@ def segments_list(ctx: Context, tag: str | None, fmt: str) -> None:
     emit_table("Segments", ["segment", "size", "group", "parent", "tags", "description"], table)
 
 
+def _unknown_tag(ctx: Context, tag: str) -> None:
+    """Say on standard error that no segment has ``tag``, with the nearest tag."""
+    from segmint.common import did_you_mean
+
+    tags = {t for s in ctx.workspace.definition.segments.values() for t in s.tags}
+    hint = did_you_mean(tag, tags) or f"tags: {', '.join(sorted(tags)) or 'none'}"
+    click.echo(f"note: no segment has tag '{tag}'; {hint}", err=True)
+
+
 @segments.command("show")
 @click.argument("name")
 @click.option("--recent", default=20, show_default=True, help="How many recent changes.")
@@ -93,7 +106,7 @@ def segments_list(ctx: Context, tag: str | None, fmt: str) -> None:
 @pass_ctx
 def segments_show(ctx: Context, name: str, recent: int, fmt: str) -> None:
     """Show a segment's rule, size, size history and recent changes."""
-    info = Membership(ctx.workspace).segment(name, recent)
+    info = _membership(ctx).segment(name, recent)
     if fmt == "json":
         emit_json(info)
         return
@@ -115,7 +128,7 @@ def segments_show(ctx: Context, name: str, recent: int, fmt: str) -> None:
 @pass_ctx
 def segments_overlap(ctx: Context, fmt: str) -> None:
     """Pairwise shared members and Jaccard index of every two segments."""
-    pairs = Membership(ctx.workspace).overlap()
+    pairs = _membership(ctx).overlap()
     if fmt == "json":
         emit_json(pairs)
         return
@@ -130,7 +143,7 @@ def segments_overlap(ctx: Context, fmt: str) -> None:
 @pass_ctx
 def webhooks_status(ctx: Context, fmt: str) -> None:
     """Show the webhook outbox: pending, delivered and dead letters per webhook."""
-    status = Membership(ctx.workspace).webhook_status()
+    status = _membership(ctx).webhook_status()
     if fmt == "json":
         emit_json(status)
         return
@@ -147,11 +160,11 @@ def webhooks_status(ctx: Context, fmt: str) -> None:
 
 
 @webhooks.command("deliver")
-@as_of_option
+@as_of_option("Deliver what is due at this instant")
 @pass_ctx
-def webhooks_deliver(ctx: Context, as_of: str | None) -> None:
+def webhooks_deliver(ctx: Context, as_of: datetime) -> None:
     """Deliver the outbox rows that are due now (once)."""
-    report = Membership(ctx.workspace).deliver_webhooks(_as_of(as_of))
+    report = _membership(ctx).deliver_webhooks(as_of)
     click.echo(f"delivered {report.delivered}, retrying {report.retried}, dead {report.dead}")
 
 

@@ -5,27 +5,25 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from segmint.cli.groups import rules, segments
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import emit_json, err_console, format_option
-from segmint.clock import SystemClock, parse_instant
+from segmint.cli.params import as_of_option, deferred_choice
 from segmint.common import format_duration
-from segmint.config.errors import ConfigError
-from segmint.config.loader import load_workspace_def
-from segmint.config.model import WorkspaceDef
-from segmint.config.scaffold import WORKSPACE_FILE
-from segmint.rules import TraitSchema, check, dependencies, parse, to_json, workspace_schema
-from segmint.rules.jsonschema import json_schema
-from segmint.rules.segments import segment_sql
-from segmint.rules.sqlcompile import DIALECTS
-from segmint.rules.workspace import check_workspace
+
+if TYPE_CHECKING:
+    from segmint.config.errors import ConfigError
+    from segmint.config.model import WorkspaceDef
 
 
 def _definition(ctx: Context) -> tuple[WorkspaceDef, Path]:
+    from segmint.config.loader import load_workspace_def
+    from segmint.config.scaffold import WORKSPACE_FILE
+
     path = ctx.workspace_path
     yaml_path = path if path.name == WORKSPACE_FILE else path / WORKSPACE_FILE
     return load_workspace_def(yaml_path), yaml_path
@@ -47,41 +45,92 @@ def _as_json(error: ConfigError) -> dict[str, Any]:
 @format_option
 @pass_ctx
 def validate(ctx: Context, fmt: str) -> None:
-    """Check every segment rule, trait filter and derived trait; exit 1 listing the errors."""
+    """Check every segment rule, trait filter and derived trait; exit 1 listing the errors.
+
+    Event and property names that neither the tracking plan (if the workspace has one) nor
+    the stored events know are warnings with a suggestion: the rule is valid but would
+    never match them.
+    """
+    from segmint.rules.workspace import check_workspace
+
     defn, yaml_path = _definition(ctx)
     problems = check_workspace(defn, yaml_path)
+    warnings, basis = _name_warnings(ctx, defn, yaml_path)
     if fmt == "json":
-        emit_json({"ok": not problems, "errors": [_as_json(e) for e in problems]})
+        emit_json(
+            {
+                "ok": not problems,
+                "errors": [_as_json(e) for e in problems],
+                "warnings": [_as_json(w) for w in warnings],
+                "names_checked_against": basis,
+            }
+        )
     else:
         for problem in problems:
             message = problem.detailed_message()
             err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+        for warning in warnings:
+            message = warning.detailed_message()
+            err_console.print(
+                f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True
+            )
         rules_count = sum(1 for s in defn.segments.values() if s.rule is not None)
         filters = sum(1 for t in defn.traits.values() if t.where or t.expr)
         summary = f"{rules_count} segment rules and {filters} trait expressions checked"
+        names = f"event and property names checked against {basis}" if basis else ""
         if problems:
             err_console.print(f"{summary}: {len(problems)} problem(s)", highlight=False)
         else:
-            click.echo(f"{summary}: no problems")
+            click.echo(
+                f"{summary}: no problems" + (f", {len(warnings)} warning(s)" if warnings else "")
+            )
+        if names or warnings:
+            err_console.print(names or "event and property names not checked", highlight=False)
     if problems:
         sys.exit(1)
+
+
+def _name_warnings(
+    ctx: Context, defn: WorkspaceDef, yaml_path: Path
+) -> tuple[list[ConfigError], str | None]:
+    """Warnings for unknown event and property names, and what they were checked against."""
+    from segmint.errors import SegmintError
+    from segmint.rules.vocabulary import name_warnings, workspace_vocabulary
+    from segmint.store import open_store
+
+    try:
+        if defn.tracking_plan is not None and defn.tracking_plan.events:
+            vocab = workspace_vocabulary(defn, None)
+        else:
+            store = open_store(defn.store, workspace_dir=yaml_path.parent, reads_only=True)
+            try:
+                vocab = workspace_vocabulary(defn, store)
+            finally:
+                store.close()
+    except SegmintError as exc:  # no store to ask (locked, unreachable): say so, go on
+        err_console.print(f"note: event and property names not checked: {exc}", highlight=False)
+        return [], None
+    if vocab is None:
+        return [], None
+    return name_warnings(defn, yaml_path, vocab), vocab.basis
 
 
 @segments.command()
 @click.argument("name")
 @click.option(
     "--dialect",
-    type=click.Choice(DIALECTS),
+    type=deferred_choice("segmint.rules.sqlcompile", "DIALECTS"),
     default="duckdb",
     show_default=True,
     help="The SQL dialect to print.",
 )
-@click.option("--as-of", "as_of", help="The instant now() stands for (ISO 8601; default: now).")
+@as_of_option("The instant now() stands for")
 @pass_ctx
-def sql(ctx: Context, name: str, dialect: str, as_of: str | None) -> None:
+def sql(ctx: Context, name: str, dialect: str, as_of: datetime) -> None:
     """Print the SQL that selects the members of segment NAME from the traits table."""
-    instant: datetime = parse_instant(as_of) if as_of else SystemClock().now()
-    compiled = segment_sql(ctx.workspace.definition, name, dialect=dialect, as_of=instant)
+    from segmint.rules.segments import segment_sql
+
+    compiled = segment_sql(ctx.workspace.definition, name, dialect=dialect, as_of=as_of)
     for agg in compiled.aggregates:
         window = f" within {format_duration(agg.within)}" if agg.within else ""
         where = f" where {agg.where}" if agg.where else ""
@@ -98,6 +147,8 @@ def sql(ctx: Context, name: str, dialect: str, as_of: str | None) -> None:
 @rules.command()
 def schema() -> None:
     """Print the JSON Schema of the rule JSON form (for UI builders)."""
+    from segmint.rules.jsonschema import json_schema
+
     emit_json(json_schema())
 
 
@@ -110,11 +161,15 @@ def schema() -> None:
 @pass_ctx
 def check_rule(ctx: Context, rule: str, as_filter: bool, fmt: str) -> None:
     """Parse and type-check RULE against the workspace; print its canonical form and reads."""
-    filters = TraitSchema.event_properties()
-    schema = filters if as_filter else workspace_schema(_definition(ctx)[0])
+    from segmint.rules import TraitSchema, check, dependencies, parse, to_json, workspace_schema
+
     expr = parse(rule)
-    found = check(expr, schema)
-    deps = dependencies(expr)
+    if as_filter:
+        found, moving = check(expr, TraitSchema.event_properties()), frozenset[str]()
+    else:
+        defn = _definition(ctx)[0]
+        found, moving = check(expr, workspace_schema(defn)), _moving_traits(defn)
+    deps = dependencies(expr, moving)
     info = {
         "canonical": str(expr),
         "type": found,
@@ -131,6 +186,18 @@ def check_rule(ctx: Context, rule: str, as_filter: bool, fmt: str) -> None:
         value = info[key]
         shown = ", ".join(value) if isinstance(value, list) else value
         click.echo(f"{key:<15}{shown}")
+
+
+def _moving_traits(defn: WorkspaceDef) -> frozenset[str]:
+    """The workspace's traits that move with time alone (none if its traits do not build)."""
+    from segmint.traits.catalog import build_catalog
+    from segmint.traits.errors import TraitError
+    from segmint.traits.validate import moving_traits, segment_aggregates
+
+    try:
+        return moving_traits(build_catalog(defn, segment_aggregates(defn)))
+    except TraitError:  # 'segments validate' reports it
+        return frozenset()
 
 
 def register(cli: click.Group) -> None:

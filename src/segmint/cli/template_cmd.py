@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -9,9 +10,7 @@ import click
 from segmint.cli.groups import template
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import console, emit_json, err_console, format_option
-from segmint.clock import SystemClock, parse_instant
-from segmint.personalize.lint import lint_templates
-from segmint.personalize.preview import PreviewRequest, render_previews
+from segmint.cli.params import as_of_option
 
 
 @template.command("lint")
@@ -24,6 +23,8 @@ def lint(ctx: Context, name: str | None, strict: bool, fmt: str) -> None:
 
     Lints NAME (and the layouts and partials it uses), or every file in templates/.
     """
+    from segmint.personalize.lint import lint_templates
+
     ws = ctx.workspace
     issues, sources = lint_templates(ws.templates_dir, ws.definition, [name] if name else None)
     errors = sum(i.severity == "error" for i in issues)
@@ -68,7 +69,7 @@ def lint(ctx: Context, name: str | None, strict: bool, fmt: str) -> None:
     help="Folder for the .html and .eml files.",
 )
 @click.option("--from", "sender", help="The From address (default: a campaign's, if any).")
-@click.option("--as-of", help="The message date (ISO 8601); now when omitted.")
+@as_of_option("The message date")
 @format_option
 @pass_ctx
 def preview(
@@ -79,10 +80,12 @@ def preview(
     count: int,
     out: Path,
     sender: str | None,
-    as_of: str | None,
+    as_of: datetime,
     fmt: str,
 ) -> None:
     """Render NAME for real members of --segment (or one --profile) to .html and .eml."""
+    from segmint.personalize.preview import PreviewRequest, render_previews
+
     if (segment is None) == (profile_id is None):
         raise click.UsageError("give exactly one of --segment or --profile")
     request = PreviewRequest(
@@ -92,7 +95,7 @@ def preview(
         count=count,
         out=out,
         sender=sender,
-        date=parse_instant(as_of) if as_of else SystemClock().now(),
+        date=as_of,
     )
     result = render_previews(ctx.workspace, request)
     if fmt == "json":

@@ -11,31 +11,11 @@ from datetime import datetime
 from typing import Any
 
 import click
-from rich.progress import Progress
 
 from segmint.cli.groups import profile, traits
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import emit_json, emit_table, format_option
-from segmint.clock import SystemClock, parse_instant
-from segmint.membership.explain import SEGMENT_COLUMNS, add_profile_segments, segment_rows
-from segmint.profiles import resolve_profile_ref
-from segmint.rules.sqlcompile import DIALECTS
-from segmint.traits.batch import refresh as batch_refresh
-from segmint.traits.errors import TraitError
-from segmint.traits.live import profile_traits
-from segmint.traits.live import rebuild as rebuild_state
-from segmint.traits.sqlgen import trait_sql
-from segmint.traits.validate import workspace_catalog
-
-as_of_option = click.option(
-    "--as-of",
-    "as_of",
-    help="Evaluate at this ISO 8601 instant (default: now).",
-)
-
-
-def _as_of(text: str | None) -> datetime:
-    return parse_instant(text) if text else SystemClock().now()
+from segmint.cli.params import as_of_option, deferred_choice
 
 
 def _show(value: Any) -> str:
@@ -53,6 +33,8 @@ def _show(value: Any) -> str:
 @pass_ctx
 def list_traits(ctx: Context, fmt: str) -> None:
     """List every trait: name, kind, type and definition."""
+    from segmint.traits.validate import workspace_catalog
+
     catalog = workspace_catalog(ctx.workspace)
     rows = [
         {"name": s.name, "kind": s.kind, "type": s.type, "pii": s.pii, "definition": s.definition}
@@ -69,11 +51,20 @@ def list_traits(ctx: Context, fmt: str) -> None:
 
 @traits.command("sql")
 @click.argument("name", required=False)
-@click.option("--dialect", type=click.Choice(DIALECTS), default="duckdb", show_default=True)
-@as_of_option
+@click.option(
+    "--dialect",
+    type=deferred_choice("segmint.rules.sqlcompile", "DIALECTS"),
+    default="duckdb",
+    show_default=True,
+)
+@as_of_option("The instant now() stands for")
 @pass_ctx
-def sql(ctx: Context, name: str | None, dialect: str, as_of: str | None) -> None:
+def sql(ctx: Context, name: str | None, dialect: str, as_of: datetime) -> None:
     """Print the batch SQL computing every trait (or trait NAME) for every profile."""
+    from segmint.traits.errors import TraitError
+    from segmint.traits.sqlgen import trait_sql
+    from segmint.traits.validate import workspace_catalog
+
     catalog = workspace_catalog(ctx.workspace)
     if name is not None and name not in catalog:
         from segmint.common import did_you_mean
@@ -81,50 +72,78 @@ def sql(ctx: Context, name: str | None, dialect: str, as_of: str | None) -> None
         hint = did_you_mean(name, catalog.names) or "see 'segmint traits list'"
         raise TraitError(f"unknown trait '{name}'; {hint}")
     names = None if name is None else [name]
-    click.echo(trait_sql(catalog, dialect, _as_of(as_of), names))
+    click.echo(trait_sql(catalog, dialect, as_of, names))
 
 
 @traits.command("refresh")
-@as_of_option
+@as_of_option("Compute at this instant")
 @pass_ctx
-def refresh(ctx: Context, as_of: str | None) -> None:
+def refresh(ctx: Context, as_of: datetime) -> None:
     """Recompute every profile's traits in batch into profile_traits and trait_values."""
+    from segmint.traits.batch import refresh as batch_refresh
+    from segmint.traits.validate import workspace_catalog
+
     ws = ctx.workspace
-    result = batch_refresh(ws.store, workspace_catalog(ws), _as_of(as_of))
+    result = batch_refresh(ws.store, workspace_catalog(ws), as_of)
     click.echo(f"computed traits of {result.profiles} profiles at {_show(result.as_of)}")
 
 
 @profile.command("show")
 @click.argument("profile_id")
-@as_of_option
+@as_of_option("Show the profile as it is at this instant")
 @format_option
 @pass_ctx
-def show(ctx: Context, profile_id: str, as_of: str | None, fmt: str) -> None:
-    """Show one profile's traits with their values."""
+def show(ctx: Context, profile_id: str, as_of: datetime, fmt: str) -> None:
+    """Show one profile's traits and segments, all at one instant (--as-of, default now).
+
+    Traits, segment membership and each rule's clauses are computed from the profile's
+    events at that instant; where the stored membership (last refresh or real time)
+    differs, the "why" column says so.
+    """
+    from segmint.membership.explain import SEGMENT_COLUMNS, add_profile_segments, segment_rows
+    from segmint.profiles import resolve_profile_ref
+    from segmint.traits.errors import TraitError
+    from segmint.traits.live import profile_traits
+    from segmint.traits.validate import workspace_catalog
+
     ws = ctx.workspace
     profile_id = resolve_profile_ref(ws.store, profile_id) or profile_id
-    view = profile_traits(ws.store, workspace_catalog(ws), profile_id, _as_of(as_of))
+    view = profile_traits(ws.store, workspace_catalog(ws), profile_id, as_of)
     if view is None:
         raise TraitError(
             f"no profile '{profile_id}': no profile id, user id, email or anonymous id matches"
         )
     add_profile_segments(view, ws)  # segments and why, from the membership engine
+    view["as_of_source"] = _instant_source("as_of")
     if fmt == "json":
         emit_json(view)
         return
     click.echo(
-        f"profile {view['profile_id']}  ({view['events']} events, at {_show(view['as_of'])})"
+        f"profile {view['profile_id']}  ({view['events']} events)  as of "
+        f"{_show(view['as_of'])} ({view['as_of_source']}): traits, membership and clauses "
+        "all computed from its events at this instant"
     )
     rows = [(t["name"], t["kind"], t["type"], _show(t["value"])) for t in view["traits"]]
     emit_table("Traits", ["trait", "kind", "type", "value"], rows)
     emit_table("Segments", list(SEGMENT_COLUMNS), segment_rows(view))
 
 
+def _instant_source(name: str) -> str:
+    """Say where an instant option's value came from: 'now' (the default) or '--as-of'."""
+    source = click.get_current_context().get_parameter_source(name)
+    return "now" if source in (None, click.core.ParameterSource.DEFAULT) else "--as-of"
+
+
 @click.command("rebuild")
-@as_of_option
+@as_of_option("Rebuild as of this instant")
 @pass_ctx
-def rebuild(ctx: Context, as_of: str | None) -> None:
+def rebuild(ctx: Context, as_of: datetime) -> None:
     """Rebuild every profile's trait state and values from the stored events."""
+    from rich.progress import Progress
+
+    from segmint.traits.live import rebuild as rebuild_state
+    from segmint.traits.validate import workspace_catalog
+
     ws = ctx.workspace
     catalog = workspace_catalog(ws)
     with Progress(transient=True) as bar:
@@ -133,7 +152,7 @@ def rebuild(ctx: Context, as_of: str | None) -> None:
         def advance(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        count = rebuild_state(ws.store, catalog, _as_of(as_of), progress=advance)
+        count = rebuild_state(ws.store, catalog, as_of, progress=advance)
     click.echo(f"rebuilt trait state of {count} profiles")
 
 

@@ -115,7 +115,7 @@ class CompiledSegments:
             raise _config_error(spec.name, exc) from None
         evaluate = compile_python(expr, schema=self.schema)
         inlined = self._inline(expr)
-        if not dependencies(inlined).time_dependent:
+        if not dependencies(inlined).time_leaves:
             return CompiledSegment(spec, expr, deps, evaluate)
         return CompiledSegment(spec, expr, deps, evaluate, inlined)
 

@@ -5,6 +5,10 @@ For ``segmint profile show``: the profile's trait values are computed from its e
 top-level ``and``/``or``, else the rule itself) and each clause is evaluated with the
 Python compiler. The structure adds its reasons: a parent that does not hold the profile,
 a higher-priority segment of the same group that won, a default taking the rest.
+
+Everything shown is at the one instant ``as_of``: membership, rule and clauses. The stored
+membership (what the last refresh or the real-time engine wrote) is reported beside it as
+``stored``, and a difference is said in the reason, never mixed into the member column.
 """
 
 from __future__ import annotations
@@ -37,9 +41,11 @@ def explain_profile(
 
     Returns:
         ``{"profile_id", "as_of", "segments": [...]}`` where each entry has ``segment``,
-        ``member`` (live membership), ``computed`` (membership recomputed from the events
-        at ``as_of``), ``rule``, ``matches`` (the rule's value: true, false or null),
-        ``connective``, ``clauses`` (``[{"clause", "value"}]``) and ``reason``.
+        ``member`` (membership computed from the events at ``as_of``; ``computed`` is the
+        same value, kept for older readers), ``stored`` (what the ``memberships`` table
+        holds: the last refresh or the real-time engine), ``rule``, ``matches`` (the rule's
+        value at ``as_of``: true, false or null), ``connective``, ``clauses``
+        (``[{"clause", "value"}]``) and ``reason``.
     """
     engine = compiled.traits
     state = engine.apply_all(engine.new_state(), profile_events(store, profile_id))
@@ -50,6 +56,10 @@ def explain_profile(
     entries = [
         _entry(compiled, name, row, as_of, name in live, computed) for name in compiled.plan.names
     ]
+    for entry in entries:
+        if entry["stored"] != entry["member"]:
+            said = "yes" if entry["stored"] else "no"
+            entry["reason"] += f"; the stored membership (last refresh or real time) says {said}"
     return {"profile_id": profile_id, "as_of": as_of, "segments": entries}
 
 
@@ -69,12 +79,13 @@ def _entry(
     name: str,
     row: Mapping[str, Any],
     as_of: datetime,
-    member: bool,
+    stored: bool,
     computed: frozenset[str],
 ) -> dict[str, Any]:
     seg = compiled.segments[name]
     entry: dict[str, Any] = {
-        "segment": name, "member": member, "computed": name in computed, "rule": seg.spec.rule,
+        "segment": name, "member": name in computed, "computed": name in computed,
+        "stored": stored, "rule": seg.spec.rule,
         "matches": None, "connective": None, "clauses": [],
     }  # fmt: skip
     if seg.expr is not None and seg.evaluate is not None:

@@ -12,7 +12,11 @@ Checks, each with file, line and column:
   ``email.group``, so it can never be true;
 - ``no-fallback`` (warning): ``{{ trait }}`` on an optional trait (an identify trait without
   ``default``, or an aggregate that is null without events) with no ``default`` filter and
-  no enclosing ``{% if trait %}``.
+  no enclosing ``{% if trait %}``;
+- ``no-subject`` (error): an email template (one named on the command line, or, when
+  linting every file, one that no other template extends, includes or imports) whose
+  ``subject`` block is missing or blank, through its layouts: ``template preview`` and
+  sending refuse it.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from jinja2 import meta, nodes
 from segmint.common import did_you_mean
 from segmint.config.model import WorkspaceDef
 from segmint.errors import SourceLocation, caret_excerpt
-from segmint.personalize.compiler import syntax_error
+from segmint.personalize.compiler import flatten, syntax_error
+from segmint.personalize.errors import TemplateError
 from segmint.personalize.renderer import Renderer
 
 NULLABLE_AGGREGATES = frozenset({"avg", "min", "max", "first", "last", "most_frequent"})
@@ -112,7 +117,9 @@ class Linter:
         """Lint ``names`` (and what they extend or include), or every template."""
         queue = list(names) if names is not None else self.template_names()
         queue = [self.renderer.resolve_name(n) for n in queue]
+        emails = list(queue) if names is not None else None
         done: set[str] = set()
+        used: set[str] = set()  # extended, included or imported by another template
         issues: list[LintIssue] = []
         while queue:
             name = queue.pop(0)
@@ -121,9 +128,30 @@ class Linter:
             done.add(name)
             found, referenced = self.lint_one(name)
             issues.extend(found)
+            used.update(r for r in referenced if r != name)
             if names is not None:
                 queue.extend(r for r in referenced if r not in done)
+        broken = {i.template for i in issues if i.severity == "error"}
+        for name in emails if emails is not None else sorted(done - used):
+            if name not in broken:
+                issues.extend(self._subject(name))
         return issues
+
+    def _subject(self, name: str) -> Iterator[LintIssue]:
+        """An email template must have a subject (``Renderer.compile`` refuses it otherwise)."""
+        renderer = self.renderer
+        try:
+            flat = flatten(
+                renderer.files, renderer.html_env, name, renderer.limits.max_template_bytes
+            )
+        except TemplateError:
+            return  # the other checks say why it does not compile
+        if flat.subject is None or not flat.subject.strip():
+            yield LintIssue(
+                name, "error", "no-subject", "the template has no subject", 1, 1,
+                "add {% block subject %}…{% endblock %} (template preview needs it even when "
+                "a campaign sets its own subject)",
+            )  # fmt: skip
 
     def lint_one(self, name: str) -> tuple[list[LintIssue], list[str]]:
         """Lint one file; return its issues and the templates it references by name."""
@@ -131,7 +159,8 @@ class Linter:
         try:  # through the loader: it refuses names that leave templates/
             source = self.renderer.files.get_source(env, name)[0]
         except jinja2.TemplateNotFound:
-            issue = LintIssue(name, "error", "not-found", f"no template named {name!r}", 1, 1)
+            hint = did_you_mean(name, self.template_names())
+            issue = LintIssue(name, "error", "not-found", f"no template named {name!r}", 1, 1, hint)
             return [issue], []
         except UnicodeDecodeError as exc:
             issue = LintIssue(name, "error", "encoding", f"not UTF-8 text: {exc.reason}", 1, 1)

@@ -17,23 +17,26 @@ from segmint.store.errors import StoreError, StoreLocked, StoreTooNew, StoreUnav
 from segmint.store.schema import EVENT_SCHEMA, LATEST_VERSION
 
 
-def open_store(spec: str, *, workspace_dir: Path | None = None) -> Store:
+def open_store(spec: str, *, workspace_dir: Path | None = None, reads_only: bool = False) -> Store:
     """Open the store named by ``spec``: ``duckdb``, ``duckdb:PATH`` or a PostgreSQL URL.
 
-    ``SEGMINT_DATABASE_URL``, when set, overrides ``spec``.
+    ``SEGMINT_DATABASE_URL``, when set, overrides ``spec``. With ``reads_only`` (for
+    commands that only read), a DuckDB file that a running ``segmint serve`` holds is read
+    through that server (see :mod:`segmint.store.shared`) instead of being refused.
     """
     spec = os.environ.get("SEGMINT_DATABASE_URL") or spec
     if spec.startswith(("postgresql://", "postgres://")):
         from segmint.store.postgres import PostgresStore
 
         return PostgresStore(spec)
-    from segmint.store.duckdb import DuckDBStore
+    from segmint.store.duckdb import DuckDBStore, open_for_reads
 
+    opener = open_for_reads if reads_only else DuckDBStore
     if spec == "duckdb":
         base = workspace_dir if workspace_dir is not None else Path.cwd()
-        return DuckDBStore(base / ".segmint" / "segmint.duckdb")
+        return opener(base / ".segmint" / "segmint.duckdb")
     if spec.startswith("duckdb:"):
-        return DuckDBStore(spec.removeprefix("duckdb:"))
+        return opener(spec.removeprefix("duckdb:"))
     raise StoreError(
         f"unknown store {spec!r}: use 'duckdb' (embedded, the default) or a "
         "postgresql://user@host:port/db URL"

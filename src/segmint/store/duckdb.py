@@ -13,9 +13,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from segmint.store.base import migrate
+from segmint.store.base import Store, migrate
 from segmint.store.errors import StoreError, StoreLocked
 from segmint.store.schema import EVENT_COLUMNS, EVENT_SCHEMA
+from segmint.store.shared import ReadServer, connect_shared_reads
 
 _LOCK_PID = re.compile(r"PID (\d+)")
 
@@ -42,6 +43,7 @@ class DuckDBStore:
         self._local = threading.local()
         self._tx_lock = threading.RLock()
         self._tx_depth = 0
+        self._reads: ReadServer | None = None
         if not read_only:
             # Write-ahead log up to 256 MB before an automatic checkpoint: each checkpoint
             # rewrites the row groups that point updates touched (memberships, schedule,
@@ -139,9 +141,43 @@ class DuckDBStore:
         """Write the write-ahead log into the database file."""
         self._cursor().execute("CHECKPOINT")
 
+    def share_reads(self) -> ReadServer:
+        """Answer other processes' reads while this one holds the file (see ``shared``).
+
+        DuckDB lets no other process open the file while this one has it open for writing;
+        a command that only reads then asks this process instead. Stopped by :meth:`close`.
+        """
+        if self._reads is None:
+            self._reads = ReadServer(self._reader_connection, self.path).start()
+        return self._reads
+
+    def _reader_connection(self) -> duckdb.DuckDBPyConnection:
+        con = self._con.cursor()
+        con.execute("SET TimeZone = 'UTC'")
+        return con
+
     def close(self) -> None:
-        """Close the database."""
+        """Close the database (and stop answering other processes' reads)."""
+        if self._reads is not None:
+            self._reads.close()
+            self._reads = None
         self._con.close()
+
+
+def open_for_reads(path: Path | str) -> Store:
+    """Open a DuckDB store for a command that only reads.
+
+    The file itself when no other process holds it; while one does, and it shares its reads
+    (a running ``segmint serve``), a :class:`~segmint.store.shared.SharedReadStore` that it
+    answers. Otherwise the usual :class:`StoreLocked` error naming the holder.
+    """
+    try:
+        return DuckDBStore(path)
+    except StoreLocked as locked:
+        shared = connect_shared_reads(str(path), locked.holder, locked.pid)
+        if shared is None:
+            raise
+        return shared
 
 
 def _explain_io_error(path: str, exc: duckdb.IOException) -> StoreError:
@@ -156,7 +192,9 @@ def _explain_io_error(path: str, exc: duckdb.IOException) -> StoreError:
     return StoreLocked(
         f"the store {path} is in use by {holder}. DuckDB allows one writing process: "
         "stop that process (for example a running 'segmint serve') and retry, "
-        "or use PostgreSQL (store: postgresql://…) to share the store"
+        "or use PostgreSQL (store: postgresql://…) to share the store",
+        holder=holder,
+        pid=int(match.group(1)) if match else None,
     )
 
 

@@ -23,7 +23,14 @@ class StoreUnavailable(StoreError, Transient):
 
 
 class StoreLocked(StoreError):
-    """The embedded database file is held by another process."""
+    """The embedded database file is held by another process (``holder`` says which)."""
+
+    def __init__(
+        self, message: str, *, holder: str = "another process", pid: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.holder = holder
+        self.pid = pid
 
 
 class StoreTooNew(StoreError):

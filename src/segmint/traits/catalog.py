@@ -89,7 +89,7 @@ class TraitCatalog:
         for spec in self.derived:
             assert spec.expr is not None  # noqa: S101 (derived specs have an expression)
             deps = dependencies(spec.expr)
-            if deps.time_dependent or found & set(deps.traits):
+            if deps.time_leaves or found & set(deps.traits):
                 found.add(spec.name)
         return frozenset(found)
 

@@ -17,7 +17,7 @@ from segmint.config.loader import Positions, read_yaml
 from segmint.config.model import WorkspaceDef
 from segmint.config.scaffold import WORKSPACE_FILE
 from segmint.errors import SourceLocation
-from segmint.rules import EventAggregate, RuleError, lower_events, parse
+from segmint.rules import EventAggregate, RuleError, dependencies, lower_events, parse
 from segmint.traits.catalog import TraitCatalog, build_catalog
 from segmint.traits.errors import TraitDefinitionError
 from segmint.workspace import Workspace
@@ -51,6 +51,20 @@ def workspace_catalog(workspace: Workspace, extra: Iterable[EventAggregate] = ()
         return build_catalog(definition, (*segment_aggregates(definition), *extra))
     except TraitDefinitionError as exc:
         raise locate(exc, workspace.path / WORKSPACE_FILE) from None
+
+
+def moving_traits(catalog: TraitCatalog) -> frozenset[str]:
+    """The traits whose value moves with time alone, with no new event.
+
+    Windowed aggregates (``within: 30d``), and derived traits that use ``now()``,
+    ``within`` or ``days_since`` or read a moving trait. A rule reading one is
+    time-dependent (see :func:`segmint.rules.dependencies`).
+    """
+    found = {spec.name for spec in catalog if spec.within is not None}
+    for spec in catalog.derived:
+        if spec.expr is not None and dependencies(spec.expr, found).time_dependent:
+            found.add(spec.name)
+    return frozenset(found)
 
 
 def check_traits(definition: WorkspaceDef, path: Path) -> list[ConfigError]:

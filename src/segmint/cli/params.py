@@ -1,0 +1,105 @@
+"""Parameter types shared by every command: one way to type an instant.
+
+Kept light on purpose (click and :mod:`segmint.clock` only): every command module imports it
+when the CLI starts.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import click
+
+from segmint.clock import (
+    INSTANT_FORMS,
+    InstantOutOfRange,
+    SystemClock,
+    ensure_utc,
+    parse_instant,
+)
+
+
+class InstantType(click.ParamType[datetime, Any]):
+    """An instant typed on the command line, converted to an aware UTC datetime.
+
+    Accepts what :func:`segmint.clock.parse_instant` accepts given the current time: ISO 8601
+    dates and date-times (UTC when no offset is written), ``now``, and offsets from now
+    (``-7d``, ``+2h``). A bad value is a usage error (exit status 2) that names the option,
+    the value and the accepted forms.
+    """
+
+    name = "instant"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        """Return ``value`` as an aware UTC datetime, or fail with the accepted forms."""
+        if isinstance(value, datetime):
+            return ensure_utc(value)
+        try:
+            return parse_instant(str(value), now=SystemClock().now())
+        except InstantOutOfRange as exc:
+            self.fail(str(exc), param, ctx)
+        except ValueError as exc:
+            self.fail(f"{exc}. Accepted: {INSTANT_FORMS}.", param, ctx)
+
+
+INSTANT = InstantType()
+"""The one parameter type of every ``--as-of`` (and any other instant option)."""
+
+FC = TypeVar("FC", bound=Callable[..., Any])
+
+_FORMS_HELP = "ISO 8601 (no offset = UTC), 'now', or relative like '-7d', '+2h'"
+
+
+def as_of_option(
+    what: str = "Evaluate at this instant", *, now_default: bool = True
+) -> Callable[[FC], FC]:
+    """The ``--as-of`` option: an :data:`INSTANT`, passed to the command as ``as_of``.
+
+    Args:
+        what: The first words of the help text (what the instant is for).
+        now_default: Default to the current time (the command receives a datetime); when
+            False the command receives None if the option is omitted.
+    """
+    return click.option(
+        "--as-of",
+        "as_of",
+        type=INSTANT,
+        default="now" if now_default else None,
+        show_default=now_default,
+        help=f"{what}: {_FORMS_HELP}." + ("" if now_default else " Default: the current time."),
+    )
+
+
+class DeferredChoice(click.Choice[str]):
+    """A :class:`click.Choice` of the names in ``module.attribute``, imported when first used.
+
+    The choices live beside the code that knows them (the SQL dialects in the rule compiler,
+    the key scopes in intake); deferring them keeps those modules out of the CLI's start-up.
+    """
+
+    def __init__(self, module: str, attribute: str) -> None:
+        self._where = (module, attribute)
+        self._choices: tuple[str, ...] | None = None
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """The names, imported on first use."""
+        if self._choices is None:
+            module, attribute = self._where
+            self._choices = tuple(getattr(importlib.import_module(module), attribute))
+        return self._choices
+
+    @choices.setter
+    def choices(self, value: tuple[str, ...]) -> None:
+        self._choices = tuple(value)
+
+
+def deferred_choice(module: str, attribute: str) -> click.Choice[str]:
+    """A :class:`DeferredChoice` of the names in ``module.attribute``."""
+    return DeferredChoice(module, attribute)
