@@ -8,8 +8,8 @@ import pytest
 import redis
 
 from segmint.config.model import WebhookDef
+from segmint.deliver.retry import RetryPolicy
 from segmint.membership.changes import diff_members, read_changes, write_changes
-from segmint.membership.delivery import WebhookDispatcher
 from segmint.membership.errors import MembershipError
 from segmint.membership.hub import ChangeHub
 from segmint.membership.redis_stream import RedisChangeStream
@@ -17,6 +17,7 @@ from segmint.membership.webhooks import (
     ID_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
+    WebhookDispatcher,
     WebhookOutbox,
     outbox_status,
     sign,
@@ -147,7 +148,7 @@ def test_webhook_retries_with_exponential_backoff_until_the_receiver_accepts(sto
     record(store, "p1", set(), {"vip"})
     outbox.enqueue_new(T0)
     dispatcher = WebhookDispatcher(
-        store, outbox.webhooks, secrets={"crm": SECRET}, base_delay=timedelta(seconds=10)
+        store, outbox.webhooks, secrets={"crm": SECRET}, retry=RetryPolicy(base_delay=10)
     )
     now = T0
     try:
