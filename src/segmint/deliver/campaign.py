@@ -19,11 +19,11 @@ from typing import Any, Protocol
 from segmint.clock import Clock
 from segmint.common import batched, did_you_mean
 from segmint.config.model import CampaignDef
-from segmint.deliver.consent import check_topic, suppress, sync_trait_consents
+from segmint.deliver.consent import check_topic, sync_trait_consents
 from segmint.deliver.errors import CampaignError, DeliveryError, HardBounce
 from segmint.deliver.gate import ConsentGate, address_of
 from segmint.deliver.group import GroupLedger
-from segmint.deliver.ledger import FINAL, MemoryLedger, SendLedger, send_key
+from segmint.deliver.ledger import FINAL, Bounce, MemoryLedger, SendLedger, send_key
 from segmint.deliver.report import CampaignReport
 from segmint.deliver.retry import RetryPolicy, with_retries
 from segmint.deliver.transport import EmailTransport
@@ -82,7 +82,8 @@ class CampaignRun:
         retry: Backoff for transient failures.
         concurrency: Messages in flight at once (the pool's size).
         retry_uncertain: Re-send interrupted attempts (at-least-once for those rows).
-        announce: Submits engagement messages to intake (``Email Delivered``).
+        announce: Submits engagement messages to intake (``Email Delivered``, ``Email
+            Bounced``), read from the ledger at the start (what a dead run left) and end.
         progress: Called as profiles are done.
     """
 
@@ -111,11 +112,11 @@ class CampaignRun:
         self.ledger = ledger_type(self.store, self.name, self.clock)
         self.report = CampaignReport(self.name, dry_run=self.dry_run)
         self.envelope_from = parseaddr(self.definition.sender)[1]
-        self._bounces: list[tuple[str, int | None, datetime]] = []
 
     async def run(self) -> CampaignReport:
         """Send the campaign to every eligible member not yet sent it; return the report."""
         as_of = self.clock.now()
+        self._announce()  # what an earlier run recorded but died before announcing
         members = self._audience()
         todo = self._prepare(members, as_of)
         self._done, self._total = 0, len(todo)
@@ -130,7 +131,7 @@ class CampaignRun:
         finally:
             await self.group.drain()
             await self.transport.close()
-        self._announce_delivered()
+        self._announce()
         return self.report
 
     def _audience(self) -> dict[str, Profile]:
@@ -205,19 +206,19 @@ class CampaignRun:
                 on_retry=self._count_retry,
             )
         except DeliveryError as exc:
-            self._failed(pid, address, exc)
+            await self._failed(pid, address, exc)
             return
         self.group.sent(pid)
         self.report.sent += 1
 
-    def _failed(self, pid: str, address: str, exc: DeliveryError) -> None:
+    async def _failed(self, pid: str, address: str, exc: DeliveryError) -> None:
         reason = exc.reason if exc.code is None else f"{exc.reason}:{exc.code}"
-        if isinstance(exc, HardBounce) and not self.dry_run:
-            at = self.clock.now()
-            suppress(self.store, address, "bounce", source=f"smtp:{self.name}", at=at)
-            self._bounces.append((pid, exc.code, at))
-        self.group.failed(pid, reason)
         self.report.failed[reason] += 1
+        if isinstance(exc, HardBounce):
+            # committed with the suppression before going on: a crash cannot lose it
+            await self.group.bounced(Bounce(pid, address, reason, exc.code, self.clock.now()))
+        else:
+            self.group.failed(pid, reason)
 
     def _count_retry(self, attempt: int, exc: BaseException) -> None:
         self.report.retries += 1
@@ -226,13 +227,15 @@ class CampaignRun:
         if self.progress is not None:
             self.progress(done, self._total)
 
-    def _announce_delivered(self) -> None:
+    def _announce(self) -> None:
+        """Submit the ledger's unannounced bounces and deliveries, then mark them."""
         if self.announce is None or self.dry_run:
             return
         from segmint.deliver.engagement import bounce_messages, delivered_messages
 
-        if self._bounces:
-            self.announce(bounce_messages(self.store, self.name, self._bounces))
+        for bounces in batched(self.ledger.unannounced_bounces()):
+            self.announce(bounce_messages(self.store, self.name, bounces))
+            self.ledger.bounces_announced([b[0] for b in bounces])
         rows = self.ledger.unannounced()
         for chunk in batched(rows):
             self.announce(delivered_messages(self.store, self.definition, self.name, chunk))
