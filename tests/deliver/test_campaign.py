@@ -139,7 +139,8 @@ def test_dry_run_writes_eml_files_and_changes_nothing(shop: Shop, tmp_path: Path
     shop.add("bob", consent=False)
     out = tmp_path / "outbox"
     report = send(shop, dry_run=True, out=out)
-    assert report.sent == 1 and report.dry_run and dict(report.skipped) == {"no_consent": 1}
+    assert report.written == 1 and report.sent == 0 and report.dry_run
+    assert dict(report.skipped) == {"no_consent": 1}
     assert [p.name for p in out.iterdir()] == ["ann@example.com.eml"]
     assert b"Subject: Ann, something picked for you" in (out / "ann@example.com.eml").read_bytes()
     assert shop.server.handler.received == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -28,7 +29,14 @@ def test_dry_run_then_send_then_report(shop: Shop, tmp_path: Path) -> None:
     at = ["--as-of", T0.isoformat()]
     dry = json.loads(run(shop, "campaign", "send", "lifecycle_update", "--dry-run",
                          "--out", str(out), "--format", "json", *at))  # fmt: skip
-    assert dry["dry_run"] and dry["sent"] == 1 and dry["skipped"] == {"no_consent": 1}
+    assert dry["dry_run"] and dry["written"] == 1 and dry["skipped"] == {"no_consent": 1}
+    assert not [key for key in dry if key.startswith("sent")]  # nothing claims a send
+    dry_table = run(shop, "campaign", "send", "lifecycle_update", "--dry-run", "--out", str(out),
+                    *at)  # fmt: skip
+    flat = " ".join(dry_table.split())  # rich wraps lines at the terminal's width
+    assert "written, not sent" in flat and "(dry run: nothing sent)" in flat
+    assert not re.search(r"│ sent\b", dry_table)
+    assert "1 message(s) written to" in flat and flat.endswith("out, not sent")
     assert [p.name for p in out.iterdir()] == ["ann@example.com.eml"]
     assert shop.server.handler.received == []
 

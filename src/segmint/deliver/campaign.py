@@ -209,7 +209,10 @@ class CampaignRun:
             await self._failed(pid, address, exc)
             return
         self.group.sent(pid)
-        self.report.sent += 1
+        if self.dry_run:
+            self.report.written += 1
+        else:
+            self.report.sent += 1
 
     async def _failed(self, pid: str, address: str, exc: DeliveryError) -> None:
         reason = exc.reason if exc.code is None else f"{exc.reason}:{exc.code}"
