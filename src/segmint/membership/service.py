@@ -64,8 +64,8 @@ class Membership:
 
     def refresh(self, as_of: datetime) -> RefreshReport:
         """Recompute traits and every segment at ``as_of``; record the changes."""
+        outbox = self.outbox  # before the changes: a first refresh's changes are delivered
         report = refresh(self.store, self.compiled, as_of)
-        outbox = self.outbox
         if outbox is not None:
             outbox.enqueue_new(as_of)
         return report
