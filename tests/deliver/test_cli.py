@@ -9,6 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from segmint.cli.main import _register_commands, cli
+from segmint.deliver.errors import CampaignError
 
 from .conftest import T0, Shop  # type: ignore[import-not-found]
 
@@ -71,3 +72,22 @@ def test_consent_commands(shop: Shop, tmp_path: Path) -> None:
     rows = shop.workspace.store.fetchall("SELECT address, reason, source FROM suppressions")
     assert rows == [("ann@example.com", "complaint", "cli")]
     assert "lifted" in run(shop, "consent", "unsuppress", "ann@example.com")
+
+
+def test_send_refuses_an_out_folder_that_is_a_file_or_without_dry_run(
+    shop: Shop, tmp_path: Path
+) -> None:
+    shop.add("ann")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    _register_commands()
+    shop.workspace.close()
+    runner = CliRunner()
+    base = ["-w", str(shop.path), "campaign", "send", "lifecycle_update"]
+    result = runner.invoke(cli, [*base, "--dry-run", "--out", str(a_file)])
+    assert result.exit_code != 0 and isinstance(result.exception, CampaignError)
+    assert "is a file" in str(result.exception)
+    result = runner.invoke(cli, [*base, "--out", str(tmp_path / "eml")])
+    assert result.exit_code == 2 and "use it with --dry-run" in result.output
+    assert shop.server.handler.received == []  # nothing was sent by either
+    shop.reopen()

@@ -63,6 +63,8 @@ def send(
     fmt: str,
 ) -> None:
     """Send campaign NAME to its segment, with consent enforced; resumable."""
+    if out is not None and not dry_run:
+        raise click.UsageError("--out is the dry run's folder: use it with --dry-run")
     with _progress(fmt != "json") as progress:
         report = send_campaign(
             ctx.workspace,

@@ -20,7 +20,13 @@ from segmint.clock import Clock
 from segmint.common import batched, did_you_mean
 from segmint.config.model import CampaignDef
 from segmint.deliver.consent import check_topic, sync_trait_consents
-from segmint.deliver.errors import CampaignError, DeliveryError, HardBounce
+from segmint.deliver.errors import (
+    AuthenticationFailed,
+    CampaignError,
+    ConnectionDropped,
+    DeliveryError,
+    HardBounce,
+)
 from segmint.deliver.gate import ConsentGate, address_of
 from segmint.deliver.group import GroupLedger
 from segmint.deliver.ledger import FINAL, Bounce, MemoryLedger, SendLedger, send_key
@@ -112,9 +118,16 @@ class CampaignRun:
         self.ledger = ledger_type(self.store, self.name, self.clock)
         self.report = CampaignReport(self.name, dry_run=self.dry_run)
         self.envelope_from = parseaddr(self.definition.sender)[1]
+        self._halted: DeliveryError | None = None
 
     async def run(self) -> CampaignReport:
-        """Send the campaign to every eligible member not yet sent it; return the report."""
+        """Send the campaign to every eligible member not yet sent it; return the report.
+
+        Raises:
+            CampaignError: The mail server refused the credentials, or could not be reached
+                before any message got through: the run stops rather than fail every
+                recipient in turn; those not attempted stay pending for the next run.
+        """
         as_of = self.clock.now()
         self._announce()  # what an earlier run recorded but died before announcing
         members = self._audience()
@@ -132,6 +145,11 @@ class CampaignRun:
             await self.group.drain()
             await self.transport.close()
         self._announce()
+        if self._halted is not None:
+            raise CampaignError(
+                f"campaign {self.name!r} stopped: {self._halted}; {queue.qsize()} profile(s) "
+                "not attempted stay pending: check email.smtp and run it again"
+            )
         return self.report
 
     def _audience(self) -> dict[str, Profile]:
@@ -181,7 +199,7 @@ class CampaignRun:
         return todo
 
     async def _worker(self, queue: asyncio.Queue[tuple[Profile, str]]) -> None:
-        while not queue.empty():
+        while not queue.empty() and self._halted is None:
             profile, address = queue.get_nowait()
             await self._deliver(profile, address)
             self._done += 1
@@ -217,6 +235,11 @@ class CampaignRun:
     async def _failed(self, pid: str, address: str, exc: DeliveryError) -> None:
         reason = exc.reason if exc.code is None else f"{exc.reason}:{exc.code}"
         self.report.failed[reason] += 1
+        unreachable = isinstance(exc, ConnectionDropped) and not (
+            self.report.sent or self.report.written
+        )
+        if unreachable or isinstance(exc, AuthenticationFailed):
+            self._halted = self._halted or exc  # the server's fault, not this recipient's
         if isinstance(exc, HardBounce):
             # committed with the suppression before going on: a crash cannot lose it
             await self.group.bounced(Bounce(pid, address, reason, exc.code, self.clock.now()))
