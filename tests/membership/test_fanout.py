@@ -22,7 +22,9 @@ from segmint.membership.webhooks import (
     outbox_status,
     sign,
     verify,
+    webhook_outbox,
 )
+from segmint.workspace import Workspace
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SECRET = b"s3cret"
@@ -292,3 +294,20 @@ def test_deliver_without_a_secret_names_the_variable(cli, tmp_path, monkeypatch)
     out = cli("-w", str(path), "webhooks", "deliver", "--as-of", "2026-11-01T00:00:00Z")
     assert out.returncode == 1 and "SEGMINT_WEBHOOK_SECRET" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_webhooks_status_prints_dead_letters_as_they_are(cli, tmp_path):
+    path = webhook_workspace(cli, tmp_path, "http://127.0.0.1:9/x")
+    ws = Workspace.open(path)
+    try:
+        outbox = webhook_outbox(ws.store)
+        outbox.enqueue([("crm", "{}")], T0)
+        ws.store.execute(
+            "UPDATE webhook_outbox SET status = 'dead', attempts = 1, "
+            "last_error = 'HTTP 400: [bad signature] rejected'"
+        )
+    finally:
+        ws.close()
+    out = cli("-w", str(path), "webhooks", "status")
+    assert out.returncode == 0
+    assert "[bad signature]" in " ".join(out.stdout.split())
