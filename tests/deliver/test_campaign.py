@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -139,7 +140,8 @@ def test_dry_run_writes_eml_files_and_changes_nothing(shop: Shop, tmp_path: Path
     shop.add("bob", consent=False)
     out = tmp_path / "outbox"
     report = send(shop, dry_run=True, out=out)
-    assert report.sent == 1 and report.dry_run and dict(report.skipped) == {"no_consent": 1}
+    assert report.written == 1 and report.sent == 0 and report.dry_run
+    assert dict(report.skipped) == {"no_consent": 1}
     assert [p.name for p in out.iterdir()] == ["ann@example.com.eml"]
     assert b"Subject: Ann, something picked for you" in (out / "ann@example.com.eml").read_bytes()
     assert shop.server.handler.received == []
@@ -203,3 +205,44 @@ def test_a_person_mailed_before_a_merge_is_not_mailed_again_under_the_survivor(
     assert report.sent == 0 and dict(report.skipped) == {"sent_before_merge": 1}
     assert shop.statuses()["ann-2"] == ("skipped", "sent_before_merge")
     assert shop.server.handler.by_recipient() == {"ann@example.com": 1}
+
+
+def smtp_port(shop: Shop, port: int) -> None:
+    yaml_file = shop.path / "segmint.yaml"
+    text, count = re.subn(r"(smtp: \{host: 127\.0\.0\.1, port: )\d+", rf"\g<1>{port}",
+                          yaml_file.read_text())  # fmt: skip
+    assert count == 1
+    yaml_file.write_text(text)
+    shop.reopen()
+
+
+def test_an_unreachable_server_stops_the_run_instead_of_failing_everyone(
+    shop: Shop, unused_port: int
+) -> None:
+    pids = shop.add_many([f"p{i:02d}" for i in range(12)])
+    smtp_port(shop, unused_port)
+    with pytest.raises(CampaignError, match=r"stopped: connection failed.*stay pending"):
+        send(shop, retry=RetryPolicy(max_attempts=2, base_delay=0.0))
+    statuses = [s for s, _ in shop.statuses().values()]
+    assert 1 <= statuses.count("failed") <= 2  # those in flight when it stopped
+    assert statuses.count("pending") == len(pids) - statuses.count("failed")
+
+    smtp_port(shop, shop.server.port)
+    report = send(shop)  # the server is back: everyone gets one message
+    assert report.sent == len(pids)
+    assert max(shop.server.handler.by_recipient().values()) == 1
+
+
+def test_refused_credentials_stop_the_run(shop: Shop) -> None:
+    from segmint.deliver.errors import AuthenticationFailed
+
+    shop.add_many([f"p{i:02d}" for i in range(6)])
+    fake = FakeTransport(
+        script={
+            f"p{i:02d}@example.com": [AuthenticationFailed("535 bad credentials", code=535)]
+            for i in range(6)
+        }  # fmt: skip
+    )
+    with pytest.raises(CampaignError, match="535 bad credentials"):
+        send(shop, transport=fake)
+    assert sum(fake.attempts.values()) <= 2  # the pool's width, not the audience

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from segmint.cli.main import _register_commands, cli
+from segmint.deliver.errors import CampaignError
 
 from .conftest import T0, Shop  # type: ignore[import-not-found]
 
@@ -28,7 +30,14 @@ def test_dry_run_then_send_then_report(shop: Shop, tmp_path: Path) -> None:
     at = ["--as-of", T0.isoformat()]
     dry = json.loads(run(shop, "campaign", "send", "lifecycle_update", "--dry-run",
                          "--out", str(out), "--format", "json", *at))  # fmt: skip
-    assert dry["dry_run"] and dry["sent"] == 1 and dry["skipped"] == {"no_consent": 1}
+    assert dry["dry_run"] and dry["written"] == 1 and dry["skipped"] == {"no_consent": 1}
+    assert not [key for key in dry if key.startswith("sent")]  # nothing claims a send
+    dry_table = run(shop, "campaign", "send", "lifecycle_update", "--dry-run", "--out", str(out),
+                    *at)  # fmt: skip
+    flat = " ".join(dry_table.split())  # rich wraps lines at the terminal's width
+    assert "written, not sent" in flat and "(dry run: nothing sent)" in flat
+    assert not re.search(r"│ sent\b", dry_table)
+    assert "1 message(s) written to" in flat and flat.endswith("out, not sent")
     assert [p.name for p in out.iterdir()] == ["ann@example.com.eml"]
     assert shop.server.handler.received == []
 
@@ -63,3 +72,22 @@ def test_consent_commands(shop: Shop, tmp_path: Path) -> None:
     rows = shop.workspace.store.fetchall("SELECT address, reason, source FROM suppressions")
     assert rows == [("ann@example.com", "complaint", "cli")]
     assert "lifted" in run(shop, "consent", "unsuppress", "ann@example.com")
+
+
+def test_send_refuses_an_out_folder_that_is_a_file_or_without_dry_run(
+    shop: Shop, tmp_path: Path
+) -> None:
+    shop.add("ann")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    _register_commands()
+    shop.workspace.close()
+    runner = CliRunner()
+    base = ["-w", str(shop.path), "campaign", "send", "lifecycle_update"]
+    result = runner.invoke(cli, [*base, "--dry-run", "--out", str(a_file)])
+    assert result.exit_code != 0 and isinstance(result.exception, CampaignError)
+    assert "is a file" in str(result.exception)
+    result = runner.invoke(cli, [*base, "--out", str(tmp_path / "eml")])
+    assert result.exit_code == 2 and "use it with --dry-run" in result.output
+    assert shop.server.handler.received == []  # nothing was sent by either
+    shop.reopen()

@@ -8,8 +8,8 @@ import pytest
 import redis
 
 from segmint.config.model import WebhookDef
+from segmint.deliver.retry import RetryPolicy
 from segmint.membership.changes import diff_members, read_changes, write_changes
-from segmint.membership.delivery import WebhookDispatcher
 from segmint.membership.errors import MembershipError
 from segmint.membership.hub import ChangeHub
 from segmint.membership.redis_stream import RedisChangeStream
@@ -17,11 +17,14 @@ from segmint.membership.webhooks import (
     ID_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
+    WebhookDispatcher,
     WebhookOutbox,
     outbox_status,
     sign,
     verify,
+    webhook_outbox,
 )
+from segmint.workspace import Workspace
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SECRET = b"s3cret"
@@ -147,7 +150,7 @@ def test_webhook_retries_with_exponential_backoff_until_the_receiver_accepts(sto
     record(store, "p1", set(), {"vip"})
     outbox.enqueue_new(T0)
     dispatcher = WebhookDispatcher(
-        store, outbox.webhooks, secrets={"crm": SECRET}, base_delay=timedelta(seconds=10)
+        store, outbox.webhooks, secrets={"crm": SECRET}, retry=RetryPolicy(base_delay=10)
     )
     now = T0
     try:
@@ -230,3 +233,81 @@ def test_missing_secret_is_a_clear_error(duck_store, monkeypatch):
     monkeypatch.delenv("HOOK_SECRET_FOR_TEST", raising=False)
     with pytest.raises(MembershipError, match="HOOK_SECRET_FOR_TEST"):
         WebhookDispatcher(duck_store, hooks("http://x", secret_env="HOOK_SECRET_FOR_TEST"))
+
+
+WEBHOOK_YAML = """
+webhooks:
+  crm:
+    url: {url}
+    segments: [{segments}]
+    max_attempts: {attempts}
+"""
+
+
+def webhook_workspace(cli, tmp_path, url: str, segments: str = "vip", attempts: int = 3):  # type: ignore[no-untyped-def]
+    path = tmp_path / "shop"
+    assert cli("init", str(path)).returncode == 0
+    with (path / "segmint.yaml").open("a") as f:
+        f.write(WEBHOOK_YAML.format(url=url, segments=segments, attempts=attempts))
+    return path
+
+
+def test_webhooks_through_the_cli_refresh_deliver_status(cli, tmp_path, receiver, monkeypatch):
+    monkeypatch.setenv("SEGMINT_WEBHOOK_SECRET", "s3cret")
+    path = webhook_workspace(cli, tmp_path, receiver.url, segments="vip, loyal_customer")
+    ws = ["-w", str(path)]
+    status = orjson.loads(cli(*ws, "webhooks", "status", "--format", "json").stdout)
+    assert status == {"webhooks": {"crm": {"pending": 0, "delivered": 0, "dead": 0}},
+                      "dead_letters": []}  # fmt: skip
+    for name in ("crm_contacts", "shop_orders"):
+        assert cli(*ws, "ingest", str(path / f"data/{name}.csv"), "--mapping", name).returncode == 0
+    assert cli(*ws, "refresh", "--as-of", "2026-11-01T00:00:00Z").returncode == 0
+    queued = orjson.loads(cli(*ws, "webhooks", "status", "--format", "json").stdout)
+    pending = queued["webhooks"]["crm"]["pending"]
+    assert pending > 0
+    out = cli(*ws, "webhooks", "deliver", "--as-of", "2026-11-01T00:00:10Z")
+    assert out.returncode == 0 and out.stdout.strip() == f"delivered {pending}, retrying 0, dead 0"
+    bodies = [orjson.loads(body) for _, body in receiver.received]
+    assert {b["segment"] for b in bodies} <= {"vip", "loyal_customer"} and len(bodies) == pending
+    table = cli(*ws, "webhooks", "status").stdout
+    assert "crm" in table and str(pending) in table
+
+
+def test_a_webhook_segment_typo_is_a_config_error_with_a_suggestion(cli, tmp_path):
+    path = webhook_workspace(cli, tmp_path, "http://127.0.0.1:9/x", segments="vip, vipp")
+    out = cli("-w", str(path), "webhooks", "status")
+    assert out.returncode == 1
+    assert "unknown segment 'vipp' in webhook 'crm' (at webhooks.crm.segments[1])" in out.stderr
+    assert "segments: [vip, vipp]" in out.stderr  # the source line, brackets and all
+    assert "did you mean 'vip'?" in out.stderr
+
+
+def test_max_attempts_below_one_is_refused(cli, tmp_path):
+    path = webhook_workspace(cli, tmp_path, "http://127.0.0.1:9/x", attempts=0)
+    out = cli("-w", str(path), "webhooks", "status")
+    assert out.returncode == 1 and "webhooks.crm.max_attempts" in out.stderr
+
+
+def test_deliver_without_a_secret_names_the_variable(cli, tmp_path, monkeypatch):
+    monkeypatch.delenv("SEGMINT_WEBHOOK_SECRET", raising=False)
+    path = webhook_workspace(cli, tmp_path, "http://127.0.0.1:9/x")
+    out = cli("-w", str(path), "webhooks", "deliver", "--as-of", "2026-11-01T00:00:00Z")
+    assert out.returncode == 1 and "SEGMINT_WEBHOOK_SECRET" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_webhooks_status_prints_dead_letters_as_they_are(cli, tmp_path):
+    path = webhook_workspace(cli, tmp_path, "http://127.0.0.1:9/x")
+    ws = Workspace.open(path)
+    try:
+        outbox = webhook_outbox(ws.store)
+        outbox.enqueue([("crm", "{}")], T0)
+        ws.store.execute(
+            "UPDATE webhook_outbox SET status = 'dead', attempts = 1, "
+            "last_error = 'HTTP 400: [bad signature] rejected'"
+        )
+    finally:
+        ws.close()
+    out = cli("-w", str(path), "webhooks", "status")
+    assert out.returncode == 0
+    assert "[bad signature]" in " ".join(out.stdout.split())

@@ -238,6 +238,35 @@ def test_extra_and_builtins_in_context(render: Render) -> None:
     assert "p1|churned,vip|X1|vip" in email.text
 
 
+def test_segments_print_as_a_list_and_still_test_membership(render: Render) -> None:
+    body = (
+        "<p>In: {{ segments }}.</p>{% if 'vip' in segments %}<p>VIP</p>{% endif %}"
+        "<p>{{ segments | length }} / {{ segments | first }} / "
+        "{% for s in segments %}[{{ s }}]{% endfor %}</p>"
+    )
+    email = render(body, segments=frozenset({"vip", "churned"}))
+    assert "In: churned, vip." in email.text and "In: churned, vip." in email.html
+    assert "VIP" in email.text
+    assert "2 / churned / [churned][vip]" in email.text
+    assert "(" not in email.text and "&#39;" not in email.html
+    nobody = render(body)
+    assert "In: ." in nobody.text and "VIP" not in nobody.text
+    subject = render("{% block subject %}You: {{ segments }}{% endblock %}<p>x</p>",
+                     segments=frozenset({"a", "b"}))  # fmt: skip
+    assert subject.subject == "You: a, b"
+
+
+@settings(max_examples=30, deadline=None)
+@given(segments=st.sets(st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True), max_size=5))
+def test_segments_text_is_the_sorted_names_joined(
+    quick_render: Callable[..., RenderedEmail], segments: set[str]
+) -> None:
+    body = "<p>[{{ segments }}]{% if 'vip' in segments %} member{% endif %}</p>"
+    email = quick_render(body, segments=frozenset(segments))
+    assert f"[{', '.join(sorted(segments))}]" in email.text
+    assert (" member" in email.text) == ("vip" in segments)
+
+
 def test_trait_default_from_workspace(render: Render) -> None:
     assert "UTC" in render("<p>{{ timezone }}</p>").text
 

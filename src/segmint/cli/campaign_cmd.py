@@ -62,6 +62,8 @@ def send(
     fmt: str,
 ) -> None:
     """Send campaign NAME to its segment, with consent enforced; resumable."""
+    if out is not None and not dry_run:
+        raise click.UsageError("--out is the dry run's folder: use it with --dry-run")
     from segmint.deliver.service import send_campaign
 
     with _progress(fmt != "json") as progress:
@@ -81,11 +83,11 @@ def _print_report(report: CampaignReport, fmt: str) -> None:
     if fmt == "json":
         emit_json(report.to_dict())
         return
-    title = f"campaign {report.campaign}" + (" (dry run)" if report.dry_run else "")
+    title = f"campaign {report.campaign}" + (" (dry run: nothing sent)" if report.dry_run else "")
     emit_table(title, ["outcome", "reason", "profiles"], report.rows())
     console.print(f"audience {report.audience}, transient retries {report.retries}")
     if report.outbox:
-        console.print(f"messages written to {report.outbox}")
+        console.print(f"{report.written} message(s) written to {report.outbox}, not sent")
     if report.uncertain:
         console.print(
             f"[yellow]{report.uncertain} interrupted attempt(s) not re-sent (at most once); "

@@ -147,9 +147,11 @@ def main(argv: list[str] | None = None) -> Any:
         exc.show()
         sys.exit(exc.exit_code)
     except SegmintError as exc:
+        from rich.markup import escape  # a message quotes source text: "[a, b]" is not markup
+
         if debug:
             traceback.print_exc()
         err_console.print(
-            f"[red]error:[/red] {exc.detailed_message()}", highlight=False, soft_wrap=True
+            f"[red]error:[/red] {escape(exc.detailed_message())}", highlight=False, soft_wrap=True
         )
         sys.exit(1)

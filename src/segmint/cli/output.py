@@ -11,6 +11,7 @@ import click
 import orjson
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 err_console = Console(stderr=True)
@@ -45,5 +46,5 @@ def emit_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequenc
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(Text("" if v is None else str(v)) for v in row))  # values, not markup
     console.print(table)

@@ -183,7 +183,7 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 
 
 def cross_check(ws: WorkspaceDef, positions: Positions) -> list[ConfigError]:
-    """Check references between sections: parents, groups, campaign segments."""
+    """Check references between sections: parents, groups, campaign and webhook segments."""
     errors: list[ConfigError] = []
     names = list(ws.segments)
     defaults: dict[str, str] = {}
@@ -206,6 +206,13 @@ def cross_check(ws: WorkspaceDef, positions: Positions) -> list[ConfigError]:
             hint = did_you_mean(campaign.topic, ws.consent.topics)
             msg = f"unknown consent topic '{campaign.topic}' in campaign '{name}'"
             errors.append(positions.error(msg, ["campaigns", name, "topic"], hint=hint))
+    for name, hook in ws.webhooks.items():
+        for index, segment in enumerate(hook.segments):
+            if segment not in ws.segments:
+                hint = did_you_mean(segment, names)
+                msg = f"unknown segment '{segment}' in webhook '{name}'"
+                key: list[str | int] = ["webhooks", name, "segments", index]
+                errors.append(positions.error(msg, key, hint=hint))
     if ws.email.group is not None and not any(
         s.group == ws.email.group for s in ws.segments.values()
     ):

@@ -279,7 +279,7 @@ class WebhookDef(Strict):
     url: str
     secret_env: str = "SEGMINT_WEBHOOK_SECRET"  # noqa: S105 (a variable name, not a secret)
     segments: tuple[str, ...] = ()
-    max_attempts: int = 8
+    max_attempts: int | None = Field(default=None, ge=1)  # None: the retry policy's (8)
 
 
 class ShopifyDef(Strict):

@@ -6,6 +6,11 @@ through an :class:`EmailTransport` (the pooled :class:`SmtpPool`, or an outbox f
 dry run) with retries on transient failures. Opens, clicks and unsubscribes come back
 through signed links (:class:`LinkSigner`, served by :mod:`segmint.api.links`) and enter
 intake as events.
+
+Delivery owns every outbound retry: :class:`RetryPolicy` (decides only by the Transient /
+Terminal mark) and the durable :class:`Outbox` (rows written with the producer's
+transaction, delivered with backoff, dead-lettered) serve email and the membership webhooks
+alike.
 """
 
 from __future__ import annotations
@@ -32,9 +37,10 @@ from segmint.deliver.fake import FakeTransport, OutboxTransport
 from segmint.deliver.gate import ConsentGate
 from segmint.deliver.ledger import SendLedger
 from segmint.deliver.links import LinkSigner
+from segmint.deliver.outbox import Outbox, OutboxReport, OutboxRow
 from segmint.deliver.ratelimit import TokenBucket
 from segmint.deliver.report import CampaignReport
-from segmint.deliver.retry import RetryPolicy
+from segmint.deliver.retry import WEBHOOK_RETRY, RetryPolicy, with_retries
 from segmint.deliver.transport import EmailTransport, SendReceipt, SmtpPool
 
 __all__ = [
@@ -51,6 +57,9 @@ __all__ = [
     "LinkError",
     "LinkSigner",
     "MessageRejected",
+    "Outbox",
+    "OutboxReport",
+    "OutboxRow",
     "OutboxTransport",
     "RetryPolicy",
     "SendLedger",
@@ -58,10 +67,12 @@ __all__ = [
     "SmtpPool",
     "SoftBounce",
     "TokenBucket",
+    "WEBHOOK_RETRY",
     "campaign_def",
     "consent_history",
     "record_consent",
     "suppress",
     "sync_trait_consents",
     "unsuppress",
+    "with_retries",
 ]

@@ -19,11 +19,17 @@ from typing import Any, Protocol
 from segmint.clock import Clock
 from segmint.common import batched, did_you_mean
 from segmint.config.model import CampaignDef
-from segmint.deliver.consent import check_topic, suppress, sync_trait_consents
-from segmint.deliver.errors import CampaignError, DeliveryError, HardBounce
+from segmint.deliver.consent import check_topic, sync_trait_consents
+from segmint.deliver.errors import (
+    AuthenticationFailed,
+    CampaignError,
+    ConnectionDropped,
+    DeliveryError,
+    HardBounce,
+)
 from segmint.deliver.gate import ConsentGate, address_of
 from segmint.deliver.group import GroupLedger
-from segmint.deliver.ledger import FINAL, MemoryLedger, SendLedger, send_key
+from segmint.deliver.ledger import FINAL, Bounce, MemoryLedger, SendLedger, send_key
 from segmint.deliver.report import CampaignReport
 from segmint.deliver.retry import RetryPolicy, with_retries
 from segmint.deliver.transport import EmailTransport
@@ -82,7 +88,8 @@ class CampaignRun:
         retry: Backoff for transient failures.
         concurrency: Messages in flight at once (the pool's size).
         retry_uncertain: Re-send interrupted attempts (at-least-once for those rows).
-        announce: Submits engagement messages to intake (``Email Delivered``).
+        announce: Submits engagement messages to intake (``Email Delivered``, ``Email
+            Bounced``), read from the ledger at the start (what a dead run left) and end.
         progress: Called as profiles are done.
     """
 
@@ -111,11 +118,18 @@ class CampaignRun:
         self.ledger = ledger_type(self.store, self.name, self.clock)
         self.report = CampaignReport(self.name, dry_run=self.dry_run)
         self.envelope_from = parseaddr(self.definition.sender)[1]
-        self._bounces: list[tuple[str, int | None, datetime]] = []
+        self._halted: DeliveryError | None = None
 
     async def run(self) -> CampaignReport:
-        """Send the campaign to every eligible member not yet sent it; return the report."""
+        """Send the campaign to every eligible member not yet sent it; return the report.
+
+        Raises:
+            CampaignError: The mail server refused the credentials, or could not be reached
+                before any message got through: the run stops rather than fail every
+                recipient in turn; those not attempted stay pending for the next run.
+        """
         as_of = self.clock.now()
+        self._announce()  # what an earlier run recorded but died before announcing
         members = self._audience()
         todo = self._prepare(members, as_of)
         self._done, self._total = 0, len(todo)
@@ -130,7 +144,12 @@ class CampaignRun:
         finally:
             await self.group.drain()
             await self.transport.close()
-        self._announce_delivered()
+        self._announce()
+        if self._halted is not None:
+            raise CampaignError(
+                f"campaign {self.name!r} stopped: {self._halted}; {queue.qsize()} profile(s) "
+                "not attempted stay pending: check email.smtp and run it again"
+            )
         return self.report
 
     def _audience(self) -> dict[str, Profile]:
@@ -180,7 +199,7 @@ class CampaignRun:
         return todo
 
     async def _worker(self, queue: asyncio.Queue[tuple[Profile, str]]) -> None:
-        while not queue.empty():
+        while not queue.empty() and self._halted is None:
             profile, address = queue.get_nowait()
             await self._deliver(profile, address)
             self._done += 1
@@ -205,19 +224,27 @@ class CampaignRun:
                 on_retry=self._count_retry,
             )
         except DeliveryError as exc:
-            self._failed(pid, address, exc)
+            await self._failed(pid, address, exc)
             return
         self.group.sent(pid)
-        self.report.sent += 1
+        if self.dry_run:
+            self.report.written += 1
+        else:
+            self.report.sent += 1
 
-    def _failed(self, pid: str, address: str, exc: DeliveryError) -> None:
+    async def _failed(self, pid: str, address: str, exc: DeliveryError) -> None:
         reason = exc.reason if exc.code is None else f"{exc.reason}:{exc.code}"
-        if isinstance(exc, HardBounce) and not self.dry_run:
-            at = self.clock.now()
-            suppress(self.store, address, "bounce", source=f"smtp:{self.name}", at=at)
-            self._bounces.append((pid, exc.code, at))
-        self.group.failed(pid, reason)
         self.report.failed[reason] += 1
+        unreachable = isinstance(exc, ConnectionDropped) and not (
+            self.report.sent or self.report.written
+        )
+        if unreachable or isinstance(exc, AuthenticationFailed):
+            self._halted = self._halted or exc  # the server's fault, not this recipient's
+        if isinstance(exc, HardBounce):
+            # committed with the suppression before going on: a crash cannot lose it
+            await self.group.bounced(Bounce(pid, address, reason, exc.code, self.clock.now()))
+        else:
+            self.group.failed(pid, reason)
 
     def _count_retry(self, attempt: int, exc: BaseException) -> None:
         self.report.retries += 1
@@ -226,13 +253,15 @@ class CampaignRun:
         if self.progress is not None:
             self.progress(done, self._total)
 
-    def _announce_delivered(self) -> None:
+    def _announce(self) -> None:
+        """Submit the ledger's unannounced bounces and deliveries, then mark them."""
         if self.announce is None or self.dry_run:
             return
         from segmint.deliver.engagement import bounce_messages, delivered_messages
 
-        if self._bounces:
-            self.announce(bounce_messages(self.store, self.name, self._bounces))
+        for bounces in batched(self.ledger.unannounced_bounces()):
+            self.announce(bounce_messages(self.store, self.name, bounces))
+            self.ledger.bounces_announced([b[0] for b in bounces])
         rows = self.ledger.unannounced()
         for chunk in batched(rows):
             self.announce(delivered_messages(self.store, self.definition, self.name, chunk))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from segmint.deliver.errors import DeliveryError, SoftBounce
+from segmint.deliver.errors import SoftBounce
 from segmint.deliver.transport import SendReceipt
 
 
@@ -33,13 +33,15 @@ class FakeTransport:
 
     Attributes:
         script: Address → errors raised on its next attempts, in order (then success).
+            Any exception may be scripted: a delivery error is a failed attempt, another
+            one (``RuntimeError``) stands for the run dying mid-send.
         transient_prob: The chance that any attempt raises a :class:`SoftBounce`.
         seed: Seeds the random source, so a failing run can be replayed.
         sent: Every accepted message.
         attempts: Attempts per address, failed ones included.
     """
 
-    script: dict[str, list[DeliveryError]] = field(default_factory=dict)
+    script: dict[str, list[Exception]] = field(default_factory=dict)
     transient_prob: float = 0.0
     seed: int = 0
     sent: list[Delivery] = field(default_factory=list)

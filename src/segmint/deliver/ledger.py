@@ -7,6 +7,11 @@ Row states::
        └─► skipped (with its reason)               (checked again by the next run)
     attempting, found by a later run ─► uncertain  (not re-sent: at most once)
 
+A hard bounce fails its row and is recorded on it (``bounced_at``, ``bounce_code``) in the
+transaction that suppresses the address; its ``Email Bounced`` event is announced from the
+ledger (:meth:`SendLedger.unannounced_bounces`) like ``Email Delivered``, so a run that dies
+loses neither, and a later run announces what an earlier one could not.
+
 A row is claimed (``attempting``, with the Message-ID it will carry) in a committed
 transaction before its SMTP transaction starts, and marked ``sent`` once the server accepted
 the message. Claims and marks of concurrent sends share commits
@@ -25,10 +30,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from segmint.clock import Clock
-from segmint.common import batched
-from segmint.store import Store, utcnow_naive
+from segmint.common import batched, in_lists
+from segmint.deliver.consent import suppress
+from segmint.store import Store, from_store_time, utcnow_naive
 
 FINAL = ("sent", "uncertain", "attempting")
 """States a run never attempts again (``attempting`` only while another run holds it)."""
@@ -37,6 +44,25 @@ FINAL = ("sent", "uncertain", "attempting")
 def send_key(campaign: str, profile_id: str) -> str:
     """Return the ledger key of ``profile_id`` in ``campaign``."""
     return f"{campaign}:{profile_id}"
+
+
+@dataclass(frozen=True)
+class Bounce:
+    """A hard bounce: the recipient's row, address, SMTP code and instant.
+
+    Attributes:
+        profile_id: The recipient.
+        address: The refused address (suppressed with the bounce).
+        reason: The ledger reason, e.g. ``hard_bounce:550``.
+        code: The SMTP reply code, when the server gave one.
+        at: When the server refused it.
+    """
+
+    profile_id: str
+    address: str
+    reason: str
+    code: int | None
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -173,6 +199,46 @@ class SendLedger:
             [reason, self._now(), send_key(self.campaign, profile_id)],
         )
 
+    def bounced(self, bounce: Bounce) -> None:
+        """Fail a claimed row with its hard bounce and suppress the address, atomically."""
+        at = utcnow_naive(bounce.at)
+        with self.store.transaction():
+            suppress(self.store, bounce.address, "bounce", source=f"smtp:{self.campaign}",
+                     at=bounce.at)  # fmt: skip
+            self.store.execute(
+                "UPDATE sends SET status = 'failed', reason = ?, bounced_at = ?, "
+                "bounce_code = ?, bounce_announced = FALSE, updated_at = ? WHERE send_key = ?",
+                [bounce.reason, at, bounce.code, self._now(),
+                 send_key(self.campaign, bounce.profile_id)],
+            )  # fmt: skip
+
+    def unannounced_bounces(self) -> list[tuple[str, int | None, datetime]]:
+        """Return hard bounces whose ``Email Bounced`` event was not yet submitted.
+
+        Returns:
+            (profile_id, SMTP code, bounced_at) tuples, oldest first.
+        """
+        rows = self.store.fetchall(
+            "SELECT profile_id, bounce_code, bounced_at FROM sends WHERE campaign = ? "
+            "AND bounced_at IS NOT NULL AND NOT coalesce(bounce_announced, FALSE) "
+            "ORDER BY bounced_at, profile_id",
+            [self.campaign],
+        )
+        out = []
+        for pid, code, at in rows:
+            when = from_store_time(at)
+            assert when is not None
+            out.append((pid, None if code is None else int(code), when))
+        return out
+
+    def bounces_announced(self, profile_ids: Sequence[str]) -> None:
+        """Remember that ``Email Bounced`` was submitted for these rows."""
+        for marks, chunk in in_lists(profile_ids):
+            self.store.execute(
+                f"UPDATE sends SET bounce_announced = TRUE WHERE send_key IN ({marks})",
+                [send_key(self.campaign, p) for p in chunk],
+            )
+
     def counts(self) -> dict[str, Counter[str]]:
         """Return, per status, the count of rows by reason (``""`` when none)."""
         out: dict[str, Counter[str]] = {}
@@ -213,6 +279,7 @@ class SendLedger:
         claims: Sequence[tuple[str, str, str]],
         sent: Sequence[str],
         failed: Sequence[tuple[str, str]],
+        bounces: Sequence[Bounce] = (),
     ) -> list[bool]:
         """Apply marks and claims in one transaction (one durable commit for them all).
 
@@ -220,6 +287,7 @@ class SendLedger:
             claims: (profile_id, address, message_id) rows to claim.
             sent: Claimed rows the server accepted.
             failed: (profile_id, reason) rows that failed.
+            bounces: Hard bounces to record (their addresses are suppressed).
 
         Returns:
             For each claim, whether it was granted.
@@ -228,6 +296,8 @@ class SendLedger:
             self.sent_many(sent)
             for pid, reason in failed:
                 self.failed(pid, reason)
+            for bounce in bounces:
+                self.bounced(bounce)
             return [self.claim(*claim) for claim in claims]
 
 
@@ -303,6 +373,14 @@ class MemoryLedger(SendLedger):
             out.setdefault(row.status, Counter())[row.reason or ""] += 1
         return out
 
+    def bounced(self, bounce: Bounce) -> None:
+        """Fail the row in memory; a dry run suppresses nobody."""
+        self.failed(bounce.profile_id, bounce.reason)
+
     def unannounced(self) -> list[tuple[str, str, str | None, object]]:
+        """A dry run announces nothing."""
+        return []
+
+    def unannounced_bounces(self) -> list[tuple[str, int | None, datetime]]:
         """A dry run announces nothing."""
         return []

@@ -16,6 +16,7 @@ import orjson
 from segmint.clock import Clock
 from segmint.deliver.campaign import CampaignRun, Progress, campaign_def
 from segmint.deliver.compose import TemplateComposer
+from segmint.deliver.errors import CampaignError
 from segmint.deliver.fake import OutboxTransport
 from segmint.deliver.ledger import SendLedger
 from segmint.deliver.links import LinkSigner
@@ -56,13 +57,16 @@ def build_run(
         progress: Called with (done, total).
 
     Raises:
-        CampaignError: Unknown campaign, segment or topic, or no signing secret.
+        CampaignError: Unknown campaign, segment or topic, no signing secret, or a dry
+            run's folder that is a file.
         TemplateError: The campaign's template cannot be compiled.
     """
     definition = campaign_def(workspace, name)
     email = workspace.definition.email
     composer = TemplateComposer(workspace, name, definition, LinkSigner.from_email(email), clock)
     folder = out or outbox_folder(workspace, name)
+    if dry_run and folder.exists() and not folder.is_dir():
+        raise CampaignError(f"{folder} is a file; a dry run writes its .eml files to a folder")
     if transport is None:
         transport = OutboxTransport(folder) if dry_run else SmtpPool(email.smtp)
     announce = None

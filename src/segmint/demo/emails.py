@@ -98,7 +98,7 @@ def dry_run_campaign(ctx: DemoContext) -> str:
     skipped = sum(data["skipped"].values())
     return (
         f"campaign {CAMPAIGN} (segment {ws.definition.campaigns[CAMPAIGN].segment}): "
-        f"{data['audience']:,} in the audience, {data['sent']:,} written to {outbox}/, "
+        f"{data['audience']:,} in the audience, {data['written']:,} written to {outbox}/, "
         f"{skipped:,} skipped"
     )
 
@@ -152,7 +152,6 @@ def _report_table(rows: list[tuple[str, str, int]], data: dict[str, Any]) -> Tab
     table.add_column("profiles", justify="right")
     table.add_column("meaning")
     for outcome, reason, count in rows:
-        if count or outcome in ("sent", "skipped"):
-            label = "written" if outcome == "sent" else outcome
-            table.add_row(label, reason, f"{count:,}", REASONS.get(reason, ""))
+        if count or outcome in ("written, not sent", "skipped"):
+            table.add_row(outcome, reason, f"{count:,}", REASONS.get(reason, ""))
     return table

@@ -9,7 +9,8 @@ Stages of this package, following the data flow:
 - :mod:`~segmint.membership.batch` (with :mod:`~segmint.membership.segsql`): refresh and
   reconcile in SQL; :mod:`~segmint.membership.realtime`: the real-time engine.
 - :mod:`~segmint.membership.hub`, :mod:`~segmint.membership.redis_stream`,
-  :mod:`~segmint.membership.webhooks`, :mod:`~segmint.membership.delivery`: fan-out.
+  :mod:`~segmint.membership.webhooks`: fan-out (webhooks queue and retry through
+  :mod:`segmint.deliver.outbox`, delivery's one outbox and retry mechanism).
 - :mod:`~segmint.membership.insight`, :mod:`~segmint.membership.explain`: sizes, overlap, why.
 - :mod:`~segmint.membership.service`: the :class:`Membership` facade and server wiring.
 """
@@ -19,7 +20,6 @@ from __future__ import annotations
 from segmint.membership.batch import Difference, RefreshReport
 from segmint.membership.changes import MembershipChange, read_changes
 from segmint.membership.compiled import CompiledSegments
-from segmint.membership.delivery import WebhookDispatcher
 from segmint.membership.errors import MembershipError, SegmentStructureError
 from segmint.membership.hub import ChangeHub
 from segmint.membership.realtime import RealtimeEngine
@@ -27,7 +27,13 @@ from segmint.membership.redis_stream import RedisChangeStream
 from segmint.membership.schedule import Schedule
 from segmint.membership.service import Membership, attach_realtime
 from segmint.membership.structure import SegmentPlan, SegmentSpec
-from segmint.membership.webhooks import WebhookOutbox, outbox_status, sign, verify
+from segmint.membership.webhooks import (
+    WebhookDispatcher,
+    WebhookOutbox,
+    outbox_status,
+    sign,
+    verify,
+)
 
 __all__ = [
     "ChangeHub",

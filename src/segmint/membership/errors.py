@@ -8,8 +8,11 @@
         ├── UnknownSegmentError  + KeyError
         ├── ReconcileError                 live and batch memberships differ
         └── WebhookError
-            ├── WebhookRetryable + Transient   5xx, 408, 429, network failures
-            └── WebhookRejected  + Terminal    other 4xx, missing secret
+            ├── WebhookRetryable + Transient   5xx, 408, 425, 429, network failures
+            └── WebhookRejected  + Terminal    other 4xx, webhook no longer configured
+
+Webhook retries are decided by :class:`segmint.deliver.retry.RetryPolicy` from the mark
+alone (see :mod:`segmint.membership.webhooks`).
 """
 
 from __future__ import annotations
@@ -41,8 +44,8 @@ class WebhookError(MembershipError):
 
 
 class WebhookRetryable(WebhookError, Transient):
-    """The receiver may accept the delivery later (5xx, 408, 429, network errors)."""
+    """The receiver may accept the delivery later (5xx, 408, 425, 429, network errors)."""
 
 
 class WebhookRejected(WebhookError, Terminal):
-    """Retrying will not help (a 4xx answer, or no signing secret configured)."""
+    """Retrying will not help (another 4xx answer, or the webhook is no longer configured)."""

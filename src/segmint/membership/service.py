@@ -21,16 +21,16 @@ from functools import cached_property
 from typing import Any
 
 from segmint.clock import Clock
+from segmint.deliver.outbox import OutboxReport
 from segmint.membership.batch import Difference, RefreshReport, reconcile, refresh
 from segmint.membership.changes import members_of
 from segmint.membership.compiled import CompiledSegments
-from segmint.membership.delivery import DeliveryReport, WebhookDispatcher
 from segmint.membership.explain import explain_profile
 from segmint.membership.hub import ChangeHub
 from segmint.membership.insight import list_segments, overlap, show_segment
 from segmint.membership.realtime import RealtimeEngine
 from segmint.membership.redis_stream import RedisChangeStream
-from segmint.membership.webhooks import WebhookOutbox, outbox_status
+from segmint.membership.webhooks import WebhookDispatcher, WebhookOutbox, outbox_status
 from segmint.workspace import Workspace
 
 REDIS_ENV = "SEGMINT_CHANGES_REDIS_URL"
@@ -64,8 +64,8 @@ class Membership:
 
     def refresh(self, as_of: datetime) -> RefreshReport:
         """Recompute traits and every segment at ``as_of``; record the changes."""
+        outbox = self.outbox  # before the changes: a first refresh's changes are delivered
         report = refresh(self.store, self.compiled, as_of)
-        outbox = self.outbox
         if outbox is not None:
             outbox.enqueue_new(as_of)
         return report
@@ -106,9 +106,9 @@ class Membership:
 
     def webhook_status(self) -> dict[str, Any]:
         """Outbox counts per webhook and the latest dead letters."""
-        return outbox_status(self.store)
+        return outbox_status(self.store, webhooks=self.workspace.definition.webhooks)
 
-    def deliver_webhooks(self, as_of: datetime) -> DeliveryReport:
+    def deliver_webhooks(self, as_of: datetime) -> OutboxReport:
         """Deliver every webhook row due at ``as_of`` once."""
         dispatcher = WebhookDispatcher(self.store, self.workspace.definition.webhooks)
         try:

@@ -5,7 +5,8 @@ Variables, later ones winning:
 - the sandbox globals ``range`` and ``namespace``;
 - every trait's ``default`` from ``segmint.yaml``, then the profile's non-null traits
   (a null trait is *missing*, so ``default`` applies);
-- ``profile_id``; ``segments`` (sorted tuple of all memberships, for ``'vip' in segments``);
+- ``profile_id``; ``segments`` (all memberships, sorted: ``'vip' in segments`` tests one,
+  ``{{ segments }}`` prints ``high_value, vip``; see :class:`SegmentNames`);
   ``segment`` (the profile's segment in the exclusive group ``email.group``: its member
   segment there, else the group's default segment, else None);
 - ``extra`` from the caller (``unsubscribe_url``, ``preferences_url``…);
@@ -42,6 +43,21 @@ EXTRA_NAMES = ("unsubscribe_url", "preferences_url", "view_in_browser_url", "cam
 """Names delivery passes through ``extra``; known to lint, empty when not given."""
 
 _REMOVED_GLOBALS = ("cycler", "joiner", "lipsum", "dict")
+
+
+class SegmentNames(tuple[str, ...]):
+    """A profile's segment names, sorted: a tuple that prints as ``a, b`` in a template.
+
+    ``'vip' in segments``, ``segments | length``, ``segments | join(' / ')`` and loops work
+    as on any tuple; only its text differs, so ``{{ segments }}`` reads ``high_value, vip``
+    rather than Python's ``('high_value', 'vip')`` (and nothing for no segment).
+    """
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        """Return the names separated by commas."""
+        return ", ".join(self)
 
 
 def trait_types(definition: WorkspaceDef) -> dict[str, str]:
@@ -110,7 +126,7 @@ class ContextBuilder:
             if value is not None:
                 variables[name] = value
         variables["profile_id"] = profile.profile_id
-        variables["segments"] = tuple(sorted(profile.segments))
+        variables["segments"] = SegmentNames(sorted(profile.segments))
         variables["segment"] = self.group_segment(profile.segments)
         if extra:
             variables.update(extra)

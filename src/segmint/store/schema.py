@@ -240,6 +240,16 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
             "duckdb": "DROP INDEX schedule_due",
         },
     ),
+    (
+        11,
+        # A hard bounce is recorded on its ledger row, with the suppression, so its
+        # ``Email Bounced`` event is announced from the ledger even if the run dies.
+        """
+        ALTER TABLE sends ADD COLUMN bounced_at TIMESTAMP;
+        ALTER TABLE sends ADD COLUMN bounce_code INTEGER;
+        ALTER TABLE sends ADD COLUMN bounce_announced BOOLEAN DEFAULT FALSE;
+        """,
+    ),
 )
 """Versioned migrations, applied in order on open. Append; never edit a released one."""
 
