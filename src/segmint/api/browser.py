@@ -1,11 +1,12 @@
 """Browser tracking: what Analytics.js 2.0 and RudderStack's JavaScript SDK call, and a pixel.
 
 - ``POST /v1/t``, ``/v1/p``, ``/v1/i``, ``/v1/g``, ``/v1/a``, ``/v1/s`` (one message) and
-  ``/v1/b`` (a batch): Analytics.js's short paths. They go through the very same intake path
-  as ``/v1/track`` (:func:`segmint.api.tracking._accept`: size limits, validation, the
-  ``writeKey`` in the body or the Authorization header, dedupe, group commit, a 200 only once
-  stored); bodies come as ``text/plain`` to spare a preflight, and are read as JSON whatever
-  their content type. RudderStack posts to the long ``/v1/<call>`` paths.
+  ``/v1/b`` (a batch): Analytics.js's short paths. The CORS middleware hands them to the
+  endpoints of ``/v1/track`` and its siblings (:data:`segmint.api.cors.SHORT_PATHS`), so they
+  take the very same intake path: size limits, validation, the ``writeKey`` in the body or
+  the Authorization header, dedupe, group commit, a 200 only once stored. Bodies come as
+  ``text/plain`` to spare a preflight and are read as JSON whatever their content type.
+  RudderStack posts to the long ``/v1/<call>`` paths.
 - ``GET /v1/projects/{writeKey}/settings``: the settings document Analytics.js loads at start
   from its CDN setting; pointing the snippet's CDN at segmint makes the library send to
   segmint and fetch nothing from elsewhere (no device-mode destinations, no remote plugins,
@@ -28,7 +29,6 @@ import orjson
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 
-from segmint.api import tracking
 from segmint.api.auth import authenticate, presented_key
 from segmint.api.cors import CorsMiddleware, OriginRing
 from segmint.api.errors import ApiError, error_response
@@ -38,10 +38,6 @@ from segmint.intake.payloads import MAX_MESSAGE_BYTES, decode_message
 from segmint.intake.results import Submission
 
 router = APIRouter()
-
-SHORT_CALLS = {"t": "track", "p": "page", "i": "identify", "g": "group", "a": "alias",
-               "s": "screen"}  # fmt: skip
-"""Analytics.js's one-letter paths and the calls they carry."""
 
 PIXEL_CALLS = ("track", "page")
 
@@ -64,25 +60,6 @@ async def _rate_limited(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RateLimited)
     headers = {"Retry-After": str(exc.retry_after)}
     return error_response(exc.status, exc.code, str(exc), None, headers)
-
-
-def _short(kind: str) -> Any:
-    async def endpoint(request: Request) -> Response:
-        return await tracking._accept(request, kind)
-
-    endpoint.__name__ = f"post_{kind}_short"
-    endpoint.__doc__ = f"Analytics.js {kind} call (text/plain JSON body with its writeKey)."
-    return endpoint
-
-
-for _letter, _kind in SHORT_CALLS.items():
-    router.add_api_route(f"/v1/{_letter}", _short(_kind), methods=["POST"], tags=["browser"])
-
-
-@router.post("/v1/b", tags=["browser"])
-async def post_short_batch(request: Request) -> Response:
-    """Analytics.js batch call (``{"writeKey", "batch", "sentAt"}``)."""
-    return await tracking._accept(request, None)
 
 
 @router.get("/v1/projects/{write_key}/settings", tags=["browser"])

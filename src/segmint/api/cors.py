@@ -1,4 +1,4 @@
-"""CORS for the tracking endpoints: browsers may send events from the origins keys list.
+"""CORS for the tracking endpoints, and Analytics.js's short paths as aliases of the long ones.
 
 A pure ASGI middleware (no per-request task or body copy, so the tracking hot path stays
 fast). It acts only on requests that carry an ``Origin`` header and go to a tracking path
@@ -11,6 +11,10 @@ with CORS headers, so no page can read from segmint.
   origin itself, never ``*``) when some key lists the origin. The endpoint then checks that
   the request's own key lists it (:func:`segmint.api.public.admit`).
 - ``Access-Control-Allow-Credentials`` is never sent: cookies never reach segmint.
+
+The middleware also serves Analytics.js's one-letter paths (``/v1/t`` …, ``/v1/b``) as the
+calls they stand for (:data:`SHORT_PATHS`): the request goes on to ``/v1/track``'s own
+endpoint, so the browser path costs no extra routing and cannot drift from the server path.
 """
 
 from __future__ import annotations
@@ -26,6 +30,13 @@ from segmint.api.auth import CACHE_SECONDS
 from segmint.api.errors import error_response
 from segmint.intake.keys import allowed_origins
 from segmint.store import Store
+
+SHORT_PATHS = {
+    f"/v1/{letter}": f"/v1/{call}"
+    for letter, call in (("t", "track"), ("p", "page"), ("i", "identify"), ("g", "group"),
+                         ("a", "alias"), ("s", "screen"), ("b", "batch"))
+}  # fmt: skip
+"""Analytics.js's paths and the endpoints that serve them."""
 
 TRACKING_CALLS = frozenset(
     ("identify", "track", "page", "screen", "group", "alias", "batch")
@@ -99,6 +110,9 @@ class CorsMiddleware:
         if scope["type"] != "http" or not is_tracking_path(scope["path"]):
             await self.app(scope, receive, send)
             return
+        long = SHORT_PATHS.get(scope["path"])
+        if long is not None:
+            scope = {**scope, "path": long, "raw_path": long.encode()}
         origin = preflight = None
         for name, value in scope["headers"]:
             if name == b"origin":
