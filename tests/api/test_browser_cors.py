@@ -153,3 +153,22 @@ def test_origin_ring_follows_created_and_revoked_keys(ws: Workspace) -> None:
     revoke_key(ws.store, "shop", now=NOW + timedelta(seconds=1))
     ring.forget()
     assert not asyncio.run(ring.allows(SHOP))
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/suppressions", {"address": "someone@example.com", "reason": "manual"}),
+        ("/v1/consent", {"profileId": "p1", "status": "unsubscribed"}),
+    ],
+)
+def test_a_public_key_cannot_change_consent_or_suppressions(
+    live: Live, path: str, body: dict[str, str]
+) -> None:
+    shop, _ = keys(live)  # published in web pages: anyone could unsubscribe anyone with it
+    with live.client(auth=(shop, "")) as c:
+        r = c.post(path, json=body)
+    assert r.status_code == 403, r.text
+    assert "public" in r.json()["error"]["message"]
+    assert live.count("SELECT count(*) FROM suppressions") == 0
+    assert live.count("SELECT count(*) FROM consents") == 0

@@ -48,6 +48,8 @@ def test_a_public_key_keeps_its_origins_rate_and_category(ws: Workspace) -> None
         ("http://shop.example:80", "http://shop.example"),
         ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
         ("  https://shop.example  ", "https://shop.example"),
+        ("http://[::1]:3000", "http://[::1]:3000"),
+        ("https://[2001:DB8::1]:443", "https://[2001:db8::1]"),
     ],
 )
 def test_origins_are_written_as_browsers_send_them(given_: str, expected: str) -> None:

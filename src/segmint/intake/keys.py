@@ -99,6 +99,8 @@ def normalize_origin(text: str) -> str:
     if parts.path not in ("", "/"):
         bare = f"{scheme}://{parts.netloc.lower()}"
         raise ApiKeyError(f"origin {text!r} has a path: did you mean {bare!r}?")
+    if ":" in host:  # an IPv6 address keeps its brackets
+        host = f"[{host}]"
     if port is None or port == {"http": 80, "https": 443}[scheme]:
         return f"{scheme}://{host}"
     return f"{scheme}://{host}:{port}"
