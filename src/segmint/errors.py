@@ -56,6 +56,7 @@ Each stage has its own ``errors.py`` whose classes derive from these::
     ├── CampaignError                  (deliver/errors.py)
     ├── LinkError + ValueError         (deliver/errors.py) tampered or malformed link
     ├── ApiError                       (api/errors.py)     HTTP status + field
+    │   └── RateLimited                (api/public.py)     429 + Retry-After
     └── DemoError                      (demo/errors.py)
         └── StageUnavailable                               (demo/stage.py)
 

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from segmint._version import __version__
-from segmint.api import tracking
+from segmint.api import browser, tracking
 from segmint.api.auth import KeyRing
 from segmint.api.errors import install_handlers
 from segmint.clock import Clock, SystemClock
@@ -65,6 +65,7 @@ def create_app(
     app.state.keys = KeyRing(workspace.store)
     install_handlers(app)
     app.include_router(tracking.router)
+    browser.install(app)  # short paths, settings, pixel, CORS, per-IP limits
     for path in EXTRA_ROUTERS:
         app.include_router(importlib.import_module(path).router)
 

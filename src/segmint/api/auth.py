@@ -126,8 +126,18 @@ async def authenticate(request: Request, scope: str, body: Any = None) -> ApiKey
 
 
 async def require_write(request: Request) -> ApiKey:
-    """Dependency: a key with the ``write`` scope (from a header)."""
-    return await authenticate(request, "write")
+    """Dependency: a key with the ``write`` scope (from a header), not a public one.
+
+    A public (browser) key is published in web pages, so it may only send events to the
+    tracking endpoints; consent, suppressions and other writes need a server key.
+    """
+    key = await authenticate(request, "write")
+    if key.public:
+        raise ApiError(
+            403, "forbidden", f"key {key.key_id} ({key.name}) is a public browser key: it may "
+            "only send events; use a server key (created without --origin) here"
+        )  # fmt: skip
+    return key
 
 
 async def require_read(request: Request) -> ApiKey:

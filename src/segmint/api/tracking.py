@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from segmint.api.auth import authenticate
+from segmint.api.public import admit, consented
 from segmint.intake.errors import PayloadError, PayloadTooLarge
 from segmint.intake.payloads import (
     MAX_BATCH_BYTES,
@@ -133,11 +134,13 @@ async def _accept(request: Request, kind: str | None) -> Response:
     data = parse_json(body)
     if key is None:
         key = await authenticate(request, "write", data)
+    admit(request, key)  # a browser's origin, a public key's per-IP rate
     if kind is None:
         submission = batch_submission(data, request, key.name, body)
     else:
         message = decode_message(_strip(data), received_at=state.clock.now(), type_=kind)
         submission = Submission([message], key.name)
+    submission.messages = consented(submission.messages, key)
     if submission.messages:
         await state.committer.submit_async(submission)
     return success()

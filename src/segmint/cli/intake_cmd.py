@@ -88,13 +88,44 @@ def _has(module: str) -> bool:
     show_default=True,
     help="What the key may do (repeat for both).",
 )
+@click.option(
+    "--origin",
+    "origins",
+    multiple=True,
+    metavar="URL",
+    help="A web origin browsers may send from, e.g. https://shop.example (repeat for more); "
+    "makes the key public: write only, CORS for these origins, rate-limited per IP.",
+)
+@click.option(
+    "--ip-rate",
+    type=float,
+    default=None,
+    metavar="N",
+    help="A public key's requests/s per client IP (default 50; 0: no limit).",
+)
+@click.option(
+    "--consent-category",
+    default=None,
+    metavar="NAME",
+    help="Store no event whose consent context refuses this category (e.g. Analytics).",
+)
 @format_option
 @pass_ctx
-def keys_create(ctx: Context, name: str, scopes: tuple[str, ...], fmt: str) -> None:
+def keys_create(
+    ctx: Context,
+    name: str,
+    scopes: tuple[str, ...],
+    origins: tuple[str, ...],
+    ip_rate: float | None,
+    consent_category: str | None,
+    fmt: str,
+) -> None:
     """Create an API key and print it once; only its hash is kept."""
     from segmint.intake.keys import create_key
 
-    key, secret = create_key(ctx.workspace.store, name, scopes=scopes, now=SystemClock().now())
+    key, secret = create_key(ctx.workspace.store, name, scopes=scopes, now=SystemClock().now(),
+                             origins=origins, ip_rate=ip_rate,
+                             consent_category=consent_category)  # fmt: skip
     if fmt == "json":
         emit_json(asdict(key) | {"key": secret})
         return
@@ -104,6 +135,9 @@ def keys_create(ctx: Context, name: str, scopes: tuple[str, ...], fmt: str) -> N
         "it is not shown again",
         err=True,
     )
+    if key.public:
+        rate = f"{key.ip_rate:g} requests/s per IP" if key.ip_rate else "no per-IP limit"
+        click.echo(f"public browser key for {', '.join(key.origins)}; {rate}", err=True)
 
 
 @groups.keys.command("list")
@@ -117,8 +151,9 @@ def keys_list(ctx: Context, fmt: str) -> None:
     if fmt == "json":
         emit_json([asdict(k) for k in found])
         return
-    rows = [(k.key_id, k.name, ",".join(k.scopes), k.created_at, k.revoked_at) for k in found]
-    emit_table("API keys", ("id", "name", "scopes", "created", "revoked"), rows)
+    rows = [(k.key_id, k.name, ",".join(k.scopes), " ".join(k.origins), k.created_at,
+             k.revoked_at) for k in found]  # fmt: skip
+    emit_table("API keys", ("id", "name", "scopes", "origins", "created", "revoked"), rows)
 
 
 @groups.keys.command("revoke")

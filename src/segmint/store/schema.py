@@ -250,6 +250,17 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
         ALTER TABLE sends ADD COLUMN bounce_announced BOOLEAN DEFAULT FALSE;
         """,
     ),
+    (
+        12,
+        # Browser (public) keys: the origins a browser may send from, newline separated
+        # (NULL for a server key), the per-IP request rate allowed (requests/s, 0: none) and
+        # the consent category whose refusal keeps a visitor's events out.
+        """
+        ALTER TABLE api_keys ADD COLUMN origins TEXT;
+        ALTER TABLE api_keys ADD COLUMN ip_rate DOUBLE PRECISION;
+        ALTER TABLE api_keys ADD COLUMN consent_category TEXT;
+        """,
+    ),
 )
 """Versioned migrations, applied in order on open. Append; never edit a released one."""
 
