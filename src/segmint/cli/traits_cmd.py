@@ -17,8 +17,8 @@ from segmint.cli.groups import profile, traits
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import emit_json, emit_table, format_option
 from segmint.clock import SystemClock, parse_instant
+from segmint.intake.identity import resolve_person
 from segmint.membership.explain import SEGMENT_COLUMNS, add_profile_segments, segment_rows
-from segmint.profiles import resolve_profile_ref
 from segmint.rules.sqlcompile import DIALECTS
 from segmint.traits.batch import refresh as batch_refresh
 from segmint.traits.errors import TraitError
@@ -95,19 +95,20 @@ def refresh(ctx: Context, as_of: str | None) -> None:
 
 
 @profile.command("show")
-@click.argument("profile_id")
+@click.argument("person")
 @as_of_option
 @format_option
 @pass_ctx
-def show(ctx: Context, profile_id: str, as_of: str | None, fmt: str) -> None:
-    """Show one profile's traits with their values."""
+def show(ctx: Context, person: str, as_of: str | None, fmt: str) -> None:
+    """Show one profile's traits with their values.
+
+    PERSON is a profile id, user id, anonymous id, email or KIND:VALUE (merges followed).
+    """
     ws = ctx.workspace
-    profile_id = resolve_profile_ref(ws.store, profile_id) or profile_id
+    profile_id = resolve_person(ws.store, person, ws.definition.identifiers, field="PERSON")
     view = profile_traits(ws.store, workspace_catalog(ws), profile_id, _as_of(as_of))
     if view is None:
-        raise TraitError(
-            f"no profile '{profile_id}': no profile id, user id, email or anonymous id matches"
-        )
+        raise TraitError(f"profile '{profile_id}' ({person}) has no trait values to show")
     add_profile_segments(view, ws)  # segments and why, from the membership engine
     if fmt == "json":
         emit_json(view)

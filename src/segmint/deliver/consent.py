@@ -25,7 +25,7 @@ import orjson
 
 from segmint.config.model import ConsentDef
 from segmint.deliver.errors import CampaignError
-from segmint.profiles import merge_roots
+from segmint.intake.identity import merge_roots
 from segmint.store import Store, from_store_time, read_meta, utcnow_naive, write_meta
 from segmint.store.bulk import insert_rows
 
