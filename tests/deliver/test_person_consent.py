@@ -256,3 +256,21 @@ def test_profile_lookup_endpoint_takes_every_id(api: Api) -> None:
         missing = api.client.get(path, headers=api.read)
         assert missing.status_code == 404
         assert missing.json()["error"]["field"] == "profile_id"
+
+
+def test_preference_page_of_a_profile_merged_away_shows_the_survivors_consent(api: Api) -> None:
+    from segmint.deliver.links import LinkSigner
+
+    shop = api.shop
+    ann = shop.add("ann")  # email_consent true: every topic granted
+    bob = shop.add("bob", consent=None)
+    Intake(shop.workspace, FixedClock(T0)).submit(
+        [{"type": "alias", "userId": "bob", "previousId": "ann"}], source="app"
+    )
+    assert shop.workspace.store.fetchall(
+        "SELECT merged_into FROM profiles WHERE profile_id = ?", [ann]
+    ) == [(bob,)]
+    signer = LinkSigner.from_email(shop.workspace.definition.email)
+    path = signer.preferences_url(ann).removeprefix("http://127.0.0.1:8000")  # an old email
+    page = api.client.get(path)
+    assert page.status_code == 200 and page.text.count("checked") == 2

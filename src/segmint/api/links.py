@@ -35,6 +35,7 @@ from segmint.deliver.consent import (
 from segmint.deliver.errors import CampaignError, LinkError
 from segmint.deliver.links import LinkKind, LinkSigner, is_web_url
 from segmint.intake.errors import AmbiguousPersonError, PersonRefError
+from segmint.intake.identity import survivor
 from segmint.workspace import Workspace
 
 router = APIRouter(tags=["email"])
@@ -135,6 +136,7 @@ def unsubscribe(request: Request, token: str) -> HTMLResponse:
 def _subscribed(ws: Workspace, profile_id: str, at: datetime) -> dict[str, bool]:
     consent = ws.definition.consent
     sync_trait_consents(ws.store, consent)  # show consent given through identify calls too
+    profile_id = survivor(ws.store, profile_id) or profile_id  # an email to a merged profile
     out = {}
     for topic in consent.topics:
         status = current_consents(ws.store, topic, at, [profile_id]).get(profile_id)
