@@ -27,6 +27,7 @@ from segmint.deliver.consent import (
     check_topic,
     consent_subject,
     current_consents,
+    looks_like_address,
     record_consent,
     record_subject_consent,
     suppress,
@@ -228,6 +229,8 @@ def post_consent(request: Request, body: ConsentIn) -> dict[str, Any]:
     """
     ws = _workspace(request)
     field, ref = _person(body)
+    if body.email is not None and not looks_like_address(body.email):
+        raise ApiError(422, "invalid_request", "email: not an email address", "email")
     try:
         check_topic(ws.definition.consent, body.topic)
     except CampaignError as exc:
