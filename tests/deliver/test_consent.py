@@ -9,9 +9,7 @@ import pytest
 from segmint.clock import FixedClock
 from segmint.config.model import ConsentDef
 from segmint.deliver.consent import (
-    ConsentSubject,
     consent_history,
-    consent_subject,
     current_consents,
     record_address_consent,
     record_consent,
@@ -22,6 +20,7 @@ from segmint.deliver.consent import (
 )
 from segmint.deliver.errors import CampaignError
 from segmint.deliver.gate import ConsentGate
+from segmint.deliver.subjects import ConsentSubject, consent_subject
 from segmint.intake.errors import UnknownPersonError
 from segmint.profiles import Profile
 from segmint.store import Store

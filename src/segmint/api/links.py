@@ -25,16 +25,15 @@ from segmint.deliver import engagement, pages
 from segmint.deliver.consent import (
     ALL_TOPICS,
     check_topic,
-    consent_subject,
     current_consents,
     looks_like_address,
     record_consent,
-    record_subject_consent,
     suppress,
     sync_trait_consents,
 )
 from segmint.deliver.errors import CampaignError, LinkError
 from segmint.deliver.links import LinkKind, LinkSigner, is_web_url
+from segmint.deliver.subjects import consent_subject, record_subject_consent
 from segmint.intake.errors import AmbiguousPersonError, PersonRefError
 from segmint.intake.identity import survivor
 from segmint.workspace import Workspace

@@ -16,6 +16,7 @@ from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import console, emit_json, emit_table, err_console, format_option
 from segmint.clock import Clock, FixedClock, SystemClock, parse_instant
 from segmint.deliver import consent as consent_api
+from segmint.deliver import subjects
 from segmint.deliver.imports import import_consents_csv
 from segmint.deliver.report import CampaignReport
 from segmint.deliver.service import campaign_status, list_campaigns, send_campaign
@@ -144,10 +145,8 @@ def consent_set(
     ws = ctx.workspace
     consent_api.check_topic(ws.definition.consent, topic)
     at = _clock(as_of).now()
-    subject = consent_api.consent_subject(
-        ws.store, person, ws.definition.identifiers, field="PERSON"
-    )
-    consent_api.record_subject_consent(ws.store, subject, topic, status, source=source, at=at)
+    subject = subjects.consent_subject(ws.store, person, ws.definition.identifiers, field="PERSON")
+    subjects.record_subject_consent(ws.store, subject, topic, status, source=source, at=at)
     click.echo(f"{subject}: {topic} {status} ({source}, {at.isoformat()})")
 
 
@@ -167,7 +166,7 @@ def consent_show(ctx: Context, person: str, fmt: str) -> None:
     them).
     """
     ws = ctx.workspace
-    subject, history = consent_api.history_of(
+    subject, history = subjects.history_of(
         ws.store, person, ws.definition.consent, identifiers=ws.definition.identifiers,
         email_trait=ws.definition.email.email_trait,
     )  # fmt: skip
@@ -189,7 +188,7 @@ def consent_show(ctx: Context, person: str, fmt: str) -> None:
     emit_table(f"consent of {subject}", ["occurred_at", "topic", "status", "source", "from"], rows)
 
 
-def _origin(change: consent_api.ConsentChange, subject: consent_api.ConsentSubject) -> str:
+def _origin(change: consent_api.ConsentChange, subject: subjects.ConsentSubject) -> str:
     if change.address is not None:
         where = f"address {change.address}"
     elif change.profile_id != subject.profile_id:

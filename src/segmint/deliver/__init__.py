@@ -35,6 +35,7 @@ from segmint.deliver.links import LinkSigner
 from segmint.deliver.ratelimit import TokenBucket
 from segmint.deliver.report import CampaignReport
 from segmint.deliver.retry import RetryPolicy
+from segmint.deliver.subjects import ConsentSubject, consent_subject, record_subject_consent
 from segmint.deliver.transport import EmailTransport, SendReceipt, SmtpPool
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "ConnectionDropped",
     "ConsentChange",
     "ConsentGate",
+    "ConsentSubject",
     "DeliveryError",
     "EmailTransport",
     "FakeTransport",
@@ -60,7 +62,9 @@ __all__ = [
     "TokenBucket",
     "campaign_def",
     "consent_history",
+    "consent_subject",
     "record_consent",
+    "record_subject_consent",
     "suppress",
     "sync_trait_consents",
     "unsuppress",

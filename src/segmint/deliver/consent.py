@@ -12,18 +12,18 @@ both kinds compete by time; at the same instant the stricter one wins. Statuses:
 - ``denied``: the person said no (a signup form, an import, the API);
 - ``unsubscribed``: the person withdrew through an unsubscribe link or the preference page.
 
-Changes arrive through :func:`record_subject_consent` (the API and CLI call it with the
-:class:`ConsentSubject` that :func:`consent_subject` found for the id a person typed), through
-contact imports and identify calls (:func:`sync_trait_consents`, see there for the trait
-names), and through the unsubscribe and preference pages (:func:`record_consent`, by the
-signed profile id). Suppressions (hard bounces, complaints, manual
-blocks) are kept per address in ``suppressions`` and override consent.
+Changes arrive through :mod:`segmint.deliver.subjects` (the API, CLI and imports: whom an id
+a person typed names, a profile or an address), through identify calls
+(:func:`sync_trait_consents`, see there for the trait names), and through the unsubscribe and
+preference pages (:func:`record_consent`, by the signed profile id). Suppressions (hard
+bounces, complaints, manual blocks) are kept per address in ``suppressions`` and override
+consent.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -33,9 +33,7 @@ import orjson
 from segmint.common import did_you_mean, in_lists
 from segmint.config.model import ConsentDef
 from segmint.deliver.errors import CampaignError
-from segmint.intake.errors import UnknownPersonError
-from segmint.intake.identity import merge_roots, normalise_address, resolve_person, split_ref
-from segmint.profiles import load_profile
+from segmint.intake.identity import merge_roots, normalise_address
 from segmint.store import Store, from_store_time, read_meta, utcnow_naive, write_meta
 from segmint.store.bulk import insert_rows
 
@@ -88,59 +86,9 @@ class ConsentChange:
         return self.profile_id if self.profile_id is not None else f"{EMAIL}:{self.address}"
 
 
-@dataclass(frozen=True)
-class ConsentSubject:
-    """Whom a consent statement is about: a known profile, or an address nobody has yet."""
-
-    profile_id: str | None = None
-    address: str | None = None
-
-    def __str__(self) -> str:
-        if self.profile_id is not None:
-            return self.profile_id
-        return f"{EMAIL}:{self.address} (no profile has it yet)"
-
-
 def looks_like_address(text: str) -> bool:
     """Whether ``text`` (trimmed) has the shape of an email address."""
     return ADDRESS_PATTERN.match(text.strip()) is not None
-
-
-def consent_subject(
-    store: Store, ref: str, identifiers: Sequence[str] = (EMAIL,), *, field: str | None = None
-) -> ConsentSubject:
-    """Find whom a consent statement about ``ref`` is about.
-
-    ``ref`` goes through :func:`segmint.intake.identity.resolve_person` (profile id, user id,
-    anonymous id, email, ``KIND:VALUE``, merges followed). When nobody matches and ``ref`` is
-    an address (``email:ADDRESS``, or a bare value shaped like one), the statement is about
-    that address, normalised as intake normalises emails.
-
-    Raises:
-        UnknownPersonError: Nobody matches and ``ref`` is no address (or ``email:`` is
-            followed by something that is not an address).
-        AmbiguousPersonError: A bare value names two people.
-    """
-    try:
-        return ConsentSubject(profile_id=resolve_person(store, ref, identifiers, field=field))
-    except UnknownPersonError as exc:
-        address = _address_in(ref, identifiers)
-        if address is None:
-            raise
-        if not looks_like_address(address):
-            message = f"{ref!r} is not an email address ({exc}); write email:name@example.com"
-            raise UnknownPersonError(ref, message, field) from None
-        return ConsentSubject(address=normalise_address(address))
-
-
-def _address_in(ref: str, identifiers: Sequence[str]) -> str | None:
-    prefix, sep, rest = ref.partition(":")
-    if sep and prefix.strip().lower() == EMAIL:
-        return rest
-    kind, value = split_ref(ref, identifiers)
-    # a colon says KIND:VALUE was meant (``emial:ann@example.com``), not an odd address
-    bare = kind is None and ":" not in value
-    return value if bare and looks_like_address(value) else None
 
 
 def check_topic(consent: ConsentDef, topic: str) -> None:
@@ -196,22 +144,6 @@ def record_address_consent(
     return ConsentChange(None, topic, status, source, at, address=key)
 
 
-def record_subject_consent(
-    store: Store,
-    subject: ConsentSubject,
-    topic: str,
-    status: ConsentStatus,
-    *,
-    source: str,
-    at: datetime,
-) -> ConsentChange:
-    """Record a change for whom :func:`consent_subject` found: a profile or an address."""
-    if subject.profile_id is not None:
-        return record_consent(store, subject.profile_id, topic, status, source=source, at=at)
-    assert subject.address is not None
-    return record_address_consent(store, subject.address, topic, status, source=source, at=at)
-
-
 def _check_status(status: str) -> None:
     if status not in STATUSES:
         raise CampaignError(f"unknown consent status {status!r}; use one of {STATUSES}")
@@ -265,40 +197,6 @@ def address_history(store: Store, address: str) -> list[ConsentChange]:
         ConsentChange(None, t, s, src, from_store_time(at), address=a)  # type: ignore[arg-type]
         for a, t, s, src, at in rows
     ]
-
-
-def history_of(
-    store: Store,
-    ref: str,
-    consent: ConsentDef,
-    *,
-    identifiers: Sequence[str] = (EMAIL,),
-    email_trait: str = EMAIL,
-) -> tuple[ConsentSubject, list[ConsentChange]]:
-    """Find whom ``ref`` names and every consent statement that counts for them.
-
-    For a profile: :func:`consent_history` with its consent traits not recorded yet and the
-    address campaigns send it (trait ``email_trait``). For an address no profile has: the
-    statements recorded about it.
-
-    Raises:
-        UnknownPersonError: Nobody matches ``ref``, and no statement names it as an address.
-        AmbiguousPersonError: A bare value names two people.
-    """
-    subject = consent_subject(store, ref, identifiers, field="PERSON")
-    if subject.profile_id is None:
-        assert subject.address is not None
-        found = address_history(store, subject.address)
-        if not found:
-            raise UnknownPersonError(
-                ref, f"no person and no consent statement has the address {subject.address!r}"
-            )
-        return subject, found
-    profile = load_profile(store, subject.profile_id)
-    address = profile.traits.get(email_trait) if profile is not None else None
-    addresses = [address] if isinstance(address, str) and looks_like_address(address) else []
-    history = consent_history(store, subject.profile_id, consent=consent, addresses=addresses)
-    return subject, history
 
 
 Timed = tuple[datetime, ConsentStatus]

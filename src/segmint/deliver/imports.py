@@ -4,7 +4,7 @@ Columns: ``topic`` (``*`` for all), ``status`` (``granted``/``denied``/``unsubsc
 ``true``/``false``/``yes``/``no``), one of ``profile_id``, ``user_id`` or ``email`` naming
 the person, and optionally ``occurred_at`` (ISO 8601; the import time when absent).
 
-People are found by :func:`segmint.deliver.consent.consent_subject` (merges followed, emails
+People are found by :func:`segmint.deliver.subjects.consent_subject` (merges followed, emails
 in any case). A row for an email address no profile has yet is recorded for that address and
 counts once a profile has it; a row naming nobody else is refused with the reason.
 """
@@ -19,15 +19,9 @@ from pathlib import Path
 
 from segmint.clock import parse_instant
 from segmint.config.model import ConsentDef
-from segmint.deliver.consent import (
-    ALL_TOPICS,
-    ConsentStatus,
-    ConsentSubject,
-    check_topic,
-    consent_subject,
-    record_subject_consent,
-)
+from segmint.deliver.consent import ALL_TOPICS, ConsentStatus, check_topic
 from segmint.deliver.errors import CampaignError
+from segmint.deliver.subjects import ConsentSubject, consent_subject, record_subject_consent
 from segmint.intake.errors import PersonRefError
 from segmint.store import Store
 
