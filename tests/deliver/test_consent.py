@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from segmint.clock import FixedClock
 from segmint.config.model import ConsentDef
@@ -251,3 +253,45 @@ def test_a_consent_subject_is_a_profile_or_an_address_never_a_guess(store: Store
     for ref in ("nobody", "user_id:new@example.com", "email:nobody", "emial:new@example.com"):
         with pytest.raises(UnknownPersonError):
             consent_subject(store, ref)
+
+
+statements = st.lists(
+    st.tuples(
+        st.sampled_from(["profile", "address"]),
+        st.sampled_from(["offers", "newsletter", "*"]),
+        st.sampled_from(["granted", "denied", "unsubscribed"]),
+        st.integers(0, 4),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(statements, st.integers(0, 5), st.sampled_from(["opt_in", "opt_out"]))
+def test_the_gate_takes_the_latest_statement_of_profile_or_address(
+    duck_store: Store, made: list[tuple[str, str, str, int]], now: int, policy: str
+) -> None:
+    store = duck_store
+    store.execute("DELETE FROM consents")
+    store.execute("DELETE FROM address_consents")
+    day = timedelta(days=1)
+    for target, topic, status, when in made:
+        at = T0 + when * day
+        if target == "profile":
+            record_consent(store, "p", topic, status, source="t", at=at)  # type: ignore[arg-type]
+        else:
+            record_address_consent(store, "P@example.com", topic, status, source="t", at=at)  # type: ignore[arg-type]
+    # the spec: per kind the last statement made by as_of (in recording order on a tie);
+    # between the two kinds the later, or the stricter when made at the same instant
+    latest: dict[str, tuple[int, str]] = {}
+    for target, topic, status, when in made:
+        counts = topic in ("offers", "*") and when <= now
+        if counts and (target not in latest or when >= latest[target][0]):
+            latest[target] = (when, status)
+    strict = {"granted": 0, "denied": 1, "unsubscribed": 2}
+    final = max(latest.values(), key=lambda s: (s[0], strict[s[1]]), default=None)
+    expected = {"unsubscribed": "unsubscribed", "denied": "no_consent", "granted": None}
+    want = expected[final[1]] if final else ("no_consent" if policy == "opt_in" else None)
+    consent = ConsentDef(policy=policy, topics=("newsletter", "offers"))  # type: ignore[arg-type]
+    assert gate(store, consent, "offers", T0 + now * day).check(person("p")) == want
