@@ -26,6 +26,9 @@ Each stage has its own ``errors.py`` whose classes derive from these::
     │   │   └── RevokedKey
     │   ├── IntakeBusy         + Transient
     │   ├── IntakeClosed
+    │   ├── PersonRefError     + LookupError               an id typed names no one person
+    │   │   ├── UnknownPersonError
+    │   │   └── AmbiguousPersonError
     │   └── StreamError                                    (intake/streams.py)
     │       ├── StreamUrlError     + Terminal, ValueError
     │       └── StreamUnavailable  + Transient

@@ -3,6 +3,9 @@
 Trait values live in ``trait_values.values`` as JSON, written by the batch refresh and by the
 real-time engine. Timestamps are ISO 8601 strings there; :func:`load_profile` revives them
 when given the trait types.
+
+Which profile an id a person typed names (user id, email, ``KIND:VALUE``, a merged profile's
+id) is intake's answer: :func:`segmint.intake.identity.resolve_person`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 import orjson
 
 from segmint.clock import parse_instant
+from segmint.common import in_lists
 from segmint.store import Store
 
 
@@ -65,56 +69,11 @@ def segment_members(
     rows = store.fetchall(sql, [segment])
     ids = [r[0] for r in rows]
     memberships: dict[str, set[str]] = {pid: set() for pid in ids}
-    if ids:
-        marks = ", ".join("?" for _ in ids)
+    for marks, chunk in in_lists(ids):
         for pid, seg in store.fetchall(
-            f"SELECT profile_id, segment FROM memberships WHERE profile_id IN ({marks})", ids
+            f"SELECT profile_id, segment FROM memberships WHERE profile_id IN ({marks})",
+            list(chunk),
         ):
             memberships[pid].add(seg)
     for pid, raw in rows:
         yield Profile(pid, decode_traits(raw, types), frozenset(memberships[pid]))
-
-
-IDENTITY_PREFERENCE = ("user_id", "email", "anonymous_id")
-"""The identity kinds a bare reference is tried as, in order, when it is not a profile id."""
-
-
-def resolve_profile_ref(store: Store, ref: str) -> str | None:
-    """Find the profile a person-facing reference names.
-
-    ``ref`` may be a profile id (``p_…``), ``KIND:VALUE`` (``user_id:42``,
-    ``email:ada@example.com``, any identity kind), or a bare user id, email or anonymous id
-    (tried in :data:`IDENTITY_PREFERENCE` order).
-
-    Returns:
-        The profile id, or None if nothing matches.
-    """
-    if store.fetchall("SELECT 1 FROM profiles WHERE profile_id = ?", [ref]):
-        return ref
-    kind, sep, value = ref.partition(":")
-    candidates = [(kind, value)] if sep else [(k, ref) for k in IDENTITY_PREFERENCE]
-    for kind, value in candidates:
-        rows = store.fetchall(
-            "SELECT profile_id FROM identities WHERE kind = ? AND value = ?", [kind, value]
-        )
-        if rows:
-            return str(rows[0][0])
-    return None
-
-
-def merge_roots(store: Store) -> dict[str, str]:
-    """Every profile merged away, mapped to the profile that survives it (chains followed)."""
-    merged: dict[str, str] = {
-        str(pid): str(into)
-        for pid, into in store.fetchall(
-            "SELECT profile_id, merged_into FROM profiles WHERE merged_into IS NOT NULL"
-        )
-    }
-    roots: dict[str, str] = {}
-    for gone in merged:
-        into, seen = merged[gone], {gone}
-        while into in merged and into not in seen:
-            seen.add(into)
-            into = merged[into]
-        roots[gone] = into
-    return roots

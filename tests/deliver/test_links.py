@@ -166,7 +166,8 @@ def test_consent_and_suppression_api(served: Any) -> None:
     shop, client, clock, _ = served
     _, secret = create_key(shop.workspace.store, "crm", now=T0)
     auth = {"authorization": f"Bearer {secret}"}
-    body = {"profileId": "p-x", "topic": "newsletter", "status": "granted", "source": "crm"}
+    body = {"profileId": shop.profiles["ann"], "topic": "newsletter", "status": "granted",
+            "source": "crm"}  # fmt: skip
     assert client.post("/v1/consent", json=body).status_code == 401
     ok = client.post("/v1/consent", json=body, headers=auth)
     assert ok.status_code == 200 and ok.json()["status"] == "granted"

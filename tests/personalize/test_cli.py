@@ -139,7 +139,7 @@ def test_preview_render_error_fails_that_profile_only(
     [
         (["--segment", "vipp"], "unknown segment 'vipp'; did you mean 'vip'?"),
         (["--segment", "churned"], "segment 'churned' has no members"),
-        (["--profile", "ghost"], "no profile with id 'ghost'"),
+        (["--profile", "ghost"], "no person matches 'ghost'"),
         ([], "Error: give exactly one of --segment or --profile"),
     ],
 )

@@ -26,12 +26,16 @@ from segmint.deliver.consent import (
     ALL_TOPICS,
     check_topic,
     current_consents,
+    looks_like_address,
     record_consent,
     suppress,
     sync_trait_consents,
 )
 from segmint.deliver.errors import CampaignError, LinkError
 from segmint.deliver.links import LinkKind, LinkSigner, is_web_url
+from segmint.deliver.subjects import consent_subject, record_subject_consent
+from segmint.intake.errors import AmbiguousPersonError, PersonRefError
+from segmint.intake.identity import survivor
 from segmint.workspace import Workspace
 
 router = APIRouter(tags=["email"])
@@ -132,6 +136,7 @@ def unsubscribe(request: Request, token: str) -> HTMLResponse:
 def _subscribed(ws: Workspace, profile_id: str, at: datetime) -> dict[str, bool]:
     consent = ws.definition.consent
     sync_trait_consents(ws.store, consent)  # show consent given through identify calls too
+    profile_id = survivor(ws.store, profile_id) or profile_id  # an email to a merged profile
     out = {}
     for topic in consent.topics:
         status = current_consents(ws.store, topic, at, [profile_id]).get(profile_id)
@@ -169,31 +174,78 @@ async def save_preferences(request: Request, token: str) -> HTMLResponse:
 
 
 class ConsentIn(BaseModel):
-    """A consent change sent by another system."""
+    """A consent change sent by another system, about one person.
+
+    Exactly one of ``profileId`` (anything the resolver takes: a profile id, user id, email,
+    ``KIND:VALUE``), ``userId``, ``anonymousId`` or ``email`` names the person.
+    """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    profile_id: str = Field(alias="profileId", min_length=1)
+    profile_id: str | None = Field(None, alias="profileId", min_length=1)
+    user_id: str | None = Field(None, alias="userId", min_length=1)
+    anonymous_id: str | None = Field(None, alias="anonymousId", min_length=1)
+    email: str | None = Field(None, min_length=1)
     topic: str = ALL_TOPICS
     status: Literal["granted", "denied", "unsubscribed"]
     source: str = "api"
     timestamp: datetime | None = None
 
 
+_PERSON_FIELDS = (
+    ("profileId", "profile_id", ""),
+    ("userId", "user_id", "user_id:"),
+    ("anonymousId", "anonymous_id", "anonymous_id:"),
+    ("email", "email", "email:"),
+)
+"""Body field, model attribute, and the ``KIND:`` its value is resolved as."""
+
+
+def _person(body: ConsentIn) -> tuple[str, str]:
+    """The field naming the person and the reference to resolve, as ``(field, ref)``."""
+    given = [
+        (name, prefix + value)
+        for name, attr, prefix in _PERSON_FIELDS
+        if (value := getattr(body, attr)) is not None
+    ]
+    if len(given) != 1:
+        names = ", ".join(name for name, _, _ in _PERSON_FIELDS)
+        got = ", ".join(name for name, _ in given) or "none"
+        field = given[1][0] if given else "profileId"
+        message = f"give exactly one of {names} (got {got})"
+        raise ApiError(422, "invalid_request", message, field)
+    return given[0]
+
+
 @router.post("/v1/consent", dependencies=[Depends(require_write)])
 def post_consent(request: Request, body: ConsentIn) -> dict[str, Any]:
-    """Record a consent change (``profileId``, ``topic`` or ``*``, ``status``)."""
+    """Record a consent change: the person, ``topic`` (or ``*``) and ``status``.
+
+    The person is one of ``profileId``, ``userId``, ``anonymousId`` or ``email``. A person
+    nobody knows answers 404 naming the field (409 for a bare id naming two people), except
+    an address: a statement about an email address no profile has yet is recorded for the
+    address (``profileId`` null in the answer) and counts once a profile has it.
+    """
     ws = _workspace(request)
+    field, ref = _person(body)
+    if body.email is not None and not looks_like_address(body.email):
+        raise ApiError(422, "invalid_request", "email: not an email address", "email")
     try:
         check_topic(ws.definition.consent, body.topic)
     except CampaignError as exc:
         raise ApiError(422, "invalid_request", str(exc), "topic") from None
+    try:
+        subject = consent_subject(ws.store, ref, ws.definition.identifiers, field=field)
+    except AmbiguousPersonError as exc:
+        raise ApiError(409, "ambiguous", str(exc), field) from None
+    except PersonRefError as exc:
+        raise ApiError(404, "not_found", str(exc), field) from None
     at = ensure_utc(body.timestamp) if body.timestamp else _now(request)
-    change = record_consent(
-        ws.store, body.profile_id, body.topic, body.status, source=body.source, at=at
+    change = record_subject_consent(
+        ws.store, subject, body.topic, body.status, source=body.source, at=at
     )
-    return {"profileId": change.profile_id, "topic": change.topic, "status": change.status,
-            "occurredAt": change.occurred_at.isoformat()}  # fmt: skip
+    return {"profileId": change.profile_id, "address": change.address, "topic": change.topic,
+            "status": change.status, "occurredAt": change.occurred_at.isoformat()}  # fmt: skip
 
 
 class SuppressionIn(BaseModel):

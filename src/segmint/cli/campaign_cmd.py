@@ -17,6 +17,8 @@ from segmint.cli.params import as_of_option as _instant_option
 from segmint.clock import Clock, FixedClock, SystemClock
 
 if TYPE_CHECKING:
+    from segmint.deliver import consent as consent_api
+    from segmint.deliver import subjects
     from segmint.deliver.report import CampaignReport
 
 
@@ -133,41 +135,80 @@ def consent_group() -> None:
 
 
 @consent_group.command("set")
-@click.argument("profile_id")
+@click.argument("person")
 @click.argument("status", type=click.Choice(["granted", "denied", "unsubscribed"]))
 @click.option("--topic", default="*", show_default=True, help="A topic, or * for all.")
 @click.option("--source", default="cli", show_default=True, help="Where the change came from.")
 @as_of_option
 @pass_ctx
 def consent_set(
-    ctx: Context, profile_id: str, status: Any, topic: str, source: str, as_of: datetime | None
+    ctx: Context, person: str, status: Any, topic: str, source: str, as_of: datetime | None
 ) -> None:
-    """Record that PROFILE_ID's consent for a topic is now STATUS."""
+    """Record that PERSON's consent for a topic is now STATUS.
+
+    PERSON is a profile id, user id, anonymous id, email or KIND:VALUE. An email address no
+    profile has yet is recorded for the address and counts once a profile has it; anything
+    else that names nobody is refused.
+    """
     from segmint.deliver import consent as consent_api
+    from segmint.deliver import subjects
 
     ws = ctx.workspace
     consent_api.check_topic(ws.definition.consent, topic)
     at = _clock(as_of).now()
-    consent_api.record_consent(ws.store, profile_id, topic, status, source=source, at=at)
-    click.echo(f"{profile_id}: {topic} {status} ({source}, {at.isoformat()})")
+    subject = subjects.consent_subject(ws.store, person, ws.definition.identifiers, field="PERSON")
+    subjects.record_subject_consent(ws.store, subject, topic, status, source=source, at=at)
+    click.echo(f"{subject}: {topic} {status} ({source}, {at.isoformat()})")
+
+
+CONSENT_COLUMNS = ("occurred_at", "topic", "status", "source", "recorded_under", "event_id")
 
 
 @consent_group.command("show")
-@click.argument("profile_id")
+@click.argument("person")
 @format_option
 @pass_ctx
-def consent_show(ctx: Context, profile_id: str, fmt: str) -> None:
-    """Show PROFILE_ID's consent history, oldest first."""
-    from segmint.deliver import consent as consent_api
+def consent_show(ctx: Context, person: str, fmt: str) -> None:
+    """Show every consent statement that counts for PERSON, oldest first.
 
-    history = consent_api.consent_history(ctx.workspace.store, profile_id)
-    rows = [[c.occurred_at, c.topic, c.status, c.source] for c in history]
+    PERSON is a profile id, user id, anonymous id, email or KIND:VALUE. Shown: statements
+    recorded under the profile and the profiles merged into it, about its addresses, and its
+    identify calls' consent traits (marked "not yet recorded" until the next send records
+    them).
+    """
+    from segmint.deliver import subjects
+
+    ws = ctx.workspace
+    subject, history = subjects.history_of(
+        ws.store, person, ws.definition.consent, identifiers=ws.definition.identifiers,
+        email_trait=ws.definition.email.email_trait,
+    )  # fmt: skip
     if fmt == "json":
         emit_json(
-            [dict(zip(("occurred_at", "topic", "status", "source"), r, strict=True)) for r in rows]
-        )
+            [
+                {"occurred_at": c.occurred_at, "topic": c.topic, "status": c.status,
+                 "source": c.source, "recorded_under": c.subject, "event_id": c.event_id,
+                 "recorded": c.recorded}
+                for c in history
+            ]
+        )  # fmt: skip
         return
-    emit_table(f"consent of {profile_id}", ["occurred_at", "topic", "status", "source"], rows)
+    rows = [
+        (c.occurred_at.isoformat().replace("+00:00", "Z"), c.topic, c.status,
+         c.source if c.recorded else f"{c.source} (not yet recorded)", _origin(c, subject))
+        for c in history
+    ]  # fmt: skip
+    emit_table(f"consent of {subject}", ["occurred_at", "topic", "status", "source", "from"], rows)
+
+
+def _origin(change: consent_api.ConsentChange, subject: subjects.ConsentSubject) -> str:
+    if change.address is not None:
+        where = f"address {change.address}"
+    elif change.profile_id != subject.profile_id:
+        where = f"merged profile {change.profile_id}"
+    else:
+        where = "this profile"
+    return f"{where}, event {change.event_id}" if change.event_id else where
 
 
 @consent_group.command("import")
@@ -185,7 +226,7 @@ def consent_import(ctx: Context, path: Path, as_of: datetime | None) -> None:
     )
     click.echo(f"recorded {result.recorded} consent change(s)")
     for line, reason in result.refused:
-        err_console.print(f"{path}:{line}: {reason}", highlight=False)
+        err_console.print(f"{path}:{line}: {reason}", highlight=False, soft_wrap=True)
 
 
 @consent_group.command("suppress")

@@ -52,7 +52,11 @@ def lint(ctx: Context, name: str | None, strict: bool, fmt: str) -> None:
 @template.command("preview")
 @click.argument("name")
 @click.option("--segment", help="Render for members of this segment.")
-@click.option("--profile", "profile_id", help="Render for this one profile.")
+@click.option(
+    "--profile",
+    "profile_id",
+    help="Render for this one person: profile id, user id, email or KIND:VALUE.",
+)
 @click.option(
     "--n",
     "count",
@@ -84,10 +88,15 @@ def preview(
     fmt: str,
 ) -> None:
     """Render NAME for real members of --segment (or one --profile) to .html and .eml."""
+    from segmint.intake.identity import resolve_person
     from segmint.personalize.preview import PreviewRequest, render_previews
 
     if (segment is None) == (profile_id is None):
         raise click.UsageError("give exactly one of --segment or --profile")
+    if profile_id is not None:
+        ws = ctx.workspace
+        profile_id = resolve_person(ws.store, profile_id, ws.definition.identifiers,
+                                    field="--profile")  # fmt: skip
     request = PreviewRequest(
         template=name,
         segment=segment,

@@ -89,30 +89,29 @@ def refresh(ctx: Context, as_of: datetime) -> None:
 
 
 @profile.command("show")
-@click.argument("profile_id")
+@click.argument("person")
 @as_of_option("Show the profile as it is at this instant")
 @format_option
 @pass_ctx
-def show(ctx: Context, profile_id: str, as_of: datetime, fmt: str) -> None:
+def show(ctx: Context, person: str, as_of: datetime, fmt: str) -> None:
     """Show one profile's traits and segments, all at one instant (--as-of, default now).
 
+    PERSON is a profile id, user id, anonymous id, email or KIND:VALUE (merges followed).
     Traits, segment membership and each rule's clauses are computed from the profile's
     events at that instant; where the stored membership (last refresh or real time)
     differs, the "why" column says so.
     """
+    from segmint.intake.identity import resolve_person
     from segmint.membership.explain import SEGMENT_COLUMNS, add_profile_segments, segment_rows
-    from segmint.profiles import resolve_profile_ref
     from segmint.traits.errors import TraitError
     from segmint.traits.live import profile_traits
     from segmint.traits.validate import workspace_catalog
 
     ws = ctx.workspace
-    profile_id = resolve_profile_ref(ws.store, profile_id) or profile_id
+    profile_id = resolve_person(ws.store, person, ws.definition.identifiers, field="PERSON")
     view = profile_traits(ws.store, workspace_catalog(ws), profile_id, as_of)
     if view is None:
-        raise TraitError(
-            f"no profile '{profile_id}': no profile id, user id, email or anonymous id matches"
-        )
+        raise TraitError(f"profile '{profile_id}' ({person}) has no trait values to show")
     add_profile_segments(view, ws)  # segments and why, from the membership engine
     view["as_of_source"] = _instant_source("as_of")
     if fmt == "json":

@@ -41,6 +41,7 @@ from segmint.deliver.outbox import Outbox, OutboxReport, OutboxRow
 from segmint.deliver.ratelimit import TokenBucket
 from segmint.deliver.report import CampaignReport
 from segmint.deliver.retry import WEBHOOK_RETRY, RetryPolicy, with_retries
+from segmint.deliver.subjects import ConsentSubject, consent_subject, record_subject_consent
 from segmint.deliver.transport import EmailTransport, SendReceipt, SmtpPool
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "ConnectionDropped",
     "ConsentChange",
     "ConsentGate",
+    "ConsentSubject",
     "DeliveryError",
     "EmailTransport",
     "FakeTransport",
@@ -70,7 +72,9 @@ __all__ = [
     "WEBHOOK_RETRY",
     "campaign_def",
     "consent_history",
+    "consent_subject",
     "record_consent",
+    "record_subject_consent",
     "suppress",
     "sync_trait_consents",
     "unsuppress",

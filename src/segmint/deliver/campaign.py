@@ -33,8 +33,9 @@ from segmint.deliver.ledger import FINAL, Bounce, MemoryLedger, SendLedger, send
 from segmint.deliver.report import CampaignReport
 from segmint.deliver.retry import RetryPolicy, with_retries
 from segmint.deliver.transport import EmailTransport
+from segmint.intake.identity import merge_roots
 from segmint.personalize.errors import TemplateRenderError
-from segmint.profiles import Profile, merge_roots, segment_members
+from segmint.profiles import Profile, segment_members
 from segmint.workspace import Workspace
 
 Progress = Callable[[int, int], None]

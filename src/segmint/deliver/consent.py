@@ -2,20 +2,27 @@
 
 Consent is kept per (profile, topic) in the ``consents`` table as a history of changes,
 each with its source and time; the latest change at ``as_of`` wins. Topic ``*`` means every
-topic. Statuses:
+topic. A statement about an address no profile has yet (``email:ann@example.com``, or a bare
+address nobody owns) is kept per normalised address in ``address_consents`` and counts for
+whichever profile has that address later, as its email identity or as the address a campaign
+sends to: an opt-out given before the person is known still stops the email. Statements of
+both kinds compete by time; at the same instant the stricter one wins. Statuses:
 
 - ``granted``: the person said yes;
 - ``denied``: the person said no (a signup form, an import, the API);
 - ``unsubscribed``: the person withdrew through an unsubscribe link or the preference page.
 
-Changes arrive through :func:`record_consent` (the API and CLI call it), through contact
-imports and identify calls (:func:`sync_trait_consents`, see there for the trait names), and
-through the unsubscribe and preference pages. Suppressions (hard bounces, complaints, manual
-blocks) are kept per address in ``suppressions`` and override consent.
+Changes arrive through :mod:`segmint.deliver.subjects` (the API, CLI and imports: whom an id
+a person typed names, a profile or an address), through identify calls
+(:func:`sync_trait_consents`, see there for the trait names), and through the unsubscribe and
+preference pages (:func:`record_consent`, by the signed profile id). Suppressions (hard
+bounces, complaints, manual blocks) are kept per address in ``suppressions`` and override
+consent.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,13 +30,19 @@ from typing import Any, Literal
 
 import orjson
 
+from segmint.common import did_you_mean, in_lists
 from segmint.config.model import ConsentDef
 from segmint.deliver.errors import CampaignError
-from segmint.profiles import merge_roots
+from segmint.intake.identity import merge_roots, normalise_address
 from segmint.store import Store, from_store_time, read_meta, utcnow_naive, write_meta
 from segmint.store.bulk import insert_rows
 
 CONSENT_COLUMNS = ("profile_id", "topic", "status", "source", "occurred_at", "event_id")
+ADDRESS_COLUMNS = ("address", "topic", "status", "source", "occurred_at")
+ADDRESS_PATTERN = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
+"""What a deliverable address looks like (one ``@``, a dot in the domain, no spaces)."""
+EMAIL = "email"
+"""The identity kind of email addresses (the default workspace identifier)."""
 
 ConsentStatus = Literal["granted", "denied", "unsubscribed"]
 STATUSES: tuple[ConsentStatus, ...] = ("granted", "denied", "unsubscribed")
@@ -38,22 +51,55 @@ SUPPRESSION_REASONS = {"bounce": "suppressed_bounce", "complaint": "complained"}
 """Suppression reason → the skip reason reported for it (others report ``suppressed``)."""
 
 
+STRICTNESS: dict[str, int] = {"granted": 0, "denied": 1, "unsubscribed": 2}
+"""Which of two statements made at the same instant wins: the stricter."""
+
+
 @dataclass(frozen=True)
 class ConsentChange:
-    """One recorded consent change."""
+    """One consent change.
 
-    profile_id: str
+    Attributes:
+        profile_id: The profile it was recorded under (None for an address statement).
+        topic: The topic, or ``*``.
+        status: ``granted``, ``denied`` or ``unsubscribed``.
+        source: Where it came from (``cli``, ``api``, ``identify``, ``import:crm.csv`` …).
+        occurred_at: When the person made the choice.
+        address: The address it was recorded under, for a statement about an address.
+        event_id: The identify event it was read from, for a consent trait.
+        recorded: False for a consent trait read from an identify event but not yet
+            recorded (the next send, or :func:`sync_trait_consents`, records it).
+    """
+
+    profile_id: str | None
     topic: str
     status: ConsentStatus
     source: str
     occurred_at: datetime
+    address: str | None = None
+    event_id: str | None = None
+    recorded: bool = True
+
+    @property
+    def subject(self) -> str:
+        """Whom the statement was recorded under: a profile id or ``email:ADDRESS``."""
+        return self.profile_id if self.profile_id is not None else f"{EMAIL}:{self.address}"
+
+
+def looks_like_address(text: str) -> bool:
+    """Whether ``text`` (trimmed) has the shape of an email address."""
+    return ADDRESS_PATTERN.match(text.strip()) is not None
 
 
 def check_topic(consent: ConsentDef, topic: str) -> None:
     """Raise :class:`CampaignError` unless ``topic`` is ``*`` or a configured topic."""
     if topic != ALL_TOPICS and topic not in consent.topics:
         known = ", ".join(consent.topics)
-        raise CampaignError(f"unknown consent topic {topic!r}; the workspace has: {known}")
+        hint = did_you_mean(topic, consent.topics)
+        tail = f"; {hint}" if hint else ""
+        raise CampaignError(
+            f"unknown consent topic {topic!r}{tail} (the workspace has: {known}, or * for all)"
+        )
 
 
 def record_consent(
@@ -77,23 +123,125 @@ def record_consent(
         at: When the person made the choice.
         event_id: The identify event it was read from, if any.
     """
-    if status not in STATUSES:
-        raise CampaignError(f"unknown consent status {status!r}; use one of {STATUSES}")
+    _check_status(status)
     insert_rows(
         store, "consents", CONSENT_COLUMNS,
         [(profile_id, topic, status, source, utcnow_naive(at), event_id)],
     )  # fmt: skip
-    return ConsentChange(profile_id, topic, status, source, at)
+    return ConsentChange(profile_id, topic, status, source, at, event_id=event_id)
 
 
-def consent_history(store: Store, profile_id: str) -> list[ConsentChange]:
-    """Return a profile's consent changes, oldest first."""
+def record_address_consent(
+    store: Store, address: str, topic: str, status: ConsentStatus, *, source: str, at: datetime
+) -> ConsentChange:
+    """Record a consent change about an address (see the module docstring) and return it."""
+    _check_status(status)
+    key = normalise_address(address)
+    insert_rows(
+        store, "address_consents", ADDRESS_COLUMNS,
+        [(key, topic, status, source, utcnow_naive(at))],
+    )  # fmt: skip
+    return ConsentChange(None, topic, status, source, at, address=key)
+
+
+def _check_status(status: str) -> None:
+    if status not in STATUSES:
+        raise CampaignError(f"unknown consent status {status!r}; use one of {STATUSES}")
+
+
+def consent_history(
+    store: Store,
+    profile_id: str,
+    *,
+    consent: ConsentDef | None = None,
+    addresses: Iterable[str] = (),
+) -> list[ConsentChange]:
+    """Return every consent statement that counts for a profile, oldest first.
+
+    That is: changes recorded under the profile and under every profile merged into it;
+    statements about its email identities and about ``addresses`` (the address campaigns
+    send to); and, given ``consent``, consent traits of its identify events not recorded yet.
+    Each change says where it came from (:attr:`ConsentChange.subject`, ``source``,
+    ``event_id``, ``recorded``).
+    """
+    roots = merge_roots(store)
+    ids = [profile_id, *sorted(g for g, into in roots.items() if into == profile_id)]
+    found: list[ConsentChange] = []
+    for marks, chunk in in_lists(ids):
+        rows = store.fetchall(
+            "SELECT profile_id, topic, status, source, occurred_at, event_id, id FROM consents "
+            f"WHERE profile_id IN ({marks}) ORDER BY occurred_at, id",
+            list(chunk),
+        )
+        found += [
+            ConsentChange(p, t, s, src, from_store_time(at), event_id=e)  # type: ignore[arg-type]
+            for p, t, s, src, at, e, _ in rows
+        ]
+    owned = _email_identities(store, [profile_id])
+    for address in sorted({*owned, *(normalise_address(a) for a in addresses)}):
+        found += address_history(store, address)
+    if consent is not None:
+        wanted = set(ids)
+        found += [c for c in _unread_trait_statements(store, consent)[0] if c.profile_id in wanted]
+    return sorted(found, key=lambda c: c.occurred_at)
+
+
+def address_history(store: Store, address: str) -> list[ConsentChange]:
+    """Return the statements recorded about an address, oldest first."""
     rows = store.fetchall(
-        "SELECT profile_id, topic, status, source, occurred_at FROM consents "
-        "WHERE profile_id = ? ORDER BY occurred_at, id",
-        [profile_id],
+        "SELECT address, topic, status, source, occurred_at FROM address_consents "
+        "WHERE address = ? ORDER BY occurred_at, id",
+        [normalise_address(address)],
     )
-    return [ConsentChange(p, t, s, src, from_store_time(at)) for p, t, s, src, at in rows]  # type: ignore[arg-type]
+    return [
+        ConsentChange(None, t, s, src, from_store_time(at), address=a)  # type: ignore[arg-type]
+        for a, t, s, src, at in rows
+    ]
+
+
+Timed = tuple[datetime, ConsentStatus]
+"""A latest statement: when it was made, and what it said."""
+
+
+def later(first: Timed | None, second: Timed | None) -> Timed | None:
+    """The later of two statements; at the same instant the stricter one."""
+    if first is None or second is None:
+        return first or second
+    key = (first[0], STRICTNESS[first[1]])
+    return first if key >= (second[0], STRICTNESS[second[1]]) else second
+
+
+def latest_consents(
+    store: Store, topic: str, as_of: datetime, profile_ids: Iterable[str] | None = None
+) -> dict[str, Timed]:
+    """Each profile's latest statement for ``topic`` (or ``*``) at ``as_of``, with its time.
+
+    Counts statements made under profiles merged into it since (an unsubscribe link from an
+    email to the old profile, an identify call before the merge) and statements about the
+    addresses it has as email identities.
+    """
+    cutoff = utcnow_naive(as_of)
+    rows = store.fetchall(
+        "SELECT profile_id, status, occurred_at FROM consents "
+        "WHERE topic IN (?, ?) AND occurred_at <= ? ORDER BY occurred_at, id",
+        [topic, ALL_TOPICS, cutoff],
+    )
+    roots = merge_roots(store)
+    wanted = set(profile_ids) if profile_ids is not None else None
+    latest: dict[str, Timed] = {}
+    for profile_id, status, at in rows:
+        owner = roots.get(profile_id, profile_id)
+        if wanted is None or owner in wanted:
+            latest[owner] = (at, status)
+    by_address = latest_address_consents(store, topic, as_of)
+    owners = _address_owners(store, list(by_address))
+    for address, statement in by_address.items():
+        owner = owners.get(address)
+        if owner is not None:
+            owner = roots.get(owner, owner)
+            if wanted is None or owner in wanted:
+                latest[owner] = later(latest.get(owner), statement)  # type: ignore[assignment]
+    return latest
 
 
 def current_consents(
@@ -101,22 +249,41 @@ def current_consents(
 ) -> dict[str, ConsentStatus]:
     """Return each profile's latest status for ``topic`` (or ``*``) at ``as_of``.
 
-    A statement made under a profile merged away since (an unsubscribe link from an email to
-    it, an identify call before the merge) counts for the profile that survives it.
+    See :func:`latest_consents` for which statements count.
     """
+    return {p: s for p, (_, s) in latest_consents(store, topic, as_of, profile_ids).items()}
+
+
+def latest_address_consents(store: Store, topic: str, as_of: datetime) -> dict[str, Timed]:
+    """Each address's latest statement for ``topic`` (or ``*``) at ``as_of``."""
     rows = store.fetchall(
-        "SELECT profile_id, status FROM consents WHERE topic IN (?, ?) AND occurred_at <= ? "
-        "ORDER BY occurred_at, id",
+        "SELECT address, status, occurred_at FROM address_consents "
+        "WHERE topic IN (?, ?) AND occurred_at <= ? ORDER BY occurred_at, id",
         [topic, ALL_TOPICS, utcnow_naive(as_of)],
     )
-    roots = merge_roots(store)
-    wanted = set(profile_ids) if profile_ids is not None else None
-    latest: dict[str, ConsentStatus] = {}
-    for profile_id, status in rows:
-        owner = roots.get(profile_id, profile_id)
-        if wanted is None or owner in wanted:
-            latest[owner] = status
-    return latest
+    return {address: (at, status) for address, status, at in rows}
+
+
+def _address_owners(store: Store, addresses: list[str]) -> dict[str, str]:
+    owners: dict[str, str] = {}
+    for marks, chunk in in_lists(addresses):
+        rows = store.fetchall(
+            f"SELECT value, profile_id FROM identities WHERE kind = ? AND value IN ({marks})",
+            [EMAIL, *chunk],
+        )
+        owners.update((str(a), str(p)) for a, p in rows)
+    return owners
+
+
+def _email_identities(store: Store, profile_ids: list[str]) -> list[str]:
+    found: list[str] = []
+    for marks, chunk in in_lists(profile_ids):
+        rows = store.fetchall(
+            f"SELECT value FROM identities WHERE kind = ? AND profile_id IN ({marks})",
+            [EMAIL, *chunk],
+        )
+        found += [str(v) for (v,) in rows]
+    return found
 
 
 def suppress(store: Store, address: str, reason: str, *, source: str, at: datetime) -> None:
@@ -190,12 +357,33 @@ def sync_trait_consents(store: Store, consent: ConsentDef) -> int:
     Events are read once: ``meta`` keeps the highest ``events.seq`` read
     (:data:`WATERMARK_KEY`).
     """
+    found, high = _unread_trait_statements(store, consent)
+    if high is None:
+        return 0
+    rows = [
+        (c.profile_id, c.topic, c.status, c.source, utcnow_naive(c.occurred_at), c.event_id)
+        for c in found
+    ]
+    with store.transaction():
+        # one set-based write (a statement per change was most of the demo's consent step)
+        insert_rows(store, "consents", CONSENT_COLUMNS, rows)
+        write_meta(store, WATERMARK_KEY, high)
+    return len(found)
+
+
+def _unread_trait_statements(
+    store: Store, consent: ConsentDef
+) -> tuple[list[ConsentChange], int | None]:
+    """The changes :func:`sync_trait_consents` would record, and the ``seq`` read up to.
+
+    Reads only, so a read-only command can show them.
+    """
     if not consent.trait:
-        return 0
+        return [], None
     low = _watermark(store)
-    high = store.fetchall("SELECT coalesce(max(seq), 0) FROM events")[0][0]
+    high = int(store.fetchall("SELECT coalesce(max(seq), 0) FROM events")[0][0])
     if high <= low:
-        return 0
+        return [], None
     rows = store.fetchall(
         "SELECT message_id, profile_id, timestamp, source, CAST(traits AS TEXT) FROM events "
         "WHERE type = 'identify' AND profile_id IS NOT NULL AND seq > ? AND seq <= ? "
@@ -203,19 +391,20 @@ def sync_trait_consents(store: Store, consent: ConsentDef) -> int:
         [low, high, f"%{consent.trait}%"],
     )
     last = _last_trait_statements(store)
-    found: list[tuple[str, str, str, str, datetime, str]] = []
+    found: list[ConsentChange] = []
     for message_id, profile_id, timestamp, source, raw in rows:
         label = f"identify:{source}" if source else "identify"
         for topic, status in trait_consents(orjson.loads(raw) if raw else {}, consent):
             if last.get((profile_id, topic)) == status:
                 continue
             last[(profile_id, topic)] = status
-            found.append((profile_id, topic, status, label, timestamp, message_id))
-    with store.transaction():
-        # one set-based write (a statement per change was most of the demo's consent step)
-        insert_rows(store, "consents", CONSENT_COLUMNS, found)
-        write_meta(store, WATERMARK_KEY, high)
-    return len(found)
+            at = from_store_time(timestamp) or timestamp  # never NULL: a NOT NULL column
+            found.append(
+                ConsentChange(
+                    profile_id, topic, status, label, at, event_id=message_id, recorded=False
+                )
+            )
+    return found, high
 
 
 WATERMARK_KEY = "deliver.consent_trait_seq"

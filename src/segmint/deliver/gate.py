@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from segmint.config.model import ConsentDef
-from segmint.deliver.consent import SUPPRESSION_REASONS, current_consents, suppressions
+from segmint.deliver.consent import (
+    SUPPRESSION_REASONS,
+    later,
+    latest_address_consents,
+    latest_consents,
+    looks_like_address,
+    suppressions,
+)
+from segmint.intake.identity import normalise_address
 from segmint.profiles import Profile
 from segmint.store import Store
-
-_ADDRESS = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 
 SKIP_REASONS = (
     "no_email",
@@ -35,7 +40,7 @@ def address_of(profile: Profile, email_trait: str) -> str | None:
     if not isinstance(value, str):
         return None
     address = value.strip()
-    return address if _ADDRESS.match(address) else None
+    return address if looks_like_address(address) else None
 
 
 class ConsentGate:
@@ -46,6 +51,11 @@ class ConsentGate:
     latest consent change for the topic (or ``*``) must not be ``unsubscribed``
     (``unsubscribed``) or ``denied`` (``no_consent``); under the ``opt_in`` policy it must
     exist and be ``granted`` (``no_consent``), under ``opt_out`` no change means yes.
+
+    The latest change is the later of the profile's own (with its merged profiles' and its
+    email identities', see :func:`~segmint.deliver.consent.latest_consents`) and the latest
+    statement about the address being sent to: an opt-out recorded for an address before
+    any profile had it stops the email once one does.
 
     Args:
         store: The store to read consents and suppressions from (once, at construction).
@@ -61,7 +71,8 @@ class ConsentGate:
         self.policy = consent.policy
         self.topic = topic
         self.email_trait = email_trait
-        self._consents = current_consents(store, topic, as_of)
+        self._consents = latest_consents(store, topic, as_of)
+        self._addresses = latest_address_consents(store, topic, as_of)
         self._suppressed = suppressions(store)
 
     def check(self, profile: Profile) -> str | None:
@@ -69,10 +80,12 @@ class ConsentGate:
         address = address_of(profile, self.email_trait)
         if address is None:
             return "no_email"
-        reason = self._suppressed.get(address.lower())
+        key = normalise_address(address)
+        reason = self._suppressed.get(key)
         if reason is not None:
             return SUPPRESSION_REASONS.get(reason, "suppressed")
-        status = self._consents.get(profile.profile_id)
+        latest = later(self._consents.get(profile.profile_id), self._addresses.get(key))
+        status = latest[1] if latest is not None else None
         if status == "unsubscribed":
             return "unsubscribed"
         if status == "denied" or (status is None and self.policy == "opt_in"):

@@ -3,6 +3,10 @@
 Columns: ``topic`` (``*`` for all), ``status`` (``granted``/``denied``/``unsubscribed``, or
 ``true``/``false``/``yes``/``no``), one of ``profile_id``, ``user_id`` or ``email`` naming
 the person, and optionally ``occurred_at`` (ISO 8601; the import time when absent).
+
+People are found by :func:`segmint.deliver.subjects.consent_subject` (merges followed, emails
+in any case). A row for an email address no profile has yet is recorded for that address and
+counts once a profile has it; a row naming nobody else is refused with the reason.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from pathlib import Path
 
 from segmint.clock import parse_instant
 from segmint.config.model import ConsentDef
-from segmint.deliver.consent import ALL_TOPICS, ConsentStatus, check_topic, record_consent
+from segmint.deliver.consent import ALL_TOPICS, ConsentStatus, check_topic
 from segmint.deliver.errors import CampaignError
+from segmint.deliver.subjects import ConsentSubject, consent_subject, record_subject_consent
+from segmint.intake.errors import PersonRefError
 from segmint.store import Store
 
 _STATUS: dict[str, ConsentStatus] = {
@@ -69,18 +75,18 @@ def import_consents(
     with store.transaction():
         for number, row in enumerate(rows, start=2):  # line 1 is the header
             try:
-                pid, topic, status, when = _parse(store, row, consent, at)
-            except (CampaignError, ValueError) as exc:
+                subject, topic, status, when = _parse(store, row, consent, at)
+            except (CampaignError, PersonRefError, ValueError) as exc:
                 result.refused.append((number, str(exc)))
                 continue
-            record_consent(store, pid, topic, status, source=source, at=when)
+            record_subject_consent(store, subject, topic, status, source=source, at=when)
             result.recorded += 1
     return result
 
 
 def _parse(
     store: Store, row: Mapping[str, str], consent: ConsentDef, at: datetime
-) -> tuple[str, str, ConsentStatus, datetime]:
+) -> tuple[ConsentSubject, str, ConsentStatus, datetime]:
     topic = (row.get("topic") or ALL_TOPICS).strip()
     check_topic(consent, topic)
     status = _STATUS.get((row.get("status") or "").strip().lower())
@@ -90,17 +96,9 @@ def _parse(
     return _profile(store, row), topic, status, when
 
 
-def _profile(store: Store, row: Mapping[str, str]) -> str:
-    if row.get("profile_id"):
-        return row["profile_id"].strip()
-    for column in ("user_id", "email"):
+def _profile(store: Store, row: Mapping[str, str]) -> ConsentSubject:
+    for column in ("profile_id", "user_id", "email"):
         value = (row.get(column) or "").strip()
         if value:
-            found = store.fetchall(
-                "SELECT profile_id FROM identities WHERE kind = ? AND value IN (?, ?)",
-                [column, value, value.lower()],
-            )
-            if not found:
-                raise CampaignError(f"no profile has {column} {value!r}")
-            return str(found[0][0])
+            return consent_subject(store, f"{column}:{value}", field=column)
     raise CampaignError("a row needs a profile_id, user_id or email")

@@ -10,7 +10,10 @@
         │   ├── UnknownKey                 no such API key
         │   └── RevokedKey                 the key was revoked
         ├── IntakeBusy (+ Transient)       too much is waiting to be stored; retry
-        └── IntakeClosed                   the group-commit writer has stopped
+        ├── IntakeClosed                   the group-commit writer has stopped
+        └── PersonRefError (+ LookupError) an id a person typed names nobody, or two people
+            ├── UnknownPersonError         no profile id or identity matches
+            └── AmbiguousPersonError       a bare value names two people: write KIND:VALUE
 
 Malformed input is refused with a :class:`PayloadError`; input that is well formed but breaks
 the tracking plan is not an error at all: it is quarantined with its reason.
@@ -75,3 +78,35 @@ class IntakeBusy(IntakeError, Transient):
 
 class IntakeClosed(IntakeError):
     """The group-commit writer has stopped; nothing more is accepted."""
+
+
+class PersonRefError(IntakeError, LookupError):
+    """An id a person typed (profile id, user id, email, ``KIND:VALUE`` …) names no one person.
+
+    Attributes:
+        ref: The id as typed.
+        field: The input field it came from (an API body field, a CLI argument), if known.
+    """
+
+    def __init__(self, ref: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.ref = ref
+        self.field = field
+
+
+class UnknownPersonError(PersonRefError):
+    """No profile id and no identity matches the id."""
+
+
+class AmbiguousPersonError(PersonRefError):
+    """A bare value is an identity of two different people (a user id and an email).
+
+    Attributes:
+        matches: ``KIND:VALUE`` → the profile it names, for each match.
+    """
+
+    def __init__(
+        self, ref: str, message: str, matches: dict[str, str], field: str | None = None
+    ) -> None:
+        super().__init__(ref, message, field)
+        self.matches = matches

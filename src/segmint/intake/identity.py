@@ -38,18 +38,25 @@ value); :func:`identify_traits` computes that view.
 The graph is cached in memory and trusted while the store's ``intake_generation`` counter
 (bumped by every intake transaction, which also serialises intake writers on PostgreSQL) is
 the one this process wrote last; otherwise it is reloaded.
+
+This module also owns the two questions every later stage asks of identity data:
+:func:`follow_merges` / :func:`merge_roots` (which profile survives a merged one; the only
+walk of ``merged_into`` chains) and :func:`resolve_person` (which profile an id a person
+typed names: every CLI command and API endpoint that takes a person goes through it).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 
+from segmint.common import nearest
+from segmint.intake.errors import AmbiguousPersonError, UnknownPersonError
 from segmint.intake.payloads import Message
 from segmint.store import Store
 
@@ -122,9 +129,7 @@ class IdentityGraph:
 
     def root(self, profile_id: str) -> str:
         """Follow merges from ``profile_id`` to the surviving profile."""
-        while profile_id in self.merged_into:
-            profile_id = self.merged_into[profile_id]
-        return profile_id
+        return follow_merges(self.merged_into, profile_id)
 
     def resolve(self, message: Message, changes: Changes) -> str:
         """Return the profile of ``message``, recording links, merges and conflicts."""
@@ -240,6 +245,11 @@ def _identifier(name: str, value: Any) -> str | None:
     return text or None
 
 
+def normalise_address(address: str) -> str:
+    """An email address as intake keeps it (trimmed, lowercased): the key of every lookup."""
+    return address.strip().lower()
+
+
 def identify_traits(store: Store, profile_id: str) -> dict[str, Any]:
     """A profile's traits from its identify calls, the most recent (by timestamp) winning.
 
@@ -255,3 +265,172 @@ def identify_traits(store: Store, profile_id: str) -> dict[str, Any]:
         traits = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
         merged.update(traits or {})
     return {k: v for k, v in merged.items() if v is not None}
+
+
+# --- merges: the one walk of merged_into chains ---------------------------------------------
+
+
+def follow_merges(merged: Mapping[str, str], profile_id: str) -> str:
+    """Return the profile that survives ``profile_id``, following ``merged`` to its end.
+
+    Args:
+        merged: Profile merged away → the profile it was merged into (one hop each).
+        profile_id: Any profile id; one never merged is its own survivor.
+
+    A cycle (which intake never writes) ends the walk at the last profile before it repeats.
+    """
+    seen = {profile_id}
+    while (into := merged.get(profile_id)) is not None and into not in seen:
+        seen.add(into)
+        profile_id = into
+    return profile_id
+
+
+def merge_chains(merged: Mapping[str, str]) -> dict[str, str]:
+    """Every key of ``merged`` (one hop each) mapped to the profile that survives it."""
+    return {gone: follow_merges(merged, gone) for gone in merged}
+
+
+def merge_roots(store: Store) -> dict[str, str]:
+    """Every profile merged away, mapped to the profile that survives it (chains followed)."""
+    rows = store.fetchall(
+        "SELECT profile_id, merged_into FROM profiles WHERE merged_into IS NOT NULL"
+    )
+    return merge_chains({str(gone): str(into) for gone, into in rows})
+
+
+def survivor(store: Store, profile_id: str) -> str | None:
+    """The profile that survives ``profile_id`` today, or None if no such profile exists.
+
+    A profile exists when intake wrote it (``profiles``), or when events or trait values
+    name it (a store loaded in bulk, without intake).
+    """
+    hops: dict[str, str] = {}
+    current = profile_id
+    while current not in hops:
+        rows = store.fetchall("SELECT merged_into FROM profiles WHERE profile_id = ?", [current])
+        if not rows:
+            return current if current != profile_id or _named(store, current) else None
+        if rows[0][0] is None:
+            return current
+        hops[current] = str(rows[0][0])
+        current = hops[current]
+    return follow_merges(hops, profile_id)
+
+
+def _named(store: Store, profile_id: str) -> bool:
+    return bool(
+        store.fetchall("SELECT 1 FROM trait_values WHERE profile_id = ?", [profile_id])
+        or store.fetchall("SELECT 1 FROM events WHERE profile_id = ? LIMIT 1", [profile_id])
+    )
+
+
+# --- the resolver: any id a person types → one profile --------------------------------------
+
+PROFILE = "profile_id"
+_KIND_ALIASES = {"profile": PROFILE, "userid": USER, "anonymousid": ANONYMOUS}
+
+
+def person_kinds(identifiers: Sequence[str] = ("email",)) -> tuple[str, ...]:
+    """The kinds a reference may name in ``KIND:VALUE``, in the order bare values are tried."""
+    return (PROFILE, USER, *[k for k in identifiers if k not in (USER, ANONYMOUS)], ANONYMOUS)
+
+
+def _identity_value(kind: str, value: str) -> str | None:
+    """``value`` as intake stores it for ``kind`` (emails trimmed and lowercased)."""
+    if kind in (USER, ANONYMOUS, PROFILE):
+        return value or None  # stored as sent (intake does not trim ids)
+    return _identifier(kind, value)
+
+
+def split_ref(ref: str, identifiers: Sequence[str] = ("email",)) -> tuple[str | None, str]:
+    """Split ``KIND:VALUE`` into its kind and value; a bare value has kind None.
+
+    A prefix that is no known kind (``urn:x``, a user id with a colon) is part of the value.
+    """
+    prefix, sep, value = ref.partition(":")
+    if not sep:
+        return None, ref
+    kind = prefix.strip().lower()
+    kind = _KIND_ALIASES.get(kind.replace("_", ""), kind)
+    return (kind, value) if kind in person_kinds(identifiers) else (None, ref)
+
+
+def person_matches(
+    store: Store, ref: str, identifiers: Sequence[str] = ("email",)
+) -> dict[str, str]:
+    """Every reading of ``ref`` that names a profile: ``KIND:VALUE`` → the surviving profile.
+
+    Args:
+        store: The store.
+        ref: A profile id, a user id, an anonymous id, an identifier (email, normalised as
+            intake normalises it) or ``KIND:VALUE``.
+        identifiers: The workspace's identifier traits (``email`` by default).
+    """
+    kind, value = split_ref(ref, identifiers)
+    kinds = [kind] if kind is not None else list(person_kinds(identifiers))
+    found: dict[str, str] = {}
+    for each in kinds:
+        key = _identity_value(each, value)
+        if key is None:
+            continue
+        if each == PROFILE:
+            survives = survivor(store, key)
+        else:
+            owner = _owner(store, each, key)
+            survives = None if owner is None else survivor(store, owner) or owner
+        if survives is not None:
+            found[f"{each}:{key}"] = survives
+    return found
+
+
+def _owner(store: Store, kind: str, value: str) -> str | None:
+    rows = store.fetchall(
+        "SELECT profile_id FROM identities WHERE kind = ? AND value = ?", [kind, value]
+    )
+    return str(rows[0][0]) if rows else None
+
+
+def resolve_person(
+    store: Store, ref: str, identifiers: Sequence[str] = ("email",), *, field: str | None = None
+) -> str:
+    """Return the profile an id a person typed names, following merges to the survivor.
+
+    Args:
+        store: The store.
+        ref: A profile id (``p_…``), a user id, an anonymous id, an email (any case, spaces
+            around it ignored) or another identifier trait, or ``KIND:VALUE`` to say which
+            (``user_id:42``, ``email:ada@example.com``, ``anonymous_id:a-9``,
+            ``profile_id:p_…``).
+        identifiers: The workspace's identifier traits (``email`` by default).
+        field: The input field ``ref`` came from, carried by the error.
+
+    Raises:
+        UnknownPersonError: Nothing matches; the message says what was tried.
+        AmbiguousPersonError: A bare value names two people (one's user id, another's
+            email); the message lists them and asks for ``KIND:VALUE``.
+    """
+    found = person_matches(store, ref, identifiers)
+    people = sorted(set(found.values()))
+    if len(people) == 1:
+        return people[0]
+    if not people:
+        raise UnknownPersonError(ref, _unknown_message(ref, identifiers), field)
+    listed = ", ".join(f"{k} is {pid}" for k, pid in sorted(found.items()))
+    message = (
+        f"{ref!r} names more than one person ({listed}); "
+        "say which with KIND:VALUE, e.g. " + " or ".join(repr(k) for k in sorted(found))
+    )
+    raise AmbiguousPersonError(ref, message, found, field)
+
+
+def _unknown_message(ref: str, identifiers: Sequence[str]) -> str:
+    kind, value = split_ref(ref, identifiers)
+    kinds = person_kinds(identifiers)
+    if kind is not None:
+        return f"no person has {kind} {value!r}"
+    *first, last = [k.replace("_", " ") for k in kinds]
+    message = f"no person matches {ref!r}: tried it as {', '.join(first)} and {last}"
+    prefix, sep, rest = ref.partition(":")
+    typo = nearest(prefix.strip().lower(), kinds) if sep else None
+    return f"{message}; did you mean '{typo}:{rest}'?" if typo else message

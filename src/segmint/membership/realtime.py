@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from segmint.clock import Clock
 from segmint.events import Event
+from segmint.intake.identity import merge_chains, merge_roots
 from segmint.membership.changes import ChangeKind, MembershipChange, diff_members, write_changes
 from segmint.membership.compiled import CompiledSegments
 from segmint.membership.hub import ChangeHub
@@ -46,7 +47,6 @@ from segmint.membership.live import (
     save_states,
 )
 from segmint.membership.webhooks import WebhookOutbox
-from segmint.profiles import merge_roots
 from segmint.store import Store, from_store_time, read_meta, write_meta
 from segmint.traits.state import SEQ_KEY, UNSAVED_KEY
 
@@ -312,12 +312,7 @@ class RealtimeEngine:
     def _merge_all(
         self, merges: Sequence[MergeLike], at: datetime, pending: _Pending, batch: set[str]
     ) -> dict[str, str]:
-        roots: dict[str, str] = {}
-        for merge in merges:
-            roots[merge.from_profile] = merge.into_profile
-        for gone in list(roots):
-            while roots[gone] in roots:
-                roots[gone] = roots[roots[gone]]
+        roots = merge_chains({m.from_profile: m.into_profile for m in merges})
         for merge in merges:
             self._merge_one(merge.from_profile, roots[merge.from_profile], at, pending, batch)
         return roots

@@ -241,6 +241,22 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
         },
     ),
     (
+        8,
+        # Consent stated for an address no profile has yet (``consent set email:a@b denied``):
+        # kept by normalised address, honoured by the gate once a profile has that address.
+        """
+        CREATE TABLE address_consents (
+            id {serial:address_consents},
+            address TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            status TEXT NOT NULL,
+            source TEXT NOT NULL,
+            occurred_at TIMESTAMP NOT NULL
+        );
+        CREATE INDEX address_consents_address ON address_consents (address);
+        """,
+    ),
+    (
         11,
         # A hard bounce is recorded on its ledger row, with the suppression, so its
         # ``Email Bounced`` event is announced from the ledger even if the run dies.
