@@ -169,7 +169,10 @@ def test_lint_and_preview_agree_on_the_subject(
     workspace.close()
     lint_run = cli("-w", ws, "template", "lint", "nosubject")
     assert lint_run.returncode == 1 and "the template has no subject" in lint_run.stdout
-    preview = cli("-w", ws, "template", "preview", "nosubject", "--profile", "nobody")
+    ingest = cli("-w", ws, "ingest", f"{ws}/data/crm_contacts.csv", "--mapping", "crm_contacts")
+    assert ingest.returncode == 0, ingest.stderr
+    person = "grace.hopper@example.com"
+    preview = cli("-w", ws, "template", "preview", "nosubject", "--profile", person)
     assert preview.returncode == 1 and "no subject" in preview.stderr
 
 
