@@ -50,6 +50,31 @@ def test_ingest_then_quality(tmp_path: Path) -> None:
     assert shop["events"] == 7 and shop["status"] == "stale"
 
 
+def test_quality_counts_an_import_run_twice_and_explains_outliers(tmp_path: Path) -> None:
+    ws = Workspace.init(tmp_path / "ws", name="cli")
+    ws.close()
+    orders = ws.path / "data/shop_orders.csv"
+    for _ in range(2):
+        code, _out = invoke(ws.path, "ingest", str(orders), "-m", "shop_orders")
+        assert code == 0
+    lines = orders.read_text().splitlines()
+    more = tmp_path / "more.csv"
+    totals = [f"{146.26 * 1.05**i:.2f}" for i in range(-15, 15)]  # 70 to 290
+    totals[0] = "1462600.00"  # a slip of the decimal point
+    rows = [
+        lines[1].replace("5912345670001", f"77{i:011d}").replace(",146.26,", f",{total},")
+        for i, total in enumerate(totals)
+    ]
+    more.write_text("\n".join([lines[0], *rows]) + "\n")
+    assert invoke(ws.path, "ingest", str(more), "-m", "shop_orders")[0] == 0
+    code, out = invoke(ws.path, "quality", "--as-of", "2100-01-01T00:00:00Z", "--format", "json")
+    shop = next(s for s in json.loads(out)["sources"] if s["source"] == "shop")
+    assert (shop["repeated_message_ids"], shop["identical_events"]) == (7, 0)
+    assert shop["anomalies"]["outlying_total"]["count"] == 1
+    code, out = invoke(ws.path, "quality", "--as-of", "2100-01-01T00:00:00Z")
+    assert "shopify-order-7700000000000: 1,462,600.0 is above " in out
+
+
 def test_bad_rows_table_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ws = Workspace.init(tmp_path / "ws", name="cli")
     ws.close()

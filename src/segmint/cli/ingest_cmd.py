@@ -217,11 +217,22 @@ def _show_quality(report: QualityReport, fmt: str) -> None:
     for s in report.sources:
         last = s.last_received_at.isoformat(timespec="seconds") if s.last_received_at else "-"
         sla = human_duration(s.freshness_sla) if s.freshness_sla else "-"
-        rate = f"{s.duplicate_rate:.1%}" if s.duplicate_rate is not None else "-"
         issues = "; ".join(s.issues) or "ok"
-        rows.append((s.source or "(none)", s.status, last, sla, s.events, rate, issues))
-    columns = ["source", "freshness", "last received", "SLA", "events", "dup rate", "issues"]
+        rows.append(
+            (s.source or "(none)", s.status, last, sla, s.events, s.repeated_message_ids,
+             s.identical_events, issues)
+        )  # fmt: skip
+    columns = ["source", "freshness", "last received", "SLA", "events", "repeated ids",
+               "identical", "issues"]  # fmt: skip
     emit_table(f"data quality as of {report.as_of.isoformat()}", columns, rows)
+    for s in report.sources:
+        for key, anomaly in s.anomalies.items():
+            if key.startswith("outlying_"):
+                click.echo(f"{s.source or '(none)'}: {anomaly['count']} {key.replace('_', ' ')} "
+                           f"({anomaly['rule']}), e.g.:")  # fmt: skip
+                for example in anomaly["examples"]:
+                    value = example[key.removeprefix("outlying_")]
+                    click.echo(f"  {example['message_id']}: {value:,} is {example['why']}")
     for note in report.notes:
         click.echo(f"note: {note}")
 
