@@ -90,6 +90,28 @@ def test_bad_rows_table_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "created_at" in result.stdout and "not a timestamp" in result.stdout
 
 
+def test_a_bad_row_reports_every_bad_cell(tmp_path: Path) -> None:
+    ws = Workspace.init(tmp_path / "ws", name="cli")
+    ws.close()
+    bad = tmp_path / "orders.csv"
+    header = (ws.path / "data/shop_orders.csv").read_text().splitlines()[0]
+    bad.write_text(header + "\n" + "1,#1,c1,a@b.c,yesterday,paid,EUR,12;50,0,0,0,abc,2.5,X,\n")
+    code, out = invoke(ws.path, "ingest", str(bad), "-m", "shop_orders", "--format", "json")
+    assert code == 1
+    [row] = json.loads(out)["bad_rows"]
+    assert row["line"] == 2
+    assert [(c["column"], c["value"]) for c in row["cells"]] == [
+        ("created_at", "yesterday"), ("subtotal", "12;50"), ("total", "abc"), ("items", "2.5"),
+    ]  # fmt: skip
+    assert row["cells"][2]["reason"] == "'abc' is not a number"
+    result = run(ws.path, "ingest", str(bad), "-m", "shop_orders")
+    table = [line for line in result.stdout.splitlines() if line.startswith("│ 2 ")]
+    assert [line.split("│")[2].strip() for line in table] == [
+        "created_at", "subtotal", "total", "items",
+    ]  # fmt: skip
+    assert "'2.5' is not a whole number" in result.stdout
+
+
 def test_consume_redis_stream(tmp_path: Path, redis_url: str) -> None:
     ws = Workspace.init(tmp_path / "ws", name="cli")
     ws.close()

@@ -103,10 +103,16 @@ def _show_import(report: ImportReport, fmt: str) -> None:
     for warning in report.warnings:
         err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     if report.bad_rows:
-        rows = [(b["line"], b["column"] or "", b["reason"]) for b in report.bad_rows[:50]]
-        emit_table("bad rows (not stored)", ["line", "column", "reason"], rows)
-        if report.bad_row_count > len(rows):
-            click.echo(f"… and {report.bad_row_count - len(rows)} more (see --format json)")
+        shown = report.bad_rows[:50]
+        rows = [
+            (b["line"], c["column"] or "", "" if c["value"] is None else repr(c["value"]),
+             c["reason"])
+            for b in shown
+            for c in b["cells"] or [{"column": b["column"], "value": None, "reason": b["reason"]}]
+        ]  # fmt: skip
+        emit_table("bad rows (not stored)", ["line", "column", "value", "reason"], rows)
+        if report.bad_row_count > len(shown):
+            click.echo(f"… and {report.bad_row_count - len(shown)} more (see --format json)")
 
 
 @click.command()
