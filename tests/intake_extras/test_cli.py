@@ -112,6 +112,27 @@ def test_a_bad_row_reports_every_bad_cell(tmp_path: Path) -> None:
     assert "'2.5' is not a whole number" in result.stdout
 
 
+def test_ingest_options_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ws = Workspace.init(tmp_path / "ws", name="cli")
+    ws.close()
+    orders = str(ws.path / "data/shop_orders.csv")
+    for option, value, words in (
+        ("--delimiter", "", "'' is not one character"),
+        ("--batch-size", "0", "0 is not in the range x>=1"),
+    ):
+        result = run(ws.path, "ingest", orders, "-m", "shop_orders", option, value)
+        assert result.returncode == 2 and words in result.stderr
+        assert "Traceback" not in result.stderr
+    result = run(ws.path, "ingest", orders, "-m", "shop_orders", "--delimiter", ";")
+    assert result.returncode == 1
+    assert "the header reads as one column 'order_id,order_name," in result.stderr
+    tsv = tmp_path / "orders.tsv"
+    tsv.write_text((ws.path / "data/shop_orders.csv").read_text().replace(",", "\t"))
+    code, out = invoke(ws.path, "ingest", str(tsv), "-m", "shop_orders", "--input-format", "csv",
+                       "--delimiter", "\\t", "--format", "json")  # fmt: skip
+    assert code == 0 and json.loads(out)["stored"] == 7
+
+
 def test_consume_redis_stream(tmp_path: Path, redis_url: str) -> None:
     ws = Workspace.init(tmp_path / "ws", name="cli")
     ws.close()

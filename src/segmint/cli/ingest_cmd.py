@@ -35,8 +35,14 @@ from segmint.intake.streams import ConsumeReport, consume, open_source
     type=click.Choice(["csv", "jsonl", "parquet"]),
     help="The file format, when the extension does not tell it.",
 )
-@click.option("--delimiter", default=",", show_default=True, help="The CSV field separator.")
-@click.option("--batch-size", default=1000, show_default=True, help="Rows per transaction.")
+@click.option(
+    "--delimiter", default=",", show_default=True, callback=lambda _c, _p, v: _delimiter(v),
+    help="The CSV field separator: one character, or 'tab' ('\\t').",
+)  # fmt: skip
+@click.option(
+    "--batch-size", default=1000, show_default=True, type=click.IntRange(min=1),
+    help="Rows per transaction.",
+)  # fmt: skip
 @format_option
 @pass_ctx
 def ingest(
@@ -77,6 +83,17 @@ def ingest(
     _show_import(report, fmt)
     if report.stored == 0 and report.bad_row_count and report.bad_row_count == report.rows:
         raise click.exceptions.Exit(1)
+
+
+def _delimiter(text: str) -> str:
+    """One character; ``tab``, or a backslash and ``t`` as typed in a shell, mean a tab."""
+    value = "\t" if text in ("tab", "\\t") else text
+    if len(value) != 1:
+        raise click.BadParameter(
+            f"{text!r} is not one character (for example ',', ';', '|' or 'tab')",
+            param_hint="--delimiter",
+        )
+    return value
 
 
 @contextmanager

@@ -155,6 +155,9 @@ class RowMapper:
         present = set(available)
         for column in sorted(self.columns() - present):
             hint = did_you_mean(column, present)
+            [only] = present if len(present) == 1 else [""]
+            if any(sep in only for sep in ",;\t|"):
+                hint = f"the header reads as one column {only!r}: is --delimiter right?"
             raise MappingError(
                 f"import mapping '{self.name}' reads column '{column}', which the file "
                 "does not have" + (f"; {hint}" if hint else "")
