@@ -42,7 +42,7 @@ def test_unknown_key_names_line_column_and_suggests(yaml_file: Path) -> None:
     [error] = errors_of(yaml_file)
     assert error.key_path == "segments.vip.priorty"
     assert error.hint == "did you mean 'priority'?"
-    assert str(error.location).endswith(f"{yaml_file.name}:35:5")
+    assert str(error.location).endswith(f"{yaml_file.name}:39:5")
     assert "^^^^^^^" in error.detailed_message()
 
 
@@ -57,7 +57,7 @@ def test_wrong_type_is_reported_at_the_value(yaml_file: Path) -> None:
     rewrite(yaml_file, "priority: 100", "priority: high")
     [error] = errors_of(yaml_file)
     assert error.key_path == "segments.vip.priority"
-    assert error.location is not None and error.location.line == 35
+    assert error.location is not None and error.location.line == 39
 
 
 def test_bad_window_is_reported(yaml_file: Path) -> None:
