@@ -119,6 +119,22 @@ MISTAKES = [
         "'priority:100' has no space after the colon",
     ),
     (
+        "missing colon after a key",
+        "  high_value:\n",
+        "  high_value\n",
+        "  high_value",
+        3,
+        "'high_value' is not a 'key: value' pair: is the ':' missing?",
+    ),
+    (
+        "text after a quoted value",
+        "description: Our best customers.",
+        'description: "Our" best customers.',
+        '"Our" best',
+        24,
+        "text after the closing quote",
+    ),
+    (
         "unclosed bracket",
         "tags: [revenue]\n  high_value",
         "tags: [revenue\n  high_value",

@@ -75,7 +75,9 @@ def diagnose(exc: MarkedYAMLError, text: str) -> Diagnosis | None:
     checks: tuple[Callable[[list[str], int], Iterator[tuple[Diagnosis, str]]], ...] = (
         _unclosed,
         _colon_in_value,
+        _text_after_quote,
         _missing_space,
+        _missing_colon,
         _indentation,
     )
     for check in checks:
@@ -242,6 +244,51 @@ def _missing_space(lines: list[str], upto: int) -> Iterator[tuple[Diagnosis, str
             f"write '{key}: {value}'",
         )
         yield found, line[: match.end("key") + 1] + " " + line[match.end("key") + 1 :]
+
+
+def _text_after_quote(lines: list[str], upto: int) -> Iterator[tuple[Diagnosis, str]]:
+    """``key: "Our" best customers``: a quoted value ends where its closing quote is."""
+    for index in _content(lines, upto):
+        line = lines[index]
+        match = _KEY.match(line)
+        if match is None:
+            continue
+        start = match.end() + len(line[match.end() :]) - len(line[match.end() :].lstrip())
+        if line[start : start + 1] not in ("'", '"'):
+            continue
+        end = _quote_end(line, start)
+        value = _strip_comment(line[start:])
+        if end is None or end + 1 >= start + len(value):
+            continue
+        quoted = "'" + value.replace("'", "''") + "'"
+        after = len(line[: start + len(value)]) - len(line[end + 1 : start + len(value)].lstrip())
+        found = Diagnosis(
+            f"text after the closing quote: the quoted value ends at column {end + 1}",
+            index,
+            after,
+            start + len(value) - after,
+            f"quote the whole value: {match.group('key')}: {quoted}",
+        )
+        yield found, line[:start] + quoted
+
+
+def _missing_colon(lines: list[str], upto: int) -> Iterator[tuple[Diagnosis, str]]:
+    """A line of a mapping that is neither ``key: value`` nor ``key:``."""
+    for index in _content(lines, upto):
+        line = lines[index]
+        stripped = _strip_comment(line).strip()
+        if _KEY.match(line) or stripped.startswith(("-", "[", "{", '"', "'", "?")):
+            continue
+        word, _, rest = stripped.partition(" ")
+        fixed = f"{word}: {rest.strip()}" if rest.strip() else f"{word}:"
+        found = Diagnosis(
+            f"'{stripped}' is not a 'key: value' pair: is the ':' missing?",
+            index,
+            _indent(line),
+            len(stripped),
+            f"write '{fixed}'",
+        )
+        yield found, " " * _indent(line) + fixed
 
 
 def _indentation(lines: list[str], upto: int) -> Iterator[tuple[Diagnosis, str]]:
