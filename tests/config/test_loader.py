@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from tests.conftest import CliResult
 
 from segmint.common import format_duration, parse_duration
 from segmint.config import ConfigError, ConfigErrors, load_workspace_def, scaffold
@@ -110,3 +112,18 @@ def test_durations(text: str, expected: timedelta) -> None:
 def test_duration_format_round_trips() -> None:
     for text in ("30 days", "1 day", "12 hours", "90 minutes", "45 seconds"):
         assert format_duration(parse_duration(text)) == text
+
+
+@pytest.mark.parametrize("name", ["odd: name", "#hash", "it's", 'say "hi"', "yes", "null", "123"])
+def test_scaffold_writes_any_folder_name_as_valid_yaml(tmp_path: Path, name: str) -> None:
+    scaffold(tmp_path / "ws", name=name)
+    assert load_workspace_def(tmp_path / "ws" / "segmint.yaml").name == name
+
+
+def test_init_with_an_odd_folder_name_gives_a_working_workspace(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    target = tmp_path / "shop: #1"
+    assert cli("init", str(target)).returncode == 0
+    status = cli("-w", str(target), "status")
+    assert status.returncode == 0, status.stderr
