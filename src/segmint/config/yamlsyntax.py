@@ -4,9 +4,10 @@ ruamel.yaml reports where its parser gave up, in parser words ("expected <block 
 found '<scalar>'"), and often lines after the mistake: an unclosed quote runs on to the next
 quote in the file. :func:`diagnose` looks for the common mistakes at or before that point:
 a duplicate key, a tab in the indentation, an unclosed quote or bracket, a colon in an
-unquoted value, a missing space after a colon, a line that lines up with no key. A suspected
-mistake is confirmed by repairing it in a copy of the text and parsing again: it stands only
-if the repair gets the parser past the original error. Anything else is left to the caller,
+unquoted value, text after a quoted value, a missing space after a colon or a missing colon,
+a line that lines up with no key. A suspected mistake is confirmed by repairing it in a copy
+of the text and parsing again: it stands only if the repair gets the parser past the
+original error (at most :data:`MAX_REPAIRS` tries). Anything else is left to the caller,
 which reports the parser's own words where it stopped.
 """
 
@@ -27,6 +28,7 @@ _KEY = re.compile(
 _NO_SPACE = re.compile(r"^(?P<lead>\s*(?:-\s+)*)(?P<key>[A-Za-z_][\w.-]*):(?P<value>[^\s:/].*)$")
 _BLOCK_SCALAR = re.compile(r":\s*[|>][-+0-9]*\s*(#.*)?$")
 _CLOSERS = {"[": "]", "{": "}"}
+MAX_REPAIRS = 40  # parses of a repaired copy per error: bounds the time on a large file
 
 
 @dataclass(frozen=True)
@@ -80,10 +82,14 @@ def diagnose(exc: MarkedYAMLError, text: str) -> Diagnosis | None:
         _missing_colon,
         _indentation,
     )
+    tries = 0
     for check in checks:
         for found, repaired in check(lines, mark.line):
             if _parses_past(lines, found.line, repaired, mark.line):
                 return found
+            tries += 1
+            if tries >= MAX_REPAIRS:
+                return None
     return None
 
 
@@ -214,7 +220,7 @@ def _colon_in_value(lines: list[str], upto: int) -> Iterator[tuple[Diagnosis, st
     value = _strip_comment(line[start:])
     if ": " not in value + " " or value[:1] in "\"'[{|>":
         return
-    colon = start + value.index(":")
+    colon = start + (value.index(": ") if ": " in value else len(value) - 1)
     quoted = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     found = Diagnosis(
         "a mapping value is not allowed here: did you forget quotes around a value that "
