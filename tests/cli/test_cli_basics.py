@@ -65,5 +65,5 @@ def test_config_error_names_file_and_line(tmp_path: Path) -> None:
     yaml_file.write_text(yaml_file.read_text().replace("priority: 100", "priorty: 100"))
     result = run("-w", str(target), "status")
     assert result.returncode == 1
-    assert f"{yaml_file}:35:5: unknown key 'priorty'" in result.stderr
+    assert f"{yaml_file}:39:5: unknown key 'priorty'" in result.stderr
     assert "did you mean 'priority'?" in result.stderr

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from tests.conftest import CliResult
 
 from segmint.common import format_duration, parse_duration
 from segmint.config import ConfigError, ConfigErrors, load_workspace_def, scaffold
@@ -42,7 +44,7 @@ def test_unknown_key_names_line_column_and_suggests(yaml_file: Path) -> None:
     [error] = errors_of(yaml_file)
     assert error.key_path == "segments.vip.priorty"
     assert error.hint == "did you mean 'priority'?"
-    assert str(error.location).endswith(f"{yaml_file.name}:35:5")
+    assert str(error.location).endswith(f"{yaml_file.name}:39:5")
     assert "^^^^^^^" in error.detailed_message()
 
 
@@ -57,7 +59,7 @@ def test_wrong_type_is_reported_at_the_value(yaml_file: Path) -> None:
     rewrite(yaml_file, "priority: 100", "priority: high")
     [error] = errors_of(yaml_file)
     assert error.key_path == "segments.vip.priority"
-    assert error.location is not None and error.location.line == 35
+    assert error.location is not None and error.location.line == 39
 
 
 def test_bad_window_is_reported(yaml_file: Path) -> None:
@@ -110,3 +112,18 @@ def test_durations(text: str, expected: timedelta) -> None:
 def test_duration_format_round_trips() -> None:
     for text in ("30 days", "1 day", "12 hours", "90 minutes", "45 seconds"):
         assert format_duration(parse_duration(text)) == text
+
+
+@pytest.mark.parametrize("name", ["odd: name", "#hash", "it's", 'say "hi"', "yes", "null", "123"])
+def test_scaffold_writes_any_folder_name_as_valid_yaml(tmp_path: Path, name: str) -> None:
+    scaffold(tmp_path / "ws", name=name)
+    assert load_workspace_def(tmp_path / "ws" / "segmint.yaml").name == name
+
+
+def test_init_with_an_odd_folder_name_gives_a_working_workspace(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    target = tmp_path / "shop: #1"
+    assert cli("init", str(target)).returncode == 0
+    status = cli("-w", str(target), "status")
+    assert status.returncode == 0, status.stderr

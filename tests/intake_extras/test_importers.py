@@ -222,7 +222,9 @@ def test_invalid_utf8_is_a_bad_row(
         b"2,c2,2026-09-01T10:00:00Z,1,1\n"
     )
     report = run_import(path, orders_mapping(workspace), duck_intake)
-    assert report.bad_rows == [{"line": 2, "reason": "not valid UTF-8 text", "column": None}]
+    assert report.bad_rows == [
+        {"line": 2, "reason": "not valid UTF-8 text", "column": None, "cells": []}
+    ]
     assert report.stored == 1
 
 

@@ -70,6 +70,30 @@ def test_bad_values_name_the_column(values: dict[str, str], column: str, reason:
     assert info.value.column == column
 
 
+def test_every_bad_cell_of_a_row_is_reported() -> None:
+    with pytest.raises(RowError) as info:
+        mapper()(row(total="12,50", items="2.5", created_at="yesterday", paid="maybe"))
+    cells = {c.column: (c.value, c.reason) for c in info.value.cells}
+    assert cells == {
+        "created_at": ("yesterday", "'yesterday' is not a timestamp"),
+        "total": ("12,50", "'12,50' is not a number (write the decimal point as '.')"),
+        "items": ("2.5", "'2.5' is not a whole number"),
+        "paid": ("maybe", "'maybe' is not a boolean (true/false, yes/no, 1/0)"),
+    }
+    assert info.value.column == "created_at"
+    for column in cells:
+        assert f"column '{column}': " in str(info.value)
+
+
+def test_a_row_without_identity_also_names_its_other_bad_cells() -> None:
+    with pytest.raises(RowError) as info:
+        mapper()(row(customer_id="", total="abc"))
+    assert [(c.column, c.reason) for c in info.value.cells] == [
+        ("customer_id", "empty: no user id"),
+        ("total", "'abc' is not a number"),
+    ]
+
+
 def test_message_id_depends_on_mapping_and_key_only() -> None:
     m = mapper()
     assert m.message_id(row()) == m.message_id(row(total="999"))

@@ -73,6 +73,39 @@ def test_segments_list_show_and_overlap(shop):
     assert none["both"] == 0 and none["jaccard"] == 0.0
 
 
+def test_overlap_skips_exclusive_pairs_and_filters(shop, cli):
+    ws = shop.ws
+    ws.close()
+    groups = {"vip", "repeat", "lapsed", "prospect"}  # the exclusive group 'lifecycle'
+    pairs = orjson.loads(run(ws, "segments", "overlap", "--format", "json"))
+    assert len(pairs) == 9 * 8 // 2 - 4 * 3 // 2  # 9 segments, 4 of them in one group
+    assert not any({p["a"], p["b"]} <= groups for p in pairs)
+    every = orjson.loads(run(ws, "segments", "overlap", "--exclusive-pairs", "--format", "json"))
+    inside = [p for p in every if {p["a"], p["b"]} <= groups]
+    assert len(inside) == 6 and all(p["both"] == 0 for p in inside)
+
+    with_vip = orjson.loads(run(ws, "segments", "overlap", "--segment", "vip", "--format", "json"))
+    assert {p["a"] if p["b"] == "vip" else p["b"] for p in with_vip} == {
+        "recent_buyer", "engaged", "big_recent", "vip_engaged", "browsers"
+    }  # fmt: skip
+    two = run(ws, "segments", "overlap", "--segment", "vip", "--segment", "browsers", "--format",
+              "json")  # fmt: skip
+    assert all({"vip", "browsers"} & {p["a"], p["b"]} for p in orjson.loads(two))
+
+    shared = orjson.loads(run(ws, "segments", "overlap", "--min-overlap", "2", "--format", "json"))
+    assert [(p["a"], p["b"], p["both"]) for p in shared] == [("big_recent", "recent_buyer", 2)]
+    top = orjson.loads(run(ws, "segments", "overlap", "--top", "3", "--format", "json"))
+    assert [p["both"] for p in top] == sorted((p["both"] for p in top), reverse=True)
+    assert len(top) == 3 and (top[0]["a"], top[0]["b"]) == ("big_recent", "recent_buyer")
+    assert "no pairs of segments match" in run(ws, "segments", "overlap", "--min-overlap", "9")
+
+    typo = cli("-w", str(ws.path), "segments", "overlap", "--segment", "vipp")
+    assert typo.returncode == 1
+    assert "unknown segment 'vipp': did you mean 'vip'?" in typo.stderr
+    negative = cli("-w", str(ws.path), "segments", "overlap", "--top", "0")
+    assert negative.returncode == 2 and "--top" in negative.stderr
+
+
 def test_refresh_and_reconcile_commands(shop):
     ws = shop.ws
     ws.close()

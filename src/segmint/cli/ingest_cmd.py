@@ -31,8 +31,14 @@ if TYPE_CHECKING:
     type=click.Choice(["csv", "jsonl", "parquet"]),
     help="The file format, when the extension does not tell it.",
 )
-@click.option("--delimiter", default=",", show_default=True, help="The CSV field separator.")
-@click.option("--batch-size", default=1000, show_default=True, help="Rows per transaction.")
+@click.option(
+    "--delimiter", default=",", show_default=True, callback=lambda _c, _p, v: _delimiter(v),
+    help="The CSV field separator: one character, or 'tab' ('\\t').",
+)  # fmt: skip
+@click.option(
+    "--batch-size", default=1000, show_default=True, type=click.IntRange(min=1),
+    help="Rows per transaction.",
+)  # fmt: skip
 @format_option
 @pass_ctx
 def ingest(
@@ -79,6 +85,17 @@ def ingest(
         raise click.exceptions.Exit(1)
 
 
+def _delimiter(text: str) -> str:
+    """One character; ``tab``, or a backslash and ``t`` as typed in a shell, mean a tab."""
+    value = "\t" if text in ("tab", "\\t") else text
+    if len(value) != 1:
+        raise click.BadParameter(
+            f"{text!r} is not one character (for example ',', ';', '|' or 'tab')",
+            param_hint="--delimiter",
+        )
+    return value
+
+
 @contextmanager
 def _progress(file: Path, *, quiet: bool) -> Iterator[tuple[Progress, TaskID]]:
     """A rich progress bar on standard error (hidden for JSON output)."""
@@ -111,10 +128,16 @@ def _show_import(report: ImportReport, fmt: str) -> None:
     for warning in report.warnings:
         err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     if report.bad_rows:
-        rows = [(b["line"], b["column"] or "", b["reason"]) for b in report.bad_rows[:50]]
-        emit_table("bad rows (not stored)", ["line", "column", "reason"], rows)
-        if report.bad_row_count > len(rows):
-            click.echo(f"… and {report.bad_row_count - len(rows)} more (see --format json)")
+        shown = report.bad_rows[:50]
+        rows = [
+            (b["line"], c["column"] or "", "" if c["value"] is None else repr(c["value"]),
+             c["reason"])
+            for b in shown
+            for c in b["cells"] or [{"column": b["column"], "value": None, "reason": b["reason"]}]
+        ]  # fmt: skip
+        emit_table("bad rows (not stored)", ["line", "column", "value", "reason"], rows)
+        if report.bad_row_count > len(shown):
+            click.echo(f"… and {report.bad_row_count - len(shown)} more (see --format json)")
 
 
 @click.command()
@@ -222,11 +245,22 @@ def _show_quality(report: QualityReport, fmt: str) -> None:
     for s in report.sources:
         last = s.last_received_at.isoformat(timespec="seconds") if s.last_received_at else "-"
         sla = human_duration(s.freshness_sla) if s.freshness_sla else "-"
-        rate = f"{s.duplicate_rate:.1%}" if s.duplicate_rate is not None else "-"
         issues = "; ".join(s.issues) or "ok"
-        rows.append((s.source or "(none)", s.status, last, sla, s.events, rate, issues))
-    columns = ["source", "freshness", "last received", "SLA", "events", "dup rate", "issues"]
+        rows.append(
+            (s.source or "(none)", s.status, last, sla, s.events, s.repeated_message_ids,
+             s.identical_events, issues)
+        )  # fmt: skip
+    columns = ["source", "freshness", "last received", "SLA", "events", "repeated ids",
+               "identical", "issues"]  # fmt: skip
     emit_table(f"data quality as of {report.as_of.isoformat()}", columns, rows)
+    for s in report.sources:
+        for key, anomaly in s.anomalies.items():
+            if key.startswith("outlying_"):
+                click.echo(f"{s.source or '(none)'}: {anomaly['count']} {key.replace('_', ' ')} "
+                           f"({anomaly['rule']}), e.g.:")  # fmt: skip
+                for example in anomaly["examples"]:
+                    value = example[key.removeprefix("outlying_")]
+                    click.echo(f"  {example['message_id']}: {value:,} is {example['why']}")
     for note in report.notes:
         click.echo(f"note: {note}")
 

@@ -124,13 +124,54 @@ def segments_show(ctx: Context, name: str, recent: int, fmt: str) -> None:
 
 
 @segments.command("overlap")
+@click.option(
+    "--segment",
+    "names",
+    multiple=True,
+    metavar="NAME",
+    help="Only pairs with this segment (repeatable: pairs with any of them).",
+)
+@click.option(
+    "--min-overlap",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Only pairs sharing at least this many members.",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Only the N pairs sharing the most members, most first.",
+)
+@click.option(
+    "--exclusive-pairs",
+    is_flag=True,
+    help="Also list pairs of one exclusive group (they never share members).",
+)
 @format_option
 @pass_ctx
-def segments_overlap(ctx: Context, fmt: str) -> None:
-    """Pairwise shared members and Jaccard index of every two segments."""
-    pairs = _membership(ctx).overlap()
+def segments_overlap(
+    ctx: Context,
+    names: tuple[str, ...],
+    min_overlap: int,
+    top: int | None,
+    exclusive_pairs: bool,
+    fmt: str,
+) -> None:
+    """Shared members and Jaccard index of pairs of segments.
+
+    Pairs of one exclusive group are left out (they never share a member) unless
+    --exclusive-pairs is given.
+    """
+    pairs = _membership(ctx).overlap(
+        segments=names, min_overlap=min_overlap, top=top, exclusive_pairs=exclusive_pairs
+    )
     if fmt == "json":
         emit_json(pairs)
+        return
+    if not pairs:
+        click.echo("no pairs of segments match")
         return
     rows = [
         (p["a"], p["b"], p["size_a"], p["size_b"], p["both"], f"{p['jaccard']:.3f}") for p in pairs

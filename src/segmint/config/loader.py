@@ -19,6 +19,7 @@ from ruamel.yaml.error import MarkedYAMLError
 from segmint.common import did_you_mean
 from segmint.config.errors import ConfigError, ConfigErrors
 from segmint.config.model import AGGREGATES, TraitDef, WorkspaceDef
+from segmint.config.yamlsyntax import diagnose
 from segmint.errors import SourceLocation
 
 KeyPath = Sequence[str | int]
@@ -89,11 +90,25 @@ def read_yaml(path: Path) -> tuple[Any, str]:
     try:
         data = YAML(typ="rt").load(text)
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        loc = SourceLocation(str(path), mark.line + 1, mark.column + 1) if mark else None
-        problem = exc.problem or exc.context or "malformed YAML"
-        raise ConfigError(f"malformed YAML: {problem}", location=loc, source=text) from None
+        raise yaml_error(exc, str(path), text) from None
     return data, text
+
+
+def yaml_error(exc: MarkedYAMLError, file: str, text: str) -> ConfigError:
+    """Turn a YAML syntax error into a ConfigError at the mistake, in plain words.
+
+    The common mistakes (:func:`segmint.config.yamlsyntax.diagnose`) are named where they
+    are; any other error is reported where the parser stopped, in the parser's words.
+    """
+    shown = text.replace("\t", "\u2192")  # a tab, visible and one column wide
+    found = diagnose(exc, text)
+    if found is not None:
+        loc = SourceLocation(file, found.line + 1, found.column + 1, found.length)
+        return ConfigError(found.message, location=loc, hint=found.hint, source=shown)
+    mark = exc.problem_mark or exc.context_mark
+    where = SourceLocation(file, mark.line + 1, mark.column + 1) if mark else None
+    problem = exc.problem or exc.context or "malformed YAML"
+    return ConfigError(f"malformed YAML: {problem}", location=where, source=shown)
 
 
 def load_workspace_def(path: Path) -> WorkspaceDef:

@@ -52,7 +52,11 @@ class TraitDef(Strict):
     Attributes:
         from_: ``identify`` for a trait read from identify calls (and imports of contacts).
         type: The declared type; computed traits infer theirs when omitted.
-        pii: Personal data: masked in listings, subject to export and erasure.
+        pii: Marks personal data (an email, a phone number). Today this is a label only:
+            ``segmint traits list`` shows it and ``profile show --format json`` carries it,
+            while the value is stored, shown and rendered in the clear like any other
+            trait. Encryption at rest, masking, export and erasure of ``pii`` traits come
+            with the privacy package (``segmint.privacy``), which will read this flag.
         default: The value used when the trait is missing.
         count: ``events`` to count matching events.
         sum: The property path summed (``properties.total``).

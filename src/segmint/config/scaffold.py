@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from importlib import resources
 from pathlib import Path
+
+from ruamel.yaml import YAML
 
 from segmint.config.errors import ConfigError
 
 WORKSPACE_FILE = "segmint.yaml"
 STATE_DIR = ".segmint"
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def scaffold(target: Path, *, name: str | None = None) -> Path:
@@ -27,7 +32,7 @@ def scaffold(target: Path, *, name: str | None = None) -> Path:
     example = resources.files("segmint.config") / "example"
     text = (example / WORKSPACE_FILE).read_text(encoding="utf-8")
     if name:
-        text = text.replace("name: example-shop", f"name: {name}", 1)
+        text = text.replace("name: example-shop", f"name: {_scalar(name)}", 1)
     (target / WORKSPACE_FILE).write_text(text, encoding="utf-8")
     for folder in ("templates", "data"):
         (target / folder).mkdir(exist_ok=True)
@@ -38,6 +43,13 @@ def scaffold(target: Path, *, name: str | None = None) -> Path:
     (target / STATE_DIR).mkdir(exist_ok=True)
     (target / ".gitignore").write_text(f"{STATE_DIR}/\n", encoding="utf-8")
     return target
+
+
+def _scalar(text: str) -> str:
+    """``text`` as a YAML scalar: plain when that is safe, else double-quoted (JSON)."""
+    if _PLAIN.fullmatch(text) and YAML(typ="safe").load(text) == text:
+        return text
+    return json.dumps(text, ensure_ascii=False)
 
 
 def copy_tree(source: Path, target: Path) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import orjson
 import pyarrow.parquet as pq
 
-from segmint.intake.mappings import MappingError, RowError, RowMapper
+from segmint.intake.mappings import BadCell, MappingError, RowError, RowMapper
 from segmint.intake.pipeline import Intake
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
@@ -86,11 +86,16 @@ class ImportReport:
     bad_row_count: int = 0
     warnings: list[str] = field(default_factory=list)
 
-    def bad(self, line: int, reason: str, column: str | None = None) -> None:
-        """Record one bad row."""
+    def bad(
+        self, line: int, reason: str, column: str | None = None, cells: Sequence[BadCell] = ()
+    ) -> None:
+        """Record one bad row: ``reason`` in words, and each bad cell (column, value, reason)."""
         self.bad_row_count += 1
         if len(self.bad_rows) < MAX_REPORTED:
-            self.bad_rows.append({"line": line, "reason": reason, "column": column})
+            self.bad_rows.append(
+                {"line": line, "reason": reason, "column": column,
+                 "cells": [c.as_dict() for c in cells]}
+            )  # fmt: skip
 
     def as_dict(self) -> dict[str, Any]:
         """The report as plain data, for ``--format json``."""
@@ -188,7 +193,7 @@ def _map(row: Row, mapper: RowMapper, report: ImportReport) -> dict[str, Any] | 
     try:
         message = mapper(row.values)
     except RowError as exc:
-        report.bad(row.line, str(exc), exc.column)
+        report.bad(row.line, str(exc), exc.column, exc.cells)
         return None
     message.setdefault("context", {})["import"] = {"mapping": mapper.name, "line": row.line}
     return message

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import math
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -46,16 +46,57 @@ class MappingError(IntakeError, ValueError):
     """A mapping that cannot be applied to a file at all (unknown mapping or column)."""
 
 
+@dataclass(frozen=True)
+class BadCell:
+    """One reason a row cannot be mapped: a cell that does not convert, or a missing one.
+
+    Attributes:
+        column: The column at fault, when one is.
+        value: The cell's value as the file gave it (None when empty or missing).
+        reason: What is wrong, without the column name.
+    """
+
+    column: str | None
+    value: Any
+    reason: str
+
+    def describe(self) -> str:
+        """The reason with the column named: ``column 'total': 'abc' is not a number``."""
+        return f"column '{self.column}': {self.reason}" if self.column else self.reason
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for JSON (values that are not JSON scalars as text)."""
+        value = self.value
+        if not (value is None or isinstance(value, str | int | float | bool)):
+            value = str(value)
+        return {"column": self.column, "value": value, "reason": self.reason}
+
+
 class RowError(IntakeError, ValueError):
     """One row that cannot be mapped; the import reports it and keeps going.
 
     Attributes:
-        column: The column at fault, when one is.
+        column: The (first) column at fault, when one is.
+        cells: Every problem found in the row, each with its column, value and reason.
     """
 
-    def __init__(self, message: str, column: str | None = None) -> None:
+    def __init__(
+        self, message: str, column: str | None = None, *, cells: Iterable[BadCell] = ()
+    ) -> None:
         self.column = column
+        self.cells = tuple(cells) or (BadCell(column, None, message),)
         super().__init__(message)
+
+    @classmethod
+    def of(cls, cells: Iterable[BadCell]) -> RowError:
+        """One error for a row with several bad cells (each reported once)."""
+        unique = list(dict.fromkeys(cells))
+        return cls("; ".join(c.describe() for c in unique), unique[0].column, cells=unique)
+
+    @classmethod
+    def cell(cls, column: str | None, value: Any, reason: str) -> RowError:
+        """The error of one bad cell."""
+        return cls.of([BadCell(column, value, reason)])
 
 
 @dataclass(frozen=True)
@@ -114,6 +155,9 @@ class RowMapper:
         present = set(available)
         for column in sorted(self.columns() - present):
             hint = did_you_mean(column, present)
+            [only] = present if len(present) == 1 else [""]
+            if any(sep in only for sep in ",;\t|"):
+                hint = f"the header reads as one column {only!r}: is --delimiter right?"
             raise MappingError(
                 f"import mapping '{self.name}' reads column '{column}', which the file "
                 "does not have" + (f"; {hint}" if hint else "")
@@ -123,27 +167,40 @@ class RowMapper:
         """Map one row to a message dict.
 
         Raises:
-            RowError: If the row lacks an identity or event, or a value does not convert.
+            RowError: If the row lacks an identity or event, or values do not convert; it
+                names every bad cell of the row, not only the first.
         """
         spec = self.spec
-        message: dict[str, Any] = {"type": spec.kind, "messageId": self.message_id(row)}
+        bad: list[BadCell] = []
+        message: dict[str, Any] = {"type": spec.kind}
+        message_id = _collect(bad, self.message_id, row)
+        if message_id is not None:
+            message["messageId"] = message_id
         for key, column in (("userId", spec.user_id), ("anonymousId", spec.anonymous_id)):
-            value = self._value(row, column)
+            value = _collect(bad, self._value, row, column)
             if value is not None:
                 message[key] = _identity(value)
-        if "userId" not in message and "anonymousId" not in message:
-            wanted = " or ".join(repr(c) for c in (spec.user_id, spec.anonymous_id) if c)
-            raise RowError(f"no user id: column {wanted} is empty", spec.user_id)
-        stamp = self._value(row, spec.timestamp)
+        identity = {spec.user_id, spec.anonymous_id}
+        unknown = "userId" not in message and "anonymousId" not in message
+        if unknown and not any(c.column in identity for c in bad):
+            other = (
+                f" (and '{spec.anonymous_id}' too)" if spec.user_id and spec.anonymous_id else ""
+            )
+            bad.append(
+                BadCell(spec.user_id or spec.anonymous_id, None, f"empty{other}: no user id")
+            )
+        stamp = _collect(bad, self._value, row, spec.timestamp)
         if stamp is not None:
-            message["timestamp"] = to_timestamp(stamp, spec.timestamp)
+            message["timestamp"] = _collect(bad, to_timestamp, stamp, spec.timestamp)
         if spec.kind == "track":
-            message["event"] = self._event(row)
-            message["properties"] = self._fields(row, spec.properties)
+            message["event"] = _collect(bad, self._event, row)
+            message["properties"] = self._fields(row, spec.properties, bad)
             if spec.traits:  # Segment's place for who-did-it traits on a track call
-                message["context"] = {"traits": self._fields(row, spec.traits)}
+                message["context"] = {"traits": self._fields(row, spec.traits, bad)}
         else:
-            message["traits"] = self._fields(row, spec.traits)
+            message["traits"] = self._fields(row, spec.traits, bad)
+        if bad:
+            raise RowError.of(bad)
         return message
 
     def message_id(self, row: Mapping[str, Any]) -> str:
@@ -169,7 +226,9 @@ class RowMapper:
         for column in self._template:
             value = self._value(row, column)
             if value is None:
-                raise RowError(f"no message id: column '{column}' is empty", column)
+                raise RowError.cell(
+                    column, None, "empty: no message id (the message_id template needs it)"
+                )
             values[column] = _identity(value)
         return template.format_map(values)
 
@@ -180,13 +239,16 @@ class RowMapper:
         if value is None:
             if self.spec.event:
                 return self.spec.event
-            raise RowError(f"no event name: column '{self.spec.event_column}' is empty")
+            column = self.spec.event_column
+            raise RowError.cell(column, None, "empty: no event name")
         return str(value).strip()
 
-    def _fields(self, row: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
+    def _fields(
+        self, row: Mapping[str, Any], names: Mapping[str, str], bad: list[BadCell]
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, column in names.items():
-            value = self._value(row, column)
+            value = _collect(bad, self._value, row, column)
             if value is not None:
                 out[name] = value
         return out
@@ -205,6 +267,15 @@ class RowMapper:
         if kind:
             return convert(value, kind, column)
         return _plain(value, column)
+
+
+def _collect(bad: list[BadCell], read: Callable[..., Any], *args: Any) -> Any:
+    """``read(*args)``, or None with its bad cells added to ``bad``."""
+    try:
+        return read(*args)
+    except RowError as exc:
+        bad.extend(exc.cells)
+        return None
 
 
 def template_fields(template: str | None) -> list[str]:
@@ -230,7 +301,7 @@ def convert(value: Any, kind: str, column: str) -> Any:
         if kind == "timestamp":
             return to_timestamp(value, column)
     except (TypeError, ValueError, OverflowError) as exc:
-        raise RowError(f"column '{column}': {exc}", column) from None
+        raise RowError.cell(column, value, str(exc)) from None
     return value.strip() if isinstance(value, str) else value
 
 
@@ -243,7 +314,7 @@ def to_timestamp(value: Any, column: str | None) -> str:
     try:
         instant = _instant(value)
     except (TypeError, ValueError, OverflowError, OSError):
-        raise RowError(f"column '{column}': {value!r} is not a timestamp", column) from None
+        raise RowError.cell(column, value, f"{value!r} is not a timestamp") from None
     return instant.isoformat().replace("+00:00", "Z")
 
 
@@ -265,7 +336,15 @@ def _instant(value: Any) -> datetime:
 def _number(value: Any) -> float | int:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a number")
-    number = value if isinstance(value, int | float) else float(str(value).strip())
+    if isinstance(value, int | float):
+        number: float | int = value
+    else:
+        text = str(value).strip()
+        try:
+            number = float(text)
+        except ValueError:
+            comma = " (write the decimal point as '.')" if "," in text else ""
+            raise ValueError(f"{value!r} is not a number{comma}") from None
     if isinstance(number, float) and not math.isfinite(number):
         raise ValueError(f"{value!r} is not a finite number")
     return number
@@ -296,7 +375,7 @@ def _plain(value: Any, column: str) -> Any:
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, bytes):
-        raise RowError(f"column '{column}': binary values cannot be imported", column)
+        raise RowError.cell(column, None, "binary values cannot be imported")
     return value
 
 

@@ -6,16 +6,21 @@ quarantine) the report gives:
 - **freshness**: the last event *received* against the source's SLA. Arrival, not the
   event's own timestamp, is what says a source still delivers (an import of last year's
   orders is fresh data about old events); the last event timestamp is reported beside it.
-- **duplicates**: the pipeline drops a repeated ``messageId`` before storing and does not
-  count the drops, so that rate cannot be measured from the store. What is measured is the
-  rate of *content duplicates*: stored events identical in type, event, user, anonymous id,
-  timestamp, properties and traits under different messageIds (a client that regenerates
-  ids on retry).
+- **repeated messageIds**: intake drops a message whose ``messageId`` is already stored
+  (a client retry, an import run twice) and counts each drop in ``meta``, in the same
+  transaction, per source and day received (:func:`count_repeated_ids`).
+- **identical events**: stored events identical in type, event, user, anonymous id,
+  timestamp, properties and traits under *different* messageIds. They may be duplicates
+  (a client that regenerates ids on retry) or genuine repeats, so they are reported apart.
 - **quarantine**: open and replayed counts by reason.
 - **anomalies**: timestamps after ``as_of`` (beyond a tolerance) or implausibly old; negative
-  amounts; and amounts whose robust z-score ``|x - median| / (1.4826 * MAD)`` exceeds a
-  threshold (3.5, Iglewicz and Hoaglin), falling back to the mean absolute deviation when
-  the MAD is zero, and only with enough values to judge.
+  amounts; and outlying amounts. Money is skewed (many small orders, a few large ones),
+  so outliers are judged on a log scale, with Tukey's far-out fences: a positive amount is
+  an outlier when ``ln x`` lies more than ``fence`` (3) interquartile ranges outside the
+  quartiles of ``ln x``, the range counted as at least ``ln(min_spread)`` (quartiles a
+  factor 2 apart) so that a source of near-identical prices does not flag every other
+  price; and only with ``min_samples`` values to judge. Each outlier names the bounds it
+  broke and how far from the median it lies.
 
 Only events received at or before ``as_of`` count, so a report is reproducible. The SQL is
 written once with ``?`` placeholders; the JSON number extraction is the only part that
@@ -24,13 +29,16 @@ differs by backend (:data:`_JSON_NUMBER`).
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from segmint.clock import ensure_utc
 from segmint.config.model import WorkspaceDef
+from segmint.intake.results import Submission
 from segmint.store import Store, from_store_time, utcnow_naive
 
 _JSON_NUMBER = {
@@ -54,16 +62,19 @@ class QualityOptions:
         future_tolerance: How far past ``as_of`` a timestamp may be before it is anomalous.
         max_age: Timestamps older than ``as_of - max_age`` are implausibly old.
         amount_fields: Properties checked for negative and outlying amounts.
-        z_threshold: The robust z-score beyond which an amount is an outlier.
-        min_samples: The fewest amounts a source needs before outliers are judged.
+        fence: How many interquartile ranges (of ``ln x``) beyond the quartiles an amount
+            must lie to be an outlier (Tukey's far-out fences: 3).
+        min_spread: The smallest ratio between the quartiles that the fences assume.
+        min_samples: The fewest positive amounts a source needs before outliers are judged.
         examples: How many example messageIds to list per anomaly.
     """
 
     future_tolerance: timedelta = timedelta(minutes=5)
     max_age: timedelta = timedelta(days=3650)
     amount_fields: tuple[str, ...] = ("total", "revenue", "value", "price")
-    z_threshold: float = 3.5
-    min_samples: int = 8
+    fence: float = 3.0
+    min_spread: float = 2.0
+    min_samples: int = 20
     examples: int = 5
 
 
@@ -79,8 +90,9 @@ class SourceQuality:
     last_received_at: datetime | None = None
     last_event_at: datetime | None = None
     lag: timedelta | None = None
-    content_duplicates: int = 0
-    duplicate_rate: float | None = None
+    repeated_message_ids: int = 0
+    identical_events: int = 0
+    identical_rate: float | None = None
     quarantine: dict[str, dict[str, int]] = field(default_factory=dict)
     anomalies: dict[str, Any] = field(default_factory=dict)
     issues: list[str] = field(default_factory=list)
@@ -112,10 +124,35 @@ class QualityReport:
 
 
 NOTES = [
-    "duplicate_rate counts stored events with identical content under different messageIds; "
-    "repeated messageIds are dropped by the pipeline before storage and are not counted",
+    "repeated ids: messages dropped at intake because their messageId was already stored "
+    "(retries, imports run again), by day received up to the day of as_of",
+    "identical: stored events with the same content under different messageIds (possible "
+    "duplicates from clients that make new ids on retry, or genuine repeats)",
     "freshness compares the last event received with the source's SLA",
 ]
+_REPEATED = "intake.repeated_ids."  # meta key prefix: + YYYY-MM-DD + "." + source
+
+
+def count_repeated_ids(store: Store, dropped: Iterable[tuple[Submission, int]]) -> None:
+    """Add messages dropped for a repeated messageId to durable per-source, per-day counters.
+
+    Intake calls this inside the transaction that dropped them, so the counts are exact.
+
+    Args:
+        store: The store, inside the intake transaction.
+        dropped: Each submission with the number of its messages dropped as repeats.
+    """
+    counts: dict[tuple[str, date], int] = {}
+    for sub, n in dropped:
+        if n and sub.messages:
+            key = (sub.source, ensure_utc(sub.messages[0].received_at).date())
+            counts[key] = counts.get(key, 0) + n
+    for (source, day), n in sorted(counts.items()):
+        store.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+            "SET value = CAST(CAST(meta.value AS BIGINT) + ? AS TEXT)",
+            [f"{_REPEATED}{day.isoformat()}.{source}", str(n), n],
+        )
 
 
 def quality_report(
@@ -138,6 +175,7 @@ def quality_report(
         item.kind, item.freshness_sla = spec.kind, spec.freshness
     _activity(store, cutoff, as_of, opts, get)
     _duplicates(store, cutoff, get)
+    _repeated(store, as_of.date(), get)
     _quarantine(store, cutoff, get)
     for amount in opts.amount_fields:
         _amounts(store, cutoff, amount, opts, get)
@@ -194,7 +232,15 @@ def _duplicates(store: Store, cutoff: datetime, get: Any) -> None:
         [cutoff],
     )
     for source, extra in rows:
-        get(source).content_duplicates = int(extra or 0)
+        get(source).identical_events = int(extra or 0)
+
+
+def _repeated(store: Store, last_day: date, get: Any) -> None:
+    rows = store.fetchall("SELECT key, value FROM meta WHERE key LIKE ?", [_REPEATED + "%"])
+    for key, value in rows:
+        day, _, source = key.removeprefix(_REPEATED).partition(".")
+        if date.fromisoformat(day) <= last_day:
+            get(source).repeated_message_ids += int(value)
 
 
 def _quarantine(store: Store, cutoff: datetime, get: Any) -> None:
@@ -216,25 +262,37 @@ def _amounts(store: Store, cutoff: datetime, name: str, opts: QualityOptions, ge
     x = _JSON_NUMBER["postgres" if store.dialect == "postgres" else "duckdb"].format(f=name)
     sql = (
         f"WITH v AS (SELECT COALESCE(source, '') AS src, {x} AS x FROM events "
-        "WHERE received_at <= ?), "
-        "vv AS (SELECT src, x FROM v WHERE x IS NOT NULL), "
-        "m AS (SELECT src, count(*) AS n, "
-        "percentile_cont(0.5) WITHIN GROUP (ORDER BY x) AS med FROM vv GROUP BY src), "
-        "d AS (SELECT vv.src, percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(vv.x - m.med)) "
-        "AS mad, avg(abs(vv.x - m.med)) AS meanad FROM vv JOIN m ON vv.src = m.src "
-        "GROUP BY vv.src) "
-        "SELECT m.src, m.n, m.med, d.mad, d.meanad, "
-        "(SELECT count(*) FROM vv WHERE vv.src = m.src AND vv.x < 0) "
-        "FROM m JOIN d ON m.src = d.src"
+        "WHERE received_at <= ?) "
+        "SELECT src, sum(CASE WHEN x < 0 THEN 1 ELSE 0 END), "
+        "count(CASE WHEN x > 0 THEN 1 END), "
+        "percentile_cont(0.25) WITHIN GROUP (ORDER BY CASE WHEN x > 0 THEN ln(x) END), "
+        "percentile_cont(0.5) WITHIN GROUP (ORDER BY CASE WHEN x > 0 THEN ln(x) END), "
+        "percentile_cont(0.75) WITHIN GROUP (ORDER BY CASE WHEN x > 0 THEN ln(x) END) "
+        "FROM v WHERE x IS NOT NULL GROUP BY src"
     )
-    for source, n, med, mad, meanad, negatives in store.fetchall(sql, [cutoff]):
+    for source, negatives, n, q1, med, q3 in store.fetchall(sql, [cutoff]):
         item = get(source)
         if negatives:
             item.anomalies[f"negative_{name}"] = {"count": int(negatives)}
-        scale = 1.4826 * mad if mad else 1.253314 * (meanad or 0.0)
-        if n < opts.min_samples or not scale:
+        if n < max(opts.min_samples, 1) or q1 is None:
             continue
-        _outliers(store, cutoff, item, name, x, float(med), float(scale), opts)
+        low, high = fences(float(q1), float(q3), opts)
+        _outliers(store, cutoff, item, name, x, (low, math.exp(float(med)), high), opts)
+
+
+def fences(q1: float, q3: float, opts: QualityOptions) -> tuple[float, float]:
+    """The amounts below and above which a positive amount is an outlier.
+
+    Args:
+        q1: The first quartile of ``ln x``.
+        q3: The third quartile of ``ln x``.
+        opts: ``fence`` and ``min_spread``.
+
+    Returns:
+        ``(low, high)`` in the amount's own unit.
+    """
+    spread = max(q3 - q1, math.log(opts.min_spread))
+    return math.exp(q1 - opts.fence * spread), math.exp(q3 + opts.fence * spread)
 
 
 def _outliers(
@@ -243,28 +301,55 @@ def _outliers(
     item: SourceQuality,
     name: str,
     x: str,
-    med: float,
-    scale: float,
+    bounds: tuple[float, float, float],
     opts: QualityOptions,
 ) -> None:
+    low, median, high = bounds
     rows = store.fetchall(
         f"SELECT message_id, {x} FROM events WHERE COALESCE(source, '') = ? "
-        f"AND received_at <= ? AND abs({x} - ?) > ? ORDER BY message_id",
-        [item.source, cutoff, med, opts.z_threshold * scale],
+        f"AND received_at <= ? AND {x} > 0 AND ({x} < ? OR {x} > ?) ORDER BY message_id",
+        [item.source, cutoff, low, high],
     )
     if rows:
         item.anomalies[f"outlying_{name}"] = {
             "count": len(rows),
-            "median": med,
-            "threshold": opts.z_threshold,
-            "examples": [{"message_id": m, name: v} for m, v in rows[: opts.examples]],
+            "median": round(median, 6),
+            "low": round(low, 6),
+            "high": round(high, 6),
+            "rule": (
+                f"outside [{_amount(low)}, {_amount(high)}]: more than {opts.fence:g} "
+                "interquartile ranges beyond the quartiles, on a log scale"
+            ),
+            "examples": [
+                {"message_id": m, name: v, "why": why(float(v), low, median, high)}
+                for m, v in rows[: opts.examples]
+            ],
         }
+
+
+def why(value: float, low: float, median: float, high: float) -> str:
+    """Say in words why ``value`` is an outlier: the bound it broke, and its ratio to the median.
+
+    Returns:
+        For example ``"above 1,937.65 (145,548x the median 100.49)"``.
+    """
+    if value > high:
+        return f"above {_amount(high)} ({_ratio(value / median)} the median {_amount(median)})"
+    return f"below {_amount(low)} (1/{_ratio(median / value)[:-1]} of the median {_amount(median)})"
+
+
+def _amount(value: float) -> str:
+    return f"{value:,.2f}" if value >= 0.01 else f"{value:.3g}"
+
+
+def _ratio(value: float) -> str:
+    return f"{value:,.0f}x" if value >= 10 else f"{value:.1f}x"
 
 
 def _judge(item: SourceQuality, as_of: datetime) -> None:
     """Set the freshness status and list the source's issues in words."""
     if item.events:
-        item.duplicate_rate = item.content_duplicates / item.events
+        item.identical_rate = item.identical_events / item.events
     if item.last_received_at is not None:
         item.lag = as_of - item.last_received_at
     if item.last_received_at is None:
@@ -277,8 +362,10 @@ def _judge(item: SourceQuality, as_of: datetime) -> None:
     if item.freshness_sla is not None and item.status in ("stale", "no_data"):
         sla = human_duration(item.freshness_sla)
         item.issues.append(f"{item.status}: nothing received in the last {sla}")
-    if item.content_duplicates:
-        item.issues.append(f"{item.content_duplicates} content duplicates")
+    if item.repeated_message_ids:
+        item.issues.append(f"{item.repeated_message_ids} repeated messageIds dropped")
+    if item.identical_events:
+        item.issues.append(f"{item.identical_events} identical events under other messageIds")
     open_total = sum(v["open"] for v in item.quarantine.values())
     if open_total:
         item.issues.append(f"{open_total} quarantined")

@@ -18,6 +18,7 @@ from segmint.events import Event
 from segmint.intake.identity import Changes, IdentityGraph, Merge
 from segmint.intake.payloads import Message
 from segmint.intake.plan import check_plan
+from segmint.intake.quality import count_repeated_ids
 from segmint.intake.quarantine import QUARANTINE_COLUMNS, open_message_ids, quarantine_row
 from segmint.intake.results import Submission, SubmitResult
 from segmint.store import EVENT_SCHEMA, Store, utcnow_naive
@@ -86,6 +87,8 @@ class BatchWriter:
                 self._sync()
                 batch = self._resolve(submissions, plan)
                 self._write(batch)
+                repeats = [c[1] for c in batch.counts]
+                count_repeated_ids(self.store, zip(submissions, repeats, strict=True))
         except BaseException:
             self.generation = None  # the cache may hold uncommitted links: reload next time
             raise

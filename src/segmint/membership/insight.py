@@ -13,7 +13,9 @@ from datetime import datetime
 from itertools import combinations
 from typing import Any
 
+from segmint.common import did_you_mean
 from segmint.membership.changes import MembershipChange, read_changes
+from segmint.membership.errors import MembershipError, UnknownSegmentError
 from segmint.membership.structure import SegmentPlan, SegmentSpec
 from segmint.store import Store, from_store_time
 
@@ -90,8 +92,39 @@ def show_segment(store: Store, plan: SegmentPlan, name: str, recent: int = 20) -
     return info
 
 
-def overlap(store: Store, plan: SegmentPlan) -> list[dict[str, Any]]:
-    """Return, for every pair of segments, the shared member count and the Jaccard index."""
+def overlap(
+    store: Store,
+    plan: SegmentPlan,
+    *,
+    segments: Sequence[str] = (),
+    min_overlap: int = 0,
+    top: int | None = None,
+    exclusive_pairs: bool = False,
+) -> list[dict[str, Any]]:
+    """Return pairs of segments with their shared member count and Jaccard index.
+
+    Two segments of one exclusive group never share a member, so their pairs are left out
+    unless ``exclusive_pairs``.
+
+    Args:
+        store: The store.
+        plan: The workspace's segments.
+        segments: Only pairs of which at least one segment is named here (all when empty).
+        min_overlap: Only pairs sharing at least this many members.
+        top: Only the ``top`` pairs sharing the most members, most first (ties by Jaccard
+            index, then by name); otherwise pairs come sorted by name.
+        exclusive_pairs: Also list pairs of segments of one exclusive group.
+
+    Raises:
+        UnknownSegmentError: If a name in ``segments`` is not defined (with a suggestion).
+        MembershipError: If ``min_overlap`` or ``top`` is negative.
+    """
+    for name in segments:
+        if name not in plan.specs:
+            hint = did_you_mean(name, plan.specs)
+            raise UnknownSegmentError(f"unknown segment '{name}'" + (f": {hint}" if hint else ""))
+    if min_overlap < 0 or (top is not None and top < 0):
+        raise MembershipError("--min-overlap and --top take a count of 0 or more")
     sizes = segment_sizes(store)
     rows = store.fetchall(
         "SELECT a.segment, b.segment, count(*) FROM memberships a "
@@ -99,12 +132,23 @@ def overlap(store: Store, plan: SegmentPlan) -> list[dict[str, Any]]:
         "GROUP BY a.segment, b.segment"
     )
     shared = {(a, b): int(n) for a, b, n in rows}
+    named = set(segments)
     pairs: list[dict[str, Any]] = []
     for a, b in combinations(sorted(plan.specs), 2):
+        group = plan.specs[a].group
+        if not exclusive_pairs and group is not None and group == plan.specs[b].group:
+            continue
+        if named and not named & {a, b}:
+            continue
         both = shared.get((a, b), 0)
+        if both < min_overlap:
+            continue
         union = sizes.get(a, 0) + sizes.get(b, 0) - both
         pairs.append(
             {"a": a, "b": b, "size_a": sizes.get(a, 0), "size_b": sizes.get(b, 0),
              "both": both, "jaccard": both / union if union else 0.0}
         )  # fmt: skip
+    if top is not None:
+        pairs.sort(key=lambda p: (-p["both"], -p["jaccard"], p["a"], p["b"]))
+        pairs = pairs[:top]
     return pairs

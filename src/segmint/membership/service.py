@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -92,9 +92,19 @@ class Membership:
         """One segment: rule, size, size history and recent changes."""
         return show_segment(self.store, self.compiled.plan, name, recent)
 
-    def overlap(self) -> list[dict[str, Any]]:
-        """Pairwise shared members and Jaccard index of every two segments."""
-        return overlap(self.store, self.compiled.plan)
+    def overlap(
+        self,
+        *,
+        segments: Sequence[str] = (),
+        min_overlap: int = 0,
+        top: int | None = None,
+        exclusive_pairs: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Pairs of segments: shared members and Jaccard index (see ``insight.overlap``)."""
+        return overlap(
+            self.store, self.compiled.plan, segments=segments, min_overlap=min_overlap,
+            top=top, exclusive_pairs=exclusive_pairs,
+        )  # fmt: skip
 
     def profile_segments(self, profile_id: str) -> list[str]:
         """The live memberships of one profile, sorted."""

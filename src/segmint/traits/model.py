@@ -61,7 +61,7 @@ class TraitSpec:
         value_kind: The coercion applied to the target's value (None for ``events`` and
             ``timestamp`` targets).
         default: The value when an identify trait was never set.
-        pii: Personal data (masked in listings).
+        pii: Marks personal data (a label today: see ``segmint.config.model.TraitDef``).
         expr: The expression of a derived trait.
         description: Free text.
     """
