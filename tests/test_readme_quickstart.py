@@ -64,7 +64,9 @@ def test_quick_start_runs_word_for_word(
     profile = outputs["profile show"].stdout
     assert re.search(r"big_spenders\s+│\s+yes", profile)
     assert "2 written, 0 failed" in outputs["template preview"].stdout
-    assert "campaign lifecycle_update (dry run)" in outputs["campaign send"].stdout
+    assert "1 message(s) written to .segmint/outbox/lifecycle_update, not sent" in (
+        outputs["campaign send"].stdout
+    )
 
 
 def test_typo_example_prints_what_the_readme_shows(
