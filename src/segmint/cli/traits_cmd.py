@@ -135,6 +135,12 @@ def rebuild(ctx: Context, as_of: str | None) -> None:
 
         count = rebuild_state(ws.store, catalog, _as_of(as_of), progress=advance)
     click.echo(f"rebuilt trait state of {count} profiles")
+    from segmint.membership.service import Membership  # the members of removed segments exit
+
+    gone = Membership(ws).retire_removed(_as_of(as_of))
+    if gone:
+        names = ", ".join(sorted({c.segment for c in gone}))
+        click.echo(f"{len(gone)} members of segments no longer defined exited ({names})")
 
 
 def register(cli: click.Group) -> None:

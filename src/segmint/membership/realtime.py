@@ -17,6 +17,13 @@ For a batch of events (one intake commit) at instant ``as_of`` the engine:
    state is written once per interval, not once per event. Trait state is derived from the
    stored events: an engine that stopped without saving marks it (``meta``), and the next
    engine drops the stored state, which is then rebuilt from the events profile by profile.
+
+Segment definitions may change between runs. :meth:`RealtimeEngine.catch_up` (which
+``serve`` calls on start) compares them with those the stored memberships were decided
+under: the members of removed segments exit (cause ``definition_removed``), and when a
+segment was added or changed (its rule, group, priority, default or parent), or the traits
+changed, every membership is recomputed in batch at the start instant. A profile the engine
+evaluates before that also leaves the segments no longer defined.
 """
 
 from __future__ import annotations
@@ -33,8 +40,23 @@ from typing import Any, Protocol
 
 from segmint.clock import Clock
 from segmint.events import Event
-from segmint.membership.changes import ChangeKind, MembershipChange, diff_members, write_changes
-from segmint.membership.compiled import CompiledSegments
+from segmint.membership.batch import refresh
+from segmint.membership.changes import (
+    ChangeKind,
+    MembershipChange,
+    diff_members,
+    last_rules,
+    read_changes,
+    removed_cause,
+    retire_removed,
+    write_changes,
+)
+from segmint.membership.compiled import (
+    CompiledSegments,
+    definition_drift,
+    record_definitions,
+    stored_definitions,
+)
 from segmint.membership.hub import ChangeHub
 from segmint.membership.live import (
     EVENT_COLUMNS,
@@ -128,6 +150,7 @@ class RealtimeEngine:
         self._until: int | None = None  # rebuilds fold events up to this one
         self._recover()
         self._seq_known = read_meta(self.store, SEQ_KEY) is not None
+        self._rules_removed: dict[str, str | None] = {}
 
     def __call__(self, events: Sequence[Event], merges: Sequence[Any] = ()) -> None:
         """Act as an intake listener: process the committed batch at the clock's now."""
@@ -218,11 +241,17 @@ class RealtimeEngine:
             dirty = compiled.units_for(changed) | compiled.timed_units
         members = compiled.members(values, at, live.members, dirty)
         if members != live.members:
-            cause = _causes(compiled, base, changed)
+            cause = _causes(compiled, base, changed, self._removed_rule)
             pending.changes += diff_members(pid, live.members, members, at, cause)
         self._reschedule(pid, live, values, at, changed)
         live.values, live.members, live.fresh = values, members, False
         pending.touched[pid] = live
+
+    def _removed_rule(self, segment: str) -> str | None:
+        """The last recorded rule of a segment no longer defined (looked up once)."""
+        if segment not in self._rules_removed:
+            self._rules_removed.update(last_rules(self.store, [segment]))
+        return self._rules_removed[segment]
 
     def _reschedule(
         self, pid: str, live: Live, values: Mapping[str, Any], at: datetime, changed: set[str]
@@ -404,6 +433,7 @@ class RealtimeEngine:
         import). ``progress(done, total)`` is called after each chunk.
         """
         with self._lock:
+            self._sync_definitions(as_of)
             stored = read_meta(self.store, SEQ_KEY)
             if stored is None:
                 top = self.store.fetchall("SELECT coalesce(max(seq), 0) FROM events")[0][0]
@@ -436,6 +466,35 @@ class RealtimeEngine:
             self.checkpoint(as_of)
             return done
 
+    def _sync_definitions(self, as_of: datetime) -> None:
+        """Bring the stored memberships in line with the segment definitions at ``as_of``.
+
+        Removed segments' members exit; when a segment was added or changed, the traits
+        changed, or a removed segment's rule moved with time (its schedule entries must go),
+        a batch refresh recomputes every membership and the schedule instead. The changes
+        go to the hub and the webhook outbox like the engine's own.
+        """
+        drift = definition_drift(stored_definitions(self.store), self.compiled)
+        last = self.store.fetchall("SELECT coalesce(max(id), 0) FROM membership_changes")[0][0]
+        with self.store.transaction():
+            if drift.recompute:
+                log.info(
+                    "segment definitions changed (added or changed: %s; removed: %s): "
+                    "recomputing memberships in batch",
+                    ", ".join(sorted(drift.changed)) or "-",
+                    ", ".join(sorted(drift.removed)) or "-",
+                )
+                refresh(self.store, self.compiled, as_of)
+            else:
+                retire_removed(self.store, frozenset(self.compiled.segments), as_of)
+                record_definitions(self.store, self.compiled)
+            if self.outbox is not None:
+                self.outbox.enqueue_new(as_of)
+        changes = read_changes(self.store, after_id=int(last))
+        if changes or drift.recompute:  # memberships (and the schedule) changed under the cache
+            self.invalidate()
+        self.hub.publish(changes)
+
     def _recover(self) -> None:
         """Drop trait state an engine stopped without saving (it lags behind the events)."""
         if read_meta(self.store, UNSAVED_KEY) == "1":
@@ -467,9 +526,16 @@ def _pending_merges(store: Store) -> list[_Merge]:
     return [_Merge(gone, roots[gone]) for gone in sorted(holding)]
 
 
-def _causes(compiled: CompiledSegments, base: Mapping[str, Any], changed: set[str]) -> Any:
+def _causes(
+    compiled: CompiledSegments,
+    base: Mapping[str, Any],
+    changed: set[str],
+    removed: Callable[[str], str | None],
+) -> Any:
     def cause(segment: str, kind: ChangeKind) -> dict[str, Any]:
-        seg = compiled.segments[segment]
+        seg = compiled.segments.get(segment)
+        if seg is None:  # no longer defined: the profile leaves it
+            return removed_cause(removed(segment))
         traits = sorted(changed & seg.traits)
         return {**base, "rule": seg.spec.rule, "traits": traits}
 
