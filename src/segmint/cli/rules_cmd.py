@@ -18,9 +18,9 @@ from segmint.config.errors import ConfigError
 from segmint.config.loader import load_workspace_def
 from segmint.config.model import WorkspaceDef
 from segmint.config.scaffold import WORKSPACE_FILE
+from segmint.membership.segsql import segment_sql
 from segmint.rules import TraitSchema, check, dependencies, parse, to_json, workspace_schema
 from segmint.rules.jsonschema import json_schema
-from segmint.rules.segments import segment_sql
 from segmint.rules.sqlcompile import DIALECTS
 from segmint.rules.workspace import check_workspace
 

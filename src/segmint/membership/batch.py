@@ -40,7 +40,7 @@ from segmint.membership.changes import (
 )
 from segmint.membership.compiled import CompiledSegments, record_definitions
 from segmint.membership.schedsql import write_schedule
-from segmint.membership.segsql import segments_query
+from segmint.membership.segsql import TRAITS_TABLE, membership_query
 from segmint.profiles import decode_traits
 from segmint.rules.sqlcompile import timestamp_literal
 from segmint.store import Store, utcnow_naive
@@ -85,30 +85,18 @@ class Difference:
 def evaluated(
     store: Store, compiled: CompiledSegments, source: exp.Expr, as_of: datetime
 ) -> Iterator[str]:
-    """Evaluate every segment over ``source`` into a temporary (segment, profile_id) table."""
-    tag = uuid.uuid4().hex[:10]
-    wide, pairs = f"_segmint_wide_{tag}", f"_segmint_eval_{tag}"
-    query = segments_query(compiled, source, store.dialect, as_of).sql(dialect=store.dialect)
-    store.execute(f"CREATE TEMP TABLE {wide} AS {query}")
+    """Evaluate every segment over ``source`` into a temporary (profile_id, segment) table.
+
+    The statement is :func:`segmint.membership.segsql.membership_query`, the one ``segmint
+    segments sql`` prints.
+    """
+    pairs = f"_segmint_eval_{uuid.uuid4().hex[:10]}"
+    query = membership_query(compiled, dialect=store.dialect, as_of=as_of, source=source)
+    store.execute(f"CREATE TEMP TABLE {pairs} AS {query.sql(dialect=store.dialect)}")
     try:
-        selects = [
-            f"SELECT profile_id, '{_lit(n)}' AS segment FROM {wide} WHERE \"__segment_{n}\""
-            for n in compiled.plan.names
-        ]
-        body = (
-            " UNION ALL ".join(selects) or "SELECT NULL AS profile_id, NULL AS segment WHERE false"
-        )
-        store.execute(f"CREATE TEMP TABLE {pairs} AS {body}")
-        try:
-            yield pairs
-        finally:
-            store.execute(f"DROP TABLE {pairs}")
+        yield pairs
     finally:
-        store.execute(f"DROP TABLE {wide}")
-
-
-def _lit(name: str) -> str:
-    return name.replace("'", "''").replace('"', '""')
+        store.execute(f"DROP TABLE {pairs}")
 
 
 def refresh(
@@ -120,7 +108,7 @@ def refresh(
         store.execute(f'CREATE TEMP TABLE {prev} AS SELECT profile_id, "values" FROM trait_values')
         try:
             result = refresh_traits(store, compiled.catalog, as_of)
-            source = exp.to_table("profile_traits", quoted=True)
+            source = exp.to_table(TRAITS_TABLE, quoted=True)
             with evaluated(store, compiled, source, as_of) as pairs:
                 entered, exited = _apply(store, compiled, pairs, prev, as_of, precise_limit)
             write_schedule(store, compiled, as_of)
