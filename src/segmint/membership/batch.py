@@ -42,7 +42,6 @@ from segmint.membership.compiled import CompiledSegments, record_definitions
 from segmint.membership.schedsql import write_schedule
 from segmint.membership.segsql import TRAITS_TABLE, membership_query
 from segmint.profiles import decode_traits
-from segmint.rules.sqlcompile import timestamp_literal
 from segmint.store import Store, utcnow_naive
 from segmint.traits.batch import read_values
 from segmint.traits.batch import refresh as refresh_traits
@@ -212,13 +211,14 @@ def _apply_bulk(
     ]  # fmt: skip
     rows += [(name, orjson.dumps(removed_cause(rule)).decode()) for name, rule in removed.items()]
     store.executemany(f"INSERT INTO {causes} VALUES (?, ?)", rows)
-    at = timestamp_literal(as_of).sql(dialect=store.dialect)
     json_type = "JSON" if store.dialect == "duckdb" else "JSONB"
     for kind in ("exit", "enter"):
         store.execute(
             "INSERT INTO membership_changes (segment, profile_id, change, occurred_at, cause) "
-            f"SELECT d.segment, d.profile_id, '{kind}', {at}, CAST(c.cause AS {json_type}) "
-            f"FROM {diff[kind]} d JOIN {causes} c ON c.segment = d.segment"
+            f"SELECT d.segment, d.profile_id, '{kind}', CAST(? AS TIMESTAMP), "
+            f"CAST(c.cause AS {json_type}) FROM {diff[kind]} d JOIN {causes} c "
+            "ON c.segment = d.segment",
+            [utcnow_naive(as_of)],
         )
     store.execute(f"DROP TABLE {causes}")
     store.execute(

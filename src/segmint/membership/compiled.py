@@ -10,7 +10,7 @@
 - for time-dependent rules, the rule with derived traits inlined, so
   :func:`segmint.rules.next_transition` also sees the time inside ``days_since(...)`` of a
   derived trait, and every distinct time leaf of those rules compiled once
-  (:class:`segmint.rules.timing.LeafTimer`): a profile's next time transition is the
+  (:class:`segmint.rules.LeafTimer`): a profile's next time transition is the
   earliest next flip of any leaf.
 
 The definitions the stored memberships were decided under are recorded in ``meta``
@@ -36,7 +36,9 @@ from segmint.membership.structure import SegmentPlan, SegmentSpec
 from segmint.rules import (
     SEGMENTS_KEY,
     Dependencies,
+    Evaluator,
     Expr,
+    LeafTimer,
     RuleError,
     TraitRef,
     TraitSchema,
@@ -44,10 +46,9 @@ from segmint.rules import (
     compile_python,
     dependencies,
     parse,
+    time_leaves,
+    transform,
 )
-from segmint.rules.lowering import transform
-from segmint.rules.pycompile import Evaluator
-from segmint.rules.timing import LeafTimer, time_leaves
 from segmint.store import Store, read_meta, write_meta
 from segmint.traits import TraitCatalog, TraitEngine, build_catalog
 from segmint.traits.validate import segment_aggregates
