@@ -175,7 +175,7 @@ class RealtimeEngine:
             pending = _Pending()
             if seqs and not self._seq_known:  # so that a crash from here on is caught up
                 pending.base_seq = min(seqs) - 1
-            self._fire(at, pending)
+            self._fire(at, pending, events)
             roots = self._merge_all(merges, at, pending, {e.message_id for e in events})
             grouped: dict[str, list[Event]] = {}
             for event in events:
@@ -272,14 +272,24 @@ class RealtimeEngine:
             if due is not None:
                 heapq.heappush(self._schedule(), (due, pid))
 
-    def _fire(self, as_of: datetime, pending: _Pending) -> None:
+    def _fire(self, as_of: datetime, pending: _Pending, batch: Sequence[Event] = ()) -> None:
+        # A profile loaded here is rebuilt without the ``batch`` events (they are applied
+        # after the firing, not twice); one with events in the batch is decided with them.
+        exclude = {e.message_id for e in batch}
+        profiles = {e.profile_id for e in batch}
         heap = self._schedule()
-        self._preload(heap, as_of)
+        self._preload(heap, as_of, exclude)
         while heap and heap[0][0] <= as_of:
             due, pid = heapq.heappop(heap)
-            self._ensure([pid], set())
+            self._ensure([pid], exclude)
             live = self._live[pid]
             if live.due != due:
+                continue
+            if live.fresh and pid in profiles:
+                # Its stored memberships may already reflect these events (a crash, a batch
+                # refresh) while its trait state does not: decide every unit once they are
+                # folded, at ``as_of``, rather than undo and redo memberships now.
+                live.due = None
                 continue
             if live.fresh:  # the values an instant before, for the causes
                 before = due - _US
@@ -292,13 +302,15 @@ class RealtimeEngine:
                     heapq.heappush(heap, (exact, pid))
                     pending.touched[pid] = live
                     continue
-                # The stored memberships hold until ``due`` (nothing was due before it): decide
-                # only what time or the windows change now, as for a profile in memory.
-                live.fresh = False
+                # Decide every unit (``fresh``): the stored memberships may come from a batch
+                # refresh that saw events the stored trait state lacks (they are in this batch
+                # or a later one), so "only what time changed" would keep stale members.
             live.due = None
             self._evaluate(pid, live, due, {"source": "time"}, pending)
 
-    def _preload(self, heap: list[tuple[datetime, str]], as_of: datetime) -> None:
+    def _preload(
+        self, heap: list[tuple[datetime, str]], as_of: datetime, exclude: set[str]
+    ) -> None:
         """Load every profile due by ``as_of`` at once (a query per table, not per profile)."""
         due: list[tuple[datetime, str]] = []
         while heap and heap[0][0] <= as_of:
@@ -307,7 +319,7 @@ class RealtimeEngine:
             heapq.heappush(heap, entry)
         missing = list(dict.fromkeys(pid for _, pid in due if pid not in self._live))
         if missing:
-            self._ensure(missing, set())
+            self._ensure(missing, exclude)
 
     def _earliest(self, live: Live, values: Mapping[str, Any], at: datetime) -> datetime | None:
         """The first instant after ``at`` at which any leaf or window of the profile flips.
