@@ -151,6 +151,7 @@ class RealtimeEngine:
         self._recover()
         self._seq_known = read_meta(self.store, SEQ_KEY) is not None
         self._rules_removed: dict[str, str | None] = {}
+        self._catching_up = False  # processing stored events (see ``catch_up``)
 
     def __call__(self, events: Sequence[Event], merges: Sequence[Any] = ()) -> None:
         """Act as an intake listener: process the committed batch at the clock's now."""
@@ -285,10 +286,10 @@ class RealtimeEngine:
             live = self._live[pid]
             if live.due != due:
                 continue
-            if live.fresh and pid in profiles:
-                # Its stored memberships may already reflect these events (a crash, a batch
-                # refresh) while its trait state does not: decide every unit once they are
-                # folded, at ``as_of``, rather than undo and redo memberships now.
+            if live.fresh and pid in profiles and self._catching_up:
+                # Its stored memberships may already reflect these stored events (a crash, a
+                # batch refresh) while its trait state does not: decide every unit once they
+                # are folded, at ``as_of``, rather than undo and redo memberships now.
                 live.due = None
                 continue
             if live.fresh:  # the values an instant before, for the causes
@@ -457,6 +458,7 @@ class RealtimeEngine:
             merges: Sequence[MergeLike] = _pending_merges(self.store)
             total = self.store.fetchall("SELECT count(*) FROM events WHERE seq > ?", [after])
             done = 0
+            self._catching_up = True  # (left set if this raises: fires then only defer more)
             while True:
                 found = self.store.fetchall(
                     f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
@@ -473,6 +475,7 @@ class RealtimeEngine:
                 if not found:
                     break
                 after = int(found[-1][-1])
+            self._catching_up = False
             if done:
                 log.info("real time caught up on %d stored events", done)
             self.checkpoint(as_of)

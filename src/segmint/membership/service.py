@@ -76,9 +76,9 @@ class Membership:
 
     def retire_removed(self, as_of: datetime) -> list[MembershipChange]:
         """Exit the members of segments no longer defined (cause ``definition_removed``)."""
+        outbox = self.outbox  # before the changes: a first outbox starts at the newest
         with self.store.transaction():
             changes = retire_removed(self.store, frozenset(self.compiled.segments), as_of)
-            outbox = self.outbox
             if outbox is not None:
                 outbox.enqueue_new(as_of)
         self.hub.publish(changes)
