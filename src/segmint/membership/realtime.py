@@ -275,7 +275,8 @@ class RealtimeEngine:
 
     def _fire(self, as_of: datetime, pending: _Pending, batch: Sequence[Event] = ()) -> None:
         # A profile loaded here is rebuilt without the ``batch`` events (they are applied
-        # after the firing, not twice); one with events in the batch is decided with them.
+        # after the firing, not twice); catching up, one with events in the batch is decided
+        # once with them.
         exclude = {e.message_id for e in batch}
         profiles = {e.profile_id for e in batch}
         heap = self._schedule()
