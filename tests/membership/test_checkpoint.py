@@ -191,3 +191,35 @@ def test_a_store_no_engine_saved_into_starts_from_its_newest_event(shop, track):
     assert engine.catch_up(T0) == 0
     top = ws.store.fetchall("SELECT max(seq) FROM events")[0][0]
     assert _meta(ws.store, SEQ_KEY) == str(top)
+
+
+def test_a_due_profile_rebuilt_while_catching_up_counts_its_events_once(any_shop, track):
+    ws = any_shop
+    _, intake, engine = _rig(ws, T0, every=3600)
+    intake.submit([track("u1", "Order Completed", T0, total=10)], source="test")
+    # The process dies here: trait state unsaved, recent_buyer due to end in 30 days.
+    assert ws.store.fetchall("SELECT count(*) FROM schedule")[0][0] == 1
+    later = T0 + 31 * DAY
+    _, _, engine = _rig(ws, later, every=3600)
+    engine.catch_up(later)  # the stored order is both due-profile history and the batch
+    members = all_members(ws.store).get(_pid(ws.store, "u1"), set())
+    assert "repeat" not in members  # one order, not two
+    assert reconcile(ws.store, engine.compiled, later) == []
+
+
+def test_a_due_profile_whose_state_lags_a_refresh_is_decided_on_all_its_events(any_shop, track):
+    from segmint.membership.batch import refresh
+
+    ws = any_shop
+    _, intake, engine = _rig(ws, T0, every=0)
+    intake.submit([track("u1", "Order Completed", T0, total=10)], source="test")
+    engine.close()  # saved: one order
+    later = T0 + 10 * DAY
+    _ingest(ws, later, *[track("u1", "Email Opened", later) for _ in range(3)])
+    refresh(ws.store, CompiledSegments(ws.definition), later)  # sees the opens; state does not
+    assert "engaged" in all_members(ws.store)[_pid(ws.store, "u1")]
+    end = later + 40 * DAY  # the opens' 30-day window is over: engaged is due to end
+    _, _, engine = _rig(ws, end, every=0)
+    engine.catch_up(end)
+    assert "engaged" not in all_members(ws.store)[_pid(ws.store, "u1")]
+    assert reconcile(ws.store, engine.compiled, end) == []

@@ -20,9 +20,9 @@ from segmint.membership.changes import all_members, read_changes
 from segmint.membership.compiled import CompiledSegments
 from segmint.membership.live import rebuild_states
 from segmint.membership.realtime import RealtimeEngine
-from segmint.membership.schedsql import MARGIN_US
 from segmint.membership.schedule import Schedule
 from segmint.rules import next_transition
+from segmint.rules.timesql import MARGIN_US
 from segmint.store import from_store_time
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -58,8 +58,18 @@ def reconcile(ctx: Context, as_of: datetime, fmt: str) -> None:
     if fmt == "json":
         emit_json({"as_of": at, "differences": [asdict(d) for d in found]})
     elif found:
-        rows = [(d.segment, d.profile_id, _yes(d.live), _yes(d.batch)) for d in found]
+        rows = [
+            (d.segment + (" (removed)" if d.removed else ""), d.profile_id, _yes(d.live),
+             _yes(d.batch))
+            for d in found
+        ]  # fmt: skip
         emit_table("Differences", ["segment", "profile", "live", "batch"], rows)
+        removed = sorted({d.segment for d in found if d.removed})
+        if removed:
+            click.echo(
+                f"no longer defined in segmint.yaml: {', '.join(removed)}; their members exit "
+                "at the next `segmint refresh`, `segmint rebuild` or `segmint serve` start"
+            )
     else:
         click.echo(f"live memberships agree with the batch at {_when(at)}")
     if found:

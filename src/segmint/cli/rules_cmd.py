@@ -128,7 +128,7 @@ def _name_warnings(
 @pass_ctx
 def sql(ctx: Context, name: str, dialect: str, as_of: datetime) -> None:
     """Print the SQL that selects the members of segment NAME from the traits table."""
-    from segmint.rules.segments import segment_sql
+    from segmint.membership.segsql import segment_sql
 
     compiled = segment_sql(ctx.workspace.definition, name, dialect=dialect, as_of=as_of)
     for agg in compiled.aggregates:

@@ -140,6 +140,7 @@ def rebuild(ctx: Context, as_of: datetime) -> None:
     """Rebuild every profile's trait state and values from the stored events."""
     from rich.progress import Progress
 
+    from segmint.membership.service import Membership
     from segmint.traits.live import rebuild as rebuild_state
     from segmint.traits.validate import workspace_catalog
 
@@ -153,6 +154,10 @@ def rebuild(ctx: Context, as_of: datetime) -> None:
 
         count = rebuild_state(ws.store, catalog, as_of, progress=advance)
     click.echo(f"rebuilt trait state of {count} profiles")
+    gone = Membership(ws).retire_removed(as_of)  # the members of removed segments exit
+    if gone:
+        names = ", ".join(sorted({c.segment for c in gone}))
+        click.echo(f"{len(gone)} members of segments no longer defined exited ({names})")
 
 
 def register(cli: click.Group) -> None:

@@ -8,12 +8,15 @@ profile's next possible time transition (:mod:`segmint.membership.schedsql`), so
 real-time engine fires the time-based exits and entries of profiles it never saw.
 
 A change's cause names the rule and the traits it reads whose values differ from the
-previous ``trait_values``. For large differences (more than ``precise_limit`` changes, as
-on a first refresh) changes are written set-based in SQL and their cause lists the traits
-the rule reads, with ``"bulk": true``.
+previous ``trait_values``. Members of a segment no longer defined exit with cause
+``definition_removed``; the refresh records the definitions it decided under
+(:func:`segmint.membership.compiled.record_definitions`). For large differences (more
+than ``precise_limit`` changes, as on a first refresh) changes are written set-based in SQL
+and their cause lists the traits the rule reads, with ``"bulk": true``.
 
 :func:`reconcile` computes the same memberships from the events without writing anything
-and lists every (segment, profile) on which they disagree with the live memberships.
+and lists every (segment, profile) on which they disagree with the live memberships (the
+members of a segment no longer defined are listed as such: nothing has exited them yet).
 """
 
 from __future__ import annotations
@@ -29,12 +32,16 @@ import orjson
 from sqlglot import exp
 
 from segmint.common import in_lists
-from segmint.membership.changes import MembershipChange, write_changes
-from segmint.membership.compiled import CompiledSegments
+from segmint.membership.changes import (
+    MembershipChange,
+    last_rules,
+    removed_cause,
+    write_changes,
+)
+from segmint.membership.compiled import CompiledSegments, record_definitions
 from segmint.membership.schedsql import write_schedule
-from segmint.membership.segsql import segments_query
+from segmint.membership.segsql import TRAITS_TABLE, membership_query
 from segmint.profiles import decode_traits
-from segmint.rules.sqlcompile import timestamp_literal
 from segmint.store import Store, utcnow_naive
 from segmint.traits.batch import read_values
 from segmint.traits.batch import refresh as refresh_traits
@@ -55,40 +62,40 @@ class RefreshReport:
 
 @dataclass(frozen=True)
 class Difference:
-    """A (segment, profile) on which live memberships and a batch recompute disagree."""
+    """A (segment, profile) on which live memberships and a batch recompute disagree.
+
+    Attributes:
+        segment: The segment.
+        profile_id: The profile.
+        live: Whether the live memberships hold the pair.
+        batch: Whether the batch recompute does.
+        removed: The segment is no longer defined: its members exit at the next refresh,
+            ``rebuild`` or real-time engine start.
+    """
 
     segment: str
     profile_id: str
     live: bool
     batch: bool
+    removed: bool = False
 
 
 @contextmanager
 def evaluated(
     store: Store, compiled: CompiledSegments, source: exp.Expr, as_of: datetime
 ) -> Iterator[str]:
-    """Evaluate every segment over ``source`` into a temporary (segment, profile_id) table."""
-    tag = uuid.uuid4().hex[:10]
-    wide, pairs = f"_segmint_wide_{tag}", f"_segmint_eval_{tag}"
-    query = segments_query(compiled, source, store.dialect, as_of).sql(dialect=store.dialect)
-    store.execute(f"CREATE TEMP TABLE {wide} AS {query}")
+    """Evaluate every segment over ``source`` into a temporary (profile_id, segment) table.
+
+    The statement is :func:`segmint.membership.segsql.membership_query`, the one ``segmint
+    segments sql`` prints.
+    """
+    pairs = f"_segmint_eval_{uuid.uuid4().hex[:10]}"
+    query = membership_query(compiled, dialect=store.dialect, as_of=as_of, source=source)
+    store.execute(f"CREATE TEMP TABLE {pairs} AS {query.sql(dialect=store.dialect)}")
     try:
-        selects = [
-            f"SELECT profile_id, '{_lit(n)}' AS segment FROM {wide} WHERE \"__segment_{n}\""
-            for n in compiled.plan.names
-        ]
-        body = " UNION ALL ".join(selects) or "SELECT NULL AS profile_id, NULL AS segment"
-        store.execute(f"CREATE TEMP TABLE {pairs} AS {body}")
-        try:
-            yield pairs
-        finally:
-            store.execute(f"DROP TABLE {pairs}")
+        yield pairs
     finally:
-        store.execute(f"DROP TABLE {wide}")
-
-
-def _lit(name: str) -> str:
-    return name.replace("'", "''").replace('"', '""')
+        store.execute(f"DROP TABLE {pairs}")
 
 
 def refresh(
@@ -100,10 +107,11 @@ def refresh(
         store.execute(f'CREATE TEMP TABLE {prev} AS SELECT profile_id, "values" FROM trait_values')
         try:
             result = refresh_traits(store, compiled.catalog, as_of)
-            source = exp.to_table("profile_traits", quoted=True)
+            source = exp.to_table(TRAITS_TABLE, quoted=True)
             with evaluated(store, compiled, source, as_of) as pairs:
                 entered, exited = _apply(store, compiled, pairs, prev, as_of, precise_limit)
             write_schedule(store, compiled, as_of)
+            record_definitions(store, compiled)
         finally:
             store.execute(f"DROP TABLE {prev}")
     return RefreshReport(as_of, result.profiles, entered, exited)
@@ -129,10 +137,12 @@ def _apply(
     try:
         entered = int(store.fetchall(f"SELECT count(*) FROM {diff['enter']}")[0][0])
         exited = int(store.fetchall(f"SELECT count(*) FROM {diff['exit']}")[0][0])
+        exiting = store.fetchall(f"SELECT DISTINCT segment FROM {diff['exit']}")
+        removed = last_rules(store, sorted(s for (s,) in exiting if s not in compiled.segments))
         if entered + exited <= limit:
-            _apply_precise(store, compiled, diff, prev, as_of)
+            _apply_precise(store, compiled, diff, prev, as_of, removed)
         else:
-            _apply_bulk(store, compiled, diff, as_of)
+            _apply_bulk(store, compiled, diff, as_of, removed)
     finally:
         for table in diff.values():
             store.execute(f"DROP TABLE {table}")
@@ -140,7 +150,12 @@ def _apply(
 
 
 def _apply_precise(
-    store: Store, compiled: CompiledSegments, diff: dict[str, str], prev: str, as_of: datetime
+    store: Store,
+    compiled: CompiledSegments,
+    diff: dict[str, str],
+    prev: str,
+    as_of: datetime,
+    removed: dict[str, str | None],
 ) -> None:
     enters = store.fetchall(f"SELECT segment, profile_id FROM {diff['enter']} ORDER BY 2, 1")
     exits = store.fetchall(f"SELECT segment, profile_id FROM {diff['exit']} ORDER BY 2, 1")
@@ -151,7 +166,10 @@ def _apply_precise(
     changes: list[MembershipChange] = []
     for kind, rows in (("exit", exits), ("enter", enters)):
         for segment, pid in rows:
-            cause = _cause(compiled, segment, old.get(pid, {}), new.get(pid, {}))
+            if segment in removed:
+                cause = removed_cause(removed[segment])
+            else:
+                cause = _cause(compiled, segment, old.get(pid, {}), new.get(pid, {}))
             changes.append(MembershipChange(segment, pid, kind, as_of, cause))  # type: ignore[arg-type]
     write_changes(store, changes)
 
@@ -178,7 +196,11 @@ def _cause(
 
 
 def _apply_bulk(
-    store: Store, compiled: CompiledSegments, diff: dict[str, str], as_of: datetime
+    store: Store,
+    compiled: CompiledSegments,
+    diff: dict[str, str],
+    as_of: datetime,
+    removed: dict[str, str | None],
 ) -> None:
     causes = f"_segmint_causes_{uuid.uuid4().hex[:10]}"
     store.execute(f"CREATE TEMP TABLE {causes} (segment TEXT, cause TEXT)")
@@ -187,14 +209,16 @@ def _apply_bulk(
                              "traits": sorted(seg.traits), "bulk": True}).decode())
         for name, seg in compiled.segments.items()
     ]  # fmt: skip
+    rows += [(name, orjson.dumps(removed_cause(rule)).decode()) for name, rule in removed.items()]
     store.executemany(f"INSERT INTO {causes} VALUES (?, ?)", rows)
-    at = timestamp_literal(as_of).sql(dialect=store.dialect)
     json_type = "JSON" if store.dialect == "duckdb" else "JSONB"
     for kind in ("exit", "enter"):
         store.execute(
             "INSERT INTO membership_changes (segment, profile_id, change, occurred_at, cause) "
-            f"SELECT d.segment, d.profile_id, '{kind}', {at}, CAST(c.cause AS {json_type}) "
-            f"FROM {diff[kind]} d JOIN {causes} c ON c.segment = d.segment"
+            f"SELECT d.segment, d.profile_id, '{kind}', CAST(? AS TIMESTAMP), "
+            f"CAST(c.cause AS {json_type}) FROM {diff[kind]} d JOIN {causes} c "
+            "ON c.segment = d.segment",
+            [utcnow_naive(as_of)],
         )
     store.execute(f"DROP TABLE {causes}")
     store.execute(
@@ -215,5 +239,5 @@ def reconcile(store: Store, compiled: CompiledSegments, as_of: datetime) -> list
         enters = store.fetchall(_ENTERS.format(pairs=pairs))
         exits = store.fetchall(_EXITS.format(pairs=pairs))
     found = [Difference(s, p, False, True) for s, p in enters]
-    found += [Difference(s, p, True, False) for s, p in exits]
+    found += [Difference(s, p, True, False, s not in compiled.segments) for s, p in exits]
     return sorted(found, key=lambda d: (d.segment, d.profile_id))

@@ -2,10 +2,14 @@
 
 A change's ``cause`` is a small JSON object saying why it happened::
 
-    {"source": "event" | "time" | "refresh" | "merge",
+    {"source": "event" | "time" | "refresh" | "merge" | "definition_removed",
      "rule": "lifetime_value >= 1000",        # None for a group's default segment
      "traits": ["lifetime_value"],            # the traits the rule reads that changed
      "message_id": "…"}                       # the event, for source "event"
+
+A segment deleted from ``segmint.yaml`` (or renamed: a removal and an addition) exits its
+members with source ``definition_removed``, its last recorded rule and no traits
+(:func:`retire_removed`, and the batch refresh and the real-time engine on their own paths).
 
 Memberships and their changes are always written together, in one transaction.
 """
@@ -135,6 +139,66 @@ def _delete_members(store: Store, pairs: Sequence[tuple[str, str]]) -> None:
             store.execute(f"DELETE FROM memberships WHERE rowid IN ({marks})", found)
 
 
+REMOVED = "definition_removed"
+"""The cause ``source`` of the exits of a segment no longer defined."""
+
+
+def removed_cause(rule: str | None) -> dict[str, Any]:
+    """The cause of an exit from a segment no longer defined (``rule``: its last known one)."""
+    return {"source": REMOVED, "rule": rule, "traits": []}
+
+
+def undefined_segments(store: Store, defined: Set[str]) -> list[str]:
+    """The segments holding members in ``memberships`` that are not in ``defined``, sorted."""
+    rows = store.fetchall("SELECT DISTINCT segment FROM memberships")
+    return sorted(str(name) for (name,) in rows if name not in defined)
+
+
+def last_rules(store: Store, segments: Iterable[str]) -> dict[str, str | None]:
+    """The rule recorded with each segment's latest change (None when none names one)."""
+    found: dict[str, str | None] = {}
+    for name in segments:
+        rows = store.fetchall(
+            "SELECT cause FROM membership_changes WHERE segment = ? ORDER BY id DESC LIMIT 1",
+            [name],
+        )
+        cause = _decode(rows[0][0]) if rows else {}
+        rule = cause.get("rule")
+        found[name] = rule if isinstance(rule, str) else None
+    return found
+
+
+def retire_removed(store: Store, defined: Set[str], as_of: datetime) -> list[MembershipChange]:
+    """Exit every member of a segment not in ``defined``; return the changes written.
+
+    Each exit is recorded at ``as_of`` with cause ``definition_removed``. Runs in one
+    transaction (joining the caller's, if any).
+    """
+    with store.transaction():
+        gone = undefined_segments(store, defined)
+        if not gone:
+            return []
+        rules = last_rules(store, gone)
+        changes: list[MembershipChange] = []
+        for marks, chunk in in_lists(gone):
+            rows = store.fetchall(
+                f"SELECT segment, profile_id FROM memberships WHERE segment IN ({marks}) "
+                "ORDER BY profile_id, segment",
+                chunk,
+            )
+            changes += [
+                MembershipChange(seg, pid, "exit", as_of, removed_cause(rules[seg]))
+                for seg, pid in rows
+            ]
+        write_changes(store, changes)
+    return changes
+
+
+def _decode(raw: Any) -> dict[str, Any]:
+    decoded = orjson.loads(raw) if isinstance(raw, str | bytes) else (raw or {})
+    return decoded if isinstance(decoded, dict) else {}
+
+
 def _dumps(value: Mapping[str, Any]) -> str:
     return orjson.dumps(dict(value), default=str).decode()
 
@@ -190,6 +254,6 @@ def read_changes(
 
 def _row_to_change(row: tuple[Any, ...]) -> MembershipChange:
     cid, segment, pid, change, occurred, cause = row
-    decoded = orjson.loads(cause) if isinstance(cause, str | bytes) else (cause or {})
+    decoded = _decode(cause)
     at = ensure_utc(from_store_time(occurred) or occurred)
     return MembershipChange(segment, pid, change, at, decoded, int(cid))

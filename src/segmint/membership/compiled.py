@@ -10,16 +10,25 @@
 - for time-dependent rules, the rule with derived traits inlined, so
   :func:`segmint.rules.next_transition` also sees the time inside ``days_since(...)`` of a
   derived trait, and every distinct time leaf of those rules compiled once
-  (:class:`segmint.rules.timing.LeafTimer`): a profile's next time transition is the
+  (:class:`segmint.rules.LeafTimer`): a profile's next time transition is the
   earliest next flip of any leaf.
+
+The definitions the stored memberships were decided under are recorded in ``meta``
+(:data:`DEFINITIONS_KEY`, :func:`record_definitions`): a real-time engine that starts on a
+changed ``segmint.yaml`` compares them (:func:`definition_drift`) to exit the members of
+removed segments and to recompute those of added or changed ones.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
+
+import orjson
 
 from segmint.config.errors import ConfigError
 from segmint.config.model import WorkspaceDef
@@ -27,7 +36,9 @@ from segmint.membership.structure import SegmentPlan, SegmentSpec
 from segmint.rules import (
     SEGMENTS_KEY,
     Dependencies,
+    Evaluator,
     Expr,
+    LeafTimer,
     RuleError,
     TraitRef,
     TraitSchema,
@@ -35,10 +46,10 @@ from segmint.rules import (
     compile_python,
     dependencies,
     parse,
+    time_leaves,
+    transform,
 )
-from segmint.rules.lowering import transform
-from segmint.rules.pycompile import Evaluator
-from segmint.rules.timing import LeafTimer, time_leaves
+from segmint.store import Store, read_meta, write_meta
 from segmint.traits import TraitCatalog, TraitEngine, build_catalog
 from segmint.traits.validate import segment_aggregates
 
@@ -104,6 +115,25 @@ class CompiledSegments:
         self.timers = tuple(LeafTimer(leaf, self.schema) for leaf in leaves)
         """Every distinct time leaf of every rule, compiled (see :class:`LeafTimer`)."""
 
+    @cached_property
+    def fingerprint(self) -> dict[str, Any]:
+        """What decides membership, per segment: a digest and whether time alone moves it.
+
+        ``{"traits": <catalog fingerprint>, "segments": {name: [digest, timed]}}``; the digest
+        covers the canonical rule, the group, the priority, the default flag and the parent
+        (not the tags or the description, which decide nobody's membership).
+        """
+        segments: dict[str, list[Any]] = {}
+        for name, seg in sorted(self.segments.items()):
+            spec = seg.spec
+            rule = str(seg.expr) if seg.expr is not None else ""
+            text = "\x1f".join(
+                (rule, spec.group or "", str(spec.priority), str(spec.default), spec.parent or "")
+            )
+            digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+            segments[name] = [digest, seg.timed is not None]
+        return {"traits": self.catalog.fingerprint, "segments": segments}
+
     def _compile(
         self, spec: SegmentSpec, expr: Expr | None, deps: Dependencies | None
     ) -> CompiledSegment:
@@ -146,7 +176,12 @@ class CompiledSegments:
     def members(
         self, row: Mapping[str, Any], as_of: datetime, previous: Set[str], dirty: Set[int]
     ) -> frozenset[str]:
-        """Decide the ``dirty`` units for one profile's trait values at ``as_of``."""
+        """Decide the ``dirty`` units for one profile's trait values at ``as_of``.
+
+        Memberships of segments no longer defined are dropped from ``previous``.
+        """
+        if not previous <= self.segments.keys():
+            previous = frozenset(previous & self.segments.keys())
         values = dict(row)
         segments = self.segments
 
@@ -156,6 +191,65 @@ class CompiledSegments:
             return evaluate is not None and evaluate(values, as_of) is True
 
         return self.plan.update(matches, previous, dirty)
+
+
+DEFINITIONS_KEY = "membership.definitions"
+"""The ``meta`` key holding the :attr:`CompiledSegments.fingerprint` memberships reflect."""
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How the segment definitions differ from those the stored memberships reflect.
+
+    Attributes:
+        removed: Segments no longer defined.
+        changed: Segments added, or whose rule, group, priority, default or parent changed.
+        traits: Whether the trait definitions changed.
+        removed_timed: Whether a removed segment's rule could change with time alone (the
+            schedule then holds entries only it needed).
+    """
+
+    removed: frozenset[str] = frozenset()
+    changed: frozenset[str] = frozenset()
+    traits: bool = False
+    removed_timed: bool = False
+
+    @property
+    def recompute(self) -> bool:
+        """Whether memberships must be recomputed (exiting removed members is not enough)."""
+        return bool(self.changed) or self.traits or self.removed_timed
+
+
+def stored_definitions(store: Store) -> dict[str, Any] | None:
+    """The fingerprint recorded by the last refresh or engine start, or None."""
+    raw = read_meta(store, DEFINITIONS_KEY)
+    if raw is None:
+        return None
+    found = orjson.loads(raw)
+    return found if isinstance(found, dict) else None
+
+
+def record_definitions(store: Store, compiled: CompiledSegments) -> None:
+    """Record that the stored memberships reflect ``compiled`` (in the caller's transaction)."""
+    write_meta(store, DEFINITIONS_KEY, orjson.dumps(compiled.fingerprint).decode())
+
+
+def definition_drift(stored: Mapping[str, Any] | None, compiled: CompiledSegments) -> Drift:
+    """Compare a recorded fingerprint with the current definitions (None: nothing recorded)."""
+    if stored is None:
+        return Drift()
+    current = compiled.fingerprint["segments"]
+    before: Mapping[str, Any] = stored.get("segments") or {}
+    removed = frozenset(before) - frozenset(current)
+    changed = frozenset(
+        n for n, (digest, _) in current.items() if (before.get(n) or [None])[0] != digest
+    )
+    return Drift(
+        removed=removed,
+        changed=changed,
+        traits=stored.get("traits") != compiled.fingerprint["traits"],
+        removed_timed=any(bool(before[n][1]) for n in removed),
+    )
 
 
 def _parse(name: str, text: str) -> Expr:

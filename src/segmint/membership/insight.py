@@ -80,8 +80,10 @@ def show_segment(store: Store, plan: SegmentPlan, name: str, recent: int = 20) -
     """Return one segment's rule, size, size history and most recent changes.
 
     Raises:
-        UnknownSegmentError: If the segment is not defined.
+        UnknownSegmentError: If the segment is not defined (saying so when it was once).
     """
+    if name not in plan.specs:
+        _not_defined(store, plan, name)
     spec = plan.spec(name)
     info = describe(spec, segment_sizes(store).get(name, 0))
     info["history"] = [p.__dict__ for p in size_history(store, name)]
@@ -90,6 +92,26 @@ def show_segment(store: Store, plan: SegmentPlan, name: str, recent: int = 20) -
     )
     info["recent_changes"] = [c.to_json() for c in changes]
     return info
+
+
+def _not_defined(store: Store, plan: SegmentPlan, name: str) -> None:
+    rows = store.fetchall(
+        "SELECT count(*), max(occurred_at) FROM membership_changes WHERE segment = ?", [name]
+    )
+    count, last = rows[0]
+    if not count:
+        plan.spec(name)  # unknown, with a suggestion
+    at = from_store_time(last) or last
+    held = segment_sizes(store).get(name, 0)
+    members = (
+        f"its {held} members exit at the next refresh, rebuild or serve start"
+        if held
+        else "it has no members"
+    )
+    raise UnknownSegmentError(
+        f"segment '{name}' is no longer defined in segmint.yaml ({int(count)} recorded "
+        f"changes, the last at {at.isoformat().replace('+00:00', 'Z')}); {members}"
+    )
 
 
 def overlap(

@@ -17,6 +17,13 @@ For a batch of events (one intake commit) at instant ``as_of`` the engine:
    state is written once per interval, not once per event. Trait state is derived from the
    stored events: an engine that stopped without saving marks it (``meta``), and the next
    engine drops the stored state, which is then rebuilt from the events profile by profile.
+
+Segment definitions may change between runs. :meth:`RealtimeEngine.catch_up` (which
+``serve`` calls on start) compares them with those the stored memberships were decided
+under: the members of removed segments exit (cause ``definition_removed``), and when a
+segment was added or changed (its rule, group, priority, default or parent), or the traits
+changed, every membership is recomputed in batch at the start instant. A profile the engine
+evaluates before that also leaves the segments no longer defined.
 """
 
 from __future__ import annotations
@@ -34,8 +41,23 @@ from typing import Any, Protocol
 from segmint.clock import Clock
 from segmint.events import Event
 from segmint.intake.identity import merge_chains, merge_roots
-from segmint.membership.changes import ChangeKind, MembershipChange, diff_members, write_changes
-from segmint.membership.compiled import CompiledSegments
+from segmint.membership.batch import refresh
+from segmint.membership.changes import (
+    ChangeKind,
+    MembershipChange,
+    diff_members,
+    last_rules,
+    read_changes,
+    removed_cause,
+    retire_removed,
+    write_changes,
+)
+from segmint.membership.compiled import (
+    CompiledSegments,
+    definition_drift,
+    record_definitions,
+    stored_definitions,
+)
 from segmint.membership.hub import ChangeHub
 from segmint.membership.live import (
     EVENT_COLUMNS,
@@ -128,6 +150,8 @@ class RealtimeEngine:
         self._until: int | None = None  # rebuilds fold events up to this one
         self._recover()
         self._seq_known = read_meta(self.store, SEQ_KEY) is not None
+        self._rules_removed: dict[str, str | None] = {}
+        self._catching_up = False  # processing stored events (see ``catch_up``)
 
     def __call__(self, events: Sequence[Event], merges: Sequence[Any] = ()) -> None:
         """Act as an intake listener: process the committed batch at the clock's now."""
@@ -152,7 +176,7 @@ class RealtimeEngine:
             pending = _Pending()
             if seqs and not self._seq_known:  # so that a crash from here on is caught up
                 pending.base_seq = min(seqs) - 1
-            self._fire(at, pending)
+            self._fire(at, pending, events)
             roots = self._merge_all(merges, at, pending, {e.message_id for e in events})
             grouped: dict[str, list[Event]] = {}
             for event in events:
@@ -218,11 +242,17 @@ class RealtimeEngine:
             dirty = compiled.units_for(changed) | compiled.timed_units
         members = compiled.members(values, at, live.members, dirty)
         if members != live.members:
-            cause = _causes(compiled, base, changed)
+            cause = _causes(compiled, base, changed, self._removed_rule)
             pending.changes += diff_members(pid, live.members, members, at, cause)
         self._reschedule(pid, live, values, at, changed)
         live.values, live.members, live.fresh = values, members, False
         pending.touched[pid] = live
+
+    def _removed_rule(self, segment: str) -> str | None:
+        """The last recorded rule of a segment no longer defined (looked up once)."""
+        if segment not in self._rules_removed:
+            self._rules_removed.update(last_rules(self.store, [segment]))
+        return self._rules_removed[segment]
 
     def _reschedule(
         self, pid: str, live: Live, values: Mapping[str, Any], at: datetime, changed: set[str]
@@ -243,14 +273,25 @@ class RealtimeEngine:
             if due is not None:
                 heapq.heappush(self._schedule(), (due, pid))
 
-    def _fire(self, as_of: datetime, pending: _Pending) -> None:
+    def _fire(self, as_of: datetime, pending: _Pending, batch: Sequence[Event] = ()) -> None:
+        # A profile loaded here is rebuilt without the ``batch`` events (they are applied
+        # after the firing, not twice); catching up, one with events in the batch is decided
+        # once with them.
+        exclude = {e.message_id for e in batch}
+        profiles = {e.profile_id for e in batch}
         heap = self._schedule()
-        self._preload(heap, as_of)
+        self._preload(heap, as_of, exclude)
         while heap and heap[0][0] <= as_of:
             due, pid = heapq.heappop(heap)
-            self._ensure([pid], set())
+            self._ensure([pid], exclude)
             live = self._live[pid]
             if live.due != due:
+                continue
+            if live.fresh and pid in profiles and self._catching_up:
+                # Its stored memberships may already reflect these stored events (a crash, a
+                # batch refresh) while its trait state does not: decide every unit once they
+                # are folded, at ``as_of``, rather than undo and redo memberships now.
+                live.due = None
                 continue
             if live.fresh:  # the values an instant before, for the causes
                 before = due - _US
@@ -263,13 +304,15 @@ class RealtimeEngine:
                     heapq.heappush(heap, (exact, pid))
                     pending.touched[pid] = live
                     continue
-                # The stored memberships hold until ``due`` (nothing was due before it): decide
-                # only what time or the windows change now, as for a profile in memory.
-                live.fresh = False
+                # Decide every unit (``fresh``): the stored memberships may come from a batch
+                # refresh that saw events the stored trait state lacks (they are in this batch
+                # or a later one), so "only what time changed" would keep stale members.
             live.due = None
             self._evaluate(pid, live, due, {"source": "time"}, pending)
 
-    def _preload(self, heap: list[tuple[datetime, str]], as_of: datetime) -> None:
+    def _preload(
+        self, heap: list[tuple[datetime, str]], as_of: datetime, exclude: set[str]
+    ) -> None:
         """Load every profile due by ``as_of`` at once (a query per table, not per profile)."""
         due: list[tuple[datetime, str]] = []
         while heap and heap[0][0] <= as_of:
@@ -278,7 +321,7 @@ class RealtimeEngine:
             heapq.heappush(heap, entry)
         missing = list(dict.fromkeys(pid for _, pid in due if pid not in self._live))
         if missing:
-            self._ensure(missing, set())
+            self._ensure(missing, exclude)
 
     def _earliest(self, live: Live, values: Mapping[str, Any], at: datetime) -> datetime | None:
         """The first instant after ``at`` at which any leaf or window of the profile flips.
@@ -399,6 +442,7 @@ class RealtimeEngine:
         import). ``progress(done, total)`` is called after each chunk.
         """
         with self._lock:
+            self._sync_definitions(as_of)
             stored = read_meta(self.store, SEQ_KEY)
             if stored is None:
                 top = self.store.fetchall("SELECT coalesce(max(seq), 0) FROM events")[0][0]
@@ -410,6 +454,7 @@ class RealtimeEngine:
             merges: Sequence[MergeLike] = _pending_merges(self.store)
             total = self.store.fetchall("SELECT count(*) FROM events WHERE seq > ?", [after])
             done = 0
+            self._catching_up = True  # (left set if this raises: fires then only defer more)
             while True:
                 found = self.store.fetchall(
                     f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
@@ -426,10 +471,40 @@ class RealtimeEngine:
                 if not found:
                     break
                 after = int(found[-1][-1])
+            self._catching_up = False
             if done:
                 log.info("real time caught up on %d stored events", done)
             self.checkpoint(as_of)
             return done
+
+    def _sync_definitions(self, as_of: datetime) -> None:
+        """Bring the stored memberships in line with the segment definitions at ``as_of``.
+
+        Removed segments' members exit; when a segment was added or changed, the traits
+        changed, or a removed segment's rule moved with time (its schedule entries must go),
+        a batch refresh recomputes every membership and the schedule instead. The changes
+        go to the hub and the webhook outbox like the engine's own.
+        """
+        drift = definition_drift(stored_definitions(self.store), self.compiled)
+        last = self.store.fetchall("SELECT coalesce(max(id), 0) FROM membership_changes")[0][0]
+        with self.store.transaction():
+            if drift.recompute:
+                log.info(
+                    "segment definitions changed (added or changed: %s; removed: %s): "
+                    "recomputing memberships in batch",
+                    ", ".join(sorted(drift.changed)) or "-",
+                    ", ".join(sorted(drift.removed)) or "-",
+                )
+                refresh(self.store, self.compiled, as_of)
+            else:
+                retire_removed(self.store, frozenset(self.compiled.segments), as_of)
+                record_definitions(self.store, self.compiled)
+            if self.outbox is not None:
+                self.outbox.enqueue_new(as_of)
+        changes = read_changes(self.store, after_id=int(last))
+        if changes or drift.recompute:  # memberships (and the schedule) changed under the cache
+            self.invalidate()
+        self.hub.publish(changes)
 
     def _recover(self) -> None:
         """Drop trait state an engine stopped without saving (it lags behind the events)."""
@@ -462,9 +537,16 @@ def _pending_merges(store: Store) -> list[_Merge]:
     return [_Merge(gone, roots[gone]) for gone in sorted(holding)]
 
 
-def _causes(compiled: CompiledSegments, base: Mapping[str, Any], changed: set[str]) -> Any:
+def _causes(
+    compiled: CompiledSegments,
+    base: Mapping[str, Any],
+    changed: set[str],
+    removed: Callable[[str], str | None],
+) -> Any:
     def cause(segment: str, kind: ChangeKind) -> dict[str, Any]:
-        seg = compiled.segments[segment]
+        seg = compiled.segments.get(segment)
+        if seg is None:  # no longer defined: the profile leaves it
+            return removed_cause(removed(segment))
         traits = sorted(changed & seg.traits)
         return {**base, "rule": seg.spec.rule, "traits": traits}
 

@@ -1,28 +1,42 @@
-"""Every segment of a workspace as one SQL query over a table of trait values.
+"""Segment membership as SQL: the one statement refresh runs and ``segments sql`` prints.
 
-The rules compile with :func:`segmint.rules.compile_sql` against the trait columns. The
-structure (parents, exclusive groups, defaults, ``in_segment``) is expressed in SQL too:
-each unit becomes boolean columns ``"__segment_<name>"``, in layers, so a unit's columns
-can read the columns of the units it depends on::
+:func:`membership_query` selects ``(profile_id, segment)`` for every member of the requested
+segments (all by default) from a table of trait values, exactly as segmint decides them:
+the rules compile with :func:`segmint.rules.compile_sql` against the trait columns, and the
+structure (parents, exclusive groups, defaults, ``in_segment``) is expressed in SQL too.
+Each unit becomes boolean columns ``"__segment_<name>"``, in layers, so a unit's columns can
+read the columns of the units it depends on::
 
-    WITH l0 AS (SELECT t.*, <units of level 0> FROM traits t),
-         l1 AS (SELECT l0.*, <units reading level-0 segments> FROM l0), …
-    SELECT * FROM l<last>
+    WITH l0 AS (SELECT t0.* FROM traits AS t0),
+         l1 AS (SELECT l0.*, <units of level 0> FROM l0), …
+    SELECT profile_id, 'a' AS segment FROM l<last> WHERE "__segment_a" UNION ALL …
 
 Within a group ranked ``s1, s2, …``: ``s_i`` holds ``c_i AND NOT (c_1 OR … OR c_{i-1})``
 where ``c_i`` is the rule (NULL as FALSE) within the parent; the default holds
-``parent AND NOT (c_1 OR … OR c_n)``.
+``parent AND NOT (c_1 OR … OR c_n)``. Only the units the requested segments need (their
+own, their group, their parents and the segments they read, transitively) are computed.
+
+The batch refresh and ``reconcile`` run :func:`membership_query` (over ``profile_traits``
+and over the traits query respectively); ``segmint segments sql NAME`` prints it for one
+segment (:func:`segment_sql`). Nothing else builds segment SQL.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlglot import exp
 
+from segmint.common import did_you_mean
+from segmint.config.model import WorkspaceDef
 from segmint.membership.compiled import CompiledSegments
 from segmint.membership.structure import SegmentSpec, Unit
-from segmint.rules import compile_sql
+from segmint.rules import DIALECTS, EventAggregate, RuleNameError, compile_sql, lower_events
+
+TRAITS_TABLE = "profile_traits"
+"""The table of trait values refresh materialises (one row per profile, a column each)."""
 
 
 def quoted(name: str) -> exp.Column:
@@ -35,32 +49,123 @@ def segment_col(name: str) -> exp.Column:
     return quoted(f"__segment_{name}")
 
 
-def segments_query(
-    compiled: CompiledSegments, source: exp.Expr, dialect: str, as_of: datetime
-) -> exp.Select:
-    """The query adding a membership column per segment to each row of ``source``.
+def membership_query(
+    compiled: CompiledSegments,
+    *,
+    dialect: str,
+    as_of: datetime,
+    segments: Iterable[str] | None = None,
+    source: exp.Expr | None = None,
+) -> exp.Query:
+    """``SELECT profile_id, segment``: the members of ``segments`` as segmint decides them.
 
     Args:
         compiled: The compiled segments.
-        source: A table or subquery with ``profile_id`` and a column per trait.
-        dialect: The SQL dialect.
+        dialect: The SQL dialect the rules compile for.
         as_of: The instant ``now()`` stands for.
+        segments: The segments to select (default: every segment, in evaluation order).
+        source: A table or query with ``profile_id`` and a column per trait (default: the
+            ``profile_traits`` table).
+
+    Raises:
+        UnknownSegmentError: For a segment the workspace does not define.
     """
-    builder = _Layers(compiled, dialect, as_of)
-    if isinstance(source, exp.Query):
-        origin: exp.Expr = source.subquery("t0")
-    else:
-        origin = exp.alias_(source, "t0", table=True)
-    query = exp.select("*").from_(origin)
-    ctes: list[tuple[str, exp.Select]] = [("l0", query)]
-    for level, units in enumerate(builder.levels(), start=1):
+    plan = compiled.plan
+    names = plan.names if segments is None else tuple(plan.spec(n).name for n in segments)
+    origin = exp.to_table(TRAITS_TABLE, quoted=True) if source is None else source
+    layers = _Layers(compiled, dialect, as_of)
+    ctes = [("l0", exp.select("t0.*").from_(_aliased(origin)))]
+    for level, units in enumerate(layers.levels(_needed(compiled, names)), start=1):
         previous = ctes[-1][0]
-        columns = [col for unit in units for col in builder.unit_columns(unit)]
+        columns = [col for unit in units for col in layers.unit_columns(unit)]
         ctes.append((f"l{level}", exp.select(f"{previous}.*", *columns).from_(previous)))
-    final = exp.select("*").from_(ctes[-1][0])
-    for name, select in ctes:
-        final = final.with_(name, as_=select)
-    return final
+    last = ctes[-1][0]
+    selects: list[exp.Select] = [
+        exp.select(
+            exp.column("profile_id"), exp.alias_(exp.Literal.string(name), "segment")
+        ).from_(last).where(segment_col(name))
+        for name in names
+    ]  # fmt: skip
+    if not selects:  # no segment: no member (typed, so a table created from it has columns)
+        text = exp.DataType.build("text")
+        none = exp.alias_(exp.cast(exp.null(), text), "segment")
+        selects = [exp.select(exp.column("profile_id"), none).from_(last).where(exp.false())]
+    query: exp.Query = selects[0]
+    for select in selects[1:]:
+        query = exp.union(query, select, distinct=False)
+    for name, cte in ctes:
+        query = query.with_(name, as_=cte)
+    return query
+
+
+def _aliased(source: exp.Expr) -> exp.Expr:
+    if isinstance(source, exp.Query):
+        return source.subquery("t0")
+    return exp.alias_(source, "t0", table=True)
+
+
+def _needed(compiled: CompiledSegments, names: Iterable[str]) -> set[int]:
+    """The units deciding ``names``, and every unit they read, transitively."""
+    plan = compiled.plan
+    todo = [plan.unit_of[n] for n in names]
+    found: set[int] = set()
+    while todo:
+        index = todo.pop()
+        if index not in found:
+            found.add(index)
+            todo += [plan.unit_of[n] for n in plan.units[index].reads]
+    return found
+
+
+@dataclass(frozen=True)
+class SegmentSQL:
+    """One segment's membership query, and the implicit traits it reads.
+
+    Attributes:
+        query: ``SELECT profile_id, segment`` over ``profile_traits`` (:func:`membership_query`).
+        aggregates: The implicit event traits its rules read (``performed(...)``), columns the
+            traits engine materialises in ``profile_traits``.
+    """
+
+    query: exp.Query
+    aggregates: tuple[EventAggregate, ...]
+
+    def sql(self, dialect: str) -> str:
+        """The statement rendered for ``dialect``, pretty-printed."""
+        return self.query.sql(dialect=dialect, pretty=True)
+
+
+def segment_sql(
+    definition: WorkspaceDef | CompiledSegments, name: str, *, dialect: str, as_of: datetime
+) -> SegmentSQL:
+    """The statement a refresh runs for segment ``name`` (what ``segments sql`` prints).
+
+    Args:
+        definition: The workspace (or its compiled segments).
+        name: The segment; a group's default segment works too.
+        dialect: One of :data:`segmint.rules.DIALECTS`.
+        as_of: The instant ``now()`` stands for.
+
+    Raises:
+        UnknownSegmentError: For a segment the workspace does not define.
+        RuleNameError: For a dialect not in :data:`segmint.rules.DIALECTS`.
+    """
+    if dialect not in DIALECTS:
+        hint = did_you_mean(dialect, DIALECTS) or f"one of {', '.join(DIALECTS)}"
+        raise RuleNameError(f"unknown dialect '{dialect}'", hint=hint)
+    compiled = (
+        definition if isinstance(definition, CompiledSegments) else CompiledSegments(definition)
+    )
+    query = membership_query(compiled, dialect=dialect, as_of=as_of, segments=[name])
+    plan = compiled.plan
+    read = sorted(_needed(compiled, [name]))
+    aggregates: dict[str, EventAggregate] = {}
+    for unit in (plan.units[i] for i in read):
+        for member in unit.names:
+            expr = compiled.segments[member].expr
+            if expr is not None:
+                aggregates.update((a.name, a) for a in lower_events(expr)[1])
+    return SegmentSQL(query, tuple(aggregates.values()))
 
 
 class _Layers:
@@ -69,14 +174,16 @@ class _Layers:
         self.dialect = dialect
         self.as_of = as_of
 
-    def levels(self) -> list[list[Unit]]:
+    def levels(self, needed: set[int]) -> list[list[Unit]]:
+        """The ``needed`` units, by level: each level reads only the levels before it."""
         plan = self.compiled.plan
         level: dict[int, int] = {}
-        for unit in plan.units:
+        units = [u for u in plan.units if u.index in needed]  # in evaluation order
+        for unit in units:
             reads = [level[plan.unit_of[name]] for name in unit.reads]
             level[unit.index] = 1 + max(reads, default=-1)
         grouped: list[list[Unit]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
-        for unit in plan.units:
+        for unit in units:
             grouped[level[unit.index]].append(unit)
         return grouped
 

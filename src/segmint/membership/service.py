@@ -23,7 +23,7 @@ from typing import Any
 from segmint.clock import Clock
 from segmint.deliver.outbox import OutboxReport
 from segmint.membership.batch import Difference, RefreshReport, reconcile, refresh
-from segmint.membership.changes import members_of
+from segmint.membership.changes import MembershipChange, members_of, retire_removed
 from segmint.membership.compiled import CompiledSegments
 from segmint.membership.explain import explain_profile
 from segmint.membership.hub import ChangeHub
@@ -73,6 +73,16 @@ class Membership:
     def reconcile(self, as_of: datetime) -> list[Difference]:
         """Every (segment, profile) where live memberships and a batch recompute differ."""
         return reconcile(self.store, self.compiled, as_of)
+
+    def retire_removed(self, as_of: datetime) -> list[MembershipChange]:
+        """Exit the members of segments no longer defined (cause ``definition_removed``)."""
+        outbox = self.outbox  # before the changes: a first outbox starts at the newest
+        with self.store.transaction():
+            changes = retire_removed(self.store, frozenset(self.compiled.segments), as_of)
+            if outbox is not None:
+                outbox.enqueue_new(as_of)
+        self.hub.publish(changes)
+        return changes
 
     def realtime(self, clock: Clock, checkpoint_every: float = 0.0) -> RealtimeEngine:
         """A real-time engine publishing to this object's hub and the webhook outbox.

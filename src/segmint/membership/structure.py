@@ -19,6 +19,7 @@ from bisect import insort
 from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass, field
 
+from segmint.common import did_you_mean
 from segmint.config.model import SegmentDef, WorkspaceDef
 from segmint.membership.errors import SegmentStructureError, UnknownSegmentError
 
@@ -120,7 +121,9 @@ class SegmentPlan:
         try:
             return self.specs[name]
         except KeyError:
-            raise UnknownSegmentError(f"unknown segment '{name}'") from None
+            hint = did_you_mean(name, self.specs)
+            message = f"unknown segment '{name}'" + (f"; {hint}" if hint else "")
+            raise UnknownSegmentError(message) from None
 
     @property
     def names(self) -> tuple[str, ...]:

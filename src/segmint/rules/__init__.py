@@ -4,6 +4,10 @@
 ``from_json`` are the JSON form. ``check`` types a rule against a :class:`TraitSchema`.
 ``compile_python`` and ``compile_sql`` agree on every rule, NULL included: the semantics are
 written once in :mod:`segmint.rules.semantics`.
+
+Time: ``next_transition`` (Python, per row; its leaves compiled once as ``LeafTimer``s from
+``time_leaves``) and ``next_transition_query`` (SQL, per table row) say when time alone may
+next flip a rule. Other stages import from this package only, never its modules.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from segmint.rules.errors import (
     Span,
 )
 from segmint.rules.jsonform import from_json, to_json
-from segmint.rules.lowering import EventAggregate, lower_events
+from segmint.rules.lowering import TIMESTAMP_TARGET, EventAggregate, lower_events, transform
 from segmint.rules.parser import parse
 from segmint.rules.pycompile import Evaluator, compile_python
 from segmint.rules.schema import RuleType, TraitSchema
@@ -54,12 +58,14 @@ from segmint.rules.sqlcompile import (
     memberships_resolver,
     segment_column,
 )
-from segmint.rules.timing import next_transition
+from segmint.rules.timesql import add_micros, least, next_transition_query
+from segmint.rules.timing import LeafTimer, next_transition, time_leaves
 from segmint.rules.workspace import check_workspace, workspace_schema
 
 __all__ = [
     "DIALECTS",
     "SEGMENTS_KEY",
+    "TIMESTAMP_TARGET",
     "And",
     "Arithmetic",
     "Between",
@@ -74,6 +80,7 @@ __all__ = [
     "Interval",
     "IsNull",
     "LastPerformed",
+    "LeafTimer",
     "Like",
     "ListContains",
     "Literal",
@@ -92,6 +99,7 @@ __all__ = [
     "TraitRef",
     "TraitSchema",
     "Within",
+    "add_micros",
     "check",
     "check_workspace",
     "column",
@@ -100,11 +108,15 @@ __all__ = [
     "dependencies",
     "diagnose",
     "from_json",
+    "least",
     "lower_events",
     "memberships_resolver",
     "next_transition",
+    "next_transition_query",
     "parse",
     "segment_column",
+    "time_leaves",
     "to_json",
+    "transform",
     "workspace_schema",
 ]
