@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import asdict
+from typing import Any
 
 import click
 
@@ -31,24 +34,59 @@ def serve(ctx: Context, host: str, port: int, log_level: str, realtime: bool) ->
     import uvicorn
 
     from segmint.api.app import create_app
+    from segmint.membership.recovery import serving
     from segmint.membership.service import attach_realtime
 
     workspace = ctx.workspace
     clock = SystemClock()
-    intake = Intake(workspace, clock)
-    # Real-time listeners attach here, before the server starts:
-    service = attach_realtime(workspace, intake, clock, _catch_up_progress) if realtime else None
-    app = create_app(workspace, clock, intake=intake)
-    _tune_gc()
-    loop = "uvloop" if _has("uvloop") else "asyncio"
-    http = "httptools" if _has("httptools") else "h11"
-    click.echo(f"segmint serving {workspace.definition.name} on http://{host}:{port}", err=True)
-    try:
-        uvicorn.run(app, host=host, port=port, loop=loop, http=http, log_level=log_level,
-                    access_log=False)  # fmt: skip
-    finally:
-        if service is not None:
-            service.close()  # writes the trait state the engine holds
+    with serving(workspace.store) if realtime else contextlib.nullcontext():
+        intake = Intake(workspace, clock)
+        # Real-time listeners attach here, before the server starts:
+        service = (
+            attach_realtime(workspace, intake, clock, _catch_up_progress) if realtime else None
+        )
+        app = create_app(workspace, clock, intake=intake)
+        _tune_gc()
+        loop = "uvloop" if _has("uvloop") else "asyncio"
+        http = "httptools" if _has("httptools") else "h11"
+        config = uvicorn.Config(app, host=host, port=port, loop=loop, http=http,
+                                log_level=log_level, access_log=False)  # fmt: skip
+        click.echo(f"segmint serving {workspace.definition.name} on http://{host}:{port}", err=True)
+        try:
+            _graceful_server_class()(config).run()
+        finally:
+            if service is not None:
+                service.close()  # writes the trait state the engine holds
+    click.echo("segmint stopped" + ("; real-time state saved" if realtime else ""), err=True)
+
+
+def _graceful_server_class() -> type[Any]:
+    """The uvicorn server, made to return after a signal instead of dying by it.
+
+    uvicorn re-raises SIGINT/SIGTERM once its shutdown is done, so the process died (exit
+    143) before ``serve`` could write the real-time trait state it holds. This server only
+    asks uvicorn to shut down and returns: ``serve`` then saves and exits 0.
+    """
+    import signal
+    import threading
+
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            handled = (signal.SIGINT, signal.SIGTERM)
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return GracefulServer
 
 
 def _catch_up_progress(done: int, total: int) -> None:

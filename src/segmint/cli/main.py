@@ -46,7 +46,10 @@ class Context:
     def workspace(self) -> Workspace:
         """The workspace, opened on first use."""
         if self._workspace is None:
-            self._workspace = Workspace.open(self.workspace_path)
+            # catches up after a server stopped without saving, before anything reads
+            from segmint.membership.recovery import RecoveringWorkspace
+
+            self._workspace = RecoveringWorkspace.open(self.workspace_path)
         return self._workspace
 
     def close(self) -> None:
