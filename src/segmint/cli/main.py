@@ -104,8 +104,9 @@ def status(ctx: Context, fmt: str) -> None:
     click.echo(f"workspace  {info['workspace']}  ({info['path']})")
     click.echo(f"store      {store['backend']}  {store['url']}")
     click.echo(f"schema     v{store['schema_version']} (latest v{store['latest_schema_version']})")
+    width = max(12, *(len(key) + 1 for key in info["counts"]))
     for key, value in info["counts"].items():
-        click.echo(f"{key:<12}{value}")
+        click.echo(f"{key:<{width}}{value}")
 
 
 def _register_commands() -> None:

@@ -164,6 +164,23 @@ def save_schedule(store: Store, lives: Mapping[str, Live]) -> None:
         live.stored_due = live.due
 
 
+def record_failures(
+    store: Store, failures: Sequence[tuple[str, str | None, str]], at: datetime
+) -> None:
+    """Record profiles the engine set aside: ``(profile_id, message_id, error)`` rows.
+
+    Their stored trait state is dropped too, so the next event rebuilds it from the events
+    instead of trusting a state that a failed step may have left half applied.
+    """
+    when = utcnow_naive(at)
+    store.executemany(
+        "INSERT INTO realtime_failures (profile_id, message_id, failed_at, error) "
+        "VALUES (?, ?, ?, ?)",
+        [(pid, mid, when, error[:1000]) for pid, mid, error in failures],
+    )
+    delete_keys(store, "trait_state", ("profile_id",), sorted({(f[0],) for f in failures}))
+
+
 def forget_many(store: Store, ids: Sequence[str]) -> None:
     """Delete the derived state of profiles merged away (their memberships exit separately)."""
     keys = [(pid,) for pid in ids]

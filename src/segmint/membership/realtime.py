@@ -41,6 +41,7 @@ from segmint.membership.live import (
     Live,
     forget_many,
     load_many,
+    record_failures,
     row_to_event,
     save_schedule,
     save_states,
@@ -77,6 +78,7 @@ class _Pending:
     touched: dict[str, Live] = field(default_factory=dict)
     removed: set[str] = field(default_factory=set)
     base_seq: int | None = None
+    failed: list[tuple[str, str | None, str]] = field(default_factory=list)
 
 
 class RealtimeEngine:
@@ -160,12 +162,15 @@ class RealtimeEngine:
             self._ensure(list(grouped), {e.message_id for e in events})
             for pid, batch in grouped.items():
                 live = self._live[pid]
-                if live.fresh:  # the values before these events, for the causes
-                    live.values = self.compiled.traits.values(live.state, at)
-                for event in batch:
-                    self.compiled.traits.apply(live.state, event)
-                cause = {"source": "event", "message_id": batch[-1].message_id}
-                self._evaluate(pid, live, at, cause, pending)
+                try:
+                    if live.fresh:  # the values before these events, for the causes
+                        live.values = self.compiled.traits.values(live.state, at)
+                    for event in batch:
+                        self.compiled.traits.apply(live.state, event)
+                    cause = {"source": "event", "message_id": batch[-1].message_id}
+                    self._evaluate(pid, live, at, cause, pending)
+                except Exception as exc:  # one profile's failure must not stop the others
+                    self._isolate(pid, [e.message_id for e in batch], exc, pending)
             return self._flush(pending, at)
 
     def advance(self, as_of: datetime) -> list[MembershipChange]:
@@ -267,7 +272,23 @@ class RealtimeEngine:
                 # only what time or the windows change now, as for a profile in memory.
                 live.fresh = False
             live.due = None
-            self._evaluate(pid, live, due, {"source": "time"}, pending)
+            try:
+                self._evaluate(pid, live, due, {"source": "time"}, pending)
+            except Exception as exc:  # one profile's failure must not stop the others
+                self._isolate(pid, [None], exc, pending)
+
+    def _isolate(
+        self, pid: str, message_ids: list[str | None], exc: Exception, pending: _Pending
+    ) -> None:
+        """Set a profile that failed aside: recorded, counted, rebuilt from events next time."""
+        log.error("real time failed for profile %s: %r", pid, exc, exc_info=exc)
+        self.stats["failed"] += 1
+        self._live.pop(pid, None)
+        self._unsaved.pop(pid, None)
+        pending.touched.pop(pid, None)
+        pending.changes = [c for c in pending.changes if c.profile_id != pid]
+        error = f"{type(exc).__name__}: {exc}"
+        pending.failed += [(pid, mid, error) for mid in message_ids]
 
     def _preload(self, heap: list[tuple[datetime, str]], as_of: datetime) -> None:
         """Load every profile due by ``as_of`` at once (a query per table, not per profile)."""
@@ -336,7 +357,7 @@ class RealtimeEngine:
         self._evaluate(into, live, at, {"source": "merge", "merged_from": gone}, pending)
 
     def _flush(self, pending: _Pending, as_of: datetime) -> list[MembershipChange]:
-        if not pending.touched and not pending.changes and not pending.removed:
+        if not (pending.touched or pending.changes or pending.removed or pending.failed):
             return []
         with self.store.transaction():
             if pending.base_seq is not None:
@@ -346,6 +367,8 @@ class RealtimeEngine:
                 forget_many(self.store, sorted(pending.removed))
                 for pid in pending.removed:
                     self._unsaved.pop(pid, None)
+            if pending.failed:
+                record_failures(self.store, pending.failed, as_of)
             save_schedule(self.store, pending.touched)
             write_changes(self.store, pending.changes)
             if self.outbox is not None:

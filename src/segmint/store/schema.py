@@ -240,6 +240,20 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
             "duckdb": "DROP INDEX schedule_due",
         },
     ),
+    (
+        10,
+        # The real-time engine's failures for one profile: the rest of its batch is applied,
+        # the profile's events are named here (segmint status counts them).
+        """
+        CREATE TABLE realtime_failures (
+            id {serial:realtime_failures},
+            profile_id TEXT NOT NULL,
+            message_id TEXT,
+            failed_at TIMESTAMP NOT NULL,
+            error TEXT NOT NULL
+        );
+        """,
+    ),
 )
 """Versioned migrations, applied in order on open. Append; never edit a released one."""
 
