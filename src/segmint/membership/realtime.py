@@ -37,19 +37,17 @@ from segmint.membership.changes import ChangeKind, MembershipChange, diff_member
 from segmint.membership.compiled import CompiledSegments
 from segmint.membership.hub import ChangeHub
 from segmint.membership.live import (
-    EVENT_COLUMNS,
     Live,
     forget_many,
     load_many,
     record_failures,
-    row_to_event,
     save_schedule,
     save_states,
 )
 from segmint.membership.webhooks import WebhookOutbox
 from segmint.profiles import merge_roots
 from segmint.store import Store, from_store_time, read_meta, write_meta
-from segmint.traits.state import SEQ_KEY, UNSAVED_KEY
+from segmint.traits import EVENT_COLUMNS, SEQ_KEY, UNSAVED_KEY, row_to_event
 
 _US = timedelta(microseconds=1)
 CATCH_UP_CHUNK = 5000

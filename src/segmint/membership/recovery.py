@@ -25,7 +25,7 @@ from datetime import datetime
 
 from segmint.clock import FixedClock, SystemClock
 from segmint.store import Store, read_meta, write_meta
-from segmint.traits.state import UNSAVED_KEY
+from segmint.traits import UNSAVED_KEY
 from segmint.workspace import Workspace
 
 log = logging.getLogger(__name__)
