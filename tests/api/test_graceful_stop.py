@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -130,3 +131,23 @@ def test_after_kill_9_every_command_catches_up_first(
     path, key = make_workspace(tmp_path)
     assert serve_and_stop(path, key, signal.SIGKILL) == -signal.SIGKILL
     assert_commands_agree(path, cli, tmp_path)
+
+
+def test_serve_refuses_bad_options_before_doing_anything(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    path, _ = make_workspace(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = str(busy.getsockname()[1])
+        cases = [
+            (("--port", taken), "cannot listen on 127.0.0.1:" + taken),
+            (("--port", "99999"), "not in the range"),
+            (("--host", "300.1.1.1"), "cannot listen on 300.1.1.1"),
+            (("--log-level", "loud"), "'loud' is not one of"),
+        ]
+        for args, says in cases:
+            result = cli("-w", str(path), "serve", *args)
+            assert result.returncode == 2, result
+            assert says in result.stderr

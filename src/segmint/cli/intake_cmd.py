@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
@@ -17,11 +18,22 @@ from segmint.intake.keys import SCOPES, create_key, list_keys, revoke_key
 from segmint.intake.pipeline import Intake
 from segmint.intake.quarantine import list_quarantine
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to bind.")
-@click.option("--port", default=8000, show_default=True, type=int, help="The port to bind.")
-@click.option("--log-level", default="warning", show_default=True, help="uvicorn's log level.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(1, 65535),
+    help="The port to bind.",
+)  # fmt: skip
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    help="uvicorn's log level.",
+)
 @click.option(
     "--realtime/--no-realtime",
     default=True,
@@ -37,6 +49,7 @@ def serve(ctx: Context, host: str, port: int, log_level: str, realtime: bool) ->
     from segmint.membership.recovery import serving
     from segmint.membership.service import attach_realtime
 
+    listener = _bind(host, port)  # before catching up: a busy port fails at once
     workspace = ctx.workspace
     clock = SystemClock()
     with serving(workspace.store) if realtime else contextlib.nullcontext():
@@ -50,14 +63,30 @@ def serve(ctx: Context, host: str, port: int, log_level: str, realtime: bool) ->
         loop = "uvloop" if _has("uvloop") else "asyncio"
         http = "httptools" if _has("httptools") else "h11"
         config = uvicorn.Config(app, host=host, port=port, loop=loop, http=http,
-                                log_level=log_level, access_log=False)  # fmt: skip
+                                log_level=log_level.lower(), access_log=False)  # fmt: skip
         click.echo(f"segmint serving {workspace.definition.name} on http://{host}:{port}", err=True)
         try:
-            _graceful_server_class()(config).run()
+            _graceful_server_class()(config).run(sockets=[listener])
         finally:
             if service is not None:
                 service.close()  # writes the trait state the engine holds
     click.echo("segmint stopped" + ("; real-time state saved" if realtime else ""), err=True)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` for the server, or a clear error naming the options."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise click.BadParameter(
+            f"cannot listen on {host}:{port}: {reason}", param_hint="'--host' / '--port'"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _graceful_server_class() -> type[Any]:

@@ -279,7 +279,8 @@ class RealtimeEngine:
         self, pid: str, message_ids: list[str | None], exc: Exception, pending: _Pending
     ) -> None:
         """Set a profile that failed aside: recorded, counted, rebuilt from events next time."""
-        log.error("real time failed for profile %s: %r", pid, exc, exc_info=exc)
+        log.error("real time set profile %s aside: %r (see 'segmint status')", pid, exc)
+        log.debug("real-time failure of profile %s", pid, exc_info=exc)
         self.stats["failed"] += 1
         self._live.pop(pid, None)
         self._unsaved.pop(pid, None)

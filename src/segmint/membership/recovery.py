@@ -89,7 +89,8 @@ def _catch_up(workspace: Workspace, as_of: datetime) -> int:
     engine.close()
     with workspace.store.transaction():
         write_meta(workspace.store, SERVING_KEY, "0")
-    log.warning("applied %d events the real-time engine had not saved when it stopped", done)
+    if done:
+        log.warning("applied %d events the real-time engine had not saved when it stopped", done)
     return done
 
 
