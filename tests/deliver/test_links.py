@@ -258,3 +258,21 @@ def test_machine_open_rules() -> None:
     assert is_machine_open(None, later, sent)
     assert not is_machine_open(CHROME, later, None)
     assert is_machine_agent("Barracuda Sentinel (EE)") and not is_machine_agent(CHROME)
+
+
+def test_the_server_refuses_a_padded_or_twiddled_link(served: Any) -> None:
+    shop, client, _, links = served
+    opened = links["open"]
+    last = opened[-1]
+    twin = next(
+        c
+        for c in ALPHABET64
+        if c != last and ALPHABET64.index(c) >> 4 == ALPHABET64.index(last) >> 4
+    )
+    for bad in (opened + "====", opened + "!!!!", opened[:-1] + twin):
+        response = client.get(bad, headers={"user-agent": CHROME})
+        assert response.status_code == 403, bad
+        assert response.json()["error"]["code"] == "invalid_link"
+    for bad in (links["unsubscribe"] + "====", links["unsubscribe"] + "%21%21"):
+        assert client.post(bad).status_code == 403
+    assert events(shop, "Email Opened") == []
