@@ -47,7 +47,7 @@ from segmint.membership.live import (
 from segmint.membership.webhooks import WebhookOutbox
 from segmint.profiles import merge_roots
 from segmint.store import Store, from_store_time, read_meta, write_meta
-from segmint.traits import EVENT_COLUMNS, SEQ_KEY, UNSAVED_KEY, row_to_event
+from segmint.traits import EVENT_COLUMNS, SEQ_KEY, UNSAVED_KEY, drop_all_states, row_to_event
 
 _US = timedelta(microseconds=1)
 CATCH_UP_CHUNK = 5000
@@ -463,7 +463,7 @@ class RealtimeEngine:
         if read_meta(self.store, UNSAVED_KEY) == "1":
             log.warning("real-time trait state was not saved at the last stop; rebuilding it")
             with self.store.transaction():
-                self.store.execute("DELETE FROM trait_state")
+                drop_all_states(self.store)
                 write_meta(self.store, UNSAVED_KEY, "0")
 
 

@@ -2,8 +2,8 @@
 
 Real-time trait state has one owner, here: the engine (:class:`TraitEngine`), the events it
 folds (:func:`row_to_event`, :func:`fold_events`) and the stored state and values
-(:func:`load_states`, :func:`save_traits`, :func:`drop_states`). Membership's real-time
-engine uses these; nothing else writes ``trait_state``.
+(:func:`load_states`, :func:`save_traits`, :func:`drop_states`, :func:`drop_all_states`).
+Membership's real-time engine uses these; nothing else writes ``trait_state``.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from segmint.traits.model import TraitSpec
 from segmint.traits.state import (
     SEQ_KEY,
     UNSAVED_KEY,
+    drop_all_states,
     drop_states,
     load_state,
     load_states,
@@ -49,6 +50,7 @@ __all__ = [
     "TraitSpec",
     "TraitState",
     "build_catalog",
+    "drop_all_states",
     "drop_states",
     "fold_events",
     "load_state",

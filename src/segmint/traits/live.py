@@ -26,7 +26,13 @@ from segmint.events import Event
 from segmint.store import Store, from_store_time, write_meta
 from segmint.traits.catalog import TraitCatalog
 from segmint.traits.incremental import TraitEngine, TraitState
-from segmint.traits.state import SEQ_KEY, UNSAVED_KEY, save_traits, select_profiles
+from segmint.traits.state import (
+    SEQ_KEY,
+    UNSAVED_KEY,
+    drop_all_states,
+    save_traits,
+    select_profiles,
+)
 
 EVENT_COLUMNS = (
     'message_id, type, event, profile_id, "timestamp", properties, traits, '
@@ -109,7 +115,7 @@ def rebuild(
     engine = TraitEngine(catalog)
     done = 0
     seq = store.fetchall("SELECT coalesce(max(seq), 0) FROM events")[0][0]
-    store.execute("DELETE FROM trait_state")
+    drop_all_states(store)
     for low, high, total in _ranges(store, chunk):
         sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE profile_id >= ? AND profile_id <= ?"
         states: dict[str, TraitState] = {}

@@ -130,6 +130,11 @@ def load_states(store: Store, engine: TraitEngine, ids: Sequence[str]) -> dict[s
     return states
 
 
+def drop_all_states(store: Store) -> None:
+    """Delete every stored state (each is then rebuilt from its profile's events)."""
+    store.execute("DELETE FROM trait_state")
+
+
 def drop_states(store: Store, ids: Iterable[str], *, values: bool = False) -> None:
     """Delete the stored state (and, with ``values``, the trait values) of profiles."""
     keys = [(pid,) for pid in sorted(set(ids))]
