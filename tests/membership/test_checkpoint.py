@@ -12,10 +12,10 @@ from segmint.membership.batch import reconcile
 from segmint.membership.changes import all_members
 from segmint.membership.compiled import CompiledSegments
 from segmint.membership.realtime import RealtimeEngine
-from segmint.membership.recovery import SERVING_KEY, catch_up_unsaved, serving
+from segmint.membership.recovery import catch_up_unsaved, serving
 from segmint.profiles import decode_traits
 from segmint.store.bulk import upsert_rows
-from segmint.traits.state import SEQ_KEY, UNSAVED_KEY
+from segmint.traits import SEQ_KEY, SERVING_KEY, UNSAVED_KEY
 from segmint.workspace import Workspace
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

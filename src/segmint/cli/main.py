@@ -47,7 +47,7 @@ class Context:
         """The workspace, opened on first use."""
         if self._workspace is None:
             # catches up after a server stopped without saving, before anything reads
-            from segmint.membership.recovery import RecoveringWorkspace
+            from segmint.cli.recovering import RecoveringWorkspace
 
             self._workspace = RecoveringWorkspace.open(self.workspace_path)
         return self._workspace

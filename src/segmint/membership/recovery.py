@@ -2,14 +2,15 @@
 
 A server writes memberships with every engine step, but trait state and ``trait_values``
 only every second and when it stops; until then ``meta`` marks the state unsaved
-(:data:`segmint.traits.state.UNSAVED_KEY`). Events it acknowledged may also still wait for
-the engine when the process dies. So ``serve`` marks its whole run (:data:`SERVING_KEY`,
-:func:`serving`) and clears the mark after its final save. After an unsaved stop,
-``trait_values`` and memberships lag behind the events, and a command reading them (a
-template preview, a campaign) would see another profile than ``profile show`` (computed
-from the events). :func:`catch_up_unsaved` closes that gap the way a starting server does:
-it runs the real-time engine's catch-up on the events stored since the last save, then
-saves.
+(:data:`segmint.traits.UNSAVED_KEY`). Events it acknowledged may also still wait for the
+engine when the process dies. So ``serve`` marks its whole run
+(:data:`segmint.traits.SERVING_KEY`, :func:`serving`) and clears the mark after its final
+save. After an unsaved stop, ``trait_values`` and memberships lag behind the events, and a
+command reading them (a template preview, a campaign) would see another profile than
+``profile show`` (computed from the events). :func:`catch_up_unsaved` closes that gap the
+way a starting server does: it runs the real-time engine's catch-up on the events stored
+since the last save, then saves. The CLI calls it when it opens a store
+(:class:`segmint.cli.recovering.RecoveringWorkspace`).
 
 It only does so when no engine is running: a DuckDB file opened for writing is held by
 this process alone; on PostgreSQL each running server holds a shared advisory lock
@@ -23,14 +24,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from segmint.clock import FixedClock, SystemClock
-from segmint.store import Store, read_meta, write_meta
-from segmint.traits import UNSAVED_KEY
+from segmint.clock import FixedClock
+from segmint.store import Store, write_meta
+from segmint.traits import SERVING_KEY, stopped_unsaved
 from segmint.workspace import Workspace
 
 log = logging.getLogger(__name__)
-SERVING_KEY = "realtime.serving"
-"""Meta key: "1" from the start of ``segmint serve`` until its final save."""
 _LOCK = "hashtext('segmint.realtime'), hashtext(current_schema())"
 """The advisory lock's two keys: one per store schema (tests share a database)."""
 
@@ -47,9 +46,15 @@ def catch_up_unsaved(workspace: Workspace, as_of: datetime) -> int | None:
         state was saved, or a running server holds it).
     """
     store = workspace.store
-    if getattr(store, "read_only", False) or not _unsaved(store):
+    if not stopped_unsaved(store):
         return None
     if store.dialect != "postgres":
+        from segmint.store.duckdb import DuckDBStore
+
+        # Only a DuckDB file this process opened for writing is free of a running server
+        # (reads served by the server holding the file, or a read-only open, are not).
+        if not isinstance(store, DuckDBStore) or getattr(store, "read_only", False):
+            return None
         return _catch_up(workspace, as_of)
     if not store.fetchall(f"SELECT pg_try_advisory_lock({_LOCK})")[0][0]:
         return None  # a server runs: its state is current
@@ -77,10 +82,6 @@ def serving(store: Store) -> Iterator[None]:
         write_meta(store, SERVING_KEY, "0")
 
 
-def _unsaved(store: Store) -> bool:
-    return read_meta(store, UNSAVED_KEY) == "1" or read_meta(store, SERVING_KEY) == "1"
-
-
 def _catch_up(workspace: Workspace, as_of: datetime) -> int:
     from segmint.membership.service import Membership
 
@@ -92,20 +93,3 @@ def _catch_up(workspace: Workspace, as_of: datetime) -> int:
     if done:
         log.warning("applied %d events the real-time engine had not saved when it stopped", done)
     return done
-
-
-class RecoveringWorkspace(Workspace):
-    """A workspace that catches up an unsaved real-time stop when its store is first opened.
-
-    The CLI opens workspaces so: every command that reads traits or memberships then sees
-    what the events say, as ``profile show`` does.
-    """
-
-    @property
-    def store(self) -> Store:
-        """The store, opened (and migrated, and caught up) on first use."""
-        fresh = self._store is None
-        store = super().store
-        if fresh:
-            catch_up_unsaved(self, SystemClock().now())
-        return store

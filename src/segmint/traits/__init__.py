@@ -27,6 +27,7 @@ from segmint.traits.live import (
 from segmint.traits.model import TraitSpec
 from segmint.traits.state import (
     SEQ_KEY,
+    SERVING_KEY,
     UNSAVED_KEY,
     drop_all_states,
     drop_states,
@@ -34,12 +35,14 @@ from segmint.traits.state import (
     load_states,
     save_traits,
     select_profiles,
+    stopped_unsaved,
     values_json,
 )
 
 __all__ = [
     "EVENT_COLUMNS",
     "SEQ_KEY",
+    "SERVING_KEY",
     "UNSAVED_KEY",
     "StaleStateError",
     "TraitCatalog",
@@ -61,5 +64,6 @@ __all__ = [
     "row_to_event",
     "save_traits",
     "select_profiles",
+    "stopped_unsaved",
     "values_json",
 ]

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from segmint.store import Store, utcnow_naive
+from segmint.store import Store, read_meta, utcnow_naive
 from segmint.store.bulk import delete_keys, upsert_rows
 from segmint.traits.errors import StaleStateError
 from segmint.traits.incremental import TraitEngine, TraitState
@@ -31,6 +31,18 @@ engine catches up on the events after it."""
 UNSAVED_KEY = "trait_state.unsaved"
 """Meta key: "1" while a real-time engine holds trait state it has not written yet (if it
 stops so, the next engine drops the stored state and rebuilds it from the events)."""
+SERVING_KEY = "realtime.serving"
+"""Meta key: "1" from the start of ``segmint serve`` until its final save (a server that
+dies may also leave acknowledged events its engine never saw)."""
+
+
+def stopped_unsaved(store: Store) -> bool:
+    """Whether a real-time engine stopped (or runs) without having saved all it applied.
+
+    True also while a server runs: only the caller can tell (a lock, a held file) whether
+    the engine is gone and the stored state must be caught up.
+    """
+    return read_meta(store, UNSAVED_KEY) == "1" or read_meta(store, SERVING_KEY) == "1"
 
 
 def dumps(engine: TraitEngine, state: TraitState) -> bytes:
