@@ -102,7 +102,8 @@ def assert_commands_agree(path: Path, cli: Callable[..., CliResult], tmp: Path) 
               "--format", "json")  # fmt: skip
     assert dry.returncode == 0, dry.stderr
     report = json.loads(dry.stdout)
-    assert (report["audience"], report["sent"], report["skipped"]) == (PEOPLE, PEOPLE, {})
+    assert (report["audience"], report["skipped"], report["failed"]) == (PEOPLE, {}, {})
+    assert len(list((tmp / "dry").rglob("*.eml"))) == PEOPLE  # one message each, none skipped
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
