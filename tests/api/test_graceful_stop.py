@@ -21,7 +21,11 @@ import httpx
 import orjson
 import pytest
 
+from segmint.clock import FixedClock
 from segmint.intake.keys import create_key
+from segmint.intake.pipeline import Intake
+from segmint.store import write_meta
+from segmint.traits import SEQ_KEY
 from segmint.workspace import Workspace
 
 from ..conftest import CliResult
@@ -152,3 +156,43 @@ def test_serve_refuses_bad_options_before_doing_anything(
             result = cli("-w", str(path), "serve", *args)
             assert result.returncode == 2, result
             assert says in result.stderr
+
+
+def test_a_signal_while_catching_up_at_start_exits_0_and_the_next_command_finishes(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    path, _ = make_workspace(tmp_path)
+    people, events = 1000, 30_000
+    with Workspace.open(path) as ws:  # stored while no server ran (an import, a stream)
+        intake = Intake(ws, FixedClock(NOW))
+        messages = [
+            {"type": "identify", "userId": f"u{i % people}", "messageId": f"m{i}",
+             "traits": {"first_name": f"Name{i % people}"}, "timestamp": NOW.isoformat()}
+            for i in range(events)
+        ]  # fmt: skip
+        for start in range(0, events, 5000):
+            intake.submit(messages[start : start + 5000], source="import")
+        with ws.store.transaction():
+            write_meta(ws.store, SEQ_KEY, "0")  # a server saved before these arrived
+    cmd = [sys.executable, "-m", "segmint", "-w", str(path), "serve", "--port", str(free_port())]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()  # after the first chunk of the catch-up
+        assert first.startswith("applying stored events to segments: 5,000 of 30,000"), first
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert "segmint stopped by SIGTERM while starting" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        if proc.stderr:
+            proc.stderr.close()
+    w = ("-w", str(path))
+    size = json.loads(cli(*w, "segments", "show", "named", "--format", "json").stdout)["size"]
+    assert size == people
+    shown = json.loads(cli(*w, "profile", "show", "user_id:u7", "--format", "json").stdout)
+    out = tmp_path / "previews"
+    cli(*w, "template", "preview", "lifecycle", "--profile", shown["profile_id"], "--out", str(out))
+    assert "Hi Name7," in (out / f"{shown['profile_id']}.html").read_text()

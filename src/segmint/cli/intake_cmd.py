@@ -48,29 +48,65 @@ def serve(ctx: Context, host: str, port: int, log_level: str, realtime: bool) ->
     from segmint.api.app import create_app
     from segmint.membership.recovery import serving
     from segmint.membership.service import attach_realtime
+    from segmint.workspace import Workspace
 
     listener = _bind(host, port)  # before catching up: a busy port fails at once
-    workspace = ctx.workspace
+    # Not the CLI's catching-up workspace: serve catches up itself, with progress.
+    workspace = Workspace.open(ctx.workspace_path)
+    click.get_current_context().call_on_close(workspace.close)
     clock = SystemClock()
-    with serving(workspace.store) if realtime else contextlib.nullcontext():
-        intake = Intake(workspace, clock)
-        # Real-time listeners attach here, before the server starts:
-        service = (
-            attach_realtime(workspace, intake, clock, _catch_up_progress) if realtime else None
-        )
-        app = create_app(workspace, clock, intake=intake)
-        _tune_gc()
-        loop = "uvloop" if _has("uvloop") else "asyncio"
-        http = "httptools" if _has("httptools") else "h11"
-        config = uvicorn.Config(app, host=host, port=port, loop=loop, http=http,
-                                log_level=log_level.lower(), access_log=False)  # fmt: skip
-        click.echo(f"segmint serving {workspace.definition.name} on http://{host}:{port}", err=True)
-        try:
-            _graceful_server_class()(config).run(sockets=[listener])
-        finally:
-            if service is not None:
-                service.close()  # writes the trait state the engine holds
+    service = None
+    try:
+        with serving(workspace.store) if realtime else contextlib.nullcontext():
+            try:
+                with _stop_on_signals():  # uvicorn handles them once it runs
+                    intake = Intake(workspace, clock)
+                    # Real-time listeners attach here, before the server starts:
+                    if realtime:
+                        service = attach_realtime(workspace, intake, clock, _catch_up_progress)
+                    app = create_app(workspace, clock, intake=intake)
+                _tune_gc()
+                loop = "uvloop" if _has("uvloop") else "asyncio"
+                http = "httptools" if _has("httptools") else "h11"
+                config = uvicorn.Config(app, host=host, port=port, loop=loop, http=http,
+                                        log_level=log_level.lower(), access_log=False)  # fmt: skip
+                name = workspace.definition.name
+                click.echo(f"segmint serving {name} on http://{host}:{port}", err=True)
+                _graceful_server_class()(config).run(sockets=[listener])
+            finally:
+                if service is not None:
+                    service.close()  # writes the trait state the engine holds
+    except _Stopped as stopped:
+        # ``serving`` stays marked: the next start, or the next command, applies the rest
+        click.echo(f"segmint stopped by {stopped} while starting", err=True)
+        return
     click.echo("segmint stopped" + ("; real-time state saved" if realtime else ""), err=True)
+
+
+class _Stopped(Exception):
+    """SIGINT or SIGTERM arrived while the server was starting (catching up)."""
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into :class:`_Stopped` inside the block (main thread only)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise _Stopped(signal.Signals(signum).name)
+
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, stop) for sig in handled}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _bind(host: str, port: int) -> socket.socket:
