@@ -181,8 +181,10 @@ def test_a_signal_while_catching_up_at_start_exits_0_and_the_next_command_finish
         first = proc.stderr.readline()  # after the first chunk of the catch-up
         assert first.startswith("applying stored events to segments: 5,000 of 30,000"), first
         os.kill(proc.pid, signal.SIGTERM)
-        assert proc.wait(30) == 0
-        assert "segmint stopped by SIGTERM while starting" in proc.stderr.read()
+        code = proc.wait(30)
+        rest = proc.stderr.read()
+        assert code == 0, first + rest
+        assert "segmint stopped by SIGTERM while starting" in rest
     finally:
         if proc.poll() is None:
             proc.kill()

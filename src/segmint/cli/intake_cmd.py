@@ -97,13 +97,21 @@ def _stop_on_signals() -> Iterator[None]:
         yield
         return
 
+    received: list[str] = []
+
     def stop(signum: int, _frame: Any) -> None:
-        raise _Stopped(signal.Signals(signum).name)
+        received.append(signal.Signals(signum).name)
+        raise _Stopped(received[0])
 
     handled = (signal.SIGINT, signal.SIGTERM)
     previous = {sig: signal.signal(sig, stop) for sig in handled}
     try:
         yield
+    except Exception as exc:
+        # A store may turn the signal into its own error ("Query interrupted" in DuckDB)
+        if received and not isinstance(exc, _Stopped):
+            raise _Stopped(received[0]) from exc
+        raise
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
