@@ -63,7 +63,7 @@ from segmint.membership.compiled import CompiledSegments  # noqa: E402
 from segmint.membership.realtime import RealtimeEngine  # noqa: E402
 from segmint.membership.service import CHECKPOINT_EVERY  # noqa: E402
 from segmint.store.duckdb import DuckDBStore  # noqa: E402
-from segmint.traits.live import rebuild, to_event  # noqa: E402
+from segmint.traits import EVENT_COLUMNS, rebuild, row_to_event  # noqa: E402
 
 FULL = os.environ.get("SEGMINT_BENCH_SCALE") == "1"
 SMOKE = os.environ.get("SEGMINT_BENCH_SMOKE") == "1"  # a quick check of the script itself
@@ -214,11 +214,10 @@ def batch(store: DuckDBStore, compiled: CompiledSegments) -> None:
 
 def stream(store: DuckDBStore, compiled: CompiledSegments) -> None:
     rows = store.fetchall(  # the latest events, in time order: a stream arriving now
-        "SELECT * FROM (SELECT message_id, type, event, profile_id, timestamp, properties, "
-        f"traits FROM events ORDER BY timestamp DESC LIMIT {STREAM + LATENCY_EVENTS}) "
-        "ORDER BY timestamp"
+        f"SELECT * FROM (SELECT {EVENT_COLUMNS} FROM events ORDER BY timestamp DESC "
+        f"LIMIT {STREAM + LATENCY_EVENTS}) ORDER BY timestamp"
     )
-    events = [to_event(r) for r in rows]
+    events = [row_to_event(r) for r in rows]
     del rows
     # Steady state: profiles have their history. Keep the events before the stream in the
     # store, build every profile's trait state and memberships from them, then stream.

@@ -27,8 +27,7 @@ from pathlib import Path
 from common import best_of, report
 from segmint.config.model import TraitDef
 from segmint.store.duckdb import DuckDBStore
-from segmint.traits import TraitEngine, build_catalog
-from segmint.traits.live import to_event
+from segmint.traits import EVENT_COLUMNS, TraitEngine, build_catalog, row_to_event
 from segmint.traits.sqlgen import trait_query
 from segmint.traits.state import dumps
 
@@ -178,11 +177,11 @@ def batch(store: DuckDBStore, catalog: object) -> None:
 
 def incremental(store: DuckDBStore, catalog: object) -> None:
     engine = TraitEngine(catalog)  # type: ignore[arg-type]
-    cols = "message_id, type, event, profile_id, timestamp, properties, traits"
+    cols = EVENT_COLUMNS
     rows = store.fetchall(
         f"SELECT {cols} FROM events ORDER BY received_at LIMIT {INCREMENTAL_EVENTS}"
     )
-    events = [to_event(r) for r in rows]
+    events = [row_to_event(r) for r in rows]
     del rows
     # The input events are the harness's, not engine state: keep the collector from
     # rescanning them on every full collection (a live engine never holds them all).
@@ -224,7 +223,7 @@ def cpu_best_of(fn: object, repeat: int = 2) -> float:
 
 
 def state_size(store: DuckDBStore, engine: TraitEngine) -> None:
-    cols = "message_id, type, event, profile_id, timestamp, properties, traits"
+    cols = EVENT_COLUMNS
     ids = [
         r[0] for r in store.fetchall("SELECT DISTINCT profile_id FROM events ORDER BY 1 LIMIT 5000")
     ]
@@ -233,7 +232,7 @@ def state_size(store: DuckDBStore, engine: TraitEngine) -> None:
         sql = f"SELECT {cols} FROM events WHERE profile_id >= ? AND profile_id <= ?"
         states: dict[str, object] = {}
         for row in store.fetchall(sql, [low, high]):
-            event = to_event(row)
+            event = row_to_event(row)
             state = states.setdefault(event.profile_id, engine.new_state())
             engine.apply(state, event)  # type: ignore[arg-type]
         sizes = [len(dumps(engine, s)) for s in states.values()]  # type: ignore[arg-type]

@@ -91,6 +91,7 @@ class Workspace:
                 ("profiles", "profiles"),
                 ("memberships", "memberships"),
                 ("quarantined", "quarantine"),
+                ("realtime_failures", "realtime_failures"),
             )
         }
         return {

@@ -3,6 +3,7 @@ server keeps serving."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import zlib
 from typing import Any
@@ -45,6 +46,16 @@ BAD: list[tuple[str, str, bytes, dict[str, str], int, str | None]] = [
     ("timestamp out of range", "/v1/track",
      orjson.dumps(msg(timestamp="0001-01-01T00:00:00Z", sentAt="9999-12-31T00:00:00Z")), {}, 400,
      "timestamp"),
+    ("the year 9999", "/v1/track",
+     orjson.dumps(msg(event="Order Completed", timestamp="9999-12-31T23:59:59Z")), {}, 400,
+     "timestamp"),
+    ("the year 9999 in a batch", "/v1/batch",
+     batch(msg(), msg(timestamp="9999-12-31T23:59:59Z")), {}, 400, "batch[1].timestamp"),
+    ("before 1900", "/v1/track", orjson.dumps(msg(originalTimestamp="0001-01-01T00:00:00Z")),
+     {}, 400, "originalTimestamp"),
+    ("sentAt in the year 9999", "/v1/batch",
+     orjson.dumps({"batch": [msg()], "sentAt": "9999-12-31T23:59:59Z"}), {}, 400,
+     "batch[0].sentAt"),
     ("NaN", "/v1/track", b'{"userId": "u", "event": "E", "properties": {"n": NaN}}', {}, 400,
      "body"),
     ("unknown type", "/v1/batch", batch(msg(type="purchase")), {}, 400, "batch[0].type"),
@@ -128,3 +139,40 @@ def test_missing_and_revoked_keys(live: Live) -> None:
         in_body = orjson.dumps(msg(writeKey=secret))
         assert c.post("/v1/track", content=in_body).status_code == 401
     assert live.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("authorization", "says"),
+    [
+        (None, "no API key"),
+        ("Basic " + base64.b64encode(b":secret").decode(), "no user name"),
+        ("Basic " + base64.b64encode(b":").decode(), "no user name"),
+        ("Basic", "no user name"),
+        ("Basic %%%", "not valid base64"),
+        ("Basic " + base64.b64encode(b"\xff\xfe:").decode(), "not valid base64"),
+        ("Digest abc", "unsupported Authorization scheme"),
+        ("Bearer nope", "unknown"),
+        ("Basic " + base64.b64encode(b"nope:").decode(), "unknown"),
+    ],
+)
+def test_every_401_names_the_key_field(
+    module_live: Live, authorization: str | None, says: str
+) -> None:
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    with module_live.client() as c:
+        r = c.post("/v1/track", content=orjson.dumps(msg()), headers=headers)
+    error = r.json()["error"]
+    assert (r.status_code, error["code"], error["field"]) == (401, "unauthorized", "writeKey")
+    assert says in error["message"]
+
+
+@pytest.mark.parametrize("auth", [False, True])
+def test_there_is_no_unauthenticated_noop_endpoint(module_live: Live, auth: bool) -> None:
+    credentials = (module_live.write_key, "") if auth else None
+    big = zlib.compress(b" " * 500_000)
+    with module_live.client() as c:
+        r = c.post(
+            "/v1/noop", content=big, headers={"Content-Encoding": "deflate"}, auth=credentials
+        )
+    assert r.status_code in (404, 405)
+    assert r.json()["error"]["status"] == r.status_code

@@ -147,13 +147,6 @@ def test_extra_routers_are_included(workspace: Any, monkeypatch: pytest.MonkeyPa
             assert c.get("/extra").json() == {"extra": True}
 
 
-def test_noop_answers_without_storing(live: Live) -> None:
-    with live.client() as c:
-        r = c.post("/v1/noop", content=body({"batch": [{"type": "track"}]}))
-    assert (r.status_code, r.json()) == (200, {"success": True})
-    assert live.count() == 0
-
-
 def test_plan_violations_are_accepted_into_quarantine(workspace: Any) -> None:
     from segmint.clock import FixedClock
     from segmint.workspace import Workspace

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from segmint.api.app import create_app
 from segmint.clock import FixedClock
@@ -22,6 +25,7 @@ from segmint.intake.keys import create_key
 from .conftest import T0, Shop, ThreadServer  # type: ignore[import-not-found]
 
 SIGNER = LinkSigner(b"k" * 32, "https://t.example.com")
+ALPHABET64 = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"
 
 
@@ -37,6 +41,69 @@ def test_tokens_round_trip_and_refuse_any_alteration() -> None:
         SIGNER.verify("u", token)
     with pytest.raises(LinkError):
         LinkSigner(b"other-secret-000000", SIGNER.base_url).verify("c", token)
+
+
+TOKEN = SIGNER.token("c", {"c": "spring", "p": "p1", "u": "https://shop.example.com/a"})
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        TOKEN + "====",
+        TOKEN + "!!!!",
+        TOKEN + "=",
+        TOKEN + "\n",
+        TOKEN + ".",
+        TOKEN.replace(".", ".=", 1),
+        TOKEN.replace(".", "=.", 1),
+    ],
+)
+def test_padding_and_junk_after_a_tag_are_refused(bad: str) -> None:
+    with pytest.raises(LinkError):
+        SIGNER.verify("c", bad)
+
+
+def test_the_unused_low_bits_of_the_last_character_count() -> None:
+    payload, _, tag = TOKEN.partition(".")
+    # 16 bytes are 22 characters: the last one carries 2 bits and 4 unused ones
+    index = ALPHABET64.index(tag[-1])
+    twins = [c for c in ALPHABET64 if ALPHABET64.index(c) >> 4 == index >> 4 and c != tag[-1]]
+    assert len(twins) == 15
+    for twin in twins:
+        with pytest.raises(LinkError):
+            SIGNER.verify("c", f"{payload}.{tag[:-1]}{twin}")
+
+
+JUNK = "=!.~%+/ \n\u00e9"
+
+
+@st.composite
+def altered(draw: st.DrawFn, token: str) -> str:
+    """``token`` with characters replaced, inserted, deleted or appended."""
+    text = token
+    for _ in range(draw(st.integers(1, 2))):
+        at = draw(st.integers(0, len(text)))
+        how = draw(st.sampled_from(["replace", "insert", "delete", "append"]))
+        chars = draw(st.sampled_from([JUNK, ALPHABET64]))
+        piece = draw(st.text(chars, min_size=1, max_size=4))
+        if how == "replace":
+            text = text[:at] + piece + text[at + len(piece) :]
+        elif how == "insert":
+            text = text[:at] + piece + text[at:]
+        elif how == "delete":
+            text = text[:at] + text[at + len(piece) :]
+        else:
+            text += piece
+    return text
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_any_change_to_a_valid_token_is_refused(data: st.DataObject) -> None:
+    bad = data.draw(altered(TOKEN))
+    assume(bad != TOKEN)
+    with pytest.raises(LinkError):
+        SIGNER.verify("c", bad)
 
 
 def test_only_web_links_other_than_ours_are_wrapped() -> None:
@@ -192,3 +259,21 @@ def test_machine_open_rules() -> None:
     assert is_machine_open(None, later, sent)
     assert not is_machine_open(CHROME, later, None)
     assert is_machine_agent("Barracuda Sentinel (EE)") and not is_machine_agent(CHROME)
+
+
+def test_the_server_refuses_a_padded_or_twiddled_link(served: Any) -> None:
+    shop, client, _, links = served
+    opened = links["open"]
+    last = opened[-1]
+    twin = next(
+        c
+        for c in ALPHABET64
+        if c != last and ALPHABET64.index(c) >> 4 == ALPHABET64.index(last) >> 4
+    )
+    for bad in (opened + "====", opened + "!!!!", opened[:-1] + twin):
+        response = client.get(bad, headers={"user-agent": CHROME})
+        assert response.status_code == 403, bad
+        assert response.json()["error"]["code"] == "invalid_link"
+    for bad in (links["unsubscribe"] + "====", links["unsubscribe"] + "%21%21"):
+        assert client.post(bad).status_code == 403
+    assert events(shop, "Email Opened") == []

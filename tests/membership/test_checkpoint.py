@@ -12,8 +12,11 @@ from segmint.membership.batch import reconcile
 from segmint.membership.changes import all_members
 from segmint.membership.compiled import CompiledSegments
 from segmint.membership.realtime import RealtimeEngine
+from segmint.membership.recovery import catch_up_unsaved, serving
+from segmint.profiles import decode_traits
 from segmint.store.bulk import upsert_rows
-from segmint.traits.state import SEQ_KEY, UNSAVED_KEY
+from segmint.traits import SEQ_KEY, SERVING_KEY, UNSAVED_KEY
+from segmint.workspace import Workspace
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -223,3 +226,48 @@ def test_a_due_profile_whose_state_lags_a_refresh_is_decided_on_all_its_events(a
     engine.catch_up(end)
     assert "engaged" not in all_members(ws.store)[_pid(ws.store, "u1")]
     assert reconcile(ws.store, engine.compiled, end) == []
+
+
+def test_a_stop_inside_serving_is_caught_up_by_the_next_reader(any_shop, track):
+    ws = any_shop
+    with serving(ws.store):
+        _, intake, engine = _rig(ws, T0, every=3600)
+        intake.submit([track("u1", "Order Completed", T0, total=600)], source="test")
+        engine.close()
+        _, intake, _lagging = _rig(ws, T0, every=3600)
+        intake.submit([track("u1", "Order Completed", T0, total=600)], source="test")
+        # the engine has not seen this one when the process dies
+        _ingest(ws, T0, track("u2", "Order Completed", T0, total=1200))
+    # (a clean exit from `serving` clears the mark: put the crash's mark back)
+    ws.store.execute("UPDATE meta SET value = '1' WHERE key = ?", [SERVING_KEY])
+    assert catch_up_unsaved(ws, T0 + DAY) == 2
+    values = dict(ws.store.fetchall('SELECT profile_id, "values" FROM trait_values'))
+    u1, u2 = _pid(ws.store, "u1"), _pid(ws.store, "u2")
+    assert decode_traits(values[u1])["lifetime_value"] == 1200
+    assert decode_traits(values[u2])["lifetime_value"] == 1200
+    assert {"vip"} <= all_members(ws.store)[u1] & all_members(ws.store)[u2]
+    assert (_meta(ws.store, SERVING_KEY), _meta(ws.store, UNSAVED_KEY)) == ("0", "0")
+    assert catch_up_unsaved(ws, T0 + DAY) is None  # nothing twice
+
+
+def test_a_running_server_on_postgres_is_left_alone(
+    pg_store, postgres_url, tmp_path, make_workspace, track
+):
+    from segmint.store.postgres import PostgresStore
+
+    ws = make_workspace(tmp_path, store=pg_store)
+    other = PostgresStore(postgres_url, schema=pg_store.fetchall("SELECT current_schema()")[0][0])
+    reader = Workspace(path=ws.path, definition=ws.definition, _store=other)
+    try:
+        with serving(ws.store):
+            _, intake, engine = _rig(ws, T0, every=3600)
+            intake.submit([track("u1", "Order Completed", T0, total=600)], source="test")
+            assert _meta(ws.store, UNSAVED_KEY) == "1"
+            assert catch_up_unsaved(reader, T0) is None  # the server holds it
+            engine.close()
+        ws.store.execute("UPDATE meta SET value = '1' WHERE key = ?", [SERVING_KEY])
+        pg_store.fetchall("SELECT pg_advisory_unlock_all()")  # the server's process is gone
+        assert catch_up_unsaved(reader, T0) == 0
+        assert _meta(ws.store, SERVING_KEY) == "0"
+    finally:
+        other.close()

@@ -18,12 +18,12 @@ from segmint.intake.pipeline import Intake
 from segmint.membership.batch import reconcile, refresh
 from segmint.membership.changes import all_members, read_changes
 from segmint.membership.compiled import CompiledSegments
-from segmint.membership.live import rebuild_states
 from segmint.membership.realtime import RealtimeEngine
 from segmint.membership.schedule import Schedule
 from segmint.rules import next_transition
 from segmint.rules.timesql import MARGIN_US
 from segmint.store import from_store_time
+from segmint.traits import fold_events
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 US = timedelta(microseconds=1)
@@ -252,7 +252,7 @@ def test_a_rule_not_linear_in_time_is_rechecked_after_an_hour(shop):
 
 def _engine_due(ws, compiled, pid: str, at: datetime) -> datetime | None:
     """The next instant the real-time engine itself would schedule for ``pid`` at ``at``."""
-    state = rebuild_states(ws.store, compiled, [pid], set())[pid]
+    state = fold_events(ws.store, compiled.traits, [pid])[pid]
     values = compiled.traits.values(state, at)
     found = [next_transition(s.timed, values, at, schema=compiled.schema)
              for s in compiled.timed_segments]  # fmt: skip

@@ -1,4 +1,8 @@
-"""State and values in the store, on both backends: rebuild, restart, live updates."""
+"""State and values in the store, on both backends: rebuild, restart, live updates.
+
+The live part goes through the functions the real-time engine uses (``load_states``,
+``fold_events``, ``save_traits``), not a copy of them.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,17 @@ from typing import Any
 from segmint.events import Event
 from segmint.profiles import load_profile
 from segmint.store import Store
-from segmint.traits import TraitEngine, build_catalog
+from segmint.traits import (
+    TraitEngine,
+    build_catalog,
+    drop_states,
+    fold_events,
+    load_state,
+    load_states,
+    rebuild,
+    save_traits,
+)
 from segmint.traits.batch import read_values, refresh
-from segmint.traits.live import LiveTraits, rebuild
-from segmint.traits.state import load_state
 
 DEFS = {
     "orders": {"count": "events", "event": "Order Completed"},
@@ -53,7 +64,11 @@ def test_rebuild_then_live_updates_match_batch(store: Store, kit: Any) -> None:
     new = Event("new", "track", "Order Completed", "u2", kit.at("2024-04-11T00:00:00Z"),
                 properties={"total": 1})  # fmt: skip
     later = kit.at("2024-04-12T00:00:00Z")
-    live = LiveTraits(store, engine).apply([late, new], later)
+    states = load_states(store, engine, ["u1", "u2"])
+    for event in (late, new):
+        engine.apply(states[event.profile_id], event)
+    live = {pid: engine.values(state, later) for pid, state in states.items()}
+    assert save_traits(store, engine, ((p, s, live[p]) for p, s in states.items()), later) == 2
     kit.store_events(store, [*events, late, new])
     refresh(store, catalog, later)
     batch = read_values(store, catalog)
@@ -63,3 +78,32 @@ def test_rebuild_then_live_updates_match_batch(store: Store, kit: Any) -> None:
     assert profile is not None
     assert profile.traits["city"] == "Oslo"
     assert profile.traits["spend_7d"] == batch["u1"]["spend_7d"]
+
+
+def test_saved_state_reads_back_and_a_dropped_one_is_folded_from_events(
+    store: Store, kit: Any
+) -> None:
+    catalog = build_catalog(kit.traits(DEFS))
+    engine = TraitEngine(catalog)
+    events = history(kit)
+    kit.store_events(store, events)
+    as_of = kit.at("2024-04-10T00:00:00Z")
+    folded = fold_events(store, engine, ["u0", "u1", "u2", "nobody"])
+    assert folded["nobody"].empty
+    expected = {pid: engine.values(s, as_of) for pid, s in folded.items()}
+    save_traits(store, engine, ((p, s, expected[p]) for p, s in folded.items()), as_of)
+    save_traits(store, engine, ((p, s, expected[p]) for p, s in folded.items()), as_of)  # upsert
+    assert store.fetchall("SELECT count(*) FROM trait_values")[0][0] == 4
+    again = load_states(store, TraitEngine(catalog), ["u0", "u1", "u2"])
+    assert {p: engine.values(s, as_of) for p, s in again.items()} == {
+        p: v for p, v in expected.items() if p != "nobody"
+    }
+    drop_states(store, ["u1"])
+    assert set(load_states(store, engine, ["u0", "u1"])) == {"u0"}
+    assert load_profile(store, "u1") is not None  # values stay unless asked
+    drop_states(store, ["u1"], values=True)
+    assert store.fetchall("SELECT count(*) FROM trait_values WHERE profile_id = 'u1'") == [(0,)]
+    # a late event folds in like an in-order one: the same values as from scratch
+    late = fold_events(store, engine, ["u1"], exclude={"o4"})["u1"]
+    engine.apply(late, events[4])
+    assert engine.values(late, as_of) == expected["u1"]

@@ -23,6 +23,8 @@ from segmint.intake.keys import ApiKey, hash_key, verify_key
 from segmint.store import Store
 
 CACHE_SECONDS = 2.0
+KEY_FIELD = "writeKey"
+"""The field every 401 names: the key, wherever the request carried it (Segment's name)."""
 
 
 class KeyRing:
@@ -81,7 +83,10 @@ def presented_key(request: Request, body: Any = None) -> str | None:
             return value.strip()
         if scheme.lower() == "basic":
             return _basic_user(value.strip())
-        raise ApiError(401, "unauthorized", f"unsupported Authorization scheme {scheme!r}")
+        raise ApiError(
+            401, "unauthorized", f"unsupported Authorization scheme {scheme!r}: use Basic "
+            "(the key as user name) or Bearer", KEY_FIELD,
+        )  # fmt: skip
     if isinstance(body, dict):
         key = body.get("writeKey")
         if isinstance(key, str) and key:
@@ -93,10 +98,15 @@ def _basic_user(value: str) -> str:
     try:
         decoded = base64.b64decode(value, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
-        raise ApiError(401, "unauthorized", "Basic credentials are not valid base64") from None
+        raise ApiError(
+            401, "unauthorized", "Basic credentials are not valid base64", KEY_FIELD
+        ) from None
     user = decoded.partition(":")[0]
     if not user:
-        raise ApiError(401, "unauthorized", "Basic credentials carry no user name (the key)")
+        raise ApiError(
+            401, "unauthorized", "Basic credentials carry no user name: send the key there",
+            KEY_FIELD,
+        )  # fmt: skip
     return user
 
 
@@ -112,14 +122,14 @@ async def authenticate(request: Request, scope: str, body: Any = None) -> ApiKey
     secret = presented_key(request, body)
     if secret is None:
         raise ApiError(
-            401, "unauthorized", "no API key: send it as the HTTP Basic user name", "writeKey"
+            401, "unauthorized", "no API key: send it as the HTTP Basic user name", KEY_FIELD
         )
     ring: KeyRing = request.app.state.keys
     try:
         found = ring.cached(secret)
         key = found if found is not None else await run_in_threadpool(ring.lookup, secret)
     except ApiKeyError as exc:
-        raise ApiError(401, "unauthorized", str(exc), "writeKey") from None
+        raise ApiError(401, "unauthorized", str(exc), KEY_FIELD) from None
     if not key.allows(scope):
         raise ApiError(403, "forbidden", f"key {key.key_id} ({key.name}) lacks the {scope} scope")
     return key

@@ -6,8 +6,7 @@ gzip bodies, ``{"success": true}`` answers, 32 KB per message and 500 KB per bat
 clock-skew correction of :mod:`segmint.intake.payloads`, and messageId deduplication.
 
 A 200 is sent only after the events are durably committed (group commit). Events sent with a
-key carry the key's name as their ``source``. ``POST /v1/noop`` reads the body and answers
-like the others without doing anything: the HTTP stack's own limit, for the benchmark.
+key carry the key's name as their ``source``.
 """
 
 from __future__ import annotations
@@ -163,10 +162,3 @@ for _kind in _CALLS:
 async def post_batch(request: Request) -> Response:
     """Segment batch call: up to 500 KB of messages of any type."""
     return await _accept(request, None)
-
-
-@router.post("/v1/noop", tags=["tracking"])
-async def post_noop(request: Request) -> Response:
-    """Read the body and answer success without storing anything (benchmark baseline)."""
-    await read_body(request, MAX_BATCH_BYTES)
-    return success()

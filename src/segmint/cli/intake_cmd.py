@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+from collections.abc import Iterator
 from dataclasses import asdict
+from typing import Any
 
 import click
 
@@ -12,11 +16,22 @@ from segmint.cli.output import emit_json, emit_table, format_option
 from segmint.cli.params import deferred_choice
 from segmint.clock import SystemClock
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to bind.")
-@click.option("--port", default=8000, show_default=True, type=int, help="The port to bind.")
-@click.option("--log-level", default="warning", show_default=True, help="uvicorn's log level.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(1, 65535),
+    help="The port to bind.",
+)  # fmt: skip
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    help="uvicorn's log level.",
+)
 @click.option(
     "--realtime/--no-realtime",
     default=True,
@@ -30,27 +45,123 @@ def serve(ctx: Context, host: str, port: int, log_level: str, realtime: bool) ->
 
     from segmint.api.app import create_app
     from segmint.intake.pipeline import Intake
+    from segmint.membership.recovery import serving
     from segmint.membership.service import attach_realtime
+    from segmint.workspace import Workspace
 
-    workspace = ctx.workspace
+    listener = _bind(host, port)  # before catching up: a busy port fails at once
+    # Not the CLI's catching-up workspace: serve catches up itself, with progress.
+    workspace = Workspace.open(ctx.workspace_path)
+    click.get_current_context().call_on_close(workspace.close)
     share_reads = getattr(workspace.store, "share_reads", None)
     if share_reads is not None:  # DuckDB: read-only commands read through this process
         share_reads()
     clock = SystemClock()
-    intake = Intake(workspace, clock)
-    # Real-time listeners attach here, before the server starts:
-    service = attach_realtime(workspace, intake, clock, _catch_up_progress) if realtime else None
-    app = create_app(workspace, clock, intake=intake)
-    _tune_gc()
-    loop = "uvloop" if _has("uvloop") else "asyncio"
-    http = "httptools" if _has("httptools") else "h11"
-    click.echo(f"segmint serving {workspace.definition.name} on http://{host}:{port}", err=True)
+    service = None
     try:
-        uvicorn.run(app, host=host, port=port, loop=loop, http=http, log_level=log_level,
-                    access_log=False)  # fmt: skip
+        with serving(workspace.store) if realtime else contextlib.nullcontext():
+            try:
+                with _stop_on_signals():  # uvicorn handles them once it runs
+                    intake = Intake(workspace, clock)
+                    # Real-time listeners attach here, before the server starts:
+                    if realtime:
+                        service = attach_realtime(workspace, intake, clock, _catch_up_progress)
+                    app = create_app(workspace, clock, intake=intake)
+                _tune_gc()
+                loop = "uvloop" if _has("uvloop") else "asyncio"
+                http = "httptools" if _has("httptools") else "h11"
+                config = uvicorn.Config(app, host=host, port=port, loop=loop, http=http,
+                                        log_level=log_level.lower(), access_log=False)  # fmt: skip
+                name = workspace.definition.name
+                click.echo(f"segmint serving {name} on http://{host}:{port}", err=True)
+                _graceful_server_class()(config).run(sockets=[listener])
+            finally:
+                if service is not None:
+                    service.close()  # writes the trait state the engine holds
+    except _Stopped as stopped:
+        # ``serving`` stays marked: the next start, or the next command, applies the rest
+        click.echo(f"segmint stopped by {stopped} while starting", err=True)
+        return
+    click.echo("segmint stopped" + ("; real-time state saved" if realtime else ""), err=True)
+
+
+class _Stopped(Exception):
+    """SIGINT or SIGTERM arrived while the server was starting (catching up)."""
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into :class:`_Stopped` inside the block (main thread only)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    received: list[str] = []
+
+    def stop(signum: int, _frame: Any) -> None:
+        received.append(signal.Signals(signum).name)
+        raise _Stopped(received[0])
+
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, stop) for sig in handled}
+    try:
+        yield
+    except Exception as exc:
+        # A store may turn the signal into its own error ("Query interrupted" in DuckDB)
+        if received and not isinstance(exc, _Stopped):
+            raise _Stopped(received[0]) from exc
+        raise
     finally:
-        if service is not None:
-            service.close()  # writes the trait state the engine holds
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` for the server, or a clear error naming the options."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise click.BadParameter(
+            f"cannot listen on {host}:{port}: {reason}", param_hint="'--host' / '--port'"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _graceful_server_class() -> type[Any]:
+    """The uvicorn server, made to return after a signal instead of dying by it.
+
+    uvicorn re-raises SIGINT/SIGTERM once its shutdown is done, so the process died (exit
+    143) before ``serve`` could write the real-time trait state it holds. This server only
+    asks uvicorn to shut down and returns: ``serve`` then saves and exits 0.
+    """
+    import signal
+    import threading
+
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            handled = (signal.SIGINT, signal.SIGTERM)
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return GracefulServer
 
 
 def _catch_up_progress(done: int, total: int) -> None:

@@ -58,10 +58,11 @@ class Context:
     def workspace(self) -> Workspace:
         """The workspace, opened on first use."""
         if self._workspace is None:
-            from segmint.workspace import Workspace
+            # catches up after a server stopped without saving, before anything reads
+            from segmint.cli.recovering import RecoveringWorkspace
 
             reads_only = _command_path() in READS_ONLY
-            self._workspace = Workspace.open(self.workspace_path, reads_only=reads_only)
+            self._workspace = RecoveringWorkspace.open(self.workspace_path, reads_only=reads_only)
         return self._workspace
 
     def close(self) -> None:
@@ -124,8 +125,9 @@ def status(ctx: Context, fmt: str) -> None:
     click.echo(f"workspace  {info['workspace']}  ({info['path']})")
     click.echo(f"store      {store['backend']}  {store['url']}")
     click.echo(f"schema     v{store['schema_version']} (latest v{store['latest_schema_version']})")
+    width = max(12, *(len(key) + 1 for key in info["counts"]))
     for key, value in info["counts"].items():
-        click.echo(f"{key:<12}{value}")
+        click.echo(f"{key:<{width}}{value}")
 
 
 def _register_commands() -> None:

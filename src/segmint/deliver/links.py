@@ -18,6 +18,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -35,8 +36,24 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def _unb64(text: str, size: int | None = None) -> bytes:
+    """Decode unpadded base64url strictly: only its canonical spelling is accepted.
+
+    Python's decoder ignores what follows the padding and the unused low bits of the last
+    character, so several spellings decode to the same bytes; a tag must have exactly one.
+
+    Raises:
+        ValueError: If ``text`` is not the canonical encoding (of ``size`` bytes, if given).
+    """
+    if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
+        raise ValueError("not unpadded base64url")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text or (size is not None and len(data) != size):
+        raise ValueError("not the canonical base64url of the expected length")
+    return data
 
 
 def secret_from_env(email: EmailDef) -> bytes:
@@ -88,7 +105,7 @@ class LinkSigner:
         """
         payload, _, tag = token.partition(".")
         try:
-            given = _unb64(tag)
+            given = _unb64(tag, TAG_BYTES)
             expected = self._tag(kind, payload)[:TAG_BYTES]
             if not hmac.compare_digest(given, expected):
                 raise LinkError("the link's signature does not match: it was altered")

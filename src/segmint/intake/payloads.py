@@ -22,7 +22,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -40,6 +40,14 @@ MAX_DEPTH = 32
 """The deepest nesting of objects and arrays accepted inside a message."""
 MAX_ID_LENGTH = 1024
 """The longest userId, anonymousId, messageId or event name accepted."""
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+"""Instants are accepted from :data:`EARLIEST` up to, not including, :data:`LATEST`.
+
+Refused, not clamped: a clamped time would be a made-up fact stored as an event. Past the
+end, rules and windows that add intervals to an event's time would leave the range a date
+can hold (``9999-12-31`` plus 30 days); before the start lie only typos and zero dates.
+"""
 
 _OBJECTS = ("properties", "traits", "context")
 
@@ -196,9 +204,12 @@ def corrected_timestamp(
     if sent is None:
         return original
     try:
-        return received_at - (sent - original)
+        corrected = received_at - (sent - original)
     except OverflowError:
-        raise PayloadError("timestamp", "is out of range once corrected by sentAt") from None
+        corrected = None
+    if corrected is None or not EARLIEST <= corrected < LATEST:
+        raise PayloadError("timestamp", f"is out of range once corrected by sentAt ({_RANGE})")
+    return corrected
 
 
 def _specifics(
@@ -292,9 +303,15 @@ def _instant(raw: Mapping[str, Any], name: str) -> datetime | None:
     if not isinstance(value, str):
         raise PayloadError(name, f"must be an ISO 8601 string, got {_kind(value)}")
     try:
-        return _parse_instant(value)
+        instant = _parse_instant(value)
     except ValueError:
         raise PayloadError(name, f"is not an ISO 8601 date-time: {value[:40]!r}") from None
+    if not EARLIEST <= instant < LATEST:
+        raise PayloadError(name, f"is out of range: {value[:40]!r} ({_RANGE})")
+    return instant
+
+
+_RANGE = f"accepted are {EARLIEST:%Y-%m-%d} to {LATEST - timedelta(days=1):%Y-%m-%d}, UTC"
 
 
 @lru_cache(maxsize=4096)

@@ -60,17 +60,16 @@ from segmint.membership.compiled import (
 )
 from segmint.membership.hub import ChangeHub
 from segmint.membership.live import (
-    EVENT_COLUMNS,
     Live,
     forget_many,
     load_many,
-    row_to_event,
+    record_failures,
     save_schedule,
     save_states,
 )
 from segmint.membership.webhooks import WebhookOutbox
 from segmint.store import Store, from_store_time, read_meta, write_meta
-from segmint.traits.state import SEQ_KEY, UNSAVED_KEY
+from segmint.traits import EVENT_COLUMNS, SEQ_KEY, UNSAVED_KEY, drop_all_states, row_to_event
 
 _US = timedelta(microseconds=1)
 CATCH_UP_CHUNK = 5000
@@ -99,6 +98,7 @@ class _Pending:
     touched: dict[str, Live] = field(default_factory=dict)
     removed: set[str] = field(default_factory=set)
     base_seq: int | None = None
+    failed: list[tuple[str, str | None, str]] = field(default_factory=list)
 
 
 class RealtimeEngine:
@@ -184,12 +184,15 @@ class RealtimeEngine:
             self._ensure(list(grouped), {e.message_id for e in events})
             for pid, batch in grouped.items():
                 live = self._live[pid]
-                if live.fresh:  # the values before these events, for the causes
-                    live.values = self.compiled.traits.values(live.state, at)
-                for event in batch:
-                    self.compiled.traits.apply(live.state, event)
-                cause = {"source": "event", "message_id": batch[-1].message_id}
-                self._evaluate(pid, live, at, cause, pending)
+                try:
+                    if live.fresh:  # the values before these events, for the causes
+                        live.values = self.compiled.traits.values(live.state, at)
+                    for event in batch:
+                        self.compiled.traits.apply(live.state, event)
+                    cause = {"source": "event", "message_id": batch[-1].message_id}
+                    self._evaluate(pid, live, at, cause, pending)
+                except Exception as exc:  # one profile's failure must not stop the others
+                    self._isolate(pid, [e.message_id for e in batch], exc, pending)
             return self._flush(pending, at)
 
     def advance(self, as_of: datetime) -> list[MembershipChange]:
@@ -308,7 +311,24 @@ class RealtimeEngine:
                 # refresh that saw events the stored trait state lacks (they are in this batch
                 # or a later one), so "only what time changed" would keep stale members.
             live.due = None
-            self._evaluate(pid, live, due, {"source": "time"}, pending)
+            try:
+                self._evaluate(pid, live, due, {"source": "time"}, pending)
+            except Exception as exc:  # one profile's failure must not stop the others
+                self._isolate(pid, [None], exc, pending)
+
+    def _isolate(
+        self, pid: str, message_ids: list[str | None], exc: Exception, pending: _Pending
+    ) -> None:
+        """Set a profile that failed aside: recorded, counted, rebuilt from events next time."""
+        log.error("real time set profile %s aside: %r (see 'segmint status')", pid, exc)
+        log.debug("real-time failure of profile %s", pid, exc_info=exc)
+        self.stats["failed"] += 1
+        self._live.pop(pid, None)
+        self._unsaved.pop(pid, None)
+        pending.touched.pop(pid, None)
+        pending.changes = [c for c in pending.changes if c.profile_id != pid]
+        error = f"{type(exc).__name__}: {exc}"
+        pending.failed += [(pid, mid, error) for mid in message_ids]
 
     def _preload(
         self, heap: list[tuple[datetime, str]], as_of: datetime, exclude: set[str]
@@ -374,7 +394,7 @@ class RealtimeEngine:
         self._evaluate(into, live, at, {"source": "merge", "merged_from": gone}, pending)
 
     def _flush(self, pending: _Pending, as_of: datetime) -> list[MembershipChange]:
-        if not pending.touched and not pending.changes and not pending.removed:
+        if not (pending.touched or pending.changes or pending.removed or pending.failed):
             return []
         with self.store.transaction():
             if pending.base_seq is not None:
@@ -384,6 +404,8 @@ class RealtimeEngine:
                 forget_many(self.store, sorted(pending.removed))
                 for pid in pending.removed:
                     self._unsaved.pop(pid, None)
+            if pending.failed:
+                record_failures(self.store, pending.failed, as_of)
             save_schedule(self.store, pending.touched)
             write_changes(self.store, pending.changes)
             if self.outbox is not None:
@@ -511,7 +533,7 @@ class RealtimeEngine:
         if read_meta(self.store, UNSAVED_KEY) == "1":
             log.warning("real-time trait state was not saved at the last stop; rebuilding it")
             with self.store.transaction():
-                self.store.execute("DELETE FROM trait_state")
+                drop_all_states(self.store)
                 write_meta(self.store, UNSAVED_KEY, "0")
 
 

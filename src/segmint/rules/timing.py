@@ -32,6 +32,8 @@ RECHECK = timedelta(hours=1)
 """How soon to look again at a leaf that is not linear in time (e.g. days_since squared)."""
 Linear = tuple[int, int, int]
 """``(a, b, d)``: the value ``(a·t + b) / d`` at instant ``t`` (µs since the epoch), d > 0."""
+LAST_US = (datetime.max.replace(tzinfo=UTC) - EPOCH) // timedelta(microseconds=1)
+"""The last instant a datetime can hold, in µs since the epoch: later flips never happen."""
 Form = Callable[[Mapping[str, Any], datetime], Linear | None]
 
 
@@ -155,6 +157,8 @@ class LeafTimer:
         evaluate = self._evaluate
         current = evaluate(row, as_of)
         for micros in candidates:
+            if micros > LAST_US:  # past year 9999: no instant a datetime can hold, so never
+                return None
             instant = EPOCH + timedelta(microseconds=micros)
             if evaluate(row, instant) != current:
                 return instant

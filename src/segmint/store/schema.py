@@ -257,6 +257,20 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
         """,
     ),
     (
+        10,
+        # The real-time engine's failures for one profile: the rest of its batch is applied,
+        # the profile's events are named here (segmint status counts them).
+        """
+        CREATE TABLE realtime_failures (
+            id {serial:realtime_failures},
+            profile_id TEXT NOT NULL,
+            message_id TEXT,
+            failed_at TIMESTAMP NOT NULL,
+            error TEXT NOT NULL
+        );
+        """,
+    ),
+    (
         11,
         # A hard bounce is recorded on its ledger row, with the suppression, so its
         # ``Email Bounced`` event is announced from the ledger even if the run dies.

@@ -1,4 +1,10 @@
-"""Computed traits: definitions, batch SQL over all profiles, incremental real-time state."""
+"""Computed traits: definitions, batch SQL over all profiles, incremental real-time state.
+
+Real-time trait state has one owner, here: the engine (:class:`TraitEngine`), the events it
+folds (:func:`row_to_event`, :func:`fold_events`) and the stored state and values
+(:func:`load_states`, :func:`save_traits`, :func:`drop_states`, :func:`drop_all_states`).
+Membership's real-time engine uses these; nothing else writes ``trait_state``.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,34 @@ from segmint.traits.errors import (
     TraitError,
 )
 from segmint.traits.incremental import TraitEngine, TraitState
+from segmint.traits.live import (
+    EVENT_COLUMNS,
+    fold_events,
+    profile_events,
+    profile_traits,
+    rebuild,
+    row_to_event,
+)
 from segmint.traits.model import TraitSpec
+from segmint.traits.state import (
+    SEQ_KEY,
+    SERVING_KEY,
+    UNSAVED_KEY,
+    drop_all_states,
+    drop_states,
+    load_state,
+    load_states,
+    save_traits,
+    select_profiles,
+    stopped_unsaved,
+    values_json,
+)
 
 __all__ = [
+    "EVENT_COLUMNS",
+    "SEQ_KEY",
+    "SERVING_KEY",
+    "UNSAVED_KEY",
     "StaleStateError",
     "TraitCatalog",
     "TraitCycleError",
@@ -22,4 +53,17 @@ __all__ = [
     "TraitSpec",
     "TraitState",
     "build_catalog",
+    "drop_all_states",
+    "drop_states",
+    "fold_events",
+    "load_state",
+    "load_states",
+    "profile_events",
+    "profile_traits",
+    "rebuild",
+    "row_to_event",
+    "save_traits",
+    "select_profiles",
+    "stopped_unsaved",
+    "values_json",
 ]

@@ -1,34 +1,44 @@
-"""Traits against the store: reading events, rebuilding state, one profile's view.
+"""Traits against the store: events in, state out; one profile's view.
 
 The incremental engine works on :class:`~segmint.events.Event` records; this module moves
-them between the store and the engine:
+them between the store and the engine (state itself is kept by :mod:`.state`):
 
+- :data:`EVENT_COLUMNS` and :func:`row_to_event`: the one conversion of an ``events`` row;
+- :func:`fold_events` folds profiles' stored events into fresh state (the real-time engine
+  uses it for a profile without usable stored state);
 - :func:`rebuild` replays every stored event into fresh per-profile state, writes
   ``trait_state`` and ``trait_values`` (``segmint rebuild``), profile range by range so
   memory stays bounded;
-- :class:`LiveTraits` is the real-time entry point: apply new events to stored state and
-  persist state and values;
 - :func:`profile_traits` gathers one profile's trait values at ``as_of`` for
   ``segmint profile show`` (other stages add their own keys to the returned mapping).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from segmint.common import in_lists
+from segmint.clock import ensure_utc
 from segmint.events import Event
-from segmint.store import Store, from_store_time, utcnow_naive, write_meta
+from segmint.store import Store, from_store_time, write_meta
 from segmint.traits.catalog import TraitCatalog
 from segmint.traits.incremental import TraitEngine, TraitState
-from segmint.traits.state import SEQ_KEY, UNSAVED_KEY, load_state, save_states
+from segmint.traits.state import (
+    SEQ_KEY,
+    UNSAVED_KEY,
+    drop_all_states,
+    save_traits,
+    select_profiles,
+)
 
-_COLUMNS = "message_id, type, event, profile_id, timestamp, properties, traits"
+EVENT_COLUMNS = (
+    'message_id, type, event, profile_id, "timestamp", properties, traits, '
+    "user_id, anonymous_id, received_at, seq"
+)
+"""The ``events`` columns :func:`row_to_event` reads, in its order (``seq`` last)."""
 Progress = Callable[[int, int], None]
 """Called with (profiles done, profiles in all) as a rebuild advances."""
 
@@ -37,21 +47,51 @@ def _json(raw: Any) -> dict[str, Any]:
     if raw is None:
         return {}
     value = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
-    return value if isinstance(value, dict) else {}
+    return dict(value) if isinstance(value, dict) else {}
 
 
-def to_event(row: tuple[Any, ...]) -> Event:
-    """An :class:`Event` from a row of the events columns the engine reads."""
-    mid, kind, name, pid, ts, props, traits = row
-    stamp = from_store_time(ts)
-    assert stamp is not None  # noqa: S101 (timestamp is NOT NULL)
-    return Event(mid, kind, name, pid, stamp, properties=_json(props), traits=_json(traits))
+def _instant(value: datetime) -> datetime:
+    return ensure_utc(from_store_time(value) or value)
+
+
+def row_to_event(row: Sequence[Any]) -> Event:
+    """Turn an ``events`` row (columns :data:`EVENT_COLUMNS`) into an Event."""
+    mid, kind, name, pid, ts, props, traits, user, anon, received, seq = row
+    return Event(
+        mid, kind, name, pid, _instant(ts), _json(props), _json(traits), user, anon,
+        _instant(received) if received is not None else None, seq,
+    )  # fmt: skip
 
 
 def profile_events(store: Store, profile_id: str) -> list[Event]:
     """Every stored event of one profile."""
-    sql = f"SELECT {_COLUMNS} FROM events WHERE profile_id = ?"
-    return [to_event(r) for r in store.fetchall(sql, [profile_id])]
+    sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE profile_id = ?"
+    return [row_to_event(r) for r in store.fetchall(sql, [profile_id])]
+
+
+def fold_events(
+    store: Store,
+    engine: TraitEngine,
+    ids: Sequence[str],
+    exclude: Collection[str] = (),
+    until: int | None = None,
+) -> dict[str, TraitState]:
+    """Fold each profile's stored events into a new trait state.
+
+    Args:
+        store: The store.
+        engine: The incremental engine.
+        ids: The profiles.
+        exclude: Message ids of events the caller will apply itself.
+        until: Fold only events with ``seq`` up to this one (the caller applies the later
+            ones itself, as the real-time engine does catching up).
+    """
+    states = {pid: engine.new_state() for pid in ids}
+    sql = f"SELECT {EVENT_COLUMNS} FROM events"
+    for row in select_profiles(store, sql, ids, order='"timestamp", seq', until=until):
+        if row[0] not in exclude:
+            engine.apply(states[row[3]], row_to_event(row))
+    return states
 
 
 def _ranges(store: Store, size: int) -> Iterator[tuple[str, str, int]]:
@@ -61,32 +101,6 @@ def _ranges(store: Store, size: int) -> Iterator[tuple[str, str, int]]:
     for start in range(0, len(ids), size):
         chunk = ids[start : start + size]
         yield chunk[0], chunk[-1], len(ids)
-
-
-def values_json(values: dict[str, Any]) -> str:
-    """Trait values as the JSON object stored in ``trait_values`` (ISO ``Z`` timestamps)."""
-
-    def default(value: Any) -> Any:
-        if isinstance(value, datetime):
-            return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        raise TypeError(type(value).__name__)
-
-    return orjson.dumps(values, default=default, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
-
-
-def write_values(store: Store, rows: Iterable[tuple[str, dict[str, Any]]], as_of: datetime) -> None:
-    """Upsert trait values of several profiles into ``trait_values``."""
-    data = [(pid, values_json(v), utcnow_naive(as_of)) for pid, v in rows]
-    if not data:
-        return
-    with store.transaction():
-        for marks, chunk in in_lists(data):
-            store.execute(
-                f"DELETE FROM trait_values WHERE profile_id IN ({marks})", [r[0] for r in chunk]
-            )
-        store.executemany(
-            'INSERT INTO trait_values (profile_id, "values", as_of) VALUES (?, ?, ?)', data
-        )
 
 
 def rebuild(
@@ -101,15 +115,15 @@ def rebuild(
     engine = TraitEngine(catalog)
     done = 0
     seq = store.fetchall("SELECT coalesce(max(seq), 0) FROM events")[0][0]
-    store.execute("DELETE FROM trait_state")
+    drop_all_states(store)
     for low, high, total in _ranges(store, chunk):
-        sql = f"SELECT {_COLUMNS} FROM events WHERE profile_id >= ? AND profile_id <= ?"
+        sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE profile_id >= ? AND profile_id <= ?"
         states: dict[str, TraitState] = {}
         for row in store.fetchall(sql, [low, high]):
-            event = to_event(row)
+            event = row_to_event(row)
             engine.apply(states.setdefault(event.profile_id, engine.new_state()), event)
-        save_states(store, engine, states.items(), as_of)
-        write_values(store, ((p, engine.values(s, as_of)) for p, s in states.items()), as_of)
+        rows = ((p, s, engine.values(s, as_of)) for p, s in states.items())
+        save_traits(store, engine, rows, as_of)
         done += len(states)
         if progress is not None:
             progress(done, total)
@@ -117,35 +131,6 @@ def rebuild(
         write_meta(store, SEQ_KEY, seq)
         write_meta(store, UNSAVED_KEY, "0")
     return done
-
-
-@dataclass
-class LiveTraits:
-    """Real-time traits: apply events to stored state and persist state and values.
-
-    Attributes:
-        store: Where state and values live.
-        engine: The incremental engine of the workspace's catalog.
-    """
-
-    store: Store
-    engine: TraitEngine
-
-    def state(self, profile_id: str) -> TraitState:
-        """The stored state of a profile (fresh when none)."""
-        return load_state(self.store, self.engine, profile_id) or self.engine.new_state()
-
-    def apply(self, events: Iterable[Event], as_of: datetime) -> dict[str, dict[str, Any]]:
-        """Apply events, persist the changed profiles, and return their values at ``as_of``."""
-        states: dict[str, TraitState] = {}
-        for event in events:
-            state = states.get(event.profile_id) or self.state(event.profile_id)
-            states[event.profile_id] = state
-            self.engine.apply(state, event)
-        values = {pid: self.engine.values(s, as_of) for pid, s in states.items()}
-        save_states(self.store, self.engine, states.items(), as_of)
-        write_values(self.store, values.items(), as_of)
-        return values
 
 
 def profile_traits(

@@ -1,21 +1,25 @@
-"""Compact serialisation of incremental trait state, and its table ``trait_state``.
+"""Incremental trait state in the store: ``trait_state`` and the ``trait_values`` it yields.
 
-The bytes are one JSON array (orjson): a format version, the catalog fingerprint, the
-watermark and one entry per aggregate trait. Windowed slots are pruned to the watermark
-before writing. State written for other trait definitions is refused on load
-(:class:`~segmint.traits.errors.StaleStateError`): rebuild it from the events.
+The one place that reads and writes real-time trait state (``segmint rebuild`` and the
+real-time engine both come here): :func:`load_states`, :func:`save_traits` (state and
+values, upserted together), :func:`drop_states`.
+
+The bytes of a state are one JSON array (orjson): a format version, the catalog
+fingerprint, the watermark and one entry per aggregate trait. Windowed slots are pruned to
+the watermark before writing. State written for other trait definitions is refused on
+load (:class:`~segmint.traits.errors.StaleStateError`): rebuild it from the events.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from segmint.common import in_lists
-from segmint.store import Store, utcnow_naive
+from segmint.store import Store, read_meta, utcnow_naive
+from segmint.store.bulk import delete_keys, upsert_rows
 from segmint.traits.errors import StaleStateError
 from segmint.traits.incremental import TraitEngine, TraitState
 
@@ -27,6 +31,18 @@ engine catches up on the events after it."""
 UNSAVED_KEY = "trait_state.unsaved"
 """Meta key: "1" while a real-time engine holds trait state it has not written yet (if it
 stops so, the next engine drops the stored state and rebuilds it from the events)."""
+SERVING_KEY = "realtime.serving"
+"""Meta key: "1" from the start of ``segmint serve`` until its final save (a server that
+dies may also leave acknowledged events its engine never saw)."""
+
+
+def stopped_unsaved(store: Store) -> bool:
+    """Whether a real-time engine stopped (or runs) without having saved all it applied.
+
+    True also while a server runs: only the caller can tell (a lock, a held file) whether
+    the engine is gone and the stored state must be caught up.
+    """
+    return read_meta(store, UNSAVED_KEY) == "1" or read_meta(store, SERVING_KEY) == "1"
 
 
 def dumps(engine: TraitEngine, state: TraitState) -> bytes:
@@ -62,19 +78,47 @@ def loads(engine: TraitEngine, data: bytes) -> TraitState:
     return TraitState(slots, watermark)
 
 
-def save_states(
-    store: Store, engine: TraitEngine, states: Iterable[tuple[str, TraitState]], at: datetime
+def values_json(values: Mapping[str, Any]) -> str:
+    """Trait values as the JSON object stored in ``trait_values`` (ISO ``Z`` timestamps)."""
+
+    def default(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        raise TypeError(type(value).__name__)
+
+    return orjson.dumps(values, default=default, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
+
+
+def save_traits(
+    store: Store,
+    engine: TraitEngine,
+    rows: Iterable[tuple[str, TraitState, Mapping[str, Any]]],
+    at: datetime,
 ) -> int:
-    """Upsert the states of several profiles into ``trait_state``; return how many."""
-    rows = [(pid, dumps(engine, s), utcnow_naive(at)) for pid, s in states]
-    if not rows:
+    """Upsert profiles' state into ``trait_state`` and values into ``trait_values``.
+
+    Args:
+        store: The store (call inside a transaction to write with other changes).
+        engine: The engine the states belong to.
+        rows: ``(profile_id, state, values)``; ``values`` as :meth:`TraitEngine.values`
+            gives them (at ``at``, or at the caller's last evaluation).
+        at: When they were written (``updated_at``, ``as_of``).
+
+    Returns:
+        How many profiles were written.
+    """
+    when = utcnow_naive(at)
+    states, values = [], []
+    for pid, state, vals in rows:
+        states.append((pid, dumps(engine, state), when))
+        values.append((pid, values_json(vals), when))
+    if not states:
         return 0
+    key = ("profile_id",)
     with store.transaction():
-        _delete(store, [r[0] for r in rows])
-        store.executemany(
-            "INSERT INTO trait_state (profile_id, state, updated_at) VALUES (?, ?, ?)", rows
-        )
-    return len(rows)
+        upsert_rows(store, "trait_state", ("profile_id", "state", "updated_at"), key, states)
+        upsert_rows(store, "trait_values", ("profile_id", "values", "as_of"), key, values)
+    return len(states)
 
 
 def load_state(store: Store, engine: TraitEngine, profile_id: str) -> TraitState | None:
@@ -87,6 +131,56 @@ def load_state(store: Store, engine: TraitEngine, profile_id: str) -> TraitState
     return loads(engine, bytes(rows[0][0])) if rows else None
 
 
-def _delete(store: Store, ids: Sequence[Any]) -> None:
-    for marks, chunk in in_lists(ids):
-        store.execute(f"DELETE FROM trait_state WHERE profile_id IN ({marks})", chunk)
+def load_states(store: Store, engine: TraitEngine, ids: Sequence[str]) -> dict[str, TraitState]:
+    """The usable stored states of several profiles (stale or missing ones are left out)."""
+    states: dict[str, TraitState] = {}
+    for pid, blob in select_profiles(store, "SELECT profile_id, state FROM trait_state", ids):
+        try:
+            states[pid] = loads(engine, bytes(blob))
+        except StaleStateError:
+            continue
+    return states
+
+
+def drop_all_states(store: Store) -> None:
+    """Delete every stored state (each is then rebuilt from its profile's events)."""
+    store.execute("DELETE FROM trait_state")
+
+
+def drop_states(store: Store, ids: Iterable[str], *, values: bool = False) -> None:
+    """Delete the stored state (and, with ``values``, the trait values) of profiles."""
+    keys = [(pid,) for pid in sorted(set(ids))]
+    delete_keys(store, "trait_state", ("profile_id",), keys)
+    if values:
+        delete_keys(store, "trait_values", ("profile_id",), keys)
+
+
+CHUNK = 5000
+
+
+def select_profiles(
+    store: Store, sql: str, ids: Sequence[str], order: str | None = None, until: int | None = None
+) -> Iterator[tuple[Any, ...]]:
+    """Run ``sql`` (no WHERE) for the rows of ``ids``, in chunks.
+
+    Args:
+        store: The store.
+        sql: ``SELECT … FROM table`` of a table with a ``profile_id`` column.
+        ids: The profiles.
+        order: An ORDER BY clause, applied per chunk.
+        until: Only rows with ``seq`` up to this one (``events``).
+    """
+    # One list parameter, not a placeholder per id: measured three times faster on DuckDB.
+    # A single id is an equality, which the primary key or profile index answers.
+    items = list(ids)
+    for start in range(0, len(items), CHUNK):
+        chunk = items[start : start + CHUNK]
+        single = len(chunk) == 1
+        query = f"{sql} WHERE profile_id = ?" if single else f"{sql} WHERE profile_id = ANY(?)"
+        params: list[Any] = [chunk[0] if single else chunk]
+        if until is not None:
+            query += " AND seq <= ?"
+            params.append(until)
+        if order:
+            query += f" ORDER BY {order}"
+        yield from store.fetchall(query, params)
