@@ -52,10 +52,12 @@ def ensure_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-#: The instants a person may ask for (``--as-of``): evaluations add windows and durations to
-#: them, so the ends of Python's datetime range would overflow; nobody means year 9999.
+#: The instants segmint accepts, from :data:`EARLIEST` up to, not including, :data:`LATEST`:
+#: event times at intake and the instants a person asks for (``--as-of``) alike. Rules and
+#: windows add intervals to them, so the ends of Python's datetime range would overflow
+#: (``9999-12-31`` plus 30 days); before the start lie only typos and zero dates.
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
-LATEST = datetime(2999, 12, 31, 23, 59, 59, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 #: What :func:`parse_instant` accepts when given ``now``; error messages quote it.
 INSTANT_FORMS = (
@@ -121,9 +123,9 @@ def _relative(cleaned: str, now: datetime) -> datetime:
 
 
 def _bounded(value: datetime, text: str) -> datetime:
-    if not EARLIEST <= value <= LATEST:
+    if not EARLIEST <= value < LATEST:
         raise InstantOutOfRange(
             f"instant {text.strip()!r} is out of range: give one between "
-            f"{EARLIEST.date()} and {LATEST.date()}"
+            f"{EARLIEST.date()} and {(LATEST - timedelta(days=1)).date()}"
         )
     return value

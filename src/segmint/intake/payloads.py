@@ -22,13 +22,13 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 import orjson
 
-from segmint.clock import parse_instant
+from segmint.clock import EARLIEST, LATEST, parse_instant
 from segmint.events import EVENT_TYPES
 from segmint.intake.errors import PayloadError, PayloadTooLarge
 
@@ -40,14 +40,8 @@ MAX_DEPTH = 32
 """The deepest nesting of objects and arrays accepted inside a message."""
 MAX_ID_LENGTH = 1024
 """The longest userId, anonymousId, messageId or event name accepted."""
-EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
-LATEST = datetime(2200, 1, 1, tzinfo=UTC)
-"""Instants are accepted from :data:`EARLIEST` up to, not including, :data:`LATEST`.
-
-Refused, not clamped: a clamped time would be a made-up fact stored as an event. Past the
-end, rules and windows that add intervals to an event's time would leave the range a date
-can hold (``9999-12-31`` plus 30 days); before the start lie only typos and zero dates.
-"""
+# Event times outside segmint.clock's EARLIEST..LATEST are refused, not clamped: a clamped
+# time would be a made-up fact stored as an event.
 
 _OBJECTS = ("properties", "traits", "context")
 
