@@ -23,14 +23,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import orjson
 
 import common as _common
@@ -119,33 +117,19 @@ def blast(port: int, requests: list[bytes], origin: bytes | None) -> float:
     return len(requests) / (time.perf_counter() - start)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def measured(
     pid: int, port: int, requests: list[bytes], origin: bytes | None
 ) -> tuple[float, float]:
     """Events/s, and the server's CPU microseconds per event."""
-    before = cpu_seconds(pid)
+    before = _common.cpu_seconds(pid)
     rate = blast(port, requests, origin)
-    return rate, (cpu_seconds(pid) - before) / len(requests) * 1e6
+    return rate, (_common.cpu_seconds(pid) - before) / len(requests) * 1e6
 
 
 def start_server(folder: Path, port: int) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "segmint", "-w", str(folder), "serve", "--port", str(port),
            "--no-realtime"]  # fmt: skip
-    proc = subprocess.Popen(cmd)
-    for _ in range(600):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("server did not start")
+    return _common.start_serving(cmd, port, tries=600)
 
 
 def main() -> None:
@@ -155,9 +139,7 @@ def main() -> None:
             now = SystemClock().now()
             _, public = create_key(ws.store, "site", now=now, origins=(ORIGIN,), ip_rate=1e9)
             _, server = create_key(ws.store, "backend", now=now)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = _common.free_port()
         proc = start_server(folder, port)
         browser: list[tuple[float, float]] = []
         baseline: list[tuple[float, float]] = []

@@ -10,8 +10,12 @@ Each benchmark prints, besides its human-readable lines, one line per figure::
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -54,3 +58,31 @@ def report(
         "goal": goal,
     }
     print("BENCH " + json.dumps(payload), flush=True)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_serving(cmd: list[str], port: int, tries: int = 600) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` (a ``segmint serve``) and wait until its ``/health`` answers 200."""
+    import httpx
+
+    proc = subprocess.Popen(cmd)
+    for _ in range(tries):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("server did not start")

@@ -26,14 +26,12 @@ import asyncio
 import base64
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -120,25 +118,11 @@ def blast(port: int, path: str, key: str, bodies: list[bytes]) -> float:
     return len(bodies) * PER_REQUEST / (time.perf_counter() - start)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def start_server(folder: Path, port: int, realtime: bool) -> subprocess.Popen[bytes]:
     """``segmint serve`` in its own process, with the baseline route added (see :func:`serve`)."""
     flag = "--realtime" if realtime else "--no-realtime"
     cmd = [sys.executable, __file__, "serve", "-w", str(folder), "serve", "--port", str(port), flag]
-    proc = subprocess.Popen(cmd)
-    for _ in range(300):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("server did not start")
+    return _common.start_serving(cmd, port, tries=300)
 
 
 def main() -> None:
@@ -146,18 +130,16 @@ def main() -> None:
         folder = Path(tmp) / "ws"
         with Workspace.init(folder, name="bench") as ws:
             _, key = create_key(ws.store, "bench", now=ws_now())
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = _common.free_port()
         warm, noop_bodies, bodies = make_bodies("warm"), make_bodies("noop"), make_bodies("run")
         live = make_bodies("live")[: max(1, REQUESTS // 10)]
         proc = start_server(folder, port, realtime=False)
         try:
             blast(port, "/v1/batch", key, warm[: max(1, len(warm) // 5)])  # known users
             noop = blast(port, NOOP, key, noop_bodies)
-            cpu_before = cpu_seconds(proc.pid)
+            cpu_before = _common.cpu_seconds(proc.pid)
             durable = blast(port, "/v1/batch", key, bodies)
-            cpu = cpu_seconds(proc.pid) - cpu_before
+            cpu = _common.cpu_seconds(proc.pid) - cpu_before
         finally:
             proc.terminate()
             proc.wait(30)
