@@ -138,7 +138,8 @@ def _rfm(catalog: TraitCatalog, defn: ModelDef) -> list[str]:
     pick = {
         "recency": [s for s in on_event if s.func in ("last", "max") and s.target == "timestamp"],
         "frequency": [s for s in on_event if s.func == "count"],
-        "monetary": [s for s in on_event if s.func in ("avg", "sum") and s.target == defn.value],
+        "monetary": sorted((s for s in on_event if s.func in ("avg", "sum")
+                            and s.target == defn.value), key=lambda s: s.func != "avg"),
     }
     missing = [what for what in RFM if not pick[what]]
     if missing:
@@ -180,7 +181,7 @@ def _train_clusters(workspace: Workspace, defn: ModelDef, as_of: datetime, say: 
     for item, rule in zip(described, clusters.propose_rules(model, values), strict=True):
         item["proposed_rule"] = rule["rule"]
         item["rule_precision"], item["rule_recall"] = rule["precision"], rule["recall"]
-    metrics = {"k": model.k, "silhouette": model.silhouettes}
+    metrics = {"k": model.k, "silhouette": {str(k): s for k, s in model.silhouettes.items()}}
     window = {"traits_at": as_of.isoformat(), "profiles": len(values)}
     return names, window, metrics, {"clusters": described}, model
 
