@@ -13,8 +13,9 @@ from segmint.store import EVENT_SCHEMA, Store
 pytest.importorskip("sklearn", reason="the ml extra (make install) provides scikit-learn")
 
 
-def orders_table(rows: Sequence[tuple[str, datetime, float]], event: str = "Order Completed",
-                 prefix: str = "o") -> pa.Table:
+def orders_table(
+    rows: Sequence[tuple[str, datetime, float]], event: str = "Order Completed", prefix: str = "o"
+) -> pa.Table:
     """Track events (profile, time, total) as the store's Arrow batch."""
     naive = [t.astimezone(UTC).replace(tzinfo=None) for _, t, _ in rows]
     cols: dict[str, list[Any]] = {

@@ -50,7 +50,11 @@ def test_bgnbd_and_gamma_gamma_recover_the_published_cdnow_parameters(cdnow):
     assert int((x > 0).sum()) == 946  # repeat buyers in calibration, as published
     bg = fit_bgnbd(x, t_x, T)
     assert (round(bg.r, 3), round(bg.alpha, 3), round(bg.a, 3), round(bg.b, 3)) == (
-        0.243, 4.414, 0.793, 2.426)
+        0.243,
+        4.414,
+        0.793,
+        2.426,
+    )
     gg = fit_gamma_gamma(x, m)
     assert (round(gg.p, 2), round(gg.q, 2)) == (6.25, 3.74)
     assert gg.v == pytest.approx(15.44, abs=0.02)
@@ -59,10 +63,17 @@ def test_bgnbd_and_gamma_gamma_recover_the_published_cdnow_parameters(cdnow):
 def test_same_day_orders_are_one_purchase_and_the_first_is_left_out_of_spend(tmp_path):
     store = DuckDBStore(tmp_path / "s.duckdb")
     day = datetime(2026, 1, 1, 9, tzinfo=UTC)
-    add_orders(store, [("p", day, 10.0), ("p", day.replace(hour=18), 5.0),
-                       ("p", datetime(2026, 1, 15, tzinfo=UTC), 30.0)])
-    history = order_history(store, "Order Completed", "properties.total",
-                            datetime(2026, 1, 29, tzinfo=UTC))
+    add_orders(
+        store,
+        [
+            ("p", day, 10.0),
+            ("p", day.replace(hour=18), 5.0),
+            ("p", datetime(2026, 1, 15, tzinfo=UTC), 30.0),
+        ],
+    )
+    history = order_history(
+        store, "Order Completed", "properties.total", datetime(2026, 1, 29, tzinfo=UTC)
+    )
     x, t_x, T, m = clv_inputs(history, datetime(2026, 1, 29, tzinfo=UTC))
     assert (x[0], t_x[0], T[0], m[0]) == (1.0, 2.0, 4.0, 30.0)
     assert history.spend[0] == 45.0

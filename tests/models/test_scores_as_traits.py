@@ -44,8 +44,9 @@ def _workspace(root, text=YAML, store=None) -> Workspace:
 @pytest.fixture
 def shop(tmp_path, store):
     ws = _workspace(tmp_path, store=store)
-    add_orders(ws.store, [("ann", T0 - timedelta(days=3), 50.0), ("bob", T0, 10.0),
-                          ("cy", T0, 80.0)])
+    add_orders(
+        ws.store, [("ann", T0 - timedelta(days=3), 50.0), ("bob", T0, 10.0), ("cy", T0, 80.0)]
+    )
     register(ws.store, ModelVersion("churn_risk", 0, "propensity", T0, T0, {}, [], {}, {}, {}))
     yield ws
     ws.close()
@@ -68,13 +69,18 @@ def test_batch_refresh_moves_members_when_scores_change(shop):
     _score(shop, T0 + timedelta(hours=1), ann=0.9, bob=0.95, cy=0.2)
     report = membership.refresh(T0 + timedelta(hours=1))
     assert report.entered == 1
-    assert [p for (p,) in shop.store.fetchall(
-        "SELECT profile_id FROM memberships WHERE segment = 'at_risk'")] == ["ann"]
+    assert [
+        p
+        for (p,) in shop.store.fetchall(
+            "SELECT profile_id FROM memberships WHERE segment = 'at_risk'"
+        )
+    ] == ["ann"]
     _score(shop, T0 + timedelta(hours=2), ann=0.1, bob=0.95, cy=0.8)
     report = membership.refresh(T0 + timedelta(hours=2))
     assert (report.entered, report.exited) == (1, 1)
     changes = shop.store.fetchall(
-        "SELECT profile_id, change FROM membership_changes ORDER BY occurred_at, profile_id")
+        "SELECT profile_id, change FROM membership_changes ORDER BY occurred_at, profile_id"
+    )
     assert changes == [("ann", "enter"), ("ann", "exit"), ("cy", "enter")]
 
 
@@ -95,13 +101,15 @@ def test_real_time_engine_moves_members_on_score_events_with_the_trait_as_cause(
     stored = _score(shop, at, ann=0.9, cy=0.3)
     engine.process(stored, [], at)
     rows = shop.store.fetchall(
-        "SELECT profile_id, change, cause FROM membership_changes WHERE segment = 'at_risk'")
+        "SELECT profile_id, change, cause FROM membership_changes WHERE segment = 'at_risk'"
+    )
     assert [(p, c) for p, c, _ in rows] == [("ann", "enter")]
     assert "churn_risk" in str(rows[0][2])
     later = at + timedelta(hours=1)
     engine.process(_score(shop, later, ann=0.5), [], later)
-    assert shop.store.fetchall(
-        "SELECT count(*) FROM memberships WHERE segment = 'at_risk'") == [(0,)]
+    assert shop.store.fetchall("SELECT count(*) FROM memberships WHERE segment = 'at_risk'") == [
+        (0,)
+    ]
     engine.close()
 
 

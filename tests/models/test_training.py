@@ -111,7 +111,9 @@ def test_too_little_data_is_refused_with_how_much_is_needed(tmp_path):
 
 
 def test_one_class_is_refused(tmp_path):
-    rows = [(f"p{i:03d}", AS_OF - timedelta(days=d), 10.0) for i in range(300) for d in range(0, 90, 5)]
+    rows = [
+        (f"p{i:03d}", AS_OF - timedelta(days=d), 10.0) for i in range(300) for d in range(0, 90, 5)
+    ]
     ws = _workspace(tmp_path, rows)
     with pytest.raises(NotEnoughDataError, match="0 that did not|that ordered and 0"):
         service.train(ws, "buy", AS_OF)

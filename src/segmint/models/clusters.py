@@ -93,7 +93,7 @@ def describe(model: Clustering, values: Floats) -> list[dict[str, Any]]:
     out = []
     for c in range(model.k):
         rows = values[labels == c]
-        traits = []
+        traits: list[dict[str, Any]] = []
         for j, name in enumerate(model.names):
             mean = float(np.nanmean(rows[:, j])) if np.isfinite(rows[:, j]).any() else None
             z = 0.0 if mean is None else (mean - model.mean[j]) / model.scale[j]

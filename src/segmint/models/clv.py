@@ -90,7 +90,11 @@ class GammaGamma:
 
 
 def bgnbd_log_likelihood(
-    params: Floats, x: Floats, t_x: Floats, T: Floats, weights: Floats  # noqa: N803
+    params: Floats,
+    x: Floats,
+    t_x: Floats,
+    T: Floats,
+    weights: Floats,  # noqa: N803
 ) -> float:
     """The weighted mean BG/NBD log-likelihood at ``(r, alpha, a, b)``."""
     import numpy as np
@@ -191,8 +195,10 @@ class ClvModel:
         self, weeks: float, x: Floats, t_x: Floats, T: Floats, m: Floats,  # noqa: N803
         yearly_discount: float = 0.0,
     ) -> Floats:  # fmt: skip
-        """Lifetime value over ``weeks``: expected purchases per month × expected spend,
-        each month discounted at ``yearly_discount`` (no discount: purchases × spend)."""
+        """Lifetime value over ``weeks``, discounted monthly at ``yearly_discount``.
+
+        Expected purchases per month × expected spend (no discount: purchases × spend).
+        """
         import numpy as np
 
         spend = self.spend.expected_spend(x, m)

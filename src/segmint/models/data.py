@@ -99,7 +99,7 @@ def order_history(store: Store, event: str, value: str, at: datetime) -> OrderHi
         GROUP BY d.profile_id ORDER BY d.profile_id
     """
     rows = store.fetchall(sql, [event, utcnow_naive(at)])
-    cols = list(zip(*rows, strict=True)) if rows else [[] for _ in range(6)]
+    cols: list[Any] = list(zip(*rows, strict=True)) if rows else [[] for _ in range(6)]
     floats = [np.asarray(c, dtype=np.float64) for c in cols[1:]]
     return OrderHistory([str(p) for p in cols[0]], *floats)
 
@@ -162,6 +162,6 @@ def _number(value: Any, kind: str, at: datetime) -> float:
     if kind == "timestamp":
         from segmint.store import from_store_time
 
-        when = from_store_time(value) if isinstance(value, datetime) else value
-        return (at - when) / DAY
+        when = from_store_time(value) if isinstance(value, datetime) else None
+        return float((at - when) / DAY) if when is not None else float("nan")
     return float(value)

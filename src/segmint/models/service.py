@@ -86,7 +86,13 @@ def _train_clv(workspace: Workspace, defn: ModelDef, as_of: datetime, say: Progr
               "same_day_orders": "merged"}  # fmt: skip
     params = model.to_dict()
     metrics = {"mean_p_alive": round(float(bg.p_alive(x, t_x, T).mean()), 4)}
-    return ["frequency", "recency", "T", "monetary"], window, metrics, {"parameters": params}, params
+    return (
+        ["frequency", "recency", "T", "monetary"],
+        window,
+        metrics,
+        {"parameters": params},
+        params,
+    )
 
 
 def snapshot(
@@ -138,8 +144,10 @@ def _rfm(catalog: TraitCatalog, defn: ModelDef) -> list[str]:
     pick = {
         "recency": [s for s in on_event if s.func in ("last", "max") and s.target == "timestamp"],
         "frequency": [s for s in on_event if s.func == "count"],
-        "monetary": sorted((s for s in on_event if s.func in ("avg", "sum")
-                            and s.target == defn.value), key=lambda s: s.func != "avg"),
+        "monetary": sorted(
+            (s for s in on_event if s.func in ("avg", "sum") and s.target == defn.value),
+            key=lambda s: s.func != "avg",
+        ),
     }
     missing = [what for what in RFM if not pick[what]]
     if missing:
@@ -151,7 +159,9 @@ def _rfm(catalog: TraitCatalog, defn: ModelDef) -> list[str]:
     return [pick[what][0].name for what in RFM]
 
 
-def _train_propensity(workspace: Workspace, defn: ModelDef, as_of: datetime, say: Progress) -> tuple:  # type: ignore[type-arg]
+def _train_propensity(
+    workspace: Workspace, defn: ModelDef, as_of: datetime, say: Progress
+) -> tuple:  # type: ignore[type-arg]
     catalog = _catalog(workspace)
     names = feature_traits(catalog, defn)
     early = snapshot(workspace, catalog, defn, names, as_of - 2 * defn.within)
@@ -214,7 +224,9 @@ def compute_scores(
     frame = trait_frame(workspace.store, catalog, entry.features, as_of)
     if defn.kind == "propensity":
         values = propensity.predict(entry.params, frame.values)
-        return {p: {"score": round(float(v), 6)} for p, v in zip(frame.profile_ids, values, strict=True)}
+        return {
+            p: {"score": round(float(v), 6)} for p, v in zip(frame.profile_ids, values, strict=True)
+        }
     labels = entry.params.assign(frame.values)
     return {p: {"cluster": float(c)} for p, c in zip(frame.profile_ids, labels, strict=True)}
 

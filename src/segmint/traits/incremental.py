@@ -151,7 +151,9 @@ class TraitEngine:
         pairs = list(enumerate(zip(self.specs, self.folds, strict=True)))
         steps: list[Step] = []
         if kind == SCORE_TYPE:
-            pairs = pairs[3:] if [(s.name, s.kind) for s in self.specs[:3]] == BUILTIN_KEYS else pairs
+            pairs = (
+                pairs[3:] if [(s.name, s.kind) for s in self.specs[:3]] == BUILTIN_KEYS else pairs
+            )
         elif [(s.name, s.kind) for s in self.specs[:3]] == BUILTIN_KEYS:
             steps.append(_builtin_step)  # every event touches the built-ins: one call
             pairs = pairs[3:]

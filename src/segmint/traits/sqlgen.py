@@ -24,10 +24,10 @@ from typing import cast
 
 from sqlglot import exp
 
+from segmint.events import SCORE_TYPE
 from segmint.rules import TraitRef, TraitSchema, compile_sql
 from segmint.rules.ast import walk
 from segmint.rules.sqlcompile import Resolve, timestamp_literal
-from segmint.events import SCORE_TYPE
 from segmint.traits.catalog import TraitCatalog
 from segmint.traits.derive import filter_expr
 from segmint.traits.model import TraitSpec
