@@ -26,8 +26,12 @@ def test_train_score_list_show_and_write_segments(tmp_path, cli):
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["version"] == 1
     listed = json.loads(cli("-w", ws, "models", "list", "--format", "json", "--as-of", at).stdout)
-    assert {r["name"]: r["version"] for r in listed} == {"churn": None, "buy": None, "clv": None,
-                                                         "rfm": 1}
+    assert {r["name"]: r["version"] for r in listed} == {
+        "churn": None,
+        "buy": None,
+        "clv": None,
+        "rfm": 1,
+    }
     scored = cli("-w", ws, "models", "score", "rfm", "--as-of", at, "--format", "json")
     assert json.loads(scored.stdout)["written"] == 300
     shown = cli("-w", ws, "models", "show", "rfm", "--write-segments")
