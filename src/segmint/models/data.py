@@ -67,7 +67,9 @@ def _day_expr(dialect: str) -> str:
     return "date_diff('day', DATE '1970-01-01', CAST(timestamp AS DATE))"
 
 
-def order_history(store: Store, event: str, value: str, at: datetime) -> OrderHistory:
+def order_history(
+    store: Store, event: str, value: str, at: datetime, profile_ids: Sequence[str] | None = None
+) -> OrderHistory:
     """Every profile's purchase days up to ``at`` (same-day orders merged, values summed).
 
     Args:
@@ -76,9 +78,26 @@ def order_history(store: Store, event: str, value: str, at: datetime) -> OrderHi
         value: The property path of an order's value (``properties.total``); a value that
             is not a number counts as 0.
         at: The instant; later events are not read.
+        profile_ids: Only these profiles (default: all).
     """
     import numpy as np
 
+    from segmint.common import in_lists
+
+    if profile_ids is not None:
+        parts = [_order_rows(store, event, value, at, marks, chunk)
+                 for marks, chunk in in_lists(sorted(profile_ids))]  # fmt: skip
+        rows = sorted(r for part in parts for r in part)
+    else:
+        rows = _order_rows(store, event, value, at, None, ())
+    cols: list[Any] = list(zip(*rows, strict=True)) if rows else [[] for _ in range(6)]
+    floats = [np.asarray(c, dtype=np.float64) for c in cols[1:]]
+    return OrderHistory([str(p) for p in cols[0]], *floats)
+
+
+def _order_rows(
+    store: Store, event: str, value: str, at: datetime, marks: str | None, ids: Sequence[str]
+) -> list[tuple[Any, ...]]:
     from segmint.store import utcnow_naive
     from segmint.traits.sqldialect import dialect_for
 
@@ -91,6 +110,7 @@ def order_history(store: Store, event: str, value: str, at: datetime) -> OrderHi
                  SUM(COALESCE({amount_sql}, 0)) AS spend
           FROM events
           WHERE type = 'track' AND event = ? AND timestamp <= ? AND profile_id IS NOT NULL
+          {"" if marks is None else f"AND profile_id IN ({marks})"}
           GROUP BY profile_id, day),
         f AS (SELECT profile_id, MIN(day) AS first_day FROM d GROUP BY profile_id)
         SELECT d.profile_id, MIN(d.day), MAX(d.day), COUNT(*),
@@ -98,10 +118,7 @@ def order_history(store: Store, event: str, value: str, at: datetime) -> OrderHi
         FROM d JOIN f ON d.profile_id = f.profile_id
         GROUP BY d.profile_id ORDER BY d.profile_id
     """
-    rows = store.fetchall(sql, [event, utcnow_naive(at)])
-    cols: list[Any] = list(zip(*rows, strict=True)) if rows else [[] for _ in range(6)]
-    floats = [np.asarray(c, dtype=np.float64) for c in cols[1:]]
-    return OrderHistory([str(p) for p in cols[0]], *floats)
+    return store.fetchall(sql, [event, utcnow_naive(at), *ids])
 
 
 @dataclass(frozen=True)
