@@ -3,7 +3,7 @@
 Features are traits (a timestamp trait enters as ``days_since(trait)``), standardised to
 mean 0 and variance 1 over the population; a NULL is the population mean. K-Means runs for
 each k from 2 to 8 and keeps the k with the best silhouette (on a fixed sample of at most
-10,000 profiles), unless ``k`` is given. Each cluster is described by its size and its
+4,000 profiles), unless ``k`` is given. Each cluster is described by its size and its
 centroid against the population, and turned into a proposed rule by a shallow decision tree
 (depth 2) that separates it from the rest on the raw trait values: the rule is the
 disjunction of the tree's paths to leaves where the cluster is the majority, printed as
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 MIN_PROFILES = 20
 """The fewest profiles a clustering accepts."""
 K_RANGE = range(2, 9)
-SILHOUETTE_SAMPLE = 10_000
+SILHOUETTE_SAMPLE = 4_000
 
 
 @dataclass(frozen=True)
@@ -113,9 +113,12 @@ def _round(value: float | None) -> float | None:
 
 
 def _words(name: str, z: float) -> str:
-    size = "much " if abs(z) >= 1.5 else "" if abs(z) >= 0.5 else "about average "
     if abs(z) < 0.5:
         return f"{name} about average"
+    size = "much " if abs(z) >= 1.5 else ""
+    if name.startswith("days_since(") and name.endswith(")"):  # recency reads the other way
+        trait = name[len("days_since(") : -1]
+        return f"{size}{'older' if z > 0 else 'more recent'} {trait}"
     return f"{size}{'higher' if z > 0 else 'lower'} {name}"
 
 
