@@ -77,7 +77,12 @@ def test_an_order_rescores_clv_and_moves_membership_at_once(tmp_path):
         "SELECT cause FROM membership_changes WHERE profile_id = ? AND change = 'enter'", [zoe]
     )
     assert "clv_probability_alive" in str(change[-1][0])
-    # a page view is not an order: nothing is re-scored
-    assert live([]) == []
+    # a product view is not an order: nothing is re-scored
+    scores = "SELECT count(*) FROM events WHERE type = 'score'"
+    before = ws.store.fetchall(scores)
+    view = {**_order("zoe", at, 0.0, "v1"), "event": "Product Viewed"}
+    live_intake.submit([view], source="test")
+    assert ws.store.fetchall(scores) == before
+    assert live.models.keys() == {"clv"}
     engine.close()
     ws.close()
