@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from segmint.config.errors import ConfigError
@@ -64,4 +66,19 @@ def test_rfm_without_the_traits_it_needs_says_which_to_add(tmp_path):
     ws = _open(tmp_path, "  rfm: {kind: clustering}\n")
     with pytest.raises(ModelError, match="recency and monetary"):
         service.feature_traits(service._catalog(ws), ws.definition.models["rfm"])
+    ws.close()
+
+
+def test_without_the_ml_extra_training_says_what_to_install(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a)
+    )
+    ws = _open(tmp_path, "  churn: {kind: propensity}\n")
+    from segmint.models.errors import MLUnavailableError
+
+    with pytest.raises(MLUnavailableError, match=r"pip install 'segmint\[ml\]'"):
+        service.train(ws, "churn", datetime(2026, 1, 1, tzinfo=UTC))
     ws.close()

@@ -32,6 +32,8 @@ MIN_PROFILES = 200
 """The fewest profiles a propensity snapshot must hold."""
 MIN_CLASS = 20
 """The fewest profiles of each class (orderers and non-orderers) a snapshot must hold."""
+SMALL = 50_000
+"""Below this many rows, fitting and scoring run on one thread."""
 MAX_TRAIN_ROWS = 250_000
 """Larger snapshots are sampled (deterministically) to this many rows for fitting."""
 
@@ -76,15 +78,27 @@ def fit(features: Floats, labels: Any, seed: int = 0) -> Any:
         features, labels = features[np.sort(pick)], labels[np.sort(pick)]
     trees = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, random_state=seed)
     model = CalibratedClassifierCV(trees, method="isotonic", cv=3, ensemble=False)
-    model.fit(features, labels)
+    with _threads(len(labels)):
+        model.fit(features, labels)
     return model
+
+
+def _threads(rows: int) -> Any:
+    """Limit threads to one for small data; large data uses the library's default.
+
+    On small data threads cost more than they give, and they oversubscribe a busy machine.
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1 if rows < SMALL else None)
 
 
 def predict(model: Any, features: Floats) -> Floats:
     """The calibrated probability of the positive class for each row."""
     import numpy as np
 
-    return np.asarray(model.predict_proba(features)[:, 1], dtype=np.float64)
+    with _threads(len(features)):
+        return np.asarray(model.predict_proba(features)[:, 1], dtype=np.float64)
 
 
 def metrics(labels: Any, scores: Floats, bins: int = 10) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from segmint.config.mlmodels import RFM, ModelDef
 from segmint.models import clusters, propensity
 from segmint.models.clv import ClvModel, fit_bgnbd, fit_gamma_gamma
 from segmint.models.data import WEEK_DAYS, OrderHistory, day_number, order_history, trait_frame
-from segmint.models.errors import ModelError, UnknownModelError
+from segmint.models.errors import MLUnavailableError, ModelError, UnknownModelError
 from segmint.models.registry import ModelVersion, latest, record_scoring, register
 from segmint.models.scores import score_events, write_scores
 
@@ -39,6 +39,21 @@ def model_def(workspace: Workspace, name: str) -> ModelDef:
     return models[name]
 
 
+def require_ml() -> None:
+    """Check that the ``ml`` extra is installed.
+
+    Raises:
+        MLUnavailableError: Naming the missing library and how to install it.
+    """
+    import importlib.util
+
+    for module in ("numpy", "scipy", "sklearn"):
+        if importlib.util.find_spec(module) is None:
+            raise MLUnavailableError(
+                f"models need {module}, which is not installed: pip install 'segmint[ml]'"
+            )
+
+
 def _catalog(workspace: Workspace) -> TraitCatalog:
     from segmint.traits.validate import workspace_catalog
 
@@ -51,6 +66,7 @@ def train(
 ) -> ModelVersion:  # fmt: skip
     """Train model ``name`` on the events up to ``as_of`` and register a new version."""
     defn = model_def(workspace, name)
+    require_ml()
     say = progress or (lambda _: None)
     fitter = {"clv": _train_clv, "propensity": _train_propensity, "clustering": _train_clusters}
     say(f"training {name} ({defn.kind})")
@@ -217,6 +233,7 @@ def compute_scores(
 ) -> dict[str, dict[str, float | None]]:
     """Profile → trait outputs of the model's newest version at ``as_of`` (nothing written)."""
     defn = model_def(workspace, name)
+    require_ml()
     entry = entry or latest(workspace.store, name)
     if defn.kind == "clv":
         return _score_clv(workspace, defn, entry, as_of)
