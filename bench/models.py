@@ -81,7 +81,50 @@ def main() -> None:
     score_s, _ = timed("propensity scoring", lambda: propensity.predict(clf, features))
     report("models: propensity scoring", N / score_s, "profiles/s", goal=">= 200k profiles/s")
     report("models: peak memory", peak_mb(), "MB", goal="report")
+    store_scoring()
     print(f"(Gamma-Gamma fit {gg_s:.2f} s)")
+
+
+def store_scoring() -> None:
+    """End to end on a DuckDB workspace: read order histories, score CLV, write score events."""
+    import tempfile
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    import orjson
+    import pyarrow as pa
+
+    from segmint.models import service
+    from segmint.store import EVENT_SCHEMA
+    from segmint.workspace import Workspace
+
+    n = int(os.environ.get("SEGMINT_BENCH_STORE_PROFILES", "100000"))
+    as_of = datetime(2026, 6, 1, tzinfo=UTC)
+    rng = np.random.default_rng(2)
+    per = rng.integers(1, 6, n)
+    pids = np.repeat([f"p{i}" for i in range(n)], per)
+    days = rng.integers(1, 365, len(pids))
+    when = [(as_of - timedelta(days=int(d))).replace(tzinfo=None) for d in days]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "ws"
+        folder.mkdir()
+        (folder / "segmint.yaml").write_text("name: bench\nmodels:\n  clv: {kind: clv}\n")
+        ws = Workspace.open(folder)
+        cols = {
+            "message_id": [f"o{i}" for i in range(len(pids))], "type": ["track"] * len(pids),
+            "event": ["Order Completed"] * len(pids), "profile_id": list(pids),
+            "user_id": list(pids), "anonymous_id": [None] * len(pids), "timestamp": when,
+            "received_at": when, "source": ["bench"] * len(pids),
+            "properties": [orjson.dumps({"total": 20 + i % 80}).decode() for i in range(len(pids))],
+            "traits": ["{}"] * len(pids), "context": ["{}"] * len(pids),
+        }  # fmt: skip
+        ws.store.append_events(pa.table(cols, schema=EVENT_SCHEMA))
+        service.train(ws, "clv", as_of)
+        took, result = timed(f"CLV score + write, {n:,} profiles in DuckDB",
+                             lambda: service.score(ws, "clv", as_of))  # fmt: skip
+        report("models: CLV score end to end (read, score, write events)", result.profiles / took,
+               "profiles/s", goal="report")  # fmt: skip
+        ws.close()
 
 
 if __name__ == "__main__":
