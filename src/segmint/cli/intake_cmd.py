@@ -40,10 +40,6 @@ def serve(ctx: Context, host: str, port: int, log_level: str, realtime: bool) ->
     intake = Intake(workspace, clock)
     # Real-time listeners attach here, before the server starts:
     service = attach_realtime(workspace, intake, clock, _catch_up_progress) if realtime else None
-    if service is not None:  # CLV (closed form) re-scores a profile on its next order
-        from segmint.models.live import attach_live_scores
-
-        attach_live_scores(workspace, intake, service.engine, clock)
     app = create_app(workspace, clock, intake=intake)
     _tune_gc()
     loop = "uvloop" if _has("uvloop") else "asyncio"
