@@ -60,8 +60,13 @@ Each stage has its own ``errors.py`` whose classes derive from these::
     ├── LinkError + ValueError         (deliver/errors.py) tampered or malformed link
     ├── ApiError                       (api/errors.py)     HTTP status + field
     │   └── RateLimited                (api/public.py)     429 + Retry-After
-    └── DemoError                      (demo/errors.py)
-        └── StageUnavailable                               (demo/stage.py)
+    ├── DemoError                      (demo/errors.py)
+    │   └── StageUnavailable                               (demo/stage.py)
+    └── ModelError                     (models/errors.py)
+        ├── UnknownModelError  + KeyError
+        ├── ModelNotTrainedError
+        ├── NotEnoughDataError + ValueError                too few profiles, one class
+        └── MLUnavailableError                             the `ml` extra is not installed
 
 Retry logic looks only at the :class:`Transient` / :class:`Terminal` marks, never at the
 concrete class.

@@ -8,6 +8,14 @@ from typing import Any
 
 EVENT_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 
+SCORE_TYPE = "score"
+"""The type of the events a model's scoring writes (``traits`` holds the scores).
+
+Not one of :data:`EVENT_TYPES`: intake refuses it from clients. Score events feed only the
+traits their model declares; the built-ins (``last_seen_at``, ``event_count``) skip them, so
+scoring a profile never makes it look active.
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Event:

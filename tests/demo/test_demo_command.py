@@ -27,7 +27,7 @@ CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("SEGMINT_")
     "COLUMNS": "120"
 }
 """The environment without SEGMINT_* settings (a SEGMINT_DATABASE_URL would redirect the store)."""
-WIRED = {"workspace", "ingest", "refresh", "segments", "previews", "consent", "campaign"}
+WIRED = {"workspace", "ingest", "refresh", "segments", "models", "previews", "consent", "campaign"}
 """Steps whose APIs have landed: they must be done, not merely attempted."""
 
 
@@ -60,7 +60,7 @@ def status(summary: dict[str, Any]) -> dict[str, str]:
 def test_no_step_failed_and_the_wired_ones_ran(summary: dict[str, Any]) -> None:
     steps = status(summary)
     assert list(steps) == [
-        "workspace", "ingest", "refresh", "segments", "previews", "consent", "campaign",
+        "workspace", "ingest", "refresh", "segments", "models", "previews", "consent", "campaign",
     ]  # fmt: skip
     assert all(steps[name] == "done" for name in WIRED), steps
     assert all(s in {"done", "unavailable", "skipped"} for s in steps.values()), steps
@@ -85,7 +85,9 @@ def test_ingest_stored_every_message_as_one_profile_per_customer(
     assert facts["accepted"] == facts["messages"] > 20 * CUSTOMERS
     with Workspace.open(demo_run[1] / "shop") as ws:
         store = ws.store
-        assert store.fetchall("SELECT count(*) FROM events")[0][0] == facts["messages"]
+        # the models step adds score events (type 'score'), which are not ingested messages
+        ingested = "SELECT count(*) FROM events WHERE type <> 'score'"
+        assert store.fetchall(ingested)[0][0] == facts["messages"]
         live = store.fetchall("SELECT count(*) FROM profiles WHERE merged_into IS NULL")[0][0]
         assert live == CUSTOMERS  # anonymous sessions merged into the customer who identified
         assert store.fetchall("SELECT count(*) FROM quarantine")[0][0] == 0
@@ -183,7 +185,7 @@ def test_a_second_run_starts_from_scratch(tmp_path: Path, monkeypatch: pytest.Mo
         result = run_demo(options, console)
         assert result.ok, console.file.getvalue()  # type: ignore[attr-defined]
     with Workspace.open(tmp_path / "shop") as ws:
-        events = ws.store.fetchall("SELECT count(*) FROM events")[0][0]
+        events = ws.store.fetchall("SELECT count(*) FROM events WHERE type <> 'score'")[0][0]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
     assert events == summary["facts"]["ingest"]["messages"]
 
@@ -220,7 +222,7 @@ def test_the_demo_runs_on_postgresql(
         assert all(o.status == "done" for o in result.outcomes if o.stage in WIRED)
         with Workspace.open(tmp_path / "shop") as ws:
             assert ws.store.dialect == "postgres"
-            events = ws.store.fetchall("SELECT count(*) FROM events")[0][0]
+            events = ws.store.fetchall("SELECT count(*) FROM events WHERE type <> 'score'")[0][0]
             members = ws.store.fetchall("SELECT count(*) FROM memberships")[0][0]
         summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
         assert events == summary["facts"]["ingest"]["messages"]
@@ -228,3 +230,16 @@ def test_the_demo_runs_on_postgresql(
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as con:
             con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_models_trained_on_the_shop_and_printed_clusters_and_risks(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path], summary: dict[str, Any]
+) -> None:
+    result, _ = demo_run
+    facts = summary["facts"]
+    assert {"clv", "rfm"} <= set(facts["models"])
+    assert "Clusters of rfm" in result.stdout and "proposed rule" in result.stdout
+    if "churn_risk" in facts["models"]:  # a 300-customer shop may be too small: it says so
+        assert "Top 5 by churn_risk" in result.stdout
+    else:
+        assert "churn_risk: the" in result.stdout and "needs at least" in result.stdout

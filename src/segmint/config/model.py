@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from segmint.common import parse_duration
+from segmint.config.mlmodels import ModelDef
 
 TraitType = Literal["string", "number", "boolean", "timestamp", "list"]
 AGGREGATES = (
@@ -310,6 +311,7 @@ class WorkspaceDef(Strict):
         campaigns: Campaign definitions by name.
         webhooks: Outgoing webhooks by name.
         shopify: The shop webhook settings.
+        models: Machine-learning models by name; each writes traits (``segmint.models``).
     """
 
     name: str
@@ -326,3 +328,8 @@ class WorkspaceDef(Strict):
     campaigns: dict[str, CampaignDef] = Field(default_factory=dict)
     webhooks: dict[str, WebhookDef] = Field(default_factory=dict)
     shopify: ShopifyDef = Field(default_factory=ShopifyDef)
+    models: dict[str, ModelDef] = Field(default_factory=dict)
+
+    def model_traits(self) -> dict[str, tuple[str, str]]:
+        """Trait name → (model, output) for every trait a model writes."""
+        return {t: (m, o) for m, d in self.models.items() for o, t in d.output_traits(m).items()}

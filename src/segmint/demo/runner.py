@@ -1,11 +1,11 @@
 """The ``segmint demo`` walk-through: each step in turn, reported honestly.
 
 Steps: lay out the workspace → ingest the shop → refresh traits and segments → the segment
-table → email previews → consent (identify calls, the old provider's unsubscribes and
-bounces) → a campaign dry run → what to open and run next. A step whose API is
-not available says so and the demo goes on; a step that depends on one that did not run is
-skipped with the reason; a step that fails prints its error and the demo goes on, ending
-with a non-zero exit status.
+table → models (CLV, churn risk, clusters) → email previews → consent (identify calls, the
+old provider's unsubscribes and bounces) → a campaign dry run → what to open and run next.
+A step whose API is not available says so and the demo goes on; a step that depends on one
+that did not run is skipped with the reason; a step that fails prints its error and the demo
+goes on, ending with a non-zero exit status.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from segmint.demo.layout import (
     lay_out_workspace,
     reset_folder,
 )
+from segmint.demo.models import train_models
 from segmint.demo.report import next_steps, write_summary
 from segmint.demo.stage import DemoContext, DemoOptions, Outcome, StageUnavailable, Status
 from segmint.errors import SegmintError
@@ -69,6 +70,12 @@ STEPS: tuple[StepDef, ...] = (
     StepDef("ingest", "Generating the shop and ingesting it", ingest_shop, ("workspace",)),
     StepDef("refresh", "Computing traits and segments", refresh_segments, ("ingest",)),
     StepDef("segments", "Segments", segment_table, ("refresh",)),
+    StepDef(
+        "models",
+        "Training models: lifetime value, churn risk, clusters",
+        train_models,
+        ("refresh",),
+    ),  # fmt: skip
     StepDef("previews", "Previewing personalised email", preview_emails, ("refresh",)),
     StepDef("consent", "Recording consent, unsubscribes and bounces", record_consent, ("ingest",)),
     StepDef("campaign", "Dry-running a campaign", dry_run_campaign, ("refresh", "consent")),

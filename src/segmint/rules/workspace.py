@@ -53,6 +53,8 @@ def workspace_schema(defn: WorkspaceDef) -> TraitSchema:
     for name, trait in defn.traits.items():
         if trait.kind != "derived":
             types[name] = trait_type(trait)
+    for name in defn.model_traits():
+        types.setdefault(name, "number")  # model outputs (segmint.models) are scores
     for name in _derived_order(defn):
         expr = _parse_quietly(defn.traits[name].expr)
         schema = TraitSchema(types, frozenset(defn.segments))

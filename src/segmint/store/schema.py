@@ -291,6 +291,35 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
         ALTER TABLE api_keys ADD COLUMN consent_category TEXT;
         """,
     ),
+    (
+        30,
+        # The model registry (segmint.models): every trained version with what it was
+        # trained on (features, data window), its metrics and its fitted parameters.
+        """
+        CREATE TABLE model_versions (
+            model TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            trained_at TIMESTAMP NOT NULL,
+            as_of TIMESTAMP NOT NULL,
+            definition {json} NOT NULL,
+            features {json} NOT NULL,
+            data_window {json} NOT NULL,
+            metrics {json} NOT NULL,
+            report {json} NOT NULL,
+            params {blob} NOT NULL,
+            PRIMARY KEY (model, version)
+        );
+        CREATE TABLE model_scorings (
+            model TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            as_of TIMESTAMP NOT NULL,
+            scored_at TIMESTAMP NOT NULL,
+            profiles INTEGER NOT NULL,
+            written INTEGER NOT NULL
+        );
+        """,
+    ),
 )
 """Versioned migrations, applied in order on open. Append; never edit a released one."""
 

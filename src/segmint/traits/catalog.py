@@ -25,7 +25,13 @@ from segmint.rules.parser import parse
 from segmint.rules.schema import RuleType, TraitSchema
 from segmint.traits.aggregates import computed_spec
 from segmint.traits.errors import TraitCycleError, TraitDefinitionError
-from segmint.traits.model import TraitSpec, builtin_specs, identify_spec, implicit_spec
+from segmint.traits.model import (
+    TraitSpec,
+    builtin_specs,
+    identify_spec,
+    implicit_spec,
+    model_spec,
+)
 
 RESERVED = "profile_id"
 """The one name a trait cannot have: it is the key column of ``profile_traits``."""
@@ -125,6 +131,13 @@ def build_catalog(
             specs[name] = computed_spec(name, trait, _filter(name, trait.where))
         else:
             derived[name] = trait
+    if isinstance(definition, WorkspaceDef):
+        for name, (model, output) in definition.model_traits().items():
+            if name in specs or name in derived:
+                raise TraitDefinitionError(name, None, f"model {model!r} writes trait {name!r}, "
+                                           "which is already defined", hint="rename one of them "
+                                           f"(models.{model}.traits.{output})")  # fmt: skip
+            specs[name] = model_spec(name, model, output)
     parsed = {name: _expression(name, t.expr or "") for name, t in derived.items()}
     implicit = list(extra)
     for name in parsed:

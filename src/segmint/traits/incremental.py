@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from segmint.events import Event
+from segmint.events import SCORE_TYPE, Event
 from segmint.traits.catalog import TraitCatalog
 from segmint.traits.coerce import COERCERS, lookup
 from segmint.traits.derive import compile_derived, compile_filter
@@ -150,7 +150,11 @@ class TraitEngine:
     def _route(self, kind: str, name: str | None) -> tuple[Step, ...]:
         pairs = list(enumerate(zip(self.specs, self.folds, strict=True)))
         steps: list[Step] = []
-        if [(s.name, s.kind) for s in self.specs[:3]] == BUILTIN_KEYS:
+        if kind == SCORE_TYPE:
+            pairs = (
+                pairs[3:] if [(s.name, s.kind) for s in self.specs[:3]] == BUILTIN_KEYS else pairs
+            )
+        elif [(s.name, s.kind) for s in self.specs[:3]] == BUILTIN_KEYS:
             steps.append(_builtin_step)  # every event touches the built-ins: one call
             pairs = pairs[3:]
         steps += [
@@ -163,9 +167,9 @@ class TraitEngine:
 def matches(spec: TraitSpec, kind: str, name: str | None) -> bool:
     """True when an event of type ``kind`` named ``name`` can count towards ``spec``."""
     if spec.scope == "all":
-        return True
-    if spec.scope == "identify":
-        return kind == "identify"
+        return kind != SCORE_TYPE
+    if spec.scope in ("identify", "score"):
+        return kind == spec.scope and (spec.event is None or spec.event == name)
     return kind == "track" and (spec.event is None or spec.event == name)
 
 

@@ -22,9 +22,9 @@ from segmint.rules.ast import Expr
 from segmint.rules.lowering import EVENTS_TARGET, TIMESTAMP_TARGET, EventAggregate
 from segmint.traits.coerce import ValueKind
 
-TraitKind = Literal["builtin", "identify", "computed", "implicit", "derived"]
-Scope = Literal["track", "identify", "all"]
-"""Which events an aggregate reads: track events, identify events, or every event."""
+TraitKind = Literal["builtin", "identify", "computed", "implicit", "derived", "model"]
+Scope = Literal["track", "identify", "score", "all"]
+"""Which events an aggregate reads: track, identify or score events, or every event but scores."""
 
 BUILTINS: tuple[tuple[str, str, str], ...] = (
     ("first_seen_at", "first", TIMESTAMP_TARGET),
@@ -102,6 +102,8 @@ class TraitSpec:
         """A one-line description of how the trait is computed, for listings."""
         if self.kind == "derived":
             return f"expr: {self.expr}"
+        if self.kind == "model":
+            return f"from model {self.event} ({self.target.partition('.')[2]})"
         if self.kind == "identify":
             default = "" if self.default is None else f", default {self.default!r}"
             return f"from identify{default}"
@@ -139,6 +141,19 @@ def identify_spec(name: str, trait: TraitDef) -> TraitSpec:
         pii=trait.pii,
         description=trait.description,
     )
+
+
+def model_spec(name: str, model: str, output: str) -> TraitSpec:
+    """The spec of a trait a model writes: the latest score event of ``model`` for ``output``.
+
+    Scores arrive as events of type :data:`segmint.events.SCORE_TYPE` named after the model,
+    whose ``traits`` map each output to its value; so a score is folded, batch and real time,
+    exactly like an identify trait.
+    """
+    return TraitSpec(
+        name, "model", "number", "last", scope="score", event=model, target=f"traits.{output}",
+        value_kind="number", description=f"{output} of model {model}",
+    )  # fmt: skip
 
 
 def implicit_spec(agg: EventAggregate) -> TraitSpec:

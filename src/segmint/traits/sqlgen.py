@@ -24,6 +24,7 @@ from typing import cast
 
 from sqlglot import exp
 
+from segmint.events import SCORE_TYPE
 from segmint.rules import TraitRef, TraitSchema, compile_sql
 from segmint.rules.ast import walk
 from segmint.rules.sqlcompile import Resolve, timestamp_literal
@@ -129,8 +130,10 @@ class _Builder:
         )
 
     def scope(self, spec: TraitSpec) -> exp.Expr | None:
-        if spec.scope == "all":
-            return None
+        if spec.scope == "all":  # every event but model scores (segmint.events.SCORE_TYPE)
+            return exp.NEQ(
+                this=exp.column("type", quoted=True), expression=exp.Literal.string(SCORE_TYPE)
+            )
         kind = exp.EQ(
             this=exp.column("type", quoted=True), expression=exp.Literal.string(spec.scope)
         )

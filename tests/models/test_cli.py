@@ -1,0 +1,49 @@
+"""``segmint models`` used as a new user would, including wrong input."""
+
+from __future__ import annotations
+
+import json
+
+from .conftest import add_orders
+from .test_training import AS_OF, YAML, _shop
+
+
+def _ws(tmp_path, cli):
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    (folder / "segmint.yaml").write_text(YAML)
+    from segmint.workspace import Workspace
+
+    with Workspace.open(folder) as ws:
+        add_orders(ws.store, _shop(300))
+    return folder
+
+
+def test_train_score_list_show_and_write_segments(tmp_path, cli):
+    ws = str(_ws(tmp_path, cli))
+    at = AS_OF.isoformat()
+    out = cli("-w", ws, "models", "train", "rfm", "--as-of", at, "--format", "json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["version"] == 1
+    listed = json.loads(cli("-w", ws, "models", "list", "--format", "json", "--as-of", at).stdout)
+    assert {r["name"]: r["version"] for r in listed} == {
+        "churn": None,
+        "buy": None,
+        "clv": None,
+        "rfm": 1,
+    }
+    scored = cli("-w", ws, "models", "score", "rfm", "--as-of", at, "--format", "json")
+    assert json.loads(scored.stdout)["written"] == 300
+    shown = cli("-w", ws, "models", "show", "rfm", "--write-segments")
+    assert "proposed rule:" in shown.stdout and "added segment rfm_cluster_0" in shown.stdout
+    assert cli("-w", ws, "segments", "validate").returncode == 0
+
+
+def test_wrong_input_gets_clear_messages(tmp_path, cli):
+    ws = str(_ws(tmp_path, cli))
+    typo = cli("-w", ws, "models", "train", "chrun", "--as-of", AS_OF.isoformat())
+    assert typo.returncode != 0 and "did you mean 'churn'" in typo.stderr
+    untrained = cli("-w", ws, "models", "score", "clv", "--as-of", AS_OF.isoformat())
+    assert untrained.returncode != 0 and "segmint models train clv" in untrained.stderr
+    bad = cli("-w", ws, "models", "train", "churn", "--as-of", "yesterday-ish")
+    assert bad.returncode != 0
