@@ -66,6 +66,10 @@ def serve(ctx: Context, host: str, port: int, log_level: str, realtime: bool) ->
                     # Real-time listeners attach here, before the server starts:
                     if realtime:
                         service = attach_realtime(workspace, intake, clock, _catch_up_progress)
+                        if workspace.definition.models:  # CLV re-scored on each order
+                            from segmint.models.live import attach_live_scores
+
+                            attach_live_scores(workspace, intake, service.engine, clock)
                     app = create_app(workspace, clock, intake=intake)
                 _tune_gc()
                 loop = "uvloop" if _has("uvloop") else "asyncio"
