@@ -119,7 +119,10 @@ class ReadServer:
         except OSError:
             pass  # the reader went away
         finally:
-            con.close()
+            # The holder may have closed the database meanwhile (a stop while a reader was
+            # connected): closing this reader's cursor then fails, and nothing is left to do.
+            with contextlib.suppress(Exception):
+                con.close()
 
     def _answer(self, con: Any, body: bytes, temporary: set[str]) -> bytes:
         try:
