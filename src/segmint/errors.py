@@ -60,8 +60,11 @@ Each stage has its own ``errors.py`` whose classes derive from these::
     ├── LinkError + ValueError         (deliver/errors.py) tampered or malformed link
     ├── ApiError                       (api/errors.py)     HTTP status + field
     │   └── RateLimited                (api/public.py)     429 + Retry-After
-    └── DemoError                      (demo/errors.py)
-        └── StageUnavailable                               (demo/stage.py)
+    ├── DemoError                      (demo/errors.py)
+    │   └── StageUnavailable                               (demo/stage.py)
+    └── MeasureError                   (measure/errors.py)
+        ├── UnknownExperimentError + LookupError
+        └── ExperimentDefinitionError + ValueError
 
 Retry logic looks only at the :class:`Transient` / :class:`Terminal` marks, never at the
 concrete class.
