@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from segmint.common import parse_duration
+from segmint.config.measure import ExperimentDef, MeasureDef, VariantDef
 
 TraitType = Literal["string", "number", "boolean", "timestamp", "list"]
 AGGREGATES = (
@@ -275,6 +276,7 @@ class CampaignDef(Strict):
     topic: str = "newsletter"
     subject: str | None = None
     description: str | None = None
+    variants: tuple[VariantDef, ...] = ()  # an experiment named after the campaign
 
 
 class WebhookDef(Strict):
@@ -310,6 +312,8 @@ class WorkspaceDef(Strict):
         campaigns: Campaign definitions by name.
         webhooks: Outgoing webhooks by name.
         shopify: The shop webhook settings.
+        measure: Attribution settings and the global holdout.
+        experiments: Experiments on campaigns by name.
     """
 
     name: str
@@ -326,3 +330,5 @@ class WorkspaceDef(Strict):
     campaigns: dict[str, CampaignDef] = Field(default_factory=dict)
     webhooks: dict[str, WebhookDef] = Field(default_factory=dict)
     shopify: ShopifyDef = Field(default_factory=ShopifyDef)
+    measure: MeasureDef = Field(default_factory=MeasureDef)
+    experiments: dict[str, ExperimentDef] = Field(default_factory=dict)

@@ -372,8 +372,7 @@ def chance_to_win(
     alpha: float = ALPHA,
     prior_variance: float | None = None,
 ) -> Posterior:
-    """Return the posterior of the relative lift and the chance that the treatment beats
-    the control.
+    """Return the posterior of the relative lift, with the chance the treatment wins.
 
     The likelihood of the lift is normal (its delta-method estimate and variance); the
     prior is flat (``prior_variance=None``) or normal with mean 0 and the given variance

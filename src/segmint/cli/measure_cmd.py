@@ -1,0 +1,199 @@
+"""``segmint measure rebuild``, ``segmint report kpis`` and ``segmint experiments …``.
+
+The commands call :mod:`segmint.measure` and only print.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from datetime import datetime
+from typing import Any
+
+import click
+
+from segmint.cli.main import Context, pass_ctx
+from segmint.cli.output import console, emit_json, emit_table, err_console, format_option
+from segmint.cli.params import INSTANT, as_of_option
+
+
+@click.group()
+def measure() -> None:
+    """Attribution of conversions to sends."""
+
+
+@click.group()
+def report() -> None:
+    """Reports: KPIs of sends over a period."""
+
+
+@click.group()
+def experiments() -> None:
+    """Experiments on campaigns: list and report."""
+
+
+@measure.command("rebuild")
+@as_of_option("Attribute conversions up to this instant")
+@format_option
+@pass_ctx
+def rebuild(ctx: Context, as_of: datetime, fmt: str) -> None:
+    """Recompute which send earned each conversion (last touch within the window)."""
+    from segmint.measure.attribution import rebuild as run
+
+    with err_console.status("attributing conversions", spinner="dots"):
+        result = run(ctx.workspace.store, ctx.workspace.definition.measure, as_of)
+    data = result.to_dict()
+    if fmt == "json":
+        emit_json(data)
+        return
+    console.print(
+        f"{data['attributed']} of {data['conversions']} conversion(s) attributed "
+        f"(revenue {data['revenue']:.2f}) as of {data['as_of']}"
+    )
+    rows = [(name, n) for name, n in data["by_campaign"].items()]
+    if rows:
+        emit_table("Attributed conversions", ["campaign", "conversions"], rows)
+
+
+KPI_COLUMNS = (
+    "sent", "delivered", "bounced", "opened", "machine_opened", "clicked", "click_to_open",
+    "unsubscribed", "conversions", "revenue", "revenue_per_recipient",
+)  # fmt: skip
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1 else f"{value:.2f}"
+    return str(value)
+
+
+@report.command("kpis")
+@click.option(
+    "--by",
+    type=click.Choice(["campaign", "template", "segment"]),
+    default="campaign",
+    show_default=True,
+    help="Group the sends by their campaign, its template or its target segment.",
+)
+@click.option("--from", "start", type=INSTANT, default=None, help="Period start (exclusive).")
+@click.option("--to", "end", type=INSTANT, default="now", show_default=True,
+              help="Period end (inclusive).")  # fmt: skip
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="Output for people (table) or scripts (json, csv).",
+)
+@pass_ctx
+def kpis(ctx: Context, by: str, start: datetime | None, end: datetime, fmt: str) -> None:
+    """Sends, opens, clicks, unsubscribes, conversions and revenue over a period."""
+    from segmint.measure.attribution import built_as_of
+    from segmint.measure.kpis import kpi_report
+
+    if start is not None and start >= end:
+        raise click.BadParameter(
+            f"--from {start.isoformat()} is not before --to", param_hint="--from"
+        )
+    ws = ctx.workspace
+    data = kpi_report(ws.store, ws.definition, by, start, end).to_dict()
+    if fmt == "json":
+        emit_json(data)
+        return
+    extra = ["size_start", "size_end"] if by == "segment" else []
+    columns = [by, *KPI_COLUMNS, *extra]
+    rows = [[row.get(c) for c in columns] for row in data["rows"]]
+    total = ["(total)", *(data["total"].get(c) for c in KPI_COLUMNS), *([None] * len(extra))]
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([*rows, total])
+        return
+    emit_table(f"KPIs by {by}", columns, [[_cell(v) for v in r] for r in [*rows, total]])
+    if built_as_of(ws.store) is None:
+        err_console.print("conversions are empty until `segmint measure rebuild` has run")
+
+
+@experiments.command("list")
+@format_option
+@pass_ctx
+def list_experiments(ctx: Context, fmt: str) -> None:
+    """List the experiments: campaign, arms and metric."""
+    from segmint.config.measure import experiments_of
+
+    defn = ctx.workspace.definition
+    rows: list[dict[str, Any]] = [
+        {"experiment": name, "campaign": exp.campaign, "metric": exp.metric,
+         "arms": [v.name + (" (holdout)" if v.holdout else "") for v in exp.variants]}
+        for name, (exp, _path) in sorted(experiments_of(defn).items())
+    ]  # fmt: skip
+    if defn.measure.global_holdout_percent:
+        pct = defn.measure.global_holdout_percent
+        rows.append({"experiment": "global_holdout", "campaign": None, "metric": "conversion",
+                     "arms": [f"holdout ({pct:g} %)", "marketed"]})  # fmt: skip
+    if fmt == "json":
+        emit_json(rows)
+        return
+    table = [(r["experiment"], r["campaign"] or "(all)", r["metric"], ", ".join(r["arms"]))
+             for r in rows]  # fmt: skip
+    emit_table("Experiments", ["experiment", "campaign", "metric", "arms"], table)
+
+
+@experiments.command("report")
+@click.argument("name")
+@as_of_option("Read the results at this instant")
+@click.option("--from", "start", type=INSTANT, default=None,
+              help="global_holdout only: count conversions after this instant.")  # fmt: skip
+@format_option
+@pass_ctx
+def report_experiment(
+    ctx: Context, name: str, as_of: datetime, start: datetime | None, fmt: str
+) -> None:
+    """Per arm: size, rate, lift with its interval, p-value, chance to win, SRM verdict."""
+    from segmint.measure.experiments import experiment_report
+
+    ws = ctx.workspace
+    data = experiment_report(ws.store, ws.definition, name, as_of, start=start).to_dict()
+    if fmt == "json":
+        emit_json(data)
+        return
+    srm = data["srm"]
+    verdict = "ok" if srm["ok"] else "MISMATCH"
+    console.print(
+        f"experiment {data['experiment']} ({data['campaign'] or 'all marketing'}), metric "
+        f"{data['metric']}, method {data['method']}, as of {data['as_of']}; "
+        f"sample ratio {verdict} (p = {srm['p_value']:.3g})",
+        highlight=False,
+    )
+    columns = ["arm", "n", "rate", "lift", "interval", "p (Holm)", "chance to win"]
+    rows = []
+    for arm in data["arms"]:
+        shown = srm["ok"] and not arm["control"] and arm.get("error") is None
+        rows.append([
+            arm["arm"] + (" (control)" if arm["control"] else "")
+            + (" (holdout)" if arm["holdout"] else ""),
+            arm["n"], _pct(arm["rate"]),
+            _signed(arm.get("lift")) if shown else "",
+            f"{_signed(arm['ci'][0])} to {_signed(arm['ci'][1])}" if shown else "",
+            f"{arm['p_value_holm']:.3g}" if shown else "",
+            _pct(arm.get("chance_to_win")) if shown else "",
+        ])  # fmt: skip
+    emit_table(None, columns, rows)
+    console.print(data["conclusion"], highlight=False, soft_wrap=True)
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{value:.2%}"
+
+
+def _signed(value: float | None) -> str:
+    return "" if value is None else f"{value:+.1%}"
+
+
+def register(cli: click.Group) -> None:
+    """Add the measurement commands."""
+    for group in (measure, report, experiments):
+        cli.add_command(group)
