@@ -33,7 +33,7 @@ from segmint.config.model import WorkspaceDef
 from segmint.measure import sql, stats
 from segmint.measure.assign import GLOBAL_HOLDOUT, in_global_holdout
 from segmint.measure.attribution import CLICKED, OPENED
-from segmint.measure.errors import UnknownExperimentError
+from segmint.measure.errors import MeasureError, UnknownExperimentError
 from segmint.store import Store, utcnow_naive
 
 METRICS = ("open", "click", "conversion", "revenue")
@@ -220,9 +220,7 @@ def experiment_report(
     query = arm_counts_query(
         store.dialect,
         sql.interval(settings.window),
-        sql.revenue(store.dialect, settings.revenue_properties).replace(
-            "properties", "e.properties"
-        ),
+        sql.revenue(store.dialect, settings.revenue_properties),
     )
     rows = store.fetchall(query, [name, at, exp.campaign, at, settings.conversion_event, at])
     _fill(arms, rows)
@@ -244,9 +242,14 @@ def _global_report(
 ) -> ExperimentReport:
     settings = defn.measure
     percent = settings.global_holdout_percent
+    if not percent:
+        raise MeasureError(
+            "no global holdout: set measure.global_holdout_percent in segmint.yaml (e.g. 5)"
+        )
     at = utcnow_naive(as_of)
     people = store.fetchall(
-        "SELECT p.profile_id FROM profiles p WHERE p.merged_into IS NULL AND p.created_at <= ?",
+        "SELECT p.profile_id FROM profiles p WHERE p.merged_into IS NULL AND EXISTS ("
+        "SELECT 1 FROM events e WHERE e.profile_id = p.profile_id AND e.timestamp <= ?)",
         [at],
     )
     lower = "AND timestamp > ? " if start is not None else ""
