@@ -112,7 +112,10 @@ def kpis(ctx: Context, by: str, start: datetime | None, end: datetime, fmt: str)
         writer.writerow(columns)
         writer.writerows([*rows, total])
         return
-    emit_table(f"KPIs by {by}", columns, [[_cell(v) for v in r] for r in [*rows, total]])
+    # one column per group and a row per figure: fourteen figures never fit across
+    groups = [str(r[0]) for r in rows] + ["(total)"]
+    table = [[c, *(_cell(r[i]) for r in [*rows, total])] for i, c in enumerate(columns) if i]
+    emit_table(f"KPIs by {by}", ["", *groups], table)
     if built_as_of(ws.store) is None:
         err_console.print("conversions are empty until `segmint measure rebuild` has run")
 

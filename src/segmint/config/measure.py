@@ -91,7 +91,7 @@ class ExperimentDef(_Strict):
     """
 
     campaign: str
-    variants: tuple[VariantDef, ...] = Field(min_length=2)
+    variants: tuple[VariantDef, ...]
     metric: Metric = "conversion"
     sequential: bool = False
     alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
@@ -100,6 +100,8 @@ class ExperimentDef(_Strict):
     @model_validator(mode="after")
     def _distinct_names(self) -> ExperimentDef:
         names = [v.name for v in self.variants]
+        if len(names) < 2:
+            raise ValueError("an experiment needs at least two arms (the control first)")
         if len(set(names)) != len(names):
             raise ValueError(f"variant names must differ: {names}")
         return self
