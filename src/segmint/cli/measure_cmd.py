@@ -163,37 +163,13 @@ def report_experiment(
     if fmt == "json":
         emit_json(data)
         return
-    srm = data["srm"]
-    verdict = "ok" if srm["ok"] else "MISMATCH"
-    console.print(
-        f"experiment {data['experiment']} ({data['campaign'] or 'all marketing'}), metric "
-        f"{data['metric']}, method {data['method']}, as of {data['as_of']}; "
-        f"sample ratio {verdict} (p = {srm['p_value']:.3g})",
-        highlight=False,
-    )
-    columns = ["arm", "n", "rate", "lift", "interval", "p (Holm)", "chance to win"]
-    rows = []
-    for arm in data["arms"]:
-        shown = srm["ok"] and not arm["control"] and arm.get("error") is None
-        rows.append([
-            arm["arm"] + (" (control)" if arm["control"] else "")
-            + (" (holdout)" if arm["holdout"] else ""),
-            arm["n"], _pct(arm["rate"]),
-            _signed(arm.get("lift")) if shown else "",
-            f"{_signed(arm['ci'][0])} to {_signed(arm['ci'][1])}" if shown else "",
-            f"{arm['p_value_holm']:.3g}" if shown else "",
-            _pct(arm.get("chance_to_win")) if shown else "",
-        ])  # fmt: skip
+    from segmint.measure.experiments import summary_lines, summary_table
+
+    headline, conclusion = summary_lines(data)
+    console.print(headline, highlight=False, soft_wrap=True)
+    columns, rows = summary_table(data)
     emit_table(None, columns, rows)
-    console.print(data["conclusion"], highlight=False, soft_wrap=True)
-
-
-def _pct(value: float | None) -> str:
-    return "" if value is None else f"{value:.2%}"
-
-
-def _signed(value: float | None) -> str:
-    return "" if value is None else f"{value:+.1%}"
+    console.print(conclusion, highlight=False, soft_wrap=True)
 
 
 def register(cli: click.Group) -> None:

@@ -99,6 +99,7 @@ class ExperimentReport:
                 "arm": arm.name, "weight": arm.weight, "holdout": arm.holdout, "n": arm.n,
                 "opened": arm.opened, "clicked": arm.clicked, "converted": arm.converted,
                 "revenue": arm.revenue, "rate": _finite(arm.sample(self.metric).mean),
+                **{f"{m}_rate": _finite(arm.sample(m).mean) for m in METRICS},
                 "control": arm.name == control,
             }  # fmt: skip
             if arm.name in self.comparisons:
@@ -283,6 +284,17 @@ def _global_report(
     return judge(report)
 
 
+def metric_for(primary: str, control: Arm, arm: Arm) -> str:
+    """Return the metric an arm is judged on: the primary one, or conversion with a holdout.
+
+    A holdout is sent nothing, so it never opens or clicks: what a send adds over nothing is
+    read on conversion.
+    """
+    if primary in ("open", "click") and (control.holdout or arm.holdout):
+        return "conversion"
+    return primary
+
+
 def judge(report: ExperimentReport) -> ExperimentReport:
     """Compare every arm with the control (the first), correct for several, conclude."""
     if not report.arms:
@@ -290,8 +302,11 @@ def judge(report: ExperimentReport) -> ExperimentReport:
         return report
     control, others = report.arms[0], report.arms[1:]
     results = {}
+    metrics = {}
     for arm in others:
-        c, t = control.sample(report.metric), arm.sample(report.metric)
+        metric = metric_for(report.metric, control, arm)
+        metrics[arm.name] = metric
+        c, t = control.sample(metric), arm.sample(metric)
         if report.method == "sequential":
             freq = stats.sequential_test(c, t, report.alpha)
         elif report.method == "welch_t":
@@ -303,7 +318,8 @@ def judge(report: ExperimentReport) -> ExperimentReport:
     adjusted = stats.holm([f.p_value for f, _ in results.values()])
     for (arm_name, (freq, bayes)), p_adj in zip(results.items(), adjusted, strict=True):
         report.comparisons[arm_name] = {
-            "lift": freq.lift, "ci": list(freq.ci), "p_value": freq.p_value,
+            "metric": metrics[arm_name], "lift": freq.lift, "ci": list(freq.ci),
+            "p_value": freq.p_value,
             "p_value_holm": p_adj, "chance_to_win": bayes.chance_to_win,
             "significant": freq.error is None and p_adj < report.alpha, "error": freq.error,
         }  # fmt: skip
@@ -327,14 +343,57 @@ def conclude(report: ExperimentReport) -> str:
         elif c["significant"]:
             word = "better" if c["lift"] > 0 else "worse"
             lines.append(
-                f"{arm} is {word} than {control} on {report.metric}: {c['lift']:+.1%} "
+                f"{arm} is {word} than {control} on {c['metric']}: {c['lift']:+.1%} "
                 f"({1 - report.alpha:.0%} interval {c['ci'][0]:+.1%} to {c['ci'][1]:+.1%}), "
                 f"significant after Holm's correction (p = {c['p_value_holm']:.3g})."
             )
         else:
             lines.append(
-                f"{arm} vs {control}: no significant difference on {report.metric} yet "
+                f"{arm} vs {control}: no significant difference on {c['metric']} yet "
                 f"({c['lift']:+.1%}, p = {c['p_value_holm']:.3g}); chance to beat "
                 f"{control}: {c['chance_to_win']:.0%}."
             )
     return " ".join(lines)
+
+
+def summary_lines(data: dict[str, Any]) -> tuple[str, str]:
+    """Return the headline and the conclusion of a report's :meth:`~ExperimentReport.to_dict`."""
+    srm = data["srm"]
+    verdict = "ok" if srm["ok"] else "MISMATCH"
+    control = data["arms"][0]["arm"] if data["arms"] else "none"
+    held = [a["arm"] for a in data["arms"] if a["holdout"]]
+    headline = (
+        f"experiment {data['experiment']} ({data['campaign'] or 'all marketing'}), metric "
+        f"{data['metric']}, method {data['method']}, as of {data['as_of']}; control "
+        f"{control}"
+        + (f", holdout {', '.join(held)} (judged on conversion)" if held else "")
+        + f"; sample ratio {verdict} (p = {srm['p_value']:.3g})"
+    )
+    return headline, str(data["conclusion"])
+
+
+def summary_table(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Return the columns and rows of a report's table for people (per arm).
+
+    Lifts, intervals and p-values are left out while the sample ratio is off.
+    """
+    columns = ["arm", "n", "opened", "converted", "lift", "interval", "p Holm", "win"]
+    rows = []
+    for arm in data["arms"]:
+        shown = data["srm"]["ok"] and not arm["control"] and arm.get("error") is None
+        rows.append([
+            arm["arm"], f"{arm['n']:,}", _pct(arm["open_rate"]), _pct(arm["conversion_rate"]),
+            _signed(arm.get("lift")) if shown else "",
+            f"{_signed(arm['ci'][0])}..{_signed(arm['ci'][1])}" if shown else "",
+            f"{arm['p_value_holm']:.3g}" if shown else "",
+            _pct(arm.get("chance_to_win")) if shown else "",
+        ])  # fmt: skip
+    return columns, rows
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{value:.2%}"
+
+
+def _signed(value: float | None) -> str:
+    return "" if value is None else f"{value:+.0%}" if abs(value) >= 1 else f"{value:+.1%}"
