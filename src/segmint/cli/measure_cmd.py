@@ -78,8 +78,8 @@ def _cell(value: Any) -> str:
     help="Group the sends by their campaign, its template or its target segment.",
 )
 @click.option("--from", "start", type=INSTANT, default=None, help="Period start (exclusive).")
-@click.option("--to", "end", type=INSTANT, default="now", show_default=True,
-              help="Period end (inclusive).")  # fmt: skip
+@click.option("--to", "--as-of", "end", type=INSTANT, default="now", show_default=True,
+              help="Period end (inclusive); --as-of is the same.")  # fmt: skip
 @click.option(
     "--format",
     "fmt",
