@@ -209,3 +209,19 @@ def test_degenerate_inputs_give_a_reason_not_a_number() -> None:
     assert flat.chance_to_win == 0.5 and flat.error is not None
     assert stats.srm([0, 0], [0.5, 0.5]).ok
     assert not stats.srm([5000, 5600], [0.5, 0.5]).ok
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 5000), st.integers(1, 5000), st.data())
+def test_pooled_z_equals_the_chi_squared_of_the_two_by_two_table(
+    n_c: int, n_t: int, data: st.DataObject
+) -> None:
+    c, t = data.draw(st.integers(0, n_c)), data.draw(st.integers(0, n_t))
+    ours = stats.pooled_z_test(Sample(n_c, c), Sample(n_t, t))
+    if c + t in (0, n_c + n_t):
+        assert ours.error is not None
+        return
+    table = [[c, n_c - c], [t, n_t - t]]
+    chi2, p, _dof, _expected = scipy_stats.chi2_contingency(table, correction=False)
+    assert close(ours.p_value, p)
+    assert ours.lift == pytest.approx(t / n_t - c / n_c)

@@ -43,6 +43,7 @@ READS_ONLY: frozenset[str] = frozenset({
     "traits list", "traits sql", "profile show", "template lint", "template preview",
     "campaign list", "campaign report", "consent show", "keys list", "quarantine list",
     "webhooks status", "report kpis", "experiments list", "experiments report",
+    "segments suggest",
 })  # fmt: skip
 """Commands that only read the store: they work while ``segmint serve`` holds DuckDB."""
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from segmint.cli.groups import segments
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import console, emit_json, emit_table, err_console, format_option
 from segmint.cli.params import INSTANT, as_of_option
@@ -170,6 +171,42 @@ def report_experiment(
     columns, rows = summary_table(data)
     emit_table(None, columns, rows)
     console.print(conclusion, highlight=False, soft_wrap=True)
+
+
+@segments.command("suggest")
+@click.argument("name")
+@as_of_option("Read outcomes and sizes at this instant")
+@format_option
+@pass_ctx
+def suggest(ctx: Context, name: str, as_of: datetime, fmt: str) -> None:
+    """How conversion varies across segment NAME's thresholds; a proposal (rule unchanged)."""
+    from segmint.measure.suggest import suggest as run
+
+    data = run(ctx.workspace, name, as_of).to_dict()
+    if fmt == "json":
+        emit_json(data)
+        return
+    rate = "" if data["rate"] is None else f", {data['rate']:.2%} converted"
+    console.print(
+        f"segment {data['segment']} ({data['size']:,} members): {data['rule']}\n"
+        f"outcomes of {', '.join(data['campaigns'])}: {data['recipients']:,} sends{rate}",
+        highlight=False, soft_wrap=True,
+    )  # fmt: skip
+    if not data["clauses"]:
+        console.print("no numeric threshold in the rule to tune", highlight=False)
+    for clause in data["clauses"]:
+        rows = [(f"{b['low']:g} – {b['high']:g}", f"{b['n']:,}", f"{b['converted']:,}",
+                 f"{b['rate']:.2%}") for b in clause["buckets"]]  # fmt: skip
+        emit_table(clause["clause"], [clause["trait"], "sends", "converted", "rate"], rows)
+        p = clause["proposal"]
+        if p is None:
+            console.print("  no change proposed", highlight=False)
+            continue
+        console.print(
+            f"  proposal ({p['direction']}): {p['clause']} → {p['expected_size']:,} members, "
+            f"expected rate {p['expected_rate']:.2%} ({p['why']}); the rule is unchanged",
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
 
 
 def register(cli: click.Group) -> None:

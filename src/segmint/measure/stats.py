@@ -24,6 +24,8 @@ Methods, each named in every result (``Comparison.method``):
 - :func:`srm`: sample-ratio mismatch, Pearson's chi-squared on the arms' sizes against
   their weights. A mismatch means the assignment is broken and no result should be read.
 - :func:`holm`: Holm's step-down adjustment when several variants face one control.
+- ``pooled_z``: the classical pooled test of two equal rates (:func:`pooled_z_test`),
+  valid when an arm has no conversions at all; threshold suggestions use it.
 
 Only the standard library is used (``math``): the t and chi-squared tails are the
 regularised incomplete beta and gamma functions, evaluated by continued fractions.
@@ -340,6 +342,25 @@ def sequential_test(
     log_e = rho2 * st2 / (2.0 * grown) - 0.5 * math.log(grown)
     p = 1.0 if log_e <= 0 else math.exp(-log_e)
     return Comparison("sequential", est, math.sqrt(var), (est - width, est + width), p)
+
+
+def pooled_z_test(control: Sample, treatment: Sample) -> Comparison:
+    """Test two proportions for equal rates with the pooled two-sample z-test.
+
+    Unlike the lift tests it needs no variation within an arm, so a group with no
+    conversions at all can be compared (what threshold suggestions meet). ``lift`` is the
+    absolute difference of the rates here; the interval is left at (0, 0).
+    """
+    n = control.n + treatment.n
+    if control.n < 1 or treatment.n < 1:
+        return _nothing("pooled_z", "too few units (at least 1 per arm)")
+    pooled = (control.total + treatment.total) / n
+    var = pooled * (1.0 - pooled) * (1.0 / control.n + 1.0 / treatment.n)
+    if var <= 0:
+        return _nothing("pooled_z", "no variation at all (every unit has the same value)")
+    diff = treatment.mean - control.mean
+    p = 2.0 * norm_sf(abs(diff) / math.sqrt(var))
+    return Comparison("pooled_z", diff, math.sqrt(var), (0.0, 0.0), min(p, 1.0))
 
 
 # ---- Bayesian ------------------------------------------------------------------------
