@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -20,12 +22,22 @@ from segmint.workspace import Workspace
 from .conftest import T0, Shop
 
 D = timedelta(days=1)
+EXAMPLES = itertools.count()
 
 
 def variants(*weights: float, holdout: int | None = None) -> tuple[VariantDef, ...]:
     return tuple(
         VariantDef(name=f"arm{i}", weight=w, holdout=i == holdout) for i, w in enumerate(weights)
     )
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from segmint.store.duckdb import DuckDBStore
+
+    store = DuckDBStore(tmp_path_factory.mktemp("a") / "s.duckdb")
+    yield store
+    store.close()
 
 
 @settings(max_examples=40, deadline=None)
@@ -35,24 +47,19 @@ def variants(*weights: float, holdout: int | None = None) -> tuple[VariantDef, .
     st.lists(st.floats(0.1, 10.0), min_size=2, max_size=5),
 )
 def test_arms_partition_the_audience_and_stick(
-    tmp_path_factory: pytest.TempPathFactory, ids: list[str], w1: list[float], w2: list[float]
+    shared_store: Store, ids: list[str], w1: list[float], w2: list[float]
 ) -> None:
-    from segmint.store.duckdb import DuckDBStore
-
-    store = DuckDBStore(tmp_path_factory.mktemp("a") / "s.duckdb")
-    try:
-        first = assign(store, "e", variants(*w1), ids, T0)
-        assert set(first) == set(ids)
-        assert set(first.values()) <= {f"arm{i}" for i in range(len(w1))}
-        assert all(first[p] == arm_at(bucket("e", p), variants(*w1)) for p in ids)
-        # weights changed later: the recorded arms stay; newcomers follow the new weights
-        again = assign(store, "e", variants(*w2), [*ids, "newcomer"], T0 + D)
-        assert {p: again[p] for p in ids} == first
-        stored = store.fetchall("SELECT count(*), count(DISTINCT profile_id) FROM "
-                                "experiment_assignments")[0]  # fmt: skip
-        assert stored == (len(ids) + 1, len(ids) + 1)
-    finally:
-        store.close()
+    store, exp = shared_store, f"e{next(EXAMPLES)}"  # a new experiment per example
+    first = assign(store, exp, variants(*w1), ids, T0)
+    assert set(first) == set(ids)
+    assert set(first.values()) <= {f"arm{i}" for i in range(len(w1))}
+    assert all(first[p] == arm_at(bucket(exp, p), variants(*w1)) for p in ids)
+    # weights changed later: the recorded arms stay; newcomers follow the new weights
+    again = assign(store, exp, variants(*w2), [*ids, "newcomer"], T0 + D)
+    assert {p: again[p] for p in ids} == first
+    stored = store.fetchall("SELECT count(*), count(DISTINCT profile_id) FROM "
+                            "experiment_assignments WHERE experiment = ?", [exp])[0]  # fmt: skip
+    assert stored == (len(ids) + 1, len(ids) + 1)
 
 
 def test_buckets_are_uniform_enough_for_srm() -> None:
@@ -62,9 +69,9 @@ def test_buckets_are_uniform_enough_for_srm() -> None:
 
 
 def record(store: Store, experiment: str, arms: dict[str, str], at: object) -> None:
-    for pid, arm in arms.items():
-        store.execute("INSERT INTO experiment_assignments VALUES (?, ?, ?, ?)",
-                      [experiment, pid, arm, utcnow_naive(at)])  # type: ignore[arg-type]  # fmt: skip
+    when = utcnow_naive(at)  # type: ignore[arg-type]
+    store.executemany("INSERT INTO experiment_assignments VALUES (?, ?, ?, ?)",
+                      [(experiment, pid, arm, when) for pid, arm in arms.items()])  # fmt: skip
 
 
 def definition(ws: Workspace, exp: ExperimentDef) -> WorkspaceDef:
