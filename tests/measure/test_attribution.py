@@ -9,6 +9,7 @@ import pytest
 from segmint.config.measure import MeasureDef
 from segmint.measure.attribution import rebuild
 from segmint.measure.kpis import kpi_report
+from segmint.store import utcnow_naive
 from segmint.workspace import Workspace
 
 from .conftest import T0, Shop
@@ -106,5 +107,40 @@ def test_kpi_period_is_start_exclusive_end_inclusive(shop: Shop) -> None:
 def test_grouping_by_template_and_segment_of_defined_campaigns(shop: Shop) -> None:
     ws = shop.workspace
     by_segment = kpi_report(ws.store, ws.definition, "segment", None, T0 + 30 * D)
-    assert set(by_segment.rows) == {"(undefined)"}  # neither campaign is in segmint.yaml
+    assert set(by_segment.rows) == {"(undefined)", *ws.definition.segments}
+    # neither campaign is in segmint.yaml: their sends are under (undefined)
     assert by_segment.rows["(undefined)"].sent == by_segment.total.sent == 6
+    assert by_segment.rows["vip"].sent == 0
+
+
+def change(ws: Workspace, segment: str, who: str, kind: str, at: object) -> None:
+    ws.store.execute(
+        "INSERT INTO membership_changes (segment, profile_id, change, occurred_at, cause) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [segment, who, kind, utcnow_naive(at), '{"source": "test"}'],  # type: ignore[arg-type]
+    )
+
+
+def test_segment_sizes_and_churn_by_hand(ws: Workspace) -> None:
+    for who in ("bob", "cat", "eve"):
+        change(ws, "vip", who, "enter", T0 - 5 * D)
+    change(ws, "vip", "ann", "enter", T0)
+    change(ws, "vip", "eve", "exit", T0 - D)  # before the period
+    change(ws, "churned", "eve", "enter", T0 + D)
+    change(ws, "vip", "ann", "exit", T0 + 2 * D)
+    change(ws, "churned", "ann", "enter", T0 + 2 * D)  # the same instant: churn
+    change(ws, "churned", "bob", "enter", T0 + D)  # before bob's exit: not churn from vip
+    change(ws, "vip", "bob", "exit", T0 + 3 * D)
+    change(ws, "vip", "cat", "exit", T0 + 4 * D)
+    change(ws, "churned", "cat", "enter", T0 + 40 * D)  # after the period
+    change(ws, "cart_abandoners", "dan", "enter", T0 - D)
+    change(ws, "cart_abandoners", "dan", "exit", T0 + 2 * D)
+    change(ws, "churned", "dan", "enter", T0 + 5 * D)
+    report = kpi_report(ws.store, ws.definition, "segment", T0, T0 + 30 * D,
+                        churn_to="churned")  # fmt: skip
+    assert report.sizes["vip"] == (3, 0)
+    assert report.sizes["cart_abandoners"] == (1, 0)
+    assert report.sizes["churned"] == (0, 4)
+    assert report.churned == {"vip": 1, "cart_abandoners": 1}
+    rows = {r["segment"]: r for r in report.to_dict()["rows"]}
+    assert rows["vip"]["churned"] == 1 and rows["loyal_customer"]["churned"] == 0

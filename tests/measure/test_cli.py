@@ -65,9 +65,9 @@ def test_rebuild_then_kpis_in_every_format(cli: Callable[..., Any], shop: Path) 
 
     by_segment = run(cli, shop, "report", "kpis", "--by", "segment", "--to", AS_OF,
                      "--format", "csv")  # fmt: skip
-    rows = list(csv.DictReader(io.StringIO(by_segment.stdout)))
-    assert [r["segment"] for r in rows] == ["vip", "(total)"]
-    assert rows[0]["sent"] == rows[1]["sent"] == "2"
+    rows = {r["segment"]: r for r in csv.DictReader(io.StringIO(by_segment.stdout))}
+    assert "churned" in rows and rows["churned"]["sent"] == "0"  # every segment is listed
+    assert rows["vip"]["sent"] == rows["(total)"]["sent"] == "2"
 
     table = run(cli, shop, "report", "kpis", "--to", AS_OF, "--by", "template")
     assert table.returncode == 0 and "lifecycle" in table.stdout
@@ -82,6 +82,16 @@ def test_kpis_refuse_a_backwards_period_and_an_unknown_grouping(
     assert unknown.returncode != 0 and "segment" in unknown.stderr
     bad = run(cli, shop, "report", "kpis", "--from", "last tuesday")
     assert bad.returncode != 0
+
+
+def test_churn_needs_segments_and_a_known_target(cli: Callable[..., Any], shop: Path) -> None:
+    wrong = run(cli, shop, "report", "kpis", "--churn-to", "churned")
+    assert wrong.returncode == 2 and "--by segment" in wrong.stderr
+    typo = run(cli, shop, "report", "kpis", "--by", "segment", "--churn-to", "churnd")
+    assert typo.returncode == 1 and "did you mean 'churned'" in typo.stderr
+    ok = run(cli, shop, "report", "kpis", "--by", "segment", "--churn-to", "churned",
+             "--format", "json")  # fmt: skip
+    assert {r["segment"]: r["churned"] for r in json.loads(ok.stdout)["rows"]}["vip"] == 0
 
 
 def test_kpis_say_when_attribution_never_ran(cli: Callable[..., Any], shop: Path) -> None:

@@ -82,6 +82,12 @@ def _cell(value: Any) -> str:
 @click.option("--to", "--as-of", "end", type=INSTANT, default="now", show_default=True,
               help="Period end (inclusive); --as-of is the same.")  # fmt: skip
 @click.option(
+    "--churn-to",
+    metavar="SEGMENT",
+    default=None,
+    help="With --by segment: count members who left for SEGMENT in the period.",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["table", "json", "csv"]),
@@ -90,7 +96,9 @@ def _cell(value: Any) -> str:
     help="Output for people (table) or scripts (json, csv).",
 )
 @pass_ctx
-def kpis(ctx: Context, by: str, start: datetime | None, end: datetime, fmt: str) -> None:
+def kpis(
+    ctx: Context, by: str, start: datetime | None, end: datetime, churn_to: str | None, fmt: str
+) -> None:
     """Sends, opens, clicks, unsubscribes, conversions and revenue over a period."""
     from segmint.measure.attribution import built_as_of
     from segmint.measure.kpis import kpi_report
@@ -99,12 +107,15 @@ def kpis(ctx: Context, by: str, start: datetime | None, end: datetime, fmt: str)
         raise click.BadParameter(
             f"--from {start.isoformat()} is not before --to", param_hint="--from"
         )
+    if churn_to is not None and by != "segment":
+        raise click.UsageError("--churn-to counts exits of segments: use it with --by segment")
     ws = ctx.workspace
-    data = kpi_report(ws.store, ws.definition, by, start, end).to_dict()
+    data = kpi_report(ws.store, ws.definition, by, start, end, churn_to=churn_to).to_dict()
     if fmt == "json":
         emit_json(data)
         return
     extra = ["size_start", "size_end"] if by == "segment" else []
+    extra += ["churned"] if churn_to is not None else []
     columns = [by, *KPI_COLUMNS, *extra]
     rows = [[row.get(c) for c in columns] for row in data["rows"]]
     total = ["(total)", *(data["total"].get(c) for c in KPI_COLUMNS), *([None] * len(extra))]

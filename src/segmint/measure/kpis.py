@@ -30,9 +30,11 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
+from segmint.common import did_you_mean
 from segmint.config.model import WorkspaceDef
 from segmint.measure import sql
 from segmint.measure.attribution import CLICKED, OPENED
+from segmint.measure.errors import MeasureError
 from segmint.store import Store, utcnow_naive
 
 UNSUBSCRIBED = "Email Unsubscribed"
@@ -90,6 +92,9 @@ class KpiReport:
         rows: Group key → KPIs.
         total: The sum over every group.
         sizes: For ``by segment``: segment → (size at start, size at end).
+        churn_to: The segment whose entries count as churn (``by segment``), if asked.
+        churned: For ``by segment`` with ``churn_to``: segment → profiles that exited it
+            and entered ``churn_to`` in the period.
     """
 
     by: str
@@ -98,6 +103,8 @@ class KpiReport:
     rows: dict[str, Kpis]
     total: Kpis = field(default_factory=Kpis)
     sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    churn_to: str | None = None
+    churned: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as JSON-ready data."""
@@ -106,6 +113,8 @@ class KpiReport:
             row = {self.by: key, **self.rows[key].to_dict()}
             if key in self.sizes:
                 row["size_start"], row["size_end"] = self.sizes[key]
+            if self.churn_to is not None and self.by == "segment":
+                row["churned"] = self.churned.get(key, 0)
             rows.append(row)
         return {
             "by": self.by,
@@ -113,6 +122,7 @@ class KpiReport:
             "to": self.end.isoformat(),
             "rows": rows,
             "total": self.total.to_dict(),
+            "churn_to": self.churn_to,
         }
 
 
@@ -218,20 +228,59 @@ def segment_sizes(store: Store, instants: list[datetime]) -> dict[str, list[int]
     return out
 
 
+def churned(store: Store, target: str, start: datetime | None, end: datetime) -> dict[str, int]:
+    """Return, per segment, the profiles that exited it and entered ``target`` in the period.
+
+    Both changes fall in ``(start, end]``, the entry no earlier than the exit.
+    """
+    lower = "AND x.occurred_at > ? " if start is not None else ""
+    params: list[Any] = [target, utcnow_naive(end)]
+    if start is not None:
+        params.append(utcnow_naive(start))
+    params.append(target)
+    rows = store.fetchall(
+        "SELECT x.segment, count(DISTINCT x.profile_id) FROM membership_changes x "
+        "JOIN membership_changes n ON n.profile_id = x.profile_id AND n.segment = ? "
+        "AND n.change = 'enter' AND n.occurred_at >= x.occurred_at AND n.occurred_at <= ? "
+        f"WHERE x.change = 'exit' {lower}AND x.segment <> ? GROUP BY x.segment",
+        params,
+    )
+    return {str(s): int(n) for s, n in rows}
+
+
 def kpi_report(
-    store: Store, defn: WorkspaceDef, by: str, start: datetime | None, end: datetime
+    store: Store,
+    defn: WorkspaceDef,
+    by: str,
+    start: datetime | None,
+    end: datetime,
+    *,
+    churn_to: str | None = None,
 ) -> KpiReport:
-    """Return the KPIs of the period grouped ``by`` campaign, template or segment."""
+    """Return the KPIs of the period grouped ``by`` campaign, template or segment.
+
+    ``churn_to`` (with ``by="segment"``) adds, per segment, how many of its members left
+    for that segment in the period (e.g. ``churned``).
+    """
+    if churn_to is not None and churn_to not in defn.segments:
+        hint = did_you_mean(churn_to, list(defn.segments))
+        raise MeasureError(
+            f"unknown segment {churn_to!r} for churn" + (f"; {hint}" if hint else "")
+        )
     group = grouping(defn, by)
-    report = KpiReport(by, start, end, {})
+    report = KpiReport(by, start, end, {}, churn_to=churn_to if by == "segment" else None)
     for key, kpis in campaign_kpis(store, start, end).items():
         report.rows.setdefault(group(key), Kpis()).add(kpis)
         report.total.add(kpis)
-    if by == "segment":
+    if by == "segment":  # every segment: sizes and churn matter without sends too
+        for name in defn.segments:
+            report.rows.setdefault(name, Kpis())
         instants = [start, end] if start is not None else [end]
         sizes = segment_sizes(store, instants)
         for name in report.rows:
             if name in sizes:
                 at = sizes[name]
                 report.sizes[name] = (at[0] if start is not None else 0, at[-1])
+        if churn_to is not None:
+            report.churned = churned(store, churn_to, start, end)
     return report
