@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from segmint.config.measure import MeasureDef
-from segmint.measure.attribution import rebuild
+from segmint.measure.attribution import built_as_of, rebuild
 from segmint.measure.kpis import kpi_report
 from segmint.store import utcnow_naive
 from segmint.workspace import Workspace
@@ -144,3 +145,27 @@ def test_segment_sizes_and_churn_by_hand(ws: Workspace) -> None:
     assert report.churned == {"vip": 1, "cart_abandoners": 1}
     rows = {r["segment"]: r for r in report.to_dict()["rows"]}
     assert rows["vip"]["churned"] == 1 and rows["loyal_customer"]["churned"] == 0
+
+
+class FailingInsert:
+    """A store whose attribution insert dies (a stop in the middle of a rebuild)."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        if sql.startswith("INSERT INTO attributions"):
+            raise RuntimeError("killed mid-rebuild")
+        return self._store.execute(sql, params)
+
+
+def test_a_rebuild_that_dies_leaves_the_last_one_whole(shop: Shop) -> None:
+    ws = shop.workspace
+    before = rebuild(ws.store, MeasureDef(), T0 + 30 * D)
+    with pytest.raises(RuntimeError, match="killed"):
+        rebuild(FailingInsert(ws.store), MeasureDef(attribution="sent"), T0 + 30 * D)  # type: ignore[arg-type]
+    assert len(attributed(ws)) == before.attributed == 2
+    assert built_as_of(ws.store) == (T0 + 30 * D).isoformat()

@@ -115,6 +115,22 @@ def test_report_counts_by_hand(ws: Workspace) -> None:
     assert revenue.method == "welch_t"
 
 
+def test_sequential_experiments_use_the_always_valid_test(ws: Workspace) -> None:
+    shop = Shop(ws)
+    people = {u: shop.person(u) for u in ("a1", "a2", "a3", "b1", "b2", "b3")}
+    record(ws.store, "exp", {p: ("control" if u[0] == "a" else "b") for u, p in people.items()},
+           T0)  # fmt: skip
+    for u in ("a1", "b1", "b2"):
+        shop.opened("spring", u, T0 + D)
+    exp = ExperimentDef(campaign="spring", metric="open", sequential=True,
+                        variants=(VariantDef(name="control"), VariantDef(name="b")))  # fmt: skip
+    report = experiment_report(ws.store, definition(ws, exp), "exp", T0 + 2 * D)
+    assert report.method == "sequential" and report.to_dict()["method"] == "sequential"
+    expected = stats.sequential_test(stats.Sample(3, 1), stats.Sample(3, 2))
+    assert report.comparisons["b"]["p_value"] == expected.p_value
+    assert report.comparisons["b"]["ci"] == list(expected.ci)
+
+
 def test_mismatched_arms_withhold_the_verdict(ws: Workspace) -> None:
     arms = {f"p{i}": "control" for i in range(600)} | {f"q{i}": "b" for i in range(400)}
     record(ws.store, "exp", arms, T0)
