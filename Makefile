@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,kafka,ml]'
+	@# test-only: gbstats pins numpy<2, which pyarrow refuses; its stats modules run on numpy 2
+	$(BIN)/python -m pip install --quiet --no-deps 'gbstats>=0.8,<0.9'
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -62,11 +62,14 @@ Each stage has its own ``errors.py`` whose classes derive from these::
     │   └── RateLimited                (api/public.py)     429 + Retry-After
     ├── DemoError                      (demo/errors.py)
     │   └── StageUnavailable                               (demo/stage.py)
-    └── ModelError                     (models/errors.py)
-        ├── UnknownModelError  + KeyError
-        ├── ModelNotTrainedError
-        ├── NotEnoughDataError + ValueError                too few profiles, one class
-        └── MLUnavailableError                             the `ml` extra is not installed
+    ├── ModelError                     (models/errors.py)
+    │   ├── UnknownModelError  + KeyError
+    │   ├── ModelNotTrainedError
+    │   ├── NotEnoughDataError + ValueError                too few profiles, one class
+    │   └── MLUnavailableError                             the `ml` extra is not installed
+    └── MeasureError                   (measure/errors.py)
+        ├── UnknownExperimentError + LookupError
+        └── ExperimentDefinitionError + ValueError
 
 Retry logic looks only at the :class:`Transient` / :class:`Terminal` marks, never at the
 concrete class.

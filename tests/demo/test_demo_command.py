@@ -27,7 +27,10 @@ CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("SEGMINT_")
     "COLUMNS": "120"
 }
 """The environment without SEGMINT_* settings (a SEGMINT_DATABASE_URL would redirect the store)."""
-WIRED = {"workspace", "ingest", "refresh", "segments", "models", "previews", "consent", "campaign"}
+WIRED = {
+    "workspace", "ingest", "refresh", "segments", "models", "previews", "consent", "campaign",
+    "experiment",
+}  # fmt: skip
 """Steps whose APIs have landed: they must be done, not merely attempted."""
 
 
@@ -61,6 +64,7 @@ def test_no_step_failed_and_the_wired_ones_ran(summary: dict[str, Any]) -> None:
     steps = status(summary)
     assert list(steps) == [
         "workspace", "ingest", "refresh", "segments", "models", "previews", "consent", "campaign",
+        "experiment",
     ]  # fmt: skip
     assert all(steps[name] == "done" for name in WIRED), steps
     assert all(s in {"done", "unavailable", "skipped"} for s in steps.values()), steps
@@ -77,6 +81,24 @@ def test_output_says_what_to_open_and_run(
             assert "not available in this build" in out
 
 
+def test_the_experiment_report_is_printed_and_its_arms_partition_the_recipients(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path], summary: dict[str, Any]
+) -> None:
+    out = demo_run[0].stdout
+    assert "Experiment report: subject_lines" in out and "sample ratio" in out
+    data = summary["facts"]["experiment"]
+    assert [a["arm"] for a in data["arms"]] == ["control", "urgent", "holdout"]
+    with Workspace.open(demo_run[1] / "shop") as ws:
+        assigned = ws.store.fetchall(
+            "SELECT count(*), count(DISTINCT profile_id) FROM experiment_assignments"
+        )[0]
+        sent = ws.store.fetchall(
+            "SELECT count(*) FROM sends WHERE campaign = 'subject_test' AND status = 'sent'"
+        )[0][0]
+    assert assigned[0] == assigned[1] == sum(a["n"] for a in data["arms"])
+    assert sent == sum(a["n"] for a in data["arms"] if not a["holdout"])
+
+
 def test_ingest_stored_every_message_as_one_profile_per_customer(
     demo_run: tuple[subprocess.CompletedProcess[str], Path], summary: dict[str, Any]
 ) -> None:
@@ -85,9 +107,10 @@ def test_ingest_stored_every_message_as_one_profile_per_customer(
     assert facts["accepted"] == facts["messages"] > 20 * CUSTOMERS
     with Workspace.open(demo_run[1] / "shop") as ws:
         store = ws.store
-        # the models step adds score events (type 'score'), which are not ingested messages
-        ingested = "SELECT count(*) FROM events WHERE type <> 'score'"
-        assert store.fetchall(ingested)[0][0] == facts["messages"]
+        # the models step adds score events (type 'score'), which are not ingested messages;
+        # the experiment step adds its sends' deliveries and their simulated engagement
+        stored = store.fetchall("SELECT count(*) FROM events WHERE type <> 'score'")[0][0]
+        assert stored == facts["messages"] + summary["facts"].get("experiment_events", 0)
         live = store.fetchall("SELECT count(*) FROM profiles WHERE merged_into IS NULL")[0][0]
         assert live == CUSTOMERS  # anonymous sessions merged into the customer who identified
         assert store.fetchall("SELECT count(*) FROM quarantine")[0][0] == 0
@@ -187,7 +210,8 @@ def test_a_second_run_starts_from_scratch(tmp_path: Path, monkeypatch: pytest.Mo
     with Workspace.open(tmp_path / "shop") as ws:
         events = ws.store.fetchall("SELECT count(*) FROM events WHERE type <> 'score'")[0][0]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
-    assert events == summary["facts"]["ingest"]["messages"]
+    facts = summary["facts"]
+    assert events == facts["ingest"]["messages"] + facts.get("experiment_events", 0)
 
 
 def test_refuses_a_foreign_folder(tmp_path: Path) -> None:
@@ -225,7 +249,8 @@ def test_the_demo_runs_on_postgresql(
             events = ws.store.fetchall("SELECT count(*) FROM events WHERE type <> 'score'")[0][0]
             members = ws.store.fetchall("SELECT count(*) FROM memberships")[0][0]
         summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
-        assert events == summary["facts"]["ingest"]["messages"]
+        facts = summary["facts"]
+        assert events == facts["ingest"]["messages"] + facts.get("experiment_events", 0)
         assert members >= 60
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as con:

@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "template_cmd",
     "membership_cmd",
     "models_cmd",
+    "measure_cmd",
 )
 """Modules under ``segmint.cli`` that add commands; each defines ``register(cli)``."""
 
@@ -42,7 +43,8 @@ READS_ONLY: frozenset[str] = frozenset({
     "segments list", "segments show", "segments overlap", "segments sql",
     "traits list", "traits sql", "profile show", "template lint", "template preview",
     "campaign list", "campaign report", "consent show", "keys list", "quarantine list",
-    "webhooks status", "models list", "models show",
+    "webhooks status", "models list", "models show", "report kpis", "experiments list",
+    "experiments report", "segments suggest",
 })  # fmt: skip
 """Commands that only read the store: they work while ``segmint serve`` holds DuckDB."""
 

@@ -18,6 +18,7 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from segmint.common import did_you_mean
 from segmint.config.errors import ConfigError, ConfigErrors
+from segmint.config.measure import check_experiments
 from segmint.config.model import AGGREGATES, TraitDef, WorkspaceDef
 from segmint.config.yamlsyntax import diagnose
 from segmint.errors import SourceLocation
@@ -233,7 +234,7 @@ def cross_check(ws: WorkspaceDef, positions: Positions) -> list[ConfigError]:
     ):
         msg = f"email.group names '{ws.email.group}', which no segment belongs to"
         errors.append(positions.error(msg, ["email", "group"]))
-    return errors
+    return errors + check_experiments(ws, positions)
 
 
 def trait_types(ws: WorkspaceDef) -> dict[str, TraitDef]:

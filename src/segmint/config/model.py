@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from segmint.common import parse_duration
+from segmint.config.measure import ExperimentDef, MeasureDef, VariantDef
 from segmint.config.mlmodels import ModelDef
 
 TraitType = Literal["string", "number", "boolean", "timestamp", "list"]
@@ -276,6 +277,7 @@ class CampaignDef(Strict):
     topic: str = "newsletter"
     subject: str | None = None
     description: str | None = None
+    variants: tuple[VariantDef, ...] = ()  # an experiment named after the campaign
 
 
 class WebhookDef(Strict):
@@ -312,6 +314,8 @@ class WorkspaceDef(Strict):
         webhooks: Outgoing webhooks by name.
         shopify: The shop webhook settings.
         models: Machine-learning models by name; each writes traits (``segmint.models``).
+        measure: Attribution settings and the global holdout.
+        experiments: Experiments on campaigns by name.
     """
 
     name: str
@@ -328,6 +332,8 @@ class WorkspaceDef(Strict):
     campaigns: dict[str, CampaignDef] = Field(default_factory=dict)
     webhooks: dict[str, WebhookDef] = Field(default_factory=dict)
     shopify: ShopifyDef = Field(default_factory=ShopifyDef)
+    measure: MeasureDef = Field(default_factory=MeasureDef)
+    experiments: dict[str, ExperimentDef] = Field(default_factory=dict)
     models: dict[str, ModelDef] = Field(default_factory=dict)
 
     def model_traits(self) -> dict[str, tuple[str, str]]:

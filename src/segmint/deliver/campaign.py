@@ -34,6 +34,7 @@ from segmint.deliver.report import CampaignReport
 from segmint.deliver.retry import RetryPolicy, with_retries
 from segmint.deliver.transport import EmailTransport
 from segmint.intake.identity import merge_roots
+from segmint.measure.assign import assign
 from segmint.personalize.errors import TemplateRenderError
 from segmint.profiles import Profile, segment_members
 from segmint.workspace import Workspace
@@ -45,8 +46,13 @@ Progress = Callable[[int, int], None]
 class Composer(Protocol):
     """Builds one recipient's complete message (see :mod:`segmint.deliver.compose`)."""
 
-    def __call__(self, profile: Profile, *, to: str, message_id: str) -> bytes:
-        """Return the message bytes; raise ``TemplateRenderError`` for this recipient."""
+    def __call__(
+        self, profile: Profile, *, to: str, message_id: str, variant: str | None = None
+    ) -> bytes:
+        """Return the message bytes for ``variant`` (an experiment arm), if any.
+
+        Raises ``TemplateRenderError`` for this recipient.
+        """
         ...
 
 
@@ -120,6 +126,7 @@ class CampaignRun:
         self.report = CampaignReport(self.name, dry_run=self.dry_run)
         self.envelope_from = parseaddr(self.definition.sender)[1]
         self._halted: DeliveryError | None = None
+        self.arms: dict[str, str] = {}  # profile → experiment arm, when the campaign has one
 
     async def run(self) -> CampaignReport:
         """Send the campaign to every eligible member not yet sent it; return the report.
@@ -169,8 +176,9 @@ class CampaignRun:
         if self.retry_uncertain:
             self.ledger.release_uncertain()
         gate = ConsentGate(
-            self.store, ws.consent, self.definition.topic, as_of, ws.email.email_trait
-        )
+            self.store, ws.consent, self.definition.topic, as_of, ws.email.email_trait,
+            global_holdout=ws.measure.global_holdout_percent,
+        )  # fmt: skip
         skipped: list[tuple[str, str]] = []
         todo: list[tuple[Profile, str]] = []
         taken = self.ledger.taken_addresses()
@@ -195,9 +203,30 @@ class CampaignRun:
             elif profile is not None:
                 taken.add(address.lower())
                 todo.append((profile, address))
+        todo = self._split(todo, skipped, as_of)
         self.ledger.skip(skipped)
         self.report.skipped.update(reason for _, reason in skipped)
         return todo
+
+    def _split(
+        self, todo: list[tuple[Profile, str]], skipped: list[tuple[str, str]], as_of: datetime
+    ) -> list[tuple[Profile, str]]:
+        """Assign the eligible recipients to the campaign experiment's arms, if it has one.
+
+        The holdout arm is skipped (``holdout``); the others are sent their arm's variant.
+        """
+        from segmint.measure.experiments import campaign_experiment
+
+        found = campaign_experiment(self.workspace.definition, self.name)
+        if found is None:
+            return todo
+        name, experiment = found
+        pids = [p.profile_id for p, _ in todo]
+        self.arms = assign(self.store, name, experiment.variants, pids, as_of,
+                           record=not self.dry_run)  # fmt: skip
+        held = {v.name for v in experiment.variants if v.holdout}
+        skipped += [(pid, "holdout") for pid in pids if self.arms[pid] in held]
+        return [(p, a) for p, a in todo if self.arms[p.profile_id] not in held]
 
     async def _worker(self, queue: asyncio.Queue[tuple[Profile, str]]) -> None:
         while not queue.empty() and self._halted is None:
@@ -210,7 +239,8 @@ class CampaignRun:
         pid = profile.profile_id
         message_id = message_id_for(send_key(self.name, pid), self.definition.sender)
         try:
-            message = self.composer(profile, to=address, message_id=message_id)
+            variant = self.arms.get(pid)
+            message = self.composer(profile, to=address, message_id=message_id, variant=variant)
         except TemplateRenderError as exc:
             self.group.failed(pid, f"render_error:{exc.reason}")
             self.report.failed[f"render_error:{exc.reason}"] += 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 from segmint.clock import Clock
 from segmint.config.model import CampaignDef
 from segmint.deliver.links import LinkSigner
+from segmint.measure.experiments import variants_of
 from segmint.personalize import CompiledTemplate, Renderer
 from segmint.profiles import Profile
 from segmint.workspace import Workspace
@@ -50,9 +51,19 @@ class TemplateComposer:
         self.template: CompiledTemplate = renderer.compile(
             campaign.template, subject=campaign.subject
         )
+        # an experiment's arms: each its own subject and/or template, compiled up front
+        self.variants: dict[str, CompiledTemplate] = {
+            v.name: renderer.compile(
+                v.template or campaign.template, subject=v.subject or campaign.subject
+            )  # fmt: skip
+            for v in variants_of(workspace.definition, name)
+            if not v.holdout and (v.template or v.subject)
+        }
 
-    def __call__(self, profile: Profile, *, to: str, message_id: str) -> bytes:
-        """Render and assemble the message for ``profile``.
+    def __call__(
+        self, profile: Profile, *, to: str, message_id: str, variant: str | None = None
+    ) -> bytes:
+        """Render and assemble the message for ``profile`` (``variant``: its arm, if any).
 
         Raises:
             TemplateRenderError: If this recipient's message cannot be built.
@@ -60,7 +71,8 @@ class TemplateComposer:
         pid = profile.profile_id
         signer = self.signer
         unsubscribe = signer.unsubscribe_url(self.name, pid, self.campaign.topic)
-        email = self.template.render(
+        template = self.variants.get(variant or "", self.template)
+        email = template.render(
             profile,
             sender=self.campaign.sender,
             to=to,

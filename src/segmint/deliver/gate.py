@@ -14,6 +14,7 @@ from segmint.deliver.consent import (
     suppressions,
 )
 from segmint.intake.identity import normalise_address
+from segmint.measure.assign import in_global_holdout
 from segmint.profiles import Profile
 from segmint.store import Store
 
@@ -24,12 +25,16 @@ SKIP_REASONS = (
     "suppressed",
     "unsubscribed",
     "no_consent",
+    "global_holdout",
     "left_segment",
+    "holdout",
     "duplicate_address",
     "sent_before_merge",
 )
-"""Why a profile is skipped, in the order the gate checks; then ``left_segment`` (no longer
-a member when a resumed send reached it), ``duplicate_address`` (another profile of the
+"""Why a profile is skipped, in the order the gate checks (``global_holdout``: in the
+workspace-wide holdout, :mod:`segmint.measure.assign`); then ``left_segment`` (no longer
+a member when a resumed send reached it), ``holdout`` (the campaign experiment's arm that is
+sent nothing), ``duplicate_address`` (another profile of the
 campaign has the same address) and ``sent_before_merge`` (the campaign already went to a
 profile merged into this one since)."""
 
@@ -50,7 +55,8 @@ class ConsentGate:
     must not be suppressed (``suppressed_bounce``, ``complained``, ``suppressed``); the
     latest consent change for the topic (or ``*``) must not be ``unsubscribed``
     (``unsubscribed``) or ``denied`` (``no_consent``); under the ``opt_in`` policy it must
-    exist and be ``granted`` (``no_consent``), under ``opt_out`` no change means yes.
+    exist and be ``granted`` (``no_consent``), under ``opt_out`` no change means yes; last,
+    a profile in the workspace's global holdout gets no marketing (``global_holdout``).
 
     The latest change is the later of the profile's own (with its merged profiles' and its
     email identities', see :func:`~segmint.deliver.consent.latest_consents`) and the latest
@@ -63,11 +69,20 @@ class ConsentGate:
         topic: The campaign's topic.
         as_of: Consent changes after this instant are not considered.
         email_trait: The trait holding the address.
+        global_holdout: The workspace's ``measure.global_holdout_percent``.
     """
 
     def __init__(
-        self, store: Store, consent: ConsentDef, topic: str, as_of: datetime, email_trait: str
+        self,
+        store: Store,
+        consent: ConsentDef,
+        topic: str,
+        as_of: datetime,
+        email_trait: str,
+        *,
+        global_holdout: float = 0.0,
     ) -> None:
+        self.global_holdout = global_holdout
         self.policy = consent.policy
         self.topic = topic
         self.email_trait = email_trait
@@ -90,6 +105,8 @@ class ConsentGate:
             return "unsubscribed"
         if status == "denied" or (status is None and self.policy == "opt_in"):
             return "no_consent"
+        if in_global_holdout(profile.profile_id, self.global_holdout):
+            return "global_holdout"
         return None
 
     def suppress_locally(self, address: str, reason: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
@@ -86,6 +87,10 @@ def _to_run(ctx: DemoContext, done: set[str]) -> list[tuple[str, str]]:
         secret = ctx.facts.get("secret")
         prefix = f"{secret['env']}=$(cat {secret['file']}) " if secret else ""
         runs.append(("campaign send", f"{prefix}{w} campaign send vip_early_access --dry-run {at}"))
+    if "experiment" in done:
+        read = ctx.options.as_of + timedelta(days=5)  # the days the demo simulates
+        report = f"{w} experiments report subject_lines --as-of {read:%Y-%m-%dT%H:%M:%SZ}"
+        runs.append(("experiments", report))
     runs += [
         (
             "refresh",

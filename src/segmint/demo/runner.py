@@ -20,6 +20,7 @@ from rich.markup import escape
 
 from segmint.demo.consent import record_consent
 from segmint.demo.emails import dry_run_campaign, preview_emails
+from segmint.demo.experiment import run_experiment
 from segmint.demo.ingest import ingest_shop
 from segmint.demo.insight import refresh_segments, segment_table
 from segmint.demo.layout import (
@@ -79,6 +80,12 @@ STEPS: tuple[StepDef, ...] = (
     StepDef("previews", "Previewing personalised email", preview_emails, ("refresh",)),
     StepDef("consent", "Recording consent, unsubscribes and bounces", record_consent, ("ingest",)),
     StepDef("campaign", "Dry-running a campaign", dry_run_campaign, ("refresh", "consent")),
+    StepDef(
+        "experiment",
+        "Running a subject-line experiment with a holdout",
+        run_experiment,
+        ("refresh", "consent"),
+    ),  # fmt: skip
 )
 
 

@@ -292,6 +292,31 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
         """,
     ),
     (
+        25,
+        # Measurement: conversions attributed to the send that earned them (rebuilt from
+        # events and the ledger by ``segmint measure rebuild``), and experiment arms, each
+        # profile's recorded once and kept (sticky) even if the weights change later.
+        """
+        CREATE TABLE attributions (
+            conversion_id TEXT PRIMARY KEY,
+            profile_id TEXT NOT NULL,
+            campaign TEXT NOT NULL,
+            touch TEXT NOT NULL,
+            touched_at TIMESTAMP NOT NULL,
+            converted_at TIMESTAMP NOT NULL,
+            revenue DOUBLE PRECISION
+        );
+        CREATE INDEX attributions_campaign ON attributions (campaign, converted_at);
+        CREATE TABLE experiment_assignments (
+            experiment TEXT NOT NULL,
+            profile_id TEXT NOT NULL,
+            arm TEXT NOT NULL,
+            assigned_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (experiment, profile_id)
+        );
+        """,
+    ),
+    (
         30,
         # The model registry (segmint.models): every trained version with what it was
         # trained on (features, data window), its metrics and its fitted parameters.

@@ -1,0 +1,147 @@
+"""Typed definitions of ``measure:``, ``experiments:`` and campaign ``variants:``.
+
+Kept apart from :mod:`segmint.config.model` (which imports these for ``WorkspaceDef``), so
+this module cannot import its ``Strict`` base; :class:`_Strict` has the same settings.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from segmint.common import did_you_mean, parse_duration
+
+if TYPE_CHECKING:
+    from segmint.config.errors import ConfigError
+    from segmint.config.loader import KeyPath, Positions
+    from segmint.config.model import WorkspaceDef
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class MeasureDef(_Strict):
+    """How conversions are attributed to sends, and the workspace's global holdout.
+
+    Attributes:
+        conversion_event: The track event that counts as a conversion.
+        revenue_properties: Properties read for its revenue, the first present wins.
+        window: How long after a touch a conversion is still attributed to it (``5d``).
+        attribution: ``engaged``: the last message the person opened (machine opens
+            excluded) or clicked; ``sent``: the last message sent to them.
+        global_holdout_percent: The share of all profiles (0–50 %) kept from every
+            campaign and journey, to measure what marketing adds (incrementality).
+    """
+
+    conversion_event: str = "Order Completed"
+    revenue_properties: tuple[str, ...] = ("total", "revenue")
+    window: timedelta = timedelta(days=5)
+    attribution: Literal["engaged", "sent"] = "engaged"
+    global_holdout_percent: float = Field(default=0.0, ge=0.0, le=50.0)
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window(cls, value: Any) -> Any:
+        return value if isinstance(value, timedelta) else parse_duration(str(value))
+
+
+class VariantDef(_Strict):
+    """One arm of an experiment.
+
+    Attributes:
+        name: The arm's name (``control``, ``b``, ``holdout``…); the first arm is the
+            control every other arm is compared with.
+        subject: The subject this arm sends (else the campaign's).
+        template: The template this arm sends (else the campaign's).
+        weight: The arm's share of the audience, relative to the other arms' weights.
+        holdout: This arm is sent nothing (it measures what the campaign adds).
+    """
+
+    name: str
+    subject: str | None = None
+    template: str | None = None
+    weight: float = Field(default=1.0, gt=0.0)
+    holdout: bool = False
+
+    @model_validator(mode="after")
+    def _holdout_sends_nothing(self) -> VariantDef:
+        if self.holdout and (self.subject or self.template):
+            raise ValueError("a holdout arm is sent nothing: it takes no subject or template")
+        return self
+
+
+Metric = Literal["open", "click", "conversion", "revenue"]
+
+
+class ExperimentDef(_Strict):
+    """An experiment on a campaign: its arms, what decides it, and how it is read.
+
+    Attributes:
+        campaign: The campaign whose audience is split.
+        variants: The arms, the control first (at least two).
+        metric: The primary metric: ``open``, ``click``, ``conversion`` (rates per
+            recipient) or ``revenue`` (per recipient).
+        sequential: Read the results with the always-valid sequential test (safe to look
+            at any time) instead of the fixed-sample one.
+        alpha: The significance level (two-sided).
+        description: What the experiment is for.
+    """
+
+    campaign: str
+    variants: tuple[VariantDef, ...]
+    metric: Metric = "conversion"
+    sequential: bool = False
+    alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> ExperimentDef:
+        names = [v.name for v in self.variants]
+        if len(names) < 2:
+            raise ValueError("an experiment needs at least two arms (the control first)")
+        if len(set(names)) != len(names):
+            raise ValueError(f"variant names must differ: {names}")
+        return self
+
+
+def experiments_of(ws: WorkspaceDef) -> dict[str, tuple[ExperimentDef, KeyPath]]:
+    """Return every experiment by name with the key path of its definition.
+
+    A campaign's ``variants:`` is an experiment named after the campaign (primary metric
+    ``conversion``).
+    """
+    found: dict[str, tuple[ExperimentDef, KeyPath]] = {
+        name: (exp, ["experiments", name]) for name, exp in ws.experiments.items()
+    }
+    for name, campaign in ws.campaigns.items():
+        if campaign.variants:
+            exp = ExperimentDef(campaign=name, variants=campaign.variants)
+            found.setdefault(name, (exp, ["campaigns", name, "variants"]))
+    return found
+
+
+def check_experiments(ws: WorkspaceDef, positions: Positions) -> list[ConfigError]:
+    """Check what experiments refer to: campaigns, and one experiment per campaign."""
+    errors: list[ConfigError] = []
+    owner: dict[str, str] = {}
+    for name, (exp, path) in experiments_of(ws).items():
+        if exp.campaign not in ws.campaigns:
+            hint = did_you_mean(exp.campaign, list(ws.campaigns))
+            msg = f"unknown campaign '{exp.campaign}' in experiment '{name}'"
+            errors.append(positions.error(msg, [*path, "campaign"], hint=hint))
+        elif exp.campaign in owner:
+            msg = (
+                f"campaign '{exp.campaign}' is already split by experiment "
+                f"'{owner[exp.campaign]}': one experiment per campaign"
+            )
+            errors.append(positions.error(msg, path))
+        owner.setdefault(exp.campaign, name)
+    if ws.experiments and any(c.variants for c in ws.campaigns.values()):
+        for name, campaign in ws.campaigns.items():
+            if campaign.variants and name in ws.experiments:
+                msg = f"experiment '{name}' and campaign '{name}' variants share a name"
+                errors.append(positions.error(msg, ["campaigns", name, "variants"]))
+    return errors

@@ -1,0 +1,104 @@
+"""A campaign with an experiment: arms get their variant, the holdout arm nothing, the
+global holdout no marketing at all; assignment is sticky and recorded."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from segmint.clock import FixedClock
+from segmint.deliver.retry import RetryPolicy
+from segmint.deliver.service import send_campaign
+from segmint.measure.assign import in_global_holdout
+from segmint.measure.experiments import experiment_report
+
+from .conftest import T0, Shop  # type: ignore[import-not-found]
+
+EXPERIMENT = """
+experiments:
+  subject_test:
+    campaign: lifecycle_update
+    metric: open
+    variants:
+      - {name: control}
+      - {name: urgent, subject: "Last chance, {{ first_name }}"}
+      - {name: holdout, holdout: true}
+"""
+
+
+def with_yaml(shop: Shop, extra: str) -> None:
+    path: Path = shop.path / "segmint.yaml"
+    path.write_text(path.read_text() + extra)
+    shop.reopen()
+
+
+def send(shop: Shop, **options: Any) -> Any:
+    return send_campaign(shop.workspace, "lifecycle_update", clock=FixedClock(T0),
+                         retry=RetryPolicy(max_attempts=2, base_delay=0.01), **options)  # fmt: skip
+
+
+def arms(shop: Shop) -> dict[str, str]:
+    rows = shop.workspace.store.fetchall(
+        "SELECT profile_id, arm FROM experiment_assignments WHERE experiment = 'subject_test'"
+    )
+    return dict(rows)
+
+
+def test_arms_get_their_variant_and_the_holdout_nothing(shop: Shop) -> None:
+    with_yaml(shop, EXPERIMENT)
+    users = [f"u{i:02d}" for i in range(30)]
+    pids = shop.add_many(users)
+    shop.add("nocon", consent=False)  # not eligible: never assigned
+
+    report = send(shop)
+
+    assigned = arms(shop)
+    assert set(assigned) == set(pids)  # every eligible recipient, exactly one arm each
+    count = Counter(assigned.values())
+    assert report.sent == count["control"] + count["urgent"]
+    assert report.skipped["holdout"] == count["holdout"] > 0
+    subjects = {}
+    for item in shop.server.handler.received:
+        subjects[item.recipients[0]] = str(item.message["Subject"])
+    for user, pid in zip(users, pids, strict=True):
+        address = f"{user}@example.com"
+        if assigned[pid] == "holdout":
+            assert address not in subjects
+        elif assigned[pid] == "urgent":
+            assert subjects[address] == f"Last chance, {user.title()}"
+        else:
+            assert not subjects[address].startswith("Last chance")
+
+    # a second run sends nobody again; the holdout stays held out (sticky)
+    again = send(shop)
+    assert again.sent == 0 and again.skipped["holdout"] == count["holdout"]
+    assert arms(shop) == assigned
+
+    result = experiment_report(shop.workspace.store, shop.workspace.definition,
+                               "subject_test", T0 + timedelta(days=1))  # fmt: skip
+    assert [a.n for a in result.arms] == [count["control"], count["urgent"], count["holdout"]]
+    assert sum(a.n for a in result.arms) == len(pids)
+
+
+def test_dry_run_assigns_the_same_arms_without_recording(shop: Shop) -> None:
+    with_yaml(shop, EXPERIMENT)
+    shop.add_many([f"d{i}" for i in range(12)])
+    report = send(shop, dry_run=True, out=shop.path / "dry")
+    assert arms(shop) == {}
+    assert report.skipped["holdout"] + report.written == 12
+
+
+def test_global_holdout_gets_no_marketing(shop: Shop) -> None:
+    with_yaml(shop, "\nmeasure:\n  global_holdout_percent: 30\n")
+    users = [f"g{i:02d}" for i in range(40)]
+    pids = shop.add_many(users)
+    held = {p for p in pids if in_global_holdout(p, 30)}
+    assert 0 < len(held) < 40
+
+    report = send(shop)
+
+    assert report.skipped["global_holdout"] == len(held)
+    got = {item.recipients[0] for item in shop.server.handler.received}
+    assert got == {f"{u}@example.com" for u, p in zip(users, pids, strict=True) if p not in held}

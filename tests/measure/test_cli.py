@@ -1,0 +1,136 @@
+"""The measurement commands as a new user runs them, right input and wrong."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from segmint.workspace import Workspace
+
+from .conftest import T0, Shop
+
+D = timedelta(days=1)
+AS_OF = (T0 + 30 * D).isoformat()
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Any:
+    path = tmp_path / "ws"
+    Workspace.init(path, name="cli-shop").close()
+    text = (path / "segmint.yaml").read_text()
+    (path / "segmint.yaml").write_text(
+        text
+        + """
+experiments:
+  subject_test:
+    campaign: lifecycle_update
+    metric: open
+    variants:
+      - {name: control}
+      - {name: b, subject: "Hello"}
+"""
+    )
+    ws = Workspace.open(path)
+    s = Shop(ws)
+    for user in ("ann", "bob"):
+        s.sent("lifecycle_update", user, T0)
+    s.opened("lifecycle_update", "ann", T0 + D)
+    s.ordered("ann", T0 + 2 * D, 25)
+    ws.close()
+    return path
+
+
+def run(cli: Callable[..., Any], path: Path, *args: str) -> Any:
+    return cli("-w", str(path), *args)
+
+
+def test_rebuild_then_kpis_in_every_format(cli: Callable[..., Any], shop: Path) -> None:
+    done = run(cli, shop, "measure", "rebuild", "--as-of", AS_OF, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["by_campaign"] == {"lifecycle_update": 1}
+
+    out = run(cli, shop, "report", "kpis", "--to", AS_OF, "--format", "json")
+    data = json.loads(out.stdout)
+    row = data["rows"][0]
+    assert (row["campaign"], row["sent"], row["opened"], row["conversions"]) == (
+        "lifecycle_update", 2, 1, 1)  # fmt: skip
+    assert row["revenue_per_recipient"] == 12.5
+
+    by_segment = run(cli, shop, "report", "kpis", "--by", "segment", "--to", AS_OF,
+                     "--format", "csv")  # fmt: skip
+    rows = {r["segment"]: r for r in csv.DictReader(io.StringIO(by_segment.stdout))}
+    assert "churned" in rows and rows["churned"]["sent"] == "0"  # every segment is listed
+    assert rows["vip"]["sent"] == rows["(total)"]["sent"] == "2"
+
+    table = run(cli, shop, "report", "kpis", "--to", AS_OF, "--by", "template")
+    assert table.returncode == 0 and "lifecycle" in table.stdout
+
+
+def test_kpis_refuse_a_backwards_period_and_an_unknown_grouping(
+    cli: Callable[..., Any], shop: Path
+) -> None:
+    backwards = run(cli, shop, "report", "kpis", "--from", "2026-05-01", "--to", "2026-04-01")
+    assert backwards.returncode != 0 and "not before --to" in backwards.stderr
+    unknown = run(cli, shop, "report", "kpis", "--by", "segmnt")
+    assert unknown.returncode != 0 and "segment" in unknown.stderr
+    bad = run(cli, shop, "report", "kpis", "--from", "last tuesday")
+    assert bad.returncode != 0
+
+
+def test_churn_needs_segments_and_a_known_target(cli: Callable[..., Any], shop: Path) -> None:
+    wrong = run(cli, shop, "report", "kpis", "--churn-to", "churned")
+    assert wrong.returncode == 2 and "--by segment" in wrong.stderr
+    typo = run(cli, shop, "report", "kpis", "--by", "segment", "--churn-to", "churnd")
+    assert typo.returncode == 1 and "did you mean 'churned'" in typo.stderr
+    ok = run(cli, shop, "report", "kpis", "--by", "segment", "--churn-to", "churned",
+             "--format", "json")  # fmt: skip
+    assert {r["segment"]: r["churned"] for r in json.loads(ok.stdout)["rows"]}["vip"] == 0
+
+
+def test_kpis_say_when_attribution_never_ran(cli: Callable[..., Any], shop: Path) -> None:
+    out = run(cli, shop, "report", "kpis", "--to", AS_OF)
+    assert out.returncode == 0 and "measure rebuild" in out.stderr
+
+
+def test_experiment_list_and_report(cli: Callable[..., Any], shop: Path) -> None:
+    listed = json.loads(run(cli, shop, "experiments", "list", "--format", "json").stdout)
+    assert listed == [{"experiment": "subject_test", "campaign": "lifecycle_update",
+                       "metric": "open", "arms": ["control", "b"]}]  # fmt: skip
+    report = run(cli, shop, "experiments", "report", "subject_test", "--as-of", AS_OF,
+                 "--format", "json")  # fmt: skip
+    data = json.loads(report.stdout)
+    assert data["arms"][0]["n"] == 0 and data["conclusion"]
+    table = run(cli, shop, "experiments", "report", "subject_test", "--as-of", AS_OF)
+    assert table.returncode == 0 and "sample ratio ok" in table.stdout
+
+
+def test_unknown_experiment_suggests_the_nearest(cli: Callable[..., Any], shop: Path) -> None:
+    out = run(cli, shop, "experiments", "report", "subject_tset")
+    assert out.returncode == 1 and "did you mean 'subject_test'" in out.stderr
+
+
+def test_experiment_on_a_removed_campaign_is_a_located_config_error(
+    cli: Callable[..., Any], shop: Path
+) -> None:
+    yaml = shop / "segmint.yaml"
+    yaml.write_text(yaml.read_text().replace("campaign: lifecycle_update", "campaign: gone"))
+    out = run(cli, shop, "experiments", "list")
+    assert out.returncode == 1
+    assert "segmint.yaml:" in out.stderr and "unknown campaign 'gone'" in out.stderr
+    assert "experiments.subject_test.campaign" in out.stderr
+
+
+def test_one_arm_and_a_bad_window_are_config_errors(cli: Callable[..., Any], shop: Path) -> None:
+    yaml = shop / "segmint.yaml"
+    text = yaml.read_text()
+    yaml.write_text(text.replace('      - {name: b, subject: "Hello"}\n', "")
+                    + "measure:\n  window: 5 dayz\n")  # fmt: skip
+    out = run(cli, shop, "experiments", "list")
+    assert "at least two arms" in out.stderr and "cannot read duration '5 dayz'" in out.stderr
