@@ -33,7 +33,9 @@ Each stage has its own ``errors.py`` whose classes derive from these::
     │       ├── StreamUrlError     + Terminal, ValueError
     │       └── StreamUnavailable  + Transient
     ├── TraitError                     (traits/errors.py)
-    │   └── StaleStateError
+    │   ├── StaleStateError
+    │   ├── EventColumnError   + LookupError               events table lacks a column
+    │   └── UnsupportedTraitError + ValueError             aggregate a dialect cannot do
     ├── MembershipError                (membership/errors.py)
     │   ├── SegmentStructureError
     │   ├── UnknownSegmentError + KeyError

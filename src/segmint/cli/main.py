@@ -32,13 +32,14 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rules_cmd",
     "template_cmd",
     "membership_cmd",
+    "warehouse_cmd",
 )
 """Modules under ``segmint.cli`` that add commands; each defines ``register(cli)``."""
 
 
 READS_ONLY: frozenset[str] = frozenset({
     "status", "reconcile", "quality",
-    "segments list", "segments show", "segments overlap", "segments sql",
+    "segments list", "segments show", "segments overlap", "segments sql", "memberships sql",
     "traits list", "traits sql", "profile show", "template lint", "template preview",
     "campaign list", "campaign report", "consent show", "keys list", "quarantine list",
     "webhooks status",
