@@ -15,7 +15,7 @@ help:
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,kafka]'
+	$(BIN)/python -m pip install --quiet -e '.[test,kafka,dbt,spark]'
 	@touch $(STAMP)
 
 install: $(STAMP)

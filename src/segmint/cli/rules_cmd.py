@@ -143,7 +143,7 @@ def sql(
 
     instant, source = request(ctx, as_of, origin, events_table, maps, now)
     if source is not None:
-        check_against_store(ctx, source, dialect)
+        check_against_store(ctx, source, dialect, [name])
     statement = segment_sql(
         ctx.workspace.definition, name, dialect=dialect, as_of=instant, events=source
     )

@@ -112,10 +112,13 @@ def request(
     return instant, EventSource(table, parse_maps(maps))
 
 
-def check_against_store(ctx: Context, source: EventSource, dialect: str) -> None:
+def check_against_store(
+    ctx: Context, source: EventSource, dialect: str, segments: list[str] | None = None
+) -> None:
     """When the workspace's store has the events table, check the mapping against it."""
     from segmint.errors import SegmintError
     from segmint.membership.compiled import CompiledSegments
+    from segmint.membership.segsql import read_traits
     from segmint.traits.source import check_columns
 
     store = ctx.workspace.store
@@ -133,7 +136,8 @@ def check_against_store(ctx: Context, source: EventSource, dialect: str) -> None
         return
     if names:  # else not here: the warehouse's own table
         compiled = CompiledSegments(ctx.workspace.definition)
-        check_columns(source, names, compiled.catalog, dialect)
+        read = read_traits(compiled, segments)
+        check_columns(source, names, compiled.catalog, dialect, read)
 
 
 def print_statement(statement: SegmentSQL, dialect: str, fmt: str) -> None:

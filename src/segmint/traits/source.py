@@ -127,8 +127,9 @@ def check_columns(
             if name.lower() not in have:
                 mapped = f" (mapped from '{column}')" if column in source.columns else ""
                 shown = ", ".join(f"'{t}'" for t in traits[:5]) + (" …" if len(traits) > 5 else "")
-                hint = did_you_mean(name, sorted(have))
+                who = f"trait {shown} reads" if len(traits) == 1 else f"traits {shown} read"
+                hint = did_you_mean(name, sorted(have)) or f"it has {', '.join(sorted(have))}"
                 raise EventColumnError(
                     f"column '{name}'{mapped} is not in table '{source.table}' ({dialect}); "
-                    f"trait {shown} reads it" + (f"; {hint}" if hint else "")
+                    f"{who} it; {hint}"
                 )
