@@ -102,13 +102,17 @@ def test_database_now_equals_the_literal_instant(shop):
         assert set(ws.store.fetchall(got.sql(dialect))) == stored(ws.store)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     days=st.lists(st.integers(0, 120), min_size=1, max_size=8),
     totals=st.lists(st.integers(0, 1200), min_size=8, max_size=8),
     shift=st.integers(-3 * 86400, 200 * 86400),
 )
-def test_pinned_sqlnow_agrees_with_the_literal_instant(tmp_path, make_workspace, days, totals, shift):
+def test_pinned_sqlnow_agrees_with_the_literal_instant(
+    tmp_path, make_workspace, days, totals, shift
+):
     """Offsets on the database's now() are the literal instant's arithmetic, at any as_of."""
     folder = tmp_path / f"w{abs(hash((tuple(days), tuple(totals), shift)))}"
     ws = make_workspace(folder)
@@ -182,7 +186,9 @@ def test_cli_sql_from_events_on_a_new_workspace(cli, workspace, tmp_path: Path) 
     path = workspace.path
     w = ("-w", str(path))
     for name in ("crm_contacts", "shop_orders"):
-        assert cli(*w, "ingest", str(path / "data" / f"{name}.csv"), "--mapping", name).returncode == 0
+        assert (
+            cli(*w, "ingest", str(path / "data" / f"{name}.csv"), "--mapping", name).returncode == 0
+        )
     at = "2027-06-01T00:00:00Z"
     assert cli(*w, "refresh", "--as-of", at).returncode == 0
     names = [s["name"] for s in json.loads(cli(*w, "segments", "list", "--format", "json").stdout)]
