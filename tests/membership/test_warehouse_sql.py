@@ -174,7 +174,7 @@ def test_a_list_trait_is_refused_outside_exact_dialects(tmp_path, make_workspace
         for dialect in ("spark", "bigquery", "snowflake"):
             with pytest.raises(UnsupportedTraitError) as refused:
                 segment_sql(compiled, "tagged", dialect=dialect, as_of=T0, events=EventSource())
-            assert str(refused.value).startswith(f"segment 'tagged': trait 'tags'")
+            assert str(refused.value).startswith("segment 'tagged': trait 'tags'")
             assert dialect in str(refused.value) and refused.value.dialect == dialect
         # from segmint's traits table, the list is already computed: any dialect prints
         assert segment_sql(compiled, "tagged", dialect="spark", as_of=T0).sql("spark")
