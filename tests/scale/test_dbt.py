@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,20 +18,12 @@ import duckdb
 import pyarrow as pa
 import pytest
 from ruamel.yaml import YAML
+from tests.scale.conftest import AS_OF
 
-from segmint.clock import FixedClock
-from segmint.demo import Shop, ShopConfig
-from segmint.demo.generator import DEFAULT_AS_OF
-from segmint.intake.pipeline import Intake
-from segmint.membership.batch import refresh
-from segmint.membership.compiled import CompiledSegments
 from segmint.rules import RuleNameError
 from segmint.scale.dbt import export_project
 from segmint.traits.source import EventSource
-from segmint.workspace import Workspace
 
-DEMO_YAML = Path(__file__).parents[2] / "src" / "segmint" / "demo" / "workspace" / "segmint.yaml"
-AS_OF = DEFAULT_AS_OF - timedelta(days=3, hours=5)  # mid-demo: windows cut through events
 DBT = Path(sys.executable).parent / "dbt"
 RAW_COLUMNS = (
     "message_id AS msg_id, profile_id AS person, timestamp AS sent_at, type, event, "
@@ -40,21 +31,6 @@ RAW_COLUMNS = (
 )
 MAPPING = {"message_id": "msg_id", "profile_id": "person", "timestamp": "sent_at",
            "properties": "props"}  # fmt: skip
-
-
-@pytest.fixture
-def demo(tmp_path: Path, store: Any) -> tuple[Workspace, set[tuple[str, str]]]:
-    """The demo workspace with a small shop's events, refreshed at AS_OF on ``store``."""
-    folder = tmp_path / "demo"
-    folder.mkdir()
-    (folder / "segmint.yaml").write_text(DEMO_YAML.read_text())
-    ws = Workspace.open(folder)
-    ws._store = store
-    messages = list(Shop(ShopConfig(customers=250, seed=3)).messages())
-    Intake(ws, FixedClock(DEFAULT_AS_OF)).submit(messages, source="test")
-    refresh(store, CompiledSegments(ws.definition), AS_OF)
-    members = {(p, s) for p, s in store.fetchall("SELECT profile_id, segment FROM memberships")}
-    return ws, members
 
 
 def _load(text: str) -> Any:

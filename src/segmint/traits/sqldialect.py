@@ -95,9 +95,17 @@ class SqlDialect:
         return self.text(column, path)
 
     def pick(self, value: exp.Expr, cond: exp.Expr | None, last: bool) -> exp.Expr:
-        """The value of the matching row with the latest (or earliest) (ts, mid)."""
+        """The value of the matching row with the latest (or earliest) (ts, mid).
+
+        The key is the timestamp as fixed-width text followed by the message id, so text
+        order is (ts, mid) order on every warehouse (ids compare in its collation).
+        """
         valid = _and(cond, exp.Not(this=exp.Is(this=value.copy(), expression=exp.null())))
-        keyed = _when(valid, exp.column("ts"))
+        ts: exp.Expr = exp.column("ts")
+        if self.name == "bigquery":  # FORMAT_DATETIME, not FORMAT_DATE (which drops the time)
+            ts = exp.TsOrDsToDatetime(this=ts)
+        stamp = exp.TimeToStr(this=ts, format=exp.Literal.string("%Y-%m-%d %H:%M:%S.%f"))
+        keyed = _when(valid, exp.Concat(expressions=[stamp, exp.column("mid")]))
         cls = exp.ArgMax if last else exp.ArgMin
         return cls(this=_when(valid.copy(), value), expression=keyed)
 
