@@ -9,10 +9,11 @@ from typing import Any
 
 import duckdb
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segmint.clock import FixedClock
+from segmint.config.loader import load_workspace_def
 from segmint.intake.pipeline import Intake
 from segmint.membership.batch import refresh
 from segmint.membership.compiled import CompiledSegments
@@ -102,42 +103,50 @@ def test_database_now_equals_the_literal_instant(shop):
         assert set(ws.store.fetchall(got.sql(dialect))) == stored(ws.store)
 
 
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@pytest.fixture(scope="module")
+def shop_compiled(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from tests.membership.conftest import SHOP
+
+    path = tmp_path_factory.mktemp("shop") / "segmint.yaml"
+    path.write_text(SHOP)
+    return CompiledSegments(load_workspace_def(path))
+
+
+@settings(max_examples=20, deadline=None)
 @given(
     days=st.lists(st.integers(0, 120), min_size=1, max_size=8),
     totals=st.lists(st.integers(0, 1200), min_size=8, max_size=8),
     shift=st.integers(-3 * 86400, 200 * 86400),
 )
-def test_pinned_sqlnow_agrees_with_the_literal_instant(
-    tmp_path, make_workspace, days, totals, shift
-):
+def test_pinned_sqlnow_agrees_with_the_literal_instant(shop_compiled, days, totals, shift):
     """Offsets on the database's now() are the literal instant's arithmetic, at any as_of."""
-    folder = tmp_path / f"w{abs(hash((tuple(days), tuple(totals), shift)))}"
-    ws = make_workspace(folder)
+    con = duckdb.connect()
     try:
-        events = [
-            {"type": "track", "userId": f"u{i % 3}", "event": "Order Completed",
-             "properties": {"total": totals[i]}, "messageId": f"m{i}",
-             "timestamp": (T0 - d * DAY).isoformat()}
+        con.execute(
+            "CREATE TABLE events (message_id TEXT, profile_id TEXT, timestamp TIMESTAMP, "
+            "type TEXT, event TEXT, properties JSON, traits JSON)"
+        )
+        rows = [
+            (f"m{i}", f"u{i % 3}", (T0 - d * DAY).replace(tzinfo=None), "track",
+             "Order Completed", json.dumps({"total": totals[i]}), None)
             for i, d in enumerate(days)
         ]  # fmt: skip
-        events += [
-            {"type": "track", "userId": f"u{i % 2}", "event": "Email Opened",
-             "messageId": f"o{i}", "timestamp": (T0 - d * DAY).isoformat()}
+        rows += [
+            (f"o{i}", f"u{i % 2}", (T0 - d * DAY).replace(tzinfo=None), "track", "Email Opened",
+             "{}", None)
             for i, d in enumerate(days)
         ]  # fmt: skip
-        Intake(ws, FixedClock(T0)).submit(events, source="test")
-        compiled = CompiledSegments(ws.definition)
+        con.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         at = T0 + timedelta(seconds=shift)
-        literal = memberships_sql(compiled, dialect="duckdb", as_of=at, events=EventSource())
+        literal = memberships_sql(shop_compiled, dialect="duckdb", as_of=at, events=EventSource())
         pinned = SqlNow(base=timestamp_literal(at))
-        viasql = memberships_sql(compiled, dialect="duckdb", as_of=pinned, events=EventSource())
-        expect = set(ws.store.fetchall(literal.sql("duckdb")))
-        assert set(ws.store.fetchall(viasql.sql("duckdb"))) == expect
+        viasql = memberships_sql(
+            shop_compiled, dialect="duckdb", as_of=pinned, events=EventSource()
+        )
+        expect = set(con.execute(literal.sql("duckdb")).fetchall())
+        assert set(con.execute(viasql.sql("duckdb")).fetchall()) == expect
     finally:
-        ws.close()
+        con.close()
 
 
 def test_bad_input_names_the_trait_segment_and_dialect(shop):
