@@ -62,6 +62,7 @@ Each stage has its own ``errors.py`` whose classes derive from these::
     ├── LinkError + ValueError         (deliver/errors.py) tampered or malformed link
     ├── ApiError                       (api/errors.py)     HTTP status + field
     │   └── RateLimited                (api/public.py)     429 + Retry-After
+    ├── SparkUnavailable               (scale/spark.py)    pyspark or Java missing
     └── DemoError                      (demo/errors.py)
         └── StageUnavailable                               (demo/stage.py)
 

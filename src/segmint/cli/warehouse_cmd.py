@@ -241,6 +241,94 @@ def export_dbt(
     click.echo(f"run it: cd {directory} && dbt build --profiles-dir .")
 
 
+def spark_options(fn: FC) -> FC:
+    """The options of ``refresh --engine spark`` (passed on as keyword arguments)."""
+    options = [
+        click.option(
+            "--engine",
+            type=click.Choice(["store", "spark"]),
+            default="store",
+            show_default=True,
+            help="Compute in the workspace's store, or on Spark (the 'spark' extra).",
+        ),
+        click.option(
+            "--events",
+            "events",
+            metavar="PATH|TABLE",
+            help="With --engine spark: a Parquet file or folder of events, or a Spark table.",
+        ),
+        click.option(
+            "--map", "maps", multiple=True, metavar="COLUMN=SQL", help="As for segments sql."
+        ),
+        click.option(
+            "--master",
+            default="local[2]",
+            show_default=True,
+            help="With --engine spark: the Spark master (spark://HOST:7077, yarn, k8s://…).",
+        ),
+        click.option(
+            "--output",
+            type=click.Path(file_okay=False),
+            help="With --engine spark: also write traits/ and memberships/ as Parquet here.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def refresh_on_spark(
+    ctx: Context,
+    as_of: datetime,
+    fmt: str,
+    *,
+    events: str | None,
+    maps: tuple[str, ...],
+    master: str,
+    output: str | None,
+) -> None:
+    """``refresh --engine spark``: compute on Spark, write the memberships to the store."""
+    from dataclasses import asdict
+
+    from segmint.scale.spark import spark_refresh
+
+    if events is None:
+        raise click.UsageError("--engine spark needs --events PATH|TABLE")
+    report = spark_refresh(
+        ctx.workspace, as_of, events=events, mapping=parse_maps(maps), master=master,
+        output=output,
+    )  # fmt: skip
+    if fmt == "json":
+        emit_json({"engine": "spark", **asdict(report)})
+        return
+    click.echo(
+        f"refreshed {report.profiles} profiles on Spark at {as_of.isoformat()}: "
+        f"{report.members} memberships, {report.entered} entered, {report.exited} exited"
+        + (f"; Parquet in {report.output}" if report.output else "")
+    )
+
+
+@export.command("events")
+@click.option(
+    "--parquet",
+    "parquet",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The Parquet file to write.",
+)
+@format_option
+@pass_ctx
+def export_events_cmd(ctx: Context, parquet: Path, fmt: str) -> None:
+    """Write the stored events to a Parquet file (for Spark or a warehouse)."""
+    from segmint.scale.parquet import export_events
+
+    count = export_events(ctx.workspace.store, parquet)
+    if fmt == "json":
+        emit_json({"file": str(parquet), "events": count})
+        return
+    click.echo(f"wrote {count} events to {parquet}")
+
+
 def register(cli: click.Group) -> None:
     """Attach the warehouse commands."""
     cli.add_command(memberships)
