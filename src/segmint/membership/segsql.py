@@ -87,15 +87,7 @@ def membership_query(
     Raises:
         UnknownSegmentError: For a segment the workspace does not define.
     """
-    plan = compiled.plan
-    names = plan.names if segments is None else tuple(plan.spec(n).name for n in segments)
-    origin = exp.to_table(TRAITS_TABLE, quoted=True) if source is None else source
-    layers = _Layers(compiled, dialect, as_of)
-    ctes = [("l0", exp.select("t0.*").from_(_aliased(origin)))]
-    for level, units in enumerate(layers.levels(_needed(compiled, names)), start=1):
-        previous = ctes[-1][0]
-        columns = [col for unit in units for col in layers.unit_columns(unit)]
-        ctes.append((f"l{level}", exp.select(f"{previous}.*", *columns).from_(previous)))
+    names, ctes = _layered(compiled, dialect, as_of, segments, source)
     last = ctes[-1][0]
     selects: list[exp.Select] = [
         exp.select(
@@ -113,6 +105,49 @@ def membership_query(
     for name, cte in ctes:
         query = query.with_(name, as_=cte)
     return query
+
+
+def segment_columns_query(
+    compiled: CompiledSegments,
+    *,
+    dialect: str,
+    as_of: Instant,
+    segments: Iterable[str] | None = None,
+    source: exp.Expr | None = None,
+) -> tuple[exp.Select, tuple[str, ...]]:
+    """One row per profile: ``profile_id`` and a boolean ``"__segment_<name>"`` per segment.
+
+    The same layers :func:`membership_query` selects its pairs from, for engines that read
+    the booleans in one pass (Spark explodes them). Arguments as :func:`membership_query`.
+
+    Returns:
+        The query, and the segment names in the order of their columns.
+    """
+    names, ctes = _layered(compiled, dialect, as_of, segments, source)
+    query = exp.select(exp.column("profile_id"), *(segment_col(n) for n in names))
+    query = query.from_(ctes[-1][0])
+    for name, cte in ctes:
+        query = query.with_(name, as_=cte)
+    return query, names
+
+
+def _layered(
+    compiled: CompiledSegments,
+    dialect: str,
+    as_of: Instant,
+    segments: Iterable[str] | None,
+    source: exp.Expr | None,
+) -> tuple[tuple[str, ...], list[tuple[str, exp.Select]]]:
+    plan = compiled.plan
+    names = plan.names if segments is None else tuple(plan.spec(n).name for n in segments)
+    origin = exp.to_table(TRAITS_TABLE, quoted=True) if source is None else source
+    layers = _Layers(compiled, dialect, as_of)
+    ctes = [("l0", exp.select("t0.*").from_(_aliased(origin)))]
+    for level, units in enumerate(layers.levels(_needed(compiled, names)), start=1):
+        previous = ctes[-1][0]
+        columns = [col for unit in units for col in layers.unit_columns(unit)]
+        ctes.append((f"l{level}", exp.select(f"{previous}.*", *columns).from_(previous)))
+    return tuple(names), ctes
 
 
 def read_traits(compiled: CompiledSegments, segments: Iterable[str] | None = None) -> list[str]:

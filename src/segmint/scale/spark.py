@@ -3,8 +3,10 @@
 The statements are the ones DuckDB and PostgreSQL run, rendered for Spark SQL:
 :func:`segmint.traits.sqlgen.trait_query` over the events (a Parquet file written by
 ``segmint export events --parquet``, or a table of the Spark catalog, columns mapped as for
-``segments sql --from events``), cached, then
-:func:`segmint.membership.segsql.membership_query` over the cached traits. The members come
+``segments sql --from events``), cached, then the segment booleans of
+:func:`segmint.membership.segsql.segment_columns_query` (the layers of
+:func:`~segmint.membership.segsql.membership_query`) over the cached traits, exploded into
+``(profile_id, segment)`` pairs. The members come
 back to the store as a refresh records them (:func:`segmint.membership.batch.apply_memberships`)
 and, when asked, go to Parquet with the traits.
 
@@ -27,7 +29,7 @@ from sqlglot import exp
 from segmint.errors import SegmintError
 from segmint.membership.batch import apply_memberships
 from segmint.membership.compiled import CompiledSegments
-from segmint.membership.segsql import membership_query
+from segmint.membership.segsql import segment_columns_query
 from segmint.traits.source import EventSource, check_columns
 from segmint.traits.sqlgen import trait_query
 
@@ -41,10 +43,11 @@ SESSION_CONFIG = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.ansi.enabled": "false",
     "spark.ui.enabled": "false",
-    "spark.sql.shuffle.partitions": "8",
     "spark.ui.showConsoleProgress": "false",
 }
 """Settings every segmint session gets (the time zone and ANSI mode matter for exactness)."""
+LOCAL_CONFIG = {"spark.sql.shuffle.partitions": "4"}
+"""Added in local mode, where Spark's default of 200 shuffle partitions is mostly overhead."""
 
 
 class SparkUnavailable(SegmintError):
@@ -84,8 +87,9 @@ def spark_session(master: str = "local[2]", app: str = "segmint") -> Any:
         raise SparkUnavailable(
             "the Spark engine needs pyspark: pip install 'segmint[spark]' (and Java 17+)"
         ) from exc
+    config = {**SESSION_CONFIG, **(LOCAL_CONFIG if master.startswith("local") else {})}
     builder = SparkSession.builder.master(master).appName(app)
-    for key, value in SESSION_CONFIG.items():
+    for key, value in config.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     for key, value in SESSION_CONFIG.items():  # a reused session gets them too
@@ -122,8 +126,8 @@ def spark_refresh(
         master: The Spark master (``local[N]``, ``spark://…``, ``yarn``, ``k8s://…``).
         output: A folder for ``traits/`` and ``memberships/`` as Parquet.
         write_store: Whether to write the memberships (and their changes) to the store.
-        session: An existing Spark session (the caller stops it); else one is made and
-            stopped.
+        session: A Spark session (the caller stops it); default: the active session, else
+            one made for this call and stopped after it.
 
     Raises:
         EventColumnError: For a column the traits read that the events lack (naming them).
@@ -131,8 +135,10 @@ def spark_refresh(
         SparkUnavailable: Without pyspark.
     """
     compiled = CompiledSegments(workspace.definition)
-    own = session is None
-    spark = spark_session(master) if own else session
+    spark = session if session is not None else _active_session()
+    own = spark is None
+    if spark is None:
+        spark = spark_session(master)
     try:
         frame = read_events(spark, events)
         source = EventSource(EVENTS_VIEW, mapping or {})
@@ -141,12 +147,14 @@ def spark_refresh(
         traits = spark.sql(_traits_sql(compiled, as_of, source)).cache()
         traits.createOrReplaceTempView(TRAITS_VIEW)
         profiles = traits.count()
-        pairs = spark.sql(_members_sql(compiled, as_of))
+        pairs = _members(spark, compiled, as_of)
         if output is not None:
+            pairs = pairs.cache()  # written and collected: computed once
             root = str(output).rstrip("/")
             traits.write.mode("overwrite").parquet(f"{root}/traits")
             pairs.write.mode("overwrite").parquet(f"{root}/memberships")
         found = [(row[0], row[1]) for row in pairs.collect()]
+        pairs.unpersist()
         traits.unpersist()
     finally:
         if own:
@@ -158,12 +166,31 @@ def spark_refresh(
     return SparkReport(as_of, profiles, len(found), entered, exited, shown)
 
 
+def _active_session() -> Any:
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        return None
+    return SparkSession.getActiveSession()
+
+
 def _traits_sql(compiled: CompiledSegments, as_of: datetime, source: EventSource) -> str:
     return trait_query(compiled.catalog, DIALECT, as_of, source=source).sql(dialect=DIALECT)
 
 
-def _members_sql(compiled: CompiledSegments, as_of: datetime) -> str:
-    query = membership_query(
-        compiled, dialect=DIALECT, as_of=as_of, source=exp.to_table(TRAITS_VIEW)
-    )
-    return query.sql(dialect=DIALECT)
+def _members(spark: Any, compiled: CompiledSegments, as_of: datetime) -> Any:
+    """``(profile_id, segment)`` pairs: the segment booleans of each profile, exploded.
+
+    One pass over the cached traits (a ``UNION ALL`` per segment would plan and generate
+    code for every segment again).
+    """
+    from pyspark.sql import functions as F  # noqa: N812 (pyspark's own convention)
+
+    source = exp.to_table(TRAITS_VIEW)
+    query, names = segment_columns_query(compiled, dialect=DIALECT, as_of=as_of, source=source)
+    flags = spark.sql(query.sql(dialect=DIALECT))
+    held = [F.when(F.col(f"`__segment_{n}`"), F.lit(n)) for n in names]
+    if not held:
+        return flags.select("profile_id", F.lit(None).cast("string").alias("segment")).limit(0)
+    exploded = flags.select("profile_id", F.explode(F.array(*held)).alias("segment"))
+    return exploded.where(F.col("segment").isNotNull())
