@@ -20,6 +20,7 @@ import pytest
 from ruamel.yaml import YAML
 from tests.scale.conftest import AS_OF
 
+from segmint.membership.segsql import segment_sql
 from segmint.rules import RuleNameError
 from segmint.scale.dbt import export_project
 from segmint.traits.source import EventSource
@@ -134,3 +135,14 @@ def test_cli_export_dbt(cli, workspace, tmp_path: Path) -> None:
     assert "{{ segmint_now() }}" in traits_sql
     bad = cli("-w", str(workspace.path), "export", "dbt", str(out), "--map", "userid=user_id")
     assert bad.returncode != 0 and "unknown events column 'userid'" in bad.stderr
+
+
+def test_every_demo_segment_from_events_on_the_store(demo) -> None:
+    """Each demo segment's self-contained SQL (default included) selects refresh's members."""
+    ws, members = demo
+    dialect = ws.store.dialect
+    for name in ws.definition.segments:
+        statement = segment_sql(ws.definition, name, dialect=dialect, as_of=AS_OF,
+                                events=EventSource())  # fmt: skip
+        got = set(ws.store.fetchall(statement.sql(dialect)))
+        assert got == {m for m in members if m[1] == name}, name
