@@ -63,10 +63,22 @@ def test_demo_on_spark_equals_duckdb(spark: Any, duck_demo: Any, tmp_path: Path)
     assert pq.read_table(out / "traits").num_rows == same.profiles
 
 
-def test_a_missing_column_names_the_traits_and_spark(spark: Any, duck_demo: Any, tmp_path: Path):
-    ws, _ = duck_demo
+def test_a_mapped_table_and_a_missing_column(spark: Any, duck_demo: Any, tmp_path: Path):
+    ws, members = duck_demo
     parquet = tmp_path / "events.parquet"
     export_events(ws.store, parquet)
+    renamed = spark.read.parquet(str(parquet)).selectExpr(
+        "message_id AS msg", "profile_id AS person", "timestamp AS sent_at", "type", "event",
+        "properties AS props", "traits",
+    )  # fmt: skip
+    renamed.createOrReplaceTempView("raw_tracks")  # a table of the session's catalog
+    mapping = {"message_id": "msg", "profile_id": "person", "timestamp": "sent_at",
+               "properties": "props"}  # fmt: skip
+    out = tmp_path / "out"
+    spark_refresh(ws, AS_OF, events="raw_tracks", mapping=mapping, output=out,
+                  write_store=False, session=spark)  # fmt: skip
+    written = pq.read_table(out / "memberships").to_pylist()
+    assert {(r["profile_id"], r["segment"]) for r in written} == members
     with pytest.raises(EventColumnError) as missing:
         spark_refresh(
             ws, AS_OF, events=str(parquet), mapping={"properties": "props"}, session=spark
