@@ -87,12 +87,8 @@ def readers(catalog: TraitCatalog, names: Sequence[str] | None = None) -> dict[s
     for spec in catalog:
         if (names is not None and spec.name not in names) or spec.expr is not None:
             continue
-        for column in ("profile_id", "message_id", "timestamp"):
+        for column in EVENT_COLUMNS[:5]:  # the trait query's one pass selects these always
             out[column].append(spec.name)
-        if spec.scope != "all":
-            out["type"].append(spec.name)
-        if spec.event is not None:
-            out["event"].append(spec.name)
         if spec.column in ("properties", "traits"):
             out[spec.column].append(spec.name)
         if spec.where is not None and spec.name not in out["properties"]:
