@@ -63,6 +63,7 @@ Each stage has its own ``errors.py`` whose classes derive from these::
     ├── ApiError                       (api/errors.py)     HTTP status + field
     │   └── RateLimited                (api/public.py)     429 + Retry-After
     ├── SparkUnavailable               (scale/spark.py)    pyspark or Java missing
+    ├── SparkEventsError + LookupError (scale/spark.py)    no such events file or table
     └── DemoError                      (demo/errors.py)
         └── StageUnavailable                               (demo/stage.py)
 

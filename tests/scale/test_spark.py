@@ -27,7 +27,7 @@ from tests.scale.test_dialects import EVENTS_DDL, SHOP, T0, identify, track
 from segmint.membership.compiled import CompiledSegments
 from segmint.membership.segsql import memberships_sql
 from segmint.scale.parquet import export_events
-from segmint.scale.spark import spark_refresh, spark_session
+from segmint.scale.spark import SparkEventsError, spark_refresh, spark_session
 from segmint.traits.errors import EventColumnError
 from segmint.traits.source import EventSource
 
@@ -86,6 +86,10 @@ def test_a_mapped_table_and_a_missing_column(spark: Any, duck_demo: Any, tmp_pat
     text = str(missing.value)
     assert "'props' (mapped from 'properties')" in text and "(spark)" in text
     assert "'lifetime_value'" in text
+    with pytest.raises(SparkEventsError, match="cannot read the Parquet events '/no/such.parquet'"):
+        spark_refresh(ws, AS_OF, events="/no/such.parquet", session=spark)
+    with pytest.raises(SparkEventsError, match="cannot read the events table 'no_such_table'"):
+        spark_refresh(ws, AS_OF, events="no_such_table", session=spark)
 
 
 def _write(rows: list[tuple[Any, ...]], path: Path) -> None:

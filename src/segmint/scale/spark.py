@@ -54,6 +54,10 @@ class SparkUnavailable(SegmintError):
     """pyspark (the ``spark`` extra) or a Java runtime is missing."""
 
 
+class SparkEventsError(SegmintError, LookupError):
+    """The events given to Spark cannot be read (no such file, folder or table)."""
+
+
 @dataclass(frozen=True)
 class SparkReport:
     """What a Spark refresh did.
@@ -99,10 +103,20 @@ def spark_session(master: str = "local[2]", app: str = "segmint") -> Any:
 
 
 def read_events(session: Any, events: str) -> Any:
-    """The events DataFrame: a Parquet file or folder (a path) or a catalog table."""
-    if "/" in events or events.endswith(".parquet") or Path(events).exists():
-        return session.read.parquet(events)
-    return session.table(events)
+    """The events DataFrame: a Parquet file or folder (a path) or a catalog table.
+
+    Raises:
+        SparkEventsError: When Spark finds no such file, folder or table.
+    """
+    from pyspark.errors import AnalysisException
+
+    path = "/" in events or events.endswith(".parquet") or Path(events).exists()
+    try:
+        return session.read.parquet(events) if path else session.table(events)
+    except AnalysisException as exc:
+        what = "Parquet events" if path else "events table"
+        reason = str(exc).splitlines()[0]
+        raise SparkEventsError(f"cannot read the {what} '{events}' on Spark: {reason}") from exc
 
 
 def spark_refresh(
