@@ -40,6 +40,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 READS_ONLY: frozenset[str] = frozenset({
     "status", "reconcile", "quality",
     "segments list", "segments show", "segments overlap", "segments sql", "memberships sql",
+    "export dbt", "export events",
     "traits list", "traits sql", "profile show", "template lint", "template preview",
     "campaign list", "campaign report", "consent show", "keys list", "quarantine list",
     "webhooks status",
