@@ -15,7 +15,7 @@ help:
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,kafka,ml]'
+	$(BIN)/python -m pip install --quiet -e '.[test,kafka,ml,dbt,spark]'
 	@# test-only: gbstats pins numpy<2, which pyarrow refuses; its stats modules run on numpy 2
 	$(BIN)/python -m pip install --quiet --no-deps 'gbstats>=0.8,<0.9'
 	@touch $(STAMP)

@@ -33,7 +33,9 @@ Each stage has its own ``errors.py`` whose classes derive from these::
     │       ├── StreamUrlError     + Terminal, ValueError
     │       └── StreamUnavailable  + Transient
     ├── TraitError                     (traits/errors.py)
-    │   └── StaleStateError
+    │   ├── StaleStateError
+    │   ├── EventColumnError   + LookupError               events table lacks a column
+    │   └── UnsupportedTraitError + ValueError             aggregate a dialect cannot do
     ├── MembershipError                (membership/errors.py)
     │   ├── SegmentStructureError
     │   ├── UnknownSegmentError + KeyError
@@ -60,6 +62,8 @@ Each stage has its own ``errors.py`` whose classes derive from these::
     ├── LinkError + ValueError         (deliver/errors.py) tampered or malformed link
     ├── ApiError                       (api/errors.py)     HTTP status + field
     │   └── RateLimited                (api/public.py)     429 + Retry-After
+    ├── SparkUnavailable               (scale/spark.py)    pyspark or Java missing
+    ├── SparkEventsError + LookupError (scale/spark.py)    no such events file or table
     ├── DemoError                      (demo/errors.py)
     │   └── StageUnavailable                               (demo/stage.py)
     ├── ModelError                     (models/errors.py)

@@ -34,13 +34,15 @@ COMMAND_MODULES: tuple[str, ...] = (
     "membership_cmd",
     "models_cmd",
     "measure_cmd",
+    "warehouse_cmd",
 )
 """Modules under ``segmint.cli`` that add commands; each defines ``register(cli)``."""
 
 
 READS_ONLY: frozenset[str] = frozenset({
     "status", "reconcile", "quality",
-    "segments list", "segments show", "segments overlap", "segments sql",
+    "segments list", "segments show", "segments overlap", "segments sql", "memberships sql",
+    "export dbt", "export events",
     "traits list", "traits sql", "profile show", "template lint", "template preview",
     "campaign list", "campaign report", "consent show", "keys list", "quarantine list",
     "webhooks status", "models list", "models show", "report kpis", "experiments list",

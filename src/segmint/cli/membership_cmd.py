@@ -16,6 +16,7 @@ from segmint.cli.groups import segments, webhooks
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import emit_json, emit_table, format_option
 from segmint.cli.params import as_of_option
+from segmint.cli.warehouse_cmd import refresh_on_spark, spark_options
 
 if TYPE_CHECKING:
     from segmint.membership.service import Membership
@@ -33,10 +34,29 @@ def _when(value: Any) -> str:
 
 @click.command()
 @as_of_option("Evaluate at this instant")
+@spark_options
 @format_option
 @pass_ctx
-def refresh(ctx: Context, as_of: datetime, fmt: str) -> None:
-    """Recompute traits and every segment in batch; record enter/exit changes."""
+def refresh(
+    ctx: Context,
+    as_of: datetime,
+    fmt: str,
+    engine: str,
+    events: str | None,
+    maps: tuple[str, ...],
+    master: str,
+    output: str | None,
+) -> None:
+    """Recompute traits and every segment in batch; record enter/exit changes.
+
+    With --engine spark, traits and memberships are computed on Spark from --events (a
+    Parquet file from `segmint export events --parquet`, or a Spark table).
+    """
+    if engine == "spark":
+        refresh_on_spark(ctx, as_of, fmt, events=events, maps=maps, master=master, output=output)
+        return
+    if events is not None or maps or output is not None:
+        raise click.UsageError("--events, --map and --output need --engine spark")
     report = _membership(ctx).refresh(as_of)
     if fmt == "json":
         emit_json(asdict(report))

@@ -12,8 +12,12 @@ import click
 from segmint.cli.groups import rules, segments
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import emit_json, err_console, format_option
-from segmint.cli.params import as_of_option, deferred_choice
-from segmint.common import format_duration
+from segmint.cli.warehouse_cmd import (
+    check_against_store,
+    print_statement,
+    request,
+    warehouse_options,
+)
 
 if TYPE_CHECKING:
     from segmint.config.errors import ConfigError
@@ -117,31 +121,33 @@ def _name_warnings(
 
 @segments.command()
 @click.argument("name")
-@click.option(
-    "--dialect",
-    type=deferred_choice("segmint.rules.sqlcompile", "DIALECTS"),
-    default="duckdb",
-    show_default=True,
-    help="The SQL dialect to print.",
-)
-@as_of_option("The instant now() stands for")
+@warehouse_options
 @pass_ctx
-def sql(ctx: Context, name: str, dialect: str, as_of: datetime) -> None:
-    """Print the SQL that selects the members of segment NAME from the traits table."""
+def sql(
+    ctx: Context,
+    name: str,
+    dialect: str,
+    as_of: datetime,
+    origin: str,
+    events_table: str,
+    maps: tuple[str, ...],
+    now: str,
+    fmt: str,
+) -> None:
+    """Print the SQL that selects the members of segment NAME, exactly as segmint decides.
+
+    By default it reads segmint's traits table; --from events computes the traits from a raw
+    events table in the statement itself.
+    """
     from segmint.membership.segsql import segment_sql
 
-    compiled = segment_sql(ctx.workspace.definition, name, dialect=dialect, as_of=as_of)
-    for agg in compiled.aggregates:
-        window = f" within {format_duration(agg.within)}" if agg.within else ""
-        where = f" where {agg.where}" if agg.where else ""
-        err_console.print(
-            f"-- reads implicit trait {agg.name}: {agg.func} of {agg.target} of "
-            f"'{agg.event}'{window}{where}",
-            highlight=False,
-            markup=False,
-            soft_wrap=True,
-        )
-    click.echo(compiled.sql(dialect) + ";")
+    instant, source = request(ctx, as_of, origin, events_table, maps, now)
+    if source is not None:
+        check_against_store(ctx, source, dialect, [name])
+    statement = segment_sql(
+        ctx.workspace.definition, name, dialect=dialect, as_of=instant, events=source
+    )
+    print_statement(statement, dialect, fmt)
 
 
 @rules.command()

@@ -22,7 +22,7 @@ members of a segment no longer defined are listed as such: nothing has exited th
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +43,7 @@ from segmint.membership.schedsql import write_schedule
 from segmint.membership.segsql import TRAITS_TABLE, membership_query
 from segmint.profiles import decode_traits
 from segmint.store import Store, utcnow_naive
+from segmint.store.bulk import insert_rows
 from segmint.traits.batch import read_values
 from segmint.traits.batch import refresh as refresh_traits
 from segmint.traits.sqlgen import trait_query
@@ -128,7 +129,13 @@ _EXITS = (
 
 
 def _apply(
-    store: Store, compiled: CompiledSegments, pairs: str, prev: str, as_of: datetime, limit: int
+    store: Store,
+    compiled: CompiledSegments,
+    pairs: str,
+    prev: str,
+    as_of: datetime,
+    limit: int,
+    engine: str | None = None,
 ) -> tuple[int, int]:
     tag = uuid.uuid4().hex[:10]
     diff = {"enter": f"_segmint_enter_{tag}", "exit": f"_segmint_exit_{tag}"}
@@ -142,7 +149,7 @@ def _apply(
         if entered + exited <= limit:
             _apply_precise(store, compiled, diff, prev, as_of, removed)
         else:
-            _apply_bulk(store, compiled, diff, as_of, removed)
+            _apply_bulk(store, compiled, diff, as_of, removed, engine)
     finally:
         for table in diff.values():
             store.execute(f"DROP TABLE {table}")
@@ -201,12 +208,14 @@ def _apply_bulk(
     diff: dict[str, str],
     as_of: datetime,
     removed: dict[str, str | None],
+    engine: str | None = None,
 ) -> None:
     causes = f"_segmint_causes_{uuid.uuid4().hex[:10]}"
     store.execute(f"CREATE TEMP TABLE {causes} (segment TEXT, cause TEXT)")
+    extra = {} if engine is None else {"engine": engine}
     rows = [
         (name, orjson.dumps({"source": "refresh", "rule": seg.spec.rule,
-                             "traits": sorted(seg.traits), "bulk": True}).decode())
+                             "traits": sorted(seg.traits), "bulk": True, **extra}).decode())
         for name, seg in compiled.segments.items()
     ]  # fmt: skip
     rows += [(name, orjson.dumps(removed_cause(rule)).decode()) for name, rule in removed.items()]
@@ -230,6 +239,41 @@ def _apply_bulk(
         f"SELECT segment, profile_id, ? FROM {diff['enter']}",
         [utcnow_naive(as_of)],
     )
+
+
+def apply_memberships(
+    store: Store,
+    compiled: CompiledSegments,
+    pairs: Sequence[tuple[str, str]],
+    as_of: datetime,
+    engine: str,
+) -> tuple[int, int]:
+    """Make ``memberships`` hold exactly ``pairs``, decided elsewhere (Spark), at ``as_of``.
+
+    The enter/exit changes are recorded set-based, as a large refresh records them: each
+    cause lists the traits the rule reads, with ``"bulk": true`` and ``"engine"``. The
+    definitions are recorded as refresh records them.
+
+    Args:
+        store: The store.
+        compiled: The segments the pairs were decided under.
+        pairs: Every ``(profile_id, segment)`` membership.
+        as_of: The instant they were decided at.
+        engine: What decided them (named in each change's cause).
+
+    Returns:
+        How many memberships were entered and exited.
+    """
+    table = f"_segmint_pairs_{uuid.uuid4().hex[:10]}"
+    with store.transaction():
+        store.execute(f"CREATE TEMP TABLE {table} (profile_id TEXT, segment TEXT)")
+        try:
+            insert_rows(store, table, ("profile_id", "segment"), list(pairs))
+            entered, exited = _apply(store, compiled, table, "", as_of, -1, engine)
+            record_definitions(store, compiled)
+        finally:
+            store.execute(f"DROP TABLE {table}")
+    return entered, exited
 
 
 def reconcile(store: Store, compiled: CompiledSegments, as_of: datetime) -> list[Difference]:

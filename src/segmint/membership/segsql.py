@@ -18,14 +18,20 @@ own, their group, their parents and the segments they read, transitively) are co
 
 The batch refresh and ``reconcile`` run :func:`membership_query` (over ``profile_traits``
 and over the traits query respectively); ``segmint segments sql NAME`` prints it for one
-segment (:func:`segment_sql`). Nothing else builds segment SQL.
+segment (:func:`segment_sql`), ``segmint memberships sql`` for all (:func:`memberships_sql`).
+Nothing else builds segment SQL.
+
+Warehouse-native: given an :class:`segmint.traits.source.EventSource`, the statement is
+self-contained: the traits the segments read are computed in CTEs from a raw events table
+(:func:`segmint.traits.sqlgen.trait_query`) instead of read from ``profile_traits``, a table
+only segmint has. Given a :class:`segmint.rules.SqlNow` for ``as_of``, ``now()`` is the
+database's current instant, so the SQL stays reusable (dbt models, scheduled queries).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlglot import exp
 
@@ -33,7 +39,17 @@ from segmint.common import did_you_mean
 from segmint.config.model import WorkspaceDef
 from segmint.membership.compiled import CompiledSegments
 from segmint.membership.structure import SegmentSpec, Unit
-from segmint.rules import DIALECTS, EventAggregate, RuleNameError, compile_sql, lower_events
+from segmint.rules import (
+    DIALECTS,
+    EventAggregate,
+    Instant,
+    RuleNameError,
+    compile_sql,
+    lower_events,
+)
+from segmint.traits.errors import UnsupportedTraitError
+from segmint.traits.source import EventSource
+from segmint.traits.sqlgen import trait_query
 
 TRAITS_TABLE = "profile_traits"
 """The table of trait values refresh materialises (one row per profile, a column each)."""
@@ -53,7 +69,7 @@ def membership_query(
     compiled: CompiledSegments,
     *,
     dialect: str,
-    as_of: datetime,
+    as_of: Instant,
     segments: Iterable[str] | None = None,
     source: exp.Expr | None = None,
 ) -> exp.Query:
@@ -62,23 +78,16 @@ def membership_query(
     Args:
         compiled: The compiled segments.
         dialect: The SQL dialect the rules compile for.
-        as_of: The instant ``now()`` stands for.
+        as_of: The instant ``now()`` stands for (:class:`segmint.rules.SqlNow`: the
+            database's current instant).
         segments: The segments to select (default: every segment, in evaluation order).
         source: A table or query with ``profile_id`` and a column per trait (default: the
-            ``profile_traits`` table).
+            ``profile_traits`` table; see :func:`events_source`).
 
     Raises:
         UnknownSegmentError: For a segment the workspace does not define.
     """
-    plan = compiled.plan
-    names = plan.names if segments is None else tuple(plan.spec(n).name for n in segments)
-    origin = exp.to_table(TRAITS_TABLE, quoted=True) if source is None else source
-    layers = _Layers(compiled, dialect, as_of)
-    ctes = [("l0", exp.select("t0.*").from_(_aliased(origin)))]
-    for level, units in enumerate(layers.levels(_needed(compiled, names)), start=1):
-        previous = ctes[-1][0]
-        columns = [col for unit in units for col in layers.unit_columns(unit)]
-        ctes.append((f"l{level}", exp.select(f"{previous}.*", *columns).from_(previous)))
+    names, ctes = _layered(compiled, dialect, as_of, segments, source)
     last = ctes[-1][0]
     selects: list[exp.Select] = [
         exp.select(
@@ -96,6 +105,86 @@ def membership_query(
     for name, cte in ctes:
         query = query.with_(name, as_=cte)
     return query
+
+
+def segment_columns_query(
+    compiled: CompiledSegments,
+    *,
+    dialect: str,
+    as_of: Instant,
+    segments: Iterable[str] | None = None,
+    source: exp.Expr | None = None,
+) -> tuple[exp.Select, tuple[str, ...]]:
+    """One row per profile: ``profile_id`` and a boolean ``"__segment_<name>"`` per segment.
+
+    The same layers :func:`membership_query` selects its pairs from, for engines that read
+    the booleans in one pass (Spark explodes them). Arguments as :func:`membership_query`.
+
+    Returns:
+        The query, and the segment names in the order of their columns.
+    """
+    names, ctes = _layered(compiled, dialect, as_of, segments, source)
+    query = exp.select(exp.column("profile_id"), *(segment_col(n) for n in names))
+    query = query.from_(ctes[-1][0])
+    for name, cte in ctes:
+        query = query.with_(name, as_=cte)
+    return query, names
+
+
+def _layered(
+    compiled: CompiledSegments,
+    dialect: str,
+    as_of: Instant,
+    segments: Iterable[str] | None,
+    source: exp.Expr | None,
+) -> tuple[tuple[str, ...], list[tuple[str, exp.Select]]]:
+    plan = compiled.plan
+    names = plan.names if segments is None else tuple(plan.spec(n).name for n in segments)
+    origin = exp.to_table(TRAITS_TABLE, quoted=True) if source is None else source
+    layers = _Layers(compiled, dialect, as_of)
+    ctes = [("l0", exp.select("t0.*").from_(_aliased(origin)))]
+    for level, units in enumerate(layers.levels(_needed(compiled, names)), start=1):
+        previous = ctes[-1][0]
+        columns = [col for unit in units for col in layers.unit_columns(unit)]
+        ctes.append((f"l{level}", exp.select(f"{previous}.*", *columns).from_(previous)))
+    return tuple(names), ctes
+
+
+def read_traits(compiled: CompiledSegments, segments: Iterable[str] | None = None) -> list[str]:
+    """The traits (implicit ones included) the units deciding ``segments`` read, in order."""
+    plan = compiled.plan
+    names = plan.names if segments is None else [plan.spec(n).name for n in segments]
+    read: set[str] = set()
+    for unit in (plan.units[i] for i in _needed(compiled, names)):
+        for member in unit.names:
+            read |= compiled.segments[member].traits
+    return [n for n in compiled.catalog.names if n in read]
+
+
+def events_source(
+    compiled: CompiledSegments,
+    *,
+    dialect: str,
+    as_of: Instant,
+    events: EventSource,
+    segments: Iterable[str] | None = None,
+) -> exp.Select:
+    """The traits ``segments`` read, computed from a raw events table (a ``source``).
+
+    Raises:
+        UnsupportedTraitError: For a trait the dialect cannot compute, naming the segment.
+    """
+    wanted = None if segments is None else list(segments)
+    try:
+        return trait_query(
+            compiled.catalog, dialect, as_of, read_traits(compiled, wanted), source=events
+        )
+    except UnsupportedTraitError as exc:
+        users = [
+            n for n in (wanted or compiled.plan.names) if exc.trait in read_traits(compiled, [n])
+        ]
+        where = f"segment '{users[0]}': " if users else ""
+        raise UnsupportedTraitError(exc.trait, exc.dialect, where + str(exc)) from exc
 
 
 def _aliased(source: exp.Expr) -> exp.Expr:
@@ -122,13 +211,16 @@ class SegmentSQL:
     """One segment's membership query, and the implicit traits it reads.
 
     Attributes:
-        query: ``SELECT profile_id, segment`` over ``profile_traits`` (:func:`membership_query`).
+        query: ``SELECT profile_id, segment`` over ``profile_traits`` (:func:`membership_query`),
+            or over the traits computed from raw events when ``self_contained``.
         aggregates: The implicit event traits its rules read (``performed(...)``), columns the
             traits engine materialises in ``profile_traits``.
+        self_contained: Whether the traits are computed from an events table in the query.
     """
 
     query: exp.Query
     aggregates: tuple[EventAggregate, ...]
+    self_contained: bool = False
 
     def sql(self, dialect: str) -> str:
         """The statement rendered for ``dialect``, pretty-printed."""
@@ -136,7 +228,12 @@ class SegmentSQL:
 
 
 def segment_sql(
-    definition: WorkspaceDef | CompiledSegments, name: str, *, dialect: str, as_of: datetime
+    definition: WorkspaceDef | CompiledSegments,
+    name: str,
+    *,
+    dialect: str,
+    as_of: Instant,
+    events: EventSource | None = None,
 ) -> SegmentSQL:
     """The statement a refresh runs for segment ``name`` (what ``segments sql`` prints).
 
@@ -144,32 +241,66 @@ def segment_sql(
         definition: The workspace (or its compiled segments).
         name: The segment; a group's default segment works too.
         dialect: One of :data:`segmint.rules.DIALECTS`.
-        as_of: The instant ``now()`` stands for.
+        as_of: The instant ``now()`` stands for (or a :class:`segmint.rules.SqlNow`).
+        events: Read traits from this raw events table (self-contained SQL) instead of
+            ``profile_traits``.
 
     Raises:
         UnknownSegmentError: For a segment the workspace does not define.
         RuleNameError: For a dialect not in :data:`segmint.rules.DIALECTS`.
+        UnsupportedTraitError: For a trait the dialect cannot compute from events.
     """
+    return _statement(definition, [name], dialect, as_of, events)
+
+
+def memberships_sql(
+    definition: WorkspaceDef | CompiledSegments,
+    *,
+    dialect: str,
+    as_of: Instant,
+    events: EventSource | None = None,
+) -> SegmentSQL:
+    """Every segment at once: one row ``(profile_id, segment)`` per member.
+
+    The same statement refresh runs (``segmint memberships sql``); arguments as
+    :func:`segment_sql`.
+    """
+    return _statement(definition, None, dialect, as_of, events)
+
+
+def _statement(
+    definition: WorkspaceDef | CompiledSegments,
+    names: list[str] | None,
+    dialect: str,
+    as_of: Instant,
+    events: EventSource | None,
+) -> SegmentSQL:
     if dialect not in DIALECTS:
         hint = did_you_mean(dialect, DIALECTS) or f"one of {', '.join(DIALECTS)}"
-        raise RuleNameError(f"unknown dialect '{dialect}'", hint=hint)
+        what = f" for segment '{names[0]}'" if names else ""
+        raise RuleNameError(f"unknown dialect '{dialect}'{what}", hint=hint)
     compiled = (
         definition if isinstance(definition, CompiledSegments) else CompiledSegments(definition)
     )
-    query = membership_query(compiled, dialect=dialect, as_of=as_of, segments=[name])
+    source = None
+    if events is not None:
+        source = events_source(
+            compiled, dialect=dialect, as_of=as_of, events=events, segments=names
+        )
+    query = membership_query(compiled, dialect=dialect, as_of=as_of, segments=names, source=source)
     plan = compiled.plan
-    read = sorted(_needed(compiled, [name]))
+    read = sorted(_needed(compiled, plan.names if names is None else names))
     aggregates: dict[str, EventAggregate] = {}
     for unit in (plan.units[i] for i in read):
         for member in unit.names:
             expr = compiled.segments[member].expr
             if expr is not None:
                 aggregates.update((a.name, a) for a in lower_events(expr)[1])
-    return SegmentSQL(query, tuple(aggregates.values()))
+    return SegmentSQL(query, tuple(aggregates.values()), events is not None)
 
 
 class _Layers:
-    def __init__(self, compiled: CompiledSegments, dialect: str, as_of: datetime) -> None:
+    def __init__(self, compiled: CompiledSegments, dialect: str, as_of: Instant) -> None:
         self.compiled = compiled
         self.dialect = dialect
         self.as_of = as_of

@@ -53,6 +53,8 @@ from segmint.rules.schema import RuleType, TraitSchema
 from segmint.rules.semantics import SEGMENTS_KEY
 from segmint.rules.sqlcompile import (
     DIALECTS,
+    Instant,
+    SqlNow,
     column,
     compile_sql,
     memberships_resolver,
@@ -77,6 +79,7 @@ __all__ = [
     "Expr",
     "InList",
     "InSegment",
+    "Instant",
     "Interval",
     "IsNull",
     "LastPerformed",
@@ -95,6 +98,7 @@ __all__ = [
     "RuleType",
     "RuleTypeError",
     "Span",
+    "SqlNow",
     "StringMatch",
     "TraitRef",
     "TraitSchema",

@@ -15,6 +15,7 @@ string order follows the warehouse collation.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -40,6 +41,51 @@ _ATOMS = (
     exp.Coalesce, exp.Nullif, exp.Lower, exp.Length, exp.Left, exp.Right, exp.StrPosition,
     exp.TimeToUnix, exp.ArrayContains, exp.Exists, exp.Anonymous,
 )  # fmt: skip
+
+
+def _utc_now() -> exp.Expression:
+    at_utc = exp.AtTimeZone(this=exp.CurrentTimestamp(), zone=exp.Literal.string("UTC"))
+    return exp.cast(at_utc, exp.DataType.Type.TIMESTAMP)
+
+
+@dataclass(frozen=True)
+class SqlNow:
+    """The evaluation instant left to the database, read when the SQL runs.
+
+    Pass it where an ``as_of`` is expected to get SQL that stays reusable
+    (``segmint segments sql --now current_timestamp``): ``now()`` becomes the current UTC
+    instant as a naive ``TIMESTAMP`` (``CAST(CURRENT_TIMESTAMP AT TIME ZONE 'UTC' AS
+    TIMESTAMP)``, spelled for each dialect by sqlglot), and ``now() - interval`` and windows
+    become arithmetic on it. ``SqlNow ± timedelta`` keeps the offset, as a datetime would.
+
+    Attributes:
+        offset: Added to the instant (windows subtract their length).
+        base: The instant's expression (default: the current UTC timestamp); a dbt model
+            puts its own placeholder here.
+    """
+
+    offset: timedelta = timedelta(0)
+    base: exp.Expression = field(default_factory=_utc_now, compare=False)
+
+    def __add__(self, other: timedelta) -> SqlNow:
+        return SqlNow(self.offset + other, self.base)
+
+    def __sub__(self, other: timedelta) -> SqlNow:
+        return SqlNow(self.offset - other, self.base)
+
+    def expression(self) -> exp.Expression:
+        """The instant as a ``TIMESTAMP`` expression (``base ± INTERVAL``)."""
+        base = self.base.copy()
+        micros = self.offset // timedelta(microseconds=1)
+        if micros == 0:
+            return base
+        step = interval_literal(abs(self.offset))
+        op = exp.Add if micros > 0 else exp.Sub
+        return exp.Paren(this=op(this=base, expression=step))
+
+
+Instant = datetime | SqlNow
+"""An evaluation instant: a fixed ``datetime``, or :class:`SqlNow` read by the database."""
 
 
 def column(name: str) -> exp.Expression:
@@ -78,7 +124,7 @@ def compile_sql(
     resolve: Resolve = column,
     resolve_segment: Resolve = segment_column,
     schema: TraitSchema | None = None,
-    as_of: datetime | None = None,
+    as_of: Instant | None = None,
 ) -> exp.Expression:
     """Compile a rule into a sqlglot expression.
 
@@ -92,7 +138,8 @@ def compile_sql(
             ``__segment_<name>``; see :func:`memberships_resolver`).
         schema: Trait types; ``dynamic`` names are coerced as the semantics say.
         as_of: The evaluation instant ``now()`` stands for; required when the rule uses
-            ``now()``, ``within`` or ``days_since``.
+            ``now()``, ``within`` or ``days_since``. A :class:`SqlNow` leaves it to the
+            database.
 
     Returns:
         A boolean sqlglot expression (or the value of a non-boolean expression).
@@ -105,15 +152,20 @@ def compile_sql(
     return SQLCompiler(full, dialect, resolve, resolve_segment, as_of).typed(lowered, "boolean")
 
 
-def timestamp_literal(value: datetime) -> exp.Expression:
-    """A naive-UTC ``CAST('…' AS TIMESTAMP)`` literal for an instant."""
+def timestamp_literal(value: Instant) -> exp.Expression:
+    """A naive-UTC ``CAST('…' AS TIMESTAMP)`` literal for an instant (or a :class:`SqlNow`)."""
+    if isinstance(value, SqlNow):
+        return value.expression()
     naive = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
     return exp.cast(exp.Literal.string(naive.isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP)
 
 
 def interval_literal(duration: timedelta) -> exp.Expression:
     """``INTERVAL 'n' UNIT`` in the largest unit that divides the duration."""
-    seconds = int(duration.total_seconds())
+    micros = duration // timedelta(microseconds=1)
+    if micros % 1_000_000:
+        return exp.Interval(this=exp.Literal.string(str(micros)), unit=exp.var("MICROSECOND"))
+    seconds = micros // 1_000_000
     for unit, size in (("DAY", 86400), ("HOUR", 3600), ("MINUTE", 60), ("SECOND", 1)):
         if seconds % size == 0:
             return exp.Interval(this=exp.Literal.string(str(seconds // size)), unit=exp.var(unit))
@@ -139,7 +191,7 @@ class SQLCompiler:
         dialect: str,
         resolve: Resolve,
         resolve_segment: Resolve,
-        as_of: datetime | None,
+        as_of: Instant | None,
     ) -> None:
         self.schema = schema
         self.dialect = dialect
@@ -176,7 +228,7 @@ class SQLCompiler:
             )
         return sql
 
-    def now(self, node: A.Expr) -> datetime:
+    def now(self, node: A.Expr) -> Instant:
         """``as_of``, or an error naming the node that needs it."""
         if self.as_of is None:
             raise RuleError(f"'{node}' needs as_of to compile to SQL", node.span)
@@ -302,14 +354,18 @@ class SQLCompiler:
         )
 
     def visit_DaysSince(self, node: A.DaysSince) -> exp.Expression:
-        now = self.now(node).timestamp()
-        seconds = exp.Sub(
-            this=double(exp.Literal.number(repr(now))), expression=self._epoch(node.operand)
-        )
+        now = self.now(node)
+        if isinstance(now, SqlNow):
+            start = self._epoch_of(now.expression())
+        else:
+            start = double(exp.Literal.number(repr(now.timestamp())))
+        seconds = exp.Sub(this=start, expression=self._epoch(node.operand))
         return exp.Div(this=exp.Paren(this=seconds), expression=double(exp.Literal.number(86400)))
 
     def _epoch(self, node: A.Expr) -> exp.Expression:
-        value = self.visit(node)
+        return self._epoch_of(self.visit(node))
+
+    def _epoch_of(self, value: exp.Expression) -> exp.Expression:
         if self.dialect == "bigquery":
             micros = exp.func("UNIX_MICROS", exp.func("TIMESTAMP", value))
             return exp.Div(this=micros, expression=exp.Literal.number(1_000_000))

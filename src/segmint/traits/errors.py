@@ -8,7 +8,9 @@
             └── TraitCycleError           derived traits that depend on themselves
     SegmintError
     └── TraitError                        computing traits failed
-        └── StaleStateError               incremental state written for other definitions
+        ├── StaleStateError               incremental state written for other definitions
+        ├── EventColumnError              an events table or mapping lacks a column traits read
+        └── UnsupportedTraitError         a trait the SQL of a dialect cannot compute exactly
 
 A :class:`TraitDefinitionError` names the trait and the key at fault; :func:`locate` in
 :mod:`segmint.traits.validate` adds the file, line and a caret when the workspace file is
@@ -50,3 +52,21 @@ class TraitError(SegmintError):
 
 class StaleStateError(TraitError):
     """Stored incremental state was built from other trait definitions: rebuild it."""
+
+
+class EventColumnError(TraitError, LookupError):
+    """An events table (or its column mapping) lacks a column the traits read."""
+
+
+class UnsupportedTraitError(TraitError, ValueError):
+    """A trait whose aggregate the SQL of a dialect cannot compute exactly.
+
+    Attributes:
+        trait: The trait.
+        dialect: The dialect.
+    """
+
+    def __init__(self, trait: str, dialect: str, message: str) -> None:
+        self.trait = trait
+        self.dialect = dialect
+        super().__init__(message)

@@ -18,6 +18,8 @@ from segmint.rules.semantics import NUMBER_PATTERN
 from segmint.traits.coerce import INTEGER_PATTERN, TIMESTAMP_PATTERN, ValueKind
 
 Path = tuple[str, ...]
+EXACT = ("duckdb", "postgres")
+"""The dialects whose SQL the test suite runs natively (the others are transpiled back)."""
 
 
 @lru_cache(maxsize=64)
@@ -93,15 +95,37 @@ class SqlDialect:
         return self.text(column, path)
 
     def pick(self, value: exp.Expr, cond: exp.Expr | None, last: bool) -> exp.Expr:
-        """The value of the matching row with the latest (or earliest) (ts, mid)."""
+        """The value of the matching row with the latest (or earliest) (ts, mid).
+
+        The key is the timestamp as fixed-width text followed by the message id, so text
+        order is (ts, mid) order on every warehouse (ids compare in its collation).
+        """
         valid = _and(cond, exp.Not(this=exp.Is(this=value.copy(), expression=exp.null())))
-        keyed = _when(valid, exp.column("ts"))
+        ts: exp.Expr = exp.column("ts")
+        if self.name == "bigquery":  # FORMAT_DATETIME, not FORMAT_DATE (which drops the time)
+            ts = exp.TsOrDsToDatetime(this=ts)
+        stamp = exp.TimeToStr(this=ts, format=exp.Literal.string("%Y-%m-%d %H:%M:%S.%f"))
+        keyed = _when(valid, exp.Concat(expressions=[stamp, exp.column("mid")]))
         cls = exp.ArgMax if last else exp.ArgMin
         return cls(this=_when(valid.copy(), value), expression=keyed)
 
+    def ranked(self, counts: exp.Select) -> exp.Select:
+        """Rows (profile_id, v, n) ranked ``r`` by n descending, then v (generic form)."""
+        order = exp.Order(
+            expressions=[
+                exp.Ordered(this=exp.column("n"), desc=True),
+                exp.Ordered(this=exp.column("v")),
+            ]
+        )
+        rank = exp.Window(
+            this=exp.RowNumber(), partition_by=[exp.column("profile_id")], order=order
+        )
+        return exp.select("*", exp.alias_(rank, "r")).from_(counts.subquery("c0"))
+
     def mode(self) -> exp.Expr:
-        """Over rows (v, n): the v with the largest n, the smallest v on a tie."""
-        return exp.ArgMax(this=exp.column("v"), expression=exp.column("n"))
+        """Over ranked rows (v, n, r): the v with the largest n, the smallest v on a tie."""
+        first = exp.EQ(this=exp.column("r"), expression=exp.Literal.number(1))
+        return exp.Max(this=_when(first, exp.column("v")))
 
     def json_object(self, pairs: list[tuple[str, exp.Expr]]) -> exp.Expr:
         """A JSON object of the given keys and values."""
@@ -167,6 +191,10 @@ class DuckDBDialect(SqlDialect):
         sql = "ARG_MAX(__v, (ts, mid))" if last else "ARG_MIN(__v, (ts, mid))"
         return _filtered(fill(sql, "duckdb", v=value), cond, value)
 
+    def ranked(self, counts: exp.Select) -> exp.Select:
+        """The counts as they are (:meth:`mode` breaks ties itself)."""
+        return counts
+
     def mode(self) -> exp.Expr:
         """``arg_min(v, (-n, v))``: the most frequent, then the smallest."""
         return fill("ARG_MIN(v, (-n, v))", "duckdb")
@@ -227,6 +255,10 @@ class PostgresDialect(SqlDialect):
         sql = f'ARRAY_AGG(__v ORDER BY ts {order}, mid COLLATE "C" {order})'
         agg = _filtered(fill(sql, "postgres", v=value), cond, value)
         return fill("(__a)[1]", "postgres", a=agg)
+
+    def ranked(self, counts: exp.Select) -> exp.Select:
+        """The counts as they are (:meth:`mode` breaks ties itself)."""
+        return counts
 
     def mode(self) -> exp.Expr:
         """``(array_agg(v ORDER BY n DESC, v COLLATE "C"))[1]``."""

@@ -19,47 +19,66 @@ language's SQL compiler with a resolver that inlines the traits they read.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
 from typing import cast
 
 from sqlglot import exp
 
 from segmint.events import SCORE_TYPE
-from segmint.rules import TraitRef, TraitSchema, compile_sql
+from segmint.rules import Instant, TraitRef, TraitSchema, compile_sql
 from segmint.rules.ast import walk
 from segmint.rules.sqlcompile import Resolve, timestamp_literal
 from segmint.traits.catalog import TraitCatalog
 from segmint.traits.derive import filter_expr
+from segmint.traits.errors import UnsupportedTraitError
 from segmint.traits.model import TraitSpec
-from segmint.traits.sqldialect import SqlDialect, dialect_for
+from segmint.traits.source import EventSource
+from segmint.traits.sqldialect import EXACT, SqlDialect, dialect_for
 
 _FILTER_SCHEMA = TraitSchema.event_properties()
 
 
 def trait_query(
-    catalog: TraitCatalog, dialect: str, as_of: datetime, names: Sequence[str] | None = None
+    catalog: TraitCatalog,
+    dialect: str,
+    as_of: Instant,
+    names: Sequence[str] | None = None,
+    *,
+    source: EventSource | None = None,
 ) -> exp.Select:
     """The query computing traits for every profile with events at ``as_of``.
 
     Args:
         catalog: The traits.
         dialect: A sqlglot dialect name (exact for ``duckdb`` and ``postgres``).
-        as_of: The evaluation instant.
+        as_of: The evaluation instant (a :class:`segmint.rules.SqlNow` leaves it to the
+            database).
         names: Only these traits (and what they depend on); all when None.
+        source: The events table and column mapping (default: segmint's ``events``).
 
     Returns:
         A ``SELECT`` with ``profile_id`` and one column per trait, named after it.
+
+    Raises:
+        UnsupportedTraitError: For a trait the dialect's SQL cannot compute exactly (a
+            list-valued property outside DuckDB and PostgreSQL).
     """
     wanted = list(catalog.names if names is None else names)
     specs = [catalog[n] for n in _closure(catalog, wanted)]
-    return _Builder(dialect_for(dialect), as_of, catalog.types()).build(specs, wanted)
+    builder = _Builder(dialect_for(dialect), as_of, catalog.types(), source or EventSource())
+    return builder.build(specs, wanted)
 
 
 def trait_sql(
-    catalog: TraitCatalog, dialect: str, as_of: datetime, names: Sequence[str] | None = None
+    catalog: TraitCatalog,
+    dialect: str,
+    as_of: Instant,
+    names: Sequence[str] | None = None,
+    *,
+    source: EventSource | None = None,
 ) -> str:
     """:func:`trait_query` rendered as SQL text for ``dialect``."""
-    return trait_query(catalog, dialect, as_of, names).sql(dialect=dialect, pretty=True)
+    query = trait_query(catalog, dialect, as_of, names, source=source)
+    return query.sql(dialect=dialect, pretty=True)
 
 
 def _closure(catalog: TraitCatalog, names: Iterable[str]) -> list[str]:
@@ -80,9 +99,12 @@ def _closure(catalog: TraitCatalog, names: Iterable[str]) -> list[str]:
 class _Builder:
     """Accumulates the CTE columns of one query."""
 
-    def __init__(self, dialect: SqlDialect, as_of: datetime, types: dict[str, str]) -> None:
+    def __init__(
+        self, dialect: SqlDialect, as_of: Instant, types: dict[str, str], source: EventSource
+    ) -> None:
         self.d = dialect
         self.as_of = as_of
+        self.source = source
         self.types = types
         self.ev_cols: dict[str, exp.Expr] = {}
         self.keys: dict[str, str] = {}
@@ -120,7 +142,7 @@ class _Builder:
                 this=exp.column("timestamp", quoted=True), expression=timestamp_literal(self.as_of)
             ),
         )
-        return exp.select(*base, *cols).from_("events").where(where)
+        return exp.select(*base, *cols).from_(self.source.relation(self.d.name)).where(where)
 
     def grouped(self) -> exp.Select:
         return (
@@ -177,6 +199,13 @@ class _Builder:
         return self.ev_column("x", key, _case(scope, coerced))
 
     def aggregate(self, spec: TraitSpec) -> exp.Expr:
+        if spec.value_kind == "list" and self.d.name not in EXACT:
+            raise UnsupportedTraitError(
+                spec.name,
+                self.d.name,
+                f"trait '{spec.name}' ({spec.func} of list {spec.target}) cannot be computed "
+                f"in {self.d.name} SQL: list values are computed on duckdb and postgres only",
+            )
         if spec.func == "most_frequent":
             return self.mode(spec)
         cond = self.condition(spec)
@@ -221,7 +250,7 @@ class _Builder:
         cte = f"mf{len(self.modes)}"
         picked = (
             exp.select(exp.column("profile_id"), exp.alias_(self.d.mode(), "v"))
-            .from_(counts.subquery("c"))
+            .from_(self.d.ranked(counts).subquery("c"))
             .group_by(exp.column("profile_id"))
         )
         self.modes.append((cte, picked))
