@@ -24,7 +24,12 @@ from segmint.intake.groupcommit import GroupCommitter
 from segmint.intake.pipeline import Intake
 from segmint.workspace import Workspace
 
-EXTRA_ROUTERS: list[str] = ["segmint.api.shopify", "segmint.api.links", "segmint.api.profiles"]
+EXTRA_ROUTERS: list[str] = [
+    "segmint.api.shopify",
+    "segmint.api.links",
+    "segmint.api.profiles",
+    "segmint.api.manage",
+]
 """Module paths whose ``router`` is included in every app, in order."""
 
 

@@ -30,7 +30,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
-from segmint.config.errors import ConfigError, ConfigErrors
+from segmint.config.errors import ConfigError, ConfigErrors, StaleDefinitionError
 from segmint.config.loader import read_yaml
 from segmint.config.model import SegmentDef, WorkspaceDef
 from segmint.config.scaffold import WORKSPACE_FILE
@@ -103,7 +103,12 @@ class DefinitionEditor:
                 raise _relocated(exc, str(candidate), str(self.path)) from None
 
     def put_segment(
-        self, name: str, fields: Mapping[str, Any], *, version: str | None = None
+        self,
+        name: str,
+        fields: Mapping[str, Any],
+        *,
+        version: str | None = None,
+        dry_run: bool = False,
     ) -> SavedDefinition:
         """Create or replace segment ``name`` with ``fields`` (keys of :class:`SegmentDef`).
 
@@ -115,17 +120,18 @@ class DefinitionEditor:
             name: The segment name.
             fields: The segment's keys (``rule``, ``description``, ``tags`` …).
             version: The version the client edited; a different current file is refused.
+            dry_run: Validate the edited text, write nothing.
 
         Raises:
             ConfigErrors: If the result is not a valid workspace (nothing is written).
-            ConfigError: If the file changed since ``version``.
+            StaleDefinitionError: If the file changed since ``version``.
         """
         with _LOCK:
             data, text = self._checked(version)
             lines = text.splitlines(keepends=True)
             segments = data.get("segments")
             if not isinstance(segments, CommentedMap) or not segments:
-                return self._write(_with_section(data, lines, name, fields))
+                return self._write(_with_section(data, lines, name, fields), dry_run)
             indent = segments.lc.key(next(iter(segments)))[1]
             if name in segments:
                 first, last = _entry_lines(data, lines, name)
@@ -136,13 +142,14 @@ class DefinitionEditor:
                 entry = CommentedMap()
             _merge(entry, fields)
             block = _block(name, entry, indent)
-            return self._write("".join(lines[:first]) + block + "".join(lines[last:]))
+            return self._write("".join(lines[:first]) + block + "".join(lines[last:]), dry_run)
 
     def archive_segment(self, name: str, *, version: str | None = None) -> SavedDefinition:
         """Move segment ``name`` from ``segmint.yaml`` to :data:`ARCHIVE_FILE`.
 
         Raises:
-            ConfigError: If there is no such segment, or the file changed since ``version``.
+            ConfigError: If there is no such segment.
+            StaleDefinitionError: If the file changed since ``version``.
             ConfigErrors: If other definitions still use it (nothing is written).
         """
         with _LOCK:
@@ -159,16 +166,16 @@ class DefinitionEditor:
     def _checked(self, version: str | None) -> tuple[CommentedMap, str]:
         data, text = self.read()
         if version is not None and version != text_version(text):
-            raise ConfigError(
-                f"{self.path} changed since version {version} was read "
-                f"(now {text_version(text)})",
+            raise StaleDefinitionError(
+                f"{self.path} changed since version {version} was read (now {text_version(text)})",
                 hint="reload the definition and apply the edit again",
             )
         return data, text
 
-    def _write(self, text: str) -> SavedDefinition:
+    def _write(self, text: str, dry_run: bool = False) -> SavedDefinition:
         definition = self.validate(text)
-        _replace(self.path, text)
+        if not dry_run:
+            _replace(self.path, text)
         return SavedDefinition(definition, text_version(text), text)
 
     def _append_archive(self, name: str, block: str) -> None:
