@@ -104,6 +104,11 @@ def segment_detail(ws: Workspace, name: str, *, members: int = 20) -> dict[str, 
     return info
 
 
+def definitions_version(ws: Workspace) -> str:
+    """The version of ``segmint.yaml`` a client sends back with a save."""
+    return DefinitionEditor(ws.path).version()
+
+
 def rule_text(body: SegmentBody | PreviewBody) -> str | None:
     """The rule text of a body: ``rule``, or the canonical text of ``tree``.
 
