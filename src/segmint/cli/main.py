@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rules_cmd",
     "template_cmd",
     "membership_cmd",
+    "web_cmd",
 )
 """Modules under ``segmint.cli`` that add commands; each defines ``register(cli)``."""
 
