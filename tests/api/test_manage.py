@@ -192,20 +192,20 @@ def test_preview_text_and_tree(api: Api) -> None:
     assert again.json()["size"] == 2 and again.json()["rule"] == "orders >= 8"
 
 
-@pytest.mark.parametrize(
-    ("body", "field", "text"),
-    [
-        ({"rule": "ordrs > 1"}, "rule", "did you mean 'orders'"),
-        ({"rule": "orders >"}, "rule", "1:"),
-        ({"tree": {"type": "compar"}}, "tree", "compare"),
-        ({}, "rule", "give a rule"),
-        ({"rule": "orders > 1", "as_of": "yesterday-ish"}, "as_of", "as_of"),
-    ],
-)
-def test_preview_bad_input(api: Api, body: dict[str, Any], field: str, text: str) -> None:
-    r = api.client.post("/v1/segments/preview", json=body, headers=api.read)
-    assert r.status_code == 422
-    assert r.json()["error"]["field"] == field and text in r.json()["error"]["message"]
+PREVIEW_MISTAKES = [
+    ({"rule": "ordrs > 1"}, "rule", "did you mean 'orders'"),
+    ({"rule": "orders >"}, "rule", "1:"),
+    ({"tree": {"type": "compar"}}, "tree", "compare"),
+    ({}, "rule", "give a rule"),
+    ({"rule": "orders > 1", "as_of": "yesterday-ish"}, "as_of", "as_of"),
+]
+
+
+def test_preview_bad_input(api: Api) -> None:
+    for body, field, text in PREVIEW_MISTAKES:
+        r = api.client.post("/v1/segments/preview", json=body, headers=api.read)
+        assert r.status_code == 422, body
+        assert r.json()["error"]["field"] == field and text in r.json()["error"]["message"]
 
 
 def test_profile_search_and_view(api: Api) -> None:
@@ -251,3 +251,29 @@ def test_preview_agrees_with_a_refresh(
     ids = {api.client.get("/v1/manage/profiles", params={"q": f"user_id:{u}"},
                           headers=api.read).json()["profile_id"]: u for u in expected}  # fmt: skip
     assert got == set(ids) and r.json()["size"] == len(expected)
+
+
+CREATE_MISTAKES = [
+    ({"name": "bad name!", "rule": "orders > 1"}, "name", "not a segment name"),
+    ({"name": "x", "rule": "orders >"}, "segments.x.rule", "found the end of the rule"),
+    ({"name": "x"}, "segments.x", "a segment needs a 'rule'"),
+    ({"name": "x", "rule": "orders > 1", "parent": "vipp"}, "segments.x.parent", "'vip'"),
+    ({"name": "x", "tree": {"type": "and", "operands": []}}, "tree", "at least 2"),
+    ({"name": "x", "rule": "orders > 1", "priority": "high"}, "priority", "integer"),
+]
+
+
+def test_create_bad_input(api: Api) -> None:
+    before = (api.ws.path / "segmint.yaml").read_text()
+    for body, field, text in CREATE_MISTAKES:
+        r = api.client.post("/v1/manage/segments", json=body, headers=api.admin)
+        assert r.status_code == 422, body
+        assert r.json()["error"]["field"] == field and text in r.json()["error"]["message"]
+    assert (api.ws.path / "segmint.yaml").read_text() == before
+
+
+def test_a_public_key_cannot_be_admin(ws: Workspace) -> None:
+    from segmint.intake.errors import ApiKeyError
+
+    with pytest.raises(ApiKeyError, match="public"):
+        create_key(ws.store, "site", scopes=("admin",), now=NOW, origins=("https://a.example",))

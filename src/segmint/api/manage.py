@@ -14,6 +14,7 @@ The functions without a route are the Python API the console (:mod:`segmint.web`
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +34,8 @@ from segmint.rules import RuleError, to_json
 from segmint.workspace import Workspace
 
 router = APIRouter(tags=["manage"])
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+"""A new segment's name: what ``in_segment('…')``, URLs and YAML keys all take as they are."""
 PREFIX = "/v1/manage"
 
 
@@ -155,6 +158,9 @@ def save_segment(ws: Workspace, name: str, body: SegmentBody, *, create: bool) -
             404 if it does not exist (update); 422 with the loader's error otherwise.
     """
     exists = name in ws.definition.segments
+    if create and not NAME.fullmatch(name):
+        raise ApiError(422, "invalid_request", f"name: {name!r} is not a segment name: use "
+                       "letters, digits and '_', starting with a letter or '_'", "name")  # fmt: skip
     if create and exists:
         raise ApiError(409, "conflict", f"segment '{name}' already exists: update it", "name")
     if not create and not exists:
