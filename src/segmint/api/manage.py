@@ -159,8 +159,9 @@ def save_segment(ws: Workspace, name: str, body: SegmentBody, *, create: bool) -
     """
     exists = name in ws.definition.segments
     if create and not NAME.fullmatch(name):
-        raise ApiError(422, "invalid_request", f"name: {name!r} is not a segment name: use "
-                       "letters, digits and '_', starting with a letter or '_'", "name")  # fmt: skip
+        hint = "use letters, digits and '_', starting with a letter or '_'"
+        raise ApiError(422, "invalid_request", f"name: {name!r} is not a segment name: {hint}",
+                       "name")  # fmt: skip
     if create and exists:
         raise ApiError(409, "conflict", f"segment '{name}' already exists: update it", "name")
     if not create and not exists:
