@@ -225,6 +225,8 @@ def builder_page(request: Request, segment: str | None = None) -> Response:
     events += [e for (e,) in ws.store.fetchall(
         "SELECT DISTINCT event FROM events WHERE event IS NOT NULL ORDER BY event LIMIT 200"
     ) if e not in events]  # fmt: skip
+    if existing is not None and existing.get("tree"):
+        existing["tree"] = labelled(existing["tree"])
     config = {
         "traits": dict(sorted(schema.types.items())),
         "segments": sorted(ws.definition.segments),
@@ -346,7 +348,25 @@ def _require_change(user: User, token: str | None) -> None:
 def api_preview(request: Request, body: manage.PreviewBody) -> dict[str, Any]:
     """Size, sample, canonical text and tree of the rule being built."""
     _api_user(request)
-    return manage.preview(manage.workspace_of(request), body, manage.now_of(request))
+    found = manage.preview(manage.workspace_of(request), body, manage.now_of(request))
+    return found | {"tree": labelled(found["tree"])}
+
+
+def labelled(tree: Any) -> Any:
+    """The JSON tree with each node's canonical text as ``__text``.
+
+    The builder shows the nodes it has no form for as that text; the script strips the
+    labels before it sends a tree back.
+    """
+    from segmint.rules import from_json
+
+    if isinstance(tree, list):
+        return [labelled(t) for t in tree]
+    if not isinstance(tree, dict) or "type" not in tree:
+        return tree
+    out = {k: labelled(v) for k, v in tree.items()}
+    out["__text"] = str(from_json(tree))
+    return out
 
 
 @router.post("/api/segments")

@@ -212,8 +212,7 @@
       const inner = simplify(node.operand);
       return inner === null ? null : { type: "not", operand: inner };
     }
-    const { __text, ...clean } = node;
-    return clean;
+    return JSON.parse(JSON.stringify(node, (k, v) => (k === "__text" ? undefined : v)));
   }
 
   // -- talking to the server
