@@ -94,7 +94,8 @@ def test_first_segment_of_a_file_without_segments(tmp_path: Path) -> None:
     folder = tmp_path / "ws"
     folder.mkdir()
     (folder / "segmint.yaml").write_text(
-        "name: bare  # a comment that stays\ntraits:\n  orders: {count: events, event: Order Completed}\n"
+        "name: bare  # a comment that stays\n"
+        "traits:\n  orders: {count: events, event: Order Completed}\n"
     )
     DefinitionEditor(folder).put_segment("buyers", {"rule": "orders > 0"})
     text = (folder / "segmint.yaml").read_text()
