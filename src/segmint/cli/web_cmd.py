@@ -13,8 +13,12 @@ from segmint.cli.main import Context, pass_ctx
     "--port", default=8000, show_default=True, type=click.IntRange(1, 65535),
     help="The port to bind.",
 )  # fmt: skip
+@click.option(
+    "--log-format", type=click.Choice(("text", "json")), default="text", show_default=True,
+    help="Server logs as text lines or as one JSON object per line.",
+)  # fmt: skip
 @pass_ctx
-def ui(ctx: Context, host: str, port: int) -> None:
+def ui(ctx: Context, host: str, port: int, log_format: str) -> None:
     """Serve the web console (and the REST API) for browsing and editing a workspace.
 
     The same server as 'segmint serve --no-realtime': memberships change only by
@@ -25,7 +29,7 @@ def ui(ctx: Context, host: str, port: int) -> None:
 
     click.echo(f"segmint console on http://{host}:{port}/ui", err=True)
     click.get_current_context().invoke(
-        serve, host=host, port=port, log_level="warning", realtime=False
+        serve, host=host, port=port, log_level="warning", realtime=False, log_format=log_format
     )
 
 
