@@ -26,13 +26,13 @@ COMMAND_MODULES: tuple[str, ...] = (
     "groups",
     "demo",
     "intake_cmd",
+    "web_cmd",
     "ingest_cmd",
     "traits_cmd",
     "campaign_cmd",
     "rules_cmd",
     "template_cmd",
     "membership_cmd",
-    "web_cmd",
 )
 """Modules under ``segmint.cli`` that add commands; each defines ``register(cli)``."""
 
