@@ -188,6 +188,13 @@ def test_preview_text_and_tree(api: Api) -> None:
     assert r.status_code == 200
     assert r.json()["size"] == 2 and len(r.json()["sample"]) == 2
     tree = r.json()["tree"]
+    counted = api.client.post(
+        "/v1/segments/preview", json={"rule": "orders >= 8", "limit": 0}, headers=api.read
+    )
+    assert counted.json()["size"] == 2 and counted.json()["sample"] == []
+    nobody = api.client.post("/v1/segments/preview", json={"rule": "orders > 99"},
+                             headers=api.read)  # fmt: skip
+    assert nobody.json()["size"] == 0 and nobody.json()["sample"] == []
     again = api.client.post("/v1/segments/preview", json={"tree": tree}, headers=api.read)
     assert again.json()["size"] == 2 and again.json()["rule"] == "orders >= 8"
 

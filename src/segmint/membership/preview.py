@@ -93,9 +93,12 @@ def preview_rule(
         compiled, dialect=store.dialect, as_of=as_of, segments=[PREVIEW_SEGMENT], source=source
     ).subquery("members")
     sql = members.sql(dialect=store.dialect)
-    with store.transaction():
+    if limit <= 0:
         size = int(store.fetchall(f"SELECT count(*) FROM {sql}")[0][0])
-        rows = store.fetchall(
-            f"SELECT profile_id FROM {sql} ORDER BY profile_id LIMIT ?", [max(limit, 0)]
-        )
+        return RulePreview(str(expr), to_json(expr), size, [], as_of)
+    # one pass over the events: the size rides along with each sampled row
+    rows = store.fetchall(
+        f"SELECT profile_id, count(*) OVER () FROM {sql} ORDER BY profile_id LIMIT ?", [limit]
+    )
+    size = int(rows[0][1]) if rows else 0
     return RulePreview(str(expr), to_json(expr), size, [str(r[0]) for r in rows], as_of)
