@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo test lint format typecheck bench clean
+.PHONY: help install demo test lint format typecheck bench clean screenshots
 
 help:
 	@echo "make demo   build the demo shop and show its segments and emails"
@@ -42,3 +42,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) demo-out demo-shop .pytest_cache .mypy_cache .ruff_cache
+
+screenshots: $(STAMP)
+	cd tests/browser && $(abspath $(BIN))/python screenshots.py

@@ -5,6 +5,7 @@ Each stage has its own ``errors.py`` whose classes derive from these::
     SegmintError
     ├── ConfigError + ValueError       (config/errors.py)  file:line:column + key path
     │   ├── ConfigErrors                                   several found in one pass
+    │   ├── StaleDefinitionError                           segmint.yaml changed meanwhile
     │   └── TraitDefinitionError       (traits/errors.py)
     │       └── TraitCycleError
     ├── StoreError                     (store/errors.py)

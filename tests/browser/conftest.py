@@ -48,23 +48,27 @@ CHROMIUM_FLAGS = (
 SEGMENT_RULE = "performed('Product Viewed')"
 
 
-def _missing() -> str | None:
+def _missing_chromium() -> str | None:
     if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
         return "Debian's chromium and chromium-driver are not installed (.ci/run installs them)"
     try:
         import selenium  # noqa: F401
     except ImportError:
         return "selenium is not installed (pip install -e '.[test]')"
+    return None
+
+
+def _missing() -> str | None:
+    found = _missing_chromium()
+    if found is not None:
+        return found
     absent = [str(p.relative_to(HERE)) for p in BUNDLES.values() if not p.exists()]
     if absent:
         return f"npm packages missing: {', '.join(absent)} (npm install --prefix tests/browser)"
     return None
 
 
-@pytest.fixture(scope="session")
-def browser_ready() -> None:
-    """Skip (or fail in CI) when the browser set-up is missing."""
-    reason = _missing()
+def _require(reason: str | None) -> None:
     if reason is None:
         return
     if os.environ.get("SEGMINT_REQUIRE_SERVICES") == "1":
@@ -72,9 +76,31 @@ def browser_ready() -> None:
     pytest.skip(f"browser tests skipped: {reason}")
 
 
+@pytest.fixture(scope="session")
+def browser_ready() -> None:
+    """Skip (or fail in CI) when the browser set-up is missing."""
+    _require(_missing())
+
+
+@pytest.fixture(scope="session")
+def chromium_ready() -> None:
+    """Skip (or fail in CI) without Chromium, its driver or selenium (no npm bundles needed)."""
+    _require(_missing_chromium())
+
+
 @pytest.fixture(scope="module")
 def driver(browser_ready: None) -> Iterator[Any]:
     """One headless Chromium for the module, kept on this machine."""
+    yield from _chromium()
+
+
+@pytest.fixture(scope="module")
+def chromium(chromium_ready: None) -> Iterator[Any]:
+    """One headless Chromium for the module (pages that load no npm bundle)."""
+    yield from _chromium()
+
+
+def _chromium() -> Iterator[Any]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

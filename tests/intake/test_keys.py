@@ -37,6 +37,8 @@ def test_scopes_and_listing(ws: Workspace) -> None:
     assert r.allows("read") and not r.allows("write")
     assert {k.key_id for k in list_keys(ws.store)} == {w.key_id, r.key_id}
     with pytest.raises(ApiKeyError):
-        create_key(ws.store, "x", scopes=("admin",), now=NOW)
+        create_key(ws.store, "x", scopes=("owner",), now=NOW)
+    a, _ = create_key(ws.store, "ops", scopes=("admin",), now=NOW)
+    assert a.allows("admin") and a.allows("read") and not a.allows("write")
     with pytest.raises(ApiKeyError):
         create_key(ws.store, "  ", now=NOW)

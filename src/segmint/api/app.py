@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from segmint._version import __version__
-from segmint.api import browser, tracking
+from segmint.api import browser, observe, tracking
 from segmint.api.auth import KeyRing
 from segmint.api.errors import install_handlers
 from segmint.clock import Clock, SystemClock
@@ -24,7 +24,13 @@ from segmint.intake.groupcommit import GroupCommitter
 from segmint.intake.pipeline import Intake
 from segmint.workspace import Workspace
 
-EXTRA_ROUTERS: list[str] = ["segmint.api.shopify", "segmint.api.links", "segmint.api.profiles"]
+EXTRA_ROUTERS: list[str] = [
+    "segmint.api.shopify",
+    "segmint.api.links",
+    "segmint.api.profiles",
+    "segmint.api.manage",
+    "segmint.web.routes",
+]
 """Module paths whose ``router`` is included in every app, in order."""
 
 
@@ -68,6 +74,7 @@ def create_app(
     browser.install(app)  # short paths, settings, pixel, CORS, per-IP limits
     for path in EXTRA_ROUTERS:
         app.include_router(importlib.import_module(path).router)
+    observe.install(app)  # /metrics, /healthz, /readyz
 
     @app.get("/health", tags=["meta"])
     async def health() -> dict[str, str]:

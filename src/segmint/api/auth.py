@@ -1,9 +1,9 @@
 """Authentication: API keys from HTTP Basic (user name), a Bearer token or ``writeKey``.
 
-``require_write`` and ``require_read`` are FastAPI dependencies for routers (other packages'
-too). Verified keys are cached for a short time so a hot path costs no query; a revocation
-made through this process's :class:`KeyRing` applies at once, one made elsewhere (another
-process on PostgreSQL) within :data:`CACHE_SECONDS`.
+``require_write``, ``require_read`` and ``require_admin`` are FastAPI dependencies for
+routers (other packages' too). Verified keys are cached for a short time so a hot path
+costs no query; a revocation made through this process's :class:`KeyRing` applies at
+once, one made elsewhere (another process on PostgreSQL) within :data:`CACHE_SECONDS`.
 """
 
 from __future__ import annotations
@@ -153,3 +153,8 @@ async def require_write(request: Request) -> ApiKey:
 async def require_read(request: Request) -> ApiKey:
     """Dependency: a key with the ``read`` scope (from a header)."""
     return await authenticate(request, "read")
+
+
+async def require_admin(request: Request) -> ApiKey:
+    """Dependency: a key with the ``admin`` scope (definitions: create, update, archive)."""
+    return await authenticate(request, "admin")

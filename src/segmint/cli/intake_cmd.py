@@ -38,12 +38,19 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
     show_default=True,
     help="Keep traits and segment memberships current as events arrive.",
 )
+@click.option(
+    "--log-format", type=click.Choice(("text", "json")), default="text", show_default=True,
+    help="Server logs as text lines or as one JSON object per line.",
+)  # fmt: skip
 @pass_ctx
-def serve(ctx: Context, host: str, port: int, log_level: str, realtime: bool) -> None:
-    """Serve the tracking API (Segment compatible) and the REST API."""
+def serve(
+    ctx: Context, host: str, port: int, log_level: str, realtime: bool, log_format: str = "text"
+) -> None:
+    """Serve the tracking API (Segment compatible), the REST API and the web console (/ui)."""
     import uvicorn
 
     from segmint.api.app import create_app
+    from segmint.api.logs import configure
     from segmint.intake.pipeline import Intake
     from segmint.membership.recovery import serving
     from segmint.membership.service import attach_realtime
@@ -76,6 +83,7 @@ def serve(ctx: Context, host: str, port: int, log_level: str, realtime: bool) ->
                 http = "httptools" if _has("httptools") else "h11"
                 config = uvicorn.Config(app, host=host, port=port, loop=loop, http=http,
                                         log_level=log_level.lower(), access_log=False)  # fmt: skip
+                configure(log_format, log_level)  # after uvicorn set up its own loggers
                 name = workspace.definition.name
                 click.echo(f"segmint serving {name} on http://{host}:{port}", err=True)
                 _graceful_server_class()(config).run(sockets=[listener])

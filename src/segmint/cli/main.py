@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "groups",
     "demo",
     "intake_cmd",
+    "web_cmd",
     "ingest_cmd",
     "traits_cmd",
     "campaign_cmd",

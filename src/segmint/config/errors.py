@@ -4,7 +4,8 @@
 
     SegmintError
     └── ConfigError            one problem, with file:line:column and key path
-        └── ConfigErrors       several problems found in one pass (all are reported)
+        ├── ConfigErrors       several problems found in one pass (all are reported)
+        └── StaleDefinitionError  the file changed since the version an editor read
 """
 
 from __future__ import annotations
@@ -78,3 +79,7 @@ class ConfigErrors(ConfigError):
     def detailed_message(self) -> str:
         """Return every error's detailed message, one after the other."""
         return "\n".join(e.detailed_message() for e in self.errors)
+
+
+class StaleDefinitionError(ConfigError):
+    """A save refused because ``segmint.yaml`` changed since the version the editor read."""

@@ -52,7 +52,19 @@ class GroupCommitter:
         self._thread = threading.Thread(target=self._run, name="segmint-group-commit", daemon=True)
         self._closed = False
         self.commits = 0
+        self.commit_seconds = 0.0
+        """Time spent in commits so far (what ``/metrics`` reports as commit time)."""
         self._thread.start()
+
+    @property
+    def pending(self) -> int:
+        """Messages queued and not yet committed (the intake queue depth)."""
+        return self._pending
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (no more submissions are taken)."""
+        return self._closed
 
     def submit(self, submission: Submission) -> Future[SubmitResult]:
         """Queue ``submission``; the future resolves once it is durably stored.
@@ -115,6 +127,7 @@ class GroupCommitter:
 
     def _commit(self, group: list[_Item]) -> None:
         subs = [sub for sub, _ in group]
+        started = time.perf_counter()
         try:
             results = self.intake.commit(subs, notify=False, events=self.intake.has_listeners)
         except BaseException as exc:  # every waiting request learns of the failure
@@ -124,6 +137,7 @@ class GroupCommitter:
         finally:
             with self._pending_lock:
                 self._pending -= sum(len(sub.messages) for sub in subs)
+            self.commit_seconds += time.perf_counter() - started
         self.commits += 1
         for (_, future), result in zip(group, results, strict=True):
             future.set_result(result)

@@ -2,7 +2,8 @@
 
 A key is ``sgm_`` followed by 43 random URL-safe characters (256 bits). Only its SHA-256
 is stored (a salted slow hash adds nothing for a secret of that entropy). The plain key is
-shown once, at creation. Scopes: ``write`` (send events) and ``read`` (management reads);
+shown once, at creation. Scopes: ``write`` (send events), ``read`` (management reads) and
+``admin`` (change definitions through the management API and the console; reads too);
 a write key cannot read anything.
 
 A key created with allowed origins is a *public* (browser) key: it is meant to be published
@@ -25,7 +26,7 @@ from segmint.common import did_you_mean
 from segmint.intake.errors import ApiKeyError, RevokedKey, UnknownKey
 from segmint.store import Store, from_store_time, utcnow_naive
 
-SCOPES = ("write", "read")
+SCOPES = ("write", "read", "admin")
 PREFIX = "sgm_"
 DEFAULT_IP_RATE = 50.0
 """Requests per second one client IP may send with a public key (bursts of twice that)."""
@@ -59,8 +60,8 @@ class ApiKey:
     consent_category: str | None = None
 
     def allows(self, scope: str) -> bool:
-        """Whether the key carries ``scope``."""
-        return scope in self.scopes
+        """Whether the key carries ``scope`` (``admin`` carries ``read`` too)."""
+        return scope in self.scopes or (scope == "read" and "admin" in self.scopes)
 
     @property
     def public(self) -> bool:
@@ -126,7 +127,7 @@ def create_key(
     Args:
         store: Where keys are kept.
         name: What the key is for; events sent with it carry it as their source.
-        scopes: ``write`` and/or ``read``.
+        scopes: ``write``, ``read`` and/or ``admin``.
         now: The creation instant.
         origins: Web origins a browser may send from; any makes the key public (write only).
         ip_rate: A public key's requests per second per client IP (default
@@ -144,7 +145,7 @@ def create_key(
         raise ApiKeyError(f"unknown scope {unknown or scopes!r}: use {' or '.join(SCOPES)}")
     allowed = tuple(dict.fromkeys(normalize_origin(o) for o in origins))
     rate = _ip_rate(allowed, ip_rate)
-    if allowed and "read" in scopes:
+    if allowed and ("read" in scopes or "admin" in scopes):
         raise ApiKeyError(
             "a key with origins is public (it is published in web pages) and may only write; "
             "create a separate key with --scope read for reading"
