@@ -40,6 +40,10 @@ def serve(ctx: Context, host: str, port: int, log_level: str, realtime: bool) ->
     intake = Intake(workspace, clock)
     # Real-time listeners attach here, before the server starts:
     service = attach_realtime(workspace, intake, clock, _catch_up_progress) if realtime else None
+    if service is not None and workspace.definition.journeys:
+        from segmint.journeys.service import attach_journeys
+
+        attach_journeys(workspace, intake, service, clock)  # steps fire in the same loop
     app = create_app(workspace, clock, intake=intake)
     _tune_gc()
     loop = "uvloop" if _has("uvloop") else "asyncio"

@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rules_cmd",
     "template_cmd",
     "membership_cmd",
+    "journeys_cmd",
 )
 """Modules under ``segmint.cli`` that add commands; each defines ``register(cli)``."""
 
@@ -41,7 +42,7 @@ READS_ONLY: frozenset[str] = frozenset({
     "segments list", "segments show", "segments overlap", "segments sql",
     "traits list", "traits sql", "profile show", "template lint", "template preview",
     "campaign list", "campaign report", "consent show", "keys list", "quarantine list",
-    "webhooks status",
+    "webhooks status", "journeys list", "journeys show",
 })  # fmt: skip
 """Commands that only read the store: they work while ``segmint serve`` holds DuckDB."""
 

@@ -267,7 +267,17 @@ class EmailDef(Strict):
 
 
 class CampaignDef(Strict):
-    """A campaign: who gets which template, from whom, under which consent topic."""
+    """A campaign: who gets which template, from whom, under which consent topic.
+
+    Attributes:
+        segment: The segment sent to.
+        template: The template.
+        sender: The ``from`` address.
+        topic: The consent topic.
+        subject: A subject overriding the template's.
+        description: What the campaign is for.
+        priority: Under a frequency cap, the higher-priority campaign or journey wins.
+    """
 
     segment: str
     template: str
@@ -275,6 +285,7 @@ class CampaignDef(Strict):
     topic: str = "newsletter"
     subject: str | None = None
     description: str | None = None
+    priority: int = 0
 
 
 class WebhookDef(Strict):
@@ -290,6 +301,10 @@ class ShopifyDef(Strict):
     """The shop webhook's shared secret, read from an environment variable."""
 
     secret_env: str = "SHOPIFY_WEBHOOK_SECRET"  # noqa: S105 (a variable name, not a secret)
+
+
+# the journey and delivery models build on Strict (defined above)
+from segmint.config.journeys import DeliveryDef, JourneyDef  # noqa: E402
 
 
 class WorkspaceDef(Strict):
@@ -310,6 +325,8 @@ class WorkspaceDef(Strict):
         campaigns: Campaign definitions by name.
         webhooks: Outgoing webhooks by name.
         shopify: The shop webhook settings.
+        delivery: The delivery policy (caps, quiet hours) of campaigns and journeys.
+        journeys: Journey definitions by name.
     """
 
     name: str
@@ -326,3 +343,5 @@ class WorkspaceDef(Strict):
     campaigns: dict[str, CampaignDef] = Field(default_factory=dict)
     webhooks: dict[str, WebhookDef] = Field(default_factory=dict)
     shopify: ShopifyDef = Field(default_factory=ShopifyDef)
+    delivery: DeliveryDef = Field(default_factory=DeliveryDef)
+    journeys: dict[str, JourneyDef] = Field(default_factory=dict)

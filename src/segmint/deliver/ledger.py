@@ -82,12 +82,24 @@ class SendLedger:
         store: The store holding ``sends``.
         campaign: The campaign name.
         clock: Stamps ``created_at``, ``updated_at`` and ``sent_at``.
+        topic: The consent topic recorded on new rows (frequency caps count by it).
+        priority: The priority recorded on new rows.
     """
 
-    def __init__(self, store: Store, campaign: str, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        campaign: str,
+        clock: Clock,
+        *,
+        topic: str | None = None,
+        priority: int | None = None,
+    ) -> None:
         self.store = store
         self.campaign = campaign
         self.clock = clock
+        self.topic = topic
+        self.priority = priority
 
     def _now(self) -> object:
         return utcnow_naive(self.clock.now())
@@ -98,13 +110,15 @@ class SendLedger:
         new = [p for p in dict.fromkeys(profile_ids) if p not in known]
         now = self._now()
         for chunk in batched(new, 400):
-            marks = ", ".join("(?, ?, ?, 'pending', 0, ?, ?)" for _ in chunk)
+            marks = ", ".join("(?, ?, ?, 'pending', 0, ?, ?, ?, ?)" for _ in chunk)
             params: list[object] = []
             for pid in chunk:
-                params += [send_key(self.campaign, pid), self.campaign, pid, now, now]
+                params += [send_key(self.campaign, pid), self.campaign, pid, now, now,
+                           self.topic, self.priority]  # fmt: skip
             self.store.execute(
                 "INSERT INTO sends (send_key, campaign, profile_id, status, attempts, "
-                f"created_at, updated_at) VALUES {marks} ON CONFLICT DO NOTHING",
+                f"created_at, updated_at, topic, priority) VALUES {marks} "
+                "ON CONFLICT DO NOTHING",
                 params,
             )
         return len(new)

@@ -93,7 +93,7 @@ def _refs(expr: A.Expr | None) -> set[str]:
 
 @dataclass(frozen=True)
 class _Rule:
-    path: tuple[str, ...]
+    path: tuple[str | int, ...]
     owner: str
     text: str
     schema: TraitSchema
@@ -142,6 +142,31 @@ def _rules(defn: WorkspaceDef, schema: TraitSchema) -> Iterator[_Rule]:
             yield _Rule(("traits", name, "where"), f"trait '{name}'", trait.where, props, "boolean")
         if trait.expr is not None:
             yield _Rule(("traits", name, "expr"), f"trait '{name}'", trait.expr, schema, None)
+    yield from _journey_rules(defn, schema)
+
+
+def _journey_rules(defn: WorkspaceDef, schema: TraitSchema) -> Iterator[_Rule]:
+    """The rules and event filters of journeys (triggers, exits, waits, branches)."""
+    props = TraitSchema.event_properties()
+    for name, journey in defn.journeys.items():
+        owner = f"journey '{name}'"
+        base: tuple[str | int, ...] = ("journeys", name)
+        if journey.trigger.where is not None:
+            path = (*base, "trigger", "where")
+            yield _Rule(path, owner, journey.trigger.where, props, "boolean")
+        conditions = [((*base, "exit_when", i), c) for i, c in enumerate(journey.exit_when)]
+        for index, step in enumerate(journey.steps):
+            at = (*base, "steps", index)
+            if step.wait_until is not None:
+                conditions.append(((*at, "wait_until"), step.wait_until))
+            for r, route in enumerate(step.branch or ()):
+                if route.rule is not None:
+                    yield _Rule((*at, "branch", r, "rule"), owner, route.rule, schema, "boolean")
+        for path, cond in conditions:
+            if cond.rule is not None:
+                yield _Rule((*path, "rule"), owner, cond.rule, schema, "boolean")
+            if cond.where is not None:
+                yield _Rule((*path, "where"), owner, cond.where, props, "boolean")
 
 
 def _declared_mismatch(
@@ -149,7 +174,7 @@ def _declared_mismatch(
 ) -> list[ConfigError]:
     if rule.path[0] != "traits" or rule.path[2] != "expr":
         return []
-    declared = defn.traits[rule.path[1]].type
+    declared = defn.traits[str(rule.path[1])].type
     found = infer(expr, schema)
     if declared is None or found in (None, "null", "dynamic", declared):
         return []
