@@ -130,8 +130,8 @@ def show(ctx: Context, person: str, as_of: datetime, fmt: str) -> None:
     emit_table("Segments", list(SEGMENT_COLUMNS), segment_rows(view))
     if view["journeys"]:
         columns = ["journey", "entry", "status", "step", "due", "exit_reason"]
-        rows = [[_show(j[c]) for c in columns] for j in view["journeys"]]
-        emit_table("Journeys (next step and when it is due)", columns, rows)
+        found = [[_show(j[c]) for c in columns] for j in view["journeys"]]
+        emit_table("Journeys (next step and when it is due)", columns, found)
 
 
 def _instant_source(name: str) -> str:

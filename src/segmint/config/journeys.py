@@ -100,8 +100,7 @@ class Route(Strict):
 
 
 class Step(Strict):
-    """One journey step: exactly one of ``send``, ``wait``, ``wait_until``, ``branch``,
-    ``split`` or ``exit``.
+    """One journey step: exactly one of its kinds (see :data:`STEP_KINDS`).
 
     Attributes:
         name: The step's name (default ``step<N>``); instances remember it, so name the

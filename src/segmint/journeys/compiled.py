@@ -32,7 +32,9 @@ class CompiledJourney:
         names = self.definition.step_names()
         self.first = names[0]
         self.steps = dict(zip(names, self.definition.steps, strict=True))
-        self.after = {n: (names[i + 1] if i + 1 < len(names) else None) for i, n in enumerate(names)}
+        self.after = {
+            n: (names[i + 1] if i + 1 < len(names) else None) for i, n in enumerate(names)
+        }
         trigger = self.definition.trigger
         self.trigger_event: EventTest | None = (
             event_test(trigger.event, trigger.where) if trigger.event else None
@@ -77,14 +79,16 @@ class CompiledJourney:
     def campaign(self, name: str, template: str) -> CampaignDef:
         """The send step as a campaign definition (what the composer builds from)."""
         step = self.steps[name]
-        return CampaignDef.model_validate({
-            "segment": self.definition.trigger.segment_entry or "-",
-            "template": template,
-            "from": step.from_ or self.definition.from_,
-            "topic": self.topic(step),
-            "subject": step.subject,
-            "priority": self.definition.priority,
-        })
+        return CampaignDef.model_validate(
+            {
+                "segment": self.definition.trigger.segment_entry or "-",
+                "template": template,
+                "from": step.from_ or self.definition.from_,
+                "topic": self.topic(step),
+                "subject": step.subject,
+                "priority": self.definition.priority,
+            }
+        )
 
     @cached_property
     def rules(self) -> list[str]:

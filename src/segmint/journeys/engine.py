@@ -217,10 +217,8 @@ class JourneyEngine:
         params: list[Any] = [seq]
         if self.rules is None:
             names = sorted(self._listened)
-            if names:
-                where = f"AND event IN ({', '.join('?' for _ in names)})"
-            else:
-                where = "AND FALSE"
+            marks = ", ".join("?" for _ in names) or "NULL"
+            where = f"AND event IN ({marks})"
             params += names
         rows = self.store.fetchall(
             "SELECT message_id, type, event, profile_id, timestamp, properties, traits, seq "
@@ -334,8 +332,10 @@ class JourneyEngine:
             elif step.wait_until is not None:
                 assert step.timeout is not None  # noqa: S101 (the model requires it)
                 rule = step.wait_until.rule
-                if rule is not None and self.rules is not None and self.rules.holds(
-                    rule, inst.profile_id, at
+                if (
+                    rule is not None
+                    and self.rules is not None
+                    and self.rules.holds(rule, inst.profile_id, at)
                 ):
                     self._move(inst, journey.next_of(name), at, batch, "condition_met")
                 elif at >= since + step.timeout:
@@ -419,8 +419,9 @@ class JourneyEngine:
             for i, _ in batch.sends
         )
         send_times = (
-            SendTimes.from_store(self.store, until, ws.delivery.send_time_history,
-                                 ws.delivery.send_time_prior)  # fmt: skip
+            SendTimes.from_store(
+                self.store, until, ws.delivery.send_time_history, ws.delivery.send_time_prior
+            )  # fmt: skip
             if optimal
             else None
         )
@@ -604,4 +605,3 @@ def _load_profiles(workspace: Workspace, ids: Iterable[str]) -> dict[str, Profil
         pid: Profile(pid, decode_traits(traits.get(pid), types), frozenset(segments[pid]))
         for pid in ids
     }
-

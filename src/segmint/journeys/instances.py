@@ -167,7 +167,8 @@ class Instances:
             )  # fmt: skip
         if history:
             self.store.executemany(
-                "INSERT INTO journey_history (instance_id, journey, step, outcome, reason, occurred_at) "
+                "INSERT INTO journey_history "
+                "(instance_id, journey, step, outcome, reason, occurred_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 [
                     (h.instance_id, h.journey, h.step, h.outcome, h.reason, utcnow_naive(h.at))

@@ -1,6 +1,7 @@
-"""Checks of journey references, located in ``segmint.yaml``: segments, templates, topics,
-events and step names. (Journey rules and event filters are checked with every other rule
-of the workspace, by :func:`segmint.rules.check_workspace`.)
+"""Checks of journey references, located in ``segmint.yaml``.
+
+Segments, templates, topics, events and step names are checked here; journey rules and
+event filters with every other rule of the workspace (:func:`segmint.rules.check_workspace`).
 
 An event is refused when the tracking plan forbids unplanned events and does not declare
 it, or when it is not known anywhere in the workspace (trait definitions, the tracking
@@ -81,12 +82,12 @@ def _problems(
     for index, step in enumerate(journey.steps):
         at = (*base, "steps", index)
         if step.send is not None:
-            for key, template in [("send", step.send), *((("variants", i), v)
-                                  for i, v in enumerate(step.variants))]:  # fmt: skip
+            named: list[tuple[Path_, str]] = [((*at, "send"), step.send)]
+            named += [((*at, "variants", i), v) for i, v in enumerate(step.variants)]
+            for path, template in named:
                 if not _template_exists(template, templates):
-                    path = (*at, *key) if isinstance(key, tuple) else (*at, key)
-                    hint = did_you_mean(template.removesuffix(".html"),
-                                        [t.removesuffix(".html") for t in templates])  # fmt: skip
+                    bare = [t.removesuffix(".html") for t in templates]
+                    hint = did_you_mean(template.removesuffix(".html"), bare)
                     yield f"unknown template '{template}' in journey '{name}'", path, hint
             topic = step.topic
             if topic is not None and topic not in defn.consent.topics:

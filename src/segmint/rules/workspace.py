@@ -121,7 +121,8 @@ def check_workspace(defn: WorkspaceDef, yaml_path: Path | str) -> list[ConfigErr
         except RuleError as exc:
             errors.append(_locate(exc, rule, positions))
             continue
-        parsed[rule.path] = expr
+        if rule.path[0] != "journeys":  # (journey rules take no part in cycles)
+            parsed[tuple(str(p) for p in rule.path)] = expr
         _, problems = diagnose(expr, rule.schema, expect=rule.expect)
         errors.extend(_locate(p, rule, positions) for p in problems)
         errors.extend(_declared_mismatch(defn, rule, expr, schema, positions))
