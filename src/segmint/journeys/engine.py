@@ -31,8 +31,8 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
 
-from segmint.clock import Clock, FixedClock, ensure_utc
-from segmint.common import in_lists
+from segmint.clock import Clock, FixedClock
+from segmint.common import batched, in_lists
 from segmint.config.model import CampaignDef
 from segmint.deliver.campaign import message_id_for
 from segmint.deliver.compose import TemplateComposer
@@ -96,8 +96,11 @@ class TickReport:
         }
 
 
+_Item = Event | MembershipChange
+
+
 @dataclass
-class _Batch:
+class _Batch:  # what one round of steps writes
     touched: dict[str, Instance] = field(default_factory=dict)
     history: list[HistoryRow] = field(default_factory=list)
     sends: list[tuple[Instance, datetime]] = field(default_factory=list)
@@ -151,13 +154,12 @@ class JourneyEngine:
         """Take the triggers recorded so far and every step due at or before ``as_of``."""
         with self._lock:
             self._recover()
-            started = self._started(as_of)
-            items, cursors = self._triggers(started)
-            for when, item in items:
+            items, cursors = self._triggers()
+            for when, position, item in items:
                 at = min(when, as_of)  # an event stamped ahead of the clock counts now
                 self.advance(at)
                 with self.store.transaction():
-                    self._apply(item, at)
+                    self._apply(item, position, at)
             with self.store.transaction():
                 for key, value in cursors.items():
                     write_meta(self.store, key, str(value))
@@ -188,31 +190,36 @@ class JourneyEngine:
 
     # -- triggers ----------------------------------------------------------------------------
 
-    def _started(self, as_of: datetime) -> dict[str, datetime]:
-        """When each journey started listening (recorded the first time it is seen)."""
+    def _started(self, seq: int, change: int) -> dict[str, tuple[int, int]]:
+        """Per journey, the (event seq, change id) it listens after.
+
+        Recorded the first time a tick sees the journey: the positions the ticks before it
+        had read (0 before any tick), so a journey added to a live workspace reacts to what
+        happens from then on, and a new workspace's first run to everything stored.
+        """
         out = {}
         with self.store.transaction():
             for name in self.journeys:
                 found = read_meta(self.store, STARTED + name)
                 if found is None:
-                    write_meta(self.store, STARTED + name, as_of.isoformat())
-                    out[name] = as_of
+                    write_meta(self.store, STARTED + name, f"{seq}:{change}")
+                    out[name] = (seq, change)
                 else:
-                    out[name] = ensure_utc(datetime.fromisoformat(found))
+                    left, _, right = found.partition(":")
+                    out[name] = (int(left), int(right or 0))
         return out
 
-    def _triggers(
-        self, started: dict[str, datetime]
-    ) -> tuple[list[tuple[datetime, Event | MembershipChange]], dict[str, int]]:
+    def _triggers(self) -> tuple[list[tuple[datetime, tuple[int, int], _Item]], dict[str, int]]:
         if not self.journeys:
             return [], {}
-        earliest = min(started.values())
-        items: list[tuple[datetime, Event | MembershipChange]] = []
         after = int(read_meta(self.store, CHANGES_CURSOR) or 0)
+        seq = int(read_meta(self.store, EVENTS_CURSOR) or 0)
+        self._since = self._started(seq, after)
         changes = read_changes(self.store, after_id=after)
         cursors = {CHANGES_CURSOR: max([after, *(c.id or 0 for c in changes)])}
-        items += [(c.occurred_at, c) for c in changes if c.occurred_at >= earliest]
-        seq = int(read_meta(self.store, EVENTS_CURSOR) or 0)
+        items: list[tuple[datetime, tuple[int, int], _Item]] = [
+            (c.occurred_at, (0, c.id or 0), c) for c in changes
+        ]
         where = ""
         params: list[Any] = [seq]
         if self.rules is None:
@@ -229,13 +236,12 @@ class JourneyEngine:
         cursors[EVENTS_CURSOR] = max(seq, int(top))
         for row in rows:
             event = to_event(row[:7])
-            if event.profile_id and event.timestamp >= earliest:
-                items.append((event.timestamp, event))
+            if event.profile_id:
+                items.append((event.timestamp, (int(row[7]), 0), event))
         items.sort(key=lambda item: item[0])
-        self._since = started
         return items, cursors
 
-    def _apply(self, item: Event | MembershipChange, at: datetime) -> None:
+    def _apply(self, item: _Item, position: tuple[int, int], at: datetime) -> None:
         pid = item.profile_id
         assert pid is not None  # noqa: S101
         batch = _Batch()
@@ -255,9 +261,9 @@ class JourneyEngine:
                 inst.due = min(inst.due or at, at)  # rules are looked at again now
                 batch.touched[inst.instance_id] = inst
         for journey in self.journeys.values():
-            if at < self._since.get(journey.name, at):
-                continue
-            if self._triggered(journey, item):
+            seq, change = self._since[journey.name]
+            new = position[0] > seq if isinstance(item, Event) else position[1] > change
+            if new and self._triggered(journey, item):
                 self._enter(journey, pid, at, batch)
         self.instances.write(list(batch.touched.values()), batch.history)
 
@@ -463,8 +469,20 @@ class JourneyEngine:
         return self.journeys[inst.journey].next_of(inst.step or "")
 
     def _deliver(self, go: list[tuple[Instance, datetime, Profile]], batch: _Batch) -> None:
+        """Claim, send and mark the messages, a few at a time.
+
+        At most ``2 × pool_size`` rows are claimed and not yet marked at any moment: all a
+        kill can leave ``uncertain``.
+        """
+        size = 2 * max(1, self.definition.email.smtp.pool_size)
+        for chunk in batched(go, size):
+            self._deliver_chunk(chunk, batch)
+
+    def _deliver_chunk(
+        self, go: Sequence[tuple[Instance, datetime, Profile]], batch: _Batch
+    ) -> None:
         ws = self.definition
-        todo: list[tuple[Instance, datetime, bytes, str, str, SendLedger]] = []
+        ready: list[tuple[Instance, datetime, bytes, str, str, SendLedger, str]] = []
         for inst, at, profile in go:
             journey = self.journeys[inst.journey]
             name = inst.step or ""
@@ -484,23 +502,26 @@ class JourneyEngine:
                 self._move(inst, self._after(inst), at, batch, "failed",
                            f"render_error:{exc.reason}")  # fmt: skip
                 continue
-            with self.store.transaction():
+            sender = parseaddr(campaign.sender)[1]
+            ready.append((inst, at, data, address, sender, ledger, message_id))
+        todo = []
+        with self.store.transaction():  # the claims are committed before any SMTP
+            for item in ready:
+                inst, at, _, address, _, ledger, message_id = item
                 ledger.plan([inst.profile_id])
-                granted = ledger.claim(inst.profile_id, address, message_id)
-            if not granted:
-                ledger.recover()  # a row a killed run left attempting: uncertain
+                if ledger.claim(inst.profile_id, address, message_id):
+                    todo.append(item)
+                    continue
+                # sent, or uncertain (a killed run's claim, see _recover): never again
                 status = {r.profile_id: r.status for r in ledger.rows()}.get(inst.profile_id)
                 outcome = "sent" if status == "sent" else "uncertain"
                 self.report.sent[outcome] += 1
                 self._move(inst, self._after(inst), at, batch, outcome, "resumed")
-                continue
-            sender = parseaddr(campaign.sender)[1]
-            todo.append((inst, at, data, address, sender, ledger))
         if not todo:
             return
-        results = asyncio.run(self._transmit([(d, s, a) for _, _, d, a, s, _ in todo]))
+        results = asyncio.run(self._transmit([(d, s, a) for _, _, d, a, s, _, _ in todo]))
         with self.store.transaction():
-            for (inst, at, _, address, _, ledger), error in zip(todo, results, strict=True):
+            for (inst, at, _, address, _, ledger, _), error in zip(todo, results, strict=True):
                 if error is None:
                     ledger.sent(inst.profile_id)
                     self.report.sent["sent"] += 1
