@@ -78,6 +78,7 @@ class TickReport:
     entered: Counter[str] = field(default_factory=Counter)
     steps: int = 0
     sent: Counter[str] = field(default_factory=Counter)
+    resumed: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     delayed: Counter[str] = field(default_factory=Counter)
     exited: Counter[str] = field(default_factory=Counter)
@@ -89,6 +90,7 @@ class TickReport:
             "entered": dict(sorted(self.entered.items())),
             "steps": self.steps,
             "sent": sum(self.sent.values()),
+            "resumed": dict(sorted(self.resumed.items())),
             "skipped": dict(sorted(self.skipped.items())),
             "delayed": dict(sorted(self.delayed.items())),
             "exited": dict(sorted(self.exited.items())),
@@ -412,6 +414,33 @@ class JourneyEngine:
     # -- sending -----------------------------------------------------------------------------
 
     def _send(self, batch: _Batch, until: datetime) -> None:
+        self._resume(batch)
+        if batch.sends:
+            self._decide(batch, until)
+
+    def _resume(self, batch: _Batch) -> None:
+        """Move on the instances whose message a previous run already sent (or may have)."""
+        keys = {
+            send_key(ledger_campaign(i.journey, i.step or "", i.entry), i.profile_id): (i, at)
+            for i, at in batch.sends
+        }
+        done: dict[str, str] = {}
+        for marks, chunk in in_lists(sorted(keys)):
+            done.update(self.store.fetchall(
+                f"SELECT send_key, status FROM sends WHERE send_key IN ({marks}) "
+                "AND status IN ('sent', 'uncertain', 'attempting')",
+                list(chunk),
+            ))  # fmt: skip
+        if not done:
+            return
+        for key, status in done.items():
+            inst, at = keys[key]
+            outcome = "sent" if status == "sent" else "uncertain"
+            self.report.resumed[outcome] += 1
+            self._move(inst, self._after(inst), at, batch, outcome, "resumed")
+        batch.sends = [(i, at) for k, (i, at) in keys.items() if k not in done]
+
+    def _decide(self, batch: _Batch, until: datetime) -> None:
         ws = self.definition
         pids = sorted({inst.profile_id for inst, _ in batch.sends})
         profiles = _load_profiles(self.workspace, pids)
@@ -515,7 +544,7 @@ class JourneyEngine:
                 # sent, or uncertain (a killed run's claim, see _recover): never again
                 status = {r.profile_id: r.status for r in ledger.rows()}.get(inst.profile_id)
                 outcome = "sent" if status == "sent" else "uncertain"
-                self.report.sent[outcome] += 1
+                self.report.resumed[outcome] += 1
                 self._move(inst, self._after(inst), at, batch, outcome, "resumed")
         if not todo:
             return
