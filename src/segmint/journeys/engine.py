@@ -27,7 +27,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.utils import parseaddr
 from typing import Any
 
@@ -576,8 +576,7 @@ class JourneyEngine:
         ledger.failed(inst.profile_id, reason)
         attempts = self._attempts(ledger, inst.profile_id)
         if self.retry.retryable(error, attempts):
-            inst.due = self.clock.now() + self.retry.backoff(attempts)
-            inst.due = max(inst.due, at + timedelta(microseconds=1))
+            inst.due = max(self.clock.now(), at) + self.retry.backoff(attempts)
             batch.history.append(HistoryRow(inst.instance_id, inst.journey, inst.step,
                                             "retry", reason, at))  # fmt: skip
             return
