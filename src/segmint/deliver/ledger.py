@@ -75,6 +75,51 @@ class LedgerRow:
     message_id: str | None
 
 
+def plan_many(
+    store: Store, rows: Sequence[tuple[str, str, str | None, int | None]], at: datetime
+) -> None:
+    """Add a ``pending`` row for each (campaign, profile_id, topic, priority) not there yet.
+
+    For senders whose rows span many campaigns (a journey's ledger rows are one campaign
+    per step and entry); one statement per 400 rows, existing rows left as they are.
+    """
+    now = utcnow_naive(at)
+    for chunk in batched(rows, 400):
+        marks = ", ".join("(?, ?, ?, 'pending', 0, ?, ?, ?, ?)" for _ in chunk)
+        params: list[object] = []
+        for campaign, pid, topic, priority in chunk:
+            params += [send_key(campaign, pid), campaign, pid, now, now, topic, priority]
+        store.execute(
+            "INSERT INTO sends (send_key, campaign, profile_id, status, attempts, "
+            f"created_at, updated_at, topic, priority) VALUES {marks} ON CONFLICT DO NOTHING",
+            params,
+        )
+
+
+def claim_many(store: Store, rows: Sequence[tuple[str, str, str]], at: datetime) -> set[str]:
+    """Claim many rows (send_key, address, message_id) at once, like :meth:`SendLedger.claim`.
+
+    Returns:
+        The send keys claimed; the others are sent, uncertain or held by another run.
+    """
+    granted: set[str] = set()
+    for chunk in batched(rows, 300):
+        values = ", ".join("(?, ?, ?)" for _ in chunk)
+        params: list[object] = [utcnow_naive(at)]
+        for row in chunk:
+            params += list(row)
+        found = store.fetchall(
+            "UPDATE sends SET status = 'attempting', address = v.address, "
+            "message_id = v.message_id, attempts = attempts + 1, reason = NULL, updated_at = ? "
+            f"FROM (VALUES {values}) AS v(send_key, address, message_id) "
+            "WHERE sends.send_key = v.send_key "
+            "AND sends.status NOT IN ('sent', 'uncertain', 'attempting') RETURNING sends.send_key",
+            params,
+        )
+        granted |= {r[0] for r in found}
+    return granted
+
+
 class SendLedger:
     """The ``sends`` rows of one campaign.
 

@@ -39,7 +39,7 @@ from segmint.deliver.compose import TemplateComposer
 from segmint.deliver.consent import sync_trait_consents
 from segmint.deliver.errors import DeliveryError, HardBounce
 from segmint.deliver.gate import ConsentGate, address_of
-from segmint.deliver.ledger import Bounce, SendLedger, send_key
+from segmint.deliver.ledger import Bounce, SendLedger, claim_many, plan_many, send_key
 from segmint.deliver.links import LinkSigner
 from segmint.deliver.policy import (
     DeliveryPolicy,
@@ -535,28 +535,35 @@ class JourneyEngine:
             ready.append((inst, at, data, address, sender, ledger, message_id))
         todo = []
         with self.store.transaction():  # the claims are committed before any SMTP
-            for item in ready:
-                inst, at, _, address, _, ledger, message_id = item
-                ledger.plan([inst.profile_id])
-                if ledger.claim(inst.profile_id, address, message_id):
+            plan_many(
+                self.store,
+                [(r[5].campaign, r[0].profile_id, r[5].topic, r[5].priority) for r in ready],
+                self.clock.now(),
+            )
+            claims = [(send_key(r[5].campaign, r[0].profile_id), r[3], r[6]) for r in ready]
+            granted = claim_many(self.store, claims, self.clock.now())
+            for item, claim in zip(ready, claims, strict=True):
+                if claim[0] in granted:
                     todo.append(item)
                     continue
                 # sent, or uncertain (a killed run's claim, see _recover): never again
-                status = {r.profile_id: r.status for r in ledger.rows()}.get(inst.profile_id)
-                outcome = "sent" if status == "sent" else "uncertain"
-                self.report.resumed[outcome] += 1
-                self._move(inst, self._after(inst), at, batch, outcome, "resumed")
+                self.report.resumed["uncertain"] += 1
+                self._move(item[0], self._after(item[0]), item[1], batch, "uncertain", "resumed")
         if not todo:
             return
         results = asyncio.run(self._transmit([(d, s, a) for _, _, d, a, s, _, _ in todo]))
+        accepted: dict[tuple[str, datetime], tuple[SendLedger, list[str]]] = {}
         with self.store.transaction():
             for (inst, at, _, address, _, ledger, _), error in zip(todo, results, strict=True):
                 if error is None:
-                    ledger.sent(inst.profile_id)
+                    group = accepted.setdefault((ledger.campaign, at), (ledger, []))
+                    group[1].append(inst.profile_id)
                     self.report.sent["sent"] += 1
                     self._move(inst, self._after(inst), at, batch, "sent")
                 else:
                     self._failed(inst, at, address, ledger, error, batch)
+            for ledger, pids in accepted.values():
+                ledger.sent_many(pids)
 
     def _failed(
         self,

@@ -16,6 +16,7 @@ from datetime import datetime
 from segmint.clock import ensure_utc
 from segmint.common import in_lists
 from segmint.store import Store, from_store_time, utcnow_naive
+from segmint.store.bulk import insert_rows, upsert_rows
 
 ACTIVE = "active"
 DONE = "done"
@@ -147,34 +148,24 @@ class Instances:
 
     def write(self, instances: Sequence[Instance], history: Sequence[HistoryRow]) -> None:
         """Upsert ``instances`` and append ``history`` (call inside a transaction)."""
-        if instances:
-            self.store.executemany(
-                "DELETE FROM journey_instances WHERE instance_id = ?",
-                [(i.instance_id,) for i in instances],
-            )
-            self.store.executemany(
-                f"INSERT INTO journey_instances ({_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        i.instance_id, i.journey, i.profile_id, i.entry, i.step, i.status,
-                        utcnow_naive(i.due) if i.due else None,
-                        utcnow_naive(i.step_since) if i.step_since else None,
-                        utcnow_naive(i.entered_at), i.exit_reason,
-                    )
-                    for i in instances
-                ],
-            )  # fmt: skip
-        if history:
-            self.store.executemany(
-                "INSERT INTO journey_history "
-                "(instance_id, journey, step, outcome, reason, occurred_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (h.instance_id, h.journey, h.step, h.outcome, h.reason, utcnow_naive(h.at))
-                    for h in history
-                ],
-            )
+        upsert_rows(
+            self.store, "journey_instances", _COLUMNS.split(", "), ["instance_id"],
+            [
+                (
+                    i.instance_id, i.journey, i.profile_id, i.entry, i.step, i.status,
+                    utcnow_naive(i.due) if i.due else None,
+                    utcnow_naive(i.step_since) if i.step_since else None,
+                    utcnow_naive(i.entered_at), i.exit_reason,
+                )
+                for i in instances
+            ],
+        )  # fmt: skip
+        insert_rows(
+            self.store, "journey_history",
+            ["instance_id", "journey", "step", "outcome", "reason", "occurred_at"],
+            [(h.instance_id, h.journey, h.step, h.outcome, h.reason, utcnow_naive(h.at))
+             for h in history],
+        )  # fmt: skip
 
     def history(self, instance: str) -> list[HistoryRow]:
         """One instance's history, in order."""

@@ -30,7 +30,14 @@ def run_journeys(
     return engine.tick(until)
 
 
-def attach_journeys(workspace: Workspace, intake: Any, service: Any, clock: Clock) -> JourneyEngine:
+def attach_journeys(
+    workspace: Workspace,
+    intake: Any,
+    service: Any,
+    clock: Clock,
+    *,
+    transport: Callable[[], EmailTransport] | None = None,
+) -> JourneyEngine:
     """Wire journeys into a server: a timer of ``service``, woken by changes and events.
 
     Args:
@@ -38,8 +45,9 @@ def attach_journeys(workspace: Workspace, intake: Any, service: Any, clock: Cloc
         intake: The server's intake (its commits wake the timer).
         service: The :class:`~segmint.membership.service.RealtimeService`.
         clock: The server's clock.
+        transport: Builds the transport (the SMTP pool by default).
     """
-    engine = JourneyEngine(workspace, clock)
+    engine = JourneyEngine(workspace, clock, transport=transport)
     service.add_timer(engine)
     service.membership.hub.subscribe(lambda changes: service.wake())
     intake.add_listener(lambda events, merges: service.wake())
