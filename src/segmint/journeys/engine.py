@@ -106,6 +106,13 @@ class _Batch:  # what one round of steps writes
     touched: dict[str, Instance] = field(default_factory=dict)
     history: list[HistoryRow] = field(default_factory=list)
     sends: list[tuple[Instance, datetime]] = field(default_factory=list)
+    marks: list[Callable[[], None]] = field(default_factory=list)
+
+    def settle(self) -> None:
+        """Write the ledger marks waiting for a transaction (call inside one)."""
+        marks, self.marks = self.marks, []
+        for mark in marks:
+            mark()
 
 
 class JourneyEngine:
@@ -149,6 +156,8 @@ class JourneyEngine:
         self.report = TickReport()
         self._listened = frozenset().union(*(j.events for j in self.journeys.values()))
         self._recovered = False
+        self._cursors: dict[str, int] = {}
+        self._since: dict[str, tuple[int, int]] = {}
 
     # -- the public loop -------------------------------------------------------------------
 
@@ -162,9 +171,12 @@ class JourneyEngine:
                 self.advance(at)
                 with self.store.transaction():
                     self._apply(item, position, at)
-            with self.store.transaction():
-                for key, value in cursors.items():
-                    write_meta(self.store, key, str(value))
+            moved = {k: v for k, v in cursors.items() if self._cursors.get(k) != v}
+            if moved:
+                with self.store.transaction():
+                    for key, value in moved.items():
+                        write_meta(self.store, key, str(value))
+                self._cursors.update(moved)
             self.advance(as_of)
             return self.report
 
@@ -186,7 +198,8 @@ class JourneyEngine:
                     self._walk(inst, inst.due, batch)
                 if batch.sends:
                     self._send(batch, until)
-                with self.store.transaction():
+                with self.store.transaction():  # the last messages' marks, and the moves
+                    batch.settle()
                     self.instances.write(list(batch.touched.values()), batch.history)
                 done += len(due)
 
@@ -199,16 +212,18 @@ class JourneyEngine:
         had read (0 before any tick), so a journey added to a live workspace reacts to what
         happens from then on, and a new workspace's first run to everything stored.
         """
-        out = {}
-        with self.store.transaction():
-            for name in self.journeys:
-                found = read_meta(self.store, STARTED + name)
-                if found is None:
+        out = dict(self._since)
+        for name in self.journeys:
+            if name in out:
+                continue
+            found = read_meta(self.store, STARTED + name)
+            if found is None:
+                with self.store.transaction():
                     write_meta(self.store, STARTED + name, f"{seq}:{change}")
-                    out[name] = (seq, change)
-                else:
-                    left, _, right = found.partition(":")
-                    out[name] = (int(left), int(right or 0))
+                out[name] = (seq, change)
+            else:
+                left, _, right = found.partition(":")
+                out[name] = (int(left), int(right or 0))
         return out
 
     def _triggers(self) -> tuple[list[tuple[datetime, tuple[int, int], _Item]], dict[str, int]]:
@@ -445,8 +460,10 @@ class JourneyEngine:
         pids = sorted({inst.profile_id for inst, _ in batch.sends})
         profiles = _load_profiles(self.workspace, pids)
         sync_trait_consents(self.store, ws.consent)
+        topics = {self.journeys[i.journey].topic(self.journeys[i.journey].steps[i.step or ""])
+                  for i, _ in batch.sends}  # fmt: skip
         gates = {t: ConsentGate(self.store, ws.consent, t, until, ws.email.email_trait)
-                 for t in ws.consent.topics}  # fmt: skip
+                 for t in sorted(topics)}  # fmt: skip
         earliest = min(at for _, at in batch.sends)
         history = ledger_history(self.store, pids, earliest - longest_window(ws.delivery))
         optimal = any(
@@ -535,6 +552,7 @@ class JourneyEngine:
             ready.append((inst, at, data, address, sender, ledger, message_id))
         todo = []
         with self.store.transaction():  # the claims are committed before any SMTP
+            batch.settle()  # (with the previous chunk's marks)
             plan_many(
                 self.store,
                 [(r[5].campaign, r[0].profile_id, r[5].topic, r[5].priority) for r in ready],
@@ -552,18 +570,26 @@ class JourneyEngine:
         if not todo:
             return
         results = asyncio.run(self._transmit([(d, s, a) for _, _, d, a, s, _, _ in todo]))
+        batch.marks.append(lambda: self._mark(todo, results, batch))
+
+    def _mark(
+        self,
+        todo: Sequence[tuple[Instance, datetime, bytes, str, str, SendLedger, str]],
+        results: Sequence[DeliveryError | None],
+        batch: _Batch,
+    ) -> None:
+        """Mark what the server accepted ``sent``, fail the rest; move the instances."""
         accepted: dict[tuple[str, datetime], tuple[SendLedger, list[str]]] = {}
-        with self.store.transaction():
-            for (inst, at, _, address, _, ledger, _), error in zip(todo, results, strict=True):
-                if error is None:
-                    group = accepted.setdefault((ledger.campaign, at), (ledger, []))
-                    group[1].append(inst.profile_id)
-                    self.report.sent["sent"] += 1
-                    self._move(inst, self._after(inst), at, batch, "sent")
-                else:
-                    self._failed(inst, at, address, ledger, error, batch)
-            for ledger, pids in accepted.values():
-                ledger.sent_many(pids)
+        for (inst, at, _, address, _, ledger, _), error in zip(todo, results, strict=True):
+            if error is None:
+                group = accepted.setdefault((ledger.campaign, at), (ledger, []))
+                group[1].append(inst.profile_id)
+                self.report.sent["sent"] += 1
+                self._move(inst, self._after(inst), at, batch, "sent")
+            else:
+                self._failed(inst, at, address, ledger, error, batch)
+        for ledger, pids in accepted.values():
+            ledger.sent_many(pids)
 
     def _failed(
         self,
