@@ -65,9 +65,15 @@ def show(ctx: Context, name: str, fmt: str) -> None:
     show_default=True,
     help="Take every step due until this instant (ISO 8601, 'now', '+2h', '-1d').",
 )
+@click.option(
+    "--since",
+    type=INSTANT,
+    default=None,
+    help="Ignore triggers that happened before this instant (after a backfill).",
+)
 @format_option
 @pass_ctx
-def run(ctx: Context, until: datetime, fmt: str) -> None:
+def run(ctx: Context, until: datetime, since: datetime | None, fmt: str) -> None:
     """Take the triggers recorded so far and every step due until --until (default now).
 
     Each step happens at its own instant (a wait of 2h ends 2h after it began, to the
@@ -76,7 +82,9 @@ def run(ctx: Context, until: datetime, fmt: str) -> None:
     from segmint.clock import FixedClock
     from segmint.journeys.service import run_journeys
 
-    report = run_journeys(ctx.workspace, FixedClock(until), until)
+    if since is not None and since > until:
+        raise click.BadParameter("must not be after --until", param_hint="--since")
+    report = run_journeys(ctx.workspace, FixedClock(until), until, since=since)
     if fmt == "json":
         emit_json({"until": until, **report.to_dict()})
         return

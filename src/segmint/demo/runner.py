@@ -22,6 +22,7 @@ from segmint.demo.consent import record_consent
 from segmint.demo.emails import dry_run_campaign, preview_emails
 from segmint.demo.ingest import ingest_shop
 from segmint.demo.insight import refresh_segments, segment_table
+from segmint.demo.journeys import run_journeys
 from segmint.demo.layout import (
     check_resettable,
     check_separate,
@@ -72,6 +73,9 @@ STEPS: tuple[StepDef, ...] = (
     StepDef("previews", "Previewing personalised email", preview_emails, ("refresh",)),
     StepDef("consent", "Recording consent, unsubscribes and bounces", record_consent, ("ingest",)),
     StepDef("campaign", "Dry-running a campaign", dry_run_campaign, ("refresh", "consent")),
+    StepDef(
+        "journeys", "Running the journeys (abandoned cart …)", run_journeys, ("refresh", "consent")
+    ),  # fmt: skip
 )
 
 

@@ -161,12 +161,20 @@ class JourneyEngine:
 
     # -- the public loop -------------------------------------------------------------------
 
-    def tick(self, as_of: datetime) -> TickReport:
-        """Take the triggers recorded so far and every step due at or before ``as_of``."""
+    def tick(self, as_of: datetime, *, since: datetime | None = None) -> TickReport:
+        """Take the triggers recorded so far and every step due at or before ``as_of``.
+
+        Args:
+            as_of: The instant up to which steps are taken.
+            since: Ignore triggers (and waits and exits) that happened before this instant
+                (a backfill of old events need not start journeys).
+        """
         with self._lock:
             self._recover()
             items, cursors = self._triggers()
             for when, position, item in items:
+                if since is not None and when < since:
+                    continue
                 at = min(when, as_of)  # an event stamped ahead of the clock counts now
                 self.advance(at)
                 with self.store.transaction():

@@ -24,10 +24,14 @@ def run_journeys(
     until: datetime,
     *,
     transport: Callable[[], EmailTransport] | None = None,
+    since: datetime | None = None,
 ) -> TickReport:
-    """Take every trigger recorded and every step due until ``until``; return the counts."""
+    """Take every trigger recorded and every step due until ``until``; return the counts.
+
+    Triggers that happened before ``since`` (when given) start nothing.
+    """
     engine = JourneyEngine(workspace, clock, transport=transport)
-    return engine.tick(until)
+    return engine.tick(until, since=since)
 
 
 def attach_journeys(
