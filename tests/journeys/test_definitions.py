@@ -121,3 +121,21 @@ def test_cli_lists_and_shows_with_json(ws_path: Path, cli: Callable[..., CliResu
     assert "did you mean 'abandoned_cart'?" in result.stderr
     result = cli("-w", str(ws_path), "journeys", "run", "--until", "yesterday")
     assert result.returncode == 2 and "--until" in result.stderr
+
+
+def test_the_json_schema_accepts_the_examples_and_refuses_a_bad_step(
+    ws_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    import jsonschema
+    from ruamel.yaml import YAML
+
+    result = cli("journeys", "schema")
+    assert result.returncode == 0, result.stderr
+    schema = json.loads(result.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    data = YAML(typ="safe").load((ws_path / "segmint.yaml").read_text())
+    section = {"journeys": data["journeys"], "delivery": data["delivery"]}
+    jsonschema.validate(section, schema)
+    section["journeys"]["abandoned_cart"]["steps"][0]["wiat"] = "2h"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(section, schema)

@@ -98,6 +98,14 @@ def run(ctx: Context, until: datetime, since: datetime | None, fmt: str) -> None
             emit_table(key, ["reason", "count"], [[r or "-", n] for r, n in data[key].items()])
 
 
+@journeys.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of a journey definition (for editors and UI builders)."""
+    from segmint.config.journeys import journey_json_schema
+
+    emit_json(journey_json_schema())
+
+
 def _cell(value: Any) -> str:
     return "-" if value is None else str(value)
 

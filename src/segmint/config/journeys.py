@@ -290,3 +290,41 @@ class DeliveryDef(Strict):
     send_time_history: timedelta = timedelta(days=180)
 
     _check_history = field_validator("send_time_history", mode="before")(_duration)
+
+
+def journey_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the ``journeys:`` and ``delivery:`` sections.
+
+    Durations (``wait``, ``timeout``, ``per`` …) are strings such as ``2h`` or ``7d``.
+    """
+    defs: dict[str, Any] = {}
+    roots = {}
+    for model in (JourneyDef, DeliveryDef):
+        found = model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
+        defs.update(found.pop("$defs", {}))
+        defs[model.__name__] = found
+        roots[model.__name__] = {"$ref": f"#/$defs/{model.__name__}"}
+    _durations(defs)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "segmint journeys and delivery policy",
+        "type": "object",
+        "properties": {
+            "journeys": {"type": "object", "additionalProperties": roots["JourneyDef"]},
+            "delivery": roots["DeliveryDef"],
+        },
+        "$defs": defs,
+    }
+
+
+def _durations(node: Any) -> None:
+    """Durations are written ``2h``, ``30d`` in ``segmint.yaml``, not ISO 8601."""
+    if isinstance(node, dict):
+        if node.get("format") == "duration":
+            node.pop("format")
+            node["pattern"] = r"^\s*\d+(\.\d+)?\s*[a-zA-Z]+\s*$"
+        for value in node.values():
+            _durations(value)
+    elif isinstance(node, list):
+        for value in node:
+            _durations(value)
