@@ -95,6 +95,8 @@ def test_caps_and_priority_hold_across_journeys_and_campaigns(shop: Shop) -> Non
 
 
 def test_quiet_hours_delay_a_campaign_row_for_the_next_run(shop: Shop) -> None:
+    edit(shop.path, "  # quiet_hours:", "  quiet_hours:")
+    shop.reopen()
     shop.person("eve", timezone="Asia/Tokyo")
     store = shop.workspace.store
     store.execute("INSERT INTO memberships VALUES ('vip', ?, ?)",

@@ -59,11 +59,13 @@ def show(ctx: Context, name: str, fmt: str) -> None:
 
 @journeys.command("run")
 @click.option(
+    "--as-of",
     "--until",
+    "until",
     type=INSTANT,
     default="now",
     show_default=True,
-    help="Take every step due until this instant (ISO 8601, 'now', '+2h', '-1d').",
+    help="Take every step due until this instant (ISO 8601, no offset = UTC, 'now', '-7d').",
 )
 @click.option(
     "--since",
@@ -74,7 +76,7 @@ def show(ctx: Context, name: str, fmt: str) -> None:
 @format_option
 @pass_ctx
 def run(ctx: Context, until: datetime, since: datetime | None, fmt: str) -> None:
-    """Take the triggers recorded so far and every step due until --until (default now).
+    """Take the triggers recorded so far and every step due until --as-of/--until (now).
 
     Each step happens at its own instant (a wait of 2h ends 2h after it began, to the
     microsecond, whenever this runs); run it from cron, or let `segmint serve` do it.
