@@ -60,6 +60,8 @@ Each stage has its own ``errors.py`` whose classes derive from these::
     │       ├── MessageRejected
     │       └── AuthenticationFailed
     ├── CampaignError                  (deliver/errors.py)
+    ├── JourneyError                   (journeys/errors.py)
+    │   └── UnknownJourneyError + KeyError
     ├── LinkError + ValueError         (deliver/errors.py) tampered or malformed link
     ├── ApiError                       (api/errors.py)     HTTP status + field
     │   └── RateLimited                (api/public.py)     429 + Retry-After

@@ -52,6 +52,10 @@ class Workspace:
             )
         definition = load_workspace_def(folder / WORKSPACE_FILE)
         problems = check_workspace(definition, folder / WORKSPACE_FILE)
+        if definition.journeys:
+            from segmint.journeys.validate import check_journeys
+
+            problems += check_journeys(definition, folder / WORKSPACE_FILE, folder / "templates")
         if problems:
             raise ConfigErrors(problems)
         return cls(path=folder, definition=definition, reads_only=reads_only)

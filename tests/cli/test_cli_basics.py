@@ -35,7 +35,7 @@ def test_init_then_status_json(tmp_path: Path) -> None:
     assert info["store"]["backend"] == "duckdb"
     assert info["store"]["schema_version"] >= 1
     assert info["counts"]["events"] == 0
-    assert info["counts"]["segments"] == 6
+    assert info["counts"]["segments"] == 7
 
 
 def test_init_refuses_existing_workspace(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("SEGMINT_")
 """The environment without SEGMINT_* settings (a SEGMINT_DATABASE_URL would redirect the store)."""
 WIRED = {
     "workspace", "ingest", "refresh", "segments", "models", "previews", "consent", "campaign",
-    "experiment",
+    "experiment", "journeys",
 }  # fmt: skip
 """Steps whose APIs have landed: they must be done, not merely attempted."""
 
@@ -64,7 +64,7 @@ def test_no_step_failed_and_the_wired_ones_ran(summary: dict[str, Any]) -> None:
     steps = status(summary)
     assert list(steps) == [
         "workspace", "ingest", "refresh", "segments", "models", "previews", "consent", "campaign",
-        "experiment",
+        "experiment", "journeys",
     ]  # fmt: skip
     assert all(steps[name] == "done" for name in WIRED), steps
     assert all(s in {"done", "unavailable", "skipped"} for s in steps.values()), steps
@@ -198,6 +198,22 @@ def test_campaign_dry_run_wrote_its_outbox(
     outbox = Path(summary["facts"]["outbox"])
     assert "sent" not in report  # a dry run sends nothing, and says so
     assert len(list(outbox.glob("*.eml"))) == report["written"]
+
+
+def test_journeys_ran_the_abandoned_cart_into_an_outbox(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path], summary: dict[str, Any]
+) -> None:
+    _, root = demo_run
+    report = summary["facts"]["journeys"]
+    assert report["entered"]["entered"] > 0
+    outbox = root / "out" / "journeys-outbox"
+    assert len(list(outbox.glob("*.eml"))) == report["sent"] > 0
+    with Workspace.open(root / "shop", reads_only=True) as ws:
+        outcomes = dict(ws.store.fetchall(
+            "SELECT outcome, count(*) FROM journey_history WHERE journey = 'abandoned_cart' "
+            "GROUP BY outcome"
+        ))  # fmt: skip
+    assert outcomes["entered"] > 0 and outcomes["waited"] > 0
 
 
 def test_a_second_run_starts_from_scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

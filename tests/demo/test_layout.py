@@ -14,7 +14,9 @@ from segmint.workspace import Workspace
 def test_lays_out_a_workspace_that_validates(tmp_path: Path) -> None:
     folder = lay_out_workspace(tmp_path / "shop")
     assert (folder / MARKER).exists()
-    assert {p.name for p in (folder / "templates").iterdir()} == {"layout.html", "lifecycle.html"}
+    assert {p.name for p in (folder / "templates").iterdir()} == {
+        "layout.html", "lifecycle.html", "cart_reminder.html", "cart_discount.html",
+    }  # fmt: skip
     with Workspace.open(folder) as ws:
         definition = ws.definition
     assert {"vip", "loyal_customer", "churned", "lapsing", "new_customer"} <= set(

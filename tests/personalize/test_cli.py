@@ -53,7 +53,9 @@ def test_lint_clean_and_json(capsys: pytest.CaptureFixture[str], workspace: Work
     code, out, _ = run(capsys, "-w", str(workspace.path), "template", "lint", "--format", "json")
     assert code == 0
     report = json.loads(out)
-    assert report["errors"] == 0 and report["templates"] == ["layout.html", "lifecycle.html"]
+    assert report["errors"] == 0 and report["templates"] == [
+        "cart_discount.html", "cart_reminder.html", "layout.html", "lifecycle.html",
+    ]  # fmt: skip
 
 
 def test_lint_errors_exit_1(capsys: pytest.CaptureFixture[str], workspace: Workspace) -> None:

@@ -28,7 +28,7 @@ def run(cli: Callable[..., Result]) -> Callable[..., Result]:
 def test_validate_example(run: Callable[..., Result], workspace: Workspace) -> None:
     result = run("-w", str(workspace.path), "segments", "validate")
     assert result.returncode == 0, result.stderr
-    assert "5 segment rules and 2 trait expressions checked: no problems" in result.stdout
+    assert "6 segment rules and 2 trait expressions checked: no problems" in result.stdout
 
 
 def test_validate_lists_every_error(run: Callable[..., Result], tmp_path: Path) -> None:

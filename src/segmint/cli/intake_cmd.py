@@ -77,6 +77,10 @@ def serve(
                             from segmint.models.live import attach_live_scores
 
                             attach_live_scores(workspace, intake, service.engine, clock)
+                        if workspace.definition.journeys:  # steps fire in the same loop
+                            from segmint.journeys.service import attach_journeys
+
+                            attach_journeys(workspace, intake, service, clock)
                     app = create_app(workspace, clock, intake=intake)
                 _tune_gc()
                 loop = "uvloop" if _has("uvloop") else "asyncio"

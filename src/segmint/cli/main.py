@@ -36,6 +36,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "models_cmd",
     "measure_cmd",
     "warehouse_cmd",
+    "journeys_cmd",
 )
 """Modules under ``segmint.cli`` that add commands; each defines ``register(cli)``."""
 
@@ -47,7 +48,7 @@ READS_ONLY: frozenset[str] = frozenset({
     "traits list", "traits sql", "profile show", "template lint", "template preview",
     "campaign list", "campaign report", "consent show", "keys list", "quarantine list",
     "webhooks status", "models list", "models show", "report kpis", "experiments list",
-    "experiments report", "segments suggest",
+    "experiments report", "segments suggest", "journeys list", "journeys show",
 })  # fmt: skip
 """Commands that only read the store: they work while ``segmint serve`` holds DuckDB."""
 

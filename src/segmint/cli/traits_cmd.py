@@ -113,6 +113,9 @@ def show(ctx: Context, person: str, as_of: datetime, fmt: str) -> None:
     if view is None:
         raise TraitError(f"profile '{profile_id}' ({person}) has no trait values to show")
     add_profile_segments(view, ws)  # segments and why, from the membership engine
+    from segmint.journeys.insight import profile_journeys
+
+    view["journeys"] = profile_journeys(ws.store, profile_id)  # and where it is in journeys
     view["as_of_source"] = _instant_source("as_of")
     if fmt == "json":
         emit_json(view)
@@ -125,6 +128,10 @@ def show(ctx: Context, person: str, as_of: datetime, fmt: str) -> None:
     rows = [(t["name"], t["kind"], t["type"], _show(t["value"])) for t in view["traits"]]
     emit_table("Traits", ["trait", "kind", "type", "value"], rows)
     emit_table("Segments", list(SEGMENT_COLUMNS), segment_rows(view))
+    if view["journeys"]:
+        columns = ["journey", "entry", "status", "step", "due", "exit_reason"]
+        found = [[_show(j[c]) for c in columns] for j in view["journeys"]]
+        emit_table("Journeys (next step and when it is due)", columns, found)
 
 
 def _instant_source(name: str) -> str:

@@ -269,7 +269,17 @@ class EmailDef(Strict):
 
 
 class CampaignDef(Strict):
-    """A campaign: who gets which template, from whom, under which consent topic."""
+    """A campaign: who gets which template, from whom, under which consent topic.
+
+    Attributes:
+        segment: The segment sent to.
+        template: The template.
+        sender: The ``from`` address.
+        topic: The consent topic.
+        subject: A subject overriding the template's.
+        description: What the campaign is for.
+        priority: Under a frequency cap, the higher-priority campaign or journey wins.
+    """
 
     segment: str
     template: str
@@ -278,6 +288,7 @@ class CampaignDef(Strict):
     subject: str | None = None
     description: str | None = None
     variants: tuple[VariantDef, ...] = ()  # an experiment named after the campaign
+    priority: int = 0
 
 
 class WebhookDef(Strict):
@@ -293,6 +304,10 @@ class ShopifyDef(Strict):
     """The shop webhook's shared secret, read from an environment variable."""
 
     secret_env: str = "SHOPIFY_WEBHOOK_SECRET"  # noqa: S105 (a variable name, not a secret)
+
+
+# the journey and delivery models build on Strict (defined above)
+from segmint.config.journeys import DeliveryDef, JourneyDef  # noqa: E402
 
 
 class WorkspaceDef(Strict):
@@ -316,6 +331,8 @@ class WorkspaceDef(Strict):
         models: Machine-learning models by name; each writes traits (``segmint.models``).
         measure: Attribution settings and the global holdout.
         experiments: Experiments on campaigns by name.
+        delivery: The delivery policy (caps, quiet hours) of campaigns and journeys.
+        journeys: Journey definitions by name.
     """
 
     name: str
@@ -332,6 +349,8 @@ class WorkspaceDef(Strict):
     campaigns: dict[str, CampaignDef] = Field(default_factory=dict)
     webhooks: dict[str, WebhookDef] = Field(default_factory=dict)
     shopify: ShopifyDef = Field(default_factory=ShopifyDef)
+    delivery: DeliveryDef = Field(default_factory=DeliveryDef)
+    journeys: dict[str, JourneyDef] = Field(default_factory=dict)
     measure: MeasureDef = Field(default_factory=MeasureDef)
     experiments: dict[str, ExperimentDef] = Field(default_factory=dict)
     models: dict[str, ModelDef] = Field(default_factory=dict)

@@ -30,6 +30,7 @@ from segmint.deliver.errors import (
 from segmint.deliver.gate import ConsentGate, address_of
 from segmint.deliver.group import GroupLedger
 from segmint.deliver.ledger import FINAL, Bounce, MemoryLedger, SendLedger, send_key
+from segmint.deliver.policy import DeliveryPolicy, Message, ledger_history, longest_window
 from segmint.deliver.report import CampaignReport
 from segmint.deliver.retry import RetryPolicy, with_retries
 from segmint.deliver.transport import EmailTransport
@@ -123,6 +124,7 @@ class CampaignRun:
         self.store = self.workspace.store
         ledger_type = MemoryLedger if self.dry_run else SendLedger
         self.ledger = ledger_type(self.store, self.name, self.clock)
+        self.ledger.topic, self.ledger.priority = self.definition.topic, self.definition.priority
         self.report = CampaignReport(self.name, dry_run=self.dry_run)
         self.envelope_from = parseaddr(self.definition.sender)[1]
         self._halted: DeliveryError | None = None
@@ -179,6 +181,14 @@ class CampaignRun:
             self.store, ws.consent, self.definition.topic, as_of, ws.email.email_trait,
             global_holdout=ws.measure.global_holdout_percent,
         )  # fmt: skip
+        # consent, caps and quiet hours: the one policy journeys follow too
+        policy = DeliveryPolicy(
+            ws.delivery,
+            {self.definition.topic: gate},
+            ledger_history(self.store, members, as_of - longest_window(ws.delivery)),
+            timezone_trait=ws.email.timezone_trait,
+            default_zone=ws.timezone,
+        )
         skipped: list[tuple[str, str]] = []
         todo: list[tuple[Profile, str]] = []
         taken = self.ledger.taken_addresses()
@@ -192,7 +202,7 @@ class CampaignRun:
                 self.report.uncertain += row.status == "uncertain"
                 continue
             profile = members.get(row.profile_id)
-            reason = "left_segment" if profile is None else gate.check(profile)
+            reason = "left_segment" if profile is None else self._decide(policy, profile, as_of)
             address = "" if profile is None else address_of(profile, ws.email.email_trait) or ""
             if reason is None and address.lower() in taken:
                 reason = "duplicate_address"  # two profiles, one inbox: one message
@@ -227,6 +237,12 @@ class CampaignRun:
         held = {v.name for v in experiment.variants if v.holdout}
         skipped += [(pid, "holdout") for pid in pids if self.arms[pid] in held]
         return [(p, a) for p, a in todo if self.arms[p.profile_id] not in held]
+
+    def _decide(self, policy: DeliveryPolicy, profile: Profile, as_of: datetime) -> str | None:
+        """The skip reason of one recipient now (a delay is a skip: the next run decides)."""
+        message = Message(profile, self.definition.topic, as_of, self.definition.priority)
+        decision = policy.decide(message)
+        return None if decision.action == "send" else decision.reason
 
     async def _worker(self, queue: asyncio.Queue[tuple[Profile, str]]) -> None:
         while not queue.empty() and self._halted is None:

@@ -75,6 +75,51 @@ class LedgerRow:
     message_id: str | None
 
 
+def plan_many(
+    store: Store, rows: Sequence[tuple[str, str, str | None, int | None]], at: datetime
+) -> None:
+    """Add a ``pending`` row for each (campaign, profile_id, topic, priority) not there yet.
+
+    For senders whose rows span many campaigns (a journey's ledger rows are one campaign
+    per step and entry); one statement per 400 rows, existing rows left as they are.
+    """
+    now = utcnow_naive(at)
+    for chunk in batched(rows, 400):
+        marks = ", ".join("(?, ?, ?, 'pending', 0, ?, ?, ?, ?)" for _ in chunk)
+        params: list[object] = []
+        for campaign, pid, topic, priority in chunk:
+            params += [send_key(campaign, pid), campaign, pid, now, now, topic, priority]
+        store.execute(
+            "INSERT INTO sends (send_key, campaign, profile_id, status, attempts, "
+            f"created_at, updated_at, topic, priority) VALUES {marks} ON CONFLICT DO NOTHING",
+            params,
+        )
+
+
+def claim_many(store: Store, rows: Sequence[tuple[str, str, str]], at: datetime) -> set[str]:
+    """Claim many rows (send_key, address, message_id) at once, like :meth:`SendLedger.claim`.
+
+    Returns:
+        The send keys claimed; the others are sent, uncertain or held by another run.
+    """
+    granted: set[str] = set()
+    for chunk in batched(rows, 300):
+        values = ", ".join("(?, ?, ?)" for _ in chunk)
+        params: list[object] = [utcnow_naive(at)]
+        for row in chunk:
+            params += list(row)
+        found = store.fetchall(
+            "UPDATE sends SET status = 'attempting', address = v.address, "
+            "message_id = v.message_id, attempts = attempts + 1, reason = NULL, updated_at = ? "
+            f"FROM (VALUES {values}) AS v(send_key, address, message_id) "
+            "WHERE sends.send_key = v.send_key "
+            "AND sends.status NOT IN ('sent', 'uncertain', 'attempting') RETURNING sends.send_key",
+            params,
+        )
+        granted |= {r[0] for r in found}
+    return granted
+
+
 class SendLedger:
     """The ``sends`` rows of one campaign.
 
@@ -82,12 +127,24 @@ class SendLedger:
         store: The store holding ``sends``.
         campaign: The campaign name.
         clock: Stamps ``created_at``, ``updated_at`` and ``sent_at``.
+        topic: The consent topic recorded on new rows (frequency caps count by it).
+        priority: The priority recorded on new rows.
     """
 
-    def __init__(self, store: Store, campaign: str, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        campaign: str,
+        clock: Clock,
+        *,
+        topic: str | None = None,
+        priority: int | None = None,
+    ) -> None:
         self.store = store
         self.campaign = campaign
         self.clock = clock
+        self.topic = topic
+        self.priority = priority
 
     def _now(self) -> object:
         return utcnow_naive(self.clock.now())
@@ -98,13 +155,15 @@ class SendLedger:
         new = [p for p in dict.fromkeys(profile_ids) if p not in known]
         now = self._now()
         for chunk in batched(new, 400):
-            marks = ", ".join("(?, ?, ?, 'pending', 0, ?, ?)" for _ in chunk)
+            marks = ", ".join("(?, ?, ?, 'pending', 0, ?, ?, ?, ?)" for _ in chunk)
             params: list[object] = []
             for pid in chunk:
-                params += [send_key(self.campaign, pid), self.campaign, pid, now, now]
+                params += [send_key(self.campaign, pid), self.campaign, pid, now, now,
+                           self.topic, self.priority]  # fmt: skip
             self.store.execute(
                 "INSERT INTO sends (send_key, campaign, profile_id, status, attempts, "
-                f"created_at, updated_at) VALUES {marks} ON CONFLICT DO NOTHING",
+                f"created_at, updated_at, topic, priority) VALUES {marks} "
+                "ON CONFLICT DO NOTHING",
                 params,
             )
         return len(new)

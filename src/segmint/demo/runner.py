@@ -23,6 +23,7 @@ from segmint.demo.emails import dry_run_campaign, preview_emails
 from segmint.demo.experiment import run_experiment
 from segmint.demo.ingest import ingest_shop
 from segmint.demo.insight import refresh_segments, segment_table
+from segmint.demo.journeys import run_journeys
 from segmint.demo.layout import (
     check_resettable,
     check_separate,
@@ -85,7 +86,10 @@ STEPS: tuple[StepDef, ...] = (
         "Running a subject-line experiment with a holdout",
         run_experiment,
         ("refresh", "consent"),
-    ),  # fmt: skip
+    ),
+    StepDef(
+        "journeys", "Running the journeys (abandoned cart …)", run_journeys, ("refresh", "consent")
+    ),
 )
 
 

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 from segmint.clock import Clock
 from segmint.deliver.outbox import OutboxReport
@@ -34,6 +34,8 @@ from segmint.membership.webhooks import WebhookDispatcher, WebhookOutbox, outbox
 from segmint.workspace import Workspace
 
 REDIS_ENV = "SEGMINT_CHANGES_REDIS_URL"
+POLL = 1.0
+"""The longest the service's loop sleeps (seconds)."""
 CHECKPOINT_EVERY = 1.0
 """Seconds between writes of the server's real-time trait state."""
 log = logging.getLogger(__name__)
@@ -137,32 +139,72 @@ class Membership:
             dispatcher.close()
 
 
+class Timer(Protocol):
+    """Another stage's timed work run by the service's loop (journeys)."""
+
+    def tick(self, as_of: datetime) -> object:
+        """Do everything due at or before ``as_of``."""
+        ...
+
+    def next_due(self) -> datetime | None:
+        """The earliest instant something is due (None: nothing scheduled)."""
+        ...
+
+
 class RealtimeService:
-    """What :func:`attach_realtime` started; :meth:`close` stops it."""
+    """What :func:`attach_realtime` started; :meth:`close` stops it.
+
+    One loop fires the schedule: the membership engine's time transitions, the webhook
+    outbox, and the timers other stages add (:meth:`add_timer`). It sleeps until the
+    earliest instant due (at most :data:`POLL` seconds) or until :meth:`wake` is called.
+    """
 
     def __init__(self, membership: Membership, engine: RealtimeEngine, clock: Clock) -> None:
         self.membership = membership
         self.engine = engine
         self.clock = clock
         self.stop = threading.Event()
+        self._wake = threading.Event()
+        self.timers: list[Timer] = []
         hooks = membership.workspace.definition.webhooks
         self.dispatcher = WebhookDispatcher(membership.store, hooks) if hooks else None
         self.thread = threading.Thread(target=self._run, name="segmint-membership", daemon=True)
 
+    def add_timer(self, timer: Timer) -> None:
+        """Run ``timer.tick`` in the loop, at the instants its ``next_due`` names."""
+        self.timers.append(timer)
+        self.wake()
+
+    def wake(self) -> None:
+        """Run the loop now (new changes or events may have made something due)."""
+        self._wake.set()
+
     def _run(self) -> None:
         while not self.stop.is_set():
+            self._wake.clear()
             try:
                 self.engine.advance(self.clock.now())
                 self.engine.checkpoint()
+                for timer in self.timers:
+                    timer.tick(self.clock.now())
                 if self.dispatcher is not None:
                     self.dispatcher.deliver_due(self.clock.now())
             except Exception:
                 log.exception("membership timer failed; retrying")
-            self.stop.wait(1.0)
+            self._wake.wait(self._sleep())
+
+    def _sleep(self) -> float:
+        """Seconds until the earliest due instant of the loop's work, at most POLL."""
+        found = [self.engine.next_due(), *(t.next_due() for t in self.timers)]
+        due = min((d for d in found if d is not None), default=None)
+        if due is None:
+            return POLL
+        return max(0.0, min(POLL, (due - self.clock.now()).total_seconds()))
 
     def close(self) -> None:
         """Stop the timer thread."""
         self.stop.set()
+        self._wake.set()
         self.thread.join(timeout=5)
         self.engine.close()
         if self.dispatcher is not None:

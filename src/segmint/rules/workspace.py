@@ -95,7 +95,7 @@ def _refs(expr: A.Expr | None) -> set[str]:
 
 @dataclass(frozen=True)
 class _Rule:
-    path: tuple[str, ...]
+    path: tuple[str | int, ...]
     owner: str
     text: str
     schema: TraitSchema
@@ -123,7 +123,8 @@ def check_workspace(defn: WorkspaceDef, yaml_path: Path | str) -> list[ConfigErr
         except RuleError as exc:
             errors.append(_locate(exc, rule, positions))
             continue
-        parsed[rule.path] = expr
+        if rule.path[0] != "journeys":  # (journey rules take no part in cycles)
+            parsed[tuple(str(p) for p in rule.path)] = expr
         _, problems = diagnose(expr, rule.schema, expect=rule.expect)
         errors.extend(_locate(p, rule, positions) for p in problems)
         errors.extend(_declared_mismatch(defn, rule, expr, schema, positions))
@@ -144,6 +145,31 @@ def _rules(defn: WorkspaceDef, schema: TraitSchema) -> Iterator[_Rule]:
             yield _Rule(("traits", name, "where"), f"trait '{name}'", trait.where, props, "boolean")
         if trait.expr is not None:
             yield _Rule(("traits", name, "expr"), f"trait '{name}'", trait.expr, schema, None)
+    yield from _journey_rules(defn, schema)
+
+
+def _journey_rules(defn: WorkspaceDef, schema: TraitSchema) -> Iterator[_Rule]:
+    """The rules and event filters of journeys (triggers, exits, waits, branches)."""
+    props = TraitSchema.event_properties()
+    for name, journey in defn.journeys.items():
+        owner = f"journey '{name}'"
+        base: tuple[str | int, ...] = ("journeys", name)
+        if journey.trigger.where is not None:
+            path = (*base, "trigger", "where")
+            yield _Rule(path, owner, journey.trigger.where, props, "boolean")
+        conditions = [((*base, "exit_when", i), c) for i, c in enumerate(journey.exit_when)]
+        for index, step in enumerate(journey.steps):
+            at = (*base, "steps", index)
+            if step.wait_until is not None:
+                conditions.append(((*at, "wait_until"), step.wait_until))
+            for r, route in enumerate(step.branch or ()):
+                if route.rule is not None:
+                    yield _Rule((*at, "branch", r, "rule"), owner, route.rule, schema, "boolean")
+        for path, cond in conditions:
+            if cond.rule is not None:
+                yield _Rule((*path, "rule"), owner, cond.rule, schema, "boolean")
+            if cond.where is not None:
+                yield _Rule((*path, "where"), owner, cond.where, props, "boolean")
 
 
 def _declared_mismatch(
@@ -151,7 +177,7 @@ def _declared_mismatch(
 ) -> list[ConfigError]:
     if rule.path[0] != "traits" or rule.path[2] != "expr":
         return []
-    declared = defn.traits[rule.path[1]].type
+    declared = defn.traits[str(rule.path[1])].type
     found = infer(expr, schema)
     if declared is None or found in (None, "null", "dynamic", declared):
         return []

@@ -292,6 +292,41 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
         """,
     ),
     (
+        20,
+        # Journeys: one row per (journey, profile, entry) with its current step and the
+        # instant it is due; every step taken, skip, delay and exit is a history row (the
+        # counts of `journeys show` are GROUP BYs over it). The send ledger records each
+        # message's consent topic and priority: frequency caps count from the ledger.
+        """
+        CREATE TABLE journey_instances (
+            instance_id TEXT PRIMARY KEY,
+            journey TEXT NOT NULL,
+            profile_id TEXT NOT NULL,
+            entry INTEGER NOT NULL,
+            step TEXT,
+            status TEXT NOT NULL,
+            due_at TIMESTAMP,
+            step_since TIMESTAMP,
+            entered_at TIMESTAMP NOT NULL,
+            exit_reason TEXT
+        );
+        CREATE INDEX journey_instances_profile ON journey_instances (profile_id);
+        CREATE TABLE journey_history (
+            id {serial:journey_history},
+            instance_id TEXT NOT NULL,
+            journey TEXT NOT NULL,
+            step TEXT,
+            outcome TEXT NOT NULL,
+            reason TEXT,
+            occurred_at TIMESTAMP NOT NULL
+        );
+        CREATE INDEX journey_history_instance ON journey_history (instance_id);
+        ALTER TABLE sends ADD COLUMN topic TEXT;
+        ALTER TABLE sends ADD COLUMN priority INTEGER;
+        CREATE INDEX sends_profile ON sends (profile_id);
+        """,
+    ),
+    (
         25,
         # Measurement: conversions attributed to the send that earned them (rebuilt from
         # events and the ledger by ``segmint measure rebuild``), and experiment arms, each

@@ -1,0 +1,117 @@
+"""``segmint journeys list|show|run``: journeys, what they did, and a tick for cron."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import click
+
+from segmint.cli.main import Context, pass_ctx
+from segmint.cli.output import console, emit_json, emit_table, format_option
+from segmint.cli.params import INSTANT
+
+
+@click.group()
+def journeys() -> None:
+    """Journeys: triggered, timed sequences of email under the delivery policy."""
+
+
+@journeys.command("list")
+@format_option
+@pass_ctx
+def list_(ctx: Context, fmt: str) -> None:
+    """List the journeys with their entries, active instances, sends and conversion."""
+    from segmint.journeys.insight import list_journeys
+
+    rows = list_journeys(ctx.workspace)
+    if fmt == "json":
+        emit_json(rows)
+        return
+    columns = ["name", "trigger", "steps", "entered", "active", "sent", "exited", "conversion"]
+    emit_table("journeys", columns, [[_cell(r[c]) for c in columns] for r in rows])
+
+
+@journeys.command("show")
+@click.argument("name")
+@format_option
+@pass_ctx
+def show(ctx: Context, name: str, fmt: str) -> None:
+    """Show journey NAME: instances per step, sends, skips and delays by reason, exits."""
+    from segmint.journeys.insight import show_journey
+
+    view = show_journey(ctx.workspace, name)
+    if fmt == "json":
+        emit_json(view)
+        return
+    console.print(
+        f"journey {view['name']} ({view['trigger']}): entered {view['entered']}, "
+        f"active {view['active']}, sent {view['sent']}, conversion {_cell(view['conversion'])}"
+    )
+    outcomes = sorted({k for s in view["per_step"] for k in s} - {"step", "kind", "active"})
+    columns = ["step", "kind", "active", *outcomes]
+    emit_table("steps", columns, [[_cell(s.get(c, 0)) for c in columns] for s in view["per_step"]])
+    for key in ("skipped", "delayed", "exited", "failed", "retry"):
+        counts = view[f"{key}_by_reason"]
+        if counts:
+            emit_table(key, ["reason", "count"], [[r or "-", n] for r, n in counts.items()])
+
+
+@journeys.command("run")
+@click.option(
+    "--as-of",
+    "--until",
+    "until",
+    type=INSTANT,
+    default="now",
+    show_default=True,
+    help="Take every step due until this instant (ISO 8601, no offset = UTC, 'now', '-7d').",
+)
+@click.option(
+    "--since",
+    type=INSTANT,
+    default=None,
+    help="Ignore triggers that happened before this instant (after a backfill).",
+)
+@format_option
+@pass_ctx
+def run(ctx: Context, until: datetime, since: datetime | None, fmt: str) -> None:
+    """Take the triggers recorded so far and every step due until --as-of/--until (now).
+
+    Each step happens at its own instant (a wait of 2h ends 2h after it began, to the
+    microsecond, whenever this runs); run it from cron, or let `segmint serve` do it.
+    """
+    from segmint.clock import FixedClock
+    from segmint.journeys.service import run_journeys
+
+    if since is not None and since > until:
+        raise click.BadParameter("must not be after --until", param_hint="--since")
+    report = run_journeys(ctx.workspace, FixedClock(until), until, since=since)
+    if fmt == "json":
+        emit_json({"until": until, **report.to_dict()})
+        return
+    data = report.to_dict()
+    console.print(
+        f"journeys run until {until.isoformat()}: {data['steps']} step(s), "
+        f"{data['sent']} sent, entered {data['entered'].get('entered', 0)}"
+    )
+    for key in ("skipped", "delayed", "exited", "failed"):
+        if data[key]:
+            emit_table(key, ["reason", "count"], [[r or "-", n] for r, n in data[key].items()])
+
+
+@journeys.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of a journey definition (for editors and UI builders)."""
+    from segmint.config.journeys import journey_json_schema
+
+    emit_json(journey_json_schema())
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def register(cli: click.Group) -> None:
+    """Add the ``journeys`` group."""
+    cli.add_command(journeys)

@@ -1,0 +1,696 @@
+"""The journey engine: triggers in, steps taken at their exact instants, messages out.
+
+:meth:`JourneyEngine.tick` (what ``segmint journeys run`` and the server's timer call):
+
+1. reads the membership changes and events recorded since its cursors (``meta``), in the
+   order of their instants; before each, it takes every step due until that instant, so a
+   timer and an event are handled in the order they happened;
+2. enters profiles (trigger, re-entry policy, audience), ends instances that meet an event
+   exit condition, and moves instances waiting for an event;
+3. takes every step due until ``as_of``, each at its own instant: waits and timeouts end
+   at ``step_since + duration`` exactly; exit rules are checked before every step.
+
+Sending is idempotent. A send step's ledger row (:func:`ledger_campaign`: one per journey,
+step and entry) is planned and claimed in committed transactions before SMTP, and the
+instance moves past the step only after the ``sent`` mark. A process killed anywhere
+resumes at the same step: a row found ``sent`` moves on, a row left ``attempting`` becomes
+``uncertain`` and is not re-sent (at most once, like campaigns), any other row is sent.
+A transient SMTP failure leaves the instance on its step, due again after the retry
+policy's backoff: nobody is lost while the server is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parseaddr
+from typing import Any
+
+from segmint.clock import Clock, FixedClock
+from segmint.common import batched, in_lists
+from segmint.config.model import CampaignDef
+from segmint.deliver.campaign import message_id_for
+from segmint.deliver.compose import TemplateComposer
+from segmint.deliver.consent import sync_trait_consents
+from segmint.deliver.errors import DeliveryError, HardBounce
+from segmint.deliver.gate import ConsentGate, address_of
+from segmint.deliver.ledger import Bounce, SendLedger, claim_many, plan_many, send_key
+from segmint.deliver.links import LinkSigner
+from segmint.deliver.policy import (
+    DeliveryPolicy,
+    Message,
+    SendTimes,
+    by_priority,
+    ledger_history,
+    longest_window,
+)
+from segmint.deliver.retry import RetryPolicy
+from segmint.deliver.transport import EmailTransport, SmtpPool
+from segmint.events import Event
+from segmint.journeys.compiled import CompiledJourney, ledger_campaign
+from segmint.journeys.conditions import Rules
+from segmint.journeys.instances import ACTIVE, DONE, HistoryRow, Instance, Instances, instance_id
+from segmint.membership.changes import MembershipChange, read_changes
+from segmint.personalize.errors import TemplateRenderError
+from segmint.profiles import Profile, decode_traits
+from segmint.store import read_meta, write_meta
+from segmint.traits import EVENT_COLUMNS, row_to_event
+from segmint.workspace import Workspace
+
+JOURNEY_RETRY = RetryPolicy(max_attempts=10, base_delay=30.0, factor=2.0, max_delay=3600.0)
+"""A send step's backoff while the mail server fails: 30 s doubling to 1 h, ten attempts."""
+EVENTS_CURSOR = "journeys.events_seq"
+CHANGES_CURSOR = "journeys.changes_id"
+STARTED = "journeys.started."
+MAX_HOPS = 100  # steps one instance may take at one instant (a loop of branches ends here)
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TickReport:
+    """What one or more ticks did, counted by reason."""
+
+    entered: Counter[str] = field(default_factory=Counter)
+    steps: int = 0
+    sent: Counter[str] = field(default_factory=Counter)
+    resumed: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    delayed: Counter[str] = field(default_factory=Counter)
+    exited: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary."""
+        return {
+            "entered": dict(sorted(self.entered.items())),
+            "steps": self.steps,
+            "sent": sum(self.sent.values()),
+            "resumed": dict(sorted(self.resumed.items())),
+            "skipped": dict(sorted(self.skipped.items())),
+            "delayed": dict(sorted(self.delayed.items())),
+            "exited": dict(sorted(self.exited.items())),
+            "failed": dict(sorted(self.failed.items())),
+        }
+
+
+_Item = Event | MembershipChange
+
+
+@dataclass
+class _Batch:  # what one round of steps writes
+    touched: dict[str, Instance] = field(default_factory=dict)
+    history: list[HistoryRow] = field(default_factory=list)
+    sends: list[tuple[Instance, datetime]] = field(default_factory=list)
+    marks: list[Callable[[], None]] = field(default_factory=list)
+
+    def settle(self) -> None:
+        """Write the ledger marks waiting for a transaction (call inside one)."""
+        marks, self.marks = self.marks, []
+        for mark in marks:
+            mark()
+
+
+class JourneyEngine:
+    """Runs the workspace's journeys.
+
+    Args:
+        workspace: The workspace (journeys, delivery policy, store, templates).
+        clock: Dates the messages; ``tick`` takes its instant explicitly.
+        transport: Builds the transport for a round of sends (the SMTP pool by default).
+        retry: The backoff of a send step while the mail server fails.
+        batch: Instances taken per round.
+        signer: Signs links (from ``email`` settings and ``SEGMINT_SECRET`` by default).
+    """
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        clock: Clock,
+        *,
+        transport: Callable[[], EmailTransport] | None = None,
+        retry: RetryPolicy = JOURNEY_RETRY,
+        batch: int = 2000,
+        signer: LinkSigner | None = None,
+    ) -> None:
+        self.workspace = workspace
+        self.store = workspace.store
+        self.clock = clock
+        ws = workspace.definition
+        self.definition = ws
+        topic = ws.consent.topics[0] if ws.consent.topics else "newsletter"
+        self.journeys = {n: CompiledJourney(n, d, topic) for n, d in ws.journeys.items()}
+        self.instances = Instances(self.store)
+        texts = [t for j in self.journeys.values() for t in j.rules]
+        self.rules = Rules(self.store, ws, texts) if texts else None
+        self.transport = transport or (lambda: SmtpPool(ws.email.smtp))
+        self.retry = retry
+        self.batch = batch
+        self._signer = signer
+        self._composers: dict[tuple[str, str, str], TemplateComposer] = {}
+        self._lock = threading.RLock()
+        self.report = TickReport()
+        self._listened = frozenset().union(*(j.events for j in self.journeys.values()))
+        self._recovered = False
+        self._cursors: dict[str, int] = {}
+        self._since: dict[str, tuple[int, int]] = {}
+
+    # -- the public loop -------------------------------------------------------------------
+
+    def tick(self, as_of: datetime, *, since: datetime | None = None) -> TickReport:
+        """Take the triggers recorded so far and every step due at or before ``as_of``.
+
+        Args:
+            as_of: The instant up to which steps are taken.
+            since: Ignore triggers (and waits and exits) that happened before this instant
+                (a backfill of old events need not start journeys).
+        """
+        with self._lock:
+            self._recover()
+            items, cursors = self._triggers()
+            for when, position, item in items:
+                if since is not None and when < since:
+                    continue
+                at = min(when, as_of)  # an event stamped ahead of the clock counts now
+                self.advance(at)
+                with self.store.transaction():
+                    self._apply(item, position, at)
+            moved = {k: v for k, v in cursors.items() if self._cursors.get(k) != v}
+            if moved:
+                with self.store.transaction():
+                    for key, value in moved.items():
+                        write_meta(self.store, key, str(value))
+                self._cursors.update(moved)
+            self.advance(as_of)
+            return self.report
+
+    def next_due(self) -> datetime | None:
+        """The earliest instant a step is due (None when no instance is active)."""
+        return self.instances.next_due()
+
+    def advance(self, until: datetime) -> int:
+        """Take every step due at or before ``until``, each at its own instant."""
+        done = 0
+        with self._lock:
+            while True:
+                due = self.instances.due(until, self.batch)
+                if not due:
+                    return done
+                batch = _Batch()
+                for inst in due:
+                    assert inst.due is not None  # noqa: S101 (selected by due_at)
+                    self._walk(inst, inst.due, batch)
+                if batch.sends:
+                    self._send(batch, until)
+                with self.store.transaction():  # the last messages' marks, and the moves
+                    batch.settle()
+                    self.instances.write(list(batch.touched.values()), batch.history)
+                done += len(due)
+
+    # -- triggers ----------------------------------------------------------------------------
+
+    def _started(self, seq: int, change: int) -> dict[str, tuple[int, int]]:
+        """Per journey, the (event seq, change id) it listens after.
+
+        Recorded the first time a tick sees the journey: the positions the ticks before it
+        had read (0 before any tick), so a journey added to a live workspace reacts to what
+        happens from then on, and a new workspace's first run to everything stored.
+        """
+        out = dict(self._since)
+        for name in self.journeys:
+            if name in out:
+                continue
+            found = read_meta(self.store, STARTED + name)
+            if found is None:
+                with self.store.transaction():
+                    write_meta(self.store, STARTED + name, f"{seq}:{change}")
+                out[name] = (seq, change)
+            else:
+                left, _, right = found.partition(":")
+                out[name] = (int(left), int(right or 0))
+        return out
+
+    def _triggers(self) -> tuple[list[tuple[datetime, tuple[int, int], _Item]], dict[str, int]]:
+        if not self.journeys:
+            return [], {}
+        after = int(read_meta(self.store, CHANGES_CURSOR) or 0)
+        seq = int(read_meta(self.store, EVENTS_CURSOR) or 0)
+        self._since = self._started(seq, after)
+        changes = read_changes(self.store, after_id=after)
+        cursors = {CHANGES_CURSOR: max([after, *(c.id or 0 for c in changes)])}
+        items: list[tuple[datetime, tuple[int, int], _Item]] = [
+            (c.occurred_at, (0, c.id or 0), c) for c in changes
+        ]
+        where = ""
+        params: list[Any] = [seq]
+        if self.rules is None:
+            names = sorted(self._listened)
+            marks = ", ".join("?" for _ in names) or "NULL"
+            where = f"AND event IN ({marks})"
+            params += names
+        rows = self.store.fetchall(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? {where} ORDER BY seq",
+            params,
+        )
+        top = self.store.fetchall("SELECT coalesce(max(seq), 0) FROM events")[0][0]
+        cursors[EVENTS_CURSOR] = max(seq, int(top))
+        for row in rows:
+            event = row_to_event(row)
+            if event.profile_id:
+                items.append((event.timestamp, (int(row[-1]), 0), event))
+        items.sort(key=lambda item: item[0])
+        return items, cursors
+
+    def _apply(self, item: _Item, position: tuple[int, int], at: datetime) -> None:
+        pid = item.profile_id
+        assert pid is not None  # noqa: S101
+        batch = _Batch()
+        active = [i for i in self.instances.of_profiles([pid]) if i.journey in self.journeys]
+        for inst in active:
+            journey = self.journeys[inst.journey]
+            if isinstance(item, Event):
+                if at >= inst.entered_at and journey.exits_on(item):
+                    self._end(inst, "exit_condition", at, batch)
+                    continue
+                waiting = journey.wait_events.get(inst.step or "")
+                since = inst.step_since or inst.entered_at
+                if waiting is not None and at >= since and waiting(item):
+                    self._move(inst, journey.next_of(inst.step or ""), at, batch, "event")
+                    continue
+            if self.rules is not None and journey.rules:
+                inst.due = min(inst.due or at, at)  # rules are looked at again now
+                batch.touched[inst.instance_id] = inst
+        for journey in self.journeys.values():
+            seq, change = self._since[journey.name]
+            new = position[0] > seq if isinstance(item, Event) else position[1] > change
+            if new and self._triggered(journey, item):
+                self._enter(journey, pid, at, batch)
+        self.instances.write(list(batch.touched.values()), batch.history)
+
+    @staticmethod
+    def _triggered(journey: CompiledJourney, item: Event | MembershipChange) -> bool:
+        trigger = journey.definition.trigger
+        if isinstance(item, Event):
+            return journey.trigger_event is not None and journey.trigger_event(item)
+        if trigger.segment_entry is not None:
+            return item.change == "enter" and item.segment == trigger.segment_entry
+        return item.change == "exit" and item.segment == trigger.segment_exit
+
+    def _enter(self, journey: CompiledJourney, pid: str, at: datetime, batch: _Batch) -> None:
+        definition = journey.definition
+        latest = self.instances.entries(journey.name, [pid]).get(pid)
+        if latest is not None:
+            entry, entered = latest
+            if entered == at:
+                return  # this very trigger, seen before a restart
+            after = definition.reentry_after
+            if after is None:
+                self.report.entered["refused:once"] += 1
+                return
+            current = instance_id(journey.name, pid, entry)
+            if any(i.instance_id == current for i in self.instances.of_profiles([pid])):
+                self.report.entered["refused:active"] += 1
+                return
+            if at < entered + after:
+                self.report.entered["refused:reentry_period"] += 1
+                return
+        if definition.audience is not None:
+            rows = self.store.fetchall(
+                "SELECT 1 FROM memberships WHERE segment = ? AND profile_id = ?",
+                [definition.audience, pid],
+            )
+            if not rows:
+                self.report.entered["refused:audience"] += 1
+                return
+        entry = 1 if latest is None else latest[0] + 1
+        iid = instance_id(journey.name, pid, entry)
+        inst = Instance(iid, journey.name, pid, entry, journey.first, ACTIVE, at, at, at)
+        batch.touched[iid] = inst
+        batch.history.append(HistoryRow(iid, journey.name, None, "entered", None, at))
+        self.report.entered["entered"] += 1
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def _walk(self, inst: Instance, at: datetime, batch: _Batch) -> None:
+        """Take the instance's steps at ``at`` until it must wait (or a message is due)."""
+        batch.touched[inst.instance_id] = inst
+        for _ in range(MAX_HOPS):
+            journey = self.journeys.get(inst.journey)
+            if journey is None or inst.step not in journey.steps:
+                self._end(inst, "definition_changed", at, batch)
+                return
+            if self.rules is not None and any(
+                self.rules.holds(rule, inst.profile_id, at) for rule in journey.exit_rules
+            ):
+                self._end(inst, "exit_condition", at, batch)
+                return
+            name = inst.step
+            step = journey.steps[name]
+            since = inst.step_since or at
+            self.report.steps += 1
+            if step.wait is not None:
+                end = since + step.wait
+                if at < end:
+                    inst.due = end
+                    return
+                at = end
+                self._move(inst, journey.next_of(name), at, batch, "waited")
+            elif step.wait_until is not None:
+                assert step.timeout is not None  # noqa: S101 (the model requires it)
+                rule = step.wait_until.rule
+                if (
+                    rule is not None
+                    and self.rules is not None
+                    and self.rules.holds(rule, inst.profile_id, at)
+                ):
+                    self._move(inst, journey.next_of(name), at, batch, "condition_met")
+                elif at >= since + step.timeout:
+                    at = since + step.timeout
+                    target = step.on_timeout or journey.after[name]
+                    self._move(inst, target, at, batch, "timeout")
+                else:
+                    inst.due = since + step.timeout
+                    return
+            elif step.branch is not None:
+                target, label = step.default or journey.after[name], "default"
+                for index, route in enumerate(step.branch):
+                    if self._route_matches(route.rule, route.segment, inst.profile_id, at):
+                        target, label = route.next, f"route{index + 1}"
+                        break
+                self._move(inst, target, at, batch, "branch", label)
+            elif step.split is not None:
+                bucket, edge = journey.split_bucket(inst.profile_id), 0.0
+                chosen = step.split[-1]
+                for route in step.split:
+                    edge += route.percent or 0
+                    if bucket < edge:
+                        chosen = route
+                        break
+                self._move(inst, chosen.next, at, batch, "split", chosen.next or "end")
+            elif step.exit is not None:
+                self._end(inst, step.exit, at, batch)
+                return
+            else:  # send: decided together with the round's other messages
+                batch.sends.append((inst, at))
+                return
+            if inst.status == DONE:
+                return
+        self._end(inst, "too_many_steps", at, batch)
+
+    def _route_matches(self, rule: str | None, segment: str | None, pid: str, at: datetime) -> bool:
+        if segment is not None:
+            rows = self.store.fetchall(
+                "SELECT 1 FROM memberships WHERE segment = ? AND profile_id = ?", [segment, pid]
+            )
+            return bool(rows)
+        return rule is not None and self.rules is not None and self.rules.holds(rule, pid, at)
+
+    def _move(
+        self,
+        inst: Instance,
+        target: str | None,
+        at: datetime,
+        batch: _Batch,
+        outcome: str,
+        reason: str | None = None,
+    ) -> None:
+        batch.history.append(HistoryRow(inst.instance_id, inst.journey, inst.step, outcome,
+                                        reason, at))  # fmt: skip
+        batch.touched[inst.instance_id] = inst
+        if target is None:
+            self._end(inst, "completed", at, batch)
+            return
+        inst.step, inst.step_since, inst.due = target, at, at
+
+    def _end(self, inst: Instance, reason: str, at: datetime, batch: _Batch) -> None:
+        batch.history.append(HistoryRow(inst.instance_id, inst.journey, inst.step, "exited",
+                                        reason, at))  # fmt: skip
+        inst.status, inst.due, inst.exit_reason = DONE, None, reason
+        batch.touched[inst.instance_id] = inst
+        self.report.exited[reason] += 1
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def _send(self, batch: _Batch, until: datetime) -> None:
+        self._resume(batch)
+        if batch.sends:
+            self._decide(batch, until)
+
+    def _resume(self, batch: _Batch) -> None:
+        """Move on the instances whose message a previous run already sent (or may have)."""
+        keys = {
+            send_key(ledger_campaign(i.journey, i.step or "", i.entry), i.profile_id): (i, at)
+            for i, at in batch.sends
+        }
+        done: dict[str, str] = {}
+        for marks, chunk in in_lists(sorted(keys)):
+            done.update(self.store.fetchall(
+                f"SELECT send_key, status FROM sends WHERE send_key IN ({marks}) "
+                "AND status IN ('sent', 'uncertain', 'attempting')",
+                list(chunk),
+            ))  # fmt: skip
+        if not done:
+            return
+        for key, status in done.items():
+            inst, at = keys[key]
+            outcome = "sent" if status == "sent" else "uncertain"
+            self.report.resumed[outcome] += 1
+            self._move(inst, self._after(inst), at, batch, outcome, "resumed")
+        batch.sends = [(i, at) for k, (i, at) in keys.items() if k not in done]
+
+    def _decide(self, batch: _Batch, until: datetime) -> None:
+        ws = self.definition
+        pids = sorted({inst.profile_id for inst, _ in batch.sends})
+        profiles = _load_profiles(self.workspace, pids)
+        sync_trait_consents(self.store, ws.consent)
+        topics = {self.journeys[i.journey].topic(self.journeys[i.journey].steps[i.step or ""])
+                  for i, _ in batch.sends}  # fmt: skip
+        gates = {t: ConsentGate(self.store, ws.consent, t, until, ws.email.email_trait)
+                 for t in sorted(topics)}  # fmt: skip
+        earliest = min(at for _, at in batch.sends)
+        history = ledger_history(self.store, pids, earliest - longest_window(ws.delivery))
+        optimal = any(
+            self.journeys[i.journey].steps[i.step or ""].send_time == "optimal"
+            for i, _ in batch.sends
+        )
+        send_times = (
+            SendTimes.from_store(
+                self.store, until, ws.delivery.send_time_history, ws.delivery.send_time_prior
+            )  # fmt: skip
+            if optimal
+            else None
+        )
+        policy = DeliveryPolicy(
+            ws.delivery, gates, history, timezone_trait=ws.email.timezone_trait,
+            default_zone=ws.timezone, send_times=send_times,
+        )  # fmt: skip
+        messages: dict[int, tuple[Instance, datetime]] = {}
+        queue: list[Message] = []
+        for inst, at in batch.sends:
+            journey = self.journeys[inst.journey]
+            step = journey.steps[inst.step or ""]
+            profile = profiles.get(inst.profile_id) or Profile(inst.profile_id)
+            message = Message(
+                profile, journey.topic(step), at, journey.definition.priority,
+                first_due=inst.step_since, send_time=step.send_time,
+                when_capped=step.when_capped or journey.definition.when_capped,
+            )  # fmt: skip
+            messages[id(message)] = (inst, at)
+            queue.append(message)
+        go: list[tuple[Instance, datetime, Profile]] = []
+        for message in by_priority(queue):
+            inst, at = messages[id(message)]
+            decision = policy.decide(message)
+            if decision.action == "send":
+                go.append((inst, at, message.profile))
+            elif decision.action == "delay":
+                inst.due = decision.at
+                self.report.delayed[decision.reason or ""] += 1
+                batch.history.append(HistoryRow(inst.instance_id, inst.journey, inst.step,
+                                                "delayed", decision.reason, at))  # fmt: skip
+            else:
+                self.report.skipped[decision.reason or ""] += 1
+                self._move(inst, self._after(inst), at, batch, "skipped", decision.reason)
+        if go:
+            self._deliver(go, batch)
+
+    def _after(self, inst: Instance) -> str | None:
+        return self.journeys[inst.journey].next_of(inst.step or "")
+
+    def _deliver(self, go: list[tuple[Instance, datetime, Profile]], batch: _Batch) -> None:
+        """Claim, send and mark the messages, a few at a time.
+
+        At most ``2 × pool_size`` rows are claimed and not yet marked at any moment: all a
+        kill can leave ``uncertain``.
+        """
+        size = 2 * max(1, self.definition.email.smtp.pool_size)
+        for chunk in batched(go, size):
+            self._deliver_chunk(chunk, batch)
+
+    def _deliver_chunk(
+        self, go: Sequence[tuple[Instance, datetime, Profile]], batch: _Batch
+    ) -> None:
+        ws = self.definition
+        ready: list[tuple[Instance, datetime, bytes, str, str, SendLedger, str]] = []
+        for inst, at, profile in go:
+            journey = self.journeys[inst.journey]
+            name = inst.step or ""
+            template = journey.template(journey.steps[name], inst.profile_id)
+            campaign = journey.campaign(name, template)
+            ledger = SendLedger(
+                self.store, ledger_campaign(inst.journey, name, inst.entry), FixedClock(at),
+                topic=campaign.topic, priority=campaign.priority,
+            )  # fmt: skip
+            address = address_of(profile, ws.email.email_trait) or ""
+            message_id = message_id_for(send_key(ledger.campaign, inst.profile_id), campaign.sender)
+            try:
+                composer = self._composer(inst.journey, name, template, campaign)
+                data = composer(profile, to=address, message_id=message_id)
+            except TemplateRenderError as exc:
+                self.report.failed[f"render_error:{exc.reason}"] += 1
+                self._move(inst, self._after(inst), at, batch, "failed",
+                           f"render_error:{exc.reason}")  # fmt: skip
+                continue
+            sender = parseaddr(campaign.sender)[1]
+            ready.append((inst, at, data, address, sender, ledger, message_id))
+        todo = []
+        with self.store.transaction():  # the claims are committed before any SMTP
+            batch.settle()  # (with the previous chunk's marks)
+            plan_many(
+                self.store,
+                [(r[5].campaign, r[0].profile_id, r[5].topic, r[5].priority) for r in ready],
+                self.clock.now(),
+            )
+            claims = [(send_key(r[5].campaign, r[0].profile_id), r[3], r[6]) for r in ready]
+            granted = claim_many(self.store, claims, self.clock.now())
+            for item, claim in zip(ready, claims, strict=True):
+                if claim[0] in granted:
+                    todo.append(item)
+                    continue
+                # sent, or uncertain (a killed run's claim, see _recover): never again
+                self.report.resumed["uncertain"] += 1
+                self._move(item[0], self._after(item[0]), item[1], batch, "uncertain", "resumed")
+        if not todo:
+            return
+        results = asyncio.run(self._transmit([(d, s, a) for _, _, d, a, s, _, _ in todo]))
+        batch.marks.append(lambda: self._mark(todo, results, batch))
+
+    def _mark(
+        self,
+        todo: Sequence[tuple[Instance, datetime, bytes, str, str, SendLedger, str]],
+        results: Sequence[DeliveryError | None],
+        batch: _Batch,
+    ) -> None:
+        """Mark what the server accepted ``sent``, fail the rest; move the instances."""
+        accepted: dict[tuple[str, datetime], tuple[SendLedger, list[str]]] = {}
+        for (inst, at, _, address, _, ledger, _), error in zip(todo, results, strict=True):
+            if error is None:
+                group = accepted.setdefault((ledger.campaign, at), (ledger, []))
+                group[1].append(inst.profile_id)
+                self.report.sent["sent"] += 1
+                self._move(inst, self._after(inst), at, batch, "sent")
+            else:
+                self._failed(inst, at, address, ledger, error, batch)
+        for ledger, pids in accepted.values():
+            ledger.sent_many(pids)
+
+    def _failed(
+        self,
+        inst: Instance,
+        at: datetime,
+        address: str,
+        ledger: SendLedger,
+        error: DeliveryError,
+        batch: _Batch,
+    ) -> None:
+        reason = error.reason if error.code is None else f"{error.reason}:{error.code}"
+        self.report.failed[reason] += 1
+        if isinstance(error, HardBounce):
+            ledger.bounced(Bounce(inst.profile_id, address, reason, error.code, at))
+            self._move(inst, self._after(inst), at, batch, "failed", reason)
+            return
+        ledger.failed(inst.profile_id, reason)
+        attempts = self._attempts(ledger, inst.profile_id)
+        if self.retry.retryable(error, attempts):
+            inst.due = max(self.clock.now(), at) + self.retry.backoff(attempts)
+            batch.history.append(HistoryRow(inst.instance_id, inst.journey, inst.step,
+                                            "retry", reason, at))  # fmt: skip
+            return
+        self._move(inst, self._after(inst), at, batch, "failed", reason)
+
+    def _attempts(self, ledger: SendLedger, pid: str) -> int:
+        rows = self.store.fetchall(
+            "SELECT attempts FROM sends WHERE send_key = ?", [send_key(ledger.campaign, pid)]
+        )
+        return int(rows[0][0]) if rows else 1
+
+    async def _transmit(
+        self, messages: Sequence[tuple[bytes, str, str]]
+    ) -> list[DeliveryError | None]:
+        transport = self.transport()
+        limit = asyncio.Semaphore(max(1, self.definition.email.smtp.pool_size))
+
+        async def one(data: bytes, sender: str, address: str) -> DeliveryError | None:
+            async with limit:
+                try:
+                    await transport.send(data, sender, [address])
+                except DeliveryError as exc:
+                    return exc
+                return None
+
+        try:
+            return await asyncio.gather(*(one(*m) for m in messages))
+        finally:
+            await transport.close()
+
+    def _composer(
+        self, journey: str, step: str, template: str, campaign: CampaignDef
+    ) -> TemplateComposer:
+        key = (journey, step, template)
+        if key not in self._composers:
+            if self._signer is None:
+                self._signer = LinkSigner.from_email(self.definition.email)
+            self._composers[key] = TemplateComposer(
+                self.workspace, f"journey:{journey}:{step}", campaign, self._signer, self.clock
+            )
+        return self._composers[key]
+
+    def _recover(self) -> None:
+        """Once per engine: rows a killed process left ``attempting`` become ``uncertain``."""
+        if self._recovered:
+            return
+        rows = self.store.fetchall(
+            "SELECT DISTINCT campaign FROM sends WHERE status = 'attempting' "
+            "AND campaign LIKE 'journey:%'"
+        )
+        for (campaign,) in rows:
+            SendLedger(self.store, campaign, self.clock).recover()
+        self._recovered = True
+
+
+def _load_profiles(workspace: Workspace, ids: Iterable[str]) -> dict[str, Profile]:
+    """Many profiles' traits and segments, a query per table per chunk."""
+    store = workspace.store
+    types = {n: t.type for n, t in workspace.definition.traits.items() if t.type}
+    ids = sorted(set(ids))
+    traits: dict[str, Any] = {}
+    segments: dict[str, set[str]] = {pid: set() for pid in ids}
+    for marks, chunk in in_lists(ids):
+        for pid, raw in store.fetchall(
+            f'SELECT profile_id, "values" FROM trait_values WHERE profile_id IN ({marks})',
+            list(chunk),
+        ):
+            traits[pid] = raw
+        for pid, seg in store.fetchall(
+            f"SELECT profile_id, segment FROM memberships WHERE profile_id IN ({marks})",
+            list(chunk),
+        ):
+            segments[pid].add(seg)
+    return {
+        pid: Profile(pid, decode_traits(traits.get(pid), types), frozenset(segments[pid]))
+        for pid in ids
+    }

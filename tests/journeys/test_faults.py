@@ -1,0 +1,125 @@
+"""Faults and changes: SMTP down, consent withdrawn mid-journey, a live definition edited."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+
+from tests.conftest import CliResult
+
+from segmint.clock import FixedClock
+from segmint.deliver.consent import record_consent
+from segmint.deliver.retry import RetryPolicy
+from segmint.deliver.service import send_campaign
+from segmint.journeys import JourneyEngine, show_journey
+from segmint.journeys.instances import Instances
+
+from .conftest import T0, Shop, edit  # type: ignore[import-not-found]
+
+H2 = timedelta(hours=2)
+
+
+def outcomes(shop: Shop, user: str, journey: str = "abandoned_cart") -> list[tuple[str, ...]]:
+    rows = Instances(shop.workspace.store).history(f"{journey}:{shop.profiles[user]}:1")
+    return [(h.step or "", h.outcome, h.reason or "") for h in rows]
+
+
+def test_smtp_down_is_retried_with_backoff_and_nobody_is_lost(shop: Shop, unused_port: int) -> None:
+    edit(shop.path, f"port: {shop.server.port}", f"port: {unused_port}")  # nobody listens
+    shop.reopen()
+    shop.person("ann")
+    shop.track("ann", "Cart Abandoned", T0)
+    retry = RetryPolicy(max_attempts=5, base_delay=60.0)
+    engine = JourneyEngine(shop.workspace, FixedClock(T0 + H2), retry=retry)
+    report = engine.tick(T0 + H2)
+    assert report.failed and not shop.received()
+    [inst] = Instances(shop.workspace.store).of_profiles([shop.profiles["ann"]])
+    assert (inst.step, inst.due) == ("reminder", T0 + H2 + timedelta(seconds=60))
+    # the server comes back; the next tick after the backoff sends it, once
+    edit(shop.path, f"port: {unused_port}", f"port: {shop.server.port}")
+    shop.reopen()
+    engine = JourneyEngine(shop.workspace, FixedClock(T0 + H2), retry=retry)
+    engine.tick(T0 + H2 + timedelta(seconds=30))
+    assert not shop.received()
+    engine.tick(T0 + H2 + timedelta(seconds=60))
+    assert shop.received() == {"ann@example.com": 1}
+    assert [o[1] for o in outcomes(shop, "ann")] == ["entered", "waited", "retry", "sent"]
+
+
+def test_consent_is_checked_when_sending_not_when_entering(shop: Shop) -> None:
+    shop.person("bob")
+    shop.track("bob", "Cart Abandoned", T0)
+    engine = shop.engine()
+    engine.tick(T0 + H2)
+    assert shop.received() == {"bob@example.com": 1}
+    record_consent(shop.workspace.store, shop.profiles["bob"], "*", "unsubscribed",
+                   source="test", at=T0 + timedelta(hours=3))  # fmt: skip
+    engine.tick(T0 + timedelta(days=2))
+    assert shop.received() == {"bob@example.com": 1}
+    assert ("discount", "skipped", "unsubscribed") in outcomes(shop, "bob")
+    view = show_journey(shop.workspace, "abandoned_cart")
+    assert view["skipped_by_reason"] == {"unsubscribed": 1}
+
+
+def test_an_instance_on_a_removed_step_exits_definition_changed(shop: Shop) -> None:
+    shop.person("cy")
+    shop.track("cy", "Cart Abandoned", T0)
+    shop.engine().tick(T0 + H2)  # now waiting on one_day
+    edit(shop.path, "      - {name: one_day, wait: 1d}\n", "")
+    shop.reopen()
+    shop.engine().tick(T0 + timedelta(days=2))
+    assert outcomes(shop, "cy")[-1] == ("one_day", "exited", "definition_changed")
+    assert show_journey(shop.workspace, "abandoned_cart")["exited_by_reason"] == {
+        "definition_changed": 1
+    }
+    assert shop.received() == {"cy@example.com": 1}
+
+
+def test_caps_and_priority_hold_across_journeys_and_campaigns(shop: Shop) -> None:
+    edit(shop.path, "    - {max: 3, per: 7d}", "    - {max: 1, per: 7d}")
+    shop.reopen()
+    shop.person("dee", lifetime_value=2000)
+    store = shop.workspace.store
+    store.execute("INSERT INTO memberships VALUES ('vip', ?, ?)",
+                  [shop.profiles["dee"], T0.replace(tzinfo=None)])  # fmt: skip
+    shop.track("dee", "Cart Abandoned", T0)
+    shop.engine().tick(T0 + H2)
+    assert shop.received() == {"dee@example.com": 1}
+    report = send_campaign(shop.workspace, "lifecycle_update", clock=FixedClock(T0 + H2 * 2))
+    assert report.skipped == {"capped": 1}  # the campaign respects the same cap
+    shop.engine().tick(T0 + timedelta(days=2))
+    assert ("discount", "delayed", "capped") in outcomes(shop, "dee")
+    [inst] = Instances(store).of_profiles([shop.profiles["dee"]])
+    assert inst.due == T0 + H2 + timedelta(days=7)  # when the reminder leaves the window
+
+
+def test_quiet_hours_delay_a_campaign_row_for_the_next_run(shop: Shop) -> None:
+    edit(shop.path, "  # quiet_hours:", "  quiet_hours:")
+    shop.reopen()
+    shop.person("eve", timezone="Asia/Tokyo")
+    store = shop.workspace.store
+    store.execute("INSERT INTO memberships VALUES ('vip', ?, ?)",
+                  [shop.profiles["eve"], T0.replace(tzinfo=None)])  # fmt: skip
+    late = T0.replace(hour=14)  # 23:00 in Tokyo
+    report = send_campaign(shop.workspace, "lifecycle_update", clock=FixedClock(late))
+    assert report.skipped == {"quiet_hours": 1} and not shop.received()
+    report = send_campaign(shop.workspace, "lifecycle_update", clock=FixedClock(late + H2 * 5))
+    assert report.sent == 1  # 09:00 in Tokyo
+
+
+def test_profile_show_lists_journeys_with_the_next_due_step(
+    shop: Shop, cli: Callable[..., CliResult]
+) -> None:
+    shop.person("fay")
+    shop.track("fay", "Cart Abandoned", T0)
+    shop.engine().tick(T0 + timedelta(hours=1))
+    shop.workspace.close()
+    result = cli("-w", str(shop.path), "profile", "show", "fay", "--as-of",
+                 (T0 + timedelta(hours=1)).isoformat(), "--format", "json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    [row] = json.loads(result.stdout)["journeys"]
+    assert (row["journey"], row["step"], row["status"]) == ("abandoned_cart", "first_wait",
+                                                             "active")  # fmt: skip
+    assert row["due"] == (T0 + H2).isoformat()
+    shop.reopen()
