@@ -100,3 +100,17 @@ def test_python_membership_key() -> None:
     fn = compile_python(parse("in_segment('vip') and not in_segment('churned')"))
     assert fn({"__segments__": {"vip"}}, AS_OF) is True
     assert fn({}, AS_OF) is False
+
+
+def test_a_quotient_by_zero_is_null_inside_a_comparison() -> None:
+    # Found by the agreement property test: the comparison tested only the operands of
+    # ``n / 0`` for NULL, then compared None with a number.
+    from datetime import UTC, datetime
+
+    from segmint.rules import TraitSchema, compile_python, parse
+
+    schema = TraitSchema({"n": "number", "d": "dynamic"})
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    for text in ("n / 0 < n", "(d + n = d + n) and (n / 0 < n)", "n / 0 = n or n > 5"):
+        assert compile_python(parse(text), schema=schema)({"n": -2, "d": None}, at) is None
+    assert compile_python(parse("n / 0 < n or n < 0"), schema=schema)({"n": -2}, at) is True

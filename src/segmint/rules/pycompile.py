@@ -220,7 +220,11 @@ class PythonCompiler:
             (node.right, self.typed(node.right, target)),
         ]
         if node.op == "/":
-            return self.guarded(parts, lambda v: f"None if {v[1]} == 0 else {v[0]} / {v[1]}")
+            # Not total: a division by zero is NULL even when both operands are not, so a
+            # comparison must test the quotient itself, not only the operands.
+            return self.guarded(
+                parts, lambda v: f"None if {v[1]} == 0 else {v[0]} / {v[1]}", total=False
+            )
         return self.guarded(parts, lambda v: f"{v[0]} {node.op} {v[1]}")
 
     def visit_And(self, node: A.And) -> str:
