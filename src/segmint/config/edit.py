@@ -97,6 +97,9 @@ class DefinitionEditor:
         with tempfile.TemporaryDirectory(prefix="segmint-check-") as scratch:
             candidate = Path(scratch) / WORKSPACE_FILE
             candidate.write_text(text, encoding="utf-8")
+            templates = self.path.parent / "templates"
+            if templates.is_dir():  # journeys and campaigns are checked against them
+                (Path(scratch) / "templates").symlink_to(templates.resolve())
             try:
                 return Workspace.open(scratch).definition
             except ConfigError as exc:
