@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -26,6 +27,7 @@ def build_demo(folder: Path, store: Any = None) -> tuple[Workspace, set[tuple[st
     """The demo workspace in ``folder`` with a small shop's events, refreshed at AS_OF."""
     folder.mkdir(parents=True)
     (folder / "segmint.yaml").write_text(DEMO_YAML.read_text())
+    shutil.copytree(DEMO_YAML.parent / "templates", folder / "templates")  # journeys name them
     ws = Workspace.open(folder)
     if store is not None:
         ws._store = store

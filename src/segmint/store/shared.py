@@ -80,6 +80,10 @@ class ReadServer:
             def handle(self) -> None:
                 server._serve(self.request)
 
+        # Readers being answered, so that close() ends them before the database closes: a
+        # connection closed under a reader's running cursor fails ("connection is busy").
+        self._clients: set[socket.socket] = set()
+        self._idle = threading.Condition()
         self._tcp = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self._tcp.daemon_threads = True
         self._thread = threading.Thread(
@@ -109,8 +113,23 @@ class ReadServer:
                 self.info.unlink()
         self._tcp.shutdown()
         self._tcp.server_close()
+        with self._idle:
+            for sock in self._clients:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)  # a reader waiting for its next query
+            self._idle.wait_for(lambda: not self._clients, timeout=10)
 
     def _serve(self, sock: socket.socket) -> None:
+        with self._idle:
+            self._clients.add(sock)
+        try:
+            self._answer_all(sock)
+        finally:
+            with self._idle:
+                self._clients.discard(sock)
+                self._idle.notify_all()
+
+    def _answer_all(self, sock: socket.socket) -> None:
         con: duckdb.DuckDBPyConnection = self._connect()
         temporary: set[str] = set()
         try:
