@@ -3,7 +3,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ import pytest
 
 from segmint.clock import FixedClock
 from segmint.intake.pipeline import Intake
+from segmint.membership.batch import refresh
 from segmint.membership.compiled import CompiledSegments
 from segmint.membership.realtime import RealtimeEngine
 from segmint.workspace import Workspace
@@ -155,3 +156,33 @@ def _track(user: str, event: str, at: datetime, **props: Any) -> dict[str, Any]:
         "type": "track", "userId": user, "event": event, "properties": props,
         "timestamp": at.isoformat(), "messageId": f"m{next(_counter)}",
     }  # fmt: skip
+
+
+def stored(store: Any, segment: str | None = None) -> set[tuple[str, str]]:
+    """The stored memberships as (profile, segment) pairs, of one segment or all."""
+    rows = store.fetchall("SELECT profile_id, segment FROM memberships")
+    return {(p, s) for p, s in rows if segment is None or s == segment}
+
+
+@pytest.fixture
+def shop(tmp_path: Path, store: Any) -> tuple[Workspace, CompiledSegments]:
+    """The shop above (groups, a default, a parent, in_segment, performed), refreshed at T0."""
+    ws = _make_workspace(tmp_path, store=store)
+    day = timedelta(days=1)
+    Intake(ws, FixedClock(T0)).submit(
+        [
+            # matches vip, repeat and (70 days after its last order) lapsed: vip wins
+            _track("vip", "Order Completed", T0 - 70 * day, total=900),
+            _track("vip", "Order Completed", T0 - 69 * day, total=900),
+            _track("rep", "Order Completed", T0 - 2 * day, total=10),
+            _track("rep", "Order Completed", T0 - day, total=600),
+            _track("new", "Product Viewed", T0 - day),
+            *[_track("rep", "Email Opened", T0 - d * day) for d in (1, 2, 3)],
+            {"type": "identify", "userId": "rep", "traits": {"email": "r@x.io"},
+             "timestamp": (T0 - day).isoformat(), "messageId": "id-rep"},
+        ],
+        source="test",
+    )  # fmt: skip
+    compiled = CompiledSegments(ws.definition)
+    refresh(ws.store, compiled, T0)
+    return ws, compiled

@@ -10,43 +10,14 @@ from typing import Any
 
 import duckdb
 import pytest
+from tests.membership.conftest import stored
 
-from segmint.clock import FixedClock
-from segmint.intake.pipeline import Intake
-from segmint.membership.batch import refresh
-from segmint.membership.compiled import CompiledSegments
 from segmint.membership.errors import UnknownSegmentError
 from segmint.membership.segsql import membership_query, segment_sql
 from segmint.rules import RuleNameError
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
-
-
-def stored(store: Any, segment: str | None = None) -> set[tuple[str, str]]:
-    rows = store.fetchall("SELECT profile_id, segment FROM memberships")
-    return {(p, s) for p, s in rows if segment is None or s == segment}
-
-
-@pytest.fixture
-def shop(tmp_path, store, make_workspace, track):
-    """The shop of conftest (groups, a default, a parent, in_segment, performed), refreshed."""
-    ws = make_workspace(tmp_path, store=store)
-    Intake(ws, FixedClock(T0)).submit(
-        [
-            # matches vip, repeat and (70 days after its last order) lapsed: vip wins
-            track("vip", "Order Completed", T0 - 70 * DAY, total=900),
-            track("vip", "Order Completed", T0 - 69 * DAY, total=900),
-            track("rep", "Order Completed", T0 - 2 * DAY, total=10),
-            track("rep", "Order Completed", T0 - DAY, total=600),
-            track("new", "Product Viewed", T0 - DAY),
-            *[track("rep", "Email Opened", T0 - d * DAY) for d in (1, 2, 3)],
-        ],
-        source="test",
-    )
-    compiled = CompiledSegments(ws.definition)
-    refresh(ws.store, compiled, T0)
-    return ws, compiled
 
 
 def test_the_printed_sql_returns_the_members_refresh_wrote(shop):

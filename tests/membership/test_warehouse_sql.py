@@ -11,11 +11,9 @@ import duckdb
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.membership.conftest import stored
 
-from segmint.clock import FixedClock
 from segmint.config.loader import load_workspace_def
-from segmint.intake.pipeline import Intake
-from segmint.membership.batch import refresh
 from segmint.membership.compiled import CompiledSegments
 from segmint.membership.segsql import memberships_sql, segment_sql
 from segmint.rules import RuleNameError, SqlNow
@@ -38,32 +36,6 @@ MAPPING = {
     "timestamp": "sent_at",
     "properties": "props",
 }
-
-
-def stored(store: Any, segment: str | None = None) -> set[tuple[str, str]]:
-    rows = store.fetchall("SELECT profile_id, segment FROM memberships")
-    return {(p, s) for p, s in rows if segment is None or s == segment}
-
-
-@pytest.fixture
-def shop(tmp_path, store, make_workspace, track):
-    ws = make_workspace(tmp_path, store=store)
-    Intake(ws, FixedClock(T0)).submit(
-        [
-            track("vip", "Order Completed", T0 - 70 * DAY, total=900),
-            track("vip", "Order Completed", T0 - 69 * DAY, total=900),
-            track("rep", "Order Completed", T0 - 2 * DAY, total=10),
-            track("rep", "Order Completed", T0 - DAY, total=600),
-            track("new", "Product Viewed", T0 - DAY),
-            *[track("rep", "Email Opened", T0 - d * DAY) for d in (1, 2, 3)],
-            {"type": "identify", "userId": "rep", "traits": {"email": "r@x.io"},
-             "timestamp": (T0 - DAY).isoformat(), "messageId": "id-rep"},
-        ],
-        source="test",
-    )  # fmt: skip
-    compiled = CompiledSegments(ws.definition)
-    refresh(ws.store, compiled, T0)
-    return ws, compiled
 
 
 def test_every_segment_from_events_returns_refresh_members(shop):
