@@ -26,11 +26,15 @@ from segmint.membership.batch import Difference, RefreshReport, reconcile, refre
 from segmint.membership.changes import MembershipChange, members_of, retire_removed
 from segmint.membership.compiled import CompiledSegments
 from segmint.membership.explain import explain_profile
+from segmint.membership.feed import ChangeFeed
+from segmint.membership.follow import Follower
 from segmint.membership.hub import ChangeHub
 from segmint.membership.insight import list_segments, overlap, show_segment
 from segmint.membership.realtime import RealtimeEngine
 from segmint.membership.redis_stream import RedisChangeStream
 from segmint.membership.webhooks import WebhookDispatcher, WebhookOutbox, outbox_status
+from segmint.store import read_meta
+from segmint.traits import SEQ_KEY
 from segmint.workspace import Workspace
 
 REDIS_ENV = "SEGMINT_CHANGES_REDIS_URL"
@@ -169,6 +173,8 @@ class RealtimeService:
         hooks = membership.workspace.definition.webhooks
         self.dispatcher = WebhookDispatcher(membership.store, hooks) if hooks else None
         self.thread = threading.Thread(target=self._run, name="segmint-membership", daemon=True)
+        self.follower: Follower | None = None
+        """Applies other writers' events (set by :func:`attach_realtime`)."""
 
     def add_timer(self, timer: Timer) -> None:
         """Run ``timer.tick`` in the loop, at the instants its ``next_due`` names."""
@@ -206,6 +212,8 @@ class RealtimeService:
         self.stop.set()
         self._wake.set()
         self.thread.join(timeout=5)
+        if self.follower is not None:
+            self.follower.close()
         self.engine.close()
         if self.dispatcher is not None:
             self.dispatcher.close()
@@ -231,9 +239,19 @@ def attach_realtime(
     if url:
         membership.hub.subscribe(RedisChangeStream(workspace.store, url))
     service = RealtimeService(membership, engine, clock)
-    # events stored while no engine ran, or just before a crash
-    engine.catch_up(clock.now(), progress=progress)
+    store = workspace.store
+    reopen = getattr(store, "reopen", None)  # PostgreSQL: the feed reads on its own connection
+    feed = ChangeFeed(reopen(), owned=True) if reopen is not None else ChangeFeed(store)
+    follower = Follower(engine, feed, clock, report=store)
+    # The feed starts before the catch-up and skips what the catch-up applied (by seq):
+    # what other processes commit meanwhile is applied once, by one or the other.
+    feed.start()
+    engine.catch_up(clock.now(), progress=progress)  # events stored while no engine ran
     engine.advance(clock.now())  # whatever fell due while the server was down
-    intake.add_listener(engine)
+    follower.floor = int(read_meta(store, SEQ_KEY) or 0)
+    intake.add_listener(follower)
+    intake.watch_commits(follower)
+    service.follower = follower
+    follower.start_thread()
     service.thread.start()
     return service
