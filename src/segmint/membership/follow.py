@@ -58,6 +58,10 @@ class Applier(Protocol):
         """Apply stored events and merges at ``as_of``."""
         ...
 
+    def invalidate(self) -> None:
+        """Forget cached memberships and state (another process rewrote them)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Lag:
@@ -116,6 +120,7 @@ class Follower:
         self._behind_since: float | None = None
         self._retry: tuple[list[Event], list[FeedMerge]] | None = None
         self.applied = 0
+        self._invalidate = False
         self.floor = 0
         """Events with ``seq`` up to this one were applied by the engine's catch-up."""
         self._reported = 0.0
@@ -157,11 +162,24 @@ class Follower:
         """Read the feed now (another process said it committed)."""
         self._wake.set()
 
+    def written_elsewhere(self, derived: bool) -> None:
+        """Another process committed a write; ``derived``: memberships or state too.
+
+        Then the engine's cached memberships may be stale (a ``segmint refresh``): it
+        forgets them before applying more.
+        """
+        if derived:
+            self._invalidate = True
+        self._wake.set()
+
     def step(self) -> int:
         """Read the feed once and apply what other writers committed; return how many events.
 
         A batch the engine failed to apply is kept and tried again before reading on.
         """
+        if self._invalidate:
+            self._invalidate = False
+            self.engine.invalidate()
         if self._retry is None:
             batch = self.feed.read()
             self._note_behind(batch.more)
@@ -274,6 +292,14 @@ def published_lags(store: Store, now: datetime) -> list[dict[str, Any]]:
         server = str(key).removeprefix(LAG_KEY)
         found.append({"server": server, **body, "running": age <= STALE_AFTER})
     return found
+
+
+def realtime_status(store: Store, now: datetime) -> dict[str, Any]:
+    """Real-time lag for ``segmint status``: each server's report and the stored backlog."""
+    return {
+        "servers": published_lags(store, now),
+        "stored_since_checkpoint": unapplied_since_checkpoint(store),
+    }
 
 
 def unapplied_since_checkpoint(store: Store) -> int:

@@ -251,6 +251,9 @@ def attach_realtime(
     follower.floor = int(read_meta(store, SEQ_KEY) or 0)
     intake.add_listener(follower)
     intake.watch_commits(follower)
+    watch_writes = getattr(store, "watch_writes", None)
+    if watch_writes is not None:  # DuckDB: commands writing through this server
+        watch_writes(follower.written_elsewhere)
     service.follower = follower
     follower.start_thread()
     service.thread.start()
