@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.api.conftest import NOW, ThreadServer
 
 from segmint.api import create_app
 from segmint.api.backpressure import LagLimit
@@ -23,7 +24,6 @@ from segmint.intake.pipeline import Intake
 from segmint.membership.feed import ChangeFeed
 from segmint.membership.follow import Follower
 from segmint.workspace import Workspace
-from tests.api.conftest import NOW, ThreadServer
 
 
 class SlowEngine:
