@@ -47,6 +47,10 @@ class SlowEngine:
     def invalidate(self) -> None:
         """Nothing cached."""
 
+    def catch_up(self, as_of: datetime, **_: Any) -> int:
+        """Nothing stored yet."""
+        return 0
+
 
 class Ticks:
     """A monotonic clock the test moves."""
@@ -63,6 +67,7 @@ def slow(workspace: Workspace) -> Iterator[tuple[httpx.Client, SlowEngine, Ticks
     clock = FixedClock(NOW)
     engine, ticks = SlowEngine(), Ticks()
     follower = Follower(engine, ChangeFeed(workspace.store), clock, monotonic=ticks)
+    assert follower.lead(NOW)  # the one server of a DuckDB store
     intake = Intake(workspace, clock)
     intake.add_listener(follower)
     intake.watch_commits(follower)

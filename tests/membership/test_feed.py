@@ -88,8 +88,11 @@ def test_concurrent_writers_with_late_commits_reach_the_feed_once(
         thread.join()
     stop.set()
     reader.join()
-    while batch := feed.read().events:  # the rest, after every writer finished
-        seen.extend(e.message_id for e in batch)
+    while True:  # the rest, after every writer finished
+        batch = feed.read()
+        seen.extend(e.message_id for e in batch.events)
+        if not batch.events and not batch.more:
+            break
     for store in writers:
         store.close()
     feed.close()
@@ -101,22 +104,26 @@ def test_concurrent_writers_with_late_commits_reach_the_feed_once(
 @pytest.mark.postgres
 def test_a_transaction_open_across_many_reads_is_not_skipped(pg_store: Store) -> None:
     assert isinstance(pg_store, PostgresStore)
-    feed = ChangeFeed(pg_store.reopen(), owned=True)
+    feed = ChangeFeed(pg_store.reopen(), chunk=3, owned=True)
     feed.start()
     slow = pg_store.reopen()
     fast = pg_store.reopen()
     try:
         with slow.transaction():
             _write(slow, "slow", "p1")  # draws the smaller seq
-            with fast.transaction():
-                _write(fast, "fast", "p2")
-            assert [e.message_id for e in feed.read().events] == ["fast"]
+            for n in range(10):  # more rows than a read returns, all behind the open one
+                with fast.transaction():
+                    _write(fast, f"fast{n}", "p2")
+            read: list[str] = []
+            for _ in range(6):  # reads page past the rows they returned before
+                read += [e.message_id for e in feed.read().events]
+            assert read == [f"fast{n}" for n in range(10)]
             assert feed.read().events == []
         later = [e.message_id for e in feed.read().events]
         assert later == ["slow"]
         assert feed.read().events == []
         slow_seq = slow.fetchall("SELECT seq FROM events WHERE message_id = 'slow'")[0][0]
-        fast_seq = slow.fetchall("SELECT seq FROM events WHERE message_id = 'fast'")[0][0]
+        fast_seq = slow.fetchall("SELECT seq FROM events WHERE message_id = 'fast0'")[0][0]
         assert slow_seq < fast_seq  # seq order would have skipped it
     finally:
         slow.close()

@@ -71,29 +71,49 @@ class _Stream:
     seen: dict[int, int] = field(default_factory=dict)
 
     def read(self, store: Store, xmin: int | None, chunk: int) -> tuple[list[Any], bool]:
-        """The rows not read before (their columns, then the key); True if truncated."""
+        """The rows not read before (their columns, then the key); True if truncated.
+
+        Rows read before (at or above ``low``) are paged past, so a transaction left open
+        for long (which holds ``low`` back) never hides the rows committed after it.
+        """
+        fresh: list[Any] = []
+        after: tuple[int, int] | None = None
+        while True:
+            rows = self._page(store, xmin, after, chunk)
+            for row in rows:
+                key, order = int(row[-2]), int(row[-1])
+                if key not in self.seen:
+                    self.seen[key] = order
+                    fresh.append(row[:-1])
+            if rows:
+                after = (int(rows[-1][-1]), int(rows[-1][-2]))
+            if len(rows) < chunk or len(fresh) >= chunk:
+                break
+        more = len(rows) >= chunk
+        self._advance(xmin, after[0] if after else None, more)
+        return fresh, more
+
+    def _page(
+        self, store: Store, xmin: int | None, after: tuple[int, int] | None, chunk: int
+    ) -> list[Any]:
+        """Up to ``chunk`` rows from ``low`` on, past ``after`` (order, key), in order."""
         if xmin is None:  # DuckDB: committed keys only grow
-            rows = store.fetchall(
+            start = self.low if after is None else after[1] + 1
+            return store.fetchall(
                 f"SELECT {self.columns}, {self.key}, {self.key} FROM {self.table} "
                 f"WHERE {self.key} >= ? ORDER BY {self.key} LIMIT ?",
-                [self.low, chunk],
+                [start, chunk],
             )
-        else:
-            rows = store.fetchall(
-                f"SELECT {self.columns}, {self.key}, xid::text FROM {self.table} "
-                f"WHERE xid >= ?::xid8 ORDER BY xid, {self.key} LIMIT ?",
-                [str(self.low), chunk],
-            )
-        fresh = []
-        for row in rows:
-            key, order = int(row[-2]), int(row[-1])
-            if key not in self.seen:
-                self.seen[key] = order
-                fresh.append(row[:-1])
-        more = len(rows) >= chunk
-        last = int(rows[-1][-1]) if rows else None
-        self._advance(xmin, last, more)
-        return fresh, more
+        past = ""
+        params: list[Any] = [str(self.low)]
+        if after is not None:
+            past = f" AND (xid, {self.key}) > (?::xid8, ?)"
+            params += [str(after[0]), after[1]]
+        return store.fetchall(
+            f"SELECT {self.columns}, {self.key}, xid::text FROM {self.table} "
+            f"WHERE xid >= ?::xid8{past} ORDER BY xid, {self.key} LIMIT ?",
+            [*params, chunk],
+        )
 
     def _advance(self, xmin: int | None, last: int | None, more: bool) -> None:
         if xmin is None:

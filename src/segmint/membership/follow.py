@@ -62,6 +62,36 @@ class Applier(Protocol):
         """Forget cached memberships and state (another process rewrote them)."""
         ...
 
+    def catch_up(
+        self, as_of: datetime, *, progress: Callable[[int, int], None] | None = None
+    ) -> int:
+        """Apply the events stored since the engine's last save."""
+        ...
+
+
+class Leadership:
+    """Which one of several servers on one PostgreSQL store applies events in real time.
+
+    Memberships, changes and trait state are shared by every server of a store: one engine
+    applies each event, and fires time transitions, or changes would be recorded twice. The
+    leader holds a session advisory lock (per schema) on the feed's own connection; when
+    it stops or dies, PostgreSQL frees the lock and another server takes over. The others
+    store events only (they reach real time through the leader's feed within a second).
+    """
+
+    _KEYS = "hashtext('segmint.realtime.leader'), hashtext(current_schema())"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.held = store.dialect != "postgres"  # DuckDB: the one server is the leader
+
+    def try_take(self) -> bool:
+        """Take the lead if it is free; return whether this server leads."""
+        if not self.held:
+            found = self.store.fetchall(f"SELECT pg_try_advisory_lock({self._KEYS})")
+            self.held = bool(found[0][0])
+        return self.held
+
 
 @dataclass(frozen=True)
 class Lag:
@@ -87,7 +117,7 @@ class Follower:
 
     Args:
         engine: The real-time engine.
-        feed: A change feed on a store connection of its own.
+        feed: A change feed on a store connection of its own (its leadership lock too).
         clock: The clock whose now the feed's events are applied at.
         report: The store the lag is published in (None: not published).
         interval: Seconds between reads when nothing wakes the follower.
@@ -121,6 +151,8 @@ class Follower:
         self._retry: tuple[list[Event], list[FeedMerge]] | None = None
         self.applied = 0
         self._invalidate = False
+        self._started = False
+        self.leadership = Leadership(feed.store)
         self.floor = 0
         """Events with ``seq`` up to this one were applied by the engine's catch-up."""
         self._reported = 0.0
@@ -141,20 +173,50 @@ class Follower:
             self._own.difference_update(message_ids)
 
     def __call__(self, events: Sequence[Event], merges: Sequence[Any] = ()) -> None:
-        """Intake listener: apply the server's own committed batch at once."""
+        """Intake listener: apply the server's own committed batch at once (if it leads).
+
+        A server that does not lead leaves its events to the leader's feed.
+        """
+        if not self.leading:
+            self.release([e.message_id for e in events])
+            return
         with self._lock:
             self._own_merges.update(merge_keys(merges))
         self._apply(lambda: self.engine(events, merges), len(events))
 
+    @property
+    def leading(self) -> bool:
+        """Whether this server applies events (always on DuckDB; one server on PostgreSQL).
+
+        True once it took the lead and caught up (its own events meanwhile come from the feed).
+        """
+        return self._started
+
+    def lead(self, as_of: datetime, progress: Callable[[int, int], None] | None = None) -> bool:
+        """Take the lead if free: catch up on the stored events, then follow the feed.
+
+        Returns whether this server leads. The feed starts before the catch-up and skips
+        what the catch-up applied (by ``seq``), so what other processes commit meanwhile is
+        applied once, by one or the other.
+        """
+        if self._started or not self.leadership.try_take():
+            return self._started
+        self.feed.start()
+        self.engine.catch_up(as_of, progress=progress)
+        self.floor = self.saved_seq()
+        self._started = True
+        return True
+
+    def saved_seq(self) -> int:
+        """The engine's saved position (the newest event its catch-up applied)."""
+        from segmint.traits import SEQ_KEY
+
+        return int(read_meta(self.feed.store, SEQ_KEY) or 0)
+
     # --- the feed ------------------------------------------------------------------------
 
     def start(self) -> Follower:
-        """Take the feed's starting position and start reading in a thread."""
-        self.feed.start()
-        return self.start_thread()
-
-    def start_thread(self) -> Follower:
-        """Start reading in a thread (the feed was started)."""
+        """Start following in a thread (taking the lead when it is free)."""
         self._thread.start()
         return self
 
@@ -177,6 +239,8 @@ class Follower:
 
         A batch the engine failed to apply is kept and tried again before reading on.
         """
+        if not self.lead(self.clock.now()):
+            return 0  # another server applies the events
         if self._invalidate:
             self._invalidate = False
             self.engine.invalidate()
@@ -213,7 +277,7 @@ class Follower:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
-        self.feed.close()
+        self.feed.close()  # (its connection held the leadership lock: freed)
         if self.report is not None:
             try:
                 with self.report.transaction():

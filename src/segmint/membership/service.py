@@ -33,8 +33,6 @@ from segmint.membership.insight import list_segments, overlap, show_segment
 from segmint.membership.realtime import RealtimeEngine
 from segmint.membership.redis_stream import RedisChangeStream
 from segmint.membership.webhooks import WebhookDispatcher, WebhookOutbox, outbox_status
-from segmint.store import read_meta
-from segmint.traits import SEQ_KEY
 from segmint.workspace import Workspace
 
 REDIS_ENV = "SEGMINT_CHANGES_REDIS_URL"
@@ -189,7 +187,8 @@ class RealtimeService:
         while not self.stop.is_set():
             self._wake.clear()
             try:
-                self.engine.advance(self.clock.now())
+                if self.follower is None or self.follower.leading:  # one engine fires time
+                    self.engine.advance(self.clock.now())
                 self.engine.checkpoint()
                 for timer in self.timers:
                     timer.tick(self.clock.now())
@@ -243,18 +242,17 @@ def attach_realtime(
     reopen = getattr(store, "reopen", None)  # PostgreSQL: the feed reads on its own connection
     feed = ChangeFeed(reopen(), owned=True) if reopen is not None else ChangeFeed(store)
     follower = Follower(engine, feed, clock, report=store)
-    # The feed starts before the catch-up and skips what the catch-up applied (by seq):
-    # what other processes commit meanwhile is applied once, by one or the other.
-    feed.start()
-    engine.catch_up(clock.now(), progress=progress)  # events stored while no engine ran
-    engine.advance(clock.now())  # whatever fell due while the server was down
-    follower.floor = int(read_meta(store, SEQ_KEY) or 0)
+    # The leader (the one server on DuckDB) catches up on the events stored while no
+    # engine ran, then follows the feed; another server stores events only, and takes
+    # over when the leader stops.
+    if follower.lead(clock.now(), progress):
+        engine.advance(clock.now())  # whatever fell due while the server was down
     intake.add_listener(follower)
     intake.watch_commits(follower)
     watch_writes = getattr(store, "watch_writes", None)
     if watch_writes is not None:  # DuckDB: commands writing through this server
         watch_writes(follower.written_elsewhere)
     service.follower = follower
-    follower.start_thread()
+    follower.start()
     service.thread.start()
     return service
