@@ -1,4 +1,4 @@
-"""Read-only commands work while ``segmint serve`` holds the DuckDB workspace; writes don't.
+"""Read-only commands work while ``segmint serve`` holds the DuckDB workspace.
 
 A real ``segmint serve`` subprocess holds the file (DuckDB then lets no other process open
 it); the read commands run in this process, as a user would run them in another terminal.
@@ -132,22 +132,6 @@ def test_preview_reads_through_the_server(
                  "--as-of", AS_OF, "--out", str(out))  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert list(out.glob("*.eml"))
-
-
-@pytest.mark.parametrize(
-    "args",
-    [("refresh", "--as-of", AS_OF), ("rebuild", "--as-of", AS_OF),
-     ("keys", "create", "--name", "x"), ("consent", "set", EMAIL, "denied")],
-    ids=lambda a: a[0],
-)  # fmt: skip
-def test_writing_commands_keep_the_clear_lock_error(
-    cli: Run, serving: tuple[Path, int], args: tuple[str, ...]
-) -> None:
-    ws, pid = serving
-    result = cli("-w", str(ws), *args)
-    assert result.returncode == 1
-    assert f"in use by process {pid}" in result.stderr and "serve" in result.stderr
-    assert "Traceback" not in result.stderr
 
 
 def test_after_the_server_stops_the_file_opens_directly(cli: Run, tmp_path: Path) -> None:
