@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from tests.cli.servers import start_server, stop_server
 from tests.cli.test_writes_while_serving import SECRET, _without_journeys
 from tests.deliver.conftest import free_port
 
@@ -45,35 +45,15 @@ class Servers:
 
     def start(self) -> None:
         port = free_port()
-        cmd = [sys.executable, "-m", "segmint", "-w", str(self.ws), "serve", "--port", str(port)]
-        proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)  # fmt: skip
+        self.procs.append(start_server(self.ws, port, self.env))
         self.ports.append(port)
-        self.procs.append(proc)
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "segmint serve did not start"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
 
     def store(self) -> PostgresStore:
         return PostgresStore(self.url)
 
     def stop(self) -> None:
         for proc in self.procs:
-            proc.send_signal(signal.SIGINT)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.stderr is not None:
-                proc.stderr.close()
+            stop_server(proc)
 
 
 @pytest.fixture(scope="module")

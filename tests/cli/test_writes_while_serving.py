@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
+from tests.cli.servers import start_server, stop_server
 from tests.deliver.conftest import RecordingHandler, free_port
 
 from segmint.store.duckdb import open_for_reads
@@ -64,30 +64,11 @@ def serving(
     _segmint(ws, "ingest", str(ws / "data" / "crm_contacts.csv"), "--mapping", "crm_contacts")
     _segmint(ws, "refresh")
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "segmint", "-w", str(ws), "serve", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **CHANGES_ENV},
-    )  # fmt: skip
+    server = start_server(ws, port, {**os.environ, **CHANGES_ENV})
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
-            assert time.monotonic() < deadline, "segmint serve did not start"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         yield ws, server, port
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        if server.stderr is not None:
-            server.stderr.close()
+        stop_server(server)
 
 
 def _without_journeys(text: str) -> str:

@@ -195,15 +195,9 @@ def open_for_writes(path: Path | str) -> Store:
     server runs (see :mod:`segmint.store.sharedwrite`). Otherwise the usual
     :class:`StoreLocked` error naming the holder.
     """
-    try:
-        return DuckDBStore(path)
-    except StoreLocked as locked:
-        from segmint.store.sharedwrite import connect_shared_writes
+    from segmint.store.sharedwrite import connect_shared_writes
 
-        shared = connect_shared_writes(str(path), locked.holder, locked.pid)
-        if shared is None:
-            raise
-        return shared
+    return _open_or_share(path, connect_shared_writes)
 
 
 def open_for_reads(path: Path | str) -> Store:
@@ -213,10 +207,14 @@ def open_for_reads(path: Path | str) -> Store:
     (a running ``segmint serve``), a :class:`~segmint.store.shared.SharedReadStore` that it
     answers. Otherwise the usual :class:`StoreLocked` error naming the holder.
     """
+    return _open_or_share(path, connect_shared_reads)
+
+
+def _open_or_share(path: Path | str, share: Callable[[str, str, int | None], Any]) -> Store:
     try:
         return DuckDBStore(path)
     except StoreLocked as locked:
-        shared = connect_shared_reads(str(path), locked.holder, locked.pid)
+        shared: Store | None = share(str(path), locked.holder, locked.pid)
         if shared is None:
             raise
         return shared
