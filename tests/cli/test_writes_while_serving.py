@@ -132,7 +132,7 @@ def test_a_campaign_is_sent_once_beside_the_server(
 @pytest.mark.parametrize(
     "args",
     [("refresh",), ("rebuild",), ("keys", "create", "--name", "x"),
-     ("consent", "set", "grace.hopper@example.com", "denied")],
+     ("consent", "set", "grace.hopper@example.com", "denied"), ("journeys", "run")],
     ids=lambda a: a[0],
 )  # fmt: skip
 def test_writing_commands_run_through_the_server(
