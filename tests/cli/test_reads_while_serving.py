@@ -1,4 +1,4 @@
-"""Read-only commands work while ``segmint serve`` holds the DuckDB workspace; writes don't.
+"""Read-only commands work while ``segmint serve`` holds the DuckDB workspace.
 
 A real ``segmint serve`` subprocess holds the file (DuckDB then lets no other process open
 it); the read commands run in this process, as a user would run them in another terminal.
@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from tests.cli.servers import start_server, stop_server
 
 from segmint.store.shared import info_path
 
@@ -64,29 +62,11 @@ def serving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, in
         subprocess.run([*segmint, "ingest", data, "--mapping", name], check=True,
                        capture_output=True)  # fmt: skip
     subprocess.run([*segmint, "refresh", "--as-of", AS_OF], check=True, capture_output=True)
-    port = _free_port()
-    server = subprocess.Popen([*segmint, "serve", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    server = start_server(ws, _free_port())
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
-            assert time.monotonic() < deadline, "segmint serve did not start"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         yield ws, server.pid
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        if server.stderr is not None:
-            server.stderr.close()
+        stop_server(server)
 
 
 def test_the_server_holds_the_file_and_shares_its_reads(serving: tuple[Path, int]) -> None:
@@ -132,22 +112,6 @@ def test_preview_reads_through_the_server(
                  "--as-of", AS_OF, "--out", str(out))  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert list(out.glob("*.eml"))
-
-
-@pytest.mark.parametrize(
-    "args",
-    [("refresh", "--as-of", AS_OF), ("rebuild", "--as-of", AS_OF),
-     ("keys", "create", "--name", "x"), ("consent", "set", EMAIL, "denied")],
-    ids=lambda a: a[0],
-)  # fmt: skip
-def test_writing_commands_keep_the_clear_lock_error(
-    cli: Run, serving: tuple[Path, int], args: tuple[str, ...]
-) -> None:
-    ws, pid = serving
-    result = cli("-w", str(ws), *args)
-    assert result.returncode == 1
-    assert f"in use by process {pid}" in result.stderr and "serve" in result.stderr
-    assert "Traceback" not in result.stderr
 
 
 def test_after_the_server_stops_the_file_opens_directly(cli: Run, tmp_path: Path) -> None:

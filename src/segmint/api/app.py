@@ -10,19 +10,24 @@ listeners to it), ``committer`` (the group-commit writer) and ``keys``.
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
 from segmint._version import __version__
-from segmint.api import browser, observe, tracking
+from segmint.api import backpressure, browser, observe, tracking
 from segmint.api.auth import KeyRing
+from segmint.api.backpressure import LagLimit
 from segmint.api.errors import install_handlers
 from segmint.clock import Clock, SystemClock
 from segmint.intake.groupcommit import GroupCommitter
 from segmint.intake.pipeline import Intake
 from segmint.workspace import Workspace
+
+if TYPE_CHECKING:
+    from segmint.membership.follow import Lag
 
 EXTRA_ROUTERS: list[str] = [
     "segmint.api.shopify",
@@ -40,6 +45,8 @@ def create_app(
     *,
     intake: Intake | None = None,
     max_wait: float = 0.004,
+    realtime_lag: Callable[[], Lag] | None = None,
+    lag_limit: LagLimit | None = None,
 ) -> FastAPI:
     """Build the app for ``workspace``.
 
@@ -48,6 +55,10 @@ def create_app(
         clock: The clock that stamps ``receivedAt`` (the system clock by default).
         intake: The pipeline to use (to share one that has listeners); built if omitted.
         max_wait: The group commit's longest wait for company, in seconds.
+        realtime_lag: The real-time lag (a server's
+            :meth:`~segmint.membership.follow.Follower.lag`): intake then refuses events
+            past ``lag_limit`` (:mod:`segmint.api.backpressure`).
+        lag_limit: The limits (from the environment when omitted).
 
     The group-commit writer starts now and stops when the app shuts down (lifespan), after
     committing what is queued.
@@ -70,6 +81,9 @@ def create_app(
     app.state.committer = committer
     app.state.keys = KeyRing(workspace.store)
     install_handlers(app)
+    if realtime_lag is not None:
+        backpressure.install(app, realtime_lag, lag_limit or LagLimit.from_env())
+    backpressure.add_health(app)
     app.include_router(tracking.router)
     browser.install(app)  # short paths, settings, pixel, CORS, per-IP limits
     for path in EXTRA_ROUTERS:

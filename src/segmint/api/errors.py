@@ -93,7 +93,8 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
 async def _segmint_error(_: Request, exc: Exception) -> Response:
     if isinstance(exc, Transient):  # the store is away: clients retry on 503
         message = f"temporarily unavailable, nothing was stored; retry: {exc}"
-        return error_response(503, "unavailable", message, headers={"Retry-After": "1"})
+        wait = str(getattr(exc, "retry_after", 1))
+        return error_response(503, "unavailable", message, headers={"Retry-After": wait})
     log.error("request failed: %s", exc)
     return error_response(500, "internal_error", f"nothing was stored: {exc}")
 

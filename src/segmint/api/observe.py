@@ -5,9 +5,11 @@ counted and timed per route template by a middleware (the tracking endpoints' co
 latency are the intake rate and latency); everything kept in the store is read when
 ``/metrics`` is scraped: events stored, membership changes by kind, sends by status, the
 webhook backlog, quarantined input, real-time failures and real-time lag (events stored but
-not yet folded into saved trait state). The group commit gives its queue depth, commits and
-time spent committing. ``/healthz`` says the process answers; ``/readyz`` says the store
-answers a query and the group commit is running (503 otherwise, in the one error shape).
+not yet folded into saved trait state; on a server, also events not yet applied and the
+seconds the oldest has waited, :mod:`segmint.api.backpressure`). The group commit gives
+its queue depth, commits and time spent committing. ``/healthz`` says the process answers;
+``/readyz`` says the store answers a query and the group commit is running (503
+otherwise, in the one error shape).
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ SEQ_KEY = "trait_state.events_seq"
 class StoreCollector(Collector):
     """Figures read from the store (and the group commit) at scrape time."""
 
-    def __init__(self, store: Store, committer: GroupCommitter) -> None:
+    def __init__(self, store: Store, committer: GroupCommitter, state: Any = None) -> None:
         self.store = store
         self.committer = committer
+        self.state = state  # the app's state: its real-time lag, when it has one
 
     def collect(self) -> Iterator[Any]:
         """Yield every metric family (read at scrape time)."""
@@ -66,6 +69,15 @@ class StoreCollector(Collector):
         yield _gauge("segmint_realtime_lag_events",
                      "Events stored after the last real-time trait state checkpoint.",
                      max(newest - saved, 0.0))  # fmt: skip
+        lag = getattr(self.state, "lag", None)
+        if lag is not None:  # a server applying events in real time
+            now = lag()
+            yield _gauge("segmint_realtime_unapplied_events",
+                         "Events accepted or committed and not yet applied in real time.",
+                         float(now.events))  # fmt: skip
+            yield _gauge("segmint_realtime_lag_seconds",
+                         "How long the oldest event not yet applied in real time has waited.",
+                         now.seconds)  # fmt: skip
         yield _gauge("segmint_intake_queue_depth", "Messages waiting for the group commit.",
                      float(self.committer.pending))  # fmt: skip
         yield _counter("segmint_intake_commits", "Group commits made.",
@@ -95,7 +107,7 @@ def install(app: FastAPI) -> None:
                        ["route", "method", "status"], registry=registry)  # fmt: skip
     latency = Histogram("segmint_http_request_seconds", "HTTP request latency.", ["route"],
                         registry=registry)  # fmt: skip
-    registry.register(StoreCollector(app.state.workspace.store, app.state.committer))
+    registry.register(StoreCollector(app.state.workspace.store, app.state.committer, app.state))
     app.state.metrics = registry
 
     @app.middleware("http")

@@ -42,14 +42,38 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
     "--log-format", type=click.Choice(("text", "json")), default="text", show_default=True,
     help="Server logs as text lines or as one JSON object per line.",
 )  # fmt: skip
+@click.option(
+    "--max-lag-events", type=click.IntRange(0), default=None, envvar="SEGMINT_MAX_LAG_EVENTS",
+    help="Refuse new events (503, Retry-After) while real time is more than this many "
+         "events behind (0: no limit).  [default: 100000]",
+)  # fmt: skip
+@click.option(
+    "--max-lag-seconds", type=click.FloatRange(0), default=None,
+    envvar="SEGMINT_MAX_LAG_SECONDS",
+    help="… or while the oldest event not yet applied has waited this long (0: no limit). "
+         " [default: 30]",
+)  # fmt: skip
 @pass_ctx
 def serve(
-    ctx: Context, host: str, port: int, log_level: str, realtime: bool, log_format: str = "text"
+    ctx: Context,
+    host: str,
+    port: int,
+    log_level: str,
+    realtime: bool,
+    log_format: str = "text",
+    max_lag_events: int | None = None,
+    max_lag_seconds: float | None = None,
 ) -> None:
-    """Serve the tracking API (Segment compatible), the REST API and the web console (/ui)."""
+    """Serve the tracking API (Segment compatible), the REST API and the web console (/ui).
+
+    Other commands (ingest, refresh, campaign send, …) keep working beside it: on DuckDB
+    this server runs their statements; on PostgreSQL they write the store themselves.
+    Either way their events reach real time here within a second.
+    """
     import uvicorn
 
     from segmint.api.app import create_app
+    from segmint.api.backpressure import LagLimit
     from segmint.api.logs import configure
     from segmint.intake.pipeline import Intake
     from segmint.membership.recovery import serving
@@ -60,6 +84,7 @@ def serve(
     # Not the CLI's catching-up workspace: serve catches up itself, with progress.
     workspace = Workspace.open(ctx.workspace_path)
     click.get_current_context().call_on_close(workspace.close)
+    _refuse_second_server(workspace)
     share_reads = getattr(workspace.store, "share_reads", None)
     if share_reads is not None:  # DuckDB: read-only commands read through this process
         share_reads()
@@ -81,7 +106,10 @@ def serve(
                             from segmint.journeys.service import attach_journeys
 
                             attach_journeys(workspace, intake, service, clock)
-                    app = create_app(workspace, clock, intake=intake)
+                    lag = service.follower.lag if service and service.follower else None
+                    limit = LagLimit.from_env(max_lag_events, max_lag_seconds)
+                    app = create_app(workspace, clock, intake=intake, realtime_lag=lag,
+                                     lag_limit=limit)  # fmt: skip
                 _tune_gc()
                 loop = "uvloop" if _has("uvloop") else "asyncio"
                 http = "httptools" if _has("httptools") else "h11"
@@ -99,6 +127,20 @@ def serve(
         click.echo(f"segmint stopped by {stopped} while starting", err=True)
         return
     click.echo("segmint stopped" + ("; real-time state saved" if realtime else ""), err=True)
+
+
+def _refuse_second_server(workspace: Any) -> None:
+    """One server per DuckDB workspace: another one would run its writes through the first."""
+    from segmint.store import StoreLocked
+    from segmint.store.sharedwrite import SharedWriteStore
+
+    store = workspace.store
+    if isinstance(store, SharedWriteStore):
+        raise StoreLocked(
+            f"the store {store.path} is served by {store.holder}: one 'segmint serve' per "
+            "DuckDB workspace (commands run beside it; use PostgreSQL to run several servers)",
+            holder=store.holder,
+        )
 
 
 class _Stopped(Exception):

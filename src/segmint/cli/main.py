@@ -123,8 +123,12 @@ def init(directory: Path, name: str | None) -> None:
 @format_option
 @pass_ctx
 def status(ctx: Context, fmt: str) -> None:
-    """Show the store backend, schema version and counts."""
+    """Show the store backend, schema version, counts and real-time lag."""
+    from segmint.clock import SystemClock
+    from segmint.membership.follow import realtime_status
+
     info = ctx.workspace.status()
+    info["realtime"] = realtime_status(ctx.workspace.store, SystemClock().now())
     if fmt == "json":
         emit_json(info)
         return
@@ -135,6 +139,22 @@ def status(ctx: Context, fmt: str) -> None:
     width = max(12, *(len(key) + 1 for key in info["counts"]))
     for key, value in info["counts"].items():
         click.echo(f"{key:<{width}}{value}")
+    _echo_realtime(info["realtime"])
+
+
+def _echo_realtime(realtime: dict[str, Any]) -> None:
+    """The real-time lines of ``status``: each running server's lag, or the stored backlog."""
+    running = [s for s in realtime["servers"] if s["running"]]
+    for server in running:
+        click.echo(
+            f"realtime   {server['server']}: {server['events']} events, "
+            f"{server['seconds']:.1f} s behind ({server['applied']} applied from other writers)"
+        )
+    if not running:
+        click.echo(
+            f"realtime   no server running; {realtime['stored_since_checkpoint']} events stored "
+            "since the last real-time save"
+        )
 
 
 def _register_commands() -> None:

@@ -73,7 +73,14 @@ class RevokedKey(ApiKeyError):
 
 
 class IntakeBusy(IntakeError, Transient):
-    """Too many messages wait for the writer; the caller should retry shortly."""
+    """Too many messages wait (for the writer or for real time); retry shortly.
+
+    ``retry_after``: the seconds a client should wait (the API's ``Retry-After``).
+    """
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class IntakeClosed(IntakeError):

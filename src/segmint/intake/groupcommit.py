@@ -16,6 +16,7 @@ import asyncio
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 
 from segmint.intake.errors import IntakeBusy, IntakeClosed
@@ -51,6 +52,9 @@ class GroupCommitter:
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="segmint-group-commit", daemon=True)
         self._closed = False
+        self.gate: Callable[[int], None] | None = None
+        """Called with the queue depth before a submission is queued; raises
+        :class:`~segmint.intake.errors.IntakeBusy` to refuse it (real time is too far behind)."""
         self.commits = 0
         self.commit_seconds = 0.0
         """Time spent in commits so far (what ``/metrics`` reports as commit time)."""
@@ -71,10 +75,13 @@ class GroupCommitter:
 
         Raises:
             IntakeClosed: After :meth:`close`.
-            IntakeBusy: When ``max_pending`` messages already wait (clients should retry).
+            IntakeBusy: When ``max_pending`` messages already wait, or the gate refuses
+                (clients should retry).
         """
         if self._closed:
             raise IntakeClosed("the intake writer is stopped")
+        if self.gate is not None:
+            self.gate(self._pending)
         with self._pending_lock:
             if self._pending and self._pending + len(submission.messages) > self.max_pending:
                 raise IntakeBusy(f"{self._pending} messages are waiting to be stored")

@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from segmint.clock import Clock, SystemClock, ensure_utc
 from segmint.events import Event
@@ -33,6 +33,18 @@ Listener = Callable[[Sequence[Event], Sequence[Merge]], None]
 OnInvalid = Literal["raise", "reject", "quarantine"]
 
 
+class CommitWatch(Protocol):
+    """Told the message ids of each commit (see :meth:`Intake.watch_commits`)."""
+
+    def claim(self, message_ids: Sequence[str]) -> None:
+        """These messages are about to be written (before the transaction)."""
+        ...
+
+    def release(self, message_ids: Sequence[str]) -> None:
+        """These claimed messages were not stored (duplicates, quarantined, a failure)."""
+        ...
+
+
 class Intake:
     """The pipeline over one workspace's store.
 
@@ -49,6 +61,7 @@ class Intake:
         self._writer = BatchWriter(self.store, self.graph)
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
+        self._watch: CommitWatch | None = None
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(events, merges)`` after each durable commit.
@@ -57,6 +70,15 @@ class Intake:
         logged and does not undo the commit (the events are stored; a batch refresh heals).
         """
         self._listeners.append(listener)
+
+    def watch_commits(self, watch: CommitWatch | None) -> None:
+        """Tell ``watch`` which message ids each commit writes, before it writes them.
+
+        A server's real time reads other processes' events from the store and must skip
+        those its own listeners receive; claiming them before the commit leaves no instant
+        where a stored event of this intake is not known as its own.
+        """
+        self._watch = watch
 
     def remove_listener(self, listener: Listener) -> None:
         """Stop calling ``listener``."""
@@ -132,8 +154,21 @@ class Intake:
                 when no listener is registered).
         """
         plan = self.workspace.definition.tracking_plan
-        with self._lock:
-            results = self._writer.write(submissions, plan, events=events)
+        watch = self._watch
+        if watch is None:
+            with self._lock:
+                results = self._writer.write(submissions, plan, events=events)
+        else:
+            ids = [m.message_id for sub in submissions for m in sub.messages]
+            with self._lock:
+                watch.claim(ids)
+                try:
+                    results = self._writer.write(submissions, plan, events=True)
+                except BaseException:
+                    watch.release(ids)
+                    raise
+            stored = {e.message_id for r in results for e in r.events}
+            watch.release([i for i in ids if i not in stored])
         if notify:
             self.notify(results)
         return results
@@ -192,6 +227,7 @@ def _combine(results: Sequence[SubmitResult]) -> SubmitResult:
 
 
 __all__ = [
+    "CommitWatch",
     "Intake",
     "Listener",
     "Rejection",

@@ -26,6 +26,8 @@ from segmint.membership.batch import Difference, RefreshReport, reconcile, refre
 from segmint.membership.changes import MembershipChange, members_of, retire_removed
 from segmint.membership.compiled import CompiledSegments
 from segmint.membership.explain import explain_profile
+from segmint.membership.feed import ChangeFeed
+from segmint.membership.follow import Follower
 from segmint.membership.hub import ChangeHub
 from segmint.membership.insight import list_segments, overlap, show_segment
 from segmint.membership.realtime import RealtimeEngine
@@ -169,6 +171,8 @@ class RealtimeService:
         hooks = membership.workspace.definition.webhooks
         self.dispatcher = WebhookDispatcher(membership.store, hooks) if hooks else None
         self.thread = threading.Thread(target=self._run, name="segmint-membership", daemon=True)
+        self.follower: Follower | None = None
+        """Applies other writers' events (set by :func:`attach_realtime`)."""
 
     def add_timer(self, timer: Timer) -> None:
         """Run ``timer.tick`` in the loop, at the instants its ``next_due`` names."""
@@ -183,7 +187,8 @@ class RealtimeService:
         while not self.stop.is_set():
             self._wake.clear()
             try:
-                self.engine.advance(self.clock.now())
+                if self.follower is None or self.follower.leading:  # one engine fires time
+                    self.engine.advance(self.clock.now())
                 self.engine.checkpoint()
                 for timer in self.timers:
                     timer.tick(self.clock.now())
@@ -206,6 +211,8 @@ class RealtimeService:
         self.stop.set()
         self._wake.set()
         self.thread.join(timeout=5)
+        if self.follower is not None:
+            self.follower.close()
         self.engine.close()
         if self.dispatcher is not None:
             self.dispatcher.close()
@@ -231,9 +238,21 @@ def attach_realtime(
     if url:
         membership.hub.subscribe(RedisChangeStream(workspace.store, url))
     service = RealtimeService(membership, engine, clock)
-    # events stored while no engine ran, or just before a crash
-    engine.catch_up(clock.now(), progress=progress)
-    engine.advance(clock.now())  # whatever fell due while the server was down
-    intake.add_listener(engine)
+    store = workspace.store
+    reopen = getattr(store, "reopen", None)  # PostgreSQL: the feed reads on its own connection
+    feed = ChangeFeed(reopen(), owned=True) if reopen is not None else ChangeFeed(store)
+    follower = Follower(engine, feed, clock, report=store)
+    # The leader (the one server on DuckDB) catches up on the events stored while no
+    # engine ran, then follows the feed; another server stores events only, and takes
+    # over when the leader stops.
+    if follower.lead(clock.now(), progress):
+        engine.advance(clock.now())  # whatever fell due while the server was down
+    intake.add_listener(follower)
+    intake.watch_commits(follower)
+    watch_writes = getattr(store, "watch_writes", None)
+    if watch_writes is not None:  # DuckDB: commands writing through this server
+        watch_writes(follower.written_elsewhere)
+    service.follower = follower
+    follower.start()
     service.thread.start()
     return service

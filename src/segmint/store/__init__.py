@@ -22,16 +22,18 @@ def open_store(spec: str, *, workspace_dir: Path | None = None, reads_only: bool
 
     ``SEGMINT_DATABASE_URL``, when set, overrides ``spec``. With ``reads_only`` (for
     commands that only read), a DuckDB file that a running ``segmint serve`` holds is read
-    through that server (see :mod:`segmint.store.shared`) instead of being refused.
+    through that server (see :mod:`segmint.store.shared`) instead of being refused; a
+    command that writes has that server run its statements
+    (:mod:`segmint.store.sharedwrite`).
     """
     spec = os.environ.get("SEGMINT_DATABASE_URL") or spec
     if spec.startswith(("postgresql://", "postgres://")):
         from segmint.store.postgres import PostgresStore
 
         return PostgresStore(spec)
-    from segmint.store.duckdb import DuckDBStore, open_for_reads
+    from segmint.store.duckdb import open_for_reads, open_for_writes
 
-    opener = open_for_reads if reads_only else DuckDBStore
+    opener = open_for_reads if reads_only else open_for_writes
     if spec == "duckdb":
         base = workspace_dir if workspace_dir is not None else Path.cwd()
         return opener(base / ".segmint" / "segmint.duckdb")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ class DuckDBStore:
         self._tx_lock = threading.RLock()
         self._tx_depth = 0
         self._reads: ReadServer | None = None
+        self._on_write: Callable[[bool], None] | None = None
         if not read_only:
             # Write-ahead log up to 256 MB before an automatic checkpoint: each checkpoint
             # rewrites the row groups that point updates touched (memberships, schedule,
@@ -90,28 +91,8 @@ class DuckDBStore:
 
         Duplicates inside the batch are dropped too (the first occurrence is kept).
         """
-        table = batch.select([n for n, _ in EVENT_COLUMNS]).cast(EVENT_SCHEMA)
-        cols = ", ".join(f'"{n}"' for n, _ in EVENT_COLUMNS)
-        # The window that drops in-batch duplicates costs ~20%; skip it when Arrow says
-        # every id in the batch is distinct (the usual case).
-        unique = pc.count_distinct(table["message_id"]).as_py() == table.num_rows
-        dedupe = "" if unique else "QUALIFY row_number() OVER (PARTITION BY message_id) = 1 "
-        sql = (
-            f"INSERT INTO events ({cols}) SELECT {cols} FROM __segmint_batch "
-            f"{dedupe}ON CONFLICT DO NOTHING"
-        )
-        if returning:
-            sql += " RETURNING message_id, seq"
-        cur = self._cursor()
-        cur.register("__segmint_batch", table)
-        try:
-            with self.transaction():
-                rows = cur.execute(sql).fetchall()
-        finally:
-            cur.unregister("__segmint_batch")
-        if returning:
-            return {r[0]: int(r[1]) for r in rows}
-        return int(rows[0][0]) if rows else 0
+        with self.transaction():
+            return insert_events(self._cursor(), batch, returning)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -142,14 +123,30 @@ class DuckDBStore:
         self._cursor().execute("CHECKPOINT")
 
     def share_reads(self) -> ReadServer:
-        """Answer other processes' reads while this one holds the file (see ``shared``).
+        """Answer other processes' reads and writes while this one holds the file.
 
         DuckDB lets no other process open the file while this one has it open for writing;
-        a command that only reads then asks this process instead. Stopped by :meth:`close`.
+        a command then asks this process instead (see :mod:`segmint.store.shared` and
+        :mod:`segmint.store.sharedwrite`). Stopped by :meth:`close`.
         """
         if self._reads is None:
-            self._reads = ReadServer(self._reader_connection, self.path).start()
+            from segmint.store.sharedwrite import Writes
+
+            writes = Writes(self._tx_lock, insert_events, self._written)
+            self._reads = ReadServer(self._reader_connection, self.path, writes=writes).start()
         return self._reads
+
+    def watch_writes(self, callback: Callable[[bool], None] | None) -> None:
+        """Call ``callback(derived)`` after another process's write through this one committed.
+
+        ``derived``: the write touched memberships, the schedule or trait state.
+        """
+        self._on_write = callback
+
+    def _written(self, derived: bool) -> None:
+        callback = self._on_write
+        if callback is not None:
+            callback(derived)
 
     def _reader_connection(self) -> duckdb.DuckDBPyConnection:
         con = self._con.cursor()
@@ -164,6 +161,45 @@ class DuckDBStore:
         self._con.close()
 
 
+def insert_events(
+    cur: duckdb.DuckDBPyConnection, batch: pa.Table, returning: bool
+) -> dict[str, int] | int:
+    """Insert an event batch on ``cur`` (in the caller's transaction), skipping known ids."""
+    table = batch.select([n for n, _ in EVENT_COLUMNS]).cast(EVENT_SCHEMA)
+    cols = ", ".join(f'"{n}"' for n, _ in EVENT_COLUMNS)
+    # The window that drops in-batch duplicates costs ~20%; skip it when Arrow says
+    # every id in the batch is distinct (the usual case).
+    unique = pc.count_distinct(table["message_id"]).as_py() == table.num_rows
+    dedupe = "" if unique else "QUALIFY row_number() OVER (PARTITION BY message_id) = 1 "
+    sql = (
+        f"INSERT INTO events ({cols}) SELECT {cols} FROM __segmint_batch "
+        f"{dedupe}ON CONFLICT DO NOTHING"
+    )
+    if returning:
+        sql += " RETURNING message_id, seq"
+    cur.register("__segmint_batch", table)
+    try:
+        rows = cur.execute(sql).fetchall()
+    finally:
+        cur.unregister("__segmint_batch")
+    if returning:
+        return {r[0]: int(r[1]) for r in rows}
+    return int(rows[0][0]) if rows else 0
+
+
+def open_for_writes(path: Path | str) -> Store:
+    """Open a DuckDB store for a command that writes.
+
+    The file itself when no other process holds it; while a running ``segmint serve``
+    holds it, a :class:`~segmint.store.sharedwrite.SharedWriteStore` whose statements that
+    server runs (see :mod:`segmint.store.sharedwrite`). Otherwise the usual
+    :class:`StoreLocked` error naming the holder.
+    """
+    from segmint.store.sharedwrite import connect_shared_writes
+
+    return _open_or_share(path, connect_shared_writes)
+
+
 def open_for_reads(path: Path | str) -> Store:
     """Open a DuckDB store for a command that only reads.
 
@@ -171,10 +207,14 @@ def open_for_reads(path: Path | str) -> Store:
     (a running ``segmint serve``), a :class:`~segmint.store.shared.SharedReadStore` that it
     answers. Otherwise the usual :class:`StoreLocked` error naming the holder.
     """
+    return _open_or_share(path, connect_shared_reads)
+
+
+def _open_or_share(path: Path | str, share: Callable[[str, str, int | None], Any]) -> Store:
     try:
         return DuckDBStore(path)
     except StoreLocked as locked:
-        shared = connect_shared_reads(str(path), locked.holder, locked.pid)
+        shared: Store | None = share(str(path), locked.holder, locked.pid)
         if shared is None:
             raise
         return shared

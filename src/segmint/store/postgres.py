@@ -148,6 +148,10 @@ class PostgresStore:
         with self._lock, self._con.transaction():
             yield
 
+    def reopen(self) -> PostgresStore:
+        """Another store on the same database and schema, with a connection of its own."""
+        return PostgresStore(self._dsn, schema=self._schema)
+
     def close(self) -> None:
         """Close the connection."""
         self._con.close()

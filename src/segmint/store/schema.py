@@ -380,6 +380,22 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
         );
         """,
     ),
+    (
+        41,
+        # The commit-ordered change feed (segmint.membership.feed) on PostgreSQL: each
+        # event and merge row carries the id of the transaction that wrote it, so a reader
+        # can tell which rows may still appear below a position (a transaction that commits
+        # late) from those that never will (pg_snapshot_xmin). DuckDB needs none: its
+        # writers are serialised by the one process holding the file.
+        {
+            "postgres": """
+            ALTER TABLE events ADD COLUMN xid xid8 DEFAULT pg_current_xact_id();
+            CREATE INDEX events_xid ON events (xid);
+            ALTER TABLE profile_merges ADD COLUMN xid xid8 DEFAULT pg_current_xact_id();
+            CREATE INDEX profile_merges_xid ON profile_merges (xid);
+            """
+        },
+    ),
 )
 """Versioned migrations, applied in order on open. Append; never edit a released one."""
 

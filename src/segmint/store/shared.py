@@ -48,6 +48,8 @@ from segmint.store.errors import StoreError, StoreLocked
 if TYPE_CHECKING:
     import duckdb
 
+    from segmint.store.sharedwrite import Writes
+
 _HEADER = struct.Struct(">I")
 _MAX_MESSAGE = 64 * 1024 * 1024
 _CREATE_TEMP = re.compile(r"^\s*CREATE\s+TEMP(?:ORARY)?\s+TABLE\s+(\"?)(\w+)\1\s", re.IGNORECASE)
@@ -62,16 +64,33 @@ def info_path(database: str | Path) -> Path:
 # --- the holder's side ---------------------------------------------------------------------
 
 
+class _Session:
+    """One connected process: whether it holds the write lock in an open transaction."""
+
+    def __init__(self) -> None:
+        self.open = False  # inside BEGIN … COMMIT, holding the holder's write lock
+        self.wrote = False  # the open transaction changed something
+        self.derived = False  # … in tables the real-time engine caches
+
+
 class ReadServer:
     """Answers read-only statements of other processes on the holder's DuckDB database.
 
     Args:
         connect: Returns a new connection (cursor) to the database, one per reader.
         database: The database file; its ``.reads`` file is written beside it.
+        writes: How to run other processes' writes (None: reads only); see :class:`Writes`.
     """
 
-    def __init__(self, connect: Any, database: str | Path) -> None:
+    def __init__(
+        self,
+        connect: Any,
+        database: str | Path,
+        *,
+        writes: Writes | None = None,
+    ) -> None:
         self._connect = connect
+        self._writes = writes
         self.info = info_path(database)
         self.token = secrets.token_hex(16)
         server = self
@@ -132,22 +151,33 @@ class ReadServer:
     def _answer_all(self, sock: socket.socket) -> None:
         con: duckdb.DuckDBPyConnection = self._connect()
         temporary: set[str] = set()
+        session = _Session()
         try:
             while (body := _receive(sock)) is not None:
-                _send(sock, self._answer(con, body, temporary))
+                _send(sock, self._answer(con, body, temporary, session))
         except OSError:
             pass  # the reader went away
         finally:
+            if session.open and self._writes is not None:
+                # a writer that died inside its transaction (kill -9): nothing of it stays
+                with contextlib.suppress(Exception):
+                    con.execute("ROLLBACK")
+                self._writes.lock.release()
             # The holder may have closed the database meanwhile (a stop while a reader was
             # connected): closing this reader's cursor then fails, and nothing is left to do.
             with contextlib.suppress(Exception):
                 con.close()
 
-    def _answer(self, con: Any, body: bytes, temporary: set[str]) -> bytes:
+    def _answer(self, con: Any, body: bytes, temporary: set[str], session: _Session) -> bytes:
         try:
             request = json.loads(body)
             if not hmac.compare_digest(str(request.get("token", "")), self.token):
                 return _error("refused", "wrong token")
+            if request.get("write"):
+                if self._writes is None:
+                    return _error("refused", "this process answers reads only")
+                table = self._writes.answer(con, request, session)
+                return _table_reply(table)
             sql, rows = str(request["sql"]), bool(request.get("rows"))
             refusal = _refusal(con, sql, temporary)
             if refusal is not None:
@@ -160,10 +190,22 @@ class ReadServer:
                 table = pa.table({})
         except Exception as exc:  # noqa: BLE001 (every failure goes back to the reader)
             return _error("error", f"{type(exc).__name__}: {exc}")
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
-        return b"\0" + bytes(sink.getvalue().to_pybytes())
+        return _table_reply(table)
+
+
+def _table_reply(table: pa.Table) -> bytes:
+    return b"\0" + _arrow_bytes(table)
+
+
+def _arrow_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _arrow_table(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(data).read_all()
 
 
 def _refusal(con: Any, sql: str, temporary: set[str]) -> str | None:
@@ -201,9 +243,15 @@ class SharedReadStore:
         self._lock = threading.RLock()
         self._depth = 0
 
+    writes = False
+    """Whether the holder runs this store's writes too (:class:`~.sharedwrite.SharedWriteStore`)."""
+
     def _request(self, sql: str, params: Sequence[Any], rows: bool) -> pa.Table:
-        body = json.dumps({"token": self._token, "sql": sql, "params": _encode(list(params)),
-                           "rows": rows}).encode()  # fmt: skip
+        return self._call({"sql": sql, "params": _encode(list(params)), "rows": rows})
+
+    def _call(self, request: dict[str, Any]) -> pa.Table:
+        head = {"token": self._token, "write": True} if self.writes else {"token": self._token}
+        body = json.dumps({**head, **request}).encode()
         with self._lock:
             try:
                 _send(self._sock, body)
@@ -217,7 +265,7 @@ class SharedReadStore:
             if problem["kind"] == "refused":
                 raise self._locked(problem["message"])
             raise StoreError(problem["message"])
-        return pa.ipc.open_stream(reply[1:]).read_all()
+        return _arrow_table(reply[1:])
 
     def _locked(self, why: str) -> StoreLocked:
         return StoreLocked(
@@ -288,21 +336,28 @@ class SharedReadStore:
 
 
 def connect_shared_reads(
-    database: str | Path, holder: str, pid: int | None = None
+    database: str | Path,
+    holder: str,
+    pid: int | None = None,
+    *,
+    kind: type[SharedReadStore] = SharedReadStore,
+    timeout: float | None = 30,
 ) -> SharedReadStore | None:
     """Connect to the process holding ``database`` if it shares reads (else None).
 
     ``pid``: the holder's process id when the lock error told it; a ``.reads`` file that
-    another process wrote (left by one that died) is then ignored.
+    another process wrote (left by one that died) is then ignored. ``kind``: the store
+    class to return (a writer's); ``timeout``: seconds an answer may take (None: no limit).
     """
     try:
         info = json.loads(info_path(database).read_text())
         if pid is not None and int(info["pid"]) != pid:
             return None
         sock = socket.create_connection(("127.0.0.1", int(info["port"])), timeout=30)
+        sock.settimeout(timeout)
     except (OSError, ValueError, KeyError, TypeError):
         return None  # no .reads file, a stale one, or nobody listening
-    return SharedReadStore(str(database), sock, str(info["token"]), holder)
+    return kind(str(database), sock, str(info["token"]), holder)
 
 
 def _python(column: pa.ChunkedArray) -> list[Any]:

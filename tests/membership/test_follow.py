@@ -1,0 +1,114 @@
+"""A server's real time applies its own events and other writers' events, each once.
+
+The server's intake hands its events to the engine (listener path); another writer's
+events come through the change feed. Interleavings of both, in any order, must leave the
+live trait values equal to what the stored events say, and memberships equal to a batch
+recompute.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from segmint.clock import FixedClock
+from segmint.intake.pipeline import Intake
+from segmint.membership.feed import ChangeFeed
+from segmint.membership.follow import Follower, realtime_status
+from segmint.membership.service import Membership
+from segmint.workspace import Workspace
+
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.sampled_from(["own", "other"]), st.integers(1, 4), st.integers(0, 3)),
+        st.just(("step", 0, 0)),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+def _orders(prefix: str, n: int, count: int, person: int) -> list[dict[str, Any]]:
+    return [
+        {"type": "track", "event": "Order Completed", "userId": f"u{person}",
+         "messageId": f"{prefix}-{n}-{i}", "timestamp": "2026-10-30T00:00:00Z",
+         "properties": {"total": 400}}
+        for i in range(count)
+    ]  # fmt: skip
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=OPS)
+def test_own_and_other_writers_events_are_applied_once(ops: list[tuple[str, int, int]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = Workspace.init(Path(tmp) / "ws", name="follow")
+        try:
+            _run(ws, ops)
+        finally:
+            ws.close()
+
+
+def _run(ws: Workspace, ops: list[tuple[str, int, int]]) -> None:
+    clock = FixedClock(NOW)
+    membership = Membership(ws)
+    engine = membership.realtime(clock)
+    follower = Follower(engine, ChangeFeed(ws.store), clock)
+    assert follower.lead(NOW)
+    own = Intake(ws, clock)
+    own.add_listener(follower)
+    own.watch_commits(follower)
+    other = Intake(ws, clock)  # another process's intake: no listener here
+    for n, (kind, count, person) in enumerate(ops):
+        if kind == "step":
+            follower.step()
+        else:
+            (own if kind == "own" else other).submit(_orders(kind, n, count, person), source=kind)
+    while follower.step():
+        pass
+    engine.checkpoint(NOW)
+    stored = dict(
+        ws.store.fetchall(
+            "SELECT i.value, count(*) FROM events e JOIN identities i "
+            "ON i.profile_id = e.profile_id AND i.kind = 'user_id' GROUP BY i.value"
+        )
+    )
+    live = {
+        user: values["orders"]
+        for user, values in _values(ws).items()
+        if values.get("orders") is not None
+    }
+    assert live == stored  # every event folded once
+    assert membership.reconcile(NOW + timedelta(microseconds=1)) == []
+    other_events = sum(c for k, c, _ in ops if k == "other")
+    assert follower.applied == other_events
+    assert follower.lag().events == 0
+
+
+def _values(ws: Workspace) -> dict[str, dict[str, Any]]:
+    import json
+
+    rows = ws.store.fetchall(
+        'SELECT i.value, v."values" FROM trait_values v JOIN identities i '
+        "ON i.profile_id = v.profile_id AND i.kind = 'user_id'"
+    )
+    return {user: json.loads(v) if isinstance(v, str) else v for user, v in rows}
+
+
+def test_status_reports_each_running_server(workspace: Workspace) -> None:
+    clock = FixedClock(NOW)
+    engine = Membership(workspace).realtime(clock)
+    follower = Follower(engine, ChangeFeed(workspace.store), clock, report=workspace.store)
+    follower._publish()  # what the follower thread does every second
+    found = realtime_status(workspace.store, NOW + timedelta(seconds=2))
+    assert [s["running"] for s in found["servers"]] == [True]
+    assert found["servers"][0]["events"] == 0 and found["stored_since_checkpoint"] == 0
+    stale = realtime_status(workspace.store, NOW + timedelta(minutes=5))
+    assert [s["running"] for s in stale["servers"]] == [False]
+    follower.close()
+    assert realtime_status(workspace.store, NOW)["servers"] == []
