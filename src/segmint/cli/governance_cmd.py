@@ -14,7 +14,7 @@ import click
 
 from segmint.cli.groups import segments
 from segmint.cli.main import Context, pass_ctx
-from segmint.cli.output import console, emit_json, err_console, format_option
+from segmint.cli.output import console, emit_json, emit_table, err_console, format_option
 from segmint.cli.params import as_of_option
 
 
@@ -53,6 +53,86 @@ def segments_preview(ctx: Context, rule: str, as_of: datetime, sample: int, fmt:
         click.echo(f"  {pid}")
     if found.size > len(found.sample) and found.sample:
         click.echo(f"  … and {found.size - len(found.sample):,} more")
+
+
+@segments.command("lint")
+@as_of_option("Judge usage and lifespans at this instant")
+@click.option(
+    "--jaccard",
+    type=click.FloatRange(0, 1),
+    default=0.9,
+    show_default=True,
+    help="Pairs whose members overlap at least this much (Jaccard index) are near duplicates.",
+)
+@click.option(
+    "--unused-days",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="A segment only campaigns and journeys use, none of which sent in N days, is idle.",
+)
+@format_option
+@pass_ctx
+def segments_lint(
+    ctx: Context, as_of: datetime, jaccard: float, unused_days: int, fmt: str
+) -> None:
+    """Flag segments that cost more than they give; exit 1 when something is found.
+
+    Near-duplicate, unused, idle, empty, all-profile and expired segments, and rules a
+    cheaper equivalent would do. Nothing is changed.
+
+    Sizes and overlaps are the live memberships (run `segmint refresh` first).
+    """
+    from segmint.governance.lint import lint_segments
+
+    findings = lint_segments(ctx.workspace, as_of, jaccard=jaccard, unused_days=unused_days)
+    if fmt == "json":
+        emit_json({"ok": not findings, "findings": [f.to_dict() for f in findings]})
+    elif findings:
+        rows = [(f.segment, f.code, f.message, f.hint) for f in findings]
+        emit_table("Segment lint", ["segment", "finding", "what", "what to do"], rows)
+    else:
+        click.echo(f"{len(ctx.workspace.definition.segments)} segments: nothing found")
+    if findings:
+        sys.exit(1)
+
+
+@segments.command("diff")
+@click.option(
+    "--against",
+    default="HEAD",
+    show_default=True,
+    help="The deployed definitions: a git ref of the workspace's repository, or a file.",
+)
+@as_of_option("Evaluate both versions at this instant")
+@click.option("--all", "show_all", is_flag=True, help="Also list segments nobody enters or leaves.")
+@format_option
+@pass_ctx
+def segments_diff(ctx: Context, against: str, as_of: datetime, show_all: bool, fmt: str) -> None:
+    """Who would enter and leave each segment if segmint.yaml as it is now were deployed.
+
+    Both versions are evaluated on the current store's events at --as-of, in batch; nothing
+    is written. Exits 0 whatever the difference (read the counts).
+    """
+    from segmint.governance.diff import diff_segments, read_against
+
+    ws = ctx.workspace
+    before, label = read_against(ws.path, against)
+    diffs = diff_segments(ws.store, before, ws.definition, as_of)
+    if fmt == "json":
+        emit_json({"against": label, "as_of": as_of, "segments": [d.to_dict() for d in diffs]})
+        return
+    moved = [d for d in diffs if show_all or d.entering or d.leaving or d.status != "same"]
+    if not moved:
+        click.echo(f"no segment changes against {label} at {_when(as_of)}")
+        return
+    rows = [
+        (d.segment, d.status, f"+{d.entering:,}", f"-{d.leaving:,}",
+         ", ".join(d.sample_entering + d.sample_leaving))
+        for d in moved
+    ]  # fmt: skip
+    emit_table(f"Against {label} at {_when(as_of)}",
+               ["segment", "definition", "enter", "leave", "some of them"], rows)  # fmt: skip
 
 
 @click.command("test")

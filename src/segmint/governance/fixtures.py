@@ -122,7 +122,8 @@ class ProfileFixture(Strict):
 
     Attributes:
         traits: Traits of one identify call made at the profile's first event (or at
-            ``as_of`` when it has none).
+            ``as_of`` when it has none). A profile with neither traits nor events gets an
+            empty identify call at ``as_of``, so it exists (and sits in default segments).
         events: Its events, in any order.
         expect: What segmint must decide for it.
     """

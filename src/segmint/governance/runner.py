@@ -150,7 +150,7 @@ def _messages(fixture: Fixture) -> list[tuple[datetime, dict[str, Any]]]:
     out: list[tuple[datetime, dict[str, Any]]] = []
     for user, profile in fixture.spec.profiles.items():
         times = [fixture.at(e.at) for e in profile.events]
-        if profile.traits:
+        if profile.traits or not times:  # a profile exists through its events: one at least
             first = min(times, default=fixture.as_of)
             out.append((first, _identify(user, profile.traits, first, "traits")))
         for index, (event, at) in enumerate(zip(profile.events, times, strict=True)):
