@@ -19,23 +19,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from common import best_of, report
 from traits import GENERATE
+from web import AS_OF, WORKSPACE
+from web import HAND as EVENT_HAND
+from web import RULE as EVENT_RULE
 
 SCALE = float(os.environ.get("SEGMINT_BENCH_SCALE", "1"))
 PROFILES = int(1_000_000 * SCALE)
 EVENTS = int(10_000_000 * SCALE)
-AS_OF = datetime(2024, 7, 1, tzinfo=UTC)
-WORKSPACE = """
-name: bench
-traits:
-  lifetime_value: {sum: properties.total, event: Order Completed}
-segments:
-  buyers: {rule: "lifetime_value > 0"}
-"""
 RULES = {
     "trait rule": (
         "lifetime_value >= 500",
@@ -45,16 +39,7 @@ RULES = {
   HAVING sum(TRY_CAST(properties->>'total' AS DOUBLE))
            FILTER (WHERE type = 'track' AND event = 'Order Completed') >= 500)""",
     ),
-    "trait and event rule": (
-        "lifetime_value >= 500 and performed('Page Viewed', within => '30 days')",
-        """SELECT count(*) FROM (
-  SELECT profile_id FROM events WHERE timestamp <= TIMESTAMP '2024-07-01'
-  GROUP BY profile_id
-  HAVING sum(TRY_CAST(properties->>'total' AS DOUBLE))
-           FILTER (WHERE type = 'track' AND event = 'Order Completed') >= 500
-     AND count(*) FILTER (WHERE type = 'track' AND event = 'Page Viewed'
-           AND timestamp > TIMESTAMP '2024-07-01' - INTERVAL 30 DAY) >= 1)""",
-    ),
+    "trait and event rule": (EVENT_RULE, EVENT_HAND),  # the console's preview figure
 }
 
 

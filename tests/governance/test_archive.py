@@ -73,6 +73,15 @@ def test_using_an_archived_segment_is_an_error(tmp_path: Path, extra: str, messa
     assert info.value.errors[0].location is not None
 
 
+def test_reading_an_archived_segment_says_it_is_archived(tmp_path: Path) -> None:
+    text = BASE.replace('"orders >= 2"}', '"orders >= 2", archived: true}')
+    write(tmp_path, text + "  reader: {rule: \"in_segment('repeat')\"}\n")
+    with pytest.raises(ConfigErrors) as info:
+        Workspace.open(tmp_path)
+    assert info.value.errors[0].hint is not None
+    assert "'repeat' is archived" in info.value.errors[0].hint
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [

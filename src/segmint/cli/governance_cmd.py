@@ -161,7 +161,12 @@ def test_command(ctx: Context, files: tuple[Path, ...], schema: bool, fmt: str) 
                 f"no fixture files: {ws.path / FIXTURE_DIR} does not exist (write one there, "
                 "see `segmint test --schema` and the README's 'Segments as code')"
             )
-        results = run_fixtures(ws, files)
+        with err_console.status("running segment fixtures") as status:
+
+            def progress(path: Path) -> None:
+                status.update(f"running {path.name} through batch and real time")
+
+            results = run_fixtures(ws, files, progress=progress)
     if not results:
         raise click.ClickException(f"no *.yaml fixture files in {ctx.workspace_path / FIXTURE_DIR}")
     failed = [r for r in results if not r.ok]
