@@ -37,6 +37,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "measure_cmd",
     "warehouse_cmd",
     "journeys_cmd",
+    "governance_cmd",
 )
 """Modules under ``segmint.cli`` that add commands; each defines ``register(cli)``."""
 
@@ -48,7 +49,8 @@ READS_ONLY: frozenset[str] = frozenset({
     "traits list", "traits sql", "profile show", "template lint", "template preview",
     "campaign list", "campaign report", "consent show", "keys list", "quarantine list",
     "webhooks status", "models list", "models show", "report kpis", "experiments list",
-    "experiments report", "segments suggest", "journeys list", "journeys show",
+    "experiments report", "segments suggest", "journeys list", "journeys show", "segments preview",
+    "segments lint", "segments diff",
 })  # fmt: skip
 """Commands that only read the store: they work while ``segmint serve`` holds DuckDB."""
 

@@ -113,8 +113,8 @@ def segments_list(ctx: Context, tag: str | None, fmt: str) -> None:
         emit_json(rows)
         return
     table = [
-        (r["name"], r["size"], r["group"] or "", r["parent"] or "", ", ".join(r["tags"]),
-         r["description"] or "")
+        (r["name"] + (" (archived)" if r.get("archived") else ""), r["size"], r["group"] or "",
+         r["parent"] or "", ", ".join(r["tags"]), r["description"] or "")
         for r in rows
     ]  # fmt: skip
     emit_table("Segments", ["segment", "size", "group", "parent", "tags", "description"], table)
@@ -142,6 +142,8 @@ def segments_show(ctx: Context, name: str, recent: int, fmt: str) -> None:
         return
     click.echo(f"{info['name']}: {info['rule'] or '(default of group ' + str(info['group']) + ')'}")
     click.echo(f"size {info['size']}" + (f", group {info['group']}" if info["group"] else ""))
+    if info.get("archived"):
+        click.echo("archived: evaluated by nothing; its history is kept")
     history = [
         (_when(p["day"])[:10], p["entered"], p["exited"], p["size"]) for p in info["history"]
     ]

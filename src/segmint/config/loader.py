@@ -7,9 +7,11 @@ location, so every error names ``file:line:column``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
@@ -24,6 +26,7 @@ from segmint.config.yamlsyntax import diagnose
 from segmint.errors import SourceLocation
 
 KeyPath = Sequence[str | int]
+M = TypeVar("M", bound=BaseModel)
 
 
 class Positions:
@@ -55,6 +58,8 @@ class Positions:
             elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
                 line, col = node.lc.item(part)
                 node = node[part]
+                if not isinstance(node, CommentedMap | CommentedSeq):
+                    length = max(len(str(node)), 1)
             else:
                 break
         return SourceLocation(self.file, line + 1, col + 1, length)
@@ -92,7 +97,26 @@ def read_yaml(path: Path) -> tuple[Any, str]:
         data = YAML(typ="rt").load(text)
     except MarkedYAMLError as exc:
         raise yaml_error(exc, str(path), text) from None
+    except ValueError as exc:  # YAML reads 2026-13-01 as a date, and the date is impossible
+        raise _impossible_date(exc, str(path), text) from None
     return data, text
+
+
+_DATE = re.compile(r"(?<![\w.-])(\d{4})-(\d{1,2})-(\d{1,2})(?![\w.-]*:)")
+
+
+def _impossible_date(exc: ValueError, file: str, text: str) -> ConfigError:
+    """Locate the date YAML could not build (ruamel.yaml gives no position)."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        for found in _DATE.finditer(line.split("#", 1)[0]):
+            try:
+                date(*(int(part) for part in found.groups()))
+            except ValueError:
+                loc = SourceLocation(file, number, found.start() + 1, len(found.group()))
+                hint = "write it as YYYY-MM-DD, or quote it"
+                return ConfigError(f"impossible date '{found.group()}': {exc}", location=loc,
+                                   hint=hint, source=text)  # fmt: skip
+    return ConfigError(f"{file}: {exc}")
 
 
 def yaml_error(exc: MarkedYAMLError, file: str, text: str) -> ConfigError:
@@ -112,8 +136,8 @@ def yaml_error(exc: MarkedYAMLError, file: str, text: str) -> ConfigError:
     return ConfigError(f"malformed YAML: {problem}", location=where, source=shown)
 
 
-def load_workspace_def(path: Path) -> WorkspaceDef:
-    """Load and validate a workspace file.
+def validate_file(path: Path, model: type[M]) -> tuple[M, Positions]:
+    """Load a YAML file into ``model``, every problem located at its file:line:column.
 
     Raises:
         ConfigErrors: Every problem found, each with its location.
@@ -121,11 +145,20 @@ def load_workspace_def(path: Path) -> WorkspaceDef:
     data, text = read_yaml(path)
     positions = Positions(data, str(path), text)
     if not isinstance(data, CommentedMap):
-        raise ConfigErrors([positions.error("the workspace file must be a mapping of keys", [])])
+        raise ConfigErrors([positions.error(f"{path.name} must be a mapping of keys", [])])
     try:
-        workspace = WorkspaceDef.model_validate(_plain(data))
+        return model.model_validate(_plain(data)), positions
     except ValidationError as exc:
-        raise ConfigErrors(_translate(exc, positions)) from None
+        raise ConfigErrors(_translate(exc, positions, model)) from None
+
+
+def load_workspace_def(path: Path) -> WorkspaceDef:
+    """Load and validate a workspace file.
+
+    Raises:
+        ConfigErrors: Every problem found, each with its location.
+    """
+    workspace, positions = validate_file(path, WorkspaceDef)
     problems = list(cross_check(workspace, positions))
     if problems:
         raise ConfigErrors(problems)
@@ -140,12 +173,14 @@ def _plain(node: Any) -> Any:
     return node
 
 
-def _translate(exc: ValidationError, positions: Positions) -> list[ConfigError]:
+def _translate(
+    exc: ValidationError, positions: Positions, root: type[BaseModel] = WorkspaceDef
+) -> list[ConfigError]:
     errors: list[ConfigError] = []
     for err in exc.errors():
         path = [p for p in err["loc"] if not _is_union_tag(p)]
         if err["type"] == "extra_forbidden":
-            errors.append(_unknown_key(path, positions))
+            errors.append(_unknown_key(path, positions, root))
             continue
         message = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "missing":
@@ -159,11 +194,13 @@ def _is_union_tag(part: Any) -> bool:
     return isinstance(part, str) and part.startswith("function-")
 
 
-def _unknown_key(path: list[str | int], positions: Positions) -> ConfigError:
+def _unknown_key(
+    path: list[str | int], positions: Positions, root: type[BaseModel] = WorkspaceDef
+) -> ConfigError:
     name = str(path[-1])
-    candidates = _fields_at(path[:-1])
+    candidates = _fields_at(path[:-1], root)
     hint = did_you_mean(name, candidates)
-    if _under(path, "traits"):
+    if root is WorkspaceDef and _under(path, "traits"):
         listing = f"aggregates are: {', '.join(AGGREGATES)}"
         hint = f"{hint} ({listing})" if hint else listing
     return positions.error(f"unknown key '{name}'", path, hint=hint, key=True)
@@ -173,8 +210,8 @@ def _under(path: KeyPath, section: str) -> bool:
     return len(path) == 3 and path[0] == section
 
 
-def _fields_at(path: KeyPath) -> list[str]:
-    model: type[BaseModel] | None = WorkspaceDef
+def _fields_at(path: KeyPath, root: type[BaseModel] = WorkspaceDef) -> list[str]:
+    model: type[BaseModel] | None = root
     for part in path:
         if model is None:
             return []
@@ -202,9 +239,15 @@ def cross_check(ws: WorkspaceDef, positions: Positions) -> list[ConfigError]:
     """Check references between sections: parents, groups, campaign and webhook segments."""
     errors: list[ConfigError] = []
     names = list(ws.segments)
+    archived = ws.archived_segments
     defaults: dict[str, str] = {}
+    hint: str | None
     for name, seg in ws.segments.items():
-        if seg.parent is not None and seg.parent not in ws.segments:
+        if seg.parent is not None and seg.parent in archived:
+            msg = f"parent segment '{seg.parent}' of segment '{name}' is archived"
+            hint = "archive the child too, or set 'archived: false' on the parent"
+            errors.append(positions.error(msg, ["segments", name, "parent"], hint=hint))
+        elif seg.parent is not None and seg.parent not in ws.segments:
             hint = did_you_mean(seg.parent, names)
             msg = f"unknown parent segment '{seg.parent}' of segment '{name}'"
             errors.append(positions.error(msg, ["segments", name, "parent"], hint=hint))
@@ -214,7 +257,11 @@ def cross_check(ws: WorkspaceDef, positions: Positions) -> list[ConfigError]:
                 errors.append(positions.error(msg, ["segments", name, "default"]))
             defaults[seg.group] = name
     for name, campaign in ws.campaigns.items():
-        if campaign.segment not in ws.segments:
+        if campaign.segment in archived:
+            msg = f"campaign '{name}' targets segment '{campaign.segment}', which is archived"
+            hint = "remove the campaign, or set 'archived: false' on the segment"
+            errors.append(positions.error(msg, ["campaigns", name, "segment"], hint=hint))
+        elif campaign.segment not in ws.segments:
             hint = did_you_mean(campaign.segment, names)
             msg = f"unknown segment '{campaign.segment}' in campaign '{name}'"
             errors.append(positions.error(msg, ["campaigns", name, "segment"], hint=hint))

@@ -6,11 +6,12 @@ The loader (:mod:`segmint.config.loader`) maps validation failures back to file:
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from segmint.clock import ensure_utc, parse_instant
 from segmint.common import parse_duration
 from segmint.config.measure import ExperimentDef, MeasureDef, VariantDef
 from segmint.config.mlmodels import ModelDef
@@ -144,6 +145,18 @@ class SegmentDef(Strict):
         priority: Within a group, the matching segment with the highest priority wins.
         default: The group's fallback for profiles that match none of its segments.
         parent: A segment whose members bound this one: a child never holds a non-member.
+        archived: An archived segment is evaluated by nothing (batch, real time, previews,
+            SQL exports): it is left out of the workspace's ``segments`` when loaded and kept
+            in ``archived_segments``. Its members exit at the next refresh or real-time
+            engine start (cause ``definition_removed``); its history stays. Set it back to
+            ``false`` to evaluate it again (members re-enter at the next refresh).
+        lifespan: When the segment stops holding anyone: an instant (``2026-12-31``, a
+            date is midnight UTC, or ``2026-12-31T18:00:00Z``), or a duration (``30d``)
+            counted from ``since``. Until then the rule decides; from that instant on the
+            segment holds nobody: its members exit at exactly that instant, in real time
+            and in batch alike (the rule evaluated is ``(RULE) and now() < timestamp
+            'END'``, see :attr:`evaluated_rule`). Archive or remove it afterwards.
+        since: The instant a duration ``lifespan`` counts from (required with one).
     """
 
     rule: str | None = None
@@ -153,6 +166,54 @@ class SegmentDef(Strict):
     priority: int = 0
     default: bool = False
     parent: str | None = None
+    archived: bool = False
+    lifespan: datetime | timedelta | None = None
+    since: datetime | None = None
+
+    @field_validator("lifespan", mode="before")
+    @classmethod
+    def _read_lifespan(cls, value: Any) -> datetime | timedelta | None:
+        if value is None or isinstance(value, timedelta):
+            return value
+        instant = _instant(value)
+        if instant is not None:
+            return instant
+        try:
+            return parse_duration(str(value))
+        except ValueError:
+            raise ValueError(
+                f"lifespan {value!r} is neither an instant (2026-12-31, "
+                "2026-12-31T18:00:00Z) nor a duration (30d, 12h)"
+            ) from None
+
+    @field_validator("since", mode="before")
+    @classmethod
+    def _read_since(cls, value: Any) -> datetime | None:
+        if value is None:
+            return None
+        instant = _instant(value)
+        if instant is None:
+            raise ValueError(f"since {value!r} is not an instant (2026-12-01, 2026-12-01T09:00Z)")
+        return instant
+
+    @property
+    def ends_at(self) -> datetime | None:
+        """The instant the segment's lifespan ends (None: it has none)."""
+        if isinstance(self.lifespan, timedelta):
+            return None if self.since is None else self.since + self.lifespan
+        return self.lifespan
+
+    @property
+    def evaluated_rule(self) -> str | None:
+        """The rule the engines evaluate: ``rule``, bounded by the lifespan when there is one.
+
+        A default segment with a lifespan has no rule to bound; it is refused on load.
+        """
+        end = self.ends_at
+        if self.rule is None or end is None:
+            return self.rule
+        text = end.isoformat().replace("+00:00", "Z")
+        return f"({self.rule}) and now() < timestamp '{text}'"
 
     @model_validator(mode="after")
     def _rule_or_default(self) -> SegmentDef:
@@ -162,7 +223,28 @@ class SegmentDef(Strict):
             raise ValueError("a default segment has no rule: it holds whoever matches none")
         if not self.default and self.rule is None:
             raise ValueError("a segment needs a 'rule' (or 'default: true' with a 'group')")
+        if self.lifespan is not None and self.default:
+            raise ValueError("a default segment has no 'lifespan': archive it instead")
+        if isinstance(self.lifespan, timedelta) and self.since is None:
+            raise ValueError(
+                "a duration 'lifespan' counts from 'since' (the instant the segment started): "
+                "add 'since: 2026-12-01', or give the lifespan as an end instant"
+            )
+        if self.since is not None and not isinstance(self.lifespan, timedelta):
+            raise ValueError("'since' is the start of a duration 'lifespan' (such as 30d)")
         return self
+
+
+def _instant(value: Any) -> datetime | None:
+    """An instant from YAML (a date, a date-time, or ISO 8601 text), else None."""
+    if isinstance(value, datetime):
+        return ensure_utc(value)
+    if isinstance(value, date):
+        return datetime.combine(value, time(), tzinfo=UTC)
+    try:
+        return parse_instant(str(value))
+    except ValueError:
+        return None
 
 
 class PropertySpec(Strict):
@@ -354,6 +436,23 @@ class WorkspaceDef(Strict):
     measure: MeasureDef = Field(default_factory=MeasureDef)
     experiments: dict[str, ExperimentDef] = Field(default_factory=dict)
     models: dict[str, ModelDef] = Field(default_factory=dict)
+    _archived: dict[str, SegmentDef] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _set_archived_aside(self) -> WorkspaceDef:
+        # one place decides what is evaluated: every engine, SQL export and check reads
+        # ``segments``, so an archived segment is simply not there
+        archived = {n: s for n, s in self.segments.items() if s.archived}
+        if archived:
+            active = {n: s for n, s in self.segments.items() if not s.archived}
+            object.__setattr__(self, "segments", active)
+            self._archived = archived
+        return self
+
+    @property
+    def archived_segments(self) -> dict[str, SegmentDef]:
+        """Segments marked ``archived: true``: kept with their history, evaluated by nothing."""
+        return dict(self._archived)
 
     def model_traits(self) -> dict[str, tuple[str, str]]:
         """Trait name → (model, output) for every trait a model writes."""

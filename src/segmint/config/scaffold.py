@@ -34,9 +34,9 @@ def scaffold(target: Path, *, name: str | None = None) -> Path:
     if name:
         text = text.replace("name: example-shop", f"name: {_scalar(name)}", 1)
     (target / WORKSPACE_FILE).write_text(text, encoding="utf-8")
-    for folder in ("templates", "data"):
-        (target / folder).mkdir(exist_ok=True)
-        for item in (example / folder).iterdir():
+    for folder in ("templates", "data", "tests/segments"):  # fixtures: `segmint test`
+        (target / folder).mkdir(parents=True, exist_ok=True)
+        for item in example.joinpath(*folder.split("/")).iterdir():
             if item.is_file():
                 text = item.read_text(encoding="utf-8")
                 (target / folder / item.name).write_text(text, encoding="utf-8")

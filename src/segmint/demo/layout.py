@@ -69,7 +69,10 @@ def check_separate(workspace: Path, out: Path) -> None:
 
 
 def lay_out_workspace(folder: Path) -> Path:
-    """Reset ``folder`` and copy the packaged demo workspace (segmint.yaml, templates) into it."""
+    """Reset ``folder`` and copy the packaged demo workspace into it.
+
+    That is ``segmint.yaml``, ``templates/`` and the segment fixtures ``tests/segments/``.
+    """
     reset_folder(folder, "workspace")
     packaged = resources.files("segmint.demo") / "workspace"
     (folder / "segmint.yaml").write_text(
@@ -80,6 +83,11 @@ def lay_out_workspace(folder: Path) -> Path:
     for item in (packaged / "templates").iterdir():
         if item.is_file() and item.name.endswith(".html"):
             (templates / item.name).write_text(item.read_text(encoding="utf-8"), encoding="utf-8")
+    fixtures = folder / "tests" / "segments"  # `segmint test`
+    fixtures.mkdir(parents=True)
+    for item in packaged.joinpath("tests", "segments").iterdir():
+        if item.is_file() and item.name.endswith(".yaml"):
+            (fixtures / item.name).write_text(item.read_text(encoding="utf-8"), encoding="utf-8")
     (folder / ".segmint").mkdir()
     (folder / ".gitignore").write_text(".segmint/\n", encoding="utf-8")
     return folder

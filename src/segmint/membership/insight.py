@@ -7,13 +7,14 @@ sum of its enters minus its exits up to that instant.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import combinations
 from typing import Any
 
 from segmint.common import did_you_mean
+from segmint.config.model import SegmentDef
 from segmint.membership.changes import MembershipChange, read_changes
 from segmint.membership.errors import MembershipError, UnknownSegmentError
 from segmint.membership.structure import SegmentPlan, SegmentSpec
@@ -51,11 +52,25 @@ def describe(spec: SegmentSpec, size: int) -> dict[str, Any]:
     }
 
 
-def list_segments(store: Store, plan: SegmentPlan, tag: str | None = None) -> list[dict[str, Any]]:
-    """Return every segment (optionally only those tagged ``tag``) with its size."""
+def list_segments(
+    store: Store,
+    plan: SegmentPlan,
+    tag: str | None = None,
+    archived: Mapping[str, SegmentDef] | None = None,
+) -> list[dict[str, Any]]:
+    """Return every segment (optionally only those tagged ``tag``) with its size.
+
+    ``archived`` segments (``archived: true``, evaluated by nothing) are listed too, marked
+    ``"archived": true``, with the members they still hold until the next refresh.
+    """
     sizes = segment_sizes(store)
-    specs = sorted(plan.specs.values(), key=lambda s: s.name)
-    return [describe(s, sizes.get(s.name, 0)) for s in specs if tag is None or tag in s.tags]
+    specs = [(s, False) for s in plan.specs.values()]
+    specs += [(SegmentSpec.from_def(n, d), True) for n, d in (archived or {}).items()]
+    return [
+        describe(s, sizes.get(s.name, 0)) | {"archived": flag}
+        for s, flag in sorted(specs, key=lambda pair: pair[0].name)
+        if tag is None or tag in s.tags
+    ]
 
 
 def size_history(store: Store, segment: str) -> list[SizePoint]:
@@ -84,7 +99,15 @@ def show_segment(store: Store, plan: SegmentPlan, name: str, recent: int = 20) -
     """
     if name not in plan.specs:
         _not_defined(store, plan, name)
-    spec = plan.spec(name)
+    return segment_info(store, plan.spec(name), recent)
+
+
+def segment_info(store: Store, spec: SegmentSpec, recent: int = 20) -> dict[str, Any]:
+    """One segment's definition, size, size history and most recent changes.
+
+    Any segment with a spec: a defined one, or an archived one (evaluated by nothing).
+    """
+    name = spec.name
     info = describe(spec, segment_sizes(store).get(name, 0))
     info["history"] = [p.__dict__ for p in size_history(store, name)]
     changes: Sequence[MembershipChange] = read_changes(

@@ -29,9 +29,10 @@ from segmint.membership.explain import explain_profile
 from segmint.membership.feed import ChangeFeed
 from segmint.membership.follow import Follower
 from segmint.membership.hub import ChangeHub
-from segmint.membership.insight import list_segments, overlap, show_segment
+from segmint.membership.insight import list_segments, overlap, segment_info, show_segment
 from segmint.membership.realtime import RealtimeEngine
 from segmint.membership.redis_stream import RedisChangeStream
+from segmint.membership.structure import SegmentSpec
 from segmint.membership.webhooks import WebhookDispatcher, WebhookOutbox, outbox_status
 from segmint.workspace import Workspace
 
@@ -99,12 +100,20 @@ class Membership:
         )  # fmt: skip
 
     def segments(self, tag: str | None = None) -> list[dict[str, Any]]:
-        """Every segment (optionally with ``tag``) with its definition and size."""
-        return list_segments(self.store, self.compiled.plan, tag)
+        """Every segment (optionally with ``tag``) with its definition and size.
+
+        Archived segments are listed too, with ``"archived": true``.
+        """
+        archived = self.workspace.definition.archived_segments
+        return list_segments(self.store, self.compiled.plan, tag, archived)
 
     def segment(self, name: str, recent: int = 20) -> dict[str, Any]:
-        """One segment: rule, size, size history and recent changes."""
-        return show_segment(self.store, self.compiled.plan, name, recent)
+        """One segment: rule, size, size history and recent changes (``archived`` marked)."""
+        archived = self.workspace.definition.archived_segments
+        if name in archived:
+            spec = SegmentSpec.from_def(name, archived[name])
+            return segment_info(self.store, spec, recent) | {"archived": True}
+        return show_segment(self.store, self.compiled.plan, name, recent) | {"archived": False}
 
     def overlap(
         self,

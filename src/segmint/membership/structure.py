@@ -53,9 +53,9 @@ class SegmentSpec:
 
     @classmethod
     def from_def(cls, name: str, seg: SegmentDef) -> SegmentSpec:
-        """Build a spec from a workspace segment definition."""
+        """Build a spec from a workspace segment definition (its rule bounded by its lifespan)."""
         return cls(
-            name, seg.rule, seg.group, seg.priority, seg.default, seg.parent, seg.tags,
+            name, seg.evaluated_rule, seg.group, seg.priority, seg.default, seg.parent, seg.tags,
             seg.description,
         )  # fmt: skip
 

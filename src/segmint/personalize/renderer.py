@@ -143,6 +143,35 @@ class Renderer:
             self._compiled[key] = self._compile(name, subject)
         return self._compiled[key]
 
+    def render_snippet(self, source: str, profile: Profile, *, date: datetime) -> str:
+        """Render a snippet of template text (merge tags, filters) for one profile.
+
+        The snippet sees what a template's text part sees (no HTML escaping); ``date`` is
+        ``date`` of the context, as for a message. Used by segment fixtures
+        (``segmint test``) to hold merge tags to expected text.
+
+        Raises:
+            TemplateError: If the snippet does not compile or fails for this profile.
+        """
+        template = self._from_string(self.text_env, source, "<snippet>")
+        budget = Budget(
+            time.monotonic() + self.limits.max_render_seconds, self.limits.max_output_bytes
+        )
+        token = BUDGET.set(budget)
+        try:
+            variables = self.context.build(profile, {"date": date}, budget)
+            return _run(template, variables, budget)
+        except TemplateRenderError:
+            raise
+        except jinja2.exceptions.UndefinedError as exc:
+            raise TemplateUndefinedError(str(exc), template="<snippet>") from None
+        except Exception as exc:  # a template is code: report any failure as this one's
+            raise TemplateRenderError(
+                f"{type(exc).__name__}: {exc}", template="<snippet>"
+            ) from None
+        finally:
+            BUDGET.reset(token)
+
     def resolve_name(self, template_name: str) -> str:
         """Return the file name of ``template_name`` (``.html`` added when it has no suffix)."""
         if template_name.endswith((".html", ".htm")) or "." in Path(template_name).name:

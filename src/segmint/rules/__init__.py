@@ -51,6 +51,7 @@ from segmint.rules.parser import parse
 from segmint.rules.pycompile import Evaluator, compile_python
 from segmint.rules.schema import RuleType, TraitSchema
 from segmint.rules.semantics import SEGMENTS_KEY
+from segmint.rules.simplify import Simplification, simplify
 from segmint.rules.sqlcompile import (
     DIALECTS,
     Instant,
@@ -97,6 +98,7 @@ __all__ = [
     "RuleSyntaxError",
     "RuleType",
     "RuleTypeError",
+    "Simplification",
     "Span",
     "SqlNow",
     "StringMatch",
@@ -119,6 +121,7 @@ __all__ = [
     "next_transition_query",
     "parse",
     "segment_column",
+    "simplify",
     "time_leaves",
     "to_json",
     "transform",

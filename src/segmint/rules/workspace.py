@@ -7,7 +7,7 @@ located at the exact line and column inside ``segmint.yaml``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,7 +130,17 @@ def check_workspace(defn: WorkspaceDef, yaml_path: Path | str) -> list[ConfigErr
         errors.extend(_declared_mismatch(defn, rule, expr, schema, positions))
     errors.extend(_cycles(parsed, "segments", InSegmentEdges(), positions, text))
     errors.extend(_cycles(parsed, "traits", DerivedEdges(defn), positions, text))
-    return errors
+    return [_archived(e, defn.archived_segments) for e in errors]
+
+
+def _archived(error: ConfigError, archived: Mapping[str, object]) -> ConfigError:
+    """Say so when an unknown segment is an archived one (evaluated by nothing)."""
+    for name in archived:
+        if error.message.startswith(f"unknown segment '{name}'"):
+            hint = f"'{name}' is archived: set 'archived: false' on it, or stop reading it"
+            return ConfigError(error.message, location=error.location, key_path=error.key_path,
+                               hint=hint, source=error.source)  # fmt: skip
+    return error
 
 
 def _rules(defn: WorkspaceDef, schema: TraitSchema) -> Iterator[_Rule]:
