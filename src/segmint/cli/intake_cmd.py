@@ -42,9 +42,25 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
     "--log-format", type=click.Choice(("text", "json")), default="text", show_default=True,
     help="Server logs as text lines or as one JSON object per line.",
 )  # fmt: skip
+@click.option(
+    "--role", type=click.Choice(("all", "intake")), default="all", show_default=True,
+    help="intake: publish stored events to Kafka (--kafka) for 'segmint worker' processes "
+    "instead of applying real time in this process.",
+)  # fmt: skip
+@click.option(
+    "--kafka", "kafka_url", envvar="SEGMINT_KAFKA_URL", metavar="URL",
+    help="With --role intake: the event topic, kafka://host:9092/TOPIC?partitions=12.",
+)  # fmt: skip
 @pass_ctx
 def serve(
-    ctx: Context, host: str, port: int, log_level: str, realtime: bool, log_format: str = "text"
+    ctx: Context,
+    host: str,
+    port: int,
+    log_level: str,
+    realtime: bool,
+    log_format: str = "text",
+    role: str = "all",
+    kafka_url: str | None = None,
 ) -> None:
     """Serve the tracking API (Segment compatible), the REST API and the web console (/ui)."""
     import uvicorn
@@ -56,6 +72,10 @@ def serve(
     from segmint.membership.service import attach_realtime
     from segmint.workspace import Workspace
 
+    if role == "intake":
+        if not kafka_url:
+            raise click.UsageError("--role intake publishes to Kafka: give --kafka URL")
+        realtime = False  # the workers apply it
     listener = _bind(host, port)  # before catching up: a busy port fails at once
     # Not the CLI's catching-up workspace: serve catches up itself, with progress.
     workspace = Workspace.open(ctx.workspace_path)
@@ -81,6 +101,10 @@ def serve(
                             from segmint.journeys.service import attach_journeys
 
                             attach_journeys(workspace, intake, service, clock)
+                    if kafka_url and role == "intake":
+                        relay = _start_relay(workspace, kafka_url)
+                        intake.add_listener(relay)
+                        click.get_current_context().call_on_close(relay.close)
                     app = create_app(workspace, clock, intake=intake)
                 _tune_gc()
                 loop = "uvloop" if _has("uvloop") else "asyncio"
@@ -99,6 +123,20 @@ def serve(
         click.echo(f"segmint stopped by {stopped} while starting", err=True)
         return
     click.echo("segmint stopped" + ("; real-time state saved" if realtime else ""), err=True)
+
+
+def _start_relay(workspace: Any, url: str) -> Any:
+    """Publish the stored events to Kafka from a connection of its own (see scale.kafka)."""
+    from segmint.scale.kafka import EventRelay, KafkaTopic
+    from segmint.store import open_store
+
+    target = KafkaTopic.from_url(url)
+    store = open_store(workspace.definition.store, workspace_dir=workspace.path)
+    click.get_current_context().call_on_close(store.close)  # after the relay's close
+    relay = EventRelay(store, target)
+    relay.start()
+    click.echo(f"publishing events to Kafka topic {target.topic} at {target.brokers}", err=True)
+    return relay
 
 
 class _Stopped(Exception):

@@ -37,6 +37,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "measure_cmd",
     "warehouse_cmd",
     "journeys_cmd",
+    "worker_cmd",
 )
 """Modules under ``segmint.cli`` that add commands; each defines ``register(cli)``."""
 
