@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,12 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
 from segmint.clock import FixedClock
 from segmint.demo import Shop, ShopConfig
 from segmint.demo.generator import DEFAULT_AS_OF
+from segmint.intake.keys import create_key
 from segmint.intake.pipeline import Intake
 from segmint.membership.batch import refresh
 from segmint.membership.compiled import CompiledSegments
@@ -285,3 +288,61 @@ def test_worker_command_explains_what_is_missing(
     assert no_url.returncode == 2 and "--kafka URL" in no_url.stderr
     duck = cli("-w", str(workspace.path), "worker", "--kafka", f"kafka://{brokers}/t")
     assert duck.returncode == 1 and "needs a PostgreSQL store" in duck.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise AssertionError("segmint serve did not start")
+
+
+@pytest.mark.postgres
+def test_serve_role_intake_publishes_and_workers_apply(deployment: Deployment) -> None:
+    """The HTTP intake stores and publishes; it applies no real time itself; a worker does."""
+    dep = deployment
+    _, key = create_key(dep.store, "web", now=AS_OF)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = dep.logs / "serve.log"
+    with log.open("wb") as err:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "segmint", "-w", str(dep.ws.path), "serve", "--port",
+             str(port), "--role", "intake", "--kafka", dep.kafka_url],
+            env=os.environ | {"SEGMINT_DATABASE_URL": dep.db_url},
+            stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
+    try:
+        _wait_ready(url, server, log)
+        messages = shop_messages(customers=10, seed=9)
+        with httpx.Client(base_url=url, auth=(key, ""), timeout=30) as client:
+            for start in range(0, len(messages), 100):
+                body = orjson.dumps({"batch": messages[start : start + 100]})
+                assert client.post("/v1/batch", content=body).status_code == 200
+        assert dep.store.fetchall("SELECT count(*) FROM memberships")[0][0] == 0
+        dep.start("w1")
+        partitions = KafkaTopic.from_url(dep.kafka_url).ensure()
+        wait_for(lambda: drained(dep, partitions), "the worker to apply what serve published")
+        dep.stop("w1")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    assert server.returncode == 0, log.read_text()
+    assert "publishing events to Kafka topic" in log.read_text()
+    assert_equals_batch(dep)
+
+
+def test_serve_role_intake_needs_a_topic(cli: Callable[..., Any], workspace: Workspace) -> None:
+    found = cli("-w", str(workspace.path), "serve", "--role", "intake", "--port", "1")
+    assert found.returncode == 2 and "--kafka URL" in found.stderr
