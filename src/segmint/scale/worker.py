@@ -31,7 +31,9 @@ serialisation failure, a deadlock) rolls back and retries the batch with a fresh
 
 Merges reach the partitions of both profiles: the survivor's worker exits the merged-away
 profile and rebuilds the survivor from all its events; the other stops firing the
-merged-away profile's time transitions.
+merged-away profile's time transitions. Each batch also locks (``FOR SHARE``) the profiles
+whose time transitions fall due in it, so a merge of one of them commits after the batch
+and the survivor's worker sees what the batch decided.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -52,7 +55,7 @@ from segmint.intake.identity import survivor
 from segmint.membership.realtime import RealtimeEngine
 from segmint.membership.service import Membership
 from segmint.scale.kafka import KafkaTopic, WorkerError, partition_of, require_postgres, start_seq
-from segmint.store import Store
+from segmint.store import Store, utcnow_naive
 from segmint.store.bulk import delete_keys, upsert_rows
 from segmint.traits import EVENT_COLUMNS, row_to_event
 from segmint.workspace import Workspace
@@ -265,6 +268,7 @@ class PartitionWorker:
             roots = sorted(self._live(profiles | {m.into_profile for m in mine}))
             top = int(store.fetchall("SELECT coalesce(max(seq), 0) FROM events")[0][0])
             events = self._pending(roots)
+            self._lock_due(at)
             if events or mine:
                 self.engine.process(events, mine, at)
             marks = [(pid, top) for pid in roots]
@@ -324,6 +328,20 @@ class PartitionWorker:
         # then folds every event of the snapshot, all of which are applied once it commits.
         return [replace(row_to_event(row), seq=None) for row in rows]
 
+    def _lock_due(self, at: datetime) -> None:
+        """Lock the profiles whose time transitions fall due by ``at``; skip merged ones.
+
+        A merge of one of them commits after this transaction, so its survivor's worker
+        sees (and exits) what this batch decides for it.
+        """
+        rows = self.store.fetchall(
+            "SELECT p.profile_id, p.merged_into FROM schedule s JOIN profiles p "
+            "ON p.profile_id = s.profile_id WHERE s.due_at <= ? "
+            "ORDER BY p.profile_id FOR SHARE OF p",
+            [utcnow_naive(at)],
+        )
+        self._gone |= {pid for pid, into in rows if into is not None}
+
     def _advance(self) -> None:
         if not self._assigned:
             return
@@ -335,6 +353,7 @@ class PartitionWorker:
 
         def fire() -> None:
             with self.store.transaction():
+                self._lock_due(now)
                 self.engine.advance(now)
 
         self._retrying(fire)
