@@ -27,15 +27,20 @@ import time
 import uuid
 from pathlib import Path
 
-from common import report
+from common import cpu_seconds, report
 from segmint.clock import FixedClock
 from segmint.demo import Shop, ShopConfig
 from segmint.demo.generator import DEFAULT_AS_OF
 from segmint.intake.pipeline import Intake
-from segmint.scale.kafka import EventRelay, KafkaTopic, encode_event, partition_of
+from segmint.scale.kafka import (
+    RELAY_COLUMNS,
+    EventRelay,
+    KafkaTopic,
+    encode_event,
+    partition_of,
+)
 from segmint.scale.worker import worker_lag
 from segmint.store.postgres import PostgresStore, drop_schema
-from segmint.traits import EVENT_COLUMNS
 from segmint.workspace import Workspace
 
 PG_URL = os.environ.get("SEGMINT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -77,13 +82,16 @@ def main() -> None:
         print(f"{events:,} events of {args.customers:,} customers stored in schema {schema}; "
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
         rates: dict[int, float] = {}
+        per_cpu: dict[int, float] = {}
         try:
             bodies = encoded(store)
             relay_rate, raw_rate = relay_speed(store, brokers, bodies)
             report("relay publish", relay_rate, "events/s", baseline=raw_rate,
                    baseline_name="producing pre-encoded", ratio=relay_rate / raw_rate)  # fmt: skip
             for count in (1, 2, 4):
-                rates[count] = run(store, folder, db_url, brokers, count, bodies, Path(tmp))
+                rates[count], per_cpu[count] = run(
+                    store, folder, db_url, brokers, count, bodies, Path(tmp)
+                )
         finally:
             store.close()
             drop_schema(PG_URL, schema)
@@ -94,11 +102,14 @@ def main() -> None:
         if count > 1:
             report(f"workers x{count} scaling efficiency", rate / base / count, "ratio",
                    baseline=1.0, baseline_name="linear", ratio=rate / base / count)  # fmt: skip
+        report(f"workers x{count} per worker CPU-second", per_cpu[count], "events/s",
+               baseline=per_cpu[1], baseline_name="1 worker",
+               ratio=per_cpu[count] / per_cpu[1])  # fmt: skip
 
 
 def encoded(store: PostgresStore) -> list[tuple[str, bytes]]:
     """Every stored event as the relay publishes it: (profile id, message body)."""
-    rows = store.fetchall(f"SELECT {EVENT_COLUMNS} FROM events ORDER BY seq")
+    rows = store.fetchall(f"SELECT {RELAY_COLUMNS} FROM events ORDER BY seq")
     return [(str(row[3]), encode_event(row)) for row in rows]
 
 
@@ -141,8 +152,13 @@ def relay_speed(
 def run(
     store: PostgresStore, folder: Path, db_url: str, brokers: str, count: int,
     bodies: list[tuple[str, bytes]], logs: Path,
-) -> float:  # fmt: skip
-    """Clear the derived state, start ``count`` workers, publish, wait; return events/s."""
+) -> tuple[float, float]:  # fmt: skip
+    """Clear the derived state, start ``count`` workers, publish, wait.
+
+    Returns:
+        Events/s, and events per CPU-second of the workers (their overhead, apart from
+        how many cores the machine could give them).
+    """
     with store.transaction():
         for table in DERIVED:
             store.execute(f"DELETE FROM {table}")
@@ -160,12 +176,14 @@ def run(
         ), log))  # fmt: skip
     try:
         wait_stable([logs / f"{topic}-{n}.log" for n in range(count)], partitions)
+        cpu = sum(cpu_seconds(proc.pid) for proc, _ in procs)
         start = time.perf_counter()
         produce(brokers, topic, partitions, bodies)
         published = time.perf_counter() - start
         while worker_lag(store)["pending_events"]:
             time.sleep(0.05)
         seconds = time.perf_counter() - start
+        cpu = sum(cpu_seconds(proc.pid) for proc, _ in procs) - cpu
     finally:
         for proc, log in procs:
             proc.terminate()
@@ -173,8 +191,9 @@ def run(
             log.close()
     rate = len(bodies) / seconds
     print(f"{count} worker(s): {len(bodies):,} events in {seconds:.2f} s ({rate:,.0f} events/s;"
-          f" producing took {published:.2f} s)")  # fmt: skip
-    return rate
+          f" producing took {published:.2f} s; workers used {cpu:.1f} CPU-s, "
+          f"{len(bodies) / cpu:,.0f} events per CPU-second)")  # fmt: skip
+    return rate, len(bodies) / cpu
 
 
 def wait_stable(logs: list[Path], partitions: int, timeout: float = 120.0) -> None:

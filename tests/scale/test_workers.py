@@ -267,6 +267,7 @@ def test_partition_of_is_stable_and_spread() -> None:
         ("redis://127.0.0.1:6379/0", "expected a Kafka URL"),
         ("kafka://127.0.0.1:9092", "expected a Kafka URL"),
         ("kafka://127.0.0.1:9092/t?partitions=zero", "positive number"),
+        ("kafka://127.0.0.1:9092/t?gruop=g", "did you mean 'group'"),
     ],
 )
 def test_bad_kafka_urls_are_explained(url: str, match: str) -> None:

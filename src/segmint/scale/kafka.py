@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
+from segmint.common import did_you_mean
 from segmint.errors import SegmintError
 from segmint.intake.streams import StreamUrlError
 from segmint.store import Store, read_meta, write_meta
@@ -44,6 +45,9 @@ log = logging.getLogger(__name__)
 START_KEY = "kafka.start_seq"
 """Meta key: events up to this ``seq`` were applied before the workers took over."""
 _EVENT_NAMES = [c.strip().strip('"') for c in EVENT_COLUMNS.split(",")]
+_JSON = ("properties", "traits")
+RELAY_COLUMNS = ", ".join(f"{n}::text AS {n}" if n in _JSON else f'"{n}"' for n in _EVENT_NAMES)
+"""The ``events`` columns the relay reads: JSON as text, passed through without decoding."""
 _LOCK = "hashtext('segmint.kafka.relay'), hashtext(current_schema())"
 
 
@@ -89,6 +93,10 @@ class KafkaTopic:
                 f"got {url!r}"
             )
         query = dict(parse_qsl(parts.query))
+        for key in query:  # librdkafka's own names have dots, or are far from ours
+            hint = None if "." in key else did_you_mean(key, ("group", "partitions"))
+            if hint and key not in ("group", "partitions"):
+                raise StreamUrlError(f"unknown Kafka URL option ?{key}=; {hint}")
         group = query.pop("group", cls.group)
         count = query.pop("partitions", str(cls.partitions))
         if not count.isdigit() or int(count) < 1:
@@ -99,7 +107,7 @@ class KafkaTopic:
         """The configuration of a client of this topic's cluster."""
         return {"bootstrap.servers": self.brokers} | self.settings | extra
 
-    def ensure(self, timeout: float = 15.0) -> int:
+    def ensure(self, timeout: float = 10.0) -> int:
         """Create the topic if it does not exist; return its number of partitions.
 
         A cluster that does not answer the creation (librdkafka's mock cluster) creates it
@@ -111,8 +119,8 @@ class KafkaTopic:
         from confluent_kafka import KafkaException, Producer
         from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-        admin = AdminClient(self.client())
         try:
+            admin = AdminClient(self.client())
             found = self._count(admin.list_topics(timeout=timeout))
             if found:
                 return found
@@ -122,7 +130,10 @@ class KafkaTopic:
             # a producer's metadata request creates the topic where the brokers allow it
             found = self._count(Producer(self.client()).list_topics(self.topic, timeout=timeout))
         except KafkaException as exc:
-            raise WorkerError(f"Kafka at {self.brokers}: {exc.args[0]}") from None
+            reason = exc.args[0].str() if hasattr(exc.args[0], "str") else str(exc.args[0])
+            if "configuration property" in reason:
+                raise StreamUrlError(f"invalid Kafka setting in the URL: {reason}") from None
+            raise WorkerError(f"Kafka at {self.brokers}: {reason}") from None
         if not found:
             raise WorkerError(f"Kafka at {self.brokers} has no topic {self.topic}")
         return found
@@ -167,8 +178,11 @@ def start_seq(store: Store) -> int:
 
 
 def encode_event(row: Sequence[Any]) -> bytes:
-    """A Kafka message body for an ``events`` row (columns :data:`EVENT_COLUMNS`)."""
+    """A Kafka message body for an ``events`` row (columns :data:`RELAY_COLUMNS`)."""
     body = dict(zip(_EVENT_NAMES, row, strict=True))
+    for name in _JSON:
+        if isinstance(body[name], str):
+            body[name] = orjson.Fragment(body[name])
     return orjson.dumps({"kind": "event", **body}, default=str)
 
 
@@ -223,7 +237,7 @@ class EventRelay:
             return 0
         after = int(read_meta(self.store, self._seq_key) or start_seq(self.store))
         rows = self.store.fetchall(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            f"SELECT {RELAY_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
             [after, self.batch],
         )
         last_merge = int(read_meta(self.store, self._merge_key) or 0)

@@ -43,7 +43,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -54,10 +54,17 @@ from segmint.events import Event
 from segmint.intake.identity import survivor
 from segmint.membership.realtime import RealtimeEngine
 from segmint.membership.service import Membership
-from segmint.scale.kafka import KafkaTopic, WorkerError, partition_of, require_postgres, start_seq
+from segmint.scale.kafka import (
+    RELAY_COLUMNS,
+    KafkaTopic,
+    WorkerError,
+    partition_of,
+    require_postgres,
+    start_seq,
+)
 from segmint.store import Store, utcnow_naive
 from segmint.store.bulk import delete_keys, upsert_rows
-from segmint.traits import EVENT_COLUMNS, row_to_event
+from segmint.traits import row_to_event
 from segmint.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -319,14 +326,14 @@ class PartitionWorker:
         if stale:  # another worker applied events of profiles this engine holds in cache
             self._reset()
         rows = self.store.fetchall(
-            f"SELECT {EVENT_COLUMNS} FROM events e WHERE e.profile_id = ANY(?) AND e.seq > "
+            f"SELECT {RELAY_COLUMNS} FROM events e WHERE e.profile_id = ANY(?) AND e.seq > "
             "coalesce((SELECT w.seq FROM worker_applied w WHERE w.profile_id = e.profile_id), ?) "
             "ORDER BY e.seq",
             [list(roots), self.start],
         )
         # Without their seq: a rebuild from the store (a new profile, a merge's survivor)
         # then folds every event of the snapshot, all of which are applied once it commits.
-        return [replace(row_to_event(row), seq=None) for row in rows]
+        return [row_to_event((*row[:-1], None)) for row in rows]
 
     def _lock_due(self, at: datetime) -> None:
         """Lock the profiles whose time transitions fall due by ``at``; skip merged ones.
