@@ -67,6 +67,7 @@ Each stage has its own ``errors.py`` whose classes derive from these::
     │   └── RateLimited                (api/public.py)     429 + Retry-After
     ├── SparkUnavailable               (scale/spark.py)    pyspark or Java missing
     ├── SparkEventsError + LookupError (scale/spark.py)    no such events file or table
+    ├── WorkerError                    (scale/kafka.py)    Kafka workers: no PostgreSQL, no topic
     ├── DemoError                      (demo/errors.py)
     │   └── StageUnavailable                               (demo/stage.py)
     ├── ModelError                     (models/errors.py)

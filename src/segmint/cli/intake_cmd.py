@@ -53,6 +53,15 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
     help="… or while the oldest event not yet applied has waited this long (0: no limit). "
          " [default: 30]",
 )  # fmt: skip
+@click.option(
+    "--role", type=click.Choice(("all", "intake")), default="all", show_default=True,
+    help="intake: publish stored events to Kafka (--kafka) for 'segmint worker' processes "
+    "instead of applying real time in this process.",
+)  # fmt: skip
+@click.option(
+    "--kafka", "kafka_url", envvar="SEGMINT_KAFKA_URL", metavar="URL",
+    help="With --role intake: the event topic, kafka://host:9092/TOPIC?partitions=12.",
+)  # fmt: skip
 @pass_ctx
 def serve(
     ctx: Context,
@@ -63,6 +72,8 @@ def serve(
     log_format: str = "text",
     max_lag_events: int | None = None,
     max_lag_seconds: float | None = None,
+    role: str = "all",
+    kafka_url: str | None = None,
 ) -> None:
     """Serve the tracking API (Segment compatible), the REST API and the web console (/ui).
 
@@ -80,6 +91,10 @@ def serve(
     from segmint.membership.service import attach_realtime
     from segmint.workspace import Workspace
 
+    if role == "intake":
+        if not kafka_url:
+            raise click.UsageError("--role intake publishes to Kafka: give --kafka URL")
+        realtime = False  # the workers apply it
     listener = _bind(host, port)  # before catching up: a busy port fails at once
     # Not the CLI's catching-up workspace: serve catches up itself, with progress.
     workspace = Workspace.open(ctx.workspace_path)
@@ -108,6 +123,10 @@ def serve(
                             attach_journeys(workspace, intake, service, clock)
                     lag = service.follower.lag if service and service.follower else None
                     limit = LagLimit.from_env(max_lag_events, max_lag_seconds)
+                    if kafka_url and role == "intake":
+                        relay = _start_relay(workspace, kafka_url)
+                        intake.add_listener(relay)
+                        click.get_current_context().call_on_close(relay.close)
                     app = create_app(workspace, clock, intake=intake, realtime_lag=lag,
                                      lag_limit=limit)  # fmt: skip
                 _tune_gc()
@@ -141,6 +160,20 @@ def _refuse_second_server(workspace: Any) -> None:
             "DuckDB workspace (commands run beside it; use PostgreSQL to run several servers)",
             holder=store.holder,
         )
+
+
+def _start_relay(workspace: Any, url: str) -> Any:
+    """Publish the stored events to Kafka from a connection of its own (see scale.kafka)."""
+    from segmint.scale.kafka import EventRelay, KafkaTopic
+    from segmint.store import open_store
+
+    target = KafkaTopic.from_url(url)
+    store = open_store(workspace.definition.store, workspace_dir=workspace.path)
+    click.get_current_context().call_on_close(store.close)  # after the relay's close
+    relay = EventRelay(store, target)
+    relay.start()
+    click.echo(f"publishing events to Kafka topic {target.topic} at {target.brokers}", err=True)
+    return relay
 
 
 class _Stopped(Exception):

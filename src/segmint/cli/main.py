@@ -38,6 +38,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "warehouse_cmd",
     "journeys_cmd",
     "governance_cmd",
+    "worker_cmd",
 )
 """Modules under ``segmint.cli`` that add commands; each defines ``register(cli)``."""
 

@@ -117,6 +117,9 @@ class RealtimeEngine:
             events are the source of truth for trait state, so state an engine did not save
             before it stopped is rebuilt from them when the next engine starts.
         checkpoint_rows: Write trait state at the latest when this many profiles are unsaved.
+        owns: The profiles whose time transitions this engine fires (all when omitted). A
+            partitioned worker (:mod:`segmint.scale.worker`) passes its partitions' profiles:
+            another worker fires the rest.
     """
 
     def __init__(
@@ -129,8 +132,10 @@ class RealtimeEngine:
         outbox: WebhookOutbox | None = None,
         checkpoint_every: float = 0.0,
         checkpoint_rows: int = 50_000,
+        owns: Callable[[str], bool] | None = None,
     ) -> None:
         self.store = store
+        self._owns = owns
         self.compiled = compiled
         self.clock = clock
         self.hub = hub or ChangeHub()
@@ -286,6 +291,9 @@ class RealtimeEngine:
         self._preload(heap, as_of, exclude)
         while heap and heap[0][0] <= as_of:
             due, pid = heapq.heappop(heap)
+            if self._owns is not None and not self._owns(pid):  # another worker's now
+                self._live.pop(pid, None)
+                continue
             self._ensure([pid], exclude)
             live = self._live[pid]
             if live.due != due:
@@ -368,7 +376,10 @@ class RealtimeEngine:
     def _schedule(self) -> list[tuple[datetime, str]]:
         if self._heap is None:
             rows = self.store.fetchall("SELECT due_at, profile_id FROM schedule")
-            self._heap = [(from_store_time(at) or at, pid) for at, pid in rows]
+            owns = self._owns
+            self._heap = [
+                (from_store_time(at) or at, pid) for at, pid in rows if owns is None or owns(pid)
+            ]
             heapq.heapify(self._heap)
         return self._heap
 

@@ -396,6 +396,15 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
             """
         },
     ),
+    (
+        43,
+        # Partitioned real-time workers (segmint worker, scale/worker.py): each profile's
+        # events up to ``seq`` are applied to its real-time state (the idempotence watermark,
+        # written in the transaction that writes the state).
+        """
+        CREATE TABLE worker_applied (profile_id TEXT PRIMARY KEY, seq BIGINT NOT NULL);
+        """,
+    ),
 )
 """Versioned migrations, applied in order on open. Append; never edit a released one."""
 
