@@ -69,6 +69,10 @@ Each stage has its own ``errors.py`` whose classes derive from these::
     ├── SparkEventsError + LookupError (scale/spark.py)    no such events file or table
     ├── DemoError                      (demo/errors.py)
     │   └── StageUnavailable                               (demo/stage.py)
+    ├── PrivacyError                   (privacy/errors.py)
+    │   ├── MasterKeyError     + ValueError                master key missing, bad or wrong
+    │   ├── ErasedProfileError                             the profile's key was destroyed
+    │   └── AuditChainBroken                               audit entry edited/removed/moved
     ├── ModelError                     (models/errors.py)
     │   ├── UnknownModelError  + KeyError
     │   ├── ModelNotTrainedError

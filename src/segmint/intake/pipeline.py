@@ -23,6 +23,7 @@ from segmint.intake.payloads import decode_message
 from segmint.intake.quarantine import quarantine_row
 from segmint.intake.results import Rejection, Submission, SubmitResult
 from segmint.intake.writer import BatchWriter
+from segmint.privacy.guard import hold_back_erased
 from segmint.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,11 @@ class Intake:
         self.workspace = workspace
         self.store = workspace.store
         self.clock: Clock = clock or SystemClock()
-        self.graph = IdentityGraph(workspace.definition.identifiers)
-        self._writer = BatchWriter(self.store, self.graph)
+        # Privacy (segmint.privacy): PII sealed before it is stored, emails kept hashed.
+        self.privacy = workspace.privacy
+        index = self.privacy.identity_index if self.privacy.encrypting else None
+        self.graph = IdentityGraph(workspace.definition.identifiers, index)
+        self._writer = BatchWriter(self.store, self.graph, self.privacy)
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
 
@@ -133,6 +137,7 @@ class Intake:
         """
         plan = self.workspace.definition.tracking_plan
         with self._lock:
+            hold_back_erased(self.privacy, submissions)
             results = self._writer.write(submissions, plan, events=events)
         if notify:
             self.notify(results)
