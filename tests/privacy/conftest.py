@@ -58,11 +58,24 @@ def open_ws(path: Path, store: Store | None = None) -> Workspace:
     return ws
 
 
+def _sealed(workspace: Workspace, store: Store | None) -> Workspace:
+    write_key_file(workspace.path / ".segmint-keys", generate_master_key())
+    ws = open_ws(workspace.path, store)
+    submit_people(ws)
+    return ws
+
+
 @pytest.fixture
 def sealed_ws(workspace: Workspace, store: Store) -> Iterator[Workspace]:
     """The example workspace with a master key file, on each backend, holding Ada and Bob."""
-    write_key_file(workspace.path / ".segmint-keys", generate_master_key())
-    ws = open_ws(workspace.path, None if store.dialect == "duckdb" else store)
-    submit_people(ws)
+    ws = _sealed(workspace, None if store.dialect == "duckdb" else store)
+    yield ws
+    ws.close()
+
+
+@pytest.fixture
+def sealed_duck(workspace: Workspace) -> Iterator[Workspace]:
+    """:func:`sealed_ws` on the workspace's own DuckDB file (what the CLI opens)."""
+    ws = _sealed(workspace, None)
     yield ws
     ws.close()

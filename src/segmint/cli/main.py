@@ -37,6 +37,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "measure_cmd",
     "warehouse_cmd",
     "journeys_cmd",
+    "privacy_cmd",
 )
 """Modules under ``segmint.cli`` that add commands; each defines ``register(cli)``."""
 
@@ -49,6 +50,7 @@ READS_ONLY: frozenset[str] = frozenset({
     "campaign list", "campaign report", "consent show", "keys list", "quarantine list",
     "webhooks status", "models list", "models show", "report kpis", "experiments list",
     "experiments report", "segments suggest", "journeys list", "journeys show",
+    "audit verify", "audit list",
 })  # fmt: skip
 """Commands that only read the store: they work while ``segmint serve`` holds DuckDB."""
 
