@@ -215,11 +215,11 @@ def list_entries(ctx: Context, limit: int, fmt: str) -> None:
     """List the latest audit entries."""
     from segmint.privacy import audit as log
 
-    rows = log.entries(ctx.workspace.store)[-limit:]
+    found = log.entries(ctx.workspace.store)[-limit:]
     data = [
         {"id": e.id, "at": e.occurred_at, "actor": e.actor, "action": e.action,
          "subject": e.subject, "details": e.details}
-        for e in rows
+        for e in found
     ]  # fmt: skip
     if fmt == "json":
         emit_json(data)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -175,3 +176,19 @@ def verify(store: Store) -> Verification:
             result.problems,
         )
     return result
+
+
+def record_deploy(store: Store, workspace_file: Path, *, at: datetime, actor: str) -> bool:
+    """Append a ``workspace.deploy`` entry if ``segmint.yaml`` changed since the last one.
+
+    Returns:
+        Whether an entry was appended (the file's SHA-256 differs from the last deploy's).
+    """
+    digest = hashlib.sha256(workspace_file.read_bytes()).hexdigest()
+    if read_meta(store, "deployed_workspace") == digest:
+        return False
+    with store.transaction():
+        append(store, "workspace.deploy", actor=actor, at=at, subject=workspace_file.name,
+               details={"sha256": digest})  # fmt: skip
+        write_meta(store, "deployed_workspace", digest)
+    return True
