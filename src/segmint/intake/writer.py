@@ -251,9 +251,10 @@ class BatchWriter:
         if not unique:
             return set()
         if self.privacy is not None:  # stored (and handed on) minimised, PII sealed
+            self.privacy.prepare({item.profile_id for item in unique})
             protect = self.privacy.protect
             for item in unique:
-                item.message = protect(item.profile_id, item.message)
+                protect(item.profile_id, item.message)
             self.privacy.flush()  # new profile keys reach the vault before events commit
         returned = self.store.append_events(_table(unique), returning=True)
         inserted = returned if isinstance(returned, dict) else {}

@@ -36,6 +36,7 @@ SEALED = "enc:"
 KEY_FILE = "master.key"
 VAULT_FILE = "vault.sqlite"
 _CHECK = b"segmint master key check"
+_CACHE = 200_000  # unwrapped profile keys kept in memory
 
 
 def generate_master_key() -> str:
@@ -98,6 +99,10 @@ class Vault:
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         # Freed pages are overwritten: a destroyed key leaves no copy in the file.
         self._db.execute("PRAGMA secure_delete = ON")
+        # WAL: a commit is one sync of the log; FULL: a key is on disk before the store
+        # commits the events sealed with it. Deletes are checkpointed away (see delete).
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = FULL")
         self._db.execute("PRAGMA busy_timeout = 10000")
         self._db.executescript(
             "CREATE TABLE IF NOT EXISTS profile_keys "
@@ -149,6 +154,8 @@ class Vault:
             self._db.execute("BEGIN")
             cur = self._db.executemany("DELETE FROM profile_keys WHERE profile_id = ?",
                                        [(i,) for i in ids])  # fmt: skip
+        # the log still holds the pages with the keys: write them back (zeroed) and cut it
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return int(cur.rowcount)
 
     def all_rows(self, table: str) -> list[tuple[str, bytes]]:
@@ -199,6 +206,7 @@ class Keyring:
                 "master key; after 'privacy rotate-key' use the new key)"
             )
         self._keys: dict[str, AESGCM] = {}
+        self._new: set[str] = set()  # known to have no stored key (see preload)
         self.pending: list[tuple[str, bytes]] = []
         self._index_key = self._secret("blind_index")
 
@@ -221,23 +229,42 @@ class Keyring:
         key = self._keys.get(profile_id)
         if key is not None:
             return key
-        found = self.vault.wrapped("profile_keys", [profile_id])
+        new = profile_id in self._new
+        found = {} if new and create else self.vault.wrapped("profile_keys", [profile_id])
         if profile_id in found:
             key = AESGCM(self._unwrap(profile_id, found[profile_id]))
         elif create:
             raw = AESGCM.generate_key(bit_length=256)
             self.pending.append((profile_id, self._wrap(profile_id, raw)))
+            self._new.discard(profile_id)
             key = AESGCM(raw)
         else:
             return None
         self._keys[profile_id] = key
         return key
 
+    def preload(self, profile_ids: Iterable[str]) -> None:
+        """Unwrap the stored keys of ``profile_ids`` not cached yet, in one vault query.
+
+        Profiles the vault has no key for are remembered as new: sealing for them makes a
+        key without asking the vault again.
+        """
+        if len(self._keys) > _CACHE:
+            self._keys.clear()  # bounded memory: a long-running server meets every profile
+        wanted = {p for p in profile_ids if p not in self._keys}
+        if not wanted:
+            return
+        found = self.vault.wrapped("profile_keys", wanted)
+        for pid, wrapped in found.items():
+            self._keys[pid] = AESGCM(self._unwrap(pid, wrapped))
+        self._new.update(wanted.difference(found))
+
     def flush(self) -> None:
         """Write the data keys made since the last flush to the vault."""
         if self.pending:
             self.vault.put("profile_keys", self.pending)
             self.pending = []
+        self._new.clear()
 
     def seal(self, profile_id: str, value: Any) -> str:
         """Encrypt ``value`` (any JSON value) under ``profile_id``'s key."""
@@ -270,6 +297,7 @@ class Keyring:
         ids = list(profile_ids)
         for pid in ids:
             self._keys.pop(pid, None)
+            self._new.discard(pid)
         return self.vault.delete(ids)
 
     def rotate(self, new_master: bytes) -> int:

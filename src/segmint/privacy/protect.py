@@ -13,11 +13,10 @@ keyed hash (:meth:`Privacy.identity_index`), so lookups by email still work.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import ipaddress
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -76,21 +75,28 @@ class Privacy:
     # --- intake -------------------------------------------------------------------------
 
     def protect(self, profile_id: str, message: Message) -> Message:
-        """The message as it is stored: minimised, IP truncated, PII sealed."""
-        properties, traits, context = message.properties, message.traits, message.context
+        """Make ``message`` what is stored: minimised, IP truncated, PII sealed (in place).
+
+        Doing it again changes nothing (sealed values stay as they are), so a batch that
+        intake retries after a failed transaction is stored the same.
+        """
         if self.settings.minimise and self.plan is not None and message.type == "track":
-            properties = _minimise(self.plan.events.get(message.event or ""), properties)
+            message.properties = _minimise(self.plan.events.get(message.event or ""),
+                                           message.properties)  # fmt: skip
+        context = message.context
         if self.settings.truncate_ip and "ip" in context:
-            context = {**context, "ip": truncate_ip(context["ip"])}
+            context = message.context = {**context, "ip": truncate_ip(context["ip"])}
         inner = context.get("traits")
         if isinstance(inner, dict) and inner:
-            context = {**context, "traits": self._seal(profile_id, inner)}
-        properties = self._seal(profile_id, properties)
-        traits = self._seal(profile_id, traits)
-        if (properties is message.properties and traits is message.traits
-                and context is message.context):  # fmt: skip
-            return message
-        return dataclasses.replace(message, properties=properties, traits=traits, context=context)
+            message.context = {**context, "traits": self._seal(profile_id, inner)}
+        message.properties = self._seal(profile_id, message.properties)
+        message.traits = self._seal(profile_id, message.traits)
+        return message
+
+    def prepare(self, profile_ids: Iterable[str]) -> None:
+        """Load the keys of ``profile_ids`` in one vault query (before a batch is sealed)."""
+        if self.keyring is not None:
+            self.keyring.preload(profile_ids)
 
     def _seal(self, profile_id: str, values: dict[str, Any]) -> dict[str, Any]:
         names = self.names
@@ -186,8 +192,12 @@ def _minimise(plan: Any, properties: dict[str, Any]) -> dict[str, Any]:
 
 def truncate_ip(value: Any) -> Any:
     """An IP address with its host part zeroed (IPv4 to /24, IPv6 to /48)."""
+    text = str(value).strip()
+    parts = text.split(".")
+    if len(parts) == 4 and all(p.isdigit() and len(p) <= 3 and int(p) < 256 for p in parts):
+        return f"{parts[0]}.{parts[1]}.{parts[2]}.0"  # the usual IPv4 case, without parsing
     try:
-        address = ipaddress.ip_address(str(value).strip())
+        address = ipaddress.ip_address(text)
     except ValueError:
         return None  # not an address: keep nothing rather than something identifying
     prefix = 24 if address.version == 4 else 48
