@@ -70,6 +70,10 @@ Each stage has its own ``errors.py`` whose classes derive from these::
     ├── WorkerError                    (scale/kafka.py)    Kafka workers: no PostgreSQL, no topic
     ├── DemoError                      (demo/errors.py)
     │   └── StageUnavailable                               (demo/stage.py)
+    ├── PrivacyError                   (privacy/errors.py)
+    │   ├── MasterKeyError     + ValueError                master key missing, bad or wrong
+    │   ├── ErasedProfileError                             the profile's key was destroyed
+    │   └── AuditChainBroken                               audit entry edited/removed/moved
     ├── ModelError                     (models/errors.py)
     │   ├── UnknownModelError  + KeyError
     │   ├── ModelNotTrainedError

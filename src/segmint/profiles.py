@@ -51,8 +51,18 @@ def load_profile(
     if not known:
         return None
     segments = store.fetchall("SELECT segment FROM memberships WHERE profile_id = ?", [profile_id])
-    traits = decode_traits(rows[0][0], types) if rows else {}
+    traits = unseal(store, decode_traits(rows[0][0], types)) if rows else {}
     return Profile(profile_id, traits, frozenset(s for (s,) in segments))
+
+
+def unseal(store: Store, values: dict[str, Any]) -> dict[str, Any]:
+    """Trait values with PII opened for use in memory (templates, the delivery address).
+
+    With a master key configured (``segmint.privacy``), PII is stored sealed; the workspace
+    hangs its privacy settings on the store, and this is where reads for people open them.
+    """
+    privacy = getattr(store, "privacy", None)
+    return values if privacy is None else privacy.unseal_values(values)
 
 
 def segment_members(
@@ -76,4 +86,4 @@ def segment_members(
         ):
             memberships[pid].add(seg)
     for pid, raw in rows:
-        yield Profile(pid, decode_traits(raw, types), frozenset(memberships[pid]))
+        yield Profile(pid, unseal(store, decode_traits(raw, types)), frozenset(memberships[pid]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from segmint.config.errors import ConfigError, ConfigErrors
 from segmint.config.loader import load_workspace_def
@@ -13,6 +13,9 @@ from segmint.config.model import WorkspaceDef
 from segmint.config.scaffold import STATE_DIR, WORKSPACE_FILE, scaffold
 from segmint.rules.workspace import check_workspace
 from segmint.store import LATEST_VERSION, Store, current_version, open_store
+
+if TYPE_CHECKING:
+    from segmint.privacy.protect import Privacy
 
 
 @dataclass
@@ -29,6 +32,7 @@ class Workspace:
     _store: Store | None = None
     reads_only: bool = False
     """Open the store for reading only: while ``serve`` holds DuckDB, read through it."""
+    _privacy: Privacy | None = None
 
     @classmethod
     def open(cls, path: Path | str = ".", *, reads_only: bool = False) -> Workspace:
@@ -73,7 +77,21 @@ class Workspace:
             self._store = open_store(
                 self.definition.store, workspace_dir=self.path, reads_only=self.reads_only
             )
+            # Intake and the read edges find the privacy settings through the store (the
+            # identity resolver hashes emails, profile reads unseal PII) when a key is set.
+            self._store.privacy = _LazyPrivacy(self)  # type: ignore[attr-defined]
         return self._store
+
+    @property
+    def privacy(self) -> Privacy:
+        """The privacy settings at work: keys, sealing, salt (``segmint.privacy``)."""
+        if self._privacy is None:
+            from segmint.privacy.protect import Privacy
+
+            self._privacy = Privacy(self.path, self.definition, self.store)
+            if not hasattr(self.store, "privacy"):  # a store given to the constructor
+                self.store.privacy = self._privacy  # type: ignore[attr-defined]
+        return self._privacy
 
     @property
     def state_dir(self) -> Path:
@@ -118,6 +136,9 @@ class Workspace:
 
     def close(self) -> None:
         """Close the store if it was opened."""
+        if self._privacy is not None:
+            self._privacy.close()
+            self._privacy = None
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -127,3 +148,13 @@ class Workspace:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _LazyPrivacy:
+    """The workspace's :class:`Privacy`, built on first use (most commands never need it)."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._workspace = workspace
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._workspace.privacy, name)

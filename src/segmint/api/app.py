@@ -34,6 +34,7 @@ EXTRA_ROUTERS: list[str] = [
     "segmint.api.links",
     "segmint.api.profiles",
     "segmint.api.manage",
+    "segmint.api.privacy",
     "segmint.web.routes",
 ]
 """Module paths whose ``router`` is included in every app, in order."""

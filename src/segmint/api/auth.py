@@ -156,5 +156,16 @@ async def require_read(request: Request) -> ApiKey:
 
 
 async def require_admin(request: Request) -> ApiKey:
-    """Dependency: a key with the ``admin`` scope (definitions: create, update, archive)."""
-    return await authenticate(request, "admin")
+    """Dependency: a key with the ``admin`` scope (definitions: create, update, archive).
+
+    Every admin call is written to the audit log (key id, method, path) before it runs.
+    """
+    key = await authenticate(request, "admin")
+    from segmint.privacy.audit import append
+
+    await run_in_threadpool(
+        append, request.app.state.workspace.store, "api.admin", actor=f"api:{key.key_id}",
+        at=request.app.state.clock.now(), subject=request.url.path,
+        details={"method": request.method},
+    )  # fmt: skip
+    return key

@@ -6,7 +6,7 @@ import contextlib
 import socket
 from collections.abc import Iterator
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,6 +15,9 @@ from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import emit_json, emit_table, format_option
 from segmint.cli.params import deferred_choice
 from segmint.clock import SystemClock
+
+if TYPE_CHECKING:
+    from segmint.workspace import Workspace
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
@@ -129,6 +132,7 @@ def serve(
                         click.get_current_context().call_on_close(relay.close)
                     app = create_app(workspace, clock, intake=intake, realtime_lag=lag,
                                      lag_limit=limit)  # fmt: skip
+                    _privacy_duties(workspace, clock)
                 _tune_gc()
                 loop = "uvloop" if _has("uvloop") else "asyncio"
                 http = "httptools" if _has("httptools") else "h11"
@@ -174,6 +178,17 @@ def _start_relay(workspace: Any, url: str) -> Any:
     relay.start()
     click.echo(f"publishing events to Kafka topic {target.topic} at {target.brokers}", err=True)
     return relay
+
+
+def _privacy_duties(workspace: Workspace, clock: SystemClock) -> None:
+    """Log a changed ``segmint.yaml`` as a deploy; enforce retention now and daily."""
+    from segmint.config.scaffold import WORKSPACE_FILE
+    from segmint.privacy.audit import record_deploy
+    from segmint.privacy.retention import start_daily
+
+    record_deploy(workspace.store, workspace.path / WORKSPACE_FILE, at=clock.now(),
+                  actor="serve")  # fmt: skip
+    click.get_current_context().call_on_close(start_daily(workspace.privacy, clock))
 
 
 class _Stopped(Exception):

@@ -39,6 +39,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "journeys_cmd",
     "governance_cmd",
     "worker_cmd",
+    "privacy_cmd",
 )
 """Modules under ``segmint.cli`` that add commands; each defines ``register(cli)``."""
 
@@ -52,6 +53,7 @@ READS_ONLY: frozenset[str] = frozenset({
     "webhooks status", "models list", "models show", "report kpis", "experiments list",
     "experiments report", "segments suggest", "journeys list", "journeys show", "segments preview",
     "segments lint", "segments diff",
+    "audit verify", "audit list",
 })  # fmt: skip
 """Commands that only read the store: they work while ``segmint serve`` holds DuckDB."""
 

@@ -112,6 +112,8 @@ def show(ctx: Context, person: str, as_of: datetime, fmt: str) -> None:
     view = profile_traits(ws.store, workspace_catalog(ws), profile_id, as_of)
     if view is None:
         raise TraitError(f"profile '{profile_id}' ({person}) has no trait values to show")
+    for trait in view["traits"]:  # PII sealed at rest is opened for the reader (privacy)
+        trait["value"] = ws.privacy.unseal(trait["value"])
     add_profile_segments(view, ws)  # segments and why, from the membership engine
     from segmint.journeys.insight import profile_journeys
 

@@ -55,11 +55,9 @@ class TraitDef(Strict):
     Attributes:
         from_: ``identify`` for a trait read from identify calls (and imports of contacts).
         type: The declared type; computed traits infer theirs when omitted.
-        pii: Marks personal data (an email, a phone number). Today this is a label only:
-            ``segmint traits list`` shows it and ``profile show --format json`` carries it,
-            while the value is stored, shown and rendered in the clear like any other
-            trait. Encryption at rest, masking, export and erasure of ``pii`` traits come
-            with the privacy package (``segmint.privacy``), which will read this flag.
+        pii: Marks personal data (an email, a phone number). With a master key configured
+            (``privacy:``), the trait's key is sealed in stored events like the names in
+            ``privacy.pii``; see ``docs/internals.md`` (Privacy).
         default: The value used when the trait is missing.
         count: ``events`` to count matching events.
         sum: The property path summed (``properties.total``).
@@ -388,6 +386,50 @@ class ShopifyDef(Strict):
     secret_env: str = "SHOPIFY_WEBHOOK_SECRET"  # noqa: S105 (a variable name, not a secret)
 
 
+class DeriveDef(Strict):
+    """A plaintext trait derived at intake from a PII value, before the value is sealed.
+
+    Attributes:
+        from_: The PII trait or property read (``email``).
+        take: ``domain`` (the part after ``@``, lowercased) or ``hash`` (a keyed hash,
+            equal for equal values: compare without reading).
+    """
+
+    from_: str = Field(alias="from")
+    take: Literal["domain", "hash"] = "domain"
+
+
+class PrivacyDef(Strict):
+    """PII protection, retention and minimisation (``segmint.privacy``).
+
+    Attributes:
+        pii: Trait and property names sealed at rest when a master key is configured (with
+            every trait marked ``pii: true``).
+        key_env: The environment variable holding the base64 master key.
+        key_dir: The folder (relative to the workspace, outside ``.segmint/``) holding the
+            master key file and the profile-key vault; ``segmint privacy enable`` makes it.
+        derive: Plaintext traits derived at intake from PII values (``email_domain``).
+        retention: Event name → how long its events are kept (``Page Viewed: 90d``).
+        minimise: Drop properties the tracking plan does not declare, at intake.
+        truncate_ip: Zero the host part of ``context.ip`` at intake (IPv4 /24, IPv6 /48).
+    """
+
+    pii: tuple[str, ...] = ("email", "name", "phone", "address")
+    key_env: str = "SEGMINT_MASTER_KEY"
+    key_dir: str = ".segmint-keys"
+    derive: dict[str, DeriveDef] = Field(default_factory=dict)
+    retention: dict[str, timedelta] = Field(default_factory=dict)
+    minimise: bool = False
+    truncate_ip: bool = True
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        return {k: _duration(v) for k, v in value.items()}
+
+
 # the journey and delivery models build on Strict (defined above)
 from segmint.config.journeys import DeliveryDef, JourneyDef  # noqa: E402
 
@@ -415,6 +457,7 @@ class WorkspaceDef(Strict):
         experiments: Experiments on campaigns by name.
         delivery: The delivery policy (caps, quiet hours) of campaigns and journeys.
         journeys: Journey definitions by name.
+        privacy: PII encryption, retention and minimisation.
     """
 
     name: str
@@ -436,6 +479,7 @@ class WorkspaceDef(Strict):
     measure: MeasureDef = Field(default_factory=MeasureDef)
     experiments: dict[str, ExperimentDef] = Field(default_factory=dict)
     models: dict[str, ModelDef] = Field(default_factory=dict)
+    privacy: PrivacyDef = Field(default_factory=PrivacyDef)
     _archived: dict[str, SegmentDef] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")

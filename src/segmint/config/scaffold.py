@@ -41,7 +41,8 @@ def scaffold(target: Path, *, name: str | None = None) -> Path:
                 text = item.read_text(encoding="utf-8")
                 (target / folder / item.name).write_text(text, encoding="utf-8")
     (target / STATE_DIR).mkdir(exist_ok=True)
-    (target / ".gitignore").write_text(f"{STATE_DIR}/\n", encoding="utf-8")
+    # .segmint-keys/ holds the master key and profile-key vault once PII encryption is on
+    (target / ".gitignore").write_text(f"{STATE_DIR}/\n.segmint-keys/\n", encoding="utf-8")
     return target
 
 

@@ -34,6 +34,7 @@ from segmint.common import did_you_mean, in_lists
 from segmint.config.model import ConsentDef
 from segmint.deliver.errors import CampaignError
 from segmint.intake.identity import merge_roots, normalise_address
+from segmint.privacy.audit import append as audit_append
 from segmint.store import Store, from_store_time, read_meta, utcnow_naive, write_meta
 from segmint.store.bulk import insert_rows
 
@@ -124,10 +125,13 @@ def record_consent(
         event_id: The identify event it was read from, if any.
     """
     _check_status(status)
-    insert_rows(
-        store, "consents", CONSENT_COLUMNS,
-        [(profile_id, topic, status, source, utcnow_naive(at), event_id)],
-    )  # fmt: skip
+    with store.transaction():
+        insert_rows(
+            store, "consents", CONSENT_COLUMNS,
+            [(profile_id, topic, status, source, utcnow_naive(at), event_id)],
+        )  # fmt: skip
+        audit_append(store, "consent.change", actor=source, at=at, subject=profile_id,
+                     details={"topic": topic, "status": status})  # fmt: skip
     return ConsentChange(profile_id, topic, status, source, at, event_id=event_id)
 
 
@@ -137,10 +141,14 @@ def record_address_consent(
     """Record a consent change about an address (see the module docstring) and return it."""
     _check_status(status)
     key = normalise_address(address)
-    insert_rows(
-        store, "address_consents", ADDRESS_COLUMNS,
-        [(key, topic, status, source, utcnow_naive(at))],
-    )  # fmt: skip
+    with store.transaction():
+        insert_rows(
+            store, "address_consents", ADDRESS_COLUMNS,
+            [(key, topic, status, source, utcnow_naive(at))],
+        )  # fmt: skip
+        # the address stays out of the log (it is personal data); the topic and status say it
+        audit_append(store, "consent.change", actor=source, at=at, subject=None,
+                     details={"topic": topic, "status": status, "by": "address"})  # fmt: skip
     return ConsentChange(None, topic, status, source, at, address=key)
 
 
@@ -368,6 +376,10 @@ def sync_trait_consents(store: Store, consent: ConsentDef) -> int:
         # one set-based write (a statement per change was most of the demo's consent step)
         insert_rows(store, "consents", CONSENT_COLUMNS, rows)
         write_meta(store, WATERMARK_KEY, high)
+        if rows:
+            latest = max(c.occurred_at for c in found)
+            audit_append(store, "consent.sync", actor="identify", at=latest,
+                         details={"changes": len(rows), "up_to_seq": high})  # fmt: skip
     return len(found)
 
 

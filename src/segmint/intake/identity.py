@@ -48,7 +48,7 @@ typed names: every CLI command and API endpoint that takes a person goes through
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -107,8 +107,14 @@ def profile_id_for(identity: Identity) -> str:
 class IdentityGraph:
     """The identities → profile map, with the rules of the module docstring."""
 
-    def __init__(self, identifiers: Sequence[str] = ("email",)) -> None:
+    def __init__(
+        self,
+        identifiers: Sequence[str] = ("email",),
+        index: Callable[[str, str], str] | None = None,
+    ) -> None:
         self.identifiers = tuple(identifiers)
+        # With PII encryption on, identifier values are kept as keyed hashes (privacy).
+        self.index = index
         self.owner: dict[Identity, str] = {}
         self.members: dict[str, list[Identity]] = {}
         self.users: dict[str, set[str]] = {}
@@ -154,7 +160,7 @@ class IdentityGraph:
             for name in self.identifiers:
                 value = _identifier(name, traits.get(name))
                 if value is not None:
-                    found.append((name, value))
+                    found.append((name, self.index(name, value) if self.index else value))
         if message.anonymous_id is not None:
             found.append((ANONYMOUS, message.anonymous_id))
         return found
@@ -370,10 +376,13 @@ def person_matches(
     kind, value = split_ref(ref, identifiers)
     kinds = [kind] if kind is not None else list(person_kinds(identifiers))
     found: dict[str, str] = {}
+    privacy = getattr(store, "privacy", None)  # set by the workspace (segmint.privacy)
     for each in kinds:
         key = _identity_value(each, value)
         if key is None:
             continue
+        if each not in (USER, ANONYMOUS, PROFILE) and privacy is not None:
+            key = privacy.identity_index(each, key)  # kept as a keyed hash (PII encryption)
         if each == PROFILE:
             survives = survivor(store, key)
         else:

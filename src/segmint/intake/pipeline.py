@@ -23,6 +23,7 @@ from segmint.intake.payloads import decode_message
 from segmint.intake.quarantine import quarantine_row
 from segmint.intake.results import Rejection, Submission, SubmitResult
 from segmint.intake.writer import BatchWriter
+from segmint.privacy.guard import hold_back_erased
 from segmint.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,11 @@ class Intake:
         self.workspace = workspace
         self.store = workspace.store
         self.clock: Clock = clock or SystemClock()
-        self.graph = IdentityGraph(workspace.definition.identifiers)
-        self._writer = BatchWriter(self.store, self.graph)
+        # Privacy (segmint.privacy): PII sealed before it is stored, emails kept hashed.
+        self.privacy = workspace.privacy
+        index = self.privacy.identity_index if self.privacy.encrypting else None
+        self.graph = IdentityGraph(workspace.definition.identifiers, index)
+        self._writer = BatchWriter(self.store, self.graph, self.privacy)
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
         self._watch: CommitWatch | None = None
@@ -157,10 +161,12 @@ class Intake:
         watch = self._watch
         if watch is None:
             with self._lock:
+                hold_back_erased(self.privacy, submissions)
                 results = self._writer.write(submissions, plan, events=events)
         else:
-            ids = [m.message_id for sub in submissions for m in sub.messages]
             with self._lock:
+                hold_back_erased(self.privacy, submissions)
+                ids = [m.message_id for sub in submissions for m in sub.messages]
                 watch.claim(ids)
                 try:
                     results = self._writer.write(submissions, plan, events=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa
@@ -23,6 +23,9 @@ from segmint.intake.quarantine import QUARANTINE_COLUMNS, open_message_ids, quar
 from segmint.intake.results import Submission, SubmitResult
 from segmint.store import EVENT_SCHEMA, Store, utcnow_naive
 from segmint.store.bulk import insert_rows
+
+if TYPE_CHECKING:
+    from segmint.privacy.protect import Privacy
 
 _BUMP = (
     "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) "
@@ -64,9 +67,10 @@ class _Batch:
 class BatchWriter:
     """Writes submissions to the store, keeping the identity graph in step."""
 
-    def __init__(self, store: Store, graph: IdentityGraph) -> None:
+    def __init__(self, store: Store, graph: IdentityGraph, privacy: Privacy | None = None) -> None:
         self.store = store
         self.graph = graph
+        self.privacy = privacy
         self.generation: int | None = None
         self._want_events = True
 
@@ -246,6 +250,12 @@ class BatchWriter:
             unique.append(item)
         if not unique:
             return set()
+        if self.privacy is not None:  # stored (and handed on) minimised, PII sealed
+            self.privacy.prepare({item.profile_id for item in unique})
+            protect = self.privacy.protect
+            for item in unique:
+                protect(item.profile_id, item.message)
+            self.privacy.flush()  # new profile keys reach the vault before events commit
         returned = self.store.append_events(_table(unique), returning=True)
         inserted = returned if isinstance(returned, dict) else {}
         for item in unique:

@@ -405,6 +405,27 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
         CREATE TABLE worker_applied (profile_id TEXT PRIMARY KEY, seq BIGINT NOT NULL);
         """,
     ),
+    (
+        50,
+        # Privacy (segmint.privacy): the audit log becomes a hash chain (each entry's hash
+        # covers the previous one's); erased people are remembered only by a salted hash of
+        # their identifiers, so a later import of the same address is held back, never
+        # silently re-added; each erasure leaves a receipt without personal data.
+        """
+        ALTER TABLE audit_log ADD COLUMN prev_hash TEXT;
+        ALTER TABLE audit_log ADD COLUMN hash TEXT;
+        CREATE TABLE erased_subjects (
+            hash TEXT PRIMARY KEY,
+            receipt_id TEXT NOT NULL,
+            erased_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE erasure_receipts (
+            receipt_id TEXT PRIMARY KEY,
+            erased_at TIMESTAMP NOT NULL,
+            receipt {json} NOT NULL
+        );
+        """,
+    ),
 )
 """Versioned migrations, applied in order on open. Append; never edit a released one."""
 

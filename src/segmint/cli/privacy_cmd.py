@@ -1,0 +1,234 @@
+"""Privacy commands: ``privacy enable|rotate-key|erase|export|enforce`` and ``audit verify|list``.
+
+Each calls :mod:`segmint.privacy` and only prints.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from segmint.cli.main import Context, pass_ctx
+from segmint.cli.output import emit_json, emit_table, format_option
+from segmint.cli.params import as_of_option
+
+
+@click.group()
+def privacy() -> None:
+    """Personal data: encryption keys, erasure, export, retention."""
+
+
+@click.group()
+def audit() -> None:
+    """The hash-chained audit log: verify, list."""
+
+
+@privacy.command("enable")
+@as_of_option("Record the key event at this instant")
+@pass_ctx
+def enable(ctx: Context, as_of: datetime) -> None:
+    """Turn PII encryption on: write a master key file outside the store (git-ignored).
+
+    New events are sealed from now on; events already stored stay as they are. Keep a copy
+    of the key file somewhere safe: without it the sealed values cannot be read.
+    """
+    from segmint.privacy import audit as log
+    from segmint.privacy.errors import MasterKeyError
+    from segmint.privacy.keys import KEY_FILE, generate_master_key, write_key_file
+
+    ws = ctx.workspace
+    settings = ws.definition.privacy
+    key_dir = ws.path / settings.key_dir
+    if (key_dir / KEY_FILE).exists():
+        raise MasterKeyError(f"{key_dir / KEY_FILE} already exists: encryption is on")
+    path = write_key_file(key_dir, generate_master_key())
+    _ignore(ws.path / ".gitignore", settings.key_dir.rstrip("/") + "/")
+    log.append(ws.store, "privacy.key.enable", actor="cli", at=as_of, subject=None,
+               details={"key_file": str(path.relative_to(ws.path))})  # fmt: skip
+    click.echo(f"PII encryption on: master key written to {path} (mode 600, git-ignored)")
+    click.echo(f"or set ${settings.key_env} instead of keeping the file; back it up safely")
+
+
+def _ignore(gitignore: Path, line: str) -> None:
+    text = gitignore.read_text(encoding="utf-8") if gitignore.exists() else ""
+    if line not in text.splitlines():
+        gitignore.write_text(text + ("" if text.endswith("\n") or not text else "\n") + line + "\n")
+
+
+@privacy.command("rotate-key")
+@click.option("--new-key-env", metavar="VAR",
+              help="Take the new master key from this variable (else one is generated "
+              "and written to the key file).")  # fmt: skip
+@as_of_option("Record the key event at this instant")
+@format_option
+@pass_ctx
+def rotate_key(ctx: Context, new_key_env: str | None, as_of: datetime, fmt: str) -> None:
+    """Rewrap every profile key under a new master key (nothing in the store changes)."""
+    import os
+
+    from segmint.privacy import audit as log
+    from segmint.privacy.errors import MasterKeyError
+    from segmint.privacy.keys import decode_master_key, generate_master_key, write_key_file
+
+    ws = ctx.workspace
+    keyring = ws.privacy.keyring
+    if keyring is None:
+        raise MasterKeyError("PII encryption is off: no master key to rotate "
+                             "(turn it on with 'segmint privacy enable')")  # fmt: skip
+    if new_key_env is not None:
+        if not os.environ.get(new_key_env):
+            raise click.UsageError(f"${new_key_env} is not set")
+        text = os.environ[new_key_env]
+    else:
+        text = generate_master_key()
+    count = keyring.rotate(decode_master_key(text, new_key_env or "the new key"))
+    where = f"${new_key_env}"
+    if new_key_env is None:
+        where = str(write_key_file(ws.path / ws.definition.privacy.key_dir, text))
+    log.append(ws.store, "privacy.key.rotate", actor="cli", at=as_of,
+               details={"profile_keys": count})  # fmt: skip
+    result = {"rewrapped": count, "new_key": where}
+    if fmt == "json":
+        emit_json(result)
+        return
+    click.echo(f"rewrapped {count} profile keys; the new master key is in {where}")
+    if new_key_env is not None:
+        click.echo(f"set ${ws.definition.privacy.key_env} to it before the next command")
+
+
+@privacy.command("erase")
+@click.argument("person")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--receipt", "receipt_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the receipt to this file.")  # fmt: skip
+@as_of_option("Record the erasure at this instant")
+@format_option
+@pass_ctx
+def erase_cmd(
+    ctx: Context, person: str, yes: bool, receipt_file: Path | None, as_of: datetime, fmt: str
+) -> None:
+    """Forget a person: destroy their key, delete or anonymise their data, keep a receipt.
+
+    PERSON is a profile id, user id, anonymous id, email or KIND:VALUE; profiles merged into
+    theirs go too. Aggregate counts (sends per campaign, segment entries) are kept without
+    the person; a salted hash of their identifiers keeps a later import from re-adding them.
+    """
+    from segmint.intake.identity import resolve_person
+    from segmint.privacy.erase import erase
+
+    ws = ctx.workspace
+    pid = resolve_person(ws.store, person, ws.definition.identifiers, field="PERSON")
+    if not yes:
+        click.confirm(f"erase {person} (profile {pid}) for good?", abort=True)
+    root, receipt = erase(ws.privacy, pid, at=as_of)
+    data = {"profile_id": root, **receipt.as_dict()}
+    if receipt_file is not None:
+        receipt_file.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    if fmt == "json":
+        emit_json(data)
+        return
+    shredded = "keys destroyed" if receipt.encrypted else "no keys (encryption off)"
+    click.echo(f"erased {root}: {receipt.profiles} profiles, {shredded}: "
+               f"{receipt.keys_destroyed}; receipt {receipt.receipt_id}")  # fmt: skip
+    rows = [(t, n, "deleted") for t, n in receipt.deleted.items() if n] + [
+        (t, n, "anonymised") for t, n in receipt.anonymised.items() if n
+    ]
+    emit_table("Rows", ["table", "rows", "what"], rows)
+
+
+@privacy.command("export")
+@click.argument("person")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the JSON here (default: standard output).")  # fmt: skip
+@as_of_option("Record the export at this instant")
+@pass_ctx
+def export_cmd(ctx: Context, person: str, out: Path | None, as_of: datetime) -> None:
+    """Write everything held on a person as JSON, with a manifest of its sections."""
+    from segmint.intake.identity import resolve_person
+    from segmint.privacy.export import export_person
+
+    ws = ctx.workspace
+    pid = resolve_person(ws.store, person, ws.definition.identifiers, field="PERSON")
+    document = export_person(ws.privacy, pid, at=as_of)
+    text = json.dumps(document, indent=2, default=str, ensure_ascii=False)
+    if out is None:
+        click.echo(text)
+        return
+    out.write_text(text + "\n", encoding="utf-8")
+    sections = document["manifest"]["sections"]
+    click.echo(f"wrote {out}: " + ", ".join(f"{k} {v['rows']}" for k, v in sections.items()))
+
+
+@privacy.command("enforce")
+@as_of_option("Apply the retention periods as of this instant")
+@format_option
+@pass_ctx
+def enforce_cmd(ctx: Context, as_of: datetime, fmt: str) -> None:
+    """Delete events older than their retention period (privacy.retention)."""
+    from segmint.privacy.retention import enforce
+
+    ws = ctx.workspace
+    if not ws.definition.privacy.retention:
+        raise click.UsageError(
+            "the workspace sets no retention periods; add e.g. "
+            "'privacy: {retention: {Page Viewed: 90d}}' to segmint.yaml"
+        )
+    deleted = enforce(ws.privacy, as_of=as_of)
+    if fmt == "json":
+        emit_json({"as_of": as_of, "deleted": deleted})
+        return
+    emit_table(f"Retention at {as_of.isoformat()}", ["event", "deleted"],
+               list(deleted.items()))  # fmt: skip
+    if any(deleted.values()):
+        click.echo("traits follow at the next 'segmint traits refresh'")
+
+
+@audit.command("verify")
+@format_option
+@pass_ctx
+def verify(ctx: Context, fmt: str) -> None:
+    """Check the audit log's hash chain; exit 1 naming any edited, removed or moved entry."""
+    from segmint.privacy import audit as log
+
+    result = log.check(ctx.workspace.store)
+    if fmt == "json":
+        emit_json({"ok": result.ok, "entries": result.entries, "head": result.head,
+                   "problems": result.problems})  # fmt: skip
+    elif result.ok:
+        click.echo(f"audit log intact: {result.entries} entries, head {result.head}")
+        click.echo("(keep the head somewhere else to anchor it)")
+    if not result.ok:
+        if fmt != "json":
+            for problem in result.problems:
+                click.echo(f"TAMPERED: {problem}", err=True)
+        raise SystemExit(1)
+
+
+@audit.command("list")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@format_option
+@pass_ctx
+def list_entries(ctx: Context, limit: int, fmt: str) -> None:
+    """List the latest audit entries."""
+    from segmint.privacy import audit as log
+
+    found = log.entries(ctx.workspace.store)[-limit:]
+    data = [
+        {"id": e.id, "at": e.occurred_at, "actor": e.actor, "action": e.action,
+         "subject": e.subject, "details": e.details}
+        for e in found
+    ]  # fmt: skip
+    if fmt == "json":
+        emit_json(data)
+        return
+    rows = [(d["id"], d["at"], d["actor"], d["action"], d["subject"] or "") for d in data]
+    emit_table("Audit log", ["id", "at", "actor", "action", "subject"], rows)
+
+
+def register(cli: click.Group) -> None:
+    """Add the privacy and audit groups to ``cli``."""
+    cli.add_command(privacy)
+    cli.add_command(audit)

@@ -1,0 +1,219 @@
+"""Erasure (the right to be forgotten): crypto-shred a person, delete what names them.
+
+:func:`erase` resolves the id typed (following merges: every profile merged into the
+person goes too), then in one store transaction:
+
+- deletes events, identities, trait values and state, memberships, the schedule, consents,
+  journey instances, experiment assignments, identity conflicts, merges and failures;
+- anonymises what keeps aggregate counts: send ledger rows (profile id and address gone,
+  status and campaign kept), membership changes, journey history and attributions;
+- keeps a salted hash of each identifier (``erased_subjects``) so a later import of the same
+  address is held back (:mod:`segmint.privacy.guard`), and a receipt without personal data;
+- appends an ``privacy.erase`` entry to the audit log;
+
+and finally destroys the profiles' data keys in the vault. A copy of the store taken before
+the erasure then holds only ciphertext for that person (with a master key configured: see
+:mod:`segmint.privacy.keys`).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from segmint.common import in_lists
+from segmint.intake.identity import USER, merge_roots, normalise_address, resolve_person
+from segmint.privacy import audit
+from segmint.privacy.keys import is_sealed
+from segmint.privacy.protect import Privacy
+from segmint.store import Store, utcnow_naive
+
+ERASED_ID = "erased"
+"""The profile id anonymised rows carry after an erasure."""
+
+_DELETE = (
+    ("events", "profile_id"),
+    ("identities", "profile_id"),
+    ("trait_values", "profile_id"),
+    ("trait_state", "profile_id"),
+    ("memberships", "profile_id"),
+    ("schedule", "profile_id"),
+    ("consents", "profile_id"),
+    ("journey_instances", "profile_id"),
+    ("experiment_assignments", "profile_id"),
+    ("realtime_failures", "profile_id"),
+    ("identity_conflicts", "owner_profile"),
+    ("identity_conflicts", "claimant_profile"),
+    ("profile_merges", "from_profile"),
+    ("profile_merges", "into_profile"),
+    ("profiles", "profile_id"),
+    ("profile_traits", "profile_id"),  # the batch refresh's wide table, when it exists
+)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What an erasure did, without personal data: kept in ``erasure_receipts``."""
+
+    receipt_id: str
+    erased_at: datetime
+    profiles: int
+    keys_destroyed: int
+    deleted: dict[str, int]
+    anonymised: dict[str, int]
+    suppressed: int
+    encrypted: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """The receipt as JSON-ready data."""
+        return {
+            "receipt_id": self.receipt_id,
+            "erased_at": self.erased_at.isoformat(),
+            "profiles": self.profiles,
+            "keys_destroyed": self.keys_destroyed,
+            "deleted": self.deleted,
+            "anonymised": self.anonymised,
+            "identifiers_suppressed": self.suppressed,
+            "crypto_shredded": self.encrypted,
+        }
+
+
+def person_profiles(store: Store, profile_id: str) -> list[str]:
+    """``profile_id`` and every profile merged into it (chains followed)."""
+    merged = [gone for gone, root in merge_roots(store).items() if root == profile_id]
+    return [profile_id, *sorted(merged)]
+
+
+def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tuple[str, Receipt]:
+    """Erase the person ``ref`` names; return the surviving profile id and the receipt.
+
+    Raises:
+        UnknownPersonError: ``ref`` names nobody (also after an erasure: the person is gone).
+        AmbiguousPersonError: ``ref`` names two people.
+    """
+    store = privacy.store
+    root = resolve_person(store, ref, privacy.identifiers)
+    profiles = person_profiles(store, root)
+    found = identifiers_of(privacy, profiles)
+    hashes = {privacy.subject_hash(kind, value) for kind, value in found}
+    addresses = sorted({normalise_address(v) for k, v in found if k == "email"})
+    receipt_id = "er_" + secrets.token_hex(8)
+    when = utcnow_naive(at)
+    with store.transaction():
+        deleted = _anonymise_and_delete(store, profiles)
+        anonymised = deleted.pop("_anonymised")
+        for table in ("address_consents", "suppressions"):  # kept by plaintext address
+            deleted[table] = 0
+            for marks, chunk in in_lists(addresses):
+                deleted[table] += _count(store, table, "address", marks, list(chunk))
+                store.execute(f"DELETE FROM {table} WHERE address IN ({marks})", list(chunk))  # noqa: S608
+        store.executemany(
+            "INSERT INTO erased_subjects (hash, receipt_id, erased_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (hash) DO NOTHING",
+            [(h, receipt_id, when) for h in sorted(hashes)],
+        )
+        receipt = Receipt(receipt_id, at, len(profiles), 0, deleted, anonymised, len(hashes),
+                          privacy.encrypting)  # fmt: skip
+        store.execute(
+            "INSERT INTO erasure_receipts (receipt_id, erased_at, receipt) VALUES (?, ?, ?)",
+            [receipt_id, when, orjson.dumps(receipt.as_dict()).decode()],
+        )
+        details = {"profiles": len(profiles), "rows": sum(deleted.values())}
+        audit.append(store, "privacy.erase", actor=actor, at=at, subject=receipt_id,
+                     details=details)  # fmt: skip
+    destroyed = privacy.keyring.destroy(profiles) if privacy.keyring is not None else 0
+    return root, Receipt(**{**receipt.__dict__, "keys_destroyed": destroyed})
+
+
+def identifiers_of(privacy: Privacy, profiles: Sequence[str]) -> set[tuple[str, str]]:
+    """Every identifier (kind, plaintext value) the profiles have, read before anything goes."""
+    store = privacy.store
+    found: set[tuple[str, str]] = set()
+    kinds = set(privacy.identifiers)
+    for marks, chunk in in_lists(list(profiles)):
+        for kind, value in store.fetchall(
+            f"SELECT kind, value FROM identities WHERE profile_id IN ({marks})", list(chunk)
+        ):
+            if kind == USER or (kind in kinds and not str(value).startswith("bi:")):
+                found.add((kind, str(value)))
+        # identifiers kept hashed (PII encryption) are read back from the identify calls
+        for (raw,) in store.fetchall(
+            f"SELECT traits FROM events WHERE profile_id IN ({marks}) AND type = 'identify'",
+            list(chunk),
+        ):
+            traits = orjson.loads(raw) if isinstance(raw, str | bytes) else raw or {}
+            for kind in kinds & set(traits):
+                value = privacy.unseal(traits[kind]) if is_sealed(traits[kind]) else traits[kind]
+                if isinstance(value, str) and value.strip() and value != "[erased]":
+                    found.add((kind, value.strip().lower() if kind == "email" else value))
+    return found
+
+
+def _anonymise_and_delete(store: Store, profiles: Sequence[str]) -> dict[str, Any]:
+    deleted: dict[str, int] = {}
+    anonymised: dict[str, int] = {}
+    ids = list(profiles)
+    for marks, chunk in in_lists(ids):
+        params = list(chunk)
+        anonymised["sends"] = anonymised.get("sends", 0) + _anonymise_sends(store, marks, params)
+        for table, column, sets in (
+            ("membership_changes", "profile_id", "profile_id = ?, cause = NULL"),
+            ("attributions", "profile_id", "profile_id = ?"),
+        ):
+            n = _count(store, table, column, marks, params)
+            store.execute(
+                f"UPDATE {table} SET {sets} WHERE {column} IN ({marks})",  # noqa: S608
+                [ERASED_ID, *params],
+            )
+            anonymised[table] = anonymised.get(table, 0) + n
+        instances = [
+            r[0]
+            for r in store.fetchall(
+                f"SELECT instance_id FROM journey_instances WHERE profile_id IN ({marks})",
+                params,
+            )
+        ]
+        for imarks, ichunk in in_lists(instances):
+            store.execute(
+                f"UPDATE journey_history SET instance_id = ? WHERE instance_id IN ({imarks})",
+                [ERASED_ID, *ichunk],
+            )
+        anonymised["journey_history"] = anonymised.get("journey_history", 0) + len(instances)
+        for table, column in _DELETE:
+            if table == "profile_traits" and not _exists(store, table):
+                continue
+            n = _count(store, table, column, marks, params)
+            if n:
+                store.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", params)  # noqa: S608
+            deleted[table] = deleted.get(table, 0) + n
+    return {**deleted, "_anonymised": anonymised}
+
+
+def _exists(store: Store, table: str) -> bool:
+    sql = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
+    if store.dialect == "postgres":
+        sql += " AND table_schema = current_schema()"
+    return bool(store.fetchall(sql, [table])[0][0])
+
+
+def _count(store: Store, table: str, column: str, marks: str, params: list[str]) -> int:
+    sql = f"SELECT count(*) FROM {table} WHERE {column} IN ({marks})"  # noqa: S608
+    return int(store.fetchall(sql, params)[0][0])
+
+
+def _anonymise_sends(store: Store, marks: str, params: list[str]) -> int:
+    keys = store.fetchall(f"SELECT send_key FROM sends WHERE profile_id IN ({marks})", params)
+    # the ledger key names the profile: each row gets an opaque one; counts stay
+    store.executemany(
+        "UPDATE sends SET send_key = ?, profile_id = ?, address = NULL WHERE send_key = ?",
+        [(f"{ERASED_ID}:{secrets.token_hex(8)}", ERASED_ID, k) for (k,) in keys],
+    )
+    return len(keys)
+
+
+__all__ = ["ERASED_ID", "Receipt", "erase", "person_profiles", "identifiers_of"]

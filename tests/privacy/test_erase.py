@@ -1,0 +1,123 @@
+"""Erasure: crypto-shredding, what is deleted and kept, merges followed, no silent re-adding."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from segmint.intake.errors import UnknownPersonError
+from segmint.intake.identity import resolve_person
+from segmint.intake.pipeline import Intake
+from segmint.membership.service import Membership
+from segmint.privacy import audit
+from segmint.privacy.erase import erase
+from segmint.privacy.keys import is_sealed
+from segmint.profiles import load_profile
+from segmint.store.duckdb import DuckDBStore
+from segmint.workspace import Workspace
+
+from .conftest import ADA, BOB, T0, submit_people
+
+
+def _sends(ws: Workspace, pid: str) -> None:
+    ws.store.execute(
+        "INSERT INTO sends (send_key, campaign, profile_id, address, status, attempts, "
+        "created_at, updated_at) VALUES (?, 'welcome', ?, ?, 'sent', 1, ?, ?)",
+        [f"welcome:{pid}", pid, "ada@example.com", T0.replace(tzinfo=None),
+         T0.replace(tzinfo=None)],
+    )  # fmt: skip
+
+
+def test_a_copy_taken_before_erasure_is_unreadable_for_that_person(
+    workspace: Workspace, tmp_path: object
+) -> None:
+    from segmint.privacy.keys import generate_master_key, write_key_file
+
+    write_key_file(workspace.path / ".segmint-keys", generate_master_key())
+    ws = Workspace.open(workspace.path)
+    submit_people(ws)
+    Membership(ws).refresh(T0)
+    ada = resolve_person(ws.store, "ada@example.com")
+    bob = resolve_person(ws.store, "u-bob")
+    ws.store.execute("CHECKPOINT")
+    backup = ws.path / "backup.duckdb"
+    shutil.copy(ws.state_dir / "segmint.duckdb", backup)
+
+    _, receipt = erase(ws.privacy, "ada@example.com", at=T0)
+    assert receipt.keys_destroyed == 2  # the anonymous profile merged into Ada's, and hers
+    assert receipt.deleted["events"] == 5
+
+    old = DuckDBStore(backup, read_only=True)
+    try:
+        ada_cells = old.fetchall(
+            "SELECT traits, properties FROM events WHERE profile_id = ?", [ada]
+        ) + old.fetchall('SELECT "values", NULL FROM trait_values WHERE profile_id = ?', [ada])
+        text = " ".join(str(c) for row in ada_cells for c in row)
+        assert "enc:" in text
+        for value in ADA.values():
+            assert value.lower() not in text.lower()
+        # every sealed value of Ada's in the old copy now fails to open
+        import orjson
+
+        sealed = [
+            v
+            for row in ada_cells
+            for cell in row
+            if cell
+            for v in orjson.loads(cell).values()
+            if is_sealed(v)
+        ]
+        assert sealed
+        assert {ws.privacy.unseal(v) for v in sealed} == {"[erased]"}
+        # Bob in the same old copy still opens: only Ada's keys went
+        bob_traits = old.fetchall('SELECT "values" FROM trait_values WHERE profile_id = ?', [bob])
+        values = ws.privacy.unseal_values(orjson.loads(bob_traits[0][0]))
+        assert values["email"] == BOB["email"]
+    finally:
+        old.close()
+    ws.close()
+
+
+def test_erasure_deletes_anonymises_and_keeps_counts(sealed_ws: Workspace) -> None:
+    ws = sealed_ws
+    Membership(ws).refresh(T0)
+    ada = resolve_person(ws.store, "u-ada")
+    _sends(ws, ada)
+    root, receipt = erase(ws.privacy, "u-ada", at=T0)
+    assert root == ada
+    store = ws.store
+    for table in ("events", "identities", "trait_values", "memberships", "profiles"):
+        rows = store.fetchall(f"SELECT count(*) FROM {table} WHERE profile_id = ?", [ada])  # noqa: S608
+        assert rows[0][0] == 0, table
+    assert store.fetchall("SELECT count(*) FROM events")[0][0] == 2  # Bob's stay
+    sends = store.fetchall("SELECT campaign, profile_id, address, status FROM sends")
+    assert sends == [("welcome", "erased", None, "sent")]  # counted, nobody named
+    changes = store.fetchall("SELECT count(*) FROM membership_changes WHERE profile_id = ?", [ada])
+    assert changes[0][0] == 0
+    with pytest.raises(UnknownPersonError):
+        resolve_person(store, "ada@example.com")
+    assert load_profile(store, ada) is None
+    stored = store.fetchall("SELECT receipt FROM erasure_receipts")
+    assert receipt.receipt_id in str(stored[0][0])
+    assert "ada" not in str(stored[0][0]).lower()
+    assert [e.action for e in audit.entries(store)][-1] == "privacy.erase"
+    audit.verify(store)
+
+
+def test_a_later_import_of_an_erased_address_is_held_back(sealed_ws: Workspace) -> None:
+    erase(sealed_ws.privacy, "ada@example.com", at=T0)
+    again = {"type": "identify", "anonymousId": "crm-7",
+             "traits": {"email": " ADA@example.com", "name": "Ada L"},
+             "timestamp": T0.isoformat(), "messageId": "m-again"}  # fmt: skip
+    result = Intake(sealed_ws).submit([again], source="import:crm", received_at=T0)
+    assert (result.accepted, result.quarantined) == (0, 1)
+    reason, payload = sealed_ws.store.fetchall("SELECT reason, payload FROM quarantine")[0]
+    assert reason.startswith("erased")
+    assert "ada" not in payload.lower()
+    with pytest.raises(UnknownPersonError):
+        resolve_person(sealed_ws.store, "ada@example.com")
+    # someone else is not held back
+    other = {**again, "anonymousId": "crm-8", "traits": {"email": "cy@example.com"},
+             "messageId": "m-cy"}  # fmt: skip
+    assert Intake(sealed_ws).submit([other], source="import:crm", received_at=T0).accepted == 1
