@@ -29,6 +29,8 @@ EXTRA_ROUTERS: list[str] = [
     "segmint.api.links",
     "segmint.api.profiles",
     "segmint.api.manage",
+    "segmint.api.definitions",
+    "segmint.api.reports",
     "segmint.web.routes",
 ]
 """Module paths whose ``router`` is included in every app, in order."""

@@ -87,6 +87,17 @@ def segments_overview(ws: Workspace) -> list[dict[str, Any]]:
     return Membership(ws).segments()
 
 
+def segments_board(ws: Workspace) -> dict[str, Any]:
+    """The segments list with each one's size over time, and every pair's overlap."""
+    membership = Membership(ws)
+    rows = membership.segments()
+    histories = membership.size_histories()
+    for row in rows:
+        row["history"] = histories.get(row["name"], [])
+    pairs = membership.overlap(exclusive_pairs=True)
+    return {"segments": rows, "overlap": pairs}
+
+
 def segment_detail(ws: Workspace, name: str, *, members: int = 20) -> dict[str, Any]:
     """One segment: definition, size, history, recent changes with causes, some members.
 
@@ -172,7 +183,7 @@ def save_segment(ws: Workspace, name: str, body: SegmentBody, *, create: bool) -
         )
     except ConfigError as exc:
         raise definition_error(exc) from None
-    ws.definition = saved.definition
+    ws.replace_definition(saved.definition)
     return segment_detail(ws, name) | {"version": saved.version}
 
 
@@ -189,7 +200,7 @@ def archive_segment(ws: Workspace, name: str, version: str | None = None) -> dic
         saved = DefinitionEditor(ws.path).archive_segment(name, version=version)
     except ConfigError as exc:
         raise definition_error(exc) from None
-    ws.definition = saved.definition
+    ws.replace_definition(saved.definition)
     return {"archived": name, "version": saved.version}
 
 

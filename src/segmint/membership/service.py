@@ -21,13 +21,14 @@ from functools import cached_property
 from typing import Any, Protocol
 
 from segmint.clock import Clock
+from segmint.config.model import WorkspaceDef
 from segmint.deliver.outbox import OutboxReport
 from segmint.membership.batch import Difference, RefreshReport, reconcile, refresh
 from segmint.membership.changes import MembershipChange, members_of, retire_removed
 from segmint.membership.compiled import CompiledSegments
 from segmint.membership.explain import explain_profile
 from segmint.membership.hub import ChangeHub
-from segmint.membership.insight import list_segments, overlap, show_segment
+from segmint.membership.insight import list_segments, overlap, show_segment, size_histories
 from segmint.membership.realtime import RealtimeEngine
 from segmint.membership.redis_stream import RedisChangeStream
 from segmint.membership.webhooks import WebhookDispatcher, WebhookOutbox, outbox_status
@@ -99,6 +100,11 @@ class Membership:
     def segments(self, tag: str | None = None) -> list[dict[str, Any]]:
         """Every segment (optionally with ``tag``) with its definition and size."""
         return list_segments(self.store, self.compiled.plan, tag)
+
+    def size_histories(self) -> dict[str, list[int]]:
+        """Each segment's size at the end of every day it changed, oldest first."""
+        found = size_histories(self.store, sorted(self.compiled.segments))
+        return {name: [p.size for p in points] for name, points in found.items()}
 
     def segment(self, name: str, recent: int = 20) -> dict[str, Any]:
         """One segment: rule, size, size history and recent changes."""
@@ -201,6 +207,19 @@ class RealtimeService:
             return POLL
         return max(0.0, min(POLL, (due - self.clock.now()).total_seconds()))
 
+    def reload(self, definition: WorkspaceDef) -> None:
+        """Recompile the segments of ``definition`` and hand them to the running engine.
+
+        A workspace calls this after a save (:meth:`Workspace.on_definition
+        <segmint.workspace.Workspace.on_definition>`); events after it are decided by the new
+        rules, and the memberships the change affects are recomputed at once.
+        """
+        membership = self.membership
+        membership.workspace.definition = definition
+        membership.__dict__.pop("compiled", None)  # the cached compilation of the old text
+        self.engine.reload(membership.compiled, self.clock.now())
+        self.wake()
+
     def close(self) -> None:
         """Stop the timer thread."""
         self.stop.set()
@@ -235,5 +254,6 @@ def attach_realtime(
     engine.catch_up(clock.now(), progress=progress)
     engine.advance(clock.now())  # whatever fell due while the server was down
     intake.add_listener(engine)
+    workspace.on_definition(service.reload)  # a save through the API or console applies now
     service.thread.start()
     return service
