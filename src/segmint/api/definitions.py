@@ -247,8 +247,13 @@ def validate(ws: Workspace, kind: KindName, body: DefinitionBody) -> list[dict[s
     try:
         KINDS[kind].save(ws, name, body, dry_run=True)
     except ConfigError as exc:
-        return [problem_json(p) for p in problems_of(exc)]
+        return problems(exc)
     return []
+
+
+def problems(exc: ConfigError) -> list[dict[str, Any]]:
+    """Each problem of a refused save as JSON: message, file, line, column, key path, hint."""
+    return [problem_json(p) for p in problems_of(exc)]
 
 
 def save(

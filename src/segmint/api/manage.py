@@ -22,11 +22,12 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from segmint.api.auth import require_admin, require_read
+from segmint.api.definitions import problems, refused
 from segmint.api.errors import ApiError
 from segmint.api.profiles import person_or_error
 from segmint.clock import parse_instant
-from segmint.config.edit import DefinitionEditor, problem_json, problems_of
-from segmint.config.errors import ConfigError, StaleDefinitionError
+from segmint.config.edit import DefinitionEditor
+from segmint.config.errors import ConfigError
 from segmint.membership.errors import UnknownSegmentError
 from segmint.membership.preview import preview_rule, read_rule
 from segmint.membership.service import Membership
@@ -157,7 +158,7 @@ def validate_segment(ws: Workspace, name: str, body: SegmentBody) -> list[dict[s
     try:
         editor.put_segment(name, segment_fields(body), version=body.version, dry_run=True)
     except ConfigError as exc:
-        return [problem_json(p) for p in problems_of(exc)]
+        return problems(exc)
     return []
 
 
@@ -182,7 +183,7 @@ def save_segment(ws: Workspace, name: str, body: SegmentBody, *, create: bool) -
             name, segment_fields(body), version=body.version
         )
     except ConfigError as exc:
-        raise definition_error(exc) from None
+        raise refused(exc) from None
     ws.replace_definition(saved.definition)
     return segment_detail(ws, name) | {"version": saved.version}
 
@@ -199,7 +200,7 @@ def archive_segment(ws: Workspace, name: str, version: str | None = None) -> dic
     try:
         saved = DefinitionEditor(ws.path).archive_segment(name, version=version)
     except ConfigError as exc:
-        raise definition_error(exc) from None
+        raise refused(exc) from None
     ws.replace_definition(saved.definition)
     return {"archived": name, "version": saved.version}
 
@@ -273,15 +274,6 @@ def search_profiles(ws: Workspace, query: str) -> dict[str, Any]:
     """
     pid = person_or_error(ws, query.strip(), "q")
     return {"profile_id": pid, "segments": Membership(ws).profile_segments(pid)}
-
-
-def definition_error(exc: ConfigError) -> ApiError:
-    """The API's 422 (or 409 for a stale version) for a refused save."""
-    if isinstance(exc, StaleDefinitionError):
-        return ApiError(409, "conflict", str(exc), "version")
-    problems = problems_of(exc)
-    return ApiError(422, "invalid_definition", "\n".join(map(str, problems)),
-                    problems[0].key_path)  # fmt: skip
 
 
 def _unknown(ws: Workspace, name: str) -> str:
