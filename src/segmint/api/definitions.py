@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 
 from segmint.api.auth import require_admin, require_read
 from segmint.api.errors import ApiError
+from segmint.api.state import workspace_of
 from segmint.common import did_you_mean
 from segmint.config.edit import (
     ARCHIVE_DIR,
@@ -329,34 +330,29 @@ def _replace(path: Path, text: str) -> None:
 PREFIX = "/v1/manage/{kind}"
 
 
-def _ws(request: Request) -> Workspace:
-    ws: Workspace = request.app.state.workspace
-    return ws
-
-
 @router.get(PREFIX, dependencies=[Depends(require_read)])
 def list_route(kind: KindName, request: Request) -> dict[str, Any]:
     """Every entry of a kind, as written."""
-    return KINDS[kind].listing(_ws(request))
+    return KINDS[kind].listing(workspace_of(request))
 
 
 @router.get(PREFIX + "/{name}", dependencies=[Depends(require_read)])
 def read_route(kind: KindName, name: str, request: Request) -> dict[str, Any]:
     """One entry, as written, with its file, line and version."""
-    return KINDS[kind].read(_ws(request), name)
+    return KINDS[kind].read(workspace_of(request), name)
 
 
 @router.post(PREFIX + "/validate", dependencies=[Depends(require_read)])
 def validate_route(kind: KindName, body: DefinitionBody, request: Request) -> dict[str, Any]:
     """Check an entry as the loader would, without saving: ``{"valid", "problems"}``."""
-    problems = validate(_ws(request), kind, body)
+    problems = validate(workspace_of(request), kind, body)
     return {"valid": not problems, "problems": problems}
 
 
 @router.post(PREFIX, status_code=201, dependencies=[Depends(require_admin)])
 def create_route(kind: KindName, body: DefinitionBody, request: Request) -> dict[str, Any]:
     """Create an entry (in ``segmint.yaml``, or a template file)."""
-    return save(_ws(request), kind, _name(body), body, create=True)
+    return save(workspace_of(request), kind, _name(body), body, create=True)
 
 
 @router.put(PREFIX + "/{name}", dependencies=[Depends(require_admin)])
@@ -364,7 +360,7 @@ def update_route(
     kind: KindName, name: str, body: DefinitionBody, request: Request
 ) -> dict[str, Any]:
     """Replace an entry's keys (keys left out are removed) or a template's text."""
-    return save(_ws(request), kind, name, body, create=False)
+    return save(workspace_of(request), kind, name, body, create=False)
 
 
 @router.post(PREFIX + "/{name}/archive", dependencies=[Depends(require_admin)])
@@ -372,4 +368,4 @@ def archive_route(
     kind: KindName, name: str, request: Request, version: str | None = None
 ) -> dict[str, Any]:
     """Move an entry to ``archive/``."""
-    return archive(_ws(request), kind, name, version)
+    return archive(workspace_of(request), kind, name, version)

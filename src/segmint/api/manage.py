@@ -25,6 +25,7 @@ from segmint.api.auth import require_admin, require_read
 from segmint.api.definitions import problems, refused
 from segmint.api.errors import ApiError
 from segmint.api.profiles import person_or_error
+from segmint.api.state import now_of, workspace_of
 from segmint.clock import parse_instant
 from segmint.config.edit import DefinitionEditor
 from segmint.config.errors import ConfigError
@@ -66,18 +67,6 @@ class PreviewBody(BaseModel):
     tree: dict[str, Any] | None = Field(default=None, description="The rule's JSON tree.")
     as_of: str | None = Field(default=None, description="ISO 8601 instant (default: now).")
     limit: int = Field(default=20, ge=0, le=1000, description="How many member ids.")
-
-
-def workspace_of(request: Request) -> Workspace:
-    """The app's workspace."""
-    ws: Workspace = request.app.state.workspace
-    return ws
-
-
-def now_of(request: Request) -> datetime:
-    """The app clock's now (the server passes its clock; tests a fixed one)."""
-    instant: datetime = request.app.state.clock.now()
-    return instant
 
 
 # -- the Python API ------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Request
 
 from segmint.api.auth import require_read
 from segmint.api.errors import ApiError
+from segmint.api.state import now_of, workspace_of
 from segmint.clock import parse_instant
 from segmint.common import did_you_mean
 from segmint.workspace import Workspace
@@ -93,16 +94,6 @@ def instant(value: str | None, field: str, default: datetime | None) -> datetime
         raise ApiError(422, "invalid_request", f"{field}: {exc}", field) from None
 
 
-def _ws(request: Request) -> Workspace:
-    ws: Workspace = request.app.state.workspace
-    return ws
-
-
-def _now(request: Request) -> datetime:
-    now: datetime = request.app.state.clock.now()
-    return now
-
-
 @router.get("/kpis", dependencies=[Depends(require_read)])
 def kpis_route(
     request: Request,
@@ -116,20 +107,20 @@ def kpis_route(
     ``start`` (alias ``from``) is exclusive, ``to`` inclusive (default: now).
     """
     begin = instant(request.query_params.get("from", start), "from", None)
-    end = instant(to, "to", _now(request))
+    end = instant(to, "to", now_of(request))
     assert end is not None
-    return kpis(_ws(request), by, begin, end, churn_to)
+    return kpis(workspace_of(request), by, begin, end, churn_to)
 
 
 @router.get("/experiments", dependencies=[Depends(require_read)])
 def experiments_route(request: Request) -> dict[str, Any]:
     """Every experiment: campaign, metric and arms."""
-    return {"experiments": experiments(_ws(request))}
+    return {"experiments": experiments(workspace_of(request))}
 
 
 @router.get("/experiments/{name}", dependencies=[Depends(require_read)])
 def experiment_route(name: str, request: Request, as_of: str | None = None) -> dict[str, Any]:
     """Per arm: size, rate, lift with its interval, p-value, chance to win, SRM verdict."""
-    at = instant(as_of, "as_of", _now(request))
+    at = instant(as_of, "as_of", now_of(request))
     assert at is not None
-    return experiment(_ws(request), name, at)
+    return experiment(workspace_of(request), name, at)

@@ -21,6 +21,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from segmint.api import manage, reports
 from segmint.api.errors import ApiError, error_response
+from segmint.api.state import now_of, workspace_of
 from segmint.web import charts
 from segmint.web.session import (
     COOKIE,
@@ -75,7 +76,7 @@ def sessions(request: Request) -> Sessions:
     """The app's sessions (created on first use)."""
     found: Sessions | None = getattr(request.app.state, "sessions", None)
     if found is None:
-        secret = console_secret(manage.workspace_of(request).state_dir)
+        secret = console_secret(workspace_of(request).state_dir)
         found = request.app.state.sessions = Sessions(secret)
     return found
 
@@ -84,7 +85,7 @@ def render(
     request: Request, name: str, user: User | None, status: int = 200, **ctx: Any
 ) -> Response:
     """Render template ``name`` for ``user``."""
-    ws = manage.workspace_of(request)
+    ws = workspace_of(request)
     html = (
         _env()
         .get_template(name)
@@ -177,7 +178,7 @@ def segments_page(request: Request) -> Response:
     user = sessions(request).user(request)
     if user is None:
         return _login_redirect(request)
-    board = manage.segments_board(manage.workspace_of(request))
+    board = manage.segments_board(workspace_of(request))
     names = [row["name"] for row in board["segments"]]
     cells = {(p["a"], p["b"]): (p["both"], p["jaccard"]) for p in board["overlap"]}
     return render(request, "segments.html", user, segments=board["segments"],
@@ -191,7 +192,7 @@ def segment_page(request: Request, name: str) -> Response:
     if user is None:
         return _login_redirect(request)
     try:
-        info = manage.segment_detail(manage.workspace_of(request), name, members=50)
+        info = manage.segment_detail(workspace_of(request), name, members=50)
     except ApiError as exc:
         return _error_page(request, user, exc)
     return render(request, "segment.html", user, segment=info)
@@ -206,7 +207,7 @@ async def archive(request: Request, name: str) -> Response:
     form = await _form(request)
     try:
         _require_change(user, form.get(CSRF_FIELD))
-        ws = manage.workspace_of(request)
+        ws = workspace_of(request)
         await run_in_threadpool(manage.archive_segment, ws, name, form.get("version") or None)
     except ApiError as exc:
         return _error_page(request, user, exc)
@@ -227,8 +228,8 @@ def dashboards_page(request: Request) -> Response:
     user = sessions(request).user(request)
     if user is None:
         return _login_redirect(request)
-    ws = manage.workspace_of(request)
-    now = manage.now_of(request)
+    ws = workspace_of(request)
+    now = now_of(request)
     kpis = reports.kpis(ws, "campaign", None, now)
     groups = [str(row["campaign"]) for row in kpis["rows"]]
     journeys = list_journeys(ws)
@@ -272,7 +273,7 @@ def builder_page(request: Request, segment: str | None = None) -> Response:
     user = sessions(request).user(request)
     if user is None:
         return _login_redirect(request)
-    ws = manage.workspace_of(request)
+    ws = workspace_of(request)
     from segmint.rules import workspace_schema
 
     existing = None
@@ -308,7 +309,7 @@ def profile_search(request: Request, q: str = "") -> Response:
     if not q.strip():
         return render(request, "search.html", user, query="")
     try:
-        found = manage.search_profiles(manage.workspace_of(request), q)
+        found = manage.search_profiles(workspace_of(request), q)
     except ApiError as exc:
         return render(request, "search.html", user, status=exc.status, query=q, error=exc)
     return RedirectResponse(f"/ui/profiles/{quote(found['profile_id'])}", status_code=303)
@@ -320,9 +321,9 @@ def profile_page(request: Request, ref: str) -> Response:
     user = sessions(request).user(request)
     if user is None:
         return _login_redirect(request)
-    ws = manage.workspace_of(request)
+    ws = workspace_of(request)
     try:
-        view = manage.profile_view(ws, ref, manage.now_of(request))
+        view = manage.profile_view(ws, ref, now_of(request))
     except ApiError as exc:
         return _error_page(request, user, exc)
     templates = sorted({c.template for c in ws.definition.campaigns.values()})
@@ -365,12 +366,12 @@ def email_preview(request: Request, ref: str, template: str) -> dict[str, str]:
     from segmint.personalize.errors import TemplateError
     from segmint.personalize.preview import PreviewRequest, render_previews
 
-    ws = manage.workspace_of(request)
+    ws = workspace_of(request)
     from segmint.api.profiles import person_or_error
 
     pid = person_or_error(ws, ref, "id")
     with tempfile.TemporaryDirectory(prefix="segmint-preview-") as out:
-        asked = PreviewRequest(template, None, pid, 1, Path(out), None, manage.now_of(request))
+        asked = PreviewRequest(template, None, pid, 1, Path(out), None, now_of(request))
         try:
             result = render_previews(ws, asked)
         except TemplateError as exc:
@@ -410,7 +411,7 @@ def _require_change(user: User, token: str | None) -> None:
 def api_preview(request: Request, body: manage.PreviewBody) -> dict[str, Any]:
     """Size, sample, canonical text and tree of the rule being built."""
     _api_user(request)
-    found = manage.preview(manage.workspace_of(request), body, manage.now_of(request))
+    found = manage.preview(workspace_of(request), body, now_of(request))
     return found | {"tree": labelled(found["tree"])}
 
 
@@ -437,7 +438,7 @@ def api_save(request: Request, body: manage.SegmentBody, create: bool = False) -
     _api_user(request, change=True)
     if not body.name:
         raise ApiError(422, "invalid_request", "name: a segment needs a name", "name")
-    return manage.save_segment(manage.workspace_of(request), body.name, body, create=create)
+    return manage.save_segment(workspace_of(request), body.name, body, create=create)
 
 
 @router.get("/static/{name}")
