@@ -1,7 +1,8 @@
 """The console and the rule preview: page loads on the demo shop, previews on many profiles.
 
 Figures:
-- page load p95 of the segments list and of a profile page (``segmint ui`` over the
+- page load p95 of the segments list (with its sparklines and overlap heatmap), of a
+  profile page and of the dashboards (``segmint ui`` over the
   20k-customer demo shop, 40 loads each, logged in with an admin key; goal p95 < 200 ms);
   the baseline is ``/healthz`` on the same server in the same run (the floor of a request);
 - ``POST /v1/segments/preview`` for ``lifetime_value >= 500 and performed('Page Viewed',
@@ -104,6 +105,7 @@ def pages(tmp: Path) -> None:
             for name, path in (
                 ("segments list", "/ui/segments"),
                 ("profile", f"/ui/profiles/{pid}"),
+                ("dashboards", "/ui/dashboards"),
             ):
                 figure = p95(timed_loads(c, path))
                 report(f"console {name} page p95", figure * 1000, "ms",

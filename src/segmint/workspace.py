@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,21 @@ class Workspace:
     reads_only: bool = False
     """Open the store for reading only: while ``serve`` holds DuckDB, read through it."""
     _privacy: Privacy | None = None
+    _listeners: list[Callable[[WorkspaceDef], None]] = field(default_factory=list)
+
+    def on_definition(self, listener: Callable[[WorkspaceDef], None]) -> None:
+        """Call ``listener`` with the new definitions after each :meth:`replace_definition`."""
+        self._listeners.append(listener)
+
+    def replace_definition(self, definition: WorkspaceDef) -> None:
+        """Take ``definition`` (just saved to ``segmint.yaml``) and tell the listeners.
+
+        A server's real-time engine listens here, so a save through the management API or
+        the console applies without a restart.
+        """
+        self.definition = definition
+        for listener in self._listeners:
+            listener(definition)
 
     @classmethod
     def open(cls, path: Path | str = ".", *, reads_only: bool = False) -> Workspace:

@@ -198,3 +198,88 @@ def test_a_revoked_key_ends_its_sessions(console: Console) -> None:
     revoke_key(console.ws.store, "read", now=datetime(2026, 3, 2, tzinfo=UTC))
     console.app.state.keys.forget()  # what a revocation through this process does
     assert c.get("/ui/segments").status_code == 303
+
+
+def test_sessions_survive_a_restart_and_a_forged_cookie_is_refused(console: Console) -> None:
+    c, _ = console.login("read")
+    cookie = c.cookies["segmint_session"]
+    assert console.keys["read"] not in cookie  # the cookie holds the key's id, not the key
+    secret = (console.ws.path / ".segmint" / "console-secret").read_text().strip()
+    assert (console.ws.path / ".segmint" / "console-secret").stat().st_mode & 0o077 == 0
+    again = create_app(console.ws, FixedClock(NOW))  # a restarted server: no memory shared
+    with (
+        ThreadServer(again) as server,
+        httpx.Client(base_url=f"http://127.0.0.1:{server.port}", follow_redirects=False) as other,
+    ):
+        other.cookies.set("segmint_session", cookie)
+        assert other.get("/ui/segments").status_code == 200
+        payload, mac = cookie.rsplit(".", 1)
+        forged = payload[:-2] + ("AA" if payload[-2:] != "AA" else "BB") + "." + mac
+        other.cookies.set("segmint_session", forged)
+        assert other.get("/ui/segments").status_code == 303
+        # the session secret logs in as admin
+        other.cookies.clear()
+        token = field(other.get("/ui/login").text, "csrf")
+        r = other.post("/ui/login", data={"csrf": token, "key": secret, "next": "/ui/segments"})
+        assert r.status_code == 303
+        assert "admin · session secret" in other.get("/ui/segments").text
+    c.post("/ui/logout", data={"csrf": meta_csrf(c.get("/ui/segments").text)})
+    with console.browser() as stale:  # a logged-out cookie replayed is refused
+        stale.cookies.set("segmint_session", cookie)
+        assert stale.get("/ui/segments").status_code == 303
+
+
+def test_segments_list_draws_sizes_over_time_and_the_overlap(console: Console) -> None:
+    c, _ = console.login("read")
+    page = c.get("/ui/segments").text
+    vip = re.search(r'data-segment="vip">.*?<svg class="spark"[^>]*aria-label="([^"]*)"', page,
+                    re.S)  # fmt: skip
+    assert vip and vip.group(1).endswith("highest 6")  # six entries on the refresh's day
+    assert 'id="overlap"' in page
+    pair = re.search(r'data-pair="high_value\|vip"><title>([^<]*)</title>', page)
+    shared = console.ws.store.fetchall(
+        "SELECT count(*) FROM memberships a JOIN memberships b ON a.profile_id = b.profile_id "
+        "WHERE a.segment = 'high_value' AND b.segment = 'vip'"
+    )[0][0]
+    assert pair and f"{shared} shared" in pair.group(1)
+
+
+def test_dashboards_and_report_endpoints(console: Console) -> None:
+    c, _ = console.login("read")
+    page = c.get("/ui/dashboards")
+    assert page.status_code == 200
+    assert 'id="campaigns"' in page.text and 'id="journeys"' in page.text
+    assert 'data-journey="abandoned_cart"' in page.text
+    h = {"Authorization": f"Bearer {console.keys['read']}"}
+    kpis = httpx.get(f"{console.url}/v1/reports/kpis", params={"by": "segment"}, headers=h)
+    assert kpis.status_code == 200
+    sizes = {r["segment"]: r["size_end"] for r in kpis.json()["rows"] if "size_end" in r}
+    assert sizes["vip"] == 6
+    bad = httpx.get(f"{console.url}/v1/reports/kpis", params={"by": "segmnt"}, headers=h)
+    assert bad.status_code == 422 and "did you mean 'segment'" in bad.json()["error"]["message"]
+    when = httpx.get(f"{console.url}/v1/reports/kpis", params={"to": "yesterday"}, headers=h)
+    assert when.status_code == 422 and when.json()["error"]["field"] == "to"
+    listed = httpx.get(f"{console.url}/v1/reports/experiments", headers=h)
+    assert listed.status_code == 200 and listed.json() == {"experiments": []}
+    missing = httpx.get(f"{console.url}/v1/reports/experiments/nope", headers=h)
+    assert missing.status_code == 404
+    assert httpx.get(f"{console.url}/v1/reports/kpis").status_code == 401
+
+
+def test_hostile_trait_values_and_names_are_escaped(console: Console) -> None:
+    from segmint.intake.pipeline import Intake
+
+    evil = '"><img src=x onerror=alert(1)><script>alert(2)</script>'
+    Intake(console.ws, FixedClock(NOW)).submit(
+        [{"type": "identify", "userId": "u7", "messageId": "evil", "traits": {"first_name": evil},
+          "timestamp": NOW.isoformat()}], source="test"
+    )  # fmt: skip
+    admin, token = console.login("admin")
+    body = {"name": "evil_seg", "rule": "orders > 1", "description": evil, "tags": [evil]}
+    saved = admin.post("/ui/api/segments?create=true", json=body, headers={"X-CSRF-Token": token})
+    assert saved.status_code == 200
+    found = admin.get("/ui/profiles", params={"q": "u7"})
+    for page in (admin.get(found.headers["location"]), admin.get("/ui/segments"),
+                 admin.get("/ui/dashboards")):  # fmt: skip
+        assert "<img src=x" not in page.text and "<script>alert" not in page.text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in admin.get(found.headers["location"]).text

@@ -84,6 +84,7 @@ def shoot(driver: Any, url: str, key: str, pid: str) -> None:
         "builder": "/ui/builder?segment=high_value",
         "profile": f"/ui/profiles/{pid}",
         "email": f"/ui/profiles/{pid}/email?template=lifecycle",
+        "dashboards": "/ui/dashboards",
     }
     for name, path in pages.items():
         driver.get(url + path)

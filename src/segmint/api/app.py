@@ -35,6 +35,8 @@ EXTRA_ROUTERS: list[str] = [
     "segmint.api.profiles",
     "segmint.api.manage",
     "segmint.api.privacy",
+    "segmint.api.definitions",
+    "segmint.api.reports",
     "segmint.web.routes",
 ]
 """Module paths whose ``router`` is included in every app, in order."""

@@ -18,8 +18,8 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from segmint.api.errors import ApiError
-from segmint.intake.errors import ApiKeyError
-from segmint.intake.keys import ApiKey, hash_key, verify_key
+from segmint.intake.errors import ApiKeyError, RevokedKey, UnknownKey
+from segmint.intake.keys import ApiKey, hash_key, list_keys, verify_key
 from segmint.store import Store
 
 CACHE_SECONDS = 2.0
@@ -62,6 +62,27 @@ class KeyRing:
         key = verify_key(self.store, secret)
         with self._lock:
             self._cache[digest] = (key, time.monotonic() + CACHE_SECONDS)
+        return key
+
+    def by_id(self, key_id: str) -> ApiKey:
+        """Return the live key with id ``key_id`` (a console session holds only the id).
+
+        Raises:
+            UnknownKey: No such key.
+            RevokedKey: It was revoked.
+        """
+        hit = self._cache.get(f"id:{key_id}")
+        if hit is not None and hit[1] > time.monotonic():
+            key = hit[0]
+        else:
+            found = [k for k in list_keys(self.store) if k.key_id == key_id]
+            if not found:
+                raise UnknownKey(f"unknown API key {key_id}")
+            key = found[0]
+            with self._lock:
+                self._cache[f"id:{key_id}"] = (key, time.monotonic() + CACHE_SECONDS)
+        if key.revoked_at is not None:
+            raise RevokedKey(f"API key {key.key_id} ({key.name}) was revoked")
         return key
 
     def forget(self) -> None:

@@ -22,11 +22,13 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from segmint.api.auth import require_admin, require_read
+from segmint.api.definitions import problems, refused
 from segmint.api.errors import ApiError
 from segmint.api.profiles import person_or_error
+from segmint.api.state import now_of, workspace_of
 from segmint.clock import parse_instant
-from segmint.config.edit import DefinitionEditor, problem_json, problems_of
-from segmint.config.errors import ConfigError, StaleDefinitionError
+from segmint.config.edit import DefinitionEditor
+from segmint.config.errors import ConfigError
 from segmint.membership.errors import UnknownSegmentError
 from segmint.membership.preview import preview_rule, read_rule
 from segmint.membership.service import Membership
@@ -67,24 +69,23 @@ class PreviewBody(BaseModel):
     limit: int = Field(default=20, ge=0, le=1000, description="How many member ids.")
 
 
-def workspace_of(request: Request) -> Workspace:
-    """The app's workspace."""
-    ws: Workspace = request.app.state.workspace
-    return ws
-
-
-def now_of(request: Request) -> datetime:
-    """The app clock's now (the server passes its clock; tests a fixed one)."""
-    instant: datetime = request.app.state.clock.now()
-    return instant
-
-
 # -- the Python API ------------------------------------------------------------------------
 
 
 def segments_overview(ws: Workspace) -> list[dict[str, Any]]:
     """Every segment with its definition and live size."""
     return Membership(ws).segments()
+
+
+def segments_board(ws: Workspace) -> dict[str, Any]:
+    """The segments list with each one's size over time, and every pair's overlap."""
+    membership = Membership(ws)
+    rows = membership.segments()
+    histories = membership.size_histories()
+    for row in rows:
+        row["history"] = histories.get(row["name"], [])
+    pairs = membership.overlap(exclusive_pairs=True)
+    return {"segments": rows, "overlap": pairs}
 
 
 def segment_detail(ws: Workspace, name: str, *, members: int = 20) -> dict[str, Any]:
@@ -146,7 +147,7 @@ def validate_segment(ws: Workspace, name: str, body: SegmentBody) -> list[dict[s
     try:
         editor.put_segment(name, segment_fields(body), version=body.version, dry_run=True)
     except ConfigError as exc:
-        return [problem_json(p) for p in problems_of(exc)]
+        return problems(exc)
     return []
 
 
@@ -171,8 +172,8 @@ def save_segment(ws: Workspace, name: str, body: SegmentBody, *, create: bool) -
             name, segment_fields(body), version=body.version
         )
     except ConfigError as exc:
-        raise definition_error(exc) from None
-    ws.definition = saved.definition
+        raise refused(exc) from None
+    ws.replace_definition(saved.definition)
     return segment_detail(ws, name) | {"version": saved.version}
 
 
@@ -188,8 +189,8 @@ def archive_segment(ws: Workspace, name: str, version: str | None = None) -> dic
     try:
         saved = DefinitionEditor(ws.path).archive_segment(name, version=version)
     except ConfigError as exc:
-        raise definition_error(exc) from None
-    ws.definition = saved.definition
+        raise refused(exc) from None
+    ws.replace_definition(saved.definition)
     return {"archived": name, "version": saved.version}
 
 
@@ -262,15 +263,6 @@ def search_profiles(ws: Workspace, query: str) -> dict[str, Any]:
     """
     pid = person_or_error(ws, query.strip(), "q")
     return {"profile_id": pid, "segments": Membership(ws).profile_segments(pid)}
-
-
-def definition_error(exc: ConfigError) -> ApiError:
-    """The API's 422 (or 409 for a stale version) for a refused save."""
-    if isinstance(exc, StaleDefinitionError):
-        return ApiError(409, "conflict", str(exc), "version")
-    problems = problems_of(exc)
-    return ApiError(422, "invalid_definition", "\n".join(map(str, problems)),
-                    problems[0].key_path)  # fmt: skip
 
 
 def _unknown(ws: Workspace, name: str) -> str:

@@ -23,11 +23,13 @@ def ui(ctx: Context, host: str, port: int, log_format: str) -> None:
 
     The same server as 'segmint serve --no-realtime': memberships change only by
     'segmint refresh'. Log in at /ui with a key from 'segmint keys create --scope read'
-    (read-only) or '--scope admin' (may save segments into segmint.yaml).
+    (read-only) or '--scope admin' (may save definitions into segmint.yaml), or with the
+    session secret (admin): SEGMINT_CONSOLE_SECRET, else .segmint/console-secret.
     """
     from segmint.cli.intake_cmd import serve
 
-    click.echo(f"segmint console on http://{host}:{port}/ui", err=True)
+    click.echo(f"segmint console on http://{host}:{port}/ui (log in with a read or admin key, "
+               "or the session secret in .segmint/console-secret)", err=True)  # fmt: skip
     click.get_current_context().invoke(
         serve, host=host, port=port, log_level="warning", realtime=False, log_format=log_format
     )

@@ -8,9 +8,12 @@ validated by the very loader ``segmint`` uses at start-up (:meth:`Workspace.open
 at the same ``file:line:column`` and key path, as the file would get if written by hand.
 Only a valid text replaces the file, atomically (write aside, then rename).
 
-Archiving a segment moves its definition out of ``segmint.yaml`` into
-``archive/segments.yaml`` (same round-trip writing): its members exit at the next refresh,
-rebuild or real-time engine start, and the definition stays in the workspace to restore.
+One mechanism serves every kind of definition kept under a top-level mapping of
+``segmint.yaml`` (:data:`SECTIONS`: segments, traits, campaigns, journeys, experiments):
+:meth:`DefinitionEditor.put_entry` and :meth:`DefinitionEditor.archive_entry` take the section
+name. Archiving moves an entry out of ``segmint.yaml`` into ``archive/<section>.yaml`` (same
+round-trip writing): a segment's members exit at the next refresh, rebuild or real-time
+engine start, and the definition stays in the workspace to restore.
 """
 
 from __future__ import annotations
@@ -31,13 +34,30 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from segmint.config.errors import ConfigError, ConfigErrors, StaleDefinitionError
+from segmint.config.journeys import JourneyDef
 from segmint.config.loader import read_yaml
-from segmint.config.model import SegmentDef, WorkspaceDef
+from segmint.config.measure import ExperimentDef
+from segmint.config.model import CampaignDef, SegmentDef, TraitDef, WorkspaceDef
 from segmint.config.scaffold import WORKSPACE_FILE
 
-ARCHIVE_FILE = Path("archive") / "segments.yaml"
+ARCHIVE_DIR = Path("archive")
+"""Where archived definitions are kept (``<section>.yaml``), relative to the workspace."""
+ARCHIVE_FILE = ARCHIVE_DIR / "segments.yaml"
 """Where archived segment definitions are kept, relative to the workspace folder."""
-SEGMENT_KEYS = tuple(f.alias or n for n, f in SegmentDef.model_fields.items())
+SECTIONS: dict[str, tuple[str, ...]] = {
+    section: tuple(f.alias or n for n, f in model.model_fields.items())
+    for section, model in (
+        ("segments", SegmentDef),
+        ("traits", TraitDef),
+        ("campaigns", CampaignDef),
+        ("journeys", JourneyDef),
+        ("experiments", ExperimentDef),
+    )
+}
+"""The sections :class:`DefinitionEditor` edits, each with its entries' keys in the order a
+new entry is written (keys the model does not know are written after them, for the loader
+to refuse with its usual "did you mean")."""
+SEGMENT_KEYS = SECTIONS["segments"]
 """The keys a segment entry may have, in the order a new entry is written."""
 
 _LOCK = threading.Lock()  # one writer of workspace files per process
@@ -86,8 +106,10 @@ class DefinitionEditor:
         """The current :func:`text_version` of ``segmint.yaml``."""
         return text_version(self.path.read_text(encoding="utf-8"))
 
-    def validate(self, text: str) -> WorkspaceDef:
+    def validate(self, text: str, templates: Path | None = None) -> WorkspaceDef:
         """Validate ``text`` as this workspace's ``segmint.yaml`` would be at start-up.
+
+        ``templates``: the templates folder to check against (default: the workspace's).
 
         Raises:
             ConfigErrors: Every problem, located in this workspace's ``segmint.yaml``.
@@ -97,13 +119,59 @@ class DefinitionEditor:
         with tempfile.TemporaryDirectory(prefix="segmint-check-") as scratch:
             candidate = Path(scratch) / WORKSPACE_FILE
             candidate.write_text(text, encoding="utf-8")
-            templates = self.path.parent / "templates"
+            templates = templates or self.path.parent / "templates"
             if templates.is_dir():  # journeys and campaigns are checked against them
                 (Path(scratch) / "templates").symlink_to(templates.resolve())
             try:
                 return Workspace.open(scratch).definition
             except ConfigError as exc:
                 raise _relocated(exc, str(candidate), str(self.path)) from None
+
+    def put_entry(
+        self,
+        section: str,
+        name: str,
+        fields: Mapping[str, Any],
+        *,
+        version: str | None = None,
+        dry_run: bool = False,
+    ) -> SavedDefinition:
+        """Create or replace entry ``name`` of ``section`` (a key of :data:`SECTIONS`).
+
+        Only the lines of that entry change. Keys of an existing entry keep their place and
+        comments; keys given as None or left out are removed; new keys are added in the
+        section's key order. A new entry goes after the section's last one.
+
+        Args:
+            section: ``segments``, ``traits``, ``campaigns``, ``journeys`` or ``experiments``.
+            name: The entry's name.
+            fields: The entry's keys (``rule``, ``description``, ``tags`` … for a segment).
+            version: The version the client edited; a different current file is refused.
+            dry_run: Validate the edited text, write nothing.
+
+        Raises:
+            ConfigErrors: If the result is not a valid workspace (nothing is written).
+            StaleDefinitionError: If the file changed since ``version``.
+        """
+        order = SECTIONS[section]
+        with _LOCK:
+            data, text = self._checked(version)
+            lines = text.splitlines(keepends=True)
+            entries = data.get(section)
+            if not isinstance(entries, CommentedMap) or not entries:
+                block = _with_section(data, lines, section, name, fields, order)
+                return self._write(block, dry_run)
+            indent = entries.lc.key(next(iter(entries)))[1]
+            if name in entries:
+                first, last = _entry_lines(data, lines, section, name)
+                entry = entries[name]
+                entry = entry if isinstance(entry, CommentedMap) else CommentedMap()
+            else:
+                first = last = _entry_lines(data, lines, section, list(entries)[-1])[1]
+                entry = CommentedMap()
+            _merge(entry, fields, order)
+            block = _block(name, entry, indent)
+            return self._write("".join(lines[:first]) + block + "".join(lines[last:]), dry_run)
 
     def put_segment(
         self,
@@ -113,58 +181,45 @@ class DefinitionEditor:
         version: str | None = None,
         dry_run: bool = False,
     ) -> SavedDefinition:
-        """Create or replace segment ``name`` with ``fields`` (keys of :class:`SegmentDef`).
+        """:meth:`put_entry` for section ``segments``."""
+        return self.put_entry("segments", name, fields, version=version, dry_run=dry_run)
 
-        Only the lines of that entry change. Keys of an existing entry keep their place and
-        comments; keys given as None or left out are removed; new keys are added in
-        :data:`SEGMENT_KEYS` order. A new segment goes after the last one.
+    def entries(self, section: str) -> dict[str, tuple[Any, int]]:
+        """Every entry of ``section`` as plain data, with its 1-based line in the file."""
+        data, _ = self.read()
+        found = data.get(section)
+        if not isinstance(found, CommentedMap):
+            return {}
+        return {str(k): (plain(v), found.lc.key(k)[0] + 1) for k, v in found.items()}
 
-        Args:
-            name: The segment name.
-            fields: The segment's keys (``rule``, ``description``, ``tags`` …).
-            version: The version the client edited; a different current file is refused.
-            dry_run: Validate the edited text, write nothing.
-
-        Raises:
-            ConfigErrors: If the result is not a valid workspace (nothing is written).
-            StaleDefinitionError: If the file changed since ``version``.
-        """
-        with _LOCK:
-            data, text = self._checked(version)
-            lines = text.splitlines(keepends=True)
-            segments = data.get("segments")
-            if not isinstance(segments, CommentedMap) or not segments:
-                return self._write(_with_section(data, lines, name, fields), dry_run)
-            indent = segments.lc.key(next(iter(segments)))[1]
-            if name in segments:
-                first, last = _entry_lines(data, lines, name)
-                entry = segments[name]
-                entry = entry if isinstance(entry, CommentedMap) else CommentedMap()
-            else:
-                first = last = _entry_lines(data, lines, list(segments)[-1])[1]
-                entry = CommentedMap()
-            _merge(entry, fields)
-            block = _block(name, entry, indent)
-            return self._write("".join(lines[:first]) + block + "".join(lines[last:]), dry_run)
-
-    def archive_segment(self, name: str, *, version: str | None = None) -> SavedDefinition:
-        """Move segment ``name`` from ``segmint.yaml`` to :data:`ARCHIVE_FILE`.
+    def archive_entry(
+        self, section: str, name: str, *, version: str | None = None
+    ) -> SavedDefinition:
+        """Move entry ``name`` of ``section`` from ``segmint.yaml`` to ``archive/<section>.yaml``.
 
         Raises:
-            ConfigError: If there is no such segment.
+            ConfigError: If there is no such entry.
             StaleDefinitionError: If the file changed since ``version``.
             ConfigErrors: If other definitions still use it (nothing is written).
         """
         with _LOCK:
             data, text = self._checked(version)
-            segments = data.get("segments")
-            if not isinstance(segments, CommentedMap) or name not in segments:
-                raise ConfigError(f"no segment '{name}' in {self.path}", key_path="segments")
+            entries = data.get(section)
+            if not isinstance(entries, CommentedMap) or name not in entries:
+                raise ConfigError(f"no {section} entry '{name}' in {self.path}",
+                                  key_path=section)  # fmt: skip
             lines = text.splitlines(keepends=True)
-            first, last = _entry_lines(data, lines, name)
+            first, last = _entry_lines(data, lines, section, name)
+            block = "".join(lines[first:last])
+            if len(entries) == 1:  # the section's only entry: the section goes with it
+                first = data.lc.key(section)[0]
             saved = self._write("".join(lines[:first]) + "".join(lines[last:]))
-            self._append_archive(name, "".join(lines[first:last]))
+            self._append_archive(section, block)
             return saved
+
+    def archive_segment(self, name: str, *, version: str | None = None) -> SavedDefinition:
+        """:meth:`archive_entry` for section ``segments``."""
+        return self.archive_entry("segments", name, version=version)
 
     def _checked(self, version: str | None) -> tuple[CommentedMap, str]:
         data, text = self.read()
@@ -178,16 +233,21 @@ class DefinitionEditor:
     def _write(self, text: str, dry_run: bool = False) -> SavedDefinition:
         definition = self.validate(text)
         if not dry_run:
-            _replace(self.path, text)
+            replace_file(self.path, text)
         return SavedDefinition(definition, text_version(text), text)
 
-    def _append_archive(self, name: str, block: str) -> None:
-        path = self.folder / ARCHIVE_FILE
-        old = path.read_text(encoding="utf-8") if path.exists() else (
-            "# Segments archived from segmint.yaml; move one back under 'segments:' to restore.\n"
-        )  # fmt: skip
+    def _append_archive(self, section: str, block: str) -> None:
+        path = self.folder / ARCHIVE_DIR / f"{section}.yaml"
+        old = (
+            path.read_text(encoding="utf-8")
+            if path.exists()
+            else (
+                f"# {section.capitalize()} archived from segmint.yaml; move one back under "
+                f"'{section}:' to restore.\n"
+            )
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
-        _replace(path, old + textwrap.dedent(block).rstrip("\n") + "\n")
+        replace_file(path, old + textwrap.dedent(block).rstrip("\n") + "\n")
 
 
 def _yaml() -> YAML:
@@ -197,21 +257,21 @@ def _yaml() -> YAML:
     return yaml
 
 
-def _entry_lines(data: CommentedMap, lines: list[str], name: str) -> tuple[int, int]:
-    """The 0-based line range ``[first, last)`` of segment ``name``'s entry.
+def _entry_lines(data: CommentedMap, lines: list[str], section: str, name: str) -> tuple[int, int]:
+    """The 0-based line range ``[first, last)`` of entry ``name`` of ``section``.
 
-    The entry runs to the next segment's key, or for the last one to the next top-level
+    The entry runs to the next entry's key, or for the last one to the next top-level
     key; blank and comment lines just before that key stay with what follows.
     """
-    segments: CommentedMap = data["segments"]
-    names = list(segments)
-    first = segments.lc.key(name)[0]
+    entries: CommentedMap = data[section]
+    names = list(entries)
+    first = entries.lc.key(name)[0]
     at = names.index(name)
     if at + 1 < len(names):
-        end = segments.lc.key(names[at + 1])[0]
+        end = entries.lc.key(names[at + 1])[0]
     else:
         keys = list(data)
-        after = keys[keys.index("segments") + 1 :]
+        after = keys[keys.index(section) + 1 :]
         end = data.lc.key(after[0])[0] if after else len(lines)
     while end > first + 1 and _blank_or_comment(lines[end - 1]):
         end -= 1
@@ -230,46 +290,72 @@ def _block(name: str, entry: CommentedMap, indent: int) -> str:
 
 
 def _with_section(
-    data: CommentedMap, lines: list[str], name: str, fields: Mapping[str, Any]
+    data: CommentedMap,
+    lines: list[str],
+    section: str,
+    name: str,
+    fields: Mapping[str, Any],
+    order: tuple[str, ...],
 ) -> str:
-    """The text with a ``segments:`` section holding only ``name`` (there was none)."""
+    """The text with a ``section:`` holding only ``name`` (there was none, or it was empty)."""
     entry = CommentedMap()
-    _merge(entry, fields)
-    if "segments" in data:  # ``segments:`` or ``segments: {}``: replace that line
-        first = data.lc.key("segments")[0]
+    _merge(entry, fields, order)
+    if section in data:  # ``segments:`` or ``segments: {}``: replace that line
+        first = data.lc.key(section)[0]
         keys = list(data)
-        after = keys[keys.index("segments") + 1 :]
+        after = keys[keys.index(section) + 1 :]
         end = data.lc.key(after[0])[0] if after else len(lines)
         rest = "".join(lines[:first]), "".join(lines[end:])
     else:
         rest = "".join(lines), ""
     head = rest[0] if not rest[0] or rest[0].endswith("\n") else rest[0] + "\n"
-    return head + "segments:\n" + _block(name, entry, 2) + rest[1]
+    return head + f"{section}:\n" + _block(name, entry, 2) + rest[1]
 
 
-def _merge(entry: CommentedMap, fields: Mapping[str, Any]) -> None:
+def _merge(entry: CommentedMap, fields: Mapping[str, Any], order: tuple[str, ...]) -> None:
     for key in list(entry):
         if fields.get(str(key)) is None:
             del entry[key]
-    for key in SEGMENT_KEYS:
+    unknown = [k for k in fields if k not in order]  # written, for the loader to refuse
+    for key in (*order, *unknown):
         value = fields.get(key)
-        if value is None or entry.get(key) == value:
+        if value is None or plain(entry.get(key)) == value:
             continue
         entry[key] = _styled(key, value)
 
 
 def _styled(key: str, value: Any) -> Any:
-    """A new value written as the example workspace writes it."""
-    if key == "rule" and isinstance(value, str):
+    """A new value written as the example workspace writes it.
+
+    Rules and conditions are double-quoted, lists of plain values flow on one line
+    (``tags: [a, b]``); mappings and lists of mappings (journey steps) are blocks.
+    """
+    if key in ("rule", "where", "expr") and isinstance(value, str):
         return DoubleQuotedScalarString(value)
+    if isinstance(value, Mapping):
+        return CommentedMap((k, _styled(str(k), v)) for k, v in value.items())
     if isinstance(value, list | tuple):
-        seq = CommentedSeq(value)
-        seq.fa.set_flow_style()
+        seq = CommentedSeq(_styled(key, v) for v in value)
+        if not any(isinstance(v, Mapping | list | tuple) for v in value):
+            seq.fa.set_flow_style()
         return seq
     return value
 
 
-def _replace(path: Path, text: str) -> None:
+def plain(value: Any) -> Any:
+    """A round-trip YAML value as plain JSON-ready data (mappings, lists, scalars)."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    return str(value)
+
+
+def replace_file(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (a reader sees the old or the new file)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

@@ -75,20 +75,35 @@ def list_segments(
 
 def size_history(store: Store, segment: str) -> list[SizePoint]:
     """Return the segment's size at the end of each day on which it changed."""
+    return size_histories(store, [segment]).get(segment, [])
+
+
+def size_histories(
+    store: Store, segments: Sequence[str] | None = None
+) -> dict[str, list[SizePoint]]:
+    """Return each segment's (all, or those named) :func:`size_history`, in one query."""
+    where, params = "", []
+    if segments is not None:
+        where = (
+            f"WHERE segment IN ({', '.join('?' for _ in segments)}) "
+            if segments
+            else "WHERE false "
+        )
+        params = list(segments)
     rows = store.fetchall(
-        "SELECT CAST(occurred_at AS DATE) AS day, "
+        "SELECT segment, CAST(occurred_at AS DATE) AS day, "
         "sum(CASE WHEN change = 'enter' THEN 1 ELSE 0 END), "
         "sum(CASE WHEN change = 'exit' THEN 1 ELSE 0 END) "
-        "FROM membership_changes WHERE segment = ? GROUP BY day ORDER BY day",
-        [segment],
+        f"FROM membership_changes {where}GROUP BY segment, day ORDER BY segment, day",
+        params,
     )
-    points: list[SizePoint] = []
-    size = 0
-    for day, entered, exited in rows:
-        size += int(entered) - int(exited)
+    found: dict[str, list[SizePoint]] = {}
+    for segment, day, entered, exited in rows:
+        points = found.setdefault(str(segment), [])
+        size = (points[-1].size if points else 0) + int(entered) - int(exited)
         at = datetime(day.year, day.month, day.day)
         points.append(SizePoint(from_store_time(at) or at, int(entered), int(exited), size))
-    return points
+    return found
 
 
 def show_segment(store: Store, plan: SegmentPlan, name: str, recent: int = 20) -> dict[str, Any]:

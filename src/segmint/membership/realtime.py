@@ -510,6 +510,21 @@ class RealtimeEngine:
             self.checkpoint(as_of)
             return done
 
+    def reload(self, compiled: CompiledSegments, as_of: datetime) -> None:
+        """Take new definitions without a restart, as a server start would take them.
+
+        The state held is saved under the old definitions, the cache is dropped, and the
+        stored memberships are brought in line with the new ones at ``as_of`` (a batch
+        recompute when a segment was added or changed, or the traits changed).
+        """
+        with self._lock:
+            self.checkpoint(as_of)
+            self.compiled = compiled
+            self._all_units = frozenset(u.index for u in compiled.plan.units)
+            self._live.clear()
+            self._heap = None
+            self._sync_definitions(as_of)
+
     def _sync_definitions(self, as_of: datetime) -> None:
         """Bring the stored memberships in line with the segment definitions at ``as_of``.
 

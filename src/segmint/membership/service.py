@@ -21,6 +21,7 @@ from functools import cached_property
 from typing import Any, Protocol
 
 from segmint.clock import Clock
+from segmint.config.model import WorkspaceDef
 from segmint.deliver.outbox import OutboxReport
 from segmint.membership.batch import Difference, RefreshReport, reconcile, refresh
 from segmint.membership.changes import MembershipChange, members_of, retire_removed
@@ -29,7 +30,13 @@ from segmint.membership.explain import explain_profile
 from segmint.membership.feed import ChangeFeed
 from segmint.membership.follow import Follower
 from segmint.membership.hub import ChangeHub
-from segmint.membership.insight import list_segments, overlap, segment_info, show_segment
+from segmint.membership.insight import (
+    list_segments,
+    overlap,
+    segment_info,
+    show_segment,
+    size_histories,
+)
 from segmint.membership.realtime import RealtimeEngine
 from segmint.membership.redis_stream import RedisChangeStream
 from segmint.membership.structure import SegmentSpec
@@ -106,6 +113,11 @@ class Membership:
         """
         archived = self.workspace.definition.archived_segments
         return list_segments(self.store, self.compiled.plan, tag, archived)
+
+    def size_histories(self) -> dict[str, list[int]]:
+        """Each segment's size at the end of every day it changed, oldest first."""
+        found = size_histories(self.store, sorted(self.compiled.segments))
+        return {name: [p.size for p in points] for name, points in found.items()}
 
     def segment(self, name: str, recent: int = 20) -> dict[str, Any]:
         """One segment: rule, size, size history and recent changes (``archived`` marked)."""
@@ -215,6 +227,19 @@ class RealtimeService:
             return POLL
         return max(0.0, min(POLL, (due - self.clock.now()).total_seconds()))
 
+    def reload(self, definition: WorkspaceDef) -> None:
+        """Recompile the segments of ``definition`` and hand them to the running engine.
+
+        A workspace calls this after a save (:meth:`Workspace.on_definition
+        <segmint.workspace.Workspace.on_definition>`); events after it are decided by the new
+        rules, and the memberships the change affects are recomputed at once.
+        """
+        membership = self.membership
+        membership.workspace.definition = definition
+        membership.__dict__.pop("compiled", None)  # the cached compilation of the old text
+        self.engine.reload(membership.compiled, self.clock.now())
+        self.wake()
+
     def close(self) -> None:
         """Stop the timer thread."""
         self.stop.set()
@@ -263,5 +288,6 @@ def attach_realtime(
         watch_writes(follower.written_elsewhere)
     service.follower = follower
     follower.start()
+    workspace.on_definition(service.reload)  # a save through the API or console applies now
     service.thread.start()
     return service

@@ -19,15 +19,19 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from segmint.api import manage
+from segmint.api import manage, reports
 from segmint.api.errors import ApiError, error_response
+from segmint.api.state import now_of, workspace_of
+from segmint.web import charts
 from segmint.web.session import (
     COOKIE,
     CSRF_FIELD,
     CSRF_HEADER,
     LOGIN_COOKIE,
+    SESSION_SECONDS,
     Sessions,
     User,
+    console_secret,
     same_token,
 )
 
@@ -51,6 +55,7 @@ def _env() -> Any:
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
     env.filters["instant"] = _instant
+    env.filters["sparkline"] = charts.sparkline
     env.policies["json.dumps_function"] = _dumps  # tojson: instants as ISO text
     return env
 
@@ -71,7 +76,8 @@ def sessions(request: Request) -> Sessions:
     """The app's sessions (created on first use)."""
     found: Sessions | None = getattr(request.app.state, "sessions", None)
     if found is None:
-        found = request.app.state.sessions = Sessions()
+        secret = console_secret(workspace_of(request).state_dir)
+        found = request.app.state.sessions = Sessions(secret)
     return found
 
 
@@ -79,7 +85,7 @@ def render(
     request: Request, name: str, user: User | None, status: int = 200, **ctx: Any
 ) -> Response:
     """Render template ``name`` for ``user``."""
-    ws = manage.workspace_of(request)
+    ws = workspace_of(request)
     html = (
         _env()
         .get_template(name)
@@ -134,14 +140,15 @@ async def login(request: Request) -> Response:
         exc = ApiError(403, "forbidden", "the login form expired: load it again", CSRF_FIELD)
         return _error_page(request, None, exc)
     try:
-        session = await run_in_threadpool(
+        _, cookie_value = await run_in_threadpool(
             sessions(request).login, request.app.state.keys, form.get("key", "")
         )
     except ApiError as exc:
         return render(request, "login.html", None, status=exc.status, error=str(exc),
                       login_csrf=cookie, next=_safe_next(form.get("next", "")))  # fmt: skip
     response = RedirectResponse(_safe_next(form.get("next", "")), status_code=303)
-    response.set_cookie(COOKIE, session.sid, httponly=True, samesite="strict", path="/")
+    response.set_cookie(COOKIE, cookie_value, max_age=SESSION_SECONDS, httponly=True,
+                        samesite="strict", path="/")  # fmt: skip
     response.delete_cookie(LOGIN_COOKIE, path="/ui")
     return response
 
@@ -171,8 +178,11 @@ def segments_page(request: Request) -> Response:
     user = sessions(request).user(request)
     if user is None:
         return _login_redirect(request)
-    rows = manage.segments_overview(manage.workspace_of(request))
-    return render(request, "segments.html", user, segments=rows)
+    board = manage.segments_board(workspace_of(request))
+    names = [row["name"] for row in board["segments"]]
+    cells = {(p["a"], p["b"]): (p["both"], p["jaccard"]) for p in board["overlap"]}
+    return render(request, "segments.html", user, segments=board["segments"],
+                  heatmap=charts.heatmap(names, cells) if len(names) > 1 else None)  # fmt: skip
 
 
 @router.get("/segments/{name}")
@@ -182,7 +192,7 @@ def segment_page(request: Request, name: str) -> Response:
     if user is None:
         return _login_redirect(request)
     try:
-        info = manage.segment_detail(manage.workspace_of(request), name, members=50)
+        info = manage.segment_detail(workspace_of(request), name, members=50)
     except ApiError as exc:
         return _error_page(request, user, exc)
     return render(request, "segment.html", user, segment=info)
@@ -197,11 +207,64 @@ async def archive(request: Request, name: str) -> Response:
     form = await _form(request)
     try:
         _require_change(user, form.get(CSRF_FIELD))
-        ws = manage.workspace_of(request)
+        ws = workspace_of(request)
         await run_in_threadpool(manage.archive_segment, ws, name, form.get("version") or None)
     except ApiError as exc:
         return _error_page(request, user, exc)
     return RedirectResponse("/ui/segments", status_code=303)
+
+
+KPI_SERIES = {"sent": "sent", "opened": "opened", "clicked": "clicked",
+              "conversions": "conversions"}  # fmt: skip
+RATE_SERIES = {"open rate": "open_rate", "click rate": "click_rate",
+               "conversion rate": "conversion_rate"}  # fmt: skip
+
+
+@router.get("/dashboards")
+def dashboards_page(request: Request) -> Response:
+    """Campaign, journey and experiment dashboards: KPIs and their charts."""
+    from segmint.journeys.insight import list_journeys
+
+    user = sessions(request).user(request)
+    if user is None:
+        return _login_redirect(request)
+    ws = workspace_of(request)
+    now = now_of(request)
+    kpis = reports.kpis(ws, "campaign", None, now)
+    groups = [str(row["campaign"]) for row in kpis["rows"]]
+    journeys = list_journeys(ws)
+    experiments = [reports.experiment(ws, e["experiment"], now)
+                   for e in reports.experiments(ws)]  # fmt: skip
+    return render(
+        request, "dashboards.html", user, kpis=kpis, journeys=journeys, experiments=experiments,
+        kpi_chart=_chart(kpis["rows"], groups, KPI_SERIES),
+        rate_chart=_chart(kpis["rows"], groups, RATE_SERIES, percent=True),
+        journey_chart=_journey_chart(journeys),
+        experiment_charts={e["experiment"]: _arms_chart(e) for e in experiments},
+    )  # fmt: skip
+
+
+def _chart(
+    rows: list[dict[str, Any]], groups: list[str], series: dict[str, str], *, percent: bool = False
+) -> Any:
+    if not rows:
+        return None
+    data = {label: [row.get(key) for row in rows] for label, key in series.items()}
+    return charts.bars(groups, data, percent=percent)
+
+
+def _journey_chart(journeys: list[dict[str, Any]]) -> Any:
+    if not journeys:
+        return None
+    series = {k: [j[k] for j in journeys] for k in ("entered", "sent", "exited")}
+    return charts.bars([j["name"] for j in journeys], series)
+
+
+def _arms_chart(report: dict[str, Any]) -> Any:
+    arms = report.get("arms") or []
+    names = [str(a.get("arm")) for a in arms]
+    return charts.bars(names, {"rate": [a.get("rate") for a in arms]}, width=360, height=180,
+                       percent=report.get("metric") != "revenue")  # fmt: skip
 
 
 @router.get("/builder")
@@ -210,7 +273,7 @@ def builder_page(request: Request, segment: str | None = None) -> Response:
     user = sessions(request).user(request)
     if user is None:
         return _login_redirect(request)
-    ws = manage.workspace_of(request)
+    ws = workspace_of(request)
     from segmint.rules import workspace_schema
 
     existing = None
@@ -246,7 +309,7 @@ def profile_search(request: Request, q: str = "") -> Response:
     if not q.strip():
         return render(request, "search.html", user, query="")
     try:
-        found = manage.search_profiles(manage.workspace_of(request), q)
+        found = manage.search_profiles(workspace_of(request), q)
     except ApiError as exc:
         return render(request, "search.html", user, status=exc.status, query=q, error=exc)
     return RedirectResponse(f"/ui/profiles/{quote(found['profile_id'])}", status_code=303)
@@ -258,9 +321,9 @@ def profile_page(request: Request, ref: str) -> Response:
     user = sessions(request).user(request)
     if user is None:
         return _login_redirect(request)
-    ws = manage.workspace_of(request)
+    ws = workspace_of(request)
     try:
-        view = manage.profile_view(ws, ref, manage.now_of(request))
+        view = manage.profile_view(ws, ref, now_of(request))
     except ApiError as exc:
         return _error_page(request, user, exc)
     templates = sorted({c.template for c in ws.definition.campaigns.values()})
@@ -303,12 +366,12 @@ def email_preview(request: Request, ref: str, template: str) -> dict[str, str]:
     from segmint.personalize.errors import TemplateError
     from segmint.personalize.preview import PreviewRequest, render_previews
 
-    ws = manage.workspace_of(request)
+    ws = workspace_of(request)
     from segmint.api.profiles import person_or_error
 
     pid = person_or_error(ws, ref, "id")
     with tempfile.TemporaryDirectory(prefix="segmint-preview-") as out:
-        asked = PreviewRequest(template, None, pid, 1, Path(out), None, manage.now_of(request))
+        asked = PreviewRequest(template, None, pid, 1, Path(out), None, now_of(request))
         try:
             result = render_previews(ws, asked)
         except TemplateError as exc:
@@ -340,7 +403,7 @@ def _require_change(user: User, token: str | None) -> None:
     if not same_token(token, user.session.csrf):
         raise ApiError(403, "forbidden", "missing or wrong CSRF token: reload the page", "csrf")
     if not user.admin:
-        raise ApiError(403, "forbidden", f"key {user.key.key_id} ({user.key.name}) is read-only: "
+        raise ApiError(403, "forbidden", f"key {user.name} is read-only: "
                        "log in with an admin key to change definitions")  # fmt: skip
 
 
@@ -348,7 +411,7 @@ def _require_change(user: User, token: str | None) -> None:
 def api_preview(request: Request, body: manage.PreviewBody) -> dict[str, Any]:
     """Size, sample, canonical text and tree of the rule being built."""
     _api_user(request)
-    found = manage.preview(manage.workspace_of(request), body, manage.now_of(request))
+    found = manage.preview(workspace_of(request), body, now_of(request))
     return found | {"tree": labelled(found["tree"])}
 
 
@@ -375,7 +438,7 @@ def api_save(request: Request, body: manage.SegmentBody, create: bool = False) -
     _api_user(request, change=True)
     if not body.name:
         raise ApiError(422, "invalid_request", "name: a segment needs a name", "name")
-    return manage.save_segment(manage.workspace_of(request), body.name, body, create=create)
+    return manage.save_segment(workspace_of(request), body.name, body, create=create)
 
 
 @router.get("/static/{name}")
