@@ -9,6 +9,7 @@ messages interrupted mid-transaction is in :mod:`segmint.deliver.ledger`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,12 +73,21 @@ def campaign_def(workspace: Workspace, name: str) -> CampaignDef:
     return campaigns[name]
 
 
+@functools.lru_cache(maxsize=256)
+def envelope_address(sender: str) -> str:
+    """The bare address of a ``From`` value (``Shop <news@shop.example>`` → the address).
+
+    Cached: parsing a header costs more than composing the rest of a message's ids.
+    """
+    return parseaddr(sender)[1]
+
+
 def message_id_for(key: str, sender: str) -> str:
     """Return the Message-ID of a send, stable per (campaign, profile).
 
     A re-send after an uncertain attempt carries the same id, so receivers can drop it.
     """
-    domain = parseaddr(sender)[1].rpartition("@")[2] or "segmint.invalid"
+    domain = envelope_address(sender).rpartition("@")[2] or "segmint.invalid"
     return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
 
 
@@ -126,7 +136,7 @@ class CampaignRun:
         self.ledger = ledger_type(self.store, self.name, self.clock)
         self.ledger.topic, self.ledger.priority = self.definition.topic, self.definition.priority
         self.report = CampaignReport(self.name, dry_run=self.dry_run)
-        self.envelope_from = parseaddr(self.definition.sender)[1]
+        self.envelope_from = envelope_address(self.definition.sender)
         self._halted: DeliveryError | None = None
         self.arms: dict[str, str] = {}  # profile → experiment arm, when the campaign has one
 

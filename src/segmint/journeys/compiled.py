@@ -27,6 +27,7 @@ class CompiledJourney:
     default_topic: str
     steps: dict[str, Step] = field(init=False)
     after: dict[str, str | None] = field(init=False)
+    _campaigns: dict[tuple[str, str], CampaignDef] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         names = self.definition.step_names()
@@ -78,6 +79,12 @@ class CompiledJourney:
 
     def campaign(self, name: str, template: str) -> CampaignDef:
         """The send step as a campaign definition (what the composer builds from)."""
+        key = (name, template)
+        if key not in self._campaigns:
+            self._campaigns[key] = self._campaign(name, template)
+        return self._campaigns[key]
+
+    def _campaign(self, name: str, template: str) -> CampaignDef:
         step = self.steps[name]
         return CampaignDef.model_validate(
             {

@@ -24,22 +24,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.utils import parseaddr
 from typing import Any
 
 from segmint.clock import Clock, FixedClock
 from segmint.common import batched, in_lists
 from segmint.config.model import CampaignDef
-from segmint.deliver.campaign import message_id_for
+from segmint.deliver.campaign import envelope_address, message_id_for
 from segmint.deliver.compose import TemplateComposer
 from segmint.deliver.consent import sync_trait_consents
 from segmint.deliver.errors import DeliveryError, HardBounce
 from segmint.deliver.gate import ConsentGate, address_of
-from segmint.deliver.ledger import Bounce, SendLedger, claim_many, plan_many, send_key
+from segmint.deliver.ledger import Bounce, SendLedger, claim_many, send_key
 from segmint.deliver.links import LinkSigner
 from segmint.deliver.policy import (
     DeliveryPolicy,
@@ -67,6 +67,8 @@ JOURNEY_RETRY = RetryPolicy(max_attempts=10, base_delay=30.0, factor=2.0, max_de
 EVENTS_CURSOR = "journeys.events_seq"
 CHANGES_CURSOR = "journeys.changes_id"
 STARTED = "journeys.started."
+RESCAN = 1.0
+"""Seconds between trigger reads of a listening engine that heard nothing (see listen)."""
 MAX_HOPS = 100  # steps one instance may take at one instant (a loop of branches ends here)
 log = logging.getLogger(__name__)
 
@@ -154,10 +156,15 @@ class JourneyEngine:
         self._composers: dict[tuple[str, str, str], TemplateComposer] = {}
         self._lock = threading.RLock()
         self.report = TickReport()
+        self.ticks = 0
+        """How many ticks ran (a server's first shows it is past its start)."""
         self._listened = frozenset().union(*(j.events for j in self.journeys.values()))
         self._recovered = False
         self._cursors: dict[str, int] = {}
         self._since: dict[str, tuple[int, int]] = {}
+        self._listening = False
+        self._dirty = True
+        self._scanned = 0.0
 
     # -- the public loop -------------------------------------------------------------------
 
@@ -171,7 +178,7 @@ class JourneyEngine:
         """
         with self._lock:
             self._recover()
-            items, cursors = self._triggers()
+            items, cursors = self._triggers() if self._should_scan() else ([], {})
             for when, position, item in items:
                 if since is not None and when < since:
                     continue
@@ -186,7 +193,43 @@ class JourneyEngine:
                         write_meta(self.store, key, str(value))
                 self._cursors.update(moved)
             self.advance(as_of)
+            self.ticks += 1
             return self.report
+
+    def warm(self) -> None:
+        """Compile every send step's templates now, not when its first timer fires.
+
+        A server calls this at start: the first message of a step would otherwise pay the
+        template compilation (about a second for a few templates) after its due instant.
+        """
+        for journey in self.journeys.values():
+            for name, step in journey.steps.items():
+                if step.send is None:
+                    continue
+                for template in (step.send, *step.variants):
+                    self._composer(journey.name, name, template, journey.campaign(name, template))
+
+    def listen(self) -> None:
+        """Read triggers only when :meth:`heard` was called (or every :data:`RESCAN` s).
+
+        For a server whose intake and membership changes call :meth:`heard`: a timer that
+        fires then skips the trigger queries, so a step due now is not kept waiting by them.
+        """
+        self._listening = True
+
+    def heard(self) -> None:
+        """New events or membership changes were committed: the next tick reads them."""
+        self._dirty = True
+
+    def _should_scan(self) -> bool:
+        if not self._listening or self._dirty:
+            self._dirty = False
+            self._scanned = time.monotonic()
+            return True
+        if time.monotonic() - self._scanned >= RESCAN:  # writers the server does not hear
+            self._scanned = time.monotonic()
+            return True
+        return False
 
     def next_due(self) -> datetime | None:
         """The earliest instant a step is due (None when no instance is active)."""
@@ -210,6 +253,12 @@ class JourneyEngine:
                     batch.settle()
                     self.instances.write(list(batch.touched.values()), batch.history)
                 done += len(due)
+                again = any(
+                    i.status == ACTIVE and i.due is not None and i.due <= until
+                    for i in batch.touched.values()
+                )
+                if len(due) < self.batch and not again:
+                    return done  # nothing else can be due: spare the query
 
     # -- triggers ----------------------------------------------------------------------------
 
@@ -469,7 +518,8 @@ class JourneyEngine:
         sync_trait_consents(self.store, ws.consent)
         topics = {self.journeys[i.journey].topic(self.journeys[i.journey].steps[i.step or ""])
                   for i, _ in batch.sends}  # fmt: skip
-        gates = {t: ConsentGate(self.store, ws.consent, t, until, ws.email.email_trait)
+        gates = {t: ConsentGate(self.store, ws.consent, t, until, ws.email.email_trait,
+                             global_holdout=ws.measure.global_holdout_percent)
                  for t in sorted(topics)}  # fmt: skip
         earliest = min(at for _, at in batch.sends)
         history = ledger_history(self.store, pids, earliest - longest_window(ws.delivery))
@@ -528,11 +578,24 @@ class JourneyEngine:
         kill can leave ``uncertain``.
         """
         size = 2 * max(1, self.definition.email.smtp.pool_size)
-        for chunk in batched(go, size):
-            self._deliver_chunk(chunk, batch)
+        # one event loop and one transport (its pooled connections) for the whole round
+        loop = asyncio.new_event_loop()
+        transport = self.transport()
+        try:
+            for chunk in batched(go, size):
+                self._deliver_chunk(chunk, batch, loop, transport)
+        finally:
+            try:
+                loop.run_until_complete(transport.close())
+            finally:
+                loop.close()
 
     def _deliver_chunk(
-        self, go: Sequence[tuple[Instance, datetime, Profile]], batch: _Batch
+        self,
+        go: Sequence[tuple[Instance, datetime, Profile]],
+        batch: _Batch,
+        loop: asyncio.AbstractEventLoop,
+        transport: EmailTransport,
     ) -> None:
         ws = self.definition
         ready: list[tuple[Instance, datetime, bytes, str, str, SendLedger, str]] = []
@@ -555,20 +618,19 @@ class JourneyEngine:
                 self._move(inst, self._after(inst), at, batch, "failed",
                            f"render_error:{exc.reason}")  # fmt: skip
                 continue
-            sender = parseaddr(campaign.sender)[1]
+            sender = envelope_address(campaign.sender)
             ready.append((inst, at, data, address, sender, ledger, message_id))
         todo = []
         with self.store.transaction():  # the claims are committed before any SMTP
             batch.settle()  # (with the previous chunk's marks)
-            plan_many(
+            granted = claim_many(
                 self.store,
-                [(r[5].campaign, r[0].profile_id, r[5].topic, r[5].priority) for r in ready],
+                [(r[5].campaign, r[0].profile_id, r[5].topic, r[5].priority, r[3], r[6])
+                 for r in ready],
                 self.clock.now(),
-            )
-            claims = [(send_key(r[5].campaign, r[0].profile_id), r[3], r[6]) for r in ready]
-            granted = claim_many(self.store, claims, self.clock.now())
-            for item, claim in zip(ready, claims, strict=True):
-                if claim[0] in granted:
+            )  # fmt: skip
+            for item in ready:
+                if send_key(item[5].campaign, item[0].profile_id) in granted:
                     todo.append(item)
                     continue
                 # sent, or uncertain (a killed run's claim, see _recover): never again
@@ -576,7 +638,8 @@ class JourneyEngine:
                 self._move(item[0], self._after(item[0]), item[1], batch, "uncertain", "resumed")
         if not todo:
             return
-        results = asyncio.run(self._transmit([(d, s, a) for _, _, d, a, s, _, _ in todo]))
+        messages = [(d, s, a) for _, _, d, a, s, _, _ in todo]
+        results = loop.run_until_complete(self._transmit(transport, messages))
         batch.marks.append(lambda: self._mark(todo, results, batch))
 
     def _mark(
@@ -629,9 +692,8 @@ class JourneyEngine:
         return int(rows[0][0]) if rows else 1
 
     async def _transmit(
-        self, messages: Sequence[tuple[bytes, str, str]]
+        self, transport: EmailTransport, messages: Sequence[tuple[bytes, str, str]]
     ) -> list[DeliveryError | None]:
-        transport = self.transport()
         limit = asyncio.Semaphore(max(1, self.definition.email.smtp.pool_size))
 
         async def one(data: bytes, sender: str, address: str) -> DeliveryError | None:
@@ -642,10 +704,7 @@ class JourneyEngine:
                     return exc
                 return None
 
-        try:
-            return await asyncio.gather(*(one(*m) for m in messages))
-        finally:
-            await transport.close()
+        return await asyncio.gather(*(one(*m) for m in messages))
 
     def _composer(
         self, journey: str, step: str, template: str, campaign: CampaignDef

@@ -52,8 +52,15 @@ def attach_journeys(
         transport: Builds the transport (the SMTP pool by default).
     """
     engine = JourneyEngine(workspace, clock, transport=transport)
+    engine.listen()
+    engine.warm()
+
+    def heard(*_: object) -> None:
+        engine.heard()
+        service.wake()
+
     service.add_timer(engine)
-    service.membership.hub.subscribe(lambda changes: service.wake())
-    intake.add_listener(lambda events, merges: service.wake())
+    service.membership.hub.subscribe(heard)
+    intake.add_listener(heard)
     service.wake()
     return engine
