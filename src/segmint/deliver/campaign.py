@@ -18,7 +18,7 @@ from email.utils import parseaddr
 from typing import Any, Protocol
 
 from segmint.clock import Clock
-from segmint.common import batched, did_you_mean
+from segmint.common import did_you_mean
 from segmint.config.model import CampaignDef
 from segmint.deliver.consent import check_topic, sync_trait_consents
 from segmint.deliver.errors import (
@@ -314,12 +314,6 @@ class CampaignRun:
         """Submit the ledger's unannounced bounces and deliveries, then mark them."""
         if self.announce is None or self.dry_run:
             return
-        from segmint.deliver.engagement import bounce_messages, delivered_messages
+        from segmint.deliver.engagement import announce_ledger
 
-        for bounces in batched(self.ledger.unannounced_bounces()):
-            self.announce(bounce_messages(self.store, self.name, bounces))
-            self.ledger.bounces_announced([b[0] for b in bounces])
-        rows = self.ledger.unannounced()
-        for chunk in batched(rows):
-            self.announce(delivered_messages(self.store, self.definition, self.name, chunk))
-            self.ledger.announced([r[0] for r in chunk])
+        announce_ledger(self.store, self.ledger, self.definition, self.announce)

@@ -50,6 +50,15 @@ class CompiledJourney:
             if s.wait_until is not None and s.wait_until.event is not None
         }
 
+    @cached_property
+    def segment(self) -> str | None:
+        """The segment the journey is for: its audience, else the one entering starts it.
+
+        Its members' habits are the send-time prior of the journey's messages.
+        """
+        trigger = self.definition.trigger
+        return self.definition.audience or trigger.segment_entry
+
     def next_of(self, name: str) -> str | None:
         """The step after ``name`` (its ``next``, else the following one; None: the end)."""
         step = self.steps[name]

@@ -37,6 +37,7 @@ from segmint.config.model import CampaignDef
 from segmint.deliver.campaign import envelope_address, message_id_for
 from segmint.deliver.compose import TemplateComposer
 from segmint.deliver.consent import sync_trait_consents
+from segmint.deliver.engagement import Announce, announce_ledger
 from segmint.deliver.errors import DeliveryError, HardBounce
 from segmint.deliver.gate import ConsentGate, address_of
 from segmint.deliver.ledger import Bounce, SendLedger, claim_many, send_key
@@ -58,7 +59,7 @@ from segmint.journeys.instances import ACTIVE, DONE, HistoryRow, Instance, Insta
 from segmint.membership.changes import MembershipChange, read_changes
 from segmint.personalize.errors import TemplateRenderError
 from segmint.profiles import Profile, decode_traits
-from segmint.store import read_meta, write_meta
+from segmint.store import read_meta, utcnow_naive, write_meta
 from segmint.traits import EVENT_COLUMNS, row_to_event
 from segmint.workspace import Workspace
 
@@ -127,6 +128,8 @@ class JourneyEngine:
         retry: The backoff of a send step while the mail server fails.
         batch: Instances taken per round.
         signer: Signs links (from ``email`` settings and ``SEGMINT_SECRET`` by default).
+        announce: Submits ``Email Delivered`` and ``Email Bounced`` to intake, from the
+            ledger after each round, like a campaign run (none: nothing is announced).
     """
 
     def __init__(
@@ -138,8 +141,11 @@ class JourneyEngine:
         retry: RetryPolicy = JOURNEY_RETRY,
         batch: int = 2000,
         signer: LinkSigner | None = None,
+        announce: Announce | None = None,
     ) -> None:
         self.workspace = workspace
+        self.announce = announce
+        self._unannounced: set[str] = set()  # ledger campaigns with sends to announce
         self.store = workspace.store
         self.clock = clock
         ws = workspace.definition
@@ -178,7 +184,10 @@ class JourneyEngine:
         """
         with self._lock:
             self._recover()
-            items, cursors = self._triggers() if self._should_scan() else ([], {})
+            scan = self._should_scan()
+            if scan:
+                self._follow_merges(as_of)
+            items, cursors = self._triggers() if scan else ([], {})
             for when, position, item in items:
                 if since is not None and when < since:
                     continue
@@ -242,6 +251,7 @@ class JourneyEngine:
             while True:
                 due = self.instances.due(until, self.batch)
                 if not due:
+                    self._announce()  # (what a dead process left, found by _recover)
                     return done
                 batch = _Batch()
                 for inst in due:
@@ -257,10 +267,74 @@ class JourneyEngine:
                     i.status == ACTIVE and i.due is not None and i.due <= until
                     for i in batch.touched.values()
                 )
+                self._announce()
                 if len(due) < self.batch and not again:
                     return done  # nothing else can be due: spare the query
 
     # -- triggers ----------------------------------------------------------------------------
+
+    def _follow_merges(self, as_of: datetime) -> None:
+        """Move the active instances of profiles merged away to the profile that survives.
+
+        The survivor takes the instance over at its step, due instant and history (as its
+        next entry of that journey, so re-entry rules count it), as Braze and Customer.io
+        keep one journey per person; the old instance exits with reason ``moved``. If the
+        survivor is already in that journey itself, the merged-away instance exits (reason
+        ``merged``): one person, one passage, no
+        second message. A send step the old profile was already sent (or may have been)
+        is passed over, never sent again under the new id.
+        """
+        rows = self.store.fetchall(
+            "SELECT i.instance_id FROM journey_instances i JOIN profiles p "
+            "ON p.profile_id = i.profile_id "
+            "WHERE i.status = 'active' AND p.merged_into IS NOT NULL"
+        )
+        if not rows:
+            return
+        from segmint.intake.identity import merge_roots
+
+        roots = merge_roots(self.store)
+        gone = [i for i in self.instances.of_profiles(roots) if i.journey in self.journeys]
+        if not gone:
+            return
+        at = min(as_of, self.clock.now())
+        batch = _Batch()
+        survivors = {roots[i.profile_id] for i in gone}
+        busy = {(i.journey, i.profile_id) for i in self.instances.of_profiles(survivors)}
+        for inst in sorted(gone, key=lambda i: (i.entered_at, i.instance_id)):
+            into = roots[inst.profile_id]
+            if (inst.journey, into) in busy:
+                self._end(inst, "merged", at, batch)
+                continue
+            entry = (self.instances.entries(inst.journey, [into]).get(into, (0, at))[0]) + 1
+            iid = instance_id(inst.journey, into, entry)
+            moved = Instance(iid, inst.journey, into, entry, inst.step, ACTIVE, inst.due,
+                             inst.step_since, inst.entered_at)  # fmt: skip
+            if self._sent_under(inst):
+                moved.step = self._after(inst)
+                moved.step_since, moved.due = at, at
+                if moved.step is None:
+                    self._end(inst, "completed", at, batch)
+                    continue
+            self._end(inst, "moved", at, batch)  # to the survivor: see its merged_in row
+            batch.touched[moved.instance_id] = moved
+            batch.history.append(HistoryRow(moved.instance_id, inst.journey, None, "merged_in",
+                                            inst.instance_id, at))  # fmt: skip
+            busy.add((inst.journey, into))
+        with self.store.transaction():
+            self.instances.write(list(batch.touched.values()), batch.history)
+
+    def _sent_under(self, inst: Instance) -> bool:
+        """Whether the instance's current send step was sent (or may have been) already."""
+        step = self.journeys[inst.journey].steps.get(inst.step or "")
+        if step is None or step.send is None:
+            return False
+        key = send_key(ledger_campaign(inst.journey, inst.step or "", inst.entry), inst.profile_id)
+        return bool(self.store.fetchall(
+            "SELECT 1 FROM sends WHERE send_key = ? AND status IN ('sent', 'uncertain', "
+            "'attempting')",
+            [key],
+        ))  # fmt: skip
 
     def _started(self, seq: int, change: int) -> dict[str, tuple[int, int]]:
         """Per journey, the (event seq, change id) it listens after.
@@ -350,37 +424,59 @@ class JourneyEngine:
         return item.change == "exit" and item.segment == trigger.segment_exit
 
     def _enter(self, journey: CompiledJourney, pid: str, at: datetime, batch: _Batch) -> None:
-        definition = journey.definition
         latest = self.instances.entries(journey.name, [pid]).get(pid)
+        if latest is not None and latest[1] == at:
+            return  # this very trigger, seen before a restart
+        reason = self._refusal(journey, pid, at, latest)
+        entry = 1 if latest is None else latest[0] + 1
+        iid = instance_id(journey.name, pid, entry)
+        if reason is not None:
+            self._refuse(journey.name, iid, reason, at, batch)
+            return
+        inst = Instance(iid, journey.name, pid, entry, journey.first, ACTIVE, at, at, at)
+        batch.touched[iid] = inst
+        batch.history.append(HistoryRow(iid, journey.name, None, "entered", None, at))
+        self.report.entered["entered"] += 1
+
+    def _refusal(
+        self, journey: CompiledJourney, pid: str, at: datetime, latest: tuple[int, datetime] | None
+    ) -> str | None:
+        """Why the profile may not enter now (re-entry policy, audience), or None."""
+        definition = journey.definition
         if latest is not None:
             entry, entered = latest
-            if entered == at:
-                return  # this very trigger, seen before a restart
-            after = definition.reentry_after
-            if after is None:
-                self.report.entered["refused:once"] += 1
-                return
+            if definition.reentry_after is None:
+                return "once"
             current = instance_id(journey.name, pid, entry)
             if any(i.instance_id == current for i in self.instances.of_profiles([pid])):
-                self.report.entered["refused:active"] += 1
-                return
-            if at < entered + after:
-                self.report.entered["refused:reentry_period"] += 1
-                return
+                return "active"
+            if at < entered + definition.reentry_after:
+                return "reentry_period"
         if definition.audience is not None:
             rows = self.store.fetchall(
                 "SELECT 1 FROM memberships WHERE segment = ? AND profile_id = ?",
                 [definition.audience, pid],
             )
             if not rows:
-                self.report.entered["refused:audience"] += 1
-                return
-        entry = 1 if latest is None else latest[0] + 1
-        iid = instance_id(journey.name, pid, entry)
-        inst = Instance(iid, journey.name, pid, entry, journey.first, ACTIVE, at, at, at)
-        batch.touched[iid] = inst
-        batch.history.append(HistoryRow(iid, journey.name, None, "entered", None, at))
-        self.report.entered["entered"] += 1
+                return "audience"
+        return None
+
+    def _refuse(self, journey: str, iid: str, reason: str, at: datetime, batch: _Batch) -> None:
+        """Count a refused entry durably: a ``refused`` history row (once per trigger).
+
+        Its instance id is the entry the profile would have made; a trigger read again
+        after a restart finds its row and is not counted twice.
+        """
+        seen = self.store.fetchall(
+            "SELECT 1 FROM journey_history WHERE instance_id = ? AND outcome = 'refused' "
+            "AND occurred_at = ? LIMIT 1",
+            [iid, utcnow_naive(at)],
+        )
+        if not seen and not any(
+            h.instance_id == iid and h.outcome == "refused" and h.at == at for h in batch.history
+        ):
+            batch.history.append(HistoryRow(iid, journey, None, "refused", reason, at))
+        self.report.entered[f"refused:{reason}"] += 1
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -523,13 +619,18 @@ class JourneyEngine:
                  for t in sorted(topics)}  # fmt: skip
         earliest = min(at for _, at in batch.sends)
         history = ledger_history(self.store, pids, earliest - longest_window(ws.delivery))
-        optimal = any(
-            self.journeys[i.journey].steps[i.step or ""].send_time == "optimal"
+        optimal = {
+            self.journeys[i.journey].segment
             for i, _ in batch.sends
-        )
+            if self.journeys[i.journey].steps[i.step or ""].send_time == "optimal"
+        }
         send_times = (
             SendTimes.from_store(
-                self.store, until, ws.delivery.send_time_history, ws.delivery.send_time_prior
+                self.store,
+                until,
+                ws.delivery.send_time_history,
+                ws.delivery.send_time_prior,
+                segments=sorted(s for s in optimal if s is not None),
             )  # fmt: skip
             if optimal
             else None
@@ -548,6 +649,7 @@ class JourneyEngine:
                 profile, journey.topic(step), at, journey.definition.priority,
                 first_due=inst.step_since, send_time=step.send_time,
                 when_capped=step.when_capped or journey.definition.when_capped,
+                segment=journey.segment,
             )  # fmt: skip
             messages[id(message)] = (inst, at)
             queue.append(message)
@@ -612,7 +714,8 @@ class JourneyEngine:
             message_id = message_id_for(send_key(ledger.campaign, inst.profile_id), campaign.sender)
             try:
                 composer = self._composer(inst.journey, name, template, campaign)
-                data = composer(profile, to=address, message_id=message_id)
+                data = composer(profile, to=address, message_id=message_id,
+                                campaign=ledger.campaign)  # fmt: skip
             except TemplateRenderError as exc:
                 self.report.failed[f"render_error:{exc.reason}"] += 1
                 self._move(inst, self._after(inst), at, batch, "failed",
@@ -660,6 +763,7 @@ class JourneyEngine:
                 self._failed(inst, at, address, ledger, error, batch)
         for ledger, pids in accepted.values():
             ledger.sent_many(pids)
+            self._unannounced.add(ledger.campaign)
 
     def _failed(
         self,
@@ -674,6 +778,7 @@ class JourneyEngine:
         self.report.failed[reason] += 1
         if isinstance(error, HardBounce):
             ledger.bounced(Bounce(inst.profile_id, address, reason, error.code, at))
+            self._unannounced.add(ledger.campaign)
             self._move(inst, self._after(inst), at, batch, "failed", reason)
             return
         ledger.failed(inst.profile_id, reason)
@@ -728,7 +833,27 @@ class JourneyEngine:
         )
         for (campaign,) in rows:
             SendLedger(self.store, campaign, self.clock).recover()
+        if self.announce is not None:  # what a dead process sent but did not announce
+            self._unannounced |= {r[0] for r in self.store.fetchall(
+                "SELECT DISTINCT campaign FROM sends WHERE campaign LIKE 'journey:%' AND "
+                "((status = 'sent' AND NOT announced) OR (bounced_at IS NOT NULL "
+                "AND NOT coalesce(bounce_announced, FALSE)))"
+            )}  # fmt: skip
         self._recovered = True
+
+    def _announce(self) -> None:
+        """Announce the ledger's new deliveries and bounces of journey steps."""
+        campaigns, self._unannounced = self._unannounced, set()
+        if self.announce is None:
+            return
+        for campaign in sorted(campaigns):
+            _, journey, step, _ = campaign.split(":", 3)
+            compiled = self.journeys.get(journey)
+            if compiled is None or step not in compiled.steps:
+                continue  # a removed journey or step: its rows stay, unannounced
+            definition = compiled.campaign(step, compiled.steps[step].send or "")
+            ledger = SendLedger(self.store, campaign, self.clock)
+            announce_ledger(self.store, ledger, definition, self.announce)
 
 
 def _load_profiles(workspace: Workspace, ids: Iterable[str]) -> dict[str, Profile]:
