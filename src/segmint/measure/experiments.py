@@ -146,6 +146,9 @@ def find_experiment(defn: WorkspaceDef, name: str) -> ExperimentDef:
 def arm_counts_query(dialect: str, window: str, revenue: str) -> str:
     """Return the SQL of per-arm counts of one experiment up to ``?``.
 
+    A person counts once, in the arm of their first assignment: a profile merged away
+    counts for its survivor (whose events intake moved).
+
     Parameters: experiment, as_of (assignments), campaign, as_of (engagement), the
     conversion event, as_of (conversions).
     """
@@ -155,10 +158,15 @@ def arm_counts_query(dialect: str, window: str, revenue: str) -> str:
         sql.human(dialect, "machine_click"),
     )
     return f"""
-        WITH a AS (
-            SELECT profile_id, arm, assigned_at FROM experiment_assignments
-            WHERE experiment = ? AND assigned_at <= ?
+        WITH RECURSIVE {sql.MERGE_ROOTS},
+        a0 AS (
+            SELECT coalesce(r.root, x.profile_id) AS profile_id, x.arm, x.assigned_at,
+                   row_number() OVER (PARTITION BY coalesce(r.root, x.profile_id)
+                                      ORDER BY x.assigned_at, x.profile_id) AS k
+            FROM experiment_assignments x LEFT JOIN merge_roots r ON r.gone = x.profile_id
+            WHERE x.experiment = ? AND x.assigned_at <= ?
         ),
+        a AS (SELECT profile_id, arm, assigned_at FROM a0 WHERE k = 1),
         g AS (
             SELECT profile_id,
                    max(CASE WHEN event = '{OPENED}' AND {human_open} THEN 1 ELSE 0 END) AS o,
