@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from segmint.common import parse_duration
-from segmint.config.measure import ExperimentDef, MeasureDef, VariantDef
+from segmint.config.measure import AutoWinnerDef, ExperimentDef, MeasureDef, VariantDef
 from segmint.config.mlmodels import ModelDef
 
 TraitType = Literal["string", "number", "boolean", "timestamp", "list"]
@@ -288,6 +288,7 @@ class CampaignDef(Strict):
     subject: str | None = None
     description: str | None = None
     variants: tuple[VariantDef, ...] = ()  # an experiment named after the campaign
+    auto_winner: AutoWinnerDef | None = None  # for ``variants``
     priority: int = 0
 
 

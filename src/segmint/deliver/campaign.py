@@ -17,8 +17,8 @@ from datetime import datetime
 from email.utils import parseaddr
 from typing import Any, Protocol
 
-from segmint.clock import Clock
-from segmint.common import did_you_mean
+from segmint.clock import Clock, ensure_utc
+from segmint.common import did_you_mean, in_lists
 from segmint.config.model import CampaignDef
 from segmint.deliver.consent import check_topic, sync_trait_consents
 from segmint.deliver.errors import (
@@ -39,6 +39,7 @@ from segmint.intake.identity import merge_roots
 from segmint.measure.assign import assign
 from segmint.personalize.errors import TemplateRenderError
 from segmint.profiles import Profile, segment_members
+from segmint.store import from_store_time
 from segmint.workspace import Workspace
 
 Progress = Callable[[int, int], None]
@@ -235,18 +236,41 @@ class CampaignRun:
 
         The holdout arm is skipped (``holdout``); the others are sent their arm's variant.
         """
-        from segmint.measure.experiments import campaign_experiment
+        from segmint.measure.experiments import campaign_experiment, decide_winner
 
         found = campaign_experiment(self.workspace.definition, self.name)
         if found is None:
             return todo
         name, experiment = found
         pids = [p.profile_id for p, _ in todo]
+        winner = decide_winner(self.store, self.workspace.definition, name, as_of,
+                               record=not self.dry_run)  # fmt: skip
         self.arms = assign(self.store, name, experiment.variants, pids, as_of,
-                           record=not self.dry_run)  # fmt: skip
+                           record=not self.dry_run, winner=winner)  # fmt: skip
+        self.report.winner = winner
         held = {v.name for v in experiment.variants if v.holdout}
         skipped += [(pid, "holdout") for pid in pids if self.arms[pid] in held]
-        return [(p, a) for p, a in todo if self.arms[p.profile_id] not in held]
+        # send-time arms: planned at created_at, sent by the first run after their delay
+        delays = {v.name: v.delay for v in experiment.variants if v.delay is not None}
+        planned = self._planned([p for p in pids if self.arms[p] in delays])
+        later = {
+            pid for pid, at in planned.items() if at + delays[self.arms[pid]] > as_of
+        }  # fmt: skip
+        skipped += [(pid, "variant_delay") for pid in sorted(later)]
+        return [(p, a) for p, a in todo
+                if self.arms[p.profile_id] not in held and p.profile_id not in later]  # fmt: skip
+
+    def _planned(self, pids: list[str]) -> dict[str, datetime]:
+        """When each profile's ledger row was planned (a send-time arm counts from it)."""
+        out: dict[str, datetime] = {}
+        for marks, chunk in in_lists(pids):
+            for pid, at in self.store.fetchall(
+                f"SELECT profile_id, created_at FROM sends WHERE campaign = ? "
+                f"AND profile_id IN ({marks})",
+                [self.name, *chunk],
+            ):
+                out[str(pid)] = ensure_utc(from_store_time(at) or at)
+        return out
 
     def _decide(self, policy: DeliveryPolicy, profile: Profile, as_of: datetime) -> str | None:
         """The skip reason of one recipient now (a delay is a skip: the next run decides)."""

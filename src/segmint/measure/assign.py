@@ -79,8 +79,12 @@ def assign(
     as_of: datetime,
     *,
     record: bool = True,
+    winner: str | None = None,
 ) -> dict[str, str]:
     """Return each profile's arm: the recorded one, else a new one (recorded if ``record``).
+
+    Once the experiment has a ``winner``, profiles not assigned yet get it, unrecorded:
+    they are the rest of the audience, not part of the test.
 
     Args:
         store: Holds ``experiment_assignments``.
@@ -89,9 +93,12 @@ def assign(
         profile_ids: The profiles to assign.
         as_of: Stamped on new assignments.
         record: Write new assignments (False for a dry run: same arms, nothing written).
+        winner: The experiment's recorded winner, if it has one.
     """
     ids = list(dict.fromkeys(profile_ids))
     arms = recorded(store, experiment, ids)
+    if winner is not None:
+        return {pid: arms.get(pid, winner) for pid in ids}
     new = [(pid, arm_at(bucket(experiment, pid), variants)) for pid in ids if pid not in arms]
     arms.update(new)
     if record and new:
