@@ -102,3 +102,92 @@ def test_global_holdout_gets_no_marketing(shop: Shop) -> None:
     assert report.skipped["global_holdout"] == len(held)
     got = {item.recipients[0] for item in shop.server.handler.received}
     assert got == {f"{u}@example.com" for u, p in zip(users, pids, strict=True) if p not in held}
+
+
+SEND_TIME = """
+experiments:
+  timing_test:
+    campaign: lifecycle_update
+    variants:
+      - {name: now}
+      - {name: later, delay: 2h}
+"""
+
+
+def test_a_send_time_arm_goes_out_with_the_first_run_after_its_delay(shop: Shop) -> None:
+    with_yaml(shop, SEND_TIME)
+    pids = shop.add_many([f"t{i:02d}" for i in range(20)])
+    first = send(shop)
+    rows = shop.workspace.store.fetchall(
+        "SELECT profile_id, arm FROM experiment_assignments WHERE experiment = 'timing_test'"
+    )
+    later = {p for p, arm in rows if arm == "later"}
+    assert 0 < len(later) < len(pids)
+    assert first.sent == len(pids) - len(later)
+    assert first.skipped["variant_delay"] == len(later)
+    hour = send_campaign(shop.workspace, "lifecycle_update", clock=FixedClock(T0 + timedelta(
+        hours=1, minutes=59)))  # fmt: skip
+    assert hour.sent == 0 and hour.skipped["variant_delay"] == len(later)
+    due = send_campaign(shop.workspace, "lifecycle_update",
+                        clock=FixedClock(T0 + timedelta(hours=2)))  # fmt: skip
+    assert due.sent == len(later)
+    sent_at = dict(shop.workspace.store.fetchall(
+        "SELECT profile_id, sent_at FROM sends WHERE campaign = 'lifecycle_update'"
+    ))  # fmt: skip
+    assert {sent_at[p] for p in later} == {(T0 + timedelta(hours=2)).replace(tzinfo=None)}
+
+
+AUTO_WINNER = """
+experiments:
+  subject_test:
+    campaign: lifecycle_update
+    metric: open
+    auto_winner: {min_sample: 8}
+    variants:
+      - {name: control}
+      - {name: urgent, subject: "Last chance, {{ first_name }}"}
+"""
+
+
+def test_the_auto_winner_goes_to_the_rest_of_the_audience_and_is_recorded(shop: Shop) -> None:
+    from segmint.intake import Intake
+    from segmint.measure.experiments import recorded_winner
+
+    with_yaml(shop, AUTO_WINNER)
+    users = [f"w{i:02d}" for i in range(80)]
+    pids = dict(zip(users, shop.add_many(users), strict=True))
+    send(shop)
+    assigned = arms_of(shop, "subject_test")
+    assert recorded_winner(shop.workspace.store, "subject_test") is None  # no evidence yet
+    # nine in ten urgent recipients open, a third of the control group
+    control = [u for u in users if assigned[pids[u]] == "control"]
+    urgent = [u for u in users if assigned[pids[u]] == "urgent"]
+    openers = urgent[: len(urgent) * 9 // 10] + control[: len(control) // 3]
+    Intake(shop.workspace, FixedClock(T0 + timedelta(hours=3))).submit(
+        [{"type": "track", "userId": u, "event": "Email Opened",
+          "properties": {"campaign": "lifecycle_update", "machine_open": False},
+          "timestamp": (T0 + timedelta(hours=1)).isoformat()} for u in openers],
+        source="test",
+    )  # fmt: skip
+    late = [f"n{i:02d}" for i in range(10)]
+    late_pids = shop.add_many(late)
+    report = send_campaign(shop.workspace, "lifecycle_update",
+                           clock=FixedClock(T0 + timedelta(days=1)))  # fmt: skip
+    assert report.winner == "urgent" and report.sent == len(late)
+    subjects = {i.recipients[0]: str(i.message["Subject"]) for i in shop.server.handler.received}
+    assert all(subjects[f"{u}@example.com"] == f"Last chance, {u.title()}" for u in late)
+    assert arms_of(shop, "subject_test") == assigned  # the rest is not part of the test
+    assert not set(late_pids) & set(assigned)
+    decision = recorded_winner(shop.workspace.store, "subject_test")
+    assert decision is not None and decision["arm"] == "urgent"
+    assert decision["p_value_holm"] < 0.05 and min(decision["n"].values()) >= 8
+    shown = experiment_report(shop.workspace.store, shop.workspace.definition,
+                              "subject_test", T0 + timedelta(days=2)).to_dict()  # fmt: skip
+    assert shown["winner"]["arm"] == "urgent" and "Winner picked: urgent" in shown["conclusion"]
+
+
+def arms_of(shop: Shop, experiment: str) -> dict[str, str]:
+    rows = shop.workspace.store.fetchall(
+        "SELECT profile_id, arm FROM experiment_assignments WHERE experiment = ?", [experiment]
+    )
+    return dict(rows)

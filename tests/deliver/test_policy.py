@@ -207,3 +207,23 @@ def test_send_time_follows_the_profile_else_the_workspace() -> None:
     since = datetime(2026, 3, 9, 6, 30, tzinfo=UTC)  # a Monday, before ann's hour
     assert times.next_slot("ann", since) == datetime(2026, 3, 9, 9, tzinfo=UTC)
     assert SendTimes([], prior=5.0).next_slot("ann", since) == since  # nothing known: now
+
+
+def test_send_time_prior_is_the_segments_smoothed_toward_the_workspace() -> None:
+    monday_9 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    friday_22 = 4 * 24 + 22
+    opens = [(f"x{i}", monday_9 + timedelta(days=2, hours=5)) for i in range(12)]
+    opens += [(f"o{i}", monday_9 + timedelta(days=4, hours=13)) for i in range(4)]
+    opens += [("bob", monday_9 + timedelta(hours=10))]
+    members = {"night_owls": ["o0", "o1", "o2", "o3", "new"], "tiny": ["bob", "new"]}
+    times = SendTimes(opens, prior=5.0, segments=members)
+    # no history of its own: a night owl follows its segment, not the workspace
+    assert times.best_hour("new", "night_owls") == friday_22
+    assert times.best_hour("new") == 2 * 24 + 14  # no segment: the workspace's hour
+    assert times.best_hour("new", "unknown") == 2 * 24 + 14  # nobody engaged: the workspace
+    # one open is little evidence: the segment's shares lean on the workspace's
+    assert times.best_hour("new", "tiny") == 2 * 24 + 14
+    shares = times.shares("night_owls")
+    assert abs(sum(shares.values()) - 1.0) < 1e-9
+    since = datetime(2026, 3, 9, 6, 30, tzinfo=UTC)
+    assert times.next_slot("new", since, "night_owls") == datetime(2026, 3, 13, 22, tzinfo=UTC)

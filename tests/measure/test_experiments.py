@@ -183,3 +183,26 @@ def test_global_holdout_report_compares_conversion(ws: Workspace) -> None:
     assert held.n == sum(in_global_holdout(pids[u], 20.0) for u in users)
     assert held.n + marketed.n == 60
     assert held.converted + marketed.converted == 20
+
+
+def test_pick_winner_needs_the_sample_a_clean_split_and_significance() -> None:
+    from datetime import UTC, datetime
+
+    from segmint.measure.experiments import Arm, ExperimentReport, judge, pick_winner
+
+    def judged(*arms: tuple[str, int, int, bool]) -> ExperimentReport:
+        built = [Arm(n, 1.0, h, n=size, opened=o) for n, size, o, h in arms]
+        srm = stats.srm([a.n for a in built], [1.0] * len(built))
+        at = datetime(2026, 1, 1, tzinfo=UTC)
+        report = ExperimentReport("e", "c", "open", "z", 0.05, at, built, srm)
+        return judge(report)
+
+    clear = judged(("control", 400, 40, False), ("b", 400, 120, False), ("c", 400, 60, False))
+    assert pick_winner(clear, 100) == "b"  # the largest significant lift
+    assert pick_winner(clear, 401) is None  # too few people per arm yet
+    close = judged(("control", 400, 40, False), ("b", 400, 44, False))
+    assert pick_winner(close, 100) is None  # no significant difference
+    worse = judged(("control", 400, 120, False), ("b", 400, 40, False))
+    assert pick_winner(worse, 100) == "control"  # the control beat every other arm
+    skewed = judged(("control", 400, 40, False), ("b", 200, 100, False))
+    assert not skewed.srm.ok and pick_winner(skewed, 100) is None  # broken assignment

@@ -46,12 +46,13 @@ def show(ctx: Context, name: str, fmt: str) -> None:
         return
     console.print(
         f"journey {view['name']} ({view['trigger']}): entered {view['entered']}, "
-        f"active {view['active']}, sent {view['sent']}, conversion {_cell(view['conversion'])}"
+        f"active {view['active']}, sent {view['sent']}, refused {view['refused']}, "
+        f"conversion {_cell(view['conversion'])}"
     )
     outcomes = sorted({k for s in view["per_step"] for k in s} - {"step", "kind", "active"})
     columns = ["step", "kind", "active", *outcomes]
     emit_table("steps", columns, [[_cell(s.get(c, 0)) for c in columns] for s in view["per_step"]])
-    for key in ("skipped", "delayed", "exited", "failed", "retry"):
+    for key in ("skipped", "delayed", "exited", "failed", "retry", "refused"):
         counts = view[f"{key}_by_reason"]
         if counts:
             emit_table(key, ["reason", "count"], [[r or "-", n] for r, n in counts.items()])

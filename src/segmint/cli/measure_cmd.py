@@ -73,10 +73,11 @@ def _cell(value: Any) -> str:
 @report.command("kpis")
 @click.option(
     "--by",
-    type=click.Choice(["campaign", "template", "segment"]),
+    type=click.Choice(["campaign", "template", "segment", "journey"]),
     default="campaign",
     show_default=True,
-    help="Group the sends by their campaign, its template or its target segment.",
+    help="Group the sends by their campaign (a journey's by step), its template, its "
+    "target segment, or journey.",
 )
 @click.option("--from", "start", type=INSTANT, default=None, help="Period start (exclusive).")
 @click.option("--to", "--as-of", "end", type=INSTANT, default="now", show_default=True,

@@ -58,6 +58,8 @@ class VariantDef(_Strict):
         template: The template this arm sends (else the campaign's).
         weight: The arm's share of the audience, relative to the other arms' weights.
         holdout: This arm is sent nothing (it measures what the campaign adds).
+        delay: A send-time variant: this arm's message goes this long after the others'
+            (``2h``, ``1d``): a campaign's next run after the delay sends it.
     """
 
     name: str
@@ -65,12 +67,39 @@ class VariantDef(_Strict):
     template: str | None = None
     weight: float = Field(default=1.0, gt=0.0)
     holdout: bool = False
+    delay: timedelta | None = None
+
+    @field_validator("delay", mode="before")
+    @classmethod
+    def _delay(cls, value: Any) -> Any:
+        if value is None or isinstance(value, timedelta):
+            return value
+        return parse_duration(str(value))
 
     @model_validator(mode="after")
     def _holdout_sends_nothing(self) -> VariantDef:
-        if self.holdout and (self.subject or self.template):
-            raise ValueError("a holdout arm is sent nothing: it takes no subject or template")
+        if self.holdout and (self.subject or self.template or self.delay):
+            raise ValueError(
+                "a holdout arm is sent nothing: it takes no subject, template or delay"
+            )
+        if self.delay is not None and self.delay <= timedelta(0):
+            raise ValueError("'delay' must be a positive duration")
         return self
+
+
+class AutoWinnerDef(_Strict):
+    """When an experiment picks its winner by itself.
+
+    Once every arm has at least ``min_sample`` people, the assignment check (SRM) passes
+    and an arm beats the control significantly (Holm-corrected, the experiment's test),
+    that arm wins (or the control, if it beats every other arm significantly); the
+    decision is recorded, and everyone not yet assigned gets the winner from then on.
+
+    Attributes:
+        min_sample: The fewest people per arm before a winner may be picked.
+    """
+
+    min_sample: int = Field(default=100, ge=1)
 
 
 Metric = Literal["open", "click", "conversion", "revenue"]
@@ -88,6 +117,7 @@ class ExperimentDef(_Strict):
             at any time) instead of the fixed-sample one.
         alpha: The significance level (two-sided).
         description: What the experiment is for.
+        auto_winner: Pick the winner by itself and send it to the rest of the audience.
     """
 
     campaign: str
@@ -96,6 +126,7 @@ class ExperimentDef(_Strict):
     sequential: bool = False
     alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
     description: str | None = None
+    auto_winner: AutoWinnerDef | None = None
 
     @model_validator(mode="after")
     def _distinct_names(self) -> ExperimentDef:
@@ -118,7 +149,9 @@ def experiments_of(ws: WorkspaceDef) -> dict[str, tuple[ExperimentDef, KeyPath]]
     }
     for name, campaign in ws.campaigns.items():
         if campaign.variants:
-            exp = ExperimentDef(campaign=name, variants=campaign.variants)
+            exp = ExperimentDef(
+                campaign=name, variants=campaign.variants, auto_winner=campaign.auto_winner
+            )
             found.setdefault(name, (exp, ["campaigns", name, "variants"]))
     return found
 

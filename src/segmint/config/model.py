@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from segmint.clock import ensure_utc, parse_instant
 from segmint.common import parse_duration
-from segmint.config.measure import ExperimentDef, MeasureDef, VariantDef
+from segmint.config.measure import AutoWinnerDef, ExperimentDef, MeasureDef, VariantDef
 from segmint.config.mlmodels import ModelDef
 
 TraitType = Literal["string", "number", "boolean", "timestamp", "list"]
@@ -368,6 +368,7 @@ class CampaignDef(Strict):
     subject: str | None = None
     description: str | None = None
     variants: tuple[VariantDef, ...] = ()  # an experiment named after the campaign
+    auto_winner: AutoWinnerDef | None = None  # for ``variants``
     priority: int = 0
 
 

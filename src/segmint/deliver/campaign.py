@@ -9,6 +9,7 @@ messages interrupted mid-transaction is in :mod:`segmint.deliver.ledger`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,8 +17,8 @@ from datetime import datetime
 from email.utils import parseaddr
 from typing import Any, Protocol
 
-from segmint.clock import Clock
-from segmint.common import batched, did_you_mean
+from segmint.clock import Clock, ensure_utc
+from segmint.common import did_you_mean, in_lists
 from segmint.config.model import CampaignDef
 from segmint.deliver.consent import check_topic, sync_trait_consents
 from segmint.deliver.errors import (
@@ -38,6 +39,7 @@ from segmint.intake.identity import merge_roots
 from segmint.measure.assign import assign
 from segmint.personalize.errors import TemplateRenderError
 from segmint.profiles import Profile, segment_members
+from segmint.store import from_store_time
 from segmint.workspace import Workspace
 
 Progress = Callable[[int, int], None]
@@ -72,12 +74,21 @@ def campaign_def(workspace: Workspace, name: str) -> CampaignDef:
     return campaigns[name]
 
 
+@functools.lru_cache(maxsize=256)
+def envelope_address(sender: str) -> str:
+    """The bare address of a ``From`` value (``Shop <news@shop.example>`` → the address).
+
+    Cached: parsing a header costs more than composing the rest of a message's ids.
+    """
+    return parseaddr(sender)[1]
+
+
 def message_id_for(key: str, sender: str) -> str:
     """Return the Message-ID of a send, stable per (campaign, profile).
 
     A re-send after an uncertain attempt carries the same id, so receivers can drop it.
     """
-    domain = parseaddr(sender)[1].rpartition("@")[2] or "segmint.invalid"
+    domain = envelope_address(sender).rpartition("@")[2] or "segmint.invalid"
     return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
 
 
@@ -126,7 +137,7 @@ class CampaignRun:
         self.ledger = ledger_type(self.store, self.name, self.clock)
         self.ledger.topic, self.ledger.priority = self.definition.topic, self.definition.priority
         self.report = CampaignReport(self.name, dry_run=self.dry_run)
-        self.envelope_from = parseaddr(self.definition.sender)[1]
+        self.envelope_from = envelope_address(self.definition.sender)
         self._halted: DeliveryError | None = None
         self.arms: dict[str, str] = {}  # profile → experiment arm, when the campaign has one
 
@@ -225,18 +236,41 @@ class CampaignRun:
 
         The holdout arm is skipped (``holdout``); the others are sent their arm's variant.
         """
-        from segmint.measure.experiments import campaign_experiment
+        from segmint.measure.experiments import campaign_experiment, decide_winner
 
         found = campaign_experiment(self.workspace.definition, self.name)
         if found is None:
             return todo
         name, experiment = found
         pids = [p.profile_id for p, _ in todo]
+        winner = decide_winner(self.store, self.workspace.definition, name, as_of,
+                               record=not self.dry_run)  # fmt: skip
         self.arms = assign(self.store, name, experiment.variants, pids, as_of,
-                           record=not self.dry_run)  # fmt: skip
+                           record=not self.dry_run, winner=winner)  # fmt: skip
+        self.report.winner = winner
         held = {v.name for v in experiment.variants if v.holdout}
         skipped += [(pid, "holdout") for pid in pids if self.arms[pid] in held]
-        return [(p, a) for p, a in todo if self.arms[p.profile_id] not in held]
+        # send-time arms: planned at created_at, sent by the first run after their delay
+        delays = {v.name: v.delay for v in experiment.variants if v.delay is not None}
+        planned = self._planned([p for p in pids if self.arms[p] in delays])
+        later = {
+            pid for pid, at in planned.items() if at + delays[self.arms[pid]] > as_of
+        }  # fmt: skip
+        skipped += [(pid, "variant_delay") for pid in sorted(later)]
+        return [(p, a) for p, a in todo
+                if self.arms[p.profile_id] not in held and p.profile_id not in later]  # fmt: skip
+
+    def _planned(self, pids: list[str]) -> dict[str, datetime]:
+        """When each profile's ledger row was planned (a send-time arm counts from it)."""
+        out: dict[str, datetime] = {}
+        for marks, chunk in in_lists(pids):
+            for pid, at in self.store.fetchall(
+                f"SELECT profile_id, created_at FROM sends WHERE campaign = ? "
+                f"AND profile_id IN ({marks})",
+                [self.name, *chunk],
+            ):
+                out[str(pid)] = ensure_utc(from_store_time(at) or at)
+        return out
 
     def _decide(self, policy: DeliveryPolicy, profile: Profile, as_of: datetime) -> str | None:
         """The skip reason of one recipient now (a delay is a skip: the next run decides)."""
@@ -304,12 +338,6 @@ class CampaignRun:
         """Submit the ledger's unannounced bounces and deliveries, then mark them."""
         if self.announce is None or self.dry_run:
             return
-        from segmint.deliver.engagement import bounce_messages, delivered_messages
+        from segmint.deliver.engagement import announce_ledger
 
-        for bounces in batched(self.ledger.unannounced_bounces()):
-            self.announce(bounce_messages(self.store, self.name, bounces))
-            self.ledger.bounces_announced([b[0] for b in bounces])
-        rows = self.ledger.unannounced()
-        for chunk in batched(rows):
-            self.announce(delivered_messages(self.store, self.definition, self.name, chunk))
-            self.ledger.announced([r[0] for r in chunk])
+        announce_ledger(self.store, self.ledger, self.definition, self.announce)

@@ -61,16 +61,26 @@ class TemplateComposer:
         }
 
     def __call__(
-        self, profile: Profile, *, to: str, message_id: str, variant: str | None = None
+        self,
+        profile: Profile,
+        *,
+        to: str,
+        message_id: str,
+        variant: str | None = None,
+        campaign: str | None = None,
     ) -> bytes:
         """Render and assemble the message for ``profile`` (``variant``: its arm, if any).
+
+        ``campaign``: the name its links and engagement carry, when not the composer's (a
+        journey step's ledger campaign, one per entry, shares one composer).
 
         Raises:
             TemplateRenderError: If this recipient's message cannot be built.
         """
         pid = profile.profile_id
         signer = self.signer
-        unsubscribe = signer.unsubscribe_url(self.name, pid, self.campaign.topic)
+        name = campaign or self.name
+        unsubscribe = signer.unsubscribe_url(name, pid, self.campaign.topic)
         template = self.variants.get(variant or "", self.template)
         email = template.render(
             profile,
@@ -80,10 +90,10 @@ class TemplateComposer:
             extra={
                 "unsubscribe_url": unsubscribe,
                 "preferences_url": signer.preferences_url(pid),
-                "campaign": self.name,
+                "campaign": name,
             },
-            link_rewriter=lambda url: signer.click_url(self.name, pid, message_id, url),
-            open_pixel_url=signer.open_url(self.name, pid, message_id),
+            link_rewriter=lambda url: signer.click_url(name, pid, message_id, url),
+            open_pixel_url=signer.open_url(name, pid, message_id),
             list_unsubscribe=(unsubscribe, ""),
             date=self.clock.now(),
         )

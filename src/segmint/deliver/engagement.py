@@ -14,13 +14,16 @@ link scanners are flagged the same way (``machine_click``, by user agent only).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from segmint.common import batched
 from segmint.config.model import CampaignDef
 from segmint.store import Store, from_store_time
+
+if TYPE_CHECKING:
+    from segmint.deliver.ledger import SendLedger
 
 MACHINE_OPEN_SECONDS = 5.0
 MACHINE_AGENTS = (
@@ -140,6 +143,43 @@ def delivered_messages(
             engagement_message("Email Delivered", identities[profile_id], at, properties, key=key)
         )
     return out
+
+
+Announce = Callable[[list[dict[str, Any]]], object]
+"""Submits engagement messages to intake (``Intake.submit`` with ``source="email"``)."""
+
+
+def email_announcer(intake: Any) -> Announce:
+    """An :data:`Announce` that submits through ``intake`` (a :class:`segmint.intake.Intake`)."""
+
+    def announce(messages: list[dict[str, Any]]) -> object:
+        return intake.submit(messages, source="email")
+
+    return announce
+
+
+def announce_ledger(
+    store: Store, ledger: SendLedger, definition: CampaignDef, announce: Announce
+) -> int:
+    """Submit one ledger campaign's unannounced bounces and deliveries, then mark them.
+
+    Campaigns and journey steps both announce this way, from the ledger, so a run that
+    died after sending announces nothing twice and loses nothing: the next one submits
+    what it left (intake drops a repeat by its messageId).
+
+    Returns:
+        How many messages were submitted.
+    """
+    count = 0
+    for bounces in batched(ledger.unannounced_bounces()):
+        announce(bounce_messages(store, ledger.campaign, bounces))
+        ledger.bounces_announced([b[0] for b in bounces])
+        count += len(bounces)
+    for chunk in batched(ledger.unannounced()):
+        announce(delivered_messages(store, definition, ledger.campaign, chunk))
+        ledger.announced([r[0] for r in chunk])
+        count += len(chunk)
+    return count
 
 
 def bounce_messages(

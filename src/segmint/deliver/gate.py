@@ -28,13 +28,15 @@ SKIP_REASONS = (
     "global_holdout",
     "left_segment",
     "holdout",
+    "variant_delay",
     "duplicate_address",
     "sent_before_merge",
 )
 """Why a profile is skipped, in the order the gate checks (``global_holdout``: in the
 workspace-wide holdout, :mod:`segmint.measure.assign`); then ``left_segment`` (no longer
 a member when a resumed send reached it), ``holdout`` (the campaign experiment's arm that is
-sent nothing), ``duplicate_address`` (another profile of the
+sent nothing), ``variant_delay`` (a send-time arm whose delay has not passed: a later run
+sends it), ``duplicate_address`` (another profile of the
 campaign has the same address) and ``sent_before_merge`` (the campaign already went to a
 profile merged into this one since)."""
 

@@ -75,45 +75,35 @@ class LedgerRow:
     message_id: str | None
 
 
-def plan_many(
-    store: Store, rows: Sequence[tuple[str, str, str | None, int | None]], at: datetime
-) -> None:
-    """Add a ``pending`` row for each (campaign, profile_id, topic, priority) not there yet.
-
-    For senders whose rows span many campaigns (a journey's ledger rows are one campaign
-    per step and entry); one statement per 400 rows, existing rows left as they are.
-    """
-    now = utcnow_naive(at)
-    for chunk in batched(rows, 400):
-        marks = ", ".join("(?, ?, ?, 'pending', 0, ?, ?, ?, ?)" for _ in chunk)
-        params: list[object] = []
-        for campaign, pid, topic, priority in chunk:
-            params += [send_key(campaign, pid), campaign, pid, now, now, topic, priority]
-        store.execute(
-            "INSERT INTO sends (send_key, campaign, profile_id, status, attempts, "
-            f"created_at, updated_at, topic, priority) VALUES {marks} ON CONFLICT DO NOTHING",
-            params,
-        )
+ClaimRow = tuple[str, str, str | None, int | None, str, str]
+"""(campaign, profile_id, topic, priority, address, message_id) of :func:`claim_many`."""
 
 
-def claim_many(store: Store, rows: Sequence[tuple[str, str, str]], at: datetime) -> set[str]:
-    """Claim many rows (send_key, address, message_id) at once, like :meth:`SendLedger.claim`.
+def claim_many(store: Store, rows: Sequence[ClaimRow], at: datetime) -> set[str]:
+    """Add or claim many rows of many campaigns at once, like ``plan`` then ``claim``.
+
+    For senders whose rows span many campaigns (a journey's are one per step and entry).
+    One statement per 300 rows: a row not in the ledger is inserted ``attempting``; a row
+    there is claimed unless it is sent, uncertain or held by another run.
 
     Returns:
-        The send keys claimed; the others are sent, uncertain or held by another run.
+        The send keys claimed.
     """
+    now = utcnow_naive(at)
     granted: set[str] = set()
-    for chunk in batched(rows, 300):
-        values = ", ".join("(?, ?, ?)" for _ in chunk)
-        params: list[object] = [utcnow_naive(at)]
-        for row in chunk:
-            params += list(row)
+    unique = list({send_key(r[0], r[1]): r for r in rows}.items())
+    for chunk in batched(unique, 300):
+        marks = ", ".join("(?, ?, ?, ?, 'attempting', ?, 1, ?, ?, ?, ?)" for _ in chunk)
+        params: list[object] = []
+        for key, (campaign, pid, topic, priority, address, message_id) in chunk:
+            params += [key, campaign, pid, address, message_id, now, now, topic, priority]
         found = store.fetchall(
-            "UPDATE sends SET status = 'attempting', address = v.address, "
-            "message_id = v.message_id, attempts = attempts + 1, reason = NULL, updated_at = ? "
-            f"FROM (VALUES {values}) AS v(send_key, address, message_id) "
-            "WHERE sends.send_key = v.send_key "
-            "AND sends.status NOT IN ('sent', 'uncertain', 'attempting') RETURNING sends.send_key",
+            "INSERT INTO sends (send_key, campaign, profile_id, address, status, message_id, "
+            f"attempts, created_at, updated_at, topic, priority) VALUES {marks} "
+            "ON CONFLICT (send_key) DO UPDATE SET status = 'attempting', "
+            "address = excluded.address, message_id = excluded.message_id, "
+            "attempts = sends.attempts + 1, reason = NULL, updated_at = excluded.updated_at "
+            "WHERE sends.status NOT IN ('sent', 'uncertain', 'attempting') RETURNING send_key",
             params,
         )
         granted |= {r[0] for r in found}

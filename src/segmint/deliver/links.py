@@ -15,6 +15,7 @@ the signed payload, so changing it breaks the tag: there is no open redirect.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -139,7 +140,11 @@ class LinkSigner:
         return self.url("p", {"p": profile_id})
 
 
+@functools.lru_cache(maxsize=4096)
 def is_web_url(target: str) -> bool:
-    """Return whether ``target`` is an absolute http(s) URL with a host."""
+    """Return whether ``target`` is an absolute http(s) URL with a host.
+
+    Cached: a template's links are the same for every recipient.
+    """
     parts = urlsplit(target)
     return parts.scheme in ("http", "https") and bool(parts.netloc)

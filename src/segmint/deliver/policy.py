@@ -55,6 +55,7 @@ class Message:
         first_due: When it first fell due (send-time optimisation counts from here).
         send_time: ``now`` or ``optimal``.
         when_capped: ``delay`` or ``skip`` under a reached cap.
+        segment: The segment the message is for (its send-time prior), if any.
     """
 
     profile: Profile
@@ -64,6 +65,7 @@ class Message:
     first_due: datetime | None = None
     send_time: Literal["now", "optimal"] = "now"
     when_capped: Literal["delay", "skip"] = "skip"
+    segment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -169,17 +171,26 @@ def cap_release(times: Sequence[datetime], cap: FrequencyCap, at: datetime) -> d
 class SendTimes:
     """Each profile's best hour of the week to receive email, with a smoothed prior.
 
-    Score of hour ``h`` for a profile = its own opens/clicks in ``h`` +
-    ``prior`` × the workspace's share of opens/clicks in ``h``. So a profile with no history
-    follows the workspace, one with a long history its own habit, and a small list works
-    (no minimum audience). Machine opens (``machine_open``) never count.
+    Score of hour ``h`` for a profile = its own opens/clicks in ``h`` + ``prior`` × the
+    share of ``h`` in its segment's opens/clicks, where the segment's shares are themselves
+    smoothed toward the workspace's (``prior`` pseudo-counts): a profile with no history
+    follows its segment, a segment with little history the workspace, one with a long
+    history its own habit, and a small list works (no minimum audience). Without a segment
+    (or for one nobody in it engaged) the workspace's shares are the prior. Machine opens
+    (``machine_open``) never count.
 
     Args:
         hours: (profile_id, instant) of every human open or click considered.
-        prior: The weight of the workspace's distribution.
+        prior: The weight of the prior, in opens.
+        segments: Segment → its members, for the per-segment priors.
     """
 
-    def __init__(self, hours: Iterable[tuple[str, datetime]], prior: float) -> None:
+    def __init__(
+        self,
+        hours: Iterable[tuple[str, datetime]],
+        prior: float,
+        segments: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
         self.prior = prior
         self.per_profile: dict[str, Counter[int]] = {}
         self.overall: Counter[int] = Counter()
@@ -188,12 +199,26 @@ class SendTimes:
             self.per_profile.setdefault(pid, Counter())[how] += 1
             self.overall[how] += 1
         self.total = sum(self.overall.values())
+        self.per_segment: dict[str, Counter[int]] = {}
+        for segment, members in (segments or {}).items():
+            counts: Counter[int] = Counter()
+            for pid in members:
+                counts.update(self.per_profile.get(pid, Counter()))
+            self.per_segment[segment] = counts
 
     @classmethod
     def from_store(
-        cls, store: Store, as_of: datetime, history: timedelta, prior: float
+        cls,
+        store: Store,
+        as_of: datetime,
+        history: timedelta,
+        prior: float,
+        segments: Iterable[str] = (),
     ) -> SendTimes:
-        """Read the human opens and clicks of the last ``history`` before ``as_of``."""
+        """Read the human opens and clicks of the last ``history`` before ``as_of``.
+
+        ``segments``: the segments whose members' habits make per-segment priors.
+        """
         import orjson
 
         marks = ", ".join("?" for _ in ENGAGEMENT_EVENTS)
@@ -207,20 +232,43 @@ class SendTimes:
             props = orjson.loads(raw) if raw else {}
             if not (isinstance(props, dict) and props.get("machine_open")):
                 found.append((pid, ensure_utc(from_store_time(at) or at)))
-        return cls(found, prior)
+        members: dict[str, list[str]] = {}
+        for marks_, chunk in in_lists(sorted(set(segments))):
+            for segment, pid in store.fetchall(
+                f"SELECT segment, profile_id FROM memberships WHERE segment IN ({marks_})",
+                list(chunk),
+            ):
+                members.setdefault(str(segment), []).append(str(pid))
+        return cls(found, prior, members)
 
-    def best_hour(self, profile_id: str) -> int | None:
-        """The profile's best hour of the week (0 = Monday 00:00 UTC), or None if unknown."""
+    def shares(self, segment: str | None = None) -> dict[int, float]:
+        """The prior's share of each hour: the segment's, smoothed toward the workspace's."""
+        overall = {h: n / self.total for h, n in self.overall.items()} if self.total else {}
+        counts = self.per_segment.get(segment or "")
+        seen = sum(counts.values()) if counts else 0
+        if not counts or not seen:
+            return overall
+        weight = self.prior + seen
+        return {
+            h: (counts[h] + self.prior * overall.get(h, 0.0)) / weight
+            for h in set(counts) | set(overall)
+        }
+
+    def best_hour(self, profile_id: str, segment: str | None = None) -> int | None:
+        """The profile's best hour of the week (0 = Monday 00:00 UTC), or None if unknown.
+
+        ``segment``: the segment whose habits are the profile's prior (else the workspace).
+        """
         own = self.per_profile.get(profile_id, Counter())
         if not own and not self.total:
             return None
-        share = self.prior / self.total if self.total else 0.0
-        scores = {h: own[h] + share * self.overall[h] for h in set(own) | set(self.overall)}
+        share = self.shares(segment)
+        scores = {h: own[h] + self.prior * share.get(h, 0.0) for h in set(own) | set(share)}
         return max(sorted(scores), key=lambda h: scores[h])
 
-    def next_slot(self, profile_id: str, since: datetime) -> datetime:
+    def next_slot(self, profile_id: str, since: datetime, segment: str | None = None) -> datetime:
         """The first instant at or after ``since`` in the profile's best hour."""
-        best = self.best_hour(profile_id)
+        best = self.best_hour(profile_id, segment)
         if best is None or hour_of_week(since) == best:
             return since
         start = since.replace(minute=0, second=0, microsecond=0)
@@ -282,7 +330,9 @@ class DeliveryPolicy:
         if refused is not None:
             return Decision("skip", at, refused)
         if message.send_time == "optimal" and self.send_times is not None:
-            slot = self.send_times.next_slot(message.profile.profile_id, message.first_due or at)
+            slot = self.send_times.next_slot(
+                message.profile.profile_id, message.first_due or at, message.segment
+            )
             if slot > at:
                 return Decision("delay", slot, "send_time")
         quiet = self.delivery.quiet_hours

@@ -25,6 +25,8 @@ class CampaignReport:
         recovered: Rows this run found interrupted and turned ``uncertain``.
         retries: Transient failures retried.
         outbox: The dry run's folder.
+        winner: The campaign experiment's winner, once picked (the rest of the audience
+            is sent it).
     """
 
     campaign: str
@@ -39,6 +41,7 @@ class CampaignReport:
     recovered: int = 0
     retries: int = 0
     outbox: str | None = None
+    winner: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as JSON-ready data.
@@ -60,6 +63,7 @@ class CampaignReport:
             "recovered": self.recovered,
             "retries": self.retries,
             "outbox": self.outbox,
+            "winner": self.winner,
         }
 
     def rows(self) -> list[tuple[str, str, int]]:

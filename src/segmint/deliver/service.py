@@ -71,12 +71,10 @@ def build_run(
         transport = OutboxTransport(folder) if dry_run else SmtpPool(email.smtp)
     announce = None
     if not dry_run:
+        from segmint.deliver.engagement import email_announcer
         from segmint.intake import Intake
 
-        intake = Intake(workspace, clock)
-
-        def announce(messages: list[dict[str, Any]]) -> object:
-            return intake.submit(messages, source="email")
+        announce = email_announcer(Intake(workspace, clock))
 
     run = CampaignRun(
         workspace,

@@ -27,6 +27,7 @@ class CompiledJourney:
     default_topic: str
     steps: dict[str, Step] = field(init=False)
     after: dict[str, str | None] = field(init=False)
+    _campaigns: dict[tuple[str, str], CampaignDef] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         names = self.definition.step_names()
@@ -48,6 +49,15 @@ class CompiledJourney:
             for n, s in self.steps.items()
             if s.wait_until is not None and s.wait_until.event is not None
         }
+
+    @cached_property
+    def segment(self) -> str | None:
+        """The segment the journey is for: its audience, else the one entering starts it.
+
+        Its members' habits are the send-time prior of the journey's messages.
+        """
+        trigger = self.definition.trigger
+        return self.definition.audience or trigger.segment_entry
 
     def next_of(self, name: str) -> str | None:
         """The step after ``name`` (its ``next``, else the following one; None: the end)."""
@@ -78,6 +88,12 @@ class CompiledJourney:
 
     def campaign(self, name: str, template: str) -> CampaignDef:
         """The send step as a campaign definition (what the composer builds from)."""
+        key = (name, template)
+        if key not in self._campaigns:
+            self._campaigns[key] = self._campaign(name, template)
+        return self._campaigns[key]
+
+    def _campaign(self, name: str, template: str) -> CampaignDef:
         step = self.steps[name]
         return CampaignDef.model_validate(
             {

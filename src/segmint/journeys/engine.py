@@ -24,22 +24,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.utils import parseaddr
 from typing import Any
 
 from segmint.clock import Clock, FixedClock
 from segmint.common import batched, in_lists
 from segmint.config.model import CampaignDef
-from segmint.deliver.campaign import message_id_for
+from segmint.deliver.campaign import envelope_address, message_id_for
 from segmint.deliver.compose import TemplateComposer
 from segmint.deliver.consent import sync_trait_consents
+from segmint.deliver.engagement import Announce, announce_ledger
 from segmint.deliver.errors import DeliveryError, HardBounce
 from segmint.deliver.gate import ConsentGate, address_of
-from segmint.deliver.ledger import Bounce, SendLedger, claim_many, plan_many, send_key
+from segmint.deliver.ledger import Bounce, SendLedger, claim_many, send_key
 from segmint.deliver.links import LinkSigner
 from segmint.deliver.policy import (
     DeliveryPolicy,
@@ -58,7 +59,7 @@ from segmint.journeys.instances import ACTIVE, DONE, HistoryRow, Instance, Insta
 from segmint.membership.changes import MembershipChange, read_changes
 from segmint.personalize.errors import TemplateRenderError
 from segmint.profiles import Profile, decode_traits
-from segmint.store import read_meta, write_meta
+from segmint.store import read_meta, utcnow_naive, write_meta
 from segmint.traits import EVENT_COLUMNS, row_to_event
 from segmint.workspace import Workspace
 
@@ -67,6 +68,8 @@ JOURNEY_RETRY = RetryPolicy(max_attempts=10, base_delay=30.0, factor=2.0, max_de
 EVENTS_CURSOR = "journeys.events_seq"
 CHANGES_CURSOR = "journeys.changes_id"
 STARTED = "journeys.started."
+RESCAN = 1.0
+"""Seconds between trigger reads of a listening engine that heard nothing (see listen)."""
 MAX_HOPS = 100  # steps one instance may take at one instant (a loop of branches ends here)
 log = logging.getLogger(__name__)
 
@@ -125,6 +128,8 @@ class JourneyEngine:
         retry: The backoff of a send step while the mail server fails.
         batch: Instances taken per round.
         signer: Signs links (from ``email`` settings and ``SEGMINT_SECRET`` by default).
+        announce: Submits ``Email Delivered`` and ``Email Bounced`` to intake, from the
+            ledger after each round, like a campaign run (none: nothing is announced).
     """
 
     def __init__(
@@ -136,8 +141,11 @@ class JourneyEngine:
         retry: RetryPolicy = JOURNEY_RETRY,
         batch: int = 2000,
         signer: LinkSigner | None = None,
+        announce: Announce | None = None,
     ) -> None:
         self.workspace = workspace
+        self.announce = announce
+        self._unannounced: set[str] = set()  # ledger campaigns with sends to announce
         self.store = workspace.store
         self.clock = clock
         ws = workspace.definition
@@ -154,10 +162,15 @@ class JourneyEngine:
         self._composers: dict[tuple[str, str, str], TemplateComposer] = {}
         self._lock = threading.RLock()
         self.report = TickReport()
+        self.ticks = 0
+        """How many ticks ran (a server's first shows it is past its start)."""
         self._listened = frozenset().union(*(j.events for j in self.journeys.values()))
         self._recovered = False
         self._cursors: dict[str, int] = {}
         self._since: dict[str, tuple[int, int]] = {}
+        self._listening = False
+        self._dirty = True
+        self._scanned = 0.0
 
     # -- the public loop -------------------------------------------------------------------
 
@@ -171,7 +184,10 @@ class JourneyEngine:
         """
         with self._lock:
             self._recover()
-            items, cursors = self._triggers()
+            scan = self._should_scan()
+            if scan:
+                self._follow_merges(as_of)
+            items, cursors = self._triggers() if scan else ([], {})
             for when, position, item in items:
                 if since is not None and when < since:
                     continue
@@ -186,7 +202,43 @@ class JourneyEngine:
                         write_meta(self.store, key, str(value))
                 self._cursors.update(moved)
             self.advance(as_of)
+            self.ticks += 1
             return self.report
+
+    def warm(self) -> None:
+        """Compile every send step's templates now, not when its first timer fires.
+
+        A server calls this at start: the first message of a step would otherwise pay the
+        template compilation (about a second for a few templates) after its due instant.
+        """
+        for journey in self.journeys.values():
+            for name, step in journey.steps.items():
+                if step.send is None:
+                    continue
+                for template in (step.send, *step.variants):
+                    self._composer(journey.name, name, template, journey.campaign(name, template))
+
+    def listen(self) -> None:
+        """Read triggers only when :meth:`heard` was called (or every :data:`RESCAN` s).
+
+        For a server whose intake and membership changes call :meth:`heard`: a timer that
+        fires then skips the trigger queries, so a step due now is not kept waiting by them.
+        """
+        self._listening = True
+
+    def heard(self) -> None:
+        """New events or membership changes were committed: the next tick reads them."""
+        self._dirty = True
+
+    def _should_scan(self) -> bool:
+        if not self._listening or self._dirty:
+            self._dirty = False
+            self._scanned = time.monotonic()
+            return True
+        if time.monotonic() - self._scanned >= RESCAN:  # writers the server does not hear
+            self._scanned = time.monotonic()
+            return True
+        return False
 
     def next_due(self) -> datetime | None:
         """The earliest instant a step is due (None when no instance is active)."""
@@ -199,6 +251,7 @@ class JourneyEngine:
             while True:
                 due = self.instances.due(until, self.batch)
                 if not due:
+                    self._announce()  # (what a dead process left, found by _recover)
                     return done
                 batch = _Batch()
                 for inst in due:
@@ -210,8 +263,78 @@ class JourneyEngine:
                     batch.settle()
                     self.instances.write(list(batch.touched.values()), batch.history)
                 done += len(due)
+                again = any(
+                    i.status == ACTIVE and i.due is not None and i.due <= until
+                    for i in batch.touched.values()
+                )
+                self._announce()
+                if len(due) < self.batch and not again:
+                    return done  # nothing else can be due: spare the query
 
     # -- triggers ----------------------------------------------------------------------------
+
+    def _follow_merges(self, as_of: datetime) -> None:
+        """Move the active instances of profiles merged away to the profile that survives.
+
+        The survivor takes the instance over at its step, due instant and history (as its
+        next entry of that journey, so re-entry rules count it), as Braze and Customer.io
+        keep one journey per person; the old instance exits with reason ``moved``. If the
+        survivor is already in that journey itself, the merged-away instance exits (reason
+        ``merged``): one person, one passage, no
+        second message. A send step the old profile was already sent (or may have been)
+        is passed over, never sent again under the new id.
+        """
+        rows = self.store.fetchall(
+            "SELECT i.instance_id FROM journey_instances i JOIN profiles p "
+            "ON p.profile_id = i.profile_id "
+            "WHERE i.status = 'active' AND p.merged_into IS NOT NULL"
+        )
+        if not rows:
+            return
+        from segmint.intake.identity import merge_roots
+
+        roots = merge_roots(self.store)
+        gone = [i for i in self.instances.of_profiles(roots) if i.journey in self.journeys]
+        if not gone:
+            return
+        at = min(as_of, self.clock.now())
+        batch = _Batch()
+        survivors = {roots[i.profile_id] for i in gone}
+        busy = {(i.journey, i.profile_id) for i in self.instances.of_profiles(survivors)}
+        for inst in sorted(gone, key=lambda i: (i.entered_at, i.instance_id)):
+            into = roots[inst.profile_id]
+            if (inst.journey, into) in busy:
+                self._end(inst, "merged", at, batch)
+                continue
+            entry = (self.instances.entries(inst.journey, [into]).get(into, (0, at))[0]) + 1
+            iid = instance_id(inst.journey, into, entry)
+            moved = Instance(iid, inst.journey, into, entry, inst.step, ACTIVE, inst.due,
+                             inst.step_since, inst.entered_at)  # fmt: skip
+            if self._sent_under(inst):
+                moved.step = self._after(inst)
+                moved.step_since, moved.due = at, at
+                if moved.step is None:
+                    self._end(inst, "completed", at, batch)
+                    continue
+            self._end(inst, "moved", at, batch)  # to the survivor: see its merged_in row
+            batch.touched[moved.instance_id] = moved
+            batch.history.append(HistoryRow(moved.instance_id, inst.journey, None, "merged_in",
+                                            inst.instance_id, at))  # fmt: skip
+            busy.add((inst.journey, into))
+        with self.store.transaction():
+            self.instances.write(list(batch.touched.values()), batch.history)
+
+    def _sent_under(self, inst: Instance) -> bool:
+        """Whether the instance's current send step was sent (or may have been) already."""
+        step = self.journeys[inst.journey].steps.get(inst.step or "")
+        if step is None or step.send is None:
+            return False
+        key = send_key(ledger_campaign(inst.journey, inst.step or "", inst.entry), inst.profile_id)
+        return bool(self.store.fetchall(
+            "SELECT 1 FROM sends WHERE send_key = ? AND status IN ('sent', 'uncertain', "
+            "'attempting')",
+            [key],
+        ))  # fmt: skip
 
     def _started(self, seq: int, change: int) -> dict[str, tuple[int, int]]:
         """Per journey, the (event seq, change id) it listens after.
@@ -301,37 +424,59 @@ class JourneyEngine:
         return item.change == "exit" and item.segment == trigger.segment_exit
 
     def _enter(self, journey: CompiledJourney, pid: str, at: datetime, batch: _Batch) -> None:
-        definition = journey.definition
         latest = self.instances.entries(journey.name, [pid]).get(pid)
+        if latest is not None and latest[1] == at:
+            return  # this very trigger, seen before a restart
+        reason = self._refusal(journey, pid, at, latest)
+        entry = 1 if latest is None else latest[0] + 1
+        iid = instance_id(journey.name, pid, entry)
+        if reason is not None:
+            self._refuse(journey.name, iid, reason, at, batch)
+            return
+        inst = Instance(iid, journey.name, pid, entry, journey.first, ACTIVE, at, at, at)
+        batch.touched[iid] = inst
+        batch.history.append(HistoryRow(iid, journey.name, None, "entered", None, at))
+        self.report.entered["entered"] += 1
+
+    def _refusal(
+        self, journey: CompiledJourney, pid: str, at: datetime, latest: tuple[int, datetime] | None
+    ) -> str | None:
+        """Why the profile may not enter now (re-entry policy, audience), or None."""
+        definition = journey.definition
         if latest is not None:
             entry, entered = latest
-            if entered == at:
-                return  # this very trigger, seen before a restart
-            after = definition.reentry_after
-            if after is None:
-                self.report.entered["refused:once"] += 1
-                return
+            if definition.reentry_after is None:
+                return "once"
             current = instance_id(journey.name, pid, entry)
             if any(i.instance_id == current for i in self.instances.of_profiles([pid])):
-                self.report.entered["refused:active"] += 1
-                return
-            if at < entered + after:
-                self.report.entered["refused:reentry_period"] += 1
-                return
+                return "active"
+            if at < entered + definition.reentry_after:
+                return "reentry_period"
         if definition.audience is not None:
             rows = self.store.fetchall(
                 "SELECT 1 FROM memberships WHERE segment = ? AND profile_id = ?",
                 [definition.audience, pid],
             )
             if not rows:
-                self.report.entered["refused:audience"] += 1
-                return
-        entry = 1 if latest is None else latest[0] + 1
-        iid = instance_id(journey.name, pid, entry)
-        inst = Instance(iid, journey.name, pid, entry, journey.first, ACTIVE, at, at, at)
-        batch.touched[iid] = inst
-        batch.history.append(HistoryRow(iid, journey.name, None, "entered", None, at))
-        self.report.entered["entered"] += 1
+                return "audience"
+        return None
+
+    def _refuse(self, journey: str, iid: str, reason: str, at: datetime, batch: _Batch) -> None:
+        """Count a refused entry durably: a ``refused`` history row (once per trigger).
+
+        Its instance id is the entry the profile would have made; a trigger read again
+        after a restart finds its row and is not counted twice.
+        """
+        seen = self.store.fetchall(
+            "SELECT 1 FROM journey_history WHERE instance_id = ? AND outcome = 'refused' "
+            "AND occurred_at = ? LIMIT 1",
+            [iid, utcnow_naive(at)],
+        )
+        if not seen and not any(
+            h.instance_id == iid and h.outcome == "refused" and h.at == at for h in batch.history
+        ):
+            batch.history.append(HistoryRow(iid, journey, None, "refused", reason, at))
+        self.report.entered[f"refused:{reason}"] += 1
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -469,17 +614,23 @@ class JourneyEngine:
         sync_trait_consents(self.store, ws.consent)
         topics = {self.journeys[i.journey].topic(self.journeys[i.journey].steps[i.step or ""])
                   for i, _ in batch.sends}  # fmt: skip
-        gates = {t: ConsentGate(self.store, ws.consent, t, until, ws.email.email_trait)
+        gates = {t: ConsentGate(self.store, ws.consent, t, until, ws.email.email_trait,
+                             global_holdout=ws.measure.global_holdout_percent)
                  for t in sorted(topics)}  # fmt: skip
         earliest = min(at for _, at in batch.sends)
         history = ledger_history(self.store, pids, earliest - longest_window(ws.delivery))
-        optimal = any(
-            self.journeys[i.journey].steps[i.step or ""].send_time == "optimal"
+        optimal = {
+            self.journeys[i.journey].segment
             for i, _ in batch.sends
-        )
+            if self.journeys[i.journey].steps[i.step or ""].send_time == "optimal"
+        }
         send_times = (
             SendTimes.from_store(
-                self.store, until, ws.delivery.send_time_history, ws.delivery.send_time_prior
+                self.store,
+                until,
+                ws.delivery.send_time_history,
+                ws.delivery.send_time_prior,
+                segments=sorted(s for s in optimal if s is not None),
             )  # fmt: skip
             if optimal
             else None
@@ -498,6 +649,7 @@ class JourneyEngine:
                 profile, journey.topic(step), at, journey.definition.priority,
                 first_due=inst.step_since, send_time=step.send_time,
                 when_capped=step.when_capped or journey.definition.when_capped,
+                segment=journey.segment,
             )  # fmt: skip
             messages[id(message)] = (inst, at)
             queue.append(message)
@@ -528,11 +680,24 @@ class JourneyEngine:
         kill can leave ``uncertain``.
         """
         size = 2 * max(1, self.definition.email.smtp.pool_size)
-        for chunk in batched(go, size):
-            self._deliver_chunk(chunk, batch)
+        # one event loop and one transport (its pooled connections) for the whole round
+        loop = asyncio.new_event_loop()
+        transport = self.transport()
+        try:
+            for chunk in batched(go, size):
+                self._deliver_chunk(chunk, batch, loop, transport)
+        finally:
+            try:
+                loop.run_until_complete(transport.close())
+            finally:
+                loop.close()
 
     def _deliver_chunk(
-        self, go: Sequence[tuple[Instance, datetime, Profile]], batch: _Batch
+        self,
+        go: Sequence[tuple[Instance, datetime, Profile]],
+        batch: _Batch,
+        loop: asyncio.AbstractEventLoop,
+        transport: EmailTransport,
     ) -> None:
         ws = self.definition
         ready: list[tuple[Instance, datetime, bytes, str, str, SendLedger, str]] = []
@@ -549,26 +714,26 @@ class JourneyEngine:
             message_id = message_id_for(send_key(ledger.campaign, inst.profile_id), campaign.sender)
             try:
                 composer = self._composer(inst.journey, name, template, campaign)
-                data = composer(profile, to=address, message_id=message_id)
+                data = composer(profile, to=address, message_id=message_id,
+                                campaign=ledger.campaign)  # fmt: skip
             except TemplateRenderError as exc:
                 self.report.failed[f"render_error:{exc.reason}"] += 1
                 self._move(inst, self._after(inst), at, batch, "failed",
                            f"render_error:{exc.reason}")  # fmt: skip
                 continue
-            sender = parseaddr(campaign.sender)[1]
+            sender = envelope_address(campaign.sender)
             ready.append((inst, at, data, address, sender, ledger, message_id))
         todo = []
         with self.store.transaction():  # the claims are committed before any SMTP
             batch.settle()  # (with the previous chunk's marks)
-            plan_many(
+            granted = claim_many(
                 self.store,
-                [(r[5].campaign, r[0].profile_id, r[5].topic, r[5].priority) for r in ready],
+                [(r[5].campaign, r[0].profile_id, r[5].topic, r[5].priority, r[3], r[6])
+                 for r in ready],
                 self.clock.now(),
-            )
-            claims = [(send_key(r[5].campaign, r[0].profile_id), r[3], r[6]) for r in ready]
-            granted = claim_many(self.store, claims, self.clock.now())
-            for item, claim in zip(ready, claims, strict=True):
-                if claim[0] in granted:
+            )  # fmt: skip
+            for item in ready:
+                if send_key(item[5].campaign, item[0].profile_id) in granted:
                     todo.append(item)
                     continue
                 # sent, or uncertain (a killed run's claim, see _recover): never again
@@ -576,7 +741,8 @@ class JourneyEngine:
                 self._move(item[0], self._after(item[0]), item[1], batch, "uncertain", "resumed")
         if not todo:
             return
-        results = asyncio.run(self._transmit([(d, s, a) for _, _, d, a, s, _, _ in todo]))
+        messages = [(d, s, a) for _, _, d, a, s, _, _ in todo]
+        results = loop.run_until_complete(self._transmit(transport, messages))
         batch.marks.append(lambda: self._mark(todo, results, batch))
 
     def _mark(
@@ -597,6 +763,7 @@ class JourneyEngine:
                 self._failed(inst, at, address, ledger, error, batch)
         for ledger, pids in accepted.values():
             ledger.sent_many(pids)
+            self._unannounced.add(ledger.campaign)
 
     def _failed(
         self,
@@ -611,6 +778,7 @@ class JourneyEngine:
         self.report.failed[reason] += 1
         if isinstance(error, HardBounce):
             ledger.bounced(Bounce(inst.profile_id, address, reason, error.code, at))
+            self._unannounced.add(ledger.campaign)
             self._move(inst, self._after(inst), at, batch, "failed", reason)
             return
         ledger.failed(inst.profile_id, reason)
@@ -629,9 +797,8 @@ class JourneyEngine:
         return int(rows[0][0]) if rows else 1
 
     async def _transmit(
-        self, messages: Sequence[tuple[bytes, str, str]]
+        self, transport: EmailTransport, messages: Sequence[tuple[bytes, str, str]]
     ) -> list[DeliveryError | None]:
-        transport = self.transport()
         limit = asyncio.Semaphore(max(1, self.definition.email.smtp.pool_size))
 
         async def one(data: bytes, sender: str, address: str) -> DeliveryError | None:
@@ -642,10 +809,7 @@ class JourneyEngine:
                     return exc
                 return None
 
-        try:
-            return await asyncio.gather(*(one(*m) for m in messages))
-        finally:
-            await transport.close()
+        return await asyncio.gather(*(one(*m) for m in messages))
 
     def _composer(
         self, journey: str, step: str, template: str, campaign: CampaignDef
@@ -669,7 +833,27 @@ class JourneyEngine:
         )
         for (campaign,) in rows:
             SendLedger(self.store, campaign, self.clock).recover()
+        if self.announce is not None:  # what a dead process sent but did not announce
+            self._unannounced |= {r[0] for r in self.store.fetchall(
+                "SELECT DISTINCT campaign FROM sends WHERE campaign LIKE 'journey:%' AND "
+                "((status = 'sent' AND NOT announced) OR (bounced_at IS NOT NULL "
+                "AND NOT coalesce(bounce_announced, FALSE)))"
+            )}  # fmt: skip
         self._recovered = True
+
+    def _announce(self) -> None:
+        """Announce the ledger's new deliveries and bounces of journey steps."""
+        campaigns, self._unannounced = self._unannounced, set()
+        if self.announce is None:
+            return
+        for campaign in sorted(campaigns):
+            _, journey, step, _ = campaign.split(":", 3)
+            compiled = self.journeys.get(journey)
+            if compiled is None or step not in compiled.steps:
+                continue  # a removed journey or step: its rows stay, unannounced
+            definition = compiled.campaign(step, compiled.steps[step].send or "")
+            ledger = SendLedger(self.store, campaign, self.clock)
+            announce_ledger(self.store, ledger, definition, self.announce)
 
 
 def _load_profiles(workspace: Workspace, ids: Iterable[str]) -> dict[str, Profile]:

@@ -56,6 +56,7 @@ def _summary(store: Store, name: str, journey: JourneyDef | None) -> dict[str, A
         "active": int(active),
         "sent": sum(outcomes.get("sent", Counter()).values()),
         "exited": sum(exits.values()),
+        "refused": sum(outcomes.get("refused", Counter()).values()),
         "conversion": round(exits["exit_condition"] / entered, 4) if entered else None,
     }
 
@@ -106,7 +107,7 @@ def show_journey(workspace: Workspace, name: str) -> dict[str, Any]:
                       **dict(sorted(counts.items()))})  # fmt: skip
     outcomes = _outcomes(store, name)
     view["per_step"] = steps
-    for key in ("skipped", "delayed", "exited", "failed", "retry"):
+    for key in ("skipped", "delayed", "exited", "failed", "retry", "refused"):
         view[f"{key}_by_reason"] = dict(sorted(outcomes.get(key, Counter()).items()))
     return view
 

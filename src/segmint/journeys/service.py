@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from segmint.clock import Clock
+from segmint.deliver.engagement import email_announcer
 from segmint.deliver.transport import EmailTransport
 from segmint.journeys.engine import JourneyEngine, TickReport
 from segmint.workspace import Workspace
@@ -30,7 +31,11 @@ def run_journeys(
 
     Triggers that happened before ``since`` (when given) start nothing.
     """
-    engine = JourneyEngine(workspace, clock, transport=transport)
+    from segmint.intake import Intake
+
+    intake = Intake(workspace, clock)
+    engine = JourneyEngine(workspace, clock, transport=transport,
+                           announce=email_announcer(intake))  # fmt: skip
     return engine.tick(until, since=since)
 
 
@@ -51,9 +56,17 @@ def attach_journeys(
         clock: The server's clock.
         transport: Builds the transport (the SMTP pool by default).
     """
-    engine = JourneyEngine(workspace, clock, transport=transport)
+    engine = JourneyEngine(workspace, clock, transport=transport,
+                           announce=email_announcer(intake))  # fmt: skip
+    engine.listen()
+    engine.warm()
+
+    def heard(*_: object) -> None:
+        engine.heard()
+        service.wake()
+
     service.add_timer(engine)
-    service.membership.hub.subscribe(lambda changes: service.wake())
-    intake.add_listener(lambda events, merges: service.wake())
+    service.membership.hub.subscribe(heard)
+    intake.add_listener(heard)
     service.wake()
     return engine

@@ -6,7 +6,8 @@ The same profile always lands in the same arm of the same experiment, on every m
 every run, and different experiments split independently (the name salts the hash).
 
 The first assignment is recorded in ``experiment_assignments`` and wins from then on: if
-the weights change later, profiles already assigned keep their arm (sticky).
+the weights change later, profiles already assigned keep their arm (sticky). Merges are
+followed: a survivor without an arm of its own takes the arm of a profile merged into it.
 
 The **global holdout** is the bucket of experiment :data:`GLOBAL_HOLDOUT` below the
 workspace's ``measure.global_holdout_percent``: those profiles get no marketing at all (the
@@ -21,6 +22,7 @@ from datetime import datetime
 
 from segmint.common import batched
 from segmint.config.measure import VariantDef
+from segmint.intake.identity import merge_roots
 from segmint.store import Store, utcnow_naive
 
 GLOBAL_HOLDOUT = "global_holdout"
@@ -50,12 +52,23 @@ def in_global_holdout(profile_id: str, percent: float) -> bool:
 
 
 def recorded(store: Store, experiment: str, profile_ids: Sequence[str]) -> dict[str, str]:
-    """Return the recorded arms of these profiles in ``experiment``."""
+    """Return the recorded arms of these profiles in ``experiment``.
+
+    A profile without one of its own takes the arm recorded first for a profile merged
+    into it (the person keeps the arm they were shown).
+    """
     wanted = set(profile_ids)
     rows = store.fetchall(
-        "SELECT profile_id, arm FROM experiment_assignments WHERE experiment = ?", [experiment]
+        "SELECT profile_id, arm FROM experiment_assignments WHERE experiment = ? "
+        "ORDER BY assigned_at DESC, profile_id DESC",
+        [experiment],
     )  # one read of the experiment: cheaper than IN lists for a campaign's audience
-    return {pid: arm for pid, arm in rows if pid in wanted}
+    own = {pid: arm for pid, arm in rows if pid in wanted}
+    if len(own) == len(wanted):
+        return own
+    roots = merge_roots(store)
+    inherited = {roots[pid]: arm for pid, arm in rows if pid in roots}  # earliest wins
+    return {**{p: inherited[p] for p in wanted if p in inherited}, **own}
 
 
 def assign(
@@ -66,8 +79,12 @@ def assign(
     as_of: datetime,
     *,
     record: bool = True,
+    winner: str | None = None,
 ) -> dict[str, str]:
     """Return each profile's arm: the recorded one, else a new one (recorded if ``record``).
+
+    Once the experiment has a ``winner``, profiles not assigned yet get it, unrecorded:
+    they are the rest of the audience, not part of the test.
 
     Args:
         store: Holds ``experiment_assignments``.
@@ -76,9 +93,12 @@ def assign(
         profile_ids: The profiles to assign.
         as_of: Stamped on new assignments.
         record: Write new assignments (False for a dry run: same arms, nothing written).
+        winner: The experiment's recorded winner, if it has one.
     """
     ids = list(dict.fromkeys(profile_ids))
     arms = recorded(store, experiment, ids)
+    if winner is not None:
+        return {pid: arms.get(pid, winner) for pid in ids}
     new = [(pid, arm_at(bucket(experiment, pid), variants)) for pid in ids if pid not in arms]
     arms.update(new)
     if record and new:

@@ -7,6 +7,8 @@ It is attributed to the **last touch** of the same profile inside the window bef
 engaged`` (the default), an ``Email Opened`` (machine opens excluded) or ``Email Link
 Clicked`` (link scanners excluded) event of a campaign; with ``attribution: sent``, a send
 the ledger marks ``sent``. Ties go to the later campaign name, so the answer is unique.
+Merges are followed: intake moves a merged-away profile's events to its survivor, and a
+send to the merged-away profile touches the survivor.
 
 Only events and sends at or before ``as_of`` count, so the result is exact for an explicit
 instant and a rebuild is repeatable. ``attributions`` is derived: :func:`rebuild` replaces
@@ -61,9 +63,10 @@ class AttributionReport:
 def touches_sql(dialect: str, settings: MeasureDef) -> str:
     """Return SQL selecting ``(profile_id, campaign, touch, at)`` of every touch up to ``?``."""
     if settings.attribution == "sent":
-        return (
-            "SELECT profile_id, campaign, 'sent' AS touch, sent_at AS at FROM sends "
-            "WHERE status = 'sent' AND sent_at IS NOT NULL AND sent_at <= ?"
+        return (  # a send to a profile merged away since touches its survivor
+            "SELECT coalesce(r.root, s.profile_id) AS profile_id, s.campaign, 'sent' AS touch, "
+            "s.sent_at AS at FROM sends s LEFT JOIN merge_roots r ON r.gone = s.profile_id "
+            "WHERE s.status = 'sent' AND s.sent_at IS NOT NULL AND s.sent_at <= ?"
         )
     campaign = sql.campaign(dialect)
     opened, clicked = sql.human(dialect, "machine_open"), sql.human(dialect, "machine_click")
@@ -83,7 +86,8 @@ def attribution_query(dialect: str, settings: MeasureDef) -> str:
     revenue = sql.revenue(dialect, settings.revenue_properties)
     window = sql.interval(settings.window)
     return f"""
-        WITH conv AS (
+        WITH RECURSIVE {sql.MERGE_ROOTS},
+        conv AS (
             SELECT message_id, profile_id, timestamp AS at, {revenue} AS revenue
             FROM events WHERE type = 'track' AND event = ? AND timestamp <= ?
         ),

@@ -22,6 +22,7 @@ not) in the period.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,7 +35,7 @@ from segmint.measure import sql, stats
 from segmint.measure.assign import GLOBAL_HOLDOUT, in_global_holdout
 from segmint.measure.attribution import CLICKED, OPENED
 from segmint.measure.errors import MeasureError, UnknownExperimentError
-from segmint.store import Store, utcnow_naive
+from segmint.store import Store, read_meta, utcnow_naive, write_meta
 
 METRICS = ("open", "click", "conversion", "revenue")
 
@@ -89,6 +90,8 @@ class ExperimentReport:
     srm: stats.SrmCheck
     comparisons: dict[str, dict[str, Any]] = field(default_factory=dict)
     conclusion: str = ""
+    winner: dict[str, Any] | None = None
+    """The recorded auto-winner decision (arm, when, on what evidence), if any."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as JSON-ready data (NaN/inf become None)."""
@@ -119,6 +122,7 @@ class ExperimentReport:
             },  # fmt: skip
             "arms": arms,
             "conclusion": self.conclusion,
+            "winner": self.winner,
         }
 
 
@@ -146,6 +150,9 @@ def find_experiment(defn: WorkspaceDef, name: str) -> ExperimentDef:
 def arm_counts_query(dialect: str, window: str, revenue: str) -> str:
     """Return the SQL of per-arm counts of one experiment up to ``?``.
 
+    A person counts once, in the arm of their first assignment: a profile merged away
+    counts for its survivor (whose events intake moved).
+
     Parameters: experiment, as_of (assignments), campaign, as_of (engagement), the
     conversion event, as_of (conversions).
     """
@@ -155,10 +162,15 @@ def arm_counts_query(dialect: str, window: str, revenue: str) -> str:
         sql.human(dialect, "machine_click"),
     )
     return f"""
-        WITH a AS (
-            SELECT profile_id, arm, assigned_at FROM experiment_assignments
-            WHERE experiment = ? AND assigned_at <= ?
+        WITH RECURSIVE {sql.MERGE_ROOTS},
+        a0 AS (
+            SELECT coalesce(r.root, x.profile_id) AS profile_id, x.arm, x.assigned_at,
+                   row_number() OVER (PARTITION BY coalesce(r.root, x.profile_id)
+                                      ORDER BY x.assigned_at, x.profile_id) AS k
+            FROM experiment_assignments x LEFT JOIN merge_roots r ON r.gone = x.profile_id
+            WHERE x.experiment = ? AND x.assigned_at <= ?
         ),
+        a AS (SELECT profile_id, arm, assigned_at FROM a0 WHERE k = 1),
         g AS (
             SELECT profile_id,
                    max(CASE WHEN event = '{OPENED}' AND {human_open} THEN 1 ELSE 0 END) AS o,
@@ -229,7 +241,74 @@ def experiment_report(
         name, exp.campaign, exp.metric, _method(exp.metric, exp.sequential), exp.alpha,
         as_of, arms, stats.srm([a.n for a in arms], [a.weight for a in arms]),
     )  # fmt: skip
-    return judge(report)
+    report = judge(report)
+    report.winner = recorded_winner(store, name)
+    if report.winner is not None:
+        report.conclusion += f" Winner picked: {report.winner['arm']} (sent to the rest)."
+    return report
+
+
+WINNER_KEY = "measure.winner."
+"""``meta`` key prefix of an experiment's recorded auto-winner decision."""
+
+
+def recorded_winner(store: Store, name: str) -> dict[str, Any] | None:
+    """The experiment's recorded winner decision, if one was made."""
+    found = read_meta(store, WINNER_KEY + name)
+    return None if found is None else dict(json.loads(found))
+
+
+def pick_winner(report: ExperimentReport, min_sample: int) -> str | None:
+    """The arm a judged report lets win now, or None (see :class:`AutoWinnerDef`).
+
+    Every arm with a weight needs ``min_sample`` people and the SRM check must pass; then
+    the significant (Holm-corrected) arm with the largest lift over the control wins, or
+    the control if it beats every other arm significantly.
+    """
+    if not report.arms or not report.srm.ok:
+        return None
+    if any(a.n < min_sample for a in report.arms if a.weight > 0):
+        return None
+    holdout = {a.name for a in report.arms if a.holdout}
+    significant = {n: c for n, c in report.comparisons.items() if c["significant"]}
+    better = [(c["lift"], n) for n, c in significant.items() if c["lift"] > 0 and n not in holdout]
+    if better:
+        return max(better)[1]
+    control = report.arms[0]
+    beaten = len(significant) == len(report.comparisons) > 0 and all(
+        c["lift"] < 0 for c in significant.values()
+    )
+    return control.name if beaten and not control.holdout else None
+
+
+def decide_winner(
+    store: Store, defn: WorkspaceDef, name: str, as_of: datetime, *, record: bool = True
+) -> str | None:
+    """The experiment's winner: the recorded one, else one picked now, if any.
+
+    A winner is picked when the experiment has ``auto_winner`` and the evidence allows
+    (:func:`pick_winner`); it is recorded with its evidence unless ``record`` is False.
+    """
+    found = recorded_winner(store, name)
+    if found is not None:
+        return str(found["arm"])
+    exp = find_experiment(defn, name)
+    if exp.auto_winner is None:
+        return None
+    report = experiment_report(store, defn, name, as_of)
+    arm = pick_winner(report, exp.auto_winner.min_sample)
+    if arm is None or not record:
+        return arm
+    comparison = report.comparisons.get(arm, {})
+    decision = {
+        "arm": arm, "decided_at": as_of.isoformat(), "metric": report.metric,
+        "method": report.method, "n": {a.name: a.n for a in report.arms},
+        "lift": comparison.get("lift"), "p_value_holm": comparison.get("p_value_holm"),
+        "min_sample": exp.auto_winner.min_sample,
+    }  # fmt: skip
+    with store.transaction():
+        write_meta(store, WINNER_KEY + name, json.dumps(decision))
+    return arm
 
 
 def _method(metric: str, sequential: bool) -> str:

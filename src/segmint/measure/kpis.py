@@ -19,8 +19,9 @@ opened, ``conversion_rate`` and ``revenue_per_recipient`` per delivered message.
 Counts are per message (campaign, profile), so the rows of any grouping add up to the
 total. Groupings map the ledger's campaign key to a group: by ``campaign``, by the
 campaign's ``template`` or target ``segment`` (from ``segmint.yaml``; campaigns no longer
-defined go to ``(undefined)``). A ``journey`` grouping is one more mapping of the same key,
-once journeys write their sends to the ledger.
+defined go to ``(undefined)``), or by ``journey``. A journey's sends are one ledger
+campaign per step and entry; by campaign they count per journey step
+(``journey:NAME:STEP``), which gives each step's KPIs.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ from segmint.measure.errors import MeasureError
 from segmint.store import Store, utcnow_naive
 
 UNSUBSCRIBED = "Email Unsubscribed"
-GROUPINGS = ("campaign", "template", "segment")
+GROUPINGS = ("campaign", "template", "segment", "journey")
 UNDEFINED = "(undefined)"
+NOT_A_JOURNEY = "(campaigns)"
 
 
 @dataclass
@@ -200,13 +202,48 @@ def campaign_kpis(store: Store, start: datetime | None, end: datetime) -> dict[s
     return out
 
 
+def journey_step(key: str) -> tuple[str, str] | None:
+    """The (journey, step) of a journey send's ledger campaign key, else None.
+
+    Journey keys are ``journey:NAME:STEP:ENTRY`` (one per entry, see
+    :func:`segmint.journeys.compiled.ledger_campaign`); engagement written before the
+    entry was part of its links reads ``journey:NAME:STEP``.
+    """
+    if not key.startswith("journey:"):
+        return None
+    parts = key.split(":")
+    if len(parts) < 3:
+        return None
+    return parts[1], parts[2]
+
+
 def grouping(defn: WorkspaceDef, by: str) -> Callable[[str], str]:
-    """Return the function mapping a ledger campaign key to its group under ``by``."""
-    if by == "campaign":
-        return lambda key: key
-    campaigns = defn.campaigns
+    """Return the function mapping a ledger campaign key to its group under ``by``.
+
+    A journey send counts for its step (``journey:NAME:STEP`` by campaign, whatever the
+    entry), its journey (``by journey``; campaigns go to ``(campaigns)``), the step's
+    template, and the journey's segment (its audience, else the segment entering starts it).
+    """
+    campaigns, journeys = defn.campaigns, defn.journeys
+
+    def of_journey(name: str, step: str) -> str:
+        journey = journeys.get(name)
+        if journey is None:
+            return UNDEFINED
+        if by == "segment":
+            return journey.audience or journey.trigger.segment_entry or UNDEFINED
+        steps = dict(zip(journey.step_names(), journey.steps, strict=True))
+        found = steps.get(step)
+        return UNDEFINED if found is None or found.send is None else found.send
 
     def group(key: str) -> str:
+        step = journey_step(key)
+        if by == "campaign":
+            return key if step is None else f"journey:{step[0]}:{step[1]}"
+        if by == "journey":
+            return NOT_A_JOURNEY if step is None else step[0]
+        if step is not None:
+            return of_journey(*step)
         found = campaigns.get(key)
         return UNDEFINED if found is None else str(getattr(found, by))
 
@@ -257,7 +294,7 @@ def kpi_report(
     *,
     churn_to: str | None = None,
 ) -> KpiReport:
-    """Return the KPIs of the period grouped ``by`` campaign, template or segment.
+    """Return the KPIs of the period grouped ``by`` campaign, template, segment or journey.
 
     ``churn_to`` (with ``by="segment"``) adds, per segment, how many of its members left
     for that segment in the period (e.g. ``churned``).

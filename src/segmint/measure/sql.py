@@ -37,3 +37,22 @@ def interval(span: timedelta) -> str:
     """Return an SQL interval literal of ``span`` (exact to the microsecond)."""
     micros = span // timedelta(microseconds=1)
     return f"INTERVAL '{int(micros)} microseconds'"
+
+
+MERGE_ROOTS = """
+    merge_hops(gone, root) AS (
+        SELECT profile_id, merged_into FROM profiles WHERE merged_into IS NOT NULL
+        UNION
+        SELECT h.gone, p.merged_into FROM merge_hops h
+        JOIN profiles p ON p.profile_id = h.root WHERE p.merged_into IS NOT NULL
+    ),
+    merge_roots(gone, root) AS (
+        SELECT gone, root FROM merge_hops h WHERE NOT EXISTS (
+            SELECT 1 FROM profiles p WHERE p.profile_id = h.root AND p.merged_into IS NOT NULL)
+    )"""
+"""CTEs (for a ``WITH RECURSIVE``) mapping every profile merged away to the one surviving it.
+
+The SQL twin of :func:`segmint.intake.identity.merge_roots`: a merged-away profile's sends
+and experiment arm count for its survivor (``LEFT JOIN merge_roots`` and
+``coalesce(root, profile_id)``). Events need no mapping: intake moves them on merge.
+"""
