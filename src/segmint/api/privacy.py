@@ -14,8 +14,8 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from segmint.api.auth import require_admin
-from segmint.api.manage import now_of, workspace_of
 from segmint.api.profiles import person_or_error
+from segmint.api.state import now_of, workspace_of
 from segmint.intake.keys import ApiKey
 
 router = APIRouter(tags=["privacy"])
