@@ -149,6 +149,17 @@ def ingest(dep: Deployment, messages: list[dict[str, Any]], relay: EventRelay) -
         pass
 
 
+def poison(dep: Deployment, bodies: list[bytes | None]) -> None:
+    """Produce messages that are not the relay's into the topic."""
+    from confluent_kafka import Producer
+
+    target = KafkaTopic.from_url(dep.kafka_url)
+    producer = Producer(target.client())
+    for body in bodies:
+        producer.produce(target.topic, body, partition=0)
+    assert producer.flush(10) == 0
+
+
 def drained(dep: Deployment, partitions: int) -> bool:
     """Every event applied and every message's offset committed by the group."""
     from confluent_kafka import Consumer, TopicPartition
@@ -242,15 +253,17 @@ def test_redelivered_messages_apply_nothing_twice(deployment: Deployment) -> Non
     relay = EventRelay(dep.store, KafkaTopic.from_url(dep.kafka_url), batch=500)
     try:
         ingest(dep, shop_messages(customers=15, seed=8), relay)
+        poison(dep, [b"\x00garbage", b'{"kind": "event"}', None])  # not the relay's
         dep.start("w1")
         wait_for(lambda: drained(dep, relay.partitions), "the first worker to apply every event")
-        dep.stop("w1")
+        first = dep.stop("w1")
         dep.kafka_url += "&group=replay"  # every message again, from offset 0
         dep.start("again")
         wait_for(lambda: drained(dep, relay.partitions), "the replaying worker")
         replay = dep.stop("again")
     finally:
         relay.close()
+    assert first["skipped"] == 3 and first["applied"] > 0
     assert replay["received"] > 0 and replay["applied"] == 0
     assert_equals_batch(dep)
 

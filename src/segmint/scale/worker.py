@@ -94,6 +94,7 @@ class WorkerReport:
         batches: Transactions committed.
         retries: Batches rolled back and retried (conflicts with another worker).
         rebalances: Assignments received.
+        skipped: Messages that were not the relay's (not JSON, no profile).
         partitions: The partitions assigned at the end.
     """
 
@@ -103,6 +104,7 @@ class WorkerReport:
     batches: int = 0
     retries: int = 0
     rebalances: int = 0
+    skipped: int = 0
     partitions: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -224,8 +226,8 @@ class PartitionWorker:
                     break
                 self._advance()
         finally:
+            self.report.partitions = sorted(self._assigned)
             self.close()
-        self.report.partitions = sorted(self._assigned)
         return self.report
 
     def _read(self, poll: float) -> list[Any]:
@@ -245,11 +247,17 @@ class PartitionWorker:
         profiles: set[str] = set()
         merges: list[tuple[str, str]] = []
         for msg in messages:
-            body = orjson.loads(msg.value())
-            if body.get("kind") == "merge":
-                merges.append((body["from"], body["into"]))
-            else:
-                profiles.add(body["profile_id"])
+            try:
+                body = orjson.loads(msg.value() or b"null")
+                if body.get("kind") == "merge":
+                    merges.append((str(body["from"]), str(body["into"])))
+                else:
+                    profiles.add(str(body["profile_id"]))
+            except (orjson.JSONDecodeError, AttributeError, KeyError):
+                # not the relay's: skipped (the events it applies are read from the store)
+                self.report.skipped += 1
+                log.warning("skipped message %s:%s: not an event or merge of segmint's relay",
+                            msg.partition(), msg.offset())  # fmt: skip
         self._retrying(lambda: self._apply(profiles, merges))
         self._commit(messages)
 
