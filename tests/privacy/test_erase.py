@@ -121,3 +121,17 @@ def test_a_later_import_of_an_erased_address_is_held_back(sealed_ws: Workspace) 
     other = {**again, "anonymousId": "crm-8", "traits": {"email": "cy@example.com"},
              "messageId": "m-cy"}  # fmt: skip
     assert Intake(sealed_ws).submit([other], source="import:crm", received_at=T0).accepted == 1
+
+
+def test_erasure_without_encryption_still_forgets_and_holds_back(workspace: Workspace) -> None:
+    submit_people(workspace)
+    assert not workspace.privacy.encrypting
+    _, receipt = erase(workspace.privacy, "ada@example.com", at=T0)
+    assert receipt.keys_destroyed == 0 and not receipt.encrypted
+    assert receipt.deleted["events"] == 5
+    text = " ".join(str(r) for r in workspace.store.fetchall("SELECT * FROM events"))
+    assert "ada" not in text.lower() and "bob@example.org" in text
+    again = {"type": "identify", "userId": "u-ada", "traits": {"name": "Ada"},
+             "timestamp": T0.isoformat(), "messageId": "m-back"}  # fmt: skip
+    result = Intake(workspace).submit([again], source="import:crm", received_at=T0)
+    assert result.quarantined == 1  # held back by her user id's salted hash

@@ -55,3 +55,27 @@ def test_a_malformed_key_is_named(workspace: Workspace, monkeypatch: pytest.Monk
         _ = workspace.privacy
     with pytest.raises(MasterKeyError):
         decode_master_key("!!!", "x")
+
+
+def test_rotation_from_a_variable_needs_the_new_key_in_another(
+    workspace: Workspace,
+    cli,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    from segmint.privacy.keys import generate_master_key
+
+    monkeypatch.setenv("SEGMINT_MASTER_KEY", generate_master_key())
+    with Workspace.open(workspace.path) as ws:
+        submit_people(ws)
+    path = str(workspace.path)
+    refused = cli("--workspace", path, "privacy", "rotate-key")
+    assert refused.returncode == 2 and "--new-key-env" in refused.stderr
+    new = generate_master_key()
+    monkeypatch.setenv("NEW_KEY", new)
+    done = cli("--workspace", path, "privacy", "rotate-key", "--new-key-env", "NEW_KEY")
+    assert done.returncode == 0, done.stderr
+    assert not (workspace.path / ".segmint-keys" / KEY_FILE).exists()
+    monkeypatch.setenv("SEGMINT_MASTER_KEY", new)
+    with Workspace.open(path) as ws:
+        assert ws.privacy.keyring is not None
+        assert resolve_person(ws.store, "bob@example.org")

@@ -96,3 +96,27 @@ def test_derived_traits_let_rules_compare_pii(configured: Workspace) -> None:
 def test_cli_enforce_needs_periods(workspace: Workspace, cli) -> None:  # type: ignore[no-untyped-def]
     done = cli("--workspace", str(workspace.path), "privacy", "enforce", "--as-of", "2026-03-01")
     assert done.returncode == 2 and "retention" in done.stderr
+
+
+def test_serve_runs_retention_daily_and_records_deploys(configured: Workspace) -> None:
+    import time
+
+    from segmint.clock import FixedClock
+    from segmint.privacy.audit import record_deploy
+    from segmint.privacy.retention import start_daily
+
+    stop = start_daily(configured.privacy, FixedClock(T0), every=timedelta(seconds=0.05))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if not configured.store.fetchall("SELECT 1 FROM events WHERE message_id = 'old-view'"):
+            break
+        time.sleep(0.05)
+    stop()
+    runs = [e for e in audit.entries(configured.store) if e.action == "privacy.retention"]
+    assert runs and runs[0].actor == "serve"
+    yaml_file = configured.path / "segmint.yaml"
+    assert record_deploy(configured.store, yaml_file, at=T0, actor="serve")
+    assert not record_deploy(configured.store, yaml_file, at=T0, actor="serve")  # unchanged
+    yaml_file.write_text(yaml_file.read_text() + "\n# changed\n")
+    assert record_deploy(configured.store, yaml_file, at=T0, actor="serve")
+    audit.verify(configured.store)

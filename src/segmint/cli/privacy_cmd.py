@@ -78,6 +78,11 @@ def rotate_key(ctx: Context, new_key_env: str | None, as_of: datetime, fmt: str)
     if keyring is None:
         raise MasterKeyError("PII encryption is off: no master key to rotate "
                              "(turn it on with 'segmint privacy enable')")  # fmt: skip
+    if new_key_env is None and keyring.origin.startswith("$"):
+        raise click.UsageError(
+            f"the master key comes from {keyring.origin}: put the new key in another "
+            "variable and pass --new-key-env VAR (a key file would be ignored)"
+        )
     if new_key_env is not None:
         if not os.environ.get(new_key_env):
             raise click.UsageError(f"${new_key_env} is not set")

@@ -58,7 +58,7 @@ from segmint.journeys.conditions import Rules
 from segmint.journeys.instances import ACTIVE, DONE, HistoryRow, Instance, Instances, instance_id
 from segmint.membership.changes import MembershipChange, read_changes
 from segmint.personalize.errors import TemplateRenderError
-from segmint.profiles import Profile, decode_traits
+from segmint.profiles import Profile, decode_traits, unseal
 from segmint.store import read_meta, utcnow_naive, write_meta
 from segmint.traits import EVENT_COLUMNS, row_to_event
 from segmint.workspace import Workspace
@@ -875,6 +875,9 @@ def _load_profiles(workspace: Workspace, ids: Iterable[str]) -> dict[str, Profil
         ):
             segments[pid].add(seg)
     return {
-        pid: Profile(pid, decode_traits(traits.get(pid), types), frozenset(segments[pid]))
+        # PII sealed at rest is opened here, in memory, for templates and the address
+        pid: Profile(
+            pid, unseal(store, decode_traits(traits.get(pid), types)), frozenset(segments[pid])
+        )  # fmt: skip
         for pid in ids
     }

@@ -32,6 +32,7 @@ from segmint.privacy import audit
 from segmint.privacy.keys import is_sealed
 from segmint.privacy.protect import Privacy
 from segmint.store import Store, utcnow_naive
+from segmint.store.base import table_exists
 
 ERASED_ID = "erased"
 """The profile id anonymised rows carry after an erasure."""
@@ -110,8 +111,7 @@ def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tu
         for table in ("address_consents", "suppressions"):  # kept by plaintext address
             deleted[table] = 0
             for marks, chunk in in_lists(addresses):
-                deleted[table] += _count(store, table, "address", marks, list(chunk))
-                store.execute(f"DELETE FROM {table} WHERE address IN ({marks})", list(chunk))  # noqa: S608
+                deleted[table] += _delete(store, table, "address", marks, list(chunk))
         store.executemany(
             "INSERT INTO erased_subjects (hash, receipt_id, erased_at) VALUES (?, ?, ?) "
             "ON CONFLICT (hash) DO NOTHING",
@@ -165,11 +165,8 @@ def _anonymise_and_delete(store: Store, profiles: Sequence[str]) -> dict[str, An
             ("membership_changes", "profile_id", "profile_id = ?, cause = NULL"),
             ("attributions", "profile_id", "profile_id = ?"),
         ):
-            n = _count(store, table, column, marks, params)
-            store.execute(
-                f"UPDATE {table} SET {sets} WHERE {column} IN ({marks})",  # noqa: S608
-                [ERASED_ID, *params],
-            )
+            sql = f"UPDATE {table} SET {sets} WHERE {column} IN ({marks}) RETURNING 1"  # noqa: S608
+            n = len(store.fetchall(sql, [ERASED_ID, *params]))
             anonymised[table] = anonymised.get(table, 0) + n
         instances = [
             r[0]
@@ -185,25 +182,17 @@ def _anonymise_and_delete(store: Store, profiles: Sequence[str]) -> dict[str, An
             )
         anonymised["journey_history"] = anonymised.get("journey_history", 0) + len(instances)
         for table, column in _DELETE:
-            if table == "profile_traits" and not _exists(store, table):
+            if table == "profile_traits" and not table_exists(store, table):
                 continue
-            n = _count(store, table, column, marks, params)
-            if n:
-                store.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", params)  # noqa: S608
+            n = _delete(store, table, column, marks, params)
             deleted[table] = deleted.get(table, 0) + n
     return {**deleted, "_anonymised": anonymised}
 
 
-def _exists(store: Store, table: str) -> bool:
-    sql = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
-    if store.dialect == "postgres":
-        sql += " AND table_schema = current_schema()"
-    return bool(store.fetchall(sql, [table])[0][0])
-
-
-def _count(store: Store, table: str, column: str, marks: str, params: list[str]) -> int:
-    sql = f"SELECT count(*) FROM {table} WHERE {column} IN ({marks})"  # noqa: S608
-    return int(store.fetchall(sql, params)[0][0])
+def _delete(store: Store, table: str, column: str, marks: str, params: list[str]) -> int:
+    """Delete the rows whose ``column`` is one of ``params``; return how many (one pass)."""
+    sql = f"DELETE FROM {table} WHERE {column} IN ({marks}) RETURNING 1"  # noqa: S608
+    return len(store.fetchall(sql, params))
 
 
 def _anonymise_sends(store: Store, marks: str, params: list[str]) -> int:

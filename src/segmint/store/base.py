@@ -104,10 +104,15 @@ def current_version(store: Store) -> int:
 
 
 def _has_meta(store: Store) -> bool:
-    sql = "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'"
+    return table_exists(store, "meta")
+
+
+def table_exists(store: Store, name: str) -> bool:
+    """Whether the store has a table ``name`` (in the current schema on PostgreSQL)."""
+    sql = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
     if store.dialect == "postgres":
         sql += " AND table_schema = current_schema()"
-    return bool(store.fetchall(sql)[0][0])
+    return bool(store.fetchall(sql, [name])[0][0])
 
 
 def migrate(store: Store) -> int:
