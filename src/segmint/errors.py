@@ -41,6 +41,7 @@ Each stage has its own ``errors.py`` whose classes derive from these::
     │   ├── SegmentStructureError
     │   ├── UnknownSegmentError + KeyError
     │   ├── ReconcileError
+    │   ├── StalePreviewError
     │   └── WebhookError
     │       ├── WebhookRetryable   + Transient
     │       └── WebhookRejected    + Terminal

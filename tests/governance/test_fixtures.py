@@ -161,6 +161,7 @@ def test_no_fixture_folder_is_a_clear_error(gov: Workspace, cli) -> None:
             "either 'event'",
             "{at: -2d}",
         ),
+        (GOOD.replace("at: -20d", "at: +2d"), "after as_of", "+2d"),
     ],
 )
 def test_bad_files_name_file_and_line(gov: Workspace, text: str, message: str, needle: str) -> None:

@@ -172,3 +172,37 @@ def test_preview_cli(linted: Workspace, cli) -> None:
     bad = cli(*args, "lifetime_valu >= 60")
     assert bad.returncode == 1
     assert "did you mean 'lifetime_value'" in bad.stderr
+
+
+def test_stored_preview_is_the_refresh_decision(linted: Workspace, tmp_path: Path) -> None:
+    from segmint.membership.errors import StalePreviewError
+    from segmint.membership.preview import preview_rule, preview_stored
+
+    for rule in ("lifetime_value >= 60", "orders >= 1 and in_segment('targeted')",
+                 "lifetime_value < 30 or lifetime_value is null"):  # fmt: skip
+        stored = preview_stored(linted.store, linted.definition, rule, limit=50)
+        computed = preview_rule(linted.store, linted.definition, rule, T0, limit=50)
+        assert (stored.as_of, stored.size, stored.sample) == (T0, computed.size, computed.sample)
+    with pytest.raises(StalePreviewError, match="did not compute"):
+        preview_stored(linted.store, linted.definition, "performed('Page Viewed')")
+    changed = linted.definition.model_copy(update={"traits": {
+        **linted.definition.traits,
+        "views": linted.definition.traits["orders"].model_copy(update={"count": "events"}),
+    }})  # fmt: skip
+    with pytest.raises(StalePreviewError, match="changed since"):
+        preview_stored(linted.store, changed, "orders >= 1")
+    fresh = open_ws(tmp_path / "fresh", LINTED)
+    with pytest.raises(StalePreviewError, match="no batch refresh"):
+        preview_stored(fresh.store, fresh.definition, "orders >= 1")
+    fresh.close()
+
+
+def test_preview_cli_defaults_to_the_last_refresh(linted: Workspace, cli) -> None:
+    result = cli("-w", str(linted.path), "segments", "preview", "orders >= 2", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["basis"] == "the traits of the last refresh"
+    assert data["as_of"] == "2026-03-01T12:00:00Z" and data["size"] == 0
+    again = cli("-w", str(linted.path), "segments", "preview", "performed('Page Viewed')")
+    assert again.returncode == 0
+    assert "did not compute" in again.stderr and "computed from the events" in again.stdout

@@ -24,7 +24,7 @@ def _when(value: datetime) -> str:
 
 @segments.command("preview")
 @click.argument("rule")
-@as_of_option("Evaluate the rule at this instant")
+@as_of_option("Compute the traits from the events at this instant", now_default=False)
 @click.option(
     "--sample",
     type=click.IntRange(min=0),
@@ -34,21 +34,37 @@ def _when(value: datetime) -> str:
 )
 @format_option
 @pass_ctx
-def segments_preview(ctx: Context, rule: str, as_of: datetime, sample: int, fmt: str) -> None:
-    """Size and a sample of RULE's members at --as-of; nothing is saved or written.
+def segments_preview(
+    ctx: Context, rule: str, as_of: datetime | None, sample: int, fmt: str
+) -> None:
+    """Size and a sample of RULE's members; nothing is saved or written.
 
-    RULE is checked against the workspace's traits and segments like a segment rule and
-    evaluated as a refresh at --as-of would (traits computed from the events).
+    RULE is checked against the workspace's traits and segments like a segment rule. Without
+    --as-of it is evaluated over the traits of the last `segmint refresh`, at that
+    refresh's instant (fast on any number of profiles; when there is none, or the traits
+    changed since, or the rule needs a trait it did not compute, over the events now). With
+    --as-of the traits are computed from the events at that instant, as a refresh would.
     """
-    from segmint.membership.preview import preview_rule
+    from segmint.clock import SystemClock
+    from segmint.membership.errors import StalePreviewError
+    from segmint.membership.preview import preview_rule, preview_stored
 
     ws = ctx.workspace
-    found = preview_rule(ws.store, ws.definition, rule, as_of, limit=sample)
+    basis = "computed from the events"
+    if as_of is None:
+        try:
+            found = preview_stored(ws.store, ws.definition, rule, limit=sample)
+            basis = "the traits of the last refresh"
+        except StalePreviewError as exc:
+            err_console.print(f"note: {exc}: computing the traits from the events now")
+            found = preview_rule(ws.store, ws.definition, rule, SystemClock().now(), limit=sample)
+    else:
+        found = preview_rule(ws.store, ws.definition, rule, as_of, limit=sample)
     if fmt == "json":
-        emit_json(found.to_dict())
+        emit_json(found.to_dict() | {"basis": basis})
         return
     click.echo(f"{found.rule}")
-    click.echo(f"{found.size:,} profiles at {_when(found.as_of)}")
+    click.echo(f"{found.size:,} profiles at {_when(found.as_of)} ({basis})")
     for pid in found.sample:
         click.echo(f"  {pid}")
     if found.size > len(found.sample) and found.sample:

@@ -205,11 +205,16 @@ def load_fixture(path: Path, definition: WorkspaceDef) -> Fixture:
     problems = list(_check_names(spec, definition, positions))
     for user, profile in spec.profiles.items():
         for index, event in enumerate(profile.events):
+            key: list[str | int] = ["profiles", user, "events", index, "at"]
             try:
-                parse_instant(event.at, now=as_of)
+                at = parse_instant(event.at, now=as_of)
             except ValueError as exc:
-                key: list[str | int] = ["profiles", user, "events", index, "at"]
                 problems.append(positions.error(str(exc), key))
+                continue
+            if at > as_of:
+                msg = f"the event is at {event.at}, after as_of ({spec.as_of})"
+                hint = "every event of a fixture happens at or before its as_of"
+                problems.append(positions.error(msg, key, hint=hint))
     if problems:
         raise ConfigErrors(problems)
     return Fixture(path, spec, as_of, positions)

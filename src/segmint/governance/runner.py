@@ -21,12 +21,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from segmint.clock import FixedClock, parse_instant
 from segmint.config.errors import ConfigError
-from segmint.governance.fixtures import Expectation, Fixture, fixture_files, load_fixture
+from segmint.governance.fixtures import (
+    Expectation,
+    Fixture,
+    TemplateExpectation,
+    fixture_files,
+    load_fixture,
+)
 from segmint.workspace import Workspace
+
+if TYPE_CHECKING:
+    from segmint.membership.compiled import CompiledSegments
+    from segmint.personalize.renderer import Renderer
 
 PATHS = ("batch", "real time")
 
@@ -202,7 +212,9 @@ def _run_path(workspace: Workspace, fixture: Fixture, path: str) -> dict[str, De
         scratch.close()
 
 
-def _decided(scratch: Workspace, compiled: Any, fixture: Fixture, path: str) -> dict[str, Decided]:
+def _decided(
+    scratch: Workspace, compiled: CompiledSegments, fixture: Fixture, path: str
+) -> dict[str, Decided]:
     from segmint.intake.identity import resolve_person
     from segmint.membership.changes import members_of
     from segmint.traits.batch import read_values
@@ -233,7 +245,7 @@ def _check(
     user: str,
     expect: Expectation,
     per_path: dict[str, Decided],
-    renderer: Any,
+    renderer: Renderer,
 ) -> list[Failure]:
     failures: list[Failure] = []
 
@@ -318,7 +330,9 @@ def _show(value: Any) -> str:
     return "null" if value is None else repr(value)
 
 
-def _render_check(renderer: Any, snippet: Any, user: str, decided: Decided, as_of: datetime) -> Any:
+def _render_check(
+    renderer: Renderer, snippet: TemplateExpectation, user: str, decided: Decided, as_of: datetime
+) -> Any:
     from segmint.personalize.errors import TemplateError
     from segmint.profiles import Profile
 
@@ -329,10 +343,10 @@ def _render_check(renderer: Any, snippet: Any, user: str, decided: Decided, as_o
         return f"error: {exc}"
     if snippet.renders is not None:
         return _OK if text == snippet.renders.strip() else text
-    return _OK if snippet.contains in text else text
+    return _OK if (snippet.contains or "") in text else text
 
 
-def _render_diff(snippet: Any, actual: str) -> list[str]:
+def _render_diff(snippet: TemplateExpectation, actual: str) -> list[str]:
     if snippet.renders is not None:
         return [f"expected {snippet.renders.strip()!r}", f"     got {actual!r}"]
     return [f"expected to contain {snippet.contains!r}", f"     got {actual!r}"]

@@ -7,6 +7,7 @@
         ├── SegmentStructureError          cycles, bad parents, bad groups
         ├── UnknownSegmentError  + KeyError
         ├── ReconcileError                 live and batch memberships differ
+        ├── StalePreviewError              stored traits cannot answer a preview
         └── WebhookError
             ├── WebhookRetryable + Transient   5xx, 408, 425, 429, network failures
             └── WebhookRejected  + Terminal    other 4xx, webhook no longer configured
@@ -37,6 +38,10 @@ class UnknownSegmentError(MembershipError, KeyError):
 
 class ReconcileError(MembershipError):
     """Live memberships and a batch recompute disagree."""
+
+
+class StalePreviewError(MembershipError):
+    """The stored traits cannot answer a preview (none yet, or other definitions)."""
 
 
 class WebhookError(MembershipError):

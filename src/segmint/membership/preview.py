@@ -16,6 +16,7 @@ from typing import Any
 
 from segmint.config.model import SegmentDef, WorkspaceDef
 from segmint.membership.compiled import CompiledSegments
+from segmint.membership.errors import StalePreviewError
 from segmint.membership.segsql import membership_query
 from segmint.rules import Expr, check, from_json, parse, to_json, workspace_schema
 from segmint.store import Store
@@ -82,13 +83,56 @@ def preview_rule(
     Raises:
         RuleError: When the rule does not parse or type-check.
     """
-    expr = read_rule(definition, rule)
-    segments = dict(definition.segments)
-    segments[PREVIEW_SEGMENT] = SegmentDef(rule=str(expr))
-    compiled = CompiledSegments(definition.model_copy(update={"segments": segments}))
+    expr, compiled = _compile(definition, rule)
     segment = compiled.segments[PREVIEW_SEGMENT]
     names = None if segment.deps is None or segment.deps.segments else sorted(segment.traits)
     source = trait_query(compiled.catalog, store.dialect, as_of, names)
+    return _run(store, compiled, expr, as_of, source, limit)
+
+
+def preview_stored(
+    store: Store, definition: WorkspaceDef, rule: str | Any, *, limit: int = 20
+) -> RulePreview:
+    """Evaluate ``rule`` over the traits the last batch refresh computed, at its instant.
+
+    No pass over the events: the rule reads ``profile_traits`` as the refresh left it, so
+    the answer is what that refresh would have decided for the rule (``as_of`` of the
+    result is the refresh's instant). Fast on any number of profiles.
+
+    Raises:
+        RuleError: When the rule does not parse or type-check.
+        StalePreviewError: When there is no refresh to read, the trait definitions changed
+            since it, or the rule needs a trait it did not compute (a new ``performed``).
+    """
+    from segmint.traits.batch import materialised
+
+    expr, compiled = _compile(definition, rule)
+    stamp = materialised(store)
+    if stamp is None:
+        raise StalePreviewError("no batch refresh has computed the traits yet")
+    at, fingerprint = stamp
+    if fingerprint != CompiledSegments(definition).catalog.fingerprint:
+        raise StalePreviewError("the trait definitions changed since the last refresh")
+    if compiled.catalog.fingerprint != fingerprint:
+        raise StalePreviewError("the rule needs traits the last refresh did not compute")
+    return _run(store, compiled, expr, at, None, limit)
+
+
+def _compile(definition: WorkspaceDef, rule: str | Any) -> tuple[Expr, CompiledSegments]:
+    expr = read_rule(definition, rule)
+    segments = dict(definition.segments)
+    segments[PREVIEW_SEGMENT] = SegmentDef(rule=str(expr))
+    return expr, CompiledSegments(definition.model_copy(update={"segments": segments}))
+
+
+def _run(
+    store: Store,
+    compiled: CompiledSegments,
+    expr: Expr,
+    as_of: datetime,
+    source: Any,
+    limit: int,
+) -> RulePreview:
     members = membership_query(
         compiled, dialect=store.dialect, as_of=as_of, segments=[PREVIEW_SEGMENT], source=source
     ).subquery("members")

@@ -3,7 +3,8 @@
 :func:`refresh` computes every trait for every profile with events at ``as_of`` into the
 wide table ``profile_traits`` (one quoted column per trait) and mirrors each row into
 ``trait_values`` as a JSON object (timestamps as ISO 8601 strings with ``Z``), which
-:mod:`segmint.profiles` reads. Both tables are replaced in one transaction.
+:mod:`segmint.profiles` reads. Both tables are replaced in one transaction, which also
+records the instant and the catalog they were computed for (:func:`materialised`).
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import orjson
 from sqlglot import exp
 
 from segmint.rules.sqlcompile import timestamp_literal
-from segmint.store import Store, from_store_time
+from segmint.store import Store, from_store_time, read_meta, write_meta
 from segmint.traits.catalog import TraitCatalog
 from segmint.traits.sqldialect import dialect_for
 from segmint.traits.sqlgen import trait_query
 
 TABLE = "profile_traits"
+STAMP_KEY = "traits.profile_traits"
+"""``meta`` key: the instant and catalog fingerprint ``profile_traits`` was computed for."""
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,19 @@ def refresh(store: Store, catalog: TraitCatalog, as_of: datetime) -> RefreshResu
         store.execute(f"CREATE TABLE {ident} AS {query}")
         store.execute("DELETE FROM trait_values")
         store.execute(_mirror_sql(catalog, store.dialect, as_of))
+        stamp = {"as_of": as_of.isoformat(), "fingerprint": catalog.fingerprint}
+        write_meta(store, STAMP_KEY, orjson.dumps(stamp).decode())
     count = store.fetchall(f"SELECT count(*) FROM {ident}")[0][0]
     return RefreshResult(int(count), as_of)
+
+
+def materialised(store: Store) -> tuple[datetime, str] | None:
+    """When and for which catalog fingerprint ``profile_traits`` was last computed, or None."""
+    raw = read_meta(store, STAMP_KEY)
+    if raw is None:
+        return None
+    stamp = orjson.loads(raw)
+    return datetime.fromisoformat(stamp["as_of"]), str(stamp["fingerprint"])
 
 
 def _mirror_sql(catalog: TraitCatalog, dialect: str, as_of: datetime) -> str:
