@@ -78,6 +78,7 @@ def shoot(driver: Any, url: str, key: str, pid: str) -> None:
     driver.find_element(By.ID, "key").send_keys(key)
     driver.find_element(By.ID, "login").click()
     time.sleep(0.5)
+    _whole_page(driver)
     driver.save_screenshot(str(OUT / "segments.png"))
     pages = {
         "segment": "/ui/segments/vip",
@@ -87,10 +88,18 @@ def shoot(driver: Any, url: str, key: str, pid: str) -> None:
         "dashboards": "/ui/dashboards",
     }
     for name, path in pages.items():
+        driver.set_window_size(1400, 1000)
         driver.get(url + path)
         time.sleep(1.0)  # the builder's first preview, the email frames
+        _whole_page(driver)
         driver.save_screenshot(str(OUT / f"{name}.png"))
         print(f"wrote {OUT / f'{name}.png'}")
+
+
+def _whole_page(driver: Any) -> None:
+    """Make the window as tall as the page (the overlap heatmap sits below the table)."""
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1400, max(1000, min(int(height) + 140, 3000)))
 
 
 if __name__ == "__main__":

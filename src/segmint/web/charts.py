@@ -31,11 +31,12 @@ def sparkline(values: Sequence[float], *, width: int = 120, height: int = 24) ->
     if len(values) == 1:
         points += f" {width:.1f},{height - 2 - (values[0] - low) / span * (height - 4):.1f}"
     label = f"from {values[0]:g} to {values[-1]:g}, highest {top:g}"
+    end_y = height - 2 - (values[-1] - low) / span * (height - 4)
     return Markup(
         '<svg class="spark" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" '
         'aria-label="{label}"><polyline fill="none" stroke="{c}" stroke-width="1.5" '
-        'points="{p}"/></svg>'
-    ).format(w=width, h=height, label=label, c=PALETTE[0], p=points)
+        'points="{p}"/><circle cx="{x}" cy="{y:.1f}" r="2" fill="{c}"/></svg>'
+    ).format(w=width, h=height, label=label, c=PALETTE[0], p=points, x=width - 2, y=end_y)
 
 
 def heatmap(names: Sequence[str], cells: Mapping[tuple[str, str], tuple[int, float]]) -> Markup:
@@ -105,7 +106,7 @@ def bars(
     pad_l, pad_b, legend = 46, 34, 18
     plot_w, plot_h = width - pad_l - 8, height - pad_b - legend
     group_w = plot_w / max(len(groups), 1)
-    bar_w = max(2.0, (group_w - 8) / max(len(series), 1))
+    bar_w = min(60.0, max(2.0, (group_w - 8) / max(len(series), 1)))
     out = [Markup('<svg class="bars" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" '
                   'aria-label="bar chart">').format(w=width, h=height)]  # fmt: skip
     for tick in (0.0, 0.5, 1.0):
