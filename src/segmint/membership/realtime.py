@@ -67,6 +67,7 @@ from segmint.membership.live import (
     save_schedule,
     save_states,
 )
+from segmint.membership.vector import MINIMUM, BatchDecider, batch_decider
 from segmint.membership.webhooks import WebhookOutbox
 from segmint.store import Store, from_store_time, read_meta, write_meta
 from segmint.traits import EVENT_COLUMNS, SEQ_KEY, UNSAVED_KEY, drop_all_states, row_to_event
@@ -88,6 +89,19 @@ class MergeLike(Protocol):
     def into_profile(self) -> str:
         """The surviving profile."""
         ...
+
+
+@dataclass
+class _Step:
+    """One profile to decide at one instant, and why (the cause's base)."""
+
+    pid: str
+    live: Live
+    at: datetime
+    base: Mapping[str, Any]
+    message_ids: list[str | None]
+    timers_ready: bool = False
+    """The profile's leaf transitions were just computed an instant before ``at``."""
 
 
 @dataclass
@@ -120,6 +134,9 @@ class RealtimeEngine:
         owns: The profiles whose time transitions this engine fires (all when omitted). A
             partitioned worker (:mod:`segmint.scale.worker`) passes its partitions' profiles:
             another worker fires the rest.
+        batch_minimum: Decide a step's profiles in one vectorised pass
+            (:mod:`segmint.membership.vector`) from this many on; fewer are decided by the
+            rules' Python closures, which answer one profile sooner.
     """
 
     def __init__(
@@ -133,6 +150,7 @@ class RealtimeEngine:
         checkpoint_every: float = 0.0,
         checkpoint_rows: int = 50_000,
         owns: Callable[[str], bool] | None = None,
+        batch_minimum: int = MINIMUM,
     ) -> None:
         self.store = store
         self._owns = owns
@@ -144,6 +162,9 @@ class RealtimeEngine:
         self._heap: list[tuple[datetime, str]] | None = None
         self._lock = threading.RLock()
         self._all_units = frozenset(u.index for u in compiled.plan.units)
+        self.batch_minimum = batch_minimum
+        self._decider: BatchDecider | None = None  # built at the first step big enough
+        self._decider_built = False
         self.checkpoint_every = checkpoint_every
         self.checkpoint_rows = checkpoint_rows
         self._unsaved: dict[str, Live] = {}
@@ -187,17 +208,21 @@ class RealtimeEngine:
             for event in events:
                 grouped.setdefault(roots.get(event.profile_id, event.profile_id), []).append(event)
             self._ensure(list(grouped), {e.message_id for e in events})
+            steps: list[_Step] = []
             for pid, batch in grouped.items():
                 live = self._live[pid]
+                mids: list[str | None] = [e.message_id for e in batch]
                 try:
                     if live.fresh:  # the values before these events, for the causes
                         live.values = self.compiled.traits.values(live.state, at)
                     for event in batch:
                         self.compiled.traits.apply(live.state, event)
-                    cause = {"source": "event", "message_id": batch[-1].message_id}
-                    self._evaluate(pid, live, at, cause, pending)
                 except Exception as exc:  # one profile's failure must not stop the others
-                    self._isolate(pid, [e.message_id for e in batch], exc, pending)
+                    self._isolate(pid, mids, exc, pending)
+                    continue
+                cause = {"source": "event", "message_id": batch[-1].message_id}
+                steps.append(_Step(pid, live, at, cause, mids))
+            self._decide(steps, pending)
             return self._flush(pending, at)
 
     def advance(self, as_of: datetime) -> list[MembershipChange]:
@@ -239,22 +264,71 @@ class RealtimeEngine:
     def _evaluate(
         self, pid: str, live: Live, at: datetime, base: Mapping[str, Any], pending: _Pending
     ) -> None:
+        self._decide([_Step(pid, live, at, base, [])], pending, isolate=False)
+
+    def _decide(self, steps: list[_Step], pending: _Pending, *, isolate: bool = True) -> None:
+        """Decide every step's profile at its instant: values, memberships, changes, schedule.
+
+        The memberships of a step with many profiles are decided in one vectorised pass
+        (:class:`~segmint.membership.vector.BatchDecider`, every unit), those of a small one
+        by the closures (only the units reading a changed trait, the time-dependent ones
+        and those reading a changed segment). Both give the same answer: a unit not
+        re-decided reads nothing that changed. A profile that fails is set aside (with
+        ``isolate``; otherwise the error propagates).
+        """
         compiled = self.compiled
-        self.stats[base["source"]] += 1
-        values = compiled.traits.values(live.state, at)
-        old = live.values
-        changed = {k for k, v in values.items() if k not in old or old[k] != v}
-        if live.fresh:
-            dirty: set[int] | frozenset[int] = self._all_units
-        else:
-            dirty = compiled.units_for(changed) | compiled.timed_units
-        members = compiled.members(values, at, live.members, dirty)
-        if members != live.members:
-            cause = _causes(compiled, base, changed, self._removed_rule)
-            pending.changes += diff_members(pid, live.members, members, at, cause)
-        self._reschedule(pid, live, values, at, changed)
-        live.values, live.members, live.fresh = values, members, False
-        pending.touched[pid] = live
+        ready: list[tuple[_Step, dict[str, Any], set[str]]] = []
+        for step in steps:
+            try:
+                self.stats[step.base["source"]] += 1
+                values = compiled.traits.values(step.live.state, step.at)
+                old = step.live.values
+                changed = {k for k, v in values.items() if k not in old or old[k] != v}
+                ready.append((step, values, changed))
+            except Exception as exc:
+                if not isolate:
+                    raise
+                self._isolate(step.pid, step.message_ids, exc, pending)
+        decided = self._vectorised(ready)
+        for step, values, changed in ready:
+            pid, live, at = step.pid, step.live, step.at
+            try:
+                members = decided.get(pid) if decided is not None else None
+                if members is None:
+                    dirty = (
+                        self._all_units
+                        if live.fresh
+                        else compiled.units_for(changed) | compiled.timed_units
+                    )
+                    members = compiled.members(values, at, live.members, dirty)
+                if members != live.members:
+                    cause = _causes(compiled, step.base, changed, self._removed_rule)
+                    pending.changes += diff_members(pid, live.members, members, at, cause)
+                self._reschedule(pid, live, values, at, changed, step.timers_ready)
+                live.values, live.members, live.fresh = values, members, False
+                pending.touched[pid] = live
+            except Exception as exc:
+                if not isolate:
+                    raise
+                self._isolate(pid, step.message_ids, exc, pending)
+
+    def _vectorised(
+        self, ready: list[tuple[_Step, dict[str, Any], set[str]]]
+    ) -> dict[str, frozenset[str]] | None:
+        """Every unit of the ready profiles in one pass, or None (too few, or it failed)."""
+        if not ready or len(ready) < self.batch_minimum:
+            return None
+        if not self._decider_built:
+            self._decider, self._decider_built = batch_decider(self.compiled), True
+        decider = self._decider
+        if decider is None:
+            return None
+        try:
+            return decider.decide([(s.pid, values, s.at) for s, values, _ in ready])
+        except Exception:  # a value the batch cannot carry: each profile on its own
+            log.warning("vectorised membership pass failed; deciding profile by profile",
+                        exc_info=True)  # fmt: skip
+            return None
 
     def _removed_rule(self, segment: str) -> str | None:
         """The last recorded rule of a segment no longer defined (looked up once)."""
@@ -263,10 +337,18 @@ class RealtimeEngine:
         return self._rules_removed[segment]
 
     def _reschedule(
-        self, pid: str, live: Live, values: Mapping[str, Any], at: datetime, changed: set[str]
+        self,
+        pid: str,
+        live: Live,
+        values: Mapping[str, Any],
+        at: datetime,
+        changed: set[str],
+        ready: bool = False,
     ) -> None:
+        # ``ready``: each leaf's next flip after an instant before ``at`` is known; one later
+        # than ``at`` whose traits kept their values is still the next flip
         transitions = live.transitions
-        fresh = live.fresh
+        fresh = live.fresh and not ready
         for index, timer in enumerate(self.compiled.timers):
             cached = transitions.get(index, at)
             if (
@@ -284,45 +366,70 @@ class RealtimeEngine:
     def _fire(self, as_of: datetime, pending: _Pending, batch: Sequence[Event] = ()) -> None:
         # A profile loaded here is rebuilt without the ``batch`` events (they are applied
         # after the firing, not twice); catching up, one with events in the batch is decided
-        # once with them.
+        # once with them. Due profiles are decided in rounds, each at its own instant, a
+        # profile at most once per round (its next transition, if also due, in the next);
+        # the changes are then put in time order, as firing one by one would have made them.
         exclude = {e.message_id for e in batch}
         profiles = {e.profile_id for e in batch}
         heap = self._schedule()
         self._preload(heap, as_of, exclude)
+        start = len(pending.changes)
         while heap and heap[0][0] <= as_of:
-            due, pid = heapq.heappop(heap)
-            if self._owns is not None and not self._owns(pid):  # another worker's now
-                self._live.pop(pid, None)
-                continue
-            self._ensure([pid], exclude)
-            live = self._live[pid]
-            if live.due != due:
-                continue
-            if live.fresh and pid in profiles and self._catching_up:
-                # Its stored memberships may already reflect these stored events (a crash, a
-                # batch refresh) while its trait state does not: decide every unit once they
-                # are folded, at ``as_of``, rather than undo and redo memberships now.
-                live.due = None
-                continue
-            if live.fresh:  # the values an instant before, for the causes
-                before = due - _US
-                live.values = self.compiled.traits.values(live.state, before)
-                # A batch refresh writes schedule rows up to 1 ms early: when nothing can
-                # change by ``due``, wait for the exact instant instead of deciding now.
-                exact = self._earliest(live, live.values, before)
-                if exact is not None and exact > due:
-                    live.due = exact
-                    heapq.heappush(heap, (exact, pid))
-                    pending.touched[pid] = live
+            steps: list[_Step] = []
+            later: list[tuple[datetime, str]] = []
+            chosen: set[str] = set()
+            while heap and heap[0][0] <= as_of:
+                due, pid = heapq.heappop(heap)
+                if self._owns is not None and not self._owns(pid):  # another worker's now
+                    self._live.pop(pid, None)
                     continue
-                # Decide every unit (``fresh``): the stored memberships may come from a batch
-                # refresh that saw events the stored trait state lacks (they are in this batch
-                # or a later one), so "only what time changed" would keep stale members.
+                if pid in chosen:
+                    later.append((due, pid))
+                    continue
+                step = self._due_step(due, pid, exclude, profiles, pending)
+                if step is not None:
+                    chosen.add(pid)
+                    steps.append(step)
+            for entry in later:
+                heapq.heappush(heap, entry)
+            self._decide(steps, pending)
+        if len(pending.changes) > start:
+            fired = pending.changes[start:]
+            fired.sort(key=lambda c: (c.occurred_at, c.profile_id))
+            pending.changes[start:] = fired
+
+    def _due_step(
+        self, due: datetime, pid: str, exclude: set[str], profiles: set[str], pending: _Pending
+    ) -> _Step | None:
+        """The evaluation a popped schedule entry asks for, or None (stale, or postponed)."""
+        self._ensure([pid], exclude)
+        live = self._live[pid]
+        if live.due != due:
+            return None
+        if live.fresh and pid in profiles and self._catching_up:
+            # Its stored memberships may already reflect these stored events (a crash, a
+            # batch refresh) while its trait state does not: decide every unit once they
+            # are folded, at ``as_of``, rather than undo and redo memberships now.
             live.due = None
-            try:
-                self._evaluate(pid, live, due, {"source": "time"}, pending)
-            except Exception as exc:  # one profile's failure must not stop the others
-                self._isolate(pid, [None], exc, pending)
+            return None
+        if live.fresh:  # the values an instant before, for the causes
+            before = due - _US
+            live.values = self.compiled.traits.values(live.state, before)
+            # A batch refresh writes schedule rows up to 1 ms early: when nothing can
+            # change by ``due``, wait for the exact instant instead of deciding now.
+            exact = self._earliest(live, live.values, before)
+            if exact is not None and exact > due:
+                live.due = exact
+                heapq.heappush(self._schedule(), (exact, pid))
+                pending.touched[pid] = live
+                return None
+            # Decide every unit (``fresh``): the stored memberships may come from a batch
+            # refresh that saw events the stored trait state lacks (they are in this batch
+            # or a later one), so "only what time changed" would keep stale members.
+            live.due = None
+            return _Step(pid, live, due, {"source": "time"}, [None], timers_ready=True)
+        live.due = None
+        return _Step(pid, live, due, {"source": "time"}, [None])
 
     def _isolate(
         self, pid: str, message_ids: list[str | None], exc: Exception, pending: _Pending
@@ -523,6 +630,7 @@ class RealtimeEngine:
             self._all_units = frozenset(u.index for u in compiled.plan.units)
             self._live.clear()
             self._heap = None
+            self._decider, self._decider_built = None, False  # built from the new rules
             self._sync_definitions(as_of)
 
     def _sync_definitions(self, as_of: datetime) -> None:

@@ -83,7 +83,9 @@ def values_json(values: Mapping[str, Any]) -> str:
 
     def default(value: Any) -> Any:
         if isinstance(value, datetime):
-            return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            # the wall time as written, with "Z" (isoformat is several times faster
+            # than strftime, and this runs for every timestamp trait of every profile)
+            return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
         raise TypeError(type(value).__name__)
 
     return orjson.dumps(values, default=default, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()

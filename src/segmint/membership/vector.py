@@ -1,0 +1,126 @@
+"""Deciding many profiles' memberships in one pass: the segment SQL over a batch of rows.
+
+The real-time engine works a batch at a time (:mod:`segmint.membership.realtime`): the trait
+values of every profile a batch touches (or that time moves) are gathered into one Arrow
+table, and :class:`BatchDecider` runs the segment statement the batch refresh runs
+(:func:`segmint.membership.segsql.segment_columns_query`, rules, parents, exclusive groups,
+defaults and ``in_segment``) over it in an in-process DuckDB, whatever the store. Each row
+carries its own evaluation instant (column ``__as_of``, the rules' ``now()`` through
+:class:`segmint.rules.SqlNow`), so a profile fired by time is decided at its exact instant
+in the same pass as profiles decided at the batch's instant.
+
+Why SQL over the batch and not a second, vectorised rule compiler: the rules already
+compile to SQL, and that compiler is proven to agree with the Python one (three-valued
+logic included) by the rule agreement and reconciliation property tests; the statement is
+built once per workspace (the instant is a column, not a literal), and DuckDB evaluates it
+column-wise. A pass has a fixed cost (DuckDB binds and plans the layered statement each
+time, ~16 ms for 50 segments), so the engine decides steps of fewer than
+:data:`MINIMUM` profiles with the Python closures instead.
+
+Trait types map to Arrow as the batch refresh stores them: ``number`` as DOUBLE, ``string``,
+``boolean``, ``timestamp`` as naive UTC microseconds. A workspace whose rules read a
+``list`` trait gets no decider (:func:`batch_decider` returns None) and keeps the closures.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from sqlglot import exp
+
+from segmint.membership.compiled import CompiledSegments
+from segmint.membership.segsql import read_traits, segment_columns_query
+from segmint.rules import SqlNow
+
+TABLE = "__segmint_batch"
+AS_OF = "__as_of"
+_ARROW: dict[str, pa.DataType] = {
+    "number": pa.float64(),
+    "string": pa.string(),
+    "boolean": pa.bool_(),
+    "timestamp": pa.timestamp("us"),
+}
+MINIMUM = 512
+"""Below this many profiles a step is decided by the Python closures: a pass costs about
+16 ms of planning and setup whatever its size, then ~15 µs a profile, against ~47 µs a
+profile for the closures deciding every unit (50 segments, measured)."""
+
+
+class BatchDecider:
+    """Decides every segment for many profiles at once, each at its own instant.
+
+    Args:
+        compiled: The workspace's compiled segments.
+        traits: The traits the rules read, with their types (see :func:`batch_decider`).
+    """
+
+    def __init__(self, compiled: CompiledSegments, traits: Mapping[str, str]) -> None:
+        now = SqlNow(base=exp.column(AS_OF, quoted=True))
+        source = exp.to_table(TABLE, quoted=True)
+        query, self.names = segment_columns_query(
+            compiled, dialect="duckdb", as_of=now, source=source
+        )
+        self.sql = query.sql(dialect="duckdb")
+        self.traits = dict(traits)
+        self.schema = pa.schema(
+            [("profile_id", pa.string()), (AS_OF, pa.timestamp("us"))]
+            + [(name, _ARROW[kind]) for name, kind in self.traits.items()]
+        )
+        # one thread: the pass is small and the server's other cores belong to intake
+        self._conn = duckdb.connect(":memory:", config={"threads": 1})
+        self._lock = threading.Lock()
+
+    def decide(
+        self, rows: Sequence[tuple[str, Mapping[str, Any], datetime]]
+    ) -> dict[str, frozenset[str]]:
+        """The memberships of each ``(profile_id, trait values, as_of)`` row.
+
+        A profile appears at most once in ``rows``.
+        """
+        if not rows:
+            return {}
+        columns: list[pa.Array] = [
+            pa.array([r[0] for r in rows], pa.string()),
+            pa.array([_naive(r[2]) for r in rows], pa.timestamp("us")),
+        ]
+        for name, kind in self.traits.items():
+            values = [r[1].get(name) for r in rows]
+            if kind == "timestamp":
+                values = [None if v is None else _naive(v) for v in values]
+            elif kind == "number":
+                values = [None if v is None else float(v) for v in values]
+            columns.append(pa.array(values, _ARROW[kind]))
+        table = pa.Table.from_arrays(columns, schema=self.schema)
+        names = self.names
+        with self._lock:
+            self._conn.register(TABLE, table)
+            try:
+                result = self._conn.execute(self.sql).fetchall()
+            finally:
+                self._conn.unregister(TABLE)
+        return {
+            row[0]: frozenset(n for n, flag in zip(names, row[1:], strict=True) if flag)
+            for row in result
+        }
+
+    def close(self) -> None:
+        """Close the in-process database."""
+        self._conn.close()
+
+
+def batch_decider(compiled: CompiledSegments) -> BatchDecider | None:
+    """The workspace's batch decider, or None when its rules read a type it cannot carry."""
+    types = compiled.catalog.types()
+    read = read_traits(compiled)
+    if any(types[name] not in _ARROW for name in read):
+        return None
+    return BatchDecider(compiled, {name: types[name] for name in read})
+
+
+def _naive(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
