@@ -328,7 +328,11 @@ class Follower:
             except Exception:
                 log.exception("real time could not apply other writers' events; retrying")
             self._publish()
-            if not self._behind:
+            if self._behind:
+                continue
+            if self.feed.listening:  # PostgreSQL: until a writer commits, or the interval
+                self.feed.wait(self.interval)
+            else:
                 self._wake.wait(self.interval)
 
     def _publish(self) -> None:
