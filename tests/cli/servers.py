@@ -12,10 +12,10 @@ import httpx
 
 
 def start_server(ws: Path, port: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start ``segmint serve`` on ``ws`` and wait (up to a minute) until it answers."""
+    """Start ``segmint serve`` on ``ws`` and wait until it answers (3 min: a loaded machine)."""
     cmd = [sys.executable, "-m", "segmint", "-w", str(ws), "serve", "--port", str(port)]
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180
     while True:
         if server.poll() is not None:
             raise AssertionError(server.stderr.read().decode() if server.stderr else "")

@@ -160,3 +160,22 @@ def test_merges_come_through_the_feed(store: Store) -> None:
     assert [(m.from_profile, m.into_profile) for m in batch.merges] == [("a", "b")]
     assert feed.read().merges == []
     feed.close()
+
+
+@pytest.mark.postgres
+def test_a_commit_of_events_wakes_the_feed(pg_store: Store) -> None:
+    import pyarrow as pa
+
+    from segmint.store.schema import EVENT_SCHEMA
+
+    assert isinstance(pg_store, PostgresStore)
+    feed = ChangeFeed(pg_store.reopen(), owned=True)
+    feed.start()
+    assert feed.listening and not feed.wait(0.05)  # nothing committed: the wait times out
+    row = {"message_id": "n1", "type": "track", "event": "Viewed", "profile_id": "p1",
+           "user_id": None, "anonymous_id": None, "timestamp": AT, "received_at": AT,
+           "source": "t", "properties": "{}", "traits": None, "context": None}  # fmt: skip
+    pg_store.append_events(pa.Table.from_pylist([row], schema=EVENT_SCHEMA))
+    assert feed.wait(10)
+    assert [e.message_id for e in feed.read().events] == ["n1"]
+    feed.close()

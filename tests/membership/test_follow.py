@@ -67,8 +67,11 @@ def _run(ws: Workspace, ops: list[tuple[str, int, int]]) -> None:
     for n, (kind, count, person) in enumerate(ops):
         if kind == "step":
             follower.step()
+        elif kind == "own":
+            own.submit(_orders(kind, n, count, person), source=kind)
         else:
-            (own if kind == "own" else other).submit(_orders(kind, n, count, person), source=kind)
+            other.submit(_orders(kind, n, count, person), source=kind)
+            follower.written_elsewhere(False)  # what the DuckDB holder says after a write
     while follower.step():
         pass
     engine.checkpoint(NOW)

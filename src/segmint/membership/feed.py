@@ -144,6 +144,7 @@ class ChangeFeed:
     def __init__(self, store: Store, chunk: int = CHUNK, *, owned: bool = False) -> None:
         self.store = store
         self.owned = owned
+        self.listening = False
         self.chunk = chunk
         self.postgres = store.dialect == "postgres"
         columns = "from_profile, into_profile"
@@ -152,6 +153,10 @@ class ChangeFeed:
 
     def start(self) -> None:
         """Begin after everything committed now (those are caught up another way)."""
+        listen = getattr(self.store, "listen", None)
+        if listen is not None:  # PostgreSQL: writers notify at commit
+            listen()
+            self.listening = True
         with self.store.transaction():
             xmin = self._xmin()
             for stream in (self._events, self._merges):
@@ -175,6 +180,13 @@ class ChangeFeed:
         events = [row_to_event(row) for row in rows]
         found = [FeedMerge(str(a), str(b)) for a, b, _ in merges]
         return FeedBatch(events, found, more_events or more_merges)
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a writer's commit notice (PostgreSQL).
+
+        A notice only hastens the next read: a missed one costs at most ``timeout``.
+        """
+        return bool(self.listening and self.store.wait_notified(timeout))  # type: ignore[attr-defined]
 
     def backlog(self) -> int:
         """Events committed and not yet read (counted by a query; for the lag figure)."""

@@ -142,6 +142,10 @@ class Follower:
         self.monotonic = monotonic
         self.key = f"{LAG_KEY}{socket.gethostname()}:{os.getpid()}"
         self._lock = threading.Lock()
+        self._quiet = threading.Condition(self._lock)  # notified as own events are applied
+        self._gate = threading.RLock()  # held while others' events are read and applied
+        self._unapplied: set[str] = set()  # own events claimed, not yet through the listener
+        self._foreign = True  # others' events may wait in the feed (DuckDB: told per write)
         self._own: set[str] = set()
         self._own_merges: set[tuple[str, str]] = set()
         self._running = 0  # events of the batch the engine works on (own or fed)
@@ -163,26 +167,46 @@ class Follower:
     # --- the server's own intake -----------------------------------------------------
 
     def claim(self, message_ids: Iterable[str]) -> None:
-        """The intake is about to write these messages (its listener applies them)."""
-        with self._lock:
+        """The intake is about to write these messages (its listener applies them).
+
+        Waits while the feed applies a batch: the engine rebuilds a profile it has not
+        loaded from the stored events, so no event of this server may be stored and not
+        yet applied while it applies others' (it would be folded twice).
+        """
+        with self._gate, self._lock:
             self._own.update(message_ids)
+            self._unapplied.update(message_ids)
 
     def release(self, message_ids: Iterable[str]) -> None:
         """The intake did not store these (duplicates, quarantined, a failed commit)."""
         with self._lock:
             self._own.difference_update(message_ids)
+            self._unapplied.difference_update(message_ids)
+            self._quiet.notify_all()
 
     def __call__(self, events: Sequence[Event], merges: Sequence[Any] = ()) -> None:
         """Intake listener: apply the server's own committed batch at once (if it leads).
 
+        Others' events committed before it are applied first (a profile the engine
+        rebuilds from the store would otherwise fold them, and the feed apply them again).
         A server that does not lead leaves its events to the leader's feed.
         """
-        if not self.leading:
-            self.release([e.message_id for e in events])
-            return
-        with self._lock:
-            self._own_merges.update(merge_keys(merges))
-        self._apply(lambda: self.engine(events, merges), len(events))
+        ids = [e.message_id for e in events]
+        try:
+            if not self.leading:
+                with self._lock:
+                    self._own.difference_update(ids)
+                return
+            with self._gate:
+                if self.feed.postgres or self._foreign:
+                    self._follow()
+                with self._lock:
+                    self._own_merges.update(merge_keys(merges))
+                self._apply(lambda: self.engine(events, merges), len(events))
+        finally:
+            with self._lock:
+                self._unapplied.difference_update(ids)
+                self._quiet.notify_all()
 
     @property
     def leading(self) -> bool:
@@ -232,19 +256,36 @@ class Follower:
         """
         if derived:
             self._invalidate = True
+        self._foreign = True
         self._wake.set()
 
     def step(self) -> int:
         """Read the feed once and apply what other writers committed; return how many events.
 
-        A batch the engine failed to apply is kept and tried again before reading on.
+        Runs when none of this server's own stored events waits for its listener (0 if
+        that does not happen within a second). A batch the engine failed to apply is kept
+        and tried again before reading on.
         """
         if not self.lead(self.clock.now()):
             return 0  # another server applies the events
+        deadline = self.monotonic() + 1.0
+        while True:
+            with self._lock:
+                self._quiet.wait_for(lambda: not self._unapplied, timeout=self.interval)
+            with self._gate:  # no own write starts while this one reads and applies
+                with self._lock:
+                    busy = bool(self._unapplied)
+                if not busy:
+                    return self._follow()
+            if self.monotonic() > deadline or self._stop.is_set():
+                return 0
+
+    def _follow(self) -> int:
         if self._invalidate:
             self._invalidate = False
             self.engine.invalidate()
         if self._retry is None:
+            self._foreign = False
             batch = self.feed.read()
             self._note_behind(batch.more)
             with self._lock:
@@ -328,7 +369,11 @@ class Follower:
             except Exception:
                 log.exception("real time could not apply other writers' events; retrying")
             self._publish()
-            if not self._behind:
+            if self._behind:
+                continue
+            if self.feed.listening:  # PostgreSQL: until a writer commits, or the interval
+                self.feed.wait(self.interval)
+            else:
                 self._wake.wait(self.interval)
 
     def _publish(self) -> None:

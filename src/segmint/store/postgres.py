@@ -20,6 +20,9 @@ from segmint.store.base import migrate
 from segmint.store.errors import StoreError, StoreUnavailable
 from segmint.store.schema import EVENT_COLUMNS, EVENT_SCHEMA
 
+EVENTS_CHANNEL = "'segmint_events_' || md5(current_schema())"
+"""SQL for the NOTIFY channel of the schema's new events (a name short enough for any schema)."""
+
 
 def safe_url(url: str) -> str:
     """Return ``url`` with any password replaced by ``***``."""
@@ -138,15 +141,30 @@ class PostgresStore:
             with cur.copy(f"COPY _segmint_batch ({cols}) FROM STDIN (FORMAT csv)") as copy:
                 copy.write(buf.getvalue())
             cur.execute(insert)
-            if returning:
-                return {r[0]: int(r[1]) for r in cur.fetchall()}
-            return cur.rowcount
+            found = {r[0]: int(r[1]) for r in cur.fetchall()} if returning else cur.rowcount
+            # delivered at commit: servers' change feeds read at once (segmint.membership.feed)
+            cur.execute(f"SELECT pg_notify({EVENTS_CHANNEL}, '')")
+            return found
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Run the block in one transaction (nested blocks become savepoints)."""
         with self._lock, self._con.transaction():
             yield
+
+    def listen(self) -> None:
+        """Be notified when any connection commits events to this schema."""
+        with self._lock:
+            channel = self._con.execute(f"SELECT {EVENTS_CHANNEL}").fetchone()
+            assert channel is not None
+            self._con.execute(f'LISTEN "{channel[0]}"')
+
+    def wait_notified(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for events committed (after :meth:`listen`)."""
+        with self._lock:
+            for _ in self._con.notifies(timeout=timeout, stop_after=1):
+                return True
+        return False
 
     def reopen(self) -> PostgresStore:
         """Another store on the same database and schema, with a connection of its own."""
