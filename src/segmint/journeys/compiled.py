@@ -80,9 +80,10 @@ class CompiledJourney:
     def template(self, step: Step, profile_id: str) -> str:
         """The template of a send step for this profile (a variant, deterministically)."""
         assert step.send is not None  # noqa: S101
-        if not step.variants:
-            return step.send
-        choices = (step.send, *step.variants)
+        names = [v for v in step.variants if isinstance(v, str)]
+        if not names:
+            return step.send  # (an experiment's arms are chosen by assignment instead)
+        choices = (step.send, *names)
         digest = hashlib.sha256(f"{self.name}\0{step.name}\0{profile_id}".encode()).digest()
         return choices[int.from_bytes(digest[:8], "big") % len(choices)]
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from segmint.clock import Clock, FixedClock
 from segmint.common import batched, in_lists
+from segmint.config.measure import VariantDef
 from segmint.config.model import CampaignDef
 from segmint.deliver.campaign import envelope_address, message_id_for
 from segmint.deliver.compose import TemplateComposer
@@ -43,6 +44,7 @@ from segmint.deliver.gate import ConsentGate, address_of
 from segmint.deliver.ledger import Bounce, SendLedger, claim_many, send_key
 from segmint.deliver.links import LinkSigner
 from segmint.deliver.policy import (
+    Decision,
     DeliveryPolicy,
     Message,
     SendTimes,
@@ -215,7 +217,7 @@ class JourneyEngine:
             for name, step in journey.steps.items():
                 if step.send is None:
                     continue
-                for template in (step.send, *step.variants):
+                for template in (step.send, *(v for v in step.variants if isinstance(v, str))):
                     self._composer(journey.name, name, template, journey.campaign(name, template))
 
     def listen(self) -> None:
@@ -653,12 +655,14 @@ class JourneyEngine:
             )  # fmt: skip
             messages[id(message)] = (inst, at)
             queue.append(message)
-        go: list[tuple[Instance, datetime, Profile]] = []
+        arms = self._arms(batch.sends)
+        go: list[tuple[Instance, datetime, Profile, str | None]] = []
         for message in by_priority(queue):
             inst, at = messages[id(message)]
-            decision = policy.decide(message)
+            arm = arms.get(inst.instance_id)
+            decision = self._arm_decision(inst, at, arm) or policy.decide(message)
             if decision.action == "send":
-                go.append((inst, at, message.profile))
+                go.append((inst, at, message.profile, arm.name if arm else None))
             elif decision.action == "delay":
                 inst.due = decision.at
                 self.report.delayed[decision.reason or ""] += 1
@@ -670,10 +674,56 @@ class JourneyEngine:
         if go:
             self._deliver(go, batch)
 
+    def _arms(self, sends: Sequence[tuple[Instance, datetime]]) -> dict[str, VariantDef]:
+        """The experiment arm of each instance whose send step has arms.
+
+        Assigned now, recorded and sticky; the recorded winner once the experiment has one.
+        """
+        from segmint.config.measure import experiments_of
+        from segmint.measure.assign import assign
+        from segmint.measure.experiments import decide_winner
+
+        groups: dict[str, list[tuple[Instance, datetime]]] = {}
+        for inst, at in sends:
+            step = self.journeys[inst.journey].steps[inst.step or ""]
+            if any(isinstance(v, VariantDef) for v in step.variants):
+                groups.setdefault(f"{inst.journey}.{inst.step}", []).append((inst, at))
+        if not groups:
+            return {}
+        known = experiments_of(self.definition)
+        out: dict[str, VariantDef] = {}
+        for name, members in groups.items():
+            exp = known[name][0]
+            first = min(at for _, at in members)
+            winner = decide_winner(self.store, self.definition, name, first)
+            chosen = assign(self.store, name, exp.variants, [i.profile_id for i, _ in members],
+                            first, winner=winner)  # fmt: skip
+            by_name = {v.name: v for v in exp.variants}
+            for inst, _ in members:
+                arm = by_name.get(chosen[inst.profile_id])
+                if arm is not None:
+                    out[inst.instance_id] = arm
+        return out
+
+    @staticmethod
+    def _arm_decision(inst: Instance, at: datetime, arm: VariantDef | None) -> Decision | None:
+        """A holdout arm skips the message; a send-time arm waits for its delay."""
+        if arm is None:
+            return None
+        if arm.holdout:
+            return Decision("skip", at, "holdout")
+        if arm.delay is not None:
+            since = inst.step_since or at
+            if at < since + arm.delay:
+                return Decision("delay", since + arm.delay, "variant_delay")
+        return None
+
     def _after(self, inst: Instance) -> str | None:
         return self.journeys[inst.journey].next_of(inst.step or "")
 
-    def _deliver(self, go: list[tuple[Instance, datetime, Profile]], batch: _Batch) -> None:
+    def _deliver(
+        self, go: list[tuple[Instance, datetime, Profile, str | None]], batch: _Batch
+    ) -> None:
         """Claim, send and mark the messages, a few at a time.
 
         At most ``2 × pool_size`` rows are claimed and not yet marked at any moment: all a
@@ -694,14 +744,14 @@ class JourneyEngine:
 
     def _deliver_chunk(
         self,
-        go: Sequence[tuple[Instance, datetime, Profile]],
+        go: Sequence[tuple[Instance, datetime, Profile, str | None]],
         batch: _Batch,
         loop: asyncio.AbstractEventLoop,
         transport: EmailTransport,
     ) -> None:
         ws = self.definition
         ready: list[tuple[Instance, datetime, bytes, str, str, SendLedger, str]] = []
-        for inst, at, profile in go:
+        for inst, at, profile, arm in go:
             journey = self.journeys[inst.journey]
             name = inst.step or ""
             template = journey.template(journey.steps[name], inst.profile_id)
@@ -714,7 +764,7 @@ class JourneyEngine:
             message_id = message_id_for(send_key(ledger.campaign, inst.profile_id), campaign.sender)
             try:
                 composer = self._composer(inst.journey, name, template, campaign)
-                data = composer(profile, to=address, message_id=message_id,
+                data = composer(profile, to=address, message_id=message_id, variant=arm,
                                 campaign=ledger.campaign)  # fmt: skip
             except TemplateRenderError as exc:
                 self.report.failed[f"render_error:{exc.reason}"] += 1

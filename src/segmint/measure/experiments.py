@@ -153,8 +153,9 @@ def arm_counts_query(dialect: str, window: str, revenue: str) -> str:
     A person counts once, in the arm of their first assignment: a profile merged away
     counts for its survivor (whose events intake moved).
 
-    Parameters: experiment, as_of (assignments), campaign, as_of (engagement), the
-    conversion event, as_of (conversions).
+    Parameters: experiment, as_of (assignments), campaign and a LIKE pattern of it (a
+    journey step's ``campaign:%``), as_of (engagement), the conversion event, as_of
+    (conversions).
     """
     campaign = sql.campaign(dialect)
     human_open, human_click = (
@@ -177,7 +178,7 @@ def arm_counts_query(dialect: str, window: str, revenue: str) -> str:
                    max(CASE WHEN event = '{CLICKED}' AND {human_click} THEN 1 ELSE 0 END) AS c
             FROM events
             WHERE type = 'track' AND event IN ('{OPENED}', '{CLICKED}')
-              AND {campaign} = ? AND timestamp <= ?
+              AND ({campaign} = ? OR {campaign} LIKE ?) AND timestamp <= ?
             GROUP BY profile_id
         ),
         e AS (
@@ -235,7 +236,10 @@ def experiment_report(
         sql.interval(settings.window),
         sql.revenue(store.dialect, settings.revenue_properties),
     )
-    rows = store.fetchall(query, [name, at, exp.campaign, at, settings.conversion_event, at])
+    # a journey step's messages carry its campaign and ``:ENTRY``; a campaign's, its name
+    like = f"{exp.campaign}:%" if exp.campaign.startswith("journey:") else exp.campaign
+    params = [name, at, exp.campaign, like, at, settings.conversion_event, at]
+    rows = store.fetchall(query, params)
     _fill(arms, rows)
     report = ExperimentReport(
         name, exp.campaign, exp.metric, _method(exp.metric, exp.sequential), exp.alpha,
