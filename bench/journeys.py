@@ -161,10 +161,11 @@ def lateness(root: Path) -> list[float]:
     dues = [now + timedelta(seconds=1.0 + 3.0 * i / count) for i in range(count)]
     add_instances(ws, dues)
     service.wake()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while sink.count < count and time.monotonic() < deadline:
         time.sleep(0.05)
     service.close()
+    service.thread.join()  # a busy machine may keep the last round past close's 5 s
     ws.close()
     return [
         (sink.arrived[f"p{i}@example.com"] - due.timestamp()) * 1000

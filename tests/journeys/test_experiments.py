@@ -91,3 +91,21 @@ def test_step_arms_are_checked_at_load(shop: Shop) -> None:
     assert "segmint.yaml:" in str(caught.value)  # with its position
     edit(shop.path, "{name: late, template: no_such_tpl}", "{name: late, delay: 3h}")
     shop.workspace = Workspace.open(shop.path)  # (the fixture closes it)
+
+
+def test_a_typo_in_an_arm_is_reported_once_with_its_position(shop: Shop) -> None:
+    import pytest
+
+    from segmint.config.errors import ConfigError
+    from segmint.workspace import Workspace
+
+    bad = ARMS.replace("{name: late, delay: 3h}", "{name: late, dealy: 3h}")
+    edit(shop.path, "      - {name: reminder, send: cart_reminder, topic: offers}\n", bad)
+    shop.workspace.close()
+    with pytest.raises(ConfigError) as caught:
+        Workspace.open(shop.path)
+    text = str(caught.value)
+    assert "unknown key 'dealy'" in text and "did you mean 'delay'" in text
+    assert "valid string" not in text  # the arm is not also tried as a template name
+    edit(shop.path, "dealy: 3h", "delay: 3h")
+    shop.workspace = Workspace.open(shop.path)  # (the fixture closes it)

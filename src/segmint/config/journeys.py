@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 from datetime import time, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from segmint.common import parse_duration
 from segmint.config.measure import AutoWinnerDef, Metric, VariantDef
@@ -100,6 +100,14 @@ class Route(Strict):
     next: str | None = None
 
 
+Variant = Annotated[
+    Annotated[str, Tag("<template>")] | Annotated[VariantDef, Tag("<arm>")],
+    Discriminator(lambda v: "<template>" if isinstance(v, str) else "<arm>"),
+]
+"""A send step's variant: a template name, or an experiment arm (a mapping). Validated as
+the one its shape says, so a typo in an arm is reported once, as an arm's."""
+
+
 class Step(Strict):
     """One journey step: exactly one of its kinds (see :data:`STEP_KINDS`).
 
@@ -139,7 +147,7 @@ class Step(Strict):
     topic: str | None = None
     subject: str | None = None
     from_: str | None = Field(default=None, alias="from")
-    variants: tuple[str | VariantDef, ...] = ()
+    variants: tuple[Variant, ...] = ()
     metric: Metric = "conversion"
     auto_winner: AutoWinnerDef | None = None
     send_time: Literal["now", "optimal"] = "now"
