@@ -95,6 +95,16 @@ def workspace(path: Path, n: int, due: datetime) -> Workspace:
             "INSERT INTO memberships (segment, profile_id, entered_at) "
             "SELECT 'vip', profile_id, as_of FROM trait_values",
         )
+        # known people, as intake would have left them: their announced deliveries
+        # (``Email Delivered``) resolve to them instead of making new profiles
+        store.execute(
+            "INSERT INTO profiles (profile_id, created_at, updated_at) "
+            "SELECT profile_id, as_of, as_of FROM trait_values"
+        )
+        store.execute(
+            "INSERT INTO identities (kind, value, profile_id, first_seen_at) "
+            "SELECT 'user_id', profile_id, profile_id, as_of FROM trait_values"
+        )
     return ws
 
 

@@ -120,6 +120,12 @@ class CompiledJourney:
         return found
 
     @cached_property
+    def trigger_segments(self) -> frozenset[str]:
+        """The segments whose entries or exits start the journey."""
+        trigger = self.definition.trigger
+        return frozenset(s for s in (trigger.segment_entry, trigger.segment_exit) if s)
+
+    @cached_property
     def events(self) -> frozenset[str]:
         """Every event name the journey listens to."""
         names = {c.event for c in self.definition.exit_when if c.event}

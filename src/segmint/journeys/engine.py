@@ -71,6 +71,8 @@ EVENTS_CURSOR = "journeys.events_seq"
 CHANGES_CURSOR = "journeys.changes_id"
 STARTED = "journeys.started."
 RESCAN = 1.0
+ANNOUNCE_EVERY = 1.0
+"""Seconds between announcements of a listening engine (see _maybe_announce)."""
 """Seconds between trigger reads of a listening engine that heard nothing (see listen)."""
 MAX_HOPS = 100  # steps one instance may take at one instant (a loop of branches ends here)
 log = logging.getLogger(__name__)
@@ -173,6 +175,7 @@ class JourneyEngine:
         self._listening = False
         self._dirty = True
         self._scanned = 0.0
+        self._announced = 0.0
 
     # -- the public loop -------------------------------------------------------------------
 
@@ -253,7 +256,7 @@ class JourneyEngine:
             while True:
                 due = self.instances.due(until, self.batch)
                 if not due:
-                    self._announce()  # (what a dead process left, found by _recover)
+                    self._maybe_announce()  # (and what a dead process left: _recover)
                     return done
                 batch = _Batch()
                 for inst in due:
@@ -269,7 +272,7 @@ class JourneyEngine:
                     i.status == ACTIVE and i.due is not None and i.due <= until
                     for i in batch.touched.values()
                 )
-                self._announce()
+                self._maybe_announce()
                 if len(due) < self.batch and not again:
                     return done  # nothing else can be due: spare the query
 
@@ -367,16 +370,24 @@ class JourneyEngine:
         self._since = self._started(seq, after)
         changes = read_changes(self.store, after_id=after)
         cursors = {CHANGES_CURSOR: max([after, *(c.id or 0 for c in changes)])}
+        watched = {s for j in self.journeys.values() for s in j.trigger_segments}
         items: list[tuple[datetime, tuple[int, int], _Item]] = [
-            (c.occurred_at, (0, c.id or 0), c) for c in changes
-        ]
-        where = ""
+            (c.occurred_at, (0, c.id or 0), c) for c in changes if c.segment in watched
+        ]  # (other segments' changes start nothing: read past them)
         params: list[Any] = [seq]
-        if self.rules is None:
-            names = sorted(self._listened)
-            marks = ", ".join("?" for _ in names) or "NULL"
-            where = f"AND event IN ({marks})"
-            params += names
+        names = sorted(self._listened)
+        marks = ", ".join("?" for _ in names) or "NULL"
+        where = f"AND (event IN ({marks})"
+        params += names
+        ruled = sorted(n for n, j in self.journeys.items() if j.rules)
+        if self.rules is not None and ruled:
+            # any event may change a rule, but only for people in a journey with rules
+            where += (
+                " OR profile_id IN (SELECT profile_id FROM journey_instances WHERE "
+                f"status = 'active' AND journey IN ({', '.join('?' for _ in ruled)}))"
+            )
+            params += ruled
+        where += ")"
         rows = self.store.fetchall(
             f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? {where} ORDER BY seq",
             params,
@@ -890,6 +901,20 @@ class JourneyEngine:
                 "AND NOT coalesce(bounce_announced, FALSE)))"
             )}  # fmt: skip
         self._recovered = True
+
+    def _maybe_announce(self) -> None:
+        """Announce now, or, in a listening server, at most every :data:`ANNOUNCE_EVERY` s.
+
+        Announcing submits events through intake (and real-time membership reads them):
+        a server that did it after every round would keep the next due step waiting. The
+        ledger remembers what is unannounced, so waiting loses nothing.
+        """
+        if not self._unannounced:
+            return
+        if self._listening and time.monotonic() - self._announced < ANNOUNCE_EVERY:
+            return
+        self._announced = time.monotonic()
+        self._announce()
 
     def _announce(self) -> None:
         """Announce the ledger's new deliveries and bounces of journey steps."""
