@@ -95,6 +95,16 @@ def workspace(path: Path, n: int, due: datetime) -> Workspace:
             "INSERT INTO memberships (segment, profile_id, entered_at) "
             "SELECT 'vip', profile_id, as_of FROM trait_values",
         )
+        # known people, as intake would have left them: their announced deliveries
+        # (``Email Delivered``) resolve to them instead of making new profiles
+        store.execute(
+            "INSERT INTO profiles (profile_id, created_at, updated_at) "
+            "SELECT profile_id, as_of, as_of FROM trait_values"
+        )
+        store.execute(
+            "INSERT INTO identities (kind, value, profile_id, first_seen_at) "
+            "SELECT 'user_id', profile_id, profile_id, as_of FROM trait_values"
+        )
     return ws
 
 
@@ -113,14 +123,14 @@ def add_instances(ws: Workspace, dues: Sequence[datetime]) -> None:
         insert_rows(store, "journey_instances", columns, rows)
 
 
-def throughput(root: Path) -> tuple[float, float, float]:
+def throughput(root: Path) -> tuple[float, float, float, float, float, float]:
     ws = workspace(root / "journey", N, DUE)
     add_instances(ws, [DUE] * N)
     sink = Sink()
     engine = JourneyEngine(ws, FixedClock(DUE), transport=lambda: sink, batch=5000)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     engine.advance(DUE)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     assert sink.count == N, (sink.count, engine.report)
     steps = engine.report.steps
     ws.close()
@@ -131,12 +141,14 @@ def throughput(root: Path) -> tuple[float, float, float]:
     definition = ws.definition.campaigns["lifecycle_update"]
     composer = TemplateComposer(ws, "lifecycle_update", definition, signer, FixedClock(DUE))
     run = CampaignRun(ws, "lifecycle_update", FixedClock(DUE), sink2, composer, concurrency=64)
-    start = time.perf_counter()
+    start, campaign_cpu = time.perf_counter(), time.process_time()
     report = asyncio.run(run.run())
     campaign_elapsed = time.perf_counter() - start
+    campaign_cpu = time.process_time() - campaign_cpu
     assert sink2.count == N, report.to_dict()
     ws.close()
-    return steps / elapsed, N / elapsed, N / campaign_elapsed
+    return (steps / elapsed, steps / cpu, N / elapsed, N / campaign_elapsed, N / cpu,
+            N / campaign_cpu)  # fmt: skip
 
 
 def lateness(root: Path) -> list[float]:
@@ -159,10 +171,11 @@ def lateness(root: Path) -> list[float]:
     dues = [now + timedelta(seconds=1.0 + 3.0 * i / count) for i in range(count)]
     add_instances(ws, dues)
     service.wake()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while sink.count < count and time.monotonic() < deadline:
         time.sleep(0.05)
     service.close()
+    service.thread.join()  # a busy machine may keep the last round past close's 5 s
     ws.close()
     return [
         (sink.arrived[f"p{i}@example.com"] - due.timestamp()) * 1000
@@ -191,15 +204,26 @@ def state(root: Path) -> tuple[float, float]:
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="segmint-bench-journeys-"))
     try:
-        steps, messages, campaign = throughput(root)
+        steps, steps_cpu, messages, campaign, messages_cpu, campaign_cpu = throughput(root)
         common.report(
-            f"journey steps ({N:,} instances: wait ends, send)", steps, "steps/s",
+            f"journey steps ({N:,} instances: wait ends, send), wall clock", steps, "steps/s",
+            goal=">= 5,000 steps/s per core",
+        )  # fmt: skip
+        # per core: the process's CPU seconds (all its threads), so a busy machine's other
+        # work is not counted against the engine
+        common.report(
+            "journey steps per CPU-second of the process", steps_cpu, "steps/s",
             goal=">= 5,000 steps/s per core",
         )  # fmt: skip
         common.report(
             "journey messages vs the campaign sender (same messages, in-process sink)",
             messages, "messages/s", baseline=campaign, baseline_name="campaign send",
             ratio=messages / campaign,
+        )  # fmt: skip
+        common.report(
+            "journey messages vs the campaign sender, per CPU-second",
+            messages_cpu, "messages/s", baseline=campaign_cpu, baseline_name="campaign send",
+            ratio=messages_cpu / campaign_cpu,
         )  # fmt: skip
         late = sorted(lateness(root))
         p99 = late[min(len(late) - 1, int(len(late) * 0.99))] if late else float("nan")

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import re
 from datetime import time, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from segmint.common import parse_duration
+from segmint.config.measure import AutoWinnerDef, Metric, VariantDef
 from segmint.config.model import Strict
 
 STEP_KINDS = ("send", "wait", "wait_until", "branch", "split", "exit")
@@ -99,6 +100,14 @@ class Route(Strict):
     next: str | None = None
 
 
+Variant = Annotated[
+    Annotated[str, Tag("<template>")] | Annotated[VariantDef, Tag("<arm>")],
+    Discriminator(lambda v: "<template>" if isinstance(v, str) else "<arm>"),
+]
+"""A send step's variant: a template name, or an experiment arm (a mapping). Validated as
+the one its shape says, so a typo in an arm is reported once, as an arm's."""
+
+
 class Step(Strict):
     """One journey step: exactly one of its kinds (see :data:`STEP_KINDS`).
 
@@ -110,7 +119,13 @@ class Step(Strict):
         topic: The consent topic of the message (the workspace's first topic by default).
         subject: A subject overriding the template's.
         from_: The sender (the journey's ``from`` by default).
-        variants: Templates to choose from deterministically per profile (experiments).
+        variants: Templates to choose from deterministically per profile, or an
+            experiment's arms (``{name, subject, template, delay, weight, holdout}``, the
+            control first): arms are assigned, recorded and reported like a campaign's
+            (experiment ``JOURNEY.STEP``).
+        metric: The experiment's primary metric (``open``, ``click``, ``conversion``,
+            ``revenue``).
+        auto_winner: Let the experiment pick its winner (see ``experiments:``).
         send_time: ``now`` (default) or ``optimal``: send at the profile's best hour of the
             week (send-time optimisation).
         when_capped: ``delay`` to the next allowed instant or ``skip`` the message when a
@@ -132,7 +147,9 @@ class Step(Strict):
     topic: str | None = None
     subject: str | None = None
     from_: str | None = Field(default=None, alias="from")
-    variants: tuple[str, ...] = ()
+    variants: tuple[Variant, ...] = ()
+    metric: Metric = "conversion"
+    auto_winner: AutoWinnerDef | None = None
     send_time: Literal["now", "optimal"] = "now"
     when_capped: Literal["delay", "skip"] | None = None
     wait: timedelta | None = None
@@ -162,6 +179,13 @@ class Step(Strict):
             raise ValueError("'wait' must be a positive duration")
         if self.wait_until is not None and self.timeout is None:
             raise ValueError("'wait_until' needs a 'timeout' (how long to wait at most)")
+        arms = [v for v in self.variants if isinstance(v, VariantDef)]
+        if arms and len(arms) != len(self.variants):
+            raise ValueError("'variants' are all template names or all arms, not both")
+        if arms and len(arms) < 2:
+            raise ValueError("an experiment needs at least two arms (the control first)")
+        if len({v.name for v in arms}) != len(arms):
+            raise ValueError(f"variant names must differ: {[v.name for v in arms]}")
         if self.split is not None:
             shares = [r.percent for r in self.split]
             if any(p is None for p in shares) or abs(sum(p or 0 for p in shares) - 100) > 1e-9:

@@ -191,7 +191,9 @@ def _translate(
 
 
 def _is_union_tag(part: Any) -> bool:
-    return isinstance(part, str) and part.startswith("function-")
+    # pydantic's names of validator functions, and the tags of discriminated unions
+    # (``<arm>``: no key of segmint.yaml is spelled with angle brackets)
+    return isinstance(part, str) and (part.startswith("function-") or part.startswith("<"))
 
 
 def _unknown_key(

@@ -153,7 +153,24 @@ def experiments_of(ws: WorkspaceDef) -> dict[str, tuple[ExperimentDef, KeyPath]]
                 campaign=name, variants=campaign.variants, auto_winner=campaign.auto_winner
             )
             found.setdefault(name, (exp, ["campaigns", name, "variants"]))
+    for journey_name, journey in ws.journeys.items():
+        for index, (step_name, step) in enumerate(
+            zip(journey.step_names(), journey.steps, strict=True)
+        ):
+            arms = tuple(v for v in step.variants if isinstance(v, VariantDef))
+            if arms:
+                exp = ExperimentDef(
+                    campaign=journey_step_campaign(journey_name, step_name), variants=arms,
+                    metric=step.metric, auto_winner=step.auto_winner,
+                )  # fmt: skip
+                path: KeyPath = ["journeys", journey_name, "steps", index, "variants"]
+                found.setdefault(f"{journey_name}.{step_name}", (exp, path))
     return found
+
+
+def journey_step_campaign(journey: str, step: str) -> str:
+    """What a journey step's messages carry as their campaign (before ``:ENTRY``)."""
+    return f"journey:{journey}:{step}"
 
 
 def check_experiments(ws: WorkspaceDef, positions: Positions) -> list[ConfigError]:
@@ -161,6 +178,8 @@ def check_experiments(ws: WorkspaceDef, positions: Positions) -> list[ConfigErro
     errors: list[ConfigError] = []
     owner: dict[str, str] = {}
     for name, (exp, path) in experiments_of(ws).items():
+        if path[0] == "journeys":
+            continue  # a journey step's own arms: its step is the campaign
         if exp.campaign not in ws.campaigns:
             hint = did_you_mean(exp.campaign, list(ws.campaigns))
             msg = f"unknown campaign '{exp.campaign}' in experiment '{name}'"

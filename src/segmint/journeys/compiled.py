@@ -80,9 +80,10 @@ class CompiledJourney:
     def template(self, step: Step, profile_id: str) -> str:
         """The template of a send step for this profile (a variant, deterministically)."""
         assert step.send is not None  # noqa: S101
-        if not step.variants:
-            return step.send
-        choices = (step.send, *step.variants)
+        names = [v for v in step.variants if isinstance(v, str)]
+        if not names:
+            return step.send  # (an experiment's arms are chosen by assignment instead)
+        choices = (step.send, *names)
         digest = hashlib.sha256(f"{self.name}\0{step.name}\0{profile_id}".encode()).digest()
         return choices[int.from_bytes(digest[:8], "big") % len(choices)]
 
@@ -117,6 +118,12 @@ class CompiledJourney:
                 if route.rule:
                     found.append(route.rule)
         return found
+
+    @cached_property
+    def trigger_segments(self) -> frozenset[str]:
+        """The segments whose entries or exits start the journey."""
+        trigger = self.definition.trigger
+        return frozenset(s for s in (trigger.segment_entry, trigger.segment_exit) if s)
 
     @cached_property
     def events(self) -> frozenset[str]:

@@ -33,6 +33,7 @@ from typing import Any
 
 from segmint.clock import Clock, FixedClock
 from segmint.common import batched, in_lists
+from segmint.config.measure import VariantDef
 from segmint.config.model import CampaignDef
 from segmint.deliver.campaign import envelope_address, message_id_for
 from segmint.deliver.compose import TemplateComposer
@@ -43,6 +44,7 @@ from segmint.deliver.gate import ConsentGate, address_of
 from segmint.deliver.ledger import Bounce, SendLedger, claim_many, send_key
 from segmint.deliver.links import LinkSigner
 from segmint.deliver.policy import (
+    Decision,
     DeliveryPolicy,
     Message,
     SendTimes,
@@ -69,6 +71,8 @@ EVENTS_CURSOR = "journeys.events_seq"
 CHANGES_CURSOR = "journeys.changes_id"
 STARTED = "journeys.started."
 RESCAN = 1.0
+ANNOUNCE_EVERY = 1.0
+"""Seconds between announcements of a listening engine (see _maybe_announce)."""
 """Seconds between trigger reads of a listening engine that heard nothing (see listen)."""
 MAX_HOPS = 100  # steps one instance may take at one instant (a loop of branches ends here)
 log = logging.getLogger(__name__)
@@ -171,6 +175,7 @@ class JourneyEngine:
         self._listening = False
         self._dirty = True
         self._scanned = 0.0
+        self._announced = 0.0
 
     # -- the public loop -------------------------------------------------------------------
 
@@ -215,7 +220,7 @@ class JourneyEngine:
             for name, step in journey.steps.items():
                 if step.send is None:
                     continue
-                for template in (step.send, *step.variants):
+                for template in (step.send, *(v for v in step.variants if isinstance(v, str))):
                     self._composer(journey.name, name, template, journey.campaign(name, template))
 
     def listen(self) -> None:
@@ -251,7 +256,7 @@ class JourneyEngine:
             while True:
                 due = self.instances.due(until, self.batch)
                 if not due:
-                    self._announce()  # (what a dead process left, found by _recover)
+                    self._maybe_announce()  # (and what a dead process left: _recover)
                     return done
                 batch = _Batch()
                 for inst in due:
@@ -267,7 +272,7 @@ class JourneyEngine:
                     i.status == ACTIVE and i.due is not None and i.due <= until
                     for i in batch.touched.values()
                 )
-                self._announce()
+                self._maybe_announce()
                 if len(due) < self.batch and not again:
                     return done  # nothing else can be due: spare the query
 
@@ -365,16 +370,24 @@ class JourneyEngine:
         self._since = self._started(seq, after)
         changes = read_changes(self.store, after_id=after)
         cursors = {CHANGES_CURSOR: max([after, *(c.id or 0 for c in changes)])}
+        watched = {s for j in self.journeys.values() for s in j.trigger_segments}
         items: list[tuple[datetime, tuple[int, int], _Item]] = [
-            (c.occurred_at, (0, c.id or 0), c) for c in changes
-        ]
-        where = ""
+            (c.occurred_at, (0, c.id or 0), c) for c in changes if c.segment in watched
+        ]  # (other segments' changes start nothing: read past them)
         params: list[Any] = [seq]
-        if self.rules is None:
-            names = sorted(self._listened)
-            marks = ", ".join("?" for _ in names) or "NULL"
-            where = f"AND event IN ({marks})"
-            params += names
+        names = sorted(self._listened)
+        marks = ", ".join("?" for _ in names) or "NULL"
+        where = f"AND (event IN ({marks})"
+        params += names
+        ruled = sorted(n for n, j in self.journeys.items() if j.rules)
+        if self.rules is not None and ruled:
+            # any event may change a rule, but only for people in a journey with rules
+            where += (
+                " OR profile_id IN (SELECT profile_id FROM journey_instances WHERE "
+                f"status = 'active' AND journey IN ({', '.join('?' for _ in ruled)}))"
+            )
+            params += ruled
+        where += ")"
         rows = self.store.fetchall(
             f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? {where} ORDER BY seq",
             params,
@@ -653,12 +666,14 @@ class JourneyEngine:
             )  # fmt: skip
             messages[id(message)] = (inst, at)
             queue.append(message)
-        go: list[tuple[Instance, datetime, Profile]] = []
+        arms = self._arms(batch.sends)
+        go: list[tuple[Instance, datetime, Profile, str | None]] = []
         for message in by_priority(queue):
             inst, at = messages[id(message)]
-            decision = policy.decide(message)
+            arm = arms.get(inst.instance_id)
+            decision = self._arm_decision(inst, at, arm) or policy.decide(message)
             if decision.action == "send":
-                go.append((inst, at, message.profile))
+                go.append((inst, at, message.profile, arm.name if arm else None))
             elif decision.action == "delay":
                 inst.due = decision.at
                 self.report.delayed[decision.reason or ""] += 1
@@ -670,10 +685,56 @@ class JourneyEngine:
         if go:
             self._deliver(go, batch)
 
+    def _arms(self, sends: Sequence[tuple[Instance, datetime]]) -> dict[str, VariantDef]:
+        """The experiment arm of each instance whose send step has arms.
+
+        Assigned now, recorded and sticky; the recorded winner once the experiment has one.
+        """
+        from segmint.config.measure import experiments_of
+        from segmint.measure.assign import assign
+        from segmint.measure.experiments import decide_winner
+
+        groups: dict[str, list[tuple[Instance, datetime]]] = {}
+        for inst, at in sends:
+            step = self.journeys[inst.journey].steps[inst.step or ""]
+            if any(isinstance(v, VariantDef) for v in step.variants):
+                groups.setdefault(f"{inst.journey}.{inst.step}", []).append((inst, at))
+        if not groups:
+            return {}
+        known = experiments_of(self.definition)
+        out: dict[str, VariantDef] = {}
+        for name, members in groups.items():
+            exp = known[name][0]
+            first = min(at for _, at in members)
+            winner = decide_winner(self.store, self.definition, name, first)
+            chosen = assign(self.store, name, exp.variants, [i.profile_id for i, _ in members],
+                            first, winner=winner)  # fmt: skip
+            by_name = {v.name: v for v in exp.variants}
+            for inst, _ in members:
+                arm = by_name.get(chosen[inst.profile_id])
+                if arm is not None:
+                    out[inst.instance_id] = arm
+        return out
+
+    @staticmethod
+    def _arm_decision(inst: Instance, at: datetime, arm: VariantDef | None) -> Decision | None:
+        """A holdout arm skips the message; a send-time arm waits for its delay."""
+        if arm is None:
+            return None
+        if arm.holdout:
+            return Decision("skip", at, "holdout")
+        if arm.delay is not None:
+            since = inst.step_since or at
+            if at < since + arm.delay:
+                return Decision("delay", since + arm.delay, "variant_delay")
+        return None
+
     def _after(self, inst: Instance) -> str | None:
         return self.journeys[inst.journey].next_of(inst.step or "")
 
-    def _deliver(self, go: list[tuple[Instance, datetime, Profile]], batch: _Batch) -> None:
+    def _deliver(
+        self, go: list[tuple[Instance, datetime, Profile, str | None]], batch: _Batch
+    ) -> None:
         """Claim, send and mark the messages, a few at a time.
 
         At most ``2 × pool_size`` rows are claimed and not yet marked at any moment: all a
@@ -694,14 +755,14 @@ class JourneyEngine:
 
     def _deliver_chunk(
         self,
-        go: Sequence[tuple[Instance, datetime, Profile]],
+        go: Sequence[tuple[Instance, datetime, Profile, str | None]],
         batch: _Batch,
         loop: asyncio.AbstractEventLoop,
         transport: EmailTransport,
     ) -> None:
         ws = self.definition
         ready: list[tuple[Instance, datetime, bytes, str, str, SendLedger, str]] = []
-        for inst, at, profile in go:
+        for inst, at, profile, arm in go:
             journey = self.journeys[inst.journey]
             name = inst.step or ""
             template = journey.template(journey.steps[name], inst.profile_id)
@@ -714,7 +775,7 @@ class JourneyEngine:
             message_id = message_id_for(send_key(ledger.campaign, inst.profile_id), campaign.sender)
             try:
                 composer = self._composer(inst.journey, name, template, campaign)
-                data = composer(profile, to=address, message_id=message_id,
+                data = composer(profile, to=address, message_id=message_id, variant=arm,
                                 campaign=ledger.campaign)  # fmt: skip
             except TemplateRenderError as exc:
                 self.report.failed[f"render_error:{exc.reason}"] += 1
@@ -840,6 +901,20 @@ class JourneyEngine:
                 "AND NOT coalesce(bounce_announced, FALSE)))"
             )}  # fmt: skip
         self._recovered = True
+
+    def _maybe_announce(self) -> None:
+        """Announce now, or, in a listening server, at most every :data:`ANNOUNCE_EVERY` s.
+
+        Announcing submits events through intake (and real-time membership reads them):
+        a server that did it after every round would keep the next due step waiting. The
+        ledger remembers what is unannounced, so waiting loses nothing.
+        """
+        if not self._unannounced:
+            return
+        if self._listening and time.monotonic() - self._announced < ANNOUNCE_EVERY:
+            return
+        self._announced = time.monotonic()
+        self._announce()
 
     def _announce(self) -> None:
         """Announce the ledger's new deliveries and bounces of journey steps."""

@@ -83,7 +83,9 @@ def _problems(
         at = (*base, "steps", index)
         if step.send is not None:
             named: list[tuple[Path_, str]] = [((*at, "send"), step.send)]
-            named += [((*at, "variants", i), v) for i, v in enumerate(step.variants)]
+            named += [((*at, "variants", i), v) if isinstance(v, str)
+                      else ((*at, "variants", i, "template"), v.template or step.send)
+                      for i, v in enumerate(step.variants)]  # fmt: skip
             for path, template in named:
                 if not _template_exists(template, templates):
                     bare = [t.removesuffix(".html") for t in templates]

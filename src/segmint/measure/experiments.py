@@ -151,10 +151,12 @@ def arm_counts_query(dialect: str, window: str, revenue: str) -> str:
     """Return the SQL of per-arm counts of one experiment up to ``?``.
 
     A person counts once, in the arm of their first assignment: a profile merged away
-    counts for its survivor (whose events intake moved).
+    counts for its survivor (whose events intake moved). Only the few profiles a merge
+    touched are ranked; the rest are read as they are.
 
-    Parameters: experiment, as_of (assignments), campaign, as_of (engagement), the
-    conversion event, as_of (conversions).
+    Parameters: experiment, as_of (assignments; twice), campaign and a LIKE pattern of it (a
+    journey step's ``campaign:%``), as_of (engagement), the conversion event, as_of
+    (conversions).
     """
     campaign = sql.campaign(dialect)
     human_open, human_click = (
@@ -163,21 +165,28 @@ def arm_counts_query(dialect: str, window: str, revenue: str) -> str:
     )
     return f"""
         WITH RECURSIVE {sql.MERGE_ROOTS},
-        a0 AS (
-            SELECT coalesce(r.root, x.profile_id) AS profile_id, x.arm, x.assigned_at,
-                   row_number() OVER (PARTITION BY coalesce(r.root, x.profile_id)
-                                      ORDER BY x.assigned_at, x.profile_id) AS k
-            FROM experiment_assignments x LEFT JOIN merge_roots r ON r.gone = x.profile_id
+        merged(profile_id) AS (SELECT gone FROM merge_roots UNION SELECT root FROM merge_roots),
+        a AS (
+            SELECT x.profile_id, x.arm, x.assigned_at FROM experiment_assignments x
             WHERE x.experiment = ? AND x.assigned_at <= ?
+              AND x.profile_id NOT IN (SELECT profile_id FROM merged)
+            UNION ALL
+            SELECT profile_id, arm, assigned_at FROM (
+                SELECT coalesce(r.root, x.profile_id) AS profile_id, x.arm, x.assigned_at,
+                       row_number() OVER (PARTITION BY coalesce(r.root, x.profile_id)
+                                          ORDER BY x.assigned_at, x.profile_id) AS k
+                FROM experiment_assignments x LEFT JOIN merge_roots r ON r.gone = x.profile_id
+                WHERE x.experiment = ? AND x.assigned_at <= ?
+                  AND x.profile_id IN (SELECT profile_id FROM merged)
+            ) m WHERE k = 1
         ),
-        a AS (SELECT profile_id, arm, assigned_at FROM a0 WHERE k = 1),
         g AS (
             SELECT profile_id,
                    max(CASE WHEN event = '{OPENED}' AND {human_open} THEN 1 ELSE 0 END) AS o,
                    max(CASE WHEN event = '{CLICKED}' AND {human_click} THEN 1 ELSE 0 END) AS c
             FROM events
             WHERE type = 'track' AND event IN ('{OPENED}', '{CLICKED}')
-              AND {campaign} = ? AND timestamp <= ?
+              AND ({campaign} = ? OR {campaign} LIKE ?) AND timestamp <= ?
             GROUP BY profile_id
         ),
         e AS (
@@ -235,7 +244,10 @@ def experiment_report(
         sql.interval(settings.window),
         sql.revenue(store.dialect, settings.revenue_properties),
     )
-    rows = store.fetchall(query, [name, at, exp.campaign, at, settings.conversion_event, at])
+    # a journey step's messages carry its campaign and ``:ENTRY``; a campaign's, its name
+    like = f"{exp.campaign}:%" if exp.campaign.startswith("journey:") else exp.campaign
+    params = [name, at, name, at, exp.campaign, like, at, settings.conversion_event, at]
+    rows = store.fetchall(query, params)
     _fill(arms, rows)
     report = ExperimentReport(
         name, exp.campaign, exp.metric, _method(exp.metric, exp.sequential), exp.alpha,

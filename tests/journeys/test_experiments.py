@@ -1,0 +1,111 @@
+"""Experiments on journey send steps: arms of subject, send time and a holdout, assigned
+and recorded like a campaign's, reported per step, with the auto-winner."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+from segmint.measure.experiments import experiment_report
+
+from .conftest import T0, Shop, edit  # type: ignore[import-not-found]
+
+H2 = timedelta(hours=2)
+ARMS = """      - name: reminder
+        send: cart_reminder
+        topic: offers
+        metric: open
+        variants:
+          - {name: control}
+          - {name: short, subject: "Still there?"}
+          - {name: late, delay: 3h}
+          - {name: holdout, holdout: true}
+"""
+
+
+def test_a_send_step_splits_into_recorded_arms(shop: Shop) -> None:
+    edit(shop.path, "      - {name: reminder, send: cart_reminder, topic: offers}\n", ARMS)
+    shop.reopen()
+    users = [f"c{i:02d}" for i in range(40)]
+    pids = dict(zip(users, shop.people(users), strict=True))
+    for user in users:
+        shop.track(user, "Cart Abandoned", T0)
+    engine = shop.engine()
+    engine.tick(T0 + H2)
+    store = shop.workspace.store
+    arms = dict(store.fetchall(
+        "SELECT profile_id, arm FROM experiment_assignments WHERE experiment = "
+        "'abandoned_cart.reminder'"
+    ))  # fmt: skip
+    assert set(arms) == set(pids.values())
+    count = Counter(arms.values())
+    assert all(count[a] > 0 for a in ("control", "short", "late", "holdout"))
+    subjects = {i.recipients[0]: str(i.message["Subject"]) for i in shop.server.handler.received}
+    # now: control and short; the late arm waits 3 hours more; the holdout gets nothing
+    assert len(subjects) == count["control"] + count["short"]
+    for user, pid in pids.items():
+        address = f"{user}@example.com"
+        if arms[pid] == "short":
+            assert subjects[address] == "Still there?"
+        elif arms[pid] == "control":
+            assert not subjects[address].startswith("Still there")
+        else:
+            assert address not in subjects
+    engine.tick(T0 + H2 + timedelta(hours=3) - timedelta(microseconds=1))
+    assert len(shop.server.handler.received) == count["control"] + count["short"]
+    engine.tick(T0 + H2 + timedelta(hours=3))
+    late_at = store.fetchall(
+        "SELECT DISTINCT sent_at FROM sends s JOIN experiment_assignments a "
+        "ON a.profile_id = s.profile_id AND a.experiment = 'abandoned_cart.reminder' "
+        "WHERE a.arm = 'late' AND s.campaign = 'journey:abandoned_cart:reminder:1'"
+    )
+    assert late_at == [((T0 + H2 + timedelta(hours=3)).replace(tzinfo=None),)]
+    skipped = store.fetchall(
+        "SELECT count(*) FROM journey_history WHERE outcome = 'skipped' AND reason = 'holdout'"
+    )
+    assert skipped == [(count["holdout"],)]
+    # one open through the short arm's link: the step's report sees it
+    short = next(u for u, p in pids.items() if arms[p] == "short")
+    shop.track(short, "Email Opened", T0 + H2 + timedelta(minutes=10),
+               campaign="journey:abandoned_cart:reminder:1", machine_open=False)  # fmt: skip
+    report = experiment_report(store, shop.workspace.definition, "abandoned_cart.reminder",
+                               T0 + timedelta(days=1))  # fmt: skip
+    got = {a.name: (a.n, a.opened) for a in report.arms}
+    assert got == {"control": (count["control"], 0), "short": (count["short"], 1),
+                   "late": (count["late"], 0), "holdout": (count["holdout"], 0)}  # fmt: skip
+    assert report.campaign == "journey:abandoned_cart:reminder"
+
+
+def test_step_arms_are_checked_at_load(shop: Shop) -> None:
+    import pytest
+
+    from segmint.config.errors import ConfigError
+    from segmint.workspace import Workspace
+
+    bad = ARMS.replace("{name: late, delay: 3h}", "{name: late, template: no_such_tpl}")
+    edit(shop.path, "      - {name: reminder, send: cart_reminder, topic: offers}\n", bad)
+    shop.workspace.close()
+    with pytest.raises(ConfigError) as caught:
+        Workspace.open(shop.path)
+    assert "unknown template 'no_such_tpl'" in str(caught.value)
+    assert "segmint.yaml:" in str(caught.value)  # with its position
+    edit(shop.path, "{name: late, template: no_such_tpl}", "{name: late, delay: 3h}")
+    shop.workspace = Workspace.open(shop.path)  # (the fixture closes it)
+
+
+def test_a_typo_in_an_arm_is_reported_once_with_its_position(shop: Shop) -> None:
+    import pytest
+
+    from segmint.config.errors import ConfigError
+    from segmint.workspace import Workspace
+
+    bad = ARMS.replace("{name: late, delay: 3h}", "{name: late, dealy: 3h}")
+    edit(shop.path, "      - {name: reminder, send: cart_reminder, topic: offers}\n", bad)
+    shop.workspace.close()
+    with pytest.raises(ConfigError) as caught:
+        Workspace.open(shop.path)
+    text = str(caught.value)
+    assert "unknown key 'dealy'" in text and "did you mean 'delay'" in text
+    assert "valid string" not in text  # the arm is not also tried as a template name
+    edit(shop.path, "dealy: 3h", "delay: 3h")
+    shop.workspace = Workspace.open(shop.path)  # (the fixture closes it)
