@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from segmint.api import create_app
 from segmint.clock import FixedClock
+from segmint.config.loader import load_workspace_def
 from segmint.intake.keys import create_key, revoke_key
 from segmint.workspace import Workspace
 
@@ -139,7 +140,7 @@ def test_csrf_and_roles_guard_every_change(console: Console) -> None:
     )
     gone = admin.post("/ui/segments/high_value/archive", data={"csrf": token})
     assert gone.status_code == 303
-    assert "high_value" not in (console.ws.path / "segmint.yaml").read_text()
+    assert "high_value" in load_workspace_def(console.ws.path / "segmint.yaml").archived_segments
 
 
 def test_preview_for_the_builder(console: Console) -> None:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from segmint.api import create_app
 from segmint.clock import FixedClock
+from segmint.config.loader import load_workspace_def
 from segmint.intake.keys import create_key
 from segmint.intake.pipeline import Intake
 from segmint.membership.service import Membership
@@ -162,12 +163,16 @@ def test_a_bad_save_is_refused_with_the_loaders_position(api: Api) -> None:
     assert "^^^^^^^^^^^^^" in problem["detail"]
 
 
-def test_archive_moves_the_definition_and_refuses_one_in_use(api: Api) -> None:
+def test_archive_marks_the_segment_archived_and_refuses_one_in_use(api: Api) -> None:
     r = api.client.post("/v1/manage/segments/high_value/archive", headers=api.admin)
     assert r.status_code == 200, r.text
-    assert "high_value" not in (api.ws.path / "segmint.yaml").read_text()
-    archived = (api.ws.path / "archive" / "segments.yaml").read_text()
-    assert "high_value:\n  rule:" in archived
+    reread = load_workspace_def(api.ws.path / "segmint.yaml")
+    assert "high_value" not in reread.segments and "high_value" in reread.archived_segments
+    assert not (api.ws.path / "archive" / "segments.yaml").exists()
+    listed = api.client.get("/v1/manage/segments", headers=api.read).json()
+    assert {s["name"]: s.get("archived") for s in listed["segments"]}["high_value"] is True
+    again = api.client.post("/v1/manage/segments/high_value/archive", headers=api.admin)
+    assert again.status_code == 404
     used = api.client.post("/v1/manage/segments/vip/archive", headers=api.admin)
     assert used.status_code == 422
     assert "campaign 'lifecycle_update'" in used.json()["error"]["message"]

@@ -178,13 +178,13 @@ def save_segment(ws: Workspace, name: str, body: SegmentBody, *, create: bool) -
 
 
 def archive_segment(ws: Workspace, name: str, version: str | None = None) -> dict[str, Any]:
-    """Move segment ``name`` to ``archive/segments.yaml``.
+    """Mark segment ``name`` ``archived: true`` (it stays in ``segmint.yaml``, set aside).
 
     Raises:
         ApiError: 404 for an unknown segment, 409 for a changed file, 422 when another
             definition still uses it.
     """
-    if name not in ws.definition.segments:
+    if name not in ws.definition.segments:  # an archived one is not there either
         raise ApiError(404, "not_found", _unknown(ws, name), "name")
     try:
         saved = DefinitionEditor(ws.path).archive_segment(name, version=version)

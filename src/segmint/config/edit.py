@@ -12,8 +12,8 @@ One mechanism serves every kind of definition kept under a top-level mapping of
 ``segmint.yaml`` (:data:`SECTIONS`: segments, traits, campaigns, journeys, experiments):
 :meth:`DefinitionEditor.put_entry` and :meth:`DefinitionEditor.archive_entry` take the section
 name. Archiving moves an entry out of ``segmint.yaml`` into ``archive/<section>.yaml`` (same
-round-trip writing): a segment's members exit at the next refresh, rebuild or real-time
-engine start, and the definition stays in the workspace to restore.
+round-trip writing), except a segment's, which is marked ``archived: true`` in place (its
+members exit at the next refresh or engine start; its history stays).
 """
 
 from __future__ import annotations
@@ -218,8 +218,25 @@ class DefinitionEditor:
             return saved
 
     def archive_segment(self, name: str, *, version: str | None = None) -> SavedDefinition:
-        """:meth:`archive_entry` for section ``segments``."""
-        return self.archive_entry("segments", name, version=version)
+        """Mark segment ``name`` ``archived: true`` in ``segmint.yaml``.
+
+        A segment stays in the file, set aside: nothing evaluates it, its members exit with
+        cause ``definition_removed`` and its history stays (``segments list`` and ``show`` mark
+        it archived). Removing the key restores it.
+
+        Raises:
+            ConfigError: If there is no such segment.
+            StaleDefinitionError: If the file changed since ``version``.
+            ConfigErrors: If other definitions still use it (nothing is written).
+        """
+        with _LOCK:
+            data, _ = self._checked(version)
+            entries = data.get("segments")
+            if not isinstance(entries, CommentedMap) or name not in entries:
+                raise ConfigError(f"no segments entry '{name}' in {self.path}",
+                                  key_path="segments")  # fmt: skip
+            fields = dict(entries[name]) | {"archived": True}
+        return self.put_entry("segments", name, fields, version=version)
 
     def _checked(self, version: str | None) -> tuple[CommentedMap, str]:
         data, text = self.read()
