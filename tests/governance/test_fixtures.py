@@ -212,3 +212,15 @@ def test_schema_describes_the_format(cli) -> None:
     assert set(schema["required"]) == {"as_of", "profiles"}
     result = cli("test", "--schema")
     assert result.returncode == 0 and json.loads(result.stdout)["title"].startswith("segmint")
+
+
+def test_fixture_people_never_reach_the_workspace_key_vault(gov: Workspace, cli) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    assert cli("--workspace", str(gov.path), "privacy", "enable").returncode == 0
+    vault = gov.path / ".segmint-keys" / "vault.sqlite"
+    write(gov, "good.yaml", GOOD)
+    (result,) = run_fixtures(gov)
+    assert result.error is None and result.failures == []
+    with sqlite3.connect(vault) as db:
+        assert db.execute("SELECT count(*) FROM profile_keys").fetchone()[0] == 0

@@ -37,6 +37,7 @@ from segmint.workspace import Workspace
 if TYPE_CHECKING:
     from segmint.membership.compiled import CompiledSegments
     from segmint.personalize.renderer import Renderer
+    from segmint.privacy.protect import Privacy
 
 PATHS = ("batch", "real time")
 
@@ -190,7 +191,9 @@ def _run_path(workspace: Workspace, fixture: Fixture, path: str) -> dict[str, De
     messages = _messages(fixture)
     first = messages[0][0] if messages else fixture.as_of
     clock = FixedClock(min(first, fixture.as_of))
-    scratch = Workspace(path=workspace.path, definition=definition, _store=DuckDBStore(":memory:"))
+    store = DuckDBStore(":memory:")
+    scratch = Workspace(path=workspace.path, definition=definition, _store=store)
+    scratch._privacy = _keyless(scratch)
     try:
         intake = Intake(scratch, clock)
         if path == "batch":
@@ -350,3 +353,18 @@ def _render_diff(snippet: TemplateExpectation, actual: str) -> list[str]:
     if snippet.renders is not None:
         return [f"expected {snippet.renders.strip()!r}", f"     got {actual!r}"]
     return [f"expected to contain {snippet.contains!r}", f"     got {actual!r}"]
+
+
+def _keyless(scratch: Workspace) -> Privacy:
+    """The scratch store's privacy without the workspace's keys.
+
+    Fixture people are made up: they never get a key in the workspace's vault.
+    """
+    from segmint.privacy.protect import Privacy
+
+    privacy = Privacy(scratch.path, scratch.definition, scratch.store, environ={})
+    if privacy.keyring is not None:
+        privacy.close()
+        privacy.keyring = None
+    scratch.store.privacy = privacy  # type: ignore[attr-defined]
+    return privacy
