@@ -64,3 +64,27 @@ def test_sealed_addresses_still_meet_their_suppressions_and_consents(
     _, history = history_of(ws.store, "cid@example.com", ws.definition.consent)
     about = [c for c in history if c.profile_id is None]
     assert [(c.address, c.status) for c in about] == [("cid@example.com", "unsubscribed")]
+
+
+def test_plaintext_rows_from_before_encryption_still_count(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from segmint.deliver.consent import unsuppress
+
+    ws = shop.workspace
+    # written by a version (or a workspace) without encryption: the plain address
+    at = T0.replace(tzinfo=None)
+    ws.store.execute(
+        "INSERT INTO suppressions (address, reason, source, occurred_at) VALUES "
+        "('dee@example.com', 'bounce', 'old', ?), ('eve@example.com', 'manual', 'old', ?)",
+        [at, at],
+    )
+    monkeypatch.setenv("SEGMINT_MASTER_KEY", generate_master_key())
+    shop.add_many(["ann", "dee", "eve"])
+    assert ws.privacy.encrypting
+    assert unsuppress(ws.store, "EVE@example.com")  # found by its plain form
+    refresh(ws.store, workspace_catalog(ws), T0)
+    report = send_campaign(ws, "lifecycle_update", clock=FixedClock(T0),
+                           retry=RetryPolicy(max_attempts=2, base_delay=0.01))  # fmt: skip
+    assert dict(report.skipped) == {"suppressed_bounce": 1}
+    assert shop.server.handler.by_recipient() == {"ann@example.com": 1, "eve@example.com": 1}

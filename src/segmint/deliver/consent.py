@@ -104,6 +104,16 @@ def address_key(store: Store, address: str) -> str:
     return normalise_address(address) if privacy is None else str(privacy.address_key(address))
 
 
+def address_forms(store: Store, address: str) -> list[str]:
+    """Every way a row may hold ``address``.
+
+    Its :func:`address_key`, and the normalised address for rows written before PII
+    encryption was enabled.
+    """
+    forms = [address_key(store, address), normalise_address(address)]
+    return forms[:1] if forms[0] == forms[1] else forms
+
+
 def seal_address(store: Store, profile_id: str, address: str) -> str:
     """How ``sends.address`` keeps an address: sealed under the profile's key when on.
 
@@ -228,10 +238,11 @@ def consent_history(
 
 def address_history(store: Store, address: str) -> list[ConsentChange]:
     """Return the statements recorded about an address, oldest first."""
+    forms = address_forms(store, address)
     rows = store.fetchall(
         "SELECT topic, status, source, occurred_at FROM address_consents "
-        "WHERE address = ? ORDER BY occurred_at, id",
-        [address_key(store, address)],
+        f"WHERE address IN ({', '.join('?' for _ in forms)}) ORDER BY occurred_at, id",
+        forms,
     )
     shown = normalise_address(address)  # the stored key may be a keyed hash (privacy)
     return [
@@ -305,7 +316,8 @@ def latest_address_consents(store: Store, topic: str, as_of: datetime) -> dict[s
         "WHERE topic IN (?, ?) AND occurred_at <= ? ORDER BY occurred_at, id",
         [topic, ALL_TOPICS, utcnow_naive(as_of)],
     )
-    return {address: (at, status) for address, status, at in rows}
+    # rows from before PII encryption was enabled are keyed like the others as they are read
+    return {address_key(store, address): (at, status) for address, status, at in rows}
 
 
 def _address_owners(store: Store, addresses: list[str]) -> dict[str, str]:
@@ -333,8 +345,10 @@ def _email_identities(store: Store, profile_ids: list[str]) -> list[str]:
 def suppress(store: Store, address: str, reason: str, *, source: str, at: datetime) -> None:
     """Block ``address`` from all marketing email (``bounce``, ``complaint``, ``manual`` …)."""
     key = address_key(store, address)
+    forms = address_forms(store, address)
     with store.transaction():
-        store.execute("DELETE FROM suppressions WHERE address = ?", [key])
+        marks = ", ".join("?" for _ in forms)
+        store.execute(f"DELETE FROM suppressions WHERE address IN ({marks})", forms)
         store.execute(
             "INSERT INTO suppressions (address, reason, source, occurred_at) VALUES (?, ?, ?, ?)",
             [key, reason, source, utcnow_naive(at)],
@@ -343,15 +357,17 @@ def suppress(store: Store, address: str, reason: str, *, source: str, at: dateti
 
 def unsuppress(store: Store, address: str) -> bool:
     """Lift a suppression; return whether there was one."""
-    key = address_key(store, address)
-    found = bool(store.fetchall("SELECT 1 FROM suppressions WHERE address = ?", [key]))
-    store.execute("DELETE FROM suppressions WHERE address = ?", [key])
+    forms = address_forms(store, address)
+    marks = ", ".join("?" for _ in forms)
+    found = bool(store.fetchall(f"SELECT 1 FROM suppressions WHERE address IN ({marks})", forms))
+    store.execute(f"DELETE FROM suppressions WHERE address IN ({marks})", forms)
     return found
 
 
 def suppressions(store: Store) -> dict[str, str]:
     """Return every suppressed address (its :func:`address_key`) with its reason."""
-    return {a: r for a, r in store.fetchall("SELECT address, reason FROM suppressions")}
+    rows = store.fetchall("SELECT address, reason FROM suppressions")
+    return {address_key(store, a): r for a, r in rows}  # older rows may be plaintext
 
 
 def trait_consents(

@@ -103,7 +103,9 @@ def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tu
     found = identifiers_of(privacy, profiles)
     hashes = {privacy.subject_hash(kind, value) for kind, value in found}
     # suppressions and address consents are kept by address_key (a keyed hash when on)
-    addresses = sorted({privacy.address_key(v) for k, v in found if k == "email"})
+    # and plaintext, for rows written before encryption was enabled
+    emails = [v for k, v in found if k == "email"]
+    addresses = sorted({privacy.address_key(v) for v in emails} | set(emails))
     receipt_id = "er_" + secrets.token_hex(8)
     when = utcnow_naive(at)
     with store.transaction():
