@@ -6,6 +6,8 @@ import shutil
 
 import pytest
 
+from segmint.deliver.consent import record_address_consent, suppress
+from segmint.deliver.ledger import claim_many
 from segmint.intake.errors import UnknownPersonError
 from segmint.intake.identity import resolve_person
 from segmint.intake.pipeline import Intake
@@ -40,6 +42,10 @@ def test_a_copy_taken_before_erasure_is_unreadable_for_that_person(
     Membership(ws).refresh(T0)
     ada = resolve_person(ws.store, "ada@example.com")
     bob = resolve_person(ws.store, "u-bob")
+    # the delivery stage's rows about Ada's address, written the way it writes them
+    claim_many(ws.store, [("welcome", ada, "newsletter", 0, "ada@example.com", "m-1")], T0)
+    suppress(ws.store, "Ada@Example.com", "complaint", source="test", at=T0)
+    record_address_consent(ws.store, "ada@example.com", "*", "denied", source="test", at=T0)
     ws.store.execute("CHECKPOINT")
     backup = ws.path / "backup.duckdb"
     shutil.copy(ws.state_dir / "segmint.duckdb", backup)
@@ -74,8 +80,19 @@ def test_a_copy_taken_before_erasure_is_unreadable_for_that_person(
         bob_traits = old.fetchall('SELECT "values" FROM trait_values WHERE profile_id = ?', [bob])
         values = ws.privacy.unseal_values(orjson.loads(bob_traits[0][0]))
         assert values["email"] == BOB["email"]
+        # the delivery tables of the old copy: a keyed hash or ciphertext, never the address
+        kept = old.fetchall("SELECT address FROM sends") + old.fetchall(
+            "SELECT address FROM suppressions UNION ALL SELECT address FROM address_consents"
+        )
+        assert len(kept) == 3
+        assert all("@" not in str(a) for (a,) in kept)
+        assert {ws.privacy.unseal(a) for (a,) in kept if is_sealed(a)} == {"[erased]"}
     finally:
         old.close()
+    # and no byte of the old file spells her address (whatever table or page held it)
+    raw = backup.read_bytes().lower()
+    for value in (ADA["email"], ADA["name"], ADA["phone"]):
+        assert value.lower().encode() not in raw
     ws.close()
 
 

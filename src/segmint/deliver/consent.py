@@ -3,8 +3,9 @@
 Consent is kept per (profile, topic) in the ``consents`` table as a history of changes,
 each with its source and time; the latest change at ``as_of`` wins. Topic ``*`` means every
 topic. A statement about an address no profile has yet (``email:ann@example.com``, or a bare
-address nobody owns) is kept per normalised address in ``address_consents`` and counts for
-whichever profile has that address later, as its email identity or as the address a campaign
+address nobody owns) is kept per normalised address (its keyed hash with PII encryption on,
+see :func:`address_key`) in ``address_consents`` and counts for whichever profile has that
+address later, as its email identity or as the address a campaign
 sends to: an opt-out given before the person is known still stops the email. Statements of
 both kinds compete by time; at the same instant the stricter one wins. Statuses:
 
@@ -92,6 +93,46 @@ def looks_like_address(text: str) -> bool:
     return ADDRESS_PATTERN.match(text.strip()) is not None
 
 
+def address_key(store: Store, address: str) -> str:
+    """How ``suppressions`` and ``address_consents`` keep an address, and how to look it up.
+
+    The normalised address; with PII encryption on (the workspace hangs its
+    :class:`~segmint.privacy.Privacy` on the store) the keyed hash ``identities`` keeps for
+    it, so a copy of the store holds no address there.
+    """
+    privacy = getattr(store, "privacy", None)
+    return normalise_address(address) if privacy is None else str(privacy.address_key(address))
+
+
+def address_forms(store: Store, address: str) -> list[str]:
+    """Every way a row may hold ``address``.
+
+    Its :func:`address_key`, and the normalised address for rows written before PII
+    encryption was enabled.
+    """
+    forms = [address_key(store, address), normalise_address(address)]
+    return forms[:1] if forms[0] == forms[1] else forms
+
+
+def seal_address(store: Store, profile_id: str, address: str) -> str:
+    """How ``sends.address`` keeps an address: sealed under the profile's key when on.
+
+    Flushes a data key made for a profile that had none, so call it before the write.
+    """
+    privacy = getattr(store, "privacy", None)
+    if privacy is None:
+        return address
+    sealed = str(privacy.seal_address(profile_id, address))
+    privacy.flush()
+    return sealed
+
+
+def open_address(store: Store, value: str | None) -> str | None:
+    """The plaintext of a ``sends.address`` value (``[erased]`` once its key is destroyed)."""
+    privacy = getattr(store, "privacy", None)
+    return value if privacy is None or value is None else privacy.unseal(value)
+
+
 def check_topic(consent: ConsentDef, topic: str) -> None:
     """Raise :class:`CampaignError` unless ``topic`` is ``*`` or a configured topic."""
     if topic != ALL_TOPICS and topic not in consent.topics:
@@ -140,16 +181,15 @@ def record_address_consent(
 ) -> ConsentChange:
     """Record a consent change about an address (see the module docstring) and return it."""
     _check_status(status)
-    key = normalise_address(address)
     with store.transaction():
         insert_rows(
             store, "address_consents", ADDRESS_COLUMNS,
-            [(key, topic, status, source, utcnow_naive(at))],
+            [(address_key(store, address), topic, status, source, utcnow_naive(at))],
         )  # fmt: skip
         # the address stays out of the log (it is personal data); the topic and status say it
         audit_append(store, "consent.change", actor=source, at=at, subject=None,
                      details={"topic": topic, "status": status, "by": "address"})  # fmt: skip
-    return ConsentChange(None, topic, status, source, at, address=key)
+    return ConsentChange(None, topic, status, source, at, address=normalise_address(address))
 
 
 def _check_status(status: str) -> None:
@@ -185,9 +225,11 @@ def consent_history(
             ConsentChange(p, t, s, src, from_store_time(at), event_id=e)  # type: ignore[arg-type]
             for p, t, s, src, at, e, _ in rows
         ]
-    owned = _email_identities(store, [profile_id])
-    for address in sorted({*owned, *(normalise_address(a) for a in addresses)}):
-        found += address_history(store, address)
+    # by stored key: with PII encryption on an email identity is the typed address's hash
+    about = {address_key(store, a): a for a in _email_identities(store, [profile_id])}
+    about.update((address_key(store, a), normalise_address(a)) for a in addresses)
+    for key in sorted(about):
+        found += address_history(store, about[key])
     if consent is not None:
         wanted = set(ids)
         found += [c for c in _unread_trait_statements(store, consent)[0] if c.profile_id in wanted]
@@ -196,14 +238,16 @@ def consent_history(
 
 def address_history(store: Store, address: str) -> list[ConsentChange]:
     """Return the statements recorded about an address, oldest first."""
+    forms = address_forms(store, address)
     rows = store.fetchall(
-        "SELECT address, topic, status, source, occurred_at FROM address_consents "
-        "WHERE address = ? ORDER BY occurred_at, id",
-        [normalise_address(address)],
+        "SELECT topic, status, source, occurred_at FROM address_consents "
+        f"WHERE address IN ({', '.join('?' for _ in forms)}) ORDER BY occurred_at, id",
+        forms,
     )
+    shown = normalise_address(address)  # the stored key may be a keyed hash (privacy)
     return [
-        ConsentChange(None, t, s, src, from_store_time(at), address=a)  # type: ignore[arg-type]
-        for a, t, s, src, at in rows
+        ConsentChange(None, t, s, src, from_store_time(at), address=shown)  # type: ignore[arg-type]
+        for t, s, src, at in rows
     ]
 
 
@@ -263,13 +307,17 @@ def current_consents(
 
 
 def latest_address_consents(store: Store, topic: str, as_of: datetime) -> dict[str, Timed]:
-    """Each address's latest statement for ``topic`` (or ``*``) at ``as_of``."""
+    """Each address's latest statement for ``topic`` (or ``*``) at ``as_of``.
+
+    Keyed by :func:`address_key` (a keyed hash with PII encryption on).
+    """
     rows = store.fetchall(
         "SELECT address, status, occurred_at FROM address_consents "
         "WHERE topic IN (?, ?) AND occurred_at <= ? ORDER BY occurred_at, id",
         [topic, ALL_TOPICS, utcnow_naive(as_of)],
     )
-    return {address: (at, status) for address, status, at in rows}
+    # rows from before PII encryption was enabled are keyed like the others as they are read
+    return {address_key(store, address): (at, status) for address, status, at in rows}
 
 
 def _address_owners(store: Store, addresses: list[str]) -> dict[str, str]:
@@ -296,25 +344,30 @@ def _email_identities(store: Store, profile_ids: list[str]) -> list[str]:
 
 def suppress(store: Store, address: str, reason: str, *, source: str, at: datetime) -> None:
     """Block ``address`` from all marketing email (``bounce``, ``complaint``, ``manual`` …)."""
+    key = address_key(store, address)
+    forms = address_forms(store, address)
     with store.transaction():
-        store.execute("DELETE FROM suppressions WHERE address = ?", [address.strip().lower()])
+        marks = ", ".join("?" for _ in forms)
+        store.execute(f"DELETE FROM suppressions WHERE address IN ({marks})", forms)
         store.execute(
             "INSERT INTO suppressions (address, reason, source, occurred_at) VALUES (?, ?, ?, ?)",
-            [address.strip().lower(), reason, source, utcnow_naive(at)],
+            [key, reason, source, utcnow_naive(at)],
         )
 
 
 def unsuppress(store: Store, address: str) -> bool:
     """Lift a suppression; return whether there was one."""
-    key = address.strip().lower()
-    found = bool(store.fetchall("SELECT 1 FROM suppressions WHERE address = ?", [key]))
-    store.execute("DELETE FROM suppressions WHERE address = ?", [key])
+    forms = address_forms(store, address)
+    marks = ", ".join("?" for _ in forms)
+    found = bool(store.fetchall(f"SELECT 1 FROM suppressions WHERE address IN ({marks})", forms))
+    store.execute(f"DELETE FROM suppressions WHERE address IN ({marks})", forms)
     return found
 
 
 def suppressions(store: Store) -> dict[str, str]:
-    """Return every suppressed address with its reason."""
-    return {a: r for a, r in store.fetchall("SELECT address, reason FROM suppressions")}
+    """Return every suppressed address (its :func:`address_key`) with its reason."""
+    rows = store.fetchall("SELECT address, reason FROM suppressions")
+    return {address_key(store, a): r for a, r in rows}  # older rows may be plaintext
 
 
 def trait_consents(

@@ -7,13 +7,13 @@ from datetime import datetime
 from segmint.config.model import ConsentDef
 from segmint.deliver.consent import (
     SUPPRESSION_REASONS,
+    address_key,
     later,
     latest_address_consents,
     latest_consents,
     looks_like_address,
     suppressions,
 )
-from segmint.intake.identity import normalise_address
 from segmint.measure.assign import in_global_holdout
 from segmint.profiles import Profile
 from segmint.store import Store
@@ -88,6 +88,7 @@ class ConsentGate:
         self.policy = consent.policy
         self.topic = topic
         self.email_trait = email_trait
+        self._store = store
         self._consents = latest_consents(store, topic, as_of)
         self._addresses = latest_address_consents(store, topic, as_of)
         self._suppressed = suppressions(store)
@@ -97,7 +98,7 @@ class ConsentGate:
         address = address_of(profile, self.email_trait)
         if address is None:
             return "no_email"
-        key = normalise_address(address)
+        key = address_key(self._store, address)  # a keyed hash with PII encryption on
         reason = self._suppressed.get(key)
         if reason is not None:
             return SUPPRESSION_REASONS.get(reason, "suppressed")
@@ -113,4 +114,4 @@ class ConsentGate:
 
     def suppress_locally(self, address: str, reason: str) -> None:
         """Remember a suppression made during the run (a hard bounce)."""
-        self._suppressed[address.lower()] = reason
+        self._suppressed[address_key(self._store, address)] = reason

@@ -34,7 +34,7 @@ from datetime import datetime
 
 from segmint.clock import Clock
 from segmint.common import batched, in_lists
-from segmint.deliver.consent import suppress
+from segmint.deliver.consent import open_address, seal_address, suppress
 from segmint.store import Store, from_store_time, utcnow_naive
 
 FINAL = ("sent", "uncertain", "attempting")
@@ -92,11 +92,15 @@ def claim_many(store: Store, rows: Sequence[ClaimRow], at: datetime) -> set[str]
     now = utcnow_naive(at)
     granted: set[str] = set()
     unique = list({send_key(r[0], r[1]): r for r in rows}.items())
+    privacy = getattr(store, "privacy", None)
+    if privacy is not None:
+        privacy.prepare(r[1] for _, r in unique)  # the keys sealing the addresses, at once
     for chunk in batched(unique, 300):
         marks = ", ".join("(?, ?, ?, ?, 'attempting', ?, 1, ?, ?, ?, ?)" for _ in chunk)
         params: list[object] = []
         for key, (campaign, pid, topic, priority, address, message_id) in chunk:
-            params += [key, campaign, pid, address, message_id, now, now, topic, priority]
+            stored = seal_address(store, pid, address)  # sealed with PII encryption on
+            params += [key, campaign, pid, stored, message_id, now, now, topic, priority]
         found = store.fetchall(
             "INSERT INTO sends (send_key, campaign, profile_id, address, status, message_id, "
             f"attempts, created_at, updated_at, topic, priority) VALUES {marks} "
@@ -180,11 +184,14 @@ class SendLedger:
     def taken_addresses(self) -> set[str]:
         """Return the (lower-cased) addresses already sent, held or uncertain in the store."""
         rows = self.store.fetchall(
-            "SELECT DISTINCT lower(address) FROM sends WHERE campaign = ? AND address IS NOT "
+            "SELECT profile_id, address FROM sends WHERE campaign = ? AND address IS NOT "
             "NULL AND status IN ('sent', 'uncertain', 'attempting')",
             [self.campaign],
         )
-        return {r[0] for r in rows}
+        privacy = getattr(self.store, "privacy", None)
+        if privacy is not None:
+            privacy.prepare(r[0] for r in rows)  # sealed addresses: one vault query
+        return {str(open_address(self.store, r[1])).lower() for r in rows}
 
     def release_uncertain(self) -> int:
         """Make ``uncertain`` rows attemptable again (``--retry-uncertain``)."""
@@ -217,7 +224,12 @@ class SendLedger:
             "attempts = attempts + 1, reason = NULL, updated_at = ? "
             "WHERE send_key = ? AND status NOT IN ('sent', 'uncertain', 'attempting') "
             "RETURNING send_key",
-            [address, message_id, self._now(), send_key(self.campaign, profile_id)],
+            [
+                seal_address(self.store, profile_id, address),
+                message_id,
+                self._now(),
+                send_key(self.campaign, profile_id),
+            ],  # fmt: skip
         )
         return bool(rows)
 
@@ -306,7 +318,7 @@ class SendLedger:
             (profile_id, message_id, address, sent_at) tuples.
         """
         return [
-            (r[0], r[1], r[2], r[3])
+            (r[0], r[1], open_address(self.store, r[2]), r[3])
             for r in self.store.fetchall(
                 "SELECT profile_id, message_id, address, sent_at FROM sends "
                 "WHERE campaign = ? AND status = 'sent' AND NOT announced ORDER BY sent_at",

@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from segmint.common import in_lists
-from segmint.intake.identity import USER, merge_roots, normalise_address, resolve_person
+from segmint.intake.identity import USER, merge_roots, resolve_person
 from segmint.privacy import audit
 from segmint.privacy.keys import is_sealed
 from segmint.privacy.protect import Privacy
@@ -102,13 +102,16 @@ def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tu
     profiles = person_profiles(store, root)
     found = identifiers_of(privacy, profiles)
     hashes = {privacy.subject_hash(kind, value) for kind, value in found}
-    addresses = sorted({normalise_address(v) for k, v in found if k == "email"})
+    # suppressions and address consents are kept by address_key (a keyed hash when on)
+    # and plaintext, for rows written before encryption was enabled
+    emails = [v for k, v in found if k == "email"]
+    addresses = sorted({privacy.address_key(v) for v in emails} | set(emails))
     receipt_id = "er_" + secrets.token_hex(8)
     when = utcnow_naive(at)
     with store.transaction():
         deleted = _anonymise_and_delete(store, profiles)
         anonymised = deleted.pop("_anonymised")
-        for table in ("address_consents", "suppressions"):  # kept by plaintext address
+        for table in ("address_consents", "suppressions"):
             deleted[table] = 0
             for marks, chunk in in_lists(addresses):
                 deleted[table] += _delete(store, table, "address", marks, list(chunk))

@@ -20,6 +20,7 @@ from segmint.common import in_lists
 from segmint.intake.identity import resolve_person
 from segmint.privacy import audit
 from segmint.privacy.erase import person_profiles
+from segmint.privacy.keys import is_sealed
 from segmint.privacy.protect import Privacy
 from segmint.profiles import decode_traits
 from segmint.store import Store
@@ -106,6 +107,8 @@ def _rows(
 def _value(privacy: Privacy, name: str, value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
+    if is_sealed(value):
+        return privacy.unseal(value)  # sends.address
     if name in _JSON and value is not None:
         parsed = orjson.loads(value) if isinstance(value, str | bytes) else value
         if isinstance(parsed, dict):

@@ -33,6 +33,8 @@ from segmint.privacy.errors import ErasedProfileError, MasterKeyError
 
 SEALED = "enc:"
 """The prefix of a sealed value."""
+BLIND = "bi:"
+"""The prefix of a blind index (a keyed hash of an identifier)."""
 KEY_FILE = "master.key"
 VAULT_FILE = "vault.sqlite"
 _CHECK = b"segmint master key check"
@@ -290,7 +292,7 @@ class Keyring:
     def blind_index(self, kind: str, value: str) -> str:
         """A keyed hash of an identifier: equal values give equal indexes, nothing reversible."""
         digest = hmac.new(self._index_key, f"{kind}\x1f{value}".encode(), hashlib.sha256)
-        return "bi:" + digest.hexdigest()[:40]
+        return BLIND + digest.hexdigest()[:40]
 
     def destroy(self, profile_ids: Iterable[str]) -> int:
         """Delete the data keys of ``profile_ids`` (crypto-shredding); return how many."""

@@ -23,7 +23,7 @@ from typing import Any
 from segmint.config.model import DeriveDef, WorkspaceDef
 from segmint.intake.payloads import Message
 from segmint.privacy.errors import ErasedProfileError
-from segmint.privacy.keys import VAULT_FILE, Keyring, Vault, is_sealed, load_master_key
+from segmint.privacy.keys import BLIND, VAULT_FILE, Keyring, Vault, is_sealed, load_master_key
 from segmint.store import Store, read_meta, write_meta
 
 ERASED = "[erased]"
@@ -132,6 +132,25 @@ class Privacy:
         if self.keyring is None or kind not in self.names:
             return value
         return self.keyring.blind_index(kind, value)
+
+    def address_key(self, address: str) -> str:
+        """How a delivery address is kept in ``suppressions`` and ``address_consents``.
+
+        The normalised address, or with PII encryption on the blind index ``identities``
+        keeps for it (so the gate and the owner lookup compare keys, never addresses).
+        A value that already is a blind index (an email identity) is returned as it is.
+        """
+        key = address.strip().lower()
+        return key if key.startswith(BLIND) else self.identity_index("email", key)
+
+    def seal_address(self, profile_id: str, address: str) -> str:
+        """How ``sends.address`` keeps an address: sealed under the profile's key when on.
+
+        Call :meth:`flush` before the store commits (a profile with no key yet gets one).
+        """
+        if self.keyring is None or "email" not in self.names:
+            return address
+        return self.keyring.seal(profile_id, address)
 
     # --- erased subjects ------------------------------------------------------------------
 
