@@ -204,10 +204,7 @@ class DefinitionEditor:
         """
         with _LOCK:
             data, text = self._checked(version)
-            entries = data.get(section)
-            if not isinstance(entries, CommentedMap) or name not in entries:
-                raise ConfigError(f"no {section} entry '{name}' in {self.path}",
-                                  key_path=section)  # fmt: skip
+            entries = self._entries(data, section, name)
             lines = text.splitlines(keepends=True)
             first, last = _entry_lines(data, lines, section, name)
             block = "".join(lines[first:last])
@@ -231,12 +228,19 @@ class DefinitionEditor:
         """
         with _LOCK:
             data, _ = self._checked(version)
-            entries = data.get("segments")
-            if not isinstance(entries, CommentedMap) or name not in entries:
-                raise ConfigError(f"no segments entry '{name}' in {self.path}",
-                                  key_path="segments")  # fmt: skip
-            fields = dict(entries[name]) | {"archived": True}
+            fields = dict(self._entries(data, "segments", name)[name]) | {"archived": True}
         return self.put_entry("segments", name, fields, version=version)
+
+    def _entries(self, data: CommentedMap, section: str, name: str) -> CommentedMap:
+        """The entries of ``section``, which hold ``name``.
+
+        Raises:
+            ConfigError: If there is no such entry.
+        """
+        entries = data.get(section)
+        if not isinstance(entries, CommentedMap) or name not in entries:
+            raise ConfigError(f"no {section} entry '{name}' in {self.path}", key_path=section)
+        return entries
 
     def _checked(self, version: str | None) -> tuple[CommentedMap, str]:
         data, text = self.read()
