@@ -273,15 +273,26 @@ def latest_consents(
     addresses it has as email identities.
     """
     cutoff = utcnow_naive(as_of)
-    rows = store.fetchall(
-        "SELECT profile_id, status, occurred_at FROM consents "
-        "WHERE topic IN (?, ?) AND occurred_at <= ? ORDER BY occurred_at, id",
-        [topic, ALL_TOPICS, cutoff],
-    )
     roots = merge_roots(store)
     wanted = set(profile_ids) if profile_ids is not None else None
+    sql = (
+        "SELECT profile_id, status, occurred_at, id FROM consents "
+        "WHERE topic IN (?, ?) AND occurred_at <= ?"
+    )
+    if wanted is None:
+        rows = store.fetchall(f"{sql} ORDER BY occurred_at, id", [topic, ALL_TOPICS, cutoff])
+    else:  # only the statements of these people (and of the profiles merged into them)
+        ids = sorted(wanted | {p for p, root in roots.items() if root in wanted})
+        rows = [
+            row
+            for marks, chunk in in_lists(ids)
+            for row in store.fetchall(
+                f"{sql} AND profile_id IN ({marks})", [topic, ALL_TOPICS, cutoff, *chunk]
+            )
+        ]
+        rows.sort(key=lambda r: (r[2], r[3]))
     latest: dict[str, Timed] = {}
-    for profile_id, status, at in rows:
+    for profile_id, status, at, _ in rows:
         owner = roots.get(profile_id, profile_id)
         if wanted is None or owner in wanted:
             latest[owner] = (at, status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from segmint.config.model import ConsentDef
@@ -72,6 +73,8 @@ class ConsentGate:
         as_of: Consent changes after this instant are not considered.
         email_trait: The trait holding the address.
         global_holdout: The workspace's ``measure.global_holdout_percent``.
+        profile_ids: The only profiles :meth:`check` will be asked about, when known (a
+            journey round): their consents are read, not the whole topic's.
     """
 
     def __init__(
@@ -83,13 +86,14 @@ class ConsentGate:
         email_trait: str,
         *,
         global_holdout: float = 0.0,
+        profile_ids: Iterable[str] | None = None,
     ) -> None:
         self.global_holdout = global_holdout
         self.policy = consent.policy
         self.topic = topic
         self.email_trait = email_trait
         self._store = store
-        self._consents = latest_consents(store, topic, as_of)
+        self._consents = latest_consents(store, topic, as_of, profile_ids)
         self._addresses = latest_address_consents(store, topic, as_of)
         self._suppressed = suppressions(store)
 

@@ -637,7 +637,8 @@ class JourneyEngine:
         topics = {self.journeys[i.journey].topic(self.journeys[i.journey].steps[i.step or ""])
                   for i, _ in batch.sends}  # fmt: skip
         gates = {t: ConsentGate(self.store, ws.consent, t, until, ws.email.email_trait,
-                             global_holdout=ws.measure.global_holdout_percent)
+                             global_holdout=ws.measure.global_holdout_percent,
+                             profile_ids=pids)
                  for t in sorted(topics)}  # fmt: skip
         earliest = min(at for _, at in batch.sends)
         history = ledger_history(self.store, pids, earliest - longest_window(ws.delivery))
