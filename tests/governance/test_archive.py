@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.membership.conftest import deploy_step
 
 from segmint.clock import FixedClock
 from segmint.config.errors import ConfigErrors
@@ -192,21 +193,7 @@ def test_lifespans_and_archiving_keep_batch_and_real_time_exact(steps, tmp_path,
                        _store=store)  # fmt: skip
         compiled = CompiledSegments(ws.definition)
         now += gap
-        clock = FixedClock(now)
-        intake = Intake(ws, clock)
-        messages = [order(u, now, next(_ids)) for u in users]
-        if mode == "refresh":
-            if messages:
-                intake.submit(messages, source="t")
-            refresh(store, compiled, now)
-        else:
-            engine = RealtimeEngine(store, compiled, clock)
-            engine.catch_up(now)
-            engine.advance(now)
-            intake.add_listener(engine)
-            if messages:
-                intake.submit(messages, source="t")
-            engine.close()
+        deploy_step(ws, compiled, now, [order(u, now, next(_ids)) for u in users], mode)
         assert reconcile(store, compiled, now) == []
         held = {s for segs in all_members(store).values() for s in segs}
         ends = {

@@ -186,3 +186,28 @@ def shop(tmp_path: Path, store: Any) -> tuple[Workspace, CompiledSegments]:
     compiled = CompiledSegments(ws.definition)
     refresh(ws.store, compiled, T0)
     return ws, compiled
+
+
+def deploy_step(
+    ws: Workspace,
+    compiled: CompiledSegments,
+    now: datetime,
+    messages: list[dict[str, Any]],
+    mode: str,
+) -> None:
+    """Take ``messages`` at ``now`` under ``compiled``, as a deploy would: by a batch refresh
+    (``mode == "refresh"``) or by a real-time engine that starts (catching up), runs, stops."""
+    clock = FixedClock(now)
+    intake = Intake(ws, clock)
+    if mode == "refresh":
+        if messages:
+            intake.submit(messages, source="test")
+        refresh(ws.store, compiled, now)
+        return
+    engine = RealtimeEngine(ws.store, compiled, clock)
+    engine.catch_up(now)
+    engine.advance(now)
+    intake.add_listener(engine)
+    if messages:
+        intake.submit(messages, source="test")
+    engine.close()

@@ -14,14 +14,12 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.membership.conftest import deploy_step
 
-from segmint.clock import FixedClock
 from segmint.config.model import SegmentDef
-from segmint.intake.pipeline import Intake
-from segmint.membership.batch import reconcile, refresh
+from segmint.membership.batch import reconcile
 from segmint.membership.changes import all_members, read_changes
 from segmint.membership.compiled import CompiledSegments
-from segmint.membership.realtime import RealtimeEngine
 from segmint.workspace import Workspace
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -139,24 +137,11 @@ def run(base: Workspace, steps: list[tuple[Any, ...]]) -> None:
         ws = Workspace(path=base.path, definition=definition, _store=store)
         compiled = CompiledSegments(definition)
         now += gap
-        clock = FixedClock(now)
-        intake = Intake(ws, clock)
         messages = [
             track(user, name, now - timedelta(seconds=late), total)
             for user, (name, total), late in events
         ]
-        if mode == "refresh":
-            if messages:
-                intake.submit(messages, source="test")
-            refresh(store, compiled, now)
-        else:
-            engine = RealtimeEngine(store, compiled, clock)
-            engine.catch_up(now)
-            engine.advance(now)
-            intake.add_listener(engine)
-            if messages:
-                intake.submit(messages, source="test")
-            engine.close()
+        deploy_step(ws, compiled, now, messages, mode)
         assert reconcile(store, compiled, now) == [], (op, mode)
         held = {seg for segs in all_members(store).values() for seg in segs}
         assert held <= set(segments)  # nothing left in a removed segment
