@@ -191,3 +191,23 @@ def arms_of(shop: Shop, experiment: str) -> dict[str, str]:
         "SELECT profile_id, arm FROM experiment_assignments WHERE experiment = ?", [experiment]
     )
     return dict(rows)
+
+
+def test_an_arm_sent_another_template_is_named_by_its_delivery(shop: Shop) -> None:
+    """The ledger row and ``Email Delivered`` of an arm with a template name that one."""
+    import orjson
+
+    with_yaml(shop, EXPERIMENT.replace(
+        '{name: urgent, subject: "Last chance, {{ first_name }}"}',
+        "{name: urgent, template: cart_reminder}"))  # fmt: skip
+    pids = shop.add_many([f"v{i:02d}" for i in range(24)])
+    send(shop)
+    assigned = arms(shop)
+    store = shop.workspace.store
+    delivered = {p: orjson.loads(props)["template"] for p, props in store.fetchall(
+        "SELECT profile_id, properties FROM events WHERE event = 'Email Delivered'")}  # fmt: skip
+    expected = {p: "cart_reminder" if assigned[p] == "urgent" else "lifecycle"
+                for p in pids if assigned[p] != "holdout"}  # fmt: skip
+    assert delivered == expected and "cart_reminder" in expected.values()
+    rows = dict(store.fetchall("SELECT profile_id, template FROM sends WHERE status = 'sent'"))
+    assert rows == {p: (t if t == "cart_reminder" else None) for p, t in expected.items()}

@@ -109,3 +109,52 @@ def test_a_typo_in_an_arm_is_reported_once_with_its_position(shop: Shop) -> None
     assert "valid string" not in text  # the arm is not also tried as a template name
     edit(shop.path, "dealy: 3h", "delay: 3h")
     shop.workspace = Workspace.open(shop.path)  # (the fixture closes it)
+
+
+def test_an_arm_with_its_own_template_is_named_by_its_delivery_and_kpis(shop: Shop) -> None:
+    """``Email Delivered``, the ledger and the KPIs by template name the arm's template."""
+    import orjson
+
+    from segmint.clock import FixedClock
+    from segmint.deliver.engagement import email_announcer
+    from segmint.intake import Intake
+    from segmint.measure.kpis import kpi_report
+
+    arms = """      - name: reminder
+        send: cart_reminder
+        topic: offers
+        variants:
+          - {name: control}
+          - {name: discount, template: cart_discount}
+"""
+    edit(shop.path, "      - {name: reminder, send: cart_reminder, topic: offers}\n", arms)
+    shop.reopen()
+    users = [f"t{i:02d}" for i in range(30)]
+    shop.people(users)
+    for user in users:
+        shop.track(user, "Cart Abandoned", T0)
+    announce = email_announcer(Intake(shop.workspace, FixedClock(T0 + H2)))
+    shop.engine(announce=announce).tick(T0 + H2)
+    store = shop.workspace.store
+    chosen = dict(store.fetchall(
+        "SELECT profile_id, arm FROM experiment_assignments "
+        "WHERE experiment = 'abandoned_cart.reminder'"))  # fmt: skip
+    count = Counter(chosen.values())
+    assert count["control"] > 0 and count["discount"] > 0
+    expected = {pid: "cart_discount" if arm == "discount" else "cart_reminder"
+                for pid, arm in chosen.items()}  # fmt: skip
+    delivered = {pid: orjson.loads(props)["template"] for pid, props in store.fetchall(
+        "SELECT profile_id, properties FROM events WHERE event = 'Email Delivered'")}  # fmt: skip
+    assert delivered == expected
+    ledger = dict(store.fetchall("SELECT profile_id, template FROM sends"))
+    assert ledger == {p: (t if t != "cart_reminder" else None) for p, t in expected.items()}
+    # the discount arm's messages (and their opens) count for cart_discount
+    opener = next(u for u in users if chosen[shop.profiles[u]] == "discount")
+    shop.track(opener, "Email Opened", T0 + H2 + timedelta(minutes=5),
+               campaign="journey:abandoned_cart:reminder:1", machine_open=False)  # fmt: skip
+    report = kpi_report(store, shop.workspace.definition, "template", None, T0 + H2 * 2)
+    got = {k: (v.delivered, v.opened) for k, v in report.rows.items()}
+    assert got == {"cart_reminder": (count["control"], 0), "cart_discount": (count["discount"], 1)}
+    by_step = kpi_report(store, shop.workspace.definition, "campaign", None, T0 + H2 * 2)
+    assert by_step.total.to_dict() == report.total.to_dict()
+    assert by_step.rows["journey:abandoned_cart:reminder"].delivered == len(users)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from segmint.clock import FixedClock
 from segmint.config.measure import MeasureDef
 from segmint.measure.attribution import built_as_of, rebuild
 from segmint.measure.kpis import kpi_report
@@ -112,6 +113,23 @@ def test_grouping_by_template_and_segment_of_defined_campaigns(shop: Shop) -> No
     # neither campaign is in segmint.yaml: their sends are under (undefined)
     assert by_segment.rows["(undefined)"].sent == by_segment.total.sent == 6
     assert by_segment.rows["vip"].sent == 0
+
+
+def test_by_template_a_message_counts_for_the_template_it_was_sent(shop: Shop) -> None:
+    """An arm's template (the ledger's) takes its messages, opens and conversions along."""
+    from segmint.deliver.ledger import SendLedger
+
+    ws = shop.workspace
+    SendLedger(ws.store, "spring", FixedClock(T0)).templates({shop.ids["bob"]: "spring_b"})
+    rebuild(ws.store, MeasureDef(), T0 + 30 * D)
+    report = kpi_report(ws.store, ws.definition, "template", None, T0 + 30 * D)
+    got = {t: (k.sent, k.opened, k.clicked, k.conversions) for t, k in report.rows.items()}
+    # spring and summer are not defined: their own template is (undefined); bob's is named
+    assert got == {"(undefined)": (5, 3, 0, 1), "spring_b": (1, 0, 1, 1)}
+    assert (
+        report.total.to_dict()
+        == kpi_report(ws.store, ws.definition, "campaign", None, T0 + 30 * D).total.to_dict()
+    )
 
 
 def change(ws: Workspace, segment: str, who: str, kind: str, at: object) -> None:

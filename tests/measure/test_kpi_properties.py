@@ -29,6 +29,7 @@ sends = st.lists(
         st.sampled_from(PEOPLE),
         st.integers(0, 20),
         st.sampled_from(["sent", "bounced", "failed", "skipped"]),
+        st.sampled_from([None, None, "tx", "ty"]),  # sent another template (an arm's)
     ),  # fmt: skip
     max_size=25,
     unique_by=lambda s: (s[0], s[1]),
@@ -52,13 +53,13 @@ def at(hours: int) -> Any:
 def load(store: DuckDBStore, sent: list[Any], engaged: list[Any]) -> None:
     store.execute("DELETE FROM sends")
     store.execute("DELETE FROM events")
-    for campaign, pid, hour, status in sent:
+    for campaign, pid, hour, status, template in sent:
         bounced = at(hour) if status == "bounced" else None
         store.execute(
             "INSERT INTO sends (send_key, campaign, profile_id, status, created_at, updated_at, "
-            "sent_at, bounced_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "sent_at, bounced_at, template) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [f"{campaign}:{pid}", campaign, pid, "failed" if status == "bounced" else status,
-             at(0), at(0), at(hour) if status == "sent" else None, bounced],
+             at(0), at(0), at(hour) if status == "sent" else None, bounced, template],
         )  # fmt: skip
     for i, (campaign, pid, hour, kind, machine) in enumerate(engaged):
         flag = "machine_open" if kind == "Email Opened" else "machine_click"
@@ -70,11 +71,15 @@ def load(store: DuckDBStore, sent: list[Any], engaged: list[Any]) -> None:
         )  # fmt: skip
 
 
-def recount(sent: list[Any], engaged: list[Any], lo: int, hi: int) -> dict[str, Counter[str]]:
+def recount(
+    sent: list[Any], engaged: list[Any], lo: int, hi: int, key: Any = None
+) -> dict[str, Counter[str]]:
+    """Count by campaign, or by ``key(campaign, profile)`` (each message's group)."""
+    key = key or (lambda campaign, _pid: campaign)
     out: dict[str, Counter[str]] = {}
-    for campaign, _pid, hour, status in sent:
+    for campaign, pid, hour, status, _template in sent:
         if status in ("sent", "bounced") and lo < hour <= hi:
-            c = out.setdefault(campaign, Counter())
+            c = out.setdefault(key(campaign, pid), Counter())
             c["sent"] += 1
             c["delivered"] += status == "sent"
             c["bounced"] += status == "bounced"
@@ -87,9 +92,9 @@ def recount(sent: list[Any], engaged: list[Any], lo: int, hi: int) -> dict[str, 
                   "Email Unsubscribed": "unsubscribed"}[kind]  # fmt: skip
         if figure and (campaign, pid, figure) not in seen:
             seen.add((campaign, pid, figure))
-            out.setdefault(campaign, Counter())[figure] += 1
+            out.setdefault(key(campaign, pid), Counter())[figure] += 1
         else:
-            out.setdefault(campaign, Counter())
+            out.setdefault(key(campaign, pid), Counter())
     return out
 
 
@@ -123,6 +128,16 @@ def test_kpis_equal_a_recount_and_groupings_add_up(
                       for i, (c, s) in enumerate(zip(CAMPAIGNS, segments, strict=False))},
     })  # fmt: skip  # c4 stays undefined
     end = T0 + timedelta(hours=hi)
+    # by template: a message counts for the template it was sent (its row's, else its
+    # campaign's), and so do its opens, clicks and unsubscribes
+    own = {c: f"t{i}" for i, c in enumerate(CAMPAIGNS[:3])}
+    rows = {(c, p): t for c, p, _, _, t in sent if t is not None}
+    by_template = recount(sent, engaged, lo if lo >= 0 else -(10**6), hi,
+                          lambda c, p: rows.get((c, p)) or own.get(c, "(undefined)"))  # fmt: skip
+    report = kpi_report(store, defn, "template", start, end)
+    assert {t: {f: getattr(k, f) for f in figures} for t, k in report.rows.items()} == {
+        t: {f: e[f] for f in figures} for t, e in by_template.items()
+    }
     for by in ("campaign", "template", "segment"):
         report = kpi_report(store, defn, by, start, end)
         for figure in figures:

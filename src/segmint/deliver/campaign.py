@@ -257,8 +257,13 @@ class CampaignRun:
             pid for pid, at in planned.items() if at + delays[self.arms[pid]] > as_of
         }  # fmt: skip
         skipped += [(pid, "variant_delay") for pid in sorted(later)]
-        return [(p, a) for p, a in todo
+        todo = [(p, a) for p, a in todo
                 if self.arms[p.profile_id] not in held and p.profile_id not in later]  # fmt: skip
+        # an arm sent another template: its rows name it (Email Delivered, KPIs by template)
+        templates = {v.name: v.template for v in experiment.variants if v.template}
+        chosen = {p.profile_id: self.arms[p.profile_id] for p, _ in todo}
+        self.ledger.templates({p: templates[a] for p, a in chosen.items() if a in templates})
+        return todo
 
     def _planned(self, pids: list[str]) -> dict[str, datetime]:
         """When each profile's ledger row was planned (a send-time arm counts from it)."""

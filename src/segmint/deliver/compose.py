@@ -52,6 +52,9 @@ class TemplateComposer:
             campaign.template, subject=campaign.subject
         )
         # an experiment's arms: each its own subject and/or template, compiled up front
+        self.arm_templates: dict[str, str] = {
+            v.name: v.template for v in variants_of(workspace.definition, name) if v.template
+        }
         self.variants: dict[str, CompiledTemplate] = {
             v.name: renderer.compile(
                 v.template or campaign.template, subject=v.subject or campaign.subject
@@ -59,6 +62,10 @@ class TemplateComposer:
             for v in variants_of(workspace.definition, name)
             if not v.holdout and (v.template or v.subject)
         }
+
+    def template_of(self, variant: str | None) -> str:
+        """The name of the template ``variant`` (an experiment arm, or none) is sent."""
+        return self.arm_templates.get(variant or "", self.campaign.template)
 
     def __call__(
         self,

@@ -23,7 +23,7 @@ from segmint.config.model import CampaignDef
 from segmint.store import Store, from_store_time
 
 if TYPE_CHECKING:
-    from segmint.deliver.ledger import SendLedger
+    from segmint.deliver.ledger import SendLedger, UnannouncedRow
 
 MACHINE_OPEN_SECONDS = 5.0
 MACHINE_AGENTS = (
@@ -117,7 +117,7 @@ def engagement_message(
 
 
 def delivered_messages(
-    store: Store, campaign: CampaignDef, name: str, rows: Sequence[tuple[str, str, str | None, Any]]
+    store: Store, campaign: CampaignDef, name: str, rows: Sequence[UnannouncedRow]
 ) -> list[dict[str, Any]]:
     """Build ``Email Delivered`` messages for sent ledger rows.
 
@@ -125,17 +125,18 @@ def delivered_messages(
         store: The store (for each profile's identity).
         campaign: The campaign's definition.
         name: The campaign's name.
-        rows: (profile_id, message_id, address, sent_at naive UTC) from the ledger.
+        rows: (profile_id, message_id, address, sent_at naive UTC, template) from the
+            ledger; the template is the one the row was sent (None: the campaign's).
     """
     out = []
     identities = identities_of(store, [r[0] for r in rows])
-    for profile_id, message_id, _address, sent_at in rows:
+    for profile_id, message_id, _address, sent_at, template in rows:
         at = from_store_time(sent_at)
         assert at is not None
         properties = {
             "campaign": name,
             "topic": campaign.topic,
-            "template": campaign.template,
+            "template": template or campaign.template,
             "email_id": message_id,
         }
         key = f"{name}|{profile_id}"

@@ -28,9 +28,10 @@ the same Message-ID so receiving systems can drop a duplicate.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from segmint.clock import Clock
 from segmint.common import batched, in_lists
@@ -78,6 +79,9 @@ class LedgerRow:
 ClaimRow = tuple[str, str, str | None, int | None, str, str]
 """(campaign, profile_id, topic, priority, address, message_id) of :func:`claim_many`."""
 
+UnannouncedRow = tuple[str, str, str | None, Any, str | None]
+"""(profile_id, message_id, address, sent_at, template) of a sent, unannounced row."""
+
 
 def claim_many(store: Store, rows: Sequence[ClaimRow], at: datetime) -> set[str]:
     """Add or claim many rows of many campaigns at once, like ``plan`` then ``claim``.
@@ -112,6 +116,23 @@ def claim_many(store: Store, rows: Sequence[ClaimRow], at: datetime) -> set[str]
         )
         granted |= {r[0] for r in found}
     return granted
+
+
+def record_templates(store: Store, chosen: Mapping[str, str]) -> None:
+    """Record the template of each row (send key → template) sent another than its own.
+
+    A row's ``template`` is NULL when it is sent its campaign's (or journey step's)
+    template; an experiment arm's or a template split's is recorded here, so ``Email
+    Delivered`` and the KPIs by template name the one the recipient got.
+    """
+    by_template: dict[str, list[str]] = {}
+    for key, template in chosen.items():
+        by_template.setdefault(template, []).append(key)
+    for template, keys in sorted(by_template.items()):
+        for marks, chunk in in_lists(keys):
+            store.execute(
+                f"UPDATE sends SET template = ? WHERE send_key IN ({marks})", [template, *chunk]
+            )
 
 
 class SendLedger:
@@ -311,16 +332,21 @@ class SendLedger:
             out.setdefault(status, Counter())[reason] += int(n)
         return out
 
-    def unannounced(self) -> list[tuple[str, str, str | None, object]]:
+    def templates(self, chosen: Mapping[str, str]) -> None:
+        """Record the template each profile is sent when it is not the campaign's own."""
+        record_templates(self.store, {send_key(self.campaign, p): t for p, t in chosen.items()})
+
+    def unannounced(self) -> list[UnannouncedRow]:
         """Return sent rows whose ``Email Delivered`` event was not yet submitted.
 
         Returns:
-            (profile_id, message_id, address, sent_at) tuples.
+            (profile_id, message_id, address, sent_at, template) tuples; ``template`` is
+            None when the row was sent the campaign's own.
         """
         return [
-            (r[0], r[1], open_address(self.store, r[2]), r[3])
+            (r[0], r[1], open_address(self.store, r[2]), r[3], r[4])
             for r in self.store.fetchall(
-                "SELECT profile_id, message_id, address, sent_at FROM sends "
+                "SELECT profile_id, message_id, address, sent_at, template FROM sends "
                 "WHERE campaign = ? AND status = 'sent' AND NOT announced ORDER BY sent_at",
                 [self.campaign],
             )
@@ -438,7 +464,10 @@ class MemoryLedger(SendLedger):
         """Fail the row in memory; a dry run suppresses nobody."""
         self.failed(bounce.profile_id, bounce.reason)
 
-    def unannounced(self) -> list[tuple[str, str, str | None, object]]:
+    def templates(self, chosen: Mapping[str, str]) -> None:
+        """A dry run records nothing."""
+
+    def unannounced(self) -> list[UnannouncedRow]:
         """A dry run announces nothing."""
         return []
 

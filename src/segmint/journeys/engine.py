@@ -41,7 +41,7 @@ from segmint.deliver.consent import sync_trait_consents
 from segmint.deliver.engagement import Announce, announce_ledger
 from segmint.deliver.errors import DeliveryError, HardBounce
 from segmint.deliver.gate import ConsentGate, address_of
-from segmint.deliver.ledger import Bounce, SendLedger, claim_many, send_key
+from segmint.deliver.ledger import Bounce, SendLedger, claim_many, record_templates, send_key
 from segmint.deliver.links import LinkSigner
 from segmint.deliver.policy import (
     Decision,
@@ -772,6 +772,7 @@ class JourneyEngine:
     ) -> None:
         ws = self.definition
         ready: list[tuple[Instance, datetime, bytes, str, str, SendLedger, str]] = []
+        other: dict[str, str] = {}  # send key → the template, when not the step's own
         for inst, at, profile, arm in go:
             journey = self.journeys[inst.journey]
             name = inst.step or ""
@@ -787,6 +788,8 @@ class JourneyEngine:
                 composer = self._composer(inst.journey, name, template, campaign)
                 data = composer(profile, to=address, message_id=message_id, variant=arm,
                                 campaign=ledger.campaign)  # fmt: skip
+                if (sent_as := composer.template_of(arm)) != journey.steps[name].send:
+                    other[send_key(ledger.campaign, inst.profile_id)] = sent_as
             except TemplateRenderError as exc:
                 self.report.failed[f"render_error:{exc.reason}"] += 1
                 self._move(inst, self._after(inst), at, batch, "failed",
@@ -810,6 +813,7 @@ class JourneyEngine:
                 # sent, or uncertain (a killed run's claim, see _recover): never again
                 self.report.resumed["uncertain"] += 1
                 self._move(item[0], self._after(item[0]), item[1], batch, "uncertain", "resumed")
+            record_templates(self.store, {k: t for k, t in other.items() if k in granted})
         if not todo:
             return
         messages = [(d, s, a) for _, _, d, a, s, _, _ in todo]

@@ -19,7 +19,9 @@ opened, ``conversion_rate`` and ``revenue_per_recipient`` per delivered message.
 Counts are per message (campaign, profile), so the rows of any grouping add up to the
 total. Groupings map the ledger's campaign key to a group: by ``campaign``, by the
 campaign's ``template`` or target ``segment`` (from ``segmint.yaml``; campaigns no longer
-defined go to ``(undefined)``), or by ``journey``. A journey's sends are one ledger
+defined go to ``(undefined)``), or by ``journey``. By ``template``, a message sent another
+template than its campaign's (an experiment arm's, a journey step's template split; the
+ledger's ``template``) counts for the one it was sent with. A journey's sends are one ledger
 campaign per step and entry; by campaign they count per journey step
 (``journey:NAME:STEP``), which gives each step's KPIs.
 """
@@ -128,11 +130,14 @@ class KpiReport:
         }
 
 
-def kpi_query(dialect: str, bounded: bool) -> str:
+def kpi_query(dialect: str, bounded: bool, *, by_template: bool = False) -> str:
     """Return the SQL of every campaign's counts in the period.
 
     Parameters (``?``): the start (if ``bounded``) and the end, for each of the three
-    sources in turn (sends, engagement events, attributions).
+    sources in turn (sends, engagement events, attributions). With ``by_template`` the
+    rows are per campaign and the template its messages were sent with (the ledger's
+    ``template``, ``''`` for the campaign's own): an experiment arm's or a template split's
+    messages, their engagement and conversions count for the template they got.
     """
 
     def lower(col: str) -> str:
@@ -143,62 +148,98 @@ def kpi_query(dialect: str, bounded: bool) -> str:
         sql.human(dialect, "machine_open"),
         sql.human(dialect, "machine_click"),
     )
+    # by template: each message's template, joined on (campaign, profile) where not its own
+    key, join, also = "", "", ""
+    if by_template:
+        key, also = ", tpl", ", k.tpl"
+        join = " LEFT JOIN t ON t.campaign = x.campaign AND t.profile_id = x.profile_id"
+    s_key = ", coalesce(template, '') AS tpl" if by_template else ""
+    x_key = ", coalesce(t.sent_as, '') AS tpl" if by_template else ""
+    on = " AND {0}.tpl = k.tpl" if by_template else ""
+    templates = (
+        "t AS (SELECT campaign, profile_id, template AS sent_as FROM sends "
+        "WHERE template IS NOT NULL),"
+        if by_template
+        else ""
+    )
     return f"""
-        WITH s AS (
-            SELECT campaign,
+        WITH {templates} s AS (
+            SELECT campaign{s_key},
                    count(*) AS sent,
                    count(*) FILTER (WHERE status = 'sent') AS delivered,
                    count(*) FILTER (WHERE bounced_at IS NOT NULL) AS bounced
             FROM sends
             WHERE {lower("coalesce(sent_at, bounced_at)")}coalesce(sent_at, bounced_at) <= ?
               AND (status = 'sent' OR bounced_at IS NOT NULL)
-            GROUP BY campaign
+            GROUP BY campaign{key}
         ),
         e AS (
-            SELECT {campaign} AS campaign,
-                   count(DISTINCT profile_id) FILTER (
+            SELECT x.campaign{x_key},
+                   count(DISTINCT x.profile_id) FILTER (
                        WHERE event = '{OPENED}' AND {human_open}) AS opened,
-                   count(DISTINCT profile_id) FILTER (
+                   count(DISTINCT x.profile_id) FILTER (
                        WHERE event = '{OPENED}' AND NOT ({human_open})) AS machine_opened,
-                   count(DISTINCT profile_id) FILTER (
+                   count(DISTINCT x.profile_id) FILTER (
                        WHERE event = '{CLICKED}' AND {human_click}) AS clicked,
-                   count(DISTINCT profile_id) FILTER (
+                   count(DISTINCT x.profile_id) FILTER (
                        WHERE event = '{UNSUBSCRIBED}') AS unsubscribed
-            FROM events
-            WHERE type = 'track' AND event IN ('{OPENED}', '{CLICKED}', '{UNSUBSCRIBED}')
-              AND {lower("timestamp")}timestamp <= ?
-            GROUP BY 1
+            FROM (
+                SELECT {campaign} AS campaign, profile_id, event, properties FROM events
+                WHERE type = 'track' AND event IN ('{OPENED}', '{CLICKED}', '{UNSUBSCRIBED}')
+                  AND {lower("timestamp")}timestamp <= ?
+            ) x{join}
+            GROUP BY x.campaign{key}
         ),
         a AS (
-            SELECT campaign, count(*) AS conversions, coalesce(sum(revenue), 0) AS revenue
-            FROM attributions WHERE {lower("converted_at")}converted_at <= ?
-            GROUP BY campaign
+            SELECT x.campaign{x_key}, count(*) AS conversions,
+                   coalesce(sum(revenue), 0) AS revenue
+            FROM attributions x{join}
+            WHERE {lower("converted_at")}converted_at <= ?
+            GROUP BY x.campaign{key}
         ),
         k AS (
-            SELECT campaign FROM s UNION SELECT campaign FROM e UNION SELECT campaign FROM a
+            SELECT campaign{key} FROM s UNION SELECT campaign{key} FROM e
+            UNION SELECT campaign{key} FROM a
         )
-        SELECT k.campaign,
+        SELECT k.campaign{also},
                coalesce(s.sent, 0), coalesce(s.delivered, 0), coalesce(s.bounced, 0),
                coalesce(e.opened, 0), coalesce(e.machine_opened, 0), coalesce(e.clicked, 0),
                coalesce(e.unsubscribed, 0), coalesce(a.conversions, 0), coalesce(a.revenue, 0)
-        FROM k LEFT JOIN s ON s.campaign = k.campaign
-               LEFT JOIN e ON e.campaign = k.campaign
-               LEFT JOIN a ON a.campaign = k.campaign
+        FROM k LEFT JOIN s ON s.campaign = k.campaign{on.format("s")}
+               LEFT JOIN e ON e.campaign = k.campaign{on.format("e")}
+               LEFT JOIN a ON a.campaign = k.campaign{on.format("a")}
         WHERE k.campaign IS NOT NULL
     """
 
 
 def campaign_kpis(store: Store, start: datetime | None, end: datetime) -> dict[str, Kpis]:
     """Return the KPIs of every campaign with activity in ``(start, end]``."""
+    return {key: kpis for (key, _), kpis in _kpis(store, start, end, by_template=False).items()}
+
+
+def template_kpis(
+    store: Store, start: datetime | None, end: datetime
+) -> dict[tuple[str, str | None], Kpis]:
+    """Return the KPIs of every (campaign, template sent) with activity in ``(start, end]``.
+
+    The template is None for messages sent their campaign's (or journey step's) own.
+    """
+    return _kpis(store, start, end, by_template=True)
+
+
+def _kpis(
+    store: Store, start: datetime | None, end: datetime, *, by_template: bool
+) -> dict[tuple[str, str | None], Kpis]:
     bounds = [utcnow_naive(end)] if start is None else [utcnow_naive(start), utcnow_naive(end)]
-    rows = store.fetchall(kpi_query(store.dialect, start is not None), bounds * 3)
+    query = kpi_query(store.dialect, start is not None, by_template=by_template)
     out = {}
-    for key, *counts in rows:
+    for key, *rest in store.fetchall(query, bounds * 3):
+        template, counts = (rest[0] or None, rest[1:]) if by_template else (None, rest)
         sent, delivered, bounced, opened, machine, clicked, unsubscribed, conversions = (
             int(n) for n in counts[:8]
         )
-        out[str(key)] = Kpis(sent, delivered, bounced, opened, machine, clicked, unsubscribed,
-                             conversions, float(counts[8]))  # fmt: skip
+        out[(str(key), template)] = Kpis(sent, delivered, bounced, opened, machine, clicked,
+                                         unsubscribed, conversions, float(counts[8]))  # fmt: skip
     return out
 
 
@@ -306,8 +347,12 @@ def kpi_report(
         )
     group = grouping(defn, by)
     report = KpiReport(by, start, end, {}, churn_to=churn_to if by == "segment" else None)
-    for key, kpis in campaign_kpis(store, start, end).items():
-        report.rows.setdefault(group(key), Kpis()).add(kpis)
+    if by == "template":  # each message counts for the template it was sent with
+        found = template_kpis(store, start, end)
+    else:
+        found = {(key, None): kpis for key, kpis in campaign_kpis(store, start, end).items()}
+    for (key, template), kpis in found.items():
+        report.rows.setdefault(template or group(key), Kpis()).add(kpis)
         report.total.add(kpis)
     if by == "segment":  # every segment: sizes and churn matter without sends too
         for name in defn.segments:

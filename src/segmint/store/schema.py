@@ -426,6 +426,15 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
         );
         """,
     ),
+    (
+        55,
+        # The template a message was sent with, when it is not its campaign's or journey
+        # step's own (an experiment arm's template, a step's template split); NULL: the
+        # campaign's. ``Email Delivered`` and the KPIs by template read it.
+        """
+        ALTER TABLE sends ADD COLUMN template TEXT;
+        """,
+    ),
 )
 """Versioned migrations, applied in order on open. Append; never edit a released one."""
 
