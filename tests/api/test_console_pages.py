@@ -261,7 +261,8 @@ def test_dashboards_and_report_endpoints(console: Console) -> None:
     when = httpx.get(f"{console.url}/v1/reports/kpis", params={"to": "yesterday"}, headers=h)
     assert when.status_code == 422 and when.json()["error"]["field"] == "to"
     listed = httpx.get(f"{console.url}/v1/reports/experiments", headers=h)
-    assert listed.status_code == 200 and listed.json() == {"experiments": []}
+    assert listed.status_code == 200  # the example's journey step experiment
+    assert [e["experiment"] for e in listed.json()["experiments"]] == ["win_back.miss_you"]
     missing = httpx.get(f"{console.url}/v1/reports/experiments/nope", headers=h)
     assert missing.status_code == 404
     assert httpx.get(f"{console.url}/v1/reports/kpis").status_code == 401

@@ -29,7 +29,7 @@ CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("SEGMINT_")
 """The environment without SEGMINT_* settings (a SEGMINT_DATABASE_URL would redirect the store)."""
 WIRED = {
     "workspace", "ingest", "refresh", "segments", "models", "previews", "consent", "campaign",
-    "experiment", "journeys",
+    "experiment", "journeys", "journey_experiment",
 }  # fmt: skip
 """Steps whose APIs have landed: they must be done, not merely attempted."""
 
@@ -64,7 +64,7 @@ def test_no_step_failed_and_the_wired_ones_ran(summary: dict[str, Any]) -> None:
     steps = status(summary)
     assert list(steps) == [
         "workspace", "ingest", "refresh", "segments", "models", "previews", "consent", "campaign",
-        "experiment", "journeys",
+        "experiment", "journeys", "journey_experiment",
     ]  # fmt: skip
     assert all(steps[name] == "done" for name in WIRED), steps
     assert all(s in {"done", "unavailable", "skipped"} for s in steps.values()), steps
@@ -90,13 +90,46 @@ def test_the_experiment_report_is_printed_and_its_arms_partition_the_recipients(
     assert [a["arm"] for a in data["arms"]] == ["control", "urgent", "holdout"]
     with Workspace.open(demo_run[1] / "shop") as ws:
         assigned = ws.store.fetchall(
-            "SELECT count(*), count(DISTINCT profile_id) FROM experiment_assignments"
+            "SELECT count(*), count(DISTINCT profile_id) FROM experiment_assignments "
+            "WHERE experiment = 'subject_lines'"
         )[0]
         sent = ws.store.fetchall(
             "SELECT count(*) FROM sends WHERE campaign = 'subject_test' AND status = 'sent'"
         )[0][0]
     assert assigned[0] == assigned[1] == sum(a["n"] for a in data["arms"])
     assert sent == sum(a["n"] for a in data["arms"] if not a["holdout"])
+
+
+def test_the_abandoned_cart_reminder_experiment_is_reported_and_its_command_shown(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path], summary: dict[str, Any]
+) -> None:
+    """The journey step's arms: recorded by the journeys, reported, the command suggested."""
+    out, root = demo_run[0].stdout, demo_run[1]
+    assert "Experiment report: abandoned_cart.reminder" in out
+    assert "experiments report abandoned_cart.reminder" in out  # the closing panel
+    data = summary["facts"]["journey_experiment"]
+    assert [a["arm"] for a in data["arms"]] == ["control", "personal", "holdout"]
+    assert data["campaign"] == "journey:abandoned_cart:reminder"
+    with Workspace.open(root / "shop", reads_only=True) as ws:
+        arms = dict(ws.store.fetchall(
+            "SELECT arm, count(*) FROM experiment_assignments "
+            "WHERE experiment = 'abandoned_cart.reminder' GROUP BY arm"))  # fmt: skip
+        sent = ws.store.fetchall(
+            "SELECT count(*) FROM sends s JOIN experiment_assignments a "
+            "ON a.profile_id = s.profile_id AND a.experiment = 'abandoned_cart.reminder' "
+            "WHERE s.campaign LIKE 'journey:abandoned_cart:reminder:%' AND s.status = 'sent' "
+            "AND a.arm = 'holdout'"
+        )[0][0]
+    assert arms == {a["arm"]: a["n"] for a in data["arms"] if a["n"]} and sum(arms.values()) > 0
+    assert sent == 0  # the holdout arm got no reminder
+    # the same figures as the command prints
+    shown = subprocess.run(
+        [sys.executable, "-m", "segmint", "-w", str(root / "shop"), "experiments", "report",
+         "abandoned_cart.reminder", "--as-of", data["as_of"], "--format", "json"],
+        capture_output=True, text=True, check=False, env=CLEAN_ENV,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["arms"] == data["arms"]
 
 
 def test_ingest_stored_every_message_as_one_profile_per_customer(

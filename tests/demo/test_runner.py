@@ -82,3 +82,19 @@ def test_count_says_one_or_many() -> None:
     assert count(1, "customer") == "1 customer"
     assert count(20_000, "customer") == "20,000 customers"
     assert count(0, "profile") == "0 profiles"
+
+
+def test_the_experiment_commands_read_at_the_instant_their_reports_did(tmp_path: Path) -> None:
+    """Both experiments' reports are read five days on; so are the commands suggested."""
+    from segmint.demo.report import _to_run
+
+    options = DemoOptions(customers=1, directory=tmp_path / "shop", out=tmp_path / "out")
+    ctx = DemoContext(options, Console(file=io.StringIO()))
+    runs = [text for path, text in _to_run(ctx, {"experiment", "journey_experiment"})
+            if path == "experiments"]  # fmt: skip
+    read = f"--as-of {options.as_of.replace(day=options.as_of.day + 5):%Y-%m-%dT%H:%M:%SZ}"
+    assert runs == [
+        f"segmint -w {options.directory} experiments report subject_lines {read}",
+        f"segmint -w {options.directory} experiments report abandoned_cart.reminder {read}",
+    ]
+    assert [t for p, t in _to_run(ctx, set()) if p == "experiments"] == []

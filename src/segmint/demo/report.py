@@ -87,10 +87,12 @@ def _to_run(ctx: DemoContext, done: set[str]) -> list[tuple[str, str]]:
         secret = ctx.facts.get("secret")
         prefix = f"{secret['env']}=$(cat {secret['file']}) " if secret else ""
         runs.append(("campaign send", f"{prefix}{w} campaign send vip_early_access --dry-run {at}"))
-    if "experiment" in done:
-        read = ctx.options.as_of + timedelta(days=5)  # the days the demo simulates
-        report = f"{w} experiments report subject_lines --as-of {read:%Y-%m-%dT%H:%M:%SZ}"
-        runs.append(("experiments", report))
+    read = ctx.options.as_of + timedelta(days=5)  # the days the demo simulates
+    for step, name in (("experiment", "subject_lines"),
+                       ("journey_experiment", "abandoned_cart.reminder")):  # fmt: skip
+        if step in done:
+            report = f"{w} experiments report {name} --as-of {read:%Y-%m-%dT%H:%M:%SZ}"
+            runs.append(("experiments", report))
     runs += [
         (
             "refresh",

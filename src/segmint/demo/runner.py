@@ -2,7 +2,9 @@
 
 Steps: lay out the workspace → ingest the shop → refresh traits and segments → the segment
 table → models (CLV, churn risk, clusters) → email previews → consent (identify calls, the
-old provider's unsubscribes and bounces) → a campaign dry run → what to open and run next.
+old provider's unsubscribes and bounces) → a campaign dry run → a subject-line experiment →
+the journeys → the report of the abandoned-cart reminder's experiment → what to open and
+run next.
 A step whose API is not available says so and the demo goes on; a step that depends on one
 that did not run is skipped with the reason; a step that fails prints its error and the demo
 goes on, ending with a non-zero exit status.
@@ -20,7 +22,7 @@ from rich.markup import escape
 
 from segmint.demo.consent import record_consent
 from segmint.demo.emails import dry_run_campaign, preview_emails
-from segmint.demo.experiment import run_experiment
+from segmint.demo.experiment import report_journey_experiment, run_experiment
 from segmint.demo.ingest import ingest_shop
 from segmint.demo.insight import refresh_segments, segment_table
 from segmint.demo.journeys import run_journeys
@@ -89,6 +91,12 @@ STEPS: tuple[StepDef, ...] = (
     ),
     StepDef(
         "journeys", "Running the journeys (abandoned cart …)", run_journeys, ("refresh", "consent")
+    ),
+    StepDef(
+        "journey_experiment",
+        "The abandoned-cart reminder's experiment: a personal subject and a holdout",
+        report_journey_experiment,
+        ("journeys",),
     ),
 )
 
