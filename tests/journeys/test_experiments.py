@@ -158,3 +158,31 @@ def test_an_arm_with_its_own_template_is_named_by_its_delivery_and_kpis(shop: Sh
     by_step = kpi_report(store, shop.workspace.definition, "campaign", None, T0 + H2 * 2)
     assert by_step.total.to_dict() == report.total.to_dict()
     assert by_step.rows["journey:abandoned_cart:reminder"].delivered == len(users)
+
+
+def test_the_init_workspaces_win_back_experiment_assigns_and_holds_out(shop: Shop) -> None:
+    """``segmint init``'s win-back step is an experiment: lapsing people get their arm."""
+    from segmint.membership.service import Membership
+
+    users = [f"w{i:02d}" for i in range(40)]
+    shop.people(users, at=T0 - timedelta(days=70))
+    for user in users:
+        shop.track(user, "Order Completed", T0 - timedelta(days=60), total=40)
+    Membership(shop.workspace).refresh(T0)  # they enter lapsing
+    report = shop.engine().tick(T0 + H2)
+    assert report.entered["entered"] >= len(users)
+    store = shop.workspace.store
+    arms = dict(store.fetchall(
+        "SELECT profile_id, arm FROM experiment_assignments WHERE experiment = "
+        "'win_back.miss_you'"))  # fmt: skip
+    count = Counter(arms.values())
+    assert sum(count.values()) == len(users) and set(count) == {"control", "personal", "holdout"}
+    sent = dict(store.fetchall(
+        "SELECT profile_id, count(*) FROM sends WHERE campaign LIKE 'journey:win_back:miss_you:%' "
+        "AND status = 'sent' GROUP BY profile_id"))  # fmt: skip
+    assert sent == {p: 1 for p, arm in arms.items() if arm != "holdout"}
+    # (the welcome series sends them the template's own subject too)
+    subjects = [str(i.message["Subject"]) for i in shop.server.handler.received]
+    assert subjects.count("Hello, we miss you") == count["personal"]
+    result = experiment_report(store, shop.workspace.definition, "win_back.miss_you", T0 + H2)
+    assert {a.name: a.n for a in result.arms} == dict(count)

@@ -101,12 +101,18 @@ def test_kpis_say_when_attribution_never_ran(cli: Callable[..., Any], shop: Path
 
 def test_experiment_list_and_report(cli: Callable[..., Any], shop: Path) -> None:
     listed = json.loads(run(cli, shop, "experiments", "list", "--format", "json").stdout)
-    assert listed == [{"experiment": "subject_test", "campaign": "lifecycle_update",
-                       "metric": "open", "arms": ["control", "b"]}]  # fmt: skip
+    assert listed == [
+        {"experiment": "subject_test", "campaign": "lifecycle_update",
+         "metric": "open", "arms": ["control", "b"]},
+        {"experiment": "win_back.miss_you", "campaign": "journey:win_back:miss_you",  # init's
+         "metric": "conversion", "arms": ["control", "personal", "holdout (holdout)"]},
+    ]  # fmt: skip
     report = run(cli, shop, "experiments", "report", "subject_test", "--as-of", AS_OF,
                  "--format", "json")  # fmt: skip
     data = json.loads(report.stdout)
-    assert data["arms"][0]["n"] == 0 and data["conclusion"]
+    assert data["arms"][0]["n"] == 0  # (the sends were before the experiment)
+    assert "Nobody is in an arm yet" in data["conclusion"]
+    assert "segmint campaign send lifecycle_update" in data["conclusion"]
     table = run(cli, shop, "experiments", "report", "subject_test", "--as-of", AS_OF)
     assert table.returncode == 0 and "sample ratio ok" in table.stdout
 
@@ -134,3 +140,86 @@ def test_one_arm_and_a_bad_window_are_config_errors(cli: Callable[..., Any], sho
                     + "measure:\n  window: 5 dayz\n")  # fmt: skip
     out = run(cli, shop, "experiments", "list")
     assert "at least two arms" in out.stderr and "cannot read duration '5 dayz'" in out.stderr
+
+
+def test_what_is_not_an_experiment_is_said_so(cli: Callable[..., Any], shop: Path) -> None:
+    """A campaign, a journey, a step without arms or a typo: each told what it is."""
+    said = {
+        "lifecycle_update": "campaign 'lifecycle_update' is split by experiment 'subject_test'",
+        "abandoned_cart.reminder": "journey step 'abandoned_cart.reminder' has no experiment; "
+        "give the step 'variants:'",
+        "abandoned_cart.remindr": "journey 'abandoned_cart' has no step 'remindr' (did you "
+        "mean 'reminder'?)",
+        "abandoned_cart.one_day": "step 'one_day' of journey 'abandoned_cart' sends nothing",
+        "win_back": "named JOURNEY.STEP; the send steps of 'win_back' are miss_you, last_try",
+        "nope": "unknown experiment 'nope' (experiments: global_holdout, subject_test, "
+        "win_back.miss_you)",
+    }
+    for name, text in said.items():
+        for fmt in ("table", "json"):
+            out = run(cli, shop, "experiments", "report", name, "--format", fmt)
+            assert out.returncode == 1 and text in out.stderr, (name, out.stderr)
+            assert out.stdout == ""
+
+
+def test_a_journey_step_experiment_nobody_reached_says_how_to_run_it(
+    cli: Callable[..., Any], shop: Path
+) -> None:
+    out = run(cli, shop, "experiments", "report", "win_back.miss_you", "--as-of", AS_OF,
+              "--format", "json")  # fmt: skip
+    data = json.loads(out.stdout)
+    assert [a["n"] for a in data["arms"]] == [0, 0, 0]
+    assert "journey step win_back.miss_you assigns them" in data["conclusion"]
+    assert "segmint journeys run" in data["conclusion"]
+
+
+def test_report_from_is_for_the_global_holdout_and_before_as_of(
+    cli: Callable[..., Any], shop: Path
+) -> None:
+    other = run(cli, shop, "experiments", "report", "subject_test", "--from", "2026-01-01")
+    assert other.returncode == 2 and "--from applies to global_holdout only" in other.stderr
+    backwards = run(cli, shop, "experiments", "report", "global_holdout",
+                    "--from", "2026-05-01", "--as-of", "2026-04-01")  # fmt: skip
+    assert backwards.returncode == 2 and "is not before --as-of" in backwards.stderr
+    month = run(cli, shop, "report", "kpis", "--from", "2026-13-01")
+    assert month.returncode == 2 and "month must be in 1..12" in month.stderr
+
+
+def test_suggest_before_a_refresh_and_before_any_send(
+    cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    path = tmp_path / "fresh"
+    Workspace.init(path, name="fresh").close()
+    for fmt in ("table", "json"):  # an empty store: no traceback, what to run
+        empty = run(cli, path, "segments", "suggest", "vip", "--format", fmt)
+        assert empty.returncode == 1 and "run `segmint refresh` first" in empty.stderr
+        assert "Traceback" not in empty.stderr
+    assert run(cli, path, "refresh", "--as-of", AS_OF).returncode == 0
+    table = run(cli, path, "segments", "suggest", "vip", "--as-of", AS_OF)
+    assert table.returncode == 0, table.stderr
+    assert "nothing sent yet" in table.stdout and "campaign send lifecycle_update" in table.stdout
+    data = json.loads(run(cli, path, "segments", "suggest", "vip", "--as-of", AS_OF,
+                          "--format", "json").stdout)  # fmt: skip
+    assert (data["recipients"], data["rate"]) == (0, None)
+    rebuilt = run(cli, path, "measure", "rebuild", "--as-of", AS_OF, "--format", "json")
+    assert json.loads(rebuilt.stdout)["conversions"] == 0
+    kpis = json.loads(run(cli, path, "report", "kpis", "--format", "json").stdout)
+    assert kpis["rows"] == [] and kpis["total"]["sent"] == 0
+
+
+def test_an_archived_segment_is_named_as_archived(cli: Callable[..., Any], shop: Path) -> None:
+    yaml = shop / "segmint.yaml"
+    yaml.write_text(
+        yaml.read_text().replace("  high_value:\n", "  high_value:\n    archived: true\n")
+    )
+    assert run(cli, shop, "refresh", "--as-of", AS_OF).returncode == 0
+    archived = run(cli, shop, "segments", "suggest", "high_value", "--as-of", AS_OF)
+    assert archived.returncode == 1 and "segment 'high_value' is archived" in archived.stderr
+    typo = run(cli, shop, "segments", "suggest", "high_valu", "--format", "json")
+    assert typo.returncode == 1 and "did you mean 'high_value'" in typo.stderr
+    # its history stays: churn into it is still counted; a typo is suggested the name
+    churn = run(cli, shop, "report", "kpis", "--by", "segment", "--churn-to", "high_value",
+                "--format", "json")  # fmt: skip
+    assert churn.returncode == 0 and json.loads(churn.stdout)["churn_to"] == "high_value"
+    wrong = run(cli, shop, "report", "kpis", "--by", "segment", "--churn-to", "high_valu")
+    assert wrong.returncode == 1 and "did you mean 'high_value'" in wrong.stderr

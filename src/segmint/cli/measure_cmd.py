@@ -30,7 +30,7 @@ def report() -> None:
 
 @click.group()
 def experiments() -> None:
-    """Experiments on campaigns: list and report."""
+    """Experiments on campaigns and journey steps: list and report."""
 
 
 @measure.command("rebuild")
@@ -106,7 +106,8 @@ def kpis(
 
     if start is not None and start >= end:
         raise click.BadParameter(
-            f"--from {start.isoformat()} is not before --to", param_hint="--from"
+            f"--from {start.isoformat()} is not before --to {end.isoformat()}",
+            param_hint="--from",
         )
     if churn_to is not None and by != "segment":
         raise click.UsageError("--churn-to counts exits of segments: use it with --by segment")
@@ -169,8 +170,19 @@ def report_experiment(
     ctx: Context, name: str, as_of: datetime, start: datetime | None, fmt: str
 ) -> None:
     """Per arm: size, rate, lift with its interval, p-value, chance to win, SRM verdict."""
+    from segmint.measure.assign import GLOBAL_HOLDOUT
     from segmint.measure.experiments import experiment_report
 
+    if start is not None and name != GLOBAL_HOLDOUT:
+        raise click.UsageError(
+            f"--from applies to {GLOBAL_HOLDOUT} only: experiment {name!r} counts each "
+            "person from their assignment (use --as-of to read it at another instant)"
+        )
+    if start is not None and start >= as_of:
+        raise click.BadParameter(
+            f"--from {start.isoformat()} is not before --as-of {as_of.isoformat()}",
+            param_hint="--from",
+        )
     ws = ctx.workspace
     data = experiment_report(ws.store, ws.definition, name, as_of, start=start).to_dict()
     if fmt == "json":
@@ -204,6 +216,11 @@ def suggest(ctx: Context, name: str, as_of: datetime, fmt: str) -> None:
         f"outcomes of {', '.join(data['campaigns'])}: {data['recipients']:,} sends{rate}",
         highlight=False, soft_wrap=True,
     )  # fmt: skip
+    if not data["recipients"]:
+        first = data["campaigns"][0]
+        console.print(f"nothing sent yet: suggestions need outcomes (`segmint campaign send "
+                      f"{first}`)", highlight=False, soft_wrap=True)  # fmt: skip
+        return
     if not data["clauses"]:
         console.print("no numeric threshold in the rule to tune", highlight=False)
     for clause in data["clauses"]:

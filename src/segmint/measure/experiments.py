@@ -139,12 +139,44 @@ def find_experiment(defn: WorkspaceDef, name: str) -> ExperimentDef:
     known = experiments_of(defn)
     if name not in known:
         names = sorted([*known, GLOBAL_HOLDOUT])
-        hint = did_you_mean(name, names)
+        why = _why_not(defn, name)
+        hint = None if why else did_you_mean(name, names)
         raise UnknownExperimentError(
-            f"unknown experiment {name!r} (experiments: {', '.join(names)})"
+            f"unknown experiment {name!r}"
+            + (f": {why}" if why else "")
+            + f" (experiments: {', '.join(names)})"
             + (f"; {hint}" if hint else "")
         )
     return known[name][0]
+
+
+def _why_not(defn: WorkspaceDef, name: str) -> str | None:
+    """Why ``name``, a campaign, journey or journey step, is no experiment (None: unknown)."""
+    split = campaign_experiment(defn, name)
+    if split is not None:
+        return f"campaign {name!r} is split by experiment {split[0]!r}; report that one"
+    if name in defn.campaigns:
+        return (
+            f"campaign {name!r} has no experiment; give it 'variants:' (its arms) or name it "
+            "as the campaign of one under 'experiments:'"
+        )
+    journey, _, step = name.partition(".")
+    found = defn.journeys.get(journey)
+    if found is None:
+        return None
+    steps = dict(zip(found.step_names(), found.steps, strict=True))
+    sends = [n for n, s in steps.items() if s.send is not None]
+    if not step:
+        return (
+            f"a journey step's experiment is named JOURNEY.STEP; the send steps of {journey!r} "
+            f"are {', '.join(sends)}"
+        )
+    if step not in steps:
+        hint = did_you_mean(step, list(steps))
+        return f"journey {journey!r} has no step {step!r}" + (f" ({hint})" if hint else "")
+    if steps[step].send is None:
+        return f"step {step!r} of journey {journey!r} sends nothing: only a send step has arms"
+    return f"journey step {name!r} has no experiment; give the step 'variants:' (its arms)"
 
 
 def arm_counts_query(dialect: str, window: str, revenue: str) -> str:
@@ -254,10 +286,21 @@ def experiment_report(
         as_of, arms, stats.srm([a.n for a in arms], [a.weight for a in arms]),
     )  # fmt: skip
     report = judge(report)
+    if not any(a.n for a in arms):
+        report.conclusion = _nobody_yet(name, exp.campaign, as_of)
     report.winner = recorded_winner(store, name)
     if report.winner is not None:
         report.conclusion += f" Winner picked: {report.winner['arm']} (sent to the rest)."
     return report
+
+
+def _nobody_yet(name: str, campaign: str, as_of: datetime) -> str:
+    """The conclusion of an experiment nobody was assigned to by ``as_of``."""
+    if campaign.startswith("journey:"):
+        what = f"journey step {name} assigns them as it sends (`segmint journeys run`)"
+    else:
+        what = f"campaign {campaign} assigns them as it sends (`segmint campaign send {campaign}`)"
+    return f"Nobody is in an arm yet as of {as_of.isoformat()}: {what}."
 
 
 WINNER_KEY = "measure.winner."

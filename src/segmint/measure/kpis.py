@@ -340,8 +340,9 @@ def kpi_report(
     ``churn_to`` (with ``by="segment"``) adds, per segment, how many of its members left
     for that segment in the period (e.g. ``churned``).
     """
-    if churn_to is not None and churn_to not in defn.segments:
-        hint = did_you_mean(churn_to, list(defn.segments))
+    # an archived segment keeps its history: churn into it is still read
+    if churn_to is not None and churn_to not in {*defn.segments, *defn.archived_segments}:
+        hint = did_you_mean(churn_to, [*defn.segments, *defn.archived_segments])
         raise MeasureError(
             f"unknown segment {churn_to!r} for churn" + (f"; {hint}" if hint else "")
         )

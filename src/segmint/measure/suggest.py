@@ -128,11 +128,19 @@ def suggest(workspace: Workspace, segment: str, as_of: datetime, buckets: int = 
     """Report how conversion varies across ``segment``'s thresholds and propose changes.
 
     Raises:
-        MeasureError: Unknown segment, a segment without a rule, or one no campaign targets.
+        MeasureError: Unknown or archived segment, a segment without a rule, one no
+            campaign targets, or no trait values yet (no refresh).
     """
+    from segmint.traits.batch import materialised
+
     defn = workspace.definition
+    if segment in defn.archived_segments:
+        raise MeasureError(
+            f"segment {segment!r} is archived: nothing evaluates it, so it has no threshold "
+            "to tune (set 'archived: false' to bring it back)"
+        )
     if segment not in defn.segments:
-        hint = did_you_mean(segment, list(defn.segments))
+        hint = did_you_mean(segment, [*defn.segments, *defn.archived_segments])
         raise MeasureError(f"unknown segment {segment!r}" + (f"; {hint}" if hint else ""))
     rule = defn.segments[segment].rule
     if rule is None:
@@ -141,6 +149,10 @@ def suggest(workspace: Workspace, segment: str, as_of: datetime, buckets: int = 
     if not campaigns:
         raise MeasureError(
             f"no campaign targets segment {segment!r}: suggestions read the outcomes of its sends"
+        )
+    if materialised(workspace.store) is None:
+        raise MeasureError(
+            "no trait values yet: suggestions read the current ones; run `segmint refresh` first"
         )
     from segmint.rules.workspace import workspace_schema
 
