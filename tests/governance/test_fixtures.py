@@ -205,6 +205,12 @@ def test_the_example_workspace_ships_passing_fixtures(tmp_path: Path, cli) -> No
     result = cli("-w", str(target), "test", "--format", "json")
     assert result.returncode == 0, result.stdout
     assert json.loads(result.stdout)["files"][0]["checks"] > 10
+    # the other checks a newcomer runs pass too, with the journey step experiment in it
+    for check in (("segments", "validate"), ("template", "lint"), ("experiments", "list")):
+        done = cli("-w", str(target), *check)
+        assert done.returncode == 0, (check, done.stdout, done.stderr)
+    listed = cli("-w", str(target), "experiments", "list", "--format", "json")
+    assert [e["experiment"] for e in json.loads(listed.stdout)] == ["win_back.miss_you"]
 
 
 def test_schema_describes_the_format(cli) -> None:
