@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import shutil
 
+import orjson
 import pytest
 
 from segmint.deliver.consent import record_address_consent, suppress
 from segmint.deliver.ledger import claim_many
 from segmint.intake.errors import UnknownPersonError
 from segmint.intake.identity import resolve_person
+from segmint.intake.quarantine import list_quarantine
 from segmint.intake.pipeline import Intake
 from segmint.membership.service import Membership
 from segmint.privacy import audit
 from segmint.privacy.erase import erase
 from segmint.privacy.keys import is_sealed
+from segmint.privacy.subjects import is_subject_sealed
 from segmint.profiles import load_profile
 from segmint.store.duckdb import DuckDBStore
 from segmint.workspace import Workspace
@@ -131,7 +134,9 @@ def test_a_later_import_of_an_erased_address_is_held_back(sealed_ws: Workspace) 
     assert (result.accepted, result.quarantined) == (0, 1)
     reason, payload = sealed_ws.store.fetchall("SELECT reason, payload FROM quarantine")[0]
     assert reason.startswith("erased")
-    assert "ada" not in payload.lower()
+    assert is_subject_sealed(payload)  # sealed, and redacted inside as well
+    (item,) = list_quarantine(sealed_ws.store)
+    assert "ada" not in orjson.dumps(item.payload).decode().lower()
     with pytest.raises(UnknownPersonError):
         resolve_person(sealed_ws.store, "ada@example.com")
     # someone else is not held back

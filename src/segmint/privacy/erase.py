@@ -7,12 +7,16 @@ person goes too), then in one store transaction:
   journey instances, experiment assignments, identity conflicts, merges and failures;
 - anonymises what keeps aggregate counts: send ledger rows (profile id and address gone,
   status and campaign kept), membership changes, journey history and attributions;
+- deletes the quarantined messages naming any identity of the person, and their queued
+  webhook deliveries (delivered ones keep their row, with an empty payload);
 - keeps a salted hash of each identifier (``erased_subjects``) so a later import of the same
   address is held back (:mod:`segmint.privacy.guard`), and a receipt without personal data;
 - appends an ``privacy.erase`` entry to the audit log;
 
-and finally destroys the profiles' data keys in the vault. A copy of the store taken before
-the erasure then holds only ciphertext for that person (with a master key configured: see
+and finally destroys the profiles' data keys in the vault, and the subject keys of every
+identity of the person (:mod:`segmint.privacy.subjects`: what quarantined payloads naming
+them are sealed under). A copy of the store taken before the erasure then holds only
+ciphertext for that person (with a master key configured: see
 :mod:`segmint.privacy.keys`).
 """
 
@@ -31,6 +35,8 @@ from segmint.intake.identity import USER, merge_roots, resolve_person
 from segmint.privacy import audit
 from segmint.privacy.keys import is_sealed
 from segmint.privacy.protect import Privacy
+from segmint.privacy.subjects import all_subject_names
+from segmint.privacy.subjects import destroy as destroy_subject_keys
 from segmint.store import Store, utcnow_naive
 from segmint.store.base import table_exists
 
@@ -101,6 +107,7 @@ def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tu
     root = resolve_person(store, ref, privacy.identifiers)
     profiles = person_profiles(store, root)
     found = identifiers_of(privacy, profiles)
+    subjects = all_subject_names(privacy, _identities(store, profiles) | found)
     hashes = {privacy.subject_hash(kind, value) for kind, value in found}
     # suppressions and address consents are kept by address_key (a keyed hash when on)
     # and plaintext, for rows written before encryption was enabled
@@ -111,6 +118,8 @@ def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tu
     with store.transaction():
         deleted = _anonymise_and_delete(store, profiles)
         anonymised = deleted.pop("_anonymised")
+        deleted["quarantine"] = _delete_quarantined(store, subjects)
+        deleted["webhook_outbox"], anonymised["webhook_outbox"] = _drop_webhooks(store, profiles)
         for table in ("address_consents", "suppressions"):
             deleted[table] = 0
             for marks, chunk in in_lists(addresses):
@@ -129,7 +138,9 @@ def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tu
         details = {"profiles": len(profiles), "rows": sum(deleted.values())}
         audit.append(store, "privacy.erase", actor=actor, at=at, subject=receipt_id,
                      details=details)  # fmt: skip
-    destroyed = privacy.keyring.destroy(profiles) if privacy.keyring is not None else 0
+    destroyed = 0
+    if privacy.keyring is not None:  # the profiles' keys, and their identities' subject keys
+        destroyed = privacy.keyring.destroy(profiles) + destroy_subject_keys(privacy, subjects)
     return root, Receipt(**{**receipt.__dict__, "keys_destroyed": destroyed})
 
 
@@ -155,6 +166,47 @@ def identifiers_of(privacy: Privacy, profiles: Sequence[str]) -> set[tuple[str, 
                 if isinstance(value, str) and value.strip() and value != "[erased]":
                     found.add((kind, value.strip().lower() if kind == "email" else value))
     return found
+
+
+def _identities(store: Store, profiles: Sequence[str]) -> set[tuple[str, str]]:
+    """Every identity of the profiles as ``identities`` keeps it (emails maybe hashed)."""
+    found: set[tuple[str, str]] = set()
+    for marks, chunk in in_lists(list(profiles)):
+        sql = f"SELECT kind, value FROM identities WHERE profile_id IN ({marks})"
+        found.update((str(k), str(v)) for k, v in store.fetchall(sql, list(chunk)))
+    return found
+
+
+def _delete_quarantined(store: Store, subjects: Sequence[str]) -> int:
+    """Delete the quarantined messages naming any of ``subjects``; return how many."""
+    count = 0
+    for start in range(0, len(subjects), 50):
+        part = subjects[start : start + 50]
+        where = " OR ".join("subjects LIKE ?" for _ in part)
+        sql = f"DELETE FROM quarantine WHERE {where} RETURNING 1"  # noqa: S608
+        count += len(store.fetchall(sql, [f"%{name}%" for name in part]))
+    return count
+
+
+def _drop_webhooks(store: Store, profiles: Sequence[str]) -> tuple[int, int]:
+    """Drop the person's queued webhook deliveries; empty the payloads of delivered ones.
+
+    A payload names its profile: sealed (``enc:<profile>:…``) or in its JSON body.
+    """
+    patterns = [p for pid in profiles for p in (f"enc:{pid}:%", f'%"profile_id":"{pid}"%')]
+    dropped = emptied = 0
+    for start in range(0, len(patterns), 100):
+        part = patterns[start : start + 100]
+        where = "(" + " OR ".join("payload LIKE ?" for _ in part) + ")"
+        dropped += len(store.fetchall(
+            f"DELETE FROM webhook_outbox WHERE status <> 'delivered' AND {where} RETURNING 1",  # noqa: S608
+            part,
+        ))  # fmt: skip
+        emptied += len(store.fetchall(
+            f"UPDATE webhook_outbox SET payload = '{{}}' WHERE {where} RETURNING 1",  # noqa: S608
+            part,
+        ))  # fmt: skip
+    return dropped, emptied
 
 
 def _anonymise_and_delete(store: Store, profiles: Sequence[str]) -> dict[str, Any]:

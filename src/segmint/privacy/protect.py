@@ -152,6 +152,15 @@ class Privacy:
             return address
         return self.keyring.seal(profile_id, address)
 
+    def seal_payload(self, profile_id: str, text: str) -> str:
+        """A queued message body about ``profile_id``, sealed under its key when on.
+
+        Call :meth:`flush` before the store commits (a profile with no key yet gets one).
+        """
+        if self.keyring is None:
+            return text
+        return self.keyring.seal(profile_id, text)
+
     # --- erased subjects ------------------------------------------------------------------
 
     def salt(self) -> bytes:
