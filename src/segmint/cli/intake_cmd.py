@@ -451,8 +451,11 @@ def quarantine_replay(ctx: Context, ids: tuple[int, ...], fmt: str) -> None:
     from segmint.intake.pipeline import Intake
     from segmint.intake.quarantine import list_quarantine
 
+    store = ctx.workspace.store
+    before = len(list_quarantine(store, ids=ids or None))
+    if ids:
+        _check_open(store, ids)
     intake = Intake(ctx.workspace, SystemClock())
-    before = len(list_quarantine(ctx.workspace.store, ids=ids or None))
     result = intake.replay(ids or None)
     remaining = before - result.accepted - result.duplicates - result.unreadable
     summary = {"stored": result.accepted, "duplicates": result.duplicates,
@@ -464,6 +467,21 @@ def quarantine_replay(ctx: Context, ids: tuple[int, ...], fmt: str) -> None:
         f"stored {result.accepted}, already stored {result.duplicates}, still held {remaining}"
         + (f", skipped {result.unreadable} unreadable (erased)" if result.unreadable else "")
     )
+
+
+def _check_open(store: Any, ids: tuple[int, ...]) -> None:
+    """Fail naming the ids that are no open quarantined message (replayed, or unknown)."""
+    from segmint.intake.quarantine import list_quarantine
+
+    found = {i.id: i for i in list_quarantine(store, include_replayed=True, ids=ids)}
+    problems = [
+        f"{i} was already replayed" if i in found else f"{i} is no quarantined message"
+        for i in dict.fromkeys(ids)
+        if i not in found or found[i].replayed_at is not None
+    ]
+    if problems:
+        hint = " (see 'segmint quarantine list')"
+        raise click.BadParameter("; ".join(problems) + hint, param_hint="--id")
 
 
 def register(cli: click.Group) -> None:

@@ -121,11 +121,11 @@ def erase_cmd(
     theirs go too. Aggregate counts (sends per campaign, segment entries) are kept without
     the person; a salted hash of their identifiers keeps a later import from re-adding them.
     """
-    from segmint.intake.identity import resolve_person
-    from segmint.privacy.erase import erase
+    from segmint.privacy.erase import erase, resolve_living
 
     ws = ctx.workspace
-    pid = resolve_person(ws.store, person, ws.definition.identifiers, field="PERSON")
+    ws.privacy.require_key("erasing a person")
+    pid = resolve_living(ws.privacy, person, field="PERSON")
     if not yes:
         click.confirm(f"erase {person} (profile {pid}) for good?", abort=True)
     root, receipt = erase(ws.privacy, pid, at=as_of)
@@ -152,11 +152,12 @@ def erase_cmd(
 @pass_ctx
 def export_cmd(ctx: Context, person: str, out: Path | None, as_of: datetime) -> None:
     """Write everything held on a person as JSON, with a manifest of its sections."""
-    from segmint.intake.identity import resolve_person
+    from segmint.privacy.erase import resolve_living
     from segmint.privacy.export import export_person
 
     ws = ctx.workspace
-    pid = resolve_person(ws.store, person, ws.definition.identifiers, field="PERSON")
+    ws.privacy.require_key("exporting a person")
+    pid = resolve_living(ws.privacy, person, field="PERSON")
     document = export_person(ws.privacy, pid, at=as_of)
     text = json.dumps(document, indent=2, default=str, ensure_ascii=False)
     if out is None:

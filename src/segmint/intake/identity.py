@@ -414,6 +414,7 @@ def person_matches(
         key = _identity_value(each, value)
         if key is None:
             continue
+        shown = f"{each}:{key}"  # as typed (normalised), never the keyed hash kept for it
         if each not in (USER, ANONYMOUS, PROFILE) and privacy is not None:
             key = privacy.identity_index(each, key)  # kept as a keyed hash (PII encryption)
         if each == PROFILE:
@@ -422,7 +423,7 @@ def person_matches(
             owner = _owner(store, each, key)
             survives = None if owner is None else survivor(store, owner) or owner
         if survives is not None:
-            found[f"{each}:{key}"] = survives
+            found[shown] = survives
     return found
 
 
@@ -457,7 +458,12 @@ def resolve_person(
     if len(people) == 1:
         return people[0]
     if not people:
-        raise UnknownPersonError(ref, _unknown_message(ref, identifiers), field)
+        message = _unknown_message(ref, identifiers)
+        kind, value = split_ref(ref, identifiers)
+        other = sorted(person_matches(store, value, identifiers)) if kind is not None else []
+        if other:  # the right value under the wrong kind (an email typed as user_id:…)
+            message += "; " + " or ".join(repr(k) for k in other) + " matches: did you mean it?"
+        raise UnknownPersonError(ref, message, field)
     listed = ", ".join(f"{k} is {pid}" for k, pid in sorted(found.items()))
     message = (
         f"{ref!r} names more than one person ({listed}); "

@@ -31,7 +31,8 @@ from typing import Any
 import orjson
 
 from segmint.common import in_lists
-from segmint.intake.identity import USER, merge_roots, resolve_person
+from segmint.intake.errors import UnknownPersonError
+from segmint.intake.identity import USER, identifier_value, merge_roots, resolve_person, split_ref
 from segmint.privacy import audit
 from segmint.privacy.keys import is_sealed
 from segmint.privacy.protect import Privacy
@@ -102,9 +103,12 @@ def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tu
     Raises:
         UnknownPersonError: ``ref`` names nobody (also after an erasure: the person is gone).
         AmbiguousPersonError: ``ref`` names two people.
+        MasterKeyError: The workspace seals PII but no master key is configured (the
+            person's keys could not be destroyed nor their sealed identifiers read).
     """
     store = privacy.store
-    root = resolve_person(store, ref, privacy.identifiers)
+    privacy.require_key("erasing a person")
+    root = resolve_living(privacy, ref)
     profiles = person_profiles(store, root)
     found = identifiers_of(privacy, profiles)
     subjects = all_subject_names(privacy, _identities(store, profiles) | found)
@@ -142,6 +146,45 @@ def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tu
     if privacy.keyring is not None:  # the profiles' keys, and their identities' subject keys
         destroyed = privacy.keyring.destroy(profiles) + destroy_subject_keys(privacy, subjects)
     return root, Receipt(**{**receipt.__dict__, "keys_destroyed": destroyed})
+
+
+def resolve_living(privacy: Privacy, ref: str, *, field: str | None = None) -> str:
+    """:func:`~segmint.intake.identity.resolve_person`, saying when ``ref`` was erased.
+
+    Raises:
+        UnknownPersonError: Nobody matches; when an erased person had that identifier,
+            the message says when and names the receipt (erasing twice is no mystery).
+        AmbiguousPersonError: ``ref`` names two people.
+    """
+    try:
+        return resolve_person(privacy.store, ref, privacy.identifiers, field=field)
+    except UnknownPersonError as exc:
+        found = _erased_receipt(privacy, ref)
+        if found is None:
+            raise
+        receipt_id, erased_at = found
+        message = (f"{ref!r} was erased on {erased_at:%Y-%m-%d %H:%M} UTC (receipt "
+                   f"{receipt_id}): nothing is held on them any more")  # fmt: skip
+        raise UnknownPersonError(ref, message, field) from exc
+
+
+def _erased_receipt(privacy: Privacy, ref: str) -> tuple[str, datetime] | None:
+    kind, value = split_ref(ref, privacy.identifiers)
+    kinds = [kind] if kind is not None else [USER, *privacy.identifiers]
+    hashes = []
+    for each in kinds:
+        text = identifier_value(each, value) if each != USER else value
+        if text:
+            hashes.append(privacy.subject_hash(each, text))
+    if not hashes:
+        return None
+    marks = ", ".join("?" for _ in hashes)
+    rows = privacy.store.fetchall(
+        f"SELECT receipt_id, erased_at FROM erased_subjects WHERE hash IN ({marks}) "  # noqa: S608
+        "ORDER BY erased_at DESC LIMIT 1",
+        hashes,
+    )
+    return (str(rows[0][0]), rows[0][1]) if rows else None
 
 
 def identifiers_of(privacy: Privacy, profiles: Sequence[str]) -> set[tuple[str, str]]:
@@ -260,4 +303,4 @@ def _anonymise_sends(store: Store, marks: str, params: list[str]) -> int:
     return len(keys)
 
 
-__all__ = ["ERASED_ID", "Receipt", "erase", "person_profiles", "identifiers_of"]
+__all__ = ["ERASED_ID", "Receipt", "erase", "identifiers_of", "person_profiles", "resolve_living"]

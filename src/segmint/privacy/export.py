@@ -17,9 +17,8 @@ from typing import Any
 import orjson
 
 from segmint.common import in_lists
-from segmint.intake.identity import resolve_person
 from segmint.privacy import audit
-from segmint.privacy.erase import person_profiles
+from segmint.privacy.erase import person_profiles, resolve_living
 from segmint.privacy.keys import is_sealed
 from segmint.privacy.protect import Privacy
 from segmint.profiles import decode_traits
@@ -58,11 +57,14 @@ def export_person(
     """Everything held on the person ``ref`` names, with a manifest (see the module doc).
 
     Raises:
-        UnknownPersonError: ``ref`` names nobody.
+        UnknownPersonError: ``ref`` names nobody (the message says so when an erased
+            person had that identifier).
         AmbiguousPersonError: ``ref`` names two people.
+        MasterKeyError: The workspace seals PII but no master key is configured.
     """
     store = privacy.store
-    root = resolve_person(store, ref, privacy.identifiers)
+    privacy.require_key("exporting a person")
+    root = resolve_living(privacy, ref)
     profiles = person_profiles(store, root)
     document: dict[str, Any] = {
         name: _rows(privacy, store, table, columns, profiles, _ORDER.get(name))

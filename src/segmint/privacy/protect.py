@@ -22,8 +22,16 @@ from typing import Any
 
 from segmint.config.model import DeriveDef, WorkspaceDef
 from segmint.intake.payloads import Message
-from segmint.privacy.errors import ErasedProfileError
-from segmint.privacy.keys import BLIND, VAULT_FILE, Keyring, Vault, is_sealed, load_master_key
+from segmint.privacy.errors import ErasedProfileError, MasterKeyError
+from segmint.privacy.keys import (
+    BLIND,
+    KEY_FILE,
+    VAULT_FILE,
+    Keyring,
+    Vault,
+    is_sealed,
+    load_master_key,
+)
 from segmint.store import Store, read_meta, write_meta
 
 ERASED = "[erased]"
@@ -66,6 +74,23 @@ class Privacy:
     def encrypting(self) -> bool:
         """Whether PII is sealed at rest (a master key is configured)."""
         return self.keyring is not None
+
+    def require_key(self, action: str) -> None:
+        """Refuse ``action`` when the workspace seals PII but no master key is configured.
+
+        Without the key, an erasure could neither destroy the person's keys nor read their
+        sealed identifiers, and an export would show every sealed value as erased.
+
+        Raises:
+            MasterKeyError: The key vault exists and no master key is configured.
+        """
+        vault = self.key_dir / VAULT_FILE
+        if self.keyring is None and vault.exists():
+            raise MasterKeyError(
+                f"{action} needs the master key: this workspace seals PII (its key vault is "
+                f"{vault}) but none is configured; set ${self.settings.key_env} or restore "
+                f"{self.key_dir / KEY_FILE}"
+            )
 
     def close(self) -> None:
         """Close the key vault."""
