@@ -123,6 +123,14 @@ class Privacy:
         if self.keyring is not None:
             self.keyring.preload(profile_ids)
 
+    def seal_values(self, profile_id: str, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` with every PII value sealed under ``profile_id``'s key.
+
+        Derived plaintext traits are added; ``values`` itself comes back when there is
+        nothing to seal.
+        """
+        return self._seal(profile_id, values)
+
     def _seal(self, profile_id: str, values: dict[str, Any]) -> dict[str, Any]:
         names = self.names
         if not values or names.isdisjoint(values):
