@@ -75,7 +75,8 @@ def test_cli_export_and_erase(sealed_duck: Workspace, cli, tmp_path) -> None:  #
     assert data["keys_destroyed"] == 2 and data["crypto_shredded"] is True
     assert json.loads(receipt.read_text())["receipt_id"] == data["receipt_id"]
     again = cli("--workspace", path, "privacy", "erase", "ada@example.com", "--yes")
-    assert again.returncode != 0 and "no person" in again.stderr
+    assert again.returncode != 0 and "was erased on" in again.stderr
+    assert data["receipt_id"] in again.stderr
     verified = cli("--workspace", path, "audit", "verify", "--format", "json")
     actions = cli("--workspace", path, "audit", "list", "--format", "json")
     assert json.loads(verified.stdout)["ok"] is True

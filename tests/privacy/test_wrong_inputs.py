@@ -105,3 +105,21 @@ def test_an_email_typed_as_a_user_id_is_pointed_at_without_its_hash(
         erase(sealed_ws.privacy, "user_id:BOB@example.org", at=T0)
     message = str(caught.value)
     assert "'email:bob@example.org' matches" in message and "bi:" not in message
+
+
+def test_intake_refuses_to_store_in_the_clear_in_a_sealed_workspace(
+    sealed_duck: Workspace,
+) -> None:
+    from segmint.intake.pipeline import Intake
+
+    sealed_duck.close()
+    hide_key(sealed_duck)  # the server started without its key
+    plain = Workspace.open(sealed_duck.path)
+    message = {"type": "identify", "userId": "u-eve", "traits": {"email": "eve@example.com"},
+               "timestamp": T0.isoformat(), "messageId": "m-eve"}  # fmt: skip
+    try:
+        with pytest.raises(MasterKeyError, match="storing input needs the master key"):
+            Intake(plain).submit([message], source="test", received_at=T0)
+        assert "eve@example.com" not in str(plain.store.fetchall("SELECT * FROM events"))
+    finally:
+        plain.close()

@@ -91,6 +91,8 @@ class BatchWriter:
                 (skipped on the hot path when nobody listens).
         """
         self._want_events = events
+        if self.privacy is not None:  # a sealed workspace run without its key: refuse
+            self.privacy.require_key("storing input")
         try:
             with self.store.transaction():
                 self._sync()
