@@ -125,6 +125,22 @@ def test_a_payload_naming_nobody_is_sealed_under_its_day_key(sealed_ws: Workspac
     assert {i.sealed for i in list_quarantine(sealed_ws.store) if i.id != row.id} == {None}
 
 
+def test_purge_deletes_old_rows_and_shreds_their_day_keys(sealed_ws: Workspace) -> None:
+    from datetime import timedelta
+
+    from segmint.intake.quarantine import purge_quarantine
+
+    quarantine_people(sealed_ws)
+    backup = rows(sealed_ws.store)
+    assert purge_quarantine(sealed_ws.store, T0) == {"deleted": 0, "day_keys_destroyed": 0}
+    result = purge_quarantine(sealed_ws.store, T0 + timedelta(days=1))
+    assert result == {"deleted": 3, "day_keys_destroyed": 1}
+    assert list_quarantine(sealed_ws.store, include_replayed=True) == []
+    (unlinked,) = [r[2] for r in backup if r[QUARANTINE_COLUMNS.index("subjects")] is None]
+    with pytest.raises(ErasedProfileError):  # a copy of the purged day no longer opens
+        open_sealed(sealed_ws.privacy, unlinked)
+
+
 def test_without_a_master_key_quarantine_is_plaintext_and_erasure_still_finds_it(
     ws: Workspace,
 ) -> None:

@@ -123,3 +123,16 @@ def test_intake_refuses_to_store_in_the_clear_in_a_sealed_workspace(
         assert "eve@example.com" not in str(plain.store.fetchall("SELECT * FROM events"))
     finally:
         plain.close()
+
+
+def test_quarantine_purge_from_the_cli(sealed_duck: Workspace, cli: Cli) -> None:
+    quarantine_people(sealed_duck)
+    sealed_duck.close()
+    ws = str(sealed_duck.path)
+    bad = cli("-w", ws, "quarantine", "purge", "--before", "last tuesday", "--yes")
+    assert bad.returncode == 2 and "--before" in bad.stderr
+    out = cli("-w", ws, "quarantine", "purge", "--before", "2026-03-02", "--yes",
+              "--format", "json")  # fmt: skip
+    assert orjson.loads(out.stdout) == {"deleted": 3, "day_keys_destroyed": 1}
+    listed = cli("-w", ws, "quarantine", "list", "--all", "--format", "json")
+    assert orjson.loads(listed.stdout) == []

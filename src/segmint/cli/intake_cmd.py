@@ -6,6 +6,7 @@ import contextlib
 import socket
 from collections.abc import Iterator
 from dataclasses import asdict
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -14,7 +15,7 @@ import orjson
 from segmint.cli import groups
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import emit_json, emit_table, format_option
-from segmint.cli.params import deferred_choice
+from segmint.cli.params import INSTANT, deferred_choice
 from segmint.clock import SystemClock
 
 if TYPE_CHECKING:
@@ -467,6 +468,36 @@ def quarantine_replay(ctx: Context, ids: tuple[int, ...], fmt: str) -> None:
         f"stored {result.accepted}, already stored {result.duplicates}, still held {remaining}"
         + (f", skipped {result.unreadable} unreadable (erased)" if result.unreadable else "")
     )
+
+
+@groups.quarantine.command("purge")
+@click.option("--before", type=INSTANT, required=True,
+              help="Delete what arrived before this instant (e.g. '-30d').")  # fmt: skip
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@format_option
+@pass_ctx
+def quarantine_purge(ctx: Context, before: datetime, yes: bool, fmt: str) -> None:
+    """Delete quarantined messages that arrived before a date, replayed or not.
+
+    With PII encryption on, the keys of the payloads that named nobody (not JSON, no id)
+    and arrived before that day are destroyed too, so no backup can read them either.
+    """
+    from segmint.intake.quarantine import purge_quarantine
+    from segmint.privacy import audit as log
+
+    store = ctx.workspace.store
+    if not yes:
+        click.confirm(f"delete every quarantined message received before {before}?", abort=True)
+    with store.transaction():
+        result = purge_quarantine(store, before)
+        log.append(store, "quarantine.purge", actor="cli", at=SystemClock().now(),
+                   details={"before": before.isoformat(), **result})  # fmt: skip
+    if fmt == "json":
+        emit_json(result)
+        return
+    click.echo(f"deleted {result['deleted']} quarantined messages received before {before}"
+               + (f"; destroyed {result['day_keys_destroyed']} day keys"
+                  if result["day_keys_destroyed"] else ""))  # fmt: skip
 
 
 def _check_open(store: Any, ids: tuple[int, ...]) -> None:

@@ -121,6 +121,24 @@ def _item(row: tuple[Any, ...], privacy: Any) -> QuarantinedItem:
     )
 
 
+def purge_quarantine(store: Store, before: datetime) -> dict[str, int]:
+    """Delete the messages quarantined before ``before`` (open or replayed).
+
+    With PII encryption on, also destroy the day keys of the payloads naming nobody that
+    arrived before that day (:mod:`segmint.privacy.subjects`), so no copy of the store can
+    read them either. Returns ``{"deleted": rows, "day_keys_destroyed": keys}``.
+    """
+    cutoff = utcnow_naive(before)
+    rows = store.fetchall("DELETE FROM quarantine WHERE received_at < ? RETURNING 1", [cutoff])
+    privacy = getattr(store, "privacy", None)
+    shredded = 0
+    if privacy is not None and privacy.encrypting:
+        from segmint.privacy.subjects import shred_unlinked_before
+
+        shredded = shred_unlinked_before(privacy, cutoff.date())
+    return {"deleted": len(rows), "day_keys_destroyed": shredded}
+
+
 def open_message_ids(store: Store, message_ids: Sequence[str]) -> set[str]:
     """Return those of ``message_ids`` already waiting in quarantine."""
     if not message_ids:

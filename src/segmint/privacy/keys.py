@@ -178,6 +178,14 @@ class Vault:
                 )
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('check', ?)", [check])
 
+    def names(self, prefix: str) -> list[str]:
+        """The names of the data keys starting with ``prefix``."""
+        rows = self._db.execute(
+            "SELECT profile_id FROM profile_keys WHERE substr(profile_id, 1, ?) = ?",
+            [len(prefix), prefix],
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
     def count(self) -> int:
         """How many profile keys the vault holds."""
         return int(self._db.execute("SELECT count(*) FROM profile_keys").fetchone()[0])

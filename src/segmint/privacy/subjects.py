@@ -145,6 +145,15 @@ def shred_unlinked(privacy: Privacy, day: date) -> int:
     return destroy(privacy, [day_key(day)])
 
 
+def shred_unlinked_before(privacy: Privacy, day: date) -> int:
+    """Destroy the day keys of every day before ``day``; return how many existed."""
+    if privacy.keyring is None:
+        return 0
+    prefix = day_key(day)[: -len("YYYYMMDD")]
+    names = privacy.keyring.vault.names(prefix)
+    return destroy(privacy, [n for n in names if n < day_key(day)])
+
+
 __all__ = [
     "SEALED_SUBJECTS",
     "all_subject_names",
@@ -154,5 +163,6 @@ __all__ = [
     "open_sealed",
     "seal",
     "shred_unlinked",
+    "shred_unlinked_before",
     "subject_names",
 ]
