@@ -17,7 +17,7 @@ from segmint.intake.identity import payload_identities, resolve_person
 from segmint.intake.pipeline import ERASED_REASON, Intake
 from segmint.intake.quarantine import QUARANTINE_COLUMNS, list_quarantine
 from segmint.membership.service import Membership
-from segmint.membership.webhooks import WebhookDispatcher, WebhookOutbox
+from segmint.membership.webhooks import WebhookDispatcher, WebhookOutbox, outbox_status
 from segmint.privacy.erase import erase
 from segmint.privacy.errors import ErasedProfileError, MasterKeyError
 from segmint.privacy.keys import is_sealed
@@ -221,6 +221,7 @@ def test_queued_webhooks_are_sealed_and_an_erased_persons_are_dropped(
         "SELECT status, last_error FROM webhook_outbox WHERE status = 'dropped'"
     )
     assert len(statuses) == hers and all("erased" in e for _, e in statuses)
+    assert outbox_status(ws.store)["webhooks"]["crm"]["dropped"] == hers
 
 
 def test_a_sealed_webhook_waits_for_a_missing_master_key(

@@ -135,6 +135,8 @@ def outbox_status(
 ) -> dict[str, Any]:
     """Summarise the outbox: per webhook, counts by status, the oldest pending, dead letters.
 
+    A sealed dead letter's payload is opened in memory (``[erased]`` once its person is).
+
     Args:
         store: The store.
         dead_limit: The most dead letters listed (newest first).
@@ -143,9 +145,11 @@ def outbox_status(
     status = webhook_outbox(store).status(dead_limit)
     hooks = {name: {"pending": 0, "delivered": 0, "dead": 0} for name in webhooks or {}}
     hooks.update(status["destinations"])
+    privacy = getattr(store, "privacy", None)
     letters = [
         {"id": d["id"], "webhook": d["destination"], "attempts": d["attempts"],
-         "last_error": d["last_error"], "payload": d["payload"]}
+         "last_error": d["last_error"],
+         "payload": privacy.unseal(d["payload"]) if privacy is not None else d["payload"]}
         for d in status["dead_letters"]
     ]  # fmt: skip
     return {"webhooks": dict(sorted(hooks.items())), "dead_letters": letters}
