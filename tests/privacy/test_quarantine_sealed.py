@@ -116,6 +116,18 @@ def test_erasure_makes_a_pre_erasure_copy_of_her_quarantined_rows_unreadable(
     assert reasons["q-ada"] == ERASED_REASON and "q-bob" not in reasons
 
 
+def test_export_includes_her_quarantined_messages_opened(sealed_ws: Workspace) -> None:
+    from segmint.privacy.export import export_person
+
+    quarantine_people(sealed_ws)
+    document = export_person(sealed_ws.privacy, "ada@example.com", at=T0)
+    (held,) = document["quarantine"]
+    assert held["message_id"] == "q-ada" and held["payload"]["traits"]["email"] == NEW_EMAIL
+    assert document["manifest"]["sections"]["quarantine"]["rows"] == 1
+    bob = export_person(sealed_ws.privacy, "u-bob", at=T0)
+    assert [q["message_id"] for q in bob["quarantine"]] == ["q-bob"]
+
+
 def test_a_payload_naming_nobody_is_sealed_under_its_day_key(sealed_ws: Workspace) -> None:
     quarantine_people(sealed_ws)
     (row,) = [i for i in list_quarantine(sealed_ws.store) if i.message_id is None]

@@ -121,6 +121,17 @@ def _item(row: tuple[Any, ...], privacy: Any) -> QuarantinedItem:
     )
 
 
+def about_subjects(store: Store, subjects: Sequence[str]) -> list[int]:
+    """The ids of the rows whose payload names any of ``subjects`` (see ``protect_rows``)."""
+    found: list[int] = []
+    for start in range(0, len(subjects), 50):
+        part = subjects[start : start + 50]
+        where = " OR ".join("subjects LIKE ?" for _ in part)
+        sql = f"SELECT id FROM quarantine WHERE {where} ORDER BY id"  # noqa: S608
+        found += [int(r[0]) for r in store.fetchall(sql, [f"%{name}%" for name in part])]
+    return sorted(set(found))
+
+
 def purge_quarantine(store: Store, before: datetime) -> dict[str, int]:
     """Delete the messages quarantined before ``before`` (open or replayed).
 

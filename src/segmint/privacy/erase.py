@@ -33,6 +33,7 @@ import orjson
 from segmint.common import in_lists
 from segmint.intake.errors import UnknownPersonError
 from segmint.intake.identity import USER, identifier_value, merge_roots, resolve_person, split_ref
+from segmint.intake.quarantine import about_subjects
 from segmint.privacy import audit
 from segmint.privacy.keys import is_sealed
 from segmint.privacy.protect import Privacy
@@ -111,7 +112,7 @@ def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tu
     root = resolve_living(privacy, ref)
     profiles = person_profiles(store, root)
     found = identifiers_of(privacy, profiles)
-    subjects = all_subject_names(privacy, _identities(store, profiles) | found)
+    subjects = subjects_of(privacy, profiles, found)
     hashes = {privacy.subject_hash(kind, value) for kind, value in found}
     # suppressions and address consents are kept by address_key (a keyed hash when on)
     # and plaintext, for rows written before encryption was enabled
@@ -220,15 +221,23 @@ def _identities(store: Store, profiles: Sequence[str]) -> set[tuple[str, str]]:
     return found
 
 
+def subjects_of(
+    privacy: Privacy, profiles: Sequence[str], found: set[tuple[str, str]] | None = None
+) -> list[str]:
+    """The subject names of every identity of the profiles (see :mod:`.subjects`).
+
+    ``found`` is :func:`identifiers_of` when the caller has it already.
+    """
+    known = found if found is not None else identifiers_of(privacy, profiles)
+    return all_subject_names(privacy, _identities(privacy.store, profiles) | known)
+
+
 def _delete_quarantined(store: Store, subjects: Sequence[str]) -> int:
     """Delete the quarantined messages naming any of ``subjects``; return how many."""
-    count = 0
-    for start in range(0, len(subjects), 50):
-        part = subjects[start : start + 50]
-        where = " OR ".join("subjects LIKE ?" for _ in part)
-        sql = f"DELETE FROM quarantine WHERE {where} RETURNING 1"  # noqa: S608
-        count += len(store.fetchall(sql, [f"%{name}%" for name in part]))
-    return count
+    ids = about_subjects(store, subjects)
+    for marks, chunk in in_lists(ids):
+        store.execute(f"DELETE FROM quarantine WHERE id IN ({marks})", list(chunk))  # noqa: S608
+    return len(ids)
 
 
 def _drop_webhooks(store: Store, profiles: Sequence[str]) -> tuple[int, int]:
@@ -303,4 +312,12 @@ def _anonymise_sends(store: Store, marks: str, params: list[str]) -> int:
     return len(keys)
 
 
-__all__ = ["ERASED_ID", "Receipt", "erase", "identifiers_of", "person_profiles", "resolve_living"]
+__all__ = [
+    "ERASED_ID",
+    "Receipt",
+    "erase",
+    "identifiers_of",
+    "person_profiles",
+    "resolve_living",
+    "subjects_of",
+]

@@ -2,7 +2,8 @@
 
 :func:`export_person` follows merges like erasure does, opens sealed values, and returns
 ``{"manifest": …, "profile": …, "identities": …, "events": …, "traits": …,
-"memberships": …, "membership_changes": …, "consents": …, "sends": …, "journeys": …}``.
+"memberships": …, "membership_changes": …, "consents": …, "sends": …, "journeys": …,
+"quarantine": …}`` (quarantined messages naming any identity of the person, opened).
 The manifest lists each section with its row count and SHA-256, so a recipient can check
 the document is whole. Each export is recorded in the audit log.
 """
@@ -18,7 +19,7 @@ import orjson
 
 from segmint.common import in_lists
 from segmint.privacy import audit
-from segmint.privacy.erase import person_profiles, resolve_living
+from segmint.privacy.erase import person_profiles, resolve_living, subjects_of
 from segmint.privacy.keys import is_sealed
 from segmint.privacy.protect import Privacy
 from segmint.profiles import decode_traits
@@ -72,6 +73,7 @@ def export_person(
     }
     traits = store.fetchall('SELECT "values" FROM trait_values WHERE profile_id = ?', [root])
     document["traits"] = privacy.unseal_values(decode_traits(traits[0][0])) if traits else {}
+    document["quarantine"] = _quarantined(privacy, profiles)
     sections = {
         name: {"rows": _size(value), "sha256": _digest(value)}
         for name, value in sorted(document.items())
@@ -120,6 +122,17 @@ def _value(privacy: Privacy, name: str, value: Any) -> Any:
                 parsed = {**parsed, "traits": privacy.unseal_values(inner)}
         return parsed
     return value
+
+
+def _quarantined(privacy: Privacy, profiles: Sequence[str]) -> list[dict[str, Any]]:
+    """The person's quarantined messages (found by their identities), payloads opened."""
+    from dataclasses import asdict
+
+    from segmint.intake.quarantine import about_subjects, list_quarantine
+
+    ids = about_subjects(privacy.store, subjects_of(privacy, profiles))
+    items = list_quarantine(privacy.store, include_replayed=True, ids=ids) if ids else []
+    return [{k: _value(privacy, k, v) for k, v in asdict(i).items()} for i in items]
 
 
 def _size(value: Any) -> int:
