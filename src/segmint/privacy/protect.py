@@ -69,6 +69,9 @@ class Privacy:
             key, origin = found
             self.keyring = Keyring(key, Vault(self.key_dir / VAULT_FILE), origin)
         self._salt: bytes | None = None
+        self.plaintext_on_purpose = False
+        """Set by a caller that runs keyless on purpose (a scratch store of made-up people):
+        :meth:`require_key` then lets it be."""
 
     @property
     def encrypting(self) -> bool:
@@ -85,7 +88,7 @@ class Privacy:
             MasterKeyError: The key vault exists and no master key is configured.
         """
         vault = self.key_dir / VAULT_FILE
-        if self.keyring is None and vault.exists():
+        if self.keyring is None and not self.plaintext_on_purpose and vault.exists():
             raise MasterKeyError(
                 f"{action} needs the master key: this workspace seals PII (its key vault is "
                 f"{vault}) but none is configured; set ${self.settings.key_env} or restore "
