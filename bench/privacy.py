@@ -11,6 +11,8 @@ One function per figure (others add theirs beside these):
   of ``SEGMINT_BENCH_EVENTS`` events (default 10,000,000, in 1,000,000 profiles; the bulk is
   written straight into DuckDB, the person through intake, sealed). Baseline: deleting only
   that person's events (the least any erasure must do), same store, same run. Goal: < 1 s.
+  The store also holds a quarantine and a webhook outbox of 1 row per 100 events each
+  (sealed-looking rows of other people), which erasure searches for the person's rows.
 
 Size: ``SEGMINT_BENCH_SCALE`` (default 1) times 50,000 events for intake;
 ``SEGMINT_BENCH_EVENTS`` for the erasure store.
@@ -118,6 +120,21 @@ def _bulk_store(ws: Workspace, events: int) -> None:
         "TIMESTAMP '2025-01-01' + to_seconds(i % 31536000), TIMESTAMP '2026-01-01', 'bulk', "
         "'{\"total\": 10}', '{}', '{}' FROM range(?) t(i)",
         [profiles, profiles, events],
+    )
+    side = max(events // 100, 1)  # other people's quarantined input and queued webhooks
+    store.execute(
+        "INSERT INTO quarantine (received_at, source, payload, reason, field, type, event, "
+        "subjects) SELECT TIMESTAMP '2026-01-01', 'bulk', 'encs:' || md5(i::TEXT), 'bulk', "
+        "'event', 'track', 'Page Viewed', 's_' || md5(i::TEXT) || ' s_' || md5((i + 1)::TEXT) "
+        "FROM range(?) t(i)",
+        [side],
+    )
+    store.execute(
+        "INSERT INTO webhook_outbox (webhook, payload, status, attempts, next_attempt_at, "
+        "created_at) SELECT 'crm', 'enc:p_bulk' || i || ':' || md5(i::TEXT), "
+        "CASE WHEN i % 10 = 0 THEN 'pending' ELSE 'delivered' END, 1, "
+        "TIMESTAMP '2026-01-01', TIMESTAMP '2026-01-01' FROM range(?) t(i)",
+        [side],
     )
     store.execute("CHECKPOINT")
 

@@ -230,3 +230,20 @@ def test_fixture_people_never_reach_the_workspace_key_vault(gov: Workspace, cli)
     assert result.error is None and result.failures == []
     with sqlite3.connect(vault) as db:
         assert db.execute("SELECT count(*) FROM profile_keys").fetchone()[0] == 0
+
+
+def test_fixtures_run_keyless_when_the_master_key_is_only_in_the_environment(
+    gov: Workspace,
+    cli,
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    assert cli("--workspace", str(gov.path), "privacy", "enable").returncode == 0
+    opened = Workspace.open(gov.path)
+    assert opened.privacy.encrypting  # the vault exists from now on
+    opened.close()
+    key_file = gov.path / ".segmint-keys" / "master.key"
+    monkeypatch.setenv("SEGMINT_MASTER_KEY", key_file.read_text().strip())
+    key_file.unlink()  # the vault stays; the key comes from the variable only
+    write(gov, "good.yaml", GOOD)
+    (result,) = run_fixtures(gov)
+    assert result.error is None and result.failures == []

@@ -47,5 +47,5 @@ def test_quarantine_list_and_replay(workspace: Workspace) -> None:
     assert [(i["message_id"], i["field"]) for i in items] == [("q1", "event")]
     # The workspace file has no plan, so the replay lets it through.
     summary = orjson.loads(run(workspace, "quarantine", "replay", "--format", "json"))
-    assert summary == {"stored": 1, "duplicates": 0, "still_held": 0}
+    assert summary == {"stored": 1, "duplicates": 0, "still_held": 0, "unreadable": 0}
     assert orjson.loads(run(workspace, "quarantine", "list", "--format", "json")) == []

@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import shutil
 
+import orjson
 import pytest
 
+from segmint.config.model import WebhookDef
 from segmint.deliver.consent import record_address_consent, suppress
 from segmint.deliver.ledger import claim_many
 from segmint.intake.errors import UnknownPersonError
 from segmint.intake.identity import resolve_person
 from segmint.intake.pipeline import Intake
+from segmint.intake.quarantine import list_quarantine
 from segmint.membership.service import Membership
+from segmint.membership.webhooks import WebhookOutbox
 from segmint.privacy import audit
 from segmint.privacy.erase import erase
+from segmint.privacy.errors import ErasedProfileError
 from segmint.privacy.keys import is_sealed
+from segmint.privacy.subjects import is_subject_sealed, open_sealed
 from segmint.profiles import load_profile
 from segmint.store.duckdb import DuckDBStore
 from segmint.workspace import Workspace
 
 from .conftest import ADA, BOB, T0, submit_people
+from .test_quarantine_sealed import NEW_EMAIL, quarantine_people
 
 
 def _sends(ws: Workspace, pid: str) -> None:
@@ -39,7 +46,11 @@ def test_a_copy_taken_before_erasure_is_unreadable_for_that_person(
     write_key_file(workspace.path / ".segmint-keys", generate_master_key())
     ws = Workspace.open(workspace.path)
     submit_people(ws)
+    # a queued webhook about her, and a quarantined identify of hers with a new address
+    outbox = WebhookOutbox(ws.store, {"crm": WebhookDef(url="http://127.0.0.1:9/")})
     Membership(ws).refresh(T0)
+    assert outbox.enqueue_new(T0) > 0
+    quarantine_people(ws)
     ada = resolve_person(ws.store, "ada@example.com")
     bob = resolve_person(ws.store, "u-bob")
     # the delivery stage's rows about Ada's address, written the way it writes them
@@ -51,8 +62,10 @@ def test_a_copy_taken_before_erasure_is_unreadable_for_that_person(
     shutil.copy(ws.state_dir / "segmint.duckdb", backup)
 
     _, receipt = erase(ws.privacy, "ada@example.com", at=T0)
-    assert receipt.keys_destroyed == 2  # the anonymous profile merged into Ada's, and hers
+    # the anonymous profile merged into Ada's, hers, and her user id's subject key
+    assert receipt.keys_destroyed == 3
     assert receipt.deleted["events"] == 5
+    assert receipt.deleted["quarantine"] == 1 and receipt.deleted["webhook_outbox"] > 0
 
     old = DuckDBStore(backup, read_only=True)
     try:
@@ -87,11 +100,18 @@ def test_a_copy_taken_before_erasure_is_unreadable_for_that_person(
         assert len(kept) == 3
         assert all("@" not in str(a) for (a,) in kept)
         assert {ws.privacy.unseal(a) for (a,) in kept if is_sealed(a)} == {"[erased]"}
+        # her quarantined identify and queued webhooks in the old copy no longer open
+        held = dict(old.fetchall("SELECT message_id, payload FROM quarantine"))
+        with pytest.raises(ErasedProfileError):
+            open_sealed(ws.privacy, held["q-ada"])
+        assert "u-bob" in open_sealed(ws.privacy, held["q-bob"])
+        queued = [p for (p,) in old.fetchall("SELECT payload FROM webhook_outbox")]
+        assert {ws.privacy.unseal(p) for p in queued if p.startswith(f"enc:{ada}:")} == {"[erased]"}
     finally:
         old.close()
     # and no byte of the old file spells her address (whatever table or page held it)
     raw = backup.read_bytes().lower()
-    for value in (ADA["email"], ADA["name"], ADA["phone"]):
+    for value in (ADA["email"], ADA["name"], ADA["phone"], NEW_EMAIL):
         assert value.lower().encode() not in raw
     ws.close()
 
@@ -131,7 +151,9 @@ def test_a_later_import_of_an_erased_address_is_held_back(sealed_ws: Workspace) 
     assert (result.accepted, result.quarantined) == (0, 1)
     reason, payload = sealed_ws.store.fetchall("SELECT reason, payload FROM quarantine")[0]
     assert reason.startswith("erased")
-    assert "ada" not in payload.lower()
+    assert is_subject_sealed(payload)  # sealed, and redacted inside as well
+    (item,) = list_quarantine(sealed_ws.store)
+    assert "ada" not in orjson.dumps(item.payload).decode().lower()
     with pytest.raises(UnknownPersonError):
         resolve_person(sealed_ws.store, "ada@example.com")
     # someone else is not held back

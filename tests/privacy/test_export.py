@@ -50,7 +50,7 @@ def test_export_is_complete_against_the_fixture(sealed_ws: Workspace) -> None:
     assert "bob" not in json.dumps(doc, default=str).lower()
     # the manifest names every section with its row count and digest
     manifest = doc["manifest"]
-    assert set(manifest["sections"]) == set(SECTIONS) | {"traits"}
+    assert set(manifest["sections"]) == set(SECTIONS) | {"traits", "quarantine"}
     for name, entry in manifest["sections"].items():
         body = orjson.dumps(doc[name], option=orjson.OPT_SORT_KEYS, default=str)
         assert entry["sha256"] == hashlib.sha256(body).hexdigest(), name
@@ -75,7 +75,8 @@ def test_cli_export_and_erase(sealed_duck: Workspace, cli, tmp_path) -> None:  #
     assert data["keys_destroyed"] == 2 and data["crypto_shredded"] is True
     assert json.loads(receipt.read_text())["receipt_id"] == data["receipt_id"]
     again = cli("--workspace", path, "privacy", "erase", "ada@example.com", "--yes")
-    assert again.returncode != 0 and "no person" in again.stderr
+    assert again.returncode != 0 and "was erased on" in again.stderr
+    assert data["receipt_id"] in again.stderr
     verified = cli("--workspace", path, "audit", "verify", "--format", "json")
     actions = cli("--workspace", path, "audit", "list", "--format", "json")
     assert json.loads(verified.stdout)["ok"] is True

@@ -34,7 +34,7 @@ def erase_route(body: PersonBody, request: Request, key: AdminKey) -> dict[str, 
     from segmint.privacy.erase import erase
 
     ws = workspace_of(request)
-    pid = person_or_error(ws, body.person, "person")
+    pid = person_or_error(ws, body.person, "person", erased_too=True)
     root, receipt = erase(ws.privacy, pid, at=now_of(request),
                           actor=f"api:{key.key_id}")  # fmt: skip
     return {"profile_id": root, **receipt.as_dict()}
@@ -46,6 +46,6 @@ def export_route(body: PersonBody, request: Request, key: AdminKey) -> dict[str,
     from segmint.privacy.export import export_person
 
     ws = workspace_of(request)
-    pid = person_or_error(ws, body.person, "person")
+    pid = person_or_error(ws, body.person, "person", erased_too=True)
     return export_person(ws.privacy, pid, at=now_of(request),
                          actor=f"api:{key.key_id}")  # fmt: skip

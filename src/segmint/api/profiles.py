@@ -37,15 +37,21 @@ def profile_segments(profile_id: str, request: Request, by: By | None = None) ->
     return {"profile_id": pid, "segments": segments}
 
 
-def person_or_error(workspace: Workspace, ref: str, field: str) -> str:
+def person_or_error(workspace: Workspace, ref: str, field: str, *, erased_too: bool = False) -> str:
     """Resolve ``ref`` to a profile, or raise the API's 404 (nobody) or 409 (two people).
 
     Args:
         workspace: The workspace (its store and identifier traits).
         ref: The id as the client sent it.
         field: The request field it came from, named in the error.
+        erased_too: Say in the 404 when ``ref`` names a person since erased (privacy
+            requests: erasing twice is no mystery).
     """
     try:
+        if erased_too:
+            from segmint.privacy.erase import resolve_living
+
+            return resolve_living(workspace.privacy, ref, field=field)
         return resolve_person(workspace.store, ref, workspace.definition.identifiers)
     except AmbiguousPersonError as exc:
         raise ApiError(409, "ambiguous", str(exc), field) from None

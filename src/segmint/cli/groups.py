@@ -42,7 +42,7 @@ def keys() -> None:
 
 @click.group()
 def quarantine() -> None:
-    """Input that failed validation: list and replay."""
+    """Input that failed validation: list, show, replay and purge."""
 
 
 @click.group()

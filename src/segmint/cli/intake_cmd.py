@@ -6,14 +6,16 @@ import contextlib
 import socket
 from collections.abc import Iterator
 from dataclasses import asdict
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
+import orjson
 
 from segmint.cli import groups
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import emit_json, emit_table, format_option
-from segmint.cli.params import deferred_choice
+from segmint.cli.params import INSTANT, deferred_choice
 from segmint.clock import SystemClock
 
 if TYPE_CHECKING:
@@ -396,8 +398,49 @@ def quarantine_list(ctx: Context, include_replayed: bool, fmt: str) -> None:
     if fmt == "json":
         emit_json([asdict(i) for i in items])
         return
-    rows = [(i.id, i.received_at, i.source, i.message_id, i.field, i.reason) for i in items]
-    emit_table("Quarantine", ("id", "received", "source", "messageId", "field", "reason"), rows)
+    rows = [(i.id, i.received_at, i.source, _call(i), i.message_id, i.field, i.reason)
+            for i in items]  # fmt: skip
+    columns = ("id", "received", "source", "call", "messageId", "field", "reason")
+    emit_table("Quarantine", columns, rows)
+    unread = [i for i in items if i.sealed is not None]
+    if unread:
+        click.echo(f"{len(unread)} payloads cannot be read ("
+                   + ", ".join(sorted({i.sealed or "" for i in unread})) + ")")  # fmt: skip
+
+
+def _call(item: Any) -> str:
+    """``track Order Completed``, ``identify`` …, from the row's clear metadata."""
+    return " ".join(p for p in (item.type, item.event) if p) or "?"
+
+
+@groups.quarantine.command("show")
+@click.argument("row_id", metavar="ID", type=int)
+@format_option
+@pass_ctx
+def quarantine_show(ctx: Context, row_id: int, fmt: str) -> None:
+    """Show one quarantined message with its payload (opened in memory when sealed)."""
+    from segmint.intake.quarantine import list_quarantine
+
+    found = list_quarantine(ctx.workspace.store, include_replayed=True, ids=[row_id])
+    if not found:
+        known = [i.id for i in list_quarantine(ctx.workspace.store, include_replayed=True)]
+        hint = f"ids run from {min(known)} to {max(known)}" if known else "the quarantine is empty"
+        raise click.BadParameter(f"no quarantined message has id {row_id} ({hint})",
+                                 param_hint="ID")  # fmt: skip
+    item = found[0]
+    if fmt == "json":
+        emit_json(asdict(item))
+        return
+    click.echo(f"#{item.id} {_call(item)} from {item.source or '?'} at {item.received_at}")
+    click.echo(f"reason: {item.reason}")
+    if item.replayed_at is not None:
+        click.echo(f"replayed at {item.replayed_at}")
+    if item.sealed == "erased":
+        click.echo("payload: [erased] (a person it names was erased; nobody can read it)")
+    elif item.sealed == "no key":
+        click.echo("payload: [sealed] (set the master key to read it)")
+    else:
+        click.echo(orjson.dumps(item.payload, option=orjson.OPT_INDENT_2).decode())
 
 
 @groups.quarantine.command("replay")
@@ -409,17 +452,67 @@ def quarantine_replay(ctx: Context, ids: tuple[int, ...], fmt: str) -> None:
     from segmint.intake.pipeline import Intake
     from segmint.intake.quarantine import list_quarantine
 
+    store = ctx.workspace.store
+    before = len(list_quarantine(store, ids=ids or None))
+    if ids:
+        _check_open(store, ids)
     intake = Intake(ctx.workspace, SystemClock())
-    before = len(list_quarantine(ctx.workspace.store, ids=ids or None))
     result = intake.replay(ids or None)
-    remaining = before - result.accepted - result.duplicates
-    summary = {"stored": result.accepted, "duplicates": result.duplicates, "still_held": remaining}
+    remaining = before - result.accepted - result.duplicates - result.unreadable
+    summary = {"stored": result.accepted, "duplicates": result.duplicates,
+               "still_held": remaining, "unreadable": result.unreadable}  # fmt: skip
     if fmt == "json":
         emit_json(summary)
         return
     click.echo(
         f"stored {result.accepted}, already stored {result.duplicates}, still held {remaining}"
+        + (f", skipped {result.unreadable} unreadable (erased)" if result.unreadable else "")
     )
+
+
+@groups.quarantine.command("purge")
+@click.option("--before", type=INSTANT, required=True,
+              help="Delete what arrived before this instant (e.g. '-30d').")  # fmt: skip
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@format_option
+@pass_ctx
+def quarantine_purge(ctx: Context, before: datetime, yes: bool, fmt: str) -> None:
+    """Delete quarantined messages that arrived before a date, replayed or not.
+
+    With PII encryption on, the keys of the payloads that named nobody (not JSON, no id)
+    and arrived before that day are destroyed too, so no backup can read them either.
+    """
+    from segmint.intake.quarantine import purge_quarantine
+    from segmint.privacy import audit as log
+
+    store = ctx.workspace.store
+    if not yes:
+        click.confirm(f"delete every quarantined message received before {before}?", abort=True)
+    with store.transaction():
+        result = purge_quarantine(store, before)
+        log.append(store, "quarantine.purge", actor="cli", at=SystemClock().now(),
+                   details={"before": before.isoformat(), **result})  # fmt: skip
+    if fmt == "json":
+        emit_json(result)
+        return
+    click.echo(f"deleted {result['deleted']} quarantined messages received before {before}"
+               + (f"; destroyed {result['day_keys_destroyed']} day keys"
+                  if result["day_keys_destroyed"] else ""))  # fmt: skip
+
+
+def _check_open(store: Any, ids: tuple[int, ...]) -> None:
+    """Fail naming the ids that are no open quarantined message (replayed, or unknown)."""
+    from segmint.intake.quarantine import list_quarantine
+
+    found = {i.id: i for i in list_quarantine(store, include_replayed=True, ids=ids)}
+    problems = [
+        f"{i} was already replayed" if i in found else f"{i} is no quarantined message"
+        for i in dict.fromkeys(ids)
+        if i not in found or found[i].replayed_at is not None
+    ]
+    if problems:
+        hint = " (see 'segmint quarantine list')"
+        raise click.BadParameter("; ".join(problems) + hint, param_hint="--id")
 
 
 def register(cli: click.Group) -> None:

@@ -50,6 +50,7 @@ READS_ONLY: frozenset[str] = frozenset({
     "export dbt", "export events",
     "traits list", "traits sql", "profile show", "template lint", "template preview",
     "campaign list", "campaign report", "consent show", "keys list", "quarantine list",
+    "quarantine show",
     "webhooks status", "models list", "models show", "report kpis", "experiments list",
     "experiments report", "segments suggest", "journeys list", "journeys show", "segments preview",
     "segments lint", "segments diff",

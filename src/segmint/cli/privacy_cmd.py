@@ -1,4 +1,4 @@
-"""Privacy commands: ``privacy enable|rotate-key|erase|export|enforce`` and ``audit verify|list``.
+"""Privacy commands: ``privacy enable|seal-existing|rotate-key|erase|export|enforce``, ``audit``.
 
 Each calls :mod:`segmint.privacy` and only prints.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -32,8 +33,9 @@ def audit() -> None:
 def enable(ctx: Context, as_of: datetime) -> None:
     """Turn PII encryption on: write a master key file outside the store (git-ignored).
 
-    New events are sealed from now on; events already stored stay as they are. Keep a copy
-    of the key file somewhere safe: without it the sealed values cannot be read.
+    New events are sealed from now on; what is already stored stays as it is until
+    'segmint privacy seal-existing' seals it. Keep a copy of the key file somewhere safe:
+    without it the sealed values cannot be read.
     """
     from segmint.privacy import audit as log
     from segmint.privacy.errors import MasterKeyError
@@ -50,6 +52,52 @@ def enable(ctx: Context, as_of: datetime) -> None:
                details={"key_file": str(path.relative_to(ws.path))})  # fmt: skip
     click.echo(f"PII encryption on: master key written to {path} (mode 600, git-ignored)")
     click.echo(f"or set ${settings.key_env} instead of keeping the file; back it up safely")
+    if ws.store.fetchall("SELECT count(*) FROM events")[0][0]:
+        click.echo("events already stored are still in the clear: "
+                   "run 'segmint privacy seal-existing' to seal them")  # fmt: skip
+
+
+@privacy.command("seal-existing")
+@click.option("--batch-size", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="Rows per transaction.")  # fmt: skip
+@as_of_option("Record the run at this instant")
+@format_option
+@pass_ctx
+def seal_existing_cmd(ctx: Context, batch_size: int, as_of: datetime, fmt: str) -> None:
+    """Seal the PII stored before encryption was enabled (events, traits, identities …).
+
+    Safe to run again, and to stop: a second run seals only what is still in the clear,
+    and the events pass resumes where it stopped.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from segmint.cli.output import err_console
+    from segmint.privacy import audit as log
+    from segmint.privacy.reseal import seal_existing
+
+    ws = ctx.workspace
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=True, disable=fmt == "json") as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(f"sealing {name}", total=total)
+            bar.update(tasks[name], completed=done, total=total)
+
+        report = seal_existing(ws.privacy, batch=batch_size, progress=progress)
+    log.append(ws.store, "privacy.seal_existing", actor="cli", at=as_of,
+               details=report.as_dict())  # fmt: skip
+    if fmt == "json":
+        emit_json(report.as_dict())
+        return
+    emit_table("Sealed", ["table", "rows"], list(report.sealed.items()))
+    if report.conflicts:
+        click.echo(f"{report.conflicts} plaintext identities left: another profile already "
+                   "has the same address hashed (merge them through intake)")  # fmt: skip
+    if report.sealed.get("events"):
+        click.echo("the real-time state and the wide profile_traits table are rebuilt "
+                   "sealed at the next 'segmint traits refresh'")  # fmt: skip
 
 
 def _ignore(gitignore: Path, line: str) -> None:
@@ -121,11 +169,11 @@ def erase_cmd(
     theirs go too. Aggregate counts (sends per campaign, segment entries) are kept without
     the person; a salted hash of their identifiers keeps a later import from re-adding them.
     """
-    from segmint.intake.identity import resolve_person
-    from segmint.privacy.erase import erase
+    from segmint.privacy.erase import erase, resolve_living
 
     ws = ctx.workspace
-    pid = resolve_person(ws.store, person, ws.definition.identifiers, field="PERSON")
+    ws.privacy.require_key("erasing a person")
+    pid = resolve_living(ws.privacy, person, field="PERSON")
     if not yes:
         click.confirm(f"erase {person} (profile {pid}) for good?", abort=True)
     root, receipt = erase(ws.privacy, pid, at=as_of)
@@ -152,11 +200,12 @@ def erase_cmd(
 @pass_ctx
 def export_cmd(ctx: Context, person: str, out: Path | None, as_of: datetime) -> None:
     """Write everything held on a person as JSON, with a manifest of its sections."""
-    from segmint.intake.identity import resolve_person
+    from segmint.privacy.erase import resolve_living
     from segmint.privacy.export import export_person
 
     ws = ctx.workspace
-    pid = resolve_person(ws.store, person, ws.definition.identifiers, field="PERSON")
+    ws.privacy.require_key("exporting a person")
+    pid = resolve_living(ws.privacy, person, field="PERSON")
     document = export_person(ws.privacy, pid, at=as_of)
     text = json.dumps(document, indent=2, default=str, ensure_ascii=False)
     if out is None:

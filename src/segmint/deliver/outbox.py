@@ -8,7 +8,8 @@ the outcome::
     pending ─► delivered
        │ ▲
        │ └── failed, marked Transient, attempts left: next_attempt_at = as_of + backoff
-       └─► dead (with last_error)   failed, not marked Transient, or attempts used up
+       ├─► dead (with last_error)   failed, not marked Transient, or attempts used up
+       └─► dropped (with last_error) the person it concerns was erased (ErasedProfileError)
 
 Retrying is decided by :meth:`~segmint.deliver.retry.RetryPolicy.retryable`, which looks
 only at the error's Transient / Terminal mark. Delivery is at least once: a crash between a
@@ -32,6 +33,7 @@ from typing import Any
 
 from segmint.deliver.retry import RetryPolicy
 from segmint.errors import SegmintError
+from segmint.privacy.errors import ErasedProfileError
 from segmint.store import Store, from_store_time, utcnow_naive
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
@@ -65,6 +67,7 @@ class OutboxReport:
     delivered: int = 0
     retried: int = 0
     dead: int = 0
+    dropped: int = 0
 
 
 class Outbox:
@@ -129,12 +132,18 @@ class Outbox:
             limit: The most rows tried in this pass.
 
         Returns:
-            Counts of rows delivered, left to retry, and dead-lettered.
+            Counts of rows delivered, left to retry, dead-lettered, and dropped (the
+            sender raised :class:`~segmint.privacy.errors.ErasedProfileError`: the person
+            the row concerns was erased, so it is neither sent nor retried).
         """
         report = OutboxReport()
         for row in self.due(as_of, limit):
             try:
                 send(row, as_of)
+            except ErasedProfileError as exc:  # nobody to send it about any more
+                self._mark(row.id, "dropped", row.attempts, f"dropped: {exc}", as_of)
+                report.dropped += 1
+                continue
             except Exception as exc:
                 self._failed(row, exc, policy(row.destination), as_of, report)
                 continue

@@ -366,5 +366,6 @@ def _keyless(scratch: Workspace) -> Privacy:
     if privacy.keyring is not None:
         privacy.close()
         privacy.keyring = None
+    privacy.plaintext_on_purpose = True  # intake would refuse a sealed workspace's store
     scratch.store.privacy = privacy  # type: ignore[attr-defined]
     return privacy

@@ -158,7 +158,7 @@ class IdentityGraph:
         traits = message.traits if message.type == "identify" else _context_traits(message)
         if traits:
             for name in self.identifiers:
-                value = _identifier(name, traits.get(name))
+                value = identifier_value(name, traits.get(name))
                 if value is not None:
                     found.append((name, self.index(name, value) if self.index else value))
         if message.anonymous_id is not None:
@@ -242,13 +242,46 @@ def _context_traits(message: Message) -> dict[str, Any]:
     return traits if isinstance(traits, dict) else {}
 
 
-def _identifier(name: str, value: Any) -> str | None:
+def identifier_value(name: str, value: Any) -> str | None:
+    """An identifier trait's value as intake keys it (trimmed; emails lowercased), or None."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return None
     text = str(value).strip()
     if name == "email":
         text = text.lower()
     return text or None
+
+
+def payload_identities(payload: Any, identifiers: Sequence[str] = ("email",)) -> list[Identity]:
+    """Every identity a raw message names, as far as it can be read (plaintext values).
+
+    Unlike :meth:`IdentityGraph.claims` this reads a message that may not decode (what
+    quarantine keeps): its ``userId``, ``anonymousId`` and ``previousId``, and identifier
+    values in ``traits``, ``context.traits`` and ``properties``. Privacy seals a quarantined
+    payload under all of them, so erasing anyone it names makes it unreadable.
+    """
+    if not isinstance(payload, dict):
+        return []
+    found: list[Identity] = []
+    ids = (
+        ("userId", USER),
+        ("anonymousId", ANONYMOUS),
+        ("previousId", USER),
+        ("previousId", ANONYMOUS),
+    )  # fmt: skip  (an alias's previousId may be either)
+    for key, kind in ids:
+        value = payload.get(key)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+            found.append((kind, str(value)))
+    context = payload.get("context")
+    inner = context.get("traits") if isinstance(context, dict) else None
+    for values in (payload.get("traits"), inner, payload.get("properties")):
+        if isinstance(values, dict):
+            for name in identifiers:
+                value = identifier_value(name, values.get(name))
+                if value is not None:
+                    found.append((name, value))
+    return list(dict.fromkeys(found))
 
 
 def normalise_address(address: str) -> str:
@@ -346,7 +379,7 @@ def _identity_value(kind: str, value: str) -> str | None:
     """``value`` as intake stores it for ``kind`` (emails trimmed and lowercased)."""
     if kind in (USER, ANONYMOUS, PROFILE):
         return value or None  # stored as sent (intake does not trim ids)
-    return _identifier(kind, value)
+    return identifier_value(kind, value)
 
 
 def split_ref(ref: str, identifiers: Sequence[str] = ("email",)) -> tuple[str | None, str]:
@@ -381,6 +414,7 @@ def person_matches(
         key = _identity_value(each, value)
         if key is None:
             continue
+        shown = f"{each}:{key}"  # as typed (normalised), never the keyed hash kept for it
         if each not in (USER, ANONYMOUS, PROFILE) and privacy is not None:
             key = privacy.identity_index(each, key)  # kept as a keyed hash (PII encryption)
         if each == PROFILE:
@@ -389,7 +423,7 @@ def person_matches(
             owner = _owner(store, each, key)
             survives = None if owner is None else survivor(store, owner) or owner
         if survives is not None:
-            found[f"{each}:{key}"] = survives
+            found[shown] = survives
     return found
 
 
@@ -424,7 +458,12 @@ def resolve_person(
     if len(people) == 1:
         return people[0]
     if not people:
-        raise UnknownPersonError(ref, _unknown_message(ref, identifiers), field)
+        message = _unknown_message(ref, identifiers)
+        kind, value = split_ref(ref, identifiers)
+        other = sorted(person_matches(store, value, identifiers)) if kind is not None else []
+        if other:  # the right value under the wrong kind (an email typed as user_id:…)
+            message += "; " + " or ".join(repr(k) for k in other) + " matches: did you mean it?"
+        raise UnknownPersonError(ref, message, field)
     listed = ", ".join(f"{k} is {pid}" for k, pid in sorted(found.items()))
     message = (
         f"{ref!r} names more than one person ({listed}); "

@@ -200,14 +200,32 @@ class Intake:
         """Feed open quarantined messages through the pipeline again.
 
         Messages that now pass are stored and their quarantine rows marked ``replayed_at``;
-        those that still fail stay open with their reason updated.
+        those that still fail stay open with their reason updated. A sealed message nobody
+        can read any more (someone it names was erased) is skipped, its reason saying so,
+        and counted in :attr:`SubmitResult.unreadable`.
+
+        Raises:
+            MasterKeyError: A message is sealed and no master key is configured.
         """
         from segmint.intake.quarantine import list_quarantine
+        from segmint.privacy.errors import MasterKeyError
 
         items = list_quarantine(self.store, ids=ids)
+        locked = [item.id for item in items if item.sealed == "no key"]
+        if locked:
+            raise MasterKeyError(
+                f"{len(locked)} quarantined messages are sealed (first id {locked[0]}) and no "
+                "master key is configured: set $SEGMINT_MASTER_KEY (or restore the key file) "
+                "and replay again"
+            )
         by_source: dict[str, Submission] = {}
         fixed: list[tuple[Any, ...]] = []
+        unreadable = 0
         for item in items:
+            if item.sealed is not None:
+                fixed.append((ERASED_REASON, "payload", item.id))
+                unreadable += 1
+                continue
             source = item.source or "replay"
             sub = by_source.setdefault(source, Submission([], source, replay_ids=[]))
             try:
@@ -219,11 +237,18 @@ class Intake:
             assert sub.replay_ids is not None
             sub.replay_ids.append(item.id)
         self.store.executemany("UPDATE quarantine SET reason = ?, field = ? WHERE id = ?", fixed)
-        return _combine(self.commit([s for s in by_source.values() if s.messages]))
+        return _combine(self.commit([s for s in by_source.values() if s.messages]), unreadable)
 
 
-def _combine(results: Sequence[SubmitResult]) -> SubmitResult:
+ERASED_REASON = (
+    "erased: a person this message names was erased, so it can no longer be read; replay skips it"
+)
+"""The reason a replay gives a quarantined message nobody can read any more."""
+
+
+def _combine(results: Sequence[SubmitResult], unreadable: int = 0) -> SubmitResult:
     return SubmitResult(
+        unreadable=unreadable,
         accepted=sum(r.accepted for r in results),
         duplicates=sum(r.duplicates for r in results),
         quarantined=sum(r.quarantined for r in results),

@@ -24,13 +24,22 @@ class Violation:
     Attributes:
         field: The JSON path of the offending field (``properties.total``).
         reason: What is wrong, for people.
+        value: The offending value as shown (left out of a reason kept in the clear when
+            PII is encrypted).
     """
 
     field: str
     reason: str
+    value: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.field}: {self.reason}"
+        return self.text()
+
+    def text(self, *, values: bool = True) -> str:
+        """``field: reason`` and the offending value (``[sealed]`` unless ``values``)."""
+        if self.value is None:
+            return f"{self.field}: {self.reason}"
+        return f"{self.field}: {self.reason} {self.value if values else '[sealed]'}"
 
 
 def _is_timestamp(value: Any) -> bool:
@@ -93,8 +102,10 @@ def _check_property(key: str, spec: PropertySpec, properties: dict[str, Any]) ->
     if value is None:
         return [Violation(path, "is required")] if spec.required else []
     if not _CHECKS[spec.type](value):
-        return [Violation(path, f"must be {spec.type}, got {type(value).__name__} {value!r:.40}")]
+        return [
+            Violation(path, f"must be {spec.type}, got {type(value).__name__}", f"{value!r:.40}")
+        ]
     if spec.enum is not None and value not in spec.enum:
         allowed = ", ".join(repr(v) for v in spec.enum)
-        return [Violation(path, f"must be one of {allowed}, got {value!r:.40}")]
+        return [Violation(path, f"must be one of {allowed}, got", f"{value!r:.40}")]
     return []

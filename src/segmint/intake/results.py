@@ -41,6 +41,8 @@ class SubmitResult:
         events: The stored events, with their resolved profile ids.
         merges: The profile merges these messages caused.
         rejected: Malformed messages left out (``invalid="reject"``).
+        unreadable: Quarantined messages a replay skipped because nobody can read them any
+            more (sealed under the key of a person since erased).
     """
 
     accepted: int = 0
@@ -49,3 +51,4 @@ class SubmitResult:
     events: tuple[Event, ...] = ()
     merges: tuple[Merge, ...] = ()
     rejected: tuple[Rejection, ...] = ()
+    unreadable: int = 0

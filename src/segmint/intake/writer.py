@@ -19,7 +19,12 @@ from segmint.intake.identity import Changes, IdentityGraph, Merge
 from segmint.intake.payloads import Message
 from segmint.intake.plan import check_plan
 from segmint.intake.quality import count_repeated_ids
-from segmint.intake.quarantine import QUARANTINE_COLUMNS, open_message_ids, quarantine_row
+from segmint.intake.quarantine import (
+    QUARANTINE_COLUMNS,
+    open_message_ids,
+    protect_rows,
+    quarantine_row,
+)
 from segmint.intake.results import Submission, SubmitResult
 from segmint.store import EVENT_SCHEMA, Store, utcnow_naive
 from segmint.store.bulk import insert_rows
@@ -86,6 +91,8 @@ class BatchWriter:
                 (skipped on the hot path when nobody listens).
         """
         self._want_events = events
+        if self.privacy is not None:  # a sealed workspace run without its key: refuse
+            self.privacy.require_key("storing input")
         try:
             with self.store.transaction():
                 self._sync()
@@ -146,7 +153,9 @@ class BatchWriter:
     ) -> None:
         violations = check_plan(plan, message) if plan is not None else None
         if violations:
-            reason = "; ".join(str(v) for v in violations)
+            # with PII encryption on, the reason (kept in the clear) names no value
+            withhold = self.privacy is not None and self.privacy.encrypting
+            reason = "; ".join(v.text(values=not withhold) for v in violations)
             if replay_id is not None:
                 batch.still_bad.append((reason, violations[0].field, replay_id))
             else:
@@ -236,7 +245,13 @@ class BatchWriter:
                 quarantine_row(message.received_at, source, message.payload, reason, field)
             )
             batch.counts[index][2] += 1
-        insert_rows(self.store, "quarantine", QUARANTINE_COLUMNS, batch.quarantine)
+        if not batch.quarantine:
+            return
+        identifiers = self.graph.identifiers
+        rows = protect_rows(batch.quarantine, self.privacy, identifiers)
+        if self.privacy is not None:
+            self.privacy.flush()  # new subject keys reach the vault before the rows commit
+        insert_rows(self.store, "quarantine", QUARANTINE_COLUMNS, rows)
 
     def _append(self, batch: _Batch) -> set[str]:
         seen: set[str] = set()

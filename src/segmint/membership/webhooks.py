@@ -14,6 +14,10 @@ are transient: the next try comes after ``10 s * 2 ** (attempts - 1)``, at most 
 de-duplicates by the ``Segmint-Webhook-Id`` header (the outbox row id) or the change ``id``
 in the body.
 
+With PII encryption on (a master key), a queued payload is sealed under its profile's key
+and opened only to be sent; once the person is erased their queued rows are dropped
+(status ``dropped``, counted in :attr:`~segmint.deliver.outbox.OutboxReport.dropped`).
+
 Signing: ``Segmint-Signature: v1=<hex>`` where ``<hex>`` is HMAC-SHA256 with the webhook's
 secret over ``"<timestamp>.<body>"`` and ``<timestamp>`` is the ``Segmint-Timestamp``
 header (Unix seconds). Receivers should reject timestamps far from their own clock.
@@ -102,14 +106,24 @@ class WebhookOutbox:
         with self.store.transaction():
             cursor = start_cursor(self.store, CURSOR_KEY, from_start=False)
             changes = read_changes(self.store, after_id=cursor)
+            privacy = _sealing(self.store)
+            if privacy is not None:
+                privacy.prepare({c.profile_id for c in changes})
             messages: list[tuple[str, str]] = []
             for change in changes:
-                body = orjson.dumps(change.to_json()).decode()
-                messages += [
-                    (name, body)
+                hooks = [
+                    name
                     for name, hook in self.webhooks.items()
                     if not hook.segments or change.segment in hook.segments
                 ]
+                if not hooks:
+                    continue
+                body = orjson.dumps(change.to_json()).decode()
+                if privacy is not None:  # the payload concerns a profile: sealed under its key
+                    body = privacy.seal_payload(change.profile_id, body)
+                messages += [(name, body) for name in hooks]
+            if privacy is not None:
+                privacy.flush()  # a new profile key reaches the vault before the rows commit
             added = self.outbox.enqueue(messages, as_of)
             if changes:
                 write_cursor(self.store, CURSOR_KEY, int(changes[-1].id or cursor))
@@ -121,6 +135,8 @@ def outbox_status(
 ) -> dict[str, Any]:
     """Summarise the outbox: per webhook, counts by status, the oldest pending, dead letters.
 
+    A sealed dead letter's payload is opened in memory (``[erased]`` once its person is).
+
     Args:
         store: The store.
         dead_limit: The most dead letters listed (newest first).
@@ -129,9 +145,11 @@ def outbox_status(
     status = webhook_outbox(store).status(dead_limit)
     hooks = {name: {"pending": 0, "delivered": 0, "dead": 0} for name in webhooks or {}}
     hooks.update(status["destinations"])
+    privacy = getattr(store, "privacy", None)
     letters = [
         {"id": d["id"], "webhook": d["destination"], "attempts": d["attempts"],
-         "last_error": d["last_error"], "payload": d["payload"]}
+         "last_error": d["last_error"],
+         "payload": privacy.unseal(d["payload"]) if privacy is not None else d["payload"]}
         for d in status["dead_letters"]
     ]  # fmt: skip
     return {"webhooks": dict(sorted(hooks.items())), "dead_letters": letters}
@@ -182,7 +200,27 @@ class WebhookDispatcher:
         hook = self.webhooks.get(row.destination)
         if hook is None:
             raise WebhookRejected(f"webhook '{row.destination}' is no longer configured")
-        self.post(hook, row.destination, row.id, row.payload.encode(), as_of)
+        self.post(hook, row.destination, row.id, self._open(row.payload).encode(), as_of)
+
+    def _open(self, payload: str) -> str:
+        """The body of a queued payload, opened in memory when it is sealed.
+
+        Raises:
+            ErasedProfileError: The profile was erased (the outbox drops the row).
+            WebhookRetryable: It is sealed and no master key is configured (yet).
+        """
+        from segmint.privacy.keys import is_sealed
+
+        if not is_sealed(payload):
+            return payload
+        privacy = getattr(self.store, "privacy", None)
+        keyring = None if privacy is None else privacy.keyring
+        if keyring is None:
+            raise WebhookRetryable(
+                "the queued payload is sealed (PII encryption) and no master key is "
+                "configured: set $SEGMINT_MASTER_KEY or restore the key file"
+            )
+        return str(keyring.unseal(payload))
 
     def post(self, hook: WebhookDef, name: str, row_id: int, body: bytes, as_of: datetime) -> None:
         """Send one signed delivery.
@@ -219,6 +257,12 @@ class WebhookDispatcher:
     def close(self) -> None:
         """Close the HTTP client."""
         self.client.close()
+
+
+def _sealing(store: Store) -> Any:
+    """The workspace's privacy settings when PII is sealed at rest, else None."""
+    privacy = getattr(store, "privacy", None)  # set by the workspace (segmint.privacy)
+    return privacy if privacy is not None and privacy.encrypting else None
 
 
 def _secrets_from_env(webhooks: Mapping[str, WebhookDef]) -> dict[str, bytes]:

@@ -7,12 +7,16 @@ person goes too), then in one store transaction:
   journey instances, experiment assignments, identity conflicts, merges and failures;
 - anonymises what keeps aggregate counts: send ledger rows (profile id and address gone,
   status and campaign kept), membership changes, journey history and attributions;
+- deletes the quarantined messages naming any identity of the person, and their queued
+  webhook deliveries (delivered ones keep their row, with an empty payload);
 - keeps a salted hash of each identifier (``erased_subjects``) so a later import of the same
   address is held back (:mod:`segmint.privacy.guard`), and a receipt without personal data;
 - appends an ``privacy.erase`` entry to the audit log;
 
-and finally destroys the profiles' data keys in the vault. A copy of the store taken before
-the erasure then holds only ciphertext for that person (with a master key configured: see
+and finally destroys the profiles' data keys in the vault, and the subject keys of every
+identity of the person (:mod:`segmint.privacy.subjects`: what quarantined payloads naming
+them are sealed under). A copy of the store taken before the erasure then holds only
+ciphertext for that person (with a master key configured: see
 :mod:`segmint.privacy.keys`).
 """
 
@@ -27,10 +31,14 @@ from typing import Any
 import orjson
 
 from segmint.common import in_lists
-from segmint.intake.identity import USER, merge_roots, resolve_person
+from segmint.intake.errors import UnknownPersonError
+from segmint.intake.identity import USER, identifier_value, merge_roots, resolve_person, split_ref
+from segmint.intake.quarantine import about_subjects
 from segmint.privacy import audit
 from segmint.privacy.keys import is_sealed
 from segmint.privacy.protect import Privacy
+from segmint.privacy.subjects import all_subject_names
+from segmint.privacy.subjects import destroy as destroy_subject_keys
 from segmint.store import Store, utcnow_naive
 from segmint.store.base import table_exists
 
@@ -96,11 +104,15 @@ def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tu
     Raises:
         UnknownPersonError: ``ref`` names nobody (also after an erasure: the person is gone).
         AmbiguousPersonError: ``ref`` names two people.
+        MasterKeyError: The workspace seals PII but no master key is configured (the
+            person's keys could not be destroyed nor their sealed identifiers read).
     """
     store = privacy.store
-    root = resolve_person(store, ref, privacy.identifiers)
+    privacy.require_key("erasing a person")
+    root = resolve_living(privacy, ref)
     profiles = person_profiles(store, root)
     found = identifiers_of(privacy, profiles)
+    subjects = subjects_of(privacy, profiles, found)
     hashes = {privacy.subject_hash(kind, value) for kind, value in found}
     # suppressions and address consents are kept by address_key (a keyed hash when on)
     # and plaintext, for rows written before encryption was enabled
@@ -111,6 +123,8 @@ def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tu
     with store.transaction():
         deleted = _anonymise_and_delete(store, profiles)
         anonymised = deleted.pop("_anonymised")
+        deleted["quarantine"] = _delete_quarantined(store, subjects)
+        deleted["webhook_outbox"], anonymised["webhook_outbox"] = _drop_webhooks(store, profiles)
         for table in ("address_consents", "suppressions"):
             deleted[table] = 0
             for marks, chunk in in_lists(addresses):
@@ -129,8 +143,49 @@ def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tu
         details = {"profiles": len(profiles), "rows": sum(deleted.values())}
         audit.append(store, "privacy.erase", actor=actor, at=at, subject=receipt_id,
                      details=details)  # fmt: skip
-    destroyed = privacy.keyring.destroy(profiles) if privacy.keyring is not None else 0
+    destroyed = 0
+    if privacy.keyring is not None:  # the profiles' keys, and their identities' subject keys
+        destroyed = privacy.keyring.destroy(profiles) + destroy_subject_keys(privacy, subjects)
     return root, Receipt(**{**receipt.__dict__, "keys_destroyed": destroyed})
+
+
+def resolve_living(privacy: Privacy, ref: str, *, field: str | None = None) -> str:
+    """:func:`~segmint.intake.identity.resolve_person`, saying when ``ref`` was erased.
+
+    Raises:
+        UnknownPersonError: Nobody matches; when an erased person had that identifier,
+            the message says when and names the receipt (erasing twice is no mystery).
+        AmbiguousPersonError: ``ref`` names two people.
+    """
+    try:
+        return resolve_person(privacy.store, ref, privacy.identifiers, field=field)
+    except UnknownPersonError as exc:
+        found = _erased_receipt(privacy, ref)
+        if found is None:
+            raise
+        receipt_id, erased_at = found
+        message = (f"{ref!r} was erased on {erased_at:%Y-%m-%d %H:%M} UTC (receipt "
+                   f"{receipt_id}): nothing is held on them any more")  # fmt: skip
+        raise UnknownPersonError(ref, message, field) from exc
+
+
+def _erased_receipt(privacy: Privacy, ref: str) -> tuple[str, datetime] | None:
+    kind, value = split_ref(ref, privacy.identifiers)
+    kinds = [kind] if kind is not None else [USER, *privacy.identifiers]
+    hashes = []
+    for each in kinds:
+        text = identifier_value(each, value) if each != USER else value
+        if text:
+            hashes.append(privacy.subject_hash(each, text))
+    if not hashes:
+        return None
+    marks = ", ".join("?" for _ in hashes)
+    rows = privacy.store.fetchall(
+        f"SELECT receipt_id, erased_at FROM erased_subjects WHERE hash IN ({marks}) "  # noqa: S608
+        "ORDER BY erased_at DESC LIMIT 1",
+        hashes,
+    )
+    return (str(rows[0][0]), rows[0][1]) if rows else None
 
 
 def identifiers_of(privacy: Privacy, profiles: Sequence[str]) -> set[tuple[str, str]]:
@@ -155,6 +210,55 @@ def identifiers_of(privacy: Privacy, profiles: Sequence[str]) -> set[tuple[str, 
                 if isinstance(value, str) and value.strip() and value != "[erased]":
                     found.add((kind, value.strip().lower() if kind == "email" else value))
     return found
+
+
+def _identities(store: Store, profiles: Sequence[str]) -> set[tuple[str, str]]:
+    """Every identity of the profiles as ``identities`` keeps it (emails maybe hashed)."""
+    found: set[tuple[str, str]] = set()
+    for marks, chunk in in_lists(list(profiles)):
+        sql = f"SELECT kind, value FROM identities WHERE profile_id IN ({marks})"
+        found.update((str(k), str(v)) for k, v in store.fetchall(sql, list(chunk)))
+    return found
+
+
+def subjects_of(
+    privacy: Privacy, profiles: Sequence[str], found: set[tuple[str, str]] | None = None
+) -> list[str]:
+    """The subject names of every identity of the profiles (see :mod:`.subjects`).
+
+    ``found`` is :func:`identifiers_of` when the caller has it already.
+    """
+    known = found if found is not None else identifiers_of(privacy, profiles)
+    return all_subject_names(privacy, _identities(privacy.store, profiles) | known)
+
+
+def _delete_quarantined(store: Store, subjects: Sequence[str]) -> int:
+    """Delete the quarantined messages naming any of ``subjects``; return how many."""
+    ids = about_subjects(store, subjects)
+    for marks, chunk in in_lists(ids):
+        store.execute(f"DELETE FROM quarantine WHERE id IN ({marks})", list(chunk))  # noqa: S608
+    return len(ids)
+
+
+def _drop_webhooks(store: Store, profiles: Sequence[str]) -> tuple[int, int]:
+    """Drop the person's queued webhook deliveries; empty the payloads of delivered ones.
+
+    A payload names its profile: sealed (``enc:<profile>:…``) or in its JSON body.
+    """
+    patterns = [p for pid in profiles for p in (f"enc:{pid}:%", f'%"profile_id":"{pid}"%')]
+    dropped = emptied = 0
+    for start in range(0, len(patterns), 100):
+        part = patterns[start : start + 100]
+        where = "(" + " OR ".join("payload LIKE ?" for _ in part) + ")"
+        dropped += len(store.fetchall(
+            f"DELETE FROM webhook_outbox WHERE status <> 'delivered' AND {where} RETURNING 1",  # noqa: S608
+            part,
+        ))  # fmt: skip
+        emptied += len(store.fetchall(
+            f"UPDATE webhook_outbox SET payload = '{{}}' WHERE {where} RETURNING 1",  # noqa: S608
+            part,
+        ))  # fmt: skip
+    return dropped, emptied
 
 
 def _anonymise_and_delete(store: Store, profiles: Sequence[str]) -> dict[str, Any]:
@@ -208,4 +312,12 @@ def _anonymise_sends(store: Store, marks: str, params: list[str]) -> int:
     return len(keys)
 
 
-__all__ = ["ERASED_ID", "Receipt", "erase", "person_profiles", "identifiers_of"]
+__all__ = [
+    "ERASED_ID",
+    "Receipt",
+    "erase",
+    "identifiers_of",
+    "person_profiles",
+    "resolve_living",
+    "subjects_of",
+]

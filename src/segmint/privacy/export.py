@@ -2,7 +2,8 @@
 
 :func:`export_person` follows merges like erasure does, opens sealed values, and returns
 ``{"manifest": …, "profile": …, "identities": …, "events": …, "traits": …,
-"memberships": …, "membership_changes": …, "consents": …, "sends": …, "journeys": …}``.
+"memberships": …, "membership_changes": …, "consents": …, "sends": …, "journeys": …,
+"quarantine": …}`` (quarantined messages naming any identity of the person, opened).
 The manifest lists each section with its row count and SHA-256, so a recipient can check
 the document is whole. Each export is recorded in the audit log.
 """
@@ -17,9 +18,8 @@ from typing import Any
 import orjson
 
 from segmint.common import in_lists
-from segmint.intake.identity import resolve_person
 from segmint.privacy import audit
-from segmint.privacy.erase import person_profiles
+from segmint.privacy.erase import person_profiles, resolve_living, subjects_of
 from segmint.privacy.keys import is_sealed
 from segmint.privacy.protect import Privacy
 from segmint.profiles import decode_traits
@@ -58,11 +58,14 @@ def export_person(
     """Everything held on the person ``ref`` names, with a manifest (see the module doc).
 
     Raises:
-        UnknownPersonError: ``ref`` names nobody.
+        UnknownPersonError: ``ref`` names nobody (the message says so when an erased
+            person had that identifier).
         AmbiguousPersonError: ``ref`` names two people.
+        MasterKeyError: The workspace seals PII but no master key is configured.
     """
     store = privacy.store
-    root = resolve_person(store, ref, privacy.identifiers)
+    privacy.require_key("exporting a person")
+    root = resolve_living(privacy, ref)
     profiles = person_profiles(store, root)
     document: dict[str, Any] = {
         name: _rows(privacy, store, table, columns, profiles, _ORDER.get(name))
@@ -70,6 +73,7 @@ def export_person(
     }
     traits = store.fetchall('SELECT "values" FROM trait_values WHERE profile_id = ?', [root])
     document["traits"] = privacy.unseal_values(decode_traits(traits[0][0])) if traits else {}
+    document["quarantine"] = _quarantined(privacy, profiles)
     sections = {
         name: {"rows": _size(value), "sha256": _digest(value)}
         for name, value in sorted(document.items())
@@ -118,6 +122,17 @@ def _value(privacy: Privacy, name: str, value: Any) -> Any:
                 parsed = {**parsed, "traits": privacy.unseal_values(inner)}
         return parsed
     return value
+
+
+def _quarantined(privacy: Privacy, profiles: Sequence[str]) -> list[dict[str, Any]]:
+    """The person's quarantined messages (found by their identities), payloads opened."""
+    from dataclasses import asdict
+
+    from segmint.intake.quarantine import about_subjects, list_quarantine
+
+    ids = about_subjects(privacy.store, subjects_of(privacy, profiles))
+    items = list_quarantine(privacy.store, include_replayed=True, ids=ids) if ids else []
+    return [{k: _value(privacy, k, v) for k, v in asdict(i).items()} for i in items]
 
 
 def _size(value: Any) -> int:

@@ -5,7 +5,8 @@ in the *vault* (a small SQLite file in ``privacy.key_dir``, outside ``.segmint/`
 the workspace master key, which comes from an environment variable or a key file and is never
 written to the store. A sealed value is the text ``enc:<profile_id>:<base64(nonce|ciphertext)>``
 with the profile id as associated data, so it names the key that opens it even after the
-profile merged into another.
+profile merged into another. The same table keeps the *subject keys* of identities that
+quarantined input named (``s_…``, see :mod:`segmint.privacy.subjects`).
 
 Erasure deletes a profile's data key from the vault (SQLite ``secure_delete`` overwrites the
 freed page): every sealed value of that person, in the store and in any copy of the store, is
@@ -177,6 +178,14 @@ class Vault:
                     [(w, n) for n, w in rows],
                 )
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('check', ?)", [check])
+
+    def names(self, prefix: str) -> list[str]:
+        """The names of the data keys starting with ``prefix``."""
+        rows = self._db.execute(
+            "SELECT profile_id FROM profile_keys WHERE substr(profile_id, 1, ?) = ?",
+            [len(prefix), prefix],
+        ).fetchall()
+        return [str(r[0]) for r in rows]
 
     def count(self) -> int:
         """How many profile keys the vault holds."""

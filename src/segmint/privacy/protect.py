@@ -22,8 +22,16 @@ from typing import Any
 
 from segmint.config.model import DeriveDef, WorkspaceDef
 from segmint.intake.payloads import Message
-from segmint.privacy.errors import ErasedProfileError
-from segmint.privacy.keys import BLIND, VAULT_FILE, Keyring, Vault, is_sealed, load_master_key
+from segmint.privacy.errors import ErasedProfileError, MasterKeyError
+from segmint.privacy.keys import (
+    BLIND,
+    KEY_FILE,
+    VAULT_FILE,
+    Keyring,
+    Vault,
+    is_sealed,
+    load_master_key,
+)
 from segmint.store import Store, read_meta, write_meta
 
 ERASED = "[erased]"
@@ -61,11 +69,31 @@ class Privacy:
             key, origin = found
             self.keyring = Keyring(key, Vault(self.key_dir / VAULT_FILE), origin)
         self._salt: bytes | None = None
+        self.plaintext_on_purpose = False
+        """Set by a caller that runs keyless on purpose (a scratch store of made-up people):
+        :meth:`require_key` then lets it be."""
 
     @property
     def encrypting(self) -> bool:
         """Whether PII is sealed at rest (a master key is configured)."""
         return self.keyring is not None
+
+    def require_key(self, action: str) -> None:
+        """Refuse ``action`` when the workspace seals PII but no master key is configured.
+
+        Without the key, an erasure could neither destroy the person's keys nor read their
+        sealed identifiers, and an export would show every sealed value as erased.
+
+        Raises:
+            MasterKeyError: The key vault exists and no master key is configured.
+        """
+        vault = self.key_dir / VAULT_FILE
+        if self.keyring is None and not self.plaintext_on_purpose and vault.exists():
+            raise MasterKeyError(
+                f"{action} needs the master key: this workspace seals PII (its key vault is "
+                f"{vault}) but none is configured; set ${self.settings.key_env} or restore "
+                f"{self.key_dir / KEY_FILE}"
+            )
 
     def close(self) -> None:
         """Close the key vault."""
@@ -97,6 +125,14 @@ class Privacy:
         """Load the keys of ``profile_ids`` in one vault query (before a batch is sealed)."""
         if self.keyring is not None:
             self.keyring.preload(profile_ids)
+
+    def seal_values(self, profile_id: str, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` with every PII value sealed under ``profile_id``'s key.
+
+        Derived plaintext traits are added; ``values`` itself comes back when there is
+        nothing to seal.
+        """
+        return self._seal(profile_id, values)
 
     def _seal(self, profile_id: str, values: dict[str, Any]) -> dict[str, Any]:
         names = self.names
@@ -151,6 +187,15 @@ class Privacy:
         if self.keyring is None or "email" not in self.names:
             return address
         return self.keyring.seal(profile_id, address)
+
+    def seal_payload(self, profile_id: str, text: str) -> str:
+        """A queued message body about ``profile_id``, sealed under its key when on.
+
+        Call :meth:`flush` before the store commits (a profile with no key yet gets one).
+        """
+        if self.keyring is None:
+            return text
+        return self.keyring.seal(profile_id, text)
 
     # --- erased subjects ------------------------------------------------------------------
 

@@ -427,6 +427,17 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
         """,
     ),
     (
+        51,
+        # Privacy (segmint.privacy.subjects): with a master key a quarantined payload is
+        # stored sealed under the identities it names; the row keeps their subject names
+        # (so erasure finds it) and, in the clear, only its call type and event name.
+        """
+        ALTER TABLE quarantine ADD COLUMN type TEXT;
+        ALTER TABLE quarantine ADD COLUMN event TEXT;
+        ALTER TABLE quarantine ADD COLUMN subjects TEXT;
+        """,
+    ),
+    (
         55,
         # The template a message was sent with, when it is not its campaign's or journey
         # step's own (an experiment arm's template, a step's template split); NULL: the
