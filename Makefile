@@ -35,7 +35,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench
 
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
