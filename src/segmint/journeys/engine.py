@@ -58,10 +58,11 @@ from segmint.events import Event
 from segmint.journeys.compiled import CompiledJourney, ledger_campaign
 from segmint.journeys.conditions import Rules
 from segmint.journeys.instances import ACTIVE, DONE, HistoryRow, Instance, Instances, instance_id
+from segmint.journeys.lookup import PassLookup
 from segmint.membership.changes import MembershipChange, read_changes
 from segmint.personalize.errors import TemplateRenderError
 from segmint.profiles import Profile, decode_traits, unseal
-from segmint.store import read_meta, utcnow_naive, write_meta
+from segmint.store import read_meta, write_meta
 from segmint.traits import EVENT_COLUMNS, row_to_event
 from segmint.workspace import Workspace
 
@@ -74,6 +75,8 @@ RESCAN = 1.0
 ANNOUNCE_EVERY = 1.0
 """Seconds between announcements of a listening engine (see _maybe_announce)."""
 """Seconds between trigger reads of a listening engine that heard nothing (see listen)."""
+PASS = 2000
+"""Triggers applied in one pass at most (see _pass)."""
 MAX_HOPS = 100  # steps one instance may take at one instant (a loop of branches ends here)
 log = logging.getLogger(__name__)
 
@@ -114,6 +117,7 @@ class _Batch:  # what one round of steps writes
     history: list[HistoryRow] = field(default_factory=list)
     sends: list[tuple[Instance, datetime]] = field(default_factory=list)
     marks: list[Callable[[], None]] = field(default_factory=list)
+    refused: set[tuple[str, datetime]] = field(default_factory=set)
 
     def settle(self) -> None:
         """Write the ledger marks waiting for a transaction (call inside one)."""
@@ -131,6 +135,7 @@ class JourneyEngine:
         transport: Builds the transport for a round of sends (the SMTP pool by default).
         retry: The backoff of a send step while the mail server fails.
         batch: Instances taken per round.
+        pass_size: Triggers applied in one pass at most (1: each on its own, see ``_pass``).
         signer: Signs links (from ``email`` settings and ``SEGMINT_SECRET`` by default).
         announce: Submits ``Email Delivered`` and ``Email Bounced`` to intake, from the
             ledger after each round, like a campaign run (none: nothing is announced).
@@ -144,6 +149,7 @@ class JourneyEngine:
         transport: Callable[[], EmailTransport] | None = None,
         retry: RetryPolicy = JOURNEY_RETRY,
         batch: int = 2000,
+        pass_size: int = PASS,
         signer: LinkSigner | None = None,
         announce: Announce | None = None,
     ) -> None:
@@ -162,6 +168,7 @@ class JourneyEngine:
         self.transport = transport or (lambda: SmtpPool(ws.email.smtp))
         self.retry = retry
         self.batch = batch
+        self.pass_size = max(1, pass_size)
         self._signer = signer
         self._composers: dict[tuple[str, str, str], TemplateComposer] = {}
         self._lock = threading.RLock()
@@ -193,13 +200,14 @@ class JourneyEngine:
             if scan:
                 self._follow_merges(as_of)
             items, cursors = self._triggers() if scan else ([], {})
-            for when, position, item in items:
-                if since is not None and when < since:
-                    continue
-                at = min(when, as_of)  # an event stamped ahead of the clock counts now
-                self.advance(at)
-                with self.store.transaction():
-                    self._apply(item, position, at)
+            todo = [
+                (min(when, as_of), position, item)  # one stamped ahead of the clock counts now
+                for when, position, item in items
+                if since is None or when >= since
+            ]
+            start = 0
+            while start < len(todo):
+                start += self._pass(todo[start : start + self.pass_size])
             moved = {k: v for k, v in cursors.items() if self._cursors.get(k) != v}
             if moved:
                 with self.store.transaction():
@@ -410,12 +418,71 @@ class JourneyEngine:
         items.sort(key=lambda item: item[0])
         return items, cursors
 
-    def _apply(self, item: _Item, position: tuple[int, int], at: datetime) -> None:
+    def _pass(self, todo: Sequence[tuple[datetime, tuple[int, int], _Item]]) -> int:
+        """Apply the first triggers of ``todo`` in one pass; return how many it took.
+
+        One at a time, each trigger would come after every step due until its instant
+        (:meth:`advance`) and be applied in its own transaction. A pass gives the same
+        result with a query per table and one transaction for many: it takes triggers
+        while they are of distinct profiles (what one applies, no other reads) and, after
+        its first trigger's instant, while no step is due by the next trigger's instant
+        (so the steps one at a time would take in between are none). The steps a pass
+        makes due at its last instant are taken at that instant, as one at a time would.
+        """
+        first = todo[0][0]
+        self.advance(first)
+        horizon = self.instances.next_due()  # after the advance: later than ``first``
+        taken: list[tuple[datetime, tuple[int, int], _Item]] = []
+        pids: set[str] = set()
+        for entry in todo:
+            pid = entry[2].profile_id
+            if pid is None or pid in pids:
+                break
+            if entry[0] > first and horizon is not None and horizon <= entry[0]:
+                break
+            pids.add(pid)
+            taken.append(entry)
+        lookup = PassLookup.read(self.instances, pids)
+        batch = _Batch()
+        last, soonest, count = first, horizon, 0
+        with self.store.transaction():
+            for at, position, item in taken:
+                if at > first and soonest is not None and soonest <= at:
+                    break  # a step this pass made due comes first
+                due = self._apply(item, position, at, lookup, batch)
+                if due is not None and (soonest is None or due < soonest):
+                    soonest = due
+                last, count = at, count + 1
+            self._write(batch)
+        self.advance(last)
+        return count
+
+    def _write(self, batch: _Batch) -> None:
+        """Write a pass's instances and history.
+
+        A trigger read again after a restart finds its ``refused`` row and adds none.
+        """
+        refused = {(h.instance_id, h.at) for h in batch.history if h.outcome == "refused"}
+        seen = self.instances.refused(refused) if refused else set()
+        history = [h for h in batch.history
+                   if h.outcome != "refused" or (h.instance_id, h.at) not in seen]  # fmt: skip
+        self.instances.write(list(batch.touched.values()), history)
+
+    def _apply(
+        self,
+        item: _Item,
+        position: tuple[int, int],
+        at: datetime,
+        lookup: PassLookup,
+        batch: _Batch,
+    ) -> datetime | None:
+        """Apply one trigger; return the earliest instant one of its instances is due."""
         pid = item.profile_id
         assert pid is not None  # noqa: S101
-        batch = _Batch()
-        active = [i for i in self.instances.of_profiles([pid]) if i.journey in self.journeys]
+        mine: list[Instance] = []
+        active = [i for i in lookup.active_of(pid) if i.journey in self.journeys]
         for inst in active:
+            mine.append(inst)
             journey = self.journeys[inst.journey]
             if isinstance(item, Event):
                 if at >= inst.entered_at and journey.exits_on(item):
@@ -433,8 +500,11 @@ class JourneyEngine:
             seq, change = self._since[journey.name]
             new = position[0] > seq if isinstance(item, Event) else position[1] > change
             if new and self._triggered(journey, item):
-                self._enter(journey, pid, at, batch)
-        self.instances.write(list(batch.touched.values()), batch.history)
+                entered = self._enter(journey, pid, at, lookup, batch)
+                if entered is not None:
+                    mine.append(entered)
+        dues = [i.due for i in mine if i.status == ACTIVE and i.due is not None]
+        return min(dues) if dues else None
 
     @staticmethod
     def _triggered(journey: CompiledJourney, item: Event | MembershipChange) -> bool:
@@ -445,23 +515,31 @@ class JourneyEngine:
             return item.change == "enter" and item.segment == trigger.segment_entry
         return item.change == "exit" and item.segment == trigger.segment_exit
 
-    def _enter(self, journey: CompiledJourney, pid: str, at: datetime, batch: _Batch) -> None:
-        latest = self.instances.entries(journey.name, [pid]).get(pid)
+    def _enter(
+        self, journey: CompiledJourney, pid: str, at: datetime, lookup: PassLookup, batch: _Batch
+    ) -> Instance | None:
+        latest = lookup.entry(journey.name, pid)
         if latest is not None and latest[1] == at:
-            return  # this very trigger, seen before a restart
-        reason = self._refusal(journey, pid, at, latest)
+            return None  # this very trigger, seen before a restart
+        reason = self._refusal(journey, pid, at, latest, lookup)
         entry = 1 if latest is None else latest[0] + 1
         iid = instance_id(journey.name, pid, entry)
         if reason is not None:
             self._refuse(journey.name, iid, reason, at, batch)
-            return
+            return None
         inst = Instance(iid, journey.name, pid, entry, journey.first, ACTIVE, at, at, at)
         batch.touched[iid] = inst
         batch.history.append(HistoryRow(iid, journey.name, None, "entered", None, at))
         self.report.entered["entered"] += 1
+        return inst
 
+    @staticmethod
     def _refusal(
-        self, journey: CompiledJourney, pid: str, at: datetime, latest: tuple[int, datetime] | None
+        journey: CompiledJourney,
+        pid: str,
+        at: datetime,
+        latest: tuple[int, datetime] | None,
+        lookup: PassLookup,
     ) -> str | None:
         """Why the profile may not enter now (re-entry policy, audience), or None."""
         definition = journey.definition
@@ -470,33 +548,22 @@ class JourneyEngine:
             if definition.reentry_after is None:
                 return "once"
             current = instance_id(journey.name, pid, entry)
-            if any(i.instance_id == current for i in self.instances.of_profiles([pid])):
+            if any(i.instance_id == current for i in lookup.active_of(pid)):
                 return "active"
             if at < entered + definition.reentry_after:
                 return "reentry_period"
-        if definition.audience is not None:
-            rows = self.store.fetchall(
-                "SELECT 1 FROM memberships WHERE segment = ? AND profile_id = ?",
-                [definition.audience, pid],
-            )
-            if not rows:
-                return "audience"
+        if definition.audience is not None and not lookup.member(definition.audience, pid):
+            return "audience"
         return None
 
     def _refuse(self, journey: str, iid: str, reason: str, at: datetime, batch: _Batch) -> None:
         """Count a refused entry durably: a ``refused`` history row (once per trigger).
 
         Its instance id is the entry the profile would have made; a trigger read again
-        after a restart finds its row and is not counted twice.
+        after a restart finds its row and is not counted twice (see :meth:`_write`).
         """
-        seen = self.store.fetchall(
-            "SELECT 1 FROM journey_history WHERE instance_id = ? AND outcome = 'refused' "
-            "AND occurred_at = ? LIMIT 1",
-            [iid, utcnow_naive(at)],
-        )
-        if not seen and not any(
-            h.instance_id == iid and h.outcome == "refused" and h.at == at for h in batch.history
-        ):
+        if (iid, at) not in batch.refused:
+            batch.refused.add((iid, at))
             batch.history.append(HistoryRow(iid, journey, None, "refused", reason, at))
         self.report.entered[f"refused:{reason}"] += 1
 
