@@ -28,7 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from segmint.clock import Clock, FixedClock
@@ -41,7 +41,7 @@ from segmint.deliver.consent import sync_trait_consents
 from segmint.deliver.engagement import Announce, announce_ledger
 from segmint.deliver.errors import DeliveryError, HardBounce
 from segmint.deliver.gate import ConsentGate, address_of
-from segmint.deliver.ledger import Bounce, SendLedger, claim_many, send_key
+from segmint.deliver.ledger import Bounce, SendLedger, claim_many, send_key, sent_many_at
 from segmint.deliver.links import LinkSigner
 from segmint.deliver.policy import (
     Decision,
@@ -62,7 +62,7 @@ from segmint.journeys.lookup import PassLookup
 from segmint.membership.changes import MembershipChange, read_changes
 from segmint.personalize.errors import TemplateRenderError
 from segmint.profiles import Profile, decode_traits, unseal
-from segmint.store import read_meta, write_meta
+from segmint.store import read_meta, utcnow_naive, write_meta
 from segmint.traits import EVENT_COLUMNS, row_to_event
 from segmint.workspace import Workspace
 
@@ -72,9 +72,13 @@ EVENTS_CURSOR = "journeys.events_seq"
 CHANGES_CURSOR = "journeys.changes_id"
 STARTED = "journeys.started."
 RESCAN = 1.0
+"""Seconds between trigger reads of a listening engine that heard nothing (see listen)."""
 ANNOUNCE_EVERY = 1.0
 """Seconds between announcements of a listening engine (see _maybe_announce)."""
-"""Seconds between trigger reads of a listening engine that heard nothing (see listen)."""
+ANNOUNCE_GAP = timedelta(milliseconds=250)
+"""A listening engine announces only when no step is due within this (see _maybe_announce)."""
+ANNOUNCE_LATEST = 30.0
+"""…or once this many seconds passed since its last announcement all the same."""
 PASS = 2000
 """Triggers applied in one pass at most (see _pass)."""
 MAX_HOPS = 100  # steps one instance may take at one instant (a loop of branches ends here)
@@ -199,7 +203,7 @@ class JourneyEngine:
             scan = self._should_scan()
             if scan:
                 self._follow_merges(as_of)
-            items, cursors = self._triggers() if scan else ([], {})
+            items, cursors = self._triggers(since) if scan else ([], {})
             todo = [
                 (min(when, as_of), position, item)  # one stamped ahead of the clock counts now
                 for when, position, item in items
@@ -379,7 +383,10 @@ class JourneyEngine:
                 out[name] = (int(left), int(right or 0))
         return out
 
-    def _triggers(self) -> tuple[list[tuple[datetime, tuple[int, int], _Item]], dict[str, int]]:
+    def _triggers(
+        self, since: datetime | None = None
+    ) -> tuple[list[tuple[datetime, tuple[int, int], _Item]], dict[str, int]]:
+        """The triggers recorded after the cursors (those before ``since`` are not read)."""
         if not self.journeys:
             return [], {}
         after = int(read_meta(self.store, CHANGES_CURSOR) or 0)
@@ -405,6 +412,9 @@ class JourneyEngine:
             )
             params += ruled
         where += ")"
+        if since is not None:
+            where += ' AND "timestamp" >= ?'
+            params.append(utcnow_naive(since))
         rows = self.store.fetchall(
             f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? {where} ORDER BY seq",
             params,
@@ -890,18 +900,16 @@ class JourneyEngine:
         batch: _Batch,
     ) -> None:
         """Mark what the server accepted ``sent``, fail the rest; move the instances."""
-        accepted: dict[tuple[str, datetime], tuple[SendLedger, list[str]]] = {}
+        accepted: list[tuple[str, datetime]] = []
         for (inst, at, _, address, _, ledger, _), error in zip(todo, results, strict=True):
             if error is None:
-                group = accepted.setdefault((ledger.campaign, at), (ledger, []))
-                group[1].append(inst.profile_id)
+                accepted.append((send_key(ledger.campaign, inst.profile_id), at))
+                self._unannounced.add(ledger.campaign)
                 self.report.sent["sent"] += 1
                 self._move(inst, self._after(inst), at, batch, "sent")
             else:
                 self._failed(inst, at, address, ledger, error, batch)
-        for ledger, pids in accepted.values():
-            ledger.sent_many(pids)
-            self._unannounced.add(ledger.campaign)
+        sent_many_at(self.store, accepted)  # sent at each step's instant, in one statement
 
     def _failed(
         self,
@@ -983,13 +991,24 @@ class JourneyEngine:
         """Announce now, or, in a listening server, at most every :data:`ANNOUNCE_EVERY` s.
 
         Announcing submits events through intake (and real-time membership reads them):
-        a server that did it after every round would keep the next due step waiting. The
-        ledger remembers what is unannounced, so waiting loses nothing.
+        a server that did it after every round would keep the next due step waiting, so a
+        listening engine announces at most every :data:`ANNOUNCE_EVERY` s, and not while a
+        step is due within :data:`ANNOUNCE_GAP` (unless :data:`ANNOUNCE_LATEST` s passed).
+        The ledger remembers what is unannounced, so waiting loses nothing.
         """
         if not self._unannounced:
             return
-        if self._listening and time.monotonic() - self._announced < ANNOUNCE_EVERY:
-            return
+        if self._listening:
+            waited = time.monotonic() - self._announced
+            if waited < ANNOUNCE_EVERY:
+                return
+            due = self.instances.next_due()
+            if (
+                waited < ANNOUNCE_LATEST
+                and due is not None
+                and due <= self.clock.now() + ANNOUNCE_GAP
+            ):
+                return  # a step is due about now: its message first
         self._announced = time.monotonic()
         self._announce()
 
