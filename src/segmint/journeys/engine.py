@@ -200,6 +200,10 @@ class JourneyEngine:
         """
         with self._lock:
             self._recover()
+            if self._listening and not self._dirty:
+                # a server heard nothing new: what a periodic re-read may find is other
+                # writers' (late by up to RESCAN s anyway); the steps due now go first
+                self.advance(as_of)
             scan = self._should_scan()
             if scan:
                 self._follow_merges(as_of)
@@ -248,7 +252,9 @@ class JourneyEngine:
         """Read triggers only when :meth:`heard` was called (or every :data:`RESCAN` s).
 
         For a server whose intake and membership changes call :meth:`heard`: a timer that
-        fires then skips the trigger queries, so a step due now is not kept waiting by them.
+        fires then skips the trigger queries, so a step due now is not kept waiting by them
+        (and before the periodic re-read, which finds only writers the server does not
+        hear, the steps due are taken first).
         """
         self._listening = True
 
