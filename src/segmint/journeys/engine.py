@@ -465,7 +465,7 @@ class JourneyEngine:
             for at, position, item in taken:
                 if at > first and soonest is not None and soonest <= at:
                     break  # a step this pass made due comes first
-                due = self._apply(item, position, at, lookup, batch)
+                due = self._ahead(self._apply(item, position, at, lookup, batch), at, batch)
                 if due is not None and (soonest is None or due < soonest):
                     soonest = due
                 last, count = at, count + 1
@@ -491,8 +491,8 @@ class JourneyEngine:
         at: datetime,
         lookup: PassLookup,
         batch: _Batch,
-    ) -> datetime | None:
-        """Apply one trigger; return the earliest instant one of its instances is due."""
+    ) -> list[Instance]:
+        """Apply one trigger; return the instances it looked at or started."""
         pid = item.profile_id
         assert pid is not None  # noqa: S101
         mine: list[Instance] = []
@@ -519,6 +519,22 @@ class JourneyEngine:
                 entered = self._enter(journey, pid, at, lookup, batch)
                 if entered is not None:
                     mine.append(entered)
+        return mine
+
+    def _ahead(self, mine: list[Instance], at: datetime, batch: _Batch) -> datetime | None:
+        """Walk a trigger's instances due by its instant, up to a send; the earliest due.
+
+        The steps before a send (a wait starting, a branch, a split) depend on nothing
+        a later trigger of another profile changes, so the pass takes them now and goes
+        on past the instant; a send is decided with its round (the pass's last
+        :meth:`advance`), which walks on from the send step and counts it there.
+        """
+        for inst in mine:
+            if inst.status == ACTIVE and inst.due is not None and inst.due <= at:
+                self._walk(inst, inst.due, batch)
+        if batch.sends:
+            self.report.steps -= len(batch.sends)
+            batch.sends.clear()
         dues = [i.due for i in mine if i.status == ACTIVE and i.due is not None]
         return min(dues) if dues else None
 
