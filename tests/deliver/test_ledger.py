@@ -151,3 +151,40 @@ def _apply(ledger: SendLedger, name: str, pid: str) -> object:
     elif name == "failed" and statuses(ledger)[pid][0] == "attempting":
         ledger.failed(pid, "soft_bounce:451")
     return None
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(
+    size=st.sampled_from([1, 5, 15, 16, 17, 40]),  # below and above the bulk-write threshold
+    held=st.sets(st.integers(min_value=0, max_value=39), max_size=6),
+)
+def test_claim_many_and_sent_many_at_agree_with_one_row_at_a_time(
+    store: Store, size: int, held: set[int]
+) -> None:
+    """Set-based claims and per-row ``sent`` marks do what ``claim`` and ``sent`` do."""
+    from datetime import timedelta
+
+    from segmint.deliver.ledger import claim_many, send_key, sent_many_at
+
+    store.execute("DELETE FROM sends")
+    rows = [(f"journey:j:s:{i % 3}", f"p{i}", "offers", 1, f"p{i}@x.com", f"<m{i}@x>")
+            for i in range(size)]  # fmt: skip
+    for i in sorted(held):  # some rows are sent already: never claimed again
+        if i < size:
+            ledger = SendLedger(store, rows[i][0], FixedClock(T0))
+            ledger.plan([rows[i][1]])
+            assert ledger.claim(rows[i][1], rows[i][4], rows[i][5])
+            ledger.sent(rows[i][1])
+    keys = [send_key(r[0], r[1]) for r in rows]
+    granted = claim_many(store, rows + rows[:1], T0)  # a key twice is claimed once
+    assert granted == {k for i, k in enumerate(keys) if i not in held}
+    assert claim_many(store, rows, T0) == set()  # all held or sent now
+    marks = [(k, T0 + timedelta(seconds=i)) for i, k in enumerate(keys) if k in granted]
+    sent_many_at(store, marks)
+    found = dict(store.fetchall("SELECT send_key, sent_at FROM sends WHERE status = 'sent'"))
+    assert len(found) == size
+    for key, at in marks:
+        assert found[key] == at.replace(tzinfo=None)
+    updated = dict(store.fetchall("SELECT send_key, updated_at FROM sends"))
+    assert all(updated[key] == at.replace(tzinfo=None) for key, at in marks)

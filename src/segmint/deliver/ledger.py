@@ -37,6 +37,7 @@ from segmint.clock import Clock
 from segmint.common import batched, in_lists
 from segmint.deliver.consent import open_address, seal_address, suppress
 from segmint.store import Store, from_store_time, utcnow_naive
+from segmint.store.bulk import rows_table
 
 FINAL = ("sent", "uncertain", "attempting")
 """States a run never attempts again (``attempting`` only while another run holds it)."""
@@ -87,34 +88,42 @@ def claim_many(store: Store, rows: Sequence[ClaimRow], at: datetime) -> set[str]
     """Add or claim many rows of many campaigns at once, like ``plan`` then ``claim``.
 
     For senders whose rows span many campaigns (a journey's are one per step and entry).
-    One statement per 300 rows: a row not in the ledger is inserted ``attempting``; a row
-    there is claimed unless it is sent, uncertain or held by another run.
+    A row not in the ledger is inserted ``attempting``; a row there is claimed unless it
+    is sent, uncertain or held by another run (one statement per 300 rows; on DuckDB, a
+    batch of new rows only is one insert from an Arrow table).
 
     Returns:
         The send keys claimed.
     """
     now = utcnow_naive(at)
-    granted: set[str] = set()
     unique = list({send_key(r[0], r[1]): r for r in rows}.items())
     privacy = getattr(store, "privacy", None)
     if privacy is not None:
         privacy.prepare(r[1] for _, r in unique)  # the keys sealing the addresses, at once
-    for chunk in batched(unique, 300):
+    table = [
+        (key, campaign, pid, seal_address(store, pid, address), message_id, topic, priority)
+        for key, (campaign, pid, topic, priority, address, message_id) in unique
+    ]  # (sealed with PII encryption on)
+    with rows_table(store, _CLAIM_COLUMNS, table) as name:
+        # all new (a journey's step, the first time): a plain insert, about half the
+        # work of the conflict check on DuckDB; rows already there take the general way
+        if name is not None and not store.fetchall(
+            f"SELECT 1 FROM sends s JOIN {name} k ON s.send_key = k.send_key LIMIT 1"
+        ):
+            store.execute(
+                f"{_CLAIM_INSERT} SELECT send_key, campaign, profile_id, address, "
+                f"'attempting', message_id, 1, ?, ?, topic, priority FROM {name}",
+                [now, now],
+            )
+            return {row[0] for row in table}
+    granted: set[str] = set()
+    for chunk in batched(table, 300):
         marks = ", ".join("(?, ?, ?, ?, 'attempting', ?, 1, ?, ?, ?, ?)" for _ in chunk)
         params: list[object] = []
-        for key, (campaign, pid, topic, priority, address, message_id) in chunk:
-            stored = seal_address(store, pid, address)  # sealed with PII encryption on
+        for key, campaign, pid, stored, message_id, topic, priority in chunk:
             params += [key, campaign, pid, stored, message_id, now, now, topic, priority]
-        found = store.fetchall(
-            "INSERT INTO sends (send_key, campaign, profile_id, address, status, message_id, "
-            f"attempts, created_at, updated_at, topic, priority) VALUES {marks} "
-            "ON CONFLICT (send_key) DO UPDATE SET status = 'attempting', "
-            "address = excluded.address, message_id = excluded.message_id, "
-            "attempts = sends.attempts + 1, reason = NULL, updated_at = excluded.updated_at "
-            "WHERE sends.status NOT IN ('sent', 'uncertain', 'attempting') RETURNING send_key",
-            params,
-        )
-        granted |= {r[0] for r in found}
+        found = store.fetchall(f"{_CLAIM_INSERT} VALUES {marks} {_CLAIM_CONFLICT}", params)
+        granted |= {str(r[0]) for r in found}
     return granted
 
 
@@ -133,6 +142,52 @@ def record_templates(store: Store, chosen: Mapping[str, str]) -> None:
             store.execute(
                 f"UPDATE sends SET template = ? WHERE send_key IN ({marks})", [template, *chunk]
             )
+
+
+def sent_many_at(store: Store, rows: Sequence[tuple[str, datetime]]) -> None:
+    """Mark many claimed rows of many campaigns ``sent``, each at its own instant.
+
+    ``rows``: (send key, instant) pairs; the instant is the row's ``sent_at`` and
+    ``updated_at`` (a journey's messages are each sent at the step's due instant). One
+    statement for them all on DuckDB (pipelined statements elsewhere).
+    """
+    table = [(key, utcnow_naive(at)) for key, at in rows]
+    with rows_table(store, ["send_key", "instant"], table) as name:
+        if name is not None:
+            store.execute(
+                "UPDATE sends SET status = 'sent', reason = NULL, sent_at = k.instant, "
+                f"updated_at = k.instant FROM {name} k WHERE sends.send_key = k.send_key"
+            )
+            return
+    if table and store.dialect == "duckdb":  # a few rows: one statement all the same
+        marks = ", ".join("(?, CAST(? AS TIMESTAMP))" for _ in table)
+        store.execute(
+            "UPDATE sends SET status = 'sent', reason = NULL, sent_at = k.instant, "
+            f"updated_at = k.instant FROM (VALUES {marks}) k(send_key, instant) "
+            "WHERE sends.send_key = k.send_key",
+            [value for row in table for value in row],
+        )
+        return
+    store.executemany(
+        "UPDATE sends SET status = 'sent', reason = NULL, sent_at = ?, updated_at = ? "
+        "WHERE send_key = ?",
+        [(at, at, key) for key, at in table],
+    )
+
+
+_CLAIM_COLUMNS = (
+    "send_key", "campaign", "profile_id", "address", "message_id", "topic", "priority"
+)  # fmt: skip
+_CLAIM_INSERT = (
+    "INSERT INTO sends (send_key, campaign, profile_id, address, status, message_id, "
+    "attempts, created_at, updated_at, topic, priority)"
+)
+_CLAIM_CONFLICT = (
+    "ON CONFLICT (send_key) DO UPDATE SET status = 'attempting', "
+    "address = excluded.address, message_id = excluded.message_id, "
+    "attempts = sends.attempts + 1, reason = NULL, updated_at = excluded.updated_at "
+    "WHERE sends.status NOT IN ('sent', 'uncertain', 'attempting') RETURNING send_key"
+)
 
 
 class SendLedger:
@@ -264,8 +319,17 @@ class SendLedger:
         )
 
     def sent_many(self, profile_ids: Sequence[str]) -> None:
-        """Mark many claimed rows ``sent`` with one statement per 500."""
+        """Mark many claimed rows ``sent`` (one statement; per 500 rows off DuckDB)."""
         now = self._now()
+        keys = [(send_key(self.campaign, p),) for p in profile_ids]
+        with rows_table(self.store, ["send_key"], keys) as name:
+            if name is not None:
+                self.store.execute(
+                    "UPDATE sends SET status = 'sent', reason = NULL, sent_at = ?, "
+                    f"updated_at = ? FROM {name} k WHERE sends.send_key = k.send_key",
+                    [now, now],
+                )
+                return
         for chunk in batched(profile_ids, 500):
             marks = ", ".join("?" for _ in chunk)
             self.store.execute(

@@ -90,8 +90,15 @@ class LinkSigner:
         """Build a signer from the workspace's email settings and the environment."""
         return cls(secret_from_env(email), email.base_url.rstrip("/"))
 
+    @functools.cached_property
+    def _keyed(self) -> hmac.HMAC:
+        """The HMAC keyed once: each tag copies it (the key schedule is not redone)."""
+        return hmac.new(self.secret, digestmod=hashlib.sha256)
+
     def _tag(self, kind: str, payload: str) -> bytes:
-        return hmac.new(self.secret, f"{kind}.{payload}".encode(), hashlib.sha256).digest()
+        mac = self._keyed.copy()
+        mac.update(f"{kind}.{payload}".encode())
+        return mac.digest()
 
     def token(self, kind: LinkKind, data: dict[str, Any]) -> str:
         """Return a signed token carrying ``data``."""

@@ -28,7 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from segmint.clock import Clock, FixedClock
@@ -41,7 +41,14 @@ from segmint.deliver.consent import sync_trait_consents
 from segmint.deliver.engagement import Announce, announce_ledger
 from segmint.deliver.errors import DeliveryError, HardBounce
 from segmint.deliver.gate import ConsentGate, address_of
-from segmint.deliver.ledger import Bounce, SendLedger, claim_many, record_templates, send_key
+from segmint.deliver.ledger import (
+    Bounce,
+    SendLedger,
+    claim_many,
+    record_templates,
+    send_key,
+    sent_many_at,
+)
 from segmint.deliver.links import LinkSigner
 from segmint.deliver.policy import (
     Decision,
@@ -58,6 +65,7 @@ from segmint.events import Event
 from segmint.journeys.compiled import CompiledJourney, ledger_campaign
 from segmint.journeys.conditions import Rules
 from segmint.journeys.instances import ACTIVE, DONE, HistoryRow, Instance, Instances, instance_id
+from segmint.journeys.lookup import PassLookup
 from segmint.membership.changes import MembershipChange, read_changes
 from segmint.personalize.errors import TemplateRenderError
 from segmint.profiles import Profile, decode_traits, unseal
@@ -71,9 +79,15 @@ EVENTS_CURSOR = "journeys.events_seq"
 CHANGES_CURSOR = "journeys.changes_id"
 STARTED = "journeys.started."
 RESCAN = 1.0
+"""Seconds between trigger reads of a listening engine that heard nothing (see listen)."""
 ANNOUNCE_EVERY = 1.0
 """Seconds between announcements of a listening engine (see _maybe_announce)."""
-"""Seconds between trigger reads of a listening engine that heard nothing (see listen)."""
+ANNOUNCE_GAP = timedelta(milliseconds=250)
+"""A listening engine announces only when no step is due within this (see _maybe_announce)."""
+ANNOUNCE_LATEST = 30.0
+"""…or once this many seconds passed since its last announcement all the same."""
+PASS = 2000
+"""Triggers applied in one pass at most (see _pass)."""
 MAX_HOPS = 100  # steps one instance may take at one instant (a loop of branches ends here)
 log = logging.getLogger(__name__)
 
@@ -114,6 +128,7 @@ class _Batch:  # what one round of steps writes
     history: list[HistoryRow] = field(default_factory=list)
     sends: list[tuple[Instance, datetime]] = field(default_factory=list)
     marks: list[Callable[[], None]] = field(default_factory=list)
+    refused: set[tuple[str, datetime]] = field(default_factory=set)
 
     def settle(self) -> None:
         """Write the ledger marks waiting for a transaction (call inside one)."""
@@ -131,6 +146,7 @@ class JourneyEngine:
         transport: Builds the transport for a round of sends (the SMTP pool by default).
         retry: The backoff of a send step while the mail server fails.
         batch: Instances taken per round.
+        pass_size: Triggers applied in one pass at most (1: each on its own, see ``_pass``).
         signer: Signs links (from ``email`` settings and ``SEGMINT_SECRET`` by default).
         announce: Submits ``Email Delivered`` and ``Email Bounced`` to intake, from the
             ledger after each round, like a campaign run (none: nothing is announced).
@@ -144,6 +160,7 @@ class JourneyEngine:
         transport: Callable[[], EmailTransport] | None = None,
         retry: RetryPolicy = JOURNEY_RETRY,
         batch: int = 2000,
+        pass_size: int = PASS,
         signer: LinkSigner | None = None,
         announce: Announce | None = None,
     ) -> None:
@@ -162,6 +179,7 @@ class JourneyEngine:
         self.transport = transport or (lambda: SmtpPool(ws.email.smtp))
         self.retry = retry
         self.batch = batch
+        self.pass_size = max(1, pass_size)
         self._signer = signer
         self._composers: dict[tuple[str, str, str], TemplateComposer] = {}
         self._lock = threading.RLock()
@@ -189,17 +207,22 @@ class JourneyEngine:
         """
         with self._lock:
             self._recover()
+            if self._listening and not self._dirty:
+                # a server heard nothing new: what a periodic re-read may find is other
+                # writers' (late by up to RESCAN s anyway); the steps due now go first
+                self.advance(as_of)
             scan = self._should_scan()
             if scan:
                 self._follow_merges(as_of)
-            items, cursors = self._triggers() if scan else ([], {})
-            for when, position, item in items:
-                if since is not None and when < since:
-                    continue
-                at = min(when, as_of)  # an event stamped ahead of the clock counts now
-                self.advance(at)
-                with self.store.transaction():
-                    self._apply(item, position, at)
+            items, cursors = self._triggers(since) if scan else ([], {})
+            todo = [
+                (min(when, as_of), position, item)  # one stamped ahead of the clock counts now
+                for when, position, item in items
+                if since is None or when >= since
+            ]
+            start = 0
+            while start < len(todo):
+                start += self._pass(todo[start : start + self.pass_size])
             moved = {k: v for k, v in cursors.items() if self._cursors.get(k) != v}
             if moved:
                 with self.store.transaction():
@@ -236,7 +259,9 @@ class JourneyEngine:
         """Read triggers only when :meth:`heard` was called (or every :data:`RESCAN` s).
 
         For a server whose intake and membership changes call :meth:`heard`: a timer that
-        fires then skips the trigger queries, so a step due now is not kept waiting by them.
+        fires then skips the trigger queries, so a step due now is not kept waiting by them
+        (and before the periodic re-read, which finds only writers the server does not
+        hear, the steps due are taken first).
         """
         self._listening = True
 
@@ -371,7 +396,10 @@ class JourneyEngine:
                 out[name] = (int(left), int(right or 0))
         return out
 
-    def _triggers(self) -> tuple[list[tuple[datetime, tuple[int, int], _Item]], dict[str, int]]:
+    def _triggers(
+        self, since: datetime | None = None
+    ) -> tuple[list[tuple[datetime, tuple[int, int], _Item]], dict[str, int]]:
+        """The triggers recorded after the cursors (those before ``since`` are not read)."""
         if not self.journeys:
             return [], {}
         after = int(read_meta(self.store, CHANGES_CURSOR) or 0)
@@ -397,6 +425,9 @@ class JourneyEngine:
             )
             params += ruled
         where += ")"
+        if since is not None:
+            where += ' AND "timestamp" >= ?'
+            params.append(utcnow_naive(since))
         rows = self.store.fetchall(
             f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? {where} ORDER BY seq",
             params,
@@ -410,12 +441,71 @@ class JourneyEngine:
         items.sort(key=lambda item: item[0])
         return items, cursors
 
-    def _apply(self, item: _Item, position: tuple[int, int], at: datetime) -> None:
+    def _pass(self, todo: Sequence[tuple[datetime, tuple[int, int], _Item]]) -> int:
+        """Apply the first triggers of ``todo`` in one pass; return how many it took.
+
+        One at a time, each trigger would come after every step due until its instant
+        (:meth:`advance`) and be applied in its own transaction. A pass gives the same
+        result with a query per table and one transaction for many: it takes triggers
+        while they are of distinct profiles (what one applies, no other reads) and, after
+        its first trigger's instant, while no step is due by the next trigger's instant
+        (so the steps one at a time would take in between are none). The steps a pass
+        makes due at its last instant are taken at that instant, as one at a time would.
+        """
+        first = todo[0][0]
+        self.advance(first)
+        horizon = self.instances.next_due()  # after the advance: later than ``first``
+        taken: list[tuple[datetime, tuple[int, int], _Item]] = []
+        pids: set[str] = set()
+        for entry in todo:
+            pid = entry[2].profile_id
+            if pid is None or pid in pids:
+                break
+            if entry[0] > first and horizon is not None and horizon <= entry[0]:
+                break
+            pids.add(pid)
+            taken.append(entry)
+        lookup = PassLookup.read(self.instances, pids)
+        batch = _Batch()
+        last, soonest, count = first, horizon, 0
+        with self.store.transaction():
+            for at, position, item in taken:
+                if at > first and soonest is not None and soonest <= at:
+                    break  # a step this pass made due comes first
+                due = self._ahead(self._apply(item, position, at, lookup, batch), at, batch)
+                if due is not None and (soonest is None or due < soonest):
+                    soonest = due
+                last, count = at, count + 1
+            self._write(batch)
+        self.advance(last)
+        return count
+
+    def _write(self, batch: _Batch) -> None:
+        """Write a pass's instances and history.
+
+        A trigger read again after a restart finds its ``refused`` row and adds none.
+        """
+        refused = {(h.instance_id, h.at) for h in batch.history if h.outcome == "refused"}
+        seen = self.instances.refused(refused) if refused else set()
+        history = [h for h in batch.history
+                   if h.outcome != "refused" or (h.instance_id, h.at) not in seen]  # fmt: skip
+        self.instances.write(list(batch.touched.values()), history)
+
+    def _apply(
+        self,
+        item: _Item,
+        position: tuple[int, int],
+        at: datetime,
+        lookup: PassLookup,
+        batch: _Batch,
+    ) -> list[Instance]:
+        """Apply one trigger; return the instances it looked at or started."""
         pid = item.profile_id
         assert pid is not None  # noqa: S101
-        batch = _Batch()
-        active = [i for i in self.instances.of_profiles([pid]) if i.journey in self.journeys]
+        mine: list[Instance] = []
+        active = [i for i in lookup.active_of(pid) if i.journey in self.journeys]
         for inst in active:
+            mine.append(inst)
             journey = self.journeys[inst.journey]
             if isinstance(item, Event):
                 if at >= inst.entered_at and journey.exits_on(item):
@@ -433,8 +523,27 @@ class JourneyEngine:
             seq, change = self._since[journey.name]
             new = position[0] > seq if isinstance(item, Event) else position[1] > change
             if new and self._triggered(journey, item):
-                self._enter(journey, pid, at, batch)
-        self.instances.write(list(batch.touched.values()), batch.history)
+                entered = self._enter(journey, pid, at, lookup, batch)
+                if entered is not None:
+                    mine.append(entered)
+        return mine
+
+    def _ahead(self, mine: list[Instance], at: datetime, batch: _Batch) -> datetime | None:
+        """Walk a trigger's instances due by its instant, up to a send; the earliest due.
+
+        The steps before a send (a wait starting, a branch, a split) depend on nothing
+        a later trigger of another profile changes, so the pass takes them now and goes
+        on past the instant; a send is decided with its round (the pass's last
+        :meth:`advance`), which walks on from the send step and counts it there.
+        """
+        for inst in mine:
+            if inst.status == ACTIVE and inst.due is not None and inst.due <= at:
+                self._walk(inst, inst.due, batch)
+        if batch.sends:
+            self.report.steps -= len(batch.sends)
+            batch.sends.clear()
+        dues = [i.due for i in mine if i.status == ACTIVE and i.due is not None]
+        return min(dues) if dues else None
 
     @staticmethod
     def _triggered(journey: CompiledJourney, item: Event | MembershipChange) -> bool:
@@ -445,23 +554,31 @@ class JourneyEngine:
             return item.change == "enter" and item.segment == trigger.segment_entry
         return item.change == "exit" and item.segment == trigger.segment_exit
 
-    def _enter(self, journey: CompiledJourney, pid: str, at: datetime, batch: _Batch) -> None:
-        latest = self.instances.entries(journey.name, [pid]).get(pid)
+    def _enter(
+        self, journey: CompiledJourney, pid: str, at: datetime, lookup: PassLookup, batch: _Batch
+    ) -> Instance | None:
+        latest = lookup.entry(journey.name, pid)
         if latest is not None and latest[1] == at:
-            return  # this very trigger, seen before a restart
-        reason = self._refusal(journey, pid, at, latest)
+            return None  # this very trigger, seen before a restart
+        reason = self._refusal(journey, pid, at, latest, lookup)
         entry = 1 if latest is None else latest[0] + 1
         iid = instance_id(journey.name, pid, entry)
         if reason is not None:
             self._refuse(journey.name, iid, reason, at, batch)
-            return
+            return None
         inst = Instance(iid, journey.name, pid, entry, journey.first, ACTIVE, at, at, at)
         batch.touched[iid] = inst
         batch.history.append(HistoryRow(iid, journey.name, None, "entered", None, at))
         self.report.entered["entered"] += 1
+        return inst
 
+    @staticmethod
     def _refusal(
-        self, journey: CompiledJourney, pid: str, at: datetime, latest: tuple[int, datetime] | None
+        journey: CompiledJourney,
+        pid: str,
+        at: datetime,
+        latest: tuple[int, datetime] | None,
+        lookup: PassLookup,
     ) -> str | None:
         """Why the profile may not enter now (re-entry policy, audience), or None."""
         definition = journey.definition
@@ -470,33 +587,22 @@ class JourneyEngine:
             if definition.reentry_after is None:
                 return "once"
             current = instance_id(journey.name, pid, entry)
-            if any(i.instance_id == current for i in self.instances.of_profiles([pid])):
+            if any(i.instance_id == current for i in lookup.active_of(pid)):
                 return "active"
             if at < entered + definition.reentry_after:
                 return "reentry_period"
-        if definition.audience is not None:
-            rows = self.store.fetchall(
-                "SELECT 1 FROM memberships WHERE segment = ? AND profile_id = ?",
-                [definition.audience, pid],
-            )
-            if not rows:
-                return "audience"
+        if definition.audience is not None and not lookup.member(definition.audience, pid):
+            return "audience"
         return None
 
     def _refuse(self, journey: str, iid: str, reason: str, at: datetime, batch: _Batch) -> None:
         """Count a refused entry durably: a ``refused`` history row (once per trigger).
 
         Its instance id is the entry the profile would have made; a trigger read again
-        after a restart finds its row and is not counted twice.
+        after a restart finds its row and is not counted twice (see :meth:`_write`).
         """
-        seen = self.store.fetchall(
-            "SELECT 1 FROM journey_history WHERE instance_id = ? AND outcome = 'refused' "
-            "AND occurred_at = ? LIMIT 1",
-            [iid, utcnow_naive(at)],
-        )
-        if not seen and not any(
-            h.instance_id == iid and h.outcome == "refused" and h.at == at for h in batch.history
-        ):
+        if (iid, at) not in batch.refused:
+            batch.refused.add((iid, at))
             batch.history.append(HistoryRow(iid, journey, None, "refused", reason, at))
         self.report.entered[f"refused:{reason}"] += 1
 
@@ -827,18 +933,16 @@ class JourneyEngine:
         batch: _Batch,
     ) -> None:
         """Mark what the server accepted ``sent``, fail the rest; move the instances."""
-        accepted: dict[tuple[str, datetime], tuple[SendLedger, list[str]]] = {}
+        accepted: list[tuple[str, datetime]] = []
         for (inst, at, _, address, _, ledger, _), error in zip(todo, results, strict=True):
             if error is None:
-                group = accepted.setdefault((ledger.campaign, at), (ledger, []))
-                group[1].append(inst.profile_id)
+                accepted.append((send_key(ledger.campaign, inst.profile_id), at))
+                self._unannounced.add(ledger.campaign)
                 self.report.sent["sent"] += 1
                 self._move(inst, self._after(inst), at, batch, "sent")
             else:
                 self._failed(inst, at, address, ledger, error, batch)
-        for ledger, pids in accepted.values():
-            ledger.sent_many(pids)
-            self._unannounced.add(ledger.campaign)
+        sent_many_at(self.store, accepted)  # sent at each step's instant, in one statement
 
     def _failed(
         self,
@@ -920,13 +1024,24 @@ class JourneyEngine:
         """Announce now, or, in a listening server, at most every :data:`ANNOUNCE_EVERY` s.
 
         Announcing submits events through intake (and real-time membership reads them):
-        a server that did it after every round would keep the next due step waiting. The
-        ledger remembers what is unannounced, so waiting loses nothing.
+        a server that did it after every round would keep the next due step waiting, so a
+        listening engine announces at most every :data:`ANNOUNCE_EVERY` s, and not while a
+        step is due within :data:`ANNOUNCE_GAP` (unless :data:`ANNOUNCE_LATEST` s passed).
+        The ledger remembers what is unannounced, so waiting loses nothing.
         """
         if not self._unannounced:
             return
-        if self._listening and time.monotonic() - self._announced < ANNOUNCE_EVERY:
-            return
+        if self._listening:
+            waited = time.monotonic() - self._announced
+            if waited < ANNOUNCE_EVERY:
+                return
+            due = self.instances.next_due()
+            if (
+                waited < ANNOUNCE_LATEST
+                and due is not None
+                and due <= self.clock.now() + ANNOUNCE_GAP
+            ):
+                return  # a step is due about now: its message first
         self._announced = time.monotonic()
         self._announce()
 

@@ -146,6 +146,21 @@ class Instances:
                     out[pid] = (int(entry), when)
         return out
 
+    def refused(self, rows: Iterable[tuple[str, datetime]]) -> set[tuple[str, datetime]]:
+        """Which of these (instance id, instant) pairs have a ``refused`` history row."""
+        wanted = set(rows)
+        found: set[tuple[str, datetime]] = set()
+        for marks, chunk in in_lists(sorted({iid for iid, _ in wanted})):
+            for iid, at in self.store.fetchall(
+                "SELECT instance_id, occurred_at FROM journey_history WHERE outcome = "
+                f"'refused' AND instance_id IN ({marks})",
+                list(chunk),
+            ):
+                when = _aware(at)
+                if when is not None and (str(iid), when) in wanted:
+                    found.add((str(iid), when))
+        return found
+
     def write(self, instances: Sequence[Instance], history: Sequence[HistoryRow]) -> None:
         """Upsert ``instances`` and append ``history`` (call inside a transaction)."""
         upsert_rows(

@@ -53,6 +53,24 @@ def _registered(duck: Any, columns: Sequence[str], rows: Sequence[Sequence[Any]]
         duck.unregister(name)
 
 
+@contextmanager
+def rows_table(
+    store: Store, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> Iterator[str | None]:
+    """Many rows as a table for one statement: its name on DuckDB, else None.
+
+    For statements bulk writes do not cover (an ``INSERT … RETURNING``, an
+    ``UPDATE … FROM``); with None (a few rows, or another backend) the caller writes its
+    plain statement instead.
+    """
+    duck = _duck(store, len(rows))
+    if duck is None:
+        yield None
+        return
+    with _registered(duck, columns, rows) as name:
+        yield name
+
+
 def _flat(rows: Sequence[Sequence[Any]]) -> list[Any]:
     return [value for row in rows for value in row]
 
