@@ -180,6 +180,8 @@ class RealtimeService:
     One loop fires the schedule: the membership engine's time transitions, the webhook
     outbox, and the timers other stages add (:meth:`add_timer`). It sleeps until the
     earliest instant due (at most :data:`POLL` seconds) or until :meth:`wake` is called.
+    These are duties of one server per store: of several on PostgreSQL only the leader
+    (:attr:`leading`) runs them, and the next leader takes them over.
     """
 
     def __init__(self, membership: Membership, engine: RealtimeEngine, clock: Clock) -> None:
@@ -208,16 +210,22 @@ class RealtimeService:
         while not self.stop.is_set():
             self._wake.clear()
             try:
-                if self.follower is None or self.follower.leading:  # one engine fires time
+                if self.leading:  # one server per store fires time, journeys and webhooks
                     self.engine.advance(self.clock.now())
                 self.engine.checkpoint()
-                for timer in self.timers:
-                    timer.tick(self.clock.now())
-                if self.dispatcher is not None:
-                    self.dispatcher.deliver_due(self.clock.now())
+                if self.leading:
+                    for timer in self.timers:
+                        timer.tick(self.clock.now())
+                    if self.dispatcher is not None:
+                        self.dispatcher.deliver_due(self.clock.now())
             except Exception:
                 log.exception("membership timer failed; retrying")
             self._wake.wait(self._sleep())
+
+    @property
+    def leading(self) -> bool:
+        """Whether this server runs the once-per-store duties (it applies real time)."""
+        return self.follower is None or self.follower.leading
 
     def _sleep(self) -> float:
         """Seconds until the earliest due instant of the loop's work, at most POLL."""
