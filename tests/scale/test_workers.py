@@ -477,3 +477,26 @@ def test_relay_publishes_late_commits_once_across_a_restart(pg_store: Store, bro
     assert all(n == 2 for n in Counter(merges).values())  # to both profiles' partitions
     assert set(events) | set(merges) == set(committed), "a committed row was not published"
     assert len(committed) > 50 and merges and relays[0].published and relays[1].published
+
+
+@pytest.mark.postgres
+def test_an_unreachable_broker_is_one_clear_line(deployment: Deployment) -> None:
+    """librdkafka's own lines go through logging (shown at --log-level info), not stderr."""
+    dep = deployment
+    dep.kafka_url = "kafka://127.0.0.1:1/t"
+    proc = dep.start("lost")
+    out, _ = proc.communicate(timeout=120)
+    dep.procs.pop("lost")
+    lines = [line for line in dep.log("lost").splitlines() if line.strip()]
+    assert proc.returncode == 1 and out == b""
+    assert lines[-1] == (
+        "error: Kafka at 127.0.0.1:1: Failed to get metadata: Local: Broker transport failure"
+    )
+    assert not any(line.startswith("%") for line in lines)  # no raw librdkafka lines
+    assert any("Connection refused" in line and " INFO " in line for line in lines)
+    quiet = subprocess.run(  # the default --log-level: the error alone
+        [sys.executable, "-m", "segmint", "-w", str(dep.ws.path), "worker", "--kafka",
+         dep.kafka_url], env=os.environ | {"SEGMINT_DATABASE_URL": dep.db_url},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert quiet.returncode == 1 and quiet.stderr.strip() == lines[-1]

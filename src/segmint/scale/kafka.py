@@ -56,6 +56,27 @@ RELAY_COLUMNS = ", ".join(f"{n}::text AS {n}" if n in _JSON else f'"{n}"' for n 
 _LOCK = "hashtext('segmint.kafka.relay'), hashtext(current_schema())"
 
 
+class _ClientLog:
+    """librdkafka's log lines, through Python logging (``segmint.kafka.client``).
+
+    Left alone, librdkafka prints each of its lines (``%3|…|FAIL|… Connection refused``,
+    many a second while a broker is unreachable) to stderr. Its errors are ones it retries
+    on its own; what finally fails reaches segmint as an exception with a clear message.
+    So its lines are logged at INFO at most: ``--log-level info`` (or debug) shows them.
+    """
+
+    def __init__(self) -> None:
+        self.logger = logging.getLogger("segmint.kafka.client")
+
+    def log(self, level: int, msg: str, *args: Any) -> None:
+        """What confluent_kafka calls with each line (its level as a Python level)."""
+        self.logger.log(min(level, logging.INFO), msg, *args)
+
+
+CLIENT_LOG = _ClientLog()
+"""The ``logger`` every Kafka client of segmint is configured with."""
+
+
 class WorkerError(SegmintError):
     """Partitioned real time cannot run: no PostgreSQL store, or the topic is unusable."""
 
@@ -109,8 +130,8 @@ class KafkaTopic:
         return cls(parts.netloc, topic, group, int(count), query | settings)
 
     def client(self, **extra: Any) -> dict[str, Any]:
-        """The configuration of a client of this topic's cluster."""
-        return {"bootstrap.servers": self.brokers} | self.settings | extra
+        """The configuration of a client of this topic's cluster (logging through ours)."""
+        return {"bootstrap.servers": self.brokers, "logger": CLIENT_LOG} | self.settings | extra
 
     def ensure(self, timeout: float = 10.0) -> int:
         """Create the topic if it does not exist; return its number of partitions.
@@ -124,6 +145,7 @@ class KafkaTopic:
         from confluent_kafka import KafkaException, Producer
         from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+        admin = None
         try:
             admin = AdminClient(self.client())
             found = self._count(admin.list_topics(timeout=timeout))
@@ -135,6 +157,8 @@ class KafkaTopic:
             # a producer's metadata request creates the topic where the brokers allow it
             found = self._count(Producer(self.client()).list_topics(self.topic, timeout=timeout))
         except KafkaException as exc:
+            if admin is not None:
+                admin.poll(0)  # hands librdkafka's queued lines to logging
             reason = exc.args[0].str() if hasattr(exc.args[0], "str") else str(exc.args[0])
             if "configuration property" in reason:
                 raise StreamUrlError(f"invalid Kafka setting in the URL: {reason}") from None
