@@ -96,14 +96,18 @@ class Membership:
         self.hub.publish(changes)
         return changes
 
-    def realtime(self, clock: Clock, checkpoint_every: float = 0.0) -> RealtimeEngine:
+    def realtime(
+        self, clock: Clock, checkpoint_every: float = 0.0, *, recover: bool = True
+    ) -> RealtimeEngine:
         """A real-time engine publishing to this object's hub and the webhook outbox.
 
         ``checkpoint_every``: seconds between writes of trait state (0: with every batch).
+        ``recover``: drop trait state an engine stopped without saving now (False: at its
+        catch-up, for a server that may not lead).
         """
         return RealtimeEngine(
             self.store, self.compiled, clock, hub=self.hub, outbox=self.outbox,
-            checkpoint_every=checkpoint_every,
+            checkpoint_every=checkpoint_every, recover=recover,
         )  # fmt: skip
 
     def segments(self, tag: str | None = None) -> list[dict[str, Any]]:
@@ -275,7 +279,9 @@ def attach_realtime(
         progress: Called with (done, total) while catching up on stored events.
     """
     membership = Membership(workspace)
-    engine = membership.realtime(clock, checkpoint_every=CHECKPOINT_EVERY)
+    # On PostgreSQL another server may lead: its unsaved mark is no stale state
+    postgres = workspace.store.dialect == "postgres"
+    engine = membership.realtime(clock, checkpoint_every=CHECKPOINT_EVERY, recover=not postgres)
     url = os.environ.get(REDIS_ENV)
     if url:
         membership.hub.subscribe(RedisChangeStream(workspace.store, url))
