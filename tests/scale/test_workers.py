@@ -500,3 +500,32 @@ def test_an_unreachable_broker_is_one_clear_line(deployment: Deployment) -> None
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert quiet.returncode == 1 and quiet.stderr.strip() == lines[-1]
+
+
+def test_serve_kafka_without_role_intake_is_explained(
+    cli: Callable[..., Any], workspace: Workspace
+) -> None:
+    """--kafka alone used to be ignored silently: the server applied real time itself."""
+    found = cli("-w", str(workspace.path), "serve", "--kafka", "kafka://127.0.0.1:1/t",
+                "--port", "1")  # fmt: skip
+    assert found.returncode == 2 and "add --role intake, or drop --kafka" in found.stderr
+
+
+@pytest.mark.postgres
+def test_status_reports_what_the_workers_have_not_applied(deployment: Deployment) -> None:
+    dep = deployment
+    relay = EventRelay(dep.store, KafkaTopic.from_url(dep.kafka_url), batch=500)
+    try:
+        ingest(dep, shop_messages(customers=4, seed=3), relay)
+    finally:
+        relay.close()
+    stored = int(dep.store.fetchall("SELECT count(*) FROM events")[0][0])
+    run = [sys.executable, "-m", "segmint", "-w", str(dep.ws.path), "status"]
+    env = os.environ | {"SEGMINT_DATABASE_URL": dep.db_url}
+    found = subprocess.run([*run, "--format", "json"], env=env, capture_output=True, timeout=60)
+    assert found.returncode == 0, found.stderr
+    workers = orjson.loads(found.stdout)["realtime"]["workers"]
+    assert workers["pending_events"] == stored > 0
+    text = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60).stdout
+    assert f"kafka workers: {stored} stored events not yet applied" in text
+    assert "no server running" not in text

@@ -98,6 +98,11 @@ def serve(
         if not kafka_url:
             raise click.UsageError("--role intake publishes to Kafka: give --kafka URL")
         realtime = False  # the workers apply it
+    elif kafka_url and _given(click.get_current_context(), "kafka_url"):
+        raise click.UsageError(
+            "--kafka is where --role intake publishes; this server applies real time "
+            "itself (--role all): add --role intake, or drop --kafka"
+        )  # (from $SEGMINT_KAFKA_URL, meant for the workers too, it is ignored)
     listener = _bind(host, port)  # before catching up: a busy port fails at once
     # Not the CLI's catching-up workspace: serve catches up itself, with progress.
     workspace = Workspace.open(ctx.workspace_path)
@@ -150,6 +155,13 @@ def serve(
         click.echo(f"segmint stopped by {stopped} while starting", err=True)
         return
     click.echo("segmint stopped" + ("; real-time state saved" if realtime else ""), err=True)
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    """Whether the option ``name`` was given on the command line (not by default or env)."""
+    from click.core import ParameterSource
+
+    return ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
 
 
 def _refuse_second_server(workspace: Any) -> None:
