@@ -136,8 +136,9 @@ def relay_speed(
     relay = EventRelay(store, KafkaTopic.from_url(f"kafka://{brokers}/{topic}?{OPTIONS}"),
                        batch=20_000)  # fmt: skip
     start = time.perf_counter()
-    while relay.publish_pending():
-        pass
+    relay.publish_pending()
+    while relay.more:
+        relay.publish_pending()
     relay_seconds = time.perf_counter() - start
     partitions = relay.partitions
     relay.close()

@@ -27,6 +27,7 @@ from tests.deliver.conftest import free_port
 from segmint.store.postgres import PostgresStore
 
 pytestmark = pytest.mark.postgres
+RETENTION = "\nprivacy:\n  retention:\n    Never Sent: 30d\n"
 
 
 class Servers:
@@ -74,7 +75,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     subprocess.run([sys.executable, "-m", "segmint", "init", str(ws)], check=True,
                    capture_output=True, env=env)  # fmt: skip
     config = ws / "segmint.yaml"
-    config.write_text(_without_journeys(config.read_text()))
+    # retention of an event nobody sends: each run deletes nothing and is audited
+    config.write_text(_without_journeys(config.read_text()) + RETENTION)
     found = Servers(ws, env, url)
     found.run("ingest", str(ws / "data" / "crm_contacts.csv"), "--mapping", "crm_contacts")
     found.run("refresh")
@@ -160,3 +162,29 @@ def test_events_of_every_writer_reach_memberships_once(servers: Servers) -> None
 def test_a_campaign_send_runs_beside_both_servers(servers: Servers) -> None:
     result = servers.run("campaign", "send", "lifecycle_update", "--dry-run", "--format", "json")
     assert json.loads(result.stdout)["audience"] >= 1
+
+
+def test_only_the_leader_runs_retention_and_the_next_one_takes_over(servers: Servers) -> None:
+    """Once-per-store duties (retention here; timers and webhooks share the gate) run on
+    the leading server only; when it stops, the server that takes the lead runs them.
+    (Last in the module: it stops the leader.)"""
+    store = servers.store()
+
+    def runs() -> int:
+        found = store.fetchall(
+            "SELECT count(*) FROM audit_log WHERE action = 'privacy.retention' AND actor = 'serve'"
+        )
+        return int(found[0][0])
+
+    try:
+        _until(runs, "the leader enforces retention at its start")
+        time.sleep(3)  # the other server checks every second: it must not run it
+        assert runs() == 1
+        leader = servers.procs.pop(0)  # the first server started took the lead
+        servers.ports.pop(0)
+        stop_server(leader)
+        _until(lambda: runs() == 2, "the server taking the lead enforces retention")
+        time.sleep(2)
+        assert runs() == 2
+    finally:
+        store.close()

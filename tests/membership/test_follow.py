@@ -9,10 +9,12 @@ recompute.
 from __future__ import annotations
 
 import tempfile
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +23,7 @@ from segmint.intake.pipeline import Intake
 from segmint.membership.feed import ChangeFeed
 from segmint.membership.follow import Follower, realtime_status
 from segmint.membership.service import Membership
+from segmint.store import Store
 from segmint.workspace import Workspace
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -115,3 +118,49 @@ def test_status_reports_each_running_server(workspace: Workspace) -> None:
     assert [s["running"] for s in stale["servers"]] == [False]
     follower.close()
     assert realtime_status(workspace.store, NOW)["servers"] == []
+
+
+@pytest.mark.postgres
+def test_a_second_server_leaves_the_leaders_unsaved_state_alone(
+    pg_store: Store, tmp_path: Path
+) -> None:
+    """The leader's unsaved mark is not a crash while it runs: a second server starting
+    keeps the saved trait state; the server taking the lead after a crash drops it."""
+    from segmint.membership.follow import Leadership
+    from segmint.membership.service import attach_realtime
+    from segmint.store import read_meta
+    from segmint.traits import UNSAVED_KEY
+
+    clock = FixedClock(NOW)
+    first = Workspace.init(tmp_path / "a", name="lead")
+    first._store = pg_store
+    lock = pg_store.reopen()  # the leader's lock, as its follower holds it
+    assert Leadership(lock).try_take()
+    engine = Membership(first).realtime(clock, checkpoint_every=3600)
+    intake = Intake(first, clock)
+    intake.add_listener(engine)
+    intake.submit(_orders("a", 0, 2, 1) + _orders("a", 1, 1, 2), source="t")
+    engine.checkpoint()
+    intake.submit(_orders("b", 0, 1, 3), source="t")  # applied, its state not yet saved
+    assert read_meta(pg_store, UNSAVED_KEY) == "1"
+
+    def states() -> int:
+        return int(pg_store.fetchall("SELECT count(*) FROM trait_state")[0][0])
+
+    saved = states()
+    assert saved >= 2
+    second = Workspace.init(tmp_path / "b", name="lead")
+    second._store = pg_store.reopen()
+    service = attach_realtime(second, Intake(second, clock), clock)
+    try:
+        assert service.follower is not None and not service.follower.leading
+        assert states() == saved and read_meta(pg_store, UNSAVED_KEY) == "1"
+        lock.close()  # the leader dies without saving: the second takes the lead
+        deadline = time.monotonic() + 30
+        while not service.follower.leading:
+            assert time.monotonic() < deadline, "the second server did not take the lead"
+            time.sleep(0.05)
+        assert states() == 0 or read_meta(pg_store, UNSAVED_KEY) == "0"
+    finally:
+        service.close()
+        second.store.close()

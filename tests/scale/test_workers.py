@@ -360,3 +360,172 @@ def test_serve_role_intake_publishes_and_workers_apply(deployment: Deployment) -
 def test_serve_role_intake_needs_a_topic(cli: Callable[..., Any], workspace: Workspace) -> None:
     found = cli("-w", str(workspace.path), "serve", "--role", "intake", "--port", "1")
     assert found.returncode == 2 and "--kafka URL" in found.stderr
+
+
+def _late_writer(
+    store: Store, name: str, seed: float, committed: list[str], merged: list[int]
+) -> Callable[[], None]:
+    """Transactions that draw ``seq`` values, sleep before committing, or roll back.
+
+    They write as model scores do (not through intake's serialised transactions), so a
+    later draw often commits first.
+    """
+    import random
+
+    rng = random.Random(seed)
+    at = AS_OF.replace(tzinfo=None)
+
+    def run() -> None:
+        for n in range(20):
+            ids = [f"{name}-{n}-{i}" for i in range(rng.randint(1, 4))]
+            keep = rng.random() > 0.15
+            try:
+                with store.transaction():
+                    for mid in ids:
+                        store.execute(
+                            "INSERT INTO events (message_id, type, event, profile_id, "
+                            "timestamp, received_at) VALUES (?, 'track', 'Viewed', ?, ?, ?)",
+                            [mid, f"p{rng.randint(1, 20)}", at, at],
+                        )
+                        time.sleep(rng.random() * 0.01)
+                    if rng.random() < 0.2:
+                        found = store.fetchall(
+                            "INSERT INTO profile_merges (from_profile, into_profile, "
+                            "occurred_at, reason) VALUES (?, ?, ?, 'test') RETURNING id",
+                            [f"{name}-gone-{n}", "p1", at],
+                        )
+                        ids.append(f"merge:{found[0][0]}")
+                    time.sleep(rng.random() * 0.05)  # a late commit: others pass it by
+                    if not keep:
+                        raise _Rollback
+            except _Rollback:
+                continue
+            committed.extend(ids)
+
+    return run
+
+
+class _Rollback(Exception):
+    pass
+
+
+def _topic_keys(target: KafkaTopic, partitions: int, expected: int) -> list[str]:
+    """The keys of every message in the topic (read from the start)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(target.client(**{"group.id": f"probe-{uuid.uuid4().hex[:6]}",
+                                         "enable.auto.commit": False}))  # fmt: skip
+    keys: list[str] = []
+    try:
+        consumer.assign([TopicPartition(target.topic, p, 0) for p in range(partitions)])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=500, timeout=0.5):
+                if msg.error() is None:
+                    keys.append(msg.key().decode())
+            if len(keys) >= expected and not consumer.consume(num_messages=1, timeout=1):
+                break
+    finally:
+        consumer.close()
+    return keys
+
+
+@pytest.mark.postgres
+def test_relay_publishes_late_commits_once_across_a_restart(pg_store: Store, brokers: str) -> None:
+    """Writers commit out of ``seq`` order while the relay publishes (and is restarted):
+    every committed event and merge reaches the topic exactly once."""
+    import random
+    import threading
+    from collections import Counter
+
+    from segmint.store.postgres import PostgresStore
+
+    assert isinstance(pg_store, PostgresStore)
+    target = KafkaTopic.from_url(f"kafka://{brokers}/late-{uuid.uuid4().hex[:8]}?partitions=3")
+    rng = random.Random(5)
+    writers = [pg_store.reopen() for _ in range(6)]
+    committed: list[str] = []
+    threads = [
+        threading.Thread(target=_late_writer(s, f"w{i}", rng.random(), committed, []))
+        for i, s in enumerate(writers)
+    ]
+    stop = threading.Event()
+    stores = [pg_store.reopen() for _ in range(2)]
+    relays = [EventRelay(s, target, batch=7) for s in stores]  # the second waits for the lock
+
+    def relay_loop() -> None:
+        for relay in relays:  # a relay, then another resuming from its saved position
+            while not stop.is_set() and (relay is relays[1] or len(committed) < 60):
+                relay.publish_pending()
+                time.sleep(0.003)
+            relay.close()  # publishes the rest and releases the lock
+
+    publisher = threading.Thread(target=relay_loop)
+    publisher.start()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stop.set()
+    publisher.join()
+    for store in [*stores, *writers]:
+        store.close()
+    keys = _topic_keys(target, relays[0].partitions, len(committed))
+    merges = [k for k in keys if k.startswith("merge:")]
+    events = [k for k in keys if not k.startswith("merge:")]
+    assert len(events) == len(set(events)), "an event was published twice"
+    assert all(n == 2 for n in Counter(merges).values())  # to both profiles' partitions
+    assert set(events) | set(merges) == set(committed), "a committed row was not published"
+    assert len(committed) > 50 and merges and relays[0].published and relays[1].published
+
+
+@pytest.mark.postgres
+def test_an_unreachable_broker_is_one_clear_line(deployment: Deployment) -> None:
+    """librdkafka's own lines go through logging (shown at --log-level info), not stderr."""
+    dep = deployment
+    dep.kafka_url = "kafka://127.0.0.1:1/t"
+    proc = dep.start("lost")
+    out, _ = proc.communicate(timeout=120)
+    dep.procs.pop("lost")
+    lines = [line for line in dep.log("lost").splitlines() if line.strip()]
+    assert proc.returncode == 1 and out == b""
+    assert lines[-1] == (
+        "error: Kafka at 127.0.0.1:1: Failed to get metadata: Local: Broker transport failure"
+    )
+    assert not any(line.startswith("%") for line in lines)  # no raw librdkafka lines
+    assert any("Connection refused" in line and " INFO " in line for line in lines)
+    quiet = subprocess.run(  # the default --log-level: the error alone
+        [sys.executable, "-m", "segmint", "-w", str(dep.ws.path), "worker", "--kafka",
+         dep.kafka_url], env=os.environ | {"SEGMINT_DATABASE_URL": dep.db_url},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert quiet.returncode == 1 and quiet.stderr.strip() == lines[-1]
+
+
+def test_serve_kafka_without_role_intake_is_explained(
+    cli: Callable[..., Any], workspace: Workspace
+) -> None:
+    """--kafka alone used to be ignored silently: the server applied real time itself."""
+    found = cli("-w", str(workspace.path), "serve", "--kafka", "kafka://127.0.0.1:1/t",
+                "--port", "1")  # fmt: skip
+    assert found.returncode == 2 and "add --role intake, or drop --kafka" in found.stderr
+
+
+@pytest.mark.postgres
+def test_status_reports_what_the_workers_have_not_applied(deployment: Deployment) -> None:
+    dep = deployment
+    relay = EventRelay(dep.store, KafkaTopic.from_url(dep.kafka_url), batch=500)
+    try:
+        ingest(dep, shop_messages(customers=4, seed=3), relay)
+    finally:
+        relay.close()
+    stored = int(dep.store.fetchall("SELECT count(*) FROM events")[0][0])
+    run = [sys.executable, "-m", "segmint", "-w", str(dep.ws.path), "status"]
+    env = os.environ | {"SEGMINT_DATABASE_URL": dep.db_url}
+    found = subprocess.run([*run, "--format", "json"], env=env, capture_output=True, timeout=60)
+    assert found.returncode == 0, found.stderr
+    workers = orjson.loads(found.stdout)["realtime"]["workers"]
+    assert workers["pending_events"] == stored > 0
+    text = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60).stdout
+    assert f"kafka workers: {stored} stored events not yet applied" in text
+    assert "no server running" not in text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -100,6 +100,11 @@ def serve(
         if not kafka_url:
             raise click.UsageError("--role intake publishes to Kafka: give --kafka URL")
         realtime = False  # the workers apply it
+    elif kafka_url and _given(click.get_current_context(), "kafka_url"):
+        raise click.UsageError(
+            "--kafka is where --role intake publishes; this server applies real time "
+            "itself (--role all): add --role intake, or drop --kafka"
+        )  # (from $SEGMINT_KAFKA_URL, meant for the workers too, it is ignored)
     listener = _bind(host, port)  # before catching up: a busy port fails at once
     # Not the CLI's catching-up workspace: serve catches up itself, with progress.
     workspace = Workspace.open(ctx.workspace_path)
@@ -134,7 +139,7 @@ def serve(
                         click.get_current_context().call_on_close(relay.close)
                     app = create_app(workspace, clock, intake=intake, realtime_lag=lag,
                                      lag_limit=limit)  # fmt: skip
-                    _privacy_duties(workspace, clock)
+                    _privacy_duties(workspace, clock, _leading(workspace, service))
                 _tune_gc()
                 loop = "uvloop" if _has("uvloop") else "asyncio"
                 http = "httptools" if _has("httptools") else "h11"
@@ -152,6 +157,13 @@ def serve(
         click.echo(f"segmint stopped by {stopped} while starting", err=True)
         return
     click.echo("segmint stopped" + ("; real-time state saved" if realtime else ""), err=True)
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    """Whether the option ``name`` was given on the command line (not by default or env)."""
+    from click.core import ParameterSource
+
+    return ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
 
 
 def _refuse_second_server(workspace: Any) -> None:
@@ -182,15 +194,34 @@ def _start_relay(workspace: Any, url: str) -> Any:
     return relay
 
 
-def _privacy_duties(workspace: Workspace, clock: SystemClock) -> None:
-    """Log a changed ``segmint.yaml`` as a deploy; enforce retention now and daily."""
+def _leading(workspace: Workspace, service: Any) -> Callable[[], bool]:
+    """Whether this server runs the once-per-store duties, asked again at each check.
+
+    With real time, the server that applies it leads. Without (``--role intake``,
+    ``--no-realtime``) on PostgreSQL, one of the servers takes a leadership of its own.
+    """
+    from segmint.membership.follow import Leadership
+
+    if service is not None:
+        return lambda: bool(service.leading)
+    reopen = getattr(workspace.store, "reopen", None)
+    if reopen is None:  # DuckDB: the one server
+        return lambda: True
+    store = reopen()
+    click.get_current_context().call_on_close(store.close)  # frees the lock
+    return Leadership(store, role="duties").try_take
+
+
+def _privacy_duties(workspace: Workspace, clock: SystemClock, leading: Callable[[], bool]) -> None:
+    """Log a changed ``segmint.yaml`` as a deploy; the leader enforces retention daily."""
     from segmint.config.scaffold import WORKSPACE_FILE
     from segmint.privacy.audit import record_deploy
     from segmint.privacy.retention import start_daily
 
     record_deploy(workspace.store, workspace.path / WORKSPACE_FILE, at=clock.now(),
                   actor="serve")  # fmt: skip
-    click.get_current_context().call_on_close(start_daily(workspace.privacy, clock))
+    stop = start_daily(workspace.privacy, clock, leading=leading)
+    click.get_current_context().call_on_close(stop)
 
 
 class _Stopped(Exception):

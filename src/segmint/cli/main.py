@@ -135,6 +135,14 @@ def status(ctx: Context, fmt: str) -> None:
 
     info = ctx.workspace.status()
     info["realtime"] = realtime_status(ctx.workspace.store, SystemClock().now())
+    if ctx.workspace.store.dialect == "postgres":
+        from segmint.scale.kafka import START_KEY
+        from segmint.store import read_meta
+
+        if read_meta(ctx.workspace.store, START_KEY) is not None:  # segmint worker applies
+            from segmint.scale.worker import worker_lag
+
+            info["realtime"]["workers"] = worker_lag(ctx.workspace.store)
     if fmt == "json":
         emit_json(info)
         return
@@ -156,7 +164,14 @@ def _echo_realtime(realtime: dict[str, Any]) -> None:
             f"realtime   {server['server']}: {server['events']} events, "
             f"{server['seconds']:.1f} s behind ({server['applied']} applied from other writers)"
         )
-    if not running:
+    workers = realtime.get("workers")
+    if workers is not None:
+        oldest = workers["oldest_pending_seq"]
+        click.echo(
+            f"realtime   kafka workers: {workers['pending_events']} stored events not yet "
+            "applied" + (f" (the oldest is seq {oldest})" if oldest is not None else "")
+        )
+    elif not running:
         click.echo(
             f"realtime   no server running; {realtime['stored_since_checkpoint']} events stored "
             "since the last real-time save"

@@ -137,26 +137,58 @@ class ChangeFeed:
         chunk: Rows read at most per table and call.
         owned: Close ``store`` with the feed (a connection opened for it).
 
-    Call :meth:`start` once (it returns nothing of what is stored so far), then
-    :meth:`read` repeatedly.
+    Call :meth:`start` once (it returns nothing of what is stored so far), or
+    :meth:`resume` from a saved :meth:`state`, then :meth:`read` (or :meth:`read_rows`)
+    repeatedly.
     """
 
-    def __init__(self, store: Store, chunk: int = CHUNK, *, owned: bool = False) -> None:
+    def __init__(
+        self,
+        store: Store,
+        chunk: int = CHUNK,
+        *,
+        owned: bool = False,
+        event_columns: str = EVENT_COLUMNS.removesuffix(", seq"),
+    ) -> None:
         self.store = store
         self.owned = owned
         self.listening = False
         self.chunk = chunk
         self.postgres = store.dialect == "postgres"
         columns = "from_profile, into_profile"
-        self._events = _Stream("events", "seq", EVENT_COLUMNS.removesuffix(", seq"))
+        self._events = _Stream("events", "seq", event_columns)
         self._merges = _Stream("profile_merges", "id", columns)
+
+    def _listen(self) -> None:
+        listen = getattr(self.store, "listen", None)
+        if listen is not None and not self.listening:  # PostgreSQL: writers notify at commit
+            listen()
+            self.listening = True
+
+    def resume(self, state: dict[str, Any] | None, *, listen: bool = True) -> None:
+        """Continue from a :meth:`state` saved earlier; from the first row when None.
+
+        A process that must not miss a row across restarts (the Kafka relay) saves the
+        state once what it read is safely handed on, and resumes from it. ``listen``:
+        be notified of commits (for :meth:`wait`; the connection must be the feed's own).
+        """
+        if listen:
+            self._listen()
+        for name, stream in (("events", self._events), ("merges", self._merges)):
+            low, seen = (state or {}).get(name, (0, {}))
+            stream.low = int(low)
+            stream.seen = {int(k): int(o) for k, o in dict(seen).items()}
+
+    def state(self) -> dict[str, Any]:
+        """The position as a JSON-ready dict, for :meth:`resume` (rows read are not in it)."""
+        return {
+            name: [stream.low, {str(k): o for k, o in stream.seen.items()}]
+            for name, stream in (("events", self._events), ("merges", self._merges))
+        }
 
     def start(self) -> None:
         """Begin after everything committed now (those are caught up another way)."""
-        listen = getattr(self.store, "listen", None)
-        if listen is not None:  # PostgreSQL: writers notify at commit
-            listen()
-            self.listening = True
+        self._listen()
         with self.store.transaction():
             xmin = self._xmin()
             for stream in (self._events, self._merges):
@@ -173,13 +205,23 @@ class ChangeFeed:
 
     def read(self) -> FeedBatch:
         """The events and merges committed since the last read (none twice, none skipped)."""
+        rows, merges, more = self.read_rows()
+        events = [row_to_event(row) for row in rows]
+        found = [FeedMerge(str(a), str(b)) for a, b, _ in merges]
+        return FeedBatch(events, found, more)
+
+    def read_rows(self) -> tuple[list[Any], list[Any], bool]:
+        """What :meth:`read` returns, undecoded.
+
+        Returns:
+            Event rows (the feed's columns, then ``seq``), merge rows (``from_profile,
+            into_profile, id``) and whether a table had more rows than one read returns.
+        """
         with self.store.transaction():
             xmin = self._xmin()
             merges, more_merges = self._merges.read(self.store, xmin, self.chunk)
             rows, more_events = self._events.read(self.store, xmin, self.chunk)
-        events = [row_to_event(row) for row in rows]
-        found = [FeedMerge(str(a), str(b)) for a, b, _ in merges]
-        return FeedBatch(events, found, more_events or more_merges)
+        return rows, merges, more_events or more_merges
 
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for a writer's commit notice (PostgreSQL).

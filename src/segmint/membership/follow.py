@@ -77,18 +77,24 @@ class Leadership:
     leader holds a session advisory lock (per schema) on the feed's own connection; when
     it stops or dies, PostgreSQL frees the lock and another server takes over. The others
     store events only (they reach real time through the leader's feed within a second).
+    The leader also runs the store's other once-per-store duties (the membership loop's
+    timers and webhooks, retention).
+
+    Args:
+        store: A connection of the leadership's own (the lock lives as long as it).
+        role: What is led: ``realtime``, or ``duties`` for servers that apply no real time
+            (``--role intake``, ``--no-realtime``): one of them runs retention.
     """
 
-    _KEYS = "hashtext('segmint.realtime.leader'), hashtext(current_schema())"
-
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, role: str = "realtime") -> None:
         self.store = store
         self.held = store.dialect != "postgres"  # DuckDB: the one server is the leader
+        self._keys = f"hashtext('segmint.{role}.leader'), hashtext(current_schema())"
 
     def try_take(self) -> bool:
         """Take the lead if it is free; return whether this server leads."""
         if not self.held:
-            found = self.store.fetchall(f"SELECT pg_try_advisory_lock({self._KEYS})")
+            found = self.store.fetchall(f"SELECT pg_try_advisory_lock({self._keys})")
             self.held = bool(found[0][0])
         return self.held
 

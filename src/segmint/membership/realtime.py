@@ -151,6 +151,7 @@ class RealtimeEngine:
         checkpoint_rows: int = 50_000,
         owns: Callable[[str], bool] | None = None,
         batch_minimum: int = MINIMUM,
+        recover: bool = True,
     ) -> None:
         self.store = store
         self._owns = owns
@@ -174,7 +175,8 @@ class RealtimeEngine:
         """Evaluations by cause ("event", "time", "merge") and profile loads ("loads")."""
         self._seq: int | None = None  # the latest event sequence number processed
         self._until: int | None = None  # rebuilds fold events up to this one
-        self._recover()
+        if recover:  # (a server on PostgreSQL that may not lead recovers in catch_up)
+            self._recover()
         self._seq_known = read_meta(self.store, SEQ_KEY) is not None
         self._rules_removed: dict[str, str | None] = {}
         self._catching_up = False  # processing stored events (see ``catch_up``)
@@ -582,6 +584,7 @@ class RealtimeEngine:
         import). ``progress(done, total)`` is called after each chunk.
         """
         with self._lock:
+            self._recover()
             self._sync_definitions(as_of)
             stored = read_meta(self.store, SEQ_KEY)
             if stored is None:
@@ -663,7 +666,12 @@ class RealtimeEngine:
         self.hub.publish(changes)
 
     def _recover(self) -> None:
-        """Drop trait state an engine stopped without saving (it lags behind the events)."""
+        """Drop trait state an engine stopped without saving (it lags behind the events).
+
+        Only where no other engine runs: the unsaved mark is also that of a leading server
+        on the same PostgreSQL store, whose saved state is current (a second server's
+        engine, which does not lead, must leave it alone; see ``recover``).
+        """
         if read_meta(self.store, UNSAVED_KEY) == "1":
             log.warning("real-time trait state was not saved at the last stop; rebuilding it")
             with self.store.transaction():

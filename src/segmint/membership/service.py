@@ -96,14 +96,18 @@ class Membership:
         self.hub.publish(changes)
         return changes
 
-    def realtime(self, clock: Clock, checkpoint_every: float = 0.0) -> RealtimeEngine:
+    def realtime(
+        self, clock: Clock, checkpoint_every: float = 0.0, *, recover: bool = True
+    ) -> RealtimeEngine:
         """A real-time engine publishing to this object's hub and the webhook outbox.
 
         ``checkpoint_every``: seconds between writes of trait state (0: with every batch).
+        ``recover``: drop trait state an engine stopped without saving now (False: at its
+        catch-up, for a server that may not lead).
         """
         return RealtimeEngine(
             self.store, self.compiled, clock, hub=self.hub, outbox=self.outbox,
-            checkpoint_every=checkpoint_every,
+            checkpoint_every=checkpoint_every, recover=recover,
         )  # fmt: skip
 
     def segments(self, tag: str | None = None) -> list[dict[str, Any]]:
@@ -180,6 +184,8 @@ class RealtimeService:
     One loop fires the schedule: the membership engine's time transitions, the webhook
     outbox, and the timers other stages add (:meth:`add_timer`). It sleeps until the
     earliest instant due (at most :data:`POLL` seconds) or until :meth:`wake` is called.
+    These are duties of one server per store: of several on PostgreSQL only the leader
+    (:attr:`leading`) runs them, and the next leader takes them over.
     """
 
     def __init__(self, membership: Membership, engine: RealtimeEngine, clock: Clock) -> None:
@@ -208,16 +214,22 @@ class RealtimeService:
         while not self.stop.is_set():
             self._wake.clear()
             try:
-                if self.follower is None or self.follower.leading:  # one engine fires time
+                if self.leading:  # one server per store fires time, journeys and webhooks
                     self.engine.advance(self.clock.now())
                 self.engine.checkpoint()
-                for timer in self.timers:
-                    timer.tick(self.clock.now())
-                if self.dispatcher is not None:
-                    self.dispatcher.deliver_due(self.clock.now())
+                if self.leading:
+                    for timer in self.timers:
+                        timer.tick(self.clock.now())
+                    if self.dispatcher is not None:
+                        self.dispatcher.deliver_due(self.clock.now())
             except Exception:
                 log.exception("membership timer failed; retrying")
             self._wake.wait(self._sleep())
+
+    @property
+    def leading(self) -> bool:
+        """Whether this server runs the once-per-store duties (it applies real time)."""
+        return self.follower is None or self.follower.leading
 
     def _sleep(self) -> float:
         """Seconds until the earliest due instant of the loop's work, at most POLL."""
@@ -267,7 +279,9 @@ def attach_realtime(
         progress: Called with (done, total) while catching up on stored events.
     """
     membership = Membership(workspace)
-    engine = membership.realtime(clock, checkpoint_every=CHECKPOINT_EVERY)
+    # On PostgreSQL another server may lead: its unsaved mark is no stale state
+    postgres = workspace.store.dialect == "postgres"
+    engine = membership.realtime(clock, checkpoint_every=CHECKPOINT_EVERY, recover=not postgres)
     url = os.environ.get(REDIS_ENV)
     if url:
         membership.hub.subscribe(RedisChangeStream(workspace.store, url))

@@ -41,19 +41,40 @@ def enforce(privacy: Privacy, *, as_of: datetime, actor: str = "cli") -> dict[st
     return deleted
 
 
-def start_daily(privacy: Privacy, clock: Clock, *, every: timedelta = DAY) -> Callable[[], None]:
-    """Enforce retention now and then every ``every`` on a daemon thread; return a stopper."""
+def start_daily(
+    privacy: Privacy,
+    clock: Clock,
+    *,
+    every: timedelta = DAY,
+    leading: Callable[[], bool] | None = None,
+    poll: float = 1.0,
+) -> Callable[[], None]:
+    """Enforce retention now and then every ``every`` on a daemon thread; return a stopper.
+
+    Args:
+        privacy: The workspace's privacy settings and store.
+        clock: The clock whose now retention is enforced at.
+        every: Time between runs.
+        leading: Whether this process runs the store's once-per-store duties (of several
+            servers on one store, the leader); checked every ``poll`` seconds while it
+            says no, and a process that becomes the leader runs at once. None: always.
+        poll: Seconds between checks of ``leading``.
+    """
     stop = threading.Event()
 
     def run() -> None:
         while True:
+            wait = every.total_seconds()
             try:
-                deleted = enforce(privacy, as_of=clock.now(), actor="serve")
-                if any(deleted.values()):
-                    log.info("retention deleted %s", deleted)
+                if leading is None or leading():
+                    deleted = enforce(privacy, as_of=clock.now(), actor="serve")
+                    if any(deleted.values()):
+                        log.info("retention deleted %s", deleted)
+                else:
+                    wait = poll  # another process leads: ask again soon
             except Exception:
                 log.exception("retention run failed; trying again in %s", every)
-            if stop.wait(every.total_seconds()):
+            if stop.wait(wait):
                 return
 
     if privacy.settings.retention:

@@ -10,12 +10,15 @@ consume the topic as one consumer group and apply real time for their partitions
 A profile's partition is ``crc32(profile_id) % partitions``, computed here rather than by
 librdkafka's partitioner, so a worker knows which profiles' time transitions are its own.
 
-The relay is crash safe: its position (``meta``) is written after the brokers acknowledged
-a batch, and a restarted relay publishes again from there (workers apply idempotently). It
-reads ``seq > position``: on PostgreSQL intake writers are serialised (each transaction
-first bumps ``intake_generation``), so ``seq`` order is commit order and nothing committed
-later can appear below the position. One relay runs per store (an advisory lock); the
-relays of other intake processes wait for it to go away.
+The relay reads the store through the commit-ordered
+:class:`~segmint.membership.feed.ChangeFeed`, not ``seq > position``: ``seq`` is drawn at
+insert, not at commit, and not every writer goes through intake's serialised transactions
+(model scores, other tools), so a transaction that drew a smaller ``seq`` and committed
+later would be skipped by a ``seq`` reader. It is crash safe: the feed's position (in
+``meta``) is written after the brokers acknowledged a batch, and a restarted relay resumes
+from there, publishing again what it had not confirmed (workers apply idempotently). One
+relay runs per store (an advisory lock); the relays of other intake processes wait for it
+to go away.
 
 URL: ``kafka://host:9092[,host2:9092]/TOPIC?group=segmint-workers&partitions=12``; other
 query keys are librdkafka settings (``security.protocol=SSL``…).
@@ -24,6 +27,7 @@ query keys are librdkafka settings (``security.protocol=SSL``…).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 import zlib
@@ -37,6 +41,7 @@ import orjson
 from segmint.common import did_you_mean
 from segmint.errors import SegmintError
 from segmint.intake.streams import StreamUrlError
+from segmint.membership.feed import ChangeFeed
 from segmint.store import Store, read_meta, write_meta
 from segmint.traits import EVENT_COLUMNS, SEQ_KEY
 
@@ -49,6 +54,27 @@ _JSON = ("properties", "traits")
 RELAY_COLUMNS = ", ".join(f"{n}::text AS {n}" if n in _JSON else f'"{n}"' for n in _EVENT_NAMES)
 """The ``events`` columns the relay reads: JSON as text, passed through without decoding."""
 _LOCK = "hashtext('segmint.kafka.relay'), hashtext(current_schema())"
+
+
+class _ClientLog:
+    """librdkafka's log lines, through Python logging (``segmint.kafka.client``).
+
+    Left alone, librdkafka prints each of its lines (``%3|…|FAIL|… Connection refused``,
+    many a second while a broker is unreachable) to stderr. Its errors are ones it retries
+    on its own; what finally fails reaches segmint as an exception with a clear message.
+    So its lines are logged at INFO at most: ``--log-level info`` (or debug) shows them.
+    """
+
+    def __init__(self) -> None:
+        self.logger = logging.getLogger("segmint.kafka.client")
+
+    def log(self, level: int, msg: str, *args: Any) -> None:
+        """What confluent_kafka calls with each line (its level as a Python level)."""
+        self.logger.log(min(level, logging.INFO), msg, *args)
+
+
+CLIENT_LOG = _ClientLog()
+"""The ``logger`` every Kafka client of segmint is configured with."""
 
 
 class WorkerError(SegmintError):
@@ -104,8 +130,8 @@ class KafkaTopic:
         return cls(parts.netloc, topic, group, int(count), query | settings)
 
     def client(self, **extra: Any) -> dict[str, Any]:
-        """The configuration of a client of this topic's cluster."""
-        return {"bootstrap.servers": self.brokers} | self.settings | extra
+        """The configuration of a client of this topic's cluster (logging through ours)."""
+        return {"bootstrap.servers": self.brokers, "logger": CLIENT_LOG} | self.settings | extra
 
     def ensure(self, timeout: float = 10.0) -> int:
         """Create the topic if it does not exist; return its number of partitions.
@@ -119,6 +145,7 @@ class KafkaTopic:
         from confluent_kafka import KafkaException, Producer
         from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+        admin = None
         try:
             admin = AdminClient(self.client())
             found = self._count(admin.list_topics(timeout=timeout))
@@ -130,6 +157,8 @@ class KafkaTopic:
             # a producer's metadata request creates the topic where the brokers allow it
             found = self._count(Producer(self.client()).list_topics(self.topic, timeout=timeout))
         except KafkaException as exc:
+            if admin is not None:
+                admin.poll(0)  # hands librdkafka's queued lines to logging
             reason = exc.args[0].str() if hasattr(exc.args[0], "str") else str(exc.args[0])
             if "configuration property" in reason:
                 raise StreamUrlError(f"invalid Kafka setting in the URL: {reason}") from None
@@ -212,10 +241,13 @@ class EventRelay:
         self._producer = Producer(
             target.client(**{"enable.idempotence": True, "linger.ms": 2, "acks": "all"})
         )
-        self._seq_key = f"kafka.relay.seq:{target.topic}"
-        self._merge_key = f"kafka.relay.merge:{target.topic}"
+        self._state_key = f"kafka.relay.feed:{target.topic}"
+        self._feed = ChangeFeed(store, batch, event_columns=RELAY_COLUMNS.removesuffix(', "seq"'))
+        self._after: tuple[int, int] | None = None  # (seq, merge id) published before the feed
         self._failed: list[str] = []
         self._locked = False
+        self.more = False
+        """The last round left rows to read (publish again at once)."""
         self.published = 0
         self.stop = threading.Event()
         self.wake = threading.Event()
@@ -226,7 +258,7 @@ class EventRelay:
         self.wake.set()
 
     def publish_pending(self) -> int:
-        """Publish what was stored since the last round; return how many messages.
+        """Publish what was committed since the last round; return how many messages.
 
         Returns 0 without reading when another process's relay holds the store.
 
@@ -235,31 +267,52 @@ class EventRelay:
         """
         if not self._lock():
             return 0
-        after = int(read_meta(self.store, self._seq_key) or start_seq(self.store))
-        rows = self.store.fetchall(
-            f"SELECT {RELAY_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-            [after, self.batch],
-        )
-        last_merge = int(read_meta(self.store, self._merge_key) or 0)
-        merges = self.store.fetchall(
-            "SELECT id, from_profile, into_profile FROM profile_merges WHERE id > ? ORDER BY id",
-            [last_merge],
-        )
+        try:
+            return self._publish()
+        except BaseException:
+            self._after = None  # read what was not confirmed again, from the saved position
+            raise
+
+    def _publish(self) -> int:
+        if self._after is None:
+            self._resume()
+        assert self._after is not None  # noqa: S101 (set by _resume)
+        rows, merges, self.more = self._feed.read_rows()
+        seq_after, merge_after = self._after
+        rows = [row for row in rows if int(row[-1]) > seq_after]
+        merges = [m for m in merges if int(m[-1]) > merge_after]
         for row in rows:
             self._send(row[3], encode_event(row), row[0])
-        for merge_id, gone, into in merges:
+        for gone, into, merge_id in merges:
             body = encode_merge(int(merge_id), gone, into)
             for pid in dict.fromkeys((into, gone)):
                 self._send(pid, body, f"merge:{merge_id}")
         self._confirm()
+        saved = {"feed": self._feed.state(), "after": list(self._after)}
         with self.store.transaction():
-            if rows:
-                write_meta(self.store, self._seq_key, int(rows[-1][-1]))
-            if merges:
-                write_meta(self.store, self._merge_key, int(merges[-1][0]))
+            write_meta(self.store, self._state_key, json.dumps(saved))
         count = len(rows) + len(merges)
         self.published += count
         return count
+
+    def _resume(self) -> None:
+        """Resume the feed from its saved position, or from the first row.
+
+        From the first row, what was applied before the workers took over (``seq`` up to
+        :func:`start_seq`) is not published, nor what a relay of an earlier version
+        published by ``seq`` (its keys ``kafka.relay.seq:`` and ``kafka.relay.merge:``).
+        """
+        topic = self.target.topic
+        saved = read_meta(self.store, self._state_key)
+        if saved:
+            found = json.loads(saved)
+            self._feed.resume(found["feed"], listen=False)
+            self._after = (int(found["after"][0]), int(found["after"][1]))
+            return
+        self._feed.resume(None, listen=False)  # woken by intake
+        seq = read_meta(self.store, f"kafka.relay.seq:{topic}")
+        merge = read_meta(self.store, f"kafka.relay.merge:{topic}")
+        self._after = (int(seq) if seq else start_seq(self.store), int(merge or 0))
 
     def _send(self, profile_id: str, body: bytes, key: str) -> None:
         part = partition_of(profile_id, self.partitions)
@@ -298,8 +351,9 @@ class EventRelay:
         while not self.stop.is_set():
             self.wake.clear()
             try:
-                while self.publish_pending() >= self.batch:
-                    pass
+                self.publish_pending()
+                while self.more:
+                    self.publish_pending()
             except Exception:
                 log.exception("publishing events to Kafka failed; retrying")
             self.wake.wait(1.0)
@@ -311,8 +365,9 @@ class EventRelay:
         if self._thread is not None:
             self._thread.join(timeout=30)
         try:
-            while self.publish_pending() >= self.batch:
-                pass
+            self.publish_pending()
+            while self.more:
+                self.publish_pending()
         finally:
             if self._locked:
                 self.store.fetchall(f"SELECT pg_advisory_unlock({_LOCK})")
