@@ -32,7 +32,7 @@ from segmint.intake.pipeline import Intake
 from segmint.membership.batch import refresh
 from segmint.membership.compiled import CompiledSegments
 from segmint.scale.kafka import EventRelay, KafkaTopic, WorkerError, partition_of
-from segmint.scale.worker import STALL_ENV, worker_lag
+from segmint.scale.worker import STALL_ENV, PartitionWorker, worker_lag
 from segmint.store import Store
 from segmint.workspace import Workspace
 
@@ -529,3 +529,46 @@ def test_status_reports_what_the_workers_have_not_applied(deployment: Deployment
     text = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60).stdout
     assert f"kafka workers: {stored} stored events not yet applied" in text
     assert "no server running" not in text
+
+
+@pytest.mark.postgres
+def test_a_worker_applies_an_event_that_commits_after_a_higher_seq(
+    deployment: Deployment,
+) -> None:
+    """One profile, two writers: the lower ``seq`` commits after a batch applied the higher.
+
+    A ``seq`` watermark would skip it for good; the snapshot watermark applies it when it
+    lands, once.
+    """
+
+    dep = deployment
+    Intake(dep.ws, FixedClock(AS_OF)).submit(
+        [{"type": "identify", "userId": "late-1", "messageId": "id-1",
+          "timestamp": "2026-10-01T10:00:00Z", "traits": {"email": "late@example.com"}}],
+        source="test",
+    )  # fmt: skip
+    (profile,) = dep.store.fetchall("SELECT profile_id FROM profiles")[0]
+    at = AS_OF.replace(tzinfo=None)
+    insert = (
+        "INSERT INTO events (message_id, type, event, profile_id, timestamp, received_at, "
+        "properties) VALUES (?, 'track', 'Order Completed', ?, ?, ?, '{\"total\": 10}')"
+    )
+    late = dep.store.reopen()  # type: ignore[attr-defined]
+    worker = PartitionWorker(dep.ws, KafkaTopic.from_url(dep.kafka_url), FixedClock(AS_OF))
+    try:
+        with late.transaction():
+            late.execute(insert, ["order-low", profile, at, at])  # draws the lower seq
+            with dep.store.transaction():
+                dep.store.execute(insert, ["order-high", profile, at, at])
+            worker._apply({profile}, [])  # sees the higher one only
+            assert worker.report.applied == 2  # the identify and the higher order
+        seqs = dict(dep.store.fetchall("SELECT message_id, seq FROM events"))
+        assert seqs["order-low"] < seqs["order-high"]
+        worker._apply({profile}, [])  # the lower one has landed
+        assert worker.report.applied == 3
+        worker._apply({profile}, [])  # and is not applied twice
+        assert worker.report.applied == 3
+        assert worker_lag(dep.store)["pending_events"] == 0
+    finally:
+        worker.close()
+        late.close()

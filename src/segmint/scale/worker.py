@@ -16,11 +16,15 @@ transaction (one snapshot of the store):
    events of profiles merged away since are left to the survivor's worker;
 2. their watermarks are locked (``FOR UPDATE``: a worker that lost the partition in a
    rebalance and is still finishing a batch serialises with the new owner);
-3. every stored event of those profiles above its watermark is applied, in ``seq`` order
-   (the messages' events and any the topic delivers later or delivered twice), and the
-   watermark moves to the snapshot's newest ``seq``. The engine's rebuild of a profile
-   from the store (a new profile, a merge's survivor) therefore folds exactly the events
-   below the watermark.
+3. every stored event of those profiles not yet applied is applied, in ``seq`` order (the
+   messages' events and any the topic delivers later or delivered twice), and the
+   watermark moves to the batch's snapshot (``pg_current_snapshot()``). "Applied" is
+   "visible in the watermark's snapshot" (``pg_visible_in_snapshot`` of the event's
+   transaction id, column ``xid``), not "below a ``seq``": a transaction that took a lower
+   ``seq`` and commits after a higher one is still applied when it lands. (A watermark
+   written before the snapshot was kept, ``snap`` NULL, falls back to ``seq``.) The
+   engine's rebuild of a profile from the store (a new profile, a merge's survivor)
+   therefore folds exactly the events of the snapshot.
 
 Offsets are committed after the transaction: a worker killed mid-batch (``kill -9``) leaves
 nothing applied and its messages are delivered again, to it or to another member; killed
@@ -66,6 +70,14 @@ from segmint.store import Store, utcnow_naive
 from segmint.store.bulk import delete_keys, upsert_rows
 from segmint.traits import row_to_event
 from segmint.workspace import Workspace
+
+PENDING = (
+    "CASE WHEN w.snap IS NOT NULL "
+    "THEN NOT pg_visible_in_snapshot(e.xid, CAST(w.snap AS pg_snapshot)) "
+    "ELSE e.seq > coalesce(w.seq, ?) END"
+)
+"""An event ``e`` its profile's watermark ``w`` (LEFT JOINed) has not applied; one ``?``:
+the start ``seq`` (:func:`~segmint.scale.kafka.start_seq`) for a profile without one."""
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +156,7 @@ class PartitionWorker:
         self.start = start_seq(self.store)
         self._assigned: set[int] = set()
         self._gone: set[str] = set()  # merged away: another worker decides their survivor
-        self._written: dict[str, int] = {}  # the watermarks this engine wrote
+        self._written: dict[str, tuple[int, str]] = {}  # the watermarks this engine wrote
         self._engine: RealtimeEngine | None = None
         self._stall = float(os.environ.get(STALL_ENV) or 0)
         self._consumer = self._subscribe()
@@ -281,13 +293,16 @@ class PartitionWorker:
             store.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             mine = self._merges(merges)
             roots = sorted(self._live(profiles | {m.into_profile for m in mine}))
-            top = int(store.fetchall("SELECT coalesce(max(seq), 0) FROM events")[0][0])
+            top, snap = store.fetchall(
+                "SELECT coalesce(max(seq), 0), pg_current_snapshot()::text FROM events"
+            )[0]
             events = self._pending(roots)
             self._lock_due(at)
             if events or mine:
                 self.engine.process(events, mine, at)
-            marks = [(pid, top) for pid in roots]
-            upsert_rows(store, "worker_applied", ("profile_id", "seq"), ("profile_id",), marks)
+            marks = [(pid, int(top), str(snap)) for pid in roots]
+            upsert_rows(store, "worker_applied", ("profile_id", "seq", "snap"), ("profile_id",),
+                        marks)  # fmt: skip
             gone = [(m.from_profile,) for m in mine]
             delete_keys(store, "worker_applied", ("profile_id",), gone)
             if self._stall:
@@ -295,7 +310,7 @@ class PartitionWorker:
                     "%s stalls %.1f s inside a batch (%s)", self.name, self._stall, STALL_ENV
                 )
                 time.sleep(self._stall)
-        self._written.update(marks)
+        self._written.update((pid, (seq, snap)) for pid, seq, snap in marks)
         self.report.applied += len(events)
         self.report.merges += len(mine)
         self.report.batches += 1
@@ -322,21 +337,22 @@ class PartitionWorker:
         return [pid for pid in profiles if pid not in merged]
 
     def _pending(self, roots: Sequence[str]) -> list[Event]:
-        """The stored events of ``roots`` above their watermarks, in ``seq`` order."""
-        marks = dict(
-            self.store.fetchall(
-                "SELECT profile_id, seq FROM worker_applied WHERE profile_id = ANY(?) "
+        """The stored events of ``roots`` not applied yet (see the module), in ``seq`` order."""
+        marks = {
+            pid: (seq, snap)
+            for pid, seq, snap in self.store.fetchall(
+                "SELECT profile_id, seq, snap FROM worker_applied WHERE profile_id = ANY(?) "
                 "ORDER BY profile_id FOR UPDATE",
                 [list(roots)],
             )
-        )
+        }
         stale = [p for p in roots if p in self._written and marks.get(p) != self._written[p]]
         if stale:  # another worker applied events of profiles this engine holds in cache
             self._reset()
         rows = self.store.fetchall(
-            f"SELECT {RELAY_COLUMNS} FROM events e WHERE e.profile_id = ANY(?) AND e.seq > "
-            "coalesce((SELECT w.seq FROM worker_applied w WHERE w.profile_id = e.profile_id), ?) "
-            "ORDER BY e.seq",
+            f"SELECT {RELAY_COLUMNS} FROM (SELECT e.* FROM events e "
+            "LEFT JOIN worker_applied w ON w.profile_id = e.profile_id "
+            f"WHERE e.profile_id = ANY(?) AND {PENDING}) pending ORDER BY seq",
             [list(roots), self.start],
         )
         # Without their seq: a rebuild from the store (a new profile, a merge's survivor)
@@ -413,7 +429,7 @@ def worker_lag(store: Store) -> dict[str, Any]:
     """Events stored and not yet applied by the workers, and the oldest one's ``seq``."""
     rows = store.fetchall(
         "SELECT count(*), min(e.seq) FROM events e LEFT JOIN worker_applied w "
-        "ON w.profile_id = e.profile_id WHERE e.seq > coalesce(w.seq, ?)",
+        f"ON w.profile_id = e.profile_id WHERE {PENDING}",
         [start_seq(store)],
     )
     count, oldest = rows[0]

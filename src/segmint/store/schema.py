@@ -446,6 +446,15 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
         ALTER TABLE sends ADD COLUMN template TEXT;
         """,
     ),
+    (
+        59,
+        # Partitioned workers (scale/worker.py): a profile's watermark is the snapshot of
+        # the batch that applied it (pg_current_snapshot() as text), so an event whose
+        # transaction took a lower ``seq`` and committed later is still applied.
+        """
+        ALTER TABLE worker_applied ADD COLUMN snap TEXT;
+        """,
+    ),
 )
 """Versioned migrations, applied in order on open. Append; never edit a released one."""
 
