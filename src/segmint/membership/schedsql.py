@@ -13,7 +13,7 @@ after ``as_of`` no later than the first at which time alone could change a membe
 - **Windows.** A windowed aggregate changes when the oldest event inside its window leaves
   it: ``min(timestamp in (as_of - within, as_of]) + within``, per trait, with its event and
   ``where`` filter (events without the aggregated value count too: earlier, never later than
-  :meth:`TraitEngine.next_expiry`).
+  :meth:`TraitEngine.next_expiry`). Only the events inside the widest window are read.
 
 Both are one query over ``profile_traits`` and ``events`` (:func:`schedule_query`); no Python
 runs per profile. A leaf that cannot be solved makes the row early, never late.
@@ -98,7 +98,9 @@ def _window_dues(compiled: CompiledSegments, dialect: str, as_of: datetime) -> e
     oldest = _oldest_specs(compiled.catalog)
     if not oldest:
         return None
-    query = trait_query(TraitCatalog(tuple(oldest)), dialect, as_of)
+    # only events inside the widest window can be the oldest inside one
+    widest = max(spec.within for spec in oldest if spec.within is not None)
+    query = trait_query(TraitCatalog(tuple(oldest)), dialect, as_of, since=as_of - widest)
     dues: list[exp.Expr] = []
     for spec in oldest:
         assert spec.within is not None  # noqa: S101 (only windowed specs are here)

@@ -3,8 +3,14 @@
 :func:`refresh` computes every trait for every profile with events at ``as_of`` into the
 wide table ``profile_traits`` (one quoted column per trait) and mirrors each row into
 ``trait_values`` as a JSON object (timestamps as ISO 8601 strings with ``Z``), which
-:mod:`segmint.profiles` reads. Both tables are replaced in one transaction, which also
-records the instant and the catalog they were computed for (:func:`materialised`).
+:mod:`segmint.profiles` reads. Both are replaced in one transaction, which also records the
+instant and the catalog they were computed for (:func:`materialised`).
+
+``trait_values`` is rewritten in place, not emptied and refilled: the rows of profiles that
+are still there are updated (``profile_id`` stays, so its primary key index is untouched),
+the rows of profiles no longer there deleted and new profiles inserted. Measured on DuckDB
+at 300k profiles: deleting every row costs 30 s at commit (each delete is undone in the
+index), updating every row 0.5 s. The table ends the same either way.
 """
 
 from __future__ import annotations
@@ -47,8 +53,8 @@ def refresh(store: Store, catalog: TraitCatalog, as_of: datetime) -> RefreshResu
     with store.transaction():
         store.execute(f"DROP TABLE IF EXISTS {ident}")
         store.execute(f"CREATE TABLE {ident} AS {query}")
-        store.execute("DELETE FROM trait_values")
-        store.execute(_mirror_sql(catalog, store.dialect, as_of))
+        for statement in _mirror_sql(catalog, store.dialect, as_of):
+            store.execute(statement)
         stamp = {"as_of": as_of.isoformat(), "fingerprint": catalog.fingerprint}
         write_meta(store, STAMP_KEY, orjson.dumps(stamp).decode())
     count = store.fetchall(f"SELECT count(*) FROM {ident}")[0][0]
@@ -64,19 +70,27 @@ def materialised(store: Store) -> tuple[datetime, str] | None:
     return datetime.fromisoformat(stamp["as_of"]), str(stamp["fingerprint"])
 
 
-def _mirror_sql(catalog: TraitCatalog, dialect: str, as_of: datetime) -> str:
+def _mirror_sql(catalog: TraitCatalog, dialect: str, as_of: datetime) -> list[str]:
+    """Make ``trait_values`` mirror ``profile_traits``: delete, update, insert (in this order)."""
     d = dialect_for(dialect)
     pairs: list[tuple[str, exp.Expr]] = []
     for spec in catalog:
-        column: exp.Expr = exp.column(spec.name, quoted=True)
+        column: exp.Expr = exp.column(spec.name, table="p", quoted=True)
         if spec.type == "timestamp":
             column = d.iso(column)
         pairs.append((spec.name, column))
-    select = exp.select(exp.column("profile_id"), d.json_object(pairs), timestamp_literal(as_of))
-    insert = exp.insert(
-        select.from_(TABLE), "trait_values", columns=["profile_id", "values", "as_of"]
-    )
-    return insert.sql(dialect=dialect)
+    values, stamp = d.json_object(pairs).sql(dialect=dialect), timestamp_literal(as_of)
+    stamp_sql = stamp.sql(dialect=dialect)
+    return [
+        f"DELETE FROM trait_values WHERE NOT EXISTS (SELECT 1 FROM {TABLE} p "
+        "WHERE p.profile_id = trait_values.profile_id)",
+        # the JSON is built in the SET list, so only for the rows that match
+        f'UPDATE trait_values SET "values" = {values}, as_of = {stamp_sql} FROM {TABLE} p '
+        "WHERE p.profile_id = trait_values.profile_id",
+        f'INSERT INTO trait_values (profile_id, "values", as_of) SELECT p.profile_id, {values}, '
+        f"{stamp_sql} FROM {TABLE} p WHERE NOT EXISTS (SELECT 1 FROM trait_values t "
+        "WHERE t.profile_id = p.profile_id)",
+    ]
 
 
 def read_values(

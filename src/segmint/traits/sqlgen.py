@@ -19,6 +19,7 @@ language's SQL compiler with a resolver that inlines the traits they read.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import cast
 
 from sqlglot import exp
@@ -44,6 +45,7 @@ def trait_query(
     names: Sequence[str] | None = None,
     *,
     source: EventSource | None = None,
+    since: datetime | None = None,
 ) -> exp.Select:
     """The query computing traits for every profile with events at ``as_of``.
 
@@ -54,6 +56,9 @@ def trait_query(
             database).
         names: Only these traits (and what they depend on); all when None.
         source: The events table and column mapping (default: segmint's ``events``).
+        since: Read only the events after this instant (for traits that all look no
+            further back, such as windows within ``as_of - since``; a profile with no
+            event after it gets no row).
 
     Returns:
         A ``SELECT`` with ``profile_id`` and one column per trait, named after it.
@@ -65,6 +70,7 @@ def trait_query(
     wanted = list(catalog.names if names is None else names)
     specs = [catalog[n] for n in _closure(catalog, wanted)]
     builder = _Builder(dialect_for(dialect), as_of, catalog.types(), source or EventSource())
+    builder.since = since
     return builder.build(specs, wanted)
 
 
@@ -111,6 +117,7 @@ class _Builder:
         self.agg_cols: list[exp.Expr] = []
         self.modes: list[tuple[str, exp.Select]] = []
         self.final: dict[str, exp.Expr] = {}
+        self.since: datetime | None = None
 
     def build(self, specs: list[TraitSpec], wanted: list[str]) -> exp.Select:
         for spec in specs:
@@ -142,6 +149,11 @@ class _Builder:
                 this=exp.column("timestamp", quoted=True), expression=timestamp_literal(self.as_of)
             ),
         )
+        if self.since is not None:
+            after = timestamp_literal(self.since)
+            where = exp.and_(
+                where, exp.GT(this=exp.column("timestamp", quoted=True), expression=after)
+            )
         return exp.select(*base, *cols).from_(self.source.relation(self.d.name)).where(where)
 
     def grouped(self) -> exp.Select:
