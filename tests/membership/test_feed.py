@@ -10,10 +10,10 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
 from datetime import datetime
 
 import pytest
+from tests.membership.writers import late_writer
 
 from segmint.membership.feed import ChangeFeed
 from segmint.store import Store
@@ -28,32 +28,6 @@ def _write(store: Store, message_id: str, profile: str) -> None:
         "VALUES (?, 'track', 'Viewed', ?, ?, ?)",
         [message_id, profile, AT, AT],
     )
-
-
-def _writer(
-    store: Store, name: str, rng: random.Random, committed: list[str], rounds: int
-) -> Callable[[], None]:
-    def run() -> None:
-        for n in range(rounds):
-            ids = [f"{name}-{n}-{i}" for i in range(rng.randint(1, 4))]
-            keep = rng.random() > 0.15
-            try:
-                with store.transaction():
-                    for mid in ids:
-                        _write(store, mid, f"p{rng.randint(1, 20)}")
-                        time.sleep(rng.random() * 0.01)
-                    time.sleep(rng.random() * 0.05)  # a late commit: others pass it by
-                    if not keep:
-                        raise _Rollback
-            except _Rollback:
-                continue
-            committed.extend(ids)
-
-    return run
-
-
-class _Rollback(Exception):
-    pass
 
 
 def _drain(feed: ChangeFeed, seen: list[str], stop: threading.Event) -> None:
@@ -75,7 +49,9 @@ def test_concurrent_writers_with_late_commits_reach_the_feed_once(
     writers = [pg_store.reopen() for _ in range(6)]
     committed: list[str] = []
     threads = [
-        threading.Thread(target=_writer(s, f"w{i}", random.Random(rng.random()), committed, 15))
+        threading.Thread(
+            target=late_writer(s, f"w{i}", random.Random(rng.random()), committed, rounds=15, at=AT)
+        )
         for i, s in enumerate(writers)
     ]
     seen: list[str] = []

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from tests.membership.writers import late_writer
 
 from segmint.clock import FixedClock
 from segmint.demo import Shop, ShopConfig
@@ -362,53 +363,6 @@ def test_serve_role_intake_needs_a_topic(cli: Callable[..., Any], workspace: Wor
     assert found.returncode == 2 and "--kafka URL" in found.stderr
 
 
-def _late_writer(
-    store: Store, name: str, seed: float, committed: list[str], merged: list[int]
-) -> Callable[[], None]:
-    """Transactions that draw ``seq`` values, sleep before committing, or roll back.
-
-    They write as model scores do (not through intake's serialised transactions), so a
-    later draw often commits first.
-    """
-    import random
-
-    rng = random.Random(seed)
-    at = AS_OF.replace(tzinfo=None)
-
-    def run() -> None:
-        for n in range(20):
-            ids = [f"{name}-{n}-{i}" for i in range(rng.randint(1, 4))]
-            keep = rng.random() > 0.15
-            try:
-                with store.transaction():
-                    for mid in ids:
-                        store.execute(
-                            "INSERT INTO events (message_id, type, event, profile_id, "
-                            "timestamp, received_at) VALUES (?, 'track', 'Viewed', ?, ?, ?)",
-                            [mid, f"p{rng.randint(1, 20)}", at, at],
-                        )
-                        time.sleep(rng.random() * 0.01)
-                    if rng.random() < 0.2:
-                        found = store.fetchall(
-                            "INSERT INTO profile_merges (from_profile, into_profile, "
-                            "occurred_at, reason) VALUES (?, ?, ?, 'test') RETURNING id",
-                            [f"{name}-gone-{n}", "p1", at],
-                        )
-                        ids.append(f"merge:{found[0][0]}")
-                    time.sleep(rng.random() * 0.05)  # a late commit: others pass it by
-                    if not keep:
-                        raise _Rollback
-            except _Rollback:
-                continue
-            committed.extend(ids)
-
-    return run
-
-
-class _Rollback(Exception):
-    pass
-
-
 def _topic_keys(target: KafkaTopic, partitions: int, expected: int) -> list[str]:
     """The keys of every message in the topic (read from the start)."""
     from confluent_kafka import Consumer, TopicPartition
@@ -446,7 +400,17 @@ def test_relay_publishes_late_commits_once_across_a_restart(pg_store: Store, bro
     writers = [pg_store.reopen() for _ in range(6)]
     committed: list[str] = []
     threads = [
-        threading.Thread(target=_late_writer(s, f"w{i}", rng.random(), committed, []))
+        threading.Thread(
+            target=late_writer(
+                s,
+                f"w{i}",
+                random.Random(rng.random()),
+                committed,
+                rounds=20,
+                at=AS_OF.replace(tzinfo=None),
+                merges=0.2,
+            )
+        )  # fmt: skip
         for i, s in enumerate(writers)
     ]
     stop = threading.Event()
