@@ -101,14 +101,14 @@ def show(ctx: Context, person: str, as_of: datetime, fmt: str) -> None:
     events at that instant; where the stored membership (last refresh or real time)
     differs, the "why" column says so.
     """
-    from segmint.intake.identity import resolve_person
     from segmint.membership.explain import SEGMENT_COLUMNS, add_profile_segments, segment_rows
+    from segmint.privacy.erase import resolve_living
     from segmint.traits.errors import TraitError
     from segmint.traits.live import profile_traits
     from segmint.traits.validate import workspace_catalog
 
     ws = ctx.workspace
-    profile_id = resolve_person(ws.store, person, ws.definition.identifiers, field="PERSON")
+    profile_id = resolve_living(ws.privacy, person, field="PERSON")  # erased: says when
     view = profile_traits(ws.store, workspace_catalog(ws), profile_id, as_of)
     if view is None:
         raise TraitError(f"profile '{profile_id}' ({person}) has no trait values to show")
