@@ -83,11 +83,13 @@ def test_the_commands_of_the_issue_take_an_instant(must_have: tuple[str, ...]) -
 def test_a_bad_instant_is_a_usage_error_naming_option_value_and_forms(
     cli: Run, tmp_path: Path, path: tuple[str, ...], bad: str
 ) -> None:
-    args = ["-w", str(tmp_path / "nowhere"), *path, "--as-of", bad, *_arguments(_command(path))]
+    command = _command(path)
+    flag = next(p.opts[0] for p in command.params if p.type is INSTANT)  # --as-of, --before…
+    args = ["-w", str(tmp_path / "nowhere"), *path, flag, bad, *_arguments(command)]
     result = cli(*args)
     assert result.returncode == 2, result
     assert "Traceback" not in result.stderr
-    assert "'--as-of'" in result.stderr and repr(bad) in result.stderr
+    assert f"'{flag}'" in result.stderr and repr(bad) in result.stderr
     if bad == "9999-12-31":
         assert "out of range" in result.stderr and "1900-01-01 and 2199-12-31" in result.stderr
     else:
