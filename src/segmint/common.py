@@ -7,10 +7,12 @@ core does not depend on the config package (or any other stage) for these.
 from __future__ import annotations
 
 import difflib
+import importlib
 import re
-from collections.abc import Iterable, Iterator, Sequence
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -86,3 +88,27 @@ def in_lists(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[tuple[str, S
     """
     for chunk in batched(values, size):
         yield ", ".join("?" for _ in chunk), chunk
+
+
+def lazy_exports(package: str, homes: Mapping[str, str]) -> Callable[[str], Any]:
+    """A package's module ``__getattr__`` (PEP 562) importing each public name on first use.
+
+    A package ``__init__`` that re-exports its stages imports all of them, and with them
+    DuckDB, pyarrow and sqlglot, whenever any one stage is imported; the CLI then pays for
+    modules a command never runs. With this, ``from package import Name`` still works and
+    imports only ``Name``'s module.
+
+    Args:
+        package: The package's ``__name__``.
+        homes: Public name → the submodule (relative to ``package``) that defines it.
+    """
+
+    def get(name: str) -> Any:
+        home = homes.get(name)
+        if home is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{package}.{home}"), name)
+        setattr(sys.modules[package], name, value)
+        return value
+
+    return get

@@ -15,34 +15,79 @@ alike.
 
 from __future__ import annotations
 
-from segmint.deliver.campaign import CampaignRun, campaign_def
-from segmint.deliver.consent import (
-    ConsentChange,
-    consent_history,
-    record_consent,
-    suppress,
-    sync_trait_consents,
-    unsuppress,
+from typing import TYPE_CHECKING
+
+from segmint.common import lazy_exports
+
+if TYPE_CHECKING:  # imported on first use: a command loads only what it runs
+    from segmint.deliver.campaign import CampaignRun, campaign_def
+    from segmint.deliver.consent import (
+        ConsentChange,
+        consent_history,
+        record_consent,
+        suppress,
+        sync_trait_consents,
+        unsuppress,
+    )
+    from segmint.deliver.errors import (
+        CampaignError,
+        ConnectionDropped,
+        DeliveryError,
+        HardBounce,
+        LinkError,
+        MessageRejected,
+        SoftBounce,
+    )
+    from segmint.deliver.fake import FakeTransport, OutboxTransport
+    from segmint.deliver.gate import ConsentGate
+    from segmint.deliver.ledger import SendLedger
+    from segmint.deliver.links import LinkSigner
+    from segmint.deliver.outbox import Outbox, OutboxReport, OutboxRow
+    from segmint.deliver.ratelimit import TokenBucket
+    from segmint.deliver.report import CampaignReport
+    from segmint.deliver.retry import WEBHOOK_RETRY, RetryPolicy, with_retries
+    from segmint.deliver.subjects import ConsentSubject, consent_subject, record_subject_consent
+    from segmint.deliver.transport import EmailTransport, SendReceipt, SmtpPool
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "CampaignError": "errors",
+        "CampaignReport": "report",
+        "CampaignRun": "campaign",
+        "ConnectionDropped": "errors",
+        "ConsentChange": "consent",
+        "ConsentGate": "gate",
+        "ConsentSubject": "subjects",
+        "DeliveryError": "errors",
+        "EmailTransport": "transport",
+        "FakeTransport": "fake",
+        "HardBounce": "errors",
+        "LinkError": "errors",
+        "LinkSigner": "links",
+        "MessageRejected": "errors",
+        "Outbox": "outbox",
+        "OutboxReport": "outbox",
+        "OutboxRow": "outbox",
+        "OutboxTransport": "fake",
+        "RetryPolicy": "retry",
+        "SendLedger": "ledger",
+        "SendReceipt": "transport",
+        "SmtpPool": "transport",
+        "SoftBounce": "errors",
+        "TokenBucket": "ratelimit",
+        "WEBHOOK_RETRY": "retry",
+        "campaign_def": "campaign",
+        "consent_history": "consent",
+        "consent_subject": "subjects",
+        "record_consent": "consent",
+        "record_subject_consent": "subjects",
+        "suppress": "consent",
+        "sync_trait_consents": "consent",
+        "unsuppress": "consent",
+        "with_retries": "retry",
+    },
 )
-from segmint.deliver.errors import (
-    CampaignError,
-    ConnectionDropped,
-    DeliveryError,
-    HardBounce,
-    LinkError,
-    MessageRejected,
-    SoftBounce,
-)
-from segmint.deliver.fake import FakeTransport, OutboxTransport
-from segmint.deliver.gate import ConsentGate
-from segmint.deliver.ledger import SendLedger
-from segmint.deliver.links import LinkSigner
-from segmint.deliver.outbox import Outbox, OutboxReport, OutboxRow
-from segmint.deliver.ratelimit import TokenBucket
-from segmint.deliver.report import CampaignReport
-from segmint.deliver.retry import WEBHOOK_RETRY, RetryPolicy, with_retries
-from segmint.deliver.subjects import ConsentSubject, consent_subject, record_subject_consent
-from segmint.deliver.transport import EmailTransport, SendReceipt, SmtpPool
 
 __all__ = [
     "CampaignError",

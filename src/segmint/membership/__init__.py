@@ -17,22 +17,53 @@ Stages of this package, following the data flow:
 
 from __future__ import annotations
 
-from segmint.membership.batch import Difference, RefreshReport
-from segmint.membership.changes import MembershipChange, read_changes
-from segmint.membership.compiled import CompiledSegments
-from segmint.membership.errors import MembershipError, SegmentStructureError
-from segmint.membership.hub import ChangeHub
-from segmint.membership.realtime import RealtimeEngine
-from segmint.membership.redis_stream import RedisChangeStream
-from segmint.membership.schedule import Schedule
-from segmint.membership.service import Membership, attach_realtime
-from segmint.membership.structure import SegmentPlan, SegmentSpec
-from segmint.membership.webhooks import (
-    WebhookDispatcher,
-    WebhookOutbox,
-    outbox_status,
-    sign,
-    verify,
+from typing import TYPE_CHECKING
+
+from segmint.common import lazy_exports
+
+if TYPE_CHECKING:  # imported on first use: a command loads only what it runs
+    from segmint.membership.batch import Difference, RefreshReport
+    from segmint.membership.changes import MembershipChange, read_changes
+    from segmint.membership.compiled import CompiledSegments
+    from segmint.membership.errors import MembershipError, SegmentStructureError
+    from segmint.membership.hub import ChangeHub
+    from segmint.membership.realtime import RealtimeEngine
+    from segmint.membership.redis_stream import RedisChangeStream
+    from segmint.membership.schedule import Schedule
+    from segmint.membership.service import Membership, attach_realtime
+    from segmint.membership.structure import SegmentPlan, SegmentSpec
+    from segmint.membership.webhooks import (
+        WebhookDispatcher,
+        WebhookOutbox,
+        outbox_status,
+        sign,
+        verify,
+    )
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "ChangeHub": "hub",
+        "CompiledSegments": "compiled",
+        "Difference": "batch",
+        "Membership": "service",
+        "MembershipChange": "changes",
+        "MembershipError": "errors",
+        "RealtimeEngine": "realtime",
+        "RedisChangeStream": "redis_stream",
+        "RefreshReport": "batch",
+        "Schedule": "schedule",
+        "SegmentPlan": "structure",
+        "SegmentSpec": "structure",
+        "SegmentStructureError": "errors",
+        "WebhookDispatcher": "webhooks",
+        "WebhookOutbox": "webhooks",
+        "attach_realtime": "service",
+        "outbox_status": "webhooks",
+        "read_changes": "changes",
+        "sign": "webhooks",
+        "verify": "webhooks",
+    },
 )
 
 __all__ = [
