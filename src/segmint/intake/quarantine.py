@@ -196,17 +196,27 @@ def protect_rows(
     """
     if privacy is None or not rows:
         return list(rows)
+    out = []
+    for row in rows:
+        sealed, subjects = seal_payload(privacy, row[_PAYLOAD], identifiers, row[0])
+        out.append((*row[:_PAYLOAD], sealed, *row[_PAYLOAD + 1 : -1], subjects))
+    return out
+
+
+def seal_payload(
+    privacy: Privacy, text: str, identifiers: Sequence[str], received: datetime
+) -> tuple[str, str | None]:
+    """One quarantined payload sealed under the identities it names: (sealed, subjects).
+
+    A payload that is not JSON, or names nobody, is sealed under the key of the day it was
+    received (:func:`segmint.privacy.subjects.seal`).
+    """
     from segmint.intake.identity import payload_identities
     from segmint.privacy.subjects import seal
 
-    out = []
-    for row in rows:
-        text = row[_PAYLOAD]
-        try:
-            decoded = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            decoded = None
-        found = payload_identities(decoded, identifiers)
-        sealed, subjects = seal(privacy, text, found, row[0].date())
-        out.append((*row[:_PAYLOAD], sealed, *row[_PAYLOAD + 1 : -1], subjects))
-    return out
+    try:
+        decoded = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        decoded = None
+    found = payload_identities(decoded, identifiers)
+    return seal(privacy, text, found, received.date())

@@ -192,8 +192,7 @@ def _identities(privacy: Privacy, tell: Progress) -> tuple[int, int]:
 
 
 def _quarantine(privacy: Privacy, batch: int, tell: Progress) -> int:
-    from segmint.intake.identity import payload_identities
-    from segmint.privacy.subjects import seal
+    from segmint.intake.quarantine import seal_payload
 
     store = privacy.store
     rows = store.fetchall(
@@ -203,12 +202,7 @@ def _quarantine(privacy: Privacy, batch: int, tell: Progress) -> int:
         part = rows[start : start + batch]
         updates = []
         for rid, received, text in part:
-            try:
-                decoded = orjson.loads(text)
-            except orjson.JSONDecodeError:
-                decoded = None
-            found = payload_identities(decoded, privacy.identifiers)
-            sealed, subjects = seal(privacy, str(text), found, received.date())
+            sealed, subjects = seal_payload(privacy, str(text), privacy.identifiers, received)
             updates.append((sealed, subjects, rid))
         privacy.flush()
         with store.transaction():
