@@ -123,3 +123,18 @@ def test_profile_show_lists_journeys_with_the_next_due_step(
                                                              "active")  # fmt: skip
     assert row["due"] == (T0 + H2).isoformat()
     shop.reopen()
+
+
+def test_a_removed_journey_still_shows_its_history_and_says_it_is_gone(
+    shop: Shop, cli: Callable[..., CliResult]
+) -> None:
+    shop.person("gil")
+    shop.track("gil", "Cart Abandoned", T0)
+    shop.engine().tick(T0 + H2)
+    edit(shop.path, "  abandoned_cart:\n", "  abandoned_cart_v2:\n")  # renamed since the run
+    shop.workspace.close()
+    result = cli("-w", str(shop.path), "journeys", "show", "abandoned_cart")
+    assert result.returncode == 0, result.stderr
+    assert "no longer in segmint.yaml" in result.stdout and "(None)" not in result.stdout
+    assert "sent 1" in result.stdout
+    shop.reopen()

@@ -44,8 +44,9 @@ def show(ctx: Context, name: str, fmt: str) -> None:
     if fmt == "json":
         emit_json(view)
         return
+    trigger = view["trigger"] if view["defined"] else "no longer in segmint.yaml"
     console.print(
-        f"journey {view['name']} ({view['trigger']}): entered {view['entered']}, "
+        f"journey {view['name']} ({trigger}): entered {view['entered']}, "
         f"active {view['active']}, sent {view['sent']}, refused {view['refused']}, "
         f"conversion {_cell(view['conversion'])}"
     )
