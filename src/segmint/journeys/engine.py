@@ -39,7 +39,7 @@ from segmint.deliver.campaign import envelope_address, message_id_for
 from segmint.deliver.compose import TemplateComposer
 from segmint.deliver.consent import sync_trait_consents
 from segmint.deliver.engagement import Announce, announce_ledger
-from segmint.deliver.errors import DeliveryError, HardBounce
+from segmint.deliver.errors import CampaignError, DeliveryError, HardBounce
 from segmint.deliver.gate import ConsentGate, address_of
 from segmint.deliver.ledger import (
     Bounce,
@@ -80,6 +80,9 @@ CHANGES_CURSOR = "journeys.changes_id"
 STARTED = "journeys.started."
 RESCAN = 1.0
 """Seconds between trigger reads of a listening engine that heard nothing (see listen)."""
+NOT_CONFIGURED_RETRY = timedelta(minutes=1)
+"""How long a send step waits when its email cannot be composed for want of configuration
+(the link-signing secret): the instance stays on its step, and it goes once that is set."""
 ANNOUNCE_EVERY = 1.0
 """Seconds between announcements of a listening engine (see _maybe_announce)."""
 ANNOUNCE_GAP = timedelta(milliseconds=250)
@@ -181,6 +184,7 @@ class JourneyEngine:
         self.batch = batch
         self.pass_size = max(1, pass_size)
         self._signer = signer
+        self._unsigned_said: datetime | None = None  # when the missing secret was last logged
         self._composers: dict[tuple[str, str, str], TemplateComposer] = {}
         self._lock = threading.RLock()
         self.report = TickReport()
@@ -517,6 +521,13 @@ class JourneyEngine:
                     self._move(inst, journey.next_of(inst.step or ""), at, batch, "event")
                     continue
             if self.rules is not None and journey.rules:
+                step = journey.steps.get(inst.step or "")
+                if step is not None and step.send is not None:
+                    # a held message (quiet hours, a cap, a retry's backoff) keeps its due
+                    # instant: only the exit conditions are looked at again now
+                    if any(self.rules.holds(r, pid, at) for r in journey.exit_rules):
+                        self._end(inst, "exit_condition", at, batch)
+                    continue
                 inst.due = min(inst.due or at, at)  # rules are looked at again now
                 batch.touched[inst.instance_id] = inst
         for journey in self.journeys.values():
@@ -856,6 +867,8 @@ class JourneyEngine:
         At most ``2 × pool_size`` rows are claimed and not yet marked at any moment: all a
         kill can leave ``uncertain``.
         """
+        if not self._can_sign(go, batch):
+            return
         size = 2 * max(1, self.definition.email.smtp.pool_size)
         # one event loop and one transport (its pooled connections) for the whole round
         loop = asyncio.new_event_loop()
@@ -868,6 +881,33 @@ class JourneyEngine:
                 loop.run_until_complete(transport.close())
             finally:
                 loop.close()
+
+    def _can_sign(
+        self, go: Sequence[tuple[Instance, datetime, Profile, str | None]], batch: _Batch
+    ) -> bool:
+        """Whether links can be signed; if not, hold the messages (counted, not lost).
+
+        Without the secret no email can be composed: each instance stays on its send step,
+        due again after :data:`NOT_CONFIGURED_RETRY`, with the reason ``not_configured`` in
+        its history, while waits, exits and entries go on. The server says why once a
+        retry interval, not once a message.
+        """
+        if self._signer is not None:
+            return True
+        try:
+            self._signer = LinkSigner.from_email(self.definition.email)
+        except CampaignError as exc:
+            now = self.clock.now()
+            if self._unsigned_said is None or now - self._unsigned_said >= NOT_CONFIGURED_RETRY:
+                self._unsigned_said = now
+                log.warning("%d journey message(s) held: %s", len(go), exc)
+            for inst, at, _, _ in go:
+                inst.due = max(now, at) + NOT_CONFIGURED_RETRY
+                self.report.delayed["not_configured"] += 1
+                batch.history.append(HistoryRow(inst.instance_id, inst.journey, inst.step,
+                                                "delayed", "not_configured", at))  # fmt: skip
+            return False
+        return True
 
     def _deliver_chunk(
         self,

@@ -46,6 +46,8 @@ from segmint.workspace import Workspace
 REDIS_ENV = "SEGMINT_CHANGES_REDIS_URL"
 POLL = 1.0
 """The longest the service's loop sleeps (seconds)."""
+FAILED_PAUSE = 1.0
+"""Seconds the timer loop waits after a failed pass before it tries again."""
 CHECKPOINT_EVERY = 1.0
 """Seconds between writes of the server's real-time trait state."""
 log = logging.getLogger(__name__)
@@ -211,6 +213,7 @@ class RealtimeService:
         self._wake.set()
 
     def _run(self) -> None:
+        failing: str | None = None  # the last failure, logged in full once
         while not self.stop.is_set():
             self._wake.clear()
             try:
@@ -222,8 +225,16 @@ class RealtimeService:
                         timer.tick(self.clock.now())
                     if self.dispatcher is not None:
                         self.dispatcher.deliver_due(self.clock.now())
-            except Exception:
-                log.exception("membership timer failed; retrying")
+            except Exception as exc:
+                if repr(exc) != failing:
+                    log.exception("membership timer failed; retrying")
+                else:
+                    log.warning("membership timer failed again: %s", exc)
+                failing = repr(exc)
+                # what is overdue stays due: wait before the retry, not spin on it
+                self._wake.wait(max(self._sleep(), FAILED_PAUSE))
+                continue
+            failing = None
             self._wake.wait(self._sleep())
 
     @property
