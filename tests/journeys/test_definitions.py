@@ -121,6 +121,9 @@ def test_cli_lists_and_shows_with_json(ws_path: Path, cli: Callable[..., CliResu
     assert "did you mean 'abandoned_cart'?" in result.stderr
     result = cli("-w", str(ws_path), "journeys", "run", "--until", "yesterday")
     assert result.returncode == 2 and "--until" in result.stderr
+    # a later instant would send now what is due then (tried as a new user would)
+    result = cli("-w", str(ws_path), "journeys", "run", "--until", "+3h")
+    assert result.returncode == 2 and "is later than now" in result.stderr
 
 
 def test_the_json_schema_accepts_the_examples_and_refuses_a_bad_step(

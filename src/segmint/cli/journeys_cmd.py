@@ -83,11 +83,18 @@ def run(ctx: Context, until: datetime, since: datetime | None, fmt: str) -> None
     Each step happens at its own instant (a wait of 2h ends 2h after it began, to the
     microsecond, whenever this runs); run it from cron, or let `segmint serve` do it.
     """
-    from segmint.clock import FixedClock
+    from segmint.clock import FixedClock, SystemClock
     from segmint.journeys.service import run_journeys
 
     if since is not None and since > until:
         raise click.BadParameter("must not be after --until", param_hint="--since")
+    if until > (now := SystemClock().now()):
+        raise click.BadParameter(
+            f"{until.isoformat()} is later than now ({now.isoformat(timespec='seconds')}): "
+            "the steps due then would be taken (their emails sent) now; run it at that "
+            "time, or let `segmint serve` take each step at its instant",
+            param_hint="--until",
+        )
     report = run_journeys(ctx.workspace, FixedClock(until), until, since=since)
     if fmt == "json":
         emit_json({"until": until, **report.to_dict()})
