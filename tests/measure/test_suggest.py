@@ -65,10 +65,32 @@ def test_a_flat_edge_proposes_looser_with_its_size(shop: Shop) -> None:
     assert "assumed" in proposal["why"]
 
 
+def test_a_journey_s_messages_are_outcomes_of_its_entry_segment(workspace: Workspace) -> None:
+    # segments suggest read campaign sends only: `lapsing`, which only the win-back journey
+    # sends to, was refused ("no campaign targets it") though its messages had outcomes
+    shop = Shop(workspace)
+    for i in range(40):  # last orders 46 … 85 days ago: all lapsing; orders 1 … 4
+        for n in range(1 + i % 4):
+            shop.ordered(f"l{i:02d}", T0 - (46 + i) * D - n * D * 100, 50)
+    Membership(workspace).refresh(T0)
+    for i in range(40):
+        shop.sent(f"journey:win_back:miss_you:{1 + i % 2}", f"l{i:02d}", T0)
+        if i % 4 == 3:  # the four-order customers come back
+            shop.ordered(f"l{i:02d}", T0 + D, 30)
+    report = suggest(workspace, "lapsing", T0 + 10 * D)
+    assert (report.campaigns, report.journeys) == ([], ["win_back"])
+    assert (report.recipients, report.converted) == (40, 10)
+    orders = next(c for c in report.clauses if c.trait == "orders")
+    assert [(b.low, b.n, b.converted) for b in orders.buckets] == [
+        (1.0, 10, 0), (2.0, 10, 0), (3.0, 10, 0), (4.0, 10, 10),
+    ]  # fmt: skip
+    assert report.to_dict()["journeys"] == ["win_back"]
+
+
 def test_refusals(workspace: Workspace) -> None:
     with pytest.raises(MeasureError, match="did you mean 'vip'"):
         suggest(workspace, "vpi", T0)
-    with pytest.raises(MeasureError, match="no campaign targets segment 'churned'"):
+    with pytest.raises(MeasureError, match="no campaign or journey sends to segment 'churned'"):
         suggest(workspace, "churned", T0)
 
 

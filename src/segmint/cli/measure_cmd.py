@@ -211,15 +211,20 @@ def suggest(ctx: Context, name: str, as_of: datetime, fmt: str) -> None:
         emit_json(data)
         return
     rate = "" if data["rate"] is None else f", {data['rate']:.2%} converted"
+    senders = [*data["campaigns"], *(f"journey {j}" for j in data["journeys"])]
     console.print(
         f"segment {data['segment']} ({data['size']:,} members): {data['rule']}\n"
-        f"outcomes of {', '.join(data['campaigns'])}: {data['recipients']:,} sends{rate}",
+        f"outcomes of {', '.join(senders)}: {data['recipients']:,} sends{rate}",
         highlight=False, soft_wrap=True,
     )  # fmt: skip
     if not data["recipients"]:
-        first = data["campaigns"][0]
-        console.print(f"nothing sent yet: suggestions need outcomes (`segmint campaign send "
-                      f"{first}`)", highlight=False, soft_wrap=True)  # fmt: skip
+        how = (
+            f"`segmint campaign send {data['campaigns'][0]}`"
+            if data["campaigns"]
+            else "journey messages: `segmint serve` or `segmint journeys run`"
+        )
+        console.print(f"nothing sent yet: suggestions need outcomes ({how})",
+                      highlight=False, soft_wrap=True)  # fmt: skip
         return
     if not data["clauses"]:
         console.print("no numeric threshold in the rule to tune", highlight=False)

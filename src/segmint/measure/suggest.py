@@ -1,9 +1,11 @@
 """Feedback into segments: how outcomes vary across a rule's thresholds, and a proposal.
 
-For a segment that campaigns target, :func:`suggest` takes each numeric threshold of its
-rule (``orders >= 3``, ``days_since_purchase < 60``), splits the campaigns' recipients into
-buckets of that trait (quantiles), and reports each bucket's conversion rate (a conversion
-event within ``measure.window`` after the send). It then proposes
+For a segment that campaigns or journeys send to (a campaign's ``segment``, a journey's
+``audience`` or entry trigger), :func:`suggest` takes each numeric threshold of its rule
+(``orders >= 3``, ``days_since_purchase < 60``), splits their recipients into buckets of
+that trait (quantiles), and reports each bucket's conversion rate (a conversion event within
+``measure.window`` after the send; each journey message counts as one send). It then
+proposes
 
 - a **tighter** threshold: the loosest bucket edge beyond the current threshold where the
   recipients kept convert significantly better than those dropped (pooled z-test,
@@ -86,12 +88,14 @@ class SuggestReport:
     recipients: int
     converted: int
     size: int
+    journeys: list[str] = field(default_factory=list)
     clauses: list[ClauseReport] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Return JSON-ready data."""
         return {
             "segment": self.segment, "rule": self.rule, "campaigns": self.campaigns,
+            "journeys": self.journeys,
             "as_of": self.as_of.isoformat(), "recipients": self.recipients,
             "converted": self.converted, "size": self.size,
             "rate": self.converted / self.recipients if self.recipients else None,
@@ -129,7 +133,7 @@ def suggest(workspace: Workspace, segment: str, as_of: datetime, buckets: int = 
 
     Raises:
         MeasureError: Unknown or archived segment, a segment without a rule, one no
-            campaign targets, or no trait values yet (no refresh).
+            campaign or journey sends to, or no trait values yet (no refresh).
     """
     from segmint.traits.batch import materialised
 
@@ -146,9 +150,14 @@ def suggest(workspace: Workspace, segment: str, as_of: datetime, buckets: int = 
     if rule is None:
         raise MeasureError(f"segment {segment!r} is a group default: it has no rule to tune")
     campaigns = sorted(n for n, c in defn.campaigns.items() if c.segment == segment)
-    if not campaigns:
+    journeys = sorted(
+        n for n, j in defn.journeys.items()
+        if segment in (j.audience, j.trigger.segment_entry)
+    )  # fmt: skip
+    if not campaigns and not journeys:
         raise MeasureError(
-            f"no campaign targets segment {segment!r}: suggestions read the outcomes of its sends"
+            f"no campaign or journey sends to segment {segment!r}: suggestions read the "
+            "outcomes of their sends"
         )
     if materialised(workspace.store) is None:
         raise MeasureError(
@@ -158,10 +167,12 @@ def suggest(workspace: Workspace, segment: str, as_of: datetime, buckets: int = 
 
     numeric = {n for n, t in workspace_schema(defn).types.items() if t == "number"}
     expr = parse(rule)
-    outcomes = _outcomes(workspace, campaigns, as_of)
+    outcomes = _outcomes(workspace, campaigns, journeys, as_of)
     size = _size(workspace, segment, rule, as_of)
     converted = sum(c for _, c in outcomes)
-    report = SuggestReport(segment, rule, campaigns, as_of, len(outcomes), converted, size)
+    report = SuggestReport(
+        segment, rule, campaigns, as_of, len(outcomes), converted, size, journeys=journeys
+    )
     for node, trait, op, threshold in thresholds(expr, numeric):
         values = _values(workspace, trait)
         pairs = sorted((values[p], c) for p, c in outcomes if values.get(p) is not None)
@@ -171,19 +182,27 @@ def suggest(workspace: Workspace, segment: str, as_of: datetime, buckets: int = 
     return report
 
 
-def _outcomes(workspace: Workspace, campaigns: list[str], as_of: datetime) -> list[tuple[str, int]]:
-    """Return (profile_id, converted 0/1) per send of ``campaigns`` up to ``as_of``."""
+def _outcomes(
+    workspace: Workspace, campaigns: list[str], journeys: list[str], as_of: datetime
+) -> list[tuple[str, int]]:
+    """Return (profile_id, converted 0/1) per send of ``campaigns`` and ``journeys``.
+
+    A journey's messages are its send steps' ledger rows (:func:`ledger_campaign
+    <segmint.journeys.compiled.ledger_campaign>`: ``journey:NAME:STEP:ENTRY``).
+    """
     settings = workspace.definition.measure
-    marks = ", ".join("?" for _ in campaigns)
+    senders = [*(["s.campaign IN (" + ", ".join("?" for _ in campaigns) + ")"] if campaigns
+                 else []),
+               *("starts_with(s.campaign, ?)" for _ in journeys)]  # fmt: skip
     at = utcnow_naive(as_of)
     rows = workspace.store.fetchall(
         "SELECT s.profile_id, max(CASE WHEN e.profile_id IS NULL THEN 0 ELSE 1 END) "
         "FROM sends s LEFT JOIN events e ON e.profile_id = s.profile_id AND e.type = 'track' "
         f"AND e.event = ? AND e.timestamp > s.sent_at AND e.timestamp <= s.sent_at + "
         f"{sql.interval(settings.window)} AND e.timestamp <= ? "
-        f"WHERE s.campaign IN ({marks}) AND s.status = 'sent' AND s.sent_at <= ? "
+        f"WHERE ({' OR '.join(senders)}) AND s.status = 'sent' AND s.sent_at <= ? "
         "GROUP BY s.campaign, s.profile_id",
-        [settings.conversion_event, at, *campaigns, at],
+        [settings.conversion_event, at, *campaigns, *(f"journey:{j}:" for j in journeys), at],
     )
     return [(str(p), int(c)) for p, c in rows]
 
