@@ -1,4 +1,4 @@
-"""Helpers that belong to no stage: name suggestions, durations, chunked ``IN`` lists.
+"""Helpers that belong to no stage: name suggestions, durations, chunked ``IN`` lists, stops.
 
 Every stage may import this module; it imports nothing of segmint's, so the rule language's
 core does not depend on the config package (or any other stage) for these.
@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import logging
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -112,3 +114,19 @@ def lazy_exports(package: str, homes: Mapping[str, str]) -> Callable[[str], Any]
         return value
 
     return get
+
+
+STOP_PATIENCE = 5.0
+"""Seconds a stop waits quietly for a thread's work under way before it says so."""
+
+
+def wait_for_thread(thread: threading.Thread, what: str) -> None:
+    """Wait until ``thread`` ends, saying so when that takes over :data:`STOP_PATIENCE` s.
+
+    A stop never leaves a thread running on the store it is about to close: DuckDB aborts
+    the process when a connection closes under a statement in progress.
+    """
+    thread.join(STOP_PATIENCE)
+    if thread.is_alive():
+        logging.getLogger("segmint").warning("stopping: waiting for %s", what)
+        thread.join()

@@ -164,3 +164,44 @@ def test_a_second_server_leaves_the_leaders_unsaved_state_alone(
     finally:
         service.close()
         second.store.close()
+
+
+def test_a_stop_waits_for_the_batch_being_applied(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # bench/ingest.py stopped a lagging `serve` while its feed applied a batch: the stop
+    # gave the thread 10 s, closed the store under it, and DuckDB aborted the process
+    # ("connection is busy with another call"). A stop now waits for the batch.
+    import threading
+
+    import segmint.common
+
+    monkeypatch.setattr(segmint.common, "STOP_PATIENCE", 0.05)  # say so at once, then wait on
+    clock = FixedClock(NOW)
+    engine = Membership(workspace).realtime(clock)
+    follower = Follower(engine, ChangeFeed(workspace.store), clock)
+    assert follower.lead(NOW)
+    applying, release = threading.Event(), threading.Event()
+    process = engine.process
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        with workspace.store.transaction():  # a long batch, inside its transaction
+            applying.set()
+            release.wait(5)
+            return process(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "process", slow)
+    Intake(workspace, clock).submit(_orders("other", 0, 3, 1), source="other")
+    follower.written_elsewhere(False)
+    follower.start()
+    assert applying.wait(5)
+    stopper = threading.Thread(target=follower.close)
+    stopper.start()
+    stopper.join(0.3)
+    assert stopper.is_alive()  # still waiting for the batch, past the patience
+    assert "stopping: waiting for real time to finish the batch" in caplog.text
+    release.set()
+    stopper.join(5)
+    assert not stopper.is_alive()
+    assert follower.applied == 3
+    workspace.store.fetchall("SELECT 1")  # the store is intact and closes normally

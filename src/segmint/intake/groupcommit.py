@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 
+from segmint.common import wait_for_thread
 from segmint.intake.errors import IntakeBusy, IntakeClosed
 from segmint.intake.pipeline import Intake
 from segmint.intake.results import Submission, SubmitResult
@@ -94,13 +95,13 @@ class GroupCommitter:
         """Queue ``submission`` and wait, without blocking the event loop, until stored."""
         return await asyncio.wrap_future(self.submit(submission))
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Commit what is queued, then stop the writer thread."""
+    def close(self) -> None:
+        """Commit what is queued, then stop the writer thread (waiting as long as that takes)."""
         if self._closed:
             return
         self._closed = True
         self._queue.put(None)
-        self._thread.join(timeout)
+        wait_for_thread(self._thread, "the events queued for storage to be committed")
 
     def _run(self) -> None:
         while True:

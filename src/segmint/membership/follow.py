@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from segmint.clock import Clock
+from segmint.common import wait_for_thread
 from segmint.events import Event
 from segmint.membership.feed import ChangeFeed, FeedMerge, merge_keys
 from segmint.store import Store, read_meta, write_meta
@@ -323,7 +324,7 @@ class Follower:
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=10)
+            wait_for_thread(self._thread, "real time to finish the batch it is applying")
         self.feed.close()  # (its connection held the leadership lock: freed)
         if self.report is not None:
             try:

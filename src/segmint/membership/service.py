@@ -21,6 +21,7 @@ from functools import cached_property
 from typing import Any, Protocol
 
 from segmint.clock import Clock
+from segmint.common import wait_for_thread
 from segmint.config.model import WorkspaceDef
 from segmint.deliver.outbox import OutboxReport
 from segmint.membership.batch import Difference, RefreshReport, reconcile, refresh
@@ -267,7 +268,8 @@ class RealtimeService:
         """Stop the timer thread."""
         self.stop.set()
         self._wake.set()
-        self.thread.join(timeout=5)
+        if self.thread.is_alive():
+            wait_for_thread(self.thread, "the timer's pass under way (time, journeys, webhooks)")
         if self.follower is not None:
             self.follower.close()
         self.engine.close()
