@@ -82,6 +82,8 @@ def test_a_bad_reference_is_refused_at_its_position(
          "a step needs exactly one of"),
         ("        timeout: 14d\n", "", "'wait_until' needs a 'timeout'"),
         ("reentry: 7d ", "reentry: weekly ", "duration"),
+        ("late_after: 1d ", "late_after: tomorrow ", "duration"),
+        ("late_after: 1d ", "late_after: 0s ", "'late_after' must be a positive duration"),
         ("{name: first_wait, wait: 2h}", "{name: first_wait, wiat: 2h}", "unknown key 'wiat'"),
     ],
 )  # fmt: skip

@@ -200,3 +200,27 @@ def test_an_event_does_not_take_a_held_message_early(
     [welcome] = [i for i in Instances(store).of_profiles([pid]) if i.journey == "welcome_series"]
     assert welcome.due == T0 + NOT_CONFIGURED_RETRY
     assert outcomes(shop, "ann", "welcome_series") == [("welcome", "delayed", "not_configured")]
+
+
+def test_a_message_taken_after_late_after_is_skipped_late(shop: Shop) -> None:
+    # Tried as a new user would: `serve` started on a workspace whose journeys had not run
+    # for weeks sent every overdue cart reminder at once. The example's cart flow says
+    # `late_after: 1d`: a message taken later than that after its instant is skipped.
+    shop.person("ann")
+    shop.person("bob")
+    shop.track("ann", "Cart Abandoned", T0)
+    shop.track("bob", "Cart Abandoned", T0 + timedelta(hours=1))
+    day = timedelta(days=1)
+    # run a day after ann's reminder was due: not late yet (bob's is not due by T0 + 2h)
+    JourneyEngine(shop.workspace, FixedClock(T0 + H2 + day)).tick(T0 + H2)
+    assert shop.received() == {"ann@example.com": 1}
+    down = T0 + H2 + 3 * day  # then the server was down for two days
+    JourneyEngine(shop.workspace, FixedClock(down)).tick(down)
+    assert shop.received() == {"ann@example.com": 1}
+    assert outcomes(shop, "ann") == [
+        ("", "entered", ""), ("first_wait", "waited", ""), ("reminder", "sent", ""),
+        ("one_day", "waited", ""), ("discount", "skipped", "late"),
+        ("discount", "exited", "completed"),
+    ]  # fmt: skip
+    assert ("reminder", "skipped", "late") in outcomes(shop, "bob")
+    assert show_journey(shop.workspace, "abandoned_cart")["skipped_by_reason"] == {"late": 3}

@@ -212,6 +212,10 @@ class JourneyDef(Strict):
         priority: When two messages compete for a profile under a frequency cap, the
             higher priority wins.
         when_capped: ``delay`` (to the next allowed instant) or ``skip`` a capped message.
+        late_after: Skip a message taken longer than this after its due instant (reason
+            ``late``; the journey goes on), e.g. ``1d`` for a cart reminder that means
+            nothing days later, after the server or the cron tick was down. None (the
+            default): send it however late.
         description: What the journey is for.
     """
 
@@ -223,7 +227,10 @@ class JourneyDef(Strict):
     exit_when: tuple[Condition, ...] = ()
     priority: int = 0
     when_capped: Literal["delay", "skip"] = "delay"
+    late_after: timedelta | None = None
     description: str | None = None
+
+    _check_late = field_validator("late_after", mode="before")(_duration)
 
     @field_validator("reentry")
     @classmethod
@@ -247,6 +254,8 @@ class JourneyDef(Strict):
 
     @model_validator(mode="after")
     def _names(self) -> JourneyDef:
+        if self.late_after is not None and self.late_after <= timedelta(0):
+            raise ValueError("'late_after' must be a positive duration, e.g. 1d")
         names = self.step_names()
         seen: set[str] = set()
         for name in names:

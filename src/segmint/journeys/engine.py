@@ -795,10 +795,16 @@ class JourneyEngine:
             queue.append(message)
         arms = self._arms(batch.sends)
         go: list[tuple[Instance, datetime, Profile, str | None]] = []
+        now = self.clock.now()
         for message in by_priority(queue):
             inst, at = messages[id(message)]
             arm = arms.get(inst.instance_id)
-            decision = self._arm_decision(inst, at, arm) or policy.decide(message)
+            late = self.journeys[inst.journey].definition.late_after
+            decision = (
+                Decision("skip", at, "late")
+                if late is not None and now - at > late
+                else self._arm_decision(inst, at, arm) or policy.decide(message)
+            )
             if decision.action == "send":
                 go.append((inst, at, message.profile, arm.name if arm else None))
             elif decision.action == "delay":
