@@ -31,7 +31,7 @@ from typing import Any
 
 from segmint.events import Event
 from segmint.store import Store
-from segmint.traits import EVENT_COLUMNS, row_to_event
+from segmint.traits import EVENT_COLUMNS, EventBound, row_to_event
 
 CHUNK = 5000
 """Rows read at most per table and read (a backlog is read in several)."""
@@ -222,6 +222,21 @@ class ChangeFeed:
             merges, more_merges = self._merges.read(self.store, xmin, self.chunk)
             rows, more_events = self._events.read(self.store, xmin, self.chunk)
         return rows, merges, more_events or more_merges
+
+    def delivered(self) -> EventBound | None:
+        """The stored events the reads so far returned or started after (None on DuckDB).
+
+        What a rebuild of a profile may fold (the real-time engine's ``process``): on
+        PostgreSQL the events of transactions below the position and those read at or
+        above it, never one committed after the last read, whatever its ``seq``. On
+        DuckDB a batch's highest ``seq`` decides (commits follow ``seq`` order).
+        """
+        if not self.postgres:
+            return None
+        stream = self._events
+        return EventBound(
+            "(xid < ?::xid8 OR seq = ANY(?::bigint[]))", (str(stream.low), sorted(stream.seen))
+        )
 
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for a writer's commit notice (PostgreSQL).

@@ -24,9 +24,10 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol
 
 from segmint.clock import Clock
@@ -34,6 +35,7 @@ from segmint.common import wait_for_thread
 from segmint.events import Event
 from segmint.membership.feed import ChangeFeed, FeedMerge, merge_keys
 from segmint.store import Store, read_meta, write_meta
+from segmint.traits import EventBound
 
 LAG_KEY = "realtime.lag."
 """Prefix of the ``meta`` keys where running servers publish their lag."""
@@ -54,9 +56,15 @@ class Applier(Protocol):
         ...
 
     def process(
-        self, events: Sequence[Event], merges: Sequence[Any] = (), as_of: datetime | None = None
+        self,
+        events: Sequence[Event],
+        merges: Sequence[Any] = (),
+        as_of: datetime | None = None,
+        *,
+        delivered: EventBound | None = None,
+        unapplied: Collection[str] = (),
     ) -> Any:
-        """Apply stored events and merges at ``as_of``."""
+        """Apply stored events and merges at ``as_of`` (rebuilds fold ``delivered``)."""
         ...
 
     def invalidate(self) -> None:
@@ -64,7 +72,11 @@ class Applier(Protocol):
         ...
 
     def catch_up(
-        self, as_of: datetime, *, progress: Callable[[int, int], None] | None = None
+        self,
+        as_of: datetime,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        within: EventBound | None = None,
     ) -> int:
         """Apply the events stored since the engine's last save."""
         ...
@@ -165,7 +177,7 @@ class Follower:
         self._started = False
         self.leadership = Leadership(feed.store)
         self.floor = 0
-        """Events with ``seq`` up to this one were applied by the engine's catch-up."""
+        """Events with ``seq`` up to this one were applied by the engine's catch-up (DuckDB)."""
         self._reported = 0.0
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -209,7 +221,7 @@ class Follower:
                     self._follow()
                 with self._lock:
                     self._own_merges.update(merge_keys(merges))
-                self._apply(lambda: self.engine(events, merges), len(events))
+                self._apply_batch(list(events), list(merges))
         finally:
             with self._lock:
                 self._unapplied.difference_update(ids)
@@ -226,15 +238,18 @@ class Follower:
     def lead(self, as_of: datetime, progress: Callable[[int, int], None] | None = None) -> bool:
         """Take the lead if free: catch up on the stored events, then follow the feed.
 
-        Returns whether this server leads. The feed starts before the catch-up and skips
-        what the catch-up applied (by ``seq``), so what other processes commit meanwhile is
-        applied once, by one or the other.
+        Returns whether this server leads. The feed starts before the catch-up, which
+        applies the events committed by the feed's start; the feed delivers the others
+        (PostgreSQL, by its commit-order position), or skips those the catch-up applied
+        (DuckDB, by ``seq``: commits follow ``seq`` order there). So what other processes
+        commit meanwhile is applied once, by one or the other.
         """
         if self._started or not self.leadership.try_take():
             return self._started
         self.feed.start()
-        self.engine.catch_up(as_of, progress=progress)
-        self.floor = self.saved_seq()
+        started = self.feed.delivered()
+        self.engine.catch_up(as_of, progress=progress, within=started)
+        self.floor = self.saved_seq() if started is None else 0
         self._started = True
         return True
 
@@ -288,27 +303,53 @@ class Follower:
                 return 0
 
     def _follow(self) -> int:
+        """Apply a batch kept from a failed try, then read the feed and apply what it returns.
+
+        The read always happens (when the kept batch now applies): the engine's rebuilds
+        fold what the feed delivered, and the server's own batch that follows must be in it.
+        """
         if self._invalidate:
             self._invalidate = False
             self.engine.invalidate()
-        if self._retry is None:
-            self._foreign = False
-            batch = self.feed.read()
-            self._note_behind(batch.more)
-            with self._lock:
-                events = [
-                    e
-                    for e in batch.events
-                    if not self._is_own(e.message_id) and (e.seq or 0) > self.floor
-                ]
-                merges = [m for m in batch.merges if not self._is_own_merge(m)]
-            self._retry = (events, merges)
-        events, merges = self._retry
+        done = 0
+        if self._retry is not None:
+            done += self._apply_fed(*self._retry)
+        self._foreign = False
+        batch = self.feed.read()
+        self._note_behind(batch.more)
+        with self._lock:
+            events = [
+                e
+                for e in batch.events
+                if not self._is_own(e.message_id) and (e.seq or 0) > self.floor
+            ]
+            merges = [m for m in batch.merges if not self._is_own_merge(m)]
+        return done + self._apply_fed(events, merges)
+
+    def _apply_fed(self, events: list[Event], merges: list[FeedMerge]) -> int:
+        """Apply other writers' events and merges (kept to retry if the engine fails)."""
+        self._retry = (events, merges)
         if events or merges:
-            self._apply(lambda: self.engine.process(events, merges, self.clock.now()), len(events))
+            self._apply_batch(events, merges)
             self.applied += len(events)
         self._retry = None
         return len(events)
+
+    def _apply_batch(self, events: list[Event], merges: Sequence[Any]) -> None:
+        """Apply a batch at the clock's now; rebuilds fold what the feed delivered.
+
+        Stored events the engine has yet to apply are left out of a rebuild: the server's
+        own claimed and not yet applied (this batch's, if its own) and, on DuckDB, those
+        after this batch's highest ``seq``.
+        """
+        delivered = self.feed.delivered()
+        with self._lock:
+            unapplied = frozenset(self._unapplied)
+        now = self.clock.now()
+        work = partial(
+            self.engine.process, events, merges, now, delivered=delivered, unapplied=unapplied
+        )
+        self._apply(work, len(events))
 
     def lag(self) -> Lag:
         """The current lag."""

@@ -20,6 +20,7 @@ from segmint.membership.compiled import CompiledSegments
 from segmint.store import Store, from_store_time, utcnow_naive
 from segmint.store.bulk import delete_keys, upsert_rows
 from segmint.traits import (
+    EventBound,
     TraitState,
     drop_states,
     fold_events,
@@ -58,7 +59,7 @@ def load_many(
     ids: Sequence[str],
     exclude: Iterable[str] = (),
     rebuild: Iterable[str] = (),
-    until: int | None = None,
+    until: int | EventBound | None = None,
 ) -> dict[str, Live]:
     """Load profiles from the store, rebuilding from events those without usable state.
 
@@ -68,7 +69,8 @@ def load_many(
         ids: The profiles to load.
         exclude: Message ids of events the caller will apply itself (skipped on rebuild).
         rebuild: Profiles to rebuild from their events even if they have stored state.
-        until: On rebuild, fold only the events with ``seq`` up to this one.
+        until: On rebuild, fold only the events with ``seq`` up to this one, or within
+            this bound (the events the engine applied or is applying).
     """
     engine = compiled.traits
     forced = set(rebuild)

@@ -33,7 +33,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -70,7 +70,14 @@ from segmint.membership.live import (
 from segmint.membership.vector import MINIMUM, BatchDecider, batch_decider
 from segmint.membership.webhooks import WebhookOutbox
 from segmint.store import Store, from_store_time, read_meta, write_meta
-from segmint.traits import EVENT_COLUMNS, SEQ_KEY, UNSAVED_KEY, drop_all_states, row_to_event
+from segmint.traits import (
+    EVENT_COLUMNS,
+    SEQ_KEY,
+    UNSAVED_KEY,
+    EventBound,
+    drop_all_states,
+    row_to_event,
+)
 
 _US = timedelta(microseconds=1)
 CATCH_UP_CHUNK = 5000
@@ -174,7 +181,8 @@ class RealtimeEngine:
         self.stats: Counter[str] = Counter()
         """Evaluations by cause ("event", "time", "merge") and profile loads ("loads")."""
         self._seq: int | None = None  # the latest event sequence number processed
-        self._until: int | None = None  # rebuilds fold events up to this one
+        self._until: EventBound | None = None  # the events rebuilds fold (None: all)
+        self._pending: frozenset[str] = frozenset()  # stored, to be applied: never folded
         if recover:  # (a server on PostgreSQL that may not lead recovers in catch_up)
             self._recover()
         self._seq_known = read_meta(self.store, SEQ_KEY) is not None
@@ -190,15 +198,30 @@ class RealtimeEngine:
         events: Sequence[Event],
         merges: Sequence[MergeLike] = (),
         as_of: datetime | None = None,
+        *,
+        delivered: EventBound | None = None,
+        unapplied: Collection[str] = (),
     ) -> list[MembershipChange]:
-        """Apply stored events (and merges) at ``as_of``; return the committed changes."""
+        """Apply stored events (and merges) at ``as_of``; return the committed changes.
+
+        A profile the engine has not loaded and that has no stored trait state is rebuilt
+        from its stored events: those it applied before, never one it has yet to apply.
+        By default these are the events up to this batch's highest ``seq`` (right where
+        transactions commit in ``seq`` order, and catching up by ``seq``). A caller
+        reading other writers' commits in commit order passes its reader's position as
+        ``delivered`` (:meth:`~segmint.membership.feed.ChangeFeed.delivered`), and in
+        ``unapplied`` the message ids of stored events within it that it applies later.
+        """
         at = as_of or self.clock.now()
         seqs = [e.seq for e in events if e.seq is not None]
         with self._lock:
-            # Rebuilds fold the stored events up to this batch, never later ones (catching
-            # up, the later ones come in the next batches).
             top = max(seqs) if seqs else None
-            self._until = top if len(seqs) == len(events) else None
+            if delivered is not None:
+                self._until, self._pending = delivered, frozenset(unapplied)
+            else:
+                whole = len(seqs) == len(events)
+                self._until = EventBound.upto(top) if top is not None and whole else None
+                self._pending = frozenset(unapplied)
             if top is not None and (self._seq is None or top > self._seq):
                 self._seq = top
             pending = _Pending()
@@ -259,7 +282,8 @@ class RealtimeEngine:
     def _ensure(self, ids: Sequence[str], exclude: set[str], rebuild: Sequence[str] = ()) -> None:
         missing = [pid for pid in ids if pid not in self._live or pid in rebuild]
         if missing:
-            loaded = load_many(self.store, self.compiled, missing, exclude, rebuild, self._until)
+            skip = exclude | self._pending if self._pending else exclude
+            loaded = load_many(self.store, self.compiled, missing, skip, rebuild, self._until)
             self._live.update(loaded)
             self.stats["loads"] += 1
 
@@ -574,6 +598,8 @@ class RealtimeEngine:
         as_of: datetime,
         chunk: int = CATCH_UP_CHUNK,
         progress: Callable[[int, int], None] | None = None,
+        *,
+        within: EventBound | None = None,
     ) -> int:
         """Process the events stored since the engine last saved; return how many.
 
@@ -581,7 +607,9 @@ class RealtimeEngine:
         Shopify backfill) or committed just before a crash change memberships now, at
         ``as_of``; profiles merged meanwhile leave their segments. A store no engine ever
         saved into starts from its newest event (run ``segmint refresh`` after a bulk
-        import). ``progress(done, total)`` is called after each chunk.
+        import). ``progress(done, total)`` is called after each chunk. ``within``: only
+        the events within this bound (a change feed started just before delivers the
+        others, however their ``seq`` compares).
         """
         with self._lock:
             self._recover()
@@ -595,18 +623,22 @@ class RealtimeEngine:
                 return 0
             after = int(stored)
             merges: Sequence[MergeLike] = _pending_merges(self.store)
-            total = self.store.fetchall("SELECT count(*) FROM events WHERE seq > ?", [after])
+            bound = within or EventBound("TRUE")
+            where = f"seq > ? AND ({bound.condition})"
+            total = self.store.fetchall(
+                f"SELECT count(*) FROM events WHERE {where}", [after, *bound.params]
+            )
             done = 0
             self._catching_up = True  # (left set if this raises: fires then only defer more)
             while True:
                 found = self.store.fetchall(
-                    f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                    [after, chunk],
+                    f"SELECT {EVENT_COLUMNS} FROM events WHERE {where} ORDER BY seq LIMIT ?",
+                    [after, *bound.params, chunk],
                 )
                 if not found and not merges:
                     break
                 events = [row_to_event(row) for row in found]
-                self.process(events, merges, as_of)
+                self.process(events, merges, as_of, delivered=_below(bound, events))
                 merges = ()
                 done += len(events)
                 if progress is not None:
@@ -677,6 +709,14 @@ class RealtimeEngine:
             with self.store.transaction():
                 drop_all_states(self.store)
                 write_meta(self.store, UNSAVED_KEY, "0")
+
+
+def _below(bound: EventBound, events: Sequence[Event]) -> EventBound | None:
+    """``bound``'s events up to the highest ``seq`` of ``events`` (a catch-up's chunk)."""
+    top = max((e.seq for e in events if e.seq is not None), default=None)
+    if top is None:
+        return None
+    return EventBound(f"({bound.condition}) AND seq <= ?", (*bound.params, top))
 
 
 @dataclass(frozen=True)

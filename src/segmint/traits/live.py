@@ -29,6 +29,7 @@ from segmint.traits.incremental import TraitEngine, TraitState
 from segmint.traits.state import (
     SEQ_KEY,
     UNSAVED_KEY,
+    EventBound,
     drop_all_states,
     save_traits,
     select_profiles,
@@ -74,7 +75,7 @@ def fold_events(
     engine: TraitEngine,
     ids: Sequence[str],
     exclude: Collection[str] = (),
-    until: int | None = None,
+    until: int | EventBound | None = None,
 ) -> dict[str, TraitState]:
     """Fold each profile's stored events into a new trait state.
 
@@ -83,8 +84,8 @@ def fold_events(
         engine: The incremental engine.
         ids: The profiles.
         exclude: Message ids of events the caller will apply itself.
-        until: Fold only events with ``seq`` up to this one (the caller applies the later
-            ones itself, as the real-time engine does catching up).
+        until: Fold only events with ``seq`` up to this one, or within this bound (the
+            caller applies the others itself, as the real-time engine does).
     """
     states = {pid: engine.new_state() for pid in ids}
     sql = f"SELECT {EVENT_COLUMNS} FROM events"
