@@ -165,9 +165,9 @@ def test_a_campaign_send_runs_beside_both_servers(servers: Servers) -> None:
 
 
 def test_only_the_leader_runs_retention_and_the_next_one_takes_over(servers: Servers) -> None:
-    """Once-per-store duties (retention here; timers and webhooks share the gate) run on
-    the leading server only; when it stops, the server that takes the lead runs them.
-    (Last in the module: it stops the leader.)"""
+    """Retention runs on one server only; when it stops, the server that takes the lead
+    runs it. (Last in the module: it stops the leader. Every role competes for the same
+    lead: tests/scale/test_workers.py.)"""
     store = servers.store()
 
     def runs() -> int:

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from tests.cli.test_writes_while_serving import _without_journeys
 from tests.membership.writers import late_writer
 
 from segmint.clock import FixedClock
@@ -356,6 +357,55 @@ def test_serve_role_intake_publishes_and_workers_apply(deployment: Deployment) -
     assert server.returncode == 0, log.read_text()
     assert "publishing events to Kafka topic" in log.read_text()
     assert_equals_batch(dep)
+
+
+def _serve(dep: Deployment, name: str, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """A ``segmint serve`` on the deployment's store, started and answering."""
+    port = _free_port()
+    log = dep.logs / f"{name}.log"
+    with log.open("wb") as err:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "segmint", "-w", str(dep.ws.path), "serve", "--port",
+             str(port), *args],
+            env=os.environ | {"SEGMINT_DATABASE_URL": dep.db_url},
+            stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
+    _wait_ready(f"http://127.0.0.1:{port}", server, log)
+    return server, log
+
+
+@pytest.mark.postgres
+def test_retention_runs_on_one_server_whatever_its_role(deployment: Deployment) -> None:
+    """A ``serve --role all`` and a ``serve --role intake`` on one store: one of them
+    enforces retention (one leadership for every role); when it stops, the other does."""
+    dep = deployment
+    config = dep.ws.path / "segmint.yaml"
+    text = _without_journeys(config.read_text())
+    config.write_text(text + "\nprivacy:\n  retention:\n    Never Sent: 30d\n")
+
+    def runs() -> int:
+        found = dep.store.fetchall(
+            "SELECT count(*) FROM audit_log WHERE action = 'privacy.retention' AND actor = 'serve'"
+        )
+        return int(found[0][0])
+
+    servers: list[subprocess.Popen[bytes]] = []
+    try:
+        first, first_log = _serve(dep, "all")
+        servers.append(first)
+        wait_for(lambda: runs() == 1, "the first server to enforce retention at its start", 60)
+        second, second_log = _serve(dep, "intake", "--role", "intake", "--kafka", dep.kafka_url)
+        servers.append(second)
+        time.sleep(3)  # a server that does not lead asks every second: it must not run it
+        assert runs() == 1, second_log.read_text()
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 0, first_log.read_text()
+        wait_for(lambda: runs() == 2, "the intake server to take retention over", 60)
+    finally:
+        for server in servers:
+            if server.poll() is None:
+                server.send_signal(signal.SIGTERM)
+                server.wait(timeout=60)
 
 
 def test_serve_role_intake_needs_a_topic(cli: Callable[..., Any], workspace: Workspace) -> None:

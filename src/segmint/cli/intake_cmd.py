@@ -139,7 +139,7 @@ def serve(
                         click.get_current_context().call_on_close(relay.close)
                     app = create_app(workspace, clock, intake=intake, realtime_lag=lag,
                                      lag_limit=limit)  # fmt: skip
-                    _privacy_duties(workspace, clock, _leading(workspace, service))
+                    _privacy_duties(workspace, clock, _leading(workspace))
                 _tune_gc()
                 loop = "uvloop" if _has("uvloop") else "asyncio"
                 http = "httptools" if _has("httptools") else "h11"
@@ -194,16 +194,16 @@ def _start_relay(workspace: Any, url: str) -> Any:
     return relay
 
 
-def _leading(workspace: Workspace, service: Any) -> Callable[[], bool]:
-    """Whether this server runs the once-per-store duties, asked again at each check.
+def _leading(workspace: Workspace) -> Callable[[], bool]:
+    """Whether this server runs retention, asked again at each check.
 
-    With real time, the server that applies it leads. Without (``--role intake``,
-    ``--no-realtime``) on PostgreSQL, one of the servers takes a leadership of its own.
+    On PostgreSQL every server, whatever its role (``all``, ``intake``, ``--no-realtime``),
+    competes for one leadership of the store's duties on a connection of its own, so one
+    of them runs it (the real-time lead is held only by servers applying real time: a
+    ``--role intake`` beside them would run it too).
     """
     from segmint.membership.follow import Leadership
 
-    if service is not None:
-        return lambda: bool(service.leading)
     reopen = getattr(workspace.store, "reopen", None)
     if reopen is None:  # DuckDB: the one server
         return lambda: True

@@ -90,13 +90,13 @@ class Leadership:
     leader holds a session advisory lock (per schema) on the feed's own connection; when
     it stops or dies, PostgreSQL frees the lock and another server takes over. The others
     store events only (they reach real time through the leader's feed within a second).
-    The leader also runs the store's other once-per-store duties (the membership loop's
-    timers and webhooks, retention).
+    The real-time leader also runs the once-per-store duties that follow memberships (the
+    membership loop's timers, journeys and webhooks).
 
     Args:
         store: A connection of the leadership's own (the lock lives as long as it).
-        role: What is led: ``realtime``, or ``duties`` for servers that apply no real time
-            (``--role intake``, ``--no-realtime``): one of them runs retention.
+        role: What is led: ``realtime``, or ``duties`` for what every server may run
+            whatever its role (``all``, ``intake``, ``--no-realtime``): retention.
     """
 
     def __init__(self, store: Store, role: str = "realtime") -> None:
