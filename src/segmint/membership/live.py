@@ -29,6 +29,9 @@ from segmint.traits import (
     select_profiles,
 )
 
+LOCK_CHUNK = 5000
+"""Profiles locked per statement before their state is saved (PostgreSQL)."""
+
 
 @dataclass
 class Live:
@@ -92,10 +95,38 @@ def load_many(
 
 def save_states(
     store: Store, compiled: CompiledSegments, lives: Mapping[str, Live], as_of: datetime
-) -> None:
-    """Write the trait state and values of ``lives`` through :func:`segmint.traits.save_traits`."""
-    rows = ((pid, live.state, live.values) for pid, live in lives.items())
+) -> set[str]:
+    """Write the trait state and values of ``lives`` through :func:`segmint.traits.save_traits`.
+
+    A profile with no stored event left is not written: another process erased the person
+    (``segmint privacy erase``) while the engine held their state unsaved, or deleted every
+    event of theirs. Call inside a transaction.
+
+    Returns:
+        The profiles not written (the engine forgets them).
+    """
+    kept = with_events(store, list(lives))
+    rows = ((pid, live.state, live.values) for pid, live in lives.items() if pid in kept)
     save_traits(store, compiled.traits, rows, as_of)
+    return set(lives) - kept
+
+
+def with_events(store: Store, ids: Sequence[str]) -> set[str]:
+    """Those of ``ids`` with stored events, read inside the caller's transaction.
+
+    On PostgreSQL the profiles' rows are locked (shared) first; an erasure locks them
+    (:func:`segmint.privacy.erase.erase`) before it deletes anything, so it commits before
+    this read, or waits for the caller's commit and deletes what the caller wrote.
+    """
+    if store.dialect == "postgres":
+        for start in range(0, len(ids), LOCK_CHUNK):
+            store.fetchall(
+                "SELECT profile_id FROM profiles WHERE profile_id = ANY(?) "
+                "ORDER BY profile_id FOR SHARE",
+                [sorted(ids[start : start + LOCK_CHUNK])],
+            )
+    sql = "SELECT DISTINCT profile_id FROM events"
+    return {str(row[0]) for row in select_profiles(store, sql, ids)}
 
 
 def save_schedule(store: Store, lives: Mapping[str, Live]) -> None:

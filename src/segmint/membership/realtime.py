@@ -584,7 +584,8 @@ class RealtimeEngine:
         return time.monotonic() - self._saved_at >= 2 * self.checkpoint_every
 
     def _save(self, as_of: datetime) -> None:
-        save_states(self.store, self.compiled, self._unsaved, as_of)
+        for gone in save_states(self.store, self.compiled, self._unsaved, as_of):
+            self._live.pop(gone, None)  # erased by another process: nothing to keep
         if self._seq is not None:
             write_meta(self.store, SEQ_KEY, str(self._seq))
         self._unsaved = {}

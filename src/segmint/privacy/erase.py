@@ -121,6 +121,7 @@ def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tu
     receipt_id = "er_" + secrets.token_hex(8)
     when = utcnow_naive(at)
     with store.transaction():
+        _lock_profiles(store, profiles)
         deleted = _anonymise_and_delete(store, profiles)
         anonymised = deleted.pop("_anonymised")
         deleted["quarantine"] = _delete_quarantined(store, subjects)
@@ -147,6 +148,21 @@ def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tu
     if privacy.keyring is not None:  # the profiles' keys, and their identities' subject keys
         destroyed = privacy.keyring.destroy(profiles) + destroy_subject_keys(privacy, subjects)
     return root, Receipt(**{**receipt.__dict__, "keys_destroyed": destroyed})
+
+
+def _lock_profiles(store: Store, profiles: Sequence[str]) -> None:
+    """PostgreSQL: lock the profiles before deleting anything of theirs.
+
+    A real-time engine saving their trait state locks them too
+    (:func:`segmint.membership.live.with_events`): it saves before the erasure, which then
+    deletes what it saved, or after, and finds nothing left to save.
+    """
+    if store.dialect == "postgres":
+        store.fetchall(
+            "SELECT profile_id FROM profiles WHERE profile_id = ANY(?) "
+            "ORDER BY profile_id FOR UPDATE",
+            [sorted(profiles)],
+        )
 
 
 def resolve_living(privacy: Privacy, ref: str, *, field: str | None = None) -> str:

@@ -1,0 +1,55 @@
+"""A person erased by another process stays erased: a running engine writes nothing back.
+
+A server's engine saves trait state and values once a second, not with every event: when
+``segmint privacy erase`` runs beside it, the engine may hold the person's state unsaved
+(their email among the values). Its next save, or the save before it forgets its cache on
+hearing of the other process's write, must not put the erased person back.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from segmint.clock import FixedClock
+from segmint.intake.identity import resolve_person
+from segmint.intake.pipeline import Intake
+from segmint.membership.service import Membership
+from segmint.privacy.erase import erase
+from segmint.store import Store
+
+from .conftest import T0
+
+
+def _held(store: Store, pid: str) -> dict[str, int]:
+    tables = ("trait_state", "trait_values", "memberships", "schedule")
+    return {
+        t: int(store.fetchall(f"SELECT count(*) FROM {t} WHERE profile_id = ?", [pid])[0][0])
+        for t in tables
+    }
+
+
+def test_an_erasure_beside_the_engine_is_not_written_back(
+    tmp_path: Path, store: Store, make_workspace: Any, shop_yaml: str, track: Any
+) -> None:
+    ws = make_workspace(tmp_path, shop_yaml, store)
+    clock = FixedClock(T0)
+    engine = Membership(ws).realtime(clock, checkpoint_every=3600)
+    intake = Intake(ws, clock)
+    intake.add_listener(engine)
+    who = {"type": "identify", "userId": "ada", "traits": {"email": "ada@example.com"},
+           "timestamp": T0.isoformat(), "messageId": "id-ada"}  # fmt: skip
+    intake.submit([who, track("ada", "Order Completed", T0, total=1200)], source="test")
+    intake.submit([track("bob", "Order Completed", T0, total=10)], source="test")
+    engine.checkpoint()
+    intake.submit([track("ada", "Email Opened", T0)], source="test")  # held unsaved
+    pid = resolve_person(ws.store, "ada")
+    assert _held(ws.store, pid)["trait_values"] == 1
+    erase(ws.privacy, "ada@example.com", at=T0)  # another process
+    engine.invalidate()  # what a server does when told another process wrote derived rows
+    engine.checkpoint()
+    engine.advance(T0 + timedelta(days=400))
+    assert _held(ws.store, pid) == dict.fromkeys(_held(ws.store, pid), 0)
+    bob = resolve_person(ws.store, "bob")
+    assert _held(ws.store, bob)["trait_values"] == 1  # the others are saved as before
