@@ -151,8 +151,20 @@ def test_a_second_server_is_refused_clearly(
     result = _segmint(ws, "serve", "--port", str(free_port()), check=False)
     assert result.returncode == 1
     assert f"served by process {server.pid}" in result.stderr
-    assert "one 'segmint serve' per DuckDB workspace" in result.stderr
+    assert "one 'segmint serve' or 'segmint ui' per DuckDB workspace" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_console_beside_the_server_is_refused_without_announcing_itself(
+    serving: tuple[Path, subprocess.Popen[bytes], int],
+) -> None:
+    """``segmint ui`` announced a console, then blamed a second 'segmint serve'."""
+    ws, server, _ = serving
+    result = _segmint(ws, "ui", "--port", str(free_port()), check=False)
+    assert result.returncode == 1
+    assert "segmint console on" not in result.stderr
+    assert f"served by process {server.pid}" in result.stderr
+    assert "console at /ui too" in result.stderr
 
 
 def test_a_writer_killed_inside_its_transaction_frees_the_server(

@@ -79,6 +79,7 @@ def serve(
     max_lag_seconds: float | None = None,
     role: str = "all",
     kafka_url: str | None = None,
+    console: bool = False,
 ) -> None:
     """Serve the tracking API (Segment compatible), the REST API and the web console (/ui).
 
@@ -146,8 +147,7 @@ def serve(
                 config = uvicorn.Config(app, host=host, port=port, loop=loop, http=http,
                                         log_level=log_level.lower(), access_log=False)  # fmt: skip
                 configure(log_format, log_level)  # after uvicorn set up its own loggers
-                name = workspace.definition.name
-                click.echo(f"segmint serving {name} on http://{host}:{port}", err=True)
+                click.echo(_banner(workspace.definition.name, host, port, console), err=True)
                 _graceful_server_class()(config).run(sockets=[listener])
             finally:
                 if service is not None:
@@ -166,6 +166,14 @@ def _given(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
 
 
+def _banner(name: str, host: str, port: int, console: bool) -> str:
+    """The line a started server prints (``segmint ui``: where to log in to the console)."""
+    if console:
+        return (f"segmint console on http://{host}:{port}/ui (log in with a read or admin key, "
+                "or the session secret in .segmint/console-secret)")  # fmt: skip
+    return f"segmint serving {name} on http://{host}:{port}"
+
+
 def _refuse_second_server(workspace: Any) -> None:
     """One server per DuckDB workspace: another one would run its writes through the first."""
     from segmint.store import StoreLocked
@@ -174,8 +182,9 @@ def _refuse_second_server(workspace: Any) -> None:
     store = workspace.store
     if isinstance(store, SharedWriteStore):
         raise StoreLocked(
-            f"the store {store.path} is served by {store.holder}: one 'segmint serve' per "
-            "DuckDB workspace (commands run beside it; use PostgreSQL to run several servers)",
+            f"the store {store.path} is served by {store.holder}: one 'segmint serve' or "
+            "'segmint ui' per DuckDB workspace, and that server has the console at /ui too "
+            "(commands run beside it; use PostgreSQL to run several servers)",
             holder=store.holder,
         )
 

@@ -28,11 +28,10 @@ def ui(ctx: Context, host: str, port: int, log_format: str) -> None:
     """
     from segmint.cli.intake_cmd import serve
 
-    click.echo(f"segmint console on http://{host}:{port}/ui (log in with a read or admin key, "
-               "or the session secret in .segmint/console-secret)", err=True)  # fmt: skip
     click.get_current_context().invoke(
-        serve, host=host, port=port, log_level="warning", realtime=False, log_format=log_format
-    )
+        serve, host=host, port=port, log_level="warning", realtime=False, log_format=log_format,
+        console=True,
+    )  # fmt: skip
 
 
 def register(cli: click.Group) -> None:
