@@ -8,9 +8,13 @@ hearing of the other process's write, must not put the erased person back.
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from segmint.clock import FixedClock
 from segmint.intake.identity import resolve_person
@@ -53,3 +57,45 @@ def test_an_erasure_beside_the_engine_is_not_written_back(
     assert _held(ws.store, pid) == dict.fromkeys(_held(ws.store, pid), 0)
     bob = resolve_person(ws.store, "bob")
     assert _held(ws.store, bob)["trait_values"] == 1  # the others are saved as before
+
+
+@pytest.mark.postgres
+def test_a_save_waits_for_an_erasure_under_way(
+    tmp_path: Path, pg_store: Store, make_workspace: Any, shop_yaml: str, track: Any
+) -> None:
+    """PostgreSQL: an erasure that has deleted the person's rows and not yet committed
+    (its deletes are invisible to the engine) holds the profile's lock; the engine's save
+    waits for it, then finds no events left and writes nothing."""
+    ws = make_workspace(tmp_path, shop_yaml, pg_store)
+    engine = Membership(ws).realtime(FixedClock(T0), checkpoint_every=3600)
+    intake = Intake(ws, FixedClock(T0))
+    intake.add_listener(engine)
+    intake.submit([track("ada", "Order Completed", T0, total=1200)], source="test")  # unsaved
+    pid = resolve_person(ws.store, "ada")
+    other = pg_store.reopen()  # type: ignore[attr-defined]
+    deleted = threading.Event()
+
+    def erasing() -> None:  # the order of privacy.erase: lock the profiles, then delete
+        with other.transaction():
+            other.fetchall("SELECT 1 FROM profiles WHERE profile_id = ? FOR UPDATE", [pid])
+            for table in (
+                "events",
+                "trait_values",
+                "trait_state",
+                "memberships",
+                "schedule",
+                "profiles",
+            ):
+                other.execute(f"DELETE FROM {table} WHERE profile_id = ?", [pid])
+            deleted.set()
+            time.sleep(1.0)  # the engine saves now
+
+    thread = threading.Thread(target=erasing)
+    thread.start()
+    try:
+        assert deleted.wait(10)
+        engine.checkpoint()
+    finally:
+        thread.join()
+        other.close()
+    assert _held(ws.store, pid) == dict.fromkeys(_held(ws.store, pid), 0)

@@ -118,15 +118,26 @@ def with_events(store: Store, ids: Sequence[str]) -> set[str]:
     (:func:`segmint.privacy.erase.erase`) before it deletes anything, so it commits before
     this read, or waits for the caller's commit and deletes what the caller wrote.
     """
-    if store.dialect == "postgres":
-        for start in range(0, len(ids), LOCK_CHUNK):
-            store.fetchall(
-                "SELECT profile_id FROM profiles WHERE profile_id = ANY(?) "
-                "ORDER BY profile_id FOR SHARE",
-                [sorted(ids[start : start + LOCK_CHUNK])],
-            )
+    lock_profiles(store, ids)
     sql = "SELECT DISTINCT profile_id FROM events"
     return {str(row[0]) for row in select_profiles(store, sql, ids)}
+
+
+def lock_profiles(store: Store, ids: Iterable[str]) -> None:
+    """PostgreSQL: lock the profiles' rows (shared, in id order) until the transaction ends.
+
+    A transaction that writes memberships and then saves trait state takes the locks
+    first, so it never waits for an erasure while holding rows the erasure deletes.
+    """
+    if store.dialect != "postgres":
+        return
+    ordered = sorted(set(ids))
+    for start in range(0, len(ordered), LOCK_CHUNK):
+        store.fetchall(
+            "SELECT profile_id FROM profiles WHERE profile_id = ANY(?) "
+            "ORDER BY profile_id FOR SHARE",
+            [ordered[start : start + LOCK_CHUNK]],
+        )
 
 
 def save_schedule(store: Store, lives: Mapping[str, Live]) -> None:

@@ -63,6 +63,7 @@ from segmint.membership.live import (
     Live,
     forget_many,
     load_many,
+    lock_profiles,
     record_failures,
     save_schedule,
     save_states,
@@ -541,6 +542,9 @@ class RealtimeEngine:
         if not (pending.touched or pending.changes or pending.removed or pending.failed):
             return []
         with self.store.transaction():
+            saving = self._checkpoint_due(len(self._unsaved.keys() | pending.touched.keys()))
+            if saving:  # before writing rows an erasure of these profiles deletes
+                lock_profiles(self.store, [*self._unsaved, *pending.touched])
             if pending.base_seq is not None:
                 write_meta(self.store, SEQ_KEY, str(pending.base_seq))
                 self._seq_known = True
@@ -555,7 +559,7 @@ class RealtimeEngine:
             if self.outbox is not None:
                 self.outbox.enqueue_new(as_of)
             self._unsaved.update(pending.touched)
-            if self._checkpoint_due():
+            if saving:
                 self._save(as_of)
             elif not self._marked:
                 write_meta(self.store, UNSAVED_KEY, "1")
@@ -576,8 +580,8 @@ class RealtimeEngine:
         """Save what is unsaved (a stop without it costs a rebuild of trait state on start)."""
         self.checkpoint()
 
-    def _checkpoint_due(self) -> bool:
-        if self.checkpoint_every <= 0 or len(self._unsaved) >= self.checkpoint_rows:
+    def _checkpoint_due(self, unsaved: int) -> bool:
+        if self.checkpoint_every <= 0 or unsaved >= self.checkpoint_rows:
             return True
         # serve's timer saves every interval, off the event path; a batch saves only when
         # the timer is late (or when there is none)
