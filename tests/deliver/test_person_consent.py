@@ -276,3 +276,19 @@ def test_preference_page_of_a_profile_merged_away_shows_the_survivors_consent(ap
     path = signer.preferences_url(ann).removeprefix("http://127.0.0.1:8000")  # an old email
     page = api.client.get(path)
     assert page.status_code == 200 and page.text.count("checked") == 2
+
+
+@pytest.mark.parametrize(
+    ("header", "named"),
+    [("who,topic", "no profile_id or user_id or email and no status column"),
+     ("email,topic", "no status column"), ("", "its header: none, the file is empty")],
+)  # fmt: skip
+def test_a_consent_file_without_its_columns_is_refused_whole(
+    workspace: Any, cli: Callable[..., Result], tmp_path: Path, header: str, named: str
+) -> None:
+    """It recorded nothing and blamed each row's status ('status None is not one of …')."""
+    csv_file = tmp_path / "crm.csv"
+    csv_file.write_text(f"{header}\nann@example.com,offers\n" if header else "")
+    result = cli("-w", str(workspace.path), "consent", "import", str(csv_file))
+    assert result.returncode == 1
+    assert named in result.stderr and "status None" not in result.stderr

@@ -12,7 +12,7 @@ counts once a profile has it; a row naming nobody else is refused with the reaso
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -46,12 +46,36 @@ class ImportResult:
     refused: list[tuple[int, str]] = field(default_factory=list)
 
 
+PERSON_COLUMNS = ("profile_id", "user_id", "email")
+"""The columns that name a row's person (the first one given counts)."""
+
+
 def import_consents_csv(
     store: Store, path: Path, consent: ConsentDef, *, source: str, at: datetime
 ) -> ImportResult:
-    """Record the consent rows of a CSV file (see the module docstring)."""
+    """Record the consent rows of a CSV file (see the module docstring).
+
+    Raises:
+        CampaignError: If the header lacks ``status`` or every column naming a person
+            (nothing is recorded: every row would be refused).
+    """
     with path.open(newline="", encoding="utf-8") as handle:
-        return import_consents(store, csv.DictReader(handle), consent, source=source, at=at)
+        reader = csv.DictReader(handle)
+        _check_header(path, reader.fieldnames)
+        return import_consents(store, reader, consent, source=source, at=at)
+
+
+def _check_header(path: Path, found: Sequence[str] | None) -> None:
+    columns = [c.strip() for c in found or ()]
+    missing = [] if "status" in columns else ["status"]
+    if not set(PERSON_COLUMNS) & set(columns):
+        missing.insert(0, " or ".join(PERSON_COLUMNS))
+    if missing:
+        raise CampaignError(
+            f"{path}: no {' and no '.join(missing)} column; a consent file has the columns "
+            "profile_id|user_id|email, topic, status[, occurred_at] "
+            f"(its header: {', '.join(columns) or 'none, the file is empty'})"
+        )
 
 
 def import_consents(
@@ -97,7 +121,7 @@ def _parse(
 
 
 def _profile(store: Store, row: Mapping[str, str]) -> ConsentSubject:
-    for column in ("profile_id", "user_id", "email"):
+    for column in PERSON_COLUMNS:
         value = (row.get(column) or "").strip()
         if value:
             return consent_subject(store, f"{column}:{value}", field=column)
