@@ -292,3 +292,15 @@ def test_a_consent_file_without_its_columns_is_refused_whole(
     result = cli("-w", str(workspace.path), "consent", "import", str(csv_file))
     assert result.returncode == 1
     assert named in result.stderr and "status None" not in result.stderr
+
+
+def test_suppressing_what_is_not_an_address_is_refused(
+    workspace: Any, cli: Callable[..., Result]
+) -> None:
+    """``consent suppress not-an-email`` was recorded, blocking nobody."""
+    result = cli("-w", str(workspace.path), "consent", "suppress", "ann.example.com")
+    assert result.returncode == 1
+    assert "'ann.example.com' is not an email address" in result.stderr
+    assert workspace.store.fetchall("SELECT count(*) FROM suppressions") == [(0,)]
+    fine = cli("-w", str(workspace.path), "consent", "suppress", "Ann@Example.com")
+    assert fine.returncode == 0, fine.stderr

@@ -354,7 +354,17 @@ def _email_identities(store: Store, profile_ids: list[str]) -> list[str]:
 
 
 def suppress(store: Store, address: str, reason: str, *, source: str, at: datetime) -> None:
-    """Block ``address`` from all marketing email (``bounce``, ``complaint``, ``manual`` …)."""
+    """Block ``address`` from all marketing email (``bounce``, ``complaint``, ``manual`` …).
+
+    Raises:
+        CampaignError: If ``address`` is not an email address (a typo would block nobody).
+    """
+    if not looks_like_address(address):
+        raise CampaignError(
+            f"{address!r} is not an email address: suppressions block addresses, "
+            "e.g. ann@example.com (to stop one person's email, record their consent: "
+            "'segmint consent set PERSON denied')"
+        )
     key = address_key(store, address)
     forms = address_forms(store, address)
     with store.transaction():
