@@ -205,3 +205,44 @@ def test_a_stop_waits_for_the_batch_being_applied(
     assert not stopper.is_alive()
     assert follower.applied == 3
     workspace.store.fetchall("SELECT 1")  # the store is intact and closes normally
+
+
+@pytest.mark.postgres
+def test_a_refresh_by_another_process_is_heard_and_the_cache_forgotten(
+    pg_store: Store, tmp_path: Path, make_workspace: Any, shop_yaml: str, track: Any
+) -> None:
+    """PostgreSQL: ``segmint refresh`` on another connection rewrites memberships; the
+    leader hears its commit and re-reads them, rather than diff against its cache (it kept
+    a profile's stale membership and recorded nothing when the profile's rule held again)."""
+    from segmint.membership.batch import refresh
+    from segmint.membership.compiled import CompiledSegments
+
+    ws = make_workspace(tmp_path, shop_yaml, pg_store)
+    clock = FixedClock(NOW)
+    engine = Membership(ws).realtime(clock)
+    follower = Follower(engine, ChangeFeed(pg_store.reopen(), owned=True), clock)  # type: ignore[attr-defined]
+    follower.own_pids.add(pg_store.backend_pid())  # type: ignore[attr-defined]
+    assert follower.lead(NOW)
+    intake = Intake(ws, clock)
+    intake.add_listener(follower)
+    intake.submit([track("ann", "Order Completed", NOW, total=600)], source="t")
+    pid = ws.store.fetchall("SELECT profile_id FROM identities WHERE value = 'ann'")[0][0]
+
+    def segments() -> set[str]:
+        rows = ws.store.fetchall("SELECT segment FROM memberships WHERE profile_id = ?", [pid])
+        return {str(r[0]) for r in rows}
+
+    assert "recent_buyer" in segments()
+    other = pg_store.reopen()  # type: ignore[attr-defined]
+    try:
+        refresh(other, CompiledSegments(ws.definition), NOW + timedelta(days=60))
+        assert "recent_buyer" not in segments()
+        deadline = time.monotonic() + 10
+        while not (heard := follower.feed.wait(1.0)) or other.backend_pid() not in heard.derived_by:
+            assert time.monotonic() < deadline, "the refresh's commit was not heard"
+        follower.heard(heard)
+        intake.submit([track("ann", "Product Viewed", NOW)], source="t")  # decided at NOW
+        assert "recent_buyer" in segments()
+    finally:
+        other.close()
+        follower.close()

@@ -149,3 +149,15 @@ def test_duckdb_memberships_keep_their_rows_through_migration_6(tmp_path) -> Non
         assert indexes == {"memberships_profile"}
     finally:
         store.close()
+
+
+def test_a_function_body_is_one_statement_of_its_migration() -> None:
+    """Migrations are split at ';', but not inside a $$-quoted function body."""
+    from segmint.store.schema import MIGRATIONS, render
+
+    derived = dict(MIGRATIONS)[69]
+    _, statements = render(derived, "postgres")
+    assert len(statements) == 5
+    assert statements[0].startswith("CREATE FUNCTION") and "RETURN NULL;" in statements[0]
+    assert statements[0].endswith("$$")
+    assert render(derived, "duckdb") == ([], [])

@@ -46,6 +46,18 @@ class FeedMerge:
 
 
 @dataclass(frozen=True)
+class Heard:
+    """Commit notices a wait of the feed received (PostgreSQL).
+
+    Attributes:
+        derived_by: The server process ids of the connections whose commit wrote what a
+            real-time engine caches (memberships, the schedule, trait state and values).
+    """
+
+    derived_by: frozenset[int]
+
+
+@dataclass(frozen=True)
 class FeedBatch:
     """What one read of the feed returned, in commit order.
 
@@ -238,12 +250,18 @@ class ChangeFeed:
             "(xid < ?::xid8 OR seq = ANY(?::bigint[]))", (str(stream.low), sorted(stream.seen))
         )
 
-    def wait(self, timeout: float) -> bool:
+    def wait(self, timeout: float) -> Heard | None:
         """Wait up to ``timeout`` seconds for a writer's commit notice (PostgreSQL).
 
         A notice only hastens the next read: a missed one costs at most ``timeout``.
+
+        Returns:
+            None when no notice came.
         """
-        return bool(self.listening and self.store.wait_notified(timeout))  # type: ignore[attr-defined]
+        if not self.listening:
+            return None
+        notices = self.store.wait_notices(timeout)  # type: ignore[attr-defined]
+        return Heard(frozenset(n.pid for n in notices if n.derived)) if notices else None
 
     def backlog(self) -> int:
         """Events committed and not yet read (counted by a query; for the lag figure)."""

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from segmint.clock import Clock
 from segmint.common import wait_for_thread
 from segmint.events import Event
-from segmint.membership.feed import ChangeFeed, FeedMerge, merge_keys
+from segmint.membership.feed import ChangeFeed, FeedMerge, Heard, merge_keys
 from segmint.store import Store, read_meta, write_meta
 from segmint.traits import EventBound
 
@@ -178,6 +178,9 @@ class Follower:
         self.leadership = Leadership(feed.store)
         self.floor = 0
         """Events with ``seq`` up to this one were applied by the engine's catch-up (DuckDB)."""
+        self.own_pids: set[int] = set()
+        """The server connections the engine writes through (PostgreSQL; their notices of
+        derived writes are the engine's own)."""
         self._reported = 0.0
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -280,6 +283,16 @@ class Follower:
             self._invalidate = True
         self._foreign = True
         self._wake.set()
+
+    def heard(self, notices: Heard | None) -> None:
+        """React to the commit notices of a wait of the feed.
+
+        A connection other than the engine's own that wrote derived rows (``segmint
+        refresh`` or ``privacy erase`` run beside the server, on PostgreSQL) may have
+        rewritten what the engine caches: it forgets its cache before applying more.
+        """
+        if notices is not None and notices.derived_by - self.own_pids:
+            self.written_elsewhere(True)
 
     def step(self) -> int:
         """Read the feed once and apply what other writers committed; return how many events.
@@ -420,7 +433,7 @@ class Follower:
             if self._behind:
                 continue
             if self.feed.listening:  # PostgreSQL: until a writer commits, or the interval
-                self.feed.wait(self.interval)
+                self.heard(self.feed.wait(self.interval))
             else:
                 self._wake.wait(self.interval)
 

@@ -303,6 +303,9 @@ def attach_realtime(
     reopen = getattr(store, "reopen", None)  # PostgreSQL: the feed reads on its own connection
     feed = ChangeFeed(reopen(), owned=True) if reopen is not None else ChangeFeed(store)
     follower = Follower(engine, feed, clock, report=store)
+    backend_pid = getattr(store, "backend_pid", None)
+    if backend_pid is not None:  # PostgreSQL: the engine's own derived writes notify too
+        follower.own_pids.add(backend_pid())
     # The leader (the one server on DuckDB) catches up on the events stored while no
     # engine ran, then follows the feed; another server stores events only, and takes
     # over when the leader stops.

@@ -9,6 +9,7 @@ import io
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,6 +22,24 @@ from segmint.store.errors import StoreError, StoreUnavailable
 from segmint.store.schema import EVENT_COLUMNS, EVENT_SCHEMA
 
 EVENTS_CHANNEL = "'segmint_events_' || md5(current_schema())"
+DERIVED_CHANNEL = "'segmint_derived_' || md5(current_schema())"
+"""Notified at the commit of a transaction that wrote memberships, the schedule or trait
+state or values (the triggers of migration 69)."""
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A commit another connection (or this one) announced.
+
+    Attributes:
+        derived: It wrote what a real-time engine caches (else: it stored events).
+        pid: The backend process id of the connection that committed.
+    """
+
+    derived: bool
+    pid: int
+
+
 """SQL for the NOTIFY channel of the schema's new events (a name short enough for any schema)."""
 
 
@@ -70,6 +89,7 @@ class PostgresStore:
         self._schema = schema
         self._local = threading.local()
         self._lock = threading.RLock()
+        self._derived_channel: str | None = None  # (set by listen)
         self._con = self._connect()
         migrate(self)
 
@@ -153,18 +173,31 @@ class PostgresStore:
             yield
 
     def listen(self) -> None:
-        """Be notified when any connection commits events to this schema."""
+        """Be notified when any connection commits events, or derived rows, to this schema."""
         with self._lock:
-            channel = self._con.execute(f"SELECT {EVENTS_CHANNEL}").fetchone()
-            assert channel is not None
-            self._con.execute(f'LISTEN "{channel[0]}"')
+            found = self._con.execute(f"SELECT {EVENTS_CHANNEL}, {DERIVED_CHANNEL}").fetchone()
+            assert found is not None
+            self._derived_channel = str(found[1])
+            for channel in found:
+                self._con.execute(f'LISTEN "{channel}"')
+
+    def wait_notices(self, timeout: float) -> list[Notice]:
+        """Wait up to ``timeout`` seconds for commits announced (after :meth:`listen`)."""
+        derived = self._derived_channel
+        with self._lock:
+            return [
+                Notice(n.channel == derived, n.pid)
+                for n in self._con.notifies(timeout=timeout, stop_after=1)
+            ]
 
     def wait_notified(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for events committed (after :meth:`listen`)."""
+        """Wait up to ``timeout`` seconds for a commit announced (after :meth:`listen`)."""
+        return bool(self.wait_notices(timeout))
+
+    def backend_pid(self) -> int:
+        """The process id of this store's connection on the server (as notices name it)."""
         with self._lock:
-            for _ in self._con.notifies(timeout=timeout, stop_after=1):
-                return True
-        return False
+            return int(self._con.info.backend_pid)
 
     def reopen(self) -> PostgresStore:
         """Another store on the same database and schema, with a connection of its own."""

@@ -455,6 +455,32 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
         ALTER TABLE worker_applied ADD COLUMN snap TEXT;
         """,
     ),
+    (
+        69,
+        # PostgreSQL: a transaction that writes what a server's real-time engine caches
+        # (memberships, the schedule, trait state and values) notifies the schema's derived
+        # channel (segmint.store.postgres.DERIVED_CHANNEL) at its commit. A server hearing
+        # it from another connection (``segmint refresh``, ``rebuild``, ``privacy erase``)
+        # forgets its cache, as a DuckDB server does when the writers run through it.
+        {
+            "postgres": """
+            CREATE FUNCTION segmint_derived_written() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM pg_notify('segmint_derived_' || md5(current_schema()), '');
+                RETURN NULL;
+            END
+            $$;
+            CREATE TRIGGER memberships_written AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+                ON memberships FOR EACH STATEMENT EXECUTE FUNCTION segmint_derived_written();
+            CREATE TRIGGER schedule_written AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+                ON schedule FOR EACH STATEMENT EXECUTE FUNCTION segmint_derived_written();
+            CREATE TRIGGER trait_state_written AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+                ON trait_state FOR EACH STATEMENT EXECUTE FUNCTION segmint_derived_written();
+            CREATE TRIGGER trait_values_written AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+                ON trait_values FOR EACH STATEMENT EXECUTE FUNCTION segmint_derived_written();
+            """
+        },
+    ),
 )
 """Versioned migrations, applied in order on open. Append; never edit a released one."""
 
@@ -478,5 +504,21 @@ def render(migration: Migration, dialect: str) -> tuple[list[str], list[str]]:
     else:
         pre = []
         ddl = _SERIAL.sub("BIGSERIAL", ddl).replace("{json}", "JSONB").replace("{blob}", "BYTEA")
-    statements = [s.strip() for s in ddl.split(";") if s.strip()]
-    return pre, statements
+    return pre, _statements(ddl)
+
+
+def _statements(ddl: str) -> list[str]:
+    """Split ``ddl`` at each ``;`` outside ``$$``-quoted bodies (a function's statements)."""
+    found: list[str] = []
+    current = ""
+    for index, part in enumerate(ddl.split("$$")):
+        if index % 2:  # inside a $$ body
+            current += f"$${part}$$"
+            continue
+        first, *rest = part.split(";")
+        current += first
+        for piece in rest:
+            found.append(current)
+            current = piece
+    found.append(current)
+    return [s.strip() for s in found if s.strip()]
