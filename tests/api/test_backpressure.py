@@ -40,7 +40,11 @@ class SlowEngine:
         self.applied += [e.message_id for e in events]
 
     def process(
-        self, events: Sequence[Event], merges: Sequence[Any] = (), as_of: datetime | None = None
+        self,
+        events: Sequence[Event],
+        merges: Sequence[Any] = (),
+        as_of: datetime | None = None,
+        **_: Any,
     ) -> None:
         self(events, merges)
 
