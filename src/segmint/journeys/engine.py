@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from segmint.clock import Clock, FixedClock
-from segmint.common import batched, in_lists
+from segmint.common import batched
 from segmint.config.measure import VariantDef
 from segmint.config.model import CampaignDef
 from segmint.deliver.campaign import envelope_address, message_id_for
@@ -42,6 +42,7 @@ from segmint.deliver.engagement import Announce, announce_ledger
 from segmint.deliver.errors import CampaignError, DeliveryError, HardBounce
 from segmint.deliver.gate import ConsentGate, address_of
 from segmint.deliver.ledger import (
+    FINAL,
     Bounce,
     SendLedger,
     claim_many,
@@ -70,6 +71,7 @@ from segmint.membership.changes import MembershipChange, read_changes
 from segmint.personalize.errors import TemplateRenderError
 from segmint.profiles import Profile, decode_traits, unseal
 from segmint.store import read_meta, utcnow_naive, write_meta
+from segmint.store.bulk import fetch_in
 from segmint.traits import EVENT_COLUMNS, row_to_event
 from segmint.workspace import Workspace
 
@@ -132,6 +134,7 @@ class _Batch:  # what one round of steps writes
     sends: list[tuple[Instance, datetime]] = field(default_factory=list)
     marks: list[Callable[[], None]] = field(default_factory=list)
     refused: set[tuple[str, datetime]] = field(default_factory=set)
+    fresh: set[str] = field(default_factory=set)  # send keys the ledger has no row of
 
     def settle(self) -> None:
         """Write the ledger marks waiting for a transaction (call inside one)."""
@@ -211,7 +214,8 @@ class JourneyEngine:
         """
         with self._lock:
             self._recover()
-            if self._listening and not self._dirty:
+            early = self._listening and not self._dirty
+            if early:
                 # a server heard nothing new: what a periodic re-read may find is other
                 # writers' (late by up to RESCAN s anyway); the steps due now go first
                 self.advance(as_of)
@@ -233,7 +237,8 @@ class JourneyEngine:
                     for key, value in moved.items():
                         write_meta(self.store, key, str(value))
                 self._cursors.update(moved)
-            self.advance(as_of)
+            if scan or not early:  # else nothing can have become due since the first advance
+                self.advance(as_of)
             self.ticks += 1
             return self.report
 
@@ -730,13 +735,12 @@ class JourneyEngine:
             send_key(ledger_campaign(i.journey, i.step or "", i.entry), i.profile_id): (i, at)
             for i, at in batch.sends
         }
-        done: dict[str, str] = {}
-        for marks, chunk in in_lists(sorted(keys)):
-            done.update(self.store.fetchall(
-                f"SELECT send_key, status FROM sends WHERE send_key IN ({marks}) "
-                "AND status IN ('sent', 'uncertain', 'attempting')",
-                list(chunk),
-            ))  # fmt: skip
+        found: dict[str, str] = dict(fetch_in(
+            self.store, "SELECT send_key, status FROM sends WHERE send_key IN ({values})",
+            sorted(keys),
+        ))  # fmt: skip
+        batch.fresh = set(keys) - set(found)  # claimed without a look (this engine's rows)
+        done = {k: s for k, s in found.items() if s in FINAL}
         if not done:
             return
         for key, status in done.items():
@@ -952,12 +956,10 @@ class JourneyEngine:
         todo = []
         with self.store.transaction():  # the claims are committed before any SMTP
             batch.settle()  # (with the previous chunk's marks)
-            granted = claim_many(
-                self.store,
-                [(r[5].campaign, r[0].profile_id, r[5].topic, r[5].priority, r[3], r[6])
-                 for r in ready],
-                self.clock.now(),
-            )  # fmt: skip
+            rows = [(r[5].campaign, r[0].profile_id, r[5].topic, r[5].priority, r[3], r[6])
+                    for r in ready]  # fmt: skip
+            new = all(send_key(r[0], r[1]) in batch.fresh for r in rows)
+            granted = claim_many(self.store, rows, self.clock.now(), new=new)
             for item in ready:
                 if send_key(item[5].campaign, item[0].profile_id) in granted:
                     todo.append(item)
@@ -1113,17 +1115,14 @@ def _load_profiles(workspace: Workspace, ids: Iterable[str]) -> dict[str, Profil
     ids = sorted(set(ids))
     traits: dict[str, Any] = {}
     segments: dict[str, set[str]] = {pid: set() for pid in ids}
-    for marks, chunk in in_lists(ids):
-        for pid, raw in store.fetchall(
-            f'SELECT profile_id, "values" FROM trait_values WHERE profile_id IN ({marks})',
-            list(chunk),
-        ):
-            traits[pid] = raw
-        for pid, seg in store.fetchall(
-            f"SELECT profile_id, segment FROM memberships WHERE profile_id IN ({marks})",
-            list(chunk),
-        ):
-            segments[pid].add(seg)
+    for pid, raw in fetch_in(
+        store, 'SELECT profile_id, "values" FROM trait_values WHERE profile_id IN ({values})', ids
+    ):
+        traits[pid] = raw
+    for pid, seg in fetch_in(
+        store, "SELECT profile_id, segment FROM memberships WHERE profile_id IN ({values})", ids
+    ):
+        segments[pid].add(seg)
     return {
         # PII sealed at rest is opened here, in memory, for templates and the address
         pid: Profile(
