@@ -28,7 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from segmint.clock import Clock, FixedClock
@@ -91,6 +91,8 @@ ANNOUNCE_GAP = timedelta(milliseconds=250)
 """A listening engine announces only when no step is due within this (see _maybe_announce)."""
 ANNOUNCE_LATEST = 30.0
 """…or once this many seconds passed since its last announcement all the same."""
+LEAD = 0.2
+"""Seconds ahead of their instant a server prepares its steps (see :meth:`listen`)."""
 PASS = 2000
 """Triggers applied in one pass at most (see _pass)."""
 MAX_HOPS = 100  # steps one instance may take at one instant (a loop of branches ends here)
@@ -125,6 +127,8 @@ class TickReport:
 
 
 _Item = Event | MembershipChange
+_Go = tuple[Instance, datetime, Profile, str | None]  # a message: instance, instant, arm
+_Ready = tuple[Instance, datetime, bytes, str, str, SendLedger, str]  # composed, to claim
 
 
 @dataclass
@@ -135,12 +139,25 @@ class _Batch:  # what one round of steps writes
     marks: list[Callable[[], None]] = field(default_factory=list)
     refused: set[tuple[str, datetime]] = field(default_factory=set)
     fresh: set[str] = field(default_factory=set)  # send keys the ledger has no row of
+    ahead: bool = False  # prepared before its instants (see JourneyEngine._stream)
+    consent: tuple[Any, ...] = ()  # the consent statements it was decided on (_consent_mark)
 
     def settle(self) -> None:
         """Write the ledger marks waiting for a transaction (call inside one)."""
-        marks, self.marks = self.marks, []
+        marks = list(self.marks)  # (the list may be shared by a server's prepared rounds)
+        self.marks.clear()
         for mark in marks:
             mark()
+
+
+@dataclass
+class _Window:  # a round of steps prepared ahead of their instants (see _stream)
+    batch: _Batch
+    ready: list[_Ready]  # its messages, composed, by instant
+    other: dict[str, str]  # their templates, when not their step's own
+    profiles: dict[str, Profile]  # their recipients, by instance
+    last: datetime  # its latest instant: its moves are written once the clock passed it
+    ids: set[str]  # its instances (not selected again while it is in flight)
 
 
 class JourneyEngine:
@@ -198,9 +215,11 @@ class JourneyEngine:
         self._cursors: dict[str, int] = {}
         self._since: dict[str, tuple[int, int]] = {}
         self._listening = False
+        self.lead = 0.0
+        """Seconds ahead of their instant steps are prepared (see :meth:`listen`)."""
         self._dirty = True
         self._scanned = 0.0
-        self._announced = 0.0
+        self._announced = time.monotonic()  # (a server announces a second after start)
 
     # -- the public loop -------------------------------------------------------------------
 
@@ -218,7 +237,7 @@ class JourneyEngine:
             if early:
                 # a server heard nothing new: what a periodic re-read may find is other
                 # writers' (late by up to RESCAN s anyway); the steps due now go first
-                self.advance(as_of)
+                self._take(as_of)
             scan = self._should_scan()
             if scan:
                 self._follow_merges(as_of)
@@ -238,7 +257,7 @@ class JourneyEngine:
                         write_meta(self.store, key, str(value))
                 self._cursors.update(moved)
             if scan or not early:  # else nothing can have become due since the first advance
-                self.advance(as_of)
+                self._take(as_of)
             self.ticks += 1
             return self.report
 
@@ -264,15 +283,21 @@ class JourneyEngine:
         except CampaignError as exc:  # the server still starts; a due send says it again
             log.warning("journey emails cannot be composed yet: %s", exc)
 
-    def listen(self) -> None:
+    def listen(self, lead: float = 0.0) -> None:
         """Read triggers only when :meth:`heard` was called (or every :data:`RESCAN` s).
 
         For a server whose intake and membership changes call :meth:`heard`: a timer that
         fires then skips the trigger queries, so a step due now is not kept waiting by them
         (and before the periodic re-read, which finds only writers the server does not
         hear, the steps due are taken first).
+
+        Args:
+            lead: Prepare steps this many seconds ahead of their instant, on a clock that
+                runs (see :meth:`_stream`): a message is then claimed and handed to the mail
+                server at its instant, not after a round's reads and rendering.
         """
         self._listening = True
+        self.lead = max(0.0, lead)
 
     def heard(self) -> None:
         """New events or membership changes were committed: the next tick reads them."""
@@ -289,8 +314,9 @@ class JourneyEngine:
         return False
 
     def next_due(self) -> datetime | None:
-        """The earliest instant a step is due (None when no instance is active)."""
-        return self.instances.next_due()
+        """When to tick: the earliest instant a step is due, less the lead (None: never)."""
+        due = self.instances.next_due()
+        return due - timedelta(seconds=self.lead) if due is not None and self.lead else due
 
     def advance(self, until: datetime) -> int:
         """Take every step due at or before ``until``, each at its own instant."""
@@ -305,8 +331,8 @@ class JourneyEngine:
                 for inst in due:
                     assert inst.due is not None  # noqa: S101 (selected by due_at)
                     self._walk(inst, inst.due, batch)
-                if batch.sends:
-                    self._send(batch, until)
+                if batch.sends and (go := self._send(batch, until)):
+                    self._deliver(go, batch)
                 with self.store.transaction():  # the last messages' marks, and the moves
                     batch.settle()
                     self.instances.write(list(batch.touched.values()), batch.history)
@@ -318,6 +344,159 @@ class JourneyEngine:
                 self._maybe_announce()
                 if len(due) < self.batch and not again:
                     return done  # nothing else can be due: spare the query
+
+    def _take(self, as_of: datetime) -> None:
+        """Take the steps due (a server with a lead: prepared ahead, see :meth:`_stream`)."""
+        if self.lead:
+            self._stream()
+        else:
+            self.advance(as_of)
+
+    def _stream(self) -> None:
+        """A server's advance: steps prepared ahead, each message sent at its instant.
+
+        In a loop until nothing is due within the lead (or a trigger was heard, or a
+        second passed: the server's other timers and the triggers go next): a message
+        whose instant came is claimed and handed over; else the steps due within
+        :attr:`lead` are prepared as a round (read, walked, decided, composed: what
+        :meth:`advance` does before its claims); else it sleeps until the next instant.
+        A round's moves and history are written once the clock passed its last instant,
+        so nothing is recorded before it happened. Consent is read again before a claim
+        if a statement was recorded since the round was decided (:meth:`_recheck`). A
+        trigger heard while prepared messages wait for their instant (at most the lead) is
+        read after them, as one heard during a round of :meth:`advance` is.
+        """
+        windows: list[_Window] = []
+        marks: list[Callable[[], None]] = []  # one list: any transaction settles them all
+        loop = asyncio.new_event_loop()
+        transport = self.transport()
+        size = 2 * max(1, self.definition.email.smtp.pool_size)
+        started = time.monotonic()
+        try:
+            moved = (self.clock.now(), started)  # the clock's last reading, and since when
+            while True:
+                now = self.clock.now()
+                if now != moved[0]:
+                    moved = (now, time.monotonic())
+                elif time.monotonic() - moved[1] > self.lead + 1.0:
+                    now = datetime.max.replace(tzinfo=UTC)  # a clock that stopped: finish
+                sending = next((w for w in windows if w.ready), None)
+                if sending is not None and sending.ready[0][1] <= now:
+                    count = 0
+                    while count < min(size, len(sending.ready)):
+                        if sending.ready[count][1] > now:
+                            break
+                        count += 1
+                    chunk, sending.ready = sending.ready[:count], sending.ready[count:]
+                    self._send_ready(chunk, sending, loop, transport)
+                    continue
+                if windows and not windows[0].ready and windows[0].last <= now:
+                    done = windows.pop(0)
+                    with self.store.transaction():
+                        done.batch.settle()
+                        self.instances.write(list(done.batch.touched.values()),
+                                             done.batch.history)  # fmt: skip
+                    continue
+                busy = self._dirty or time.monotonic() - started >= RESCAN
+                if not busy and len(windows) < 3:
+                    window = self._prepare(now, windows, marks)
+                    if window is not None:
+                        windows.append(window)
+                        continue
+                if not windows:
+                    break
+                wake = min(w.ready[0][1] if w.ready else w.last for w in windows)
+                time.sleep(max(0.0, min((wake - now).total_seconds(), self.lead / 4)))
+        finally:
+            try:
+                loop.run_until_complete(transport.close())
+            finally:
+                loop.close()
+        self._maybe_announce()
+
+    def _prepare(
+        self, now: datetime, windows: Sequence[_Window], marks: list[Callable[[], None]]
+    ) -> _Window | None:
+        """Prepare the steps due within the lead that no window holds; None if none.
+
+        Not before the first of them is due within half the lead: a round prepares a
+        few, and the prepared are due no sooner than its reads and rendering are done.
+        """
+        busy: set[str] = set().union(*(w.ids for w in windows))
+        lead = timedelta(seconds=self.lead)
+        due = [i for i in self.instances.due(now + lead, self.batch + len(busy))
+               if i.instance_id not in busy][: self.batch]  # fmt: skip
+        if not due or (windows and min(i.due or now for i in due) > now + lead / 2):
+            return None
+        batch = _Batch(marks=marks, ahead=True)
+        last = max(i.due or now for i in due)
+        for inst in due:
+            assert inst.due is not None  # noqa: S101 (selected by due_at)
+            self._walk(inst, inst.due, batch)
+        pending = [(r[0], r[1]) for w in windows for r in w.ready]
+        go = self._send(batch, now + lead, pending) if batch.sends else []
+        if go and not self._can_sign(go, batch):
+            go = []  # held, as in advance
+        go.sort(key=lambda g: g[1])  # (stable: by priority within an instant)
+        other: dict[str, str] = {}
+        ready = self._compose(go, batch, other)
+        profiles = {g[0].instance_id: g[2] for g in go}
+        return _Window(batch, ready, other, profiles, last, {i.instance_id for i in due})
+
+    def _send_ready(
+        self,
+        chunk: Sequence[_Ready],
+        window: _Window,
+        loop: asyncio.AbstractEventLoop,
+        transport: EmailTransport,
+    ) -> None:
+        """Claim and hand over a prepared window's messages whose instant came."""
+        refused = self._recheck(chunk, window)
+        ready = [r for r in chunk if r[0].instance_id not in refused]
+        if ready:
+            self._hand_over(ready, window.other, window.batch, loop, transport)
+
+    def _consent_mark(self) -> tuple[Any, ...]:
+        """Where the consent statements stand: it changes when one is recorded (one query).
+
+        An identify event may state consent (:func:`sync_trait_consents`): any new event
+        changes it too.
+        """
+        return tuple(self.store.fetchall(
+            "SELECT (SELECT max(id) FROM consents), (SELECT max(id) FROM address_consents), "
+            "(SELECT count(*) FROM suppressions), (SELECT max(occurred_at) FROM suppressions), "
+            "(SELECT max(seq) FROM events)"
+        )[0])  # fmt: skip
+
+    def _recheck(self, chunk: Sequence[_Ready], window: _Window) -> set[str]:
+        """The instances of ``chunk`` whose message consent refuses now (they are skipped).
+
+        The window was decided on the consent of its preparation; if a statement was
+        recorded since, consent is read again for these recipients, at their instant.
+        """
+        batch = window.batch
+        if self._consent_mark() == batch.consent:
+            return set()
+        ws = self.definition
+        sync_trait_consents(self.store, ws.consent)
+        batch.consent = self._consent_mark()
+        at = max(r[1] for r in chunk)
+        pids = [r[0].profile_id for r in chunk]
+        gates: dict[str, ConsentGate] = {}
+        refused: set[str] = set()
+        for inst, when, *_ in chunk:
+            topic = self._topic(inst)
+            if topic not in gates:
+                gates[topic] = ConsentGate(
+                    self.store, ws.consent, topic, at, ws.email.email_trait,
+                    global_holdout=ws.measure.global_holdout_percent, profile_ids=pids,
+                )  # fmt: skip
+            reason = gates[topic].check(window.profiles[inst.instance_id])
+            if reason is not None:
+                refused.add(inst.instance_id)
+                self.report.skipped[reason] += 1
+                self._move(inst, self._after(inst), when, batch, "skipped", reason)
+        return refused
 
     # -- triggers ----------------------------------------------------------------------------
 
@@ -724,10 +903,15 @@ class JourneyEngine:
 
     # -- sending -----------------------------------------------------------------------------
 
-    def _send(self, batch: _Batch, until: datetime) -> None:
+    def _send(
+        self, batch: _Batch, until: datetime, pending: Sequence[tuple[Instance, datetime]] = ()
+    ) -> list[_Go]:
+        """Decide the round's messages; return those to send (by instant and priority).
+
+        ``pending``: messages decided before and not sent yet (they count toward caps).
+        """
         self._resume(batch)
-        if batch.sends:
-            self._decide(batch, until)
+        return self._decide(batch, until, pending) if batch.sends else []
 
     def _resume(self, batch: _Batch) -> None:
         """Move on the instances whose message a previous run already sent (or may have)."""
@@ -750,7 +934,9 @@ class JourneyEngine:
             self._move(inst, self._after(inst), at, batch, outcome, "resumed")
         batch.sends = [(i, at) for k, (i, at) in keys.items() if k not in done]
 
-    def _decide(self, batch: _Batch, until: datetime) -> None:
+    def _decide(
+        self, batch: _Batch, until: datetime, pending: Sequence[tuple[Instance, datetime]]
+    ) -> list[_Go]:
         ws = self.definition
         pids = sorted({inst.profile_id for inst, _ in batch.sends})
         profiles = _load_profiles(self.workspace, pids)
@@ -761,8 +947,12 @@ class JourneyEngine:
                              global_holdout=ws.measure.global_holdout_percent,
                              profile_ids=pids)
                  for t in sorted(topics)}  # fmt: skip
+        if batch.ahead:
+            batch.consent = self._consent_mark()
         earliest = min(at for _, at in batch.sends)
         history = ledger_history(self.store, pids, earliest - longest_window(ws.delivery))
+        for inst, at in pending:
+            history.add(inst.profile_id, at, self._topic(inst))
         optimal = {
             self.journeys[i.journey].segment
             for i, _ in batch.sends
@@ -798,7 +988,7 @@ class JourneyEngine:
             messages[id(message)] = (inst, at)
             queue.append(message)
         arms = self._arms(batch.sends)
-        go: list[tuple[Instance, datetime, Profile, str | None]] = []
+        go: list[_Go] = []
         now = self.clock.now()
         for message in by_priority(queue):
             inst, at = messages[id(message)]
@@ -819,8 +1009,11 @@ class JourneyEngine:
             else:
                 self.report.skipped[decision.reason or ""] += 1
                 self._move(inst, self._after(inst), at, batch, "skipped", decision.reason)
-        if go:
-            self._deliver(go, batch)
+        return go
+
+    def _topic(self, inst: Instance) -> str:
+        journey = self.journeys[inst.journey]
+        return journey.topic(journey.steps[inst.step or ""])
 
     def _arms(self, sends: Sequence[tuple[Instance, datetime]]) -> dict[str, VariantDef]:
         """The experiment arm of each instance whose send step has arms.
@@ -892,9 +1085,7 @@ class JourneyEngine:
             finally:
                 loop.close()
 
-    def _can_sign(
-        self, go: Sequence[tuple[Instance, datetime, Profile, str | None]], batch: _Batch
-    ) -> bool:
+    def _can_sign(self, go: Sequence[_Go], batch: _Batch) -> bool:
         """Whether links can be signed; if not, hold the messages (counted, not lost).
 
         Without the secret no email can be composed: each instance stays on its send step,
@@ -921,14 +1112,19 @@ class JourneyEngine:
 
     def _deliver_chunk(
         self,
-        go: Sequence[tuple[Instance, datetime, Profile, str | None]],
+        go: Sequence[_Go],
         batch: _Batch,
         loop: asyncio.AbstractEventLoop,
         transport: EmailTransport,
     ) -> None:
-        ws = self.definition
-        ready: list[tuple[Instance, datetime, bytes, str, str, SendLedger, str]] = []
         other: dict[str, str] = {}  # send key → the template, when not the step's own
+        ready = self._compose(go, batch, other)
+        self._hand_over(ready, other, batch, loop, transport)
+
+    def _compose(self, go: Sequence[_Go], batch: _Batch, other: dict[str, str]) -> list[_Ready]:
+        """Build the messages (a render error fails its step); note other templates."""
+        ws = self.definition
+        ready: list[_Ready] = []
         for inst, at, profile, arm in go:
             journey = self.journeys[inst.journey]
             name = inst.step or ""
@@ -953,6 +1149,17 @@ class JourneyEngine:
                 continue
             sender = envelope_address(campaign.sender)
             ready.append((inst, at, data, address, sender, ledger, message_id))
+        return ready
+
+    def _hand_over(
+        self,
+        ready: Sequence[_Ready],
+        other: dict[str, str],
+        batch: _Batch,
+        loop: asyncio.AbstractEventLoop,
+        transport: EmailTransport,
+    ) -> None:
+        """Claim the messages (committed), send them, and leave their marks to ``batch``."""
         todo = []
         with self.store.transaction():  # the claims are committed before any SMTP
             batch.settle()  # (with the previous chunk's marks)
