@@ -26,10 +26,10 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from segmint.clock import Clock, FixedClock
 from segmint.common import batched
@@ -87,7 +87,7 @@ NOT_CONFIGURED_RETRY = timedelta(minutes=1)
 (the link-signing secret): the instance stays on its step, and it goes once that is set."""
 ANNOUNCE_EVERY = 1.0
 """Seconds between announcements of a listening engine (see _maybe_announce)."""
-ANNOUNCE_GAP = timedelta(milliseconds=250)
+ANNOUNCE_GAP = timedelta(seconds=1)
 """A listening engine announces only when no step is due within this (see _maybe_announce)."""
 ANNOUNCE_LATEST = 30.0
 """…or once this many seconds passed since its last announcement all the same."""
@@ -127,6 +127,7 @@ class TickReport:
 
 
 _Item = Event | MembershipChange
+_T = TypeVar("_T")
 _Go = tuple[Instance, datetime, Profile, str | None]  # a message: instance, instant, arm
 _Ready = tuple[Instance, datetime, bytes, str, str, SendLedger, str]  # composed, to claim
 
@@ -153,9 +154,7 @@ class _Batch:  # what one round of steps writes
 @dataclass
 class _Window:  # a round of steps prepared ahead of their instants (see _stream)
     batch: _Batch
-    ready: list[_Ready]  # its messages, composed, by instant
-    other: dict[str, str]  # their templates, when not their step's own
-    profiles: dict[str, Profile]  # their recipients, by instance
+    ready: list[_Go]  # its messages, by instant (composed when handed over)
     last: datetime  # its latest instant: its moves are written once the clock passed it
     ids: set[str]  # its instances (not selected again while it is in flight)
 
@@ -217,6 +216,8 @@ class JourneyEngine:
         self._listening = False
         self.lead = 0.0
         """Seconds ahead of their instant steps are prepared (see :meth:`listen`)."""
+        self._windows: list[_Window] = []  # prepared, not all sent yet (see _stream)
+        self._marks: list[Callable[[], None]] = []  # their sent marks, for any transaction
         self._dirty = True
         self._scanned = 0.0
         self._announced = time.monotonic()  # (a server announces a second after start)
@@ -247,6 +248,8 @@ class JourneyEngine:
                 for when, position, item in items
                 if since is None or when >= since
             ]
+            if todo:
+                self._drain()  # what a server prepared goes first: the triggers move instances
             start = 0
             while start < len(todo):
                 start += self._pass(todo[start : start + self.pass_size])
@@ -322,6 +325,7 @@ class JourneyEngine:
         """Take every step due at or before ``until``, each at its own instant."""
         done = 0
         with self._lock:
+            self._drain()  # (a server's prepared steps first)
             while True:
                 due = self.instances.due(until, self.batch)
                 if not due:
@@ -352,22 +356,29 @@ class JourneyEngine:
         else:
             self.advance(as_of)
 
-    def _stream(self) -> None:
+    def _drain(self) -> None:
+        """Send and write what is prepared (before triggers move instances)."""
+        if self._windows:
+            self._stream(prepare=False)
+
+    def _stream(self, *, prepare: bool = True) -> None:
         """A server's advance: steps prepared ahead, each message sent at its instant.
 
-        In a loop until nothing is due within the lead (or a trigger was heard, or a
-        second passed: the server's other timers and the triggers go next): a message
-        whose instant came is claimed and handed over; else the steps due within
-        :attr:`lead` are prepared as a round (read, walked, decided, composed: what
-        :meth:`advance` does before its claims); else it sleeps until the next instant.
+        In a loop until nothing is due within the lead (or a trigger was heard: what is
+        prepared is sent first; or a second passed: what is prepared waits in memory for
+        the next call, while the server's other timers run): a message whose instant came
+        is composed, claimed and handed over; else the steps due within :attr:`lead` are
+        prepared as a round (read, walked, decided: what :meth:`advance` does before its
+        claims), a few queries at a time; else it sleeps until the next instant.
         A round's moves and history are written once the clock passed its last instant,
         so nothing is recorded before it happened. Consent is read again before a claim
         if a statement was recorded since the round was decided (:meth:`_recheck`). A
         trigger heard while prepared messages wait for their instant (at most the lead) is
         read after them, as one heard during a round of :meth:`advance` is.
         """
-        windows: list[_Window] = []
-        marks: list[Callable[[], None]] = []  # one list: any transaction settles them all
+        windows, marks = self._windows, self._marks  # (marks: any transaction settles them)
+        preparing: Generator[None, None, _Window | None] | None = None
+        nothing = False  # the last preparation found nothing to prepare yet: sleep first
         loop = asyncio.new_event_loop()
         transport = self.transport()
         size = 2 * max(1, self.definition.email.smtp.pool_size)
@@ -397,30 +408,43 @@ class JourneyEngine:
                         self.instances.write(list(done.batch.touched.values()),
                                              done.batch.history)  # fmt: skip
                     continue
-                busy = self._dirty or time.monotonic() - started >= RESCAN
-                if not busy and len(windows) < 3:
-                    window = self._prepare(now, windows, marks)
-                    if window is not None:
-                        windows.append(window)
-                        continue
-                if not windows:
+                if preparing is not None:  # one step of it, then what came due meanwhile
+                    try:
+                        next(preparing)
+                    except StopIteration as prepared:
+                        preparing = None
+                        if prepared.value is not None:
+                            windows.append(prepared.value)
+                        else:
+                            nothing = True
+                    continue
+                late = time.monotonic() - started >= RESCAN
+                if prepare and not nothing and not self._dirty and not late and len(windows) < 3:
+                    preparing = self._prepare(now, windows, marks)
+                    continue
+                if not windows or (prepare and late and not self._dirty):
                     break
                 wake = min(w.ready[0][1] if w.ready else w.last for w in windows)
                 time.sleep(max(0.0, min((wake - now).total_seconds(), self.lead / 4)))
+                nothing = False
         finally:
             try:
                 loop.run_until_complete(transport.close())
             finally:
                 loop.close()
+        if marks:  # the last messages' marks: written before the loop yields
+            with self.store.transaction():
+                _Batch(marks=marks).settle()
         self._maybe_announce()
 
     def _prepare(
         self, now: datetime, windows: Sequence[_Window], marks: list[Callable[[], None]]
-    ) -> _Window | None:
+    ) -> Generator[None, None, _Window | None]:
         """Prepare the steps due within the lead that no window holds; None if none.
 
-        Not before the first of them is due within half the lead: a round prepares a
-        few, and the prepared are due no sooner than its reads and rendering are done.
+        In steps of a few queries: between them, the caller sends what came due. Not
+        before the first of them is due within half the lead (unless nothing else is
+        prepared): a round then prepares several.
         """
         busy: set[str] = set().union(*(w.ids for w in windows))
         lead = timedelta(seconds=self.lead)
@@ -433,28 +457,31 @@ class JourneyEngine:
         for inst in due:
             assert inst.due is not None  # noqa: S101 (selected by due_at)
             self._walk(inst, inst.due, batch)
-        pending = [(r[0], r[1]) for w in windows for r in w.ready]
-        go = self._send(batch, now + lead, pending) if batch.sends else []
+        pending = [(g[0], g[1]) for w in windows for g in w.ready]
+        go = (yield from self._sending(batch, now + lead, pending)) if batch.sends else []
         if go and not self._can_sign(go, batch):
             go = []  # held, as in advance
         go.sort(key=lambda g: g[1])  # (stable: by priority within an instant)
-        other: dict[str, str] = {}
-        ready = self._compose(go, batch, other)
-        profiles = {g[0].instance_id: g[2] for g in go}
-        return _Window(batch, ready, other, profiles, last, {i.instance_id for i in due})
+        return _Window(batch, go, last, {i.instance_id for i in due})
 
     def _send_ready(
         self,
-        chunk: Sequence[_Ready],
+        chunk: Sequence[_Go],
         window: _Window,
         loop: asyncio.AbstractEventLoop,
         transport: EmailTransport,
     ) -> None:
-        """Claim and hand over a prepared window's messages whose instant came."""
-        refused = self._recheck(chunk, window)
-        ready = [r for r in chunk if r[0].instance_id not in refused]
-        if ready:
-            self._hand_over(ready, window.other, window.batch, loop, transport)
+        """Compose, claim and hand over a prepared window's messages whose instant came.
+
+        (Composed now, not when prepared: a round's rendering would keep the messages due
+        meanwhile waiting; a few messages' is short.)
+        """
+        refused = self._recheck(chunk, window.batch)
+        go = [g for g in chunk if g[0].instance_id not in refused]
+        if go:
+            other: dict[str, str] = {}
+            ready = self._compose(go, window.batch, other)
+            self._hand_over(ready, other, window.batch, loop, transport)
 
     def _consent_mark(self) -> tuple[Any, ...]:
         """Where the consent statements stand: it changes when one is recorded (one query).
@@ -468,13 +495,12 @@ class JourneyEngine:
             "(SELECT max(seq) FROM events)"
         )[0])  # fmt: skip
 
-    def _recheck(self, chunk: Sequence[_Ready], window: _Window) -> set[str]:
+    def _recheck(self, chunk: Sequence[_Go], batch: _Batch) -> set[str]:
         """The instances of ``chunk`` whose message consent refuses now (they are skipped).
 
         The window was decided on the consent of its preparation; if a statement was
         recorded since, consent is read again for these recipients, at their instant.
         """
-        batch = window.batch
         if self._consent_mark() == batch.consent:
             return set()
         ws = self.definition
@@ -484,14 +510,14 @@ class JourneyEngine:
         pids = [r[0].profile_id for r in chunk]
         gates: dict[str, ConsentGate] = {}
         refused: set[str] = set()
-        for inst, when, *_ in chunk:
+        for inst, when, profile, _ in chunk:
             topic = self._topic(inst)
             if topic not in gates:
                 gates[topic] = ConsentGate(
                     self.store, ws.consent, topic, at, ws.email.email_trait,
                     global_holdout=ws.measure.global_holdout_percent, profile_ids=pids,
                 )  # fmt: skip
-            reason = gates[topic].check(window.profiles[inst.instance_id])
+            reason = gates[topic].check(profile)
             if reason is not None:
                 refused.add(inst.instance_id)
                 self.report.skipped[reason] += 1
@@ -518,6 +544,7 @@ class JourneyEngine:
         )
         if not rows:
             return
+        self._drain()  # what a server prepared goes first
         from segmint.intake.identity import merge_roots
 
         roots = merge_roots(self.store)
@@ -903,15 +930,22 @@ class JourneyEngine:
 
     # -- sending -----------------------------------------------------------------------------
 
-    def _send(
+    def _send(self, batch: _Batch, until: datetime) -> list[_Go]:
+        """Decide the round's messages; return those to send (by instant and priority)."""
+        return _finish(self._sending(batch, until))
+
+    def _sending(
         self, batch: _Batch, until: datetime, pending: Sequence[tuple[Instance, datetime]] = ()
-    ) -> list[_Go]:
-        """Decide the round's messages; return those to send (by instant and priority).
+    ) -> Generator[None, None, list[_Go]]:
+        """:meth:`_send` in steps of a few queries (a server sends what is due between).
 
         ``pending``: messages decided before and not sent yet (they count toward caps).
         """
         self._resume(batch)
-        return self._decide(batch, until, pending) if batch.sends else []
+        if not batch.sends:
+            return []
+        yield
+        return (yield from self._deciding(batch, until, pending))
 
     def _resume(self, batch: _Batch) -> None:
         """Move on the instances whose message a previous run already sent (or may have)."""
@@ -934,21 +968,24 @@ class JourneyEngine:
             self._move(inst, self._after(inst), at, batch, outcome, "resumed")
         batch.sends = [(i, at) for k, (i, at) in keys.items() if k not in done]
 
-    def _decide(
+    def _deciding(
         self, batch: _Batch, until: datetime, pending: Sequence[tuple[Instance, datetime]]
-    ) -> list[_Go]:
+    ) -> Generator[None, None, list[_Go]]:
         ws = self.definition
         pids = sorted({inst.profile_id for inst, _ in batch.sends})
         profiles = _load_profiles(self.workspace, pids)
+        yield
         sync_trait_consents(self.store, ws.consent)
+        if batch.ahead:  # (read before consent: a statement recorded meanwhile changes it)
+            batch.consent = self._consent_mark()
+        yield
         topics = {self.journeys[i.journey].topic(self.journeys[i.journey].steps[i.step or ""])
                   for i, _ in batch.sends}  # fmt: skip
         gates = {t: ConsentGate(self.store, ws.consent, t, until, ws.email.email_trait,
                              global_holdout=ws.measure.global_holdout_percent,
                              profile_ids=pids)
                  for t in sorted(topics)}  # fmt: skip
-        if batch.ahead:
-            batch.consent = self._consent_mark()
+        yield
         earliest = min(at for _, at in batch.sends)
         history = ledger_history(self.store, pids, earliest - longest_window(ws.delivery))
         for inst, at in pending:
@@ -1313,6 +1350,15 @@ class JourneyEngine:
             definition = compiled.campaign(step, compiled.steps[step].send or "")
             ledger = SendLedger(self.store, campaign, self.clock)
             announce_ledger(self.store, ledger, definition, self.announce)
+
+
+def _finish(steps: Generator[None, None, _T]) -> _T:
+    """Run a generator of steps to its end; return its value."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
 
 def _load_profiles(workspace: Workspace, ids: Iterable[str]) -> dict[str, Profile]:
