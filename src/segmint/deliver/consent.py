@@ -36,8 +36,8 @@ from segmint.config.model import ConsentDef
 from segmint.deliver.errors import CampaignError
 from segmint.intake.identity import merge_roots, normalise_address
 from segmint.privacy.audit import append as audit_append
-from segmint.store import Store, from_store_time, read_meta, utcnow_naive, write_meta
-from segmint.store.bulk import insert_rows
+from segmint.store import Store, from_store_time, utcnow_naive, write_meta
+from segmint.store.bulk import fetch_in, insert_rows
 
 CONSENT_COLUMNS = ("profile_id", "topic", "status", "source", "occurred_at", "event_id")
 ADDRESS_COLUMNS = ("address", "topic", "status", "source", "occurred_at")
@@ -264,13 +264,18 @@ def later(first: Timed | None, second: Timed | None) -> Timed | None:
 
 
 def latest_consents(
-    store: Store, topic: str, as_of: datetime, profile_ids: Iterable[str] | None = None
+    store: Store,
+    topic: str,
+    as_of: datetime,
+    profile_ids: Iterable[str] | None = None,
+    by_address: Mapping[str, Timed] | None = None,
 ) -> dict[str, Timed]:
     """Each profile's latest statement for ``topic`` (or ``*``) at ``as_of``, with its time.
 
     Counts statements made under profiles merged into it since (an unsubscribe link from an
     email to the old profile, an identify call before the merge) and statements about the
-    addresses it has as email identities.
+    addresses it has as email identities (``by_address``: those of
+    :func:`latest_address_consents` at the same instant, when the caller read them already).
     """
     cutoff = utcnow_naive(as_of)
     roots = merge_roots(store)
@@ -283,20 +288,17 @@ def latest_consents(
         rows = store.fetchall(f"{sql} ORDER BY occurred_at, id", [topic, ALL_TOPICS, cutoff])
     else:  # only the statements of these people (and of the profiles merged into them)
         ids = sorted(wanted | {p for p, root in roots.items() if root in wanted})
-        rows = [
-            row
-            for marks, chunk in in_lists(ids)
-            for row in store.fetchall(
-                f"{sql} AND profile_id IN ({marks})", [topic, ALL_TOPICS, cutoff, *chunk]
-            )
-        ]
+        rows = fetch_in(
+            store, f"{sql} AND profile_id IN ({{values}})", ids, [topic, ALL_TOPICS, cutoff]
+        )
         rows.sort(key=lambda r: (r[2], r[3]))
     latest: dict[str, Timed] = {}
     for profile_id, status, at, _ in rows:
         owner = roots.get(profile_id, profile_id)
         if wanted is None or owner in wanted:
             latest[owner] = (at, status)
-    by_address = latest_address_consents(store, topic, as_of)
+    if by_address is None:
+        by_address = latest_address_consents(store, topic, as_of)
     owners = _address_owners(store, list(by_address))
     for address, statement in by_address.items():
         owner = owners.get(address)
@@ -466,8 +468,11 @@ def _unread_trait_statements(
     """
     if not consent.trait:
         return [], None
-    low = _watermark(store)
-    high = int(store.fetchall("SELECT coalesce(max(seq), 0) FROM events")[0][0])
+    marks = store.fetchall(  # the newest event and the watermark, in one query
+        "SELECT coalesce(max(seq), 0), (SELECT value FROM meta WHERE key = ?) FROM events",
+        [WATERMARK_KEY],
+    )[0]
+    high, low = int(marks[0]), int(marks[1] or 0)
     if high <= low:
         return [], None
     rows = store.fetchall(
@@ -495,11 +500,6 @@ def _unread_trait_statements(
 
 WATERMARK_KEY = "deliver.consent_trait_seq"
 """The ``meta`` key holding the last ``events.seq`` read by :func:`sync_trait_consents`."""
-
-
-def _watermark(store: Store) -> int:
-    found = read_meta(store, WATERMARK_KEY)
-    return 0 if found is None else int(found)
 
 
 def _last_trait_statements(store: Store) -> dict[tuple[str, str], str]:

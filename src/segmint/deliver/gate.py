@@ -93,8 +93,8 @@ class ConsentGate:
         self.topic = topic
         self.email_trait = email_trait
         self._store = store
-        self._consents = latest_consents(store, topic, as_of, profile_ids)
         self._addresses = latest_address_consents(store, topic, as_of)
+        self._consents = latest_consents(store, topic, as_of, profile_ids, self._addresses)
         self._suppressed = suppressions(store)
 
     def check(self, profile: Profile) -> str | None:

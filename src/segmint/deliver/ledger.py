@@ -84,13 +84,23 @@ UnannouncedRow = tuple[str, str, str | None, Any, str | None]
 """(profile_id, message_id, address, sent_at, template) of a sent, unannounced row."""
 
 
-def claim_many(store: Store, rows: Sequence[ClaimRow], at: datetime) -> set[str]:
+def claim_many(
+    store: Store, rows: Sequence[ClaimRow], at: datetime, *, new: bool = False
+) -> set[str]:
     """Add or claim many rows of many campaigns at once, like ``plan`` then ``claim``.
 
     For senders whose rows span many campaigns (a journey's are one per step and entry).
     A row not in the ledger is inserted ``attempting``; a row there is claimed unless it
     is sent, uncertain or held by another run (one statement per 300 rows; on DuckDB, a
     batch of new rows only is one insert from an Arrow table).
+
+    Args:
+        store: The store holding ``sends``.
+        rows: The rows to claim.
+        at: Their ``created_at`` and ``updated_at``.
+        new: The caller read that none of these rows is in the ledger (the only sender of
+            their campaigns): they are inserted without looking. Should one be there after
+            all, the insert fails, and with it the caller's transaction: nothing is sent.
 
     Returns:
         The send keys claimed.
@@ -104,27 +114,52 @@ def claim_many(store: Store, rows: Sequence[ClaimRow], at: datetime) -> set[str]
         (key, campaign, pid, seal_address(store, pid, address), message_id, topic, priority)
         for key, (campaign, pid, topic, priority, address, message_id) in unique
     ]  # (sealed with PII encryption on)
+    if new:
+        _insert_claims(store, table, now)
+        return {row[0] for row in table}
     with rows_table(store, _CLAIM_COLUMNS, table) as name:
         # all new (a journey's step, the first time): a plain insert, about half the
         # work of the conflict check on DuckDB; rows already there take the general way
         if name is not None and not store.fetchall(
             f"SELECT 1 FROM sends s JOIN {name} k ON s.send_key = k.send_key LIMIT 1"
         ):
-            store.execute(
-                f"{_CLAIM_INSERT} SELECT send_key, campaign, profile_id, address, "
-                f"'attempting', message_id, 1, ?, ?, topic, priority FROM {name}",
-                [now, now],
-            )
+            _insert_from(store, name, now)
             return {row[0] for row in table}
     granted: set[str] = set()
     for chunk in batched(table, 300):
-        marks = ", ".join("(?, ?, ?, ?, 'attempting', ?, 1, ?, ?, ?, ?)" for _ in chunk)
-        params: list[object] = []
-        for key, campaign, pid, stored, message_id, topic, priority in chunk:
-            params += [key, campaign, pid, stored, message_id, now, now, topic, priority]
+        marks, params = _claim_values(chunk, now)
         found = store.fetchall(f"{_CLAIM_INSERT} VALUES {marks} {_CLAIM_CONFLICT}", params)
         granted |= {str(r[0]) for r in found}
     return granted
+
+
+def _insert_claims(store: Store, table: Sequence[tuple[Any, ...]], now: object) -> None:
+    """Insert new ``attempting`` rows (tuples in ``_CLAIM_COLUMNS`` order), no conflict."""
+    with rows_table(store, _CLAIM_COLUMNS, table) as name:
+        if name is not None:
+            _insert_from(store, name, now)
+            return
+    for chunk in batched(table, 300):
+        marks, params = _claim_values(chunk, now)
+        store.execute(f"{_CLAIM_INSERT} VALUES {marks}", params)
+
+
+def _insert_from(store: Store, name: str, now: object) -> None:
+    """Insert the rows of the registered table ``name`` ``attempting``."""
+    store.execute(
+        f"{_CLAIM_INSERT} SELECT send_key, campaign, profile_id, address, "
+        f"'attempting', message_id, 1, ?, ?, topic, priority FROM {name}",
+        [now, now],
+    )
+
+
+def _claim_values(chunk: Sequence[tuple[Any, ...]], now: object) -> tuple[str, list[object]]:
+    """The ``VALUES`` list and parameters inserting ``chunk`` ``attempting``."""
+    marks = ", ".join("(?, ?, ?, ?, 'attempting', ?, 1, ?, ?, ?, ?)" for _ in chunk)
+    params: list[object] = []
+    for key, campaign, pid, stored, message_id, topic, priority in chunk:
+        params += [key, campaign, pid, stored, message_id, now, now, topic, priority]
+    return marks, params
 
 
 def record_templates(store: Store, chosen: Mapping[str, str]) -> None:

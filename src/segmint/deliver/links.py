@@ -134,7 +134,8 @@ class LinkSigner:
 
     def click_url(self, campaign: str, profile_id: str, message_id: str, target: str) -> str:
         """The click redirect's URL for ``target`` (http and https links, except our own)."""
-        if not is_web_url(target) or target.startswith(f"{self.base_url}/e/"):
+        # our own links first: each is new (its token), so the cached check would miss
+        if target.startswith(f"{self.base_url}/e/") or not is_web_url(target):
             return target
         return self.url("c", {"c": campaign, "p": profile_id, "m": message_id, "u": target})
 

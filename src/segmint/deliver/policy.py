@@ -36,6 +36,7 @@ from segmint.config.journeys import DeliveryDef, FrequencyCap, QuietHours
 from segmint.deliver.gate import ConsentGate
 from segmint.profiles import Profile
 from segmint.store import Store, from_store_time, utcnow_naive
+from segmint.store.bulk import fetch_in
 
 Action = Literal["send", "delay", "skip"]
 _WEEK_HOURS = 7 * 24
@@ -101,15 +102,16 @@ def ledger_history(store: Store, profile_ids: Iterable[str], since: datetime) ->
     """
     history = SendHistory()
     ids = sorted(set(profile_ids))
-    for marks, chunk in in_lists(ids):
-        rows = store.fetchall(
-            "SELECT profile_id, coalesce(sent_at, updated_at), topic FROM sends "
-            f"WHERE profile_id IN ({marks}) AND status IN ('sent', 'uncertain', 'attempting') "
-            "AND coalesce(sent_at, updated_at) > ?",
-            [*chunk, utcnow_naive(since)],
-        )
-        for pid, at, topic in rows:
-            history.add(pid, ensure_utc(from_store_time(at) or at), topic)
+    rows = fetch_in(
+        store,
+        "SELECT profile_id, coalesce(sent_at, updated_at), topic FROM sends "
+        "WHERE profile_id IN ({values}) AND status IN ('sent', 'uncertain', 'attempting') "
+        "AND coalesce(sent_at, updated_at) > ?",
+        ids,
+        after=[utcnow_naive(since)],
+    )
+    for pid, at, topic in rows:
+        history.add(pid, ensure_utc(from_store_time(at) or at), topic)
     return history
 
 

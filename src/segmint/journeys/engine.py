@@ -26,13 +26,13 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from segmint.clock import Clock, FixedClock
-from segmint.common import batched, in_lists
+from segmint.common import batched
 from segmint.config.measure import VariantDef
 from segmint.config.model import CampaignDef
 from segmint.deliver.campaign import envelope_address, message_id_for
@@ -42,6 +42,7 @@ from segmint.deliver.engagement import Announce, announce_ledger
 from segmint.deliver.errors import CampaignError, DeliveryError, HardBounce
 from segmint.deliver.gate import ConsentGate, address_of
 from segmint.deliver.ledger import (
+    FINAL,
     Bounce,
     SendLedger,
     claim_many,
@@ -70,6 +71,7 @@ from segmint.membership.changes import MembershipChange, read_changes
 from segmint.personalize.errors import TemplateRenderError
 from segmint.profiles import Profile, decode_traits, unseal
 from segmint.store import read_meta, utcnow_naive, write_meta
+from segmint.store.bulk import fetch_in
 from segmint.traits import EVENT_COLUMNS, row_to_event
 from segmint.workspace import Workspace
 
@@ -85,10 +87,12 @@ NOT_CONFIGURED_RETRY = timedelta(minutes=1)
 (the link-signing secret): the instance stays on its step, and it goes once that is set."""
 ANNOUNCE_EVERY = 1.0
 """Seconds between announcements of a listening engine (see _maybe_announce)."""
-ANNOUNCE_GAP = timedelta(milliseconds=250)
+ANNOUNCE_GAP = timedelta(seconds=1)
 """A listening engine announces only when no step is due within this (see _maybe_announce)."""
 ANNOUNCE_LATEST = 30.0
 """…or once this many seconds passed since its last announcement all the same."""
+LEAD = 0.2
+"""Seconds ahead of their instant a server prepares its steps (see :meth:`listen`)."""
 PASS = 2000
 """Triggers applied in one pass at most (see _pass)."""
 MAX_HOPS = 100  # steps one instance may take at one instant (a loop of branches ends here)
@@ -123,6 +127,9 @@ class TickReport:
 
 
 _Item = Event | MembershipChange
+_T = TypeVar("_T")
+_Go = tuple[Instance, datetime, Profile, str | None]  # a message: instance, instant, arm
+_Ready = tuple[Instance, datetime, bytes, str, str, SendLedger, str]  # composed, to claim
 
 
 @dataclass
@@ -132,12 +139,24 @@ class _Batch:  # what one round of steps writes
     sends: list[tuple[Instance, datetime]] = field(default_factory=list)
     marks: list[Callable[[], None]] = field(default_factory=list)
     refused: set[tuple[str, datetime]] = field(default_factory=set)
+    fresh: set[str] = field(default_factory=set)  # send keys the ledger has no row of
+    ahead: bool = False  # prepared before its instants (see JourneyEngine._stream)
+    consent: tuple[Any, ...] = ()  # the consent statements it was decided on (_consent_mark)
 
     def settle(self) -> None:
         """Write the ledger marks waiting for a transaction (call inside one)."""
-        marks, self.marks = self.marks, []
+        marks = list(self.marks)  # (the list may be shared by a server's prepared rounds)
+        self.marks.clear()
         for mark in marks:
             mark()
+
+
+@dataclass
+class _Window:  # a round of steps prepared ahead of their instants (see _stream)
+    batch: _Batch
+    ready: list[_Go]  # its messages, by instant (composed when handed over)
+    last: datetime  # its latest instant: its moves are written once the clock passed it
+    ids: set[str]  # its instances (not selected again while it is in flight)
 
 
 class JourneyEngine:
@@ -195,9 +214,13 @@ class JourneyEngine:
         self._cursors: dict[str, int] = {}
         self._since: dict[str, tuple[int, int]] = {}
         self._listening = False
+        self.lead = 0.0
+        """Seconds ahead of their instant steps are prepared (see :meth:`listen`)."""
+        self._windows: list[_Window] = []  # prepared, not all sent yet (see _stream)
+        self._marks: list[Callable[[], None]] = []  # their sent marks, for any transaction
         self._dirty = True
         self._scanned = 0.0
-        self._announced = 0.0
+        self._announced = time.monotonic()  # (a server announces a second after start)
 
     # -- the public loop -------------------------------------------------------------------
 
@@ -211,10 +234,11 @@ class JourneyEngine:
         """
         with self._lock:
             self._recover()
-            if self._listening and not self._dirty:
+            early = self._listening and not self._dirty
+            if early:
                 # a server heard nothing new: what a periodic re-read may find is other
                 # writers' (late by up to RESCAN s anyway); the steps due now go first
-                self.advance(as_of)
+                self._take(as_of)
             scan = self._should_scan()
             if scan:
                 self._follow_merges(as_of)
@@ -224,6 +248,8 @@ class JourneyEngine:
                 for when, position, item in items
                 if since is None or when >= since
             ]
+            if todo:
+                self._drain()  # what a server prepared goes first: the triggers move instances
             start = 0
             while start < len(todo):
                 start += self._pass(todo[start : start + self.pass_size])
@@ -233,7 +259,8 @@ class JourneyEngine:
                     for key, value in moved.items():
                         write_meta(self.store, key, str(value))
                 self._cursors.update(moved)
-            self.advance(as_of)
+            if scan or not early:  # else nothing can have become due since the first advance
+                self._take(as_of)
             self.ticks += 1
             return self.report
 
@@ -259,15 +286,21 @@ class JourneyEngine:
         except CampaignError as exc:  # the server still starts; a due send says it again
             log.warning("journey emails cannot be composed yet: %s", exc)
 
-    def listen(self) -> None:
+    def listen(self, lead: float = 0.0) -> None:
         """Read triggers only when :meth:`heard` was called (or every :data:`RESCAN` s).
 
         For a server whose intake and membership changes call :meth:`heard`: a timer that
         fires then skips the trigger queries, so a step due now is not kept waiting by them
         (and before the periodic re-read, which finds only writers the server does not
         hear, the steps due are taken first).
+
+        Args:
+            lead: Prepare steps this many seconds ahead of their instant, on a clock that
+                runs (see :meth:`_stream`): a message is then claimed and handed to the mail
+                server at its instant, not after a round's reads and rendering.
         """
         self._listening = True
+        self.lead = max(0.0, lead)
 
     def heard(self) -> None:
         """New events or membership changes were committed: the next tick reads them."""
@@ -284,13 +317,15 @@ class JourneyEngine:
         return False
 
     def next_due(self) -> datetime | None:
-        """The earliest instant a step is due (None when no instance is active)."""
-        return self.instances.next_due()
+        """When to tick: the earliest instant a step is due, less the lead (None: never)."""
+        due = self.instances.next_due()
+        return due - timedelta(seconds=self.lead) if due is not None and self.lead else due
 
     def advance(self, until: datetime) -> int:
         """Take every step due at or before ``until``, each at its own instant."""
         done = 0
         with self._lock:
+            self._drain()  # (a server's prepared steps first)
             while True:
                 due = self.instances.due(until, self.batch)
                 if not due:
@@ -300,8 +335,8 @@ class JourneyEngine:
                 for inst in due:
                     assert inst.due is not None  # noqa: S101 (selected by due_at)
                     self._walk(inst, inst.due, batch)
-                if batch.sends:
-                    self._send(batch, until)
+                if batch.sends and (go := self._send(batch, until)):
+                    self._deliver(go, batch)
                 with self.store.transaction():  # the last messages' marks, and the moves
                     batch.settle()
                     self.instances.write(list(batch.touched.values()), batch.history)
@@ -313,6 +348,181 @@ class JourneyEngine:
                 self._maybe_announce()
                 if len(due) < self.batch and not again:
                     return done  # nothing else can be due: spare the query
+
+    def _take(self, as_of: datetime) -> None:
+        """Take the steps due (a server with a lead: prepared ahead, see :meth:`_stream`)."""
+        if self.lead:
+            self._stream()
+        else:
+            self.advance(as_of)
+
+    def _drain(self) -> None:
+        """Send and write what is prepared (before triggers move instances)."""
+        if self._windows:
+            self._stream(prepare=False)
+
+    def _stream(self, *, prepare: bool = True) -> None:
+        """A server's advance: steps prepared ahead, each message sent at its instant.
+
+        In a loop until nothing is due within the lead (or a trigger was heard: what is
+        prepared is sent first; or a second passed: what is prepared waits in memory for
+        the next call, while the server's other timers run): a message whose instant came
+        is composed, claimed and handed over; else the steps due within :attr:`lead` are
+        prepared as a round (read, walked, decided: what :meth:`advance` does before its
+        claims), a few queries at a time; else it sleeps until the next instant.
+        A round's moves and history are written once the clock passed its last instant,
+        so nothing is recorded before it happened. Consent is read again before a claim
+        if a statement was recorded since the round was decided (:meth:`_recheck`). A
+        trigger heard while prepared messages wait for their instant (at most the lead) is
+        read after them, as one heard during a round of :meth:`advance` is.
+        """
+        windows, marks = self._windows, self._marks  # (marks: any transaction settles them)
+        preparing: Generator[None, None, _Window | None] | None = None
+        nothing = False  # the last preparation found nothing to prepare yet: sleep first
+        loop = asyncio.new_event_loop()
+        transport = self.transport()
+        size = 2 * max(1, self.definition.email.smtp.pool_size)
+        started = time.monotonic()
+        try:
+            moved = (self.clock.now(), started)  # the clock's last reading, and since when
+            while True:
+                now = self.clock.now()
+                if now != moved[0]:
+                    moved = (now, time.monotonic())
+                elif time.monotonic() - moved[1] > self.lead + 1.0:
+                    now = datetime.max.replace(tzinfo=UTC)  # a clock that stopped: finish
+                sending = next((w for w in windows if w.ready), None)
+                if sending is not None and sending.ready[0][1] <= now:
+                    count = 0
+                    while count < min(size, len(sending.ready)):
+                        if sending.ready[count][1] > now:
+                            break
+                        count += 1
+                    chunk, sending.ready = sending.ready[:count], sending.ready[count:]
+                    self._send_ready(chunk, sending, loop, transport)
+                    continue
+                if windows and not windows[0].ready and windows[0].last <= now:
+                    done = windows.pop(0)
+                    with self.store.transaction():
+                        done.batch.settle()
+                        self.instances.write(list(done.batch.touched.values()),
+                                             done.batch.history)  # fmt: skip
+                    continue
+                if preparing is not None:  # one step of it, then what came due meanwhile
+                    try:
+                        next(preparing)
+                    except StopIteration as prepared:
+                        preparing = None
+                        if prepared.value is not None:
+                            windows.append(prepared.value)
+                        else:
+                            nothing = True
+                    continue
+                late = time.monotonic() - started >= RESCAN
+                if prepare and not nothing and not self._dirty and not late and len(windows) < 3:
+                    preparing = self._prepare(now, windows, marks)
+                    continue
+                if not windows or (prepare and late and not self._dirty):
+                    break
+                wake = min(w.ready[0][1] if w.ready else w.last for w in windows)
+                time.sleep(max(0.0, min((wake - now).total_seconds(), self.lead / 4)))
+                nothing = False
+        finally:
+            try:
+                loop.run_until_complete(transport.close())
+            finally:
+                loop.close()
+        if marks:  # the last messages' marks: written before the loop yields
+            with self.store.transaction():
+                _Batch(marks=marks).settle()
+        self._maybe_announce()
+
+    def _prepare(
+        self, now: datetime, windows: Sequence[_Window], marks: list[Callable[[], None]]
+    ) -> Generator[None, None, _Window | None]:
+        """Prepare the steps due within the lead that no window holds; None if none.
+
+        In steps of a few queries: between them, the caller sends what came due. Not
+        before the first of them is due within half the lead (unless nothing else is
+        prepared): a round then prepares several.
+        """
+        busy: set[str] = set().union(*(w.ids for w in windows))
+        lead = timedelta(seconds=self.lead)
+        due = [i for i in self.instances.due(now + lead, self.batch + len(busy))
+               if i.instance_id not in busy][: self.batch]  # fmt: skip
+        if not due or (windows and min(i.due or now for i in due) > now + lead / 2):
+            return None
+        batch = _Batch(marks=marks, ahead=True)
+        last = max(i.due or now for i in due)
+        for inst in due:
+            assert inst.due is not None  # noqa: S101 (selected by due_at)
+            self._walk(inst, inst.due, batch)
+        pending = [(g[0], g[1]) for w in windows for g in w.ready]
+        go = (yield from self._sending(batch, now + lead, pending)) if batch.sends else []
+        if go and not self._can_sign(go, batch):
+            go = []  # held, as in advance
+        go.sort(key=lambda g: g[1])  # (stable: by priority within an instant)
+        return _Window(batch, go, last, {i.instance_id for i in due})
+
+    def _send_ready(
+        self,
+        chunk: Sequence[_Go],
+        window: _Window,
+        loop: asyncio.AbstractEventLoop,
+        transport: EmailTransport,
+    ) -> None:
+        """Compose, claim and hand over a prepared window's messages whose instant came.
+
+        (Composed now, not when prepared: a round's rendering would keep the messages due
+        meanwhile waiting; a few messages' is short.)
+        """
+        refused = self._recheck(chunk, window.batch)
+        go = [g for g in chunk if g[0].instance_id not in refused]
+        if go:
+            other: dict[str, str] = {}
+            ready = self._compose(go, window.batch, other)
+            self._hand_over(ready, other, window.batch, loop, transport)
+
+    def _consent_mark(self) -> tuple[Any, ...]:
+        """Where the consent statements stand: it changes when one is recorded (one query).
+
+        An identify event may state consent (:func:`sync_trait_consents`): any new event
+        changes it too.
+        """
+        return tuple(self.store.fetchall(
+            "SELECT (SELECT max(id) FROM consents), (SELECT max(id) FROM address_consents), "
+            "(SELECT count(*) FROM suppressions), (SELECT max(occurred_at) FROM suppressions), "
+            "(SELECT max(seq) FROM events)"
+        )[0])  # fmt: skip
+
+    def _recheck(self, chunk: Sequence[_Go], batch: _Batch) -> set[str]:
+        """The instances of ``chunk`` whose message consent refuses now (they are skipped).
+
+        The window was decided on the consent of its preparation; if a statement was
+        recorded since, consent is read again for these recipients, at their instant.
+        """
+        if self._consent_mark() == batch.consent:
+            return set()
+        ws = self.definition
+        sync_trait_consents(self.store, ws.consent)
+        batch.consent = self._consent_mark()
+        at = max(r[1] for r in chunk)
+        pids = [r[0].profile_id for r in chunk]
+        gates: dict[str, ConsentGate] = {}
+        refused: set[str] = set()
+        for inst, when, profile, _ in chunk:
+            topic = self._topic(inst)
+            if topic not in gates:
+                gates[topic] = ConsentGate(
+                    self.store, ws.consent, topic, at, ws.email.email_trait,
+                    global_holdout=ws.measure.global_holdout_percent, profile_ids=pids,
+                )  # fmt: skip
+            reason = gates[topic].check(profile)
+            if reason is not None:
+                refused.add(inst.instance_id)
+                self.report.skipped[reason] += 1
+                self._move(inst, self._after(inst), when, batch, "skipped", reason)
+        return refused
 
     # -- triggers ----------------------------------------------------------------------------
 
@@ -334,6 +544,7 @@ class JourneyEngine:
         )
         if not rows:
             return
+        self._drain()  # what a server prepared goes first
         from segmint.intake.identity import merge_roots
 
         roots = merge_roots(self.store)
@@ -719,10 +930,22 @@ class JourneyEngine:
 
     # -- sending -----------------------------------------------------------------------------
 
-    def _send(self, batch: _Batch, until: datetime) -> None:
+    def _send(self, batch: _Batch, until: datetime) -> list[_Go]:
+        """Decide the round's messages; return those to send (by instant and priority)."""
+        return _finish(self._sending(batch, until))
+
+    def _sending(
+        self, batch: _Batch, until: datetime, pending: Sequence[tuple[Instance, datetime]] = ()
+    ) -> Generator[None, None, list[_Go]]:
+        """:meth:`_send` in steps of a few queries (a server sends what is due between).
+
+        ``pending``: messages decided before and not sent yet (they count toward caps).
+        """
         self._resume(batch)
-        if batch.sends:
-            self._decide(batch, until)
+        if not batch.sends:
+            return []
+        yield
+        return (yield from self._deciding(batch, until, pending))
 
     def _resume(self, batch: _Batch) -> None:
         """Move on the instances whose message a previous run already sent (or may have)."""
@@ -730,13 +953,12 @@ class JourneyEngine:
             send_key(ledger_campaign(i.journey, i.step or "", i.entry), i.profile_id): (i, at)
             for i, at in batch.sends
         }
-        done: dict[str, str] = {}
-        for marks, chunk in in_lists(sorted(keys)):
-            done.update(self.store.fetchall(
-                f"SELECT send_key, status FROM sends WHERE send_key IN ({marks}) "
-                "AND status IN ('sent', 'uncertain', 'attempting')",
-                list(chunk),
-            ))  # fmt: skip
+        found: dict[str, str] = dict(fetch_in(
+            self.store, "SELECT send_key, status FROM sends WHERE send_key IN ({values})",
+            sorted(keys),
+        ))  # fmt: skip
+        batch.fresh = set(keys) - set(found)  # claimed without a look (this engine's rows)
+        done = {k: s for k, s in found.items() if s in FINAL}
         if not done:
             return
         for key, status in done.items():
@@ -746,19 +968,28 @@ class JourneyEngine:
             self._move(inst, self._after(inst), at, batch, outcome, "resumed")
         batch.sends = [(i, at) for k, (i, at) in keys.items() if k not in done]
 
-    def _decide(self, batch: _Batch, until: datetime) -> None:
+    def _deciding(
+        self, batch: _Batch, until: datetime, pending: Sequence[tuple[Instance, datetime]]
+    ) -> Generator[None, None, list[_Go]]:
         ws = self.definition
         pids = sorted({inst.profile_id for inst, _ in batch.sends})
         profiles = _load_profiles(self.workspace, pids)
+        yield
         sync_trait_consents(self.store, ws.consent)
+        if batch.ahead:  # (read before consent: a statement recorded meanwhile changes it)
+            batch.consent = self._consent_mark()
+        yield
         topics = {self.journeys[i.journey].topic(self.journeys[i.journey].steps[i.step or ""])
                   for i, _ in batch.sends}  # fmt: skip
         gates = {t: ConsentGate(self.store, ws.consent, t, until, ws.email.email_trait,
                              global_holdout=ws.measure.global_holdout_percent,
                              profile_ids=pids)
                  for t in sorted(topics)}  # fmt: skip
+        yield
         earliest = min(at for _, at in batch.sends)
         history = ledger_history(self.store, pids, earliest - longest_window(ws.delivery))
+        for inst, at in pending:
+            history.add(inst.profile_id, at, self._topic(inst))
         optimal = {
             self.journeys[i.journey].segment
             for i, _ in batch.sends
@@ -794,7 +1025,7 @@ class JourneyEngine:
             messages[id(message)] = (inst, at)
             queue.append(message)
         arms = self._arms(batch.sends)
-        go: list[tuple[Instance, datetime, Profile, str | None]] = []
+        go: list[_Go] = []
         now = self.clock.now()
         for message in by_priority(queue):
             inst, at = messages[id(message)]
@@ -815,8 +1046,11 @@ class JourneyEngine:
             else:
                 self.report.skipped[decision.reason or ""] += 1
                 self._move(inst, self._after(inst), at, batch, "skipped", decision.reason)
-        if go:
-            self._deliver(go, batch)
+        return go
+
+    def _topic(self, inst: Instance) -> str:
+        journey = self.journeys[inst.journey]
+        return journey.topic(journey.steps[inst.step or ""])
 
     def _arms(self, sends: Sequence[tuple[Instance, datetime]]) -> dict[str, VariantDef]:
         """The experiment arm of each instance whose send step has arms.
@@ -888,9 +1122,7 @@ class JourneyEngine:
             finally:
                 loop.close()
 
-    def _can_sign(
-        self, go: Sequence[tuple[Instance, datetime, Profile, str | None]], batch: _Batch
-    ) -> bool:
+    def _can_sign(self, go: Sequence[_Go], batch: _Batch) -> bool:
         """Whether links can be signed; if not, hold the messages (counted, not lost).
 
         Without the secret no email can be composed: each instance stays on its send step,
@@ -917,14 +1149,19 @@ class JourneyEngine:
 
     def _deliver_chunk(
         self,
-        go: Sequence[tuple[Instance, datetime, Profile, str | None]],
+        go: Sequence[_Go],
         batch: _Batch,
         loop: asyncio.AbstractEventLoop,
         transport: EmailTransport,
     ) -> None:
-        ws = self.definition
-        ready: list[tuple[Instance, datetime, bytes, str, str, SendLedger, str]] = []
         other: dict[str, str] = {}  # send key → the template, when not the step's own
+        ready = self._compose(go, batch, other)
+        self._hand_over(ready, other, batch, loop, transport)
+
+    def _compose(self, go: Sequence[_Go], batch: _Batch, other: dict[str, str]) -> list[_Ready]:
+        """Build the messages (a render error fails its step); note other templates."""
+        ws = self.definition
+        ready: list[_Ready] = []
         for inst, at, profile, arm in go:
             journey = self.journeys[inst.journey]
             name = inst.step or ""
@@ -949,15 +1186,24 @@ class JourneyEngine:
                 continue
             sender = envelope_address(campaign.sender)
             ready.append((inst, at, data, address, sender, ledger, message_id))
+        return ready
+
+    def _hand_over(
+        self,
+        ready: Sequence[_Ready],
+        other: dict[str, str],
+        batch: _Batch,
+        loop: asyncio.AbstractEventLoop,
+        transport: EmailTransport,
+    ) -> None:
+        """Claim the messages (committed), send them, and leave their marks to ``batch``."""
         todo = []
         with self.store.transaction():  # the claims are committed before any SMTP
             batch.settle()  # (with the previous chunk's marks)
-            granted = claim_many(
-                self.store,
-                [(r[5].campaign, r[0].profile_id, r[5].topic, r[5].priority, r[3], r[6])
-                 for r in ready],
-                self.clock.now(),
-            )  # fmt: skip
+            rows = [(r[5].campaign, r[0].profile_id, r[5].topic, r[5].priority, r[3], r[6])
+                    for r in ready]  # fmt: skip
+            new = all(send_key(r[0], r[1]) in batch.fresh for r in rows)
+            granted = claim_many(self.store, rows, self.clock.now(), new=new)
             for item in ready:
                 if send_key(item[5].campaign, item[0].profile_id) in granted:
                     todo.append(item)
@@ -1106,6 +1352,15 @@ class JourneyEngine:
             announce_ledger(self.store, ledger, definition, self.announce)
 
 
+def _finish(steps: Generator[None, None, _T]) -> _T:
+    """Run a generator of steps to its end; return its value."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+
 def _load_profiles(workspace: Workspace, ids: Iterable[str]) -> dict[str, Profile]:
     """Many profiles' traits and segments, a query per table per chunk."""
     store = workspace.store
@@ -1113,17 +1368,14 @@ def _load_profiles(workspace: Workspace, ids: Iterable[str]) -> dict[str, Profil
     ids = sorted(set(ids))
     traits: dict[str, Any] = {}
     segments: dict[str, set[str]] = {pid: set() for pid in ids}
-    for marks, chunk in in_lists(ids):
-        for pid, raw in store.fetchall(
-            f'SELECT profile_id, "values" FROM trait_values WHERE profile_id IN ({marks})',
-            list(chunk),
-        ):
-            traits[pid] = raw
-        for pid, seg in store.fetchall(
-            f"SELECT profile_id, segment FROM memberships WHERE profile_id IN ({marks})",
-            list(chunk),
-        ):
-            segments[pid].add(seg)
+    for pid, raw in fetch_in(
+        store, 'SELECT profile_id, "values" FROM trait_values WHERE profile_id IN ({values})', ids
+    ):
+        traits[pid] = raw
+    for pid, seg in fetch_in(
+        store, "SELECT profile_id, segment FROM memberships WHERE profile_id IN ({values})", ids
+    ):
+        segments[pid].add(seg)
     return {
         # PII sealed at rest is opened here, in memory, for templates and the address
         pid: Profile(

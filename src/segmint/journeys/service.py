@@ -12,10 +12,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from segmint.clock import Clock
+from segmint.clock import Clock, SystemClock
 from segmint.deliver.engagement import email_announcer
 from segmint.deliver.transport import EmailTransport
-from segmint.journeys.engine import JourneyEngine, TickReport
+from segmint.journeys.engine import LEAD, JourneyEngine, TickReport
 from segmint.workspace import Workspace
 
 
@@ -58,7 +58,8 @@ def attach_journeys(
     """
     engine = JourneyEngine(workspace, clock, transport=transport,
                            announce=email_announcer(intake))  # fmt: skip
-    engine.listen()
+    # on the system clock, messages are prepared ahead and each sent at its instant
+    engine.listen(lead=LEAD if isinstance(clock, SystemClock) else 0.0)
     engine.warm()
 
     def heard(*_: object) -> None:

@@ -220,12 +220,11 @@ class RealtimeService:
             try:
                 if self.leading:  # one server per store fires time, journeys and webhooks
                     self.engine.advance(self.clock.now())
-                self.engine.checkpoint()
-                if self.leading:
-                    for timer in self.timers:
+                    for timer in self.timers:  # (a step due now waits for no checkpoint)
                         timer.tick(self.clock.now())
-                    if self.dispatcher is not None:
-                        self.dispatcher.deliver_due(self.clock.now())
+                self.engine.checkpoint()
+                if self.leading and self.dispatcher is not None:
+                    self.dispatcher.deliver_due(self.clock.now())
             except Exception as exc:
                 if repr(exc) != failing:
                     log.exception("membership timer failed; retrying")
