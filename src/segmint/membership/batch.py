@@ -221,7 +221,10 @@ def _apply_bulk(
         for name, seg in compiled.segments.items()
     ]  # fmt: skip
     rows += [(name, orjson.dumps(removed_cause(rule)).decode()) for name, rule in removed.items()]
-    insert_rows(store, causes, ("segment", "cause"), rows)
+    if rows:  # one VALUES statement: an Arrow table (insert_rows) would import pandas, 0.14 s
+        values = ", ".join("(?, ?)" for _ in rows)
+        flat = [value for row in rows for value in row]
+        store.execute(f"INSERT INTO {causes} (segment, cause) VALUES {values}", flat)
     at = utcnow_naive(as_of)
     for kind in ("exit", "enter"):
         store.execute(
