@@ -26,22 +26,22 @@ Figures:
   hand-written DuckDB SQL computing the same traits and memberships into tables (ratio; goal
   <= 1.3 at full size). The script checks that both give the same (segment, profile) pairs.
   Not like for like in refresh's favour: besides ``profile_traits`` and ``memberships``
-  (what the hand SQL writes), refresh writes in the same transaction what no hand SQL
-  here does: every profile's values as JSON in ``trait_values`` (its primary key index
-  too), one ``membership_changes`` row per entry with its cause (and that table's index),
-  the ``memberships`` profile index and the ``schedule`` of time transitions (which reads
-  the events again for the windows). How a first refresh writes them: set-based, no row
-  passes through Python. The change log is one ``INSERT … SELECT`` per kind from the
-  evaluated (segment, profile) pairs joined to one cause per segment (a first refresh
-  reads the pairs in place: with no memberships there is nothing to diff);
-  ``memberships`` is an ``INSERT … SELECT`` from the same pairs, and the schedule one
-  ``INSERT … SELECT`` of its query (a second ``GROUP BY`` over the events of the widest
-  window only: computing the window expiries in the trait pass was measured and cost as
-  much). ``profile_traits`` is created in profile order and ``memberships`` and
-  ``schedule`` are inserted in profile order, because DuckDB fills their indexes at
-  commit, on one thread, several times faster for keys in order. The CPU seconds of both
-  sides (all threads) are printed too: on a shared machine they vary less than the wall
-  time the figures report.
+  (what the hand SQL writes), refresh writes in the same transaction what no hand SQL here
+  does: every profile's values as JSON in ``trait_values`` (its primary key index too), one
+  ``membership_changes`` row per entry with its cause (no index on DuckDB since migration
+  63: none of its reads used one), the ``memberships`` profile index and the ``schedule`` of
+  time transitions (which reads the events again for the windows). How a first refresh
+  writes them: set-based, no row passes through Python. The change log is one
+  ``INSERT … SELECT`` per kind from the evaluated (segment, profile) pairs joined to one
+  cause per segment (a first refresh reads the pairs in place: with no memberships there is
+  nothing to diff); ``memberships`` is an ``INSERT … SELECT`` from the same pairs, and the
+  schedule one ``INSERT … SELECT`` of its query (a second ``GROUP BY`` over the events of
+  the widest window only: computing the window expiries in the trait pass was measured and
+  cost as much). ``profile_traits`` is created in profile order and ``memberships`` and
+  ``schedule`` are inserted in profile order, because DuckDB fills their indexes at commit,
+  on one thread, several times faster for keys in order. The CPU seconds of both sides (all
+  threads) are printed too: on a shared machine they vary less than the wall time the
+  figures report.
 - refresh.again_s: a second refresh a day later, the steady state of a scheduled refresh
   (the hand SQL again as the baseline). Refresh writes only the difference where it can:
   enters and exits (and their changes) only, ``schedule`` rows whose instant moved, and
