@@ -139,8 +139,13 @@ def _apply(
 ) -> tuple[int, int]:
     tag = uuid.uuid4().hex[:10]
     diff = {"enter": f"_segmint_enter_{tag}", "exit": f"_segmint_exit_{tag}"}
-    store.execute(f"CREATE TEMP TABLE {diff['enter']} AS {_ENTERS.format(pairs=pairs)}")
-    store.execute(f"CREATE TEMP TABLE {diff['exit']} AS {_EXITS.format(pairs=pairs)}")
+    made = list(diff.values())
+    if store.fetchall("SELECT 1 FROM memberships LIMIT 1"):
+        store.execute(f"CREATE TEMP TABLE {diff['enter']} AS {_ENTERS.format(pairs=pairs)}")
+        store.execute(f"CREATE TEMP TABLE {diff['exit']} AS {_EXITS.format(pairs=pairs)}")
+    else:  # a first refresh: every pair enters (read in place, not copied), nobody exits
+        diff["enter"], made = pairs, [diff["exit"]]
+        store.execute(f"CREATE TEMP TABLE {diff['exit']} (segment TEXT, profile_id TEXT)")
     try:
         entered = int(store.fetchall(f"SELECT count(*) FROM {diff['enter']}")[0][0])
         exited = int(store.fetchall(f"SELECT count(*) FROM {diff['exit']}")[0][0])
@@ -151,7 +156,7 @@ def _apply(
         else:
             _apply_bulk(store, compiled, diff, as_of, removed, engine)
     finally:
-        for table in diff.values():
+        for table in made:
             store.execute(f"DROP TABLE {table}")
     return entered, exited
 
@@ -221,7 +226,10 @@ def _apply_bulk(
         for name, seg in compiled.segments.items()
     ]  # fmt: skip
     rows += [(name, orjson.dumps(removed_cause(rule)).decode()) for name, rule in removed.items()]
-    insert_rows(store, causes, ("segment", "cause"), rows)
+    if rows:  # one VALUES statement: an Arrow table (insert_rows) would import pandas, 0.14 s
+        values = ", ".join("(?, ?)" for _ in rows)
+        flat = [value for row in rows for value in row]
+        store.execute(f"INSERT INTO {causes} (segment, cause) VALUES {values}", flat)
     at = utcnow_naive(as_of)
     for kind in ("exit", "enter"):
         store.execute(
@@ -235,11 +243,12 @@ def _apply_bulk(
         f"DELETE FROM memberships WHERE EXISTS (SELECT 1 FROM {diff['exit']} x "
         "WHERE memberships.segment = x.segment AND memberships.profile_id = x.profile_id)"
     )
-    # In profile order: DuckDB fills the profile_id index at commit, a third faster for keys
-    # in order (measured at 1.8M rows, sort included).
+    # In profile order: DuckDB fills the profile_id index at commit, five times faster for
+    # keys in order (measured at 6M rows: 1.3 s against 6.4 s). By profile_id alone: the
+    # index is on it, and sorting by (profile_id, segment) cost 1.2 s more at 6M rows.
     store.execute(
         "INSERT INTO memberships (segment, profile_id, entered_at) "
-        f"SELECT segment, profile_id, ? FROM {diff['enter']} ORDER BY profile_id, segment",
+        f"SELECT segment, profile_id, ? FROM {diff['enter']} ORDER BY profile_id",
         [at],
     )
 

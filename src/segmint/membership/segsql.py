@@ -100,8 +100,8 @@ def membership_query(
         none = exp.alias_(exp.cast(exp.null(), text), "segment")
         selects = [exp.select(exp.column("profile_id"), none).from_(last).where(exp.false())]
     query: exp.Query = selects[0]
-    for select in selects[1:]:
-        query = exp.union(query, select, distinct=False)
+    for select in selects[1:]:  # fresh nodes: no copy (copying the growing union is quadratic)
+        query = exp.union(query, select, distinct=False, copy=False)
     for name, cte in ctes:
         query = query.with_(name, as_=cte)
     return query
