@@ -756,7 +756,7 @@ def _causes(
         seg = compiled.segments.get(segment)
         if seg is None:  # no longer defined: the profile leaves it
             return removed_cause(removed(segment))
-        traits = sorted(changed & seg.traits)
+        traits = [name for name in seg.sorted_traits if name in changed]
         return {**base, "rule": seg.spec.rule, "traits": traits}
 
     return cause
