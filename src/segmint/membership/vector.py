@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -92,13 +92,14 @@ class BatchDecider:
             return {}
         columns: list[pa.Array] = [
             pa.array([r[0] for r in rows], pa.string()),
-            pa.array([_naive(r[2]) for r in rows], pa.timestamp("us")),
+            _instants([r[2] for r in rows]),
         ]
         for name, kind in self.traits.items():
             values = [r[1].get(name) for r in rows]
             if kind == "timestamp":
-                values = [None if v is None else _naive(v) for v in values]
-            elif kind == "number":
+                columns.append(_instants(values))
+                continue
+            if kind == "number":
                 values = [None if v is None else float(v) for v in values]
             columns.append(pa.array(values, _ARROW[kind]))
         table = pa.Table.from_arrays(columns, schema=self.schema)
@@ -157,5 +158,12 @@ def batch_decider(compiled: CompiledSegments) -> BatchDecider | None:
     return BatchDecider(compiled, {name: types[name] for name in read})
 
 
-def _naive(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+def _instants(values: Sequence[datetime | None]) -> pa.Array:
+    """Instants as naive UTC microseconds, converted by Arrow (no Python call per value).
+
+    An aware value is converted to UTC; a naive one is taken as UTC already.
+    """
+    return pa.array(values, _UTC).cast(pa.timestamp("us"))
+
+
+_UTC = pa.timestamp("us", tz="UTC")
