@@ -12,7 +12,8 @@ Figures:
   batches of 1,000 (as one intake group commit hands them over under load), per CPU second of
   this process, configured as ``segmint serve`` runs it: memberships, changes and schedule
   written to DuckDB in one transaction per batch, trait state and values every second, and
-  once more at the end, and a DuckDB checkpoint, all inside the timed part (goal >=
+  once more at the end, and a DuckDB checkpoint, all inside the timed part, with serve's
+  garbage collector settings (:func:`segmint.common.tune_gc_for_serving`) (goal >=
   50,000/s). Baseline: the trait engine alone on the same events (``TraitEngine.apply``),
   so the ratio is the cost of membership on top of traits.
 - realtime.hot_events_per_s: the same traffic again, later, for the profiles the engine
@@ -80,6 +81,7 @@ traits_bench = _load("traits")  # its 20 traits, event generator and hand-writte
 report = common.report  # type: ignore[attr-defined]
 
 from segmint.clock import FixedClock  # noqa: E402
+from segmint.common import tune_gc_for_serving  # noqa: E402
 from segmint.config.model import WorkspaceDef  # noqa: E402
 from segmint.events import Event  # noqa: E402
 from segmint.membership.batch import refresh  # noqa: E402
@@ -275,7 +277,7 @@ def stream(store: DuckDBStore, compiled: CompiledSegments) -> None:
         f"history before the stream: state and memberships in {time.perf_counter() - start:.1f} s"
     )
     gc.collect()
-    gc.freeze()
+    tune_gc_for_serving()  # as ``segmint serve`` runs: history and workspace frozen
     warm, timed, single = events[: STREAM // 4], events[STREAM // 4 : STREAM], events[STREAM:]
     engine = RealtimeEngine(store, compiled, FixedClock(AS_OF), checkpoint_every=CHECKPOINT_EVERY)
     feed(engine, warm)  # a running server has its hot profiles in memory

@@ -108,3 +108,27 @@ def test_engine_deciding_in_one_pass_agrees_with_batch(steps, vector_ws, track):
     clock.set(now)
     engine.advance(now)
     assert reconcile(ws.store, compiled, now) == []
+
+
+def test_more_segments_than_one_mask_holds():
+    """Seventy segments span two result masks; a NULL comparison is no membership."""
+    from segmint.config.model import WorkspaceDef
+
+    segments = {f"s{i:02d}": {"rule": f"orders >= {i}"} for i in range(70)}
+    segments["spender"] = {"rule": "spend >= 0"}
+    compiled = CompiledSegments(WorkspaceDef.model_validate({
+        "name": "wide", "segments": segments,
+        "traits": {"orders": {"count": "events"}, "spend": {"sum": "properties.total"}},
+    }))  # fmt: skip
+    decider = batch_decider(compiled)
+    assert decider is not None
+    engine = compiled.traits
+    rows = []
+    for n in (0, 1, 61, 62, 63, 69, 75):
+        state = engine.new_state()
+        for i in range(n):
+            engine.apply(state, Event(f"m{n}-{i}", "track", "Order", f"p{n}", T0, {}))
+        rows.append((f"p{n}", engine.values(state, T0), T0))
+    found = decider.decide(rows)
+    for n in (0, 1, 61, 62, 63, 69, 75):
+        assert found[f"p{n}"] == {f"s{i:02d}" for i in range(min(n, 69) + 1)}

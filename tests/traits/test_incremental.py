@@ -160,3 +160,40 @@ def test_next_expiry_is_when_windowed_values_change(
         assert engine.values(state, due - timedelta(microseconds=1)) == before
         if names_kept == ["n_1h", "a_1d"]:  # counts: the expiry is exact
             assert engine.values(state, due) != before
+
+
+LATER = {
+    **WINDOWED,
+    "ts_1d": {"max": "timestamp", "event": "A", "within": "1d"},
+    "b_1d": {"count": "events", "event": "B", "within": "1d", "default": 5},
+    "orders": {"count": "events", "event": "A"},
+    "last_a": {"last": "timestamp", "event": "A"},
+    "idle": {"expr": "days_since(last_a)"},
+    "mix": {"expr": "orders + n_1h"},
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    offsets=st.lists(st.integers(0, 3 * 86400), max_size=15),
+    names=st.lists(st.sampled_from(["A", "B"]), min_size=15, max_size=15),
+    first=st.integers(0, 2 * 86400),
+    later=st.integers(0, 2 * 86400),
+)
+def test_values_later_are_the_values_read_again(
+    offsets: list[int], names: list[str], first: int, later: int
+) -> None:
+    """Reading again only what time moves gives the values read from scratch."""
+    base = datetime(2024, 1, 1, tzinfo=UTC)
+    events = [Event(f"m{i}", "track", names[i], "u", base + timedelta(seconds=s),
+                    properties={"v": i}) for i, s in enumerate(offsets)]  # fmt: skip
+    defs = {n: TraitDef.model_validate(d) for n, d in LATER.items()}
+    engine = TraitEngine(build_catalog(defs))
+    state = engine.apply_all(engine.new_state(), events)
+    at = base + timedelta(seconds=max([first, *offsets]))
+    before = engine.values(state, at)
+    for moved in (at, at + timedelta(seconds=later)):
+        again = engine.values_later(state, before, moved)
+        fresh = engine.values(state, moved)
+        assert again == fresh
+        assert list(again) == list(fresh)

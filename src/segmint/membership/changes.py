@@ -125,12 +125,12 @@ def _delete_members(store: Store, pairs: Sequence[tuple[str, str]]) -> None:
     then delete them by row id (about 1 ms; a filter on both columns scans the table, 2 ms
     at 600k rows, and more with more). Otherwise one set-based statement for the batch.
     """
+    if store.dialect != "duckdb" or len({pid for _, pid in pairs}) > FEW_PROFILES:
+        delete_keys(store, "memberships", ("segment", "profile_id"), pairs)
+        return
     by_profile: dict[str, set[str]] = {}
     for segment, pid in pairs:
         by_profile.setdefault(pid, set()).add(segment)
-    if store.dialect != "duckdb" or len(by_profile) > FEW_PROFILES:
-        delete_keys(store, "memberships", ("segment", "profile_id"), pairs)
-        return
     for pid, segments in by_profile.items():
         rows = store.fetchall("SELECT rowid, segment FROM memberships WHERE profile_id = ?", [pid])
         found = [row_id for row_id, segment in rows if segment in segments]
@@ -200,7 +200,7 @@ def _decode(raw: Any) -> dict[str, Any]:
 
 
 def _dumps(value: Mapping[str, Any]) -> str:
-    return orjson.dumps(dict(value), default=str).decode()
+    return orjson.dumps(value if type(value) is dict else dict(value), default=str).decode()
 
 
 def members_of(store: Store, profile_ids: Iterable[str]) -> dict[str, set[str]]:

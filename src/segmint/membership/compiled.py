@@ -77,6 +77,11 @@ class CompiledSegment:
         """The traits the rule reads (implicit ones included)."""
         return self.deps.traits if self.deps else frozenset()
 
+    @cached_property
+    def sorted_traits(self) -> tuple[str, ...]:
+        """:attr:`traits` sorted (a change's cause lists those that changed in this order)."""
+        return tuple(sorted(self.traits))
+
 
 class CompiledSegments:
     """Every segment of a workspace, compiled, with the traits they need.

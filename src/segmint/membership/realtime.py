@@ -110,6 +110,8 @@ class _Step:
     message_ids: list[str | None]
     timers_ready: bool = False
     """The profile's leaf transitions were just computed an instant before ``at``."""
+    settled: bool = False
+    """No event was applied to the profile since its values were last read (time moved)."""
 
 
 @dataclass
@@ -308,8 +310,11 @@ class RealtimeEngine:
         for step in steps:
             try:
                 self.stats[step.base["source"]] += 1
-                values = compiled.traits.values(step.live.state, step.at)
                 old = step.live.values
+                if step.settled:  # only what time moves is read again
+                    values = compiled.traits.values_later(step.live.state, old, step.at)
+                else:
+                    values = compiled.traits.values(step.live.state, step.at)
                 changed = {k for k, v in values.items() if k not in old or old[k] != v}
                 ready.append((step, values, changed))
             except Exception as exc:
@@ -456,7 +461,7 @@ class RealtimeEngine:
             live.due = None
             return _Step(pid, live, due, {"source": "time"}, [None], timers_ready=True)
         live.due = None
-        return _Step(pid, live, due, {"source": "time"}, [None])
+        return _Step(pid, live, due, {"source": "time"}, [None], settled=True)
 
     def _isolate(
         self, pid: str, message_ids: list[str | None], exc: Exception, pending: _Pending
@@ -756,7 +761,7 @@ def _causes(
         seg = compiled.segments.get(segment)
         if seg is None:  # no longer defined: the profile leaves it
             return removed_cause(removed(segment))
-        traits = sorted(changed & seg.traits)
+        traits = [name for name in seg.sorted_traits if name in changed]
         return {**base, "rule": seg.spec.rule, "traits": traits}
 
     return cause

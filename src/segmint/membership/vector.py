@@ -26,15 +26,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
 from segmint.membership.compiled import CompiledSegments
-from segmint.membership.segsql import read_traits, segment_columns_query
+from segmint.membership.segsql import read_traits, segment_col, segment_columns_query
 from segmint.rules import SqlNow
 
 TABLE = "__segmint_batch"
@@ -45,6 +46,10 @@ _ARROW: dict[str, pa.DataType] = {
     "boolean": pa.bool_(),
     "timestamp": pa.timestamp("us"),
 }
+MASK_BITS = 62
+"""Segments per BIGINT mask column of a pass's result (bit 63 is the sign)."""
+MAX_SETS = 4096
+"""How many distinct membership sets a decider keeps for reuse."""
 MINIMUM = 512
 """Below this many profiles a step is decided by the Python closures: a pass costs about
 16 ms of planning and setup whatever its size, then ~15 µs a profile, against ~47 µs a
@@ -66,6 +71,7 @@ class BatchDecider:
             compiled, dialect="duckdb", as_of=now, source=source
         )
         self.sql = query.sql(dialect="duckdb")
+        self._sets: dict[tuple[int, ...], frozenset[str]] = {}
         self.traits = dict(traits)
         self.schema = pa.schema(
             [("profile_id", pa.string()), (AS_OF, pa.timestamp("us"))]
@@ -86,31 +92,61 @@ class BatchDecider:
             return {}
         columns: list[pa.Array] = [
             pa.array([r[0] for r in rows], pa.string()),
-            pa.array([_naive(r[2]) for r in rows], pa.timestamp("us")),
+            _instants([r[2] for r in rows]),
         ]
         for name, kind in self.traits.items():
             values = [r[1].get(name) for r in rows]
             if kind == "timestamp":
-                values = [None if v is None else _naive(v) for v in values]
-            elif kind == "number":
+                columns.append(_instants(values))
+                continue
+            if kind == "number":
                 values = [None if v is None else float(v) for v in values]
             columns.append(pa.array(values, _ARROW[kind]))
         table = pa.Table.from_arrays(columns, schema=self.schema)
-        names = self.names
         with self._lock:
             self._conn.register(TABLE, table)
             try:
-                result = self._conn.execute(self.sql).fetchall()
+                result = self._conn.execute(self.sql).fetchnumpy()
             finally:
                 self._conn.unregister(TABLE)
-        return {
-            row[0]: frozenset(n for n, flag in zip(names, row[1:], strict=True) if flag)
-            for row in result
-        }
+            ids = result["profile_id"].tolist()
+            flags = [result[segment_col(name).name] for name in self.names]
+            sets, members = self._sets, self._members
+            masks = zip(*_masks(flags, len(ids)), strict=True)
+            return {
+                pid: sets[mask] if mask in sets else members(mask)
+                for pid, mask in zip(ids, masks, strict=True)
+            }
+
+    def _members(self, masks: tuple[int, ...]) -> frozenset[str]:
+        """The segments a row's masks name (kept: a workspace's rows share a few sets)."""
+        names = self.names
+        found = frozenset(
+            names[i] for i in range(len(names)) if masks[i // MASK_BITS] >> (i % MASK_BITS) & 1
+        )
+        if len(self._sets) < MAX_SETS:
+            self._sets[masks] = found
+        return found
 
     def close(self) -> None:
         """Close the in-process database."""
         self._conn.close()
+
+
+def _masks(flags: Sequence[Any], rows: int) -> list[list[int]]:
+    """Boolean segment columns as integer bit masks per row, :data:`MASK_BITS` to a mask.
+
+    Bit ``i % MASK_BITS`` of mask ``i // MASK_BITS`` is set when the row is in segment
+    ``i`` (NULL is not membership): a few integers per row cross into Python, not a
+    boolean per segment.
+    """
+    found = []
+    for start in range(0, max(len(flags), 1), MASK_BITS):
+        mask = np.zeros(rows, dtype=np.int64)
+        for bit, column in enumerate(flags[start : start + MASK_BITS]):
+            mask |= np.ma.filled(column, False).astype(np.int64) << bit
+        found.append(mask.tolist())
+    return found
 
 
 def batch_decider(compiled: CompiledSegments) -> BatchDecider | None:
@@ -122,5 +158,12 @@ def batch_decider(compiled: CompiledSegments) -> BatchDecider | None:
     return BatchDecider(compiled, {name: types[name] for name in read})
 
 
-def _naive(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+def _instants(values: Sequence[datetime | None]) -> pa.Array:
+    """Instants as naive UTC microseconds, converted by Arrow (no Python call per value).
+
+    An aware value is converted to UTC; a naive one is taken as UTC already.
+    """
+    return pa.array(values, _UTC).cast(pa.timestamp("us"))
+
+
+_UTC = pa.timestamp("us", tz="UTC")

@@ -20,7 +20,7 @@ O(events inside the window) for windowed traits.
 
 from __future__ import annotations
 
-from bisect import bisect_right, insort
+from bisect import bisect_left, bisect_right, insort
 from collections import Counter
 from typing import Any
 
@@ -181,10 +181,12 @@ class MostFrequent(Fold):
 
 def most_frequent(counts: dict[str, int]) -> str | None:
     """The value with the highest count; the smallest such value on a tie."""
-    if not counts:
-        return None
-    top = max(counts.values())
-    return min(v for v, n in counts.items() if n == top)
+    best: Any = None
+    top = -1
+    for value, count in counts.items():  # one pass (it runs for every profile decided)
+        if count > top or (count == top and value < best):
+            best, top = value, count
+    return best  # type: ignore[no-any-return]
 
 
 ALL_TIME: dict[str, type[Fold]] = {
@@ -226,23 +228,36 @@ class Window(Fold):
         """Drop entries that left the window by ``watermark``."""
         horizon = watermark - self.within
         if slot and _ts(slot[0]) <= horizon:
-            del slot[: bisect_right(slot, horizon, key=_ts)]
+            del slot[: self._after(slot, horizon)]
+
+    def _after(self, slot: Slot, cutoff: int) -> int:
+        """The index of the first entry later than ``cutoff`` in a non-empty slot.
+
+        Without a key function (a Python call per comparison): entries are ints, or lists
+        ``[ts, …]``, and a one-item list ``[cutoff + 1]`` sorts before every entry at that
+        microsecond or later and after every earlier one.
+        """
+        if self.bare:
+            return bisect_right(slot, cutoff)
+        return bisect_left(slot, [cutoff + 1])
 
     def live(self, slot: Slot, cutoff: int) -> list[Any]:
         """The entries inside the window whose lower edge is ``cutoff``."""
         if not slot:
             return []
-        return slot[bisect_right(slot, cutoff, key=_ts) :]  # type: ignore[no-any-return]
+        return slot[self._after(slot, cutoff) :]  # type: ignore[no-any-return]
 
     def read(self, slot: Slot, cutoff: int) -> Any:
         """The aggregate over the live entries."""
+        if self.func == "count":  # no copy of the live entries to count them
+            return len(slot) - self._after(slot, cutoff) if slot else 0
         return self._read(self.live(slot, cutoff))
 
     def expiry(self, slot: Slot, cutoff: int) -> int | None:
         """When the oldest live entry leaves the window (µs), or None."""
         if not slot:
             return None
-        live = bisect_right(slot, cutoff, key=_ts)
+        live = self._after(slot, cutoff)
         return _ts(slot[live]) + self.within if live < len(slot) else None
 
 

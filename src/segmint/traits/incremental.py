@@ -11,7 +11,7 @@ windowed value can next change without a new event.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -90,6 +90,12 @@ class TraitEngine:
             for i, (s, f) in enumerate(zip(self.specs, self.folds, strict=True))
             if type(f).read is not Fold.read
         ]
+        self._moving = [
+            (i, s.name, f.read, f.within, s.type == "timestamp", s.default)
+            for i, (s, f) in enumerate(zip(self.specs, self.folds, strict=True))
+            if f.windowed
+        ]
+        """The folds whose value moves with time alone (windows), for :meth:`values_later`."""
 
     def new_state(self) -> TraitState:
         """The state of a profile with no events."""
@@ -132,6 +138,29 @@ class TraitEngine:
         for name, default in self._defaults:
             if out[name] is None:
                 out[name] = default
+        for name, compute in self._derived:
+            out[name] = compute(out, as_of)
+        return out
+
+    def values_later(
+        self, state: TraitState, before: Mapping[str, Any], as_of: datetime
+    ) -> dict[str, Any]:
+        """:meth:`values` at ``as_of``, given ``before``: those of the same state earlier.
+
+        No event was applied since ``before`` was read (at an instant at or after the
+        watermark, up to ``as_of``), so only what time alone moves is read again: windowed
+        traits, then every derived trait. The real-time engine's time transitions use it.
+        """
+        now = to_us(as_of)
+        out = dict(before)
+        slots = state.slots
+        for i, name, read, within, stamp, default in self._moving:
+            value = read(slots[i], now - within)
+            if stamp and value is not None:
+                value = EPOCH + timedelta(microseconds=value)
+            out[name] = default if value is None and default is not None else value
+        for name, _ in self._derived:  # each computed over what precedes it, as in values()
+            out.pop(name, None)
         for name, compute in self._derived:
             out[name] = compute(out, as_of)
         return out
