@@ -6,6 +6,7 @@ A test that needs a service it cannot reach is skipped with the reason, unless
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,6 +33,34 @@ def service_missing(name: str, reason: str) -> None:
     if REQUIRE:
         pytest.fail(f"{message} (SEGMINT_REQUIRE_SERVICES=1)")
     pytest.skip(message)
+
+
+def schema_url(url: str, schema: str) -> str:
+    """``url`` with its search path set to ``schema`` (for a subprocess's store URL)."""
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{schema}"
+
+
+@contextlib.contextmanager
+def postgres_schema(prefix: str) -> Iterator[tuple[str, str]]:
+    """A fresh PostgreSQL schema and a URL whose search path is it; dropped afterwards.
+
+    Skips (locally) or fails (in CI) when PostgreSQL is unreachable.
+    """
+    import psycopg
+
+    try:
+        psycopg.connect(POSTGRES_URL, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        service_missing("PostgreSQL", str(exc).strip() or type(exc).__name__)
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as con:
+        con.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield schema, schema_url(POSTGRES_URL, schema)
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as con:
+            con.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture(scope="session")

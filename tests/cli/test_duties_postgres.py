@@ -11,17 +11,14 @@ once, each change is delivered once.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +29,7 @@ from aiosmtpd.controller import Controller
 from tests.cli.servers import start_server, stop_server
 from tests.cli.test_writes_while_serving import SECRET, _without_journeys
 from tests.deliver.conftest import RecordingHandler, free_port
+from tests.membership.conftest import Receiver, serve_receiver
 
 pytestmark = pytest.mark.postgres
 WAIT = 20
@@ -50,19 +48,6 @@ PEOPLE = ("ada", "bob", "cy")
 
 
 @dataclass
-class Receiver:
-    """A local HTTP server that records the webhook calls it gets (body, per call)."""
-
-    url: str = ""
-    bodies: list[dict[str, Any]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def changes(self) -> list[int]:
-        with self.lock:
-            return [int(b["id"]) for b in self.bodies]
-
-
-@dataclass
 class Side:
     """One server's workspace checkout, SMTP server and webhook receiver."""
 
@@ -71,32 +56,6 @@ class Side:
     hooks: Receiver
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
-
-
-def _receiver() -> tuple[Receiver, Callable[[], None]]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            with state.lock:
-                state.bodies.append(json.loads(body))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        server.shutdown()
-        server.server_close()
-
-    return state, stop
 
 
 def _until(check: Callable[[], Any], what: str, seconds: float = 60) -> None:
@@ -108,17 +67,10 @@ def _until(check: Callable[[], Any], what: str, seconds: float = 60) -> None:
 
 @pytest.fixture
 def sides(tmp_path: Path) -> Iterator[tuple[Side, Side, dict[str, str]]]:
-    from tests.conftest import POSTGRES_URL, service_missing
+    from tests.conftest import postgres_schema
 
-    try:
-        psycopg.connect(POSTGRES_URL, connect_timeout=3).close()
-    except psycopg.Error as exc:
-        service_missing("PostgreSQL", str(exc).strip() or type(exc).__name__)
-    schema = f"t_duties_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as con:
-        con.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    url = f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    dropped = contextlib.ExitStack()
+    _, url = dropped.enter_context(postgres_schema("t_duties"))
     env = {**os.environ, "SEGMINT_DATABASE_URL": url, "SEGMINT_SECRET": SECRET,
            "SEGMINT_WEBHOOK_SECRET": "hook-secret"}  # fmt: skip
     first = tmp_path / "a"
@@ -134,8 +86,8 @@ def sides(tmp_path: Path) -> Iterator[tuple[Side, Side, dict[str, str]]]:
         controller = Controller(handler, hostname="127.0.0.1", port=port)
         controller.start()
         stops.append(controller.stop)
-        hooks, stop = _receiver()
-        stops.append(stop)
+        hooks = Receiver(url="")
+        stops.append(serve_receiver(hooks))
         mine = text.replace("port: 1025", f"port: {port}")
         mine += JOURNEY + f"\nwebhooks:\n  crm: {{url: '{hooks.url}'}}\n"
         (folder / "segmint.yaml").write_text(mine)
@@ -148,8 +100,7 @@ def sides(tmp_path: Path) -> Iterator[tuple[Side, Side, dict[str, str]]]:
                 stop_server(side.proc)
         for stop in stops:
             stop()
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as con:
-            con.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        dropped.close()
 
 
 def _post(side: Side, key: str, path: str, body: dict[str, Any]) -> None:

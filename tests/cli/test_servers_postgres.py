@@ -7,18 +7,17 @@ only stores its own; the events of every writer reach memberships once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from tests.cli.servers import start_server, stop_server
 from tests.cli.test_writes_while_serving import SECRET, _without_journeys
@@ -59,17 +58,10 @@ class Servers:
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    from tests.conftest import POSTGRES_URL, service_missing
+    from tests.conftest import postgres_schema
 
-    try:
-        psycopg.connect(POSTGRES_URL, connect_timeout=3).close()
-    except psycopg.Error as exc:
-        service_missing("PostgreSQL", str(exc).strip() or type(exc).__name__)
-    schema = f"t_servers_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as con:
-        con.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    url = f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    dropped = contextlib.ExitStack()
+    schema, url = dropped.enter_context(postgres_schema("t_servers"))
     env = {**os.environ, "SEGMINT_DATABASE_URL": url, "SEGMINT_SECRET": SECRET}
     ws = tmp_path_factory.mktemp("pg") / "shop"
     subprocess.run([sys.executable, "-m", "segmint", "init", str(ws)], check=True,
@@ -86,8 +78,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         yield found
     finally:
         found.stop()
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as con:
-            con.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        dropped.close()
 
 
 def _until(check: Any, what: str, seconds: float = 20) -> Any:

@@ -287,10 +287,9 @@ def pg_shop(
     schema = f"{pg_session_schema}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(postgres_url, autocommit=True) as con:
         con.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in postgres_url else "?"
-    monkeypatch.setenv(
-        "SEGMINT_DATABASE_URL", f"{postgres_url}{sep}options=-csearch_path%3D{schema}"
-    )
+    from tests.conftest import schema_url
+
+    monkeypatch.setenv("SEGMINT_DATABASE_URL", schema_url(postgres_url, schema))
     monkeypatch.setenv("SEGMINT_SECRET", SECRET)
     path = tmp_path / "shop"
     Workspace.init(path, name="pg-shop").close()

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,10 +29,13 @@ class Receiver:
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     attempts: int = 0
 
+    def changes(self) -> list[int]:
+        """The change ids of the deliveries received (each body's ``id``)."""
+        return [int(json.loads(body)["id"]) for _, body in list(self.received)]
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver(url="")
+
+def serve_receiver(state: Receiver) -> Callable[[], None]:
+    """Serve ``state`` on a free local port (its ``url`` is set); return how to stop it."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -53,10 +57,21 @@ def receiver() -> Iterator[Receiver]:
     state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+    return stop
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver(url="")
+    stop = serve_receiver(state)
     yield state
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    stop()
 
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
