@@ -102,6 +102,10 @@ def test_one_server_leads_and_both_report_their_lag(servers: Servers) -> None:
 
     found = _until(reports, "both servers publish their lag in status")
     assert {s["server"].split(":")[-1] for s in found} == {str(p.pid) for p in servers.procs}
+    # status says which one leads (applies events, runs the timers), and the other stands by
+    lines = servers.run("status").stdout
+    assert sorted(s["leading"] for s in _until(reports, "reports")) == [False, True]
+    assert lines.count("leads: applies events") == 1 and lines.count("stands by") == 1
 
 
 def test_events_of_every_writer_reach_memberships_once(servers: Servers) -> None:

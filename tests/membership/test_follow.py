@@ -113,6 +113,7 @@ def test_status_reports_each_running_server(workspace: Workspace) -> None:
     follower._publish()  # what the follower thread does every second
     found = realtime_status(workspace.store, NOW + timedelta(seconds=2))
     assert [s["running"] for s in found["servers"]] == [True]
+    assert found["servers"][0]["leading"] is False  # it has not taken the lead (lead())
     assert found["servers"][0]["events"] == 0 and found["stored_since_checkpoint"] == 0
     stale = realtime_status(workspace.store, NOW + timedelta(minutes=5))
     assert [s["running"] for s in stale["servers"]] == [False]

@@ -160,8 +160,11 @@ def _echo_realtime(realtime: dict[str, Any]) -> None:
     """The real-time lines of ``status``: each running server's lag, or the stored backlog."""
     running = [s for s in realtime["servers"] if s["running"]]
     for server in running:
+        role = {True: "leads: applies events, runs timers; ", False: "stands by; "}.get(
+            server.get("leading"), ""
+        )  # (a report from before 'leading' was published says neither)
         click.echo(
-            f"realtime   {server['server']}: {server['events']} events, "
+            f"realtime   {server['server']}: {role}{server['events']} events, "
             f"{server['seconds']:.1f} s behind ({server['applied']} applied from other writers)"
         )
     workers = realtime.get("workers")

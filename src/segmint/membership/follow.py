@@ -441,7 +441,8 @@ class Follower:
         if self.report is None or self.monotonic() - self._reported < REPORT_EVERY:
             return
         self._reported = self.monotonic()
-        body = {**self.lag().as_dict(), "at": self.clock.now().isoformat()}
+        body = {**self.lag().as_dict(), "leading": self.leading,
+                "at": self.clock.now().isoformat()}  # fmt: skip
         try:
             with self.report.transaction():
                 write_meta(self.report, self.key, json.dumps(body))
