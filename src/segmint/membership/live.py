@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from segmint.clock import ensure_utc
+from segmint.common import batched
 from segmint.membership.compiled import CompiledSegments
 from segmint.store import Store, from_store_time, utcnow_naive
 from segmint.store.bulk import delete_keys, upsert_rows
@@ -131,12 +132,11 @@ def lock_profiles(store: Store, ids: Iterable[str]) -> None:
     """
     if store.dialect != "postgres":
         return
-    ordered = sorted(set(ids))
-    for start in range(0, len(ordered), LOCK_CHUNK):
+    for chunk in batched(sorted(set(ids)), LOCK_CHUNK):
         store.fetchall(
             "SELECT profile_id FROM profiles WHERE profile_id = ANY(?) "
             "ORDER BY profile_id FOR SHARE",
-            [ordered[start : start + LOCK_CHUNK]],
+            [list(chunk)],
         )
 
 
