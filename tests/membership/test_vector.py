@@ -54,6 +54,9 @@ def test_one_pass_decides_what_the_closures_decide(profiles, make_workspace, tmp
             every = {u.index for u in compiled.plan.units}
             expected[f"p{n}"] = compiled.members(values, as_of, frozenset(), every)
         assert decider.decide(rows) == expected
+        # the prepared statement reads each pass's own batch, whatever came before
+        assert decider.decide(rows[1:]) == {r[0]: expected[r[0]] for r in rows[1:]}
+        assert decider.decide(rows[:1]) == {rows[0][0]: expected[rows[0][0]]}
     finally:
         ws.close()
 

@@ -140,15 +140,37 @@ def lock_profiles(store: Store, ids: Iterable[str]) -> None:
         )
 
 
+FEW_MOVES = 4
+"""Up to this many moved schedule entries (one event's flush) are updated in place on DuckDB."""
+
+
 def save_schedule(store: Store, lives: Mapping[str, Live]) -> None:
     """Write the schedule entries of ``lives`` whose due instant changed since stored."""
     moved = [(p, live) for p, live in lives.items() if live.due != live.stored_due]
+    if store.dialect == "duckdb" and len(moved) <= FEW_MOVES:
+        # One statement per entry instead of a delete and an insert (about half the time of
+        # an event's write, and no index entry to remove and add again at commit)
+        for pid, live in moved:
+            _move_due(store, pid, live.due)
+            live.stored_due = live.due
+        return
     due = [(p, utcnow_naive(live.due)) for p, live in moved if live.due is not None]
     upsert_rows(store, "schedule", ("profile_id", "due_at"), ("profile_id",), due)
     gone = [(p,) for p, live in moved if live.due is None]
     delete_keys(store, "schedule", ("profile_id",), gone)
     for _, live in moved:
         live.stored_due = live.due
+
+
+def _move_due(store: Store, pid: str, due: datetime | None) -> None:
+    """Set (or, with None, delete) one profile's schedule entry, whatever is stored."""
+    if due is None:
+        store.execute("DELETE FROM schedule WHERE profile_id = ?", [pid])
+        return
+    at = utcnow_naive(due)
+    updated = store.fetchall("UPDATE schedule SET due_at = ? WHERE profile_id = ?", [at, pid])
+    if not updated or not updated[0][0]:  # no row (or one another process deleted)
+        store.execute("INSERT INTO schedule (profile_id, due_at) VALUES (?, ?)", [pid, at])
 
 
 def record_failures(
