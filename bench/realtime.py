@@ -9,7 +9,8 @@ Size: ``SEGMINT_BENCH_SCALE`` (default 0.1) times 1M profiles / 10M events, so t
 
 Figures:
 - realtime.events_per_s: events streamed in-process through :class:`RealtimeEngine` in
-  batches of 1,000 (as one intake group commit hands them over under load), per CPU second of
+  batches of 1,000 (as one intake group commit hands them over under load; stored in the
+  events table beforehand, in time order, as intake stores them), per CPU second of
   this process, configured as ``segmint serve`` runs it: memberships, changes and schedule
   written to DuckDB in one transaction per batch, trait state and values every second, and
   once more at the end, and a DuckDB checkpoint, all inside the timed part, with serve's
@@ -260,22 +261,31 @@ def cpu_line(ours: float, hand: float) -> None:
 
 
 def stream(store: DuckDBStore, compiled: CompiledSegments) -> None:
-    rows = store.fetchall(  # the latest events, in time order: a stream arriving now
-        f"SELECT * FROM (SELECT {EVENT_COLUMNS} FROM events ORDER BY timestamp DESC "
-        f"LIMIT {STREAM + LATENCY_EVENTS}) ORDER BY timestamp"
-    )
-    events = [row_to_event(r) for r in rows]
-    del rows
+    # the latest events, in time order: a stream arriving now
+    latest = f"ORDER BY timestamp DESC LIMIT {STREAM + LATENCY_EVENTS}"
+    store.execute(f"CREATE TEMP TABLE stream AS SELECT * FROM events {latest}")
     # Steady state: profiles have their history. Keep the events before the stream in the
     # store, build every profile's trait state and memberships from them, then stream.
-    cutoff = events[0].timestamp
-    store.execute("DELETE FROM events WHERE timestamp >= ?", [cutoff.replace(tzinfo=None)])
+    cutoff = store.fetchall("SELECT min(timestamp) FROM stream")[0][0]
+    store.execute("DELETE FROM events WHERE timestamp >= ?", [cutoff])
+    cutoff = cutoff.replace(tzinfo=UTC)
     start = time.perf_counter()
     refresh(store, compiled, cutoff)
     rebuild(store, compiled.catalog, cutoff)
     print(
         f"history before the stream: state and memberships in {time.perf_counter() - start:.1f} s"
     )
+    # The streamed events are stored before they are streamed, as intake stores them before
+    # real time sees them, in time order (their ``seq`` follows it): a profile loaded
+    # mid-stream is rebuilt from the events up to the batch's, never later ones.
+    store.execute(
+        "INSERT INTO events BY NAME SELECT * EXCLUDE (seq) FROM stream ORDER BY timestamp"
+    )
+    store.execute("DROP TABLE stream")
+    rows = store.fetchall(f"SELECT {EVENT_COLUMNS} FROM events WHERE timestamp >= ? ORDER BY seq",
+                          [cutoff.replace(tzinfo=None)])  # fmt: skip
+    events = [row_to_event(r) for r in rows]
+    del rows
     gc.collect()
     tune_gc_for_serving()  # as ``segmint serve`` runs: history and workspace frozen
     warm, timed, single = events[: STREAM // 4], events[STREAM // 4 : STREAM], events[STREAM:]
