@@ -46,6 +46,11 @@ class Live:
         transitions: Per time leaf (index into ``CompiledSegments.timers``), its next flip.
         fresh: True until the first evaluation after loading (then every unit is decided).
         stored_due: The due instant the ``schedule`` table holds for the profile.
+        expiry: The next instant a windowed trait of ``state`` changes (None: never), as
+            computed at ``expiry_from``; only right until an event is applied
+            (``expiry_from`` is then None) and while ``expiry`` is later than the instant
+            asked about, so the engine computes it again only then.
+        expiry_from: The instant ``expiry`` was computed at, or None when not known.
     """
 
     state: TraitState
@@ -55,6 +60,8 @@ class Live:
     transitions: dict[int, datetime | None] = field(default_factory=dict)
     fresh: bool = True
     stored_due: datetime | None = None
+    expiry: datetime | None = None
+    expiry_from: datetime | None = None
 
 
 def load_many(

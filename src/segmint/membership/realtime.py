@@ -243,6 +243,7 @@ class RealtimeEngine:
                 try:
                     if live.fresh:  # the values before these events, for the causes
                         live.values = self.compiled.traits.values(live.state, at)
+                    live.expiry_from = None  # the windows' next expiry moves with events
                     for event in batch:
                         self.compiled.traits.apply(live.state, event)
                 except Exception as exc:  # one profile's failure must not stop the others
@@ -503,7 +504,12 @@ class RealtimeEngine:
     def _next_due(self, live: Live, at: datetime) -> datetime | None:
         """The earliest of the profile's cached leaf flips and its windows' next expiry."""
         found = [t for t in live.transitions.values() if t is not None]
-        expiry = self.compiled.traits.next_expiry(live.state, at)
+        since = live.expiry_from
+        if since is not None and since <= at and (live.expiry is None or live.expiry > at):
+            expiry = live.expiry  # no event since, and nothing expired: still the next one
+        else:
+            expiry = live.expiry = self.compiled.traits.next_expiry(live.state, at)
+            live.expiry_from = at
         if expiry is not None:
             found.append(expiry)
         return min(found, default=None)
