@@ -224,3 +224,74 @@ def test_a_message_taken_after_late_after_is_skipped_late(shop: Shop) -> None:
     ]  # fmt: skip
     assert ("reminder", "skipped", "late") in outcomes(shop, "bob")
     assert show_journey(shop.workspace, "abandoned_cart")["skipped_by_reason"] == {"late": 3}
+
+
+def test_a_tick_stopped_between_passes_applies_each_trigger_once(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every cart abandonment starts a flow: one applied twice would start two
+    edit(shop.path, "reentry: 7d", "reentry: every_time")
+    shop.reopen()
+    users = ["ann", "bob", "cy"]
+    shop.people(users)
+    for minutes, user in enumerate(users):
+        shop.track(user, "Cart Abandoned", T0 + timedelta(minutes=minutes))
+    passes = JourneyEngine._pass
+    calls = []
+
+    def dies_in_its_second_pass(self: JourneyEngine, todo: object) -> int:
+        calls.append(1)
+        if len(calls) == 2:  # a kill after the first pass committed
+            raise KeyboardInterrupt
+        return passes(self, todo)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(JourneyEngine, "_pass", dies_in_its_second_pass)
+    with pytest.raises(KeyboardInterrupt):
+        shop.engine(pass_size=1).tick(T0 + timedelta(minutes=10))
+    monkeypatch.setattr(JourneyEngine, "_pass", passes)
+    shop.engine(pass_size=1).tick(T0 + timedelta(minutes=10))
+    store = shop.workspace.store
+    carts = store.fetchall(
+        "SELECT profile_id, count(*) FROM journey_instances WHERE journey = 'abandoned_cart' "
+        "GROUP BY profile_id"
+    )
+    assert dict(carts) == {shop.profiles[u]: 1 for u in users}
+    history = store.fetchall(
+        "SELECT instance_id, outcome, count(*) FROM journey_history "
+        "GROUP BY ALL HAVING count(*) > 1"
+    )
+    assert history == []
+
+
+def test_a_halt_ends_a_tick_after_its_pass_and_the_next_start_takes_the_rest(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what a server's stop does: it need not wait for a backlog of triggers
+    edit(shop.path, "reentry: 7d", "reentry: every_time")
+    shop.reopen()
+    users = ["ann", "bob", "cy"]
+    shop.people(users)
+    for minutes, user in enumerate(users):
+        shop.track(user, "Cart Abandoned", T0 + timedelta(minutes=minutes))
+    engine = shop.engine(pass_size=1)
+    passes = JourneyEngine._pass
+    calls = []
+
+    def stop_arrives_during_the_first_pass(self: JourneyEngine, todo: object) -> int:
+        calls.append(1)
+        self.halt()
+        return passes(self, todo)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(JourneyEngine, "_pass", stop_arrives_during_the_first_pass)
+    engine.tick(T0 + timedelta(minutes=10))
+    assert len(calls) == 1
+    store = shop.workspace.store
+    started = store.fetchall("SELECT count(*) FROM journey_instances")[0][0]
+    assert started == 1  # one pass, one trigger
+    monkeypatch.setattr(JourneyEngine, "_pass", passes)
+    shop.engine(pass_size=1).tick(T0 + timedelta(minutes=10))
+    carts = store.fetchall(
+        "SELECT profile_id, count(*) FROM journey_instances WHERE journey = 'abandoned_cart' "
+        "GROUP BY profile_id"
+    )
+    assert dict(carts) == {shop.profiles[u]: 1 for u in users}

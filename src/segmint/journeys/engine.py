@@ -221,6 +221,7 @@ class JourneyEngine:
         self._dirty = True
         self._scanned = 0.0
         self._announced = time.monotonic()  # (a server announces a second after start)
+        self._halted = threading.Event()  # a server stopping: see halt()
 
     # -- the public loop -------------------------------------------------------------------
 
@@ -252,6 +253,8 @@ class JourneyEngine:
                 self._drain()  # what a server prepared goes first: the triggers move instances
             start = 0
             while start < len(todo):
+                if self._halted.is_set():  # the cursors stay: the next start reads the rest
+                    return self.report  # (and finds the triggers applied: see _enter)
                 start += self._pass(todo[start : start + self.pass_size])
             moved = {k: v for k, v in cursors.items() if self._cursors.get(k) != v}
             if moved:
@@ -263,6 +266,15 @@ class JourneyEngine:
                 self._take(as_of)
             self.ticks += 1
             return self.report
+
+    def halt(self) -> None:
+        """Make a tick under way return after its current pass (a server is stopping).
+
+        Each pass commits on its own, and a trigger read again is recognised (see
+        :meth:`_enter` and :meth:`_refuse`), so the next start takes what is left: a stop
+        waits for one pass, not for a backlog of triggers or due steps.
+        """
+        self._halted.set()
 
     def warm(self) -> None:
         """Compile every send step's templates now, not when its first timer fires.
@@ -321,8 +333,12 @@ class JourneyEngine:
         due = self.instances.next_due()
         return due - timedelta(seconds=self.lead) if due is not None and self.lead else due
 
-    def advance(self, until: datetime) -> int:
-        """Take every step due at or before ``until``, each at its own instant."""
+    def advance(self, until: datetime, *, stoppable: bool = False) -> int:
+        """Take every step due at or before ``until``, each at its own instant.
+
+        With ``stoppable``, a :meth:`halt` ends it after the round under way (the rest stays
+        due). A pass's advance is not: its triggers come after every step due before them.
+        """
         done = 0
         with self._lock:
             self._drain()  # (a server's prepared steps first)
@@ -348,13 +364,15 @@ class JourneyEngine:
                 self._maybe_announce()
                 if len(due) < self.batch and not again:
                     return done  # nothing else can be due: spare the query
+                if stoppable and self._halted.is_set():
+                    return done
 
     def _take(self, as_of: datetime) -> None:
         """Take the steps due (a server with a lead: prepared ahead, see :meth:`_stream`)."""
         if self.lead:
             self._stream()
         else:
-            self.advance(as_of)
+            self.advance(as_of, stoppable=True)
 
     def _drain(self) -> None:
         """Send and write what is prepared (before triggers move instances)."""

@@ -180,6 +180,10 @@ class Timer(Protocol):
         """The earliest instant something is due (None: nothing scheduled)."""
         ...
 
+    def halt(self) -> None:
+        """Make a tick under way return soon (the server stops; the next start goes on)."""
+        ...
+
 
 class RealtimeService:
     """What :func:`attach_realtime` started; :meth:`close` stops it.
@@ -267,6 +271,8 @@ class RealtimeService:
         """Stop the timer thread."""
         self.stop.set()
         self._wake.set()
+        for timer in self.timers:  # a backlog of journey triggers waits for the next start
+            timer.halt()
         if self.thread.is_alive():
             wait_for_thread(self.thread, "the timer's pass under way (time, journeys, webhooks)")
         if self.follower is not None:
