@@ -135,7 +135,9 @@ def lock_profiles(store: Store, ids: Iterable[str]) -> set[str]:
 
     A transaction that writes a profile's memberships, changes, schedule or trait state
     takes the locks first, so it never waits for an erasure while holding rows the erasure
-    deletes, and an erasure waits for its commit (then deletes what it wrote).
+    deletes, and an erasure waits for its commit (then deletes what it wrote). The lock is
+    ``FOR KEY SHARE``: it holds off the erasure's ``FOR UPDATE`` and ``DELETE``, not
+    intake's update of a profile merged away (``merged_into``).
 
     Returns:
         The profiles whose row was locked: those of ``ids`` in ``profiles`` once any
@@ -150,7 +152,7 @@ def lock_profiles(store: Store, ids: Iterable[str]) -> set[str]:
             str(row[0])
             for row in store.fetchall(
                 "SELECT profile_id FROM profiles WHERE profile_id = ANY(?) "
-                "ORDER BY profile_id FOR SHARE",
+                "ORDER BY profile_id FOR KEY SHARE",
                 [list(chunk)],
             )
         )
