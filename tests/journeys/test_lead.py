@@ -128,3 +128,44 @@ def test_a_server_whose_clock_stands_still_yields_and_sends_when_it_moves(shop: 
     engine.tick(clock.now())
     assert shop.received() == {"gus@example.com": 1}
     assert reminders(shop, "gus") == [("sent", None, due)]
+
+
+def _identify(user: str, at: datetime, **traits: object) -> dict[str, object]:
+    return {"type": "identify", "userId": user, "traits": traits, "timestamp": at.isoformat()}
+
+
+def test_an_identify_stating_an_opt_out_while_prepared_stops_the_message(shop: Shop) -> None:
+    """The statement is an identify event's consent trait, not yet a consent row."""
+    (due,) = carts(shop, ["hal"], timedelta(0))
+    clock, seen = SteppingClock(due - timedelta(milliseconds=150)), []
+    opt_out_at = due - timedelta(milliseconds=40)
+
+    def opt_out() -> None:  # the window was prepared at the start: consent was granted
+        shop.submit([_identify("hal", opt_out_at, email_consent=False)], opt_out_at)
+
+    clock.hook = (opt_out_at, opt_out)
+    engine = served(shop, clock, seen)
+    run(engine, clock, due + timedelta(milliseconds=200))
+    assert seen == [] and shop.received() == {}
+    assert [(outcome, at) for outcome, _, at in reminders(shop, "hal")] == [("skipped", due)]
+    assert engine.consent_reads == 1
+
+
+def test_unrelated_events_while_prepared_do_not_read_consent_again(shop: Shop) -> None:
+    """A track event, and an identify call stating no consent, change no consent."""
+    (due,) = carts(shop, ["ivy"], timedelta(0))
+    shop.person("zed")
+    clock, seen = SteppingClock(due - timedelta(milliseconds=150)), []
+    busy_at = due - timedelta(milliseconds=40)
+
+    def traffic() -> None:
+        shop.submit([{"type": "track", "userId": "zed", "event": "Product Viewed",
+                      "timestamp": busy_at.isoformat()},
+                     _identify("zed", busy_at, first_name="Zed")], busy_at)  # fmt: skip
+
+    clock.hook = (busy_at, traffic)
+    engine = served(shop, clock, seen)
+    run(engine, clock, due + timedelta(milliseconds=200))
+    assert [who for who, _ in seen] == ["ivy@example.com"]
+    assert reminders(shop, "ivy") == [("sent", None, due)]
+    assert engine.consent_reads == 0

@@ -502,6 +502,24 @@ WATERMARK_KEY = "deliver.consent_trait_seq"
 """The ``meta`` key holding the last ``events.seq`` read by :func:`sync_trait_consents`."""
 
 
+def unread_statements_sql(consent: ConsentDef) -> tuple[str, list[Any]]:
+    """The newest identify event that may state consent, not read yet: SQL and parameters.
+
+    A scalar expression: the ``seq`` of the newest identify event whose traits name the
+    consent trait (those :func:`sync_trait_consents` reads) above its watermark. NULL
+    when there is none (or when no trait states consent): every statement made through
+    identify calls is then among the recorded ones.
+    """
+    if not consent.trait:
+        return "NULL", []
+    sql = (
+        "(SELECT max(seq) FROM events WHERE seq > coalesce((SELECT CAST(value AS BIGINT) "
+        "FROM meta WHERE key = ?), 0) AND type = 'identify' AND profile_id IS NOT NULL "
+        "AND CAST(traits AS TEXT) LIKE ?)"
+    )
+    return sql, [WATERMARK_KEY, f"%{consent.trait}%"]
+
+
 def _last_trait_statements(store: Store) -> dict[tuple[str, str], str]:
     rows = store.fetchall(
         "SELECT profile_id, topic, status FROM consents WHERE event_id IS NOT NULL "

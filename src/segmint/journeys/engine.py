@@ -37,7 +37,7 @@ from segmint.config.measure import VariantDef
 from segmint.config.model import CampaignDef
 from segmint.deliver.campaign import envelope_address, message_id_for
 from segmint.deliver.compose import TemplateComposer
-from segmint.deliver.consent import sync_trait_consents
+from segmint.deliver.consent import sync_trait_consents, unread_statements_sql
 from segmint.deliver.engagement import Announce, announce_ledger
 from segmint.deliver.errors import CampaignError, DeliveryError, HardBounce
 from segmint.deliver.gate import ConsentGate, address_of
@@ -209,6 +209,8 @@ class JourneyEngine:
         self.report = TickReport()
         self.ticks = 0
         """How many ticks ran (a server's first shows it is past its start)."""
+        self.consent_reads = 0
+        """How many times a server read consent again before a claim (see :meth:`_recheck`)."""
         self._listened = frozenset().union(*(j.events for j in self.journeys.values()))
         self._recovered = False
         self._cursors: dict[str, int] = {}
@@ -502,28 +504,37 @@ class JourneyEngine:
             self._hand_over(ready, other, window.batch, loop, transport)
 
     def _consent_mark(self) -> tuple[Any, ...]:
-        """Where the consent statements stand: it changes when one is recorded (one query).
+        """Where the consent statements stand (one query).
 
-        An identify event may state consent (:func:`sync_trait_consents`): any new event
-        changes it too.
+        The newest recorded statement of each kind, then the newest identify event that
+        may state consent and is not recorded yet (:func:`unread_statements_sql`; None
+        when there is none). Other events leave it as it is: a server's steady traffic
+        does not make each claim read consent again.
         """
+        unread, params = unread_statements_sql(self.definition.consent)
         return tuple(self.store.fetchall(
             "SELECT (SELECT max(id) FROM consents), (SELECT max(id) FROM address_consents), "
             "(SELECT count(*) FROM suppressions), (SELECT max(occurred_at) FROM suppressions), "
-            "(SELECT max(seq) FROM events)"
+            f"{unread}",  # noqa: S608 (a fixed subquery)
+            params,
         )[0])  # fmt: skip
 
     def _recheck(self, chunk: Sequence[_Go], batch: _Batch) -> set[str]:
         """The instances of ``chunk`` whose message consent refuses now (they are skipped).
 
         The window was decided on the consent of its preparation; if a statement was
-        recorded since, consent is read again for these recipients, at their instant.
+        recorded since, or an identify event that may state consent is not recorded yet
+        (it is, first), consent is read again for these recipients, at their instant.
         """
-        if self._consent_mark() == batch.consent:
+        mark = self._consent_mark()
+        if mark[-1] is not None:  # an identify call may have stated consent: record it
+            sync_trait_consents(self.store, self.definition.consent)
+            mark = self._consent_mark()
+        if mark[:-1] == batch.consent[:-1]:  # (what was recorded stated nothing new)
             return set()
         ws = self.definition
-        sync_trait_consents(self.store, ws.consent)
-        batch.consent = self._consent_mark()
+        batch.consent = mark
+        self.consent_reads += 1
         at = max(r[1] for r in chunk)
         pids = [r[0].profile_id for r in chunk]
         gates: dict[str, ConsentGate] = {}

@@ -10,7 +10,7 @@ store. (Its trait values before a change are computed from the state, not read b
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -127,24 +127,66 @@ def with_events(store: Store, ids: Sequence[str]) -> set[str]:
     this read, or waits for the caller's commit and deletes what the caller wrote.
     """
     lock_profiles(store, ids)
-    sql = "SELECT DISTINCT profile_id FROM events"
-    return {str(row[0]) for row in select_profiles(store, sql, ids)}
+    return _having_events(store, ids)
 
 
-def lock_profiles(store: Store, ids: Iterable[str]) -> None:
+def lock_profiles(store: Store, ids: Iterable[str]) -> set[str]:
     """PostgreSQL: lock the profiles' rows (shared, in id order) until the transaction ends.
 
-    A transaction that writes memberships and then saves trait state takes the locks
-    first, so it never waits for an erasure while holding rows the erasure deletes.
+    A transaction that writes a profile's memberships, changes, schedule or trait state
+    takes the locks first, so it never waits for an erasure while holding rows the erasure
+    deletes, and an erasure waits for its commit (then deletes what it wrote). The lock is
+    ``FOR KEY SHARE``: it holds off the erasure's ``FOR UPDATE`` and ``DELETE``, not
+    intake's update of a profile merged away (``merged_into``).
+
+    Returns:
+        The profiles whose row was locked: those of ``ids`` in ``profiles`` once any
+        erasure holding them committed. Empty on DuckDB, whose writers commit one at a
+        time and which locks nothing.
     """
+    locked: set[str] = set()
     if store.dialect != "postgres":
-        return
+        return locked
     for chunk in batched(sorted(set(ids)), LOCK_CHUNK):
-        store.fetchall(
-            "SELECT profile_id FROM profiles WHERE profile_id = ANY(?) "
-            "ORDER BY profile_id FOR SHARE",
-            [list(chunk)],
+        locked.update(
+            str(row[0])
+            for row in store.fetchall(
+                "SELECT profile_id FROM profiles WHERE profile_id = ANY(?) "
+                "ORDER BY profile_id FOR KEY SHARE",
+                [list(chunk)],
+            )
         )
+    return locked
+
+
+def erased(store: Store, ids: Collection[str], rows: Collection[str] | None = None) -> set[str]:
+    """Those of ``ids`` gone from the store: no row in ``profiles`` and no stored event.
+
+    What ``segmint privacy erase`` leaves of a person, run by another process (or request)
+    while the real-time engine held them in memory. A profile with events but no row (a
+    bulk load of events alone) is not taken for erased.
+
+    Args:
+        store: The store (read inside the caller's transaction).
+        ids: The profiles.
+        rows: Those of ``ids`` known to have a row (:func:`lock_profiles` read them);
+            read here when omitted.
+    """
+    if rows is None:
+        sql = "SELECT profile_id FROM profiles"
+        rows = {str(row[0]) for row in select_profiles(store, sql, list(ids))}
+    rowless = [pid for pid in ids if pid not in rows]
+    return set(rowless) - _having_events(store, rowless) if rowless else set()
+
+
+def erasure_mark(store: Store) -> int:
+    """How many erasures the store has recorded (each writes one receipt; none is deleted)."""
+    return int(store.fetchall("SELECT count(*) FROM erasure_receipts")[0][0])
+
+
+def _having_events(store: Store, ids: Sequence[str]) -> set[str]:
+    sql = "SELECT DISTINCT profile_id FROM events"
+    return {str(row[0]) for row in select_profiles(store, sql, ids)}
 
 
 FEW_MOVES = 4

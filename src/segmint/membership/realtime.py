@@ -61,6 +61,8 @@ from segmint.membership.compiled import (
 from segmint.membership.hub import ChangeHub
 from segmint.membership.live import (
     Live,
+    erased,
+    erasure_mark,
     forget_many,
     load_many,
     lock_profiles,
@@ -124,6 +126,19 @@ class _Pending:
     base_seq: int | None = None
     failed: list[tuple[str, str | None, str]] = field(default_factory=list)
 
+    def profiles(self) -> set[str]:
+        """Every profile the step writes rows for."""
+        found = set(self.touched) | self.removed | {f[0] for f in self.failed}
+        found.update(c.profile_id for c in self.changes)
+        return found
+
+    def drop(self, gone: Collection[str]) -> None:
+        """Write nothing for the profiles ``gone`` (erased meanwhile)."""
+        for pid in gone:
+            self.touched.pop(pid, None)
+        self.changes = [c for c in self.changes if c.profile_id not in gone]
+        self.failed = [f for f in self.failed if f[0] not in gone]
+
 
 class RealtimeEngine:
     """Keeps memberships current, event by event and instant by instant.
@@ -182,7 +197,9 @@ class RealtimeEngine:
         self._saved_at = time.monotonic()
         self._marked = False
         self.stats: Counter[str] = Counter()
-        """Evaluations by cause ("event", "time", "merge") and profile loads ("loads")."""
+        """Evaluations by cause ("event", "time", "merge"), profile loads ("loads"), profiles
+        set aside ("failed") and profiles forgotten because another process erased them
+        ("erased")."""
         self._seq: int | None = None  # the latest event sequence number processed
         self._until: EventBound | None = None  # the events rebuilds fold (None: all)
         self._pending: frozenset[str] = frozenset()  # stored, to be applied: never folded
@@ -191,6 +208,8 @@ class RealtimeEngine:
         self._seq_known = read_meta(self.store, SEQ_KEY) is not None
         self._rules_removed: dict[str, str | None] = {}
         self._catching_up = False  # processing stored events (see ``catch_up``)
+        # DuckDB: the erasures counted when the engine last checked its profiles
+        self._erasures = erasure_mark(store) if store.dialect != "postgres" else 0
 
     def __call__(self, events: Sequence[Event], merges: Sequence[Any] = ()) -> None:
         """Act as an intake listener: process the committed batch at the clock's now."""
@@ -554,8 +573,7 @@ class RealtimeEngine:
             return []
         with self.store.transaction():
             saving = self._checkpoint_due(len(self._unsaved.keys() | pending.touched.keys()))
-            if saving:  # before writing rows an erasure of these profiles deletes
-                lock_profiles(self.store, [*self._unsaved, *pending.touched])
+            self._forget_erased(pending, saving)  # before writing rows an erasure deletes
             if pending.base_seq is not None:
                 write_meta(self.store, SEQ_KEY, str(pending.base_seq))
                 self._seq_known = True
@@ -577,6 +595,34 @@ class RealtimeEngine:
                 self._marked = True
         self.hub.publish(pending.changes)
         return pending.changes
+
+    def _forget_erased(self, pending: _Pending, saving: bool) -> None:
+        """Drop from the step, and forget, the profiles erased since the engine read them.
+
+        ``segmint privacy erase`` may run beside the engine, which may hold the person in
+        memory (a time transition then falls due) or apply their events read before.
+        PostgreSQL: the profiles the step writes for are locked first (shared, in id
+        order): an erasure under way is waited for, one that starts waits for this commit
+        and then deletes what it wrote. DuckDB: writers commit one at a time; the count of
+        erasures is read, and when it moved every profile held is checked.
+        """
+        store = self.store
+        ids = pending.profiles() | (self._unsaved.keys() if saving else set())
+        if store.dialect == "postgres":
+            gone = erased(store, ids, lock_profiles(store, ids))
+        else:
+            mark = erasure_mark(store)
+            if mark == self._erasures:
+                return
+            self._erasures = mark
+            gone = erased(store, ids | self._live.keys() | self._unsaved.keys())
+        if gone:
+            log.info("real time forgets %d profiles erased meanwhile", len(gone))
+            self.stats["erased"] += len(gone)
+            pending.drop(gone)
+            for pid in gone:
+                self._live.pop(pid, None)
+                self._unsaved.pop(pid, None)
 
     def checkpoint(self, as_of: datetime | None = None) -> int:
         """Write the trait state and values not yet saved; return how many profiles."""

@@ -153,9 +153,9 @@ def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tu
 def _lock_profiles(store: Store, profiles: Sequence[str]) -> None:
     """PostgreSQL: lock the profiles before deleting anything of theirs.
 
-    A real-time engine saving their trait state locks them too
-    (:func:`segmint.membership.live.with_events`): it saves before the erasure, which then
-    deletes what it saved, or after, and finds nothing left to save.
+    A real-time engine writing their memberships, changes, schedule or trait state locks
+    them too (:func:`segmint.membership.live.lock_profiles`, shared): it writes before the
+    erasure, which then deletes what it wrote, or after, finds them gone and writes nothing.
     """
     if store.dialect == "postgres":
         store.fetchall(
