@@ -1,0 +1,55 @@
+"""Wave-2 commands fed the wrong things, as a newcomer types them on the example shop.
+
+Each wrong input gets one clear line naming it, a non-zero exit and no traceback; nothing is
+done half-way before the mistake is noticed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+Run = Callable[..., Any]  # tests/conftest.py's ``cli`` fixture (a CliResult)
+
+AS_OF = "2026-11-01T00:00:00Z"
+
+
+@pytest.fixture
+def shop(cli: Run, tmp_path: Path) -> Path:
+    """``segmint init`` with its sample contacts and orders ingested and refreshed."""
+    target = tmp_path / "shop"
+    assert cli("init", str(target)).returncode == 0
+    for name in ("crm_contacts", "shop_orders"):
+        data = str(target / "data" / f"{name}.csv")
+        assert cli("-w", str(target), "ingest", data, "--mapping", name).returncode == 0
+    assert cli("-w", str(target), "refresh", "--as-of", AS_OF).returncode == 0
+    return target
+
+
+def _erased(cli: Run, shop: Path, person: str) -> bool:
+    shown = cli("-w", str(shop), "profile", "show", person, "--as-of", AS_OF)
+    return "was erased" in shown.stderr
+
+
+@pytest.mark.parametrize("where", ["missing/receipt.json", "a_file/receipt.json"])
+def test_erase_checks_the_receipt_path_before_erasing(cli: Run, shop: Path, where: str) -> None:
+    (shop / "a_file").write_text("not a folder")
+    receipt = shop / where
+    out = cli("-w", str(shop), "privacy", "erase", "grace.hopper@example.com", "--yes",
+              "--receipt", str(receipt))  # fmt: skip
+    assert out.returncode == 2, out
+    assert "--receipt" in out.stderr and str(receipt.parent) in out.stderr
+    assert not _erased(cli, shop, "grace.hopper@example.com")  # nothing done
+
+
+def test_export_to_a_missing_folder_is_one_line(cli: Run, shop: Path) -> None:
+    target = shop / "missing" / "export.json"
+    out = cli("-w", str(shop), "privacy", "export", "grace.hopper@example.com", "--out",
+              str(target))  # fmt: skip
+    assert out.returncode == 2 and "--out" in out.stderr and "does not exist" in out.stderr
+    audit = cli("-w", str(shop), "audit", "list", "--format", "json")
+    assert not any(e["action"].startswith("privacy.export") for e in json.loads(audit.stdout))
