@@ -53,3 +53,36 @@ def test_export_to_a_missing_folder_is_one_line(cli: Run, shop: Path) -> None:
     assert out.returncode == 2 and "--out" in out.stderr and "does not exist" in out.stderr
     audit = cli("-w", str(shop), "audit", "list", "--format", "json")
     assert not any(e["action"].startswith("privacy.export") for e in json.loads(audit.stdout))
+
+
+def _interrupt_in_duckdb() -> None:
+    raise RuntimeError("Query interrupted")  # what DuckDB raises for Ctrl-C in a statement
+
+
+def _interrupt_then_cleanup_fails() -> None:
+    try:
+        _interrupt_in_duckdb()
+    except RuntimeError:  # a clean-up statement in the aborted transaction fails in turn
+        raise ValueError("Current transaction is aborted (please ROLLBACK)")  # noqa: B904
+
+
+def _interrupt_during_an_import() -> None:
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt as exc:  # e.g. dataclasses wraps it in __set_name__
+        raise RuntimeError("Error calling __set_name__") from exc
+
+
+@pytest.mark.parametrize(
+    "fault", [_interrupt_in_duckdb, _interrupt_then_cleanup_fails, _interrupt_during_an_import]
+)
+def test_ctrl_c_anywhere_is_aborted_not_a_traceback(
+    cli: Run, shop: Path, monkeypatch: pytest.MonkeyPatch, fault: Callable[[], None]
+) -> None:
+    from segmint.workspace import Workspace
+
+    monkeypatch.setattr(Workspace, "status", lambda self: fault())
+    out = cli("-w", str(shop), "status")
+    assert out.returncode == 130 and out.stderr.strip().endswith("aborted"), out
+    assert "Traceback" not in out.stderr
+    assert cli("--debug", "-w", str(shop), "status").returncode == 130

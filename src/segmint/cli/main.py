@@ -187,6 +187,29 @@ def _register_commands() -> None:
         module.register(cli)
 
 
+_DUCKDB_INTERRUPT = "Query interrupted"
+"""What DuckDB raises (a RuntimeError) when Ctrl-C arrives while a statement runs."""
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is Ctrl-C in disguise: it, or an error it caused or led to.
+
+    Ctrl-C does not always arrive as KeyboardInterrupt: DuckDB turns it into an error of its
+    own, a clean-up statement in the aborted transaction can fail on top of that, and an
+    import interrupted half-way re-raises it as a RuntimeError.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, KeyboardInterrupt | click.exceptions.Abort):
+            return True
+        if isinstance(current, RuntimeError) and str(current) == _DUCKDB_INTERRUPT:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Run the CLI, turning segmint errors into one clear message and a non-zero exit."""
     _register_commands()
@@ -208,3 +231,10 @@ def main(argv: list[str] | None = None) -> Any:
             f"[red]error:[/red] {escape(exc.detailed_message())}", highlight=False, soft_wrap=True
         )
         sys.exit(1)
+    except Exception as exc:
+        if not _interrupted(exc):
+            raise
+        if debug:
+            traceback.print_exc()
+        err_console.print("aborted")
+        sys.exit(130)
