@@ -86,3 +86,30 @@ def test_ctrl_c_anywhere_is_aborted_not_a_traceback(
     assert out.returncode == 130 and out.stderr.strip().endswith("aborted"), out
     assert "Traceback" not in out.stderr
     assert cli("--debug", "-w", str(shop), "status").returncode == 130
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message", "field"),
+    [
+        (("journeys", "show", "abandoned_crt"), 1, "did you mean 'abandoned_cart'?", None),
+        (("experiments", "report", "win_bak.miss_you"), 1, "unknown experiment", None),
+        (("segments", "suggest", "cart_abandoners"), 1, "no campaign or journey", None),
+        (("journeys", "run", "--as-of", "yesterday"), 2, "'yesterday'", "--as-of"),
+        (("report", "kpis", "--from", "3x"), 2, "'3x'", "--from"),
+        (("models", "list", "--as-of", "soon"), 2, "'soon'", "--as-of"),
+    ],
+)
+def test_errors_of_a_json_command_are_json(
+    cli: Run, shop: Path, args: tuple[str, ...], status: int, message: str, field: str | None
+) -> None:
+    out = cli("-w", str(shop), *args, "--format", "json")
+    assert out.returncode == status
+    error = json.loads(out.stdout)["error"]
+    assert message in error["message"] and error["field"] == field
+    assert error["exit_status"] == status and error["type"]
+    assert message in out.stderr  # people still read it there
+
+
+def test_errors_without_json_leave_stdout_empty(cli: Run, shop: Path) -> None:
+    out = cli("-w", str(shop), "journeys", "show", "abandoned_crt")
+    assert out.returncode == 1 and out.stdout == ""
