@@ -125,7 +125,8 @@ def report_(ctx: Context, name: str, fmt: str) -> None:
         emit_json(info)
         return
     rows = [(s, r or "", n) for s, by in info["ledger"].items() for r, n in by.items()]
-    emit_table(f"campaign {name}", ["status", "reason", "profiles"], rows)
+    gone = "" if info["defined"] else " (no longer in segmint.yaml)"
+    emit_table(f"campaign {name}{gone}", ["status", "reason", "profiles"], rows)
     emit_table("engagement", ["measure", "count"], sorted(info["engagement"].items()))
 
 
