@@ -113,3 +113,18 @@ def test_errors_of_a_json_command_are_json(
 def test_errors_without_json_leave_stdout_empty(cli: Run, shop: Path) -> None:
     out = cli("-w", str(shop), "journeys", "show", "abandoned_crt")
     assert out.returncode == 1 and out.stdout == ""
+
+
+def test_preview_warns_of_an_event_name_nothing_sends(cli: Run, shop: Path) -> None:
+    """A mistyped event matches nobody: the size 0 comes with the reason and the fix."""
+    rule = "performed('Order Complted') or performed('Order Completed', where => 'totl > 5')"
+    out = cli("-w", str(shop), "segments", "preview", rule, "--as-of", AS_OF)
+    assert out.returncode == 0
+    assert "event 'Order Complted' is not in the events stored so far" in out.stderr
+    assert "did you mean 'Order Completed'?" in out.stderr
+    assert "property 'totl' of event 'Order Completed'" in out.stderr
+    assert "did you mean 'total'?" in out.stderr
+    data = json.loads(cli("-w", str(shop), "segments", "preview", rule, "--format", "json").stdout)
+    assert len(data["warnings"]) == 2
+    clean = cli("-w", str(shop), "segments", "preview", "performed('Order Completed')")
+    assert "warning" not in clean.stderr
