@@ -128,3 +128,33 @@ def test_preview_warns_of_an_event_name_nothing_sends(cli: Run, shop: Path) -> N
     assert len(data["warnings"]) == 2
     clean = cli("-w", str(shop), "segments", "preview", "performed('Order Completed')")
     assert "warning" not in clean.stderr
+
+
+def test_journeys_run_that_could_not_send_exits_non_zero(
+    cli: Run, shop: Path, monkeypatch: pytest.MonkeyPatch, unused_port: int
+) -> None:
+    """For cron: messages held (no link secret) or failed (no SMTP server) are an error."""
+    monkeypatch.delenv("SEGMINT_SECRET", raising=False)
+    held = cli("-w", str(shop), "journeys", "run", "--as-of", AS_OF, "--format", "json")
+    assert held.returncode == 1, held
+    assert json.loads(held.stdout)["delayed"]["not_configured"] >= 1  # the report still
+    assert "not sent" in held.stderr and "SEGMINT_SECRET" in held.stderr
+    yaml = shop / "segmint.yaml"
+    yaml.write_text(yaml.read_text().replace("port: 1025", f"port: {unused_port}"))
+    monkeypatch.setenv("SEGMINT_SECRET", "a-secret-of-at-least-16-characters")
+    later = "2026-11-02T00:00:00Z"  # the held messages are due again
+    failed = cli("-w", str(shop), "journeys", "run", "--as-of", later)
+    assert failed.returncode == 1 and "connection" in failed.stderr
+    assert "email.smtp" in failed.stderr
+    again = cli("-w", str(shop), "journeys", "run", "--as-of", later)  # nothing due: fine
+    assert again.returncode == 0, again
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A local TCP port nothing listens on."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

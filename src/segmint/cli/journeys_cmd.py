@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from typing import Any
 
 import click
 
 from segmint.cli.main import Context, pass_ctx
-from segmint.cli.output import console, emit_json, emit_table, format_option
+from segmint.cli.output import console, emit_json, emit_table, err_console, format_option
 from segmint.cli.params import INSTANT
 
 
@@ -96,17 +97,40 @@ def run(ctx: Context, until: datetime, since: datetime | None, fmt: str) -> None
             param_hint="--until",
         )
     report = run_journeys(ctx.workspace, FixedClock(until), until, since=since)
-    if fmt == "json":
-        emit_json({"until": until, **report.to_dict()})
-        return
     data = report.to_dict()
-    console.print(
-        f"journeys run until {until.isoformat()}: {data['steps']} step(s), "
-        f"{data['sent']} sent, entered {data['entered'].get('entered', 0)}"
+    if fmt == "json":
+        emit_json({"until": until, **data})
+    else:
+        console.print(
+            f"journeys run until {until.isoformat()}: {data['steps']} step(s), "
+            f"{data['sent']} sent, entered {data['entered'].get('entered', 0)}"
+        )
+        for key in ("skipped", "delayed", "exited", "failed"):
+            if data[key]:
+                rows = [[r or "-", n] for r, n in data[key].items()]
+                emit_table(key, ["reason", "count"], rows)
+    problem = _not_sent(data)
+    if problem is not None:  # the report is printed; the exit status tells cron
+        err_console.print(f"[red]error:[/red] {problem}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+def _not_sent(data: dict[str, Any]) -> str | None:
+    """What kept due messages from the mail server (failures, a missing setting), if any."""
+    held = data["delayed"].get("not_configured", 0)
+    failed = sum(data["failed"].values())
+    if not held and not failed:
+        return None
+    parts = []
+    if held:
+        parts.append(f"{held} held: the workspace cannot send yet (SEGMINT_SECRET, email.smtp)")
+    if failed:
+        reasons = ", ".join(f"{r} {n}" for r, n in data["failed"].items())
+        parts.append(f"{failed} failed ({reasons}): check email.smtp")
+    return (
+        f"journey message(s) not sent: {'; '.join(parts)}; messages held or failed "
+        "for a reason that passes are taken again by the next run"
     )
-    for key in ("skipped", "delayed", "exited", "failed"):
-        if data[key]:
-            emit_table(key, ["reason", "count"], [[r or "-", n] for r, n in data[key].items()])
 
 
 @journeys.command("schema")
