@@ -158,3 +158,20 @@ def unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_consent_import_of_only_bad_rows_fails_like_ingest(cli: Run, shop: Path) -> None:
+    """Every row refused and nothing recorded is no success (``ingest`` exits 1 too)."""
+    bad = shop / "consent.csv"
+    bad.write_text(
+        "email,topic,status,occurred_at\n"
+        "grace.hopper@example.com,newsleter,granted,2026-01-01\n"
+        "grace.hopper@example.com,offers,granted,yesterday\n"
+    )
+    out = cli("-w", str(shop), "consent", "import", str(bad))
+    assert out.returncode == 1 and "recorded 0 consent change(s)" in out.stdout
+    assert "consent.csv:2:" in out.stderr and "did you mean 'newsletter'?" in out.stderr
+    assert "consent.csv:3:" in out.stderr
+    bad.write_text(bad.read_text() + "grace.hopper@example.com,offers,granted,2026-01-01\n")
+    partly = cli("-w", str(shop), "consent", "import", str(bad))
+    assert partly.returncode == 0 and "recorded 1 consent change(s)" in partly.stdout

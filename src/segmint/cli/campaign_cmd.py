@@ -228,6 +228,8 @@ def consent_import(ctx: Context, path: Path, as_of: datetime | None) -> None:
     click.echo(f"recorded {result.recorded} consent change(s)")
     for line, reason in result.refused:
         err_console.print(f"{path}:{line}: {reason}", highlight=False, soft_wrap=True)
+    if result.refused and not result.recorded:  # every row refused: no success (as ingest)
+        raise click.exceptions.Exit(1)
 
 
 @consent_group.command("suppress")
