@@ -175,3 +175,13 @@ def test_consent_import_of_only_bad_rows_fails_like_ingest(cli: Run, shop: Path)
     bad.write_text(bad.read_text() + "grace.hopper@example.com,offers,granted,2026-01-01\n")
     partly = cli("-w", str(shop), "consent", "import", str(bad))
     assert partly.returncode == 0 and "recorded 1 consent change(s)" in partly.stdout
+
+
+def test_journeys_run_refuses_two_different_instants(cli: Run, shop: Path) -> None:
+    """--until is another name of --as-of: given both, which one counts was a silent guess."""
+    out = cli("-w", str(shop), "journeys", "run", "--as-of", "2026-10-01", "--until", AS_OF)
+    assert out.returncode == 2 and "--as-of" in out.stderr and "--until" in out.stderr
+    same = cli("-w", str(shop), "journeys", "run", "--as-of", AS_OF, "--until", AS_OF)
+    assert "--until" not in same.stderr
+    only = cli("-w", str(shop), "journeys", "run", "--until", AS_OF, "--format", "json")
+    assert json.loads(only.stdout)["until"].startswith("2026-11-01T00:00:00")

@@ -63,13 +63,13 @@ def show(ctx: Context, name: str, fmt: str) -> None:
 @journeys.command("run")
 @click.option(
     "--as-of",
-    "--until",
-    "until",
+    "as_of",
     type=INSTANT,
-    default="now",
-    show_default=True,
-    help="Take every step due until this instant (ISO 8601, no offset = UTC, 'now', '-7d').",
+    default=None,
+    help="Take every step due until this instant (ISO 8601, no offset = UTC, 'now', '-7d'). "
+    "Default: now.",
 )
+@click.option("--until", "until", type=INSTANT, default=None, help="Another name of --as-of.")
 @click.option(
     "--since",
     type=INSTANT,
@@ -78,7 +78,9 @@ def show(ctx: Context, name: str, fmt: str) -> None:
 )
 @format_option
 @pass_ctx
-def run(ctx: Context, until: datetime, since: datetime | None, fmt: str) -> None:
+def run(
+    ctx: Context, as_of: datetime | None, until: datetime | None, since: datetime | None, fmt: str
+) -> None:
     """Take the triggers recorded so far and every step due until --as-of/--until (now).
 
     Each step happens at its own instant (a wait of 2h ends 2h after it began, to the
@@ -87,6 +89,7 @@ def run(ctx: Context, until: datetime, since: datetime | None, fmt: str) -> None
     from segmint.clock import FixedClock, SystemClock
     from segmint.journeys.service import run_journeys
 
+    until = _one_instant(as_of, until)
     if since is not None and since > until:
         raise click.BadParameter("must not be after --until", param_hint="--since")
     if until > (now := SystemClock().now()):
@@ -131,6 +134,19 @@ def _not_sent(data: dict[str, Any]) -> str | None:
         f"journey message(s) not sent: {'; '.join(parts)}; messages held or failed "
         "for a reason that passes are taken again by the next run"
     )
+
+
+def _one_instant(as_of: datetime | None, until: datetime | None) -> datetime:
+    """The instant of --as-of or --until (one option under two names), now by default."""
+    from segmint.clock import SystemClock
+
+    if as_of is not None and until is not None and as_of != until:
+        raise click.BadParameter(
+            f"--as-of {as_of.isoformat()} and --until {until.isoformat()} name two instants; "
+            "--until is another name of --as-of: give one",
+            param_hint="--as-of/--until",
+        )
+    return as_of or until or SystemClock().now()
 
 
 @journeys.command("schema")
