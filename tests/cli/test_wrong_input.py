@@ -185,3 +185,12 @@ def test_journeys_run_refuses_two_different_instants(cli: Run, shop: Path) -> No
     assert "--until" not in same.stderr
     only = cli("-w", str(shop), "journeys", "run", "--until", AS_OF, "--format", "json")
     assert json.loads(only.stdout)["until"].startswith("2026-11-01T00:00:00")
+
+
+def test_diff_against_a_missing_file_or_outside_git_says_which(cli: Run, shop: Path) -> None:
+    missing = cli("-w", str(shop), "segments", "diff", "--against", "old-segmint.yaml")
+    assert missing.returncode == 1 and "no file 'old-segmint.yaml'" in missing.stderr
+    assert "at git ref" not in missing.stderr
+    no_git = cli("-w", str(shop), "segments", "diff")  # the default: HEAD
+    assert no_git.returncode == 1 and "not in a git repository" in no_git.stderr
+    assert "--against FILE" in no_git.stderr
