@@ -194,3 +194,18 @@ def test_diff_against_a_missing_file_or_outside_git_says_which(cli: Run, shop: P
     no_git = cli("-w", str(shop), "segments", "diff")  # the default: HEAD
     assert no_git.returncode == 1 and "not in a git repository" in no_git.stderr
     assert "--against FILE" in no_git.stderr
+
+
+def test_spark_refresh_of_missing_local_events_fails_before_starting_spark(
+    cli: Run, shop: Path
+) -> None:
+    """Starting Spark took half a minute and printed a Java stack trace before the error."""
+    import time
+
+    pytest.importorskip("pyspark")
+    missing = shop / "nowhere" / "events.parquet"
+    started = time.monotonic()
+    out = cli("-w", str(shop), "refresh", "--engine", "spark", "--events", str(missing))
+    assert out.returncode == 1 and f"no Parquet events at '{missing}'" in out.stderr
+    assert "segmint export events --parquet" in out.stderr
+    assert time.monotonic() - started < 10
