@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -16,9 +16,6 @@ from segmint.cli.groups import segments
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import console, emit_json, emit_table, err_console, format_option
 from segmint.cli.params import as_of_option
-
-if TYPE_CHECKING:
-    from segmint.workspace import Workspace
 
 
 def _when(value: datetime) -> str:
@@ -51,6 +48,7 @@ def segments_preview(
     from segmint.clock import SystemClock
     from segmint.membership.errors import StalePreviewError
     from segmint.membership.preview import preview_rule, preview_stored
+    from segmint.rules.vocabulary import preview_warnings
 
     ws = ctx.workspace
     basis = "computed from the events"
@@ -63,7 +61,7 @@ def segments_preview(
             found = preview_rule(ws.store, ws.definition, rule, SystemClock().now(), limit=sample)
     else:
         found = preview_rule(ws.store, ws.definition, rule, as_of, limit=sample)
-    warnings = _rule_warnings(ws, rule)
+    warnings = preview_warnings(ws.definition, ws.store, found.rule)
     if fmt == "json":
         emit_json(found.to_dict() | {"basis": basis, "warnings": warnings})
         return
@@ -75,14 +73,6 @@ def segments_preview(
         click.echo(f"  {pid}")
     if found.size > len(found.sample) and found.sample:
         click.echo(f"  … and {found.size - len(found.sample):,} more")
-
-
-def _rule_warnings(ws: Workspace, rule: str) -> list[str]:
-    """Event and property names in ``rule`` nothing sends (a typo matches nobody, silently)."""
-    from segmint.rules.vocabulary import rule_warnings, workspace_vocabulary
-
-    vocab = workspace_vocabulary(ws.definition, ws.store)
-    return rule_warnings(rule, vocab) if vocab is not None else []
 
 
 @segments.command("lint")

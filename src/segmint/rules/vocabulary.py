@@ -137,6 +137,16 @@ def rule_warnings(rule: str, vocab: Vocabulary) -> list[str]:
     return list(dict.fromkeys(out))  # a name used twice is said once
 
 
+def preview_warnings(defn: WorkspaceDef, store: Store, rule: str) -> list[str]:
+    """:func:`rule_warnings` for ``rule`` against the workspace's names (none without any).
+
+    What ``segments preview`` and ``POST /v1/segments/preview`` add to a size, so that a
+    mistyped event is not just "0 profiles".
+    """
+    vocab = workspace_vocabulary(defn, store)
+    return rule_warnings(rule, vocab) if vocab is not None else []
+
+
 def _unknown(used: _Name, vocab: Vocabulary) -> frozenset[str] | None:
     """The names ``used`` could have meant if ``vocab`` does not know it, else None.
 
