@@ -209,3 +209,16 @@ def test_spark_refresh_of_missing_local_events_fails_before_starting_spark(
     assert out.returncode == 1 and f"no Parquet events at '{missing}'" in out.stderr
     assert "segmint export events --parquet" in out.stderr
     assert time.monotonic() - started < 10
+
+
+def test_ui_on_a_busy_port_points_at_its_own_help(cli: Run, shop: Path) -> None:
+    """The hint named 'segmint ui serve', a command that does not exist."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        out = cli("-w", str(shop), "ui", "--port", port)
+    assert out.returncode == 2 and "Address already in use" in out.stderr
+    assert "segmint ui --help" in out.stderr and "ui serve" not in out.stderr
