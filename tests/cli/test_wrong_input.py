@@ -222,3 +222,18 @@ def test_ui_on_a_busy_port_points_at_its_own_help(cli: Run, shop: Path) -> None:
         out = cli("-w", str(shop), "ui", "--port", port)
     assert out.returncode == 2 and "Address already in use" in out.stderr
     assert "segmint ui --help" in out.stderr and "ui serve" not in out.stderr
+
+
+def test_retention_refuses_a_later_instant_that_would_delete_kept_events(
+    cli: Run, shop: Path
+) -> None:
+    """``--as-of +400d`` deleted now every event younger than its period: data lost early."""
+    yaml = shop / "segmint.yaml"
+    yaml.write_text(yaml.read_text() + "\nprivacy:\n  retention: {Order Completed: 90d}\n")
+    before = json.loads(cli("-w", str(shop), "status", "--format", "json").stdout)["counts"]
+    out = cli("-w", str(shop), "privacy", "enforce", "--as-of", "+400d")
+    assert out.returncode == 2 and "--as-of" in out.stderr and "later than now" in out.stderr
+    after = json.loads(cli("-w", str(shop), "status", "--format", "json").stdout)["counts"]
+    assert after["events"] == before["events"]
+    now = cli("-w", str(shop), "privacy", "enforce", "--format", "json")  # now: fine
+    assert now.returncode == 0 and "Order Completed" in json.loads(now.stdout)["deleted"]

@@ -10,7 +10,7 @@ import click
 
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import console, emit_json, emit_table, err_console, format_option
-from segmint.cli.params import INSTANT
+from segmint.cli.params import INSTANT, refuse_later_than_now
 
 
 @click.group()
@@ -86,19 +86,17 @@ def run(
     Each step happens at its own instant (a wait of 2h ends 2h after it began, to the
     microsecond, whenever this runs); run it from cron, or let `segmint serve` do it.
     """
-    from segmint.clock import FixedClock, SystemClock
+    from segmint.clock import FixedClock
     from segmint.journeys.service import run_journeys
 
     until = _one_instant(as_of, until)
     if since is not None and since > until:
         raise click.BadParameter("must not be after --until", param_hint="--since")
-    if until > (now := SystemClock().now()):
-        raise click.BadParameter(
-            f"{until.isoformat()} is later than now ({now.isoformat(timespec='seconds')}): "
-            "the steps due then would be taken (their emails sent) now; run it at that "
-            "time, or let `segmint serve` take each step at its instant",
-            param_hint="--until",
-        )
+    refuse_later_than_now(
+        until, "--until",
+        "the steps due then would be taken (their emails sent) now; run it at that time, or "
+        "let `segmint serve` take each step at its instant",
+    )  # fmt: skip
     report = run_journeys(ctx.workspace, FixedClock(until), until, since=since)
     data = report.to_dict()
     if fmt == "json":

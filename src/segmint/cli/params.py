@@ -77,6 +77,26 @@ def as_of_option(
     )
 
 
+def refuse_later_than_now(instant: datetime, option: str, consequence: str) -> None:
+    """Refuse an instant in the future for a command that would act on it now.
+
+    Args:
+        instant: The instant typed.
+        option: The option's name, for the message (``--as-of``).
+        consequence: What acting now as of that instant would do, and what to do instead.
+
+    Raises:
+        click.BadParameter: When ``instant`` is later than the current time.
+    """
+    now = SystemClock().now()
+    if instant > now:
+        raise click.BadParameter(
+            f"{instant.isoformat()} is later than now ({now.isoformat(timespec='seconds')}): "
+            f"{consequence}",
+            param_hint=option,
+        )
+
+
 class OutputFileType(click.Path):
     """A file a command will write: checked before the command does anything.
 

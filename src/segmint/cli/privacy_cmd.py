@@ -14,7 +14,7 @@ import click
 
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import emit_json, emit_table, format_option
-from segmint.cli.params import OUTPUT_FILE, as_of_option
+from segmint.cli.params import OUTPUT_FILE, as_of_option, refuse_later_than_now
 
 
 @click.group()
@@ -230,6 +230,11 @@ def enforce_cmd(ctx: Context, as_of: datetime, fmt: str) -> None:
             "the workspace sets no retention periods; add e.g. "
             "'privacy: {retention: {Page Viewed: 90d}}' to segmint.yaml"
         )
+    refuse_later_than_now(
+        as_of, "--as-of",
+        "the events that reach their retention period only then would be deleted now; run it "
+        "at that time (`segmint serve` runs it daily)",
+    )  # fmt: skip
     deleted = enforce(ws.privacy, as_of=as_of)
     if fmt == "json":
         emit_json({"as_of": as_of, "deleted": deleted})
