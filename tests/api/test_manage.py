@@ -204,6 +204,18 @@ def test_preview_text_and_tree(api: Api) -> None:
     assert again.json()["size"] == 2 and again.json()["rule"] == "orders >= 8"
 
 
+def test_preview_warns_of_an_event_nothing_sends(api: Api) -> None:
+    """A mistyped event in a valid rule is size 0 with the reason, not a bare 0."""
+    r = api.client.post("/v1/segments/preview", json={"rule": "performed('Order Complted')"},
+                        headers=api.read)  # fmt: skip
+    assert r.status_code == 200 and r.json()["size"] == 0
+    (warning,) = r.json()["warnings"]
+    assert "event 'Order Complted' is not in" in warning
+    clean = api.client.post("/v1/segments/preview", json={"rule": "orders >= 8"},
+                            headers=api.read)  # fmt: skip
+    assert clean.json()["warnings"] == []
+
+
 PREVIEW_MISTAKES = [
     ({"rule": "ordrs > 1"}, "rule", "did you mean 'orders'"),
     ({"rule": "orders >"}, "rule", "1:"),

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from segmint.cli.main import _register_commands, cli
@@ -91,3 +92,25 @@ def test_send_refuses_an_out_folder_that_is_a_file_or_without_dry_run(
     assert result.exit_code == 2 and "use it with --dry-run" in result.output
     assert shop.server.handler.received == []  # nothing was sent by either
     shop.reopen()
+
+
+def test_report_of_a_campaign_removed_from_the_workspace_reads_its_ledger(
+    shop: Shop, tmp_path: Path
+) -> None:
+    """Its sends stay in the store: the report shows them and says the definition is gone."""
+    shop.add("ann")
+    run(shop, "campaign", "send", "lifecycle_update", "--as-of", T0.isoformat())
+    from ruamel.yaml import YAML
+
+    yaml, yaml_file = YAML(), shop.path / "segmint.yaml"
+    config = yaml.load(yaml_file)
+    del config["campaigns"]["lifecycle_update"]
+    yaml.dump(config, yaml_file)
+    shop.reopen()
+    assert "lifecycle_update" not in shop.workspace.definition.campaigns
+    report = json.loads(run(shop, "campaign", "report", "lifecycle_update", "--format", "json"))
+    assert report["ledger"] == {"sent": {"": 1}} and report["defined"] is False
+    table = " ".join(run(shop, "campaign", "report", "lifecycle_update").split())
+    assert "no longer in segmint.yaml" in table
+    with pytest.raises(CampaignError, match="unknown campaign 'lifecycle_updat'"):
+        run(shop, "campaign", "report", "lifecycle_updat")

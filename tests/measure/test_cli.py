@@ -159,7 +159,10 @@ def test_what_is_not_an_experiment_is_said_so(cli: Callable[..., Any], shop: Pat
         for fmt in ("table", "json"):
             out = run(cli, shop, "experiments", "report", name, "--format", fmt)
             assert out.returncode == 1 and text in out.stderr, (name, out.stderr)
-            assert out.stdout == ""
+            if fmt == "json":  # a script reading the output reads JSON, the error too
+                assert text in json.loads(out.stdout)["error"]["message"]
+            else:
+                assert out.stdout == ""
 
 
 def test_a_journey_step_experiment_nobody_reached_says_how_to_run_it(
@@ -223,3 +226,22 @@ def test_an_archived_segment_is_named_as_archived(cli: Callable[..., Any], shop:
     assert churn.returncode == 0 and json.loads(churn.stdout)["churn_to"] == "high_value"
     wrong = run(cli, shop, "report", "kpis", "--by", "segment", "--churn-to", "high_valu")
     assert wrong.returncode == 1 and "did you mean 'high_value'" in wrong.stderr
+
+
+def test_an_experiment_removed_from_the_workspace_says_so(
+    cli: Callable[..., Any], shop: Path
+) -> None:
+    """Its assignments stay in the store: the answer says it was removed, not 'unknown'."""
+    from segmint.measure.assign import assign
+
+    with Workspace.open(shop) as ws:
+        variants = ws.definition.experiments["subject_test"].variants
+        people = [r[0] for r in ws.store.fetchall("SELECT DISTINCT profile_id FROM sends")]
+        assign(ws.store, "subject_test", variants, people, T0)
+    yaml_file = shop / "segmint.yaml"
+    yaml_file.write_text(yaml_file.read_text().split("\nexperiments:\n")[0] + "\n")
+    for fmt in ("table", "json"):
+        out = run(cli, shop, "experiments", "report", "subject_test", "--format", fmt)
+        assert out.returncode == 1
+        assert "'subject_test' is no longer in segmint.yaml" in out.stderr
+        assert "2 assigned" in out.stderr and "put its definition back" in out.stderr

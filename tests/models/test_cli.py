@@ -47,3 +47,28 @@ def test_wrong_input_gets_clear_messages(tmp_path, cli):
     assert untrained.returncode != 0 and "segmint models train clv" in untrained.stderr
     bad = cli("-w", ws, "models", "train", "churn", "--as-of", "yesterday-ish")
     assert bad.returncode != 0
+
+
+def test_score_names_an_unknown_model_with_the_nearest_one(tmp_path, cli):
+    ws = str(_ws(tmp_path, cli))
+    typo = cli("-w", ws, "models", "score", "chrun", "--as-of", AS_OF.isoformat())
+    assert typo.returncode == 1
+    assert "unknown model 'chrun'" in typo.stderr and "did you mean 'churn'" in typo.stderr
+    assert "has not been trained" not in typo.stderr
+    assert typo.stdout == ""  # the progress spinner writes to stderr, results to stdout
+
+
+def test_a_model_removed_from_the_workspace_is_not_scored(tmp_path, cli):
+    """Its versions stay in the store, but its traits are gone: scoring it is refused."""
+    folder = _ws(tmp_path, cli)
+    at = AS_OF.isoformat()
+    assert cli("-w", str(folder), "models", "train", "rfm", "--as-of", at).returncode == 0
+    yaml = folder / "segmint.yaml"
+    yaml.write_text(yaml.read_text().replace("  rfm: {kind: clustering, k: 3}\n", ""))
+    out = cli("-w", str(folder), "models", "score", "rfm", "--as-of", at, "--no-refresh")
+    assert out.returncode == 1 and "unknown model 'rfm'" in out.stderr
+    from segmint.workspace import Workspace
+
+    with Workspace.open(folder) as ws:
+        scores = ws.store.fetchall("SELECT count(*) FROM events WHERE source = 'segmint.models'")
+    assert scores == [(0,)]

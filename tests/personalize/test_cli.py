@@ -163,3 +163,13 @@ def test_entry_point_exit_status(workspace: Workspace) -> None:
     )
     assert proc.returncode == 1
     assert "unknown variable 'nope'" in proc.stdout
+
+
+def test_preview_of_a_mistyped_template_suggests_the_nearest(
+    shop: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "-w", str(shop.path), "template", "preview", "lifecycl",
+                         "--segment", "vip")  # fmt: skip
+    assert code == 1 and out == ""
+    assert "no template named 'lifecycl.html'" in err
+    assert "did you mean 'lifecycle.html'?" in err

@@ -146,3 +146,20 @@ def test_every_demo_segment_from_events_on_the_store(demo) -> None:
                                 events=EventSource())  # fmt: skip
         got = set(ws.store.fetchall(statement.sql(dialect)))
         assert got == {m for m in members if m[1] == name}, name
+
+
+def test_export_again_drops_the_models_of_a_removed_segment(cli, workspace, tmp_path) -> None:
+    """A segment gone from segmint.yaml kept its model in the project: dbt still built it."""
+    out = tmp_path / "project"
+    w = ("-w", str(workspace.path))
+    assert cli(*w, "export", "dbt", str(out)).returncode == 0
+    segments = out / "models" / "segments"
+    assert (segments / "segment_high_value.sql").exists()
+    (segments / "mine.sql").write_text("select 1")  # a model of the user's own stays
+    yaml = workspace.path / "segmint.yaml"
+    text = yaml.read_text()
+    start = text.index("  high_value:\n")
+    yaml.write_text(text[:start] + text[text.index("  loyal_customer:\n", start) :])
+    assert cli(*w, "export", "dbt", str(out)).returncode == 0
+    assert not (segments / "segment_high_value.sql").exists()
+    assert (segments / "segment_vip.sql").exists() and (segments / "mine.sql").exists()

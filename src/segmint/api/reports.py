@@ -2,7 +2,7 @@
 
 They are the figures of ``segmint report kpis`` and ``segmint experiments report``.
 
-``GET /v1/reports/kpis?by=campaign|template|segment&from=…&to=…&churn_to=…``,
+``GET /v1/reports/kpis?by=campaign|template|segment|journey&from=…&to=…&churn_to=…``,
 ``GET /v1/reports/experiments`` and ``GET /v1/reports/experiments/{name}?as_of=…``; a key
 with the ``read`` scope. The console's dashboards draw the same data.
 """
@@ -22,8 +22,6 @@ from segmint.common import did_you_mean
 from segmint.workspace import Workspace
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
-KPI_GROUPINGS = ("campaign", "template", "segment")
-"""What ``by`` may name (the groupings :func:`segmint.measure.kpis.kpi_report` knows)."""
 
 
 def kpis(
@@ -36,11 +34,14 @@ def kpis(
     """
     from segmint.measure.attribution import built_as_of
     from segmint.measure.errors import MeasureError
-    from segmint.measure.kpis import kpi_report
+    from segmint.measure.kpis import GROUPINGS, kpi_report
 
-    if by not in KPI_GROUPINGS:
-        hint = did_you_mean(by, KPI_GROUPINGS) or f"one of {', '.join(KPI_GROUPINGS)}"
+    if by not in GROUPINGS:
+        hint = did_you_mean(by, GROUPINGS) or f"one of {', '.join(GROUPINGS)}"
         raise ApiError(422, "invalid_request", f"by: unknown grouping {by!r}; {hint}", "by")
+    if churn_to is not None and by != "segment":
+        msg = "churn_to: counts exits of segments: use it with by=segment"
+        raise ApiError(422, "invalid_request", msg, "churn_to")
     if start is not None and start >= end:
         raise ApiError(422, "invalid_request", "from: must be before to", "from")
     try:

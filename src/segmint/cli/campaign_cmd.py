@@ -125,7 +125,8 @@ def report_(ctx: Context, name: str, fmt: str) -> None:
         emit_json(info)
         return
     rows = [(s, r or "", n) for s, by in info["ledger"].items() for r, n in by.items()]
-    emit_table(f"campaign {name}", ["status", "reason", "profiles"], rows)
+    gone = "" if info["defined"] else " (no longer in segmint.yaml)"
+    emit_table(f"campaign {name}{gone}", ["status", "reason", "profiles"], rows)
     emit_table("engagement", ["measure", "count"], sorted(info["engagement"].items()))
 
 
@@ -227,6 +228,8 @@ def consent_import(ctx: Context, path: Path, as_of: datetime | None) -> None:
     click.echo(f"recorded {result.recorded} consent change(s)")
     for line, reason in result.refused:
         err_console.print(f"{path}:{line}: {reason}", highlight=False, soft_wrap=True)
+    if result.refused and not result.recorded:  # every row refused: no success (as ingest)
+        raise click.exceptions.Exit(1)
 
 
 @consent_group.command("suppress")

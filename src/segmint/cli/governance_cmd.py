@@ -48,6 +48,7 @@ def segments_preview(
     from segmint.clock import SystemClock
     from segmint.membership.errors import StalePreviewError
     from segmint.membership.preview import preview_rule, preview_stored
+    from segmint.rules.vocabulary import preview_warnings
 
     ws = ctx.workspace
     basis = "computed from the events"
@@ -60,9 +61,12 @@ def segments_preview(
             found = preview_rule(ws.store, ws.definition, rule, SystemClock().now(), limit=sample)
     else:
         found = preview_rule(ws.store, ws.definition, rule, as_of, limit=sample)
+    warnings = preview_warnings(ws.definition, ws.store, found.rule)
     if fmt == "json":
-        emit_json(found.to_dict() | {"basis": basis})
+        emit_json(found.to_dict() | {"basis": basis, "warnings": warnings})
         return
+    for warning in warnings:
+        err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     click.echo(f"{found.rule}")
     click.echo(f"{found.size:,} profiles at {_when(found.as_of)} ({basis})")
     for pid in found.sample:

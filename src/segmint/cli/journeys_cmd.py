@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from typing import Any
 
 import click
 
 from segmint.cli.main import Context, pass_ctx
-from segmint.cli.output import console, emit_json, emit_table, format_option
-from segmint.cli.params import INSTANT
+from segmint.cli.output import console, emit_json, emit_table, err_console, format_option
+from segmint.cli.params import INSTANT, refuse_later_than_now
 
 
 @click.group()
@@ -62,13 +63,13 @@ def show(ctx: Context, name: str, fmt: str) -> None:
 @journeys.command("run")
 @click.option(
     "--as-of",
-    "--until",
-    "until",
+    "as_of",
     type=INSTANT,
-    default="now",
-    show_default=True,
-    help="Take every step due until this instant (ISO 8601, no offset = UTC, 'now', '-7d').",
+    default=None,
+    help="Take every step due until this instant (ISO 8601, no offset = UTC, 'now', '-7d'). "
+    "Default: now.",
 )
+@click.option("--until", "until", type=INSTANT, default=None, help="Another name of --as-of.")
 @click.option(
     "--since",
     type=INSTANT,
@@ -77,36 +78,73 @@ def show(ctx: Context, name: str, fmt: str) -> None:
 )
 @format_option
 @pass_ctx
-def run(ctx: Context, until: datetime, since: datetime | None, fmt: str) -> None:
+def run(
+    ctx: Context, as_of: datetime | None, until: datetime | None, since: datetime | None, fmt: str
+) -> None:
     """Take the triggers recorded so far and every step due until --as-of/--until (now).
 
     Each step happens at its own instant (a wait of 2h ends 2h after it began, to the
     microsecond, whenever this runs); run it from cron, or let `segmint serve` do it.
     """
-    from segmint.clock import FixedClock, SystemClock
+    from segmint.clock import FixedClock
     from segmint.journeys.service import run_journeys
 
+    until = _one_instant(as_of, until)
     if since is not None and since > until:
         raise click.BadParameter("must not be after --until", param_hint="--since")
-    if until > (now := SystemClock().now()):
-        raise click.BadParameter(
-            f"{until.isoformat()} is later than now ({now.isoformat(timespec='seconds')}): "
-            "the steps due then would be taken (their emails sent) now; run it at that "
-            "time, or let `segmint serve` take each step at its instant",
-            param_hint="--until",
-        )
+    refuse_later_than_now(
+        until, "--until",
+        "the steps due then would be taken (their emails sent) now; run it at that time, or "
+        "let `segmint serve` take each step at its instant",
+    )  # fmt: skip
     report = run_journeys(ctx.workspace, FixedClock(until), until, since=since)
-    if fmt == "json":
-        emit_json({"until": until, **report.to_dict()})
-        return
     data = report.to_dict()
-    console.print(
-        f"journeys run until {until.isoformat()}: {data['steps']} step(s), "
-        f"{data['sent']} sent, entered {data['entered'].get('entered', 0)}"
+    if fmt == "json":
+        emit_json({"until": until, **data})
+    else:
+        console.print(
+            f"journeys run until {until.isoformat()}: {data['steps']} step(s), "
+            f"{data['sent']} sent, entered {data['entered'].get('entered', 0)}"
+        )
+        for key in ("skipped", "delayed", "exited", "failed"):
+            if data[key]:
+                rows = [[r or "-", n] for r, n in data[key].items()]
+                emit_table(key, ["reason", "count"], rows)
+    problem = _not_sent(data)
+    if problem is not None:  # the report is printed; the exit status tells cron
+        err_console.print(f"[red]error:[/red] {problem}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+def _not_sent(data: dict[str, Any]) -> str | None:
+    """What kept due messages from the mail server (failures, a missing setting), if any."""
+    held = data["delayed"].get("not_configured", 0)
+    failed = sum(data["failed"].values())
+    if not held and not failed:
+        return None
+    parts = []
+    if held:
+        parts.append(f"{held} held: the workspace cannot send yet (SEGMINT_SECRET, email.smtp)")
+    if failed:
+        reasons = ", ".join(f"{r} {n}" for r, n in data["failed"].items())
+        parts.append(f"{failed} failed ({reasons}): check email.smtp")
+    return (
+        f"journey message(s) not sent: {'; '.join(parts)}; messages held or failed "
+        "for a reason that passes are taken again by the next run"
     )
-    for key in ("skipped", "delayed", "exited", "failed"):
-        if data[key]:
-            emit_table(key, ["reason", "count"], [[r or "-", n] for r, n in data[key].items()])
+
+
+def _one_instant(as_of: datetime | None, until: datetime | None) -> datetime:
+    """The instant of --as-of or --until (one option under two names), now by default."""
+    from segmint.clock import SystemClock
+
+    if as_of is not None and until is not None and as_of != until:
+        raise click.BadParameter(
+            f"--as-of {as_of.isoformat()} and --until {until.isoformat()} name two instants; "
+            "--until is another name of --as-of: give one",
+            param_hint="--as-of/--until",
+        )
+    return as_of or until or SystemClock().now()
 
 
 @journeys.command("schema")

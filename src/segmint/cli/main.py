@@ -11,7 +11,7 @@ import importlib
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -187,16 +187,45 @@ def _register_commands() -> None:
         module.register(cli)
 
 
+_DUCKDB_INTERRUPT = "Query interrupted"
+"""What DuckDB raises (a RuntimeError) when Ctrl-C arrives while a statement runs."""
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is Ctrl-C in disguise: it, or an error it caused or led to.
+
+    Ctrl-C does not always arrive as KeyboardInterrupt: DuckDB turns it into an error of its
+    own, a clean-up statement in the aborted transaction can fail on top of that, and an
+    import interrupted half-way re-raises it as a RuntimeError.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, KeyboardInterrupt | click.exceptions.Abort):
+            return True
+        if isinstance(current, RuntimeError) and str(current) == _DUCKDB_INTERRUPT:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def main(argv: list[str] | None = None) -> Any:
-    """Run the CLI, turning segmint errors into one clear message and a non-zero exit."""
+    """Run the CLI, turning segmint errors into one clear message and a non-zero exit.
+
+    With ``--format json`` the error is also written to standard output as JSON
+    (:func:`_emit_error`), so that a script reading the output always reads JSON.
+    """
     _register_commands()
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = argv if argv is not None else sys.argv[1:]
+    debug, as_json = "--debug" in args, _wants_json(args)
     try:
         return cli.main(args=argv, prog_name="segmint", standalone_mode=False)
     except click.exceptions.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
+        _aborted(as_json)
     except click.ClickException as exc:
+        if as_json:
+            _emit_error(exc, exc.format_message(), exc.exit_code, _option_of(exc))
         exc.show()
         sys.exit(exc.exit_code)
     except SegmintError as exc:
@@ -204,7 +233,47 @@ def main(argv: list[str] | None = None) -> Any:
 
         if debug:
             traceback.print_exc()
+        field = getattr(exc, "field", None)
+        if as_json:
+            _emit_error(exc, exc.detailed_message(), 1, field if isinstance(field, str) else None)
         err_console.print(
             f"[red]error:[/red] {escape(exc.detailed_message())}", highlight=False, soft_wrap=True
         )
         sys.exit(1)
+    except Exception as exc:
+        if not _interrupted(exc):
+            raise
+        if debug:
+            traceback.print_exc()
+        _aborted(as_json)
+
+
+def _aborted(as_json: bool) -> NoReturn:
+    """Ctrl-C (or a refused confirmation): say so and exit 130."""
+    if as_json:
+        _emit_error(None, "aborted", 130, None)
+    err_console.print("aborted")
+    sys.exit(130)
+
+
+def _wants_json(args: list[str]) -> bool:
+    """Whether the command line asks for ``--format json`` (or ``--format=json``)."""
+    pairs = zip(args, [*args[1:], None], strict=True)
+    return any(a == "--format=json" or (a == "--format" and b == "json") for a, b in pairs)
+
+
+def _option_of(exc: click.ClickException) -> str | None:
+    """The option or argument a usage error is about (``--as-of``), if it names one."""
+    if not isinstance(exc, click.BadParameter):
+        return None
+    if isinstance(exc.param_hint, str):
+        return exc.param_hint
+    if exc.param is not None:
+        return exc.param.opts[0] if exc.param.opts else exc.param.name
+    return None
+
+
+def _emit_error(exc: BaseException | None, message: str, status: int, field: str | None) -> None:
+    """Write the error as JSON on standard output: type, message, field, exit status."""
+    kind = "Aborted" if exc is None else type(exc).__name__
+    emit_json({"error": {"type": kind, "message": message, "field": field, "exit_status": status}})

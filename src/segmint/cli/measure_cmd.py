@@ -15,7 +15,7 @@ import click
 from segmint.cli.groups import segments
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import console, emit_json, emit_table, err_console, format_option
-from segmint.cli.params import INSTANT, as_of_option
+from segmint.cli.params import INSTANT, as_of_option, deferred_choice
 
 
 @click.group()
@@ -73,7 +73,7 @@ def _cell(value: Any) -> str:
 @report.command("kpis")
 @click.option(
     "--by",
-    type=click.Choice(["campaign", "template", "segment", "journey"]),
+    type=deferred_choice("segmint.measure.kpis", "GROUPINGS"),
     default="campaign",
     show_default=True,
     help="Group the sends by their campaign (a journey's by step), its template, its "

@@ -27,11 +27,13 @@ def models() -> None:
 def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from segmint.cli.output import err_console
+
     if quiet:
         yield lambda _: None
         return
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, transient=True) as bar:
+    with Progress(*columns, console=err_console, transient=True) as bar:  # stdout: results
         task = bar.add_task("starting", total=None)
         yield lambda text: bar.update(task, description=text)
 

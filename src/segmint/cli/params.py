@@ -7,8 +7,10 @@ when the CLI starts.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -73,6 +75,52 @@ def as_of_option(
         show_default=now_default,
         help=f"{what}: {_FORMS_HELP}." + ("" if now_default else " Default: the current time."),
     )
+
+
+def refuse_later_than_now(instant: datetime, option: str, consequence: str) -> None:
+    """Refuse an instant in the future for a command that would act on it now.
+
+    Args:
+        instant: The instant typed.
+        option: The option's name, for the message (``--as-of``).
+        consequence: What acting now as of that instant would do, and what to do instead.
+
+    Raises:
+        click.BadParameter: When ``instant`` is later than the current time.
+    """
+    now = SystemClock().now()
+    if instant > now:
+        raise click.BadParameter(
+            f"{instant.isoformat()} is later than now ({now.isoformat(timespec='seconds')}): "
+            f"{consequence}",
+            param_hint=option,
+        )
+
+
+class OutputFileType(click.Path):
+    """A file a command will write: checked before the command does anything.
+
+    The folder must exist and be a folder, and the path must not be one, so that a command
+    which acts first and writes afterwards (``privacy erase --receipt``) never acts and then
+    fails on the write. A bad path is a usage error (exit status 2) naming the option.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(dir_okay=False, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Return the path, or fail naming the folder that is missing or not a folder."""
+        path = Path(os.fsdecode(super().convert(value, param, ctx)))
+        folder = path.parent
+        if not folder.exists():
+            self.fail(f"folder {str(folder)!r} does not exist: create it first", param, ctx)
+        if not folder.is_dir():
+            self.fail(f"{str(folder)!r} is a file, not a folder", param, ctx)
+        return path
+
+
+OUTPUT_FILE = OutputFileType()
+"""The parameter type of an option naming a file to write (``--out``, ``--receipt``)."""
 
 
 class DeferredChoice(click.Choice[str]):

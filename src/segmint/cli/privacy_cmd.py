@@ -14,7 +14,7 @@ import click
 
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import emit_json, emit_table, format_option
-from segmint.cli.params import as_of_option
+from segmint.cli.params import OUTPUT_FILE, as_of_option, refuse_later_than_now
 
 
 @click.group()
@@ -155,7 +155,7 @@ def rotate_key(ctx: Context, new_key_env: str | None, as_of: datetime, fmt: str)
 @privacy.command("erase")
 @click.argument("person")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--receipt", "receipt_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--receipt", "receipt_file", type=OUTPUT_FILE,
               help="Also write the receipt to this file.")  # fmt: skip
 @as_of_option("Record the erasure at this instant")
 @format_option
@@ -194,7 +194,7 @@ def erase_cmd(
 
 @privacy.command("export")
 @click.argument("person")
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", "out", type=OUTPUT_FILE,
               help="Write the JSON here (default: standard output).")  # fmt: skip
 @as_of_option("Record the export at this instant")
 @pass_ctx
@@ -230,6 +230,11 @@ def enforce_cmd(ctx: Context, as_of: datetime, fmt: str) -> None:
             "the workspace sets no retention periods; add e.g. "
             "'privacy: {retention: {Page Viewed: 90d}}' to segmint.yaml"
         )
+    refuse_later_than_now(
+        as_of, "--as-of",
+        "the events that reach their retention period only then would be deleted now; run it "
+        "at that time (`segmint serve` runs it daily)",
+    )  # fmt: skip
     deleted = enforce(ws.privacy, as_of=as_of)
     if fmt == "json":
         emit_json({"as_of": as_of, "deleted": deleted})

@@ -28,10 +28,15 @@ def ui(ctx: Context, host: str, port: int, log_format: str) -> None:
     """
     from segmint.cli.intake_cmd import serve
 
-    click.get_current_context().invoke(
-        serve, host=host, port=port, log_level="warning", realtime=False, log_format=log_format,
-        console=True,
-    )  # fmt: skip
+    here = click.get_current_context()
+    try:
+        here.invoke(
+            serve, host=host, port=port, log_level="warning", realtime=False,
+            log_format=log_format, console=True,
+        )  # fmt: skip
+    except click.UsageError as exc:  # raised under serve's context: the help hint is ours
+        exc.ctx = here
+        raise
 
 
 def register(cli: click.Group) -> None:

@@ -124,13 +124,20 @@ def campaign_status(workspace: Workspace, name: str, clock: Clock) -> dict[str, 
     """Return the ledger's counts for a campaign, and its opens and clicks so far.
 
     Opens are counted with and without machine opens (``machine_open``); clicks and opens
-    are counted as events and as distinct profiles.
+    are counted as events and as distinct profiles. A campaign removed from ``segmint.yaml``
+    whose sends are in the ledger is reported too (``defined`` False).
+
+    Raises:
+        CampaignError: No such campaign defined and none sent under that name.
     """
-    campaign_def(workspace, name)
+    defined = name in workspace.definition.campaigns
     counts = SendLedger(workspace.store, name, clock).counts()
+    if not defined and not counts:
+        campaign_def(workspace, name)  # raises, with the nearest name
     engagement = _engagement(workspace, name)
     return {
         "campaign": name,
+        "defined": defined,
         "ledger": {s: dict(sorted(c.items())) for s, c in sorted(counts.items())},
         "sent": sum(counts.get("sent", Counter()).values()),
         "engagement": engagement,

@@ -64,6 +64,11 @@ def read_against(folder: Path, against: str) -> tuple[WorkspaceDef, str]:
     path = Path(against)
     if path.is_file():
         return load_workspace_def(path), str(path)
+    if path.suffix in (".yaml", ".yml"):  # meant as a file: no git ref ends so
+        raise ConfigError(
+            f"no file {against!r} to compare with",
+            hint="--against takes a git ref (HEAD, main, a commit) or a workspace file",
+        )
     try:
         shown = subprocess.run(  # noqa: S603 (fixed argv, no shell)
             ["git", "-C", str(folder), "show", f"{against}:./{WORKSPACE_FILE}"],  # noqa: S607
@@ -75,6 +80,13 @@ def read_against(folder: Path, against: str) -> tuple[WorkspaceDef, str]:
         raise ConfigError("git is not installed: pass --against FILE") from None
     if shown.returncode != 0:
         reason = shown.stderr.strip().splitlines()[-1] if shown.stderr.strip() else "unknown"
+        if "not a git repository" in reason:
+            raise ConfigError(
+                f"cannot read {WORKSPACE_FILE} at git ref '{against}': the workspace is not in "
+                "a git repository",
+                hint="commit segmint.yaml to git, or pass --against FILE (a copy of "
+                "segmint.yaml as it was)",
+            )
         raise ConfigError(
             f"cannot read {WORKSPACE_FILE} at git ref '{against}': {reason}",
             hint="--against takes a git ref (HEAD, main, a commit) or a workspace file",

@@ -150,6 +150,26 @@ def find_experiment(defn: WorkspaceDef, name: str) -> ExperimentDef:
     return known[name][0]
 
 
+def _refuse_removed(store: Store, name: str) -> None:
+    """Raise if ``name`` has stored assignments: an experiment removed from the workspace.
+
+    Its arms' weights, control and metric live only in its definition, so it cannot be judged
+    without it; saying so beats calling a name with a history unknown.
+    """
+    rows = store.fetchall(
+        "SELECT arm, count(*) FROM experiment_assignments WHERE experiment = ? "
+        "GROUP BY arm ORDER BY arm",
+        [name],
+    )
+    if rows:
+        arms = ", ".join(f"{arm} {n}" for arm, n in rows)
+        raise UnknownExperimentError(
+            f"experiment {name!r} is no longer in segmint.yaml; the store still holds who was "
+            f"assigned to its arms ({sum(n for _, n in rows)} assigned: {arms}): put its "
+            "definition back to report it (its control, weights and metric are read from there)"
+        )
+
+
 def _why_not(defn: WorkspaceDef, name: str) -> str | None:
     """Why ``name``, a campaign, journey or journey step, is no experiment (None: unknown)."""
     split = campaign_experiment(defn, name)
@@ -263,11 +283,14 @@ def experiment_report(
     """Return the report of experiment ``name`` (or ``global_holdout``) at ``as_of``.
 
     Raises:
-        UnknownExperimentError: No such experiment.
+        UnknownExperimentError: No such experiment; or one removed from the workspace whose
+            assignments are still stored (said so).
     """
     settings = defn.measure
     if name == GLOBAL_HOLDOUT:
         return _global_report(store, defn, as_of, start)
+    if name not in experiments_of(defn):
+        _refuse_removed(store, name)
     exp = find_experiment(defn, name)
     arms = [Arm(v.name, v.weight, v.holdout) for v in exp.variants]
     at = utcnow_naive(as_of)

@@ -277,7 +277,14 @@ def clv_scores(
 def score(
     workspace: Workspace, name: str, as_of: datetime, *, progress: Progress | None = None
 ) -> ScoreResult:
-    """Score every profile with the newest version and write the scores as events."""
+    """Score every profile with the newest version and write the scores as events.
+
+    Raises:
+        UnknownModelError: ``name`` is not declared (any more): its traits are gone, so its
+            stored versions are not scored.
+        ModelNotTrainedError: It was never trained.
+    """
+    model_def(workspace, name)
     entry = latest(workspace.store, name)
     (progress or (lambda _: None))(f"scoring {name} v{entry.version}")
     scores = compute_scores(workspace, name, as_of, entry)

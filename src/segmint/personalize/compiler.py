@@ -33,6 +33,7 @@ import jinja2
 from jinja2 import BaseLoader, Environment, FileSystemLoader
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from segmint.common import did_you_mean
 from segmint.errors import SourceLocation
 from segmint.personalize import source as src
 from segmint.personalize.definitions import hoist_definitions
@@ -114,7 +115,11 @@ def load_checked(
     try:
         text, filename, uptodate = files.get_source(checker, name)
     except jinja2.TemplateNotFound:
-        raise TemplateNotFound(f"no template named {name!r} in templates/", template=name) from None
+        hint = did_you_mean(name, files.list_templates())
+        raise TemplateNotFound(
+            f"no template named {name!r} in templates/" + (f"; {hint}" if hint else ""),
+            template=name,
+        ) from None
     except UnicodeDecodeError as exc:
         raise TemplateError(f"not UTF-8 text: {exc.reason}", template=name) from None
     if len(text.encode("utf-8")) > max_bytes:

@@ -115,12 +115,47 @@ def name_warnings(
         if key in seen:
             continue
         seen.add(key)
-        known = vocab.events if used.kind == "event" else vocab.properties_of(used.event)
-        if used.name not in known and not (
-            used.kind == "property" and used.event not in vocab.events
-        ):
+        known = _unknown(used, vocab)
+        if known is not None:
             warnings.append(_warning(used, known, vocab, positions))
     return warnings
+
+
+def rule_warnings(rule: str, vocab: Vocabulary) -> list[str]:
+    """One warning per event or property name in ``rule`` that ``vocab`` does not know.
+
+    For a rule typed on the command line (``segments preview``), where a mistyped event
+    name would otherwise just match nobody. A rule that does not parse gives none.
+    """
+    out: list[str] = []
+    for used in _rule_names(rule, (), "the rule"):
+        known = _unknown(used, vocab)
+        if known is not None:
+            of_event = f" of event '{used.event}'" if used.kind == "property" else ""
+            hint = did_you_mean(used.name, known) or _known(used.kind, known)
+            out.append(f"{used.kind} '{used.name}'{of_event} is not in {vocab.basis}; {hint}")
+    return list(dict.fromkeys(out))  # a name used twice is said once
+
+
+def preview_warnings(defn: WorkspaceDef, store: Store, rule: str) -> list[str]:
+    """:func:`rule_warnings` for ``rule`` against the workspace's names (none without any).
+
+    What ``segments preview`` and ``POST /v1/segments/preview`` add to a size, so that a
+    mistyped event is not just "0 profiles".
+    """
+    vocab = workspace_vocabulary(defn, store)
+    return rule_warnings(rule, vocab) if vocab is not None else []
+
+
+def _unknown(used: _Name, vocab: Vocabulary) -> frozenset[str] | None:
+    """The names ``used`` could have meant if ``vocab`` does not know it, else None.
+
+    A property of an unknown event is not judged: the event's own warning covers it.
+    """
+    known = vocab.events if used.kind == "event" else vocab.properties_of(used.event)
+    if used.name in known or (used.kind == "property" and used.event not in vocab.events):
+        return None
+    return known
 
 
 def _warning(

@@ -85,7 +85,8 @@ def export_project(
 
     Args:
         definition: The workspace.
-        directory: Where to write (created; files segmint writes are replaced).
+        directory: Where to write (created; files segmint writes are replaced, and the
+            models and tests of segments and groups no longer defined removed).
         dialect: The adapter, one of :data:`ADAPTERS`.
         events: The events table (``SCHEMA.TABLE``; the schema is the dbt source's) and the
             mapping of its columns.
@@ -116,7 +117,14 @@ def export_project(
     writer.text("tests/segmint_one_row_per_membership.sql", _unique_pairs())
     for group, names in _groups(compiled).items():
         writer.text(f"tests/segmint_exclusive_{group}.sql", _exclusive(group, names))
+    writer.drop_stale(OWN_FILES)
     return writer.written
+
+
+OWN_FILES = ("models/segments/segment_*.sql", "tests/segmint_exclusive_*.sql")
+"""The files named after a segment or group: an export removes those it did not write now
+(a segment or group gone from the workspace), so that dbt does not build it from a rule that
+no longer exists. The project's other files are the user's to keep."""
 
 
 class _Writer:
@@ -124,6 +132,13 @@ class _Writer:
         self.root = directory
         self.dialect = dialect
         self.written: list[Path] = []
+
+    def drop_stale(self, patterns: tuple[str, ...]) -> None:
+        """Delete files matching ``patterns`` that this export did not write."""
+        for pattern in patterns:
+            for path in self.root.glob(pattern):
+                if path not in self.written:
+                    path.unlink()
 
     def text(self, relative: str, content: str) -> None:
         path = self.root / relative

@@ -102,6 +102,24 @@ def spark_session(master: str = "local[2]", app: str = "segmint") -> Any:
     return session
 
 
+def _is_path(events: str) -> bool:
+    """Whether ``events`` names Parquet by path (else a catalog table)."""
+    return "/" in events or events.endswith(".parquet") or Path(events).exists()
+
+
+def check_local_events(events: str) -> None:
+    """Refuse a local Parquet path that does not exist (a table or a URL is left to Spark).
+
+    Raises:
+        SparkEventsError: Naming the path and how to write the events there.
+    """
+    if _is_path(events) and "://" not in events and not Path(events).exists():
+        raise SparkEventsError(
+            f"no Parquet events at '{events}': no such file or folder (write them with "
+            "`segmint export events --parquet FILE`)"
+        )
+
+
 def read_events(session: Any, events: str) -> Any:
     """The events DataFrame: a Parquet file or folder (a path) or a catalog table.
 
@@ -110,7 +128,7 @@ def read_events(session: Any, events: str) -> Any:
     """
     from pyspark.errors import AnalysisException
 
-    path = "/" in events or events.endswith(".parquet") or Path(events).exists()
+    path = _is_path(events)
     try:
         return session.read.parquet(events) if path else session.table(events)
     except AnalysisException as exc:
@@ -152,6 +170,8 @@ def spark_refresh(
     spark = session if session is not None else _active_session()
     own = spark is None
     if spark is None:
+        if master.startswith("local"):
+            check_local_events(events)  # before Spark takes half a minute to start
         spark = spark_session(master)
     try:
         frame = read_events(spark, events)

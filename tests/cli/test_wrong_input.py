@@ -1,0 +1,239 @@
+"""Wave-2 commands fed the wrong things, as a newcomer types them on the example shop.
+
+Each wrong input gets one clear line naming it, a non-zero exit and no traceback; nothing is
+done half-way before the mistake is noticed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+Run = Callable[..., Any]  # tests/conftest.py's ``cli`` fixture (a CliResult)
+
+AS_OF = "2026-11-01T00:00:00Z"
+
+
+@pytest.fixture
+def shop(cli: Run, tmp_path: Path) -> Path:
+    """``segmint init`` with its sample contacts and orders ingested and refreshed."""
+    target = tmp_path / "shop"
+    assert cli("init", str(target)).returncode == 0
+    for name in ("crm_contacts", "shop_orders"):
+        data = str(target / "data" / f"{name}.csv")
+        assert cli("-w", str(target), "ingest", data, "--mapping", name).returncode == 0
+    assert cli("-w", str(target), "refresh", "--as-of", AS_OF).returncode == 0
+    return target
+
+
+def _erased(cli: Run, shop: Path, person: str) -> bool:
+    shown = cli("-w", str(shop), "profile", "show", person, "--as-of", AS_OF)
+    return "was erased" in shown.stderr
+
+
+@pytest.mark.parametrize("where", ["missing/receipt.json", "a_file/receipt.json"])
+def test_erase_checks_the_receipt_path_before_erasing(cli: Run, shop: Path, where: str) -> None:
+    (shop / "a_file").write_text("not a folder")
+    receipt = shop / where
+    out = cli("-w", str(shop), "privacy", "erase", "grace.hopper@example.com", "--yes",
+              "--receipt", str(receipt))  # fmt: skip
+    assert out.returncode == 2, out
+    assert "--receipt" in out.stderr and str(receipt.parent) in out.stderr
+    assert not _erased(cli, shop, "grace.hopper@example.com")  # nothing done
+
+
+def test_export_to_a_missing_folder_is_one_line(cli: Run, shop: Path) -> None:
+    target = shop / "missing" / "export.json"
+    out = cli("-w", str(shop), "privacy", "export", "grace.hopper@example.com", "--out",
+              str(target))  # fmt: skip
+    assert out.returncode == 2 and "--out" in out.stderr and "does not exist" in out.stderr
+    audit = cli("-w", str(shop), "audit", "list", "--format", "json")
+    assert not any(e["action"].startswith("privacy.export") for e in json.loads(audit.stdout))
+
+
+def _interrupt_in_duckdb() -> None:
+    raise RuntimeError("Query interrupted")  # what DuckDB raises for Ctrl-C in a statement
+
+
+def _interrupt_then_cleanup_fails() -> None:
+    try:
+        _interrupt_in_duckdb()
+    except RuntimeError:  # a clean-up statement in the aborted transaction fails in turn
+        raise ValueError("Current transaction is aborted (please ROLLBACK)")  # noqa: B904
+
+
+def _interrupt_during_an_import() -> None:
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt as exc:  # e.g. dataclasses wraps it in __set_name__
+        raise RuntimeError("Error calling __set_name__") from exc
+
+
+@pytest.mark.parametrize(
+    "fault", [_interrupt_in_duckdb, _interrupt_then_cleanup_fails, _interrupt_during_an_import]
+)
+def test_ctrl_c_anywhere_is_aborted_not_a_traceback(
+    cli: Run, shop: Path, monkeypatch: pytest.MonkeyPatch, fault: Callable[[], None]
+) -> None:
+    from segmint.workspace import Workspace
+
+    monkeypatch.setattr(Workspace, "status", lambda self: fault())
+    out = cli("-w", str(shop), "status")
+    assert out.returncode == 130 and out.stderr.strip().endswith("aborted"), out
+    assert "Traceback" not in out.stderr
+    assert cli("--debug", "-w", str(shop), "status").returncode == 130
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message", "field"),
+    [
+        (("journeys", "show", "abandoned_crt"), 1, "did you mean 'abandoned_cart'?", None),
+        (("experiments", "report", "win_bak.miss_you"), 1, "unknown experiment", None),
+        (("segments", "suggest", "cart_abandoners"), 1, "no campaign or journey", None),
+        (("journeys", "run", "--as-of", "yesterday"), 2, "'yesterday'", "--as-of"),
+        (("report", "kpis", "--from", "3x"), 2, "'3x'", "--from"),
+        (("models", "list", "--as-of", "soon"), 2, "'soon'", "--as-of"),
+    ],
+)
+def test_errors_of_a_json_command_are_json(
+    cli: Run, shop: Path, args: tuple[str, ...], status: int, message: str, field: str | None
+) -> None:
+    out = cli("-w", str(shop), *args, "--format", "json")
+    assert out.returncode == status
+    error = json.loads(out.stdout)["error"]
+    assert message in error["message"] and error["field"] == field
+    assert error["exit_status"] == status and error["type"]
+    assert message in out.stderr  # people still read it there
+
+
+def test_errors_without_json_leave_stdout_empty(cli: Run, shop: Path) -> None:
+    out = cli("-w", str(shop), "journeys", "show", "abandoned_crt")
+    assert out.returncode == 1 and out.stdout == ""
+
+
+def test_preview_warns_of_an_event_name_nothing_sends(cli: Run, shop: Path) -> None:
+    """A mistyped event matches nobody: the size 0 comes with the reason and the fix."""
+    rule = "performed('Order Complted') or performed('Order Completed', where => 'totl > 5')"
+    out = cli("-w", str(shop), "segments", "preview", rule, "--as-of", AS_OF)
+    assert out.returncode == 0
+    assert "event 'Order Complted' is not in the events stored so far" in out.stderr
+    assert "did you mean 'Order Completed'?" in out.stderr
+    assert "property 'totl' of event 'Order Completed'" in out.stderr
+    assert "did you mean 'total'?" in out.stderr
+    data = json.loads(cli("-w", str(shop), "segments", "preview", rule, "--format", "json").stdout)
+    assert len(data["warnings"]) == 2
+    clean = cli("-w", str(shop), "segments", "preview", "performed('Order Completed')")
+    assert "warning" not in clean.stderr
+
+
+def test_journeys_run_that_could_not_send_exits_non_zero(
+    cli: Run, shop: Path, monkeypatch: pytest.MonkeyPatch, unused_port: int
+) -> None:
+    """For cron: messages held (no link secret) or failed (no SMTP server) are an error."""
+    monkeypatch.delenv("SEGMINT_SECRET", raising=False)
+    held = cli("-w", str(shop), "journeys", "run", "--as-of", AS_OF, "--format", "json")
+    assert held.returncode == 1, held
+    assert json.loads(held.stdout)["delayed"]["not_configured"] >= 1  # the report still
+    assert "not sent" in held.stderr and "SEGMINT_SECRET" in held.stderr
+    yaml = shop / "segmint.yaml"
+    yaml.write_text(yaml.read_text().replace("port: 1025", f"port: {unused_port}"))
+    monkeypatch.setenv("SEGMINT_SECRET", "a-secret-of-at-least-16-characters")
+    later = "2026-11-02T00:00:00Z"  # the held messages are due again
+    failed = cli("-w", str(shop), "journeys", "run", "--as-of", later)
+    assert failed.returncode == 1 and "connection" in failed.stderr
+    assert "email.smtp" in failed.stderr
+    again = cli("-w", str(shop), "journeys", "run", "--as-of", later)  # nothing due: fine
+    assert again.returncode == 0, again
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A local TCP port nothing listens on."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_consent_import_of_only_bad_rows_fails_like_ingest(cli: Run, shop: Path) -> None:
+    """Every row refused and nothing recorded is no success (``ingest`` exits 1 too)."""
+    bad = shop / "consent.csv"
+    bad.write_text(
+        "email,topic,status,occurred_at\n"
+        "grace.hopper@example.com,newsleter,granted,2026-01-01\n"
+        "grace.hopper@example.com,offers,granted,yesterday\n"
+    )
+    out = cli("-w", str(shop), "consent", "import", str(bad))
+    assert out.returncode == 1 and "recorded 0 consent change(s)" in out.stdout
+    assert "consent.csv:2:" in out.stderr and "did you mean 'newsletter'?" in out.stderr
+    assert "consent.csv:3:" in out.stderr
+    bad.write_text(bad.read_text() + "grace.hopper@example.com,offers,granted,2026-01-01\n")
+    partly = cli("-w", str(shop), "consent", "import", str(bad))
+    assert partly.returncode == 0 and "recorded 1 consent change(s)" in partly.stdout
+
+
+def test_journeys_run_refuses_two_different_instants(cli: Run, shop: Path) -> None:
+    """--until is another name of --as-of: given both, which one counts was a silent guess."""
+    out = cli("-w", str(shop), "journeys", "run", "--as-of", "2026-10-01", "--until", AS_OF)
+    assert out.returncode == 2 and "--as-of" in out.stderr and "--until" in out.stderr
+    same = cli("-w", str(shop), "journeys", "run", "--as-of", AS_OF, "--until", AS_OF)
+    assert "--until" not in same.stderr
+    only = cli("-w", str(shop), "journeys", "run", "--until", AS_OF, "--format", "json")
+    assert json.loads(only.stdout)["until"].startswith("2026-11-01T00:00:00")
+
+
+def test_diff_against_a_missing_file_or_outside_git_says_which(cli: Run, shop: Path) -> None:
+    missing = cli("-w", str(shop), "segments", "diff", "--against", "old-segmint.yaml")
+    assert missing.returncode == 1 and "no file 'old-segmint.yaml'" in missing.stderr
+    assert "at git ref" not in missing.stderr
+    no_git = cli("-w", str(shop), "segments", "diff")  # the default: HEAD
+    assert no_git.returncode == 1 and "not in a git repository" in no_git.stderr
+    assert "--against FILE" in no_git.stderr
+
+
+def test_spark_refresh_of_missing_local_events_fails_before_starting_spark(
+    cli: Run, shop: Path
+) -> None:
+    """Starting Spark took half a minute and printed a Java stack trace before the error."""
+    import time
+
+    pytest.importorskip("pyspark")
+    missing = shop / "nowhere" / "events.parquet"
+    started = time.monotonic()
+    out = cli("-w", str(shop), "refresh", "--engine", "spark", "--events", str(missing))
+    assert out.returncode == 1 and f"no Parquet events at '{missing}'" in out.stderr
+    assert "segmint export events --parquet" in out.stderr
+    assert time.monotonic() - started < 10
+
+
+def test_ui_on_a_busy_port_points_at_its_own_help(cli: Run, shop: Path) -> None:
+    """The hint named 'segmint ui serve', a command that does not exist."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        out = cli("-w", str(shop), "ui", "--port", port)
+    assert out.returncode == 2 and "Address already in use" in out.stderr
+    assert "segmint ui --help" in out.stderr and "ui serve" not in out.stderr
+
+
+def test_retention_refuses_a_later_instant_that_would_delete_kept_events(
+    cli: Run, shop: Path
+) -> None:
+    """``--as-of +400d`` deleted now every event younger than its period: data lost early."""
+    yaml = shop / "segmint.yaml"
+    yaml.write_text(yaml.read_text() + "\nprivacy:\n  retention: {Order Completed: 90d}\n")
+    before = json.loads(cli("-w", str(shop), "status", "--format", "json").stdout)["counts"]
+    out = cli("-w", str(shop), "privacy", "enforce", "--as-of", "+400d")
+    assert out.returncode == 2 and "--as-of" in out.stderr and "later than now" in out.stderr
+    after = json.loads(cli("-w", str(shop), "status", "--format", "json").stdout)["counts"]
+    assert after["events"] == before["events"]
+    now = cli("-w", str(shop), "privacy", "enforce", "--format", "json")  # now: fine
+    assert now.returncode == 0 and "Order Completed" in json.loads(now.stdout)["deleted"]
