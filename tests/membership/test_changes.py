@@ -74,6 +74,15 @@ def test_read_changes_filters_and_orders(store):
     assert MembershipChange("s", "p", "enter", T0).to_json()["type"] == "segment.enter"
 
 
+def test_read_changes_of_some_segments_within_an_id_range(store):
+    for i, segment in enumerate(["a", "b", "c", "a", "b", "c"]):
+        write_changes(store, diff_members("p1", set(), {segment}, T0 + timedelta(minutes=i), cause))
+    ids = [c.id for c in read_changes(store)]
+    found = read_changes(store, segments={"a", "c"}, after_id=ids[0], upto_id=ids[4])
+    assert [(c.segment, c.id) for c in found] == [("c", ids[2]), ("a", ids[3])]
+    assert read_changes(store, segments=set()) == []
+
+
 def test_schedule_returns_due_profiles_in_order(store):
     schedule = Schedule(store)
     schedule.set_many({"p1": T0 + timedelta(days=2), "p2": T0 + timedelta(days=1), "p3": None})

@@ -649,12 +649,20 @@ class JourneyEngine:
         after = int(read_meta(self.store, CHANGES_CURSOR) or 0)
         seq = int(read_meta(self.store, EVENTS_CURSOR) or 0)
         self._since = self._started(seq, after)
-        changes = read_changes(self.store, after_id=after)
-        cursors = {CHANGES_CURSOR: max([after, *(c.id or 0 for c in changes)])}
+        # the changes of the segments journeys start on; the others' are read past (most
+        # changes a busy server records: none becomes an object here)
+        last = self.store.fetchall("SELECT coalesce(max(id), 0) FROM membership_changes")
+        top = int(last[0][0])
         watched = {s for j in self.journeys.values() for s in j.trigger_segments}
+        changes = (
+            read_changes(self.store, after_id=after, upto_id=top, segments=watched)
+            if watched and top > after
+            else []
+        )
+        cursors = {CHANGES_CURSOR: max(after, top)}
         items: list[tuple[datetime, tuple[int, int], _Item]] = [
-            (c.occurred_at, (0, c.id or 0), c) for c in changes if c.segment in watched
-        ]  # (other segments' changes start nothing: read past them)
+            (c.occurred_at, (0, c.id or 0), c) for c in changes
+        ]
         params: list[Any] = [seq]
         names = sorted(self._listened)
         marks = ", ".join("?" for _ in names) or "NULL"

@@ -16,7 +16,7 @@ Memberships and their changes are always written together, in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence, Set
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -232,17 +232,30 @@ def read_changes(
     after_id: int | None = None,
     limit: int | None = None,
     newest_first: bool = False,
+    segments: Collection[str] | None = None,
+    upto_id: int | None = None,
 ) -> list[MembershipChange]:
-    """Read recorded changes, filtered and ordered by id."""
+    """Read recorded changes, filtered and ordered by id.
+
+    ``segments``: only changes of these segments; ``after_id`` and ``upto_id``: only those
+    with ids in that range (exclusive, inclusive).
+    """
     where: list[str] = []
     params: list[Any] = []
     for column, value in (("segment", segment), ("profile_id", profile_id)):
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
+    if segments is not None:
+        names = sorted(segments)
+        where.append(f"segment IN ({', '.join('?' for _ in names) or 'NULL'})")
+        params.extend(names)
     if after_id is not None:
         where.append("id > ?")
         params.append(after_id)
+    if upto_id is not None:
+        where.append("id <= ?")
+        params.append(upto_id)
     sql = "SELECT id, segment, profile_id, change, occurred_at, cause FROM membership_changes"
     if where:
         sql += " WHERE " + " AND ".join(where)
