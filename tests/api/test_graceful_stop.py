@@ -198,3 +198,16 @@ def test_a_signal_while_catching_up_at_start_exits_0_and_the_next_command_finish
     out = tmp_path / "previews"
     cli(*w, "template", "preview", "lifecycle", "--profile", shown["profile_id"], "--out", str(out))
     assert "Hi Name7," in (out / f"{shown['profile_id']}.html").read_text()
+
+
+def test_a_stop_signal_ends_the_servers_duties_at_once() -> None:
+    # the journeys, webhooks and time transitions stop when the signal arrives, not after
+    # uvicorn has answered the requests under way (a next leader may be taking them over)
+    import uvicorn
+
+    from segmint.cli.intake_cmd import _graceful_server_class
+
+    stopped: list[bool] = []
+    server = _graceful_server_class(lambda: stopped.append(True))(uvicorn.Config(app=None))
+    server.handle_exit(signal.SIGINT, None)
+    assert stopped == [True] and server.should_exit

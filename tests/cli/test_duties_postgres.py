@@ -32,7 +32,7 @@ from tests.deliver.conftest import RecordingHandler, free_port
 from tests.membership.conftest import Receiver, serve_receiver
 
 pytestmark = pytest.mark.postgres
-WAIT = 20
+WAIT = 30
 """Seconds between a journey's two sends: the leader stops within them."""
 JOURNEY = f"""
 journeys:

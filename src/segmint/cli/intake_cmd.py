@@ -150,7 +150,10 @@ def serve(
                                         log_level=log_level.lower(), access_log=False)  # fmt: skip
                 configure(log_format, log_level)  # after uvicorn set up its own loggers
                 click.echo(_banner(workspace.definition.name, host, port, console), err=True)
-                _graceful_server_class()(config).run(sockets=[listener])
+                # a stop ends the once-per-store duties at once (no message is sent, no
+                # webhook called after it), while requests under way are answered
+                on_stop = service.request_stop if service is not None else None
+                _graceful_server_class(on_stop)(config).run(sockets=[listener])
             finally:
                 if service is not None:
                     service.close()  # writes the trait state the engine holds
@@ -285,12 +288,13 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _graceful_server_class() -> type[Any]:
+def _graceful_server_class(on_stop: Callable[[], None] | None = None) -> type[Any]:
     """The uvicorn server, made to return after a signal instead of dying by it.
 
     uvicorn re-raises SIGINT/SIGTERM once its shutdown is done, so the process died (exit
     143) before ``serve`` could write the real-time trait state it holds. This server only
-    asks uvicorn to shut down and returns: ``serve`` then saves and exits 0.
+    asks uvicorn to shut down and returns: ``serve`` then saves and exits 0. ``on_stop`` is
+    called when the signal arrives (from the signal handler: it must only set flags).
     """
     import signal
     import threading
@@ -310,6 +314,11 @@ def _graceful_server_class() -> type[Any]:
             finally:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            if on_stop is not None:
+                on_stop()
 
     return GracefulServer
 

@@ -267,12 +267,20 @@ class RealtimeService:
         self.engine.reload(membership.compiled, self.clock.now())
         self.wake()
 
-    def close(self) -> None:
-        """Stop the timer thread."""
+    def request_stop(self) -> None:
+        """Stop taking duties: the loop ends after the pass under way (see :meth:`close`).
+
+        Only sets flags, so a signal handler may call it: a server asked to stop sends no
+        message and calls no webhook from then on, while it still answers requests.
+        """
         self.stop.set()
         self._wake.set()
         for timer in self.timers:  # a backlog of journey triggers waits for the next start
             timer.halt()
+
+    def close(self) -> None:
+        """Stop the timer thread."""
+        self.request_stop()
         if self.thread.is_alive():
             wait_for_thread(self.thread, "the timer's pass under way (time, journeys, webhooks)")
         if self.follower is not None:
