@@ -21,7 +21,7 @@ from segmint.clock import FixedClock
 from segmint.events import Event
 from segmint.membership.batch import reconcile
 from segmint.membership.feed import ChangeFeed
-from segmint.membership.follow import Follower
+from segmint.membership.follow import Follower, unapplied_since_checkpoint
 from segmint.membership.realtime import RealtimeEngine
 from segmint.membership.service import Membership
 from segmint.store import Store, read_meta
@@ -169,6 +169,8 @@ def test_a_late_commit_below_the_saved_position_is_applied_once(
         if stop == "close":
             engine.close()
         follower.close()  # (died: the engine saved with its last batch, nothing since)
+        if stop != "die-unsaved":  # what 'segmint status' counts as not yet applied
+            assert unapplied_since_checkpoint(pg_store) == (0 if applied_before else 1)
         after = _restart(ws, pg_store, restart)
         _assert_exact(ws, {"p": 3})
         assert ws.store.fetchall("SELECT profile_id, segment FROM memberships") == [

@@ -474,9 +474,19 @@ def realtime_status(store: Store, now: datetime) -> dict[str, Any]:
 
 
 def unapplied_since_checkpoint(store: Store) -> int:
-    """Events stored after the last real-time checkpoint (the lag when no server runs)."""
-    from segmint.traits import SEQ_KEY
+    """Events stored after the last real-time checkpoint (the lag when no server runs).
 
-    newest = int(store.fetchall("SELECT coalesce(max(seq), 0) FROM events")[0][0])
+    On PostgreSQL, with a saved commit position, those outside it (whatever their ``seq``).
+    """
+    from segmint.traits import SEQ_KEY, read_position
+
     saved = read_meta(store, SEQ_KEY)
-    return 0 if saved is None else max(0, newest - int(saved))
+    if saved is None:
+        return 0
+    position = read_position(store)
+    if position is not None:
+        missing = position.missing()
+        sql = f"SELECT count(*) FROM events WHERE {missing.condition}"
+        return int(store.fetchall(sql, list(missing.params))[0][0])
+    newest = int(store.fetchall("SELECT coalesce(max(seq), 0) FROM events")[0][0])
+    return max(0, newest - int(saved))
