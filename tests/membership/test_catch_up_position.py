@@ -276,3 +276,39 @@ def test_duckdb_saves_no_commit_position(store: Store, tmp_path: Path, make_work
     engine.close()
     assert read_meta(store, APPLIED_KEY) is None
     assert _live_views(ws) == {"p": 1}
+
+
+@pytest.mark.postgres
+def test_a_stopping_leader_saves_before_another_server_can_take_the_lead(
+    pg_store: Store, tmp_path: Path, make_workspace: Any
+) -> None:
+    """A stopping server releases the lead only after its final save: a server taking over
+    earlier would catch up from the previous save on events the final save then records
+    as applied (and a profile loaded after that save would fold them twice)."""
+    from segmint.intake.pipeline import Intake
+    from segmint.membership.follow import Leadership
+    from segmint.membership.service import attach_realtime
+
+    ws = make_workspace(tmp_path, YAML, pg_store)
+    clock = FixedClock(NOW)
+    intake = Intake(ws, clock)
+    service = attach_realtime(ws, intake, clock)
+    probe = pg_store.reopen()  # type: ignore[attr-defined]
+    free_at_save: list[bool] = []
+    close = service.engine.close
+
+    def saving() -> None:
+        free_at_save.append(Leadership(probe).try_take())
+        close()
+
+    service.engine.close = saving  # type: ignore[method-assign]
+    try:
+        assert service.leading
+        message = {"type": "track", "userId": "u", "event": "Viewed", "messageId": "v-1",
+                   "timestamp": AT.isoformat()}  # fmt: skip
+        intake.submit([message], source="test")
+    finally:
+        service.close()
+        probe.close()
+    assert free_at_save[0] is False
+    assert read_meta(pg_store, "trait_state.unsaved") == "0"

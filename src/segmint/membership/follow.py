@@ -373,12 +373,19 @@ class Follower:
         seconds = max(0.0, now - min(since)) if since else 0.0
         return Lag(events, seconds, self.applied)
 
-    def close(self) -> None:
-        """Stop reading (after the read under way) and withdraw the published lag."""
+    def close(self, save: Callable[[], object] | None = None) -> None:
+        """Stop reading (after the read under way) and withdraw the published lag.
+
+        ``save``: the engine's final save, run once reading stopped and before the lead is
+        released: the next leader catches up from what it saves (were the lead released
+        first, it could catch up on events this save then writes as applied).
+        """
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
             wait_for_thread(self._thread, "real time to finish the batch it is applying")
+        if save is not None:
+            save()
         self.feed.close()  # (its connection held the leadership lock: freed)
         if self.report is not None:
             try:
