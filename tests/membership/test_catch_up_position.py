@@ -312,3 +312,30 @@ def test_a_stopping_leader_saves_before_another_server_can_take_the_lead(
         probe.close()
     assert free_at_save[0] is False
     assert read_meta(pg_store, "trait_state.unsaved") == "0"
+
+
+@pytest.mark.postgres
+def test_a_rebuild_drops_the_saved_position(
+    pg_store: Store, tmp_path: Path, make_workspace: Any
+) -> None:
+    """``segmint rebuild`` folds every stored event into the state: a position saved before
+    it would have the next catch-up apply the events after it a second time."""
+    from segmint.traits import rebuild
+
+    ws = make_workspace(tmp_path, YAML, pg_store)
+    Membership(ws).realtime(FixedClock(NOW)).catch_up(NOW)
+    engine, follower = _server(ws, pg_store)
+    try:
+        with pg_store.transaction():
+            _insert(pg_store, "seen")
+        assert follower.step() == 1
+    finally:
+        engine.close()
+        follower.close()
+    assert read_position(pg_store) is not None
+    with pg_store.transaction():
+        _insert(pg_store, "after")
+    rebuild(pg_store, Membership(ws).compiled.catalog, NOW)
+    assert read_position(pg_store) is None
+    _restart(ws, pg_store, "server").close()  # type: ignore[union-attr]
+    _assert_exact(ws, {"p": 2})
