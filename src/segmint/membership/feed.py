@@ -31,7 +31,7 @@ from typing import Any
 
 from segmint.events import Event
 from segmint.store import Store
-from segmint.traits import EVENT_COLUMNS, EventBound, row_to_event
+from segmint.traits import EVENT_COLUMNS, CommitPosition, EventBound, row_to_event
 
 CHUNK = 5000
 """Rows read at most per table and read (a backlog is read in several)."""
@@ -198,9 +198,14 @@ class ChangeFeed:
             for name, stream in (("events", self._events), ("merges", self._merges))
         }
 
-    def start(self) -> None:
-        """Begin after everything committed now (those are caught up another way)."""
-        self._listen()
+    def start(self, *, listen: bool = True) -> None:
+        """Begin after everything committed now (those are caught up another way).
+
+        ``listen``: be notified of commits (for :meth:`wait`; the connection must be the
+        feed's own).
+        """
+        if listen:
+            self._listen()
         with self.store.transaction():
             xmin = self._xmin()
             for stream in (self._events, self._merges):
@@ -246,9 +251,7 @@ class ChangeFeed:
         if not self.postgres:
             return None
         stream = self._events
-        return EventBound(
-            "(xid < ?::xid8 OR seq = ANY(?::bigint[]))", (str(stream.low), sorted(stream.seen))
-        )
+        return CommitPosition(stream.low, tuple(sorted(stream.seen))).bound()
 
     def wait(self, timeout: float) -> Heard | None:
         """Wait up to ``timeout`` seconds for a writer's commit notice (PostgreSQL).

@@ -373,12 +373,19 @@ class Follower:
         seconds = max(0.0, now - min(since)) if since else 0.0
         return Lag(events, seconds, self.applied)
 
-    def close(self) -> None:
-        """Stop reading (after the read under way) and withdraw the published lag."""
+    def close(self, save: Callable[[], object] | None = None) -> None:
+        """Stop reading (after the read under way) and withdraw the published lag.
+
+        ``save``: the engine's final save, run once reading stopped and before the lead is
+        released: the next leader catches up from what it saves (were the lead released
+        first, it could catch up on events this save then writes as applied).
+        """
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
             wait_for_thread(self._thread, "real time to finish the batch it is applying")
+        if save is not None:
+            save()
         self.feed.close()  # (its connection held the leadership lock: freed)
         if self.report is not None:
             try:
@@ -474,9 +481,19 @@ def realtime_status(store: Store, now: datetime) -> dict[str, Any]:
 
 
 def unapplied_since_checkpoint(store: Store) -> int:
-    """Events stored after the last real-time checkpoint (the lag when no server runs)."""
-    from segmint.traits import SEQ_KEY
+    """Events stored after the last real-time checkpoint (the lag when no server runs).
 
-    newest = int(store.fetchall("SELECT coalesce(max(seq), 0) FROM events")[0][0])
+    On PostgreSQL, with a saved commit position, those outside it (whatever their ``seq``).
+    """
+    from segmint.traits import SEQ_KEY, read_position
+
     saved = read_meta(store, SEQ_KEY)
-    return 0 if saved is None else max(0, newest - int(saved))
+    if saved is None:
+        return 0
+    position = read_position(store)
+    if position is not None:
+        missing = position.missing()
+        sql = f"SELECT count(*) FROM events WHERE {missing.condition}"
+        return int(store.fetchall(sql, list(missing.params))[0][0])
+    newest = int(store.fetchall("SELECT coalesce(max(seq), 0) FROM events")[0][0])
+    return max(0, newest - int(saved))

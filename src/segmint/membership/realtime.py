@@ -34,7 +34,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -58,6 +58,7 @@ from segmint.membership.compiled import (
     record_definitions,
     stored_definitions,
 )
+from segmint.membership.feed import ChangeFeed
 from segmint.membership.hub import ChangeHub
 from segmint.membership.live import (
     Live,
@@ -77,9 +78,12 @@ from segmint.traits import (
     EVENT_COLUMNS,
     SEQ_KEY,
     UNSAVED_KEY,
+    CommitPosition,
     EventBound,
     drop_all_states,
+    read_position,
     row_to_event,
+    write_position,
 )
 
 _US = timedelta(microseconds=1)
@@ -203,6 +207,10 @@ class RealtimeEngine:
         self._seq: int | None = None  # the latest event sequence number processed
         self._until: EventBound | None = None  # the events rebuilds fold (None: all)
         self._pending: frozenset[str] = frozenset()  # stored, to be applied: never folded
+        self._postgres = store.dialect == "postgres"
+        self._applied: CommitPosition | None = None  # PostgreSQL: what the next save reflects
+        self._applied_set = False  # events were applied since the engine started
+        self._holding = False  # a catch-up on PostgreSQL saves once, when it is done
         if recover:  # (a server on PostgreSQL that may not lead recovers in catch_up)
             self._recover()
         self._seq_known = read_meta(self.store, SEQ_KEY) is not None
@@ -246,6 +254,7 @@ class RealtimeEngine:
                 self._pending = frozenset(unapplied)
             if top is not None and (self._seq is None or top > self._seq):
                 self._seq = top
+            self._note_applied(delivered, events, unapplied)
             pending = _Pending()
             if seqs and not self._seq_known:  # so that a crash from here on is caught up
                 pending.base_seq = min(seqs) - 1
@@ -272,6 +281,23 @@ class RealtimeEngine:
                 steps.append(_Step(pid, live, at, cause, mids))
             self._decide(steps, pending)
             return self._flush(pending, at)
+
+    def _note_applied(
+        self, delivered: EventBound | None, events: Sequence[Event], unapplied: Collection[str]
+    ) -> None:
+        """PostgreSQL: the commit position the state reflects once this batch is applied.
+
+        That is the feed's position ``delivered``, less the stored events still to apply
+        (``unapplied``, but for this batch's). Without a position (events not read from a
+        change feed) none is saved and ``seq`` decides what a catch-up applies.
+        """
+        if not self._postgres:
+            return
+        position = delivered.position if delivered is not None else None
+        if position is not None:
+            waiting = set(unapplied).difference(e.message_id for e in events)
+            position = replace(position, unapplied=tuple(sorted(waiting)))
+        self._applied, self._applied_set = position, True
 
     def advance(self, as_of: datetime) -> list[MembershipChange]:
         """Fire every time transition due at or before ``as_of``; return the changes."""
@@ -628,6 +654,8 @@ class RealtimeEngine:
         """Write the trait state and values not yet saved; return how many profiles."""
         with self._lock:
             count = len(self._unsaved)
+            if self._holding:  # a catch-up that failed half-way: its state stays unsaved
+                return 0
             if count or self._marked:
                 with self.store.transaction():
                     self._save(as_of or self.clock.now())
@@ -638,6 +666,8 @@ class RealtimeEngine:
         self.checkpoint()
 
     def _checkpoint_due(self, unsaved: int) -> bool:
+        if self._holding:
+            return False
         if self.checkpoint_every <= 0 or unsaved >= self.checkpoint_rows:
             return True
         # serve's timer saves every interval, off the event path; a batch saves only when
@@ -649,6 +679,8 @@ class RealtimeEngine:
             self._live.pop(gone, None)  # erased by another process: nothing to keep
         if self._seq is not None:
             write_meta(self.store, SEQ_KEY, str(self._seq))
+        if self._applied_set and (self._applied is not None or self._seq is not None):
+            write_position(self.store, self._applied)
         self._unsaved = {}
         self._saved_at = time.monotonic()
         if self._marked:
@@ -671,48 +703,98 @@ class RealtimeEngine:
         saved into starts from its newest event (run ``segmint refresh`` after a bulk
         import). ``progress(done, total)`` is called after each chunk. ``within``: only
         the events within this bound (a change feed started just before delivers the
-        others, however their ``seq`` compares).
+        others, however their ``seq`` compares); on PostgreSQL without it, those
+        committed when the catch-up starts.
+
+        On PostgreSQL "since the engine last saved" is every stored event outside the
+        saved commit position (:mod:`segmint.traits.position`), whatever its ``seq``: a
+        transaction that drew a lower ``seq`` than the newest applied and committed after
+        the save is applied now, an event the position covers is not applied twice. Such
+        a catch-up saves once, when done (the position is then ``within``'s).
         """
         with self._lock:
             self._recover()
             self._sync_definitions(as_of)
+            start = within if within is not None else self._committed_now()
             stored = read_meta(self.store, SEQ_KEY)
             if stored is None:
-                top = self.store.fetchall("SELECT coalesce(max(seq), 0) FROM events")[0][0]
-                with self.store.transaction():
-                    write_meta(self.store, SEQ_KEY, str(top))
-                self._seq, self._seq_known = int(top), True
+                self._start_fresh(start)
                 return 0
-            after = int(stored)
-            merges: Sequence[MergeLike] = _pending_merges(self.store)
-            bound = within or EventBound("TRUE")
-            where = f"seq > ? AND ({bound.condition})"
-            total = self.store.fetchall(
-                f"SELECT count(*) FROM events WHERE {where}", [after, *bound.params]
-            )
-            done = 0
-            self._catching_up = True  # (left set if this raises: fires then only defer more)
-            while True:
-                found = self.store.fetchall(
-                    f"SELECT {EVENT_COLUMNS} FROM events WHERE {where} ORDER BY seq LIMIT ?",
-                    [after, *bound.params, chunk],
+            self._seq = max(self._seq or 0, int(stored))
+            bound = start or EventBound("TRUE")
+            saved = read_position(self.store) if self._postgres else None
+            after, todo, applied = int(stored), bound, None
+            if saved is not None:  # commit order, not seq, says what was applied
+                missing = saved.missing()
+                after, applied = 0, saved.bound()
+                todo = EventBound(
+                    f"({missing.condition}) AND ({bound.condition})",
+                    (*missing.params, *bound.params),
                 )
-                if not found and not merges:
-                    break
-                events = [row_to_event(row) for row in found]
-                self.process(events, merges, as_of, delivered=_below(bound, events))
-                merges = ()
-                done += len(events)
-                if progress is not None:
-                    progress(done, int(total[0][0]))
-                if not found:
-                    break
-                after = int(found[-1][-1])
-            self._catching_up = False
+            position = start.position if start is not None else None
+            self._holding = position is not None
+            done = self._process_stored(
+                as_of, chunk, progress, after, todo, _Folded(bound, applied)
+            )
+            if position is not None:  # every event committed at the start is applied
+                self._applied, self._applied_set, self._holding = position, True, False
             if done:
                 log.info("real time caught up on %d stored events", done)
             self.checkpoint(as_of)
             return done
+
+    def _process_stored(
+        self,
+        as_of: datetime,
+        chunk: int,
+        progress: Callable[[int, int], None] | None,
+        after: int,
+        todo: EventBound,
+        folded: _Folded,
+    ) -> int:
+        """Process the stored events within ``todo`` with ``seq`` above ``after``, by chunk."""
+        merges: Sequence[MergeLike] = _pending_merges(self.store)
+        where = f"seq > ? AND ({todo.condition})"
+        total = self.store.fetchall(
+            f"SELECT count(*) FROM events WHERE {where}", [after, *todo.params]
+        )
+        done = 0
+        self._catching_up = True  # (left set if this raises: fires then only defer more)
+        while True:
+            found = self.store.fetchall(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE {where} ORDER BY seq LIMIT ?",
+                [after, *todo.params, chunk],
+            )
+            if not found and not merges:
+                break
+            events = [row_to_event(row) for row in found]
+            self.process(events, merges, as_of, delivered=folded.upto(events))
+            merges = ()
+            done += len(events)
+            if progress is not None:
+                progress(done, int(total[0][0]))
+            if not found:
+                break
+            after = int(found[-1][-1])
+        self._catching_up = False
+        return done
+
+    def _committed_now(self) -> EventBound | None:
+        """PostgreSQL: the events committed now (where a change feed started now begins)."""
+        if not self._postgres:
+            return None
+        feed = ChangeFeed(self.store)
+        feed.start(listen=False)
+        return feed.delivered()
+
+    def _start_fresh(self, start: EventBound | None) -> None:
+        """A store no engine saved into: real time starts after the events stored now."""
+        top = self.store.fetchall("SELECT coalesce(max(seq), 0) FROM events")[0][0]
+        with self.store.transaction():
+            write_meta(self.store, SEQ_KEY, str(top))
+            if start is not None and start.position is not None:
+                write_position(self.store, start.position)
+        self._seq, self._seq_known = int(top), True
 
     def reload(self, compiled: CompiledSegments, as_of: datetime) -> None:
         """Take new definitions without a restart, as a server start would take them.
@@ -773,12 +855,33 @@ class RealtimeEngine:
                 write_meta(self.store, UNSAVED_KEY, "0")
 
 
-def _below(bound: EventBound, events: Sequence[Event]) -> EventBound | None:
-    """``bound``'s events up to the highest ``seq`` of ``events`` (a catch-up's chunk)."""
-    top = max((e.seq for e in events if e.seq is not None), default=None)
-    if top is None:
-        return None
-    return EventBound(f"({bound.condition}) AND seq <= ?", (*bound.params, top))
+@dataclass(frozen=True)
+class _Folded:
+    """What a rebuild folds while catching up: events applied before, and the catch-up's.
+
+    The catch-up's are those up to a chunk's highest ``seq``, within its bound.
+
+    Attributes:
+        bound: The catch-up's bound (the events committed at its start, on PostgreSQL).
+        applied: The events applied before it (its saved commit position), or None: by
+            ``seq``, every event below the chunk (commits in ``seq`` order).
+    """
+
+    bound: EventBound
+    applied: EventBound | None
+
+    def upto(self, events: Sequence[Event]) -> EventBound | None:
+        """The events a rebuild folds while ``events`` (a chunk) are applied."""
+        top = max((e.seq for e in events if e.seq is not None), default=None)
+        if top is None:
+            return None
+        bound, applied = self.bound, self.applied
+        if applied is None:
+            return EventBound(f"({bound.condition}) AND seq <= ?", (*bound.params, top))
+        return EventBound(
+            f"({bound.condition}) AND (({applied.condition}) OR seq <= ?)",
+            (*bound.params, *applied.params, top),
+        )
 
 
 @dataclass(frozen=True)

@@ -283,8 +283,8 @@ class RealtimeService:
         self.request_stop()
         if self.thread.is_alive():
             wait_for_thread(self.thread, "the timer's pass under way (time, journeys, webhooks)")
-        if self.follower is not None:
-            self.follower.close()
+        if self.follower is not None:  # saved before another server may take the lead
+            self.follower.close(save=self.engine.close)
         self.engine.close()
         if self.dispatcher is not None:
             self.dispatcher.close()

@@ -25,6 +25,7 @@ from segmint.traits.live import (
     row_to_event,
 )
 from segmint.traits.model import TraitSpec
+from segmint.traits.position import APPLIED_KEY, CommitPosition, read_position, write_position
 from segmint.traits.state import (
     SEQ_KEY,
     SERVING_KEY,
@@ -41,10 +42,12 @@ from segmint.traits.state import (
 )
 
 __all__ = [
+    "APPLIED_KEY",
     "EVENT_COLUMNS",
     "SEQ_KEY",
     "SERVING_KEY",
     "UNSAVED_KEY",
+    "CommitPosition",
     "EventBound",
     "StaleStateError",
     "TraitCatalog",
@@ -62,10 +65,12 @@ __all__ = [
     "load_states",
     "profile_events",
     "profile_traits",
+    "read_position",
     "rebuild",
     "row_to_event",
     "save_traits",
     "select_profiles",
     "stopped_unsaved",
     "values_json",
+    "write_position",
 ]

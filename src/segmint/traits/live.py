@@ -26,6 +26,7 @@ from segmint.events import Event
 from segmint.store import Store, from_store_time, write_meta
 from segmint.traits.catalog import TraitCatalog
 from segmint.traits.incremental import TraitEngine, TraitState
+from segmint.traits.position import write_position
 from segmint.traits.state import (
     SEQ_KEY,
     UNSAVED_KEY,
@@ -131,6 +132,7 @@ def rebuild(
     with store.transaction():
         write_meta(store, SEQ_KEY, seq)
         write_meta(store, UNSAVED_KEY, "0")
+        write_position(store, None)  # the state reflects every event read, not a position
     return done
 
 

@@ -13,9 +13,9 @@ load (:class:`~segmint.traits.errors.StaleStateError`): rebuild it from the even
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -23,6 +23,9 @@ from segmint.store import Store, read_meta, utcnow_naive
 from segmint.store.bulk import delete_keys, upsert_rows
 from segmint.traits.errors import StaleStateError
 from segmint.traits.incremental import TraitEngine, TraitState
+
+if TYPE_CHECKING:
+    from segmint.traits.position import CommitPosition
 
 FORMAT = 1
 SEQ_KEY = "trait_state.events_seq"
@@ -173,10 +176,13 @@ class EventBound:
     Attributes:
         condition: SQL over the ``events`` columns, with ``?`` placeholders.
         params: The placeholders' values.
+        position: The commit-order position the bound was made from, if any (what a
+            real-time engine saves: :mod:`segmint.traits.position`).
     """
 
     condition: str
     params: tuple[Any, ...] = ()
+    position: CommitPosition | None = field(default=None, compare=False)
 
     @classmethod
     def upto(cls, seq: int) -> EventBound:

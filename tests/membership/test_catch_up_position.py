@@ -1,0 +1,341 @@
+"""A server's saved catch-up position never skips a stored event it has not applied.
+
+On PostgreSQL a writer may draw ``seq`` 100, a second writer 101 and commit first. A server
+applies 101 and saves; if it stops before its change feed delivers 100, the next start must
+still apply 100 (a catch-up from "the newest ``seq`` applied" never would), and must not
+apply again what the saved position covers.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from segmint.clock import FixedClock
+from segmint.events import Event
+from segmint.membership.batch import reconcile
+from segmint.membership.feed import ChangeFeed
+from segmint.membership.follow import Follower, unapplied_since_checkpoint
+from segmint.membership.realtime import RealtimeEngine
+from segmint.membership.service import Membership
+from segmint.store import Store, read_meta
+from segmint.traits import APPLIED_KEY, EVENT_COLUMNS, CommitPosition, read_position, row_to_event
+from segmint.workspace import Workspace
+
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+AT = datetime(2026, 10, 30)
+YAML = """
+name: late
+traits:
+  views: {count: events, event: Viewed}
+segments:
+  regular: {rule: "views >= 3"}
+"""
+
+
+def _insert(store: Store, message_id: str, profile: str = "p") -> None:
+    store.execute(
+        "INSERT INTO events (message_id, type, event, profile_id, timestamp, received_at) "
+        "VALUES (?, 'track', 'Viewed', ?, ?, ?)",
+        [message_id, profile, AT, AT],
+    )
+
+
+def _server(ws: Workspace, store: Store, checkpoint_every: float = 0.0) -> tuple[Any, Follower]:
+    """A leading server's engine and follower, wired as ``serve`` wires them."""
+    clock = FixedClock(NOW)
+    engine = Membership(ws).realtime(clock, checkpoint_every, recover=False)
+    feed = ChangeFeed(store.reopen(), owned=True)  # type: ignore[attr-defined]
+    follower = Follower(engine, feed, clock)
+    assert follower.lead(NOW)
+    return engine, follower
+
+
+def _drain(follower: Follower) -> None:
+    while follower.step():
+        pass
+
+
+def _live_views(ws: Workspace) -> dict[str, int]:
+    rows = ws.store.fetchall('SELECT profile_id, "values" FROM trait_values')
+    found = {pid: json.loads(v) if isinstance(v, str) else v for pid, v in rows}
+    return {pid: int(v["views"]) for pid, v in found.items() if v.get("views")}
+
+
+def _stored_views(ws: Workspace) -> dict[str, int]:
+    rows = ws.store.fetchall("SELECT profile_id, count(*) FROM events GROUP BY profile_id")
+    return {str(pid): int(n) for pid, n in rows}
+
+
+def _assert_exact(ws: Workspace, views: dict[str, int]) -> None:
+    """Trait values count every stored event once; memberships equal a batch recompute."""
+    assert _live_views(ws) == _stored_views(ws) == views
+    assert reconcile(ws.store, Membership(ws).compiled, NOW) == []
+
+
+@pytest.fixture
+def late_writer(pg_store: Store) -> Iterator[Callable[[str], Callable[[], None]]]:
+    """Opens a transaction that writes an event (drawing its ``seq``) and waits to commit.
+
+    Calling the fixture with a message id returns the function that commits it.
+    """
+    late = pg_store.reopen()  # type: ignore[attr-defined]
+    threads: list[tuple[threading.Thread, threading.Event]] = []
+
+    def begin(message_id: str) -> Callable[[], None]:
+        drawn, release, done = threading.Event(), threading.Event(), threading.Event()
+
+        def write() -> None:
+            with late.transaction():
+                _insert(late, message_id)
+                drawn.set()
+                release.wait(10)
+            done.set()
+
+        thread = threading.Thread(target=write)
+        thread.start()
+        threads.append((thread, release))
+        assert drawn.wait(10)
+
+        def commit() -> None:
+            release.set()
+            assert done.wait(10)
+
+        return commit
+
+    yield begin
+    for thread, release in threads:
+        release.set()
+        thread.join()
+    late.close()
+
+
+def _restart(ws: Workspace, store: Store, how: str) -> Follower | None:
+    """Start real time again: a server (catch-up, then its feed) or a command's recovery."""
+    if how == "recovery":  # what a CLI command runs after a server died unsaved
+        engine = Membership(ws).realtime(FixedClock(NOW))
+        engine.catch_up(NOW)
+        engine.close()
+        return None
+    engine, follower = _server(ws, store)
+    _drain(follower)
+    engine.checkpoint(NOW)
+    return follower
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("applied_before", [False, True], ids=["unapplied", "applied"])
+@pytest.mark.parametrize("stop", ["close", "die", "die-unsaved"])
+@pytest.mark.parametrize("restart", ["server", "recovery"])
+def test_a_late_commit_below_the_saved_position_is_applied_once(
+    pg_store: Store,
+    tmp_path: Path,
+    make_workspace: Any,
+    late_writer: Callable[[str], Callable[[], None]],
+    applied_before: bool,
+    stop: str,
+    restart: str,
+) -> None:
+    """A writer holds seq 1 open while "early" (seq 2, 3) commits and is applied and saved;
+    then seq 1 commits, and the server stops (or dies) before (or after) applying it.
+
+    ``die-unsaved``: the server saves trait state once a minute; it dies before (its
+    memberships are written, its trait state is rebuilt from the events at the restart).
+    """
+    ws = make_workspace(tmp_path, YAML, pg_store)
+    Membership(ws).realtime(FixedClock(NOW)).catch_up(NOW)  # an engine ran here before
+    engine, follower = _server(ws, pg_store, 60.0 if stop == "die-unsaved" else 0.0)
+    commit_late = late_writer("late")
+    with pg_store.transaction():
+        _insert(pg_store, "early-1")
+        _insert(pg_store, "early-2")
+    after: Follower | None = None
+    try:
+        assert follower.step() == 2
+        newest = pg_store.fetchall("SELECT max(seq) FROM events")[0][0]
+        commit_late()
+        assert pg_store.fetchall("SELECT seq FROM events WHERE message_id = 'late'")[0][0] < newest
+        if stop != "die-unsaved":
+            assert read_meta(pg_store, "trait_state.events_seq") == str(newest)
+        if applied_before:
+            assert follower.step() == 1
+            assert engine.segments_of("p") == frozenset({"regular"})
+        if stop == "close":
+            engine.close()
+        follower.close()  # (died: the engine saved with its last batch, nothing since)
+        if stop != "die-unsaved":  # what 'segmint status' counts as not yet applied
+            assert unapplied_since_checkpoint(pg_store) == (0 if applied_before else 1)
+        after = _restart(ws, pg_store, restart)
+        _assert_exact(ws, {"p": 3})
+        assert ws.store.fetchall("SELECT profile_id, segment FROM memberships") == [
+            ("p", "regular")
+        ]
+    finally:
+        follower.close()
+        if after is not None:
+            after.close()
+
+
+def _stored_event(store: Store, message_id: str) -> Event:
+    rows = store.fetchall(f"SELECT {EVENT_COLUMNS} FROM events WHERE message_id = ?", [message_id])
+    return row_to_event(rows[0])
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("restart", ["server", "recovery"])
+def test_an_own_event_read_but_not_through_the_listener_is_applied_after_a_crash(
+    pg_store: Store, tmp_path: Path, make_workspace: Any, restart: str
+) -> None:
+    """The server's intake stores "b", then "a"; the listener of "a" reads the feed (which
+    returns both: its own, skipped) and applies "a"; the server dies before the listener
+    of "b" runs. The saved position covers "b" as read, not as applied."""
+    ws = make_workspace(tmp_path, YAML, pg_store)
+    Membership(ws).realtime(FixedClock(NOW)).catch_up(NOW)
+    engine, follower = _server(ws, pg_store)
+    after: Follower | None = None
+    try:
+        for mid in ("b", "a"):
+            follower.claim([mid])
+            with pg_store.transaction():
+                _insert(pg_store, mid)
+        follower([_stored_event(pg_store, "a")])  # the listener of "a"
+        assert _live_views(ws) == {"p": 1}
+        position = read_position(pg_store)
+        assert position is not None and position.unapplied == ("b",)
+        follower.close()  # died: the listener of "b" never runs
+        after = _restart(ws, pg_store, restart)
+        _assert_exact(ws, {"p": 2})
+    finally:
+        follower.close()
+        if after is not None:
+            after.close()
+
+
+@pytest.mark.postgres
+def test_a_catch_up_that_fails_half_way_leaves_the_next_one_exact(
+    pg_store: Store, tmp_path: Path, make_workspace: Any, late_writer: Any
+) -> None:
+    """A catch-up (by chunks of one event) saves nothing until it is done: one that fails
+    after applying some chunks leaves its state unsaved, rebuilt by the next catch-up."""
+    ws = make_workspace(tmp_path, YAML, pg_store)
+    Membership(ws).realtime(FixedClock(NOW)).catch_up(NOW)
+    engine, follower = _server(ws, pg_store)
+    commit_late = late_writer("late")
+    with pg_store.transaction():
+        _insert(pg_store, "early")
+    assert follower.step() == 1
+    commit_late()
+    follower.close()  # died before "late" was delivered
+    for n in range(4):
+        with pg_store.transaction():
+            _insert(pg_store, f"more-{n}", "q")
+    failing = Membership(ws).realtime(FixedClock(NOW))
+    calls = 0
+    process = failing.process
+
+    def fail_third(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise RuntimeError("injected: the catch-up stops here")
+        return process(*args, **kwargs)
+
+    failing.process = fail_third  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="injected"):
+        failing.catch_up(NOW, chunk=1)
+    failing.close()  # a stop saves nothing the failed catch-up applied
+    assert read_meta(pg_store, "trait_state.unsaved") == "1"
+    engine = RealtimeEngine(ws.store, Membership(ws).compiled, FixedClock(NOW))
+    assert engine.catch_up(NOW) == 5
+    engine.close()
+    _assert_exact(ws, {"p": 2, "q": 4})
+
+
+def test_a_position_is_saved_as_ranges_and_read_back() -> None:
+    position = CommitPosition(812, (4, 5, 6, 9, 11, 12), ("m-1",))
+    assert json.loads(position.dumps())["seen"] == [[4, 6], [9, 9], [11, 12]]
+    assert CommitPosition.loads(position.dumps()) == position
+    assert CommitPosition.loads(CommitPosition(3).dumps()) == CommitPosition(3)
+
+
+@pytest.mark.parametrize("store", ["duckdb"], indirect=True)
+def test_duckdb_saves_no_commit_position(store: Store, tmp_path: Path, make_workspace: Any) -> None:
+    """DuckDB commits in ``seq`` order: the saved ``seq`` alone says what was applied."""
+    ws = make_workspace(tmp_path, YAML, store)
+    engine = Membership(ws).realtime(FixedClock(NOW))
+    engine.catch_up(NOW)
+    with store.transaction():
+        _insert(store, "one")
+    engine.catch_up(NOW)
+    engine.close()
+    assert read_meta(store, APPLIED_KEY) is None
+    assert _live_views(ws) == {"p": 1}
+
+
+@pytest.mark.postgres
+def test_a_stopping_leader_saves_before_another_server_can_take_the_lead(
+    pg_store: Store, tmp_path: Path, make_workspace: Any
+) -> None:
+    """A stopping server releases the lead only after its final save: a server taking over
+    earlier would catch up from the previous save on events the final save then records
+    as applied (and a profile loaded after that save would fold them twice)."""
+    from segmint.intake.pipeline import Intake
+    from segmint.membership.follow import Leadership
+    from segmint.membership.service import attach_realtime
+
+    ws = make_workspace(tmp_path, YAML, pg_store)
+    clock = FixedClock(NOW)
+    intake = Intake(ws, clock)
+    service = attach_realtime(ws, intake, clock)
+    probe = pg_store.reopen()  # type: ignore[attr-defined]
+    free_at_save: list[bool] = []
+    close = service.engine.close
+
+    def saving() -> None:
+        free_at_save.append(Leadership(probe).try_take())
+        close()
+
+    service.engine.close = saving  # type: ignore[method-assign]
+    try:
+        assert service.leading
+        message = {"type": "track", "userId": "u", "event": "Viewed", "messageId": "v-1",
+                   "timestamp": AT.isoformat()}  # fmt: skip
+        intake.submit([message], source="test")
+    finally:
+        service.close()
+        probe.close()
+    assert free_at_save[0] is False
+    assert read_meta(pg_store, "trait_state.unsaved") == "0"
+
+
+@pytest.mark.postgres
+def test_a_rebuild_drops_the_saved_position(
+    pg_store: Store, tmp_path: Path, make_workspace: Any
+) -> None:
+    """``segmint rebuild`` folds every stored event into the state: a position saved before
+    it would have the next catch-up apply the events after it a second time."""
+    from segmint.traits import rebuild
+
+    ws = make_workspace(tmp_path, YAML, pg_store)
+    Membership(ws).realtime(FixedClock(NOW)).catch_up(NOW)
+    engine, follower = _server(ws, pg_store)
+    try:
+        with pg_store.transaction():
+            _insert(pg_store, "seen")
+        assert follower.step() == 1
+    finally:
+        engine.close()
+        follower.close()
+    assert read_position(pg_store) is not None
+    with pg_store.transaction():
+        _insert(pg_store, "after")
+    rebuild(pg_store, Membership(ws).compiled.catalog, NOW)
+    assert read_position(pg_store) is None
+    _restart(ws, pg_store, "server").close()  # type: ignore[union-attr]
+    _assert_exact(ws, {"p": 2})
