@@ -168,3 +168,15 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         return CliResult(int(code), out.out, out.err)
 
     return invoke
+
+
+def refreshed_shop(cli: Callable[..., CliResult], root: Path, as_of: str) -> Path:
+    """``segmint init`` under ``root`` with its sample contacts and orders ingested and
+    refreshed at ``as_of``; the workspace's folder."""
+    target = root / "shop"
+    assert cli("init", str(target)).returncode == 0
+    for name in ("crm_contacts", "shop_orders"):
+        data = str(target / "data" / f"{name}.csv")
+        assert cli("-w", str(target), "ingest", data, "--mapping", name).returncode == 0
+    assert cli("-w", str(target), "refresh", "--as-of", as_of).returncode == 0
+    return target

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import refreshed_shop
 
 Run = Callable[..., Any]
 REFRESHED = "2026-11-01T00:00:00Z"
@@ -17,13 +18,7 @@ LATER = "2027-06-01T00:00:00Z"  # seven months on: no longer high_value, now chu
 @pytest.fixture
 def shop(cli: Run, tmp_path: Path) -> Path:
     """The scaffolded workspace with its sample CSVs, refreshed at ``REFRESHED``."""
-    target = tmp_path / "shop"
-    assert cli("init", str(target)).returncode == 0
-    for name in ("crm_contacts", "shop_orders"):
-        data = str(target / "data" / f"{name}.csv")
-        assert cli("-w", str(target), "ingest", data, "--mapping", name).returncode == 0
-    assert cli("-w", str(target), "refresh", "--as-of", REFRESHED).returncode == 0
-    return target
+    return refreshed_shop(cli, tmp_path, REFRESHED)
 
 
 def _show(cli: Run, shop: Path, *args: str) -> Any:

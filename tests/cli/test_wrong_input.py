@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import refreshed_shop
 
 Run = Callable[..., Any]  # tests/conftest.py's ``cli`` fixture (a CliResult)
 
@@ -21,13 +22,7 @@ AS_OF = "2026-11-01T00:00:00Z"
 @pytest.fixture
 def shop(cli: Run, tmp_path: Path) -> Path:
     """``segmint init`` with its sample contacts and orders ingested and refreshed."""
-    target = tmp_path / "shop"
-    assert cli("init", str(target)).returncode == 0
-    for name in ("crm_contacts", "shop_orders"):
-        data = str(target / "data" / f"{name}.csv")
-        assert cli("-w", str(target), "ingest", data, "--mapping", name).returncode == 0
-    assert cli("-w", str(target), "refresh", "--as-of", AS_OF).returncode == 0
-    return target
+    return refreshed_shop(cli, tmp_path, AS_OF)
 
 
 def _erased(cli: Run, shop: Path, person: str) -> bool:

@@ -226,16 +226,31 @@ def test_a_message_taken_after_late_after_is_skipped_late(shop: Shop) -> None:
     assert show_journey(shop.workspace, "abandoned_cart")["skipped_by_reason"] == {"late": 3}
 
 
-def test_a_tick_stopped_between_passes_applies_each_trigger_once(
-    shop: Shop, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # every cart abandonment starts a flow: one applied twice would start two
+def _three_carts(shop: Shop) -> list[str]:
+    """Three people abandon a cart a minute apart; each abandonment starts a flow (a
+    trigger applied twice would start two)."""
     edit(shop.path, "reentry: 7d", "reentry: every_time")
     shop.reopen()
     users = ["ann", "bob", "cy"]
     shop.people(users)
     for minutes, user in enumerate(users):
         shop.track(user, "Cart Abandoned", T0 + timedelta(minutes=minutes))
+    return users
+
+
+def _carts(shop: Shop) -> dict[str, int]:
+    """Per profile, how many cart flows it entered."""
+    rows = shop.workspace.store.fetchall(
+        "SELECT profile_id, count(*) FROM journey_instances WHERE journey = 'abandoned_cart' "
+        "GROUP BY profile_id"
+    )
+    return dict(rows)
+
+
+def test_a_tick_stopped_between_passes_applies_each_trigger_once(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    users = _three_carts(shop)
     passes = JourneyEngine._pass
     calls = []
 
@@ -251,11 +266,7 @@ def test_a_tick_stopped_between_passes_applies_each_trigger_once(
     monkeypatch.setattr(JourneyEngine, "_pass", passes)
     shop.engine(pass_size=1).tick(T0 + timedelta(minutes=10))
     store = shop.workspace.store
-    carts = store.fetchall(
-        "SELECT profile_id, count(*) FROM journey_instances WHERE journey = 'abandoned_cart' "
-        "GROUP BY profile_id"
-    )
-    assert dict(carts) == {shop.profiles[u]: 1 for u in users}
+    assert _carts(shop) == {shop.profiles[u]: 1 for u in users}
     history = store.fetchall(
         "SELECT instance_id, outcome, count(*) FROM journey_history "
         "GROUP BY ALL HAVING count(*) > 1"
@@ -267,12 +278,7 @@ def test_a_halt_ends_a_tick_after_its_pass_and_the_next_start_takes_the_rest(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # what a server's stop does: it need not wait for a backlog of triggers
-    edit(shop.path, "reentry: 7d", "reentry: every_time")
-    shop.reopen()
-    users = ["ann", "bob", "cy"]
-    shop.people(users)
-    for minutes, user in enumerate(users):
-        shop.track(user, "Cart Abandoned", T0 + timedelta(minutes=minutes))
+    users = _three_carts(shop)
     engine = shop.engine(pass_size=1)
     passes = JourneyEngine._pass
     calls = []
@@ -290,8 +296,4 @@ def test_a_halt_ends_a_tick_after_its_pass_and_the_next_start_takes_the_rest(
     assert started == 1  # one pass, one trigger
     monkeypatch.setattr(JourneyEngine, "_pass", passes)
     shop.engine(pass_size=1).tick(T0 + timedelta(minutes=10))
-    carts = store.fetchall(
-        "SELECT profile_id, count(*) FROM journey_instances WHERE journey = 'abandoned_cart' "
-        "GROUP BY profile_id"
-    )
-    assert dict(carts) == {shop.profiles[u]: 1 for u in users}
+    assert _carts(shop) == {shop.profiles[u]: 1 for u in users}

@@ -226,3 +226,44 @@ def deploy_step(
     if messages:
         intake.submit(messages, source="test")
     engine.close()
+
+
+def live_views(ws: Workspace) -> dict[str, int]:
+    """Per profile, the ``views`` count its stored trait values hold (real time's answer)."""
+    import json
+
+    rows = ws.store.fetchall('SELECT profile_id, "values" FROM trait_values')
+    found = {pid: json.loads(v) if isinstance(v, str) else v for pid, v in rows}
+    return {pid: int(v["views"]) for pid, v in found.items() if v.get("views")}
+
+
+def stored_views(ws: Workspace) -> dict[str, int]:
+    """Per profile, how many events the store holds (every event there is a view)."""
+    rows = ws.store.fetchall("SELECT profile_id, count(*) FROM events GROUP BY profile_id")
+    return {str(pid): int(n) for pid, n in rows}
+
+
+def erasure_rig(ws: Workspace, track: Any, total: float) -> tuple[RealtimeEngine, Intake]:
+    """A server's real-time engine on ``ws`` (state saved hourly) and its intake: Ada
+    identified with her email and one order of ``total``, Bob one order of 10, and the
+    state of both saved (for the erasure tests)."""
+    from segmint.membership.service import Membership
+
+    clock = FixedClock(T0)
+    engine = Membership(ws).realtime(clock, checkpoint_every=3600)
+    intake = Intake(ws, clock)
+    intake.add_listener(engine)
+    who = {"type": "identify", "userId": "ada", "traits": {"email": "ada@example.com"},
+           "timestamp": T0.isoformat(), "messageId": "id-ada"}  # fmt: skip
+    intake.submit([who, track("ada", "Order Completed", T0, total=total)], source="test")
+    intake.submit([track("bob", "Order Completed", T0, total=10)], source="test")
+    engine.checkpoint()
+    return engine, intake
+
+
+def held(store: Any, pid: str, tables: tuple[str, ...]) -> dict[str, int]:
+    """The rows naming ``pid`` in each of ``tables``."""
+    return {
+        t: int(store.fetchall(f"SELECT count(*) FROM {t} WHERE profile_id = ?", [pid])[0][0])  # noqa: S608
+        for t in tables
+    }

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.membership.conftest import live_views, stored_views
 
 from segmint.clock import FixedClock
 from segmint.events import Event
@@ -62,20 +63,9 @@ def _drain(follower: Follower) -> None:
         pass
 
 
-def _live_views(ws: Workspace) -> dict[str, int]:
-    rows = ws.store.fetchall('SELECT profile_id, "values" FROM trait_values')
-    found = {pid: json.loads(v) if isinstance(v, str) else v for pid, v in rows}
-    return {pid: int(v["views"]) for pid, v in found.items() if v.get("views")}
-
-
-def _stored_views(ws: Workspace) -> dict[str, int]:
-    rows = ws.store.fetchall("SELECT profile_id, count(*) FROM events GROUP BY profile_id")
-    return {str(pid): int(n) for pid, n in rows}
-
-
 def _assert_exact(ws: Workspace, views: dict[str, int]) -> None:
     """Trait values count every stored event once; memberships equal a batch recompute."""
-    assert _live_views(ws) == _stored_views(ws) == views
+    assert live_views(ws) == stored_views(ws) == views
     assert reconcile(ws.store, Membership(ws).compiled, NOW) == []
 
 
@@ -205,7 +195,7 @@ def test_an_own_event_read_but_not_through_the_listener_is_applied_after_a_crash
             with pg_store.transaction():
                 _insert(pg_store, mid)
         follower([_stored_event(pg_store, "a")])  # the listener of "a"
-        assert _live_views(ws) == {"p": 1}
+        assert live_views(ws) == {"p": 1}
         position = read_position(pg_store)
         assert position is not None and position.unapplied == ("b",)
         follower.close()  # died: the listener of "b" never runs
@@ -275,7 +265,7 @@ def test_duckdb_saves_no_commit_position(store: Store, tmp_path: Path, make_work
     engine.catch_up(NOW)
     engine.close()
     assert read_meta(store, APPLIED_KEY) is None
-    assert _live_views(ws) == {"p": 1}
+    assert live_views(ws) == {"p": 1}
 
 
 @pytest.mark.postgres

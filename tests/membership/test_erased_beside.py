@@ -23,30 +23,18 @@ from segmint.membership.service import Membership
 from segmint.privacy.erase import erase
 from segmint.store import Store
 
-from .conftest import T0
+from .conftest import T0, erasure_rig, held
 
 
 def _held(store: Store, pid: str) -> dict[str, int]:
-    tables = ("trait_state", "trait_values", "memberships", "schedule")
-    return {
-        t: int(store.fetchall(f"SELECT count(*) FROM {t} WHERE profile_id = ?", [pid])[0][0])
-        for t in tables
-    }
+    return held(store, pid, ("trait_state", "trait_values", "memberships", "schedule"))
 
 
 def test_an_erasure_beside_the_engine_is_not_written_back(
     tmp_path: Path, store: Store, make_workspace: Any, shop_yaml: str, track: Any
 ) -> None:
     ws = make_workspace(tmp_path, shop_yaml, store)
-    clock = FixedClock(T0)
-    engine = Membership(ws).realtime(clock, checkpoint_every=3600)
-    intake = Intake(ws, clock)
-    intake.add_listener(engine)
-    who = {"type": "identify", "userId": "ada", "traits": {"email": "ada@example.com"},
-           "timestamp": T0.isoformat(), "messageId": "id-ada"}  # fmt: skip
-    intake.submit([who, track("ada", "Order Completed", T0, total=1200)], source="test")
-    intake.submit([track("bob", "Order Completed", T0, total=10)], source="test")
-    engine.checkpoint()
+    engine, intake = erasure_rig(ws, track, total=1200)
     intake.submit([track("ada", "Email Opened", T0)], source="test")  # held unsaved
     pid = resolve_person(ws.store, "ada")
     assert _held(ws.store, pid)["trait_values"] == 1

@@ -24,7 +24,6 @@ from segmint.clock import FixedClock
 from segmint.intake.identity import resolve_person
 from segmint.intake.pipeline import Intake
 from segmint.membership.realtime import RealtimeEngine
-from segmint.membership.service import Membership
 from segmint.privacy import audit
 from segmint.privacy.erase import erase
 from segmint.privacy.protect import Privacy
@@ -32,7 +31,7 @@ from segmint.store import Store
 from segmint.traits import EVENT_COLUMNS, row_to_event
 from segmint.workspace import Workspace
 
-from .conftest import T0
+from .conftest import T0, erasure_rig, held
 
 WAIT = 10.0
 """Seconds a test waits for the other side before it fails."""
@@ -42,10 +41,7 @@ TABLES = ("memberships", "membership_changes", "schedule", "trait_state", "trait
 
 def _held(store: Store, pid: str) -> dict[str, int]:
     """The rows naming ``pid`` in each table the engine writes."""
-    return {
-        t: int(store.fetchall(f"SELECT count(*) FROM {t} WHERE profile_id = ?", [pid])[0][0])  # noqa: S608
-        for t in TABLES
-    }
+    return held(store, pid, TABLES)
 
 
 NOTHING = dict.fromkeys(TABLES, 0)
@@ -56,15 +52,8 @@ def _rig(
 ) -> tuple[Workspace, RealtimeEngine, Intake, str]:
     """Ada bought once (prospect, recent buyer); her state saved; a server's engine."""
     ws = make_workspace(tmp_path, shop_yaml, store)
-    clock = FixedClock(T0)
-    engine = Membership(ws).realtime(clock, checkpoint_every=3600)
-    intake = Intake(ws, clock)
-    intake.add_listener(engine)
-    who = {"type": "identify", "userId": "ada", "traits": {"email": "ada@example.com"},
-           "timestamp": T0.isoformat(), "messageId": "id-ada"}  # fmt: skip
-    intake.submit([who, track("ada", "Order Completed", T0, total=10)], source="test")
-    intake.submit([track("bob", "Order Completed", T0, total=10)], source="test")
-    engine.checkpoint()  # the next batches write memberships, changes and schedule only
+    # saved: the next batches write memberships, changes and schedule only
+    engine, intake = erasure_rig(ws, track, total=10)
     pid = resolve_person(ws.store, "ada")
     assert _held(ws.store, pid)["memberships"] == 2  # prospect, recent_buyer
     return ws, engine, intake, pid

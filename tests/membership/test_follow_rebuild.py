@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.membership.conftest import live_views, stored_views
 
 from segmint.clock import FixedClock
 from segmint.membership.feed import ChangeFeed, FeedBatch
@@ -67,19 +68,6 @@ def _after_each_read(follower: Follower, then: Callable[[FeedBatch], None]) -> N
     follower.feed.read = reading  # type: ignore[method-assign]
 
 
-def _live_views(ws: Workspace) -> dict[str, int]:
-    import json
-
-    rows = ws.store.fetchall('SELECT profile_id, "values" FROM trait_values')
-    found = {pid: json.loads(v) if isinstance(v, str) else v for pid, v in rows}
-    return {pid: int(v["views"]) for pid, v in found.items() if v.get("views")}
-
-
-def _stored_views(ws: Workspace) -> dict[str, int]:
-    rows = ws.store.fetchall("SELECT profile_id, count(*) FROM events GROUP BY profile_id")
-    return {str(pid): int(n) for pid, n in rows}
-
-
 @pytest.mark.postgres
 def test_an_event_committed_after_the_feeds_read_is_not_folded_into_a_rebuild(
     pg_store: Store, tmp_path: Path, make_workspace: Any
@@ -115,7 +103,7 @@ def test_an_event_committed_after_the_feeds_read_is_not_folded_into_a_rebuild(
         assert follower.step() == 1  # "late", delivered now
         assert follower.step() == 0
         engine.checkpoint(NOW)
-        assert _live_views(ws) == _stored_views(ws) == {"p": 2}
+        assert live_views(ws) == stored_views(ws) == {"p": 2}
     finally:
         writer.join()
         follower.close()
@@ -151,7 +139,7 @@ def test_an_event_committing_during_the_leaders_catch_up_is_applied(
         writer.join()
         assert follower.step() == 1  # "late"
         engine.checkpoint(NOW)
-        assert _live_views(ws) == _stored_views(ws) == {"p": 2}
+        assert live_views(ws) == stored_views(ws) == {"p": 2}
     finally:
         release.set()
         writer.join()
@@ -202,7 +190,7 @@ def test_concurrent_late_writers_leave_every_profile_folded_once(
         while follower.step():
             pass
         engine.checkpoint(NOW)
-        assert _live_views(ws) == _stored_views(ws)
+        assert live_views(ws) == stored_views(ws)
     finally:
         for thread in threads:
             thread.join()
