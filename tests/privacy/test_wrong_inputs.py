@@ -42,9 +42,10 @@ def test_erasing_twice_says_when_and_names_the_receipt(sealed_duck: Workspace, c
     sealed_duck.close()
     out = cli("-w", str(sealed_duck.path), "privacy", "erase", "u-ada", "--yes")
     assert out.returncode == 1 and receipt.receipt_id in out.stderr
-    shown = cli("-w", str(sealed_duck.path), "profile", "show", "u-ada")  # not "nobody"
-    assert shown.returncode == 1 and "was erased on" in shown.stderr
-    assert receipt.receipt_id in shown.stderr
+    for command in (("profile", "show"), ("consent", "show")):  # not "nobody"
+        shown = cli("-w", str(sealed_duck.path), *command, "u-ada")
+        assert shown.returncode == 1 and "was erased on" in shown.stderr, command
+        assert receipt.receipt_id in shown.stderr
 
 
 def test_without_the_master_key_erase_and_export_refuse(sealed_duck: Workspace, cli: Cli) -> None:

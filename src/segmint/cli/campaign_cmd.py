@@ -178,12 +178,21 @@ def consent_show(ctx: Context, person: str, fmt: str) -> None:
     them).
     """
     from segmint.deliver import subjects
+    from segmint.intake.errors import UnknownPersonError
 
     ws = ctx.workspace
-    subject, history = subjects.history_of(
-        ws.store, person, ws.definition.consent, identifiers=ws.definition.identifiers,
-        email_trait=ws.definition.email.email_trait,
-    )  # fmt: skip
+    try:
+        subject, history = subjects.history_of(
+            ws.store, person, ws.definition.consent, identifiers=ws.definition.identifiers,
+            email_trait=ws.definition.email.email_trait,
+        )  # fmt: skip
+    except UnknownPersonError as exc:
+        from segmint.privacy.erase import erased_note
+
+        erased = erased_note(ws.privacy, person)  # an erased person: say when
+        if erased is None:
+            raise
+        raise UnknownPersonError(person, erased, "PERSON") from exc
     if fmt == "json":
         emit_json(
             [

@@ -176,13 +176,23 @@ def resolve_living(privacy: Privacy, ref: str, *, field: str | None = None) -> s
     try:
         return resolve_person(privacy.store, ref, privacy.identifiers, field=field)
     except UnknownPersonError as exc:
-        found = _erased_receipt(privacy, ref)
-        if found is None:
+        message = erased_note(privacy, ref)
+        if message is None:
             raise
-        receipt_id, erased_at = found
-        message = (f"{ref!r} was erased on {erased_at:%Y-%m-%d %H:%M} UTC (receipt "
-                   f"{receipt_id}): nothing is held on them any more")  # fmt: skip
         raise UnknownPersonError(ref, message, field) from exc
+
+
+def erased_note(privacy: Privacy, ref: str) -> str | None:
+    """What to tell a person who names someone erased (when, which receipt), or None.
+
+    For a command that looks ``ref`` up its own way and found nobody.
+    """
+    found = _erased_receipt(privacy, ref)
+    if found is None:
+        return None
+    receipt_id, erased_at = found
+    return (f"{ref!r} was erased on {erased_at:%Y-%m-%d %H:%M} UTC (receipt {receipt_id}): "
+            "nothing is held on them any more")  # fmt: skip
 
 
 def _erased_receipt(privacy: Privacy, ref: str) -> tuple[str, datetime] | None:
