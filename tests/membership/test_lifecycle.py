@@ -186,9 +186,10 @@ def test_cli_remove_a_segment_then_refresh_rebuild_reconcile_show(cli, workspace
     before = cli(*w, "reconcile", "--as-of", "2026-11-02T00:00:00Z")
     assert before.returncode == 1
     assert "tmp_seg (removed)" in before.stdout and "no longer defined" in before.stdout
-    shown = cli(*w, "segments", "show", "tmp_seg")
-    assert shown.returncode == 1 and "is no longer defined in segmint.yaml" in shown.stderr
-    assert "members exit at the next refresh" in shown.stderr
+    for command in (("show", "tmp_seg"), ("overlap", "--segment", "tmp_seg"), ("sql", "tmp_seg")):
+        shown = cli(*w, "segments", *command)
+        assert shown.returncode == 1 and "is no longer defined in segmint.yaml" in shown.stderr
+        assert "members exit at the next refresh" in shown.stderr
     rebuilt = cli(*w, "rebuild", "--as-of", "2026-11-02T00:00:00Z")
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "members of segments no longer defined exited (tmp_seg)" in rebuilt.stdout

@@ -101,7 +101,7 @@ def test_overlap_skips_exclusive_pairs_and_filters(shop, cli):
 
     typo = cli("-w", str(ws.path), "segments", "overlap", "--segment", "vipp")
     assert typo.returncode == 1
-    assert "unknown segment 'vipp': did you mean 'vip'?" in typo.stderr
+    assert "unknown segment 'vipp'; did you mean 'vip'?" in typo.stderr
     negative = cli("-w", str(ws.path), "segments", "overlap", "--top", "0")
     assert negative.returncode == 2 and "--top" in negative.stderr
 

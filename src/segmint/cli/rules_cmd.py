@@ -141,6 +141,11 @@ def sql(
     """
     from segmint.membership.segsql import segment_sql
 
+    definition = ctx.workspace.definition
+    if name not in definition.segments and name not in definition.archived_segments:
+        from segmint.membership.service import Membership
+
+        Membership(ctx.workspace).segment(name)  # unknown: says so, and when it was removed
     instant, source = request(ctx, as_of, origin, events_table, maps, now)
     if source is not None:
         check_against_store(ctx, source, dialect, [name])

@@ -13,7 +13,6 @@ from datetime import datetime
 from itertools import combinations
 from typing import Any
 
-from segmint.common import did_you_mean
 from segmint.config.model import SegmentDef
 from segmint.membership.changes import MembershipChange, read_changes
 from segmint.membership.errors import MembershipError, UnknownSegmentError
@@ -181,8 +180,7 @@ def overlap(
     """
     for name in segments:
         if name not in plan.specs:
-            hint = did_you_mean(name, plan.specs)
-            raise UnknownSegmentError(f"unknown segment '{name}'" + (f": {hint}" if hint else ""))
+            _not_defined(store, plan, name)  # (saying so when it was once)
     if min_overlap < 0 or (top is not None and top < 0):
         raise MembershipError("--min-overlap and --top take a count of 0 or more")
     sizes = segment_sizes(store)
