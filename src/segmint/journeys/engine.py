@@ -212,6 +212,8 @@ class JourneyEngine:
         self.consent_reads = 0
         """How many times a server read consent again before a claim (see :meth:`_recheck`)."""
         self._listened = frozenset().union(*(j.events for j in self.journeys.values()))
+        self._watched = frozenset(s for j in self.journeys.values() for s in j.trigger_segments)
+        """The segments whose entries or exits start a journey."""
         self._recovered = False
         self._cursors: dict[str, int] = {}
         self._since: dict[str, tuple[int, int]] = {}
@@ -652,14 +654,14 @@ class JourneyEngine:
         # the changes of the segments journeys start on; the others' are read past (most
         # changes a busy server records: none becomes an object here)
         last = self.store.fetchall("SELECT coalesce(max(id), 0) FROM membership_changes")
-        top = int(last[0][0])
-        watched = {s for j in self.journeys.values() for s in j.trigger_segments}
+        newest = int(last[0][0])
+        watched = self._watched
         changes = (
-            read_changes(self.store, after_id=after, upto_id=top, segments=watched)
-            if watched and top > after
+            read_changes(self.store, after_id=after, upto_id=newest, segments=watched)
+            if watched and newest > after
             else []
         )
-        cursors = {CHANGES_CURSOR: max(after, top)}
+        cursors = {CHANGES_CURSOR: max(after, newest)}
         items: list[tuple[datetime, tuple[int, int], _Item]] = [
             (c.occurred_at, (0, c.id or 0), c) for c in changes
         ]

@@ -102,18 +102,25 @@ def load_many(
 
 
 def save_states(
-    store: Store, compiled: CompiledSegments, lives: Mapping[str, Live], as_of: datetime
+    store: Store,
+    compiled: CompiledSegments,
+    lives: Mapping[str, Live],
+    as_of: datetime,
+    *,
+    locked: bool = False,
 ) -> set[str]:
     """Write the trait state and values of ``lives`` through :func:`segmint.traits.save_traits`.
 
     A profile with no stored event left is not written: another process erased the person
     (``segmint privacy erase``) while the engine held their state unsaved, or deleted every
-    event of theirs. Call inside a transaction.
+    event of theirs. Call inside a transaction; ``locked``: it already holds the profiles'
+    locks (:func:`lock_profiles`), which are then not taken again.
 
     Returns:
         The profiles not written (the engine forgets them).
     """
-    kept = with_events(store, list(lives))
+    ids = list(lives)
+    kept = _having_events(store, ids) if locked else with_events(store, ids)
     rows = ((pid, live.state, live.values) for pid, live in lives.items() if pid in kept)
     save_traits(store, compiled.traits, rows, as_of)
     return set(lives) - kept

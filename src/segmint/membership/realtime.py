@@ -217,7 +217,7 @@ class RealtimeEngine:
         self._rules_removed: dict[str, str | None] = {}
         self._catching_up = False  # processing stored events (see ``catch_up``)
         # DuckDB: the erasures counted when the engine last checked its profiles
-        self._erasures = erasure_mark(store) if store.dialect != "postgres" else 0
+        self._erasures = 0 if self._postgres else erasure_mark(store)
 
     def __call__(self, events: Sequence[Event], merges: Sequence[Any] = ()) -> None:
         """Act as an intake listener: process the committed batch at the clock's now."""
@@ -614,8 +614,8 @@ class RealtimeEngine:
             if self.outbox is not None:
                 self.outbox.enqueue_new(as_of)
             self._unsaved.update(pending.touched)
-            if saving:
-                self._save(as_of)
+            if saving:  # (_forget_erased locked every profile it saves)
+                self._save(as_of, locked=True)
             elif not self._marked:
                 write_meta(self.store, UNSAVED_KEY, "1")
                 self._marked = True
@@ -634,7 +634,7 @@ class RealtimeEngine:
         """
         store = self.store
         ids = pending.profiles() | (self._unsaved.keys() if saving else set())
-        if store.dialect == "postgres":
+        if self._postgres:
             gone = erased(store, ids, lock_profiles(store, ids))
         else:
             mark = erasure_mark(store)
@@ -674,8 +674,9 @@ class RealtimeEngine:
         # the timer is late (or when there is none)
         return time.monotonic() - self._saved_at >= 2 * self.checkpoint_every
 
-    def _save(self, as_of: datetime) -> None:
-        for gone in save_states(self.store, self.compiled, self._unsaved, as_of):
+    def _save(self, as_of: datetime, *, locked: bool = False) -> None:
+        saved = save_states(self.store, self.compiled, self._unsaved, as_of, locked=locked)
+        for gone in saved:
             self._live.pop(gone, None)  # erased by another process: nothing to keep
         if self._seq is not None:
             write_meta(self.store, SEQ_KEY, str(self._seq))

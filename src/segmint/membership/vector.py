@@ -77,6 +77,8 @@ class BatchDecider:
         query, self.names = segment_columns_query(
             compiled, dialect="duckdb", as_of=now, source=source
         )
+        # each segment's column in a pass's result
+        self._columns = [segment_col(name).name for name in self.names]
         self.sql = query.sql(dialect="duckdb")
         self._sets: dict[tuple[int, ...], frozenset[str]] = {}
         self.traits = dict(traits)
@@ -118,7 +120,7 @@ class BatchDecider:
             self._conn.register(TABLE, table)
             result = self._conn.execute(f"EXECUTE {STATEMENT}").fetchnumpy()
             ids = result["profile_id"].tolist()
-            flags = [result[segment_col(name).name] for name in self.names]
+            flags = [result[column] for column in self._columns]
             sets, members = self._sets, self._members
             masks = zip(*_masks(flags, len(ids)), strict=True)
             return {
