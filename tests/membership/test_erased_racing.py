@@ -28,6 +28,8 @@ from segmint.privacy import audit
 from segmint.privacy.erase import erase
 from segmint.privacy.protect import Privacy
 from segmint.store import Store
+from segmint.store.duckdb import DuckDBStore
+from segmint.store.sharedwrite import connect_shared_writes
 from segmint.traits import EVENT_COLUMNS, row_to_event
 from segmint.workspace import Workspace
 
@@ -236,3 +238,47 @@ def test_events_read_before_an_erasure_write_nothing_after_it(
     changes = engine.process(events, as_of=T0 + timedelta(minutes=1))
     assert changes == []
     assert _held(ws.store, pid) == NOTHING
+
+
+def test_an_erasure_written_through_the_server_by_another_process(
+    tmp_path: Path, duck_store: DuckDBStore, make_workspace: Any, shop_yaml: str, track: Any
+) -> None:
+    """DuckDB: ``segmint privacy erase`` run while a server holds the file writes through
+    that server (:mod:`segmint.store.sharedwrite`); the engine queries nothing to notice
+    (the store's erasure hint moved before the erasure committed) and then writes nothing
+    for Ada when her time transition falls due."""
+    ws, engine, _, pid = _rig(tmp_path, duck_store, make_workspace, shop_yaml, track)
+    duck_store.share_reads()
+    writer = connect_shared_writes(duck_store.path, "the test server")
+    assert writer is not None
+    try:
+        hint = duck_store.erasure_hint()
+        erase(Privacy(ws.path, ws.definition, writer), "ada@example.com", at=T0)
+        assert duck_store.erasure_hint() > hint
+    finally:
+        writer.close()
+    changes = engine.advance(T0 + timedelta(days=31))
+    assert [c for c in changes if c.profile_id == pid] == []
+    assert _held(ws.store, pid) == NOTHING
+    assert engine.stats["erased"] == 1
+
+
+def test_the_erasure_hint_moves_for_erasures_and_other_processes_writes_only(
+    tmp_path: Path, duck_store: DuckDBStore, make_workspace: Any, shop_yaml: str, track: Any
+) -> None:
+    ws, engine, intake, _ = _rig(tmp_path, duck_store, make_workspace, shop_yaml, track)
+    hint = duck_store.erasure_hint()
+    intake.submit([track("bob", "Email Opened", T0)], source="test")
+    engine.checkpoint()
+    assert duck_store.erasure_hint() == hint  # the server's own writes: no check needed
+    again = DuckDBStore(
+        Path(duck_store.path).parent
+        / ".."
+        / Path(duck_store.path).parent.name
+        / Path(duck_store.path).name
+    )  # the same file, spelled otherwise
+    try:
+        erase(Privacy(ws.path, ws.definition, again), "ada@example.com", at=T0)
+        assert duck_store.erasure_hint() == hint + 1
+    finally:
+        again.close()

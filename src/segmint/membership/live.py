@@ -187,7 +187,15 @@ def erased(store: Store, ids: Collection[str], rows: Collection[str] | None = No
 
 
 def erasure_mark(store: Store) -> int:
-    """How many erasures the store has recorded (each writes one receipt; none is deleted)."""
+    """A number that moves whenever an erasure may have been written to ``store``.
+
+    On a DuckDB file held by this process, its in-memory hint
+    (:meth:`~segmint.store.duckdb.DuckDBStore.erasure_hint`: no query); otherwise how
+    many erasures the store has recorded (each writes one receipt; none is deleted).
+    """
+    hint = getattr(store, "erasure_hint", None)
+    if hint is not None:
+        return int(hint())
     return int(store.fetchall("SELECT count(*) FROM erasure_receipts")[0][0])
 
 

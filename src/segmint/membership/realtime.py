@@ -629,8 +629,9 @@ class RealtimeEngine:
         memory (a time transition then falls due) or apply their events read before.
         PostgreSQL: the profiles the step writes for are locked first (shared, in id
         order): an erasure under way is waited for, one that starts waits for this commit
-        and then deletes what it wrote. DuckDB: writers commit one at a time; the count of
-        erasures is read, and when it moved every profile held is checked.
+        and then deletes what it wrote. DuckDB: writers commit one at a time; when the
+        store's erasure hint moved (:func:`~segmint.membership.live.erasure_mark`, kept in
+        memory: no query) every profile held is checked.
         """
         store = self.store
         ids = pending.profiles() | (self._unsaved.keys() if saving else set())

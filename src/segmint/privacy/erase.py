@@ -151,12 +151,18 @@ def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tu
 
 
 def _lock_profiles(store: Store, profiles: Sequence[str]) -> None:
-    """PostgreSQL: lock the profiles before deleting anything of theirs.
+    """Hold off real-time writes for the profiles before deleting anything of theirs.
 
-    A real-time engine writing their memberships, changes, schedule or trait state locks
-    them too (:func:`segmint.membership.live.lock_profiles`, shared): it writes before the
-    erasure, which then deletes what it wrote, or after, finds them gone and writes nothing.
+    PostgreSQL: lock them. A real-time engine writing their memberships, changes, schedule
+    or trait state locks them too (:func:`segmint.membership.live.lock_profiles`, shared):
+    it writes before the erasure, which then deletes what it wrote, or after, finds them
+    gone and writes nothing. DuckDB: writers commit one at a time; the store's erasure
+    hint moves now, inside this transaction, so an engine's next write checks its profiles
+    (:meth:`segmint.store.duckdb.DuckDBStore.erasure_hint`).
     """
+    note = getattr(store, "note_erasure", None)
+    if note is not None:
+        note()
     if store.dialect == "postgres":
         store.fetchall(
             "SELECT profile_id FROM profiles WHERE profile_id = ANY(?) "

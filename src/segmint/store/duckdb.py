@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +21,9 @@ from segmint.store.schema import EVENT_COLUMNS, EVENT_SCHEMA
 from segmint.store.shared import ReadServer, connect_shared_reads
 
 _LOCK_PID = re.compile(r"PID (\d+)")
+_ERASURE_HINTS: Counter[str] = Counter()
+"""Per database file: erasures and other processes' writes begun through this process."""
+_HINTS_LOCK = threading.Lock()
 
 
 class DuckDBStore:
@@ -33,6 +38,10 @@ class DuckDBStore:
     def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
         self.path = str(path)
         self.url = f"duckdb:{self.path}"
+        # one key per file however its path is spelled (each in-memory database its own)
+        self._hint_key = (
+            os.path.realpath(self.path) if self.path != ":memory:" else f":memory:{id(self)}"
+        )
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -132,7 +141,7 @@ class DuckDBStore:
         if self._reads is None:
             from segmint.store.sharedwrite import Writes
 
-            writes = Writes(self._tx_lock, insert_events, self._written)
+            writes = Writes(self._tx_lock, insert_events, self._written, self.note_erasure)
             self._reads = ReadServer(self._reader_connection, self.path, writes=writes).start()
         return self._reads
 
@@ -142,6 +151,25 @@ class DuckDBStore:
         ``derived``: the write touched memberships, the schedule or trait state.
         """
         self._on_write = callback
+
+    def erasure_hint(self) -> int:
+        """A number that moves whenever an erasure may have been written to this database.
+
+        While a process holds a DuckDB file, an erasure reaches it in one of two ways: run
+        in this process (:func:`segmint.privacy.erase.erase` calls :meth:`note_erasure`
+        inside its transaction), or written by another process through this one
+        (:mod:`segmint.store.sharedwrite` calls it before each of that process's writes).
+        Either way the number moves before the erasure commits, so a reader that saw it
+        unchanged inside its own transaction knows no erasure committed since it last
+        looked, without a query (the real-time engine checks it at every write).
+        Shared by every store object on the same file in this process.
+        """
+        return _ERASURE_HINTS[self._hint_key]
+
+    def note_erasure(self) -> None:
+        """Move :meth:`erasure_hint`: an erasure (or another process's write) is under way."""
+        with _HINTS_LOCK:
+            _ERASURE_HINTS[self._hint_key] += 1
 
     def _written(self, derived: bool) -> None:
         callback = self._on_write

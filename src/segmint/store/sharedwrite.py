@@ -53,6 +53,9 @@ class Writes:
         append: Inserts an event batch on a connection (``DuckDBStore``'s insert).
         on_write: Called after a writer's change committed, with True when it wrote tables
             the real-time engine caches.
+        on_change: Called under the lock before each of a writer's changes runs (so before
+            it commits): the holder's :meth:`~segmint.store.duckdb.DuckDBStore.erasure_hint`
+            moves before any commit of another process's write, an erasure among them.
     """
 
     def __init__(
@@ -60,10 +63,12 @@ class Writes:
         lock: threading.RLock,
         append: Append,
         on_write: Callable[[bool], None] | None = None,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self.lock = lock
         self.append = append
         self.on_write = on_write
+        self.on_change = on_change
 
     def answer(self, con: Any, request: dict[str, Any], session: _Session) -> pa.Table:
         """Run one writer request on the writer's connection; return its result."""
@@ -133,8 +138,10 @@ class Writes:
         if session.open:
             session.wrote = True
             session.derived = session.derived or derived
+            self._changing()
             return work()
         with self.lock:
+            self._changing()
             result = work()
         self._notify(derived)
         return result
@@ -152,6 +159,10 @@ class Writes:
             raise
         con.execute("COMMIT")
         return found
+
+    def _changing(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def _notify(self, derived: bool) -> None:
         if self.on_write is not None:
