@@ -41,9 +41,59 @@ def test_moved_entries_are_written_whatever_the_table_holds(tmp_path, count):
             **{f"new{i}": _live(later, None) for i in range(count)},
         }
         with store.transaction():
-            save_schedule(store, lives)
+            save_schedule(store, lives, T0)  # the stored instants have come
         expected = {pid: later for pid in lives if not pid.startswith("gone")}
         assert _rows(store) == dict(sorted(expected.items()))
         assert all(live.stored_due == live.due for live in lives.values())
     finally:
         store.close()
+
+
+def test_a_stored_entry_stays_early_while_it_is_ahead(tmp_path):
+    """The table holds a lower bound: a due instant moved later is written only once the
+    stored one has passed; an earlier one at once."""
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    ahead, later, sooner = T0 + timedelta(days=1), T0 + timedelta(days=2), T0 + timedelta(hours=1)
+    try:
+        with store.transaction():
+            store.executemany(
+                "INSERT INTO schedule (profile_id, due_at) VALUES (?, ?)",
+                [(pid, ahead.replace(tzinfo=None)) for pid in ("later", "sooner")],
+            )
+        lives = {"later": _live(later, ahead), "sooner": _live(sooner, ahead)}
+        with store.transaction():
+            save_schedule(store, lives, T0)
+        assert _rows(store) == {"later": ahead, "sooner": sooner}
+        assert lives["later"].stored_due == ahead  # what the table holds
+        with store.transaction():
+            save_schedule(store, lives, ahead)  # the stored instant has come
+        assert _rows(store) == {"later": later, "sooner": sooner}
+    finally:
+        store.close()
+
+
+def test_an_early_entry_left_by_one_engine_fires_nothing_in_the_next(
+    tmp_path, store, make_workspace, make_rig, track
+):
+    """An event moved Ada's due instant later while the stored one was ahead: the table
+    keeps the earlier one. The next engine wakes at it, decides nothing, and leaves her
+    segment at the exact instant."""
+    from segmint.intake.identity import resolve_person
+
+    ws = make_workspace(tmp_path, store=store)
+    day, tick = timedelta(days=1), timedelta(microseconds=1)  # ">= now() - 30 days" ends after
+    first = make_rig(ws, T0)
+    first.send(track("ada", "Order Completed", T0, total=10))
+    pid = resolve_person(ws.store, "ada")
+    assert _rows(ws.store)[pid] == T0 + 30 * day + tick  # recent_buyer ends 30 days on
+    first.clock.set(T0 + 5 * day)
+    first.send(track("ada", "Order Completed", T0 + 5 * day, total=10))
+    assert _rows(ws.store)[pid] == T0 + 30 * day + tick  # now due at 35 days: the row stays early
+    first.engine.close()
+
+    second = make_rig(ws, T0 + 31 * day)
+    assert second.engine.advance(T0 + 31 * day) == []
+    assert _rows(ws.store)[pid] == T0 + 35 * day + tick  # looked at again: the exact instant
+    changes = second.engine.advance(T0 + 40 * day)
+    left = [(c.segment, c.change, c.occurred_at) for c in changes if c.profile_id == pid]
+    assert ("recent_buyer", "exit", T0 + 35 * day + tick) in left

@@ -208,9 +208,17 @@ FEW_MOVES = 4
 """Up to this many moved schedule entries (one event's flush) are updated in place on DuckDB."""
 
 
-def save_schedule(store: Store, lives: Mapping[str, Live]) -> None:
-    """Write the schedule entries of ``lives`` whose due instant changed since stored."""
-    moved = [(p, live) for p, live in lives.items() if live.due != live.stored_due]
+def save_schedule(store: Store, lives: Mapping[str, Live], as_of: datetime) -> None:
+    """Write the schedule entries of ``lives`` that must change, at the engine's ``as_of``.
+
+    A stored entry is a lower bound: the table may say a profile is due earlier than it is
+    (as a batch refresh's rows may), never later. A profile popped at an early entry is
+    looked at again and rescheduled without a decision (see ``RealtimeEngine._due_step``).
+    So an entry is written when it is new, gone, earlier than stored, or when the stored
+    one has passed; a due instant that moved later while the stored one is still ahead is
+    not written (most events move it later: one statement fewer per event's write).
+    """
+    moved = [(p, live) for p, live in lives.items() if _must_write(live, as_of)]
     if store.dialect == "duckdb" and len(moved) <= FEW_MOVES:
         # One statement per entry instead of a delete and an insert (about half the time of
         # an event's write, and no index entry to remove and add again at commit)
@@ -224,6 +232,16 @@ def save_schedule(store: Store, lives: Mapping[str, Live]) -> None:
     delete_keys(store, "schedule", ("profile_id",), gone)
     for _, live in moved:
         live.stored_due = live.due
+
+
+def _must_write(live: Live, as_of: datetime) -> bool:
+    """Whether the stored entry of ``live`` must change (see :func:`save_schedule`)."""
+    due, stored = live.due, live.stored_due
+    if due == stored:
+        return False
+    if due is None or stored is None:
+        return True
+    return due < stored or stored <= as_of
 
 
 def _move_due(store: Store, pid: str, due: datetime | None) -> None:

@@ -493,8 +493,10 @@ class RealtimeEngine:
         if live.fresh:  # the values an instant before, for the causes
             before = due - _US
             live.values = self.compiled.traits.values(live.state, before)
-            # A batch refresh writes schedule rows up to 1 ms early: when nothing can
-            # change by ``due``, wait for the exact instant instead of deciding now.
+            # A batch refresh writes schedule rows up to 1 ms early, and an engine leaves
+            # a stored entry early when the profile's due instant moved later
+            # (:func:`~segmint.membership.live.save_schedule`): when nothing can change
+            # by ``due``, wait for the exact instant instead of deciding now.
             exact = self._earliest(live, live.values, before)
             if exact is not None and exact > due:
                 live.due = exact
@@ -609,7 +611,7 @@ class RealtimeEngine:
                     self._unsaved.pop(pid, None)
             if pending.failed:
                 record_failures(self.store, pending.failed, as_of)
-            save_schedule(self.store, pending.touched)
+            save_schedule(self.store, pending.touched, as_of)
             write_changes(self.store, pending.changes)
             if self.outbox is not None:
                 self.outbox.enqueue_new(as_of)
