@@ -128,3 +128,12 @@ def test_a_bad_statement_is_a_store_error_and_frees_nothing_twice(
         writer.execute("INSERT INTO no_such_table VALUES (1)")
     writer.execute("INSERT INTO meta VALUES ('still', 'works')")
     assert writer.fetchall("SELECT value FROM meta WHERE key = 'still'") == [("works",)]
+
+
+def test_the_holder_reads_arrow_without_a_warning(holder: tuple[DuckDBStore, list[bool]]) -> None:
+    """``fetch_arrow`` on the file itself (warnings are errors in this suite: DuckDB warns
+    when Arrow is read from a DB-API result, which copies the rows once more)."""
+    store, _ = holder
+    store.executemany("INSERT INTO meta VALUES (?, ?)", [("a", "1"), ("b", "2")])
+    found = store.fetch_arrow("SELECT key FROM meta WHERE key IN (?, ?) ORDER BY key", ["b", "c"])
+    assert found.column(0).to_pylist() == ["b"]

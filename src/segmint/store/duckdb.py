@@ -84,8 +84,8 @@ class DuckDBStore:
 
     def fetch_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         """Run a query and return an Arrow table."""
-        result = self._cursor().execute(sql, list(params) if params else None)
-        return result.to_arrow_table()
+        # (a relation, not a DB-API result: DuckDB copies the rows of the latter once more)
+        return self._cursor().sql(sql, params=list(params) if params else None).to_arrow_table()
 
     def register(self, name: str, table: pa.Table) -> None:
         """Make an Arrow table queryable under ``name`` on this thread's cursor."""
