@@ -16,6 +16,7 @@ them between the store and the engine (state itself is kept by :mod:`.state`):
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +27,7 @@ from segmint.events import Event
 from segmint.store import Store, from_store_time, write_meta
 from segmint.traits.catalog import TraitCatalog
 from segmint.traits.incremental import TraitEngine, TraitState
-from segmint.traits.position import write_position
+from segmint.traits.position import CommitPosition, write_position
 from segmint.traits.state import (
     SEQ_KEY,
     UNSAVED_KEY,
@@ -111,17 +112,50 @@ def rebuild(
 ) -> int:  # fmt: skip
     """Replay all events into fresh state; write ``trait_state`` and ``trait_values``.
 
+    Every read sees the same events, and what is saved says which, so that the next
+    real-time catch-up applies exactly the others (events other processes commit
+    meanwhile are neither folded twice nor skipped):
+
+    - DuckDB commits in ``seq`` order: the events up to the newest ``seq`` when the
+      rebuild starts are folded, and that ``seq`` is saved.
+    - PostgreSQL does not (see :mod:`.position`): the rebuild reads and writes in one
+      ``REPEATABLE READ`` transaction and saves its snapshot's commit position. An event
+      whose transaction drew a lower ``seq`` and commits after the snapshot is applied
+      by the next catch-up, not lost.
+
     Returns:
         The number of profiles rebuilt.
     """
-    engine = TraitEngine(catalog)
+    postgres = store.dialect == "postgres"
+    with store.transaction() if postgres else nullcontext():
+        position = _snapshot_position(store) if postgres else None
+        seq = int(store.fetchall("SELECT coalesce(max(seq), 0) FROM events")[0][0])
+        done = _replay(store, TraitEngine(catalog), as_of, progress, chunk, seq)
+        with store.transaction():
+            write_meta(store, SEQ_KEY, seq)
+            write_meta(store, UNSAVED_KEY, "0")
+            write_position(store, position)
+    return done
+
+
+def _replay(
+    store: Store,
+    engine: TraitEngine,
+    as_of: datetime,
+    progress: Progress | None,
+    chunk: int,
+    seq: int,
+) -> int:
+    """Fold the events up to ``seq`` into fresh state, profile range by range; save it."""
     done = 0
-    seq = store.fetchall("SELECT coalesce(max(seq), 0) FROM events")[0][0]
     drop_all_states(store)
     for low, high, total in _ranges(store, chunk):
-        sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE profile_id >= ? AND profile_id <= ?"
+        sql = (
+            f"SELECT {EVENT_COLUMNS} FROM events "
+            "WHERE profile_id >= ? AND profile_id <= ? AND seq <= ?"
+        )
         states: dict[str, TraitState] = {}
-        for row in store.fetchall(sql, [low, high]):
+        for row in store.fetchall(sql, [low, high, seq]):
             event = row_to_event(row)
             engine.apply(states.setdefault(event.profile_id, engine.new_state()), event)
         rows = ((p, s, engine.values(s, as_of)) for p, s in states.items())
@@ -129,11 +163,19 @@ def rebuild(
         done += len(states)
         if progress is not None:
             progress(done, total)
-    with store.transaction():
-        write_meta(store, SEQ_KEY, seq)
-        write_meta(store, UNSAVED_KEY, "0")
-        write_position(store, None)  # the state reflects every event read, not a position
     return done
+
+
+def _snapshot_position(store: Store) -> CommitPosition:
+    """PostgreSQL: make the open transaction one snapshot; the events it sees, as a position.
+
+    Call first in the transaction. Every event of a transaction below the snapshot's xmin
+    is in it; of the others, those it sees (their ``seq`` listed).
+    """
+    store.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    low = int(store.fetchall("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")[0][0])
+    seen = store.fetchall("SELECT seq FROM events WHERE xid >= ?::xid8", [str(low)])
+    return CommitPosition(low, tuple(sorted(int(row[0]) for row in seen)))
 
 
 def profile_traits(
