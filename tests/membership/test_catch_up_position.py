@@ -27,6 +27,7 @@ from segmint.membership.realtime import RealtimeEngine
 from segmint.membership.service import Membership
 from segmint.store import Store, read_meta
 from segmint.traits import APPLIED_KEY, EVENT_COLUMNS, CommitPosition, read_position, row_to_event
+from segmint.traits.position import write_position
 from segmint.workspace import Workspace
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -389,3 +390,52 @@ class _WritesAfterNewestSeq:
             _insert(self._store, "meanwhile")
             self.written = True
         return found
+
+
+def _as_if_from_a_cluster_ahead(store: Store, by: int = 10**12) -> None:
+    """What a dump of a store whose cluster was ``by`` transactions further on looks like
+    once restored here: every stored id (and the saved position) that much higher."""
+    for table in ("events", "profile_merges"):
+        store.execute(f"UPDATE {table} SET xid = (xid::text::numeric + ?)::text::xid8", [by])
+    saved = read_position(store)
+    if saved is not None:
+        with store.transaction():
+            write_position(store, CommitPosition(saved.low + by, saved.seen, saved.unapplied))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("how", ["server", "recovery"])
+def test_a_store_restored_into_another_cluster_applies_what_is_written_after(
+    pg_store: Store, tmp_path: Path, make_workspace: Any, how: str
+) -> None:
+    """Restored into a cluster whose transaction ids are lower, the saved position would
+    take every new event for applied. The next start re-numbers the restored rows and
+    applies the new events, and the stored events the state lacked, once."""
+    ws = make_workspace(tmp_path, YAML, pg_store)
+    Membership(ws).realtime(FixedClock(NOW)).catch_up(NOW)
+    engine, follower = _server(ws, pg_store)
+    try:
+        with pg_store.transaction():
+            _insert(pg_store, "applied")
+        assert follower.step() == 1
+        engine.checkpoint(NOW)
+        with pg_store.transaction():
+            _insert(pg_store, "stored, not applied")
+    finally:
+        engine.close()
+        follower.close()
+    _as_if_from_a_cluster_ahead(pg_store)
+    with pg_store.transaction():
+        _insert(pg_store, "after the restore")
+    follower = _restart(ws, pg_store, how)
+    try:
+        _assert_exact(ws, {"p": 3})
+        if follower is not None:  # and the feed reads what comes next
+            with pg_store.transaction():
+                _insert(pg_store, "later")
+            _drain(follower)
+            assert live_views(ws) == {"p": 4}
+    finally:
+        if follower is not None:
+            follower.close()
+    assert pg_store.fetchall("SELECT count(*) FROM events WHERE xid::text = '3'")[0][0] == 2

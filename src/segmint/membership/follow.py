@@ -35,7 +35,7 @@ from segmint.common import wait_for_thread
 from segmint.events import Event
 from segmint.membership.feed import ChangeFeed, FeedMerge, Heard, merge_keys
 from segmint.store import Store, read_meta, write_meta
-from segmint.traits import EventBound
+from segmint.traits import EventBound, adopt_restored
 
 LAG_KEY = "realtime.lag."
 """Prefix of the ``meta`` keys where running servers publish their lag."""
@@ -249,6 +249,7 @@ class Follower:
         """
         if self._started or not self.leadership.try_take():
             return self._started
+        adopt_restored(self.feed.store)  # before the feed reads transaction ids
         self.feed.start()
         started = self.feed.delivered()
         self.engine.catch_up(as_of, progress=progress, within=started)

@@ -80,6 +80,7 @@ from segmint.traits import (
     UNSAVED_KEY,
     CommitPosition,
     EventBound,
+    adopt_restored,
     drop_all_states,
     read_position,
     row_to_event,
@@ -718,6 +719,7 @@ class RealtimeEngine:
         """
         with self._lock:
             self._recover()
+            adopt_restored(self.store)  # a store restored into another cluster
             self._sync_definitions(as_of)
             start = within if within is not None else self._committed_now()
             stored = read_meta(self.store, SEQ_KEY)

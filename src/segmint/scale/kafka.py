@@ -44,6 +44,7 @@ from segmint.intake.streams import StreamUrlError
 from segmint.membership.feed import ChangeFeed
 from segmint.store import Store, read_meta, write_meta
 from segmint.traits import EVENT_COLUMNS, SEQ_KEY
+from segmint.traits.position import RELAY_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +242,7 @@ class EventRelay:
         self._producer = Producer(
             target.client(**{"enable.idempotence": True, "linger.ms": 2, "acks": "all"})
         )
-        self._state_key = f"kafka.relay.feed:{target.topic}"
+        self._state_key = f"{RELAY_PREFIX}{target.topic}"
         self._feed = ChangeFeed(store, batch, event_columns=RELAY_COLUMNS.removesuffix(', "seq"'))
         self._after: tuple[int, int] | None = None  # (seq, merge id) published before the feed
         self._failed: list[str] = []

@@ -25,7 +25,13 @@ from segmint.traits.live import (
     row_to_event,
 )
 from segmint.traits.model import TraitSpec
-from segmint.traits.position import APPLIED_KEY, CommitPosition, read_position, write_position
+from segmint.traits.position import (
+    APPLIED_KEY,
+    CommitPosition,
+    adopt_restored,
+    read_position,
+    write_position,
+)
 from segmint.traits.state import (
     SEQ_KEY,
     SERVING_KEY,
@@ -57,6 +63,7 @@ __all__ = [
     "TraitError",
     "TraitSpec",
     "TraitState",
+    "adopt_restored",
     "build_catalog",
     "drop_all_states",
     "drop_states",

@@ -9,10 +9,14 @@ it applied events from: every event of a transaction below ``low``, and the even
 the listed ``seq``, except the listed message ids (stored and read, not applied yet). A
 starting engine catches up on every stored event outside it (:meth:`CommitPosition.missing`).
 DuckDB commits in ``seq`` order and saves only ``seq`` (:data:`~segmint.traits.SEQ_KEY`).
+
+Transaction ids belong to one cluster: a store dumped and restored into another (a new
+server, a staging copy) is made readable in commit order again by :func:`adopt_restored`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -21,6 +25,13 @@ import orjson
 from segmint.store import Store, read_meta, write_meta
 from segmint.traits.state import EventBound
 
+log = logging.getLogger(__name__)
+
+RESTORED_XID = 3
+"""The transaction id :func:`adopt_restored` gives every restored row: below every snapshot
+of the new cluster, as for a row committed long ago (3 is the first normal id)."""
+RELAY_PREFIX = "kafka.relay.feed:"
+"""Meta keys of the Kafka relay's saved feed positions (:mod:`segmint.scale.kafka`)."""
 APPLIED_KEY = "trait_state.applied"
 """Meta key (PostgreSQL): the :class:`CommitPosition` the stored trait state reflects, as
 JSON (written with each real-time checkpoint; absent: :data:`~segmint.traits.SEQ_KEY`
@@ -95,3 +106,74 @@ def _ranges(seqs: Iterable[int]) -> Iterator[tuple[int, int]]:
         start = end = seq
     if start is not None and end is not None:
         yield start, end
+
+
+def adopt_restored(store: Store) -> int:
+    """PostgreSQL: re-number the transaction ids of a store restored into another cluster.
+
+    ``events.xid`` and ``profile_merges.xid`` hold the id of the transaction that wrote
+    each row, in the cluster that wrote it. A dump restored into another cluster keeps
+    them, while the new cluster's ids may be lower: rows written from then on would sort
+    before the restored ones, and a saved position would take them for applied (never
+    applying them). A stored id at or above the current snapshot's ``xmax`` (no
+    transaction of this cluster has it yet) tells that case. Then, with writers held off,
+    every such row gets :data:`RESTORED_XID`; the saved position is replaced by one that
+    still names the stored events the state lacks (those outside the old position, and
+    any written since the restore); the Kafka relay's saved feed positions are dropped
+    (it publishes again from its start; workers apply each message id once).
+
+    Called before a server's feed starts and by every catch-up; cheap when there is
+    nothing to do (one indexed ``max`` per table).
+
+    Returns:
+        The number of rows re-numbered (0: nothing to do, or not PostgreSQL).
+    """
+    if store.dialect != "postgres" or not _restored(store):
+        return 0
+    with store.transaction():
+        store.execute("LOCK TABLE events, profile_merges IN EXCLUSIVE MODE")  # writers wait
+        if not _restored(store):  # another process adopted it meanwhile
+            return 0
+        xmin, xmax = (int(v) for v in store.fetchall(
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, "
+            "pg_snapshot_xmax(pg_current_snapshot())::text"
+        )[0])  # fmt: skip
+        saved = read_position(store)
+        lacking: set[str] = set()
+        if saved is not None:
+            missing = saved.missing()
+            lacking.update(str(row[0]) for row in store.fetchall(
+                f"SELECT message_id FROM events WHERE xid >= ?::xid8 AND ({missing.condition})",
+                [str(xmax), *missing.params],
+            ))  # fmt: skip
+            # written in this cluster since the restore: never applied under the old position
+            lacking.update(str(row[0]) for row in store.fetchall(
+                "SELECT message_id FROM events WHERE xid < ?::xid8 AND xid <> ?::xid8",
+                [str(xmax), str(RESTORED_XID)],
+            ))  # fmt: skip
+        count = 0
+        for table in ("events", "profile_merges"):
+            found = store.fetchall(
+                f"UPDATE {table} SET xid = ?::xid8 WHERE xid >= ?::xid8 RETURNING 1",
+                [str(RESTORED_XID), str(xmax)],
+            )
+            count += len(found)
+        if saved is not None:
+            write_position(store, CommitPosition(xmin, (), tuple(sorted(lacking))))
+        store.execute("DELETE FROM meta WHERE key LIKE ?", [RELAY_PREFIX + "%"])
+    log.warning(
+        "this store was restored from another PostgreSQL cluster: %d events and merges "
+        "were given transaction id %d so that what is written from now on is read in "
+        "commit order", count, RESTORED_XID,
+    )  # fmt: skip
+    return count
+
+
+def _restored(store: Store) -> bool:
+    """Whether a stored event or merge has a transaction id this cluster has not reached."""
+    ahead = "xid >= pg_snapshot_xmax(pg_current_snapshot())"
+    row = store.fetchall(
+        f"SELECT EXISTS (SELECT 1 FROM events WHERE {ahead}) "
+        f"OR EXISTS (SELECT 1 FROM profile_merges WHERE {ahead})"
+    )[0]
+    return bool(row[0])
