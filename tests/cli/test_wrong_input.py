@@ -232,3 +232,25 @@ def test_retention_refuses_a_later_instant_that_would_delete_kept_events(
     assert after["events"] == before["events"]
     now = cli("-w", str(shop), "privacy", "enforce", "--format", "json")  # now: fine
     assert now.returncode == 0 and "Order Completed" in json.loads(now.stdout)["deleted"]
+
+
+def test_ingest_of_a_missing_file_says_so_before_asking_for_a_mapping(cli: Run, shop: Path) -> None:
+    """A glob that matched nothing (``data/*.jsonl``) was answered "choose a mapping"."""
+    out = cli("-w", str(shop), "ingest", str(shop / "data" / "*.jsonl"))
+    assert out.returncode == 2 and "does not exist" in out.stderr, out
+    assert "mapping" not in out.stderr
+
+
+def test_rebuild_refuses_a_later_instant(cli: Run, shop: Path) -> None:
+    """``rebuild --as-of 2030-01-01`` stored the values of 2030 (windows emptied) as now's."""
+    import duckdb
+
+    def stored_as_of() -> Any:
+        with duckdb.connect(str(shop / ".segmint" / "segmint.duckdb"), read_only=True) as con:
+            return con.execute("SELECT max(as_of), count(*) FROM trait_values").fetchall()
+
+    before = stored_as_of()
+    out = cli("-w", str(shop), "rebuild", "--as-of", "+400d")
+    assert out.returncode == 2 and "--as-of" in out.stderr and "later than now" in out.stderr
+    assert stored_as_of() == before
+    assert cli("-w", str(shop), "rebuild", "--as-of", AS_OF).returncode == 0

@@ -15,7 +15,7 @@ import click
 from segmint.cli.groups import profile, traits
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import emit_json, emit_table, format_option
-from segmint.cli.params import as_of_option, deferred_choice
+from segmint.cli.params import as_of_option, deferred_choice, refuse_later_than_now
 
 
 def _show(value: Any) -> str:
@@ -153,6 +153,11 @@ def rebuild(ctx: Context, as_of: datetime) -> None:
     from segmint.traits.live import rebuild as rebuild_state
     from segmint.traits.validate import workspace_catalog
 
+    refuse_later_than_now(
+        as_of, "--as-of", "the stored trait values would be those of that instant (windows "
+        "emptied, days counted ahead) while real time goes on from now; give a past instant, "
+        "or none for now",
+    )  # fmt: skip
     ws = ctx.workspace
     catalog = workspace_catalog(ws)
     with Progress(transient=True) as bar:
