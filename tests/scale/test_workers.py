@@ -588,3 +588,53 @@ def test_a_worker_applies_an_event_that_commits_after_a_higher_seq(
     finally:
         worker.close()
         late.close()
+
+
+@pytest.mark.postgres
+def test_an_event_the_server_had_not_applied_at_the_handover_reaches_the_workers(
+    pg_store: Store, brokers: str, tmp_path: Path
+) -> None:
+    """A server applied a higher ``seq`` and saved its commit position while a transaction
+    holding a lower one was still open; then the workers took over. The lower one commits
+    after: the relay publishes it and a worker applies it, once (a start by ``seq`` skipped
+    it for good)."""
+    from tests.membership.test_catch_up_position import NOW, YAML, _insert, _server
+
+    folder = tmp_path / "late"
+    folder.mkdir()
+    (folder / "segmint.yaml").write_text(YAML)
+    ws = Workspace.open(folder)
+    ws._store = pg_store
+    engine, follower = _server(ws, pg_store)
+    late = pg_store.reopen()  # type: ignore[attr-defined]
+    try:
+        with late.transaction():
+            _insert(late, "lower")  # draws the lower seq, commits after the handover
+            with pg_store.transaction():
+                _insert(pg_store, "higher")
+            assert follower.step() == 1
+            engine.close()  # its position: "higher" applied, "lower" not
+            follower.close()
+            target = KafkaTopic.from_url(f"kafka://{brokers}/handover-{uuid.uuid4().hex[:8]}")
+            relay_store = pg_store.reopen()  # type: ignore[attr-defined]
+            relay = EventRelay(relay_store, target)
+            assert relay.publish_pending() == 0  # the workers take over here
+    finally:
+        late.close()
+    try:
+        assert relay.publish_pending() == 1  # the lower one, landed
+        assert relay.publish_pending() == 0
+    finally:
+        relay.close()
+        relay_store.close()
+    worker = PartitionWorker(ws, target, FixedClock(NOW))
+    try:
+        worker._apply({"p"}, [])
+        assert worker.report.applied == 1
+        worker._apply({"p"}, [])
+        assert worker.report.applied == 1
+        assert worker_lag(pg_store)["pending_events"] == 0
+    finally:
+        worker.close()
+    (values,) = pg_store.fetchall("SELECT values FROM trait_values WHERE profile_id = 'p'")[0]
+    assert (values if isinstance(values, dict) else json.loads(values))["views"] == 2

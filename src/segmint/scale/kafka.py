@@ -43,13 +43,18 @@ from segmint.errors import SegmintError
 from segmint.intake.streams import StreamUrlError
 from segmint.membership.feed import ChangeFeed
 from segmint.store import Store, read_meta, write_meta
-from segmint.traits import EVENT_COLUMNS, SEQ_KEY
+from segmint.traits import APPLIED_KEY, EVENT_COLUMNS, SEQ_KEY, CommitPosition
 from segmint.traits.position import RELAY_PREFIX
 
 log = logging.getLogger(__name__)
 
 START_KEY = "kafka.start_seq"
 """Meta key: events up to this ``seq`` were applied before the workers took over."""
+START_POSITION_KEY = "kafka.start_position"
+"""Meta key: the commit position (:class:`~segmint.traits.CommitPosition`) the in-process
+engine had saved when the workers took over, set with :data:`START_KEY` when there was one:
+then it, not ``seq``, says which events were applied before (on PostgreSQL a lower ``seq``
+may commit after a higher one)."""
 _EVENT_NAMES = [c.strip().strip('"') for c in EVENT_COLUMNS.split(",")]
 _JSON = ("properties", "traits")
 RELAY_COLUMNS = ", ".join(f"{n}::text AS {n}" if n in _JSON else f'"{n}"' for n in _EVENT_NAMES)
@@ -193,18 +198,51 @@ def start_seq(store: Store) -> int:
     """The ``seq`` up to which events were applied before the workers took over (set once).
 
     The stored trait state of an in-process engine reflects the events up to its saved
-    position (:data:`segmint.traits.SEQ_KEY`); a store no engine ran on starts at 0, so
-    the workers apply every stored event.
+    position (:data:`segmint.traits.SEQ_KEY`, and on PostgreSQL the commit position
+    :data:`segmint.traits.APPLIED_KEY`, kept as :data:`START_POSITION_KEY`: see
+    :func:`handover`); a store no engine ran on starts at 0, so the workers apply every
+    stored event.
     """
     found = read_meta(store, START_KEY)
     if found is not None:
         return int(found)
     with store.transaction():
-        store.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+        taken = store.fetchall(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING "
+            "RETURNING key",
             [START_KEY, read_meta(store, SEQ_KEY) or "0"],
         )
+        applied = read_meta(store, APPLIED_KEY)
+        if taken and applied is not None:  # this process took over: its position with it
+            write_meta(store, START_POSITION_KEY, applied)
     return int(read_meta(store, START_KEY) or 0)
+
+
+@dataclass(frozen=True)
+class Handover:
+    """What the in-process engine applied before the workers took over.
+
+    Attributes:
+        seq: Every event up to this ``seq`` (:data:`START_KEY`), unless ``position`` says.
+        position: The commit position saved then (None: ``seq`` alone decides).
+    """
+
+    seq: int
+    position: CommitPosition | None
+
+    def pending(self, alias: str) -> tuple[str, list[Any]]:
+        """SQL (and its parameters) true for an event ``alias`` not applied before."""
+        if self.position is None:
+            return f"{alias}.seq > ?", [self.seq]
+        missing = self.position.missing(alias)
+        return missing.condition, list(missing.params)
+
+
+def handover(store: Store) -> Handover:
+    """The events applied before the workers took over (recorded at the first call)."""
+    seq = start_seq(store)
+    text = read_meta(store, START_POSITION_KEY)
+    return Handover(seq, CommitPosition.loads(text) if text else None)
 
 
 def encode_event(row: Sequence[Any]) -> bytes:
@@ -245,6 +283,7 @@ class EventRelay:
         self._state_key = f"{RELAY_PREFIX}{target.topic}"
         self._feed = ChangeFeed(store, batch, event_columns=RELAY_COLUMNS.removesuffix(', "seq"'))
         self._after: tuple[int, int] | None = None  # (seq, merge id) published before the feed
+        self._handover: Handover | None = None  # what real time applied before the workers
         self._failed: list[str] = []
         self._locked = False
         self.more = False
@@ -280,7 +319,7 @@ class EventRelay:
         assert self._after is not None  # noqa: S101 (set by _resume)
         rows, merges, self.more = self._feed.read_rows()
         seq_after, merge_after = self._after
-        rows = [row for row in rows if int(row[-1]) > seq_after]
+        rows = self._unpublished(rows, seq_after)
         merges = [m for m in merges if int(m[-1]) > merge_after]
         for row in rows:
             self._send(row[3], encode_event(row), row[0])
@@ -296,6 +335,27 @@ class EventRelay:
         self.published += count
         return count
 
+    def _unpublished(self, rows: list[Any], seq_after: int) -> list[Any]:
+        """The rows above ``seq_after``, and those below it not applied before the workers.
+
+        On PostgreSQL an event may draw a lower ``seq`` than the newest one the in-process
+        engine applied and commit after it took its position: it is published when the
+        handover's commit position does not cover it (read for such rows only).
+        """
+        low = [int(row[-1]) for row in rows if int(row[-1]) <= seq_after]
+        position = self._handover.position if self._handover is not None else None
+        if not low or position is None:
+            return [row for row in rows if int(row[-1]) > seq_after]
+        missing = position.missing()
+        lacking = {
+            int(found[0])
+            for found in self.store.fetchall(
+                f"SELECT seq FROM events WHERE seq = ANY(?) AND {missing.condition}",
+                [low, *missing.params],
+            )
+        }
+        return [row for row in rows if int(row[-1]) > seq_after or int(row[-1]) in lacking]
+
     def _resume(self) -> None:
         """Resume the feed from its saved position, or from the first row.
 
@@ -304,6 +364,8 @@ class EventRelay:
         published by ``seq`` (its keys ``kafka.relay.seq:`` and ``kafka.relay.merge:``).
         """
         topic = self.target.topic
+        legacy = read_meta(self.store, f"kafka.relay.seq:{topic}")
+        self._handover = None if legacy else handover(self.store)
         saved = read_meta(self.store, self._state_key)
         if saved:
             found = json.loads(saved)
@@ -311,9 +373,9 @@ class EventRelay:
             self._after = (int(found["after"][0]), int(found["after"][1]))
             return
         self._feed.resume(None, listen=False)  # woken by intake
-        seq = read_meta(self.store, f"kafka.relay.seq:{topic}")
         merge = read_meta(self.store, f"kafka.relay.merge:{topic}")
-        self._after = (int(seq) if seq else start_seq(self.store), int(merge or 0))
+        first = int(legacy) if legacy else start_seq(self.store)
+        self._after = (first, int(merge or 0))
 
     def _send(self, profile_id: str, body: bytes, key: str) -> None:
         part = partition_of(profile_id, self.partitions)

@@ -60,24 +60,34 @@ from segmint.membership.realtime import RealtimeEngine
 from segmint.membership.service import Membership
 from segmint.scale.kafka import (
     RELAY_COLUMNS,
+    Handover,
     KafkaTopic,
     WorkerError,
+    handover,
     partition_of,
     require_postgres,
-    start_seq,
 )
 from segmint.store import Store, utcnow_naive
 from segmint.store.bulk import delete_keys, upsert_rows
 from segmint.traits import row_to_event
 from segmint.workspace import Workspace
 
-PENDING = (
-    "CASE WHEN w.snap IS NOT NULL "
-    "THEN NOT pg_visible_in_snapshot(e.xid, CAST(w.snap AS pg_snapshot)) "
-    "ELSE e.seq > coalesce(w.seq, ?) END"
-)
-"""An event ``e`` its profile's watermark ``w`` (LEFT JOINed) has not applied; one ``?``:
-the start ``seq`` (:func:`~segmint.scale.kafka.start_seq`) for a profile without one."""
+
+def pending(start: Handover) -> tuple[str, list[Any]]:
+    """SQL (and its parameters) true for an event ``e`` not applied yet.
+
+    Its profile's watermark ``w`` is LEFT JOINed: not visible in the watermark's snapshot;
+    below a watermark kept without one, above its ``seq``; for a profile without one, not
+    applied before the workers took over (``start``: :func:`~segmint.scale.kafka.handover`).
+    """
+    before, params = start.pending("e")
+    sql = (
+        "CASE WHEN w.snap IS NOT NULL "
+        "THEN NOT pg_visible_in_snapshot(e.xid, CAST(w.snap AS pg_snapshot)) "
+        f"WHEN w.seq IS NOT NULL THEN e.seq > w.seq ELSE {before} END"
+    )
+    return sql, params
+
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +163,7 @@ class PartitionWorker:
         self.name = name or f"segmint-worker-{os.getpid()}"
         self.report = WorkerReport()
         self.partitions = target.ensure()
-        self.start = start_seq(self.store)
+        self.start = handover(self.store)
         self._assigned: set[int] = set()
         self._gone: set[str] = set()  # merged away: another worker decides their survivor
         self._written: dict[str, tuple[int, str]] = {}  # the watermarks this engine wrote
@@ -349,11 +359,12 @@ class PartitionWorker:
         stale = [p for p in roots if p in self._written and marks.get(p) != self._written[p]]
         if stale:  # another worker applied events of profiles this engine holds in cache
             self._reset()
+        condition, params = pending(self.start)
         rows = self.store.fetchall(
             f"SELECT {RELAY_COLUMNS} FROM (SELECT e.* FROM events e "
             "LEFT JOIN worker_applied w ON w.profile_id = e.profile_id "
-            f"WHERE e.profile_id = ANY(?) AND {PENDING}) pending ORDER BY seq",
-            [list(roots), self.start],
+            f"WHERE e.profile_id = ANY(?) AND {condition}) pending ORDER BY seq",
+            [list(roots), *params],
         )
         # Without their seq: a rebuild from the store (a new profile, a merge's survivor)
         # then folds every event of the snapshot, all of which are applied once it commits.
@@ -427,10 +438,11 @@ def _conflict(exc: BaseException) -> bool:
 
 def worker_lag(store: Store) -> dict[str, Any]:
     """Events stored and not yet applied by the workers, and the oldest one's ``seq``."""
+    condition, params = pending(handover(store))
     rows = store.fetchall(
         "SELECT count(*), min(e.seq) FROM events e LEFT JOIN worker_applied w "
-        f"ON w.profile_id = e.profile_id WHERE {PENDING}",
-        [start_seq(store)],
+        f"ON w.profile_id = e.profile_id WHERE {condition}",
+        params,
     )
     count, oldest = rows[0]
     return {"pending_events": int(count), "oldest_pending_seq": oldest}

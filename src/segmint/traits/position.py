@@ -62,9 +62,16 @@ class CommitPosition:
             params += (list(self.unapplied),)
         return EventBound(condition, params, self)
 
-    def missing(self) -> EventBound:
-        """The stored events not in: those a catch-up from this position applies."""
-        condition = "((xid >= ?::xid8 AND seq <> ALL(?::bigint[])) OR message_id = ANY(?::text[]))"
+    def missing(self, alias: str = "") -> EventBound:
+        """The stored events not in: those a catch-up from this position applies.
+
+        ``alias``: the name the query gives ``events`` (its columns are then qualified).
+        """
+        a = f"{alias}." if alias else ""
+        condition = (
+            f"(({a}xid >= ?::xid8 AND {a}seq <> ALL(?::bigint[])) "
+            f"OR {a}message_id = ANY(?::text[]))"
+        )
         return EventBound(condition, (str(self.low), list(self.seen), list(self.unapplied)))
 
     def dumps(self) -> str:
