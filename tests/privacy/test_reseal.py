@@ -131,3 +131,27 @@ def test_enable_then_seal_existing_from_the_cli(workspace: Workspace, cli: Any) 
     assert report["sealed"]["events"] == 5 and report["identity_conflicts"] == 0
     table = cli("-w", path, "privacy", "seal-existing")
     assert table.returncode == 0 and "events" in table.stdout
+
+
+def test_many_rows_are_sealed_in_one_statement_a_batch(ws: Workspace) -> None:
+    """Batches above a few rows take the set-based path (one ``UPDATE … FROM`` on DuckDB):
+    every value sealed, and each row keeps its own (not a neighbour's)."""
+    from segmint.intake.pipeline import Intake
+
+    people = [
+        {"type": "identify", "userId": f"u{i}", "messageId": f"id-{i}",
+         "timestamp": T0.isoformat(), "traits": {"email": f"person{i}@example.com"}}
+        for i in range(40)
+    ]  # fmt: skip
+    Intake(ws).submit(people, source="test", received_at=T0)
+    keyed = with_key(ws)
+    try:
+        report = seal_existing(keyed.privacy, batch=25)
+        assert report.sealed["events"] == 40
+        text = dump(keyed)
+        assert not any(f"person{i}@example.com" in text for i in range(40))
+        for i in (0, 17, 39):
+            document = export_person(keyed.privacy, f"u{i}", at=T0)
+            assert f"person{i}@example.com" in orjson.dumps(document).decode()
+    finally:
+        keyed.close()
