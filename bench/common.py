@@ -18,6 +18,30 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+PG_URL = os.environ.get("SEGMINT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+"""The PostgreSQL server benchmarks make their schemas on (as the tests do)."""
+
+
+def pg_schema(prefix: str, label: str) -> tuple[str, str] | None:
+    """A new schema on :data:`PG_URL`: its name and a URL whose connections use it.
+
+    None (after printing that ``label`` is not measured) when PostgreSQL is unreachable.
+    Drop it with :func:`segmint.store.postgres.drop_schema`.
+    """
+    import uuid
+
+    import psycopg
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    try:
+        with psycopg.connect(PG_URL, autocommit=True, connect_timeout=3) as con:
+            con.execute(f'CREATE SCHEMA "{schema}"')
+    except psycopg.OperationalError as exc:
+        print(f"{label}: PostgreSQL unreachable at {PG_URL}, not measured ({exc})")
+        return None
+    sep = "&" if "?" in PG_URL else "?"
+    return schema, f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
 
 def best_of(fn: Callable[[], Any], repeat: int = 3) -> float:
     """Run ``fn`` ``repeat`` times and return the fastest wall time in seconds."""

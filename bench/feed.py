@@ -28,7 +28,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -38,9 +37,8 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from common import report  # noqa: E402
+from common import PG_URL, pg_schema, report  # noqa: E402
 
-PG_URL = os.environ.get("SEGMINT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BURST, BURST_BATCH = 20_000, 1_000
 TICKS, TICK_EVENTS, TICK_RATE = 150, 5, 50.0
 PROFILES = 2_000
@@ -97,22 +95,23 @@ class Stamping:
         self._stamp(events)
 
     def process(
-        self, events: Sequence[Any], merges: Sequence[Any] = (), as_of: datetime | None = None
+        self,
+        events: Sequence[Any],
+        merges: Sequence[Any] = (),
+        as_of: datetime | None = None,
+        **kwargs: Any,
     ) -> Any:
-        found = self.engine.process(events, merges, as_of)
+        # (the follower passes its feed's position: ``delivered``, ``unapplied``)
+        found = self.engine.process(events, merges, as_of, **kwargs)
         self._stamp(events)
         return found
 
-    def invalidate(self) -> None:
-        self.engine.invalidate()
-
-    def catch_up(self, as_of: datetime, **kwargs: Any) -> int:
-        return int(self.engine.catch_up(as_of, **kwargs))
+    def __getattr__(self, name: str) -> Any:
+        """Everything else the follower asks of its engine, the engine's own."""
+        return getattr(self.engine, name)
 
 
 def main() -> None:
-    import psycopg
-
     from segmint.clock import SystemClock
     from segmint.intake.pipeline import Intake
     from segmint.membership.feed import ChangeFeed
@@ -121,15 +120,10 @@ def main() -> None:
     from segmint.store.postgres import PostgresStore, drop_schema
     from segmint.workspace import Workspace
 
-    schema = f"bench_feed_{uuid.uuid4().hex[:8]}"
-    try:
-        with psycopg.connect(PG_URL, autocommit=True, connect_timeout=3) as con:
-            con.execute(f'CREATE SCHEMA "{schema}"')
-    except psycopg.OperationalError as exc:
-        print(f"feed: PostgreSQL unreachable at {PG_URL}, not measured ({exc})")
+    made = pg_schema("bench_feed", "feed")
+    if made is None:
         return
-    sep = "&" if "?" in PG_URL else "?"
-    os.environ["SEGMINT_DATABASE_URL"] = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    schema, os.environ["SEGMINT_DATABASE_URL"] = made
     tmp = Path(tempfile.mkdtemp())
     (tmp / "bench_feed_events.py").write_text(EVENTS % {"profiles": PROFILES})
     ws = Workspace.init(tmp / "ws", name="feed-bench")

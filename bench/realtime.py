@@ -67,7 +67,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -105,7 +104,6 @@ SMOKE = os.environ.get("SEGMINT_BENCH_SMOKE") == "1"  # a quick check of the scr
 # SEGMINT_BENCH_PART=refresh or =stream runs one half (the refresh alone at full scale takes
 # minutes; the stream's history rebuild takes most of an hour there)
 PART = os.environ.get("SEGMINT_BENCH_PART", "")
-PG_URL = os.environ.get("SEGMINT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 PROFILES = 5_000 if SMOKE else int(1_000_000 * SCALE)
 EVENTS = 50_000 if SMOKE else int(10_000_000 * SCALE)
 STREAM = 20_000 if SMOKE else 60_000
@@ -402,19 +400,13 @@ def latency(
 
 def postgres_latency(duck: DuckDBStore, compiled: CompiledSegments) -> None:
     """The latency figures with the store on PostgreSQL (see the module's docstring)."""
-    import psycopg
-
     from segmint.store.postgres import PostgresStore, drop_schema
 
-    schema = f"bench_rt_{uuid.uuid4().hex[:8]}"
-    try:
-        with psycopg.connect(PG_URL, autocommit=True, connect_timeout=3) as con:
-            con.execute(f'CREATE SCHEMA "{schema}"')
-    except psycopg.OperationalError as exc:
-        print(f"postgres latency: PostgreSQL unreachable at {PG_URL}, not measured ({exc})")
+    made = common.pg_schema("bench_rt", "postgres latency")  # type: ignore[attr-defined]
+    if made is None:
         return
-    sep = "&" if "?" in PG_URL else "?"
-    pg = PostgresStore(f"{PG_URL}{sep}options=-csearch_path%3D{schema}")
+    schema, url = made
+    pg = PostgresStore(url)
     try:
         start = time.perf_counter()
         # the measured events and the warm-up before them: the latest, in time order
@@ -452,7 +444,7 @@ def postgres_latency(duck: DuckDBStore, compiled: CompiledSegments) -> None:
         engine.checkpoint()
     finally:
         pg.close()
-        drop_schema(PG_URL, schema)
+        drop_schema(common.PG_URL, schema)  # type: ignore[attr-defined]
 
 
 def main() -> None:
