@@ -14,6 +14,7 @@ from segmint.cli.groups import campaign
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import console, emit_json, emit_table, err_console, format_option
 from segmint.cli.params import as_of_option as _instant_option
+from segmint.cli.params import refuse_later_than_now
 from segmint.clock import Clock, FixedClock, SystemClock
 
 if TYPE_CHECKING:
@@ -27,6 +28,23 @@ def _clock(as_of: datetime | None) -> Clock:
 
 
 as_of_option = _instant_option("The instant of the run", now_default=False)
+
+
+def _recorded_at(as_of: datetime | None) -> datetime:
+    """When a consent statement or suppression typed now took place: --as-of, or now.
+
+    A later instant is refused: a statement dated in the future does not count until then
+    (an unsubscribe dated tomorrow lets today's sends through) and outranks every statement
+    recorded before it in the meantime (a grant dated next year overrides today's denial).
+    """
+    if as_of is None:
+        return SystemClock().now()
+    refuse_later_than_now(
+        as_of, "--as-of",
+        "a statement dated then does not count until then, and outranks every one recorded "
+        "before it meanwhile; give the instant it happened",
+    )  # fmt: skip
+    return as_of
 
 
 @contextmanager
@@ -66,6 +84,12 @@ def send(
     """Send campaign NAME to its segment, with consent enforced; resumable."""
     if out is not None and not dry_run:
         raise click.UsageError("--out is the dry run's folder: use it with --dry-run")
+    if as_of is not None and not dry_run:
+        refuse_later_than_now(
+            as_of, "--as-of",
+            "the messages would be sent now but recorded (sent_at, Email Delivered, caps) at "
+            "that instant; send it at that time, or add --dry-run to see what it would send",
+        )  # fmt: skip
     from segmint.deliver.service import send_campaign
 
     with _progress(fmt != "json") as progress:
@@ -156,7 +180,7 @@ def consent_set(
 
     ws = ctx.workspace
     consent_api.check_topic(ws.definition.consent, topic)
-    at = _clock(as_of).now()
+    at = _recorded_at(as_of)
     subject = subjects.consent_subject(ws.store, person, ws.definition.identifiers, field="PERSON")
     subjects.record_subject_consent(ws.store, subject, topic, status, source=source, at=at)
     click.echo(f"{subject}: {topic} {status} ({source}, {at.isoformat()})")
@@ -226,18 +250,23 @@ def _origin(change: consent_api.ConsentChange, subject: subjects.ConsentSubject)
 @as_of_option
 @pass_ctx
 def consent_import(ctx: Context, path: Path, as_of: datetime | None) -> None:
-    """Record consent from a CSV file (profile_id|user_id|email, topic, status[, occurred_at])."""
+    """Record consent from a CSV file (profile_id|user_id|email, topic, status[, occurred_at]).
+
+    A row whose statement is recorded already (same person, topic, status and occurred_at)
+    is not recorded twice; a row dated later than --as-of (now) is refused.
+    """
     from segmint.deliver.imports import import_consents_csv
 
     ws = ctx.workspace
-    at: datetime = _clock(as_of).now()
+    at = _recorded_at(as_of)
     result = import_consents_csv(
         ws.store, path, ws.definition.consent, source=f"import:{path.name}", at=at
     )
-    click.echo(f"recorded {result.recorded} consent change(s)")
+    already = f", {result.already} recorded already" if result.already else ""
+    click.echo(f"recorded {result.recorded} consent change(s){already}")
     for line, reason in result.refused:
         err_console.print(f"{path}:{line}: {reason}", highlight=False, soft_wrap=True)
-    if result.refused and not result.recorded:  # every row refused: no success (as ingest)
+    if result.refused and not (result.recorded or result.already):  # no success (as ingest)
         raise click.exceptions.Exit(1)
 
 
@@ -255,7 +284,8 @@ def consent_suppress(ctx: Context, address: str, reason: str, as_of: datetime | 
     """Block ADDRESS from all marketing email."""
     from segmint.deliver import consent as consent_api
 
-    consent_api.suppress(ctx.workspace.store, address, reason, source="cli", at=_clock(as_of).now())
+    at = _recorded_at(as_of)
+    consent_api.suppress(ctx.workspace.store, address, reason, source="cli", at=at)
     click.echo(f"suppressed {address} ({reason})")
 
 

@@ -67,7 +67,7 @@ def lint(ctx: Context, name: str | None, strict: bool, fmt: str) -> None:
 )
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
+    type=click.Path(file_okay=False, path_type=Path),
     default=Path("previews"),
     show_default=True,
     help="Folder for the .html and .eml files.",

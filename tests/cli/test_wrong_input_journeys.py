@@ -1,0 +1,111 @@
+"""Sending, consent, journeys and measurement fed the wrong things, as a newcomer types them.
+
+The example shop of ``segmint init``; each wrong input gets one clear line naming it, the
+exit status of a usage error (2) and no traceback, and nothing is sent or recorded on the
+way (see also ``test_wrong_input.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import refreshed_shop
+
+Run = Callable[..., Any]  # tests/conftest.py's ``cli`` fixture (a CliResult)
+
+AS_OF = "2026-11-01T00:00:00Z"
+SECRET = "a-secret-of-at-least-16-characters"
+
+
+@pytest.fixture
+def shop(cli: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``segmint init`` with its sample contacts and orders ingested and refreshed."""
+    monkeypatch.setenv("SEGMINT_SECRET", SECRET)
+    return refreshed_shop(cli, tmp_path, AS_OF)
+
+
+def _history(cli: Run, shop: Path, person: str) -> list[dict[str, Any]]:
+    out = cli("-w", str(shop), "consent", "show", person, "--format", "json")
+    assert out.returncode == 0, out
+    return list(json.loads(out.stdout))
+
+
+def test_campaign_send_refuses_a_later_instant(cli: Run, shop: Path) -> None:
+    """``--as-of +1d`` sent the email now and recorded it (ledger, Email Delivered) tomorrow."""
+    out = cli("-w", str(shop), "campaign", "send", "lifecycle_update", "--as-of", "+1d",
+              "--format", "json")  # fmt: skip
+    assert out.returncode == 2, out
+    error = json.loads(out.stdout)["error"]
+    assert error["field"] == "--as-of" and "later than now" in error["message"]
+    assert "--dry-run" in error["message"]  # what to do instead
+    report = cli("-w", str(shop), "campaign", "report", "lifecycle_update", "--format", "json")
+    assert json.loads(report.stdout)["ledger"] == {}  # nobody planned, nobody sent
+    dry = cli("-w", str(shop), "campaign", "send", "lifecycle_update", "--as-of", "+1d",
+              "--dry-run", "--out", str(shop / "outbox"))  # fmt: skip
+    assert dry.returncode == 0, dry  # a dry run sends nothing: any instant is fine
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("consent", "set", "ada.lovelace@example.com", "unsubscribed", "--as-of", "+1d"),
+        ("consent", "suppress", "ada.lovelace@example.com", "--as-of", "+1d"),
+    ],
+)
+def test_consent_changes_refuse_a_later_instant(
+    cli: Run, shop: Path, args: tuple[str, ...]
+) -> None:
+    """An unsubscribe dated tomorrow let today's sends through (it counts from its date)."""
+    before = _history(cli, shop, "ada.lovelace@example.com")
+    out = cli("-w", str(shop), *args)
+    assert out.returncode == 2 and "--as-of" in out.stderr and "later than now" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert _history(cli, shop, "ada.lovelace@example.com") == before
+    lifted = cli("-w", str(shop), "consent", "unsuppress", "ada.lovelace@example.com")
+    assert lifted.stdout.startswith("no suppression")
+
+
+def test_consent_import_refuses_a_row_dated_later(cli: Run, shop: Path) -> None:
+    """A year typed 2062 for 2026 made a grant outrank every later denial until 2062."""
+    csv = shop / "consent.csv"
+    csv.write_text(
+        "email,topic,status,occurred_at\n"
+        "grace.hopper@example.com,offers,granted,2062-11-03\n"
+        "grace.hopper@example.com,newsletter,denied,2026-11-03\n"
+    )
+    out = cli("-w", str(shop), "consent", "import", str(csv))
+    assert out.returncode == 0 and "recorded 1 consent change(s)" in out.stdout
+    assert "consent.csv:2: occurred_at '2062-11-03' is later than" in out.stderr
+    topics = [c["topic"] for c in _history(cli, shop, "grace.hopper@example.com")]
+    assert "offers" not in topics and "newsletter" in topics
+
+
+def test_consent_import_twice_records_each_statement_once(cli: Run, shop: Path) -> None:
+    """Importing the same file again doubled every statement in the person's history."""
+    csv = shop / "consent.csv"
+    csv.write_text(
+        "email,topic,status,occurred_at\n"
+        "grace.hopper@example.com,offers,denied,2026-11-03\n"
+        "nobody.yet@example.com,newsletter,granted,2026-11-03\n"
+    )
+    first = cli("-w", str(shop), "consent", "import", str(csv))
+    assert first.returncode == 0 and first.stdout.strip() == "recorded 2 consent change(s)"
+    again = cli("-w", str(shop), "consent", "import", str(csv))
+    assert again.returncode == 0, again
+    assert again.stdout.strip() == "recorded 0 consent change(s), 2 recorded already"
+    offers = [c for c in _history(cli, shop, "grace.hopper@example.com") if c["topic"] == "offers"]
+    assert len(offers) == 1
+    assert len(_history(cli, shop, "nobody.yet@example.com")) == 1  # an address statement
+
+
+def test_template_preview_into_a_file_is_a_usage_error(cli: Run, shop: Path) -> None:
+    """``--out`` naming a file was a FileExistsError traceback."""
+    (shop / "notes.txt").write_text("mine")
+    out = cli("-w", str(shop), "template", "preview", "lifecycle", "--profile",
+              "ada.lovelace@example.com", "--out", str(shop / "notes.txt"))  # fmt: skip
+    assert out.returncode == 2 and "--out" in out.stderr and "is a file" in out.stderr
+    assert (shop / "notes.txt").read_text() == "mine"
