@@ -109,3 +109,35 @@ def test_template_preview_into_a_file_is_a_usage_error(cli: Run, shop: Path) -> 
               "ada.lovelace@example.com", "--out", str(shop / "notes.txt"))  # fmt: skip
     assert out.returncode == 2 and "--out" in out.stderr and "is a file" in out.stderr
     assert (shop / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("removal", ["step", "journey"])
+def test_journeys_show_says_what_ends_instances_of_a_removed_definition(
+    cli: Run, shop: Path, removal: str
+) -> None:
+    """Instances at a renamed step vanished from the steps table (active 7, steps 0 each), and
+    nothing said the next run ends them all (``definition_changed``), for good."""
+    cli("-w", str(shop), "journeys", "run", "--as-of", AS_OF)  # no mail server: failures
+    view = json.loads(cli("-w", str(shop), "journeys", "show", "welcome_series",
+                          "--format", "json").stdout)  # fmt: skip
+    waiting = {s["step"]: s["active"] for s in view["per_step"] if s["active"]}
+    assert waiting and sum(waiting.values()) == view["active"]
+    yaml = shop / "segmint.yaml"
+    text = yaml.read_text()
+    if removal == "step":
+        for step in waiting:
+            text = text.replace(f"{{name: {step},", f"{{name: {step}_v2,")
+    else:
+        start, end = text.index("  welcome_series:"), text.index("  win_back:")
+        text = text[:start] + text[end:]
+    yaml.write_text(text)
+    out = cli("-w", str(shop), "journeys", "show", "welcome_series", "--format", "json")
+    assert out.returncode == 0, out
+    shown = json.loads(out.stdout)
+    assert {s["step"]: s["active"] for s in shown["per_step"] if s["active"]} == waiting
+    assert all(s["kind"] is None for s in shown["per_step"] if s["step"] in waiting)
+    (note,) = shown["notes"]
+    assert "no longer in segmint.yaml" in note and "definition_changed" in note
+    assert f"ends {view['active']} active instance(s)" in note
+    table = cli("-w", str(shop), "journeys", "show", "welcome_series")
+    assert "warning:" in table.stderr and "definition_changed" in table.stderr

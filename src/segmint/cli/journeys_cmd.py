@@ -58,6 +58,8 @@ def show(ctx: Context, name: str, fmt: str) -> None:
         counts = view[f"{key}_by_reason"]
         if counts:
             emit_table(key, ["reason", "count"], [[r or "-", n] for r, n in counts.items()])
+    for note in view["notes"]:
+        err_console.print(f"[yellow]warning:[/yellow] {note}", highlight=False, soft_wrap=True)
 
 
 @journeys.command("run")
