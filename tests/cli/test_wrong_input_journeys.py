@@ -141,3 +141,41 @@ def test_journeys_show_says_what_ends_instances_of_a_removed_definition(
     assert f"ends {view['active']} active instance(s)" in note
     table = cli("-w", str(shop), "journeys", "show", "welcome_series")
     assert "warning:" in table.stderr and "definition_changed" in table.stderr
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A local TCP port nothing listens on."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_webhooks_deliver_tries_every_due_row_and_refuses_a_later_instant(
+    cli: Run, shop: Path, unused_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It tried the first 100 rows due, said so, and left the rest due without a word."""
+    from datetime import UTC, datetime
+
+    from segmint.membership.webhooks import webhook_outbox
+    from segmint.workspace import Workspace
+
+    monkeypatch.setenv("SEGMINT_WEBHOOK_SECRET", "a-webhook-secret")
+    yaml = shop / "segmint.yaml"
+    yaml.write_text(
+        yaml.read_text() + f"\nwebhooks:\n  crm: {{url: 'http://127.0.0.1:{unused_port}/'}}\n"
+    )
+    with Workspace.open(shop) as ws:
+        webhook_outbox(ws.store).enqueue(
+            [("crm", json.dumps({"n": n})) for n in range(150)], datetime(2026, 11, 1, tzinfo=UTC)
+        )
+    later = cli("-w", str(shop), "webhooks", "deliver", "--as-of", "+1d")
+    assert later.returncode == 2 and "--as-of" in later.stderr and "later than now" in later.stderr
+    status = json.loads(cli("-w", str(shop), "webhooks", "status", "--format", "json").stdout)
+    assert status["webhooks"]["crm"]["pending"] == 150  # nothing tried
+    out = cli("-w", str(shop), "webhooks", "deliver")
+    assert out.returncode == 0 and out.stdout.strip() == "delivered 0, retrying 150, dead 0"
+    again = cli("-w", str(shop), "webhooks", "deliver")  # each retried later, not again now
+    assert again.stdout.strip() == "delivered 0, retrying 0, dead 0"
