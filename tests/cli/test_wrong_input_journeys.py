@@ -179,3 +179,22 @@ def test_webhooks_deliver_tries_every_due_row_and_refuses_a_later_instant(
     assert out.returncode == 0 and out.stdout.strip() == "delivered 0, retrying 150, dead 0"
     again = cli("-w", str(shop), "webhooks", "deliver")  # each retried later, not again now
     assert again.stdout.strip() == "delivered 0, retrying 0, dead 0"
+
+
+@pytest.mark.parametrize(
+    ("args", "field", "message"),
+    [
+        (("--profile", "ada.lovelace@example.com", "--n", "5"), None, "--n counts members"),
+        (("--segment", "vip", "--from", "shop"), "--from", "not a valid address 'shop'"),
+    ],
+)
+def test_template_preview_refuses_options_it_cannot_honour(
+    cli: Run, shop: Path, args: tuple[str, ...], field: str | None, message: str
+) -> None:
+    """``--n`` with ``--profile`` was ignored; a bad ``--from`` failed every render in turn."""
+    out = cli("-w", str(shop), "template", "preview", "lifecycle", *args,
+              "--out", str(shop / "previews"), "--format", "json")  # fmt: skip
+    assert out.returncode == 2, out
+    error = json.loads(out.stdout)["error"]
+    assert message in error["message"] and error["field"] == field
+    assert not (shop / "previews").exists()  # nothing rendered
