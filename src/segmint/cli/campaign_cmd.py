@@ -23,6 +23,13 @@ if TYPE_CHECKING:
     from segmint.deliver.report import CampaignReport
 
 
+ARM_REMOVED = (
+    "{n} recipient(s) recorded in an experiment arm that is no longer among its variants "
+    "(renamed or removed: it may have been the holdout) were not sent (arm_removed); put the "
+    "arm back under its old name to send them its message"
+)
+
+
 def _clock(as_of: datetime | None) -> Clock:
     return FixedClock(as_of) if as_of else SystemClock()
 
@@ -112,6 +119,9 @@ def _print_report(report: CampaignReport, fmt: str) -> None:
     title = f"campaign {report.campaign}" + (" (dry run: nothing sent)" if report.dry_run else "")
     emit_table(title, ["outcome", "reason", "profiles"], report.rows())
     console.print(f"audience {report.audience}, transient retries {report.retries}")
+    if report.skipped.get("arm_removed"):
+        warning = ARM_REMOVED.format(n=report.skipped["arm_removed"])
+        err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     if report.outbox:
         console.print(f"{report.written} message(s) written to {report.outbox}, not sent")
     if report.uncertain:

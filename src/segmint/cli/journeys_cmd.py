@@ -112,6 +112,11 @@ def run(
             if data[key]:
                 rows = [[r or "-", n] for r, n in data[key].items()]
                 emit_table(key, ["reason", "count"], rows)
+    if data["skipped"].get("arm_removed"):
+        from segmint.cli.campaign_cmd import ARM_REMOVED
+
+        warning = ARM_REMOVED.format(n=data["skipped"]["arm_removed"])
+        err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     problem = _not_sent(data)
     if problem is not None:  # the report is printed; the exit status tells cron
         err_console.print(f"[red]error:[/red] {problem}", highlight=False, soft_wrap=True)

@@ -250,6 +250,10 @@ class CampaignRun:
         self.report.winner = winner
         held = {v.name for v in experiment.variants if v.holdout}
         skipped += [(pid, "holdout") for pid in pids if self.arms[pid] in held]
+        # recorded in an arm renamed or removed since: it may have been the holdout
+        gone = {pid for pid in pids if self.arms[pid] not in {v.name for v in experiment.variants}}
+        skipped += [(pid, "arm_removed") for pid in sorted(gone)]
+        held |= {self.arms[pid] for pid in gone}
         # send-time arms: planned at created_at, sent by the first run after their delay
         delays = {v.name: v.delay for v in experiment.variants if v.delay is not None}
         planned = self._planned([p for p in pids if self.arms[p] in delays])

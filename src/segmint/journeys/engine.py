@@ -1073,7 +1073,8 @@ class JourneyEngine:
             decision = (
                 Decision("skip", at, "late")
                 if late is not None and now - at > late
-                else self._arm_decision(inst, at, arm) or policy.decide(message)
+                else self._arm_decision(inst, at, arm, assigned=inst.instance_id in arms)
+                or policy.decide(message)
             )
             if decision.action == "send":
                 go.append((inst, at, message.profile, arm.name if arm else None))
@@ -1091,10 +1092,12 @@ class JourneyEngine:
         journey = self.journeys[inst.journey]
         return journey.topic(journey.steps[inst.step or ""])
 
-    def _arms(self, sends: Sequence[tuple[Instance, datetime]]) -> dict[str, VariantDef]:
+    def _arms(self, sends: Sequence[tuple[Instance, datetime]]) -> dict[str, VariantDef | None]:
         """The experiment arm of each instance whose send step has arms.
 
         Assigned now, recorded and sticky; the recorded winner once the experiment has one.
+        None for a profile recorded in an arm no longer among the step's variants (renamed
+        or removed since): which message it stood for, or whether it was a holdout, is gone.
         """
         from segmint.config.measure import experiments_of
         from segmint.measure.assign import assign
@@ -1108,7 +1111,7 @@ class JourneyEngine:
         if not groups:
             return {}
         known = experiments_of(self.definition)
-        out: dict[str, VariantDef] = {}
+        out: dict[str, VariantDef | None] = {}
         for name, members in groups.items():
             exp = known[name][0]
             first = min(at for _, at in members)
@@ -1117,16 +1120,20 @@ class JourneyEngine:
                             first, winner=winner)  # fmt: skip
             by_name = {v.name: v for v in exp.variants}
             for inst, _ in members:
-                arm = by_name.get(chosen[inst.profile_id])
-                if arm is not None:
-                    out[inst.instance_id] = arm
+                out[inst.instance_id] = by_name.get(chosen[inst.profile_id])
         return out
 
     @staticmethod
-    def _arm_decision(inst: Instance, at: datetime, arm: VariantDef | None) -> Decision | None:
-        """A holdout arm skips the message; a send-time arm waits for its delay."""
+    def _arm_decision(
+        inst: Instance, at: datetime, arm: VariantDef | None, *, assigned: bool
+    ) -> Decision | None:
+        """A holdout arm skips the message; a send-time arm waits for its delay.
+
+        A profile ``assigned`` to an arm no longer defined is skipped (``arm_removed``): it
+        may have been the holdout, whose members must not get the message.
+        """
         if arm is None:
-            return None
+            return Decision("skip", at, "arm_removed") if assigned else None
         if arm.holdout:
             return Decision("skip", at, "holdout")
         if arm.delay is not None:
