@@ -159,6 +159,27 @@ class _Window:  # a round of steps prepared ahead of their instants (see _stream
     ids: set[str]  # its instances (not selected again while it is in flight)
 
 
+def _held_back(
+    items: list[tuple[datetime, tuple[int, int], _Item]], cursors: dict[str, int], as_of: datetime
+) -> tuple[list[tuple[datetime, tuple[int, int], _Item]], dict[str, int]]:
+    """The triggers up to ``as_of``, and cursors that stop before the first one after it.
+
+    The triggers after the held-back position that were taken are read again by the next
+    tick, which recognises them (see ``JourneyEngine.halt``).
+    """
+    later = [position for when, position, _ in items if when > as_of]
+    if not later:
+        return items, cursors
+    kept = dict(cursors)
+    events = [seq for seq, change in later if not change]
+    changes = [change for _, change in later if change]
+    if events:
+        kept[EVENTS_CURSOR] = min(kept[EVENTS_CURSOR], min(events) - 1)
+    if changes:
+        kept[CHANGES_CURSOR] = min(kept[CHANGES_CURSOR], min(changes) - 1)
+    return [item for item in items if item[0] <= as_of], kept
+
+
 class JourneyEngine:
     """Runs the workspace's journeys.
 
@@ -229,13 +250,19 @@ class JourneyEngine:
 
     # -- the public loop -------------------------------------------------------------------
 
-    def tick(self, as_of: datetime, *, since: datetime | None = None) -> TickReport:
+    def tick(
+        self, as_of: datetime, *, since: datetime | None = None, keep_later: bool = False
+    ) -> TickReport:
         """Take the triggers recorded so far and every step due at or before ``as_of``.
 
         Args:
             as_of: The instant up to which steps are taken.
             since: Ignore triggers (and waits and exits) that happened before this instant
                 (a backfill of old events need not start journeys).
+            keep_later: Leave the triggers that happen after ``as_of`` for a later tick
+                (``segmint journeys run --as-of`` an instant before events already stored:
+                they have not happened yet then). Without it such a trigger is a clock
+                running fast (a server's ``as_of`` is now) and counts at ``as_of``.
         """
         with self._lock:
             self._recover()
@@ -248,6 +275,8 @@ class JourneyEngine:
             if scan:
                 self._follow_merges(as_of)
             items, cursors = self._triggers(since) if scan else ([], {})
+            if keep_later:
+                items, cursors = _held_back(items, cursors, as_of)
             todo = [
                 (min(when, as_of), position, item)  # one stamped ahead of the clock counts now
                 for when, position, item in items
