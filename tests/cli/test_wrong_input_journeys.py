@@ -198,3 +198,13 @@ def test_template_preview_refuses_options_it_cannot_honour(
     error = json.loads(out.stdout)["error"]
     assert message in error["message"] and error["field"] == field
     assert not (shop / "previews").exists()  # nothing rendered
+
+
+def test_journeys_run_since_after_its_instant_names_both(cli: Run, shop: Path) -> None:
+    """'must not be after --until' named an option the user had not given (now by default)."""
+    out = cli("-w", str(shop), "journeys", "run", "--since", "2026-11-02", "--as-of", AS_OF,
+              "--format", "json")  # fmt: skip
+    assert out.returncode == 2
+    error = json.loads(out.stdout)["error"]
+    assert error["field"] == "--since" and "2026-11-02T00:00:00+00:00" in error["message"]
+    assert "2026-11-01T00:00:00+00:00" in error["message"]

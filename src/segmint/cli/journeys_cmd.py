@@ -93,7 +93,11 @@ def run(
 
     until = _one_instant(as_of, until)
     if since is not None and since > until:
-        raise click.BadParameter("must not be after --until", param_hint="--since")
+        raise click.BadParameter(
+            f"{since.isoformat()} is later than the run's instant, {until.isoformat()} "
+            "(--as-of/--until, now by default): it would ignore every trigger up to it",
+            param_hint="--since",
+        )
     refuse_later_than_now(
         until, "--until",
         "the steps due then would be taken (their emails sent) now; run it at that time, or "
