@@ -208,3 +208,11 @@ def test_journeys_run_since_after_its_instant_names_both(cli: Run, shop: Path) -
     error = json.loads(out.stdout)["error"]
     assert error["field"] == "--since" and "2026-11-02T00:00:00+00:00" in error["message"]
     assert "2026-11-01T00:00:00+00:00" in error["message"]
+
+
+def test_campaign_send_error_before_sending_is_one_line(cli: Run, shop: Path) -> None:
+    """The progress bar, started before the campaign was checked, left a blank line first."""
+    out = cli("-w", str(shop), "campaign", "send", "lifecycle_updat")
+    assert out.returncode == 1
+    assert out.stderr.startswith("error: unknown campaign 'lifecycle_updat'"), repr(out.stderr)
+    assert out.stderr.count("\n") == 1
