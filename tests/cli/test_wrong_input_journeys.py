@@ -216,3 +216,19 @@ def test_campaign_send_error_before_sending_is_one_line(cli: Run, shop: Path) ->
     assert out.returncode == 1
     assert out.stderr.startswith("error: unknown campaign 'lifecycle_updat'"), repr(out.stderr)
     assert out.stderr.count("\n") == 1
+
+
+def test_a_run_at_an_earlier_instant_honours_an_unsubscribe_recorded_since(
+    cli: Run, shop: Path
+) -> None:
+    """``--as-of`` an instant before today's unsubscribe read consent as it was then, and the
+    message went out now to a person who had unsubscribed."""
+    for person in ("ada.lovelace@example.com", "grace.hopper@example.com"):
+        done = cli("-w", str(shop), "consent", "set", person, "unsubscribed")  # now
+        assert done.returncode == 0, done
+    dry = cli("-w", str(shop), "campaign", "send", "lifecycle_update", "--dry-run", "--out",
+              str(shop / "outbox"), "--as-of", AS_OF, "--format", "json")  # fmt: skip
+    report = json.loads(dry.stdout)
+    assert report["written"] == 0 and report["skipped"] == {"unsubscribed": 1}  # ada, the VIP
+    run = cli("-w", str(shop), "journeys", "run", "--as-of", AS_OF, "--format", "json")
+    assert json.loads(run.stdout)["skipped"]["unsubscribed"] == 1  # grace's welcome
