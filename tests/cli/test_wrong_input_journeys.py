@@ -232,3 +232,23 @@ def test_a_run_at_an_earlier_instant_honours_an_unsubscribe_recorded_since(
     assert report["written"] == 0 and report["skipped"] == {"unsubscribed": 1}  # ada, the VIP
     run = cli("-w", str(shop), "journeys", "run", "--as-of", AS_OF, "--format", "json")
     assert json.loads(run.stdout)["skipped"]["unsubscribed"] == 1  # grace's welcome
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("campaign", "report", "journey:welcome_series:welcome"),
+         "is step 'welcome' of journey 'welcome_series', not a campaign: `segmint journeys "
+         "show welcome_series`"),
+        (("experiments", "report", "journey:welcome_series:welcome"),
+         "named JOURNEY.STEP ('welcome_series.welcome'): journey step 'welcome_series.welcome' "
+         "has no experiment"),
+    ],
+)  # fmt: skip
+def test_a_journey_step_named_as_kpis_label_it_is_pointed_to_its_place(
+    cli: Run, shop: Path, args: tuple[str, ...], message: str
+) -> None:
+    """``report kpis`` labels a journey's step ``journey:NAME:STEP``; typed back, it was an
+    'unknown campaign' listing the campaigns only."""
+    out = cli("-w", str(shop), *args)
+    assert out.returncode == 1 and message in out.stderr, out.stderr

@@ -66,6 +66,13 @@ def campaign_def(workspace: Workspace, name: str) -> CampaignDef:
         CampaignError: If there is no such campaign, with the nearest name.
     """
     campaigns = workspace.definition.campaigns
+    parts = name.split(":")
+    if name not in campaigns and len(parts) > 1 and parts[0] == "journey" and parts[1]:
+        step = f"step {parts[2]!r} of " if len(parts) > 2 else ""  # (KPIs' label of a step)
+        raise CampaignError(
+            f"{name!r} is {step}journey {parts[1]!r}, not a campaign: "
+            f"`segmint journeys show {parts[1]}` shows its sends, skips and exits"
+        )
     if name not in campaigns:
         close = did_you_mean(name, campaigns)
         hint = f"; {close}" if close else ""

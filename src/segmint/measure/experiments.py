@@ -181,6 +181,12 @@ def _why_not(defn: WorkspaceDef, name: str) -> str | None:
             f"campaign {name!r} has no experiment; give it 'variants:' (its arms) or name it "
             "as the campaign of one under 'experiments:'"
         )
+    if name.startswith("journey:"):  # the label KPIs give a journey step: JOURNEY.STEP here
+        dotted = ".".join(name.split(":")[1:3])
+        why = _why_not(defn, dotted) if dotted else None
+        return f"a journey step's experiment is named JOURNEY.STEP ({dotted!r})" + (
+            f": {why}" if why else ""
+        )
     journey, _, step = name.partition(".")
     found = defn.journeys.get(journey)
     if found is None:
