@@ -252,3 +252,17 @@ def test_a_journey_step_named_as_kpis_label_it_is_pointed_to_its_place(
     'unknown campaign' listing the campaigns only."""
     out = cli("-w", str(shop), *args)
     assert out.returncode == 1 and message in out.stderr, out.stderr
+
+
+def test_kpis_past_the_attribution_say_so(cli: Run, shop: Path) -> None:
+    """Conversions after the last ``measure rebuild --as-of`` were silently left out."""
+    built = cli("-w", str(shop), "measure", "rebuild", "--as-of", "2026-06-01")
+    assert built.returncode == 0, built
+    out = cli("-w", str(shop), "report", "kpis", "--to", AS_OF)
+    assert out.returncode == 0
+    assert "conversions are counted up to 2026-06-01T00:00:00+00:00" in out.stderr
+    data = json.loads(cli("-w", str(shop), "report", "kpis", "--to", AS_OF, "--format",
+                          "json").stdout)  # fmt: skip
+    assert data["attribution_built_as_of"] == "2026-06-01T00:00:00+00:00"
+    cli("-w", str(shop), "measure", "rebuild", "--as-of", AS_OF)
+    assert "counted up to" not in cli("-w", str(shop), "report", "kpis", "--to", AS_OF).stderr
