@@ -173,3 +173,27 @@ def test_roles_names_and_unknown_entries(api: Api) -> None:
     missing = api.client.get("/v1/manage/traits/ordrs", headers=api.read)
     assert missing.status_code == 404 and "did you mean 'orders'" in missing.text
     assert api.client.get("/v1/manage/widgets", headers=api.read).status_code == 422
+
+
+def test_archiving_a_journey_with_instances_says_what_ends_them(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Archived, a journey's active instances end at the next tick (definition_changed),
+    and the answer said nothing of it."""
+    from segmint.clock import FixedClock
+    from segmint.journeys.insight import list_journeys
+    from segmint.journeys.service import run_journeys
+
+    from .test_manage import NOW
+
+    monkeypatch.setenv("SEGMINT_SECRET", "a-secret-of-at-least-16-characters")
+    run_journeys(api.ws, FixedClock(NOW), NOW)  # (no mail server: the sends fail, wait)
+    busy = [j for j in list_journeys(api.ws) if j["active"]]
+    assert busy, list_journeys(api.ws)
+    name, active = busy[0]["name"], busy[0]["active"]
+    gone = api.client.post(f"/v1/manage/journeys/{name}/archive", headers=api.admin)
+    assert gone.status_code == 200, gone.text
+    (note,) = gone.json()["notes"]
+    assert f"ends {active} active instance(s)" in note and "definition_changed" in note
+    other = api.client.post("/v1/manage/campaigns/lifecycle_update/archive", headers=api.admin)
+    assert "notes" not in other.json()

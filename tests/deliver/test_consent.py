@@ -238,7 +238,26 @@ def test_statements_about_profile_and_address_compete_by_time_the_stricter_on_a_
     assert gate(store, OPT_IN).check(person("p")) is None
     record_address_consent(store, "p@example.com", "*", "unsubscribed", source="link", at=T0)
     assert gate(store, OPT_IN).check(person("p")) == "unsubscribed"
-    assert gate(store, OPT_IN, at=T0 - day / 4).check(person("p")) is None  # not yet made
+    # a run at an earlier instant: the unsubscribe was not made yet then, but the message
+    # would go out now, when it is stored: it stops it (a grant made later would not count)
+    assert gate(store, OPT_IN, at=T0 - day / 4).check(person("p")) == "unsubscribed"
+    assert gate(store, OPT_IN, at=T0 - 3 * day).check(person("p")) == "no_consent"
+
+
+def test_a_withdrawal_stored_after_the_runs_instant_stops_the_message(store: Store) -> None:
+    """A run ``--as-of`` an earlier instant read consent as it was then: a person who had
+    unsubscribed since was mailed now. A grant made since still does not count."""
+    day = timedelta(days=1)
+    record_consent(store, "p", "offers", "granted", source="api", at=T0 - 2 * day)
+    record_consent(store, "q", "offers", "denied", source="api", at=T0 - 2 * day)
+    record_consent(store, "p", "*", "unsubscribed", source="link", at=T0 + day)
+    record_consent(store, "q", "offers", "granted", source="api", at=T0 + day)
+    record_consent(store, "r", "offers", "granted", source="api", at=T0 - 2 * day)
+    record_address_consent(store, "r@example.com", "offers", "denied", source="cli", at=T0 + day)
+    earlier = gate(store, OPT_IN, at=T0)
+    assert earlier.check(person("p")) == "unsubscribed"
+    assert earlier.check(person("q")) == "no_consent"  # its grant came after the instant
+    assert earlier.check(person("r")) == "no_consent"  # about its address, stored since
 
 
 def test_a_consent_subject_is_a_profile_or_an_address_never_a_guess(store: Store) -> None:
@@ -293,6 +312,14 @@ def test_the_gate_takes_the_latest_statement_of_profile_or_address(
     final = max(latest.values(), key=lambda s: (s[0], strict[s[1]]), default=None)
     expected = {"unsubscribed": "unsubscribed", "denied": "no_consent", "granted": None}
     want = expected[final[1]] if final else ("no_consent" if policy == "opt_in" else None)
+    # and a withdrawal stored since as_of, the last of all statements, stops a message too
+    stored: dict[str, tuple[int, str]] = {}
+    for target, topic, status, when in made:
+        if topic in ("offers", "*") and (target not in stored or when >= stored[target][0]):
+            stored[target] = (when, status)
+    last = max(stored.values(), key=lambda s: (s[0], strict[s[1]]), default=None)
+    if want is None and last is not None and last[1] != "granted":
+        want = expected[last[1]]
     consent = ConsentDef(policy=policy, topics=("newsletter", "offers"))  # type: ignore[arg-type]
     assert gate(store, consent, "offers", T0 + now * day).check(person("p")) == want
 

@@ -211,3 +211,24 @@ def test_an_arm_sent_another_template_is_named_by_its_delivery(shop: Shop) -> No
     assert delivered == expected and "cart_reminder" in expected.values()
     rows = dict(store.fetchall("SELECT profile_id, template FROM sends WHERE status = 'sent'"))
     assert rows == {p: (t if t == "cart_reminder" else None) for p, t in expected.items()}
+
+
+def test_a_renamed_holdout_arm_still_gets_nothing(shop: Shop) -> None:
+    """Renaming ``holdout`` sent the campaign to everyone recorded in it on the next run."""
+    with_yaml(shop, EXPERIMENT)
+    pids = shop.add_many([f"r{i:02d}" for i in range(30)])
+    first = send(shop)
+    held = {p for p, arm in arms(shop).items() if arm == "holdout"}
+    assert held and first.skipped["holdout"] == len(held)
+    path: Path = shop.path / "segmint.yaml"
+    path.write_text(path.read_text().replace("{name: holdout,", "{name: held_out,"))
+    shop.reopen()
+    shop.add_many([f"n{i:02d}" for i in range(10)])  # newcomers: assigned as usual
+
+    again = send(shop)
+
+    assert again.skipped["arm_removed"] == len(held)
+    got = {item.recipients[0] for item in shop.server.handler.received}
+    users = {p: f"r{i:02d}@example.com" for i, p in enumerate(pids)}
+    assert not got & {users[p] for p in held}
+    assert again.sent + again.skipped["holdout"] == 10  # newcomers in the renamed arm

@@ -277,3 +277,22 @@ def test_the_server_refuses_a_padded_or_twiddled_link(served: Any) -> None:
     for bad in (links["unsubscribe"] + "====", links["unsubscribe"] + "%21%21"):
         assert client.post(bad).status_code == 403
     assert events(shop, "Email Opened") == []
+
+
+def test_consent_api_refuses_a_statement_dated_later_than_now(served: Any) -> None:
+    """An unsubscribe dated next month was recorded, and let this month's email through."""
+    shop, client, clock, _ = served
+    _, secret = create_key(shop.workspace.store, "crm", now=T0)
+    auth = {"authorization": f"Bearer {secret}"}
+    body = {"profileId": shop.profiles["ann"], "topic": "offers", "status": "unsubscribed"}
+    later = (clock.now() + timedelta(days=30)).isoformat()
+    refused = client.post("/v1/consent", json=body | {"timestamp": later}, headers=auth)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["field"] == "timestamp"
+    assert "later than now" in refused.json()["error"]["message"]
+    assert shop.workspace.store.fetchall("SELECT count(*) FROM consents WHERE source = 'api'") == [
+        (0,)
+    ]
+    fast = (clock.now() + timedelta(seconds=30)).isoformat()  # a client's clock running fast
+    ok = client.post("/v1/consent", json=body | {"timestamp": fast}, headers=auth)
+    assert ok.status_code == 200 and ok.json()["occurredAt"] == clock.now().isoformat()

@@ -85,3 +85,32 @@ def test_reentry_within_the_period_is_refused(shop: Shop) -> None:
     shop.track("dee", "Cart Abandoned", T0 + 8 * D1)
     engine.tick(T0 + 8 * D1 + H2)
     assert shop.received() == {"dee@example.com": 3}  # two, then the second entry's reminder
+
+
+def test_a_run_before_a_stored_trigger_leaves_it_for_the_run_that_reaches_it(
+    shop: Shop,
+) -> None:
+    """``journeys run --as-of`` an instant before a stored cart started its flow then, before
+    it happened; the next run found both messages a day late and skipped them."""
+    from segmint.clock import FixedClock
+    from segmint.journeys.service import run_journeys
+
+    def run(until: object) -> object:
+        return run_journeys(shop.workspace, FixedClock(until), until)  # type: ignore[arg-type]
+
+    shop.people(["ann", "bob"])
+    shop.track("ann", "Cart Abandoned", T0 - H2)
+    shop.track("bob", "Cart Abandoned", T0 + 5 * D1)  # stored already, happens later
+    early = run(T0)
+    assert early.entered["entered"] == 1  # ann's, not bob's
+    assert run(T0).entered["entered"] == 0  # the same run again: nothing twice
+    assert shop.received() == {"ann@example.com": 1}
+    later = run(T0 + 5 * D1 + H2)
+    assert later.entered["entered"] == 1  # bob's, at its own instant
+    # (ann's discount, due 4 days before this run, is late: skipped)
+    assert shop.received() == {"ann@example.com": 1, "bob@example.com": 1}
+    assert history(shop, "bob")[:3] == [
+        (None, "entered", None, T0 + 5 * D1),
+        ("first_wait", "waited", None, T0 + 5 * D1 + H2),
+        ("reminder", "sent", None, T0 + 5 * D1 + H2),
+    ]

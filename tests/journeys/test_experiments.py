@@ -186,3 +186,33 @@ def test_the_init_workspaces_win_back_experiment_assigns_and_holds_out(shop: Sho
     assert subjects.count("Hello, we miss you") == count["personal"]
     result = experiment_report(store, shop.workspace.definition, "win_back.miss_you", T0 + H2)
     assert {a.name: a.n for a in result.arms} == dict(count)
+
+
+def test_a_renamed_holdout_arm_of_a_step_still_gets_nothing(shop: Shop) -> None:
+    """An instance whose person is recorded in an arm no longer defined got the control's
+    message (the arm looked up as unknown counted as no experiment)."""
+    edit(shop.path, "      - {name: reminder, send: cart_reminder, topic: offers}\n", ARMS)
+    shop.reopen()
+    users = [f"h{i:02d}" for i in range(30)]
+    pids = dict(zip(users, shop.people(users), strict=True))
+    for user in users:
+        shop.track(user, "Cart Abandoned", T0)
+    shop.engine().tick(T0 + H2)
+    arms = dict(shop.workspace.store.fetchall(
+        "SELECT profile_id, arm FROM experiment_assignments WHERE experiment = "
+        "'abandoned_cart.reminder'"
+    ))  # fmt: skip
+    held = {u for u, p in pids.items() if arms[p] == "holdout"}
+    assert held
+    edit(shop.path, "{name: holdout, holdout: true}", "{name: held_out, holdout: true}")
+    shop.reopen()
+    later = T0 + timedelta(days=8)  # past the journey's re-entry period of 7 days
+    for user in held:
+        shop.track(user, "Cart Abandoned", later)
+    report = shop.engine().tick(later + H2)
+    assert report.skipped["arm_removed"] == len(held)
+    reminded = shop.workspace.store.fetchall(
+        "SELECT profile_id FROM sends WHERE campaign LIKE 'journey:abandoned_cart:reminder:%' "
+        "AND status = 'sent'"
+    )
+    assert not {p for (p,) in reminded} & {pids[u] for u in held}

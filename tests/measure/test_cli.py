@@ -152,8 +152,8 @@ def test_what_is_not_an_experiment_is_said_so(cli: Callable[..., Any], shop: Pat
         "mean 'reminder'?)",
         "abandoned_cart.one_day": "step 'one_day' of journey 'abandoned_cart' sends nothing",
         "win_back": "named JOURNEY.STEP; the send steps of 'win_back' are miss_you, last_try",
-        "nope": "unknown experiment 'nope' (experiments: global_holdout, subject_test, "
-        "win_back.miss_you)",
+        "nope": "unknown experiment 'nope' (experiments: subject_test, win_back.miss_you)",
+        "global_holdout": "no global holdout: set measure.global_holdout_percent",
     }
     for name, text in said.items():
         for fmt in ("table", "json"):

@@ -281,7 +281,7 @@ def save(
     except ConfigError as exc:
         raise refused(exc) from None
     ws.replace_definition(saved.definition)
-    return handler.read(ws, name)
+    return handler.read(ws, name) | _notes(ws, kind, name)
 
 
 def archive(ws: Workspace, kind: KindName, name: str, version: str | None) -> dict[str, Any]:
@@ -294,7 +294,25 @@ def archive(ws: Workspace, kind: KindName, name: str, version: str | None) -> di
     except ConfigError as exc:
         raise refused(exc) from None
     ws.replace_definition(saved.definition)
-    return {"archived": name, "kind": kind.value, "version": saved.version}
+    return {"archived": name, "kind": kind.value, "version": saved.version,
+            **_notes(ws, kind, name)}  # fmt: skip
+
+
+def _notes(ws: Workspace, kind: KindName, name: str) -> dict[str, Any]:
+    """For a journey: what the next tick does to instances its change left behind.
+
+    Instances of an archived journey, or at a step renamed or removed, end with reason
+    ``definition_changed`` (see :func:`segmint.journeys.insight.show_journey`).
+    """
+    if kind is not KindName.journeys:
+        return {}
+    from segmint.journeys.errors import UnknownJourneyError
+    from segmint.journeys.insight import show_journey
+
+    try:
+        return {"notes": show_journey(ws, name)["notes"]}
+    except UnknownJourneyError:  # archived, and no instance of it left
+        return {"notes": []}
 
 
 def refused(exc: ConfigError) -> ApiError:

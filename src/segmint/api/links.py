@@ -10,7 +10,7 @@ consent and complaints (API key with the ``write`` scope).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
@@ -240,12 +240,40 @@ def post_consent(request: Request, body: ConsentIn) -> dict[str, Any]:
         raise ApiError(409, "ambiguous", str(exc), field) from None
     except PersonRefError as exc:
         raise ApiError(404, "not_found", str(exc), field) from None
-    at = ensure_utc(body.timestamp) if body.timestamp else _now(request)
+    at = _occurred_at(body.timestamp, _now(request))
     change = record_subject_consent(
         ws.store, subject, body.topic, body.status, source=body.source, at=at
     )
     return {"profileId": change.profile_id, "address": change.address, "topic": change.topic,
             "status": change.status, "occurredAt": change.occurred_at.isoformat()}  # fmt: skip
+
+
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far ahead of the server's clock a client's ``timestamp`` may be (its clock's error)."""
+
+
+def _occurred_at(timestamp: datetime | None, now: datetime) -> datetime:
+    """When a posted consent statement took place: its ``timestamp``, never later than now.
+
+    A statement dated later would not count until then, and would outrank every statement
+    recorded before it meanwhile (an unsubscribe dated next month lets this month's email
+    through). Up to :data:`CLOCK_SKEW` ahead is a client's clock running fast: taken as now.
+
+    Raises:
+        ApiError: 422 naming ``timestamp`` when it is later than that.
+    """
+    if timestamp is None:
+        return now
+    at = ensure_utc(timestamp)
+    if at > now + CLOCK_SKEW:
+        raise ApiError(
+            422, "invalid_request",
+            f"timestamp: {at.isoformat()} is later than now ({now.isoformat(timespec='seconds')})"
+            ": a statement dated then would not count until then; give when the person made "
+            "the choice, or leave timestamp out (now)",
+            "timestamp",
+        )  # fmt: skip
+    return min(at, now)
 
 
 class SuppressionIn(BaseModel):

@@ -81,8 +81,13 @@ def experiment(ws: Workspace, name: str, as_of: datetime) -> dict[str, Any]:
     return data | {"headline": headline}
 
 
-def instant(value: str | None, field: str, default: datetime | None) -> datetime | None:
+def instant(
+    value: str | None, field: str, default: datetime | None, *, now: datetime
+) -> datetime | None:
     """A query parameter read as an instant, or ``default`` when absent.
+
+    It accepts what ``--as-of`` accepts on the command line (:data:`segmint.cli.params.INSTANT`):
+    ISO 8601, ``now`` and offsets from ``now`` (``-7d``), within the supported range.
 
     Raises:
         ApiError: 422 naming ``field``.
@@ -90,7 +95,7 @@ def instant(value: str | None, field: str, default: datetime | None) -> datetime
     if value is None or value == "":
         return default
     try:
-        return parse_instant(value)
+        return parse_instant(value, now=now)
     except ValueError as exc:
         raise ApiError(422, "invalid_request", f"{field}: {exc}", field) from None
 
@@ -107,8 +112,9 @@ def kpis_route(
 
     ``start`` (alias ``from``) is exclusive, ``to`` inclusive (default: now).
     """
-    begin = instant(request.query_params.get("from", start), "from", None)
-    end = instant(to, "to", now_of(request))
+    now = now_of(request)
+    begin = instant(request.query_params.get("from", start), "from", None, now=now)
+    end = instant(to, "to", now, now=now)
     assert end is not None
     return kpis(workspace_of(request), by, begin, end, churn_to)
 
@@ -122,6 +128,7 @@ def experiments_route(request: Request) -> dict[str, Any]:
 @router.get("/experiments/{name}", dependencies=[Depends(require_read)])
 def experiment_route(name: str, request: Request, as_of: str | None = None) -> dict[str, Any]:
     """Per arm: size, rate, lift with its interval, p-value, chance to win, SRM verdict."""
-    at = instant(as_of, "as_of", now_of(request))
+    now = now_of(request)
+    at = instant(as_of, "as_of", now, now=now)
     assert at is not None
     return experiment(workspace_of(request), name, at)

@@ -14,12 +14,20 @@ from segmint.cli.groups import campaign
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import console, emit_json, emit_table, err_console, format_option
 from segmint.cli.params import as_of_option as _instant_option
+from segmint.cli.params import refuse_later_than_now
 from segmint.clock import Clock, FixedClock, SystemClock
 
 if TYPE_CHECKING:
     from segmint.deliver import consent as consent_api
     from segmint.deliver import subjects
     from segmint.deliver.report import CampaignReport
+
+
+ARM_REMOVED = (
+    "{n} recipient(s) recorded in an experiment arm that is no longer among its variants "
+    "(renamed or removed: it may have been the holdout) were not sent (arm_removed); put the "
+    "arm back under its old name to send them its message"
+)
 
 
 def _clock(as_of: datetime | None) -> Clock:
@@ -29,17 +37,45 @@ def _clock(as_of: datetime | None) -> Clock:
 as_of_option = _instant_option("The instant of the run", now_default=False)
 
 
+def _recorded_at(as_of: datetime | None) -> datetime:
+    """When a consent statement or suppression typed now took place: --as-of, or now.
+
+    A later instant is refused: a statement dated in the future does not count until then
+    (an unsubscribe dated tomorrow lets today's sends through) and outranks every statement
+    recorded before it in the meantime (a grant dated next year overrides today's denial).
+    """
+    if as_of is None:
+        return SystemClock().now()
+    refuse_later_than_now(
+        as_of, "--as-of",
+        "a statement dated then does not count until then, and outranks every one recorded "
+        "before it meanwhile; give the instant it happened",
+    )  # fmt: skip
+    return as_of
+
+
 @contextmanager
 def _progress(enabled: bool) -> Iterator[Any]:
     if not enabled:
         yield None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeRemainingColumn
 
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err_console, transient=True) as bar:
-        task = bar.add_task("sending", total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
+    bar = Progress(*columns, console=err_console, transient=True)
+    task: list[TaskID] = []
+
+    def update(done: int, total: int) -> None:
+        if not task:  # shown once sending starts: an error before it is one line, no blank
+            bar.start()
+            task.append(bar.add_task("sending", total=None))
+        bar.update(task[0], completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if task:
+            bar.stop()
 
 
 @campaign.command("send")
@@ -66,6 +102,12 @@ def send(
     """Send campaign NAME to its segment, with consent enforced; resumable."""
     if out is not None and not dry_run:
         raise click.UsageError("--out is the dry run's folder: use it with --dry-run")
+    if as_of is not None and not dry_run:
+        refuse_later_than_now(
+            as_of, "--as-of",
+            "the messages would be sent now but recorded (sent_at, Email Delivered, caps) at "
+            "that instant; send it at that time, or add --dry-run to see what it would send",
+        )  # fmt: skip
     from segmint.deliver.service import send_campaign
 
     with _progress(fmt != "json") as progress:
@@ -88,6 +130,9 @@ def _print_report(report: CampaignReport, fmt: str) -> None:
     title = f"campaign {report.campaign}" + (" (dry run: nothing sent)" if report.dry_run else "")
     emit_table(title, ["outcome", "reason", "profiles"], report.rows())
     console.print(f"audience {report.audience}, transient retries {report.retries}")
+    if report.skipped.get("arm_removed"):
+        warning = ARM_REMOVED.format(n=report.skipped["arm_removed"])
+        err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     if report.outbox:
         console.print(f"{report.written} message(s) written to {report.outbox}, not sent")
     if report.uncertain:
@@ -156,7 +201,7 @@ def consent_set(
 
     ws = ctx.workspace
     consent_api.check_topic(ws.definition.consent, topic)
-    at = _clock(as_of).now()
+    at = _recorded_at(as_of)
     subject = subjects.consent_subject(ws.store, person, ws.definition.identifiers, field="PERSON")
     subjects.record_subject_consent(ws.store, subject, topic, status, source=source, at=at)
     click.echo(f"{subject}: {topic} {status} ({source}, {at.isoformat()})")
@@ -226,18 +271,23 @@ def _origin(change: consent_api.ConsentChange, subject: subjects.ConsentSubject)
 @as_of_option
 @pass_ctx
 def consent_import(ctx: Context, path: Path, as_of: datetime | None) -> None:
-    """Record consent from a CSV file (profile_id|user_id|email, topic, status[, occurred_at])."""
+    """Record consent from a CSV file (profile_id|user_id|email, topic, status[, occurred_at]).
+
+    A row whose statement is recorded already (same person, topic, status and occurred_at)
+    is not recorded twice; a row dated later than --as-of (now) is refused.
+    """
     from segmint.deliver.imports import import_consents_csv
 
     ws = ctx.workspace
-    at: datetime = _clock(as_of).now()
+    at = _recorded_at(as_of)
     result = import_consents_csv(
         ws.store, path, ws.definition.consent, source=f"import:{path.name}", at=at
     )
-    click.echo(f"recorded {result.recorded} consent change(s)")
+    already = f", {result.already} recorded already" if result.already else ""
+    click.echo(f"recorded {result.recorded} consent change(s){already}")
     for line, reason in result.refused:
         err_console.print(f"{path}:{line}: {reason}", highlight=False, soft_wrap=True)
-    if result.refused and not result.recorded:  # every row refused: no success (as ingest)
+    if result.refused and not (result.recorded or result.already):  # no success (as ingest)
         raise click.exceptions.Exit(1)
 
 
@@ -255,7 +305,8 @@ def consent_suppress(ctx: Context, address: str, reason: str, as_of: datetime | 
     """Block ADDRESS from all marketing email."""
     from segmint.deliver import consent as consent_api
 
-    consent_api.suppress(ctx.workspace.store, address, reason, source="cli", at=_clock(as_of).now())
+    at = _recorded_at(as_of)
+    consent_api.suppress(ctx.workspace.store, address, reason, source="cli", at=at)
     click.echo(f"suppressed {address} ({reason})")
 
 

@@ -58,6 +58,8 @@ def show(ctx: Context, name: str, fmt: str) -> None:
         counts = view[f"{key}_by_reason"]
         if counts:
             emit_table(key, ["reason", "count"], [[r or "-", n] for r, n in counts.items()])
+    for note in view["notes"]:
+        err_console.print(f"[yellow]warning:[/yellow] {note}", highlight=False, soft_wrap=True)
 
 
 @journeys.command("run")
@@ -91,7 +93,11 @@ def run(
 
     until = _one_instant(as_of, until)
     if since is not None and since > until:
-        raise click.BadParameter("must not be after --until", param_hint="--since")
+        raise click.BadParameter(
+            f"{since.isoformat()} is later than the run's instant, {until.isoformat()} "
+            "(--as-of/--until, now by default): it would ignore every trigger up to it",
+            param_hint="--since",
+        )
     refuse_later_than_now(
         until, "--until",
         "the steps due then would be taken (their emails sent) now; run it at that time, or "
@@ -110,6 +116,11 @@ def run(
             if data[key]:
                 rows = [[r or "-", n] for r, n in data[key].items()]
                 emit_table(key, ["reason", "count"], rows)
+    if data["skipped"].get("arm_removed"):
+        from segmint.cli.campaign_cmd import ARM_REMOVED
+
+        warning = ARM_REMOVED.format(n=data["skipped"]["arm_removed"])
+        err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     problem = _not_sent(data)
     if problem is not None:  # the report is printed; the exit status tells cron
         err_console.print(f"[red]error:[/red] {problem}", highlight=False, soft_wrap=True)

@@ -101,6 +101,7 @@ def kpis(
     ctx: Context, by: str, start: datetime | None, end: datetime, churn_to: str | None, fmt: str
 ) -> None:
     """Sends, opens, clicks, unsubscribes, conversions and revenue over a period."""
+    from segmint.clock import parse_instant
     from segmint.measure.attribution import built_as_of
     from segmint.measure.kpis import kpi_report
 
@@ -113,8 +114,9 @@ def kpis(
         raise click.UsageError("--churn-to counts exits of segments: use it with --by segment")
     ws = ctx.workspace
     data = kpi_report(ws.store, ws.definition, by, start, end, churn_to=churn_to).to_dict()
+    built = built_as_of(ws.store)
     if fmt == "json":
-        emit_json(data)
+        emit_json(data | {"attribution_built_as_of": built})  # as /v1/reports/kpis has it
         return
     extra = ["size_start", "size_end"] if by == "segment" else []
     extra += ["churned"] if churn_to is not None else []
@@ -130,8 +132,14 @@ def kpis(
     groups = [str(r[0]) for r in rows] + ["(total)"]
     table = [[c, *(_cell(r[i]) for r in [*rows, total])] for i, c in enumerate(columns) if i]
     emit_table(f"KPIs by {by}", ["", *groups], table)
-    if built_as_of(ws.store) is None:
+    if built is None:
         err_console.print("conversions are empty until `segmint measure rebuild` has run")
+    elif parse_instant(built) < end:
+        err_console.print(
+            f"conversions are counted up to {built}, when `segmint measure rebuild` last "
+            f"ran (--as-of): those until {end.isoformat()} need it run again",
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
 
 
 @experiments.command("list")

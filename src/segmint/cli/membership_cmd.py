@@ -15,7 +15,7 @@ import click
 from segmint.cli.groups import segments, webhooks
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import emit_json, emit_table, format_option
-from segmint.cli.params import as_of_option
+from segmint.cli.params import as_of_option, refuse_later_than_now
 from segmint.cli.warehouse_cmd import refresh_on_spark, spark_options
 
 if TYPE_CHECKING:
@@ -236,7 +236,12 @@ def webhooks_status(ctx: Context, fmt: str) -> None:
 @as_of_option("Deliver what is due at this instant")
 @pass_ctx
 def webhooks_deliver(ctx: Context, as_of: datetime) -> None:
-    """Deliver the outbox rows that are due now (once)."""
+    """Deliver every outbox row that is due now (each once)."""
+    refuse_later_than_now(
+        as_of, "--as-of",
+        "the deliveries due then would be sent now, signed with that instant, and a failed "
+        "one retried only after it; run it at that time",
+    )  # fmt: skip
     report = _membership(ctx).deliver_webhooks(as_of)
     click.echo(f"delivered {report.delivered}, retrying {report.retried}, dead {report.dead}")
 

@@ -67,7 +67,7 @@ def lint(ctx: Context, name: str | None, strict: bool, fmt: str) -> None:
 )
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
+    type=click.Path(file_okay=False, path_type=Path),
     default=Path("previews"),
     show_default=True,
     help="Folder for the .html and .eml files.",
@@ -93,6 +93,11 @@ def preview(
 
     if (segment is None) == (profile_id is None):
         raise click.UsageError("give exactly one of --segment or --profile")
+    given = click.get_current_context().get_parameter_source("count")
+    if profile_id is not None and given is click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("--n counts members of --segment; --profile renders one person")
+    if sender is not None:
+        _check_sender(sender)
     if profile_id is not None:
         ws = ctx.workspace
         profile_id = resolve_person(ws.store, profile_id, ws.definition.identifiers,
@@ -121,6 +126,19 @@ def preview(
         )
     if result.failed:
         raise SystemExit(1)
+
+
+def _check_sender(sender: str) -> None:
+    """Refuse a --from no message could carry before rendering one (each failed with it)."""
+    from segmint.personalize.errors import TemplateRenderError
+    from segmint.personalize.mime import address_header
+
+    try:
+        address_header("From", sender)
+    except TemplateRenderError as exc:
+        raise click.BadParameter(
+            f"{exc}; write name@example.com or 'Shop <name@example.com>'", param_hint="--from"
+        ) from None
 
 
 def register(cli: click.Group) -> None:

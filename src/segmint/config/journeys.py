@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-from segmint.common import parse_duration
+from segmint.common import did_you_mean, parse_duration
 from segmint.config.measure import AutoWinnerDef, Metric, VariantDef
 from segmint.config.model import Strict
 
@@ -236,7 +236,14 @@ class JourneyDef(Strict):
     @classmethod
     def _reentry(cls, value: str) -> str:
         if value not in ("once", "every_time"):
-            parse_duration(value)  # raises with the accepted forms
+            try:
+                parse_duration(value)
+            except ValueError as exc:  # a duration is one of three forms: say all three
+                hint = did_you_mean(value, ["once", "every_time"]) or str(exc)
+                raise ValueError(
+                    f"reentry is 'once', 'every_time' or a duration such as '30d', not "
+                    f"{value!r}: {hint}"
+                ) from None
         return value
 
     @property

@@ -66,6 +66,13 @@ def campaign_def(workspace: Workspace, name: str) -> CampaignDef:
         CampaignError: If there is no such campaign, with the nearest name.
     """
     campaigns = workspace.definition.campaigns
+    parts = name.split(":")
+    if name not in campaigns and len(parts) > 1 and parts[0] == "journey" and parts[1]:
+        step = f"step {parts[2]!r} of " if len(parts) > 2 else ""  # (KPIs' label of a step)
+        raise CampaignError(
+            f"{name!r} is {step}journey {parts[1]!r}, not a campaign: "
+            f"`segmint journeys show {parts[1]}` shows its sends, skips and exits"
+        )
     if name not in campaigns:
         close = did_you_mean(name, campaigns)
         hint = f"; {close}" if close else ""
@@ -250,6 +257,10 @@ class CampaignRun:
         self.report.winner = winner
         held = {v.name for v in experiment.variants if v.holdout}
         skipped += [(pid, "holdout") for pid in pids if self.arms[pid] in held]
+        # recorded in an arm renamed or removed since: it may have been the holdout
+        gone = {pid for pid in pids if self.arms[pid] not in {v.name for v in experiment.variants}}
+        skipped += [(pid, "arm_removed") for pid in sorted(gone)]
+        held |= {self.arms[pid] for pid in gone}
         # send-time arms: planned at created_at, sent by the first run after their delay
         delays = {v.name: v.delay for v in experiment.variants if v.delay is not None}
         planned = self._planned([p for p in pids if self.arms[p] in delays])

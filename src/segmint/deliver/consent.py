@@ -333,6 +333,18 @@ def latest_address_consents(store: Store, topic: str, as_of: datetime) -> dict[s
     return {address_key(store, address): (at, status) for address, status, at in rows}
 
 
+def stated_after(store: Store, topic: str, as_of: datetime) -> bool:
+    """Whether any statement for ``topic`` (or ``*``) was made after ``as_of``."""
+    cutoff = utcnow_naive(as_of)
+    return any(
+        store.fetchall(
+            f"SELECT 1 FROM {table} WHERE topic IN (?, ?) AND occurred_at > ? LIMIT 1",  # noqa: S608
+            [topic, ALL_TOPICS, cutoff],
+        )
+        for table in ("consents", "address_consents")
+    )
+
+
 def _address_owners(store: Store, addresses: list[str]) -> dict[str, str]:
     owners: dict[str, str] = {}
     for marks, chunk in in_lists(addresses):

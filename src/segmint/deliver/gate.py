@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from segmint.clock import LATEST
 from segmint.config.model import ConsentDef
 from segmint.deliver.consent import (
     SUPPRESSION_REASONS,
+    Timed,
     address_key,
     later,
     latest_address_consents,
     latest_consents,
     looks_like_address,
+    stated_after,
     suppressions,
 )
 from segmint.measure.assign import in_global_holdout
@@ -66,6 +69,11 @@ class ConsentGate:
     statement about the address being sent to: an opt-out recorded for an address before
     any profile had it stops the email once one does.
 
+    A message is sent when the gate is asked, whatever ``as_of`` says: so a withdrawal
+    stored with a later instant than ``as_of`` (a run at an earlier instant, ``campaign
+    send --as-of -2d``) stops it too, as suppressions do. A grant after ``as_of`` does not
+    count: the stricter reading wins.
+
     Args:
         store: The store to read consents and suppressions from (once, at construction).
         consent: The workspace's consent policy.
@@ -96,6 +104,11 @@ class ConsentGate:
         self._addresses = latest_address_consents(store, topic, as_of)
         self._consents = latest_consents(store, topic, as_of, profile_ids, self._addresses)
         self._suppressed = suppressions(store)
+        self._since: tuple[dict[str, Timed], dict[str, Timed]] | None = None
+        if stated_after(store, topic, as_of):  # what each says now, every statement counted
+            addresses = latest_address_consents(store, topic, LATEST)
+            self._since = (latest_consents(store, topic, LATEST, profile_ids, addresses),
+                           addresses)  # fmt: skip
 
     def check(self, profile: Profile) -> str | None:
         """Return the skip reason for ``profile``, or None if it may be sent the email."""
@@ -112,6 +125,14 @@ class ConsentGate:
             return "unsubscribed"
         if status == "denied" or (status is None and self.policy == "opt_in"):
             return "no_consent"
+        if self._since is not None:
+            consents, addresses = self._since
+            now = later(consents.get(profile.profile_id), addresses.get(key))
+            withdrawn = now[1] if now is not None else None
+            if withdrawn == "unsubscribed":
+                return "unsubscribed"
+            if withdrawn == "denied":
+                return "no_consent"
         if in_global_holdout(profile.profile_id, self.global_holdout):
             return "global_holdout"
         return None

@@ -2,7 +2,12 @@
 
 Columns: ``topic`` (``*`` for all), ``status`` (``granted``/``denied``/``unsubscribed``, or
 ``true``/``false``/``yes``/``no``), one of ``profile_id``, ``user_id`` or ``email`` naming
-the person, and optionally ``occurred_at`` (ISO 8601; the import time when absent).
+the person, and optionally ``occurred_at`` (ISO 8601; the import time when absent, and
+never later than it: a statement dated in the future would outrank every later one).
+
+A row whose statement is recorded already (same person, topic, status and ``occurred_at``)
+is counted as such and not recorded again, so importing a file twice, or a weekly export
+that repeats last week's rows, adds nothing twice.
 
 People are found by :func:`segmint.deliver.subjects.consent_subject` (merges followed, emails
 in any case). A row for an email address no profile has yet is recorded for that address and
@@ -19,11 +24,11 @@ from pathlib import Path
 
 from segmint.clock import parse_instant
 from segmint.config.model import ConsentDef
-from segmint.deliver.consent import ALL_TOPICS, ConsentStatus, check_topic
+from segmint.deliver.consent import ALL_TOPICS, ConsentStatus, address_forms, check_topic
 from segmint.deliver.errors import CampaignError
 from segmint.deliver.subjects import ConsentSubject, consent_subject, record_subject_consent
 from segmint.intake.errors import PersonRefError
-from segmint.store import Store
+from segmint.store import Store, utcnow_naive
 
 _STATUS: dict[str, ConsentStatus] = {
     "granted": "granted",
@@ -40,9 +45,10 @@ _STATUS: dict[str, ConsentStatus] = {
 
 @dataclass
 class ImportResult:
-    """What a consent import did: rows recorded, and rows refused with the reason."""
+    """What a consent import did: rows recorded, already recorded, and refused (with why)."""
 
     recorded: int = 0
+    already: int = 0
     refused: list[tuple[int, str]] = field(default_factory=list)
 
 
@@ -103,6 +109,9 @@ def import_consents(
             except (CampaignError, PersonRefError, ValueError) as exc:
                 result.refused.append((number, str(exc)))
                 continue
+            if _recorded(store, subject, topic, status, when):
+                result.already += 1
+                continue
             record_subject_consent(store, subject, topic, status, source=source, at=when)
             result.recorded += 1
     return result
@@ -117,7 +126,30 @@ def _parse(
     if status is None:
         raise CampaignError(f"status {row.get('status')!r} is not one of {sorted(_STATUS)}")
     when = parse_instant(row["occurred_at"]) if row.get("occurred_at") else at
+    if when > at:
+        raise CampaignError(
+            f"occurred_at {row['occurred_at']!r} is later than the import's time "
+            f"({at.isoformat(timespec='seconds')}): a statement dated then would not count "
+            "until then and would outrank every one recorded before it meanwhile"
+        )
     return _profile(store, row), topic, status, when
+
+
+def _recorded(
+    store: Store, subject: ConsentSubject, topic: str, status: str, when: datetime
+) -> bool:
+    """Whether this very statement (person, topic, status, instant) is recorded already."""
+    if subject.profile_id is not None:
+        table, column, keys = "consents", "profile_id", [subject.profile_id]
+    else:
+        assert subject.address is not None
+        table, column, keys = "address_consents", "address", address_forms(store, subject.address)
+    marks = ", ".join("?" for _ in keys)
+    return bool(store.fetchall(
+        f"SELECT 1 FROM {table} WHERE {column} IN ({marks}) AND topic = ? AND status = ? "  # noqa: S608
+        "AND occurred_at = ? LIMIT 1",
+        [*keys, topic, status, utcnow_naive(when)],
+    ))  # fmt: skip
 
 
 def _profile(store: Store, row: Mapping[str, str]) -> ConsentSubject:

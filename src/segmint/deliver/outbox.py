@@ -151,6 +151,41 @@ class Outbox:
             report.delivered += 1
         return report
 
+    def deliver_every_due(
+        self,
+        as_of: datetime,
+        send: Sender,
+        policy: Callable[[str], RetryPolicy],
+        batch: int = 100,
+    ) -> OutboxReport:
+        """Try every row due at ``as_of`` once, in passes of ``batch`` rows.
+
+        A row tried leaves what is due at ``as_of`` (delivered, dead, dropped, or pending
+        with its next attempt later), so the passes end once the rows due at the start
+        were each tried once (see :meth:`deliver_due` for the arguments).
+        """
+        total = OutboxReport()
+        left = self.due_count(as_of)
+        while left > 0:
+            report = self.deliver_due(as_of, send, policy, min(batch, left))
+            tried = report.delivered + report.retried + report.dead + report.dropped
+            if not tried:
+                break
+            left -= tried
+            total.delivered += report.delivered
+            total.retried += report.retried
+            total.dead += report.dead
+            total.dropped += report.dropped
+        return total
+
+    def due_count(self, as_of: datetime) -> int:
+        """How many pending rows are due at ``as_of``."""
+        rows = self.store.fetchall(
+            f"SELECT count(*) FROM {self.table} WHERE status = 'pending' AND next_attempt_at <= ?",
+            [utcnow_naive(as_of)],
+        )
+        return int(rows[0][0])
+
     def _failed(
         self, row: OutboxRow, exc: Exception, policy: RetryPolicy, as_of: datetime,
         report: OutboxReport,

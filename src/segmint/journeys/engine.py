@@ -159,6 +159,27 @@ class _Window:  # a round of steps prepared ahead of their instants (see _stream
     ids: set[str]  # its instances (not selected again while it is in flight)
 
 
+def _held_back(
+    items: list[tuple[datetime, tuple[int, int], _Item]], cursors: dict[str, int], as_of: datetime
+) -> tuple[list[tuple[datetime, tuple[int, int], _Item]], dict[str, int]]:
+    """The triggers up to ``as_of``, and cursors that stop before the first one after it.
+
+    The triggers after the held-back position that were taken are read again by the next
+    tick, which recognises them (see ``JourneyEngine.halt``).
+    """
+    later = [position for when, position, _ in items if when > as_of]
+    if not later:
+        return items, cursors
+    kept = dict(cursors)
+    events = [seq for seq, change in later if not change]
+    changes = [change for _, change in later if change]
+    if events:
+        kept[EVENTS_CURSOR] = min(kept[EVENTS_CURSOR], min(events) - 1)
+    if changes:
+        kept[CHANGES_CURSOR] = min(kept[CHANGES_CURSOR], min(changes) - 1)
+    return [item for item in items if item[0] <= as_of], kept
+
+
 class JourneyEngine:
     """Runs the workspace's journeys.
 
@@ -229,13 +250,19 @@ class JourneyEngine:
 
     # -- the public loop -------------------------------------------------------------------
 
-    def tick(self, as_of: datetime, *, since: datetime | None = None) -> TickReport:
+    def tick(
+        self, as_of: datetime, *, since: datetime | None = None, keep_later: bool = False
+    ) -> TickReport:
         """Take the triggers recorded so far and every step due at or before ``as_of``.
 
         Args:
             as_of: The instant up to which steps are taken.
             since: Ignore triggers (and waits and exits) that happened before this instant
                 (a backfill of old events need not start journeys).
+            keep_later: Leave the triggers that happen after ``as_of`` for a later tick
+                (``segmint journeys run --as-of`` an instant before events already stored:
+                they have not happened yet then). Without it such a trigger is a clock
+                running fast (a server's ``as_of`` is now) and counts at ``as_of``.
         """
         with self._lock:
             self._recover()
@@ -248,6 +275,8 @@ class JourneyEngine:
             if scan:
                 self._follow_merges(as_of)
             items, cursors = self._triggers(since) if scan else ([], {})
+            if keep_later:
+                items, cursors = _held_back(items, cursors, as_of)
             todo = [
                 (min(when, as_of), position, item)  # one stamped ahead of the clock counts now
                 for when, position, item in items
@@ -1073,7 +1102,8 @@ class JourneyEngine:
             decision = (
                 Decision("skip", at, "late")
                 if late is not None and now - at > late
-                else self._arm_decision(inst, at, arm) or policy.decide(message)
+                else self._arm_decision(inst, at, arm, assigned=inst.instance_id in arms)
+                or policy.decide(message)
             )
             if decision.action == "send":
                 go.append((inst, at, message.profile, arm.name if arm else None))
@@ -1091,10 +1121,12 @@ class JourneyEngine:
         journey = self.journeys[inst.journey]
         return journey.topic(journey.steps[inst.step or ""])
 
-    def _arms(self, sends: Sequence[tuple[Instance, datetime]]) -> dict[str, VariantDef]:
+    def _arms(self, sends: Sequence[tuple[Instance, datetime]]) -> dict[str, VariantDef | None]:
         """The experiment arm of each instance whose send step has arms.
 
         Assigned now, recorded and sticky; the recorded winner once the experiment has one.
+        None for a profile recorded in an arm no longer among the step's variants (renamed
+        or removed since): which message it stood for, or whether it was a holdout, is gone.
         """
         from segmint.config.measure import experiments_of
         from segmint.measure.assign import assign
@@ -1108,7 +1140,7 @@ class JourneyEngine:
         if not groups:
             return {}
         known = experiments_of(self.definition)
-        out: dict[str, VariantDef] = {}
+        out: dict[str, VariantDef | None] = {}
         for name, members in groups.items():
             exp = known[name][0]
             first = min(at for _, at in members)
@@ -1117,16 +1149,20 @@ class JourneyEngine:
                             first, winner=winner)  # fmt: skip
             by_name = {v.name: v for v in exp.variants}
             for inst, _ in members:
-                arm = by_name.get(chosen[inst.profile_id])
-                if arm is not None:
-                    out[inst.instance_id] = arm
+                out[inst.instance_id] = by_name.get(chosen[inst.profile_id])
         return out
 
     @staticmethod
-    def _arm_decision(inst: Instance, at: datetime, arm: VariantDef | None) -> Decision | None:
-        """A holdout arm skips the message; a send-time arm waits for its delay."""
+    def _arm_decision(
+        inst: Instance, at: datetime, arm: VariantDef | None, *, assigned: bool
+    ) -> Decision | None:
+        """A holdout arm skips the message; a send-time arm waits for its delay.
+
+        A profile ``assigned`` to an arm no longer defined is skipped (``arm_removed``): it
+        may have been the holdout, whose members must not get the message.
+        """
         if arm is None:
-            return None
+            return Decision("skip", at, "arm_removed") if assigned else None
         if arm.holdout:
             return Decision("skip", at, "holdout")
         if arm.delay is not None:

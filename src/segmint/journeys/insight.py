@@ -92,7 +92,9 @@ def show_journey(workspace: Workspace, name: str) -> dict[str, Any]:
         "GROUP BY step",
         [name],
     ))  # fmt: skip
-    names = journey.step_names() if journey is not None else sorted(waiting)
+    names = journey.step_names() if journey is not None else []
+    gone = sorted(set(waiting) - set(names))  # instances at a step renamed or removed since
+    names = [*names, *gone]
     per_step: dict[str, Counter[str]] = {}
     for step, outcome, n in store.fetchall(
         "SELECT step, outcome, count(*) FROM journey_history WHERE journey = ? GROUP BY 1, 2",
@@ -101,7 +103,7 @@ def show_journey(workspace: Workspace, name: str) -> dict[str, Any]:
         per_step.setdefault(step or "", Counter())[outcome] += int(n)
     steps = []
     for index, step_name in enumerate(names):
-        kind = journey.steps[index].kind if journey is not None else None
+        kind = journey.steps[index].kind if journey is not None and step_name not in gone else None
         counts = per_step.get(step_name, Counter())
         steps.append({"step": step_name, "kind": kind, "active": int(waiting.get(step_name, 0)),
                       **dict(sorted(counts.items()))})  # fmt: skip
@@ -109,7 +111,33 @@ def show_journey(workspace: Workspace, name: str) -> dict[str, Any]:
     view["per_step"] = steps
     for key in ("skipped", "delayed", "exited", "failed", "retry", "refused"):
         view[f"{key}_by_reason"] = dict(sorted(outcomes.get(key, Counter()).items()))
+    view["notes"] = _removed_notes(name, journey, {s: int(waiting[s]) for s in gone})
     return view
+
+
+_ENDS = (
+    "the next `segmint journeys run` (or a running server, at once) ends {n} active "
+    "instance(s){where} with reason definition_changed"
+)
+
+
+def _removed_notes(name: str, journey: JourneyDef | None, gone: dict[str, int]) -> list[str]:
+    """What will happen to instances whose journey or step is no longer defined, and why.
+
+    They end (``definition_changed``) when next looked at: a journey or step renamed in
+    ``segmint.yaml`` does not carry them over, and re-entry does not bring them back.
+    """
+    if not gone:
+        return []
+    count = sum(gone.values())
+    if journey is None:
+        ends = _ENDS.format(n=count, where="")
+        return [f"journey {name!r} is no longer in segmint.yaml: {ends}; put it back "
+                "(under the same name) to keep them"]  # fmt: skip
+    steps = ", ".join(f"{s!r} ({n})" for s, n in gone.items())
+    ends = _ENDS.format(n=count, where=" waiting there")
+    return [f"step(s) {steps} of journey {name!r} are no longer in segmint.yaml: {ends}; "
+            "put the step(s) back (under the same names) to keep them"]  # fmt: skip
 
 
 def profile_journeys(store: Store, profile_id: str) -> list[dict[str, Any]]:

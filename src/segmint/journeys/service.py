@@ -29,14 +29,15 @@ def run_journeys(
 ) -> TickReport:
     """Take every trigger recorded and every step due until ``until``; return the counts.
 
-    Triggers that happened before ``since`` (when given) start nothing.
+    Triggers that happened before ``since`` (when given) start nothing; those that happen
+    after ``until`` are left for a run that reaches them.
     """
     from segmint.intake import Intake
 
     intake = Intake(workspace, clock)
     engine = JourneyEngine(workspace, clock, transport=transport,
                            announce=email_announcer(intake))  # fmt: skip
-    return engine.tick(until, since=since)
+    return engine.tick(until, since=since, keep_later=True)
 
 
 def attach_journeys(

@@ -34,7 +34,7 @@ from segmint.config.model import WorkspaceDef
 from segmint.measure import sql, stats
 from segmint.measure.assign import GLOBAL_HOLDOUT, in_global_holdout
 from segmint.measure.attribution import CLICKED, OPENED
-from segmint.measure.errors import MeasureError, UnknownExperimentError
+from segmint.measure.errors import UnknownExperimentError
 from segmint.store import Store, read_meta, utcnow_naive, write_meta
 
 METRICS = ("open", "click", "conversion", "revenue")
@@ -138,13 +138,14 @@ def find_experiment(defn: WorkspaceDef, name: str) -> ExperimentDef:
     """
     known = experiments_of(defn)
     if name not in known:
-        names = sorted([*known, GLOBAL_HOLDOUT])
+        held = [GLOBAL_HOLDOUT] if defn.measure.global_holdout_percent else []
+        names = sorted([*known, *held])
         why = _why_not(defn, name)
         hint = None if why else did_you_mean(name, names)
         raise UnknownExperimentError(
             f"unknown experiment {name!r}"
             + (f": {why}" if why else "")
-            + f" (experiments: {', '.join(names)})"
+            + f" (experiments: {', '.join(names) or 'none defined'})"
             + (f"; {hint}" if hint else "")
         )
     return known[name][0]
@@ -179,6 +180,12 @@ def _why_not(defn: WorkspaceDef, name: str) -> str | None:
         return (
             f"campaign {name!r} has no experiment; give it 'variants:' (its arms) or name it "
             "as the campaign of one under 'experiments:'"
+        )
+    if name.startswith("journey:"):  # the label KPIs give a journey step: JOURNEY.STEP here
+        dotted = ".".join(name.split(":")[1:3])
+        why = _why_not(defn, dotted) if dotted else None
+        return f"a journey step's experiment is named JOURNEY.STEP ({dotted!r})" + (
+            f": {why}" if why else ""
         )
     journey, _, step = name.partition(".")
     found = defn.journeys.get(journey)
@@ -284,7 +291,8 @@ def experiment_report(
 
     Raises:
         UnknownExperimentError: No such experiment; or one removed from the workspace whose
-            assignments are still stored (said so).
+            assignments are still stored (said so); or ``global_holdout`` in a workspace
+            without one.
     """
     settings = defn.measure
     if name == GLOBAL_HOLDOUT:
@@ -400,8 +408,8 @@ def _global_report(
 ) -> ExperimentReport:
     settings = defn.measure
     percent = settings.global_holdout_percent
-    if not percent:
-        raise MeasureError(
+    if not percent:  # unknown, like any other name (the API answers 404, not 500)
+        raise UnknownExperimentError(
             "no global holdout: set measure.global_holdout_percent in segmint.yaml (e.g. 5)"
         )
     at = utcnow_naive(as_of)

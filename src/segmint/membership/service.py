@@ -161,10 +161,10 @@ class Membership:
         return outbox_status(self.store, webhooks=self.workspace.definition.webhooks)
 
     def deliver_webhooks(self, as_of: datetime) -> OutboxReport:
-        """Deliver every webhook row due at ``as_of`` once."""
+        """Deliver every webhook row due at ``as_of`` once (all of them, not one batch)."""
         dispatcher = WebhookDispatcher(self.store, self.workspace.definition.webhooks)
         try:
-            return dispatcher.deliver_due(as_of)
+            return dispatcher.deliver_every_due(as_of)
         finally:
             dispatcher.close()
 

@@ -196,6 +196,10 @@ class WebhookDispatcher:
         """Try every pending row due at ``as_of`` (oldest first), up to ``limit`` rows."""
         return self.outbox.deliver_due(as_of, self._send, self.policy, limit)
 
+    def deliver_every_due(self, as_of: datetime) -> OutboxReport:
+        """Try every pending row due at ``as_of`` once, however many (in passes of 100)."""
+        return self.outbox.deliver_every_due(as_of, self._send, self.policy)
+
     def _send(self, row: OutboxRow, as_of: datetime) -> None:
         hook = self.webhooks.get(row.destination)
         if hook is None:
