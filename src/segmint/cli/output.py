@@ -13,8 +13,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-console = Console()
-err_console = Console(stderr=True)
+# No emoji codes: "segmint.yaml:100:12" is a place in a file, not the emoji :100:.
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 format_option = click.option(
     "--format",
