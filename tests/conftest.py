@@ -180,3 +180,12 @@ def refreshed_shop(cli: Callable[..., CliResult], root: Path, as_of: str) -> Pat
         assert cli("-w", str(target), "ingest", data, "--mapping", name).returncode == 0
     assert cli("-w", str(target), "refresh", "--as-of", as_of).returncode == 0
     return target
+
+
+def cli_now(monkeypatch: pytest.MonkeyPatch, at: str) -> None:
+    """Make ``at`` the CLI's current time (``now``, relative instants, and the instant that
+    commands which act now refuse to pass: a refresh at a later instant)."""
+    from segmint.cli import params
+    from segmint.clock import FixedClock, parse_instant
+
+    monkeypatch.setattr(params, "SystemClock", lambda: FixedClock(parse_instant(at)))

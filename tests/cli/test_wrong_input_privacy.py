@@ -6,6 +6,7 @@ of the rest of the CLI (2 for a usage error) and no traceback; nothing is done h
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,3 +37,46 @@ def test_an_error_at_line_100_names_the_line_not_an_emoji(cli: Run, shop: Path) 
     assert "\N{HUNDRED POINTS SYMBOL}" not in out.stderr
     shown = cli("-w", str(shop), "status")  # any command: the workspace fails to load
     assert "segmint.yaml:100:12:" in shown.stderr
+
+
+def _history(cli: Run, shop: Path, segment: str) -> list[dict[str, Any]]:
+    shown = cli("-w", str(shop), "segments", "show", segment, "--format", "json")
+    return list(json.loads(shown.stdout)["history"])
+
+
+def test_refresh_refuses_a_later_instant_that_would_record_its_changes_now(
+    cli: Run, shop: Path
+) -> None:
+    """``refresh --as-of +400d`` recorded now who enters and leaves then: the next refresh
+    at the right time recorded them all leaving again, and the size history went negative."""
+    before = _history(cli, shop, "churned")
+    out = cli("-w", str(shop), "refresh", "--as-of", "+400d", "--format", "json")
+    assert out.returncode == 2, out
+    error = json.loads(out.stdout)["error"]
+    assert error["field"] == "--as-of" and "later than now" in error["message"]
+    assert "segmint reconcile --as-of" in error["message"]  # how to look ahead instead
+    assert _history(cli, shop, "churned") == before  # nothing recorded
+    ahead = cli("-w", str(shop), "reconcile", "--as-of", "+400d")  # looking is fine
+    assert ahead.returncode == 1 and "churned" in ahead.stdout
+    assert cli("-w", str(shop), "refresh").returncode == 0  # now: fine
+
+
+@pytest.mark.parametrize(
+    ("command", "consequence"),
+    [("train", "data window"), ("score", "'segmint models list' says when it is due")],
+)
+def test_models_refuse_a_later_instant(
+    cli: Run, shop: Path, command: str, consequence: str
+) -> None:
+    """``models score --as-of +90d`` stored scores dated then and refreshed memberships at
+    that instant; ``train`` recorded a version trained on 'data up to' a day not yet come."""
+    yaml = shop / "segmint.yaml"
+    yaml.write_text(yaml.read_text() + "\nmodels:\n  clv: {kind: clv}\n")
+    out = cli("-w", str(shop), "models", command, "clv", "--as-of", "+90d")
+    assert out.returncode == 2, out
+    assert "Invalid value for --as-of" in out.stderr
+    assert "later than now" in out.stderr and consequence in out.stderr
+    listed = json.loads(cli("-w", str(shop), "models", "list", "--format", "json").stdout)
+    assert listed[0]["version"] is None and listed[0]["last_scored"] is None
+    status = json.loads(cli("-w", str(shop), "status", "--format", "json").stdout)
+    assert status["counts"]["events"] == 15  # no score event stored

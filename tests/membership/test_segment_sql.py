@@ -10,6 +10,7 @@ from typing import Any
 
 import duckdb
 import pytest
+from tests.conftest import cli_now
 from tests.membership.conftest import stored
 
 from segmint.membership.errors import UnknownSegmentError
@@ -58,7 +59,7 @@ def test_segment_sql_errors(shop):
 
 
 def test_cli_segments_sql_returns_refresh_members(
-    cli: Callable[..., Any], workspace: Any, tmp_path: Path
+    cli: Callable[..., Any], workspace: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = workspace.path
     w = ("-w", str(path))
@@ -66,6 +67,7 @@ def test_cli_segments_sql_returns_refresh_members(
         done = cli(*w, "ingest", str(path / "data" / f"{name}.csv"), "--mapping", name)
         assert done.returncode == 0, done.stderr
     at = "2027-06-01T00:00:00Z"  # long after the sample orders: buyers match churned
+    cli_now(monkeypatch, at)  # refresh refuses an instant later than now
     assert cli(*w, "refresh", "--as-of", at).returncode == 0
     names = [s["name"] for s in json.loads(cli(*w, "segments", "list", "--format", "json").stdout)]
     printed = {}

@@ -11,6 +11,7 @@ import duckdb
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.conftest import cli_now
 from tests.membership.conftest import stored
 
 from segmint.config.loader import load_workspace_def
@@ -163,7 +164,9 @@ def test_a_list_trait_is_refused_outside_exact_dialects(tmp_path, make_workspace
         ws.close()
 
 
-def test_cli_sql_from_events_on_a_new_workspace(cli, workspace, tmp_path: Path) -> None:
+def test_cli_sql_from_events_on_a_new_workspace(
+    cli, workspace, tmp_path: Path, monkeypatch
+) -> None:
     path = workspace.path
     w = ("-w", str(path))
     for name in ("crm_contacts", "shop_orders"):
@@ -171,6 +174,7 @@ def test_cli_sql_from_events_on_a_new_workspace(cli, workspace, tmp_path: Path) 
             cli(*w, "ingest", str(path / "data" / f"{name}.csv"), "--mapping", name).returncode == 0
         )
     at = "2027-06-01T00:00:00Z"
+    cli_now(monkeypatch, at)  # refresh refuses an instant later than now
     assert cli(*w, "refresh", "--as-of", at).returncode == 0
     names = [s["name"] for s in json.loads(cli(*w, "segments", "list", "--format", "json").stdout)]
     printed = {}

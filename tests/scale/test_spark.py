@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.conftest import service_missing
+from tests.conftest import cli_now, service_missing
 from tests.scale.conftest import AS_OF
 from tests.scale.test_dialects import EVENTS_DDL, SHOP, T0, identify, track
 
@@ -149,7 +149,7 @@ def test_generated_events_on_spark_equal_duckdb(
         ws.close()
 
 
-def test_cli_refresh_engine_spark(spark: Any, cli, workspace, tmp_path: Path) -> None:
+def test_cli_refresh_engine_spark(spark: Any, cli, workspace, tmp_path: Path, monkeypatch) -> None:
     path = workspace.path
     w = ("-w", str(path))
     for name in ("crm_contacts", "shop_orders"):
@@ -160,6 +160,7 @@ def test_cli_refresh_engine_spark(spark: Any, cli, workspace, tmp_path: Path) ->
     exported = cli(*w, "export", "events", "--parquet", str(parquet), "--format", "json")
     assert json.loads(exported.stdout)["events"] == 15
     at = "2027-06-01T00:00:00Z"
+    cli_now(monkeypatch, at)  # refresh refuses an instant later than now
     done = cli(*w, "refresh", "--engine", "spark", "--events", str(parquet), "--as-of", at,
                "--format", "json")  # fmt: skip
     assert done.returncode == 0, done.stderr

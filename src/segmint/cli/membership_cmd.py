@@ -52,6 +52,12 @@ def refresh(
     With --engine spark, traits and memberships are computed on Spark from --events (a
     Parquet file from `segmint export events --parquet`, or a Spark table).
     """
+    refuse_later_than_now(
+        as_of, "--as-of",
+        "the changes of that instant would be recorded now, and the next refresh would record "
+        "them undone; to look ahead without recording, use 'segmint reconcile --as-of' or "
+        "'segmint segments preview RULE --as-of'",
+    )  # fmt: skip
     if engine == "spark":
         refresh_on_spark(ctx, as_of, fmt, events=events, maps=maps, master=master, output=output)
         return

@@ -15,7 +15,7 @@ import click
 
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import emit_json, emit_table, format_option
-from segmint.cli.params import as_of_option
+from segmint.cli.params import as_of_option, refuse_later_than_now
 
 
 @click.group("models")
@@ -45,6 +45,11 @@ def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
 @pass_ctx
 def train(ctx: Context, name: str, as_of: datetime, fmt: str) -> None:
     """Train model NAME and record a new version in the store."""
+    refuse_later_than_now(
+        as_of, "--as-of",
+        "no event after now is stored yet, so the version would claim a data window (and, "
+        "for a propensity, outcomes) that has not happened; train on the events up to now",
+    )  # fmt: skip
     from segmint.clock import SystemClock
     from segmint.models.service import train as train_model
 
@@ -75,6 +80,11 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
 @pass_ctx
 def score(ctx: Context, name: str, as_of: datetime, refresh: bool, fmt: str) -> None:
     """Score every profile with model NAME's newest version; scores become its traits."""
+    refuse_later_than_now(
+        as_of, "--as-of",
+        "the scores would be stored now as events of that later instant, and the memberships "
+        "refreshed at it; score at that time ('segmint models list' says when it is due)",
+    )  # fmt: skip
     from segmint.membership.service import Membership
     from segmint.models.service import score as score_model
 
