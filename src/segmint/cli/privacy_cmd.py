@@ -38,14 +38,12 @@ def enable(ctx: Context, as_of: datetime) -> None:
     without it the sealed values cannot be read.
     """
     from segmint.privacy import audit as log
-    from segmint.privacy.errors import MasterKeyError
-    from segmint.privacy.keys import KEY_FILE, generate_master_key, write_key_file
+    from segmint.privacy.keys import generate_master_key, refuse_new_key, write_key_file
 
     ws = ctx.workspace
     settings = ws.definition.privacy
     key_dir = ws.path / settings.key_dir
-    if (key_dir / KEY_FILE).exists():
-        raise MasterKeyError(f"{key_dir / KEY_FILE} already exists: encryption is on")
+    refuse_new_key(key_dir, settings.key_env)
     path = write_key_file(key_dir, generate_master_key())
     _ignore(ws.path / ".gitignore", settings.key_dir.rstrip("/") + "/")
     log.append(ws.store, "privacy.key.enable", actor="cli", at=as_of, subject=None,
@@ -73,9 +71,10 @@ def seal_existing_cmd(ctx: Context, batch_size: int, as_of: datetime, fmt: str) 
 
     from segmint.cli.output import err_console
     from segmint.privacy import audit as log
-    from segmint.privacy.reseal import seal_existing
+    from segmint.privacy.reseal import check_can_seal, seal_existing
 
     ws = ctx.workspace
+    check_can_seal(ws.privacy)  # before the progress bar
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=True, disable=fmt == "json") as bar:
         tasks: dict[str, Any] = {}
@@ -119,9 +118,10 @@ def rotate_key(ctx: Context, new_key_env: str | None, as_of: datetime, fmt: str)
 
     from segmint.privacy import audit as log
     from segmint.privacy.errors import MasterKeyError
-    from segmint.privacy.keys import decode_master_key, generate_master_key, write_key_file
+    from segmint.privacy.keys import decode_master_key, generate_master_key, rotate_to_key_file
 
     ws = ctx.workspace
+    ws.privacy.require_key("rewrapping the profile keys")  # sealed, but the key is not here
     keyring = ws.privacy.keyring
     if keyring is None:
         raise MasterKeyError("PII encryption is off: no master key to rotate "
@@ -134,13 +134,12 @@ def rotate_key(ctx: Context, new_key_env: str | None, as_of: datetime, fmt: str)
     if new_key_env is not None:
         if not os.environ.get(new_key_env):
             raise click.UsageError(f"${new_key_env} is not set")
-        text = os.environ[new_key_env]
+        count = keyring.rotate(decode_master_key(os.environ[new_key_env], f"${new_key_env}"))
+        where = f"${new_key_env}"
     else:
-        text = generate_master_key()
-    count = keyring.rotate(decode_master_key(text, new_key_env or "the new key"))
-    where = f"${new_key_env}"
-    if new_key_env is None:
-        where = str(write_key_file(ws.path / ws.definition.privacy.key_dir, text))
+        key_dir = ws.path / ws.definition.privacy.key_dir
+        count, path = rotate_to_key_file(keyring, key_dir, generate_master_key())
+        where = str(path)
     log.append(ws.store, "privacy.key.rotate", actor="cli", at=as_of,
                details={"profile_keys": count})  # fmt: skip
     result = {"rewrapped": count, "new_key": where}

@@ -37,6 +37,8 @@ SEALED = "enc:"
 BLIND = "bi:"
 """The prefix of a blind index (a keyed hash of an identifier)."""
 KEY_FILE = "master.key"
+NEW_KEY_FILE = "master.key.new"
+"""Where ``privacy rotate-key`` keeps the new key until the vault is rewrapped under it."""
 VAULT_FILE = "vault.sqlite"
 _CHECK = b"segmint master key check"
 _CACHE = 200_000  # unwrapped profile keys kept in memory
@@ -77,16 +79,58 @@ def load_master_key(
     return None
 
 
-def write_key_file(key_dir: Path, key: str) -> Path:
-    """Write ``key`` to the key file (owner-only permissions) atomically; return its path."""
+def refuse_new_key(key_dir: Path, key_env: str, environ: Mapping[str, str] | None = None) -> None:
+    """Refuse to make a master key where one is configured or a key vault needs its own.
+
+    A vault without its key is a workspace whose key file was not copied or restored (the
+    key folder is git-ignored): a new key would not open the vault, and what it sealed would
+    stay unreadable.
+
+    Raises:
+        MasterKeyError: ``$key_env`` is set, the key file exists, or the vault does.
+    """
+    env = os.environ if environ is None else environ
+    key_file, vault = key_dir / KEY_FILE, key_dir / VAULT_FILE
+    if env.get(key_env):
+        raise MasterKeyError(f"encryption is on: the master key comes from ${key_env}")
+    if key_file.exists():
+        raise MasterKeyError(f"{key_file} already exists: encryption is on")
+    if vault.exists():
+        raise MasterKeyError(
+            f"encryption is on, but its master key is not here: restore {key_file} or set "
+            f"${key_env} (the key vault {vault} opens only with the key it was made with; "
+            "if that key is lost for good, move the vault away first: what it sealed stays "
+            "unreadable)"
+        )
+
+
+def write_key_file(key_dir: Path, key: str, name: str = KEY_FILE) -> Path:
+    """Write ``key`` to the key file ``name`` atomically and durably; return its path.
+
+    The file has owner-only permissions.
+    """
     key_dir.mkdir(parents=True, exist_ok=True)
-    path = key_dir / KEY_FILE
-    tmp = key_dir / (KEY_FILE + ".tmp")
+    path = key_dir / name
+    tmp = key_dir / (name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(key + "\n")
+        out.flush()
+        os.fsync(out.fileno())  # on disk before a vault rewrapped under it commits
     tmp.replace(path)
     return path
+
+
+def rotate_to_key_file(keyring: Keyring, key_dir: Path, key: str) -> tuple[int, Path]:
+    """Rewrap every key under ``key`` and make it the key file; return (keys, its path).
+
+    The new key is on disk (:data:`NEW_KEY_FILE`) before the vault changes: a stop after
+    the rewrap and before the rename leaves it there, and the error of the old key names
+    it, instead of the only copy of the key that opens the vault being lost.
+    """
+    staged = write_key_file(key_dir, key, NEW_KEY_FILE)
+    count = keyring.rotate(decode_master_key(key, "the new key"))
+    return count, staged.replace(key_dir / KEY_FILE)
 
 
 def _check_value(master: bytes) -> str:
@@ -212,9 +256,16 @@ class Keyring:
         if check is None:
             vault.set_meta("check", _check_value(master))
         elif not hmac.compare_digest(check, _check_value(master)):
+            staged = vault.path.parent / NEW_KEY_FILE
+            hint = (
+                f"; a rotation stopped half-way left its new key in {staged}: move it to "
+                f"{vault.path.parent / KEY_FILE}"
+                if staged.exists()
+                else ""
+            )
             raise MasterKeyError(
                 f"{origin} does not open the key vault {vault.path} (it was made with another "
-                "master key; after 'privacy rotate-key' use the new key)"
+                f"master key; after 'privacy rotate-key' use the new key){hint}"
             )
         self._keys: dict[str, AESGCM] = {}
         self._new: set[str] = set()  # known to have no stored key (see preload)

@@ -54,16 +54,27 @@ class ResealReport:
         return {"sealed": self.sealed, "identity_conflicts": self.conflicts}
 
 
+def check_can_seal(privacy: Privacy) -> None:
+    """Refuse to seal without a master key, saying whether to make one or restore it.
+
+    Raises:
+        MasterKeyError: No master key is configured: ``segmint privacy enable`` first, or,
+            where the workspace seals already, the key restored (a new one would not do).
+    """
+    privacy.require_key("sealing")
+    if privacy.keyring is None:
+        raise MasterKeyError("sealing needs a master key: run 'segmint privacy enable' first")
+
+
 def seal_existing(
     privacy: Privacy, *, batch: int = 5000, progress: Progress | None = None
 ) -> ResealReport:
     """Seal every plaintext PII value stored before encryption was enabled.
 
     Raises:
-        MasterKeyError: No master key is configured (``segmint privacy enable`` first).
+        MasterKeyError: See :func:`check_can_seal`.
     """
-    if privacy.keyring is None:
-        raise MasterKeyError("sealing needs a master key: run 'segmint privacy enable' first")
+    check_can_seal(privacy)
     report = ResealReport()
     tell = progress or (lambda name, done, total: None)
     report.sealed["events"] = _events(privacy, batch, tell)
