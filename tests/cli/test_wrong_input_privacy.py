@@ -80,3 +80,33 @@ def test_models_refuse_a_later_instant(
     assert listed[0]["version"] is None and listed[0]["last_scored"] is None
     status = json.loads(cli("-w", str(shop), "status", "--format", "json").stdout)
     assert status["counts"]["events"] == 15  # no score event stored
+
+
+def _address_statements(shop: Path) -> list[tuple[Any, ...]]:
+    from segmint.workspace import Workspace
+
+    with Workspace.open(shop) as ws:
+        return ws.store.fetchall("SELECT * FROM address_consents")
+
+
+@pytest.mark.parametrize(
+    "person", ["grace.hopper@example.com", "email:GRACE.Hopper@example.com", "7390016487542"]
+)
+def test_consent_for_an_erased_person_says_so_and_keeps_no_address(
+    cli: Run, shop: Path, person: str
+) -> None:
+    """``consent set`` of an erased email was kept as 'an address no profile has yet' (the
+    address stored again), and their user id was 'no person matches'."""
+    assert cli("-w", str(shop), "privacy", "erase", "grace.hopper@example.com", "--yes")
+    out = cli("-w", str(shop), "consent", "set", person, "granted", "--topic", "offers")
+    assert out.returncode == 1 and f"{person!r} was erased on" in out.stderr, out
+    assert "(receipt er_" in out.stderr
+    column = "user_id" if person.isdigit() else "email"
+    value = person.removeprefix("email:")
+    (shop / "consent.csv").write_text(f"{column},topic,status\n{value},offers,granted\n")
+    imported = cli("-w", str(shop), "consent", "import", str(shop / "consent.csv"))
+    assert imported.returncode == 1 and "recorded 0 consent change(s)" in imported.stdout
+    assert f"consent.csv:2: '{column}:{value}' was erased on" in imported.stderr
+    assert _address_statements(shop) == []
+    other = cli("-w", str(shop), "consent", "set", "new.person@example.com", "granted")
+    assert other.returncode == 0 and "no profile has it yet" in other.stdout  # still kept

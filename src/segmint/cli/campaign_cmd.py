@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from segmint.deliver import consent as consent_api
     from segmint.deliver import subjects
     from segmint.deliver.report import CampaignReport
+    from segmint.workspace import Workspace
 
 
 ARM_REMOVED = (
@@ -202,9 +203,18 @@ def consent_set(
     ws = ctx.workspace
     consent_api.check_topic(ws.definition.consent, topic)
     at = _recorded_at(as_of)
-    subject = subjects.consent_subject(ws.store, person, ws.definition.identifiers, field="PERSON")
+    subject = subjects.consent_subject(
+        ws.store, person, ws.definition.identifiers, field="PERSON", erased=_erased_note(ws)
+    )
     subjects.record_subject_consent(ws.store, subject, topic, status, source=source, at=at)
     click.echo(f"{subject}: {topic} {status} ({source}, {at.isoformat()})")
+
+
+def _erased_note(ws: Workspace) -> Callable[[str], str | None]:
+    """What to say of an id that names an erased person (their address is not kept again)."""
+    from segmint.privacy.erase import erased_note
+
+    return lambda ref: erased_note(ws.privacy, ref)
 
 
 CONSENT_COLUMNS = ("occurred_at", "topic", "status", "source", "recorded_under", "event_id")
@@ -281,8 +291,9 @@ def consent_import(ctx: Context, path: Path, as_of: datetime | None) -> None:
     ws = ctx.workspace
     at = _recorded_at(as_of)
     result = import_consents_csv(
-        ws.store, path, ws.definition.consent, source=f"import:{path.name}", at=at
-    )
+        ws.store, path, ws.definition.consent, source=f"import:{path.name}", at=at,
+        erased=_erased_note(ws),
+    )  # fmt: skip
     already = f", {result.already} recorded already" if result.already else ""
     click.echo(f"recorded {result.recorded} consent change(s){already}")
     for line, reason in result.refused:

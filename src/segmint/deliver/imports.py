@@ -26,7 +26,12 @@ from segmint.clock import parse_instant
 from segmint.config.model import ConsentDef
 from segmint.deliver.consent import ALL_TOPICS, ConsentStatus, address_forms, check_topic
 from segmint.deliver.errors import CampaignError
-from segmint.deliver.subjects import ConsentSubject, consent_subject, record_subject_consent
+from segmint.deliver.subjects import (
+    ConsentSubject,
+    Erased,
+    consent_subject,
+    record_subject_consent,
+)
 from segmint.intake.errors import PersonRefError
 from segmint.store import Store, utcnow_naive
 
@@ -57,9 +62,17 @@ PERSON_COLUMNS = ("profile_id", "user_id", "email")
 
 
 def import_consents_csv(
-    store: Store, path: Path, consent: ConsentDef, *, source: str, at: datetime
+    store: Store,
+    path: Path,
+    consent: ConsentDef,
+    *,
+    source: str,
+    at: datetime,
+    erased: Erased | None = None,
 ) -> ImportResult:
     """Record the consent rows of a CSV file (see the module docstring).
+
+    A row naming someone ``erased`` says so (:func:`consent_subject`) and is refused.
 
     Raises:
         CampaignError: If the header lacks ``status`` or every column naming a person
@@ -68,7 +81,7 @@ def import_consents_csv(
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         _check_header(path, reader.fieldnames)
-        return import_consents(store, reader, consent, source=source, at=at)
+        return import_consents(store, reader, consent, source=source, at=at, erased=erased)
 
 
 def _check_header(path: Path, found: Sequence[str] | None) -> None:
@@ -91,6 +104,7 @@ def import_consents(
     *,
     source: str,
     at: datetime,
+    erased: Erased | None = None,
 ) -> ImportResult:
     """Record consent rows in one transaction; a bad row is refused, the others go in.
 
@@ -100,12 +114,14 @@ def import_consents(
         consent: The workspace's consent settings (its topics).
         source: Recorded as each change's source (``import:<file>``).
         at: The time of changes whose row has no ``occurred_at``.
+        erased: What to say of a person since erased (their row is refused, their address
+            not kept again), as :func:`~segmint.deliver.subjects.consent_subject` takes it.
     """
     result = ImportResult()
     with store.transaction():
         for number, row in enumerate(rows, start=2):  # line 1 is the header
             try:
-                subject, topic, status, when = _parse(store, row, consent, at)
+                subject, topic, status, when = _parse(store, row, consent, at, erased)
             except (CampaignError, PersonRefError, ValueError) as exc:
                 result.refused.append((number, str(exc)))
                 continue
@@ -118,7 +134,7 @@ def import_consents(
 
 
 def _parse(
-    store: Store, row: Mapping[str, str], consent: ConsentDef, at: datetime
+    store: Store, row: Mapping[str, str], consent: ConsentDef, at: datetime, erased: Erased | None
 ) -> tuple[ConsentSubject, str, ConsentStatus, datetime]:
     topic = (row.get("topic") or ALL_TOPICS).strip()
     check_topic(consent, topic)
@@ -132,7 +148,7 @@ def _parse(
             f"({at.isoformat(timespec='seconds')}): a statement dated then would not count "
             "until then and would outrank every one recorded before it meanwhile"
         )
-    return _profile(store, row), topic, status, when
+    return _profile(store, row, erased), topic, status, when
 
 
 def _recorded(
@@ -152,9 +168,9 @@ def _recorded(
     ))  # fmt: skip
 
 
-def _profile(store: Store, row: Mapping[str, str]) -> ConsentSubject:
+def _profile(store: Store, row: Mapping[str, str], erased: Erased | None) -> ConsentSubject:
     for column in PERSON_COLUMNS:
         value = (row.get(column) or "").strip()
         if value:
-            return consent_subject(store, f"{column}:{value}", field=column)
+            return consent_subject(store, f"{column}:{value}", field=column, erased=erased)
     raise CampaignError("a row needs a profile_id, user_id or email")

@@ -8,7 +8,7 @@ except an email address nobody has yet: that statement is kept for the address (
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -42,24 +42,38 @@ class ConsentSubject:
         return f"{EMAIL}:{self.address} (no profile has it yet)"
 
 
+Erased = Callable[[str], "str | None"]
+"""What to say of an id that names an erased person (when, which receipt), or None:
+:func:`segmint.privacy.erase.erased_note` bound to the workspace's privacy."""
+
+
 def consent_subject(
-    store: Store, ref: str, identifiers: Sequence[str] = (EMAIL,), *, field: str | None = None
+    store: Store,
+    ref: str,
+    identifiers: Sequence[str] = (EMAIL,),
+    *,
+    field: str | None = None,
+    erased: Erased | None = None,
 ) -> ConsentSubject:
     """Find whom a consent statement about ``ref`` is about.
 
     ``ref`` goes through :func:`segmint.intake.identity.resolve_person` (profile id, user id,
     anonymous id, email, ``KIND:VALUE``, merges followed). When nobody matches and ``ref`` is
     an address (``email:ADDRESS``, or a bare value shaped like one), the statement is about
-    that address, normalised as intake normalises emails.
+    that address, normalised as intake normalises emails; unless ``erased`` says that
+    ``ref`` names someone erased: their address is not kept again.
 
     Raises:
         UnknownPersonError: Nobody matches and ``ref`` is no address (or ``email:`` is
-            followed by something that is not an address).
+            followed by something that is not an address), or ``ref`` names someone erased.
         AmbiguousPersonError: A bare value names two people.
     """
     try:
         return ConsentSubject(profile_id=resolve_person(store, ref, identifiers, field=field))
     except UnknownPersonError as exc:
+        note = erased(ref) if erased is not None else None
+        if note is not None:
+            raise UnknownPersonError(ref, note, field) from None
         address = _address_in(ref, identifiers)
         if address is None:
             raise
