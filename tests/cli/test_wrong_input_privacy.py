@@ -110,3 +110,23 @@ def test_consent_for_an_erased_person_says_so_and_keeps_no_address(
     assert _address_statements(shop) == []
     other = cli("-w", str(shop), "consent", "set", "new.person@example.com", "granted")
     assert other.returncode == 0 and "no profile has it yet" in other.stdout  # still kept
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("worker", "--kafka", "kafka://127.0.0.1:9092"), "expected a Kafka URL"),
+        (("worker", "--kafka", "kafka://127.0.0.1:9/t?grup=g"), "did you mean 'group'?"),
+        (("serve", "--role", "intake", "--kafka", "kafka://127.0.0.1:9/t?partitions=0"),
+         "?partitions= must be a positive number"),
+    ],
+)  # fmt: skip
+def test_a_bad_kafka_url_is_a_usage_error_naming_the_option(
+    cli: Run, shop: Path, args: tuple[str, ...], message: str
+) -> None:
+    """A malformed --kafka was exit 1 and named no option (serve found it only after it had
+    bound its port and opened the workspace)."""
+    out = cli("-w", str(shop), *args, "--log-level", "error")
+    assert out.returncode == 2, out
+    assert "Invalid value for --kafka" in out.stderr and message in out.stderr
+    assert "Traceback" not in out.stderr

@@ -15,7 +15,7 @@ import orjson
 from segmint.cli import groups
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import emit_json, emit_table, format_option
-from segmint.cli.params import INSTANT, deferred_choice
+from segmint.cli.params import INSTANT, check_kafka_url, deferred_choice
 from segmint.clock import SystemClock
 
 if TYPE_CHECKING:
@@ -100,6 +100,7 @@ def serve(
     if role == "intake":
         if not kafka_url:
             raise click.UsageError("--role intake publishes to Kafka: give --kafka URL")
+        check_kafka_url(kafka_url)
         realtime = False  # the workers apply it
     elif kafka_url and _given(click.get_current_context(), "kafka_url"):
         raise click.UsageError(

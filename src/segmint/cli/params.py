@@ -97,6 +97,25 @@ def refuse_later_than_now(instant: datetime, option: str, consequence: str) -> N
         )
 
 
+def check_kafka_url(url: str, option: str = "--kafka") -> str:
+    """Return ``url`` if it is a Kafka topic URL; else a usage error naming ``option``.
+
+    Checked before anything starts (the workspace opened, the port bound), with the reason
+    :meth:`segmint.scale.kafka.KafkaTopic.from_url` gives.
+
+    Raises:
+        click.BadParameter: The URL is malformed (exit status 2).
+    """
+    from segmint.intake.streams import StreamUrlError
+    from segmint.scale.kafka import KafkaTopic
+
+    try:
+        KafkaTopic.from_url(url)
+    except StreamUrlError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+    return url
+
+
 class OutputFileType(click.Path):
     """A file a command will write: checked before the command does anything.
 

@@ -14,7 +14,7 @@ import click
 
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import emit_json, format_option
-from segmint.cli.params import as_of_option
+from segmint.cli.params import as_of_option, check_kafka_url
 
 KAFKA_ENV = "SEGMINT_KAFKA_URL"
 KAFKA_HELP = (
@@ -64,7 +64,7 @@ def worker(
 
     if not kafka_url:
         raise click.UsageError(f"give the event topic with --kafka URL or ${KAFKA_ENV}")
-    target = KafkaTopic.from_url(kafka_url)
+    target = KafkaTopic.from_url(check_kafka_url(kafka_url))
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     workspace = Workspace.open(ctx.workspace_path)  # no catching up: the workers own it
     click.get_current_context().call_on_close(workspace.close)
