@@ -25,6 +25,11 @@ def shop(cli: Run, tmp_path: Path) -> Path:
     return refreshed_shop(cli, tmp_path, AS_OF)
 
 
+def _erased(cli: Run, shop: Path, person: str) -> bool:
+    shown = cli("-w", str(shop), "profile", "show", person, "--as-of", AS_OF)
+    return "was erased" in shown.stderr
+
+
 def test_an_error_at_line_100_names_the_line_not_an_emoji(cli: Run, shop: Path) -> None:
     """rich read ``segmint.yaml:100:12`` as the emoji code ``:100:`` and printed 💯."""
     yaml = shop / "segmint.yaml"
@@ -130,3 +135,35 @@ def test_a_bad_kafka_url_is_a_usage_error_naming_the_option(
     assert out.returncode == 2, out
     assert "Invalid value for --kafka" in out.stderr and message in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def _audit(cli: Run, shop: Path) -> list[dict[str, Any]]:
+    return list(json.loads(cli("-w", str(shop), "audit", "list", "--format", "json").stdout))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("privacy", "erase", "grace.hopper@example.com", "--yes"),
+        ("privacy", "export", "grace.hopper@example.com"),
+        ("privacy", "enable"),
+        ("privacy", "seal-existing"),
+        ("privacy", "rotate-key"),
+    ],
+    ids=lambda c: c[1],
+)
+def test_privacy_commands_refuse_to_record_a_later_instant(
+    cli: Run, shop: Path, command: tuple[str, ...]
+) -> None:
+    """``privacy erase --as-of +3d`` erased now and dated the receipt and the audit entry
+    three days on: the log, read in order, said an erasure happened after later entries."""
+    if command[1] in ("seal-existing", "rotate-key"):
+        assert cli("-w", str(shop), "privacy", "enable").returncode == 0
+    before = _audit(cli, shop)
+    out = cli("-w", str(shop), *command, "--as-of", "+3d")
+    assert out.returncode == 2, out
+    assert "Invalid value for --as-of" in out.stderr and "later than now" in out.stderr
+    assert "audit log" in out.stderr
+    assert _audit(cli, shop) == before
+    assert not _erased(cli, shop, "grace.hopper@example.com")  # nothing done
+    assert cli("-w", str(shop), *command, "--as-of", "-1h").returncode == 0  # earlier: fine

@@ -17,6 +17,15 @@ from segmint.cli.output import emit_json, emit_table, format_option
 from segmint.cli.params import OUTPUT_FILE, as_of_option, refuse_later_than_now
 
 
+def _recorded_now(as_of: datetime) -> None:
+    """Refuse an ``--as-of`` later than now for a command the audit log records."""
+    refuse_later_than_now(
+        as_of, "--as-of",
+        "what is done now would be recorded (in the audit log, on a receipt) as done then; "
+        "leave --as-of out to record the current time",
+    )  # fmt: skip
+
+
 @click.group()
 def privacy() -> None:
     """Personal data: encryption keys, erasure, export, retention."""
@@ -40,6 +49,7 @@ def enable(ctx: Context, as_of: datetime) -> None:
     from segmint.privacy import audit as log
     from segmint.privacy.keys import generate_master_key, refuse_new_key, write_key_file
 
+    _recorded_now(as_of)
     ws = ctx.workspace
     settings = ws.definition.privacy
     key_dir = ws.path / settings.key_dir
@@ -73,6 +83,7 @@ def seal_existing_cmd(ctx: Context, batch_size: int, as_of: datetime, fmt: str) 
     from segmint.privacy import audit as log
     from segmint.privacy.reseal import check_can_seal, seal_existing
 
+    _recorded_now(as_of)
     ws = ctx.workspace
     check_can_seal(ws.privacy)  # before the progress bar
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -120,6 +131,7 @@ def rotate_key(ctx: Context, new_key_env: str | None, as_of: datetime, fmt: str)
     from segmint.privacy.errors import MasterKeyError
     from segmint.privacy.keys import decode_master_key, generate_master_key, rotate_to_key_file
 
+    _recorded_now(as_of)
     ws = ctx.workspace
     ws.privacy.require_key("rewrapping the profile keys")  # sealed, but the key is not here
     keyring = ws.privacy.keyring
@@ -170,6 +182,7 @@ def erase_cmd(
     """
     from segmint.privacy.erase import erase, resolve_living
 
+    _recorded_now(as_of)
     ws = ctx.workspace
     ws.privacy.require_key("erasing a person")
     pid = resolve_living(ws.privacy, person, field="PERSON")
@@ -202,6 +215,7 @@ def export_cmd(ctx: Context, person: str, out: Path | None, as_of: datetime) -> 
     from segmint.privacy.erase import resolve_living
     from segmint.privacy.export import export_person
 
+    _recorded_now(as_of)
     ws = ctx.workspace
     ws.privacy.require_key("exporting a person")
     pid = resolve_living(ws.privacy, person, field="PERSON")
