@@ -167,3 +167,42 @@ def test_privacy_commands_refuse_to_record_a_later_instant(
     assert _audit(cli, shop) == before
     assert not _erased(cli, shop, "grace.hopper@example.com")  # nothing done
     assert cli("-w", str(shop), *command, "--as-of", "-1h").returncode == 0  # earlier: fine
+
+
+def _rows(shop: Path, table: str) -> list[tuple[Any, ...]]:
+    from segmint.workspace import Workspace
+
+    with Workspace.open(shop) as ws:
+        return ws.store.fetchall(f"SELECT * FROM {table}")  # noqa: S608
+
+
+def test_a_sealed_workspace_without_its_key_keeps_no_address_in_the_clear(
+    cli: Run, shop: Path
+) -> None:
+    """With the key file missing, ``consent set EMAIL`` found nobody (the identities are keyed
+    hashes) and kept the address in plaintext 'for an address no profile has yet';
+    ``consent suppress`` kept it in plaintext too; ``profile show EMAIL`` said 'no person'."""
+    w = ("-w", str(shop))
+    assert cli(*w, "privacy", "enable").returncode == 0
+    assert cli(*w, "privacy", "seal-existing").returncode == 0
+    key = shop / ".segmint-keys" / "master.key"
+    kept = key.read_bytes()
+    key.unlink()
+    ada = "ada.lovelace@example.com"
+    (shop / "consent.csv").write_text(f"email,topic,status\n{ada},offers,denied\n")
+    for command, action in [
+        (("consent", "set", ada, "unsubscribed"), "recording consent for an address"),
+        (("consent", "import", str(shop / "consent.csv")), "recording consent for an address"),
+        (("consent", "suppress", ada), "suppressing an address"),
+        (("consent", "unsuppress", ada), "lifting a suppression"),
+        (("profile", "show", ada), "finding a person by a sealed identifier"),
+    ]:
+        out = cli(*w, *command)
+        assert out.returncode == 1, (command, out)
+        assert f"{action} needs the master key" in out.stderr and str(key) in out.stderr
+    assert _rows(shop, "address_consents") == [] and _rows(shop, "suppressions") == []
+    by_id = cli(*w, "profile", "show", "7390016487599")  # no sealed identifier: no key talk
+    assert by_id.returncode == 1 and "master key" not in by_id.stderr
+    key.write_bytes(kept)
+    assert cli(*w, "consent", "suppress", ada).returncode == 0
+    assert ada not in str(_rows(shop, "suppressions"))  # a keyed hash, as sealing promises

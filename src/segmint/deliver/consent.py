@@ -176,11 +176,29 @@ def record_consent(
     return ConsentChange(profile_id, topic, status, source, at, event_id=event_id)
 
 
+def _require_key(store: Store, action: str) -> None:
+    """Refuse to keep or look up an address without the key of a workspace that seals PII.
+
+    Without it the address would be kept in the clear beside keyed hashes it never matches.
+
+    Raises:
+        MasterKeyError: The workspace seals PII and no master key is configured.
+    """
+    privacy = getattr(store, "privacy", None)
+    if privacy is not None:
+        privacy.require_key(action)
+
+
 def record_address_consent(
     store: Store, address: str, topic: str, status: ConsentStatus, *, source: str, at: datetime
 ) -> ConsentChange:
-    """Record a consent change about an address (see the module docstring) and return it."""
+    """Record a consent change about an address (see the module docstring) and return it.
+
+    Raises:
+        MasterKeyError: The workspace seals PII and no master key is configured.
+    """
     _check_status(status)
+    _require_key(store, "recording consent for an address")
     with store.transaction():
         insert_rows(
             store, "address_consents", ADDRESS_COLUMNS,
@@ -372,7 +390,9 @@ def suppress(store: Store, address: str, reason: str, *, source: str, at: dateti
 
     Raises:
         CampaignError: If ``address`` is not an email address (a typo would block nobody).
+        MasterKeyError: The workspace seals PII and no master key is configured.
     """
+    _require_key(store, "suppressing an address")
     if not looks_like_address(address):
         raise CampaignError(
             f"{address!r} is not an email address: suppressions block addresses, "
@@ -391,7 +411,12 @@ def suppress(store: Store, address: str, reason: str, *, source: str, at: dateti
 
 
 def unsuppress(store: Store, address: str) -> bool:
-    """Lift a suppression; return whether there was one."""
+    """Lift a suppression; return whether there was one.
+
+    Raises:
+        MasterKeyError: The workspace seals PII and no master key is configured.
+    """
+    _require_key(store, "lifting a suppression")
     forms = address_forms(store, address)
     marks = ", ".join("?" for _ in forms)
     found = bool(store.fetchall(f"SELECT 1 FROM suppressions WHERE address IN ({marks})", forms))

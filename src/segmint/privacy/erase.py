@@ -35,6 +35,7 @@ from segmint.intake.errors import UnknownPersonError
 from segmint.intake.identity import USER, identifier_value, merge_roots, resolve_person, split_ref
 from segmint.intake.quarantine import about_subjects
 from segmint.privacy import audit
+from segmint.privacy.errors import MasterKeyError
 from segmint.privacy.keys import is_sealed
 from segmint.privacy.protect import Privacy
 from segmint.privacy.subjects import all_subject_names
@@ -176,16 +177,33 @@ def resolve_living(privacy: Privacy, ref: str, *, field: str | None = None) -> s
 
     Raises:
         UnknownPersonError: Nobody matches; when an erased person had that identifier,
-            the message says when and names the receipt (erasing twice is no mystery).
+            the message says when and names the receipt (erasing twice is no mystery); when
+            ``ref`` may be a sealed identifier (an email) and the master key is missing, it
+            says that the key is needed to find it.
         AmbiguousPersonError: ``ref`` names two people.
     """
     try:
         return resolve_person(privacy.store, ref, privacy.identifiers, field=field)
     except UnknownPersonError as exc:
-        message = erased_note(privacy, ref)
+        message = erased_note(privacy, ref) or _keyless_note(privacy, ref, exc)
         if message is None:
             raise
         raise UnknownPersonError(ref, message, field) from exc
+
+
+def _keyless_note(privacy: Privacy, ref: str, exc: UnknownPersonError) -> str | None:
+    """Why an email was not found in a sealed workspace whose key is missing, or None.
+
+    Its identities are keyed hashes then: without the key no address matches any of them.
+    """
+    kind, value = split_ref(ref, privacy.identifiers)
+    if (kind or ("email" if "@" in value else None)) not in privacy.names:
+        return None
+    try:
+        privacy.require_key("finding a person by a sealed identifier")
+    except MasterKeyError as missing:
+        return f"{exc}; {missing}"
+    return None
 
 
 def erased_note(privacy: Privacy, ref: str) -> str | None:
