@@ -72,3 +72,21 @@ def test_a_model_removed_from_the_workspace_is_not_scored(tmp_path, cli):
     with Workspace.open(folder) as ws:
         scores = ws.store.fetchall("SELECT count(*) FROM events WHERE source = 'segmint.models'")
     assert scores == [(0,)]
+
+
+def test_write_segments_changes_only_the_lines_it_adds(tmp_path, cli):
+    """``--write-segments`` rewrote the whole file with ruamel: the user's alignment went
+    (``orders:      {…}`` became ``orders: {…}``); the console's editor keeps every line."""
+    folder = _ws(tmp_path, cli)
+    yaml = folder / "segmint.yaml"
+    mine = yaml.read_text().replace("  orders: {count", "  orders:           {count")
+    yaml.write_text("# my shop, laid out by hand\n" + mine)
+    before = yaml.read_text()
+    at = AS_OF.isoformat()
+    assert cli("-w", str(folder), "models", "train", "rfm", "--as-of", at).returncode == 0
+    shown = cli("-w", str(folder), "models", "show", "rfm", "--write-segments")
+    assert shown.returncode == 0, shown.stderr
+    after = yaml.read_text()
+    assert after.startswith(before) and "rfm_cluster_0:" in after[len(before) :]
+    again = cli("-w", str(folder), "models", "show", "rfm", "--write-segments")
+    assert "added segment" not in again.stdout and yaml.read_text() == after

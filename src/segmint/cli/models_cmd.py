@@ -168,23 +168,22 @@ def show(ctx: Context, name: str, fmt: str, write_segments: bool) -> None:
 
 
 def _write_segments(ctx: Context, name: str, report: dict[str, Any]) -> list[str]:
-    from ruamel.yaml import YAML
+    """Add each cluster's proposed rule as a segment, through the console's editor.
 
-    path = ctx.workspace.path / "segmint.yaml"
-    yaml = YAML()
-    data = yaml.load(path.read_text())
-    segments = data.setdefault("segments", {})
+    Only the new entries' lines change, and each is validated before it is written.
+    """
+    from segmint.config.edit import DefinitionEditor
+
+    editor = DefinitionEditor(ctx.workspace.path)
+    existing = editor.entries("segments")
     written = []
     for c in report.get("clusters", []):
         segment = f"{name}_cluster_{c['cluster']}"
-        if segment in segments:
+        if segment in existing:
             continue
         summary = f"proposed by model {name}: {c['summary']}"
-        segments[segment] = {"rule": c["proposed_rule"], "description": summary}
+        editor.put_segment(segment, {"rule": c["proposed_rule"], "description": summary})
         written.append(segment)
-    if written:
-        with path.open("w") as out:
-            yaml.dump(data, out)
     return written
 
 
