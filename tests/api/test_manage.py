@@ -301,3 +301,23 @@ def test_a_public_key_cannot_be_admin(ws: Workspace) -> None:
 
     with pytest.raises(ApiKeyError, match="public"):
         create_key(ws.store, "site", scopes=("admin",), now=NOW, origins=("https://a.example",))
+
+
+def test_an_erased_person_is_named_as_erased(api: Api) -> None:
+    """The console's search and profile page said 'no person matches' where ``profile show``
+    and ``privacy export`` say when the person was erased and name the receipt."""
+    erased = api.client.post(
+        "/v1/privacy/erase", json={"person": "u3@example.com"}, headers=api.admin
+    )
+    assert erased.status_code == 200, erased.text
+    receipt = erased.json()["receipt_id"]
+    for path, params, field in [
+        ("/v1/manage/profiles", {"q": "u3@example.com"}, "q"),
+        ("/v1/manage/profiles/user_id:u3", {}, "id"),
+    ]:
+        got = api.client.get(path, params=params, headers=api.read)
+        error = got.json()["error"]
+        assert got.status_code == 404 and error["field"] == field
+        assert "was erased on" in error["message"] and receipt in error["message"]
+    other = api.client.get("/v1/manage/profiles", params={"q": "u4@example.com"}, headers=api.read)
+    assert other.status_code == 200

@@ -221,14 +221,15 @@ def profile_view(ws: Workspace, ref: str, as_of: datetime, *, events: int = 50) 
     """A profile: traits, segments with why, recent events, consents and sends.
 
     Raises:
-        ApiError: 404 (nobody) or 409 (two people) naming ``id``.
+        ApiError: 404 (nobody; someone since erased: when, and the receipt) or 409 (two
+            people) naming ``id``.
     """
     from segmint.deliver.subjects import history_of
     from segmint.membership.explain import add_profile_segments
     from segmint.traits.live import profile_events, profile_traits
     from segmint.traits.validate import workspace_catalog
 
-    pid = person_or_error(ws, ref, "id")
+    pid = person_or_error(ws, ref, "id", erased_too=True)  # erased: says when, as the CLI
     view = profile_traits(ws.store, workspace_catalog(ws), pid, as_of)
     if view is None:
         raise ApiError(404, "not_found", f"profile '{pid}' has no events yet", "id")
@@ -261,9 +262,10 @@ def search_profiles(ws: Workspace, query: str) -> dict[str, Any]:
     """The profile an id, user id, email or ``KIND:VALUE`` names, with its live segments.
 
     Raises:
-        ApiError: 404 (nobody) or 409 (two people) naming ``q``.
+        ApiError: 404 (nobody; someone since erased: when, and the receipt) or 409 (two
+            people) naming ``q``.
     """
-    pid = person_or_error(ws, query.strip(), "q")
+    pid = person_or_error(ws, query.strip(), "q", erased_too=True)
     return {"profile_id": pid, "segments": Membership(ws).profile_segments(pid)}
 
 

@@ -369,7 +369,7 @@ def email_preview(request: Request, ref: str, template: str) -> dict[str, str]:
     ws = workspace_of(request)
     from segmint.api.profiles import person_or_error
 
-    pid = person_or_error(ws, ref, "id")
+    pid = person_or_error(ws, ref, "id", erased_too=True)
     with tempfile.TemporaryDirectory(prefix="segmint-preview-") as out:
         asked = PreviewRequest(template, None, pid, 1, Path(out), None, now_of(request))
         try:
