@@ -206,3 +206,32 @@ def test_a_sealed_workspace_without_its_key_keeps_no_address_in_the_clear(
     key.write_bytes(kept)
     assert cli(*w, "consent", "suppress", ada).returncode == 0
     assert ada not in str(_rows(shop, "suppressions"))  # a keyed hash, as sealing promises
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("privacy", "erase", "grace.hopper@example.com"),
+        ("quarantine", "purge", "--before", "now"),
+    ],
+    ids=lambda c: c[0],
+)
+def test_a_question_goes_to_stderr_and_a_script_is_told_to_pass_yes(
+    cli: Run, shop: Path, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]
+) -> None:
+    """The confirmation was asked on stdout, before the JSON (``--format json`` output was no
+    JSON), and without a terminal to answer it the command said only 'aborted' (exit 130)."""
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # cron: nothing to answer with
+    out = cli("-w", str(shop), *command, "--format", "json")
+    assert out.returncode == 2, out
+    error = json.loads(out.stdout)["error"]  # stdout is JSON, the question is on stderr
+    assert "standard input is not a terminal" in error["message"]
+    assert "pass --yes" in error["message"] and "[y/N]" in out.stderr
+    assert not _erased(cli, shop, "grace.hopper@example.com")  # nothing done
+    monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
+    assert cli("-w", str(shop), *command).returncode == 130  # a no: aborted, as before
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
+    done = cli("-w", str(shop), *command, "--format", "json")
+    assert done.returncode == 0 and isinstance(json.loads(done.stdout), dict)

@@ -14,7 +14,7 @@ import orjson
 
 from segmint.cli import groups
 from segmint.cli.main import Context, pass_ctx
-from segmint.cli.output import emit_json, emit_table, format_option
+from segmint.cli.output import confirm, emit_json, emit_table, format_option
 from segmint.cli.params import INSTANT, check_kafka_url, deferred_choice
 from segmint.clock import SystemClock
 
@@ -526,7 +526,7 @@ def quarantine_purge(ctx: Context, before: datetime, yes: bool, fmt: str) -> Non
 
     store = ctx.workspace.store
     if not yes:
-        click.confirm(f"delete every quarantined message received before {before}?", abort=True)
+        confirm(f"delete every quarantined message received before {before}?")
     with store.transaction():
         result = purge_quarantine(store, before)
         log.append(store, "quarantine.purge", actor="cli", at=SystemClock().now(),

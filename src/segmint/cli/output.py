@@ -49,3 +49,27 @@ def emit_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequenc
     for row in rows:
         table.add_row(*(Text("" if v is None else str(v)) for v in row))  # values, not markup
     console.print(table)
+
+
+def confirm(question: str) -> None:
+    """Ask ``question`` on standard error (stdout holds results, JSON with ``--format json``).
+
+    A "no" (or Ctrl-C) aborts; no answer because standard input is no terminal (a script,
+    cron) is a usage error that names ``--yes``, the way to run without asking.
+
+    Raises:
+        click.exceptions.Abort: The answer was no.
+        click.UsageError: Standard input ended before an answer, and is not a terminal.
+    """
+    try:
+        yes = click.confirm(question, err=True)
+    except click.exceptions.Abort:  # end of input (or Ctrl-C) before an answer
+        if sys.stdin is None or sys.stdin.isatty():
+            raise
+        click.echo(err=True)  # end the question's line
+        raise click.UsageError(
+            f"no answer to {question!r}: standard input is not a terminal; pass --yes to go "
+            "ahead without asking"
+        ) from None
+    if not yes:
+        raise click.exceptions.Abort

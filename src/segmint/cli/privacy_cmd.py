@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from segmint.cli.main import Context, pass_ctx
-from segmint.cli.output import emit_json, emit_table, format_option
+from segmint.cli.output import confirm, emit_json, emit_table, format_option
 from segmint.cli.params import OUTPUT_FILE, as_of_option, refuse_later_than_now
 
 
@@ -187,7 +187,7 @@ def erase_cmd(
     ws.privacy.require_key("erasing a person")
     pid = resolve_living(ws.privacy, person, field="PERSON")
     if not yes:
-        click.confirm(f"erase {person} (profile {pid}) for good?", abort=True)
+        confirm(f"erase {person} (profile {pid}) for good?")
     root, receipt = erase(ws.privacy, pid, at=as_of)
     data = {"profile_id": root, **receipt.as_dict()}
     if receipt_file is not None:
