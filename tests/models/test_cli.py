@@ -90,3 +90,23 @@ def test_write_segments_changes_only_the_lines_it_adds(tmp_path, cli):
     assert after.startswith(before) and "rfm_cluster_0:" in after[len(before) :]
     again = cli("-w", str(folder), "models", "show", "rfm", "--write-segments")
     assert "added segment" not in again.stdout and yaml.read_text() == after
+
+
+def test_a_removed_model_is_shown_as_removed(tmp_path, cli):
+    """``models show`` of a model taken out of segmint.yaml said 'unknown model', though its
+    versions (metrics, clusters) are kept in the store."""
+    folder = _ws(tmp_path, cli)
+    at = AS_OF.isoformat()
+    assert cli("-w", str(folder), "models", "train", "rfm", "--as-of", at).returncode == 0
+    yaml = folder / "segmint.yaml"
+    yaml.write_text(yaml.read_text().replace("  rfm: {kind: clustering, k: 3}\n", ""))
+    shown = cli("-w", str(folder), "models", "show", "rfm")
+    assert shown.returncode == 0, shown.stderr
+    assert "rfm v1 (clustering)" in shown.stdout and "no longer in segmint.yaml" in shown.stdout
+    data = json.loads(cli("-w", str(folder), "models", "show", "rfm", "--format", "json").stdout)
+    assert data["defined"] is False and data["version"] == 1
+    written = cli("-w", str(folder), "models", "show", "rfm", "--write-segments")
+    assert written.returncode == 1 and "declare it again under 'models:'" in written.stderr
+    assert "rfm_cluster" not in yaml.read_text()
+    never = cli("-w", str(folder), "models", "show", "rfn")  # never declared nor stored
+    assert never.returncode == 1 and "unknown model 'rfn'" in never.stderr

@@ -143,16 +143,16 @@ def list_models(ctx: Context, fmt: str, as_of: datetime) -> None:
 def show(ctx: Context, name: str, fmt: str, write_segments: bool) -> None:
     """Show model NAME's newest version: data window, metrics, clusters and their rules."""
     from segmint.models.registry import latest
-    from segmint.models.service import model_def
 
-    model_def(ctx.workspace, name)
+    defined = _defined_or_stored(ctx, name, write_segments)
     entry = latest(ctx.workspace.store, name, params=False)
     written = _write_segments(ctx, name, entry.report) if write_segments else []
     if fmt == "json":
-        emit_json({**entry.summary(), "segments_written": written})
+        emit_json({**entry.summary(), "defined": defined, "segments_written": written})
         return
+    gone = "" if defined else f" ({REMOVED})"
     click.echo(f"{name} v{entry.version} ({entry.kind}), trained on data up to "
-               f"{entry.as_of.isoformat()}")  # fmt: skip
+               f"{entry.as_of.isoformat()}{gone}")  # fmt: skip
     click.echo(f"  features: {', '.join(entry.features)}")
     _print_metrics(entry.metrics)
     if "parameters" in entry.report:
@@ -165,6 +165,35 @@ def show(ctx: Context, name: str, fmt: str, write_segments: bool) -> None:
                    f"(precision {c['rule_precision']}, recall {c['rule_recall']})")  # fmt: skip
     for segment in written:
         click.echo(f"added segment {segment} to segmint.yaml")
+
+
+REMOVED = "no longer in segmint.yaml: not scored any more; its versions stay in the store"
+
+
+def _defined_or_stored(ctx: Context, name: str, write_segments: bool) -> bool:
+    """Whether model ``name`` is declared; False for one removed whose versions are stored.
+
+    Raises:
+        UnknownModelError: Neither declared nor stored (with the nearest name), or removed
+            and asked for segments (its traits are no longer written: no rule could use them).
+    """
+    from segmint.models.errors import UnknownModelError
+    from segmint.models.registry import versions
+    from segmint.models.service import model_def
+
+    try:
+        model_def(ctx.workspace, name)
+    except UnknownModelError:
+        if not versions(ctx.workspace.store, name, newest_only=True):
+            raise
+        if write_segments:
+            raise UnknownModelError(
+                f"model {name!r} is no longer in segmint.yaml: its traits are not written any "
+                "more, so no segment could use its clusters; declare it again under 'models:' "
+                "to propose them"
+            ) from None
+        return False
+    return True
 
 
 def _write_segments(ctx: Context, name: str, report: dict[str, Any]) -> list[str]:
