@@ -235,3 +235,13 @@ def test_a_question_goes_to_stderr_and_a_script_is_told_to_pass_yes(
     monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
     done = cli("-w", str(shop), *command, "--format", "json")
     assert done.returncode == 0 and isinstance(json.loads(done.stdout), dict)
+
+
+def test_a_model_that_cannot_train_is_one_line_in_a_log(cli: Run, shop: Path) -> None:
+    """The spinner, off a terminal, left a blank line before the error in every log."""
+    yaml = shop / "segmint.yaml"
+    yaml.write_text(yaml.read_text() + "\nmodels:\n  rfm: {kind: clustering}\n")
+    out = cli("-w", str(shop), "models", "train", "rfm", "--as-of", AS_OF)
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.startswith("error: clustering needs at least 20 profiles"), out.stderr
+    assert out.stderr.count("\n") == 1

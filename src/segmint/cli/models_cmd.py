@@ -29,7 +29,7 @@ def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
 
     from segmint.cli.output import err_console
 
-    if quiet:
+    if quiet or not err_console.is_terminal:  # a spinner in a log is a stray blank line
         yield lambda _: None
         return
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())

@@ -87,7 +87,8 @@ def seal_existing_cmd(ctx: Context, batch_size: int, as_of: datetime, fmt: str) 
     ws = ctx.workspace
     check_can_seal(ws.privacy)  # before the progress bar
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err_console, transient=True, disable=fmt == "json") as bar:
+    quiet = fmt == "json" or not err_console.is_terminal  # no bar (a blank line) in a log
+    with Progress(*columns, console=err_console, transient=True, disable=quiet) as bar:
         tasks: dict[str, Any] = {}
 
         def progress(name: str, done: int, total: int) -> None:
