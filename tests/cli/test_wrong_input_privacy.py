@@ -245,3 +245,17 @@ def test_a_model_that_cannot_train_is_one_line_in_a_log(cli: Run, shop: Path) ->
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr.startswith("error: clustering needs at least 20 profiles"), out.stderr
     assert out.stderr.count("\n") == 1
+
+
+def test_a_retention_event_name_nothing_sends_is_warned_of(cli: Run, shop: Path) -> None:
+    """``retention: {Order Complted: 90d}`` deleted nothing, every day, and said nothing:
+    the events were kept past the period the workspace promises."""
+    yaml = shop / "segmint.yaml"
+    yaml.write_text(yaml.read_text() + "\nprivacy:\n  retention: {Order Complted: 90d}\n")
+    out = cli("-w", str(shop), "privacy", "enforce", "--format", "json")
+    assert out.returncode == 0 and json.loads(out.stdout)["deleted"] == {"Order Complted": 0}
+    assert "privacy.retention: event 'Order Complted' is not in the events stored so far; " \
+        "did you mean 'Order Completed'?" in out.stderr  # fmt: skip
+    checked = cli("-w", str(shop), "segments", "validate")
+    assert "event 'Order Complted' in privacy.retention" in checked.stderr
+    assert "did you mean 'Order Completed'?" in checked.stderr

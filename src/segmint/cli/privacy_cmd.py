@@ -26,6 +26,17 @@ def _recorded_now(as_of: datetime) -> None:
     )  # fmt: skip
 
 
+def _warn_of_unknown_events(ws: Any, events: list[str]) -> None:
+    """Warn of retention event names no stored event has (a typo deletes nothing, ever)."""
+    from segmint.cli.output import err_console
+    from segmint.rules.vocabulary import event_warnings, workspace_vocabulary
+
+    vocab = workspace_vocabulary(ws.definition, ws.store)
+    for warning in event_warnings(events, vocab) if vocab is not None else []:
+        err_console.print(f"[yellow]warning:[/yellow] privacy.retention: {warning}",
+                          highlight=False, soft_wrap=True)  # fmt: skip
+
+
 @click.group()
 def privacy() -> None:
     """Personal data: encryption keys, erasure, export, retention."""
@@ -250,6 +261,7 @@ def enforce_cmd(ctx: Context, as_of: datetime, fmt: str) -> None:
         "at that time (`segmint serve` runs it daily)",
     )  # fmt: skip
     deleted = enforce(ws.privacy, as_of=as_of)
+    _warn_of_unknown_events(ws, list(deleted))
     if fmt == "json":
         emit_json({"as_of": as_of, "deleted": deleted})
         return

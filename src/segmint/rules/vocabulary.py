@@ -12,7 +12,7 @@ one ``DISTINCT`` query); :attr:`Vocabulary.basis` says which, for the warning's 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -137,6 +137,20 @@ def rule_warnings(rule: str, vocab: Vocabulary) -> list[str]:
     return list(dict.fromkeys(out))  # a name used twice is said once
 
 
+def event_warnings(events: Iterable[str], vocab: Vocabulary) -> list[str]:
+    """One warning per event name in ``events`` that ``vocab`` does not know.
+
+    For settings that name events outside a rule (``privacy.retention``), where a mistyped
+    name would otherwise just match no event: nothing deleted, and nothing said.
+    """
+    out = []
+    for event in events:
+        if event not in vocab.events:
+            hint = did_you_mean(event, vocab.events) or _known("event", vocab.events)
+            out.append(f"event '{event}' is not in {vocab.basis}; {hint}")
+    return out
+
+
 def preview_warnings(defn: WorkspaceDef, store: Store, rule: str) -> list[str]:
     """:func:`rule_warnings` for ``rule`` against the workspace's names (none without any).
 
@@ -201,6 +215,8 @@ def _names(defn: WorkspaceDef) -> Iterator[_Name]:
             yield from _filter_names(trait.where, trait.event, path, owner)
         if trait.expr is not None:
             yield from _rule_names(trait.expr, ("traits", name, "expr"), owner)
+    for event in defn.privacy.retention:  # a typo would keep those events for ever
+        yield _Name("event", event, None, ("privacy", "retention", event), "privacy.retention")
 
 
 def _rule_names(text: str, path: tuple[str, ...], owner: str) -> Iterator[_Name]:
