@@ -259,3 +259,13 @@ def test_a_retention_event_name_nothing_sends_is_warned_of(cli: Run, shop: Path)
     checked = cli("-w", str(shop), "segments", "validate")
     assert "event 'Order Complted' in privacy.retention" in checked.stderr
     assert "did you mean 'Order Completed'?" in checked.stderr
+
+
+def test_audit_list_writes_instants_with_their_offset(cli: Run, shop: Path) -> None:
+    """``audit list --format json`` wrote '2026-12-04T21:08:55' (no offset) where every other
+    command writes '+00:00': a script reading it as local time was hours off."""
+    from datetime import datetime
+
+    assert cli("-w", str(shop), "privacy", "export", "grace.hopper@example.com").returncode == 0
+    (entry,) = _audit(cli, shop)
+    assert datetime.fromisoformat(entry["at"]).utcoffset() is not None, entry["at"]

@@ -298,11 +298,12 @@ def verify(ctx: Context, fmt: str) -> None:
 @pass_ctx
 def list_entries(ctx: Context, limit: int, fmt: str) -> None:
     """List the latest audit entries."""
+    from segmint.clock import ensure_utc
     from segmint.privacy import audit as log
 
     found = log.entries(ctx.workspace.store)[-limit:]
-    data = [
-        {"id": e.id, "at": e.occurred_at, "actor": e.actor, "action": e.action,
+    data = [  # stored in UTC without an offset: written with it, as every other instant
+        {"id": e.id, "at": ensure_utc(e.occurred_at), "actor": e.actor, "action": e.action,
          "subject": e.subject, "details": e.details}
         for e in found
     ]  # fmt: skip
