@@ -269,3 +269,24 @@ def test_audit_list_writes_instants_with_their_offset(cli: Run, shop: Path) -> N
     assert cli("-w", str(shop), "privacy", "export", "grace.hopper@example.com").returncode == 0
     (entry,) = _audit(cli, shop)
     assert datetime.fromisoformat(entry["at"]).utcoffset() is not None, entry["at"]
+
+
+@pytest.mark.parametrize(
+    ("args", "field", "message"),
+    [
+        (("nope",), "URL", "unsupported stream URL 'nope'"),
+        (("redis://127.0.0.1:6379/0",), "URL", "needs ?stream="),
+        (("redis://127.0.0.1:6379/0?stream=x", "--batch-size", "0"), "--batch-size", "x>=1"),
+        (("redis://127.0.0.1:6379/0?stream=x", "--max-messages", "-5"), "--max-messages",
+         "x>=1"),
+    ],
+)  # fmt: skip
+def test_consume_refuses_a_bad_url_or_count_as_a_usage_error(
+    cli: Run, shop: Path, args: tuple[str, ...], field: str, message: str
+) -> None:
+    """A malformed URL was exit 1; --batch-size 0 reached Redis ('XREADGROUP count must be a
+    positive integer') and --max-messages -5 was taken."""
+    out = cli("-w", str(shop), "consume", *args, "--idle-timeout", "0.1", "--format", "json")
+    assert out.returncode == 2, out
+    error = json.loads(out.stdout)["error"]
+    assert message in error["message"] and field in (error["field"] or error["message"])

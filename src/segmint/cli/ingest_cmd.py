@@ -144,9 +144,12 @@ def _show_import(report: ImportReport, fmt: str) -> None:
 @click.argument("url")
 @click.option("--source", "source_name", help="The source recorded on events (default: stream).")
 @click.option("--consumer", help="This consumer's name in its group (default: from the host).")
-@click.option("--max-messages", type=int, help="Stop after reading this many records.")
-@click.option("--idle-timeout", type=float, help="Stop after this many seconds with no record.")
-@click.option("--batch-size", default=500, show_default=True, help="Records per transaction.")
+@click.option("--max-messages", type=click.IntRange(min=1),
+              help="Stop after reading this many records.")  # fmt: skip
+@click.option("--idle-timeout", type=click.FloatRange(min=0),
+              help="Stop after this many seconds with no record.")  # fmt: skip
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(min=1),
+              help="Records per transaction.")  # fmt: skip
 @click.option(
     "--option",
     "-o",
@@ -177,10 +180,13 @@ def consume_cmd(
     and consumption goes on. Runs until interrupted, --max-messages or --idle-timeout.
     """
     from segmint.intake.pipeline import Intake
-    from segmint.intake.streams import consume, open_source
+    from segmint.intake.streams import StreamUrlError, consume, open_source
 
     settings = dict(_option(o) for o in options)
-    source = open_source(url, consumer=consumer, options=settings)
+    try:
+        source = open_source(url, consumer=consumer, options=settings)
+    except StreamUrlError as exc:  # a malformed URL is a usage error, as a bad --kafka is
+        raise click.BadParameter(str(exc), param_hint="URL") from None
     intake = Intake(ctx.workspace, SystemClock())
     try:
         report = consume(
