@@ -290,3 +290,20 @@ def test_consume_refuses_a_bad_url_or_count_as_a_usage_error(
     assert out.returncode == 2, out
     error = json.loads(out.stdout)["error"]
     assert message in error["message"] and field in (error["field"] or error["message"])
+
+
+def test_preview_of_a_model_trait_nothing_scored_says_what_to_run(cli: Run, shop: Path) -> None:
+    """A rule on ``churn_risk`` before the model was trained and scored previewed as
+    '0 profiles' with no word why (the trait is null for everyone)."""
+    yaml = shop / "segmint.yaml"
+    yaml.write_text(
+        yaml.read_text() + "\nmodels:\n  churn_risk: {kind: propensity, target: churn}\n"
+    )
+    rule = "churn_risk > 0.7 and orders >= 1"
+    out = cli("-w", str(shop), "segments", "preview", rule, "--format", "json")
+    assert out.returncode == 0 and json.loads(out.stdout)["size"] == 0
+    (warning,) = json.loads(out.stdout)["warnings"]
+    assert "trait 'churn_risk' is written by model 'churn_risk', which has scored no" in warning
+    assert "'segmint models train churn_risk', then 'segmint models score churn_risk'" in warning
+    plain = cli("-w", str(shop), "segments", "preview", "orders >= 1", "--format", "json")
+    assert json.loads(plain.stdout)["warnings"] == []

@@ -212,9 +212,12 @@ def preview(ws: Workspace, body: PreviewBody, as_of: datetime) -> dict[str, Any]
         found = preview_rule(ws.store, ws.definition, rule, as_of, limit=body.limit)
     except RuleError as exc:
         raise ApiError(422, "invalid_rule", str(exc), "tree" if body.tree else "rule") from None
+    from segmint.models.registry import unscored_warnings
     from segmint.rules.vocabulary import preview_warnings
 
-    return found.to_dict() | {"warnings": preview_warnings(ws.definition, ws.store, found.rule)}
+    warnings = preview_warnings(ws.definition, ws.store, found.rule)
+    warnings += unscored_warnings(ws.definition.models, ws.store, found.rule)
+    return found.to_dict() | {"warnings": warnings}
 
 
 def profile_view(ws: Workspace, ref: str, as_of: datetime, *, events: int = 50) -> dict[str, Any]:

@@ -48,6 +48,7 @@ def segments_preview(
     from segmint.clock import SystemClock
     from segmint.membership.errors import StalePreviewError
     from segmint.membership.preview import preview_rule, preview_stored
+    from segmint.models.registry import unscored_warnings
     from segmint.rules.vocabulary import preview_warnings
 
     ws = ctx.workspace
@@ -62,6 +63,7 @@ def segments_preview(
     else:
         found = preview_rule(ws.store, ws.definition, rule, as_of, limit=sample)
     warnings = preview_warnings(ws.definition, ws.store, found.rule)
+    warnings += unscored_warnings(ws.definition.models, ws.store, found.rule)
     if fmt == "json":
         emit_json(found.to_dict() | {"basis": basis, "warnings": warnings})
         return

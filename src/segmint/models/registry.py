@@ -9,12 +9,14 @@ workspace itself, and nothing outside segmint writes this table.
 from __future__ import annotations
 
 import pickle
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 
+from segmint.config.mlmodels import ModelDef
 from segmint.models.errors import ModelNotTrainedError
 from segmint.store import Store, from_store_time, utcnow_naive
 
@@ -128,3 +130,31 @@ def last_scored(store: Store, model: str) -> datetime | None:
     """The ``as_of`` of the model's latest scoring, if any."""
     rows = store.fetchall("SELECT MAX(as_of) FROM model_scorings WHERE model = ?", [model])
     return from_store_time(rows[0][0]) if rows and rows[0][0] is not None else None
+
+
+def unscored_warnings(models: Mapping[str, ModelDef], store: Store, rule: str) -> list[str]:
+    """One warning per trait ``rule`` reads that a model writes but has not scored yet.
+
+    Such a trait is null for every profile, so the rule matches nobody: a previewed size of
+    0 says why, and what to run (``segments preview``, ``POST /v1/segments/preview``).
+    """
+    from segmint.rules import ast as A
+    from segmint.rules.errors import RuleError
+    from segmint.rules.parser import parse
+
+    try:
+        read = {n.name for n in A.walk(parse(rule)) if isinstance(n, A.TraitRef)}
+    except RuleError:
+        return []
+    out = []
+    for model, defn in sorted(models.items()):
+        traits = sorted(read & set(defn.output_traits(model).values()))
+        if not traits or last_scored(store, model) is not None:
+            continue
+        run = f"'segmint models score {model}'"
+        if not versions(store, model, newest_only=True):
+            run = f"'segmint models train {model}', then {run}"
+        names = ", ".join(f"'{t}'" for t in traits)
+        out.append(f"trait {names} is written by model '{model}', which has scored no "
+                   f"profile yet (null for all): run {run}")  # fmt: skip
+    return out
