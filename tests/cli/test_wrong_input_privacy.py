@@ -307,3 +307,11 @@ def test_preview_of_a_model_trait_nothing_scored_says_what_to_run(cli: Run, shop
     assert "'segmint models train churn_risk', then 'segmint models score churn_risk'" in warning
     plain = cli("-w", str(shop), "segments", "preview", "orders >= 1", "--format", "json")
     assert json.loads(plain.stdout)["warnings"] == []
+
+
+def test_serve_role_intake_refuses_an_explicit_realtime(cli: Run, shop: Path) -> None:
+    """``--role intake --realtime`` was silently served without real time."""
+    out = cli("-w", str(shop), "serve", "--role", "intake", "--kafka", "kafka://127.0.0.1:9/t",
+              "--realtime")  # fmt: skip
+    assert out.returncode == 2 and "--realtime with --role intake" in out.stderr
+    assert "segmint worker" in out.stderr

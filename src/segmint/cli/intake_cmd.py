@@ -101,6 +101,11 @@ def serve(
         if not kafka_url:
             raise click.UsageError("--role intake publishes to Kafka: give --kafka URL")
         check_kafka_url(kafka_url)
+        if realtime and _given(click.get_current_context(), "realtime"):
+            raise click.UsageError(
+                "--realtime with --role intake: this server only stores and publishes; the "
+                "'segmint worker' processes apply real time (drop --realtime, or use --role all)"
+            )
         realtime = False  # the workers apply it
     elif kafka_url and _given(click.get_current_context(), "kafka_url"):
         raise click.UsageError(
