@@ -197,3 +197,19 @@ def test_archiving_a_journey_with_instances_says_what_ends_them(
     assert f"ends {active} active instance(s)" in note and "definition_changed" in note
     other = api.client.post("/v1/manage/campaigns/lifecycle_update/archive", headers=api.admin)
     assert "notes" not in other.json()
+
+
+def test_a_model_trait_is_named_as_the_models(api: Api) -> None:
+    """``GET /v1/manage/traits/churn_risk`` said 'unknown traits entry', though rules read
+    the trait: it is written by a model, declared under ``models:``."""
+    path = api.ws.path / "segmint.yaml"
+    path.write_text(path.read_text() + "\nmodels:\n  churn_risk: {kind: propensity}\n")
+    with Workspace.open(api.ws.path) as loaded:
+        api.ws.replace_definition(loaded.definition)
+    got = api.client.get("/v1/manage/traits/churn_risk", headers=api.read)
+    error = got.json()["error"]
+    assert got.status_code == 404 and error["field"] == "name"
+    assert "written by model 'churn_risk'" in error["message"]
+    assert "segmint models score churn_risk" in error["message"]
+    other = api.client.get("/v1/manage/traits/churn_rsk", headers=api.read)
+    assert "unknown traits entry 'churn_rsk'" in other.json()["error"]["message"]

@@ -99,7 +99,7 @@ class SectionKind:
         editor = DefinitionEditor(ws.path)
         entries = editor.entries(self.section)
         if name not in entries:
-            raise _unknown(self.section, name, list(entries))
+            raise _unknown(self.section, name, list(entries), ws)
         definition, line = entries[name]
         return {"name": name, "definition": definition, "line": line,
                 "file": str(editor.path), "version": editor.version()}  # fmt: skip
@@ -275,7 +275,7 @@ def save(
         raise ApiError(409, "conflict", f"{kind.value} entry '{name}' already exists: update it",
                        "name")  # fmt: skip
     if not create and not exists:
-        raise _unknown(kind.value, name, handler.names(ws))
+        raise _unknown(kind.value, name, handler.names(ws), ws)
     try:
         saved = handler.save(ws, name, body, dry_run=False)
     except ConfigError as exc:
@@ -288,7 +288,7 @@ def archive(ws: Workspace, kind: KindName, name: str, version: str | None) -> di
     """Move entry ``name`` to ``archive/``; refused while another definition uses it."""
     handler = KINDS[kind]
     if name not in handler.names(ws):
-        raise _unknown(kind.value, name, handler.names(ws))
+        raise _unknown(kind.value, name, handler.names(ws), ws)
     try:
         saved = handler.archive(ws, name, version)
     except ConfigError as exc:
@@ -330,9 +330,15 @@ def _name(body: DefinitionBody) -> str:
     return body.name
 
 
-def _unknown(kind: str, name: str, known: list[str]) -> ApiError:
+def _unknown(kind: str, name: str, known: list[str], ws: Workspace | None = None) -> ApiError:
     hint = did_you_mean(name, known)
     message = f"unknown {kind} entry '{name}'" + (f"; {hint}" if hint else "")
+    models = ws.definition.models if ws is not None and kind == "traits" else {}
+    for model, defn in sorted(models.items()):  # a score rules read like any other trait
+        if name in defn.output_traits(model).values():
+            message = (f"trait '{name}' is written by model '{model}' (under 'models:' in "
+                       "segmint.yaml), not a traits entry: its scores come from "
+                       f"'segmint models score {model}'")  # fmt: skip
     return ApiError(404, "not_found", message, "name")
 
 
