@@ -127,3 +127,15 @@ def test_init_with_an_odd_folder_name_gives_a_working_workspace(
     assert cli("init", str(target)).returncode == 0
     status = cli("-w", str(target), "status")
     assert status.returncode == 0, status.stderr
+
+
+def test_a_derived_trait_must_read_a_pii_value(yaml_file: Path) -> None:
+    """``derive: {email_domain: {from: emial}}`` derived nothing for anyone, and said nothing."""
+    derive = "\nprivacy:\n  derive:\n    email_domain: {from: %s, take: domain}\n"
+    yaml_file.write_text(yaml_file.read_text() + derive % "emial")
+    [error] = errors_of(yaml_file)
+    assert error.key_path == "privacy.derive.email_domain.from"
+    assert "reads 'emial', which is no PII name" in str(error)
+    assert error.hint == "did you mean 'email'?"
+    yaml_file.write_text(yaml_file.read_text().replace("from: emial", "from: email"))
+    assert load_workspace_def(yaml_file).privacy.derive["email_domain"].from_ == "email"

@@ -283,7 +283,23 @@ def cross_check(ws: WorkspaceDef, positions: Positions) -> list[ConfigError]:
     ):
         msg = f"email.group names '{ws.email.group}', which no segment belongs to"
         errors.append(positions.error(msg, ["email", "group"]))
-    return errors + check_experiments(ws, positions)
+    return errors + _check_derive(ws, positions) + check_experiments(ws, positions)
+
+
+def _check_derive(ws: WorkspaceDef, positions: Positions) -> list[ConfigError]:
+    """A derived trait reads a PII value before it is sealed: its ``from`` must be one.
+
+    A typo (``from: emial``) derived nothing, for every profile, and said nothing.
+    """
+    pii = sorted(set(ws.privacy.pii) | {n for n, t in ws.traits.items() if t.pii})
+    errors = []
+    for name, rule in ws.privacy.derive.items():
+        if rule.from_ not in pii:
+            msg = (f"privacy.derive '{name}' reads '{rule.from_}', which is no PII name "
+                   f"(privacy.pii and pii: true traits: {', '.join(pii) or 'none'})")  # fmt: skip
+            hint = did_you_mean(rule.from_, pii) or "derive from a PII value, as email"
+            errors.append(positions.error(msg, ["privacy", "derive", name, "from"], hint=hint))
+    return errors
 
 
 def trait_types(ws: WorkspaceDef) -> dict[str, TraitDef]:
