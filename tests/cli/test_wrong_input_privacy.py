@@ -315,3 +315,32 @@ def test_serve_role_intake_refuses_an_explicit_realtime(cli: Run, shop: Path) ->
               "--realtime")  # fmt: skip
     assert out.returncode == 2 and "--realtime with --role intake" in out.stderr
     assert "segmint worker" in out.stderr
+
+
+def test_a_sealed_workspace_without_its_key_is_not_served(
+    cli: Run, shop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``serve`` started, then answered every tracking call 500 ('storing input needs the
+    master key'); ``consume`` failed the same way batch after batch."""
+    import socket
+
+    from segmint.cli import intake_cmd
+
+    def never(*_: Any) -> Any:
+        raise AssertionError("the server started")  # instead of serving until stopped
+
+    monkeypatch.setattr(intake_cmd, "_graceful_server_class", never)
+    w = ("-w", str(shop))
+    assert cli(*w, "privacy", "enable").returncode == 0
+    assert cli(*w, "privacy", "seal-existing").returncode == 0  # the vault holds their keys
+    (shop / ".segmint-keys" / "master.key").unlink()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    for command in (("serve", "--port", port), ("ui", "--port", port),
+                    ("consume", "redis://127.0.0.1:6379/0?stream=segmint-probe",
+                     "--idle-timeout", "1")):  # fmt: skip
+        out = cli(*w, *command)
+        assert out.returncode == 1, (command, out)
+        assert "(storing input) needs the master key" in out.stderr
+        assert "restore" in out.stderr and "master.key" in out.stderr

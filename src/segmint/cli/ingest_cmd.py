@@ -187,6 +187,7 @@ def consume_cmd(
         source = open_source(url, consumer=consumer, options=settings)
     except StreamUrlError as exc:  # a malformed URL is a usage error, as a bad --kafka is
         raise click.BadParameter(str(exc), param_hint="URL") from None
+    ctx.workspace.privacy.require_key("consuming (storing input)")  # else each batch fails
     intake = Intake(ctx.workspace, SystemClock())
     try:
         report = consume(

@@ -117,6 +117,8 @@ def serve(
     workspace = Workspace.open(ctx.workspace_path)
     click.get_current_context().call_on_close(workspace.close)
     _refuse_second_server(workspace)
+    # sealed, but no key here: every request would fail (500) storing nothing; say it once
+    workspace.privacy.require_key("serving (storing input)")
     share_reads = getattr(workspace.store, "share_reads", None)
     if share_reads is not None:  # DuckDB: read-only commands read through this process
         share_reads()
