@@ -12,33 +12,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import refreshed_shop
+from tests.cli.conftest import SHOP_AS_OF, import_consent
 
 Run = Callable[..., Any]  # tests/conftest.py's ``cli`` fixture (a CliResult)
 
-AS_OF = "2026-11-01T00:00:00Z"
-
-
-@pytest.fixture
-def shop(cli: Run, tmp_path: Path) -> Path:
-    """``segmint init`` with its sample contacts and orders ingested and refreshed."""
-    return refreshed_shop(cli, tmp_path, AS_OF)
-
-
-def _erased(cli: Run, shop: Path, person: str) -> bool:
-    shown = cli("-w", str(shop), "profile", "show", person, "--as-of", AS_OF)
-    return "was erased" in shown.stderr
+AS_OF = SHOP_AS_OF
 
 
 @pytest.mark.parametrize("where", ["missing/receipt.json", "a_file/receipt.json"])
-def test_erase_checks_the_receipt_path_before_erasing(cli: Run, shop: Path, where: str) -> None:
+def test_erase_checks_the_receipt_path_before_erasing(
+    cli: Run, shop: Path, is_erased: Any, where: str
+) -> None:
     (shop / "a_file").write_text("not a folder")
     receipt = shop / where
     out = cli("-w", str(shop), "privacy", "erase", "grace.hopper@example.com", "--yes",
               "--receipt", str(receipt))  # fmt: skip
     assert out.returncode == 2, out
     assert "--receipt" in out.stderr and str(receipt.parent) in out.stderr
-    assert not _erased(cli, shop, "grace.hopper@example.com")  # nothing done
+    assert not is_erased(shop, "grace.hopper@example.com")  # nothing done
 
 
 def test_export_to_a_missing_folder_is_one_line(cli: Run, shop: Path) -> None:
@@ -157,18 +148,13 @@ def unused_port() -> int:
 
 def test_consent_import_of_only_bad_rows_fails_like_ingest(cli: Run, shop: Path) -> None:
     """Every row refused and nothing recorded is no success (``ingest`` exits 1 too)."""
-    bad = shop / "consent.csv"
-    bad.write_text(
-        "email,topic,status,occurred_at\n"
-        "grace.hopper@example.com,newsleter,granted,2026-01-01\n"
-        "grace.hopper@example.com,offers,granted,yesterday\n"
-    )
-    out = cli("-w", str(shop), "consent", "import", str(bad))
+    rows = ("grace.hopper@example.com,newsleter,granted,2026-01-01",
+            "grace.hopper@example.com,offers,granted,yesterday")  # fmt: skip
+    out = import_consent(cli, shop, *rows)
     assert out.returncode == 1 and "recorded 0 consent change(s)" in out.stdout
     assert "consent.csv:2:" in out.stderr and "did you mean 'newsletter'?" in out.stderr
     assert "consent.csv:3:" in out.stderr
-    bad.write_text(bad.read_text() + "grace.hopper@example.com,offers,granted,2026-01-01\n")
-    partly = cli("-w", str(shop), "consent", "import", str(bad))
+    partly = import_consent(cli, shop, *rows, "grace.hopper@example.com,offers,granted,2026-01-01")
     assert partly.returncode == 0 and "recorded 1 consent change(s)" in partly.stdout
 
 

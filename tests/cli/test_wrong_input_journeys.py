@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.cli.conftest import import_consent
 from tests.conftest import refreshed_shop
 
 Run = Callable[..., Any]  # tests/conftest.py's ``cli`` fixture (a CliResult)
@@ -71,13 +72,10 @@ def test_consent_changes_refuse_a_later_instant(
 
 def test_consent_import_refuses_a_row_dated_later(cli: Run, shop: Path) -> None:
     """A year typed 2062 for 2026 made a grant outrank every later denial until 2062."""
-    csv = shop / "consent.csv"
-    csv.write_text(
-        "email,topic,status,occurred_at\n"
-        "grace.hopper@example.com,offers,granted,2062-11-03\n"
-        "grace.hopper@example.com,newsletter,denied,2026-11-03\n"
-    )
-    out = cli("-w", str(shop), "consent", "import", str(csv))
+    out = import_consent(
+        cli, shop, "grace.hopper@example.com,offers,granted,2062-11-03",
+        "grace.hopper@example.com,newsletter,denied,2026-11-03",
+    )  # fmt: skip
     assert out.returncode == 0 and "recorded 1 consent change(s)" in out.stdout
     assert "consent.csv:2: occurred_at '2062-11-03' is later than" in out.stderr
     topics = [c["topic"] for c in _history(cli, shop, "grace.hopper@example.com")]
@@ -86,15 +84,11 @@ def test_consent_import_refuses_a_row_dated_later(cli: Run, shop: Path) -> None:
 
 def test_consent_import_twice_records_each_statement_once(cli: Run, shop: Path) -> None:
     """Importing the same file again doubled every statement in the person's history."""
-    csv = shop / "consent.csv"
-    csv.write_text(
-        "email,topic,status,occurred_at\n"
-        "grace.hopper@example.com,offers,denied,2026-11-03\n"
-        "nobody.yet@example.com,newsletter,granted,2026-11-03\n"
-    )
-    first = cli("-w", str(shop), "consent", "import", str(csv))
+    rows = ("grace.hopper@example.com,offers,denied,2026-11-03",
+            "nobody.yet@example.com,newsletter,granted,2026-11-03")  # fmt: skip
+    first = import_consent(cli, shop, *rows)
     assert first.returncode == 0 and first.stdout.strip() == "recorded 2 consent change(s)"
-    again = cli("-w", str(shop), "consent", "import", str(csv))
+    again = import_consent(cli, shop, *rows)
     assert again.returncode == 0, again
     assert again.stdout.strip() == "recorded 0 consent change(s), 2 recorded already"
     offers = [c for c in _history(cli, shop, "grace.hopper@example.com") if c["topic"] == "offers"]

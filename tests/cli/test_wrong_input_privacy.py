@@ -12,22 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import refreshed_shop
+from tests.cli.conftest import SHOP_AS_OF
 
 Run = Callable[..., Any]  # tests/conftest.py's ``cli`` fixture (a CliResult)
 
-AS_OF = "2026-11-01T00:00:00Z"
-
-
-@pytest.fixture
-def shop(cli: Run, tmp_path: Path) -> Path:
-    """``segmint init`` with its sample contacts and orders ingested and refreshed."""
-    return refreshed_shop(cli, tmp_path, AS_OF)
-
-
-def _erased(cli: Run, shop: Path, person: str) -> bool:
-    shown = cli("-w", str(shop), "profile", "show", person, "--as-of", AS_OF)
-    return "was erased" in shown.stderr
+AS_OF = SHOP_AS_OF
 
 
 def test_an_error_at_line_100_names_the_line_not_an_emoji(cli: Run, shop: Path) -> None:
@@ -153,7 +142,7 @@ def _audit(cli: Run, shop: Path) -> list[dict[str, Any]]:
     ids=lambda c: c[1],
 )
 def test_privacy_commands_refuse_to_record_a_later_instant(
-    cli: Run, shop: Path, command: tuple[str, ...]
+    cli: Run, shop: Path, is_erased: Any, command: tuple[str, ...]
 ) -> None:
     """``privacy erase --as-of +3d`` erased now and dated the receipt and the audit entry
     three days on: the log, read in order, said an erasure happened after later entries."""
@@ -165,7 +154,7 @@ def test_privacy_commands_refuse_to_record_a_later_instant(
     assert "Invalid value for --as-of" in out.stderr and "later than now" in out.stderr
     assert "audit log" in out.stderr
     assert _audit(cli, shop) == before
-    assert not _erased(cli, shop, "grace.hopper@example.com")  # nothing done
+    assert not is_erased(shop, "grace.hopper@example.com")  # nothing done
     assert cli("-w", str(shop), *command, "--as-of", "-1h").returncode == 0  # earlier: fine
 
 
@@ -217,7 +206,7 @@ def test_a_sealed_workspace_without_its_key_keeps_no_address_in_the_clear(
     ids=lambda c: c[0],
 )
 def test_a_question_goes_to_stderr_and_a_script_is_told_to_pass_yes(
-    cli: Run, shop: Path, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]
+    cli: Run, shop: Path, is_erased: Any, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]
 ) -> None:
     """The confirmation was asked on stdout, before the JSON (``--format json`` output was no
     JSON), and without a terminal to answer it the command said only 'aborted' (exit 130)."""
@@ -229,7 +218,7 @@ def test_a_question_goes_to_stderr_and_a_script_is_told_to_pass_yes(
     error = json.loads(out.stdout)["error"]  # stdout is JSON, the question is on stderr
     assert "standard input is not a terminal" in error["message"]
     assert "pass --yes" in error["message"] and "[y/N]" in out.stderr
-    assert not _erased(cli, shop, "grace.hopper@example.com")  # nothing done
+    assert not is_erased(shop, "grace.hopper@example.com")  # nothing done
     monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
     assert cli("-w", str(shop), *command).returncode == 130  # a no: aborted, as before
     monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
