@@ -315,15 +315,7 @@ def test_a_rebuild_saves_the_position_of_what_it_folded(
     from segmint.traits import rebuild
 
     ws = make_workspace(tmp_path, YAML, pg_store)
-    Membership(ws).realtime(FixedClock(NOW)).catch_up(NOW)
-    engine, follower = _server(ws, pg_store)
-    try:
-        with pg_store.transaction():
-            _insert(pg_store, "seen")
-        assert follower.step() == 1
-    finally:
-        engine.close()
-        follower.close()
+    _served(ws, pg_store, "seen")
     before = read_position(pg_store)
     with pg_store.transaction():
         _insert(pg_store, "after")
@@ -392,6 +384,23 @@ class _WritesAfterNewestSeq:
         return found
 
 
+def _served(ws: Workspace, store: Store, applied: str, *stored: str) -> None:
+    """A first server catches up, applies ``applied`` from its feed, and stops (saving its
+    position) after ``stored`` were stored and not read."""
+    Membership(ws).realtime(FixedClock(NOW)).catch_up(NOW)
+    engine, follower = _server(ws, store)
+    try:
+        with store.transaction():
+            _insert(store, applied)
+        assert follower.step() == 1
+        for message_id in stored:
+            with store.transaction():
+                _insert(store, message_id)
+    finally:
+        engine.close()
+        follower.close()
+
+
 def _as_if_from_a_cluster_ahead(store: Store, by: int = 10**12) -> None:
     """What a dump of a store whose cluster was ``by`` transactions further on looks like
     once restored here: every stored id (and the saved position) that much higher."""
@@ -412,18 +421,7 @@ def test_a_store_restored_into_another_cluster_applies_what_is_written_after(
     take every new event for applied. The next start re-numbers the restored rows and
     applies the new events, and the stored events the state lacked, once."""
     ws = make_workspace(tmp_path, YAML, pg_store)
-    Membership(ws).realtime(FixedClock(NOW)).catch_up(NOW)
-    engine, follower = _server(ws, pg_store)
-    try:
-        with pg_store.transaction():
-            _insert(pg_store, "applied")
-        assert follower.step() == 1
-        engine.checkpoint(NOW)
-        with pg_store.transaction():
-            _insert(pg_store, "stored, not applied")
-    finally:
-        engine.close()
-        follower.close()
+    _served(ws, pg_store, "applied", "stored, not applied")
     _as_if_from_a_cluster_ahead(pg_store)
     with pg_store.transaction():
         _insert(pg_store, "after the restore")
