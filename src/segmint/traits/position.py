@@ -127,10 +127,12 @@ def adopt_restored(store: Store) -> int:
     every such row gets :data:`RESTORED_XID`; the saved position is replaced by one that
     still names the stored events the state lacks (those outside the old position, and
     any written since the restore); the Kafka relay's saved feed positions are dropped
-    (it publishes again from its start; workers apply each message id once).
+    (it publishes again from its start; workers apply each message id once), and the
+    Kafka workers' watermarks keep their ``seq`` and lose their snapshot (one of the old
+    cluster, which would take every event written since for applied).
 
     Called before a server's feed starts and by every catch-up; cheap when there is
-    nothing to do (one indexed ``max`` per table).
+    nothing to do (one indexed lookup per table).
 
     Returns:
         The number of rows re-numbered (0: nothing to do, or not PostgreSQL).
@@ -168,6 +170,7 @@ def adopt_restored(store: Store) -> int:
         if saved is not None:
             write_position(store, CommitPosition(xmin, (), tuple(sorted(lacking))))
         store.execute("DELETE FROM meta WHERE key LIKE ?", [RELAY_PREFIX + "%"])
+        store.execute("UPDATE worker_applied SET snap = NULL WHERE snap IS NOT NULL")
     log.warning(
         "this store was restored from another PostgreSQL cluster: %d events and merges "
         "were given transaction id %d so that what is written from now on is read in "
