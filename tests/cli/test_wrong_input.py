@@ -240,3 +240,12 @@ def test_rebuild_refuses_a_later_instant(cli: Run, shop: Path) -> None:
     assert out.returncode == 2 and "--as-of" in out.stderr and "later than now" in out.stderr
     assert stored_as_of() == before
     assert cli("-w", str(shop), "rebuild", "--as-of", AS_OF).returncode == 0
+
+
+def test_template_preview_of_an_erased_person_says_so(cli: Run, shop: Path) -> None:
+    """``template preview --profile`` said 'no person matches', as if never known."""
+    erased = cli("-w", str(shop), "privacy", "erase", "grace.hopper@example.com", "--yes")
+    assert erased.returncode == 0, erased
+    out = cli("-w", str(shop), "template", "preview", "lifecycle", "--profile",
+              "grace.hopper@example.com", "--out", str(shop / "previews"))  # fmt: skip
+    assert out.returncode == 1 and "was erased" in out.stderr and "receipt" in out.stderr, out

@@ -88,8 +88,8 @@ def preview(
     fmt: str,
 ) -> None:
     """Render NAME for real members of --segment (or one --profile) to .html and .eml."""
-    from segmint.intake.identity import resolve_person
     from segmint.personalize.preview import PreviewRequest, render_previews
+    from segmint.privacy.erase import resolve_living
 
     if (segment is None) == (profile_id is None):
         raise click.UsageError("give exactly one of --segment or --profile")
@@ -100,8 +100,7 @@ def preview(
         _check_sender(sender)
     if profile_id is not None:
         ws = ctx.workspace
-        profile_id = resolve_person(ws.store, profile_id, ws.definition.identifiers,
-                                    field="--profile")  # fmt: skip
+        profile_id = resolve_living(ws.privacy, profile_id, field="--profile")  # erased: when
     request = PreviewRequest(
         template=name,
         segment=segment,
