@@ -11,17 +11,16 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.membership.conftest import live_views, stored_views
+from tests.membership.views import AT, NOW, YAML, insert, server
 
 from segmint.clock import FixedClock
 from segmint.events import Event
 from segmint.membership.batch import reconcile
-from segmint.membership.feed import ChangeFeed
 from segmint.membership.follow import Follower, unapplied_since_checkpoint
 from segmint.membership.realtime import RealtimeEngine
 from segmint.membership.service import Membership
@@ -29,34 +28,6 @@ from segmint.store import Store, read_meta
 from segmint.traits import APPLIED_KEY, EVENT_COLUMNS, CommitPosition, read_position, row_to_event
 from segmint.traits.position import adopt_restored, write_position
 from segmint.workspace import Workspace
-
-NOW = datetime(2026, 11, 1, tzinfo=UTC)
-AT = datetime(2026, 10, 30)
-YAML = """
-name: late
-traits:
-  views: {count: events, event: Viewed}
-segments:
-  regular: {rule: "views >= 3"}
-"""
-
-
-def _insert(store: Store, message_id: str, profile: str = "p") -> None:
-    store.execute(
-        "INSERT INTO events (message_id, type, event, profile_id, timestamp, received_at) "
-        "VALUES (?, 'track', 'Viewed', ?, ?, ?)",
-        [message_id, profile, AT, AT],
-    )
-
-
-def _server(ws: Workspace, store: Store, checkpoint_every: float = 0.0) -> tuple[Any, Follower]:
-    """A leading server's engine and follower, wired as ``serve`` wires them."""
-    clock = FixedClock(NOW)
-    engine = Membership(ws).realtime(clock, checkpoint_every, recover=False)
-    feed = ChangeFeed(store.reopen(), owned=True)  # type: ignore[attr-defined]
-    follower = Follower(engine, feed, clock)
-    assert follower.lead(NOW)
-    return engine, follower
 
 
 def _drain(follower: Follower) -> None:
@@ -84,7 +55,7 @@ def late_writer(pg_store: Store) -> Iterator[Callable[[str], Callable[[], None]]
 
         def write() -> None:
             with late.transaction():
-                _insert(late, message_id)
+                insert(late, message_id)
                 drawn.set()
                 release.wait(10)
             done.set()
@@ -114,7 +85,7 @@ def _restart(ws: Workspace, store: Store, how: str) -> Follower | None:
         engine.catch_up(NOW)
         engine.close()
         return None
-    engine, follower = _server(ws, store)
+    engine, follower = server(ws, store)
     _drain(follower)
     engine.checkpoint(NOW)
     return follower
@@ -141,11 +112,11 @@ def test_a_late_commit_below_the_saved_position_is_applied_once(
     """
     ws = make_workspace(tmp_path, YAML, pg_store)
     Membership(ws).realtime(FixedClock(NOW)).catch_up(NOW)  # an engine ran here before
-    engine, follower = _server(ws, pg_store, 60.0 if stop == "die-unsaved" else 0.0)
+    engine, follower = server(ws, pg_store, 60.0 if stop == "die-unsaved" else 0.0)
     commit_late = late_writer("late")
     with pg_store.transaction():
-        _insert(pg_store, "early-1")
-        _insert(pg_store, "early-2")
+        insert(pg_store, "early-1")
+        insert(pg_store, "early-2")
     after: Follower | None = None
     try:
         assert follower.step() == 2
@@ -188,13 +159,13 @@ def test_an_own_event_read_but_not_through_the_listener_is_applied_after_a_crash
     of "b" runs. The saved position covers "b" as read, not as applied."""
     ws = make_workspace(tmp_path, YAML, pg_store)
     Membership(ws).realtime(FixedClock(NOW)).catch_up(NOW)
-    engine, follower = _server(ws, pg_store)
+    engine, follower = server(ws, pg_store)
     after: Follower | None = None
     try:
         for mid in ("b", "a"):
             follower.claim([mid])
             with pg_store.transaction():
-                _insert(pg_store, mid)
+                insert(pg_store, mid)
         follower([_stored_event(pg_store, "a")])  # the listener of "a"
         assert live_views(ws) == {"p": 1}
         position = read_position(pg_store)
@@ -216,16 +187,16 @@ def test_a_catch_up_that_fails_half_way_leaves_the_next_one_exact(
     after applying some chunks leaves its state unsaved, rebuilt by the next catch-up."""
     ws = make_workspace(tmp_path, YAML, pg_store)
     Membership(ws).realtime(FixedClock(NOW)).catch_up(NOW)
-    engine, follower = _server(ws, pg_store)
+    engine, follower = server(ws, pg_store)
     commit_late = late_writer("late")
     with pg_store.transaction():
-        _insert(pg_store, "early")
+        insert(pg_store, "early")
     assert follower.step() == 1
     commit_late()
     follower.close()  # died before "late" was delivered
     for n in range(4):
         with pg_store.transaction():
-            _insert(pg_store, f"more-{n}", "q")
+            insert(pg_store, f"more-{n}", "q")
     failing = Membership(ws).realtime(FixedClock(NOW))
     calls = 0
     process = failing.process
@@ -262,7 +233,7 @@ def test_duckdb_saves_no_commit_position(store: Store, tmp_path: Path, make_work
     engine = Membership(ws).realtime(FixedClock(NOW))
     engine.catch_up(NOW)
     with store.transaction():
-        _insert(store, "one")
+        insert(store, "one")
     engine.catch_up(NOW)
     engine.close()
     assert read_meta(store, APPLIED_KEY) is None
@@ -318,7 +289,7 @@ def test_a_rebuild_saves_the_position_of_what_it_folded(
     _served(ws, pg_store, "seen")
     before = read_position(pg_store)
     with pg_store.transaction():
-        _insert(pg_store, "after")
+        insert(pg_store, "after")
     rebuild(pg_store, Membership(ws).compiled.catalog, NOW)
     assert read_position(pg_store) not in (None, before)
     _restart(ws, pg_store, "server").close()  # type: ignore[union-attr]
@@ -338,7 +309,7 @@ def test_an_event_committed_after_a_rebuild_with_a_lower_seq_is_applied_once(
     Membership(ws).realtime(FixedClock(NOW)).catch_up(NOW)
     commit_late = late_writer("late")  # seq drawn, not committed
     with pg_store.transaction():
-        _insert(pg_store, "early")  # a higher seq, committed
+        insert(pg_store, "early")  # a higher seq, committed
     rebuild(pg_store, Membership(ws).compiled.catalog, NOW)
     commit_late()
     for how in ("recovery", "server"):
@@ -358,7 +329,7 @@ def test_events_stored_during_a_rebuild_are_folded_once(
 
     ws = make_workspace(tmp_path, YAML, duck_store)
     Membership(ws).realtime(FixedClock(NOW)).catch_up(NOW)
-    _insert(duck_store, "first")
+    insert(duck_store, "first")
     store = _WritesAfterNewestSeq(duck_store)
     rebuild(store, Membership(ws).compiled.catalog, NOW)  # type: ignore[arg-type]
     assert store.written
@@ -379,7 +350,7 @@ class _WritesAfterNewestSeq:
     def fetchall(self, sql: str, params: Any = ()) -> Any:
         found = self._store.fetchall(sql, params)
         if "max(seq)" in sql and not self.written:
-            _insert(self._store, "meanwhile")
+            insert(self._store, "meanwhile")
             self.written = True
         return found
 
@@ -388,14 +359,14 @@ def _served(ws: Workspace, store: Store, applied: str, *stored: str) -> None:
     """A first server catches up, applies ``applied`` from its feed, and stops (saving its
     position) after ``stored`` were stored and not read."""
     Membership(ws).realtime(FixedClock(NOW)).catch_up(NOW)
-    engine, follower = _server(ws, store)
+    engine, follower = server(ws, store)
     try:
         with store.transaction():
-            _insert(store, applied)
+            insert(store, applied)
         assert follower.step() == 1
         for message_id in stored:
             with store.transaction():
-                _insert(store, message_id)
+                insert(store, message_id)
     finally:
         engine.close()
         follower.close()
@@ -431,13 +402,13 @@ def test_a_store_restored_into_another_cluster_applies_what_is_written_after(
     _served(ws, pg_store, "applied", "stored, not applied")
     _as_if_from_a_cluster_ahead(pg_store)
     with pg_store.transaction():
-        _insert(pg_store, "after the restore")
+        insert(pg_store, "after the restore")
     follower = _restart(ws, pg_store, how)
     try:
         _assert_exact(ws, {"p": 3})
         if follower is not None:  # and the feed reads what comes next
             with pg_store.transaction():
-                _insert(pg_store, "later")
+                insert(pg_store, "later")
             _drain(follower)
             assert live_views(ws) == {"p": 4}
     finally:
@@ -456,7 +427,7 @@ def test_a_restored_store_leaves_the_kafka_workers_nothing_to_skip(
 
     make_workspace(tmp_path, YAML, pg_store)
     with pg_store.transaction():
-        _insert(pg_store, "applied by a worker")
+        insert(pg_store, "applied by a worker")
     with pg_store.transaction():  # the watermark a worker's batch writes after applying it
         pg_store.execute(
             "INSERT INTO worker_applied (profile_id, seq, snap) "
@@ -465,6 +436,6 @@ def test_a_restored_store_leaves_the_kafka_workers_nothing_to_skip(
     assert worker_lag(pg_store)["pending_events"] == 0
     _as_if_from_a_cluster_ahead(pg_store)
     with pg_store.transaction():
-        _insert(pg_store, "after the restore")
+        insert(pg_store, "after the restore")
     adopt_restored(pg_store)
     assert worker_lag(pg_store)["pending_events"] == 1

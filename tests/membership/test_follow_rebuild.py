@@ -14,46 +14,18 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.membership.conftest import live_views, stored_views
+from tests.membership.views import NOW, YAML, insert, server
 
 from segmint.clock import FixedClock
-from segmint.membership.feed import ChangeFeed, FeedBatch
+from segmint.membership.feed import FeedBatch
 from segmint.membership.follow import Follower
 from segmint.membership.service import Membership
 from segmint.store import Store
-from segmint.workspace import Workspace
-
-NOW = datetime(2026, 11, 1, tzinfo=UTC)
-AT = datetime(2026, 10, 30)
-YAML = """
-name: race
-traits:
-  views: {count: events, event: Viewed}
-segments:
-  regular: {rule: "views >= 3"}
-"""
-
-
-def _insert(store: Store, message_id: str, profile: str) -> None:
-    store.execute(
-        "INSERT INTO events (message_id, type, event, profile_id, timestamp, received_at) "
-        "VALUES (?, 'track', 'Viewed', ?, ?, ?)",
-        [message_id, profile, AT, AT],
-    )
-
-
-def _server(ws: Workspace, store: Store) -> tuple[Any, Follower]:
-    clock = FixedClock(NOW)
-    engine = Membership(ws).realtime(clock)
-    feed = ChangeFeed(store.reopen(), owned=True)  # type: ignore[attr-defined]
-    follower = Follower(engine, feed, clock)
-    assert follower.lead(NOW)
-    return engine, follower
 
 
 def _after_each_read(follower: Follower, then: Callable[[FeedBatch], None]) -> None:
@@ -75,13 +47,13 @@ def test_an_event_committed_after_the_feeds_read_is_not_folded_into_a_rebuild(
     """A writer draws seq 1 for a new profile and commits late: after another writer's
     seq 2 was committed and read by the feed, before the engine rebuilds the profile."""
     ws = make_workspace(tmp_path, YAML, pg_store)
-    engine, follower = _server(ws, pg_store)
+    engine, follower = server(ws, pg_store, recover=True)
     late = pg_store.reopen()  # type: ignore[attr-defined]
     drawn, release, done = threading.Event(), threading.Event(), threading.Event()
 
     def slow_writer() -> None:
         with late.transaction():
-            _insert(late, "late", "p")
+            insert(late, "late", "p")
             drawn.set()
             release.wait(10)
         done.set()
@@ -90,7 +62,7 @@ def test_an_event_committed_after_the_feeds_read_is_not_folded_into_a_rebuild(
     writer.start()
     assert drawn.wait(10)
     with pg_store.transaction():
-        _insert(pg_store, "early", "p")  # a higher seq, committed first
+        insert(pg_store, "early", "p")  # a higher seq, committed first
 
     def commit_the_late_one(batch: FeedBatch) -> None:
         if [e.message_id for e in batch.events] == ["early"]:
@@ -124,7 +96,7 @@ def test_an_event_committing_during_the_leaders_catch_up_is_applied(
 
     def slow_writer() -> None:
         with late.transaction():
-            _insert(late, "late", "p")
+            insert(late, "late", "p")
             drawn.set()
             release.wait(10)
 
@@ -132,9 +104,9 @@ def test_an_event_committing_during_the_leaders_catch_up_is_applied(
     writer.start()
     assert drawn.wait(10)
     with pg_store.transaction():
-        _insert(pg_store, "early", "p")
+        insert(pg_store, "early", "p")
     try:
-        engine, follower = _server(ws, pg_store)  # catches up on "early"
+        engine, follower = server(ws, pg_store, recover=True)  # catches up on "early"
         release.set()
         writer.join()
         assert follower.step() == 1  # "late"
@@ -159,7 +131,7 @@ def _writer(
                     fresh = rng.random() < 0.5 or not profiles
                     profile = f"{name}-{n}" if fresh else rng.choice(profiles[-6:])
                     profiles.append(profile)
-                    _insert(store, f"{name}-{n}-{i}", profile)
+                    insert(store, f"{name}-{n}-{i}", profile)
                 time.sleep(rng.random() * 0.03)
 
     return run
@@ -173,7 +145,7 @@ def test_concurrent_late_writers_leave_every_profile_folded_once(
     """Writers on connections of their own commit out of ``seq`` order while the server's
     engine applies the feed (slowly, so commits land between its read and its rebuild)."""
     ws = make_workspace(tmp_path, YAML, pg_store)
-    engine, follower = _server(ws, pg_store)
+    engine, follower = server(ws, pg_store, recover=True)
     _after_each_read(follower, lambda batch: time.sleep(0.01))
     rng = random.Random(seed)
     stores = [pg_store.reopen() for _ in range(4)]  # type: ignore[attr-defined]

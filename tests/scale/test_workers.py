@@ -598,20 +598,20 @@ def test_an_event_the_server_had_not_applied_at_the_handover_reaches_the_workers
     holding a lower one was still open; then the workers took over. The lower one commits
     after: the relay publishes it and a worker applies it, once (a start by ``seq`` skipped
     it for good)."""
-    from tests.membership.test_catch_up_position import NOW, YAML, _insert, _server
+    from tests.membership.views import NOW, YAML, insert, server
 
     folder = tmp_path / "late"
     folder.mkdir()
     (folder / "segmint.yaml").write_text(YAML)
     ws = Workspace.open(folder)
     ws._store = pg_store
-    engine, follower = _server(ws, pg_store)
+    engine, follower = server(ws, pg_store)
     late = pg_store.reopen()  # type: ignore[attr-defined]
     try:
         with late.transaction():
-            _insert(late, "lower")  # draws the lower seq, commits after the handover
+            insert(late, "lower")  # draws the lower seq, commits after the handover
             with pg_store.transaction():
-                _insert(pg_store, "higher")
+                insert(pg_store, "higher")
             assert follower.step() == 1
             engine.close()  # its position: "higher" applied, "lower" not
             follower.close()
