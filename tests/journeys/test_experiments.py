@@ -23,13 +23,20 @@ ARMS = """      - name: reminder
 """
 
 
-def test_a_send_step_splits_into_recorded_arms(shop: Shop) -> None:
-    edit(shop.path, "      - {name: reminder, send: cart_reminder, topic: offers}\n", ARMS)
+def _abandoning(shop: Shop, step: str, prefix: str, count: int) -> dict[str, str]:
+    """The cart reminder replaced by ``step``; ``count`` people (users ``prefix``00…)
+    abandon a cart at T0. Returns their profile ids by user id."""
+    edit(shop.path, "      - {name: reminder, send: cart_reminder, topic: offers}\n", step)
     shop.reopen()
-    users = [f"c{i:02d}" for i in range(40)]
+    users = [f"{prefix}{i:02d}" for i in range(count)]
     pids = dict(zip(users, shop.people(users), strict=True))
     for user in users:
         shop.track(user, "Cart Abandoned", T0)
+    return pids
+
+
+def test_a_send_step_splits_into_recorded_arms(shop: Shop) -> None:
+    pids = _abandoning(shop, ARMS, "c", 40)
     engine = shop.engine()
     engine.tick(T0 + H2)
     store = shop.workspace.store
@@ -127,12 +134,7 @@ def test_an_arm_with_its_own_template_is_named_by_its_delivery_and_kpis(shop: Sh
           - {name: control}
           - {name: discount, template: cart_discount}
 """
-    edit(shop.path, "      - {name: reminder, send: cart_reminder, topic: offers}\n", arms)
-    shop.reopen()
-    users = [f"t{i:02d}" for i in range(30)]
-    shop.people(users)
-    for user in users:
-        shop.track(user, "Cart Abandoned", T0)
+    users = list(_abandoning(shop, arms, "t", 30))
     announce = email_announcer(Intake(shop.workspace, FixedClock(T0 + H2)))
     shop.engine(announce=announce).tick(T0 + H2)
     store = shop.workspace.store
@@ -191,12 +193,7 @@ def test_the_init_workspaces_win_back_experiment_assigns_and_holds_out(shop: Sho
 def test_a_renamed_holdout_arm_of_a_step_still_gets_nothing(shop: Shop) -> None:
     """An instance whose person is recorded in an arm no longer defined got the control's
     message (the arm looked up as unknown counted as no experiment)."""
-    edit(shop.path, "      - {name: reminder, send: cart_reminder, topic: offers}\n", ARMS)
-    shop.reopen()
-    users = [f"h{i:02d}" for i in range(30)]
-    pids = dict(zip(users, shop.people(users), strict=True))
-    for user in users:
-        shop.track(user, "Cart Abandoned", T0)
+    pids = _abandoning(shop, ARMS, "h", 30)
     shop.engine().tick(T0 + H2)
     arms = dict(shop.workspace.store.fetchall(
         "SELECT profile_id, arm FROM experiment_assignments WHERE experiment = "
