@@ -282,3 +282,55 @@ def test_the_erasure_hint_moves_for_erasures_and_other_processes_writes_only(
         assert duck_store.erasure_hint() == hint + 1
     finally:
         again.close()
+
+
+def _statements(store: DuckDBStore) -> list[str]:
+    """Record every statement ``store`` runs from now on (the list fills as they run)."""
+    seen: list[str] = []
+    for name in ("execute", "fetchall"):
+        run = getattr(store, name)
+
+        def recording(sql: str, params: Any = (), run: Any = run) -> Any:
+            seen.append(sql)
+            return run(sql, params)
+
+        setattr(store, name, recording)
+    return seen
+
+
+def test_a_save_reads_no_events_while_nothing_was_erased(
+    tmp_path: Path, duck_store: DuckDBStore, make_workspace: Any, shop_yaml: str, track: Any
+) -> None:
+    """DuckDB: whether the profiles a save writes still have events is read (a scan of the
+    events table) only when the erasure hint moved; otherwise the state is written at once."""
+    ws, engine, intake, pid = _rig(tmp_path, duck_store, make_workspace, shop_yaml, track)
+    intake.submit([track("ada", "Email Opened", T0)], source="test")
+    seen = _statements(duck_store)
+    assert engine.checkpoint() == 1
+    assert seen and not [sql for sql in seen if "FROM events" in sql]
+    assert _held(ws.store, pid)["trait_state"] == 1
+
+
+def test_retention_deleting_every_event_of_a_person_is_noticed(
+    tmp_path: Path, duck_store: DuckDBStore, make_workspace: Any, shop_yaml: str, track: Any
+) -> None:
+    """Retention run in the server's process deletes all of Ada's events while the engine
+    holds her newer state unsaved: the save checks, and writes no state without events."""
+    from segmint.privacy.retention import enforce
+
+    ws, engine, intake, pid = _rig(tmp_path, duck_store, make_workspace, shop_yaml, track)
+    intake.submit([track("ada", "Email Opened", T0)], source="test")
+    saved = "SELECT updated_at FROM trait_state WHERE profile_id = ?"
+    before = ws.store.fetchall(saved, [pid])
+    hint = duck_store.erasure_hint()
+    privacy = ws.privacy
+    privacy.settings.retention.update(
+        {name: timedelta(days=1) for name in ("Order Completed", "Email Opened")}
+    )
+    ws.store.execute("DELETE FROM events WHERE type = 'identify'")  # (no retention for those)
+    deleted = enforce(privacy, as_of=T0 + timedelta(days=2))
+    assert deleted["Email Opened"] == 1 and duck_store.erasure_hint() > hint
+    assert pid in engine._unsaved
+    engine.checkpoint(T0 + timedelta(days=2))
+    assert ws.store.fetchall(saved, [pid]) == before  # not written again
+    assert pid not in engine._live

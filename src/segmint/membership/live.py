@@ -108,19 +108,26 @@ def save_states(
     as_of: datetime,
     *,
     locked: bool = False,
+    unerased: bool = False,
 ) -> set[str]:
     """Write the trait state and values of ``lives`` through :func:`segmint.traits.save_traits`.
 
     A profile with no stored event left is not written: another process erased the person
     (``segmint privacy erase``) while the engine held their state unsaved, or deleted every
     event of theirs. Call inside a transaction; ``locked``: it already holds the profiles'
-    locks (:func:`lock_profiles`), which are then not taken again.
+    locks (:func:`lock_profiles`), which are then not taken again. ``unerased``: the
+    caller knows no erasure or event deletion touched the store since it last checked
+    every profile it holds (DuckDB's :func:`erasure_mark` did not move): nothing is read
+    (the read scans the events table, ~26 ms a save at 1M events).
 
     Returns:
         The profiles not written (the engine forgets them).
     """
     ids = list(lives)
-    kept = _having_events(store, ids) if locked else with_events(store, ids)
+    if unerased:
+        kept = set(ids)
+    else:
+        kept = _having_events(store, ids) if locked else with_events(store, ids)
     rows = ((pid, live.state, live.values) for pid, live in lives.items() if pid in kept)
     save_traits(store, compiled.traits, rows, as_of)
     return set(lives) - kept

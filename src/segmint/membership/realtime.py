@@ -679,7 +679,12 @@ class RealtimeEngine:
         return time.monotonic() - self._saved_at >= 2 * self.checkpoint_every
 
     def _save(self, as_of: datetime, *, locked: bool = False) -> None:
-        saved = save_states(self.store, self.compiled, self._unsaved, as_of, locked=locked)
+        # DuckDB: with the erasure hint where the engine last checked all it holds, no
+        # profile can have been erased meanwhile (see _forget_erased)
+        unerased = not self._postgres and erasure_mark(self.store) == self._erasures
+        saved = save_states(
+            self.store, self.compiled, self._unsaved, as_of, locked=locked, unerased=unerased
+        )
         for gone in saved:
             self._live.pop(gone, None)  # erased by another process: nothing to keep
         if self._seq is not None:

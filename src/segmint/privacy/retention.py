@@ -26,6 +26,12 @@ def enforce(privacy: Privacy, *, as_of: datetime, actor: str = "cli") -> dict[st
     store = privacy.store
     deleted: dict[str, int] = {}
     with store.transaction():
+        # a real-time engine in this process checks the profiles it holds at its next write
+        # (:meth:`segmint.store.duckdb.DuckDBStore.erasure_hint`): it saves no trait state
+        # of a person whose every event is deleted
+        note = getattr(store, "note_erasure", None)
+        if note is not None:
+            note()
         for event, keep in sorted(privacy.settings.retention.items()):
             cutoff = utcnow_naive(as_of - keep)
             params = [event, cutoff]
