@@ -267,3 +267,17 @@ def held(store: Any, pid: str, tables: tuple[str, ...]) -> dict[str, int]:
         t: int(store.fetchall(f"SELECT count(*) FROM {t} WHERE profile_id = ?", [pid])[0][0])  # noqa: S608
         for t in tables
     }
+
+
+def record_statements(store: Any) -> list[str]:
+    """Record every statement ``store`` runs from now on (the list fills as they run)."""
+    seen: list[str] = []
+    for name in ("execute", "fetchall", "executemany"):
+        run = getattr(store, name)
+
+        def recording(sql: str, params: Any = (), run: Any = run) -> Any:
+            seen.append(sql)
+            return run(sql, params)
+
+        setattr(store, name, recording)
+    return seen

@@ -76,7 +76,8 @@ def test_read_changes_filters_and_orders(store):
 
 def test_read_changes_of_some_segments_within_an_id_range(store):
     for i, segment in enumerate(["a", "b", "c", "a", "b", "c"]):
-        write_changes(store, diff_members("p1", set(), {segment}, T0 + timedelta(minutes=i), cause))
+        before, after = (set(), {segment}) if i < 3 else ({segment}, set())  # enter, then exit
+        write_changes(store, diff_members("p1", before, after, T0 + timedelta(minutes=i), cause))
     ids = [c.id for c in read_changes(store)]
     found = read_changes(store, segments={"a", "c"}, after_id=ids[0], upto_id=ids[4])
     assert [(c.segment, c.id) for c in found] == [("c", ids[2]), ("a", ids[3])]
@@ -111,3 +112,22 @@ def test_schedule_survives_reopening_the_store(tmp_path):
         assert Schedule(second).due(T0 + timedelta(days=365)) == [("p1", T0)]
     finally:
         second.close()
+
+
+def test_only_pairs_whose_first_change_is_an_exit_are_deleted(store):
+    """An enter means the pair had no row: an event's write that only enters runs no
+    delete (on DuckDB neither the read of the profile's row ids); an exit deletes its row,
+    and a pair that leaves and comes back within one write keeps one row."""
+    from .conftest import record_statements
+
+    seen = record_statements(store)
+    write_changes(store, diff_members("p1", set(), {"a", "b"}, T0, cause))
+    assert not [sql for sql in seen if "DELETE FROM memberships" in sql or "rowid" in sql]
+    assert all_members(store) == {"p1": {"a", "b"}}
+    changes = diff_members("p1", {"a", "b"}, {"b"}, T0 + timedelta(minutes=1), cause)
+    changes += diff_members("p1", {"b"}, {"a", "b"}, T0 + timedelta(minutes=2), cause)
+    changes += diff_members("p1", {"a", "b"}, {"a"}, T0 + timedelta(minutes=3), cause)
+    write_changes(store, changes)
+    assert [sql for sql in seen if "DELETE FROM memberships" in sql]
+    rows = store.fetchall("SELECT segment FROM memberships WHERE profile_id = 'p1'")
+    assert sorted(r[0] for r in rows) == ["a"]

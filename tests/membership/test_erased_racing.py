@@ -33,7 +33,7 @@ from segmint.store.sharedwrite import connect_shared_writes
 from segmint.traits import EVENT_COLUMNS, row_to_event
 from segmint.workspace import Workspace
 
-from .conftest import T0, erasure_rig, held
+from .conftest import T0, erasure_rig, held, record_statements
 
 WAIT = 10.0
 """Seconds a test waits for the other side before it fails."""
@@ -284,20 +284,6 @@ def test_the_erasure_hint_moves_for_erasures_and_other_processes_writes_only(
         again.close()
 
 
-def _statements(store: DuckDBStore) -> list[str]:
-    """Record every statement ``store`` runs from now on (the list fills as they run)."""
-    seen: list[str] = []
-    for name in ("execute", "fetchall"):
-        run = getattr(store, name)
-
-        def recording(sql: str, params: Any = (), run: Any = run) -> Any:
-            seen.append(sql)
-            return run(sql, params)
-
-        setattr(store, name, recording)
-    return seen
-
-
 def test_a_save_reads_no_events_while_nothing_was_erased(
     tmp_path: Path, duck_store: DuckDBStore, make_workspace: Any, shop_yaml: str, track: Any
 ) -> None:
@@ -305,7 +291,7 @@ def test_a_save_reads_no_events_while_nothing_was_erased(
     events table) only when the erasure hint moved; otherwise the state is written at once."""
     ws, engine, intake, pid = _rig(tmp_path, duck_store, make_workspace, shop_yaml, track)
     intake.submit([track("ada", "Email Opened", T0)], source="test")
-    seen = _statements(duck_store)
+    seen = record_statements(duck_store)
     assert engine.checkpoint() == 1
     assert seen and not [sql for sql in seen if "FROM events" in sql]
     assert _held(ws.store, pid)["trait_state"] == 1

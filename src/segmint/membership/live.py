@@ -10,7 +10,7 @@ store. (Its trait values before a change are computed from the state, not read b
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,9 +25,9 @@ from segmint.traits import (
     TraitState,
     drop_states,
     fold_events,
-    load_states,
     save_traits,
     select_profiles,
+    usable_states,
 )
 
 LOCK_CHUNK = 5000
@@ -85,20 +85,45 @@ def load_many(
     """
     engine = compiled.traits
     forced = set(rebuild)
-    states = load_states(store, engine, [pid for pid in ids if pid not in forced])
+    blobs: dict[str, bytes] = {}
+    members: dict[str, set[str]] = {pid: set() for pid in ids}
+    due: dict[str, datetime] = {}
+    for kind, pid, blob, segment, at in _stored_rows(store, ids):
+        if kind == 0:
+            if pid not in forced:
+                blobs[pid] = bytes(blob)
+        elif kind == 1:
+            members[pid].add(segment)
+        else:
+            due[pid] = _aware(at)
+    states = usable_states(engine, blobs)
     missing = [pid for pid in ids if pid not in states]
     states.update(fold_events(store, engine, missing, set(exclude), until))
-    members: dict[str, set[str]] = {pid: set() for pid in ids}
-    for pid, seg in select_profiles(store, "SELECT profile_id, segment FROM memberships", ids):
-        members[pid].add(seg)
-    due = {
-        pid: _aware(at)
-        for pid, at in select_profiles(store, "SELECT profile_id, due_at FROM schedule", ids)
-    }
     return {
         pid: Live(states[pid], {}, frozenset(members[pid]), due.get(pid), stored_due=due.get(pid))
         for pid in ids
     }
+
+
+_STORED = (
+    "SELECT 0, profile_id, state, CAST(NULL AS VARCHAR), CAST(NULL AS TIMESTAMP) "
+    "FROM trait_state WHERE {where} "
+    "UNION ALL SELECT 1, profile_id, NULL, segment, NULL FROM memberships WHERE {where} "
+    "UNION ALL SELECT 2, profile_id, NULL, NULL, due_at FROM schedule WHERE {where}"
+)
+
+
+def _stored_rows(store: Store, ids: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+    """The profiles' trait state, memberships and schedule rows, kind first (0, 1, 2).
+
+    One statement for the three tables: a profile loaded for one event costs one query
+    (on DuckDB ~0.85 ms, against ~1.3 ms for three; each branch uses its profile index).
+    """
+    for chunk in batched(list(ids), LOCK_CHUNK):
+        single = len(chunk) == 1
+        where = "profile_id = ?" if single else "profile_id = ANY(?)"
+        param: Any = chunk[0] if single else list(chunk)
+        yield from store.fetchall(_STORED.format(where=where), [param, param, param])
 
 
 def save_states(
@@ -215,17 +240,22 @@ FEW_MOVES = 4
 """Up to this many moved schedule entries (one event's flush) are updated in place on DuckDB."""
 
 
-def save_schedule(store: Store, lives: Mapping[str, Live], as_of: datetime) -> None:
+def save_schedule(
+    store: Store, lives: Mapping[str, Live], as_of: datetime, *, urgent: bool = False
+) -> None:
     """Write the schedule entries of ``lives`` that must change, at the engine's ``as_of``.
 
     A stored entry is a lower bound: the table may say a profile is due earlier than it is
     (as a batch refresh's rows may), never later. A profile popped at an early entry is
     looked at again and rescheduled without a decision (see ``RealtimeEngine._due_step``).
-    So an entry is written when it is new, gone, earlier than stored, or when the stored
-    one has passed; a due instant that moved later while the stored one is still ahead is
-    not written (most events move it later: one statement fewer per event's write).
+    So an entry is written when it is new or earlier than stored; when the stored one has
+    passed or the profile is due no more, the stored entry is still a lower bound and is
+    written later (with ``urgent``, the engine's event path: not now, but with the trait
+    state every second); a due instant that moved later while the stored one is still
+    ahead is not written (most events move it later: one statement fewer per event's
+    write).
     """
-    moved = [(p, live) for p, live in lives.items() if _must_write(live, as_of)]
+    moved = [(p, live) for p, live in lives.items() if _must_write(live, as_of, urgent)]
     if store.dialect == "duckdb" and len(moved) <= FEW_MOVES:
         # One statement per entry instead of a delete and an insert (about half the time of
         # an event's write, and no index entry to remove and add again at commit)
@@ -241,14 +271,16 @@ def save_schedule(store: Store, lives: Mapping[str, Live], as_of: datetime) -> N
         live.stored_due = live.due
 
 
-def _must_write(live: Live, as_of: datetime) -> bool:
+def _must_write(live: Live, as_of: datetime, urgent: bool = False) -> bool:
     """Whether the stored entry of ``live`` must change (see :func:`save_schedule`)."""
     due, stored = live.due, live.stored_due
     if due == stored:
         return False
-    if due is None or stored is None:
+    if stored is None:
         return True
-    return due < stored or stored <= as_of
+    if due is None:
+        return not urgent
+    return due < stored or (stored <= as_of and not urgent)
 
 
 def _move_due(store: Store, pid: str, due: datetime | None) -> None:

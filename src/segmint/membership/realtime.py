@@ -612,7 +612,7 @@ class RealtimeEngine:
                     self._unsaved.pop(pid, None)
             if pending.failed:
                 record_failures(self.store, pending.failed, as_of)
-            save_schedule(self.store, pending.touched, as_of)
+            save_schedule(self.store, pending.touched, as_of, urgent=True)
             write_changes(self.store, pending.changes)
             if self.outbox is not None:
                 self.outbox.enqueue_new(as_of)
@@ -687,6 +687,8 @@ class RealtimeEngine:
         )
         for gone in saved:
             self._live.pop(gone, None)  # erased by another process: nothing to keep
+        # the schedule entries left for later (passed, or no longer due)
+        save_schedule(self.store, {p: v for p, v in self._unsaved.items() if p not in saved}, as_of)
         if self._seq is not None:
             write_meta(self.store, SEQ_KEY, str(self._seq))
         if self._applied_set and (self._applied is not None or self._seq is not None):

@@ -44,6 +44,7 @@ from segmint.traits.state import (
     save_traits,
     select_profiles,
     stopped_unsaved,
+    usable_states,
     values_json,
 )
 
@@ -78,6 +79,7 @@ __all__ = [
     "save_traits",
     "select_profiles",
     "stopped_unsaved",
+    "usable_states",
     "values_json",
     "write_position",
 ]

@@ -139,10 +139,16 @@ def load_state(store: Store, engine: TraitEngine, profile_id: str) -> TraitState
 
 def load_states(store: Store, engine: TraitEngine, ids: Sequence[str]) -> dict[str, TraitState]:
     """The usable stored states of several profiles (stale or missing ones are left out)."""
+    rows = select_profiles(store, "SELECT profile_id, state FROM trait_state", ids)
+    return usable_states(engine, {pid: bytes(blob) for pid, blob in rows})
+
+
+def usable_states(engine: TraitEngine, blobs: Mapping[str, bytes]) -> dict[str, TraitState]:
+    """The states read from stored ``blobs`` (profile → bytes); stale ones are left out."""
     states: dict[str, TraitState] = {}
-    for pid, blob in select_profiles(store, "SELECT profile_id, state FROM trait_state", ids):
+    for pid, blob in blobs.items():
         try:
-            states[pid] = loads(engine, bytes(blob))
+            states[pid] = loads(engine, blob)
         except StaleStateError:
             continue
     return states
