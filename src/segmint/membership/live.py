@@ -10,7 +10,7 @@ store. (Its trait values before a change are computed from the state, not read b
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -85,45 +85,58 @@ def load_many(
     """
     engine = compiled.traits
     forced = set(rebuild)
-    blobs: dict[str, bytes] = {}
-    members: dict[str, set[str]] = {pid: set() for pid in ids}
-    due: dict[str, datetime] = {}
-    for kind, pid, blob, segment, at in _stored_rows(store, ids):
-        if kind == 0:
-            if pid not in forced:
-                blobs[pid] = bytes(blob)
-        elif kind == 1:
-            members[pid].add(segment)
-        else:
-            due[pid] = _aware(at)
+    if len(ids) == 1:  # one event's profile: one statement
+        blobs, members, due = _stored_one(store, ids[0])
+        if ids[0] in forced:
+            blobs = {}
+    else:  # a table at a time (a union of the three runs about twice as long for many)
+        rows = select_profiles(store, "SELECT profile_id, state FROM trait_state", ids)
+        blobs = {pid: bytes(blob) for pid, blob in rows if pid not in forced}
+        members = {pid: set() for pid in ids}
+        for pid, seg in select_profiles(store, "SELECT profile_id, segment FROM memberships", ids):
+            members[pid].add(seg)
+        due = {
+            pid: _aware(at)
+            for pid, at in select_profiles(store, "SELECT profile_id, due_at FROM schedule", ids)
+        }
     states = usable_states(engine, blobs)
     missing = [pid for pid in ids if pid not in states]
     states.update(fold_events(store, engine, missing, set(exclude), until))
     return {
-        pid: Live(states[pid], {}, frozenset(members[pid]), due.get(pid), stored_due=due.get(pid))
+        pid: Live(
+            states[pid], {}, frozenset(members.get(pid, ())), due.get(pid), stored_due=due.get(pid)
+        )
         for pid in ids
     }
 
 
 _STORED = (
-    "SELECT 0, profile_id, state, CAST(NULL AS VARCHAR), CAST(NULL AS TIMESTAMP) "
-    "FROM trait_state WHERE {where} "
-    "UNION ALL SELECT 1, profile_id, NULL, segment, NULL FROM memberships WHERE {where} "
-    "UNION ALL SELECT 2, profile_id, NULL, NULL, due_at FROM schedule WHERE {where}"
+    "SELECT 0, state, CAST(NULL AS VARCHAR), CAST(NULL AS TIMESTAMP) "
+    "FROM trait_state WHERE profile_id = ? "
+    "UNION ALL SELECT 1, NULL, segment, NULL FROM memberships WHERE profile_id = ? "
+    "UNION ALL SELECT 2, NULL, NULL, due_at FROM schedule WHERE profile_id = ?"
 )
 
 
-def _stored_rows(store: Store, ids: Sequence[str]) -> Iterator[tuple[Any, ...]]:
-    """The profiles' trait state, memberships and schedule rows, kind first (0, 1, 2).
+def _stored_one(
+    store: Store, pid: str
+) -> tuple[dict[str, bytes], dict[str, set[str]], dict[str, datetime]]:
+    """One profile's trait state, memberships and schedule entry, read in one statement.
 
-    One statement for the three tables: a profile loaded for one event costs one query
-    (on DuckDB ~0.85 ms, against ~1.3 ms for three; each branch uses its profile index).
+    An event of a profile not in memory pays one query (on DuckDB ~0.85 ms against
+    ~1.3 ms for three; each branch uses its profile index).
     """
-    for chunk in batched(list(ids), LOCK_CHUNK):
-        single = len(chunk) == 1
-        where = "profile_id = ?" if single else "profile_id = ANY(?)"
-        param: Any = chunk[0] if single else list(chunk)
-        yield from store.fetchall(_STORED.format(where=where), [param, param, param])
+    blobs: dict[str, bytes] = {}
+    members: dict[str, set[str]] = {pid: set()}
+    due: dict[str, datetime] = {}
+    for kind, blob, segment, at in store.fetchall(_STORED, [pid, pid, pid]):
+        if kind == 0:
+            blobs[pid] = bytes(blob)
+        elif kind == 1:
+            members[pid].add(segment)
+        else:
+            due[pid] = _aware(at)
+    return blobs, members, due
 
 
 def save_states(
