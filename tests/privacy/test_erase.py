@@ -174,3 +174,27 @@ def test_erasure_without_encryption_still_forgets_and_holds_back(workspace: Work
              "timestamp": T0.isoformat(), "messageId": "m-back"}  # fmt: skip
     result = Intake(workspace).submit([again], source="import:crm", received_at=T0)
     assert result.quarantined == 1  # held back by her user id's salted hash
+
+
+def test_a_lookup_beside_a_server_that_finds_nobody_writes_nothing(workspace):
+    """``profile show nobody`` while ``segmint serve`` holds the DuckDB file: the check for an
+    erased person made the salt of subject hashes (a write the server refuses to readers)
+    although no one was ever erased. It now answers "no person matches"."""
+    from segmint.intake.errors import UnknownPersonError
+    from segmint.privacy.erase import resolve_living
+    from segmint.privacy.protect import Privacy
+    from segmint.store.duckdb import DuckDBStore
+    from segmint.store.shared import connect_shared_reads
+
+    held = DuckDBStore(workspace.path / ".segmint" / "held.duckdb")
+    held.share_reads()
+    reader = connect_shared_reads(held.path, "the test server")  # as another process reads
+    assert reader is not None
+    try:
+        privacy = Privacy(workspace.path, workspace.definition, reader)
+        with pytest.raises(UnknownPersonError, match="no person matches 'nobody'"):
+            resolve_living(privacy, "nobody")
+        assert not privacy.has_salt()
+    finally:
+        reader.close()
+        held.close()

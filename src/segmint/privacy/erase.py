@@ -220,6 +220,8 @@ def erased_note(privacy: Privacy, ref: str) -> str | None:
 
 
 def _erased_receipt(privacy: Privacy, ref: str) -> tuple[str, datetime] | None:
+    if not privacy.has_salt():  # no erasure ever hashed a subject
+        return None
     kind, value = split_ref(ref, privacy.identifiers)
     kinds = [kind] if kind is not None else [USER, *privacy.identifiers]
     hashes = []

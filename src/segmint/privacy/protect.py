@@ -209,6 +209,14 @@ class Privacy:
             self._salt = bytes.fromhex(text)
         return self._salt
 
+    def has_salt(self) -> bool:
+        """Whether the salt exists (it is made by the first erasure or intake check).
+
+        A read that finds none knows no subject was ever erased, and writes nothing: a
+        lookup beside a running server may only read (DuckDB: :mod:`segmint.store.shared`).
+        """
+        return self._salt is not None or read_meta(self.store, "privacy_salt") is not None
+
     def subject_hash(self, kind: str, value: str) -> str:
         """A salted hash of an identifier, kept after erasure instead of the value."""
         text = value.strip().lower() if kind == "email" else value.strip()
