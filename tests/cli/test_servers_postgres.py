@@ -183,3 +183,21 @@ def test_only_the_leader_runs_retention_and_the_next_one_takes_over(servers: Ser
         assert runs() == 2
     finally:
         store.close()
+
+
+def test_rebuild_beside_the_servers_is_refused_clearly(servers: Servers) -> None:
+    """``segmint rebuild`` replaces the trait state the servers hold and save every second:
+    beside them it failed half-way with a serialisation error, or their next saves wrote
+    over it. It now says to stop them first, and changes nothing."""
+    store = servers.store()
+    try:
+        before = store.fetchall("SELECT count(*), max(updated_at) FROM trait_state")
+        cmd = [sys.executable, "-m", "segmint", "-w", str(servers.ws), "rebuild"]
+        result = subprocess.run(cmd, capture_output=True, text=True, env=servers.env,
+                                timeout=120)  # fmt: skip
+        assert result.returncode == 1
+        assert "a real-time server ('segmint serve') is running" in result.stderr
+        assert "stop the servers" in result.stderr and "Traceback" not in result.stderr
+        assert store.fetchall("SELECT count(*), max(updated_at) FROM trait_state") == before
+    finally:
+        store.close()

@@ -271,3 +271,31 @@ def test_a_running_server_on_postgres_is_left_alone(
         assert _meta(ws.store, SERVING_KEY) == "0"
     finally:
         other.close()
+
+
+def test_without_servers_holds_off_servers_and_refuses_beside_one(pg_store, postgres_url):
+    """PostgreSQL: ``without_servers`` holds the exclusive lock for its block (a server
+    starting meanwhile waits), and refuses while a server holds the shared one."""
+    from segmint.membership.recovery import serving, without_servers
+    from segmint.store.errors import StoreLocked
+    from segmint.store.postgres import PostgresStore
+
+    schema = pg_store.fetchall("SELECT current_schema()")[0][0]
+    server = PostgresStore(postgres_url, schema=schema)
+    try:
+        with without_servers(pg_store, "segmint rebuild"):
+            locked = server.fetchall(
+                "SELECT pg_try_advisory_lock_shared(hashtext('segmint.realtime'), "
+                "hashtext(current_schema()))"
+            )
+            assert locked == [(False,)]  # a server starting now would wait
+        with (
+            serving(server),
+            pytest.raises(StoreLocked, match="stop the servers"),
+            without_servers(pg_store, "segmint rebuild"),
+        ):
+            pytest.fail("ran beside a server")
+    finally:
+        server.close()  # the server's process ends: its lock goes with its connection
+    with without_servers(pg_store, "segmint rebuild"):
+        assert pg_store.fetchall("SELECT count(*) FROM trait_state") == [(0,)]

@@ -149,6 +149,7 @@ def rebuild(ctx: Context, as_of: datetime) -> None:
     """Rebuild every profile's trait state and values from the stored events."""
     from rich.progress import Progress
 
+    from segmint.membership.recovery import without_servers
     from segmint.membership.service import Membership
     from segmint.traits.live import rebuild as rebuild_state
     from segmint.traits.validate import workspace_catalog
@@ -160,7 +161,7 @@ def rebuild(ctx: Context, as_of: datetime) -> None:
     )  # fmt: skip
     ws = ctx.workspace
     catalog = workspace_catalog(ws)
-    with Progress(transient=True) as bar:
+    with without_servers(ws.store, "segmint rebuild"), Progress(transient=True) as bar:
         task = bar.add_task("rebuilding traits", total=None)
 
         def advance(done: int, total: int) -> None:

@@ -26,6 +26,7 @@ from datetime import datetime
 
 from segmint.clock import FixedClock
 from segmint.store import Store, write_meta
+from segmint.store.errors import StoreLocked
 from segmint.traits import SERVING_KEY, stopped_unsaved
 from segmint.workspace import Workspace
 
@@ -80,6 +81,37 @@ def serving(store: Store) -> Iterator[None]:
     yield
     with store.transaction():
         write_meta(store, SERVING_KEY, "0")
+
+
+@contextmanager
+def without_servers(store: Store, command: str) -> Iterator[None]:
+    """Run the block only while no real-time server runs on ``store`` (PostgreSQL).
+
+    For a command that replaces what a running engine holds in memory and saves every
+    second (``segmint rebuild``): beside one, its reads and the engine's saves of trait
+    state conflict (a serialisation failure half-way), or the engine's next save writes
+    over the rebuilt rows. Holds the exclusive advisory lock for the block, so that a
+    server starting meanwhile waits for it. DuckDB needs none: a command beside a server
+    runs through it, one writer at a time.
+
+    Raises:
+        StoreLocked: When a server holds the shared lock (:func:`serving`).
+    """
+    if store.dialect != "postgres":
+        yield
+        return
+    if not store.fetchall(f"SELECT pg_try_advisory_lock({_LOCK})")[0][0]:
+        raise StoreLocked(
+            f"a real-time server ('segmint serve') is running on this PostgreSQL store: "
+            f"'{command}' replaces the trait state it holds in memory and saves every "
+            "second; stop the servers, run it, and start them again (they catch up from "
+            "the rebuilt state)",
+            holder="a running 'segmint serve'",
+        )
+    try:
+        yield
+    finally:
+        store.fetchall(f"SELECT pg_advisory_unlock({_LOCK})")
 
 
 def _catch_up(workspace: Workspace, as_of: datetime) -> int:
