@@ -439,3 +439,38 @@ def test_a_restored_store_leaves_the_kafka_workers_nothing_to_skip(
         insert(pg_store, "after the restore")
     adopt_restored(pg_store)
     assert worker_lag(pg_store)["pending_events"] == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("saved_before", [True, False])
+def test_a_transaction_open_when_the_leader_starts_is_applied_when_it_commits(
+    pg_store: Store,
+    tmp_path: Path,
+    make_workspace: Any,
+    late_writer: Callable[[str], Callable[[], None]],
+    saved_before: bool,
+) -> None:
+    """A writer holds "late" open while a server takes the lead (its feed starts, its
+    catch-up runs) and other events commit; "late" commits after the catch-up and
+    reaches real time through the feed, once."""
+    ws = make_workspace(tmp_path, YAML, pg_store)
+    if saved_before:  # an engine ran here before (a saved position), or none ever did
+        Membership(ws).realtime(FixedClock(NOW)).catch_up(NOW)
+    with pg_store.transaction():
+        insert(pg_store, "before-1")
+    commit_late = late_writer("late")
+    with pg_store.transaction():
+        insert(pg_store, "before-2")
+    engine, follower = server(ws, pg_store)
+    try:
+        caught_up = engine.segments_of("p")
+        commit_late()
+        applied = 0
+        for _ in range(3):
+            applied += follower.step()
+        assert applied == 1
+        assert engine.segments_of("p") == frozenset({"regular"}) != caught_up
+        engine.checkpoint()
+        _assert_exact(ws, {"p": 3})
+    finally:
+        follower.close()
