@@ -144,3 +144,24 @@ def tune_gc_for_serving() -> None:
     """
     gc.freeze()  # what startup built is never garbage
     gc.set_threshold(50_000, 50, 100)
+
+
+class KafkaClientLog:
+    """librdkafka's log lines, through Python logging (``segmint.kafka.client``).
+
+    Left alone, librdkafka prints each of its lines (``%3|…|FAIL|… Connection refused``,
+    many a second while a broker is unreachable) to stderr. Its errors are ones it retries
+    on its own; what finally fails reaches segmint as an exception with a clear message.
+    So its lines are logged at INFO at most: ``--log-level info`` (or debug) shows them.
+    """
+
+    def __init__(self) -> None:
+        self.logger = logging.getLogger("segmint.kafka.client")
+
+    def log(self, level: int, msg: str, *args: Any) -> None:
+        """What confluent_kafka calls with each line (its level as a Python level)."""
+        self.logger.log(min(level, logging.INFO), msg, *args)
+
+
+KAFKA_CLIENT_LOG = KafkaClientLog()
+"""The ``logger`` every Kafka client of segmint is configured with."""

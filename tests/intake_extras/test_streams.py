@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -221,3 +222,38 @@ def test_kafka_topic_commits_offsets_after_durable_submit(
     assert (
         count(ws, "SELECT count(*) FROM events WHERE message_id = ?", (f"kafka:{topic}:0:7",)) == 1
     )
+
+
+def test_kafka_brokers_out_of_reach_are_said_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``segmint consume kafka://127.0.0.1:PORT/events`` with nothing listening printed
+    librdkafka's connection failures to stderr several times a second, for ever. Now the
+    source gives up after its connect timeout and says where it could not reach."""
+    from tests.deliver.conftest import free_port
+
+    from segmint.intake.streams import KafkaSource, StreamUnavailable
+
+    monkeypatch.setattr(KafkaSource, "connect_timeout", 1.0)
+    url = f"kafka://127.0.0.1:{free_port()}/events?group=g"
+    with pytest.raises(StreamUnavailable, match=r"cannot reach Kafka at 127\.0\.0\.1:\d+ for"):
+        open_source(url)
+
+
+def test_librdkafka_lines_are_logged_at_info_at_most(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a broker is down librdkafka repeats its connection failures several times a
+    second; consume hands them to Python logging at INFO at most, as the workers do."""
+    from tests.deliver.conftest import free_port
+
+    from segmint.intake.streams import KafkaSource, StreamUnavailable
+
+    monkeypatch.setattr(KafkaSource, "connect_timeout", 1.0)
+    url = f"kafka://127.0.0.1:{free_port()}/events?group=g"
+    with (
+        caplog.at_level(logging.DEBUG, logger="segmint.kafka.client"),
+        pytest.raises(StreamUnavailable),
+    ):
+        open_source(url)
+    lines = [r for r in caplog.records if r.name == "segmint.kafka.client"]
+    assert any("Connection refused" in r.getMessage() for r in lines)
+    assert max(r.levelno for r in lines) <= logging.INFO

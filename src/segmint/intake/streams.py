@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from segmint.common import did_you_mean
+from segmint.common import KAFKA_CLIENT_LOG, did_you_mean
 from segmint.errors import Terminal, Transient
 from segmint.intake.errors import IntakeError
 from segmint.intake.pipeline import Intake
@@ -389,18 +389,35 @@ class KafkaSource:
     Auto-commit is off: offsets are committed synchronously after each durable batch.
     """
 
+    connect_timeout = 10.0
+    """Seconds to reach the brokers when the source opens (else :class:`StreamUnavailable`)."""
+
     def __init__(self, config: dict[str, Any], topic: str) -> None:
         from confluent_kafka import Consumer, KafkaException
 
         self.topic = topic
         self.name = topic
         self.id_prefix = f"kafka:{topic}"
-        # Auto-commit would acknowledge before the batch is stored: always off.
-        settings = {"auto.offset.reset": "earliest"} | config | {"enable.auto.commit": False}
+        # Auto-commit would acknowledge before the batch is stored: always off. librdkafka's
+        # own log lines go through Python logging, at INFO at most (KafkaClientLog).
+        settings = (
+            {"auto.offset.reset": "earliest", "logger": KAFKA_CLIENT_LOG}
+            | config
+            | {"enable.auto.commit": False}
+        )
         try:
             self.consumer = Consumer(settings)
         except KafkaException as exc:
             raise StreamUrlError(f"invalid Kafka setting: {exc.args[0].str()}") from None
+        try:  # reach the brokers now: a typo in the URL is said at once, not logged for ever
+            self.consumer.list_topics(topic, timeout=self.connect_timeout)
+        except KafkaException as exc:
+            self.consumer.close()
+            brokers = config.get("bootstrap.servers", "?")
+            raise StreamUnavailable(
+                f"cannot reach Kafka at {brokers} for topic {topic} within "
+                f"{self.connect_timeout:g} s: {exc.args[0].str()}"
+            ) from None
         self.consumer.subscribe([topic])
 
     @classmethod

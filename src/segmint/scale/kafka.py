@@ -38,7 +38,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from segmint.common import did_you_mean
+from segmint.common import KAFKA_CLIENT_LOG, did_you_mean
 from segmint.errors import SegmintError
 from segmint.intake.streams import StreamUrlError
 from segmint.membership.feed import ChangeFeed
@@ -60,27 +60,6 @@ _JSON = ("properties", "traits")
 RELAY_COLUMNS = ", ".join(f"{n}::text AS {n}" if n in _JSON else f'"{n}"' for n in _EVENT_NAMES)
 """The ``events`` columns the relay reads: JSON as text, passed through without decoding."""
 _LOCK = "hashtext('segmint.kafka.relay'), hashtext(current_schema())"
-
-
-class _ClientLog:
-    """librdkafka's log lines, through Python logging (``segmint.kafka.client``).
-
-    Left alone, librdkafka prints each of its lines (``%3|…|FAIL|… Connection refused``,
-    many a second while a broker is unreachable) to stderr. Its errors are ones it retries
-    on its own; what finally fails reaches segmint as an exception with a clear message.
-    So its lines are logged at INFO at most: ``--log-level info`` (or debug) shows them.
-    """
-
-    def __init__(self) -> None:
-        self.logger = logging.getLogger("segmint.kafka.client")
-
-    def log(self, level: int, msg: str, *args: Any) -> None:
-        """What confluent_kafka calls with each line (its level as a Python level)."""
-        self.logger.log(min(level, logging.INFO), msg, *args)
-
-
-CLIENT_LOG = _ClientLog()
-"""The ``logger`` every Kafka client of segmint is configured with."""
 
 
 class WorkerError(SegmintError):
@@ -137,7 +116,9 @@ class KafkaTopic:
 
     def client(self, **extra: Any) -> dict[str, Any]:
         """The configuration of a client of this topic's cluster (logging through ours)."""
-        return {"bootstrap.servers": self.brokers, "logger": CLIENT_LOG} | self.settings | extra
+        return (
+            {"bootstrap.servers": self.brokers, "logger": KAFKA_CLIENT_LOG} | self.settings | extra
+        )
 
     def ensure(self, timeout: float = 10.0) -> int:
         """Create the topic if it does not exist; return its number of partitions.
