@@ -32,9 +32,12 @@ def test_keys_create_list_revoke(workspace: Workspace) -> None:
     listed = orjson.loads(run(workspace, "keys", "list", "--format", "json"))
     assert sorted(k["name"] for k in listed) == ["dash", "web"]
     assert all("key" not in k for k in listed)
-    assert "revoked" in run(workspace, "keys", "revoke", created["key_id"])
+    assert run(workspace, "keys", "revoke", created["key_id"]).startswith("revoked ")
     listed = orjson.loads(run(workspace, "keys", "list", "--format", "json"))
     assert [k["revoked_at"] is not None for k in listed if k["name"] == "web"] == [True]
+    again = run(workspace, "keys", "revoke", created["key_id"])  # revoking twice says so
+    assert f"{created['key_id']} (web) was already revoked on " in again
+    assert orjson.loads(run(workspace, "keys", "list", "--format", "json")) == listed
 
 
 def test_quarantine_list_and_replay(workspace: Workspace) -> None:

@@ -428,7 +428,12 @@ def keys_revoke(ctx: Context, key: str) -> None:
     """Revoke KEY (its id, or its name when unique)."""
     from segmint.intake.keys import revoke_key
 
-    revoked = revoke_key(ctx.workspace.store, key, now=SystemClock().now())
+    now = SystemClock().now()
+    revoked = revoke_key(ctx.workspace.store, key, now=now)
+    if revoked.revoked_at is not None and revoked.revoked_at < now:  # revoked before
+        when = f"{revoked.revoked_at:%Y-%m-%d %H:%M} UTC"
+        click.echo(f"{revoked.key_id} ({revoked.name}) was already revoked on {when}")
+        return
     click.echo(f"revoked {revoked.key_id} ({revoked.name})")
 
 
