@@ -245,3 +245,18 @@ def test_an_experiment_removed_from_the_workspace_says_so(
         assert out.returncode == 1
         assert "'subject_test' is no longer in segmint.yaml" in out.stderr
         assert "2 assigned" in out.stderr and "put its definition back" in out.stderr
+
+
+def test_rebuild_refuses_a_later_instant(cli: Callable[..., Any], shop: Path) -> None:
+    """``measure rebuild --as-of 2030-01-01`` stored an attribution "as of" an instant whose
+    sends and conversions were not in yet (as refresh and models do, it is refused now)."""
+    later = run(cli, shop, "measure", "rebuild", "--as-of", "+30d", "--format", "json")
+    assert later.returncode == 2, later
+    error = json.loads(later.stdout)["error"]
+    assert error["field"] == "--as-of" and "later than now" in error["message"]
+    with Workspace.open(shop) as ws:
+        from segmint.measure.attribution import built_as_of
+
+        assert built_as_of(ws.store) is None  # nothing stored
+    done = run(cli, shop, "measure", "rebuild", "--as-of", AS_OF, "--format", "json")
+    assert done.returncode == 0, done.stderr

@@ -15,7 +15,7 @@ import click
 from segmint.cli.groups import segments
 from segmint.cli.main import Context, pass_ctx
 from segmint.cli.output import console, emit_json, emit_table, err_console, format_option
-from segmint.cli.params import INSTANT, as_of_option, deferred_choice
+from segmint.cli.params import INSTANT, as_of_option, deferred_choice, refuse_later_than_now
 
 
 @click.group()
@@ -41,6 +41,11 @@ def rebuild(ctx: Context, as_of: datetime, fmt: str) -> None:
     """Recompute which send earned each conversion (last touch within the window)."""
     from segmint.measure.attribution import rebuild as run
 
+    refuse_later_than_now(
+        as_of, "--as-of", "the stored attribution would say 'as of' an instant whose sends, "
+        "conversions and windows are not all in yet, and later reports would read it; give a "
+        "past instant, or none for now",
+    )  # fmt: skip
     with err_console.status("attributing conversions", spinner="dots"):
         result = run(ctx.workspace.store, ctx.workspace.definition.measure, as_of)
     data = result.to_dict()
