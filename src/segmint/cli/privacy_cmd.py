@@ -196,7 +196,10 @@ def erase_cmd(
 
     _recorded_now(as_of)
     ws = ctx.workspace
-    ws.privacy.require_key("erasing a person")
+    ws.privacy.require_key("erasing a person")  # opening the vault finishes stopped erasures
+    for receipt_id, keys in ws.finished_erasures.items():
+        click.echo(f"finished the erasure {receipt_id}, stopped before its keys were "
+                   f"destroyed: {keys} keys destroyed now", err=True)  # fmt: skip
     pid = resolve_living(ws.privacy, person, field="PERSON")
     if not yes:
         confirm(f"erase {person} (profile {pid}) for good?")

@@ -18,6 +18,13 @@ identity of the person (:mod:`segmint.privacy.subjects`: what quarantined payloa
 them are sealed under). A copy of the store taken before the erasure then holds only
 ciphertext for that person (with a master key configured: see
 :mod:`segmint.privacy.keys`).
+
+The store and the vault commit apart, so the names of the keys to destroy are written in
+the store transaction (``erasure_keys``) and deleted once the vault has destroyed them. A
+process stopped between the two leaves them listed: :func:`finish_erasures` destroys them,
+and runs at the start of every erasure and whenever a workspace opens its vault
+(:attr:`segmint.workspace.Workspace.privacy`), so no key outlives its receipt for longer
+than until the next command.
 """
 
 from __future__ import annotations
@@ -39,7 +46,6 @@ from segmint.privacy.errors import MasterKeyError
 from segmint.privacy.keys import is_sealed
 from segmint.privacy.protect import Privacy
 from segmint.privacy.subjects import all_subject_names
-from segmint.privacy.subjects import destroy as destroy_subject_keys
 from segmint.store import Store, utcnow_naive
 from segmint.store.base import table_exists
 
@@ -110,6 +116,7 @@ def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tu
     """
     store = privacy.store
     privacy.require_key("erasing a person")
+    finish_erasures(privacy)
     root = resolve_living(privacy, ref)
     profiles = person_profiles(store, root)
     found = identifiers_of(privacy, profiles)
@@ -121,6 +128,8 @@ def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tu
     addresses = sorted({privacy.address_key(v) for v in emails} | set(emails))
     receipt_id = "er_" + secrets.token_hex(8)
     when = utcnow_naive(at)
+    # the profiles' keys, and their identities' subject keys
+    keys = [*profiles, *(s for s in subjects if s.startswith("s_"))]
     with store.transaction():
         _lock_profiles(store, profiles)
         deleted = _anonymise_and_delete(store, profiles)
@@ -145,10 +154,45 @@ def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tu
         details = {"profiles": len(profiles), "rows": sum(deleted.values())}
         audit.append(store, "privacy.erase", actor=actor, at=at, subject=receipt_id,
                      details=details)  # fmt: skip
-    destroyed = 0
-    if privacy.keyring is not None:  # the profiles' keys, and their identities' subject keys
-        destroyed = privacy.keyring.destroy(profiles) + destroy_subject_keys(privacy, subjects)
+        if privacy.keyring is not None:
+            store.executemany(
+                "INSERT INTO erasure_keys (receipt_id, key_name) VALUES (?, ?)",
+                [(receipt_id, name) for name in dict.fromkeys(keys)],
+            )
+    destroyed = _destroy_keys(privacy, receipt_id, keys)
     return root, Receipt(**{**receipt.__dict__, "keys_destroyed": destroyed})
+
+
+def finish_erasures(privacy: Privacy) -> dict[str, int]:
+    """Destroy the keys of erasures that stopped after their store commit.
+
+    An erasure lists the vault keys it is to destroy in its store transaction and deletes
+    the list once they are destroyed; what is still listed belongs to an erasure whose
+    process stopped (crash, kill, a vault error) in between. Safe to run at any time, and
+    from two processes at once: destroying a key twice destroys it once.
+
+    Returns:
+        The keys destroyed (those the vault still held) by receipt id, for every erasure
+        finished now; empty without a master key (the keys wait for it).
+    """
+    if privacy.keyring is None:
+        return {}
+    pending: dict[str, list[str]] = {}
+    rows = privacy.store.fetchall(
+        "SELECT receipt_id, key_name FROM erasure_keys ORDER BY receipt_id, key_name"
+    )
+    for receipt_id, name in rows:
+        pending.setdefault(str(receipt_id), []).append(str(name))
+    return {rid: _destroy_keys(privacy, rid, names) for rid, names in pending.items()}
+
+
+def _destroy_keys(privacy: Privacy, receipt_id: str, names: Sequence[str]) -> int:
+    """Destroy the vault keys ``names``, then strike them off the erasure's list."""
+    if privacy.keyring is None:
+        return 0
+    destroyed = privacy.keyring.destroy(names)
+    privacy.store.execute("DELETE FROM erasure_keys WHERE receipt_id = ?", [receipt_id])
+    return destroyed
 
 
 def _lock_profiles(store: Store, profiles: Sequence[str]) -> None:
@@ -368,6 +412,7 @@ __all__ = [
     "ERASED_ID",
     "Receipt",
     "erase",
+    "finish_erasures",
     "identifiers_of",
     "person_profiles",
     "resolve_living",

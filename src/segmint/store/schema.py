@@ -492,6 +492,20 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
             """
         },
     ),
+    (
+        70,
+        # Privacy (segmint.privacy.erase): the vault keys an erasure is to destroy, written
+        # in the transaction that commits its receipt and deleted once the vault has
+        # destroyed them. A process stopped between the two leaves its rows here, and the
+        # next erasure or opening of the vault destroys those keys (finish_erasures).
+        """
+        CREATE TABLE erasure_keys (
+            receipt_id TEXT NOT NULL,
+            key_name TEXT NOT NULL,
+            PRIMARY KEY (receipt_id, key_name)
+        );
+        """,
+    ),
 )
 """Versioned migrations, applied in order on open. Append; never edit a released one."""
 
