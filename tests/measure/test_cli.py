@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from segmint.workspace import Workspace
@@ -101,11 +102,15 @@ def test_kpis_say_when_attribution_never_ran(cli: Callable[..., Any], shop: Path
 
 def test_experiment_list_and_report(cli: Callable[..., Any], shop: Path) -> None:
     listed = json.loads(run(cli, shop, "experiments", "list", "--format", "json").stdout)
+    arm = {"weight": 1.0, "holdout": False}
     assert listed == [
-        {"experiment": "subject_test", "campaign": "lifecycle_update",
-         "metric": "open", "arms": ["control", "b"]},
+        {"experiment": "subject_test", "campaign": "lifecycle_update", "metric": "open",
+         "arms": [{"name": "control", **arm}, {"name": "b", **arm}]},
         {"experiment": "win_back.miss_you", "campaign": "journey:win_back:miss_you",  # init's
-         "metric": "conversion", "arms": ["control", "personal", "holdout (holdout)"]},
+         "metric": "conversion", "arms": [
+             {"name": "control", "weight": 45.0, "holdout": False},
+             {"name": "personal", "weight": 45.0, "holdout": False},
+             {"name": "holdout", "weight": 10.0, "holdout": True}]},
     ]  # fmt: skip
     report = run(cli, shop, "experiments", "report", "subject_test", "--as-of", AS_OF,
                  "--format", "json")  # fmt: skip
@@ -115,6 +120,33 @@ def test_experiment_list_and_report(cli: Callable[..., Any], shop: Path) -> None
     assert "segmint campaign send lifecycle_update" in data["conclusion"]
     table = run(cli, shop, "experiments", "report", "subject_test", "--as-of", AS_OF)
     assert table.returncode == 0 and "sample ratio ok" in table.stdout
+
+
+def test_experiment_list_in_json_is_what_the_api_lists(cli: Callable[..., Any], shop: Path) -> None:
+    """Arms are objects (name, weight, holdout) on both, the global holdout listed on both."""
+    from tests.api.conftest import NOW, serve
+
+    from segmint.clock import FixedClock
+
+    yaml = shop / "segmint.yaml"
+    yaml.write_text(yaml.read_text() + "measure:\n  global_holdout_percent: 5\n")
+    listed = json.loads(run(cli, shop, "experiments", "list", "--format", "json").stdout)
+    assert listed[-1]["experiment"] == "global_holdout"
+    assert listed[-1]["arms"] == [
+        {"name": "holdout", "weight": 5.0, "holdout": True},
+        {"name": "marketed", "weight": 95.0, "holdout": False},
+    ]
+    ws = Workspace.open(shop)
+    try:
+        for live in serve(ws, FixedClock(NOW)):
+            answer = httpx.get(f"{live.url}/v1/reports/experiments",
+                               headers={"Authorization": f"Bearer {live.read_key}"})  # fmt: skip
+            assert answer.status_code == 200
+            assert answer.json() == {"experiments": listed}
+    finally:
+        ws.close()
+    table = run(cli, shop, "experiments", "list")  # the table keeps its words
+    assert "holdout (5 %)" in table.stdout and "(holdout)" in table.stdout
 
 
 def test_unknown_experiment_suggests_the_nearest(cli: Callable[..., Any], shop: Path) -> None:

@@ -53,15 +53,10 @@ def kpis(
 
 
 def experiments(ws: Workspace) -> list[dict[str, Any]]:
-    """Every experiment: its campaign, metric and arms."""
-    from segmint.config.measure import experiments_of
+    """Every experiment: its campaign, metric and arms, then the global holdout if set."""
+    from segmint.measure.experiments import experiment_list
 
-    return [
-        {"experiment": name, "campaign": exp.campaign, "metric": exp.metric,
-         "arms": [{"name": v.name, "weight": v.weight, "holdout": v.holdout}
-                  for v in exp.variants]}
-        for name, (exp, _) in sorted(experiments_of(ws.definition).items())
-    ]  # fmt: skip
+    return experiment_list(ws.definition)
 
 
 def experiment(ws: Workspace, name: str, as_of: datetime) -> dict[str, Any]:

@@ -152,23 +152,22 @@ def kpis(
 @pass_ctx
 def list_experiments(ctx: Context, fmt: str) -> None:
     """List the experiments: campaign, arms and metric."""
-    from segmint.config.measure import experiments_of
+    from segmint.measure.assign import GLOBAL_HOLDOUT
+    from segmint.measure.experiments import experiment_list
 
-    defn = ctx.workspace.definition
-    rows: list[dict[str, Any]] = [
-        {"experiment": name, "campaign": exp.campaign, "metric": exp.metric,
-         "arms": [v.name + (" (holdout)" if v.holdout else "") for v in exp.variants]}
-        for name, (exp, _path) in sorted(experiments_of(defn).items())
-    ]  # fmt: skip
-    if defn.measure.global_holdout_percent:
-        pct = defn.measure.global_holdout_percent
-        rows.append({"experiment": "global_holdout", "campaign": None, "metric": "conversion",
-                     "arms": [f"holdout ({pct:g} %)", "marketed"]})  # fmt: skip
+    rows = experiment_list(ctx.workspace.definition)
     if fmt == "json":
-        emit_json(rows)
+        emit_json(rows)  # as GET /v1/reports/experiments lists them
         return
-    table = [(r["experiment"], r["campaign"] or "(all)", r["metric"], ", ".join(r["arms"]))
-             for r in rows]  # fmt: skip
+
+    def arm(experiment: str, each: dict[str, Any]) -> str:
+        name = str(each["name"])
+        if experiment == GLOBAL_HOLDOUT:
+            return f"{name} ({each['weight']:g} %)" if each["holdout"] else name
+        return name + (" (holdout)" if each["holdout"] else "")
+
+    table = [(r["experiment"], r["campaign"] or "(all)", r["metric"],
+              ", ".join(arm(r["experiment"], a) for a in r["arms"])) for r in rows]  # fmt: skip
     emit_table("Experiments", ["experiment", "campaign", "metric", "arms"], table)
 
 

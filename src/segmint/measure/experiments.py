@@ -130,6 +130,29 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def experiment_list(defn: WorkspaceDef) -> list[dict[str, Any]]:
+    """Every experiment by name: campaign, metric and arms, then the global holdout.
+
+    An arm is ``{"name", "weight", "holdout"}``; the global holdout (when
+    ``measure.global_holdout_percent`` is set) has no campaign, and its two arms weigh
+    their percent of all profiles. What ``segmint experiments list --format json`` prints
+    and ``GET /v1/reports/experiments`` answers.
+    """
+    found: list[dict[str, Any]] = [
+        {"experiment": name, "campaign": exp.campaign, "metric": exp.metric,
+         "arms": [{"name": v.name, "weight": v.weight, "holdout": v.holdout}
+                  for v in exp.variants]}
+        for name, (exp, _path) in sorted(experiments_of(defn).items())
+    ]  # fmt: skip
+    percent = defn.measure.global_holdout_percent
+    if percent:
+        arms = [{"name": "holdout", "weight": percent, "holdout": True},
+                {"name": "marketed", "weight": 100.0 - percent, "holdout": False}]  # fmt: skip
+        found.append({"experiment": GLOBAL_HOLDOUT, "campaign": None,
+                      "metric": "conversion", "arms": arms})  # fmt: skip
+    return found
+
+
 def find_experiment(defn: WorkspaceDef, name: str) -> ExperimentDef:
     """Return the named experiment's definition.
 
