@@ -80,3 +80,64 @@ def test_cli_audit_verify_exits_1_on_tampering(workspace, cli) -> None:  # type:
     bad = cli("--workspace", str(ws.path), "audit", "verify")
     assert bad.returncode == 1
     assert "TAMPERED" in bad.stderr and "test.action0" in bad.stderr
+
+
+class _Counted:
+    """The store, counting the rows its queries return (what a read of the log costs)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.rows = 0
+
+    def fetchall(self, sql: str, params: object = ()) -> list[tuple[object, ...]]:
+        found = self._store.fetchall(sql, params)  # type: ignore[arg-type]
+        self.rows += len(found)
+        return found
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+
+def test_the_latest_entries_read_only_as_many_rows(store: Store) -> None:
+    _fill(store, 30)
+    counted = _Counted(store)
+    latest = audit.entries(counted, limit=3)  # type: ignore[arg-type]
+    assert [e.action for e in latest] == ["test.action27", "test.action28", "test.action29"]
+    assert counted.rows == 3
+    assert audit.entries(store, limit=100) == audit.entries(store)  # fewer than asked: all
+
+
+def test_filters_combine_with_the_limit(store: Store) -> None:
+    for i in range(12):
+        audit.append(store, "privacy.export" if i % 3 else "privacy.erase", actor=f"a{i % 2}",
+                     at=T0 + timedelta(minutes=i), subject=f"p_{i % 4}")  # fmt: skip
+    counted = _Counted(store)
+    erases = audit.entries(counted, action="privacy.erase", limit=2)  # type: ignore[arg-type]
+    assert [(e.action, e.subject) for e in erases] == [("privacy.erase", "p_2"),
+                                                       ("privacy.erase", "p_1")]  # fmt: skip
+    assert counted.rows == 2
+    both = audit.entries(store, action="privacy.export", subject="p_1", limit=5)
+    assert [e.occurred_at.minute for e in both] == [1, 5]
+    by = audit.entries(store, actor="a0", subject="p_2", limit=1)
+    assert [e.occurred_at.minute for e in by] == [10]
+
+
+def test_cli_audit_list_shows_the_newest_in_order(workspace, cli) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    ws = workspace
+    _fill(ws.store, 6)
+    ws.close()
+    listed = cli("-w", str(ws.path), "audit", "list", "--limit", "2", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert [e["action"] for e in json.loads(listed.stdout)] == ["test.action4", "test.action5"]
+    one = cli("-w", str(ws.path), "audit", "list", "--limit", "5", "--action", "test.action2",
+              "--format", "json")  # fmt: skip
+    assert [(e["action"], e["subject"]) for e in json.loads(one.stdout)] == [
+        ("test.action2", "p_2")
+    ]
+    mine = cli("-w", str(ws.path), "audit", "list", "--subject", "p_3", "--format", "json")
+    assert [e["subject"] for e in json.loads(mine.stdout)] == ["p_3"]
+    typo = cli("-w", str(ws.path), "audit", "list", "--action", "test.acton2")
+    assert typo.returncode == 0 and "no audit entry has action 'test.acton2'" in typo.stderr
+    assert "did you mean 'test.action2'" in typo.stderr

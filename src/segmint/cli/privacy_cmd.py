@@ -296,15 +296,25 @@ def verify(ctx: Context, fmt: str) -> None:
 
 
 @audit.command("list")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Show the newest this many entries (matching the filters).")  # fmt: skip
+@click.option("--action", default=None, help="Only entries of this action (privacy.erase).")
+@click.option("--actor", default=None, help="Only entries by this actor (cli, api:KEY_ID).")
+@click.option("--subject", default=None, help="Only entries about this subject (a receipt id).")
 @format_option
 @pass_ctx
-def list_entries(ctx: Context, limit: int, fmt: str) -> None:
-    """List the latest audit entries."""
+def list_entries(
+    ctx: Context, limit: int, action: str | None, actor: str | None, subject: str | None,
+    fmt: str,
+) -> None:  # fmt: skip
+    """List the latest audit entries, oldest first."""
     from segmint.clock import ensure_utc
     from segmint.privacy import audit as log
 
-    found = log.entries(ctx.workspace.store)[-limit:]
+    store = ctx.workspace.store
+    found = log.entries(store, subject=subject, action=action, actor=actor, limit=limit)
+    if not found and action is not None:
+        _warn_of_unknown_action(action, log.actions(store))
     data = [  # stored in UTC without an offset: written with it, as every other instant
         {"id": e.id, "at": ensure_utc(e.occurred_at), "actor": e.actor, "action": e.action,
          "subject": e.subject, "details": e.details}
@@ -315,6 +325,18 @@ def list_entries(ctx: Context, limit: int, fmt: str) -> None:
         return
     rows = [(d["id"], d["at"], d["actor"], d["action"], d["subject"] or "") for d in data]
     emit_table("Audit log", ["id", "at", "actor", "action", "subject"], rows)
+
+
+def _warn_of_unknown_action(action: str, known: list[str]) -> None:
+    """Warn that no entry has ``action`` when it is no action the log holds (a typo)."""
+    from segmint.cli.output import err_console
+    from segmint.common import did_you_mean
+
+    if action in known:
+        return
+    hint = did_you_mean(action, known) or f"actions logged: {', '.join(known) or 'none'}"
+    err_console.print(f"[yellow]warning:[/yellow] no audit entry has action {action!r}; {hint}",
+                      highlight=False, soft_wrap=True)  # fmt: skip
 
 
 def register(cli: click.Group) -> None:

@@ -100,25 +100,54 @@ def _head(store: Store) -> tuple[int, str]:
     return int(count), digest
 
 
-def entries(store: Store, *, subject: str | None = None) -> list[AuditEntry]:
-    """The chained entries in order (all, or those about ``subject``)."""
+def entries(
+    store: Store,
+    *,
+    subject: str | None = None,
+    action: str | None = None,
+    actor: str | None = None,
+    limit: int | None = None,
+) -> list[AuditEntry]:
+    """The chained entries in order: all, or those matching every filter given.
+
+    Args:
+        store: The store.
+        subject: Only the entries about this subject.
+        action: Only the entries of this action (``privacy.erase``).
+        actor: Only the entries by this actor (``cli``, ``api:<key id>``).
+        limit: Only the newest ``limit`` matching entries (still oldest first); the query
+            reads no more rows than that.
+    """
     sql = (
         "SELECT id, occurred_at, actor, action, subject, details, prev_hash, hash "
         "FROM audit_log WHERE hash IS NOT NULL"
     )
     params: list[Any] = []
-    if subject is not None:
-        sql += " AND subject = ?"
-        params.append(subject)
-    rows = store.fetchall(sql + " ORDER BY id", params)
-    out = []
-    for rid, at, actor, action, subj, details, prev, digest in rows:
-        parsed = orjson.loads(details) if isinstance(details, str | bytes) else details or {}
-        when = from_store_time(at)
-        assert when is not None
-        out.append(AuditEntry(int(rid), when.replace(tzinfo=None), actor, action, subj,
-                              parsed, prev, digest))  # fmt: skip
-    return out
+    for column, value in (("subject", subject), ("action", action), ("actor", actor)):
+        if value is not None:
+            sql += f" AND {column} = ?"
+            params.append(value)
+    if limit is None:
+        rows = store.fetchall(sql + " ORDER BY id", params)
+    else:
+        rows = store.fetchall(sql + " ORDER BY id DESC LIMIT ?", [*params, limit])[::-1]
+    return [_entry(row) for row in rows]
+
+
+def _entry(row: tuple[Any, ...]) -> AuditEntry:
+    """An audit entry from its row."""
+    rid, at, actor, action, subj, details, prev, digest = row
+    parsed = orjson.loads(details) if isinstance(details, str | bytes) else details or {}
+    when = from_store_time(at)
+    assert when is not None
+    return AuditEntry(int(rid), when.replace(tzinfo=None), actor, action, subj,
+                      parsed, prev, digest)  # fmt: skip
+
+
+def actions(store: Store) -> list[str]:
+    """The actions the log holds entries of, sorted."""
+    rows = store.fetchall("SELECT DISTINCT action FROM audit_log WHERE hash IS NOT NULL")
+    return sorted(str(a) for (a,) in rows)
 
 
 @dataclass(frozen=True)
