@@ -333,3 +333,22 @@ def test_a_sealed_workspace_without_its_key_is_not_served(
         assert out.returncode == 1, (command, out)
         assert "(storing input) needs the master key" in out.stderr
         assert "restore" in out.stderr and "master.key" in out.stderr
+
+
+@pytest.mark.parametrize("how", ["{pid}", "profile:{pid}"])
+def test_erasing_again_by_the_profile_id_says_when_it_was_erased(
+    cli: Run, shop: Path, how: str
+) -> None:
+    """The profile id that ``privacy erase`` printed was 'no person matches' afterwards (its
+    email and user id said 'was erased on … (receipt …)')."""
+    done = cli("-w", str(shop), "privacy", "erase", "grace.hopper@example.com", "--yes",
+               "--format", "json")  # fmt: skip
+    receipt = json.loads(done.stdout)
+    ref = how.format(pid=receipt["profile_id"])
+    again = cli("-w", str(shop), "privacy", "erase", ref, "--yes")
+    assert again.returncode == 1
+    assert f"{ref!r} was erased on" in again.stderr
+    assert f"(receipt {receipt['receipt_id']})" in again.stderr
+    assert receipt["identifiers_suppressed"] == 2  # her user id and email; not the profile
+    shown = cli("-w", str(shop), "profile", "show", ref, "--as-of", AS_OF)
+    assert shown.returncode == 1 and "was erased on" in shown.stderr

@@ -39,7 +39,14 @@ import orjson
 
 from segmint.common import in_lists
 from segmint.intake.errors import UnknownPersonError
-from segmint.intake.identity import USER, identifier_value, merge_roots, resolve_person, split_ref
+from segmint.intake.identity import (
+    PROFILE,
+    USER,
+    identifier_value,
+    merge_roots,
+    resolve_person,
+    split_ref,
+)
 from segmint.intake.quarantine import about_subjects
 from segmint.privacy import audit
 from segmint.privacy.errors import MasterKeyError
@@ -122,6 +129,8 @@ def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tu
     found = identifiers_of(privacy, profiles)
     subjects = subjects_of(privacy, profiles, found)
     hashes = {privacy.subject_hash(kind, value) for kind, value in found}
+    # the profile ids too: naming one again says when it was erased (held back: nothing)
+    gone = {privacy.subject_hash(PROFILE, pid) for pid in profiles} - hashes
     # suppressions and address consents are kept by address_key (a keyed hash when on)
     # and plaintext, for rows written before encryption was enabled
     emails = [v for k, v in found if k == "email"]
@@ -143,7 +152,7 @@ def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tu
         store.executemany(
             "INSERT INTO erased_subjects (hash, receipt_id, erased_at) VALUES (?, ?, ?) "
             "ON CONFLICT (hash) DO NOTHING",
-            [(h, receipt_id, when) for h in sorted(hashes)],
+            [(h, receipt_id, when) for h in sorted(hashes | gone)],
         )
         receipt = Receipt(receipt_id, at, len(profiles), 0, deleted, anonymised, len(hashes),
                           privacy.encrypting)  # fmt: skip
@@ -267,10 +276,10 @@ def _erased_receipt(privacy: Privacy, ref: str) -> tuple[str, datetime] | None:
     if not privacy.has_salt():  # no erasure ever hashed a subject
         return None
     kind, value = split_ref(ref, privacy.identifiers)
-    kinds = [kind] if kind is not None else [USER, *privacy.identifiers]
+    kinds = [kind] if kind is not None else [PROFILE, USER, *privacy.identifiers]
     hashes = []
     for each in kinds:
-        text = identifier_value(each, value) if each != USER else value
+        text = identifier_value(each, value) if each not in (USER, PROFILE) else value
         if text:
             hashes.append(privacy.subject_hash(each, text))
     if not hashes:
