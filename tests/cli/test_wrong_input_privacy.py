@@ -352,3 +352,22 @@ def test_erasing_again_by_the_profile_id_says_when_it_was_erased(
     assert receipt["identifiers_suppressed"] == 2  # her user id and email; not the profile
     shown = cli("-w", str(shop), "profile", "show", ref, "--as-of", AS_OF)
     assert shown.returncode == 1 and "was erased on" in shown.stderr
+
+
+def test_audit_list_subject_takes_any_id_of_a_person(cli: Run, shop: Path) -> None:
+    """The log names people by profile id (and an erasure by its receipt): ``--subject`` with
+    an email or user id listed nothing, and an erased person's history was out of reach."""
+    w = ("-w", str(shop))
+    assert cli(*w, "privacy", "export", "grace.hopper@example.com").returncode == 0
+    assert cli(*w, "privacy", "export", "alan.turing@example.org").returncode == 0
+
+    def about(ref: str) -> list[str]:
+        out = cli(*w, "audit", "list", "--subject", ref, "--format", "json")
+        assert out.returncode == 0, out.stderr
+        return [e["action"] for e in json.loads(out.stdout)]
+
+    assert about("grace.hopper@example.com") == ["privacy.export"]
+    assert about("7390016487542") == ["privacy.export"]  # her user id
+    assert cli(*w, "privacy", "erase", "7390016487542", "--yes").returncode == 0
+    assert about("grace.hopper@example.com") == ["privacy.export", "privacy.erase"]
+    assert about("email:nobody@example.com") == []

@@ -300,7 +300,9 @@ def verify(ctx: Context, fmt: str) -> None:
               help="Show the newest this many entries (matching the filters).")  # fmt: skip
 @click.option("--action", default=None, help="Only entries of this action (privacy.erase).")
 @click.option("--actor", default=None, help="Only entries by this actor (cli, api:KEY_ID).")
-@click.option("--subject", default=None, help="Only entries about this subject (a receipt id).")
+@click.option("--subject", default=None,
+              help="Only entries about this subject: a receipt id, or a person by any id "
+              "(profile id, user id, email, KIND:VALUE; erased people too).")  # fmt: skip
 @format_option
 @pass_ctx
 def list_entries(
@@ -310,9 +312,12 @@ def list_entries(
     """List the latest audit entries, oldest first."""
     from segmint.clock import ensure_utc
     from segmint.privacy import audit as log
+    from segmint.privacy.erase import audit_subjects
 
-    store = ctx.workspace.store
-    found = log.entries(store, subject=subject, action=action, actor=actor, limit=limit)
+    ws = ctx.workspace
+    store = ws.store
+    about = None if subject is None else audit_subjects(ws.privacy, subject)
+    found = log.entries(store, subject=about, action=action, actor=actor, limit=limit)
     if not found and action is not None:
         _warn_of_unknown_action(action, log.actions(store))
     data = [  # stored in UTC without an offset: written with it, as every other instant

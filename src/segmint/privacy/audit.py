@@ -14,6 +14,7 @@ deploys, retention runs and admin API calls.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -103,7 +104,7 @@ def _head(store: Store) -> tuple[int, str]:
 def entries(
     store: Store,
     *,
-    subject: str | None = None,
+    subject: str | Sequence[str] | None = None,
     action: str | None = None,
     actor: str | None = None,
     limit: int | None = None,
@@ -112,7 +113,7 @@ def entries(
 
     Args:
         store: The store.
-        subject: Only the entries about this subject.
+        subject: Only the entries about this subject (or any of these).
         action: Only the entries of this action (``privacy.erase``).
         actor: Only the entries by this actor (``cli``, ``api:<key id>``).
         limit: Only the newest ``limit`` matching entries (still oldest first); the query
@@ -123,6 +124,10 @@ def entries(
         "FROM audit_log WHERE hash IS NOT NULL"
     )
     params: list[Any] = []
+    if subject is not None and not isinstance(subject, str):
+        sql += f" AND subject IN ({', '.join('?' for _ in subject) or 'NULL'})"
+        params.extend(subject)
+        subject = None
     for column, value in (("subject", subject), ("action", action), ("actor", actor)):
         if value is not None:
             sql += f" AND {column} = ?"

@@ -160,7 +160,8 @@ def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tu
             "INSERT INTO erasure_receipts (receipt_id, erased_at, receipt) VALUES (?, ?, ?)",
             [receipt_id, when, orjson.dumps(receipt.as_dict()).decode()],
         )
-        details = {"profiles": len(profiles), "rows": sum(deleted.values())}
+        details = {"profiles": len(profiles), "rows": sum(deleted.values()),
+                   "profile_ids": profiles}  # fmt: skip
         audit.append(store, "privacy.erase", actor=actor, at=at, subject=receipt_id,
                      details=details)  # fmt: skip
         if privacy.keyring is not None:
@@ -242,6 +243,30 @@ def resolve_living(privacy: Privacy, ref: str, *, field: str | None = None) -> s
         if message is None:
             raise
         raise UnknownPersonError(ref, message, field) from exc
+
+
+def audit_subjects(privacy: Privacy, ref: str) -> list[str]:
+    """What the audit log names the person ``ref`` by, with ``ref`` itself first.
+
+    The log never names a person by an identifier: their profile ids (those merged into
+    theirs too) and, once they are erased, the erasure's receipt id and the profile ids it
+    erased. ``ref`` naming nobody (a receipt id, a file name) is taken as it is.
+
+    Raises:
+        AmbiguousPersonError: ``ref`` names two people.
+    """
+    store = privacy.store
+    try:
+        root = resolve_person(store, ref, privacy.identifiers)
+    except UnknownPersonError:
+        found = _erased_receipt(privacy, ref)
+        if found is None:
+            return [ref]
+        receipt_id = found[0]
+        rows = audit.entries(store, subject=receipt_id, action="privacy.erase", limit=1)
+        erased = [str(p) for e in rows for p in e.details.get("profile_ids", [])]
+        return list(dict.fromkeys([ref, receipt_id, *erased]))
+    return list(dict.fromkeys([ref, *person_profiles(store, root)]))
 
 
 def _keyless_note(privacy: Privacy, ref: str, exc: UnknownPersonError) -> str | None:
@@ -420,6 +445,7 @@ def _anonymise_sends(store: Store, marks: str, params: list[str]) -> int:
 __all__ = [
     "ERASED_ID",
     "Receipt",
+    "audit_subjects",
     "erase",
     "finish_erasures",
     "identifiers_of",
