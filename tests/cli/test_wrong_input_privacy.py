@@ -371,3 +371,17 @@ def test_audit_list_subject_takes_any_id_of_a_person(cli: Run, shop: Path) -> No
     assert cli(*w, "privacy", "erase", "7390016487542", "--yes").returncode == 0
     assert about("grace.hopper@example.com") == ["privacy.export", "privacy.erase"]
     assert about("email:nobody@example.com") == []
+
+
+def test_audit_list_warns_of_a_filter_nothing_matches(cli: Run, shop: Path) -> None:
+    """A typo in ``--actor`` or ``--subject`` listed an empty log without a word."""
+    w = ("-w", str(shop), "audit", "list")
+    assert cli("-w", str(shop), "privacy", "export", "grace.hopper@example.com").returncode == 0
+    actor = cli(*w, "--actor", "cl")
+    assert actor.returncode == 0 and "no audit entry has actor 'cl'; did you mean 'cli'?" in (
+        actor.stderr
+    )
+    subject = cli(*w, "--subject", "er_0000")
+    assert subject.returncode == 0 and "no audit entry is about 'er_0000'" in subject.stderr
+    both = cli(*w, "--actor", "cli", "--action", "privacy.erase")  # each matches; not both
+    assert both.returncode == 0 and "warning" not in both.stderr

@@ -141,3 +141,15 @@ def test_cli_audit_list_shows_the_newest_in_order(workspace, cli) -> None:  # ty
     typo = cli("-w", str(ws.path), "audit", "list", "--action", "test.acton2")
     assert typo.returncode == 0 and "no audit entry has action 'test.acton2'" in typo.stderr
     assert "did you mean 'test.action2'" in typo.stderr
+
+
+def test_every_action_written_is_listed() -> None:
+    """``audit.ACTIONS`` (what ``audit list --action`` suggests from) names every action."""
+    import re
+    from pathlib import Path
+
+    import segmint
+
+    source = "\n".join(p.read_text() for p in Path(segmint.__file__).parent.rglob("*.py"))
+    written = set(re.findall(r'"([a-z_]+\.[a-z_.]+)",\s*actor=', source))  # append(…)'s
+    assert written == set(audit.ACTIONS), written ^ set(audit.ACTIONS)

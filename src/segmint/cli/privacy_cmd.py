@@ -318,8 +318,8 @@ def list_entries(
     store = ws.store
     about = None if subject is None else audit_subjects(ws.privacy, subject)
     found = log.entries(store, subject=about, action=action, actor=actor, limit=limit)
-    if not found and action is not None:
-        _warn_of_unknown_action(action, log.actions(store))
+    if not found:
+        _warn_of_unmatched(store, action=action, actor=actor, subject=subject, about=about)
     data = [  # stored in UTC without an offset: written with it, as every other instant
         {"id": e.id, "at": ensure_utc(e.occurred_at), "actor": e.actor, "action": e.action,
          "subject": e.subject, "details": e.details}
@@ -332,16 +332,32 @@ def list_entries(
     emit_table("Audit log", ["id", "at", "actor", "action", "subject"], rows)
 
 
-def _warn_of_unknown_action(action: str, known: list[str]) -> None:
-    """Warn that no entry has ``action`` when it is no action the log holds (a typo)."""
+def _warn_of_unmatched(store: Any, *, about: list[str] | None, **given: str | None) -> None:
+    """Warn of each filter of ``audit list`` that no entry matches on its own (a typo).
+
+    ``about`` is what ``--subject`` stands for (:func:`segmint.privacy.erase.audit_subjects`).
+    """
     from segmint.cli.output import err_console
     from segmint.common import did_you_mean
+    from segmint.privacy import audit as log
 
-    if action in known:
-        return
-    hint = did_you_mean(action, known) or f"actions logged: {', '.join(known) or 'none'}"
-    err_console.print(f"[yellow]warning:[/yellow] no audit entry has action {action!r}; {hint}",
-                      highlight=False, soft_wrap=True)  # fmt: skip
+    for option, value in given.items():
+        if value is None:
+            continue
+        if option == "subject":
+            if about and not log.entries(store, subject=about, limit=1):
+                err_console.print(f"[yellow]warning:[/yellow] no audit entry is about {value!r} "
+                                  "(a receipt id, or a person by any id)",
+                                  highlight=False, soft_wrap=True)  # fmt: skip
+            continue
+        known = log.logged(store, option)
+        if option == "action":  # one segmint writes but nothing did yet is no typo
+            known = sorted({*known, *log.ACTIONS})
+        if value in known:
+            continue
+        hint = did_you_mean(value, known) or f"{option}s logged: {', '.join(known) or 'none'}"
+        err_console.print(f"[yellow]warning:[/yellow] no audit entry has {option} {value!r}; "
+                          f"{hint}", highlight=False, soft_wrap=True)  # fmt: skip
 
 
 def register(cli: click.Group) -> None:

@@ -26,6 +26,13 @@ from segmint.privacy.errors import AuditChainBroken
 from segmint.store import Store, read_meta, utcnow_naive, write_meta
 from segmint.store.base import from_store_time
 
+ACTIONS = (
+    "api.admin", "consent.change", "consent.sync", "privacy.erase", "privacy.export",
+    "privacy.key.enable", "privacy.key.rotate", "privacy.retention", "privacy.seal_existing",
+    "quarantine.purge", "workspace.deploy",
+)  # fmt: skip
+"""The actions segmint writes to the log (``audit list --action`` suggests among them)."""
+
 _GENESIS = "0" * 64
 _HEAD = "audit_head"
 
@@ -149,10 +156,12 @@ def _entry(row: tuple[Any, ...]) -> AuditEntry:
                       parsed, prev, digest)  # fmt: skip
 
 
-def actions(store: Store) -> list[str]:
-    """The actions the log holds entries of, sorted."""
-    rows = store.fetchall("SELECT DISTINCT action FROM audit_log WHERE hash IS NOT NULL")
-    return sorted(str(a) for (a,) in rows)
+def logged(store: Store, column: str) -> list[str]:
+    """The distinct values of ``column`` (``action`` or ``actor``) in the log, sorted."""
+    if column not in ("action", "actor"):
+        raise ValueError(f"not a column listed by value: {column!r}")
+    sql = f"SELECT DISTINCT {column} FROM audit_log WHERE hash IS NOT NULL"  # noqa: S608
+    return sorted(str(a) for (a,) in store.fetchall(sql))
 
 
 @dataclass(frozen=True)
