@@ -170,7 +170,8 @@ def test_a_sealed_workspace_without_its_key_keeps_no_address_in_the_clear(
 ) -> None:
     """With the key file missing, ``consent set EMAIL`` found nobody (the identities are keyed
     hashes) and kept the address in plaintext 'for an address no profile has yet';
-    ``consent suppress`` kept it in plaintext too; ``profile show EMAIL`` said 'no person'."""
+    ``consent suppress`` kept it in plaintext too; ``profile show EMAIL`` said 'no person';
+    ``audit list --subject EMAIL`` listed nothing."""
     w = ("-w", str(shop))
     assert cli(*w, "privacy", "enable").returncode == 0
     assert cli(*w, "privacy", "seal-existing").returncode == 0
@@ -185,6 +186,7 @@ def test_a_sealed_workspace_without_its_key_keeps_no_address_in_the_clear(
         (("consent", "suppress", ada), "suppressing an address"),
         (("consent", "unsuppress", ada), "lifting a suppression"),
         (("profile", "show", ada), "finding a person by a sealed identifier"),
+        (("audit", "list", "--subject", ada), "finding a person by a sealed identifier"),
     ]:
         out = cli(*w, *command)
         assert out.returncode == 1, (command, out)

@@ -254,13 +254,18 @@ def audit_subjects(privacy: Privacy, ref: str) -> list[str]:
 
     Raises:
         AmbiguousPersonError: ``ref`` names two people.
+        UnknownPersonError: ``ref`` may be a sealed identifier (an email) and the master key
+            that finds it is missing.
     """
     store = privacy.store
     try:
         root = resolve_person(store, ref, privacy.identifiers)
-    except UnknownPersonError:
+    except UnknownPersonError as exc:
         found = _erased_receipt(privacy, ref)
         if found is None:
+            keyless = _keyless_note(privacy, ref, exc)
+            if keyless is not None:
+                raise UnknownPersonError(ref, keyless) from exc
             return [ref]
         receipt_id = found[0]
         rows = audit.entries(store, subject=receipt_id, action="privacy.erase", limit=1)
