@@ -8,6 +8,7 @@ destroys them.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -100,4 +101,38 @@ def test_erasing_the_same_person_again_says_so_and_destroys_the_keys(
     assert done.returncode == 1
     assert "'u-ada' was erased on 2026-03-01 12:00 UTC" in done.stderr
     assert f"stopped before its keys were destroyed: {len(ada)} keys destroyed now" in done.stderr
+    assert _held(ws, ada) == set()
+
+
+def test_the_api_erasing_the_same_person_again_destroys_the_keys(
+    sealed_ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server's erasure whose vault delete failed: asking again answers 'erased' (404)
+    and destroys the keys, without waiting for another person's erasure or a restart."""
+    import httpx
+
+    from segmint.api import create_app
+    from segmint.clock import FixedClock
+    from segmint.intake.keys import create_key
+
+    from .test_api import _server
+
+    ws = sealed_ws
+    ada = person_profiles(ws.store, resolve_person(ws.store, "u-ada"))
+    _, admin = create_key(ws.store, "dpo", scopes=("admin",), now=T0)
+    assert ws.privacy.keyring is not None
+
+    def stop(*_: object) -> int:
+        raise Stopped
+
+    body = {"person": "u-ada"}
+    with _server.ThreadServer(create_app(ws, FixedClock(T0))) as server:
+        url = f"http://127.0.0.1:{server.port}/v1/privacy/erase"
+        with monkeypatch.context() as patch, contextlib.suppress(httpx.TransportError):
+            patch.setattr(ws.privacy.keyring.vault, "delete", stop)
+            # an unexpected error: a 500, or the connection dropped
+            assert httpx.post(url, json=body, auth=(admin, ""), timeout=30).is_error
+        assert _held(ws, ada) == set(ada)
+        again = httpx.post(url, json=body, auth=(admin, ""), timeout=30)
+        assert again.status_code == 404 and "was erased on" in again.json()["error"]["message"]
     assert _held(ws, ada) == set()

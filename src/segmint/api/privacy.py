@@ -31,9 +31,10 @@ class PersonBody(BaseModel):
 @router.post("/v1/privacy/erase")
 def erase_route(body: PersonBody, request: Request, key: AdminKey) -> dict[str, Any]:
     """Erase a person (crypto-shredding, deletion, anonymised counts); answer the receipt."""
-    from segmint.privacy.erase import erase
+    from segmint.privacy.erase import erase, finish_erasures
 
     ws = workspace_of(request)
+    finish_erasures(ws.privacy)  # asking again after a failed one: 404 erased, keys gone
     pid = person_or_error(ws, body.person, "person", erased_too=True)
     root, receipt = erase(ws.privacy, pid, at=now_of(request),
                           actor=f"api:{key.key_id}")  # fmt: skip
