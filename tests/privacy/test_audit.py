@@ -105,6 +105,7 @@ def test_the_latest_entries_read_only_as_many_rows(store: Store) -> None:
     assert [e.action for e in latest] == ["test.action27", "test.action28", "test.action29"]
     assert counted.rows == 3
     assert audit.entries(store, limit=100) == audit.entries(store)  # fewer than asked: all
+    assert audit.entries(store, limit=10**20) == audit.entries(store)  # past BIGINT: all too
 
 
 def test_filters_combine_with_the_limit(store: Store) -> None:

@@ -142,7 +142,9 @@ def entries(
     if limit is None:
         rows = store.fetchall(sql + " ORDER BY id", params)
     else:
-        rows = store.fetchall(sql + " ORDER BY id DESC LIMIT ?", [*params, limit])[::-1]
+        # a limit past what a BIGINT holds is no limit (``--limit`` takes any count)
+        cap = min(limit, 2**63 - 1)
+        rows = store.fetchall(sql + " ORDER BY id DESC LIMIT ?", [*params, cap])[::-1]
     return [_entry(row) for row in rows]
 
 
