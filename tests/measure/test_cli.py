@@ -174,6 +174,27 @@ def test_one_arm_and_a_bad_window_are_config_errors(cli: Callable[..., Any], sho
     assert "at least two arms" in out.stderr and "cannot read duration '5 dayz'" in out.stderr
 
 
+@pytest.mark.parametrize("section", ["experiments", "campaigns"])
+def test_an_experiment_named_global_holdout_is_a_located_config_error(
+    cli: Callable[..., Any], shop: Path, section: str
+) -> None:
+    """It was listed, its report was the global holdout's ('no global holdout'), and its
+    arms were drawn from the very buckets that pick the global holdout."""
+    yaml = shop / "segmint.yaml"
+    text = yaml.read_text()
+    if section == "experiments":
+        text = text.replace("  subject_test:\n", "  global_holdout:\n")
+    else:  # a campaign's own arms: an experiment named after it
+        text = text[: text.index("\nexperiments:\n  subject_test:")].replace(
+            "  lifecycle_update:\n    segment: vip\n",
+            "  global_holdout:\n    segment: vip\n    variants: [{name: a}, {name: b}]\n",
+        )
+    yaml.write_text(text)
+    out = run(cli, shop, "experiments", "list")
+    assert out.returncode == 1
+    assert "segmint.yaml:" in out.stderr and "'global_holdout' is the global holdout" in out.stderr
+
+
 def test_what_is_not_an_experiment_is_said_so(cli: Callable[..., Any], shop: Path) -> None:
     """A campaign, a journey, a step without arms or a typo: each told what it is."""
     said = {

@@ -173,11 +173,23 @@ def journey_step_campaign(journey: str, step: str) -> str:
     return f"journey:{journey}:{step}"
 
 
+GLOBAL_HOLDOUT = "global_holdout"
+"""The name the workspace's global holdout is reported under, as an experiment; reserved."""
+
+
 def check_experiments(ws: WorkspaceDef, positions: Positions) -> list[ConfigError]:
-    """Check what experiments refer to: campaigns, and one experiment per campaign."""
+    """Check what experiments refer to: campaigns, and one experiment per campaign.
+
+    The name ``global_holdout`` is the global holdout's: an experiment of that name would
+    be listed beside it, reported as it, and drawn from the buckets that pick it.
+    """
     errors: list[ConfigError] = []
     owner: dict[str, str] = {}
     for name, (exp, path) in experiments_of(ws).items():
+        if name == GLOBAL_HOLDOUT:
+            msg = (f"'{GLOBAL_HOLDOUT}' is the global holdout's name "
+                   "(measure.global_holdout_percent): name the experiment otherwise")  # fmt: skip
+            errors.append(positions.error(msg, path))
         if path[0] == "journeys":
             continue  # a journey step's own arms: its step is the campaign
         if exp.campaign not in ws.campaigns:

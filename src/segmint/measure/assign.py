@@ -21,12 +21,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from segmint.common import batched
+from segmint.config.measure import GLOBAL_HOLDOUT as GLOBAL_HOLDOUT  # its experiment name
 from segmint.config.measure import VariantDef
 from segmint.intake.identity import merge_roots
 from segmint.store import Store, utcnow_naive
-
-GLOBAL_HOLDOUT = "global_holdout"
-"""The experiment name of the workspace-wide holdout (arms ``holdout`` and ``marketed``)."""
 
 
 def bucket(experiment: str, profile_id: str) -> float:
