@@ -285,3 +285,15 @@ def test_hostile_trait_values_and_names_are_escaped(console: Console) -> None:
                  admin.get("/ui/dashboards")):  # fmt: skip
         assert "<img src=x" not in page.text and "<script>alert" not in page.text
     assert "&lt;img src=x onerror=alert(1)&gt;" in admin.get(found.headers["location"]).text
+
+
+def test_the_dashboards_draw_the_global_holdout_on_every_campaign(console: Console) -> None:
+    """Listed by /v1/reports/experiments since it is an experiment of every listing, the
+    global holdout reads 'on every campaign' (not 'on None')."""
+    defn = console.ws.definition
+    measure = defn.measure.model_copy(update={"global_holdout_percent": 5.0})
+    console.ws.replace_definition(defn.model_copy(update={"measure": measure}))
+    c, _ = console.login("read")
+    page = c.get("/ui/dashboards").text
+    assert 'data-experiment="global_holdout"' in page
+    assert "on every campaign" in page and "on None" not in page
