@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from segmint.intake.identity import resolve_person
-from segmint.privacy.erase import erase, person_profiles
+from segmint.privacy.erase import erase, person_profiles, subjects_of
 from segmint.privacy.keys import VAULT_FILE, Vault
 from segmint.workspace import Workspace
 
 from .conftest import T0, open_ws
+from .test_quarantine_sealed import quarantine_people
 
 
 class Stopped(Exception):
@@ -39,10 +40,14 @@ def _held(ws: Workspace, names: list[str]) -> set[str]:
 def half_erased(
     sealed_ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Workspace, list[str]]]:
-    """Ada erased by a process that stopped before the vault deleted her keys; her keys."""
+    """Ada erased by a process that stopped before the vault deleted her keys; her keys
+    (her profiles' and the subject keys her quarantined identify is sealed under)."""
     ws = sealed_ws
-    ada = person_profiles(ws.store, resolve_person(ws.store, "u-ada"))
-    assert ws.privacy.keyring is not None
+    quarantine_people(ws)
+    profiles = person_profiles(ws.store, resolve_person(ws.store, "u-ada"))
+    subjects = [s for s in subjects_of(ws.privacy, profiles) if s.startswith("s_")]
+    ada = sorted(_held(ws, [*profiles, *subjects]))  # the subject keys that exist
+    assert set(profiles) < set(ada) and ws.privacy.keyring is not None
 
     def stop(*_: object) -> int:
         raise Stopped
