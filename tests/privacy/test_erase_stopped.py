@@ -9,6 +9,7 @@ destroys them.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -66,8 +67,13 @@ def test_the_next_erasure_destroys_the_keys_a_stopped_one_left(
 ) -> None:
     ws, ada = half_erased
     bob = resolve_person(ws.store, "u-bob")
-    erase(ws.privacy, "u-bob", at=T0)
+    _, receipt = erase(ws.privacy, "u-bob", at=T0)
     assert _held(ws, [*ada, bob]) == set()
+    stored = {}  # the receipts kept count the keys destroyed, whenever they went
+    for receipt_id, raw in ws.store.fetchall("SELECT receipt_id, receipt FROM erasure_receipts"):
+        stored[receipt_id] = (json.loads(raw) if isinstance(raw, str) else raw)["keys_destroyed"]
+    assert stored.pop(receipt.receipt_id) == receipt.keys_destroyed > 0
+    assert list(stored.values()) == [len(ada)]
 
 
 def test_opening_the_vault_again_destroys_the_keys_a_stopped_erasure_left(
@@ -101,12 +107,16 @@ def test_erasing_the_same_person_again_says_so_and_destroys_the_keys(
                            schema_url(POSTGRES_URL, ws.store._schema))  # type: ignore[attr-defined]  # fmt: skip
     else:
         ws.close()  # the CLI opens the DuckDB file itself
-    done = cli("-w", str(ws.path), "privacy", "erase", "u-ada", "--yes",
-               "--as-of", "2026-03-02T00:00:00Z")  # fmt: skip
+    receipt = ws.path / "receipt.json"  # the stopped run never wrote the one it was asked
+    done = cli("-w", str(ws.path), "privacy", "erase", "u-ada", "--yes", "--receipt",
+               str(receipt), "--as-of", "2026-03-02T00:00:00Z")  # fmt: skip
     assert done.returncode == 1
     assert "'u-ada' was erased on 2026-03-01 12:00 UTC" in done.stderr
     assert f"stopped before its keys were destroyed: {len(ada)} keys destroyed now" in done.stderr
     assert _held(ws, ada) == set()
+    kept = json.loads(receipt.read_text())  # that erasure's receipt, its keys counted
+    assert f"(receipt {kept['receipt_id']})" in done.stderr and f"wrote {receipt}" in done.stderr
+    assert kept["keys_destroyed"] == len(ada) and kept["profile_id"] in ada
 
 
 def test_the_api_erasing_the_same_person_again_destroys_the_keys(

@@ -192,7 +192,8 @@ def erase_cmd(
     theirs go too. Aggregate counts (sends per campaign, segment entries) are kept without
     the person; a salted hash of their identifiers keeps a later import from re-adding them.
     """
-    from segmint.privacy.erase import erase, resolve_living
+    from segmint.intake.errors import UnknownPersonError
+    from segmint.privacy.erase import erase, erasure_receipt, resolve_living
 
     _recorded_now(as_of)
     ws = ctx.workspace
@@ -200,7 +201,14 @@ def erase_cmd(
     for receipt_id, keys in ws.finished_erasures.items():
         click.echo(f"finished the erasure {receipt_id}, stopped before its keys were "
                    f"destroyed: {keys} keys destroyed now", err=True)  # fmt: skip
-    pid = resolve_living(ws.privacy, person, field="PERSON")
+    try:
+        pid = resolve_living(ws.privacy, person, field="PERSON")
+    except UnknownPersonError:
+        kept = None if receipt_file is None else erasure_receipt(ws.privacy, person)
+        if receipt_file is not None and kept is not None:  # erased: its receipt, as asked
+            receipt_file.write_text(json.dumps(kept, indent=2) + "\n", encoding="utf-8")
+            click.echo(f"wrote {receipt_file}: the receipt of that erasure", err=True)
+        raise
     if not yes:
         confirm(f"erase {person} (profile {pid}) for good?")
     root, receipt = erase(ws.privacy, pid, at=as_of)

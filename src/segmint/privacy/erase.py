@@ -197,12 +197,55 @@ def finish_erasures(privacy: Privacy) -> dict[str, int]:
 
 
 def _destroy_keys(privacy: Privacy, receipt_id: str, names: Sequence[str]) -> int:
-    """Destroy the vault keys ``names``, then strike them off the erasure's list."""
+    """Destroy the vault keys ``names``, then strike them off the erasure's list.
+
+    The stored receipt, written before they went, then counts them.
+    """
     if privacy.keyring is None:
         return 0
     destroyed = privacy.keyring.destroy(names)
-    privacy.store.execute("DELETE FROM erasure_keys WHERE receipt_id = ?", [receipt_id])
+    store = privacy.store
+    with store.transaction():
+        found = _stored_receipt(store, receipt_id)
+        if destroyed and found is not None:
+            found["keys_destroyed"] = int(found.get("keys_destroyed") or 0) + destroyed
+            store.execute("UPDATE erasure_receipts SET receipt = ? WHERE receipt_id = ?",
+                          [orjson.dumps(found).decode(), receipt_id])  # fmt: skip
+        store.execute("DELETE FROM erasure_keys WHERE receipt_id = ?", [receipt_id])
     return destroyed
+
+
+def _stored_receipt(store: Store, receipt_id: str) -> dict[str, Any] | None:
+    """The receipt ``erasure_receipts`` keeps under ``receipt_id``, or None."""
+    rows = store.fetchall("SELECT receipt FROM erasure_receipts WHERE receipt_id = ?",
+                          [receipt_id])  # fmt: skip
+    if not rows:
+        return None
+    raw = rows[0][0]
+    return dict(orjson.loads(raw) if isinstance(raw, str | bytes) else raw)
+
+
+def erasure_receipt(privacy: Privacy, ref: str) -> dict[str, Any] | None:
+    """The receipt of the erasure of the person ``ref`` names, or None (not erased).
+
+    As :func:`erase` answered it: with ``profile_id`` (from the erasure's audit entry, when
+    it names it) and the keys destroyed since.
+    """
+    found = _erased_receipt(privacy, ref)
+    if found is None:
+        return None
+    kept = _stored_receipt(privacy.store, found[0]) or {"receipt_id": found[0]}
+    ids = _erased_profiles(privacy.store, found[0])
+    return {"profile_id": ids[0], **kept} if ids else kept
+
+
+def _erased_profiles(store: Store, receipt_id: str) -> list[str]:
+    """The profile ids the erasure ``receipt_id`` erased, the person's own first.
+
+    Its audit entry names them (erasures recorded before it did: none).
+    """
+    rows = audit.entries(store, subject=receipt_id, action="privacy.erase", limit=1)
+    return [str(p) for e in rows for p in e.details.get("profile_ids", [])]
 
 
 def _lock_profiles(store: Store, profiles: Sequence[str]) -> None:
@@ -267,10 +310,7 @@ def audit_subjects(privacy: Privacy, ref: str) -> list[str]:
             if keyless is not None:
                 raise UnknownPersonError(ref, keyless) from exc
             return [ref]
-        receipt_id = found[0]
-        rows = audit.entries(store, subject=receipt_id, action="privacy.erase", limit=1)
-        erased = [str(p) for e in rows for p in e.details.get("profile_ids", [])]
-        return list(dict.fromkeys([ref, receipt_id, *erased]))
+        return list(dict.fromkeys([ref, found[0], *_erased_profiles(store, found[0])]))
     return list(dict.fromkeys([ref, *person_profiles(store, root)]))
 
 
@@ -452,6 +492,7 @@ __all__ = [
     "Receipt",
     "audit_subjects",
     "erase",
+    "erasure_receipt",
     "finish_erasures",
     "identifiers_of",
     "person_profiles",
