@@ -191,6 +191,8 @@ def erase_cmd(
     PERSON is a profile id, user id, anonymous id, email or KIND:VALUE; profiles merged into
     theirs go too. Aggregate counts (sends per campaign, segment entries) are kept without
     the person; a salted hash of their identifiers keeps a later import from re-adding them.
+    Erasing someone already erased says when, names the receipt (--receipt writes it) and
+    destroys any key an interrupted erasure left.
     """
     from segmint.intake.errors import UnknownPersonError
     from segmint.privacy.erase import erase, erasure_receipt, resolve_living
