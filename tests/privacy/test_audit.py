@@ -121,6 +121,9 @@ def test_filters_combine_with_the_limit(store: Store) -> None:
     assert [e.occurred_at.minute for e in both] == [1, 5]
     by = audit.entries(store, actor="a0", subject="p_2", limit=1)
     assert [e.occurred_at.minute for e in by] == [10]
+    either = audit.entries(store, subject=["p_1", "p_3"], limit=3)  # a person's profile ids
+    assert [e.occurred_at.minute for e in either] == [7, 9, 11]
+    assert audit.entries(store, subject=[], limit=3) == []
 
 
 def test_cli_audit_list_shows_the_newest_in_order(workspace, cli) -> None:  # type: ignore[no-untyped-def]
