@@ -387,3 +387,20 @@ def test_audit_list_warns_of_a_filter_nothing_matches(cli: Run, shop: Path) -> N
     assert subject.returncode == 0 and "no audit entry is about 'er_0000'" in subject.stderr
     both = cli(*w, "--actor", "cli", "--action", "privacy.erase")  # each matches; not both
     assert both.returncode == 0 and "warning" not in both.stderr
+
+
+@pytest.mark.parametrize("command", ["erase", "export"])
+def test_a_person_id_pasted_with_spaces_or_blank_is_said_so(
+    cli: Run, shop: Path, command: str
+) -> None:
+    """A user id pasted with a space or tab around it, or nothing at all, was 'no person
+    matches' like any unknown id (ids are stored as sent, so a space is no typo to fix
+    silently)."""
+    w = ("-w", str(shop), "privacy", command)
+    padded = cli(*w, "7390016487542\t", "--yes" if command == "erase" else "--as-of=-1s")
+    assert padded.returncode == 1
+    assert "'7390016487542' (without the spaces around it) matches: did you mean it?" in (
+        padded.stderr
+    )
+    blank = cli(*w, " ", *(["--yes"] if command == "erase" else []))
+    assert blank.returncode == 1 and "no id given" in blank.stderr

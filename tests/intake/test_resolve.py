@@ -80,6 +80,10 @@ def test_unknown_ids_say_what_was_tried(store: Store) -> None:
     for ref in ("", "user_id:", "p_2"):
         with pytest.raises(UnknownPersonError):
             resolve_person(store, ref)
+    with pytest.raises(UnknownPersonError, match="^no id given: name a person by"):
+        resolve_person(store, " \t")
+    with pytest.raises(UnknownPersonError, match="'42' .without the spaces around it. matches"):
+        resolve_person(store, " 42 ")  # ids are kept as sent: asked, not assumed
 
 
 def test_a_value_naming_two_people_asks_for_kind_value(store: Store) -> None:

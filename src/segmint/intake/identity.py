@@ -453,6 +453,9 @@ def resolve_person(
         AmbiguousPersonError: A bare value names two people (one's user id, another's
             email); the message lists them and asks for ``KIND:VALUE``.
     """
+    if not ref.strip():
+        message = "no id given: name a person by profile id, user id, email or KIND:VALUE"
+        raise UnknownPersonError(ref, message, field)
     found = person_matches(store, ref, identifiers)
     people = sorted(set(found.values()))
     if len(people) == 1:
@@ -463,6 +466,9 @@ def resolve_person(
         other = sorted(person_matches(store, value, identifiers)) if kind is not None else []
         if other:  # the right value under the wrong kind (an email typed as user_id:…)
             message += "; " + " or ".join(repr(k) for k in other) + " matches: did you mean it?"
+        elif ref.strip() != ref and person_matches(store, ref.strip(), identifiers):
+            # pasted with a space or tab: ids are kept as sent, so it is asked, not assumed
+            message += f"; {ref.strip()!r} (without the spaces around it) matches: did you mean it?"
         raise UnknownPersonError(ref, message, field)
     listed = ", ".join(f"{k} is {pid}" for k, pid in sorted(found.items()))
     message = (
