@@ -404,3 +404,38 @@ def test_a_person_id_pasted_with_spaces_or_blank_is_said_so(
     )
     blank = cli(*w, " ", *(["--yes"] if command == "erase" else []))
     assert blank.returncode == 1 and "no id given" in blank.stderr
+
+
+def test_someone_only_quarantine_or_a_consent_names_can_be_erased(
+    cli: Run, shop: Path, is_erased: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone whose every message failed validation, or whose address was consented to
+    before any profile had it, was 'no person matches': nothing erased them but a purge of
+    the whole quarantine."""
+    import io
+    from datetime import UTC, datetime
+
+    from segmint.intake.pipeline import Intake
+    from segmint.workspace import Workspace
+
+    bad = {"type": "identify", "userId": "u-cy", "traits": {"email": "cy@example.net"},
+           "timestamp": "not a date", "messageId": "q-cy"}  # fmt: skip
+    with Workspace.open(shop) as ws:
+        Intake(ws).submit([bad], source="test", received_at=datetime(2026, 11, 1, tzinfo=UTC),
+                          invalid="quarantine")  # fmt: skip
+    w = ("-w", str(shop))
+    assert cli(*w, "consent", "set", "dee@example.net", "granted").returncode == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
+    asked = cli(*w, "privacy", "erase", "u-cy")  # the question names what is erased
+    assert asked.returncode == 130
+    assert "erase u-cy (no profile: only quarantined messages" in asked.stderr
+    done = cli(*w, "privacy", "erase", "u-cy", "--yes", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    receipt = json.loads(done.stdout)
+    assert receipt["profile_id"] is None and receipt["deleted"]["quarantine"] == 1
+    assert "q-cy" not in cli(*w, "quarantine", "list", "--format", "json").stdout
+    gone = cli(*w, "privacy", "erase", "dee@example.net", "--yes")
+    assert gone.returncode == 0 and gone.stdout.startswith("erased dee@example.net: 0 profiles")
+    assert is_erased(shop, "u-cy") and is_erased(shop, "dee@example.net")
+    again = cli(*w, "privacy", "erase", "u-cy", "--yes")
+    assert again.returncode == 1 and "'u-cy' was erased on" in again.stderr

@@ -194,8 +194,7 @@ def erase_cmd(
     Erasing someone already erased says when, names the receipt (--receipt writes it) and
     destroys any key an interrupted erasure left.
     """
-    from segmint.intake.errors import UnknownPersonError
-    from segmint.privacy.erase import erase, erasure_receipt, resolve_living
+    from segmint.privacy.erase import erase
 
     _recorded_now(as_of)
     ws = ctx.workspace
@@ -203,6 +202,36 @@ def erase_cmd(
     for receipt_id, keys in ws.finished_erasures.items():
         click.echo(f"finished the erasure {receipt_id}, stopped before its keys were "
                    f"destroyed: {keys} keys destroyed now", err=True)  # fmt: skip
+    ref, what = _erase_target(ws, person, receipt_file)
+    if not yes:
+        confirm(f"erase {person} ({what}) for good?")
+    root, receipt = erase(ws.privacy, ref, at=as_of)
+    data = {"profile_id": root, **receipt.as_dict()}
+    if receipt_file is not None:
+        receipt_file.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    if fmt == "json":
+        emit_json(data)
+        return
+    shredded = "keys destroyed" if receipt.encrypted else "no keys (encryption off)"
+    click.echo(f"erased {root or person}: {receipt.profiles} profiles, {shredded}: "
+               f"{receipt.keys_destroyed}; receipt {receipt.receipt_id}")  # fmt: skip
+    rows = [(t, n, "deleted") for t, n in receipt.deleted.items() if n] + [
+        (t, n, "anonymised") for t, n in receipt.anonymised.items() if n
+    ]
+    emit_table("Rows", ["table", "rows", "what"], rows)
+
+
+def _erase_target(ws: Any, person: str, receipt_file: Path | None) -> tuple[str, str]:
+    """What to erase for PERSON (their profile id, or the id as typed) and how to name it.
+
+    Someone erased already is an error naming the receipt; with ``--receipt`` that
+    erasure's receipt is written (a run stopped half-way never wrote it).
+    """
+    from segmint.intake.errors import UnknownPersonError
+    from segmint.privacy.erase import erasure_receipt, resolve_living, unlinked_identities
+
+    if unlinked_identities(ws.privacy, person):
+        return person, "no profile: only quarantined messages or an address's consent name them"
     try:
         pid = resolve_living(ws.privacy, person, field="PERSON")
     except UnknownPersonError:
@@ -211,22 +240,7 @@ def erase_cmd(
             receipt_file.write_text(json.dumps(kept, indent=2) + "\n", encoding="utf-8")
             click.echo(f"wrote {receipt_file}: the receipt of that erasure", err=True)
         raise
-    if not yes:
-        confirm(f"erase {person} (profile {pid}) for good?")
-    root, receipt = erase(ws.privacy, pid, at=as_of)
-    data = {"profile_id": root, **receipt.as_dict()}
-    if receipt_file is not None:
-        receipt_file.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    if fmt == "json":
-        emit_json(data)
-        return
-    shredded = "keys destroyed" if receipt.encrypted else "no keys (encryption off)"
-    click.echo(f"erased {root}: {receipt.profiles} profiles, {shredded}: "
-               f"{receipt.keys_destroyed}; receipt {receipt.receipt_id}")  # fmt: skip
-    rows = [(t, n, "deleted") for t, n in receipt.deleted.items() if n] + [
-        (t, n, "anonymised") for t, n in receipt.anonymised.items() if n
-    ]
-    emit_table("Rows", ["table", "rows", "what"], rows)
+    return pid, f"profile {pid}"
 
 
 @privacy.command("export")

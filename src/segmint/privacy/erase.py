@@ -40,6 +40,7 @@ import orjson
 from segmint.common import in_lists
 from segmint.intake.errors import UnknownPersonError
 from segmint.intake.identity import (
+    ANONYMOUS,
     PROFILE,
     USER,
     identifier_value,
@@ -112,8 +113,14 @@ def person_profiles(store: Store, profile_id: str) -> list[str]:
     return [profile_id, *sorted(merged)]
 
 
-def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tuple[str, Receipt]:
+def erase(
+    privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli"
+) -> tuple[str | None, Receipt]:
     """Erase the person ``ref`` names; return the surviving profile id and the receipt.
+
+    Someone no profile holds (:func:`unlinked_identities`: named only by quarantined
+    messages or an address's consent or suppression) is erased too: the profile id is then
+    None, and what names them goes.
 
     Raises:
         UnknownPersonError: ``ref`` names nobody (also after an erasure: the person is gone).
@@ -124,9 +131,10 @@ def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tu
     store = privacy.store
     privacy.require_key("erasing a person")
     finish_erasures(privacy)
-    root = resolve_living(privacy, ref)
-    profiles = person_profiles(store, root)
-    found = identifiers_of(privacy, profiles)
+    unlinked = unlinked_identities(privacy, ref)
+    root = None if unlinked else resolve_living(privacy, ref)
+    profiles = [] if root is None else person_profiles(store, root)
+    found = set(unlinked) if root is None else identifiers_of(privacy, profiles)
     subjects = subjects_of(privacy, profiles, found)
     hashes = {privacy.subject_hash(kind, value) for kind, value in found}
     # the profile ids too: naming one again says when it was erased (held back: nothing)
@@ -171,6 +179,46 @@ def erase(privacy: Privacy, ref: str, *, at: datetime, actor: str = "cli") -> tu
             )
     destroyed = _destroy_keys(privacy, receipt_id, keys)
     return root, Receipt(**{**receipt.__dict__, "keys_destroyed": destroyed})
+
+
+def unlinked_identities(privacy: Privacy, ref: str) -> list[tuple[str, str]]:
+    """The identities ``ref`` may be that name someone no profile holds, or none.
+
+    Someone whose every message failed validation is named only by quarantined messages;
+    an address consented to or suppressed before any profile had it, only by those rows.
+    None when ``ref`` names a person (erased too), or nothing is held under it.
+    """
+    try:
+        resolve_person(privacy.store, ref, privacy.identifiers)
+    except UnknownPersonError:
+        if _erased_receipt(privacy, ref) is not None:
+            return []
+    else:
+        return []
+    kind, value = split_ref(ref, privacy.identifiers)
+    kinds = [kind] if kind is not None else [USER, *privacy.identifiers, ANONYMOUS]
+    found = []
+    for each in dict.fromkeys(k for k in kinds if k != PROFILE):
+        text = value if each in (USER, ANONYMOUS) else identifier_value(each, value)
+        if text and _held_unlinked(privacy, each, text):
+            found.append((each, text))
+    return found
+
+
+def _held_unlinked(privacy: Privacy, kind: str, value: str) -> bool:
+    """Whether a quarantined message names the identity, or (an email) an address row."""
+    if about_subjects(privacy.store, all_subject_names(privacy, [(kind, value)])):
+        return True
+    if kind != "email" or "@" not in value:
+        return False
+    keys = sorted({privacy.address_key(value), value})
+    return any(
+        privacy.store.fetchall(
+            f"SELECT 1 FROM {table} WHERE address IN (?, ?) LIMIT 1",  # noqa: S608
+            [keys[0], keys[-1]],
+        )  # fmt: skip
+        for table in ("address_consents", "suppressions")
+    )
 
 
 def finish_erasures(privacy: Privacy) -> dict[str, int]:
@@ -498,4 +546,5 @@ __all__ = [
     "person_profiles",
     "resolve_living",
     "subjects_of",
+    "unlinked_identities",
 ]
