@@ -425,6 +425,9 @@ def test_someone_only_quarantine_or_a_consent_names_can_be_erased(
                           invalid="quarantine")  # fmt: skip
     w = ("-w", str(shop))
     assert cli(*w, "consent", "set", "dee@example.net", "granted").returncode == 0
+    exported = cli(*w, "privacy", "export", "u-cy")  # access goes with erasure
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads(exported.stdout)["manifest"]["sections"]["quarantine"]["rows"] == 1
     monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
     asked = cli(*w, "privacy", "erase", "u-cy")  # the question names what is erased
     assert asked.returncode == 130

@@ -80,3 +80,20 @@ def test_the_api_erases_someone_only_quarantine_names(sealed_ws: Workspace) -> N
         assert done.json()["profile_id"] is None and done.json()["deleted"]["quarantine"] == 1
         nobody = httpx.post(url, json={"person": "u-dee"}, auth=(admin, ""), timeout=30)
         assert nobody.status_code == 404 and nobody.json()["error"]["field"] == "person"
+
+
+def test_someone_only_quarantine_names_can_have_their_data_exported(
+    sealed_ws: Workspace,
+) -> None:
+    """Access goes with erasure: what is held on them is their quarantined messages."""
+    from segmint.privacy import audit
+    from segmint.privacy.export import export_person
+
+    _quarantine_cy(sealed_ws)
+    document = export_person(sealed_ws.privacy, "u-cy", at=T0)
+    assert document["manifest"]["profile_id"] is None
+    assert document["manifest"]["sections"]["quarantine"]["rows"] == 1
+    assert "Cy Twombly" in str(document["quarantine"][0])  # opened, as for anyone
+    assert document["events"] == [] and document["traits"] == {}
+    logged = audit.entries(sealed_ws.store, action="privacy.export")
+    assert [e.subject for e in logged] == [None]  # the log never names them by an id

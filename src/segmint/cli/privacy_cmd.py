@@ -251,14 +251,16 @@ def _erase_target(ws: Any, person: str, receipt_file: Path | None) -> tuple[str,
 @pass_ctx
 def export_cmd(ctx: Context, person: str, out: Path | None, as_of: datetime) -> None:
     """Write everything held on a person as JSON, with a manifest of its sections."""
-    from segmint.privacy.erase import resolve_living
+    from segmint.privacy.erase import resolve_living, unlinked_identities
     from segmint.privacy.export import export_person
 
     _recorded_now(as_of)
     ws = ctx.workspace
     ws.privacy.require_key("exporting a person")
-    pid = resolve_living(ws.privacy, person, field="PERSON")
-    document = export_person(ws.privacy, pid, at=as_of)
+    ref = person  # someone no profile holds (only quarantine names them): as typed
+    if not unlinked_identities(ws.privacy, ref):
+        ref = resolve_living(ws.privacy, person, field="PERSON")
+    document = export_person(ws.privacy, ref, at=as_of)
     text = json.dumps(document, indent=2, default=str, ensure_ascii=False)
     if out is None:
         click.echo(text)

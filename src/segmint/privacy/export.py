@@ -19,7 +19,12 @@ import orjson
 
 from segmint.common import in_lists
 from segmint.privacy import audit
-from segmint.privacy.erase import person_profiles, resolve_living, subjects_of
+from segmint.privacy.erase import (
+    person_profiles,
+    resolve_living,
+    subjects_of,
+    unlinked_identities,
+)
 from segmint.privacy.keys import is_sealed
 from segmint.privacy.protect import Privacy
 from segmint.profiles import decode_traits
@@ -57,6 +62,9 @@ def export_person(
 ) -> dict[str, Any]:
     """Everything held on the person ``ref`` names, with a manifest (see the module doc).
 
+    Someone no profile holds (:func:`~segmint.privacy.erase.unlinked_identities`) gets
+    the quarantined messages naming ``ref``; the manifest's ``profile_id`` is then None.
+
     Raises:
         UnknownPersonError: ``ref`` names nobody (the message says so when an erased
             person had that identifier).
@@ -65,15 +73,16 @@ def export_person(
     """
     store = privacy.store
     privacy.require_key("exporting a person")
-    root = resolve_living(privacy, ref)
-    profiles = person_profiles(store, root)
+    unlinked = unlinked_identities(privacy, ref)
+    root = None if unlinked else resolve_living(privacy, ref)
+    profiles = [] if root is None else person_profiles(store, root)
     document: dict[str, Any] = {
         name: _rows(privacy, store, table, columns, profiles, _ORDER.get(name))
         for name, (table, columns) in SECTIONS.items()
     }
     traits = store.fetchall('SELECT "values" FROM trait_values WHERE profile_id = ?', [root])
     document["traits"] = privacy.unseal_values(decode_traits(traits[0][0])) if traits else {}
-    document["quarantine"] = _quarantined(privacy, profiles)
+    document["quarantine"] = _quarantined(privacy, profiles, set(unlinked) if unlinked else None)
     sections = {
         name: {"rows": _size(value), "sha256": _digest(value)}
         for name, value in sorted(document.items())
@@ -124,13 +133,18 @@ def _value(privacy: Privacy, name: str, value: Any) -> Any:
     return value
 
 
-def _quarantined(privacy: Privacy, profiles: Sequence[str]) -> list[dict[str, Any]]:
-    """The person's quarantined messages (found by their identities), payloads opened."""
+def _quarantined(
+    privacy: Privacy, profiles: Sequence[str], found: set[tuple[str, str]] | None
+) -> list[dict[str, Any]]:
+    """The person's quarantined messages (found by their identities), payloads opened.
+
+    ``found``: their identities when no profile holds them (else read from the profiles).
+    """
     from dataclasses import asdict
 
     from segmint.intake.quarantine import about_subjects, list_quarantine
 
-    ids = about_subjects(privacy.store, subjects_of(privacy, profiles))
+    ids = about_subjects(privacy.store, subjects_of(privacy, profiles, found))
     items = list_quarantine(privacy.store, include_replayed=True, ids=ids) if ids else []
     return [{k: _value(privacy, k, v) for k, v in asdict(i).items()} for i in items]
 
