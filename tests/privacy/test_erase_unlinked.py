@@ -97,3 +97,31 @@ def test_someone_only_quarantine_names_can_have_their_data_exported(
     assert document["events"] == [] and document["traits"] == {}
     logged = audit.entries(sealed_ws.store, action="privacy.export")
     assert [e.subject for e in logged] == [None]  # the log never names them by an id
+
+
+def test_an_id_two_people_hold_is_still_asked_to_be_told_apart(sealed_ws: Workspace) -> None:
+    """The look for someone no profile holds must leave an ambiguous id to the resolver:
+    409 naming the field over HTTP, as before (not a 500)."""
+    import httpx
+
+    from segmint.api import create_app
+    from segmint.clock import FixedClock
+    from segmint.intake.keys import create_key
+
+    from .conftest import BOB
+    from .test_api import _server
+
+    twin = {
+        "type": "identify",
+        "userId": BOB["email"],
+        "timestamp": T0.isoformat(),
+        "messageId": "m-twin",
+    }  # fmt: skip  (someone whose user id is Bob's address)
+    Intake(sealed_ws).submit([twin], source="test", received_at=T0)
+    _, admin = create_key(sealed_ws.store, "dpo", scopes=("admin",), now=T0)
+    with _server.ThreadServer(create_app(sealed_ws, FixedClock(T0))) as server:
+        for action in ("erase", "export"):
+            url = f"http://127.0.0.1:{server.port}/v1/privacy/{action}"
+            both = httpx.post(url, json={"person": BOB["email"]}, auth=(admin, ""), timeout=30)
+            assert both.status_code == 409, both.text
+            assert both.json()["error"]["field"] == "person"

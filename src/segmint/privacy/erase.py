@@ -38,7 +38,7 @@ from typing import Any
 import orjson
 
 from segmint.common import in_lists
-from segmint.intake.errors import UnknownPersonError
+from segmint.intake.errors import AmbiguousPersonError, UnknownPersonError
 from segmint.intake.identity import (
     ANONYMOUS,
     PROFILE,
@@ -190,6 +190,8 @@ def unlinked_identities(privacy: Privacy, ref: str) -> list[tuple[str, str]]:
     """
     try:
         resolve_person(privacy.store, ref, privacy.identifiers)
+    except AmbiguousPersonError:
+        return []  # people hold it: the resolver's error is the caller's to raise
     except UnknownPersonError:
         if _erased_receipt(privacy, ref) is not None:
             return []
