@@ -36,7 +36,7 @@ class Workspace:
     _privacy: Privacy | None = None
     finished_erasures: dict[str, int] = field(default_factory=dict)
     """The keys destroyed, by receipt id, of erasures stopped half-way that opening the vault
-    finished (:func:`segmint.privacy.erase.finish_erasures`)."""
+    finished (:func:`segmint.privacy.erased.finish_erasures`)."""
     _listeners: list[Callable[[WorkspaceDef], None]] = field(default_factory=list)
 
     def on_definition(self, listener: Callable[[WorkspaceDef], None]) -> None:
@@ -111,7 +111,7 @@ class Workspace:
             if not hasattr(self.store, "privacy"):  # a store given to the constructor
                 self.store.privacy = self._privacy  # type: ignore[attr-defined]
             if self._privacy.keyring is not None and not self.reads_only:
-                from segmint.privacy.erase import finish_erasures
+                from segmint.privacy.erased import finish_erasures
 
                 # the keys of an erasure whose process stopped before the vault deleted them
                 self.finished_erasures = finish_erasures(self._privacy)

@@ -181,7 +181,7 @@ def test_a_lookup_beside_a_server_that_finds_nobody_writes_nothing(workspace):
     erased person made the salt of subject hashes (a write the server refuses to readers)
     although no one was ever erased. It now answers "no person matches"."""
     from segmint.intake.errors import UnknownPersonError
-    from segmint.privacy.erase import resolve_living
+    from segmint.privacy.erased import resolve_living
     from segmint.privacy.protect import Privacy
     from segmint.store.duckdb import DuckDBStore
     from segmint.store.shared import connect_shared_reads

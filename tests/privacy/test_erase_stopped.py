@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from segmint.intake.identity import resolve_person
-from segmint.privacy.erase import erase, person_profiles, subjects_of
+from segmint.privacy.erase import erase, subjects_of
+from segmint.privacy.erased import person_profiles
 from segmint.privacy.keys import VAULT_FILE, Vault
 from segmint.workspace import Workspace
 

@@ -31,7 +31,8 @@ class PersonBody(BaseModel):
 @router.post("/v1/privacy/erase")
 def erase_route(body: PersonBody, request: Request, key: AdminKey) -> dict[str, Any]:
     """Erase a person (crypto-shredding, deletion, anonymised counts); answer the receipt."""
-    from segmint.privacy.erase import erase, finish_erasures, unlinked_identities
+    from segmint.privacy.erase import erase
+    from segmint.privacy.erased import finish_erasures, unlinked_identities
 
     ws = workspace_of(request)
     finish_erasures(ws.privacy)  # asking again after a failed one: 404 erased, keys gone
@@ -46,7 +47,7 @@ def erase_route(body: PersonBody, request: Request, key: AdminKey) -> dict[str, 
 @router.post("/v1/privacy/export")
 def export_route(body: PersonBody, request: Request, key: AdminKey) -> dict[str, Any]:
     """Everything held on a person, with a manifest of its sections."""
-    from segmint.privacy.erase import unlinked_identities
+    from segmint.privacy.erased import unlinked_identities
     from segmint.privacy.export import export_person
 
     ws = workspace_of(request)

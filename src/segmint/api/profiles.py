@@ -49,7 +49,7 @@ def person_or_error(workspace: Workspace, ref: str, field: str, *, erased_too: b
     """
     try:
         if erased_too:
-            from segmint.privacy.erase import resolve_living
+            from segmint.privacy.erased import resolve_living
 
             return resolve_living(workspace.privacy, ref, field=field)
         return resolve_person(workspace.store, ref, workspace.definition.identifiers)

@@ -212,7 +212,7 @@ def consent_set(
 
 def _erased_note(ws: Workspace) -> Callable[[str], str | None]:
     """What to say of an id that names an erased person (their address is not kept again)."""
-    from segmint.privacy.erase import erased_note
+    from segmint.privacy.erased import erased_note
 
     return lambda ref: erased_note(ws.privacy, ref)
 
@@ -242,7 +242,7 @@ def consent_show(ctx: Context, person: str, fmt: str) -> None:
             email_trait=ws.definition.email.email_trait,
         )  # fmt: skip
     except UnknownPersonError as exc:
-        from segmint.privacy.erase import erased_note
+        from segmint.privacy.erased import erased_note
 
         erased = erased_note(ws.privacy, person)  # an erased person: say when
         if erased is None:

@@ -228,7 +228,7 @@ def _erase_target(ws: Any, person: str, receipt_file: Path | None) -> tuple[str,
     erasure's receipt is written (a run stopped half-way never wrote it).
     """
     from segmint.intake.errors import UnknownPersonError
-    from segmint.privacy.erase import erasure_receipt, resolve_living, unlinked_identities
+    from segmint.privacy.erased import erasure_receipt, resolve_living, unlinked_identities
 
     if unlinked_identities(ws.privacy, person):
         return person, "no profile: only quarantined messages or an address's consent name them"
@@ -251,7 +251,7 @@ def _erase_target(ws: Any, person: str, receipt_file: Path | None) -> tuple[str,
 @pass_ctx
 def export_cmd(ctx: Context, person: str, out: Path | None, as_of: datetime) -> None:
     """Write everything held on a person as JSON, with a manifest of its sections."""
-    from segmint.privacy.erase import resolve_living, unlinked_identities
+    from segmint.privacy.erased import resolve_living, unlinked_identities
     from segmint.privacy.export import export_person
 
     _recorded_now(as_of)
@@ -338,7 +338,7 @@ def list_entries(
     """List the latest audit entries, oldest first."""
     from segmint.clock import ensure_utc
     from segmint.privacy import audit as log
-    from segmint.privacy.erase import audit_subjects
+    from segmint.privacy.erased import audit_subjects
 
     ws = ctx.workspace
     store = ws.store
@@ -361,7 +361,7 @@ def list_entries(
 def _warn_of_unmatched(store: Any, *, about: list[str] | None, **given: str | None) -> None:
     """Warn of each filter of ``audit list`` that no entry matches on its own (a typo).
 
-    ``about`` is what ``--subject`` stands for (:func:`segmint.privacy.erase.audit_subjects`).
+    ``about`` is what ``--subject`` stands for (:func:`segmint.privacy.erased.audit_subjects`).
     """
     from segmint.cli.output import err_console
     from segmint.common import did_you_mean

@@ -89,7 +89,7 @@ def preview(
 ) -> None:
     """Render NAME for real members of --segment (or one --profile) to .html and .eml."""
     from segmint.personalize.preview import PreviewRequest, render_previews
-    from segmint.privacy.erase import resolve_living
+    from segmint.privacy.erased import resolve_living
 
     if (segment is None) == (profile_id is None):
         raise click.UsageError("give exactly one of --segment or --profile")

@@ -102,7 +102,7 @@ def show(ctx: Context, person: str, as_of: datetime, fmt: str) -> None:
     differs, the "why" column says so.
     """
     from segmint.membership.explain import SEGMENT_COLUMNS, add_profile_segments, segment_rows
-    from segmint.privacy.erase import resolve_living
+    from segmint.privacy.erased import resolve_living
     from segmint.traits.errors import TraitError
     from segmint.traits.live import profile_traits
     from segmint.traits.validate import workspace_catalog

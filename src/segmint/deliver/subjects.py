@@ -44,7 +44,7 @@ class ConsentSubject:
 
 Erased = Callable[[str], "str | None"]
 """What to say of an id that names an erased person (when, which receipt), or None:
-:func:`segmint.privacy.erase.erased_note` bound to the workspace's privacy."""
+:func:`segmint.privacy.erased.erased_note` bound to the workspace's privacy."""
 
 
 def consent_subject(

@@ -19,12 +19,8 @@ import orjson
 
 from segmint.common import in_lists
 from segmint.privacy import audit
-from segmint.privacy.erase import (
-    person_profiles,
-    resolve_living,
-    subjects_of,
-    unlinked_identities,
-)
+from segmint.privacy.erase import subjects_of
+from segmint.privacy.erased import person_profiles, resolve_living, unlinked_identities
 from segmint.privacy.keys import is_sealed
 from segmint.privacy.protect import Privacy
 from segmint.profiles import decode_traits
@@ -62,7 +58,7 @@ def export_person(
 ) -> dict[str, Any]:
     """Everything held on the person ``ref`` names, with a manifest (see the module doc).
 
-    Someone no profile holds (:func:`~segmint.privacy.erase.unlinked_identities`) gets
+    Someone no profile holds (:func:`~segmint.privacy.erased.unlinked_identities`) gets
     the quarantined messages naming ``ref``; the manifest's ``profile_id`` is then None.
 
     Raises:
