@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from segmint.api.auth import require_write
 from segmint.api.errors import ApiError
-from segmint.clock import Clock, ensure_utc
+from segmint.api.inputs import instant
+from segmint.clock import Clock
 from segmint.deliver import engagement, pages
 from segmint.deliver.consent import (
     ALL_TOPICS,
@@ -189,7 +190,9 @@ class ConsentIn(BaseModel):
     topic: str = ALL_TOPICS
     status: Literal["granted", "denied", "unsubscribed"]
     source: str = "api"
-    timestamp: datetime | None = None
+    timestamp: str | None = Field(
+        None, description="When the person made the choice (ISO 8601; default: now)."
+    )
 
 
 _PERSON_FIELDS = (
@@ -252,8 +255,11 @@ CLOCK_SKEW = timedelta(minutes=5)
 """How far ahead of the server's clock a client's ``timestamp`` may be (its clock's error)."""
 
 
-def _occurred_at(timestamp: datetime | None, now: datetime) -> datetime:
+def _occurred_at(timestamp: str | None, now: datetime) -> datetime:
     """When a posted consent statement took place: its ``timestamp``, never later than now.
+
+    It is read as every instant the API takes (:func:`segmint.api.inputs.instant`): a
+    statement dated before 1900 is refused, as an event dated then is.
 
     A statement dated later would not count until then, and would outrank every statement
     recorded before it meanwhile (an unsubscribe dated next month lets this month's email
@@ -262,9 +268,7 @@ def _occurred_at(timestamp: datetime | None, now: datetime) -> datetime:
     Raises:
         ApiError: 422 naming ``timestamp`` when it is later than that.
     """
-    if timestamp is None:
-        return now
-    at = ensure_utc(timestamp)
+    at = instant(timestamp, "timestamp", now, now=now)
     if at > now + CLOCK_SKEW:
         raise ApiError(
             422, "invalid_request",

@@ -24,9 +24,9 @@ from pydantic import BaseModel, Field
 from segmint.api.auth import require_admin, require_read
 from segmint.api.definitions import problems, refused
 from segmint.api.errors import ApiError
+from segmint.api.inputs import instant
 from segmint.api.profiles import person_or_error
 from segmint.api.state import now_of, workspace_of
-from segmint.clock import parse_instant
 from segmint.config.edit import DefinitionEditor
 from segmint.config.errors import ConfigError
 from segmint.membership.errors import UnknownSegmentError
@@ -200,11 +200,7 @@ def preview(ws: Workspace, body: PreviewBody, as_of: datetime) -> dict[str, Any]
     Raises:
         ApiError: 422 naming the position of a problem in the rule.
     """
-    if body.as_of is not None:
-        try:
-            as_of = parse_instant(body.as_of)
-        except ValueError as exc:
-            raise ApiError(422, "invalid_request", f"as_of: {exc}", "as_of") from None
+    as_of = instant(body.as_of, "as_of", as_of, now=as_of)
     rule: str | dict[str, Any] | None = body.tree if body.tree is not None else body.rule
     if rule is None or rule == "":
         raise ApiError(422, "invalid_request", "give a rule (text) or a tree (JSON)", "rule")
@@ -339,10 +335,5 @@ def search_route(q: str, request: Request) -> dict[str, Any]:
 @router.get(f"{PREFIX}/profiles/{{ref}}", dependencies=[Depends(require_read)])
 def profile_route(ref: str, request: Request, as_of: str | None = None) -> dict[str, Any]:
     """A profile: traits, segments with why, recent events, consents, sends."""
-    at = now_of(request)
-    if as_of is not None:
-        try:
-            at = parse_instant(as_of)
-        except ValueError as exc:
-            raise ApiError(422, "invalid_request", f"as_of: {exc}", "as_of") from None
-    return profile_view(workspace_of(request), ref, at)
+    now = now_of(request)
+    return profile_view(workspace_of(request), ref, instant(as_of, "as_of", now, now=now))
