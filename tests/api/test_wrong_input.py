@@ -31,8 +31,16 @@ class Api:
     ws: Workspace
     keys: dict[str, dict[str, str]]
 
-    def call(self, scope: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return self.client.request(method, path, headers=self.keys[scope], **kwargs)
+    def call(
+        self,
+        scope: str,
+        method: str,
+        path: str,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        headers = self.keys[scope] | (headers or {})
+        return self.client.request(method, path, headers=headers, **kwargs)
 
 
 def populate(ws: Workspace) -> None:
@@ -136,3 +144,43 @@ def test_a_consent_dated_outside_the_supported_range_is_refused(
     error = refused(duck_api.call("write", "POST", "/v1/consent", json=body), 422, "timestamp")
     assert says in error["message"]
     assert duck_api.ws.store.fetchall("SELECT count(*) FROM consents") == before
+
+
+# -- NUL: PostgreSQL cannot hold it (a 500), DuckDB kept it in addresses nobody can type ------
+
+NUL_REQUESTS: list[tuple[str, str, str, dict[str, Any] | None, str]] = [
+    ("read", "GET", "/v1/profiles/a%00b/segments", None, "profile_id"),
+    ("read", "GET", "/v1/manage/profiles?q=a%00b", None, "q"),
+    ("read", "GET", "/v1/manage/profiles/a%00b", None, "id"),
+    ("read", "GET", "/v1/manage/segments/a%00b", None, "name"),
+    ("read", "GET", "/v1/reports/experiments/a%00b", None, "name"),
+    ("read", "GET", "/v1/reports/kpis?by=segment&churn_to=a%00b", None, "churn_to"),
+    ("read", "POST", "/v1/segments/preview", {"rule": "first_name = 'a\x00b'"}, "rule"),
+    ("read", "POST", "/v1/segments/preview", {"rule": "performed('a\x00b')"}, "rule"),
+    ("admin", "POST", "/v1/privacy/erase", {"person": "a\x00b"}, "person"),
+    ("admin", "POST", "/v1/privacy/export", {"person": "ada\x00"}, "person"),
+    ("admin", "POST", "/v1/manage/segments", {"name": "x", "rule": "first_name = '\x00'"}, "rule"),
+    ("admin", "POST", "/v1/manage/traits",
+     {"name": "t", "definition": {"count": "events", "event": "E\x00"}}, "definition.event"),
+    ("write", "POST", "/v1/consent", {"userId": "ada", "status": "granted", "source": "a\x00b"},
+     "source"),
+    ("write", "POST", "/v1/consent", {"email": "a\x00b@example.com", "status": "granted"},
+     "email"),
+    ("write", "POST", "/v1/suppressions", {"address": "x\x00@example.com"}, "address"),
+    ("write", "POST", "/v1/suppressions", {"address": "x@example.com", "source": "\x00"},
+     "source"),
+]  # fmt: skip
+
+
+def test_a_nul_character_anywhere_is_refused_naming_where(api: Api) -> None:
+    tables = ("consents", "suppressions")
+    before = [api.ws.store.fetchall(f"SELECT count(*) FROM {t}") for t in tables]
+    yaml = (api.ws.path / "segmint.yaml").read_text()
+    for scope, method, path, body, field in NUL_REQUESTS:
+        r = api.call(scope, method, path, json=body)
+        assert "NUL" in refused(r, 422, field)["message"], (path, body)
+    assert [api.ws.store.fetchall(f"SELECT count(*) FROM {t}") for t in tables] == before
+    assert (api.ws.path / "segmint.yaml").read_text() == yaml
+    # The server keeps serving, and a plain request still works.
+    r = api.call("read", "GET", f"/v1/profiles/{profile_id(api, 'ada')}/segments")
+    assert r.status_code == 200, r.text

@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 
 from segmint.api.auth import require_admin, require_read
 from segmint.api.errors import ApiError
+from segmint.api.inputs import refuse_nul
 from segmint.api.state import workspace_of
 from segmint.common import did_you_mean
 from segmint.config.edit import (
@@ -45,7 +46,7 @@ from segmint.config.edit import (
 from segmint.config.errors import ConfigError, StaleDefinitionError
 from segmint.workspace import Workspace
 
-router = APIRouter(tags=["manage"])
+router = APIRouter(tags=["manage"], dependencies=[Depends(refuse_nul)])
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 """A new entry's name: a YAML key, a URL part and a name rules and templates can use."""
 

@@ -1,4 +1,4 @@
-"""Request values every management route reads alike: instants.
+"""Request values every management route reads alike: instants, and text free of NUL.
 
 An instant a client sends (``as_of``, ``from``, a consent's ``timestamp``) is read as
 ``--as-of`` is on the command line (:func:`segmint.clock.parse_instant` given the server's
@@ -6,12 +6,20 @@ now): ISO 8601, ``now`` or an offset from it, between :data:`segmint.clock.EARLI
 :data:`segmint.clock.LATEST`. Outside that range an instant is refused, as intake refuses an
 event's: evaluating rules there overflows the calendar, and a statement dated then means
 nothing.
+
+:func:`refuse_nul` is a router dependency: a NUL character is refused wherever it is (path,
+query, JSON body) before a route runs. PostgreSQL cannot store or compare text holding one,
+and on DuckDB it would be kept as part of an address or a name nobody can type; the tracking
+endpoints refuse it the same way (:mod:`segmint.intake.payloads`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import overload
+from typing import Any, overload
+
+import orjson
+from fastapi import Request
 
 from segmint.api.errors import ApiError
 from segmint.clock import parse_instant
@@ -43,3 +51,42 @@ def instant(
         return parse_instant(value, now=now)
     except ValueError as exc:
         raise ApiError(422, "invalid_request", f"{field}: {exc}", field) from None
+
+
+async def refuse_nul(request: Request) -> None:
+    """Dependency: refuse a request carrying a NUL character in a parameter or its JSON body.
+
+    Raises:
+        ApiError: 422 naming the parameter, or the JSON path in the body.
+    """
+    for name, value in [*request.path_params.items(), *request.query_params.multi_items()]:
+        if "\x00" in name or "\x00" in str(value):
+            _nul(name.replace("\x00", "\\x00"))
+    if "json" not in request.headers.get("content-type", ""):
+        return  # the routes read no other body as JSON
+    body = await request.body()
+    if b"\\u0000" in body:  # JSON carries NUL only as this escape
+        try:
+            _scan(orjson.loads(body))
+        except orjson.JSONDecodeError:
+            return  # the route's own parsing names what is wrong
+
+
+def _scan(document: Any) -> None:
+    """Raise for a string or key holding NUL, naming its path (``a.b[2].c``)."""
+    stack: list[tuple[str, Any]] = [("", document)]
+    while stack:  # no recursion: the JSON parser allows nesting deeper than Python's stack
+        path, value = stack.pop()
+        if isinstance(value, str) and "\x00" in value:
+            _nul(path or "body")
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                if "\x00" in key:
+                    _nul(path or "body", "a key contains")
+                stack.append((f"{path}.{key}" if path else key, item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", item) for i, item in reversed(list(enumerate(value))))
+
+
+def _nul(field: str, what: str = "contains") -> None:
+    raise ApiError(422, "invalid_request", f"{field}: {what} a NUL character", field)

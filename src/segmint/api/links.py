@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from segmint.api.auth import require_write
 from segmint.api.errors import ApiError
-from segmint.api.inputs import instant
+from segmint.api.inputs import instant, refuse_nul
 from segmint.clock import Clock
 from segmint.deliver import engagement, pages
 from segmint.deliver.consent import (
@@ -39,7 +39,7 @@ from segmint.intake.errors import AmbiguousPersonError, PersonRefError
 from segmint.intake.identity import survivor
 from segmint.workspace import Workspace
 
-router = APIRouter(tags=["email"])
+router = APIRouter(tags=["email"], dependencies=[Depends(refuse_nul)])
 
 PIXEL = (
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"

@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
 from segmint.api.auth import require_admin, require_read
 from segmint.api.definitions import problems, refused
 from segmint.api.errors import ApiError
-from segmint.api.inputs import instant
+from segmint.api.inputs import instant, refuse_nul
 from segmint.api.profiles import person_or_error
 from segmint.api.state import now_of, workspace_of
 from segmint.config.edit import DefinitionEditor
@@ -35,7 +35,7 @@ from segmint.membership.service import Membership
 from segmint.rules import RuleError, to_json
 from segmint.workspace import Workspace
 
-router = APIRouter(tags=["manage"])
+router = APIRouter(tags=["manage"], dependencies=[Depends(refuse_nul)])
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 """A new segment's name: what ``in_segment('…')``, URLs and YAML keys all take as they are."""
 PREFIX = "/v1/manage"
@@ -332,8 +332,13 @@ def search_route(q: str, request: Request) -> dict[str, Any]:
     return search_profiles(workspace_of(request), q)
 
 
-@router.get(f"{PREFIX}/profiles/{{ref}}", dependencies=[Depends(require_read)])
-def profile_route(ref: str, request: Request, as_of: str | None = None) -> dict[str, Any]:
-    """A profile: traits, segments with why, recent events, consents, sends."""
+@router.get(f"{PREFIX}/profiles/{{id}}", dependencies=[Depends(require_read)])
+def profile_route(
+    ref: Annotated[str, Path(alias="id")], request: Request, as_of: str | None = None
+) -> dict[str, Any]:
+    """A profile: traits, segments with why, recent events, consents, sends.
+
+    The path's ``id`` is what every error about it names.
+    """
     now = now_of(request)
     return profile_view(workspace_of(request), ref, instant(as_of, "as_of", now, now=now))

@@ -17,12 +17,13 @@ from fastapi import APIRouter, Depends, Request
 
 from segmint.api.auth import require_read
 from segmint.api.errors import ApiError
+from segmint.api.inputs import refuse_nul
 from segmint.intake.errors import AmbiguousPersonError, PersonRefError
 from segmint.intake.identity import resolve_person
 from segmint.membership.changes import members_of
 from segmint.workspace import Workspace
 
-router = APIRouter(tags=["profiles"])
+router = APIRouter(tags=["profiles"], dependencies=[Depends(refuse_nul)])
 
 By = Literal["profile_id", "user_id", "anonymous_id", "email"]
 

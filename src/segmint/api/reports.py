@@ -16,12 +16,12 @@ from fastapi import APIRouter, Depends, Request
 
 from segmint.api.auth import require_read
 from segmint.api.errors import ApiError
-from segmint.api.inputs import instant
+from segmint.api.inputs import instant, refuse_nul
 from segmint.api.state import now_of, workspace_of
 from segmint.common import did_you_mean
 from segmint.workspace import Workspace
 
-router = APIRouter(prefix="/v1/reports", tags=["reports"])
+router = APIRouter(prefix="/v1/reports", tags=["reports"], dependencies=[Depends(refuse_nul)])
 
 
 def kpis(
