@@ -184,3 +184,39 @@ def test_a_nul_character_anywhere_is_refused_naming_where(api: Api) -> None:
     # The server keeps serving, and a plain request still works.
     r = api.call("read", "GET", f"/v1/profiles/{profile_id(api, 'ada')}/segments")
     assert r.status_code == 200, r.text
+
+
+# -- what FastAPI refuses before a route runs names the field as the routes do ----------------
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize(
+    ("scope", "method", "path", "content", "field", "says"),
+    [
+        ("read", "POST", "/v1/manage/segments/validate", b'{"name": ', "body", "not valid JSON"),
+        ("write", "POST", "/v1/consent", b"{x}", "body", "not valid JSON"),
+        ("write", "POST", "/v1/consent", b"[1, 2]", "body", "JSON object"),
+        ("admin", "POST", "/v1/privacy/erase", b"", "body", "required"),
+        ("admin", "POST", "/v1/privacy/export", b'"ada"', "body", "JSON object"),
+        ("read", "GET", "/v1/profiles/ada/segments?by=nickname", None, "by", "user_id"),
+        ("read", "GET", "/v1/manage/profiles", None, "q", "required"),
+        ("read", "GET", "/v1/manage/widgets", None, "kind", "traits"),
+        ("admin", "POST", "/v1/manage/segments", b'{"name": "x", "tags": ["a", 5]}', "tags[1]",
+         "string"),
+    ],
+)  # fmt: skip
+def test_a_request_fastapi_refuses_names_its_field_as_the_routes_do(
+    duck_api: Api,
+    scope: str,
+    method: str,
+    path: str,
+    content: bytes | None,
+    field: str,
+    says: str,
+) -> None:
+    r = duck_api.call(scope, method, path, content=content, headers=JSON)
+    error = refused(r, 422, field)
+    assert error["code"] == "invalid_request"
+    assert error["message"].startswith(f"{field}: ") and says in error["message"], error
+
