@@ -220,3 +220,26 @@ def test_a_request_fastapi_refuses_names_its_field_as_the_routes_do(
     assert error["code"] == "invalid_request"
     assert error["message"].startswith(f"{field}: ") and says in error["message"], error
 
+
+# -- the rest: a 500, a silent clamp, a field misnamed --------------------------------------
+
+
+@pytest.mark.parametrize("address", ["@@@", "ann@", "@example.com", "ann@@example.com"])
+def test_suppressing_what_is_no_address_is_a_422_not_a_500(duck_api: Api, address: str) -> None:
+    before = duck_api.ws.store.fetchall("SELECT count(*) FROM suppressions")
+    r = duck_api.call("write", "POST", "/v1/suppressions", json={"address": address})
+    assert "not an email address" in refused(r, 422, "address")["message"]
+    assert duck_api.ws.store.fetchall("SELECT count(*) FROM suppressions") == before
+
+
+@pytest.mark.parametrize("members", [-1, 1001, 10**30])
+def test_a_member_count_out_of_range_is_refused_not_clamped(duck_api: Api, members: int) -> None:
+    r = duck_api.call("read", "GET", "/v1/manage/segments/vip", params={"members": members})
+    assert "members: " in refused(r, 422, "members")["message"]
+    r = duck_api.call("read", "GET", "/v1/manage/segments/vip", params={"members": 1000})
+    assert r.status_code == 200, r.text
+
+
+def test_an_empty_tree_in_a_preview_is_named_as_the_tree(duck_api: Api) -> None:
+    r = duck_api.call("read", "POST", "/v1/segments/preview", json={"tree": {}})
+    assert refused(r, 422, "tree")["code"] == "invalid_rule"

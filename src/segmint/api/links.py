@@ -293,7 +293,7 @@ class SuppressionIn(BaseModel):
 @router.post("/v1/suppressions", dependencies=[Depends(require_write)])
 def post_suppression(request: Request, body: SuppressionIn) -> dict[str, Any]:
     """Suppress an address (a spam complaint from a feedback loop, a bounce, a block)."""
-    if "@" not in body.address:
+    if not looks_like_address(body.address):  # as consent checks an address
         raise ApiError(422, "invalid_request", "address: not an email address", "address")
     suppress(_workspace(request).store, body.address, body.reason, source=body.source,
              at=_now(request))  # fmt: skip

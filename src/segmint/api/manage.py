@@ -18,7 +18,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from segmint.api.auth import require_admin, require_read
@@ -207,7 +207,8 @@ def preview(ws: Workspace, body: PreviewBody, as_of: datetime) -> dict[str, Any]
     try:
         found = preview_rule(ws.store, ws.definition, rule, as_of, limit=body.limit)
     except RuleError as exc:
-        raise ApiError(422, "invalid_rule", str(exc), "tree" if body.tree else "rule") from None
+        field = "rule" if body.tree is None else "tree"  # an empty tree is a tree
+        raise ApiError(422, "invalid_rule", str(exc), field) from None
     from segmint.models.registry import unscored_warnings
     from segmint.rules.vocabulary import preview_warnings
 
@@ -286,9 +287,14 @@ def list_route(request: Request) -> dict[str, Any]:
 
 
 @router.get(f"{PREFIX}/segments/{{name}}", dependencies=[Depends(require_read)])
-def read_route(name: str, request: Request, members: int = 20) -> dict[str, Any]:
-    """One segment: rule (text and tree), size, history, recent changes, members."""
-    return segment_detail(workspace_of(request), name, members=max(0, min(members, 1000)))
+def read_route(
+    name: str, request: Request, members: Annotated[int, Query(ge=0, le=1000)] = 20
+) -> dict[str, Any]:
+    """One segment: rule (text and tree), size, history, recent changes, members.
+
+    ``members`` (0 to 1000, as a preview's ``limit``) is how many member ids to list.
+    """
+    return segment_detail(workspace_of(request), name, members=members)
 
 
 @router.post(f"{PREFIX}/segments/validate", dependencies=[Depends(require_read)])
