@@ -243,3 +243,55 @@ def test_a_member_count_out_of_range_is_refused_not_clamped(duck_api: Api, membe
 def test_an_empty_tree_in_a_preview_is_named_as_the_tree(duck_api: Api) -> None:
     r = duck_api.call("read", "POST", "/v1/segments/preview", json={"tree": {}})
     assert refused(r, 422, "tree")["code"] == "invalid_rule"
+
+
+# -- a part of a request that would be ignored is refused, not dropped ----------------------
+
+TREE = {"type": "compare", "op": ">", "left": {"type": "trait", "name": "orders"},
+        "right": {"type": "literal", "value": 5}}  # fmt: skip
+IGNORED: list[tuple[str, str, str, dict[str, Any], str, str]] = [
+    ("read", "POST", "/v1/segments/preview", {"rule": "orders > 1", "tree": TREE}, "tree",
+     "not both"),
+    ("read", "POST", "/v1/manage/segments/validate",
+     {"name": "two", "rule": "orders > 1", "tree": TREE}, "tree", "not both"),
+    ("admin", "POST", "/v1/manage/segments", {"name": "two", "rule": "orders > 1", "tree": TREE},
+     "tree", "not both"),
+    ("admin", "PUT", "/v1/manage/segments/vip", {"name": "big", "rule": "lifetime_value > 1"},
+     "name", "cannot be renamed"),
+    ("admin", "PUT", "/v1/manage/traits/orders",
+     {"name": "orderz", "definition": {"count": "events", "event": "Order Completed"}}, "name",
+     "cannot be renamed"),
+    ("admin", "POST", "/v1/manage/traits",
+     {"name": "t", "definition": {"from": "identify"}, "source": "Hi"}, "source",
+     "only templates"),
+    ("read", "POST", "/v1/manage/campaigns/validate", {"name": "c", "source": "Hi"}, "source",
+     "only templates"),
+    ("admin", "POST", "/v1/manage/templates",
+     {"name": "t", "source": "Hi", "definition": {"subject": "x"}}, "definition",
+     "a template is its text"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("scope", "method", "path", "body", "field", "says"), IGNORED)
+def test_a_part_that_would_be_ignored_is_refused(
+    duck_api: Api,
+    scope: str,
+    method: str,
+    path: str,
+    body: dict[str, Any],
+    field: str,
+    says: str,
+) -> None:
+    """The tree won over the rule, a body's new name and a trait's `source` were dropped: the
+    client was told 200 and its edit was not what it asked for."""
+    yaml = (duck_api.ws.path / "segmint.yaml").read_text()
+    error = refused(duck_api.call(scope, method, path, json=body), 422, field)
+    assert error["code"] == "invalid_request" and says in error["message"], error
+    assert (duck_api.ws.path / "segmint.yaml").read_text() == yaml
+    assert not (duck_api.ws.path / "templates" / "t.html").exists()
+
+
+def test_a_body_naming_the_entry_of_its_path_is_fine(duck_api: Api) -> None:
+    body = {"name": "orders", "definition": {"count": "events", "event": "Order Completed"}}
+    r = duck_api.call("admin", "PUT", "/v1/manage/traits/orders", json=body)
+    assert r.status_code == 200, r.text

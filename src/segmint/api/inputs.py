@@ -1,4 +1,4 @@
-"""Request values every management route reads alike: instants, and text free of NUL.
+"""Request values every management route reads alike: instants, text free of NUL, names.
 
 An instant a client sends (``as_of``, ``from``, a consent's ``timestamp``) is read as
 ``--as-of`` is on the command line (:func:`segmint.clock.parse_instant` given the server's
@@ -90,3 +90,15 @@ def _scan(document: Any) -> None:
 
 def _nul(field: str, what: str = "contains") -> None:
     raise ApiError(422, "invalid_request", f"{field}: {what} a NUL character", field)
+
+
+def not_renamed(kind: str, name: str, body_name: str | None) -> None:
+    """Refuse an update whose body names another entry than its path: it would be dropped.
+
+    Raises:
+        ApiError: 422 naming ``name``.
+    """
+    if body_name is not None and body_name != name:
+        message = (f"name: {body_name!r} is not the {kind} '{name}' of the path; a {kind} "
+                   f"cannot be renamed: create '{body_name}', then archive '{name}'")  # fmt: skip
+        raise ApiError(422, "invalid_request", message, "name")

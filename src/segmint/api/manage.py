@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from segmint.api.auth import require_admin, require_read
 from segmint.api.definitions import problems, refused
 from segmint.api.errors import ApiError
-from segmint.api.inputs import instant, refuse_nul
+from segmint.api.inputs import instant, not_renamed, refuse_nul
 from segmint.api.profiles import person_or_error
 from segmint.api.state import now_of, workspace_of
 from segmint.config.edit import DefinitionEditor
@@ -117,14 +117,26 @@ def rule_text(body: SegmentBody | PreviewBody) -> str | None:
     """The rule text of a body: ``rule``, or the canonical text of ``tree``.
 
     Raises:
-        ApiError: 422 when the tree is not a rule.
+        ApiError: 422 when the tree is not a rule, or both are given.
     """
+    one_rule(body)
     if body.tree is None:
         return body.rule
     try:
         return str(read_rule_tree(body.tree))
     except RuleError as exc:
         raise ApiError(422, "invalid_rule", str(exc), "tree") from None
+
+
+def one_rule(body: SegmentBody | PreviewBody) -> None:
+    """Refuse a body giving a rule both as text and as a tree: one would be dropped unseen.
+
+    Raises:
+        ApiError: 422 naming ``tree``.
+    """
+    if body.tree is not None and body.rule not in (None, ""):
+        message = "tree: give the rule as text (rule) or as a tree (tree), not both"
+        raise ApiError(422, "invalid_request", message, "tree")
 
 
 def read_rule_tree(tree: dict[str, Any]) -> Any:
@@ -167,6 +179,8 @@ def save_segment(ws: Workspace, name: str, body: SegmentBody, *, create: bool) -
         raise ApiError(409, "conflict", f"segment '{name}' already exists: update it", "name")
     if not create and not exists:
         raise ApiError(404, "not_found", _unknown(ws, name), "name")
+    if not create:
+        not_renamed("segment", name, body.name)
     try:
         saved = DefinitionEditor(ws.path).put_segment(
             name, segment_fields(body), version=body.version
@@ -201,6 +215,7 @@ def preview(ws: Workspace, body: PreviewBody, as_of: datetime) -> dict[str, Any]
         ApiError: 422 naming the position of a problem in the rule.
     """
     as_of = instant(body.as_of, "as_of", as_of, now=as_of)
+    one_rule(body)
     rule: str | dict[str, Any] | None = body.tree if body.tree is not None else body.rule
     if rule is None or rule == "":
         raise ApiError(422, "invalid_request", "give a rule (text) or a tree (JSON)", "rule")
