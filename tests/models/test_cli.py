@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from .conftest import add_orders
 from .test_training import AS_OF, YAML, _shop
@@ -110,3 +111,47 @@ def test_a_removed_model_is_shown_as_removed(tmp_path, cli):
     assert "rfm_cluster" not in yaml.read_text()
     never = cli("-w", str(folder), "models", "show", "rfn")  # never declared nor stored
     assert never.returncode == 1 and "unknown model 'rfn'" in never.stderr
+
+
+def _scores(folder):
+    from segmint.workspace import Workspace
+
+    with Workspace.open(folder) as ws:
+        return ws.store.fetchall("SELECT count(*) FROM events WHERE source = 'segmint.models'")
+
+
+def test_a_model_declared_as_another_kind_since_training_says_to_train_it(tmp_path, cli):
+    """`rfm` turned from clustering into a propensity: scoring it was a traceback
+    (AttributeError: 'Clustering' object has no attribute 'predict_proba')."""
+    folder = _ws(tmp_path, cli)
+    at = AS_OF.isoformat()
+    assert cli("-w", str(folder), "models", "train", "rfm", "--as-of", at).returncode == 0
+    yaml = folder / "segmint.yaml"
+    yaml.write_text(yaml.read_text().replace(
+        "  rfm: {kind: clustering, k: 3}", "  rfm: {kind: propensity, target: churn, within: 30d}"
+    ))  # fmt: skip
+    out = cli("-w", str(folder), "models", "score", "rfm", "--as-of", at, "--format", "json")
+    assert out.returncode == 1, out
+    error = json.loads(out.stdout)["error"]
+    assert error["type"] == "ModelNotTrainedError"
+    assert (
+        "v1 is a clustering" in error["message"] and "segmint models train rfm" in error["message"]
+    )
+    assert out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+    assert _scores(folder) == [(0,)]
+
+
+def test_scoring_before_the_data_the_version_learnt_from_is_refused(tmp_path, cli):
+    """A score dated a month before the version's data ended was written (events, for good)
+    with what the model learnt from the month after, and memberships refreshed back then."""
+    folder = _ws(tmp_path, cli)
+    at = AS_OF.isoformat()
+    assert cli("-w", str(folder), "models", "train", "rfm", "--as-of", at).returncode == 0
+    earlier = (AS_OF - timedelta(days=30)).isoformat()
+    out = cli("-w", str(folder), "models", "score", "rfm", "--as-of", earlier, "--format", "json")
+    assert out.returncode == 1, out
+    message = json.loads(out.stdout)["error"]["message"]
+    assert "2026-06-01" in message and "2026-05-02" in message and "--as-of" in message
+    assert _scores(folder) == [(0,)]
+    ok = cli("-w", str(folder), "models", "score", "rfm", "--as-of", at, "--format", "json")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["written"] == 300
