@@ -78,6 +78,12 @@ def api(ws: Workspace) -> Iterator[Api]:
     yield from serve(ws)
 
 
+@pytest.fixture
+def own_api(workspace: Workspace) -> Iterator[Api]:
+    """On DuckDB, a server of its own (for requests that change the workspace)."""
+    yield from serve(workspace)
+
+
 @pytest.fixture(scope="module")
 def duck_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """On DuckDB, one server for the module (for requests that store nothing)."""
@@ -295,3 +301,26 @@ def test_a_body_naming_the_entry_of_its_path_is_fine(duck_api: Api) -> None:
     body = {"name": "orders", "definition": {"count": "events", "event": "Order Completed"}}
     r = duck_api.call("admin", "PUT", "/v1/manage/traits/orders", json=body)
     assert r.status_code == 200, r.text
+
+
+# -- an archived segment is there, set aside: not unknown, and not a free name ---------------
+
+
+def test_an_archived_segment_is_named_as_archived_and_its_name_is_not_taken(own_api: Api) -> None:
+    """Creating a segment under an archived one's name replaced it (rule and all, its history
+    now under another rule) and un-archived it; updating or archiving it said 'unknown'."""
+    archived = own_api.call("admin", "POST", "/v1/manage/segments/high_value/archive")
+    assert archived.status_code == 200, archived.text
+    yaml = (own_api.ws.path / "segmint.yaml").read_text()
+    attempts = [
+        ("POST", "/v1/manage/segments", {"name": "high_value", "rule": "orders > 1"}),
+        ("PUT", "/v1/manage/segments/high_value", {"rule": "orders > 1"}),
+        ("POST", "/v1/manage/segments/high_value/archive", None),
+    ]
+    for method, path, body in attempts:
+        error = refused(own_api.call("admin", method, path, json=body), 409, "name")
+        assert "'high_value' is archived" in error["message"], error
+        assert "archived: false" in error["message"], error
+    assert (own_api.ws.path / "segmint.yaml").read_text() == yaml
+    shown = own_api.call("read", "GET", "/v1/manage/segments/high_value")
+    assert shown.status_code == 200 and shown.json()["archived"] is True

@@ -171,6 +171,7 @@ def save_segment(ws: Workspace, name: str, body: SegmentBody, *, create: bool) -
             404 if it does not exist (update); 422 with the loader's error otherwise.
     """
     exists = name in ws.definition.segments
+    not_archived(ws, name)
     if create and not NAME.fullmatch(name):
         hint = "use letters, digits and '_', starting with a letter or '_'"
         raise ApiError(422, "invalid_request", f"name: {name!r} is not a segment name: {hint}",
@@ -191,6 +192,22 @@ def save_segment(ws: Workspace, name: str, body: SegmentBody, *, create: bool) -
     return segment_detail(ws, name) | {"version": saved.version}
 
 
+def not_archived(ws: Workspace, name: str) -> None:
+    """Refuse to create, update or archive a segment that is archived.
+
+    It is in ``segmint.yaml``, set aside with its history: a new segment under its name
+    would take that history over, and an update or archive has nothing to act on.
+
+    Raises:
+        ApiError: 409 naming ``name``, saying how to bring it back.
+    """
+    if name in ws.definition.archived_segments:
+        message = (f"segment '{name}' is archived (set aside with its history): choose "
+                   "another name, or set 'archived: false' on it in segmint.yaml to bring it "
+                   "back and edit it")  # fmt: skip
+        raise ApiError(409, "conflict", message, "name")
+
+
 def archive_segment(ws: Workspace, name: str, version: str | None = None) -> dict[str, Any]:
     """Mark segment ``name`` ``archived: true`` (it stays in ``segmint.yaml``, set aside).
 
@@ -198,7 +215,8 @@ def archive_segment(ws: Workspace, name: str, version: str | None = None) -> dic
         ApiError: 404 for an unknown segment, 409 for a changed file, 422 when another
             definition still uses it.
     """
-    if name not in ws.definition.segments:  # an archived one is not there either
+    not_archived(ws, name)
+    if name not in ws.definition.segments:
         raise ApiError(404, "not_found", _unknown(ws, name), "name")
     try:
         saved = DefinitionEditor(ws.path).archive_segment(name, version=version)
