@@ -324,3 +324,42 @@ def test_an_archived_segment_is_named_as_archived_and_its_name_is_not_taken(own_
     assert (own_api.ws.path / "segmint.yaml").read_text() == yaml
     shown = own_api.call("read", "GET", "/v1/manage/segments/high_value")
     assert shown.status_code == 200 and shown.json()["archived"] is True
+
+
+# -- a body over the limit is refused before it is read, key or no key ----------------------
+
+
+def _chunks(size: int) -> Iterator[bytes]:
+    yield b'{"userId": "ada", "status": "granted", "source": "'
+    for _ in range(size // 65536):
+        yield b"s" * 65536
+    yield b'"}'
+
+
+@pytest.mark.parametrize("scope", [None, "write"])
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_body_over_a_mebibyte_is_a_413_whoever_sends_it(
+    duck_api: Api, scope: str | None, chunked: bool
+) -> None:
+    """The management, consent and privacy routes read and parsed a body of any size before
+    they checked the key (200 MB took a second and a gigabyte of memory)."""
+    before = duck_api.ws.store.fetchall("SELECT count(*) FROM consents")
+    size = 3 * 1024 * 1024
+    content: Any = _chunks(size) if chunked else b"".join(_chunks(size))
+    headers = {**JSON, **(duck_api.keys[scope] if scope else {})}
+    for path in ("/v1/consent", "/v1/manage/segments/validate", "/v1/privacy/erase"):
+        r = duck_api.client.post(path, content=content, headers=headers)
+        error = refused(r, 413, "body")
+        assert error["code"] == "payload_too_large" and "1048576" in error["message"], error
+        content = _chunks(size) if chunked else content
+    assert duck_api.ws.store.fetchall("SELECT count(*) FROM consents") == before
+
+
+def test_routes_with_limits_of_their_own_keep_them(duck_api: Api) -> None:
+    from segmint.intake.payloads import MAX_BATCH_BYTES
+
+    big = b" " * (2 * 1024 * 1024)
+    r = duck_api.client.post("/v1/batch", content=big, headers=duck_api.keys["write"])
+    assert f"over the {MAX_BATCH_BYTES} byte limit" in refused(r, 413, "body")["message"]
+    shop = duck_api.client.post("/webhooks/shopify/orders", content=big)  # up to 4 MB read
+    assert shop.status_code == 401, shop.text
