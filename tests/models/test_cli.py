@@ -155,3 +155,22 @@ def test_scoring_before_the_data_the_version_learnt_from_is_refused(tmp_path, cl
     assert _scores(folder) == [(0,)]
     ok = cli("-w", str(folder), "models", "score", "rfm", "--as-of", at, "--format", "json")
     assert ok.returncode == 0 and json.loads(ok.stdout)["written"] == 300
+
+
+def test_write_segments_says_which_proposals_it_did_not_write(tmp_path, cli):
+    """A segment of the proposed name already in segmint.yaml (the user's own, or one written
+    from an older version's clusters) was skipped without a word: the user believed the
+    cluster's rule was written."""
+    folder = _ws(tmp_path, cli)
+    yaml = folder / "segmint.yaml"
+    yaml.write_text(yaml.read_text() + 'segments:\n  rfm_cluster_0: {rule: "orders > 100"}\n')
+    at = AS_OF.isoformat()
+    assert cli("-w", str(folder), "models", "train", "rfm", "--as-of", at).returncode == 0
+    shown = cli("-w", str(folder), "models", "show", "rfm", "--write-segments")
+    assert shown.returncode == 0, shown.stderr
+    assert "kept segment rfm_cluster_0: segmint.yaml has it with another rule" in shown.stdout
+    assert "added segment rfm_cluster_1" in shown.stdout
+    assert 'rfm_cluster_0: {rule: "orders > 100"}' in yaml.read_text()
+    again = cli("-w", str(folder), "models", "show", "rfm", "--write-segments", "--format", "json")
+    data = json.loads(again.stdout)
+    assert data["segments_written"] == [] and data["segments_kept"] == ["rfm_cluster_0"]
