@@ -363,3 +363,21 @@ def test_routes_with_limits_of_their_own_keep_them(duck_api: Api) -> None:
     assert f"over the {MAX_BATCH_BYTES} byte limit" in refused(r, 413, "body")["message"]
     shop = duck_api.client.post("/webhooks/shopify/orders", content=big)  # up to 4 MB read
     assert shop.status_code == 401, shop.text
+
+
+# -- an erased person is named as erased, and their address is not kept again ---------------
+
+
+def test_consent_for_an_erased_person_says_so_and_keeps_no_address(own_api: Api) -> None:
+    """POST /v1/consent with an erased person's email was kept as 'an address no profile has
+    yet' (the address stored again, in the clear); `segmint consent set` refused it."""
+    erased = own_api.call("admin", "POST", "/v1/privacy/erase", json={"person": "ada"})
+    assert erased.status_code == 200, erased.text
+    for field, value in (("email", "ada@example.com"), ("userId", "ada")):
+        body = {field: value, "status": "granted", "topic": "offers"}
+        error = refused(own_api.call("write", "POST", "/v1/consent", json=body), 404, field)
+        assert "was erased on" in error["message"] and "(receipt er_" in error["message"]
+    assert own_api.ws.store.fetchall("SELECT count(*) FROM address_consents") == [(0,)]
+    other = {"email": "new.person@example.com", "status": "granted"}
+    kept = own_api.call("write", "POST", "/v1/consent", json=other)
+    assert kept.status_code == 200 and kept.json()["address"] == "new.person@example.com"

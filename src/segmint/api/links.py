@@ -227,8 +227,11 @@ def post_consent(request: Request, body: ConsentIn) -> dict[str, Any]:
     The person is one of ``profileId``, ``userId``, ``anonymousId`` or ``email``. A person
     nobody knows answers 404 naming the field (409 for a bare id naming two people), except
     an address: a statement about an email address no profile has yet is recorded for the
-    address (``profileId`` null in the answer) and counts once a profile has it.
+    address (``profileId`` null in the answer) and counts once a profile has it, unless it
+    was an erased person's: then 404 naming the erasure, as ``segmint consent set`` says.
     """
+    from segmint.privacy.erase import erased_note
+
     ws = _workspace(request)
     field, ref = _person(body)
     if body.email is not None and not looks_like_address(body.email):
@@ -238,7 +241,8 @@ def post_consent(request: Request, body: ConsentIn) -> dict[str, Any]:
     except CampaignError as exc:
         raise ApiError(422, "invalid_request", str(exc), "topic") from None
     try:
-        subject = consent_subject(ws.store, ref, ws.definition.identifiers, field=field)
+        subject = consent_subject(ws.store, ref, ws.definition.identifiers, field=field,
+                                  erased=lambda ref: erased_note(ws.privacy, ref))  # fmt: skip
     except AmbiguousPersonError as exc:
         raise ApiError(409, "ambiguous", str(exc), field) from None
     except PersonRefError as exc:
