@@ -378,6 +378,8 @@ def test_consent_for_an_erased_person_says_so_and_keeps_no_address(own_api: Api)
         error = refused(own_api.call("write", "POST", "/v1/consent", json=body), 404, field)
         assert "was erased on" in error["message"] and "(receipt er_" in error["message"]
     assert own_api.ws.store.fetchall("SELECT count(*) FROM address_consents") == [(0,)]
+    segments = own_api.call("read", "GET", "/v1/profiles/ada@example.com/segments")
+    assert "was erased on" in refused(segments, 404, "profile_id")["message"]
     other = {"email": "new.person@example.com", "status": "granted"}
     kept = own_api.call("write", "POST", "/v1/consent", json=other)
     assert kept.status_code == 200 and kept.json()["address"] == "new.person@example.com"
