@@ -383,3 +383,22 @@ def test_consent_for_an_erased_person_says_so_and_keeps_no_address(own_api: Api)
     other = {"email": "new.person@example.com", "status": "granted"}
     kept = own_api.call("write", "POST", "/v1/consent", json=other)
     assert kept.status_code == 200 and kept.json()["address"] == "new.person@example.com"
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "says"),
+    [
+        ("0000-10-01T00:00:00Z", "is out of range: '0000-10-01T00:00:00Z' (year 0 is out of"),
+        ("2026-02-30T00:00:00Z", "day is out of range for month"),
+        ("2026-10-01T25:00:00Z", "hour must be in 0..23"),
+        ("next tuesday", "is not an ISO 8601 date-time"),
+    ],
+)
+def test_an_event_time_that_cannot_be_says_why(duck_api: Api, timestamp: str, says: str) -> None:
+    """Year 0 and February 30 were 'not an ISO 8601 date-time', which they are in form; the
+    reason went unsaid."""
+    body = {"userId": "ada", "event": "E", "timestamp": timestamp}
+    r = duck_api.call("write", "POST", "/v1/track", json=body)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["field"] == "timestamp" and says in error["message"], error
