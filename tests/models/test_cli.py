@@ -174,3 +174,18 @@ def test_write_segments_says_which_proposals_it_did_not_write(tmp_path, cli):
     again = cli("-w", str(folder), "models", "show", "rfm", "--write-segments", "--format", "json")
     data = json.loads(again.stdout)
     assert data["segments_written"] == [] and data["segments_kept"] == ["rfm_cluster_0"]
+
+
+def test_a_version_trained_on_a_trait_since_removed_says_to_train_again(tmp_path, cli):
+    """`avg_order_value` renamed after training: scoring was a traceback (KeyError)."""
+    folder = _ws(tmp_path, cli)
+    at = AS_OF.isoformat()
+    assert cli("-w", str(folder), "models", "train", "rfm", "--as-of", at).returncode == 0
+    yaml = folder / "segmint.yaml"
+    yaml.write_text(yaml.read_text().replace("  avg_order_value: {", "  aov: {"))
+    out = cli("-w", str(folder), "models", "score", "rfm", "--as-of", at, "--format", "json")
+    assert out.returncode == 1, out
+    error = json.loads(out.stdout)["error"]
+    assert error["type"] == "ModelNotTrainedError", error
+    assert "avg_order_value" in error["message"] and "segmint models train rfm" in error["message"]
+    assert "Traceback" not in out.stderr and _scores(folder) == [(0,)]

@@ -14,6 +14,7 @@ from segmint.models.data import WEEK_DAYS, OrderHistory, day_number, order_histo
 from segmint.models.errors import (
     MLUnavailableError,
     ModelError,
+    ModelNotTrainedError,
     ScoreInstantError,
     UnknownModelError,
 )
@@ -243,6 +244,7 @@ def compute_scores(
     if defn.kind == "clv":
         return _score_clv(workspace, defn, entry, as_of)
     catalog = _catalog(workspace)
+    _features_defined(entry, catalog)
     frame = trait_frame(workspace.store, catalog, entry.features, as_of)
     if defn.kind == "propensity":
         values = propensity.predict(entry.params, frame.values)
@@ -251,6 +253,21 @@ def compute_scores(
         }
     labels = entry.params.assign(frame.values)
     return {p: {"cluster": float(c)} for p, c in zip(frame.profile_ids, labels, strict=True)}
+
+
+def _features_defined(entry: ModelVersion, catalog: TraitCatalog) -> None:
+    """Refuse a version that learnt from traits no longer defined: it cannot be fed them.
+
+    Raises:
+        ModelNotTrainedError: Naming the traits, and saying to train again.
+    """
+    gone = [f for f in entry.features if f not in catalog]
+    if gone:
+        raise ModelNotTrainedError(
+            f"model {entry.model!r} v{entry.version} learnt from trait(s) {', '.join(gone)}, "
+            "no longer defined in segmint.yaml: it has not been trained on the traits there "
+            f"are now: run 'segmint models train {entry.model}'"
+        )
 
 
 def _score_clv(
