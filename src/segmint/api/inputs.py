@@ -7,7 +7,7 @@ now): ISO 8601, ``now`` or an offset from it, between :data:`segmint.clock.EARLI
 event's: evaluating rules there overflows the calendar, and a statement dated then means
 nothing.
 
-:func:`refuse_nul` is a router dependency: a NUL character is refused wherever it is (path,
+:func:`refuse_nul` is a route dependency: a NUL character is refused wherever it is (path,
 query, JSON body) before a route runs. PostgreSQL cannot store or compare text holding one,
 and on DuckDB it would be kept as part of an address or a name nobody can type; the tracking
 endpoints refuse it the same way (:mod:`segmint.intake.payloads`).

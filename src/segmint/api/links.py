@@ -39,7 +39,7 @@ from segmint.intake.errors import AmbiguousPersonError, PersonRefError
 from segmint.intake.identity import survivor
 from segmint.workspace import Workspace
 
-router = APIRouter(tags=["email"], dependencies=[Depends(refuse_nul)])
+router = APIRouter(tags=["email"])
 
 PIXEL = (
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
@@ -220,7 +220,7 @@ def _person(body: ConsentIn) -> tuple[str, str]:
     return given[0]
 
 
-@router.post("/v1/consent", dependencies=[Depends(require_write)])
+@router.post("/v1/consent", dependencies=[Depends(refuse_nul), Depends(require_write)])
 def post_consent(request: Request, body: ConsentIn) -> dict[str, Any]:
     """Record a consent change: the person, ``topic`` (or ``*``) and ``status``.
 
@@ -294,7 +294,7 @@ class SuppressionIn(BaseModel):
     source: str = "api"
 
 
-@router.post("/v1/suppressions", dependencies=[Depends(require_write)])
+@router.post("/v1/suppressions", dependencies=[Depends(refuse_nul), Depends(require_write)])
 def post_suppression(request: Request, body: SuppressionIn) -> dict[str, Any]:
     """Suppress an address (a spam complaint from a feedback loop, a bounce, a block)."""
     if not looks_like_address(body.address):  # as consent checks an address
