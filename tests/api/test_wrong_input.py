@@ -402,3 +402,33 @@ def test_an_event_time_that_cannot_be_says_why(duck_api: Api, timestamp: str, sa
     assert r.status_code == 400, r.text
     error = r.json()["error"]
     assert error["field"] == "timestamp" and says in error["message"], error
+
+
+# -- a save the loader passes but segments cannot be ordered by is refused, not written ------
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "says"),
+    [
+        ({"name": "own_parent", "rule": "orders > 1", "parent": "own_parent"},
+         "segments.own_parent", "itself"),
+        ({"name": "in_group", "rule": "in_segment('vip')", "group": "lifecycle"},
+         "segments.in_group", "same group"),
+        ({"name": "second_default", "default": True, "group": "lifecycle"},
+         "segments.second_default.default", "already has default"),  # the loader's, as before
+    ],
+)  # fmt: skip
+def test_segments_that_cannot_be_ordered_are_refused_not_saved(
+    own_api: Api, body: dict[str, Any], field: str, says: str
+) -> None:
+    """A segment its own parent was written to segmint.yaml (201 or 500): from then on every
+    read of the segments answered 500, and `segmint refresh` failed, until edited by hand."""
+    yaml = (own_api.ws.path / "segmint.yaml").read_text()
+    checked = own_api.call("read", "POST", "/v1/manage/segments/validate", json=body)
+    assert checked.status_code == 200 and checked.json()["valid"] is False, checked.text
+    assert says in checked.json()["problems"][0]["message"]
+    r = own_api.call("admin", "POST", "/v1/manage/segments", json=body)
+    error = refused(r, 422, field)
+    assert error["code"] == "invalid_definition" and says in error["message"], error
+    assert (own_api.ws.path / "segmint.yaml").read_text() == yaml
+    assert own_api.call("read", "GET", "/v1/manage/segments").status_code == 200
