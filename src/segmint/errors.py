@@ -79,6 +79,7 @@ Each stage has its own ``errors.py`` whose classes derive from these::
     │   ├── UnknownModelError  + KeyError
     │   ├── ModelNotTrainedError
     │   ├── NotEnoughDataError + ValueError                too few profiles, one class
+    │   ├── ScoreInstantError  + ValueError                scoring before a version's data
     │   └── MLUnavailableError                             the `ml` extra is not installed
     └── MeasureError                   (measure/errors.py)
         ├── UnknownExperimentError + LookupError

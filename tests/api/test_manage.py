@@ -172,7 +172,7 @@ def test_archive_marks_the_segment_archived_and_refuses_one_in_use(api: Api) -> 
     listed = api.client.get("/v1/manage/segments", headers=api.read).json()
     assert {s["name"]: s.get("archived") for s in listed["segments"]}["high_value"] is True
     again = api.client.post("/v1/manage/segments/high_value/archive", headers=api.admin)
-    assert again.status_code == 404
+    assert again.status_code == 409 and "is archived" in again.json()["error"]["message"]
     used = api.client.post("/v1/manage/segments/vip/archive", headers=api.admin)
     assert used.status_code == 422
     assert "campaign 'lifecycle_update'" in used.json()["error"]["message"]

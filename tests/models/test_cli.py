@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from .conftest import add_orders
 from .test_training import AS_OF, YAML, _shop
@@ -110,3 +111,81 @@ def test_a_removed_model_is_shown_as_removed(tmp_path, cli):
     assert "rfm_cluster" not in yaml.read_text()
     never = cli("-w", str(folder), "models", "show", "rfn")  # never declared nor stored
     assert never.returncode == 1 and "unknown model 'rfn'" in never.stderr
+
+
+def _scores(folder):
+    from segmint.workspace import Workspace
+
+    with Workspace.open(folder) as ws:
+        return ws.store.fetchall("SELECT count(*) FROM events WHERE source = 'segmint.models'")
+
+
+def test_a_model_declared_as_another_kind_since_training_says_to_train_it(tmp_path, cli):
+    """`rfm` turned from clustering into a propensity: scoring it was a traceback
+    (AttributeError: 'Clustering' object has no attribute 'predict_proba')."""
+    folder = _ws(tmp_path, cli)
+    at = AS_OF.isoformat()
+    assert cli("-w", str(folder), "models", "train", "rfm", "--as-of", at).returncode == 0
+    yaml = folder / "segmint.yaml"
+    yaml.write_text(yaml.read_text().replace(
+        "  rfm: {kind: clustering, k: 3}", "  rfm: {kind: propensity, target: churn, within: 30d}"
+    ))  # fmt: skip
+    out = cli("-w", str(folder), "models", "score", "rfm", "--as-of", at, "--format", "json")
+    assert out.returncode == 1, out
+    error = json.loads(out.stdout)["error"]
+    assert error["type"] == "ModelNotTrainedError"
+    assert (
+        "v1 is a clustering" in error["message"] and "segmint models train rfm" in error["message"]
+    )
+    assert out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+    assert _scores(folder) == [(0,)]
+
+
+def test_scoring_before_the_data_the_version_learnt_from_is_refused(tmp_path, cli):
+    """A score dated a month before the version's data ended was written (events, for good)
+    with what the model learnt from the month after, and memberships refreshed back then."""
+    folder = _ws(tmp_path, cli)
+    at = AS_OF.isoformat()
+    assert cli("-w", str(folder), "models", "train", "rfm", "--as-of", at).returncode == 0
+    earlier = (AS_OF - timedelta(days=30)).isoformat()
+    out = cli("-w", str(folder), "models", "score", "rfm", "--as-of", earlier, "--format", "json")
+    assert out.returncode == 1, out
+    message = json.loads(out.stdout)["error"]["message"]
+    assert "2026-06-01" in message and "2026-05-02" in message and "--as-of" in message
+    assert _scores(folder) == [(0,)]
+    ok = cli("-w", str(folder), "models", "score", "rfm", "--as-of", at, "--format", "json")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["written"] == 300
+
+
+def test_write_segments_says_which_proposals_it_did_not_write(tmp_path, cli):
+    """A segment of the proposed name already in segmint.yaml (the user's own, or one written
+    from an older version's clusters) was skipped without a word: the user believed the
+    cluster's rule was written."""
+    folder = _ws(tmp_path, cli)
+    yaml = folder / "segmint.yaml"
+    yaml.write_text(yaml.read_text() + 'segments:\n  rfm_cluster_0: {rule: "orders > 100"}\n')
+    at = AS_OF.isoformat()
+    assert cli("-w", str(folder), "models", "train", "rfm", "--as-of", at).returncode == 0
+    shown = cli("-w", str(folder), "models", "show", "rfm", "--write-segments")
+    assert shown.returncode == 0, shown.stderr
+    assert "kept segment rfm_cluster_0: segmint.yaml has it with another rule" in shown.stdout
+    assert "added segment rfm_cluster_1" in shown.stdout
+    assert 'rfm_cluster_0: {rule: "orders > 100"}' in yaml.read_text()
+    again = cli("-w", str(folder), "models", "show", "rfm", "--write-segments", "--format", "json")
+    data = json.loads(again.stdout)
+    assert data["segments_written"] == [] and data["segments_kept"] == ["rfm_cluster_0"]
+
+
+def test_a_version_trained_on_a_trait_since_removed_says_to_train_again(tmp_path, cli):
+    """`avg_order_value` renamed after training: scoring was a traceback (KeyError)."""
+    folder = _ws(tmp_path, cli)
+    at = AS_OF.isoformat()
+    assert cli("-w", str(folder), "models", "train", "rfm", "--as-of", at).returncode == 0
+    yaml = folder / "segmint.yaml"
+    yaml.write_text(yaml.read_text().replace("  avg_order_value: {", "  aov: {"))
+    out = cli("-w", str(folder), "models", "score", "rfm", "--as-of", at, "--format", "json")
+    assert out.returncode == 1, out
+    error = json.loads(out.stdout)["error"]
+    assert error["type"] == "ModelNotTrainedError", error
+    assert "avg_order_value" in error["message"] and "segmint models train rfm" in error["message"]
+    assert "Traceback" not in out.stderr and _scores(folder) == [(0,)]

@@ -86,3 +86,28 @@ def test_an_order_rescores_clv_and_moves_membership_at_once(tmp_path):
     assert live.models.keys() == {"clv"}
     engine.close()
     ws.close()
+
+
+def test_a_version_of_another_kind_is_not_used_in_real_time(tmp_path, caplog):
+    """`clv` was a clustering model when last trained: each order made the server load the
+    clusters as a CLV model and log a traceback (KeyError: 'bgnbd'), instead of waiting for
+    a CLV version."""
+    from segmint.models.registry import ModelVersion, register
+
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    (folder / "segmint.yaml").write_text(YAML)
+    ws = Workspace.open(folder)
+    register(ws.store, ModelVersion("clv", 0, "clustering", AS_OF, AS_OF, {}, ["orders"], {},
+                                    {}, {}, params={"centres": [[1.0]]}))  # fmt: skip
+    clock = FixedClock(AS_OF + timedelta(hours=1))
+    intake = Intake(ws, clock)
+    engine = Membership(ws).realtime(clock)
+    attach_live_scores(ws, intake, engine, clock)
+    intake.submit([_order("ann", clock.now(), 20.0, "a1")], source="test")
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+    assert ws.store.fetchall("SELECT count(*) FROM events WHERE source = 'segmint.models'") == [
+        (0,)
+    ]
+    assert ws.store.fetchall("SELECT count(*) FROM events") == [(1,)]
+    ws.close()

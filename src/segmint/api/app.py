@@ -21,6 +21,7 @@ from segmint.api import backpressure, browser, observe, tracking
 from segmint.api.auth import KeyRing
 from segmint.api.backpressure import LagLimit
 from segmint.api.errors import install_handlers
+from segmint.api.inputs import BodyLimit
 from segmint.clock import Clock, SystemClock
 from segmint.intake.groupcommit import GroupCommitter
 from segmint.intake.pipeline import Intake
@@ -91,6 +92,7 @@ def create_app(
     browser.install(app)  # short paths, settings, pixel, CORS, per-IP limits
     for path in EXTRA_ROUTERS:
         app.include_router(importlib.import_module(path).router)
+    app.add_middleware(BodyLimit)  # around every route: before one reads a body
     observe.install(app)  # /metrics, /healthz, /readyz
 
     @app.get("/health", tags=["meta"])

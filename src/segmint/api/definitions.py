@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 
 from segmint.api.auth import require_admin, require_read
 from segmint.api.errors import ApiError
+from segmint.api.inputs import not_renamed, refuse_nul
 from segmint.api.state import workspace_of
 from segmint.common import did_you_mean
 from segmint.config.edit import (
@@ -45,7 +46,7 @@ from segmint.config.edit import (
 from segmint.config.errors import ConfigError, StaleDefinitionError
 from segmint.workspace import Workspace
 
-router = APIRouter(tags=["manage"])
+router = APIRouter(tags=["manage"], dependencies=[Depends(refuse_nul)])
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 """A new entry's name: a YAML key, a URL part and a name rules and templates can use."""
 
@@ -108,6 +109,10 @@ class SectionKind:
         self, ws: Workspace, name: str, body: DefinitionBody, dry_run: bool
     ) -> SavedDefinition:
         """Write (or with ``dry_run`` only check) entry ``name`` as ``body.definition``."""
+        if body.source is not None:
+            message = (f"source: only templates take a source; give the {self.section} "
+                       "entry's keys as definition")  # fmt: skip
+            raise ApiError(422, "invalid_request", message, "source")
         if body.definition is None:
             raise ApiError(422, "invalid_request", "definition: give the entry's keys",
                            "definition")  # fmt: skip
@@ -156,6 +161,9 @@ class TemplateKind:
         self, ws: Workspace, name: str, body: DefinitionBody, dry_run: bool
     ) -> SavedDefinition:
         """Lint ``body.source`` as template ``name`` and load the workspace beside it."""
+        if body.definition is not None:
+            raise ApiError(422, "invalid_request", "definition: a template is its text: give "
+                           "it as source (its subject is a block in it)", "definition")  # fmt: skip
         if body.source is None:
             raise ApiError(422, "invalid_request", "source: give the template's text", "source")
         path = self.path(ws, name)
@@ -276,6 +284,8 @@ def save(
                        "name")  # fmt: skip
     if not create and not exists:
         raise _unknown(kind.value, name, handler.names(ws), ws)
+    if not create:
+        not_renamed(f"{kind.value} entry", name, body.name)
     try:
         saved = handler.save(ws, name, body, dry_run=False)
     except ConfigError as exc:

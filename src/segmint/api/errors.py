@@ -85,9 +85,42 @@ async def _http_error(_: Request, exc: Exception) -> Response:
 async def _validation_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}
-    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
-    message = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg"))
-    return error_response(422, "invalid_request", message, where)
+    where, why = _where(first), _why(first)
+    return error_response(422, "invalid_request", f"{where}: {why}", where)
+
+
+_SOURCES = ("body", "query", "path", "header", "cookie")
+
+
+def _where(error: dict[str, Any]) -> str:
+    """The field a FastAPI validation error is about, spelt as the routes spell it.
+
+    The parameter's own name (``as_of``, not ``query.as_of``), a body field's JSON path as
+    intake writes it (``tags[1]``), and ``body`` for the body as a whole.
+    """
+    loc = list(error.get("loc", ()))
+    if error.get("type") == "json_invalid":
+        return "body"  # its loc ends in a character position, not a field
+    if loc and loc[0] in _SOURCES:
+        loc = loc[1:] or ["body"]
+    where = ""
+    for part in loc:
+        if isinstance(part, int):
+            where += f"[{part}]"
+        else:
+            where += f".{part}" if where else str(part)
+    return where or "body"
+
+
+def _why(error: dict[str, Any]) -> str:
+    """What is wrong, in the words intake uses for the same mistakes where it has them."""
+    kind, loc = error.get("type"), tuple(error.get("loc", ()))
+    if kind == "json_invalid":
+        detail = (error.get("ctx") or {}).get("error")
+        return "not valid JSON" + (f": {detail}" if detail else "")
+    if loc == ("body",) and kind in ("missing", "model_attributes_type", "dict_type"):
+        return "must be a JSON object" if kind != "missing" else "is required: a JSON object"
+    return str(error.get("msg", "invalid"))
 
 
 async def _segmint_error(_: Request, exc: Exception) -> Response:

@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from segmint.api.auth import require_write
 from segmint.api.errors import ApiError
-from segmint.clock import Clock, ensure_utc
+from segmint.api.inputs import instant, refuse_nul
+from segmint.clock import Clock
 from segmint.deliver import engagement, pages
 from segmint.deliver.consent import (
     ALL_TOPICS,
@@ -189,7 +190,9 @@ class ConsentIn(BaseModel):
     topic: str = ALL_TOPICS
     status: Literal["granted", "denied", "unsubscribed"]
     source: str = "api"
-    timestamp: datetime | None = None
+    timestamp: str | None = Field(
+        None, description="When the person made the choice (ISO 8601; default: now)."
+    )
 
 
 _PERSON_FIELDS = (
@@ -217,15 +220,18 @@ def _person(body: ConsentIn) -> tuple[str, str]:
     return given[0]
 
 
-@router.post("/v1/consent", dependencies=[Depends(require_write)])
+@router.post("/v1/consent", dependencies=[Depends(refuse_nul), Depends(require_write)])
 def post_consent(request: Request, body: ConsentIn) -> dict[str, Any]:
     """Record a consent change: the person, ``topic`` (or ``*``) and ``status``.
 
     The person is one of ``profileId``, ``userId``, ``anonymousId`` or ``email``. A person
     nobody knows answers 404 naming the field (409 for a bare id naming two people), except
     an address: a statement about an email address no profile has yet is recorded for the
-    address (``profileId`` null in the answer) and counts once a profile has it.
+    address (``profileId`` null in the answer) and counts once a profile has it, unless it
+    was an erased person's: then 404 naming the erasure, as ``segmint consent set`` says.
     """
+    from segmint.privacy.erase import erased_note
+
     ws = _workspace(request)
     field, ref = _person(body)
     if body.email is not None and not looks_like_address(body.email):
@@ -235,7 +241,8 @@ def post_consent(request: Request, body: ConsentIn) -> dict[str, Any]:
     except CampaignError as exc:
         raise ApiError(422, "invalid_request", str(exc), "topic") from None
     try:
-        subject = consent_subject(ws.store, ref, ws.definition.identifiers, field=field)
+        subject = consent_subject(ws.store, ref, ws.definition.identifiers, field=field,
+                                  erased=lambda ref: erased_note(ws.privacy, ref))  # fmt: skip
     except AmbiguousPersonError as exc:
         raise ApiError(409, "ambiguous", str(exc), field) from None
     except PersonRefError as exc:
@@ -252,8 +259,11 @@ CLOCK_SKEW = timedelta(minutes=5)
 """How far ahead of the server's clock a client's ``timestamp`` may be (its clock's error)."""
 
 
-def _occurred_at(timestamp: datetime | None, now: datetime) -> datetime:
+def _occurred_at(timestamp: str | None, now: datetime) -> datetime:
     """When a posted consent statement took place: its ``timestamp``, never later than now.
+
+    It is read as every instant the API takes (:func:`segmint.api.inputs.instant`): a
+    statement dated before 1900 is refused, as an event dated then is.
 
     A statement dated later would not count until then, and would outrank every statement
     recorded before it meanwhile (an unsubscribe dated next month lets this month's email
@@ -262,9 +272,7 @@ def _occurred_at(timestamp: datetime | None, now: datetime) -> datetime:
     Raises:
         ApiError: 422 naming ``timestamp`` when it is later than that.
     """
-    if timestamp is None:
-        return now
-    at = ensure_utc(timestamp)
+    at = instant(timestamp, "timestamp", now, now=now)
     if at > now + CLOCK_SKEW:
         raise ApiError(
             422, "invalid_request",
@@ -286,10 +294,10 @@ class SuppressionIn(BaseModel):
     source: str = "api"
 
 
-@router.post("/v1/suppressions", dependencies=[Depends(require_write)])
+@router.post("/v1/suppressions", dependencies=[Depends(refuse_nul), Depends(require_write)])
 def post_suppression(request: Request, body: SuppressionIn) -> dict[str, Any]:
     """Suppress an address (a spam complaint from a feedback loop, a bounce, a block)."""
-    if "@" not in body.address:
+    if not looks_like_address(body.address):  # as consent checks an address
         raise ApiError(422, "invalid_request", "address: not an email address", "address")
     suppress(_workspace(request).store, body.address, body.reason, source=body.source,
              at=_now(request))  # fmt: skip

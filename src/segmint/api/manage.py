@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from segmint.api.auth import require_admin, require_read
 from segmint.api.definitions import problems, refused
 from segmint.api.errors import ApiError
+from segmint.api.inputs import instant, not_renamed, refuse_nul
 from segmint.api.profiles import person_or_error
 from segmint.api.state import now_of, workspace_of
-from segmint.clock import parse_instant
 from segmint.config.edit import DefinitionEditor
 from segmint.config.errors import ConfigError
 from segmint.membership.errors import UnknownSegmentError
@@ -35,7 +35,7 @@ from segmint.membership.service import Membership
 from segmint.rules import RuleError, to_json
 from segmint.workspace import Workspace
 
-router = APIRouter(tags=["manage"])
+router = APIRouter(tags=["manage"], dependencies=[Depends(refuse_nul)])
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 """A new segment's name: what ``in_segment('…')``, URLs and YAML keys all take as they are."""
 PREFIX = "/v1/manage"
@@ -117,14 +117,26 @@ def rule_text(body: SegmentBody | PreviewBody) -> str | None:
     """The rule text of a body: ``rule``, or the canonical text of ``tree``.
 
     Raises:
-        ApiError: 422 when the tree is not a rule.
+        ApiError: 422 when the tree is not a rule, or both are given.
     """
+    one_rule(body)
     if body.tree is None:
         return body.rule
     try:
         return str(read_rule_tree(body.tree))
     except RuleError as exc:
         raise ApiError(422, "invalid_rule", str(exc), "tree") from None
+
+
+def one_rule(body: SegmentBody | PreviewBody) -> None:
+    """Refuse a body giving a rule both as text and as a tree: one would be dropped unseen.
+
+    Raises:
+        ApiError: 422 naming ``tree``.
+    """
+    if body.tree is not None and body.rule not in (None, ""):
+        message = "tree: give the rule as text (rule) or as a tree (tree), not both"
+        raise ApiError(422, "invalid_request", message, "tree")
 
 
 def read_rule_tree(tree: dict[str, Any]) -> Any:
@@ -143,12 +155,32 @@ def segment_fields(body: SegmentBody) -> dict[str, Any]:
 
 def validate_segment(ws: Workspace, name: str, body: SegmentBody) -> list[dict[str, Any]]:
     """Every problem the loader would report if segment ``name`` were saved as ``body``."""
-    editor = DefinitionEditor(ws.path)
     try:
-        editor.put_segment(name, segment_fields(body), version=body.version, dry_run=True)
+        _dry_run(ws, name, body)
     except ConfigError as exc:
         return problems(exc)
     return []
+
+
+def _dry_run(ws: Workspace, name: str, body: SegmentBody) -> None:
+    """Check segment ``name`` saved as ``body`` as the loader and the segment plan would.
+
+    The loader passes segments that cannot be ordered (one its own parent, two defaults in
+    a group, a group member reading its group); the plan membership builds from them fails
+    later, at every read and refresh, so such a save is refused here.
+
+    Raises:
+        ConfigError: The loader's problems, or the plan's, at ``segments.<name>``.
+    """
+    from segmint.membership import CompiledSegments, SegmentStructureError
+
+    fields = segment_fields(body)
+    saved = DefinitionEditor(ws.path).put_segment(name, fields, version=body.version,
+                                                  dry_run=True)  # fmt: skip
+    try:
+        CompiledSegments(saved.definition)
+    except SegmentStructureError as exc:
+        raise ConfigError(str(exc), key_path=f"segments.{name}") from None
 
 
 def save_segment(ws: Workspace, name: str, body: SegmentBody, *, create: bool) -> dict[str, Any]:
@@ -159,6 +191,7 @@ def save_segment(ws: Workspace, name: str, body: SegmentBody, *, create: bool) -
             404 if it does not exist (update); 422 with the loader's error otherwise.
     """
     exists = name in ws.definition.segments
+    not_archived(ws, name)
     if create and not NAME.fullmatch(name):
         hint = "use letters, digits and '_', starting with a letter or '_'"
         raise ApiError(422, "invalid_request", f"name: {name!r} is not a segment name: {hint}",
@@ -167,7 +200,10 @@ def save_segment(ws: Workspace, name: str, body: SegmentBody, *, create: bool) -
         raise ApiError(409, "conflict", f"segment '{name}' already exists: update it", "name")
     if not create and not exists:
         raise ApiError(404, "not_found", _unknown(ws, name), "name")
+    if not create:
+        not_renamed("segment", name, body.name)
     try:
+        _dry_run(ws, name, body)
         saved = DefinitionEditor(ws.path).put_segment(
             name, segment_fields(body), version=body.version
         )
@@ -177,6 +213,22 @@ def save_segment(ws: Workspace, name: str, body: SegmentBody, *, create: bool) -
     return segment_detail(ws, name) | {"version": saved.version}
 
 
+def not_archived(ws: Workspace, name: str) -> None:
+    """Refuse to create, update or archive a segment that is archived.
+
+    It is in ``segmint.yaml``, set aside with its history: a new segment under its name
+    would take that history over, and an update or archive has nothing to act on.
+
+    Raises:
+        ApiError: 409 naming ``name``, saying how to bring it back.
+    """
+    if name in ws.definition.archived_segments:
+        message = (f"segment '{name}' is archived (set aside with its history): choose "
+                   "another name, or set 'archived: false' on it in segmint.yaml to bring it "
+                   "back and edit it")  # fmt: skip
+        raise ApiError(409, "conflict", message, "name")
+
+
 def archive_segment(ws: Workspace, name: str, version: str | None = None) -> dict[str, Any]:
     """Mark segment ``name`` ``archived: true`` (it stays in ``segmint.yaml``, set aside).
 
@@ -184,7 +236,8 @@ def archive_segment(ws: Workspace, name: str, version: str | None = None) -> dic
         ApiError: 404 for an unknown segment, 409 for a changed file, 422 when another
             definition still uses it.
     """
-    if name not in ws.definition.segments:  # an archived one is not there either
+    not_archived(ws, name)
+    if name not in ws.definition.segments:
         raise ApiError(404, "not_found", _unknown(ws, name), "name")
     try:
         saved = DefinitionEditor(ws.path).archive_segment(name, version=version)
@@ -200,18 +253,16 @@ def preview(ws: Workspace, body: PreviewBody, as_of: datetime) -> dict[str, Any]
     Raises:
         ApiError: 422 naming the position of a problem in the rule.
     """
-    if body.as_of is not None:
-        try:
-            as_of = parse_instant(body.as_of)
-        except ValueError as exc:
-            raise ApiError(422, "invalid_request", f"as_of: {exc}", "as_of") from None
+    as_of = instant(body.as_of, "as_of", as_of, now=as_of)
+    one_rule(body)
     rule: str | dict[str, Any] | None = body.tree if body.tree is not None else body.rule
     if rule is None or rule == "":
         raise ApiError(422, "invalid_request", "give a rule (text) or a tree (JSON)", "rule")
     try:
         found = preview_rule(ws.store, ws.definition, rule, as_of, limit=body.limit)
     except RuleError as exc:
-        raise ApiError(422, "invalid_rule", str(exc), "tree" if body.tree else "rule") from None
+        field = "rule" if body.tree is None else "tree"  # an empty tree is a tree
+        raise ApiError(422, "invalid_rule", str(exc), field) from None
     from segmint.models.registry import unscored_warnings
     from segmint.rules.vocabulary import preview_warnings
 
@@ -290,9 +341,14 @@ def list_route(request: Request) -> dict[str, Any]:
 
 
 @router.get(f"{PREFIX}/segments/{{name}}", dependencies=[Depends(require_read)])
-def read_route(name: str, request: Request, members: int = 20) -> dict[str, Any]:
-    """One segment: rule (text and tree), size, history, recent changes, members."""
-    return segment_detail(workspace_of(request), name, members=max(0, min(members, 1000)))
+def read_route(
+    name: str, request: Request, members: Annotated[int, Query(ge=0, le=1000)] = 20
+) -> dict[str, Any]:
+    """One segment: rule (text and tree), size, history, recent changes, members.
+
+    ``members`` (0 to 1000, as a preview's ``limit``) is how many member ids to list.
+    """
+    return segment_detail(workspace_of(request), name, members=members)
 
 
 @router.post(f"{PREFIX}/segments/validate", dependencies=[Depends(require_read)])
@@ -336,13 +392,13 @@ def search_route(q: str, request: Request) -> dict[str, Any]:
     return search_profiles(workspace_of(request), q)
 
 
-@router.get(f"{PREFIX}/profiles/{{ref}}", dependencies=[Depends(require_read)])
-def profile_route(ref: str, request: Request, as_of: str | None = None) -> dict[str, Any]:
-    """A profile: traits, segments with why, recent events, consents, sends."""
-    at = now_of(request)
-    if as_of is not None:
-        try:
-            at = parse_instant(as_of)
-        except ValueError as exc:
-            raise ApiError(422, "invalid_request", f"as_of: {exc}", "as_of") from None
-    return profile_view(workspace_of(request), ref, at)
+@router.get(f"{PREFIX}/profiles/{{id}}", dependencies=[Depends(require_read)])
+def profile_route(
+    ref: Annotated[str, Path(alias="id")], request: Request, as_of: str | None = None
+) -> dict[str, Any]:
+    """A profile: traits, segments with why, recent events, consents, sends.
+
+    The path's ``id`` is what every error about it names.
+    """
+    now = now_of(request)
+    return profile_view(workspace_of(request), ref, instant(as_of, "as_of", now, now=now))

@@ -14,11 +14,12 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from segmint.api.auth import require_admin
+from segmint.api.inputs import refuse_nul
 from segmint.api.profiles import person_or_error
 from segmint.api.state import now_of, workspace_of
 from segmint.intake.keys import ApiKey
 
-router = APIRouter(tags=["privacy"])
+router = APIRouter(tags=["privacy"], dependencies=[Depends(refuse_nul)])
 AdminKey = Annotated[ApiKey, Depends(require_admin)]
 
 

@@ -4,8 +4,9 @@ Answers from the live memberships, which the real-time engine updates in the sam
 transaction as each change. ``id`` is anything :func:`segmint.intake.identity.resolve_person`
 accepts (a profile id, user id, anonymous id, email, or ``KIND:VALUE``), followed through
 merges to the surviving profile; ``?by=user_id`` (or ``anonymous_id``, ``email``,
-``profile_id``) says which kind a bare ``id`` is. An id that names nobody answers 404, one
-that names two people 409, both with ``field`` ``profile_id``. Needs a key with the ``read``
+``profile_id``) says which kind a bare ``id`` is. An id that names nobody answers 404 (saying
+when, for someone erased), one that names two people 409, both with ``field``
+``profile_id``. Needs a key with the ``read``
 scope.
 """
 
@@ -17,12 +18,13 @@ from fastapi import APIRouter, Depends, Request
 
 from segmint.api.auth import require_read
 from segmint.api.errors import ApiError
+from segmint.api.inputs import refuse_nul
 from segmint.intake.errors import AmbiguousPersonError, PersonRefError
 from segmint.intake.identity import resolve_person
 from segmint.membership.changes import members_of
 from segmint.workspace import Workspace
 
-router = APIRouter(tags=["profiles"])
+router = APIRouter(tags=["profiles"], dependencies=[Depends(refuse_nul)])
 
 By = Literal["profile_id", "user_id", "anonymous_id", "email"]
 
@@ -32,7 +34,7 @@ def profile_segments(profile_id: str, request: Request, by: By | None = None) ->
     """The segments a profile is a member of now."""
     workspace: Workspace = request.app.state.workspace
     ref = profile_id if by is None else f"{by}:{profile_id}"
-    pid = person_or_error(workspace, ref, "profile_id")
+    pid = person_or_error(workspace, ref, "profile_id", erased_too=True)
     segments = sorted(members_of(workspace.store, [pid])[pid])
     return {"profile_id": pid, "segments": segments}
 

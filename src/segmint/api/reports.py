@@ -16,12 +16,12 @@ from fastapi import APIRouter, Depends, Request
 
 from segmint.api.auth import require_read
 from segmint.api.errors import ApiError
+from segmint.api.inputs import instant, refuse_nul
 from segmint.api.state import now_of, workspace_of
-from segmint.clock import parse_instant
 from segmint.common import did_you_mean
 from segmint.workspace import Workspace
 
-router = APIRouter(prefix="/v1/reports", tags=["reports"])
+router = APIRouter(prefix="/v1/reports", tags=["reports"], dependencies=[Depends(refuse_nul)])
 
 
 def kpis(
@@ -76,25 +76,6 @@ def experiment(ws: Workspace, name: str, as_of: datetime) -> dict[str, Any]:
     return data | {"headline": headline}
 
 
-def instant(
-    value: str | None, field: str, default: datetime | None, *, now: datetime
-) -> datetime | None:
-    """A query parameter read as an instant, or ``default`` when absent.
-
-    It accepts what ``--as-of`` accepts on the command line (:data:`segmint.cli.params.INSTANT`):
-    ISO 8601, ``now`` and offsets from ``now`` (``-7d``), within the supported range.
-
-    Raises:
-        ApiError: 422 naming ``field``.
-    """
-    if value is None or value == "":
-        return default
-    try:
-        return parse_instant(value, now=now)
-    except ValueError as exc:
-        raise ApiError(422, "invalid_request", f"{field}: {exc}", field) from None
-
-
 @router.get("/kpis", dependencies=[Depends(require_read)])
 def kpis_route(
     request: Request,
@@ -110,7 +91,6 @@ def kpis_route(
     now = now_of(request)
     begin = instant(request.query_params.get("from", start), "from", None, now=now)
     end = instant(to, "to", now, now=now)
-    assert end is not None
     return kpis(workspace_of(request), by, begin, end, churn_to)
 
 
@@ -125,5 +105,4 @@ def experiment_route(name: str, request: Request, as_of: str | None = None) -> d
     """Per arm: size, rate, lift with its interval, p-value, chance to win, SRM verdict."""
     now = now_of(request)
     at = instant(as_of, "as_of", now, now=now)
-    assert at is not None
     return experiment(workspace_of(request), name, at)

@@ -240,8 +240,9 @@ def webhooks_status(ctx: Context, fmt: str) -> None:
 
 @webhooks.command("deliver")
 @as_of_option("Deliver what is due at this instant")
+@format_option
 @pass_ctx
-def webhooks_deliver(ctx: Context, as_of: datetime) -> None:
+def webhooks_deliver(ctx: Context, as_of: datetime, fmt: str) -> None:
     """Deliver every outbox row that is due now (each once)."""
     refuse_later_than_now(
         as_of, "--as-of",
@@ -249,6 +250,10 @@ def webhooks_deliver(ctx: Context, as_of: datetime) -> None:
         "one retried only after it; run it at that time",
     )  # fmt: skip
     report = _membership(ctx).deliver_webhooks(as_of)
+    if fmt == "json":
+        emit_json({"as_of": as_of, "delivered": report.delivered, "retrying": report.retried,
+                   "dead": report.dead, "dropped": report.dropped})  # fmt: skip
+        return
     click.echo(f"delivered {report.delivered}, retrying {report.retried}, dead {report.dead}")
 
 

@@ -146,9 +146,10 @@ def show(ctx: Context, name: str, fmt: str, write_segments: bool) -> None:
 
     defined = _defined_or_stored(ctx, name, write_segments)
     entry = latest(ctx.workspace.store, name, params=False)
-    written = _write_segments(ctx, name, entry.report) if write_segments else []
+    written, kept = _write_segments(ctx, name, entry.report) if write_segments else ([], [])
     if fmt == "json":
-        emit_json({**entry.summary(), "defined": defined, "segments_written": written})
+        emit_json({**entry.summary(), "defined": defined, "segments_written": written,
+                   "segments_kept": kept})  # fmt: skip
         return
     gone = "" if defined else f" ({REMOVED})"
     click.echo(f"{name} v{entry.version} ({entry.kind}), trained on data up to "
@@ -165,6 +166,9 @@ def show(ctx: Context, name: str, fmt: str, write_segments: bool) -> None:
                    f"(precision {c['rule_precision']}, recall {c['rule_recall']})")  # fmt: skip
     for segment in written:
         click.echo(f"added segment {segment} to segmint.yaml")
+    for segment in kept:
+        click.echo(f"kept segment {segment}: segmint.yaml has it with another rule (rename or "
+                   "remove it to write the proposed one)")  # fmt: skip
 
 
 REMOVED = "no longer in segmint.yaml: not scored any more; its versions stay in the store"
@@ -196,24 +200,29 @@ def _defined_or_stored(ctx: Context, name: str, write_segments: bool) -> bool:
     return True
 
 
-def _write_segments(ctx: Context, name: str, report: dict[str, Any]) -> list[str]:
+def _write_segments(ctx: Context, name: str, report: dict[str, Any]) -> tuple[list[str], list[str]]:
     """Add each cluster's proposed rule as a segment, through the console's editor.
 
-    Only the new entries' lines change, and each is validated before it is written.
+    Only the new entries' lines change, and each is validated before it is written. A
+    segment of the proposed name already there is left as it is; it is named (the second
+    list) when its rule is another one, the user's own or an older version's proposal.
     """
     from segmint.config.edit import DefinitionEditor
 
     editor = DefinitionEditor(ctx.workspace.path)
     existing = editor.entries("segments")
-    written = []
+    written, kept = [], []
     for c in report.get("clusters", []):
         segment = f"{name}_cluster_{c['cluster']}"
         if segment in existing:
+            mine = existing[segment][0]
+            if not isinstance(mine, dict) or mine.get("rule") != c["proposed_rule"]:
+                kept.append(segment)
             continue
         summary = f"proposed by model {name}: {c['summary']}"
         editor.put_segment(segment, {"rule": c["proposed_rule"], "description": summary})
         written.append(segment)
-    return written
+    return written, kept
 
 
 def register(cli: click.Group) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -372,6 +373,10 @@ class CampaignDef(Strict):
     priority: int = 0
 
 
+def _spaced(text: str) -> bool:
+    return any(c.isspace() for c in text)
+
+
 class WebhookDef(Strict):
     """An outgoing webhook that receives membership changes."""
 
@@ -379,6 +384,18 @@ class WebhookDef(Strict):
     secret_env: str = "SEGMINT_WEBHOOK_SECRET"  # noqa: S105 (a variable name, not a secret)
     segments: tuple[str, ...] = ()
     max_attempts: int | None = Field(default=None, ge=1)  # None: the retry policy's (8)
+
+    @field_validator("url")
+    @classmethod
+    def _web_url(cls, value: str) -> str:
+        """Refuse what no POST can reach: each delivery would fail, retried for hours."""
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or _spaced(value):
+            raise ValueError(
+                f"{value!r} is not an http(s) URL: write it in full, e.g. "
+                "https://hooks.example.com/segmint"
+            )
+        return value
 
 
 class ShopifyDef(Strict):

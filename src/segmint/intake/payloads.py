@@ -298,11 +298,21 @@ def _instant(raw: Mapping[str, Any], name: str) -> datetime | None:
         raise PayloadError(name, f"must be an ISO 8601 string, got {_kind(value)}")
     try:
         instant = _parse_instant(value)
-    except ValueError:
-        raise PayloadError(name, f"is not an ISO 8601 date-time: {value[:40]!r}") from None
+    except ValueError as exc:
+        raise PayloadError(name, _unreadable(value[:40], exc)) from None
     if not EARLIEST <= instant < LATEST:
         raise PayloadError(name, f"is out of range: {value[:40]!r} ({_RANGE})")
     return instant
+
+
+def _unreadable(shown: str, exc: ValueError) -> str:
+    """Why an event time cannot be read: not ISO 8601 in form, or no such instant in it."""
+    why = str(exc).rpartition(": ")[2]  # parse_instant's reason, after the text it quotes
+    if why == "not ISO 8601":
+        return f"is not an ISO 8601 date-time: {shown!r}"
+    if why.startswith("year "):  # year 0, or past 9999
+        return f"is out of range: {shown!r} ({why}; {_RANGE})"
+    return f"is no such date-time: {shown!r} ({why})"  # February 30, hour 25
 
 
 _RANGE = f"accepted are {EARLIEST:%Y-%m-%d} to {LATEST - timedelta(days=1):%Y-%m-%d}, UTC"

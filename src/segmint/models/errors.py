@@ -7,6 +7,7 @@
         ├── UnknownModelError  + KeyError     a model name not in segmint.yaml
         ├── ModelNotTrainedError              scoring or showing a model never trained
         ├── NotEnoughDataError + ValueError   too few profiles or events, or one class only
+        ├── ScoreInstantError  + ValueError   scoring before the data a version learnt from
         └── MLUnavailableError                scipy/scikit-learn missing (the `ml` extra)
 """
 
@@ -32,6 +33,10 @@ class ModelNotTrainedError(ModelError):
 
 class NotEnoughDataError(ModelError, ValueError):
     """The data cannot support a fit: too few profiles or events, or a single class."""
+
+
+class ScoreInstantError(ModelError, ValueError):
+    """Scores asked at an instant before the end of the data the model's version learnt from."""
 
 
 class MLUnavailableError(ModelError):

@@ -51,7 +51,7 @@ class LiveClv:
 
         if name not in self._fitted:
             try:
-                entry = latest(self.workspace.store, name)
+                entry = latest(self.workspace.store, name, kind="clv")
                 self._fitted[name] = (entry.version, ClvModel.from_dict(entry.params))
             except ModelNotTrainedError:
                 self._fitted[name] = None

@@ -68,18 +68,34 @@ def register(store: Store, entry: ModelVersion) -> ModelVersion:
     return ModelVersion(**{**entry.__dict__, "version": version})
 
 
-def latest(store: Store, model: str, *, params: bool = True) -> ModelVersion:
+def latest(
+    store: Store, model: str, *, params: bool = True, kind: str | None = None
+) -> ModelVersion:
     """The newest version of ``model``.
 
+    Args:
+        store: The store holding the versions.
+        model: The model's name.
+        params: Load the fitted parameters too.
+        kind: The kind ``segmint.yaml`` declares the model now: a version of another kind
+            (the model was redeclared since) cannot score it.
+
     Raises:
-        ModelNotTrainedError: When it was never trained.
+        ModelNotTrainedError: When it was never trained, or (``kind``) not as that kind.
     """
     found = versions(store, model, params=params, newest_only=True)
     if not found:
         raise ModelNotTrainedError(
             f"model {model!r} has not been trained yet: run 'segmint models train {model}'"
         )
-    return found[0]
+    entry = found[0]
+    if kind is not None and entry.kind != kind:
+        raise ModelNotTrainedError(
+            f"model {model!r} is declared a {kind} model in segmint.yaml, and its newest "
+            f"version v{entry.version} is a {entry.kind} model: it has not been trained as "
+            f"{kind} yet: run 'segmint models train {model}'"
+        )
+    return entry
 
 
 def versions(

@@ -11,7 +11,13 @@ from segmint.config.mlmodels import RFM, ModelDef
 from segmint.models import clusters, propensity
 from segmint.models.clv import ClvModel, fit_bgnbd, fit_gamma_gamma
 from segmint.models.data import WEEK_DAYS, OrderHistory, day_number, order_history, trait_frame
-from segmint.models.errors import MLUnavailableError, ModelError, UnknownModelError
+from segmint.models.errors import (
+    MLUnavailableError,
+    ModelError,
+    ModelNotTrainedError,
+    ScoreInstantError,
+    UnknownModelError,
+)
 from segmint.models.registry import ModelVersion, latest, record_scoring, register
 from segmint.models.scores import score_events, write_scores
 
@@ -234,10 +240,11 @@ def compute_scores(
     """Profile → trait outputs of the model's newest version at ``as_of`` (nothing written)."""
     defn = model_def(workspace, name)
     require_ml()
-    entry = entry or latest(workspace.store, name)
+    entry = entry or latest(workspace.store, name, kind=defn.kind)
     if defn.kind == "clv":
         return _score_clv(workspace, defn, entry, as_of)
     catalog = _catalog(workspace)
+    _features_defined(entry, catalog)
     frame = trait_frame(workspace.store, catalog, entry.features, as_of)
     if defn.kind == "propensity":
         values = propensity.predict(entry.params, frame.values)
@@ -246,6 +253,21 @@ def compute_scores(
         }
     labels = entry.params.assign(frame.values)
     return {p: {"cluster": float(c)} for p, c in zip(frame.profile_ids, labels, strict=True)}
+
+
+def _features_defined(entry: ModelVersion, catalog: TraitCatalog) -> None:
+    """Refuse a version that learnt from traits no longer defined: it cannot be fed them.
+
+    Raises:
+        ModelNotTrainedError: Naming the traits, and saying to train again.
+    """
+    gone = [f for f in entry.features if f not in catalog]
+    if gone:
+        raise ModelNotTrainedError(
+            f"model {entry.model!r} v{entry.version} learnt from trait(s) {', '.join(gone)}, "
+            "no longer defined in segmint.yaml: it has not been trained on the traits there "
+            f"are now: run 'segmint models train {entry.model}'"
+        )
 
 
 def _score_clv(
@@ -282,12 +304,33 @@ def score(
     Raises:
         UnknownModelError: ``name`` is not declared (any more): its traits are gone, so its
             stored versions are not scored.
-        ModelNotTrainedError: It was never trained.
+        ModelNotTrainedError: It was never trained (as the kind it is declared now).
+        ScoreInstantError: ``as_of`` is before the end of the data the version learnt from.
     """
-    model_def(workspace, name)
-    entry = latest(workspace.store, name)
+    defn = model_def(workspace, name)
+    entry = latest(workspace.store, name, kind=defn.kind)
+    _learnt_by(entry, as_of)
     (progress or (lambda _: None))(f"scoring {name} v{entry.version}")
     scores = compute_scores(workspace, name, as_of, entry)
     written = write_scores(workspace.store, score_events(name, entry.version, as_of, scores))
     record_scoring(workspace.store, entry, as_of, as_of, len(scores), len(written))
     return ScoreResult(name, entry.version, as_of, len(scores), written)
+
+
+def _learnt_by(entry: ModelVersion, as_of: datetime) -> None:
+    """Refuse scores dated before the data ``entry`` learnt from ended.
+
+    Such a score would use what happened after its own instant, and it is stored for good
+    (score events are events): train a version at that instant to score then.
+
+    Raises:
+        ScoreInstantError: Naming both instants.
+    """
+    if as_of < entry.as_of:
+        learnt, asked = entry.as_of.isoformat(), as_of.isoformat()
+        raise ScoreInstantError(
+            f"model {entry.model!r} v{entry.version} learnt from the events up to {learnt}, "
+            f"after --as-of {asked}: its scores dated then would use what happened later; "
+            f"score at {learnt} or later, or first train a version on the events up to then: "
+            f"'segmint models train {entry.model} --as-of {asked}'"
+        )
