@@ -39,6 +39,25 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     return f"did you mean '{found}'?" if found else None
 
 
+def did_you_mean_file(name: str, candidates: Iterable[str]) -> str | None:
+    """:func:`did_you_mean` for file names, compared without their extensions.
+
+    A shared ``.html`` is no likeness: ``nosuch.html`` is not near ``layout.html``.
+    """
+    by_stem: dict[str, str] = {}
+    for candidate in candidates:
+        by_stem.setdefault(_stem(candidate), candidate)
+    found = nearest(_stem(name), by_stem)
+    return f"did you mean '{by_stem[found]}'?" if found else None
+
+
+def _stem(name: str) -> str:
+    """A file name without the extension of its last part (``emails/welcome.html``)."""
+    head, _, last = name.rpartition("/")
+    base = last.rsplit(".", 1)[0] if "." in last.lstrip(".") else last
+    return f"{head}/{base}" if head else base
+
+
 _UNITS = {
     "s": "seconds", "sec": "seconds", "second": "seconds", "seconds": "seconds",
     "m": "minutes", "min": "minutes", "minute": "minutes", "minutes": "minutes",

@@ -173,3 +173,13 @@ def test_preview_of_a_mistyped_template_suggests_the_nearest(
     assert code == 1 and out == ""
     assert "no template named 'lifecycl.html'" in err
     assert "did you mean 'lifecycle.html'?" in err
+
+
+def test_preview_of_an_unrelated_name_suggests_nothing(
+    shop: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``template preview nosuch`` suggested 'layout.html': the shared '.html' made them near."""
+    code, _, err = run(capsys, "-w", str(shop.path), "template", "preview", "nosuch",
+                       "--segment", "vip")  # fmt: skip
+    assert code == 1 and "no template named 'nosuch.html'" in err
+    assert "did you mean" not in err

@@ -123,7 +123,7 @@ def test_missing_layout_or_partial(workspace: Workspace, write_template: Write) 
     issues = lint(workspace)
     assert [(i.template, i.code, i.line, i.column, i.hint) for i in issues] == [
         ("a.html", "missing-template", 1, 13, "did you mean 'layout.html'?"),
-        ("a.html", "missing-template", 2, 32, "did you mean 'a.html'?"),
+        ("a.html", "missing-template", 2, 32, None),  # 'nope' is not near 'a'
     ]
 
 
@@ -179,3 +179,13 @@ def test_lint_and_preview_agree_on_the_subject(
 def test_a_misspelt_template_name_gets_a_suggestion(workspace: Workspace) -> None:
     (issue,) = lint(workspace, "lifecyle")
     assert issue.code == "not-found" and issue.hint == "did you mean 'lifecycle.html'?"
+
+
+def test_file_suggestions_compare_names_without_their_extension() -> None:
+    from segmint.common import did_you_mean_file
+
+    known = ["layout.html", "lifecycle.html", "emails/welcome.html"]
+    assert did_you_mean_file("nosuch.html", known) is None
+    assert did_you_mean_file("lifecyle.html", known) == "did you mean 'lifecycle.html'?"
+    assert did_you_mean_file("emails/welcom.html", known) == "did you mean 'emails/welcome.html'?"
+    assert did_you_mean_file("layout", known) == "did you mean 'layout.html'?"

@@ -33,7 +33,7 @@ import jinja2
 from jinja2 import BaseLoader, Environment, FileSystemLoader
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from segmint.common import did_you_mean
+from segmint.common import did_you_mean_file
 from segmint.errors import SourceLocation
 from segmint.personalize import source as src
 from segmint.personalize.definitions import hoist_definitions
@@ -115,7 +115,7 @@ def load_checked(
     try:
         text, filename, uptodate = files.get_source(checker, name)
     except jinja2.TemplateNotFound:
-        hint = did_you_mean(name, files.list_templates())
+        hint = did_you_mean_file(name, files.list_templates())
         raise TemplateNotFound(
             f"no template named {name!r} in templates/" + (f"; {hint}" if hint else ""),
             template=name,

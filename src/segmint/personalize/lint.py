@@ -30,7 +30,7 @@ from typing import Any, Literal
 import jinja2
 from jinja2 import meta, nodes
 
-from segmint.common import did_you_mean
+from segmint.common import did_you_mean, did_you_mean_file
 from segmint.config.model import WorkspaceDef
 from segmint.errors import SourceLocation, caret_excerpt
 from segmint.personalize.compiler import flatten, syntax_error
@@ -159,7 +159,7 @@ class Linter:
         try:  # through the loader: it refuses names that leave templates/
             source = self.renderer.files.get_source(env, name)[0]
         except jinja2.TemplateNotFound:
-            hint = did_you_mean(name, self.template_names())
+            hint = did_you_mean_file(name, self.template_names())
             issue = LintIssue(name, "error", "not-found", f"no template named {name!r}", 1, 1, hint)
             return [issue], []
         except UnicodeDecodeError as exc:
@@ -192,11 +192,11 @@ class Linter:
             try:
                 self.renderer.files.get_source(self.renderer.html_env, target.value)
             except jinja2.TemplateNotFound:
-                known = self.template_names()
+                hint = did_you_mean_file(target.value, self.template_names())
                 yield self._issue(
                     name, source, node, "error", "missing-template",
                     f"no template named {target.value!r} in templates/",
-                    f"['\"]({re.escape(target.value)})['\"]", did_you_mean(target.value, known),
+                    f"['\"]({re.escape(target.value)})['\"]", hint,
                 )  # fmt: skip
 
     def _names(self, name: str, source: str, tree: nodes.Template) -> Iterator[LintIssue]:
