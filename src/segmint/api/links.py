@@ -230,7 +230,7 @@ def post_consent(request: Request, body: ConsentIn) -> dict[str, Any]:
     address (``profileId`` null in the answer) and counts once a profile has it, unless it
     was an erased person's: then 404 naming the erasure, as ``segmint consent set`` says.
     """
-    from segmint.privacy.erase import erased_note
+    from segmint.privacy.erased import erased_note
 
     ws = _workspace(request)
     field, ref = _person(body)
