@@ -2,7 +2,9 @@
 
 An *identity* is a ``(kind, value)`` pair: ``("user_id", "u1")``, ``("anonymous_id",
 "a1")``, or a configured identifier trait (workspace ``identifiers``, ``email`` by default)
-such as ``("email", "ann@example.com")``. Email values are compared trimmed and lowercased.
+such as ``("email", "ann@example.com")``. Email values are compared trimmed and lowercased;
+a value that cannot name anyone (``"none"``, a blank, ``5`` as an email) is no identity
+(:mod:`segmint.intake.identifiers`), so it links nobody.
 Identifier traits are read from identify traits and from ``context.traits`` of other calls.
 Each identity belongs to exactly one profile (table ``identities``).
 
@@ -57,6 +59,7 @@ import orjson
 
 from segmint.common import nearest
 from segmint.intake.errors import AmbiguousPersonError, UnknownPersonError
+from segmint.intake.identifiers import identifier_value
 from segmint.intake.payloads import Message
 from segmint.store import Store
 
@@ -96,6 +99,8 @@ class Changes:
     new_identities: dict[Identity, datetime] = field(default_factory=dict)
     merges: list[Merge] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
+    ignored: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """messageId → identifier traits it sent with a value not usable as an identity."""
 
 
 def profile_id_for(identity: Identity) -> str:
@@ -141,7 +146,10 @@ class IdentityGraph:
         """Return the profile of ``message``, recording links, merges and conflicts."""
         if message.type == "alias" and message.user_id and message.previous_id:
             return self._alias(message, changes)
-        claims = self.claims(message)
+        ignored: list[str] = []
+        claims = self.claims(message, ignored)
+        if ignored:
+            changes.ignored[message.message_id] = tuple(ignored)
         owner = self.owner.get(claims[0])
         if owner is not None and all(self.owner.get(c) == owner for c in claims[1:]):
             return owner  # the usual case: nothing new to link
@@ -150,17 +158,26 @@ class IdentityGraph:
             target = self._link(identity, target, message, changes)
         return target
 
-    def claims(self, message: Message) -> list[Identity]:
-        """The identities a message carries, strongest first."""
+    def claims(self, message: Message, ignored: list[str] | None = None) -> list[Identity]:
+        """The identities a message carries, strongest first.
+
+        Args:
+            message: The message.
+            ignored: If given, receives the name of each identifier trait the message sent
+                with a value not usable as an identity (:mod:`segmint.intake.identifiers`).
+        """
         found: list[Identity] = []
         if message.user_id is not None:
             found.append((USER, message.user_id))
         traits = message.traits if message.type == "identify" else _context_traits(message)
         if traits:
             for name in self.identifiers:
-                value = identifier_value(name, traits.get(name))
+                raw = traits.get(name)
+                value = identifier_value(name, raw)
                 if value is not None:
                     found.append((name, self.index(name, value) if self.index else value))
+                elif raw is not None and ignored is not None:
+                    ignored.append(name)  # junk ("none", "", 5): not linked, only counted
         if message.anonymous_id is not None:
             found.append((ANONYMOUS, message.anonymous_id))
         return found
@@ -240,16 +257,6 @@ class IdentityGraph:
 def _context_traits(message: Message) -> dict[str, Any]:
     traits = message.context.get("traits")
     return traits if isinstance(traits, dict) else {}
-
-
-def identifier_value(name: str, value: Any) -> str | None:
-    """An identifier trait's value as intake keys it (trimmed; emails lowercased), or None."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None
-    text = str(value).strip()
-    if name == "email":
-        text = text.lower()
-    return text or None
 
 
 def payload_identities(payload: Any, identifiers: Sequence[str] = ("email",)) -> list[Identity]:

@@ -13,6 +13,10 @@ quarantine) the report gives:
   timestamp, properties and traits under *different* messageIds. They may be duplicates
   (a client that regenerates ids on retry) or genuine repeats, so they are reported apart.
 - **quarantine**: open and replayed counts by reason.
+- **ignored identifiers**: identifier traits (``email``, a ``phone``…) sent with a value that
+  cannot name anyone (``"none"``, a blank, ``5`` as an email): the event is stored, but the
+  value links no profiles (:mod:`segmint.intake.identifiers`). Intake counts them per source,
+  kind and day received (:func:`count_ignored_identifiers`).
 - **anomalies**: timestamps after ``as_of`` (beyond a tolerance) or implausibly old; negative
   amounts; and outlying amounts. Money is skewed (many small orders, a few large ones),
   so outliers are judged on a log scale, with Tukey's far-out fences: a positive amount is
@@ -91,6 +95,7 @@ class SourceQuality:
     last_event_at: datetime | None = None
     lag: timedelta | None = None
     repeated_message_ids: int = 0
+    ignored_identifiers: dict[str, int] = field(default_factory=dict)
     identical_events: int = 0
     identical_rate: float | None = None
     quarantine: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -129,8 +134,12 @@ NOTES = [
     "identical: stored events with the same content under different messageIds (possible "
     "duplicates from clients that make new ids on retry, or genuine repeats)",
     "freshness compares the last event received with the source's SLA",
+    "ignored identifiers: identifier traits sent with a value that cannot name anyone "
+    "(blank, 'none', not an email or phone number); the events are kept, but such values "
+    "link no profiles",
 ]
 _REPEATED = "intake.repeated_ids."  # meta key prefix: + YYYY-MM-DD + "." + source
+_IGNORED = "intake.ignored_ids."  # meta key prefix: + YYYY-MM-DD + "." + kind + "." + source
 
 
 def count_repeated_ids(store: Store, dropped: Iterable[tuple[Submission, int]]) -> None:
@@ -155,6 +164,27 @@ def count_repeated_ids(store: Store, dropped: Iterable[tuple[Submission, int]]) 
         )
 
 
+def count_ignored_identifiers(store: Store, ignored: Iterable[tuple[str, datetime, str]]) -> None:
+    """Add identifier values not used as identities to durable per-source counters.
+
+    Intake calls this inside the transaction that stored their events, so the counts are exact.
+
+    Args:
+        store: The store, inside the intake transaction.
+        ignored: ``(source, received_at, kind)`` for each value ignored in a stored event.
+    """
+    counts: dict[str, int] = {}
+    for source, received_at, kind in ignored:
+        key = f"{_IGNORED}{ensure_utc(received_at).date().isoformat()}.{kind}.{source}"
+        counts[key] = counts.get(key, 0) + 1
+    for key, n in sorted(counts.items()):
+        store.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+            "SET value = CAST(CAST(meta.value AS BIGINT) + ? AS TEXT)",
+            [key, str(n), n],
+        )
+
+
 def quality_report(
     store: Store, definition: WorkspaceDef, as_of: datetime, options: QualityOptions | None = None
 ) -> QualityReport:
@@ -176,6 +206,7 @@ def quality_report(
     _activity(store, cutoff, as_of, opts, get)
     _duplicates(store, cutoff, get)
     _repeated(store, as_of.date(), get)
+    _ignored(store, as_of.date(), get)
     _quarantine(store, cutoff, get)
     for amount in opts.amount_fields:
         _amounts(store, cutoff, amount, opts, get)
@@ -241,6 +272,16 @@ def _repeated(store: Store, last_day: date, get: Any) -> None:
         day, _, source = key.removeprefix(_REPEATED).partition(".")
         if date.fromisoformat(day) <= last_day:
             get(source).repeated_message_ids += int(value)
+
+
+def _ignored(store: Store, last_day: date, get: Any) -> None:
+    rows = store.fetchall("SELECT key, value FROM meta WHERE key LIKE ?", [_IGNORED + "%"])
+    for key, value in rows:
+        day, _, rest = key.removeprefix(_IGNORED).partition(".")
+        kind, _, source = rest.partition(".")
+        if date.fromisoformat(day) <= last_day:
+            counts = get(source).ignored_identifiers
+            counts[kind] = counts.get(kind, 0) + int(value)
 
 
 def _quarantine(store: Store, cutoff: datetime, get: Any) -> None:
@@ -364,6 +405,8 @@ def _judge(item: SourceQuality, as_of: datetime) -> None:
         item.issues.append(f"{item.status}: nothing received in the last {sla}")
     if item.repeated_message_ids:
         item.issues.append(f"{item.repeated_message_ids} repeated messageIds dropped")
+    for kind, n in sorted(item.ignored_identifiers.items()):
+        item.issues.append(f"{n} {kind} values not used to link profiles (blank or not valid)")
     if item.identical_events:
         item.issues.append(f"{item.identical_events} identical events under other messageIds")
     open_total = sum(v["open"] for v in item.quarantine.values())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -18,7 +19,7 @@ from segmint.events import Event
 from segmint.intake.identity import Changes, IdentityGraph, Merge
 from segmint.intake.payloads import Message
 from segmint.intake.plan import check_plan
-from segmint.intake.quality import count_repeated_ids
+from segmint.intake.quality import count_ignored_identifiers, count_repeated_ids
 from segmint.intake.quarantine import (
     QUARANTINE_COLUMNS,
     open_message_ids,
@@ -62,6 +63,7 @@ class _Batch:
     merges: list[list[Merge]] = field(default_factory=list)
     counts: list[list[int]] = field(default_factory=list)  # accepted, duplicates, quarantined
     events: list[list[Event]] = field(default_factory=list)
+    ignored: list[tuple[str, datetime, str]] = field(default_factory=list)  # source, at, kind
 
     def __post_init__(self) -> None:
         self.merges = [[] for _ in range(self.size)]
@@ -100,6 +102,7 @@ class BatchWriter:
                 self._write(batch)
                 repeats = [c[1] for c in batch.counts]
                 count_repeated_ids(self.store, zip(submissions, repeats, strict=True))
+                count_ignored_identifiers(self.store, batch.ignored)
         except BaseException:
             self.generation = None  # the cache may hold uncommitted links: reload next time
             raise
@@ -277,6 +280,8 @@ class BatchWriter:
             seq = inserted.get(item.message.message_id)
             if seq is not None:
                 batch.counts[item.sub][0] += 1
+                for kind in batch.changes.ignored.get(item.message.message_id, ()):
+                    batch.ignored.append((item.source, item.message.received_at, kind))
                 if self._want_events:
                     batch.events[item.sub].append(_event(item, seq))
             else:

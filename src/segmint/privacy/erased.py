@@ -23,11 +23,11 @@ from typing import Any
 import orjson
 
 from segmint.intake.errors import AmbiguousPersonError, UnknownPersonError
+from segmint.intake.identifiers import identifier_value
 from segmint.intake.identity import (
     ANONYMOUS,
     PROFILE,
     USER,
-    identifier_value,
     merge_roots,
     resolve_person,
     split_ref,
