@@ -110,6 +110,24 @@ def _error_page(request: Request, user: User | None, exc: ApiError) -> Response:
     return render(request, "error.html", user, status=exc.status, error=exc)
 
 
+def _page_user(request: Request) -> User | Response:
+    """The logged-in user of a page, or the response to give instead.
+
+    That is the login page for no session, and the error page (400) for a NUL character in
+    the path or query: PostgreSQL cannot compare text holding one (it answered 500), and no
+    name or id holds one (the API refuses it alike, :func:`segmint.api.inputs.refuse_nul`).
+    """
+    user = sessions(request).user(request)
+    if user is None:
+        return _login_redirect(request)
+    for name, value in [*request.path_params.items(), *request.query_params.multi_items()]:
+        if "\x00" in name or "\x00" in str(value):
+            field = name.replace("\x00", "\\x00")
+            refused = ApiError(400, "invalid_request", f"{field}: contains a NUL character", field)
+            return _error_page(request, user, refused)
+    return user
+
+
 # -- log in and out ------------------------------------------------------------------------
 
 
@@ -175,9 +193,9 @@ def _safe_next(target: str) -> str:
 @router.get("/segments")
 def segments_page(request: Request) -> Response:
     """Every segment with its size."""
-    user = sessions(request).user(request)
-    if user is None:
-        return _login_redirect(request)
+    user = _page_user(request)
+    if isinstance(user, Response):
+        return user
     board = manage.segments_board(workspace_of(request))
     names = [row["name"] for row in board["segments"]]
     cells = {(p["a"], p["b"]): (p["both"], p["jaccard"]) for p in board["overlap"]}
@@ -188,9 +206,9 @@ def segments_page(request: Request) -> Response:
 @router.get("/segments/{name}")
 def segment_page(request: Request, name: str) -> Response:
     """A segment: rule, size, recent enters and exits with causes, members."""
-    user = sessions(request).user(request)
-    if user is None:
-        return _login_redirect(request)
+    user = _page_user(request)
+    if isinstance(user, Response):
+        return user
     try:
         info = manage.segment_detail(workspace_of(request), name, members=50)
     except ApiError as exc:
@@ -201,9 +219,9 @@ def segment_page(request: Request, name: str) -> Response:
 @router.post("/segments/{name}/archive")
 async def archive(request: Request, name: str) -> Response:
     """Archive a segment (admin; the form carries the CSRF token)."""
-    user = sessions(request).user(request)
-    if user is None:
-        return _login_redirect(request)
+    user = _page_user(request)
+    if isinstance(user, Response):
+        return user
     form = await _form(request)
     try:
         _require_change(user, form.get(CSRF_FIELD))
@@ -225,9 +243,9 @@ def dashboards_page(request: Request) -> Response:
     """Campaign, journey and experiment dashboards: KPIs and their charts."""
     from segmint.journeys.insight import list_journeys
 
-    user = sessions(request).user(request)
-    if user is None:
-        return _login_redirect(request)
+    user = _page_user(request)
+    if isinstance(user, Response):
+        return user
     ws = workspace_of(request)
     now = now_of(request)
     kpis = reports.kpis(ws, "campaign", None, now)
@@ -270,9 +288,9 @@ def _arms_chart(report: dict[str, Any]) -> Any:
 @router.get("/builder")
 def builder_page(request: Request, segment: str | None = None) -> Response:
     """The visual rule builder (new segment, or ``?segment=NAME`` to edit one)."""
-    user = sessions(request).user(request)
-    if user is None:
-        return _login_redirect(request)
+    user = _page_user(request)
+    if isinstance(user, Response):
+        return user
     ws = workspace_of(request)
     from segmint.rules import workspace_schema
 
@@ -303,9 +321,9 @@ def builder_page(request: Request, segment: str | None = None) -> Response:
 @router.get("/profiles")
 def profile_search(request: Request, q: str = "") -> Response:
     """Find a profile by id, user id, email or ``KIND:VALUE``."""
-    user = sessions(request).user(request)
-    if user is None:
-        return _login_redirect(request)
+    user = _page_user(request)
+    if isinstance(user, Response):
+        return user
     if not q.strip():
         return render(request, "search.html", user, query="")
     try:
@@ -318,9 +336,9 @@ def profile_search(request: Request, q: str = "") -> Response:
 @router.get("/profiles/{ref}")
 def profile_page(request: Request, ref: str) -> Response:
     """A profile: traits, segments with why, events, consents, sends, email preview."""
-    user = sessions(request).user(request)
-    if user is None:
-        return _login_redirect(request)
+    user = _page_user(request)
+    if isinstance(user, Response):
+        return user
     ws = workspace_of(request)
     try:
         view = manage.profile_view(ws, ref, now_of(request))
@@ -333,9 +351,9 @@ def profile_page(request: Request, ref: str) -> Response:
 @router.get("/profiles/{ref}/email")
 def email_page(request: Request, ref: str, template: str) -> Response:
     """A template rendered for this profile, at desktop and mobile widths."""
-    user = sessions(request).user(request)
-    if user is None:
-        return _login_redirect(request)
+    user = _page_user(request)
+    if isinstance(user, Response):
+        return user
     try:
         rendered = email_preview(request, ref, template)
     except ApiError as exc:
@@ -346,8 +364,9 @@ def email_page(request: Request, ref: str, template: str) -> Response:
 @router.get("/profiles/{ref}/email.html")
 def email_body(request: Request, ref: str, template: str) -> Response:
     """The rendered HTML alone (framed by the email page; no script may run in it)."""
-    if sessions(request).user(request) is None:
-        return _login_redirect(request)
+    user = _page_user(request)
+    if isinstance(user, Response):
+        return user
     try:
         rendered = email_preview(request, ref, template)
     except ApiError as exc:
