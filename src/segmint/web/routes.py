@@ -21,6 +21,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from segmint.api import manage, reports
 from segmint.api.errors import ApiError, error_response
+from segmint.api.inputs import instant
 from segmint.api.state import now_of, workspace_of
 from segmint.web import charts
 from segmint.web.session import (
@@ -295,7 +296,7 @@ def builder_page(request: Request, segment: str | None = None) -> Response:
     from segmint.rules import workspace_schema
 
     existing = None
-    if segment is not None:
+    if segment:  # ?segment= (blank) is a new segment, as no parameter is
         try:
             existing = manage.segment_detail(ws, segment, members=0)
         except ApiError as exc:
@@ -334,14 +335,19 @@ def profile_search(request: Request, q: str = "") -> Response:
 
 
 @router.get("/profiles/{ref}")
-def profile_page(request: Request, ref: str) -> Response:
-    """A profile: traits, segments with why, events, consents, sends, email preview."""
+def profile_page(request: Request, ref: str, as_of: str | None = None) -> Response:
+    """A profile: traits, segments with why, events, consents, sends, email preview.
+
+    ``?as_of=`` shows the traits at another instant (ISO 8601, ``now`` or ``-7d``), as the
+    management API's profile view does.
+    """
     user = _page_user(request)
     if isinstance(user, Response):
         return user
     ws = workspace_of(request)
+    now = now_of(request)
     try:
-        view = manage.profile_view(ws, ref, now_of(request))
+        view = manage.profile_view(ws, ref, instant(as_of, "as_of", now, now=now))
     except ApiError as exc:
         return _error_page(request, user, exc)
     templates = sorted({c.template for c in ws.definition.campaigns.values()})
@@ -349,7 +355,7 @@ def profile_page(request: Request, ref: str) -> Response:
 
 
 @router.get("/profiles/{ref}/email")
-def email_page(request: Request, ref: str, template: str) -> Response:
+def email_page(request: Request, ref: str, template: str = "") -> Response:
     """A template rendered for this profile, at desktop and mobile widths."""
     user = _page_user(request)
     if isinstance(user, Response):
@@ -362,15 +368,15 @@ def email_page(request: Request, ref: str, template: str) -> Response:
 
 
 @router.get("/profiles/{ref}/email.html")
-def email_body(request: Request, ref: str, template: str) -> Response:
+def email_body(request: Request, ref: str, template: str = "") -> Response:
     """The rendered HTML alone (framed by the email page; no script may run in it)."""
     user = _page_user(request)
     if isinstance(user, Response):
         return user
     try:
         rendered = email_preview(request, ref, template)
-    except ApiError as exc:
-        return error_response(exc.status, exc.code, str(exc), exc.field)
+    except ApiError as exc:  # shown in the frame: the console's page, not JSON
+        return _error_page(request, user, exc)
     headers = {"Content-Security-Policy": "sandbox; default-src 'none'; img-src * data:; "
                "style-src 'unsafe-inline'", "X-Content-Type-Options": "nosniff"}  # fmt: skip
     return HTMLResponse(rendered["html"], headers=headers)
@@ -380,12 +386,17 @@ def email_preview(request: Request, ref: str, template: str) -> dict[str, str]:
     """Render ``template`` for profile ``ref`` with :func:`render_previews` (nothing sent).
 
     Raises:
-        ApiError: 404 for an unknown profile, 422 for a template that fails.
+        ApiError: 404 for an unknown profile, 422 for no template or one that fails.
     """
     from segmint.personalize.errors import TemplateError
     from segmint.personalize.preview import PreviewRequest, render_previews
 
     ws = workspace_of(request)
+    if not template.strip():
+        named = sorted({c.template for c in ws.definition.campaigns.values()})
+        some = f" (the campaigns use {', '.join(named)})" if named else ""
+        message = f"template: name the template to preview, as ?template=NAME{some}"
+        raise ApiError(422, "invalid_request", message, "template")
     from segmint.api.profiles import person_or_error
 
     pid = person_or_error(ws, ref, "id", erased_too=True)
