@@ -141,7 +141,49 @@ def test_tracking_api_ignores_junk_and_reports_the_source(ws: Workspace) -> None
                 body = {"anonymousId": f"a{n}", "messageId": f"m{n}", "traits": {"email": "none"}}
                 response = client.post("/v1/identify", json=body)
                 assert response.status_code == 200, response.text
+            refused = client.post("/v1/identify", json={"userId": "undefined", "messageId": "m3"})
+            assert refused.status_code == 400, refused.text
+            assert refused.json()["error"]["field"] == "userId"
     assert len(profiles(ws, "m1", "m2")) == 2
     assert kinds(ws, "email") == []
     report = quality_report(ws.store, ws.definition, NOW)
     assert [s.ignored_identifiers for s in report.sources if s.events] == [{"email": 2}]
+
+
+@pytest.mark.parametrize("junk", ["null", "undefined", "  ", "None"])
+def test_placeholder_user_id_links_no_visitors(ws: Workspace, intake: Intake, junk: str) -> None:
+    intake.submit([identify("m1", anonymousId="a1", userId=junk)], source="web")
+    intake.submit([identify("m2", anonymousId="a2", userId=junk)], source="web")
+    assert len(profiles(ws, "m1", "m2")) == 2  # was one person: everyone sent as "null"
+    assert kinds(ws, "user_id") == []
+    assert scalar(ws, "SELECT user_id FROM events WHERE message_id = 'm1'") == junk  # as sent
+    report = quality_report(ws.store, ws.definition, NOW)
+    assert next(s for s in report.sources if s.source == "web").ignored_identifiers == {
+        "user_id": 2
+    }
+
+
+def test_message_with_only_placeholder_ids_is_refused_naming_the_field(
+    ws: Workspace, intake: Intake
+) -> None:
+    result = intake.submit(
+        [identify("m1", userId="undefined"), identify("m2", userId="null", anonymousId=" ")],
+        source="web",
+        invalid="reject",
+    )
+    assert result.accepted == 0
+    reasons = [str(r.error) for r in result.rejected]
+    assert reasons == [
+        "userId: 'undefined' is blank or a placeholder, not an id: a message needs a real "
+        "userId or anonymousId",
+        "userId: 'null' is blank or a placeholder, not an id: a message needs a real "
+        "userId or anonymousId",
+    ]
+
+
+def test_alias_naming_a_placeholder_is_refused(ws: Workspace, intake: Intake) -> None:
+    intake.submit([identify("m1", anonymousId="a1", userId="u1")], source="web")
+    alias = {"type": "alias", "messageId": "m2", "userId": "u1", "previousId": "null"}
+    result = intake.submit([alias], source="web", invalid="reject")
+    assert result.accepted == 0
+    assert str(result.rejected[0].error).startswith("previousId: 'null'")

@@ -14,6 +14,11 @@ become one person. So a value is used as an identity only when it is usable:
 - **phone** (:data:`PHONE_NAMES`): 5 to 15 digits (E.164 allows 15), optionally after a
   ``+``, with spaces, dashes, dots, slashes and parentheses between them.
 
+The same holds for a ``userId`` or ``anonymousId`` (:func:`usable_id`): blank or a placeholder
+(``"null"``, ``"undefined"``), it names nobody. A message left with neither is refused (the
+tracking API answers 400 naming the field; imports quarantine it with that reason), and so
+is an alias naming such an id.
+
 An unusable value is *ignored as an identity* only: the message is stored as sent (events
 are the source of truth, and the trait shows on the profile as typed so the user can see
 and fix it), and intake counts it per source for ``segmint quality``.
@@ -22,7 +27,11 @@ and fix it), and intake counts it per source for ``segmint quality``.
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from segmint.intake.payloads import Message
 
 PLACEHOLDERS = frozenset(
     {"none", "null", "nil", "undefined", "n/a", "na", "unknown", "-", "--", "?", "[object object]"}
@@ -65,6 +74,31 @@ def usable(name: str, text: str) -> bool:
     return True
 
 
-def ignored(name: str, value: Any) -> bool:
-    """Whether ``value`` was sent for identifier ``name`` but is not usable (null is unsent)."""
-    return value is not None and identifier_value(name, value) is None
+def usable_id(value: str | None) -> bool:
+    """Whether a userId, anonymousId or previousId may name someone: not blank, no placeholder.
+
+    Clients send ``"null"`` or ``"undefined"`` for a user they do not know (a JavaScript
+    variable never set); used as an id, it would make one person of everyone it was sent for.
+    """
+    if value is None:
+        return False
+    text = value.strip()
+    return bool(text) and text.lower() not in PLACEHOLDERS
+
+
+def usable_ids(message: Message, ignored: list[str]) -> Message:
+    """``message`` as identity resolution reads it: no userId or anonymousId naming nobody.
+
+    Each such id (``"null"``, blank) is left out, its kind added to ``ignored``. Decoding
+    refused a message left with neither; the stored event keeps them as sent.
+    """
+    user, anonymous = message.user_id, message.anonymous_id
+    if (user is None or usable_id(user)) and (anonymous is None or usable_id(anonymous)):
+        return message
+    if user is not None and not usable_id(user):
+        ignored.append("user_id")
+        user = None
+    if anonymous is not None and not usable_id(anonymous):
+        ignored.append("anonymous_id")
+        anonymous = None
+    return replace(message, user_id=user, anonymous_id=anonymous)

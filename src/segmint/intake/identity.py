@@ -59,7 +59,7 @@ import orjson
 
 from segmint.common import nearest
 from segmint.intake.errors import AmbiguousPersonError, UnknownPersonError
-from segmint.intake.identifiers import identifier_value
+from segmint.intake.identifiers import identifier_value, usable_ids
 from segmint.intake.payloads import Message
 from segmint.store import Store
 
@@ -147,6 +147,7 @@ class IdentityGraph:
         if message.type == "alias" and message.user_id and message.previous_id:
             return self._alias(message, changes)
         ignored: list[str] = []
+        message = usable_ids(message, ignored)
         claims = self.claims(message, ignored)
         if ignored:
             changes.ignored[message.message_id] = tuple(ignored)

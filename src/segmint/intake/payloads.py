@@ -31,6 +31,7 @@ import orjson
 from segmint.clock import EARLIEST, LATEST, parse_instant
 from segmint.events import EVENT_TYPES
 from segmint.intake.errors import PayloadError, PayloadTooLarge
+from segmint.intake.identifiers import usable_id
 
 MAX_MESSAGE_BYTES = 32 * 1024
 """The largest message accepted, as the Segment API limits it (32 KB)."""
@@ -135,8 +136,8 @@ def decode_message(
         if isinstance(context_traits, dict):
             objects["traits"] = context_traits
     user_id, anonymous_id = _id(raw, "userId"), _id(raw, "anonymousId")
-    if user_id is None and anonymous_id is None:
-        raise PayloadError("userId", "a message needs a userId or an anonymousId")
+    if not (usable_id(user_id) or usable_id(anonymous_id)):
+        _no_usable_id(user_id, anonymous_id)
     batch_sent_at = sent_at if sent_at is not None and "sentAt" not in raw else None
     if check_size:
         _check_size(raw)
@@ -219,6 +220,10 @@ def _specifics(
             raise PayloadError("previousId", "an alias call needs a previousId")
         if raw.get("userId") is None:
             raise PayloadError("userId", "an alias call needs a userId")
+        for name, value in (("previousId", previous), ("userId", _id(raw, "userId"))):
+            if not usable_id(value):
+                raise PayloadError(name, f"{value!r} is a placeholder, not an id: an alias "
+                                   "would merge everyone it was sent for")  # fmt: skip
         objects["properties"] = {**objects["properties"], "previousId": previous}
         return None, previous
     if kind == "group":
@@ -258,6 +263,14 @@ def _check_nested(value: Any, path: str, depth: int, scan_nul: bool) -> None:
                 _check_nested(item, f"{path}[{index}]", depth + 1, scan_nul)
     elif "\x00" in value:
         raise PayloadError(path, "contains a NUL character")
+
+
+def _no_usable_id(user_id: str | None, anonymous_id: str | None) -> None:
+    if user_id is None and anonymous_id is None:
+        raise PayloadError("userId", "a message needs a userId or an anonymousId")
+    field, value = ("userId", user_id) if user_id is not None else ("anonymousId", anonymous_id)
+    raise PayloadError(field, f"{value!r} is blank or a placeholder, not an id: a message needs "
+                       "a real userId or anonymousId")  # fmt: skip
 
 
 def _id(raw: Mapping[str, Any], name: str) -> str | None:
