@@ -213,3 +213,21 @@ def test_a_model_trait_is_named_as_the_models(api: Api) -> None:
     assert "segmint models score churn_risk" in error["message"]
     other = api.client.get("/v1/manage/traits/churn_rsk", headers=api.read)
     assert "unknown traits entry 'churn_rsk'" in other.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [("last_seen_at", "built-in trait"), ("profile_id", "profile key"),
+     ("not", "keyword of the rule language"), ("NULL", "keyword of the rule language")],
+)  # fmt: skip
+def test_a_trait_named_like_a_built_in_or_a_keyword_is_refused(
+    api: Api, name: str, says: str
+) -> None:
+    """Saved (201), the trait shadowed the built-in or could never be read by a rule."""
+    yaml = (api.ws.path / "segmint.yaml").read_text()
+    body = {"name": name, "definition": {"from": "identify", "type": "string"}}
+    r = api.client.post("/v1/manage/traits", json=body, headers=api.admin)
+    error = r.json()["error"]
+    assert r.status_code == 422 and error["field"] == f"traits.{name}", r.text
+    assert says in error["message"] and f"trait name '{name}'" in error["message"]
+    assert (api.ws.path / "segmint.yaml").read_text() == yaml

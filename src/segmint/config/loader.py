@@ -46,6 +46,7 @@ class Positions:
         line, col, length = 0, 0, 1
         for index, part in enumerate(path):
             last = index == len(path) - 1
+            part = _raw_key(node, part)
             if isinstance(node, CommentedMap) and part in node:
                 k_line, k_col = node.lc.key(part)
                 v_line, v_col = node.lc.value(part)
@@ -64,6 +65,17 @@ class Positions:
                 break
         return SourceLocation(self.file, line + 1, col + 1, length)
 
+    def spelling(self, path: KeyPath) -> str:
+        """The key at ``path`` as the file spells it (``true:`` is a boolean key to YAML)."""
+        node = self.root
+        for part in path[:-1]:
+            node = node.get(_raw_key(node, part)) if isinstance(node, CommentedMap) else None
+        last = _raw_key(node, path[-1]) if isinstance(node, CommentedMap) else path[-1]
+        if isinstance(last, str) or not isinstance(node, CommentedMap) or last not in node:
+            return str(last)
+        line, col = node.lc.key(last)
+        return str(self.text.splitlines()[line][col:].split(":", 1)[0].strip())
+
     def error(
         self, message: str, path: KeyPath, *, hint: str | None = None, key: bool = False
     ) -> ConfigError:
@@ -75,6 +87,13 @@ class Positions:
             hint=hint,
             source=self.text,
         )
+
+
+def _raw_key(node: Any, part: str | int) -> Any:
+    """The key of ``node`` that the model names ``part`` (YAML reads ``null:`` as None)."""
+    if not isinstance(node, CommentedMap) or part in node:
+        return part
+    return next((k for k in node if not isinstance(k, str) and str(k) == part), part)
 
 
 def dotted(path: KeyPath) -> str:

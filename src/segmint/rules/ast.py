@@ -26,6 +26,10 @@ KEYWORDS = frozenset(
     | {"interval", "timestamp", "select", "exists", "case", "cast"}
     | {"insert", "update", "delete", "drop"}
 )
+NOT_NAMES = frozenset(
+    {"and", "or", "not", "in", "is", "between", "like", "ilike", "true", "false", "null"}
+)
+"""The keywords a rule never reads as a trait: operators and the literals true, false, null."""
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # Binding strength, loosest first; a child binding looser than its slot is parenthesised.

@@ -28,6 +28,24 @@ BUILTIN_TRAITS: dict[str, RuleType] = {
 }
 """Traits every profile has, whatever the workspace declares."""
 
+PROFILE_KEY = "profile_id"
+"""The key column of every profile table: no trait can take its name."""
+
+
+def reserved_trait_name(name: str) -> str | None:
+    """Why no trait can be called ``name`` (None when it can).
+
+    A built-in trait or the profile key would be shadowed by it, and a rule reads a keyword
+    (``not``, ``in``, ``null``...) as the keyword, never as the trait.
+    """
+    if name in BUILTIN_TRAITS:
+        return f"'{name}' is a built-in trait every profile has"
+    if name == PROFILE_KEY:
+        return f"'{name}' is the profile key, not a trait"
+    if name.lower() in A.NOT_NAMES:
+        return f"'{name}' is a keyword of the rule language, which a rule never reads as a trait"
+    return None
+
 
 def trait_type(defn: TraitDef, derived: RuleType | None = None) -> RuleType:
     """The rule-language type of one trait definition (``derived``: an inferred type)."""
@@ -115,7 +133,7 @@ def check_workspace(defn: WorkspaceDef, yaml_path: Path | str) -> list[ConfigErr
     data, text = read_yaml(Path(yaml_path))
     positions = Positions(data, str(yaml_path), text)
     schema = workspace_schema(defn)
-    errors: list[ConfigError] = []
+    errors = list(_reserved_names(defn, positions))
     parsed: dict[tuple[str, ...], A.Expr] = {}
     for rule in _rules(defn, schema):
         try:
@@ -131,6 +149,16 @@ def check_workspace(defn: WorkspaceDef, yaml_path: Path | str) -> list[ConfigErr
     errors.extend(_cycles(parsed, "segments", InSegmentEdges(), positions, text))
     errors.extend(_cycles(parsed, "traits", DerivedEdges(defn), positions, text))
     return [_archived(e, defn.archived_segments) for e in errors]
+
+
+def _reserved_names(defn: WorkspaceDef, positions: Positions) -> Iterator[ConfigError]:
+    """A trait named like a built-in trait, the profile key or a rule keyword, at its key."""
+    for name in defn.traits:
+        spelled = positions.spelling(["traits", name])
+        why = reserved_trait_name(spelled)
+        if why is not None:
+            message = f"trait name '{spelled}' cannot be used: {why}"
+            yield positions.error(message, ["traits", name], hint="choose another name", key=True)
 
 
 def _archived(error: ConfigError, archived: Mapping[str, object]) -> ConfigError:

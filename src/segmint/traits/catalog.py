@@ -23,6 +23,7 @@ from segmint.rules.errors import RuleError
 from segmint.rules.lowering import EventAggregate, lower_events
 from segmint.rules.parser import parse
 from segmint.rules.schema import RuleType, TraitSchema
+from segmint.rules.workspace import reserved_trait_name
 from segmint.traits.aggregates import computed_spec
 from segmint.traits.errors import TraitCycleError, TraitDefinitionError
 from segmint.traits.model import (
@@ -32,9 +33,6 @@ from segmint.traits.model import (
     implicit_spec,
     model_spec,
 )
-
-RESERVED = "profile_id"
-"""The one name a trait cannot have: it is the key column of ``profile_traits``."""
 
 
 @dataclass(frozen=True)
@@ -119,9 +117,10 @@ def build_catalog(
         TraitDefinitionError: For the first broken definition (TraitCycleError for a cycle).
     """
     traits = definition.traits if isinstance(definition, WorkspaceDef) else definition
-    if RESERVED in traits:
-        raise TraitDefinitionError(RESERVED, None, f"'{RESERVED}' is the profile key, not a trait",
-                                   hint="choose another name")  # fmt: skip
+    for name in traits:
+        why = reserved_trait_name(name)
+        if why is not None:
+            raise TraitDefinitionError(name, None, why, hint="choose another name")
     specs = {s.name: s for s in builtin_specs()}
     derived: dict[str, TraitDef] = {}
     for name, trait in traits.items():
