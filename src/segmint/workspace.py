@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segmint.config.errors import ConfigError, ConfigErrors
-from segmint.config.loader import load_workspace_def
+from segmint.config.loader import Positions, load_workspace_def, read_yaml
 from segmint.config.model import WorkspaceDef
 from segmint.config.scaffold import STATE_DIR, WORKSPACE_FILE, scaffold
 from segmint.rules.workspace import check_workspace
@@ -81,6 +81,7 @@ class Workspace:
             problems += check_journeys(definition, folder / WORKSPACE_FILE, folder / "templates")
         if problems:
             raise ConfigErrors(problems)
+        _check_plan(definition, folder / WORKSPACE_FILE)
         return cls(path=folder, definition=definition, reads_only=reads_only)
 
     @classmethod
@@ -182,3 +183,20 @@ class _LazyPrivacy:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._workspace.privacy, name)
+
+
+def _check_plan(definition: WorkspaceDef, path: Path) -> None:
+    """Refuse segments no plan can order, at the segment to blame in ``segmint.yaml``.
+
+    Raises:
+        ConfigErrors: The problem :func:`segmint.membership.check_plan` found.
+    """
+    from segmint.membership import SegmentStructureError, check_plan
+
+    try:
+        check_plan(definition)
+    except SegmentStructureError as exc:
+        data, text = read_yaml(path)
+        keys = ["segments", exc.segment] if exc.segment is not None else ["segments"]
+        error = Positions(data, str(path), text).error(str(exc), keys, key=True)
+        raise ConfigErrors([error]) from None

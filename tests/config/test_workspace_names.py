@@ -65,3 +65,64 @@ def test_a_trait_cannot_take_a_reserved_name(
     key = {"true": "True", "null": "None"}.get(name, name)
     assert error.startswith(f"{line}:3 traits.{key} trait name '{name}'"), error
     assert says in error
+
+
+SELF_PARENT = """\
+  own:
+    rule: "orders > 1"
+    parent: own
+"""
+PARENT_CYCLE = """\
+  a:
+    rule: "orders > 1"
+    parent: b
+  b:
+    rule: "orders > 2"
+    parent: a
+"""
+MIXED_CYCLE = """\
+  a:
+    rule: "in_segment('b')"
+  b:
+    rule: "orders > 2"
+    parent: a
+"""
+READS_OWN_GROUP = """\
+  a:
+    rule: "orders > 1 and not in_segment('a')"
+    group: lifecycle
+"""
+READS_FELLOW = """\
+  a:
+    rule: "in_segment('vip') and orders > 1"
+    group: lifecycle
+"""
+NESTS_IN_FELLOW = """\
+  a:
+    rule: "orders > 1"
+    group: lifecycle
+    parent: vip
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "says"),
+    [
+        (SELF_PARENT, "segments.own", "segment 'own' is its own parent"),
+        (PARENT_CYCLE, "segments.a", "segments read each other in a cycle: a → b → a"),
+        (MIXED_CYCLE, "segments.a", "segments read each other in a cycle: a → b → a"),
+        (READS_OWN_GROUP, "segments.a.rule", "depends on itself: a → a in segment 'a'"),
+        (READS_FELLOW, "segments.a", "segment 'a' reads 'vip' of its own exclusive group"),
+        (NESTS_IN_FELLOW, "segments.a", "segment 'a' nests in 'vip' of its own exclusive group"),
+    ],
+)
+def test_segments_no_plan_can_order_are_config_errors(
+    folder: Path, text: str, key: str, says: str
+) -> None:
+    line = _add(folder, "segments", text)
+    [error] = _errors(folder)
+    if key.endswith(".rule"):  # the rule checker's, at the in_segment that reads itself
+        at = text.splitlines()[1].index("in_segment") + 1
+        assert error.startswith(f"{line + 1}:{at} {key} segment 'a' {says}"), error
+    else:
+        assert error.startswith(f"{line}:3 {key} {says}"), error

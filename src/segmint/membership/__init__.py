@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # imported on first use: a command loads only what it runs
     from segmint.membership.redis_stream import RedisChangeStream
     from segmint.membership.schedule import Schedule
     from segmint.membership.service import Membership, attach_realtime
-    from segmint.membership.structure import SegmentPlan, SegmentSpec
+    from segmint.membership.structure import SegmentPlan, SegmentSpec, check_plan
     from segmint.membership.webhooks import (
         WebhookDispatcher,
         WebhookOutbox,
@@ -56,6 +56,7 @@ __getattr__ = lazy_exports(
         "SegmentPlan": "structure",
         "SegmentSpec": "structure",
         "SegmentStructureError": "errors",
+        "check_plan": "structure",
         "WebhookDispatcher": "webhooks",
         "WebhookOutbox": "webhooks",
         "attach_realtime": "service",
@@ -83,6 +84,7 @@ __all__ = [
     "WebhookDispatcher",
     "WebhookOutbox",
     "attach_realtime",
+    "check_plan",
     "outbox_status",
     "read_changes",
     "sign",

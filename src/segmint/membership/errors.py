@@ -26,7 +26,15 @@ class MembershipError(SegmintError):
 
 
 class SegmentStructureError(MembershipError):
-    """The segments cannot be ordered: a cycle, or a parent inside its child's group."""
+    """The segments cannot be ordered: a cycle, or a parent inside its child's group.
+
+    Attributes:
+        segment: The segment the problem is reported at, when one is to blame.
+    """
+
+    def __init__(self, message: str, segment: str | None = None) -> None:
+        super().__init__(message)
+        self.segment = segment
 
 
 class UnknownSegmentError(MembershipError, KeyError):

@@ -182,6 +182,29 @@ class SegmentPlan:
         return {u.index for u in self.units if u.reads & wanted}
 
 
+def check_plan(ws: WorkspaceDef) -> None:
+    """Check that the segments of ``ws`` can be ordered, as every refresh will order them.
+
+    The loader and the management API both call this, so a segment no plan can order is
+    refused before it is saved or evaluated.
+
+    Raises:
+        SegmentStructureError: At the segment to blame: its own parent, a cycle of parents
+            and ``in_segment`` reads, a member reading or nesting in its own group.
+    """
+    from segmint.rules import RuleError, dependencies, parse
+
+    reads: dict[str, frozenset[str]] = {}
+    for name, seg in ws.segments.items():
+        try:
+            expr = parse(seg.evaluated_rule) if seg.evaluated_rule is not None else None
+        except RuleError:
+            continue  # reported by the rule checker
+        if expr is not None:
+            reads[name] = frozenset(dependencies(expr).segments) & ws.segments.keys()
+    SegmentPlan.from_workspace(ws, reads)
+
+
 def decide(unit: Unit, matches: Matcher, members: Set[str]) -> list[str]:
     """Return the members of one unit's segments, given the memberships decided before it."""
     for spec in unit.ranked:
@@ -227,16 +250,28 @@ def _group_unit(
         raise SegmentStructureError(f"group '{group}' has more than one default: {names}")
     ranked = sorted((s for s in members if not s.default), key=lambda s: (-s.priority, s.name))
     deps = frozenset().union(*(reads.get(s.name, frozenset()) for s in members))
-    own = {s.name for s in members}
-    inside = (deps | {s.parent for s in members if s.parent}) & own
-    if inside:
-        raise SegmentStructureError(
-            f"segments of group '{group}' read or nest in segments of the same group "
-            f"({', '.join(sorted(inside))}); exclusive members can never satisfy that"
-        )
+    _check_fellows(group, members, reads)
     return Unit(
         0, group, tuple(ranked), defaults[0] if defaults else None, _reads_of(members, deps)
     )
+
+
+def _check_fellows(
+    group: str, members: list[SegmentSpec], reads: Mapping[str, frozenset[str]]
+) -> None:
+    """Refuse a member of ``group`` that reads or nests in a member of the same group."""
+    own = {s.name for s in members}
+    for spec in sorted(members, key=lambda s: s.name):
+        for verb, targets in (("reads", reads.get(spec.name, frozenset())),
+                              ("nests in", {spec.parent} if spec.parent else set())):  # fmt: skip
+            inside = sorted(targets & own)
+            if inside:
+                raise SegmentStructureError(
+                    f"segment '{spec.name}' {verb} '{inside[0]}' of its own exclusive group "
+                    f"'{group}': segments of the same group hold no one in common, so it can "
+                    "never be satisfied",
+                    spec.name,
+                )
 
 
 def _reads_of(specs: Iterable[SegmentSpec], deps: frozenset[str]) -> frozenset[str]:
@@ -249,21 +284,39 @@ def _order_units(units: list[Unit]) -> tuple[Unit, ...]:
     needs = {i: {owner[n] for n in u.reads if n in owner} - {i} for i, u in enumerate(units)}
     for i, u in enumerate(units):
         if any(owner.get(n) == i for n in u.reads) and u.group is None:
-            raise SegmentStructureError(f"segment '{u.names[0]}' reads itself")
+            name = u.names[0]
+            own = u.ranked[0].parent == name
+            how = "is its own parent: it cannot bound itself" if own else "reads itself"
+            raise SegmentStructureError(f"segment '{name}' {how}", name)
     ordered: list[Unit] = []
     done: set[int] = set()
     while len(done) < len(units):
         ready = [i for i in range(len(units)) if i not in done and needs[i] <= done]
         if not ready:
-            stuck = sorted(n for i in range(len(units)) if i not in done for n in units[i].names)
-            raise SegmentStructureError(
-                "segments read each other in a cycle (in_segment or parent): " + ", ".join(stuck)
-            )
+            cycle = _cycle(units, owner, set(range(len(units))) - done)
+            chain = " → ".join(cycle)
+            message = f"segments read each other in a cycle: {chain} (in_segment or parent)"
+            raise SegmentStructureError(message, cycle[0])
         for i in ready:
             done.add(i)
             u = units[i]
             ordered.append(Unit(len(ordered), u.group, u.ranked, u.default, u.reads))
     return tuple(ordered)
+
+
+def _cycle(units: list[Unit], owner: Mapping[str, int], stuck: Set[int]) -> list[str]:
+    """One cycle among the ``stuck`` units, as segment names from the first that sorts."""
+    edges = {n: sorted(r for r in units[i].reads if owner.get(r) in stuck)
+             for i in stuck for n in units[i].names}  # fmt: skip
+    start = min(n for n, targets in edges.items() if targets)
+    trail = [start]
+    while True:
+        step = edges[trail[-1]][0]
+        if step in trail:
+            loop = trail[trail.index(step) :] + [step]
+            first = loop.index(min(loop[:-1]))
+            return loop[first:-1] + loop[:first] + [loop[first]]
+        trail.append(step)
 
 
 def _dependents(units: tuple[Unit, ...], unit_of: Mapping[str, int]) -> dict[int, frozenset[int]]:
