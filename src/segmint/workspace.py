@@ -74,14 +74,9 @@ class Workspace:
                 hint=f"create one with 'segmint init {folder}', or pass --workspace",
             )
         definition = load_workspace_def(folder / WORKSPACE_FILE)
-        problems = check_workspace(definition, folder / WORKSPACE_FILE)
-        if definition.journeys:
-            from segmint.journeys.validate import check_journeys
-
-            problems += check_journeys(definition, folder / WORKSPACE_FILE, folder / "templates")
+        problems = check_definition(definition, folder / WORKSPACE_FILE)
         if problems:
             raise ConfigErrors(problems)
-        _check_plan(definition, folder / WORKSPACE_FILE)
         return cls(path=folder, definition=definition, reads_only=reads_only)
 
     @classmethod
@@ -185,12 +180,27 @@ class _LazyPrivacy:
         return getattr(self._workspace.privacy, name)
 
 
-def _check_plan(definition: WorkspaceDef, path: Path) -> None:
-    """Refuse segments no plan can order, at the segment to blame in ``segmint.yaml``.
+def check_definition(definition: WorkspaceDef, path: Path) -> list[ConfigError]:
+    """Every problem a loaded workspace file has beyond its keys and references.
 
-    Raises:
-        ConfigErrors: The problem :func:`segmint.membership.check_plan` found.
+    The rules (:func:`segmint.rules.check_workspace`), the journeys, and, when those are
+    sound, whether the segments can be ordered (:func:`segmint.membership.check_plan`):
+    what ``segmint segments validate`` reports and what every command refuses to start on.
+
+    Args:
+        definition: The workspace loaded from ``path`` (its ``segmint.yaml``).
+        path: The file, read again for positions.
     """
+    problems = check_workspace(definition, path)
+    if definition.journeys:
+        from segmint.journeys.validate import check_journeys
+
+        problems += check_journeys(definition, path, path.parent / "templates")
+    return problems or _plan_problems(definition, path)
+
+
+def _plan_problems(definition: WorkspaceDef, path: Path) -> list[ConfigError]:
+    """The segment no plan can order, at its key in ``path`` (none when they can be)."""
     from segmint.membership import SegmentStructureError, check_plan
 
     try:
@@ -198,5 +208,5 @@ def _check_plan(definition: WorkspaceDef, path: Path) -> None:
     except SegmentStructureError as exc:
         data, text = read_yaml(path)
         keys = ["segments", exc.segment] if exc.segment is not None else ["segments"]
-        error = Positions(data, str(path), text).error(str(exc), keys, key=True)
-        raise ConfigErrors([error]) from None
+        return [Positions(data, str(path), text).error(str(exc), keys, key=True)]
+    return []

@@ -249,3 +249,47 @@ def test_template_preview_of_an_erased_person_says_so(cli: Run, shop: Path) -> N
     out = cli("-w", str(shop), "template", "preview", "lifecycle", "--profile",
               "grace.hopper@example.com", "--out", str(shop / "previews"))  # fmt: skip
     assert out.returncode == 1 and "was erased" in out.stderr and "receipt" in out.stderr, out
+
+
+# -- segment definitions the loader passed but no command could use --------------------------
+
+
+def _edit_segments(folder: Path, text: str) -> None:
+    path = folder / "segmint.yaml"
+    body = path.read_text()
+    assert "\nsegments:\n" in body
+    path.write_text(body.replace("\nsegments:\n", f"\nsegments:\n{text}", 1))
+
+
+@pytest.fixture
+def fresh(cli: Run, tmp_path: Path) -> Path:
+    """``segmint init``: the example shop, nothing ingested."""
+    assert cli("init", str(tmp_path / "ws")).returncode == 0
+    return tmp_path / "ws"
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("  own:\n    rule: 'orders > 1'\n    parent: own\n", "segment 'own' is its own parent"),
+        ("  a:\n    rule: 'orders > 1'\n    parent: b\n  b:\n    rule: 'orders > 2'\n"
+         "    parent: a\n", "segments read each other in a cycle: a → b → a"),
+        ("  a:\n    rule: \"in_segment('vip')\"\n    group: lifecycle\n",
+         "segment 'a' reads 'vip' of its own exclusive group 'lifecycle'"),
+    ],
+)  # fmt: skip
+def test_segments_no_plan_can_order_fail_validate_at_their_line(
+    cli: Run, fresh: Path, text: str, says: str
+) -> None:
+    """``segments validate`` said 'no problems'; ``refresh`` then failed with "segment 'X'
+    reads itself", naming no file or line."""
+    _edit_segments(fresh, text)
+    out = cli("-w", str(fresh), "segments", "validate", "--format", "json")
+    assert out.returncode == 1, out
+    [error] = json.loads(out.stdout)["errors"]
+    assert error["message"].startswith(says), error
+    first = text.split(":", 1)[0].strip()  # the segment written first, on the line after
+    assert (error["line"], error["column"]) == (36, 3), error  # 'segments:' (line 35)
+    assert error["key_path"] == f"segments.{first}", error
+    refresh = cli("-w", str(fresh), "refresh", "--as-of", AS_OF)
+    assert refresh.returncode != 0 and "segmint.yaml:" in refresh.stderr and says in refresh.stderr
