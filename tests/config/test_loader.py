@@ -139,3 +139,14 @@ def test_a_derived_trait_must_read_a_pii_value(yaml_file: Path) -> None:
     assert error.hint == "did you mean 'email'?"
     yaml_file.write_text(yaml_file.read_text().replace("from: emial", "from: email"))
     assert load_workspace_def(yaml_file).privacy.derive["email_domain"].from_ == "email"
+
+
+def test_a_priority_without_a_group_is_an_error_at_the_priority(yaml_file: Path) -> None:
+    """A priority ranks the members of an exclusive group; without one it was ignored."""
+    rewrite(
+        yaml_file, "    tags: [revenue]\n  loyal", "    tags: [revenue]\n    priority: 5\n  loyal"
+    )
+    [error] = errors_of(yaml_file)
+    assert error.key_path == "segments.high_value.priority", error
+    assert "segment 'high_value' has a 'priority' but no 'group'" in error.message
+    assert error.hint == "add 'group: NAME' (as lifecycle), or remove 'priority'"

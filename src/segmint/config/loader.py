@@ -272,6 +272,8 @@ def cross_check(ws: WorkspaceDef, positions: Positions) -> list[ConfigError]:
             hint = did_you_mean(seg.parent, names)
             msg = f"unknown parent segment '{seg.parent}' of segment '{name}'"
             errors.append(positions.error(msg, ["segments", name, "parent"], hint=hint))
+        if seg.priority and seg.group is None:
+            errors.append(_priority_alone(ws, name, positions))
         if seg.default and seg.group is not None:
             if seg.group in defaults:
                 msg = f"group '{seg.group}' already has default segment '{defaults[seg.group]}'"
@@ -303,6 +305,16 @@ def cross_check(ws: WorkspaceDef, positions: Positions) -> list[ConfigError]:
         msg = f"email.group names '{ws.email.group}', which no segment belongs to"
         errors.append(positions.error(msg, ["email", "group"]))
     return errors + _check_derive(ws, positions) + check_experiments(ws, positions)
+
+
+def _priority_alone(ws: WorkspaceDef, name: str, positions: Positions) -> ConfigError:
+    """A priority on a segment with no group: it ranks nothing (it was ignored)."""
+    groups = sorted({s.group for s in ws.segments.values() if s.group is not None})
+    example = f" (as {', '.join(groups)})" if groups else ""
+    msg = (f"segment '{name}' has a 'priority' but no 'group': a priority ranks the "
+           "segments of an exclusive group")  # fmt: skip
+    hint = f"add 'group: NAME'{example}, or remove 'priority'"
+    return positions.error(msg, ["segments", name, "priority"], hint=hint)
 
 
 def _check_derive(ws: WorkspaceDef, positions: Positions) -> list[ConfigError]:
