@@ -293,3 +293,16 @@ def test_segments_no_plan_can_order_fail_validate_at_their_line(
     assert error["key_path"] == f"segments.{first}", error
     refresh = cli("-w", str(fresh), "refresh", "--as-of", AS_OF)
     assert refresh.returncode != 0 and "segmint.yaml:" in refresh.stderr and says in refresh.stderr
+
+
+def test_a_misspelt_group_is_a_warning_naming_the_group_it_resembles(cli: Run, fresh: Path) -> None:
+    """``group: lifecylce`` made a group of one, exclusive with nothing, without a word."""
+    _edit_segments(fresh, "  a:\n    rule: 'orders > 1'\n    group: lifecylce\n")
+    out = cli("-w", str(fresh), "segments", "validate", "--format", "json")
+    assert out.returncode == 0, out
+    [warning] = [w for w in json.loads(out.stdout)["warnings"] if "group" in w["message"]]
+    assert warning["key_path"] == "segments.a.group" and warning["line"] == 38, warning
+    assert warning["message"] == (
+        "group 'lifecylce' has only segment 'a', so it is exclusive with no other segment"
+    )
+    assert warning["hint"] == "did you mean 'lifecycle'?"

@@ -55,11 +55,13 @@ def validate(ctx: Context, fmt: str) -> None:
     the stored events know are warnings with a suggestion: the rule is valid but would
     never match them.
     """
+    from segmint.config.loader import group_warnings
     from segmint.workspace import check_definition
 
     defn, yaml_path = _definition(ctx)
     problems = check_definition(defn, yaml_path)
     warnings, basis = _name_warnings(ctx, defn, yaml_path)
+    warnings += group_warnings(defn, yaml_path)
     if fmt == "json":
         emit_json(
             {

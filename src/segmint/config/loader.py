@@ -307,6 +307,29 @@ def cross_check(ws: WorkspaceDef, positions: Positions) -> list[ConfigError]:
     return errors + _check_derive(ws, positions) + check_experiments(ws, positions)
 
 
+def group_warnings(ws: WorkspaceDef, path: Path) -> list[ConfigError]:
+    """A group of one segment named like another group: most likely a misspelt group.
+
+    Such a segment is in no exclusive group with the others, which nothing else would say.
+    """
+    groups: dict[str, list[str]] = {}
+    for name, seg in ws.segments.items():
+        if seg.group is not None:
+            groups.setdefault(seg.group, []).append(name)
+    positions: Positions | None = None
+    warnings = []
+    for group, members in groups.items():
+        hint = did_you_mean(group, [g for g in groups if g != group and len(groups[g]) > 1])
+        if len(members) == 1 and hint is not None:
+            if positions is None:
+                data, text = read_yaml(path)
+                positions = Positions(data, str(path), text)
+            msg = (f"group '{group}' has only segment '{members[0]}', so it is exclusive "
+                   "with no other segment")  # fmt: skip
+            warnings.append(positions.error(msg, ["segments", members[0], "group"], hint=hint))
+    return warnings
+
+
 def _priority_alone(ws: WorkspaceDef, name: str, positions: Positions) -> ConfigError:
     """A priority on a segment with no group: it ranks nothing (it was ignored)."""
     groups = sorted({s.group for s in ws.segments.values() if s.group is not None})
