@@ -150,3 +150,22 @@ def test_a_priority_without_a_group_is_an_error_at_the_priority(yaml_file: Path)
     assert error.key_path == "segments.high_value.priority", error
     assert "segment 'high_value' has a 'priority' but no 'group'" in error.message
     assert error.hint == "add 'group: NAME' (as lifecycle), or remove 'priority'"
+
+
+def test_a_priority_on_a_default_segment_is_an_error_at_the_priority(yaml_file: Path) -> None:
+    """A default comes after every ranked member of its group; its priority was ignored."""
+    rewrite(yaml_file, "    default: true\n", "    default: true\n    priority: 5\n")
+    [error] = errors_of(yaml_file)
+    assert error.key_path == "segments.new_customer.priority", error
+    assert error.message.startswith("default segment 'new_customer' has a 'priority'")
+
+
+def test_a_webhook_following_an_archived_segment_says_archived(yaml_file: Path) -> None:
+    """It said 'unknown segment', though the segment is right there, archived."""
+    rewrite(yaml_file, "    priority: 10\n", "    priority: 10\n    archived: true\n")
+    text = yaml_file.read_text() + "\nwebhooks:\n  crm:\n    url: https://example.com/h\n"
+    yaml_file.write_text(text + "    segments: [churned]\n")
+    [error] = errors_of(yaml_file)
+    assert error.key_path == "webhooks.crm.segments[0]", error
+    assert error.message == "webhook 'crm' follows segment 'churned', which is archived"
+    assert error.hint == "remove it from the webhook, or set 'archived: false' on the segment"

@@ -274,6 +274,8 @@ def cross_check(ws: WorkspaceDef, positions: Positions) -> list[ConfigError]:
             errors.append(positions.error(msg, ["segments", name, "parent"], hint=hint))
         if seg.priority and seg.group is None:
             errors.append(_priority_alone(ws, name, positions))
+        elif seg.priority and seg.default:
+            errors.append(_priority_on_default(name, str(seg.group), positions))
         if seg.default and seg.group is not None:
             if seg.group in defaults:
                 msg = f"group '{seg.group}' already has default segment '{defaults[seg.group]}'"
@@ -294,10 +296,14 @@ def cross_check(ws: WorkspaceDef, positions: Positions) -> list[ConfigError]:
             errors.append(positions.error(msg, ["campaigns", name, "topic"], hint=hint))
     for name, hook in ws.webhooks.items():
         for index, segment in enumerate(hook.segments):
-            if segment not in ws.segments:
+            key: list[str | int] = ["webhooks", name, "segments", index]
+            if segment in archived:
+                msg = f"webhook '{name}' follows segment '{segment}', which is archived"
+                hint = "remove it from the webhook, or set 'archived: false' on the segment"
+                errors.append(positions.error(msg, key, hint=hint))
+            elif segment not in ws.segments:
                 hint = did_you_mean(segment, names)
                 msg = f"unknown segment '{segment}' in webhook '{name}'"
-                key: list[str | int] = ["webhooks", name, "segments", index]
                 errors.append(positions.error(msg, key, hint=hint))
     if ws.email.group is not None and not any(
         s.group == ws.email.group for s in ws.segments.values()
@@ -338,6 +344,13 @@ def _priority_alone(ws: WorkspaceDef, name: str, positions: Positions) -> Config
            "segments of an exclusive group")  # fmt: skip
     hint = f"add 'group: NAME'{example}, or remove 'priority'"
     return positions.error(msg, ["segments", name, "priority"], hint=hint)
+
+
+def _priority_on_default(name: str, group: str, positions: Positions) -> ConfigError:
+    """A priority on a group's default: it ranks after every other member (it was ignored)."""
+    msg = (f"default segment '{name}' has a 'priority': a default ranks after every other "
+           f"segment of group '{group}', holding whoever matches none")  # fmt: skip
+    return positions.error(msg, ["segments", name, "priority"], hint="remove 'priority'")
 
 
 def _check_derive(ws: WorkspaceDef, positions: Positions) -> list[ConfigError]:
