@@ -92,12 +92,18 @@ def test_repeated_message_counts_once(ws: Workspace, intake: Intake) -> None:
     assert next(s for s in report.sources if s.source == "form").ignored_identifiers == {"email": 1}
 
 
-@pytest.mark.parametrize("junk", ["none", "0", "12", "call me", "+", "", "unknown", 4.9e12])
-def test_junk_phone_links_no_visitors(ws: Workspace, clock: FixedClock, junk: Any) -> None:
+def _two_visitors_typed(ws: Workspace, clock: FixedClock, phone: Any) -> Workspace:
+    """Two anonymous visitors (messages m1, m2) who typed the same ``phone`` in an app."""
     ws = with_identifiers(ws, "email", "phone")
     intake = Intake(ws, clock)
-    intake.submit([identify("m1", anonymousId="a1", traits={"phone": junk})], source="app")
-    intake.submit([identify("m2", anonymousId="a2", traits={"phone": junk})], source="app")
+    intake.submit([identify("m1", anonymousId="a1", traits={"phone": phone})], source="app")
+    intake.submit([identify("m2", anonymousId="a2", traits={"phone": phone})], source="app")
+    return ws
+
+
+@pytest.mark.parametrize("junk", ["none", "0", "12", "call me", "+", "", "unknown", 4.9e12])
+def test_junk_phone_links_no_visitors(ws: Workspace, clock: FixedClock, junk: Any) -> None:
+    ws = _two_visitors_typed(ws, clock, junk)
     assert len(profiles(ws, "m1", "m2")) == 2
     assert kinds(ws, "phone") == []
     report = quality_report(ws.store, ws.definition, NOW)
@@ -108,10 +114,7 @@ def test_junk_phone_links_no_visitors(ws: Workspace, clock: FixedClock, junk: An
     "phone", ["+49 151 2345 6789", "(030) 123-4567", "0301234567", 4915123456789]
 )
 def test_legitimate_phone_still_links(ws: Workspace, clock: FixedClock, phone: Any) -> None:
-    ws = with_identifiers(ws, "email", "phone")
-    intake = Intake(ws, clock)
-    intake.submit([identify("m1", anonymousId="a1", traits={"phone": phone})], source="app")
-    intake.submit([identify("m2", anonymousId="a2", traits={"phone": phone})], source="app")
+    ws = _two_visitors_typed(ws, clock, phone)
     assert len(profiles(ws, "m1", "m2")) == 1
     assert kinds(ws, "phone") == [str(phone)]
 

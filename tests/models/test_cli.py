@@ -59,13 +59,20 @@ def test_score_names_an_unknown_model_with_the_nearest_one(tmp_path, cli):
     assert typo.stdout == ""  # the progress spinner writes to stderr, results to stdout
 
 
-def test_a_model_removed_from_the_workspace_is_not_scored(tmp_path, cli):
-    """Its versions stay in the store, but its traits are gone: scoring it is refused."""
+def _trained_then_edited(tmp_path, cli, old: str, new: str):
+    """The workspace with ``rfm`` trained at AS_OF, then ``old`` replaced by ``new`` in
+    its segmint.yaml; the folder and the instant."""
     folder = _ws(tmp_path, cli)
     at = AS_OF.isoformat()
     assert cli("-w", str(folder), "models", "train", "rfm", "--as-of", at).returncode == 0
     yaml = folder / "segmint.yaml"
-    yaml.write_text(yaml.read_text().replace("  rfm: {kind: clustering, k: 3}\n", ""))
+    yaml.write_text(yaml.read_text().replace(old, new))
+    return folder, at
+
+
+def test_a_model_removed_from_the_workspace_is_not_scored(tmp_path, cli):
+    """Its versions stay in the store, but its traits are gone: scoring it is refused."""
+    folder, at = _trained_then_edited(tmp_path, cli, "  rfm: {kind: clustering, k: 3}\n", "")
     out = cli("-w", str(folder), "models", "score", "rfm", "--as-of", at, "--no-refresh")
     assert out.returncode == 1 and "unknown model 'rfm'" in out.stderr
     from segmint.workspace import Workspace
@@ -96,11 +103,7 @@ def test_write_segments_changes_only_the_lines_it_adds(tmp_path, cli):
 def test_a_removed_model_is_shown_as_removed(tmp_path, cli):
     """``models show`` of a model taken out of segmint.yaml said 'unknown model', though its
     versions (metrics, clusters) are kept in the store."""
-    folder = _ws(tmp_path, cli)
-    at = AS_OF.isoformat()
-    assert cli("-w", str(folder), "models", "train", "rfm", "--as-of", at).returncode == 0
-    yaml = folder / "segmint.yaml"
-    yaml.write_text(yaml.read_text().replace("  rfm: {kind: clustering, k: 3}\n", ""))
+    folder, at = _trained_then_edited(tmp_path, cli, "  rfm: {kind: clustering, k: 3}\n", "")
     shown = cli("-w", str(folder), "models", "show", "rfm")
     assert shown.returncode == 0, shown.stderr
     assert "rfm v1 (clustering)" in shown.stdout and "no longer in segmint.yaml" in shown.stdout
@@ -108,7 +111,7 @@ def test_a_removed_model_is_shown_as_removed(tmp_path, cli):
     assert data["defined"] is False and data["version"] == 1
     written = cli("-w", str(folder), "models", "show", "rfm", "--write-segments")
     assert written.returncode == 1 and "declare it again under 'models:'" in written.stderr
-    assert "rfm_cluster" not in yaml.read_text()
+    assert "rfm_cluster" not in (folder / "segmint.yaml").read_text()
     never = cli("-w", str(folder), "models", "show", "rfn")  # never declared nor stored
     assert never.returncode == 1 and "unknown model 'rfn'" in never.stderr
 
@@ -178,11 +181,7 @@ def test_write_segments_says_which_proposals_it_did_not_write(tmp_path, cli):
 
 def test_a_version_trained_on_a_trait_since_removed_says_to_train_again(tmp_path, cli):
     """`avg_order_value` renamed after training: scoring was a traceback (KeyError)."""
-    folder = _ws(tmp_path, cli)
-    at = AS_OF.isoformat()
-    assert cli("-w", str(folder), "models", "train", "rfm", "--as-of", at).returncode == 0
-    yaml = folder / "segmint.yaml"
-    yaml.write_text(yaml.read_text().replace("  avg_order_value: {", "  aov: {"))
+    folder, at = _trained_then_edited(tmp_path, cli, "  avg_order_value: {", "  aov: {")
     out = cli("-w", str(folder), "models", "score", "rfm", "--as-of", at, "--format", "json")
     assert out.returncode == 1, out
     error = json.loads(out.stdout)["error"]
