@@ -34,3 +34,20 @@ def test_leaves_hold_until_the_transition(rule: Expr, person: Any, fractions: li
         assert found > AS_OF
         if found - AS_OF != RECHECK:  # a leaf not linear in time is only looked at again
             assert [leaf(row, found) for leaf in leaves] != now
+
+
+def test_a_dynamic_number_written_as_text_moves_with_time() -> None:
+    """Found by the property above: ``d1 + days_since(t1) between n1 and n2`` with ``d1``
+    the text '-3' (a dynamic trait). The evaluator reads it as the number -3; the linear
+    forms took the text for no number, so the flip at ``<= -2`` was never scheduled."""
+    from datetime import UTC, datetime
+
+    from segmint.rules import parse
+
+    rule = parse("d1 + days_since(t1) between n1 and n2")
+    row = {"n1": None, "n2": -2, "d1": "-3", "t1": datetime(2024, 5, 1, 12, tzinfo=UTC)}
+    (leaf,) = [compile_python(leaf, schema=SCHEMA) for leaf in time_leaves(rule)]
+    found = next_transition(rule, row, AS_OF, schema=SCHEMA)
+    assert found is not None and found > AS_OF
+    assert leaf(row, found) != leaf(row, AS_OF)
+    assert leaf(row, found - timedelta(microseconds=1)) == leaf(row, AS_OF)

@@ -46,7 +46,11 @@ _PY_OP = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
 def compile_python(
-    expr: A.Expr, *, schema: TraitSchema | None = None, getter: Getter | None = None
+    expr: A.Expr,
+    *,
+    schema: TraitSchema | None = None,
+    getter: Getter | None = None,
+    dynamic_as: RuleType = "boolean",
 ) -> Evaluator:
     """Compile a rule into a function ``(row, as_of) -> bool | None``.
 
@@ -56,6 +60,9 @@ def compile_python(
             Without a schema, values are taken to have the types the rule uses.
         getter: Maps a trait name to a reader of that value from a row; the default reads
             ``row.get(name)``. A row may be a profile's traits or one event's properties.
+        dynamic_as: What a ``dynamic`` root is coerced to: a condition by default; a part
+            of a larger expression compiled alone passes the type its place reads it as
+            (``number`` in arithmetic).
 
     Returns:
         For a rule, a function returning True, False or None (NULL). Segment membership
@@ -66,7 +73,7 @@ def compile_python(
     implicit = {agg.name: _implicit_type(agg.func) for agg in aggregates}
     base = schema or TraitSchema()
     full = TraitSchema({**base.types, **implicit}, base.segments, base.default, base.profile)
-    return PythonCompiler(full, getter).function(lowered)
+    return PythonCompiler(full, getter).function(lowered, dynamic_as)
 
 
 def _implicit_type(func: str) -> RuleType:
@@ -100,11 +107,11 @@ class PythonCompiler:
         self.guards: dict[str, tuple[list[tuple[str, str]], list[str], str]] = {}
         self._capture: list[tuple[list[tuple[str, str]], str | None]] | None = None
 
-    def function(self, node: A.Expr) -> Evaluator:
-        """Compile ``node`` into ``rule(row, as_of)``; a dynamic root is a condition."""
+    def function(self, node: A.Expr, dynamic_as: RuleType = "boolean") -> Evaluator:
+        """Compile ``node`` into ``rule(row, as_of)``; a dynamic root is a ``dynamic_as``."""
         names = [n.name for n in A.walk(node) if isinstance(n, A.TraitRef)]
         self.shared = {n for n in names if names.count(n) > 1}
-        body = self.typed(node, "boolean")
+        body = self.typed(node, dynamic_as)
         # A trait read more than once is read once, up front, into a local; others inline.
         reads = "".join(f"    {local} = {read}\n" for read, local in self.reads.items())
         source = f"def rule(row, as_of):\n    _get = row.get\n{reads}    return {body}\n"

@@ -189,8 +189,8 @@ def _form(node: A.Expr, schema: TraitSchema | None) -> Form:
     """Compile ``node`` into a function returning its linear form (None when NULL)."""
     if isinstance(node, A.Now):
         return _now_form
-    if not _timed(node):
-        evaluate = compile_python(node, schema=schema)
+    if not _timed(node):  # a constant of a linear form: a dynamic trait read as a number
+        evaluate = compile_python(node, schema=schema, dynamic_as="number")
         return lambda row, as_of: _constant(evaluate(row, as_of))
     if isinstance(node, A.DaysSince):
         return _days_since(_form(node.operand, schema))
