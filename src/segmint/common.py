@@ -33,6 +33,20 @@ def nearest(name: str, candidates: Iterable[str]) -> str | None:
     return lowered.get(name.lower())
 
 
+_ADDRESS = re.compile(r"[^@\s<>\",;]+@[^@\s<>\",;'.]+(\.[^@\s<>\",;'.]+)+")
+
+
+def looks_like_address(text: str) -> bool:
+    """Whether ``text`` (trimmed) has the shape of an email address.
+
+    One ``@``, no spaces, quotes, brackets, commas or semicolons (an apostrophe may stand
+    in the local part: ``o'neil@example.com``), and a domain of at least two non-empty
+    labels. Shared by intake (which values link profiles) and delivery (which addresses a
+    consent, suppression or send takes).
+    """
+    return _ADDRESS.fullmatch(text.strip()) is not None
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """Return "did you mean 'x'?" for the nearest candidate, or None."""
     found = nearest(name, candidates)

@@ -190,3 +190,23 @@ def test_alias_naming_a_placeholder_is_refused(ws: Workspace, intake: Intake) ->
     result = intake.submit([alias], source="web", invalid="reject")
     assert result.accepted == 0
     assert str(result.rejected[0].error).startswith("previousId: 'null'")
+
+
+@pytest.mark.parametrize(
+    ("text", "shaped"),
+    [
+        ("o'neil@example.com", True),  # delivery refused the apostrophe intake took
+        ("Ann+News@Example.COM", True),
+        ("ann@bücher.de", True),
+        ("ann@b..de", False),  # delivery took an empty domain label intake refused
+        ("ann@.de", False),
+        ('"Ann" <ann@example.com>', False),
+        ("ann@localhost", False),
+    ],
+)
+def test_intake_and_delivery_agree_on_what_an_address_looks_like(text: str, shaped: bool) -> None:
+    from segmint.deliver.consent import looks_like_address
+    from segmint.intake.identifiers import usable
+
+    assert looks_like_address(text) is shaped
+    assert usable("email", text.strip().lower()) is shaped

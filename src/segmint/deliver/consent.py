@@ -23,7 +23,6 @@ consent.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +30,7 @@ from typing import Any, Literal
 
 import orjson
 
-from segmint.common import did_you_mean, in_lists
+from segmint.common import did_you_mean, in_lists, looks_like_address
 from segmint.config.model import ConsentDef
 from segmint.deliver.errors import CampaignError
 from segmint.intake.identity import merge_roots, normalise_address
@@ -41,8 +40,6 @@ from segmint.store.bulk import fetch_in, insert_rows
 
 CONSENT_COLUMNS = ("profile_id", "topic", "status", "source", "occurred_at", "event_id")
 ADDRESS_COLUMNS = ("address", "topic", "status", "source", "occurred_at")
-ADDRESS_PATTERN = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
-"""What a deliverable address looks like (one ``@``, a dot in the domain, no spaces)."""
 EMAIL = "email"
 """The identity kind of email addresses (the default workspace identifier)."""
 
@@ -86,11 +83,6 @@ class ConsentChange:
     def subject(self) -> str:
         """Whom the statement was recorded under: a profile id or ``email:ADDRESS``."""
         return self.profile_id if self.profile_id is not None else f"{EMAIL}:{self.address}"
-
-
-def looks_like_address(text: str) -> bool:
-    """Whether ``text`` (trimmed) has the shape of an email address."""
-    return ADDRESS_PATTERN.match(text.strip()) is not None
 
 
 def address_key(store: Store, address: str) -> str:

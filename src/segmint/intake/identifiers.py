@@ -30,6 +30,8 @@ import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from segmint.common import looks_like_address
+
 if TYPE_CHECKING:
     from segmint.intake.payloads import Message
 
@@ -41,7 +43,6 @@ PLACEHOLDERS = frozenset(
 PHONE_NAMES = frozenset({"phone", "phone_number", "mobile", "mobile_phone"})
 """Identifier names checked as phone numbers."""
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 _PHONE = re.compile(r"\+?\d{5,15}")
 _PHONE_SEPARATORS = str.maketrans("", "", " -./()\u00a0")
 
@@ -68,7 +69,7 @@ def usable(name: str, text: str) -> bool:
     if not text or text.lower() in PLACEHOLDERS:
         return False
     if name == "email":
-        return _EMAIL.fullmatch(text) is not None
+        return looks_like_address(text)
     if name in PHONE_NAMES:
         return _PHONE.fullmatch(text.translate(_PHONE_SEPARATORS)) is not None
     return True

@@ -25,6 +25,7 @@ from segmint.traits import (
     TraitState,
     drop_states,
     fold_events,
+    load_states,
     save_traits,
     select_profiles,
     usable_states,
@@ -87,11 +88,9 @@ def load_many(
     forced = set(rebuild)
     if len(ids) == 1:  # one event's profile: one statement
         blobs, members, due = _stored_one(store, ids[0])
-        if ids[0] in forced:
-            blobs = {}
+        states = usable_states(engine, {} if ids[0] in forced else blobs)
     else:  # a table at a time (a union of the three runs about twice as long for many)
-        rows = select_profiles(store, "SELECT profile_id, state FROM trait_state", ids)
-        blobs = {pid: bytes(blob) for pid, blob in rows if pid not in forced}
+        states = load_states(store, engine, [pid for pid in ids if pid not in forced])
         members = {pid: set() for pid in ids}
         for pid, seg in select_profiles(store, "SELECT profile_id, segment FROM memberships", ids):
             members[pid].add(seg)
@@ -99,13 +98,10 @@ def load_many(
             pid: _aware(at)
             for pid, at in select_profiles(store, "SELECT profile_id, due_at FROM schedule", ids)
         }
-    states = usable_states(engine, blobs)
     missing = [pid for pid in ids if pid not in states]
     states.update(fold_events(store, engine, missing, set(exclude), until))
     return {
-        pid: Live(
-            states[pid], {}, frozenset(members.get(pid, ())), due.get(pid), stored_due=due.get(pid)
-        )
+        pid: Live(states[pid], {}, frozenset(members[pid]), due.get(pid), stored_due=due.get(pid))
         for pid in ids
     }
 

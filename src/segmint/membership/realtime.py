@@ -682,13 +682,14 @@ class RealtimeEngine:
         # DuckDB: with the erasure hint where the engine last checked all it holds, no
         # profile can have been erased meanwhile (see _forget_erased)
         unerased = not self._postgres and erasure_mark(self.store) == self._erasures
-        saved = save_states(
+        dropped = save_states(
             self.store, self.compiled, self._unsaved, as_of, locked=locked, unerased=unerased
         )
-        for gone in saved:
+        for gone in dropped:
             self._live.pop(gone, None)  # erased by another process: nothing to keep
         # the schedule entries left for later (passed, or no longer due)
-        save_schedule(self.store, {p: v for p, v in self._unsaved.items() if p not in saved}, as_of)
+        kept = {pid: live for pid, live in self._unsaved.items() if pid not in dropped}
+        save_schedule(self.store, kept, as_of)
         if self._seq is not None:
             write_meta(self.store, SEQ_KEY, str(self._seq))
         if self._applied_set and (self._applied is not None or self._seq is not None):
