@@ -22,12 +22,12 @@ from segmint.api.auth import require_write
 from segmint.api.errors import ApiError
 from segmint.api.inputs import instant, refuse_nul
 from segmint.clock import Clock
+from segmint.common import looks_like_address
 from segmint.deliver import engagement, pages
 from segmint.deliver.consent import (
     ALL_TOPICS,
     check_topic,
     current_consents,
-    looks_like_address,
     record_consent,
     suppress,
     sync_trait_consents,

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from segmint.clock import LATEST
+from segmint.common import looks_like_address
 from segmint.config.model import ConsentDef
 from segmint.deliver.consent import (
     SUPPRESSION_REASONS,
@@ -14,7 +15,6 @@ from segmint.deliver.consent import (
     later,
     latest_address_consents,
     latest_consents,
-    looks_like_address,
     stated_after,
     suppressions,
 )

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from segmint.common import looks_like_address
 from segmint.config.model import ConsentDef
 from segmint.deliver.consent import (
     EMAIL,
@@ -19,7 +20,6 @@ from segmint.deliver.consent import (
     ConsentStatus,
     address_history,
     consent_history,
-    looks_like_address,
     record_address_consent,
     record_consent,
 )
