@@ -8,6 +8,8 @@ recompute.
 
 from __future__ import annotations
 
+import json
+import socket
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -119,6 +121,29 @@ def test_status_reports_each_running_server(workspace: Workspace) -> None:
     assert [s["running"] for s in stale["servers"]] == [False]
     follower.close()
     assert realtime_status(workspace.store, NOW)["servers"] == []
+
+
+def test_a_killed_server_on_this_machine_is_not_reported_running(workspace: Workspace) -> None:
+    """``kill -9`` of a server left its last report, fresh for ten seconds: ``status`` then
+    listed it as leading beside the server started after it."""
+    import subprocess
+    import sys
+
+    from segmint.membership.follow import LAG_KEY
+    from segmint.store import write_meta
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    body = {"at": NOW.isoformat(), "leading": True, "events": 0}
+    with workspace.store.transaction():
+        write_meta(workspace.store, f"{LAG_KEY}{socket.gethostname()}:{dead.stdout.strip()}",
+                   json.dumps(body))  # fmt: skip
+        write_meta(workspace.store, f"{LAG_KEY}elsewhere:1", json.dumps(body))
+    found = realtime_status(workspace.store, NOW + timedelta(seconds=2))["servers"]
+    assert {s["server"].split(":")[0]: s["running"] for s in found} == {
+        socket.gethostname(): False,  # gone: its process ended
+        "elsewhere": True,  # another machine's: its report alone says
+    }
 
 
 @pytest.mark.postgres

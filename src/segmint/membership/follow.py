@@ -469,8 +469,27 @@ def published_lags(store: Store, now: datetime) -> list[dict[str, Any]]:
         except (ValueError, KeyError, TypeError):
             continue
         server = str(key).removeprefix(LAG_KEY)
-        found.append({"server": server, **body, "running": age <= STALE_AFTER})
+        running = age <= STALE_AFTER and not _gone_here(server)
+        found.append({"server": server, **body, "running": running})
     return found
+
+
+def _gone_here(server: str) -> bool:
+    """Whether ``server`` (``host:pid``) ran on this machine and its process has ended.
+
+    A server killed (``kill -9``) leaves its last report, fresh for up to
+    :data:`STALE_AFTER` seconds: on its own machine the process says at once that it is gone.
+    """
+    host, _, pid = server.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's process: alive
+        return False
+    return False
 
 
 def realtime_status(store: Store, now: datetime) -> dict[str, Any]:
